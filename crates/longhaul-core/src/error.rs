@@ -1,0 +1,128 @@
+//! One error type for the engine. Every variant maps to a stable string code (`E_*`) that the
+//! binding hands to JavaScript as `err.code` and the protocol carries in ERROR frames, and each
+//! carries the facts that matter (path, errno, limit and value).
+
+use std::io;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A path that would land outside the destination root: absolute, `..`, or through a symlink.
+    #[error("path escapes the destination root: {path:?} ({why})")]
+    PathEscape { path: String, why: &'static str },
+    /// A path that is not a clean relative path (NUL, empty or `.` component).
+    #[error("invalid path {path:?}: {why}")]
+    BadPath { path: String, why: &'static str },
+    #[error("duplicate path in index: {path:?}")]
+    Duplicate { path: String },
+    /// A content index that is malformed: truncated, bad checksum, inconsistent offsets or sizes.
+    #[error("malformed content index: {0}")]
+    Index(String),
+    #[error("{what} over the limit: {got} > {limit}")]
+    Limit { what: &'static str, limit: u64, got: u64 },
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    #[error("no common protocol version: ours {ours_min}..={ours_max}, peer {peer_min}..={peer_max}")]
+    Version { ours_min: u16, ours_max: u16, peer_min: u16, peer_max: u16 },
+    #[error("block checksum mismatch at offset {offset} (length {len})")]
+    Checksum { offset: u64, len: u32 },
+    #[error("{op} {path:?}: {source}")]
+    Io { op: &'static str, path: String, source: io::Error },
+    #[error("no space left on the destination while writing {path:?}")]
+    NoSpace { path: String },
+    #[error("source not found: {path:?}")]
+    NotFound { path: String },
+    #[error("source changed during the transfer: {path:?} ({why})")]
+    SourceChanged { path: String, why: &'static str },
+    #[error("cannot connect to {addr}: {source}")]
+    Connect { addr: String, source: io::Error },
+    #[error("network error ({what}): {source}")]
+    Net { what: &'static str, source: io::Error },
+    #[error("timed out: {0}")]
+    Timeout(&'static str),
+    #[error("transfer cancelled")]
+    Cancelled,
+    #[error("invalid option: {0}")]
+    Usage(String),
+    /// An error the peer reported in an ERROR frame; its code is kept as the peer sent it.
+    #[error("{message}")]
+    Remote { code: String, message: String },
+}
+
+/// Every code the engine can produce, for documentation and for mapping codes received from a
+/// peer back to a known one.
+pub const CODES: &[&str] = &[
+    "E_PATH_ESCAPE",
+    "E_BAD_PATH",
+    "E_DUPLICATE",
+    "E_INDEX",
+    "E_LIMIT",
+    "E_PROTOCOL",
+    "E_VERSION",
+    "E_CHECKSUM",
+    "E_IO",
+    "E_NOSPACE",
+    "E_NOT_FOUND",
+    "E_SOURCE_CHANGED",
+    "E_CONNECT",
+    "E_NET",
+    "E_TIMEOUT",
+    "E_CANCELLED",
+    "E_USAGE",
+];
+
+impl Error {
+    pub fn code(&self) -> &str {
+        match self {
+            Error::PathEscape { .. } => "E_PATH_ESCAPE",
+            Error::BadPath { .. } => "E_BAD_PATH",
+            Error::Duplicate { .. } => "E_DUPLICATE",
+            Error::Index(_) => "E_INDEX",
+            Error::Limit { .. } => "E_LIMIT",
+            Error::Protocol(_) => "E_PROTOCOL",
+            Error::Version { .. } => "E_VERSION",
+            Error::Checksum { .. } => "E_CHECKSUM",
+            Error::Io { .. } => "E_IO",
+            Error::NoSpace { .. } => "E_NOSPACE",
+            Error::NotFound { .. } => "E_NOT_FOUND",
+            Error::SourceChanged { .. } => "E_SOURCE_CHANGED",
+            Error::Connect { .. } => "E_CONNECT",
+            Error::Net { .. } => "E_NET",
+            Error::Timeout(_) => "E_TIMEOUT",
+            Error::Cancelled => "E_CANCELLED",
+            Error::Usage(_) => "E_USAGE",
+            Error::Remote { code, .. } => code,
+        }
+    }
+
+    /// An I/O error on a file; ENOSPC and EDQUOT become `NoSpace` so callers see `E_NOSPACE`.
+    pub fn io(op: &'static str, path: impl AsRef<[u8]>, source: io::Error) -> Error {
+        let path = String::from_utf8_lossy(path.as_ref()).into_owned();
+        match source.raw_os_error() {
+            Some(libc::ENOSPC) | Some(libc::EDQUOT) => Error::NoSpace { path },
+            _ => Error::Io { op, path, source },
+        }
+    }
+
+    pub fn net(what: &'static str) -> impl FnOnce(io::Error) -> Error {
+        move |source| match source.kind() {
+            io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => Error::Timeout(what),
+            _ => Error::Net { what, source },
+        }
+    }
+
+    /// Rebuilds an error received from the peer.
+    pub fn remote(code: &str, message: &str) -> Error {
+        let code = if code.starts_with("E_") && code.len() <= 32 && code.bytes().all(|b| b.is_ascii_uppercase() || b == b'_') {
+            code.to_owned()
+        } else {
+            "E_PROTOCOL".to_owned()
+        };
+        Error::Remote { code, message: message.to_owned() }
+    }
+}
+
+pub(crate) fn lossy(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}

@@ -1,0 +1,469 @@
+//! The content index table: a dataset described as one logical byte stream (mdtmFTP's "large
+//! virtual file"). Each regular file owns the range `[offset, offset + size)` of that stream, in
+//! a stable tree order, so a block of the stream can span many small files and no file costs a
+//! round trip of its own.
+//!
+//! The binary form is little-endian and versioned, paths are prefix-compressed against the
+//! previous entry, integers are LEB128 varints, and an XXH3-64 of everything before it closes
+//! the table. `decode` trusts nothing: the checksum, every count, size, offset and path rule is
+//! checked before anything is allocated in proportion to what the input claims.
+
+use std::cmp::Ordering;
+use std::collections::HashMap;
+
+use crate::error::{lossy, Error, Result};
+use crate::hash::xxh3;
+
+pub const INDEX_MAGIC: [u8; 4] = *b"LHIX";
+pub const INDEX_VERSION: u16 = 1;
+/// 16 Mi entries: a tree larger than that is sent as several transfers. Keeps a hostile count
+/// from asking the receiver for gigabytes of entry structs.
+pub const MAX_ENTRIES: u64 = 1 << 24;
+/// Linux's PATH_MAX and NAME_MAX.
+pub const MAX_PATH: usize = 4096;
+pub const MAX_COMPONENT: usize = 255;
+pub const MAX_TARGET: usize = 4096;
+/// 1 EiB: far above any dataset, far below u64 overflow when offsets are added.
+pub const MAX_TOTAL: u64 = 1 << 60;
+
+const HEADER_LEN: usize = 4 + 2 + 2 + 4 + 8;
+const TRAILER_LEN: usize = 8;
+/// The smallest encoded entry: kind, shared, suffix length, one suffix byte, mode, mtime.
+const MIN_ENTRY_LEN: usize = 6;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Kind {
+    Dir = 1,
+    File = 2,
+    Symlink = 3,
+}
+
+impl Kind {
+    fn from_u8(b: u8) -> Option<Kind> {
+        match b {
+            1 => Some(Kind::Dir),
+            2 => Some(Kind::File),
+            3 => Some(Kind::Symlink),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// Relative path, `/`-separated, as the bytes are on disk (not necessarily UTF-8).
+    pub path: Vec<u8>,
+    pub kind: Kind,
+    /// Permission bits only (`0o7777`).
+    pub mode: u32,
+    pub mtime_ns: i64,
+    /// Bytes in the stream; 0 for directories and symlinks.
+    pub size: u64,
+    /// Start of this file in the virtual stream; 0 for directories and symlinks.
+    pub offset: u64,
+    /// Symlink target, kept as is (never followed); empty for other kinds.
+    pub target: Vec<u8>,
+}
+
+/// A checked, ordered content index.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Index {
+    entries: Vec<Entry>,
+    total: u64,
+    /// Entries that own stream bytes (files with size > 0), in stream order.
+    data_files: Vec<u32>,
+}
+
+/// A part of a stream range that falls in one file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Piece {
+    pub entry: usize,
+    /// Offset inside the file.
+    pub file_offset: u64,
+    /// Offset inside the requested range.
+    pub range_offset: u64,
+    pub len: u64,
+}
+
+/// The canonical order: component by component, so a directory comes right before its
+/// children and a subtree is contiguous.
+pub fn path_cmp(a: &[u8], b: &[u8]) -> Ordering {
+    a.split(|&c| c == b'/').cmp(b.split(|&c| c == b'/'))
+}
+
+/// Checks that `path` is a clean relative path that cannot leave the directory it is joined to.
+pub fn check_path(path: &[u8]) -> Result<()> {
+    let shown = || lossy(path);
+    if path.is_empty() {
+        return Err(Error::BadPath { path: shown(), why: "empty path" });
+    }
+    if path[0] == b'/' {
+        return Err(Error::PathEscape { path: shown(), why: "absolute path" });
+    }
+    if path.len() > MAX_PATH {
+        return Err(Error::Limit { what: "path length", limit: MAX_PATH as u64, got: path.len() as u64 });
+    }
+    if path.split(|&c| c == b'/').any(|c| c == b"..") {
+        return Err(Error::PathEscape { path: shown(), why: "`..` component" });
+    }
+    if path.contains(&0) {
+        return Err(Error::BadPath { path: shown(), why: "NUL byte" });
+    }
+    for c in path.split(|&c| c == b'/') {
+        if c.is_empty() {
+            return Err(Error::BadPath { path: shown(), why: "empty component" });
+        }
+        if c == b"." {
+            return Err(Error::BadPath { path: shown(), why: "`.` component" });
+        }
+        if c.len() > MAX_COMPONENT {
+            return Err(Error::Limit { what: "path component length", limit: MAX_COMPONENT as u64, got: c.len() as u64 });
+        }
+    }
+    Ok(())
+}
+
+fn parent_of(path: &[u8]) -> Option<&[u8]> {
+    path.iter().rposition(|&c| c == b'/').map(|i| &path[..i])
+}
+
+impl Index {
+    /// Builds an index from scanned entries: sorts them, assigns stream offsets and checks them
+    /// with the same rules as `decode`.
+    pub fn from_entries(mut entries: Vec<Entry>) -> Result<Index> {
+        entries.sort_by(|a, b| path_cmp(&a.path, &b.path));
+        let mut cursor = 0u64;
+        for e in &mut entries {
+            if e.kind == Kind::File {
+                e.offset = cursor;
+                cursor = cursor.checked_add(e.size).ok_or_else(|| Error::Index("total size overflows".into()))?;
+            } else {
+                e.size = 0;
+                e.offset = 0;
+            }
+        }
+        Index::checked(entries, cursor)
+    }
+
+    /// Validates a full entry list: order, uniqueness, path rules, parents, sizes, offsets.
+    fn checked(entries: Vec<Entry>, total: u64) -> Result<Index> {
+        if entries.len() as u64 > MAX_ENTRIES {
+            return Err(Error::Limit { what: "index entries", limit: MAX_ENTRIES, got: entries.len() as u64 });
+        }
+        if total > MAX_TOTAL {
+            return Err(Error::Limit { what: "dataset size", limit: MAX_TOTAL, got: total });
+        }
+        let mut kinds: HashMap<&[u8], Kind> = HashMap::with_capacity(entries.len());
+        let mut cursor = 0u64;
+        let mut data_files = Vec::new();
+        for (i, e) in entries.iter().enumerate() {
+            check_path(&e.path)?;
+            if i > 0 {
+                match path_cmp(&entries[i - 1].path, &e.path) {
+                    Ordering::Less => {}
+                    Ordering::Equal => return Err(Error::Duplicate { path: lossy(&e.path) }),
+                    Ordering::Greater => return Err(Error::Index(format!("entries out of order at {:?}", lossy(&e.path)))),
+                }
+            }
+            if let Some(parent) = parent_of(&e.path) {
+                match kinds.get(parent) {
+                    Some(Kind::Dir) => {}
+                    Some(Kind::Symlink) => {
+                        return Err(Error::PathEscape { path: lossy(&e.path), why: "parent is a symlink" })
+                    }
+                    Some(Kind::File) => {
+                        return Err(Error::Index(format!("parent of {:?} is a file", lossy(&e.path))))
+                    }
+                    None => return Err(Error::Index(format!("parent of {:?} is not in the index", lossy(&e.path)))),
+                }
+            }
+            if e.mode & !0o7777 != 0 {
+                return Err(Error::Index(format!("mode {:o} of {:?} has bits beyond 0o7777", e.mode, lossy(&e.path))));
+            }
+            match e.kind {
+                Kind::File => {
+                    if e.offset != cursor {
+                        return Err(Error::Index(format!(
+                            "offset of {:?} is {} where {} was expected",
+                            lossy(&e.path),
+                            e.offset,
+                            cursor
+                        )));
+                    }
+                    cursor = cursor
+                        .checked_add(e.size)
+                        .filter(|&c| c <= total)
+                        .ok_or_else(|| Error::Index(format!("size of {:?} runs past the total", lossy(&e.path))))?;
+                    if !e.target.is_empty() {
+                        return Err(Error::Index("a file has a link target".into()));
+                    }
+                    if e.size > 0 {
+                        data_files.push(i as u32);
+                    }
+                }
+                Kind::Dir | Kind::Symlink => {
+                    if e.size != 0 || e.offset != 0 {
+                        return Err(Error::Index(format!("{:?} is not a file but has a size or offset", lossy(&e.path))));
+                    }
+                    if e.kind == Kind::Dir && !e.target.is_empty() {
+                        return Err(Error::Index("a directory has a link target".into()));
+                    }
+                    if e.kind == Kind::Symlink {
+                        if e.target.is_empty() || e.target.contains(&0) {
+                            return Err(Error::BadPath { path: lossy(&e.path), why: "symlink target empty or with NUL" });
+                        }
+                        if e.target.len() > MAX_TARGET {
+                            return Err(Error::Limit { what: "symlink target length", limit: MAX_TARGET as u64, got: e.target.len() as u64 });
+                        }
+                    }
+                }
+            }
+            kinds.insert(&e.path, e.kind);
+        }
+        if cursor != total {
+            return Err(Error::Index(format!("file sizes add up to {cursor}, the header says {total}")));
+        }
+        drop(kinds);
+        Ok(Index { entries, total, data_files })
+    }
+
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    /// Bytes in the virtual stream.
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
+    pub fn count(&self, kind: Kind) -> usize {
+        self.entries.iter().filter(|e| e.kind == kind).count()
+    }
+
+    /// The entry whose bytes hold stream offset `offset`, by binary search.
+    pub fn locate(&self, offset: u64) -> Option<usize> {
+        if offset >= self.total {
+            return None;
+        }
+        let k = self.data_files.partition_point(|&i| self.entries[i as usize].offset <= offset);
+        // k >= 1 because the first data file starts at 0 and offset < total.
+        Some(self.data_files[k - 1] as usize)
+    }
+
+    /// The pieces of `[start, start + len)`, file by file, in stream order.
+    pub fn pieces(&self, start: u64, len: u64) -> Pieces<'_> {
+        let end = start.saturating_add(len).min(self.total);
+        let k = self.data_files.partition_point(|&i| self.entries[i as usize].offset <= start);
+        Pieces { index: self, next: k.saturating_sub(1), pos: start, start, end }
+    }
+
+    /// Stream offset at which a data file ends, for progress accounting.
+    pub fn data_file_ends(&self) -> impl Iterator<Item = u64> + '_ {
+        self.data_files.iter().map(|&i| {
+            let e = &self.entries[i as usize];
+            e.offset + e.size
+        })
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        encode_entries(&self.entries, self.total)
+    }
+
+    pub fn decode(buf: &[u8]) -> Result<Index> {
+        let (entries, total) = decode_entries(buf)?;
+        Index::checked(entries, total)
+    }
+}
+
+pub struct Pieces<'a> {
+    index: &'a Index,
+    next: usize,
+    pos: u64,
+    start: u64,
+    end: u64,
+}
+
+impl Iterator for Pieces<'_> {
+    type Item = Piece;
+    fn next(&mut self) -> Option<Piece> {
+        if self.pos >= self.end {
+            return None;
+        }
+        let i = *self.index.data_files.get(self.next)? as usize;
+        let e = &self.index.entries[i];
+        let file_offset = self.pos - e.offset;
+        let len = (e.offset + e.size).min(self.end) - self.pos;
+        let piece = Piece { entry: i, file_offset, range_offset: self.pos - self.start, len };
+        self.pos += len;
+        self.next += 1;
+        Some(piece)
+    }
+}
+
+/// Encodes entries as they are, without checking them: `Index::encode` for real use, and this
+/// for tests that need a hostile table.
+pub fn encode_entries(entries: &[Entry], total: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER_LEN + TRAILER_LEN + entries.len() * 24);
+    out.extend_from_slice(&INDEX_MAGIC);
+    out.extend_from_slice(&INDEX_VERSION.to_le_bytes());
+    out.extend_from_slice(&0u16.to_le_bytes());
+    out.extend_from_slice(&(entries.len() as u32).to_le_bytes());
+    out.extend_from_slice(&total.to_le_bytes());
+    let mut prev: &[u8] = &[];
+    for e in entries {
+        let shared = prev.iter().zip(&e.path).take_while(|(a, b)| a == b).count();
+        out.push(e.kind as u8);
+        put_varint(&mut out, shared as u64);
+        put_varint(&mut out, (e.path.len() - shared) as u64);
+        out.extend_from_slice(&e.path[shared..]);
+        put_varint(&mut out, e.mode as u64);
+        put_varint(&mut out, zigzag(e.mtime_ns));
+        match e.kind {
+            Kind::File => {
+                put_varint(&mut out, e.size);
+                put_varint(&mut out, e.offset);
+            }
+            Kind::Symlink => {
+                put_varint(&mut out, e.target.len() as u64);
+                out.extend_from_slice(&e.target);
+            }
+            Kind::Dir => {}
+        }
+        prev = &e.path;
+    }
+    let sum = xxh3(&out);
+    out.extend_from_slice(&sum.to_le_bytes());
+    out
+}
+
+fn decode_entries(buf: &[u8]) -> Result<(Vec<Entry>, u64)> {
+    if buf.len() < HEADER_LEN + TRAILER_LEN {
+        return Err(Error::Index(format!("{} bytes is shorter than a header", buf.len())));
+    }
+    if buf[..4] != INDEX_MAGIC {
+        return Err(Error::Index("bad magic".into()));
+    }
+    let (body, trailer) = buf.split_at(buf.len() - TRAILER_LEN);
+    let want = u64::from_le_bytes(trailer.try_into().expect("8 bytes"));
+    if xxh3(body) != want {
+        return Err(Error::Index("checksum mismatch".into()));
+    }
+    let version = u16::from_le_bytes([buf[4], buf[5]]);
+    if version != INDEX_VERSION {
+        return Err(Error::Index(format!("unsupported index version {version}")));
+    }
+    let flags = u16::from_le_bytes([buf[6], buf[7]]);
+    if flags != 0 {
+        return Err(Error::Index(format!("unknown flags {flags:#x}")));
+    }
+    let count = u32::from_le_bytes(buf[8..12].try_into().expect("4 bytes")) as u64;
+    let total = u64::from_le_bytes(buf[12..20].try_into().expect("8 bytes"));
+    if count > MAX_ENTRIES {
+        return Err(Error::Limit { what: "index entries", limit: MAX_ENTRIES, got: count });
+    }
+    if total > MAX_TOTAL {
+        return Err(Error::Limit { what: "dataset size", limit: MAX_TOTAL, got: total });
+    }
+    let room = (body.len() - HEADER_LEN) / MIN_ENTRY_LEN;
+    if count > room as u64 {
+        return Err(Error::Index(format!("{count} entries cannot fit in {} bytes", body.len())));
+    }
+    let mut r = Reader { buf: &body[HEADER_LEN..], pos: 0 };
+    let mut entries: Vec<Entry> = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        let kind = r.u8()?;
+        let kind = Kind::from_u8(kind).ok_or_else(|| Error::Index(format!("unknown entry kind {kind}")))?;
+        let shared = r.varint()? as usize;
+        let suffix_len = r.varint()? as usize;
+        let prev = entries.last().map(|e| e.path.as_slice()).unwrap_or(&[]);
+        if shared > prev.len() {
+            return Err(Error::Index("shared prefix longer than the previous path".into()));
+        }
+        if shared.saturating_add(suffix_len) > MAX_PATH {
+            return Err(Error::Limit { what: "path length", limit: MAX_PATH as u64, got: shared as u64 + suffix_len as u64 });
+        }
+        let suffix = r.bytes(suffix_len)?;
+        let mut path = Vec::with_capacity(shared + suffix_len);
+        path.extend_from_slice(&prev[..shared]);
+        path.extend_from_slice(suffix);
+        let mode = r.varint()?;
+        if mode > 0o7777 {
+            return Err(Error::Index(format!("mode {mode:o} has bits beyond 0o7777")));
+        }
+        let mtime_ns = unzigzag(r.varint()?);
+        let (mut size, mut offset, mut target) = (0, 0, Vec::new());
+        match kind {
+            Kind::File => {
+                size = r.varint()?;
+                offset = r.varint()?;
+            }
+            Kind::Symlink => {
+                let n = r.varint()? as usize;
+                if n > MAX_TARGET {
+                    return Err(Error::Limit { what: "symlink target length", limit: MAX_TARGET as u64, got: n as u64 });
+                }
+                target = r.bytes(n)?.to_vec();
+            }
+            Kind::Dir => {}
+        }
+        entries.push(Entry { path, kind, mode: mode as u32, mtime_ns, size, offset, target });
+    }
+    if r.pos != r.buf.len() {
+        return Err(Error::Index(format!("{} bytes left after the last entry", r.buf.len() - r.pos)));
+    }
+    Ok((entries, total))
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn u8(&mut self) -> Result<u8> {
+        let b = *self.buf.get(self.pos).ok_or_else(|| Error::Index("truncated".into()))?;
+        self.pos += 1;
+        Ok(b)
+    }
+    fn bytes(&mut self, n: usize) -> Result<&'a [u8]> {
+        let end = self.pos.checked_add(n).filter(|&e| e <= self.buf.len()).ok_or_else(|| Error::Index("truncated".into()))?;
+        let s = &self.buf[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+    fn varint(&mut self) -> Result<u64> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.u8()?;
+            let bits = (b & 0x7f) as u64;
+            if shift == 63 && bits > 1 {
+                return Err(Error::Index("varint overflows 64 bits".into()));
+            }
+            v |= bits << shift;
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(Error::Index("varint longer than 10 bytes".into()))
+    }
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+fn unzigzag(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
+}
+
+#[cfg(test)]
+mod tests;

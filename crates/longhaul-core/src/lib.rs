@@ -1,0 +1,22 @@
+//! longhaul's engine. It moves a file or a directory tree from a sender to a storage node over
+//! one control connection and N data connections, as one virtual byte stream described by a
+//! content index (see docs/ARCHITECTURE.md and docs/PROTOCOL.md). No Node.js in here: the
+//! `longhaul-node` crate binds it.
+
+pub mod error;
+pub mod frame;
+pub mod hash;
+pub mod index;
+mod net;
+pub mod pool;
+pub mod probe;
+pub mod receive;
+pub mod scan;
+pub mod sender;
+pub mod server;
+pub mod transfer;
+
+pub use error::{Error, Result};
+pub use sender::{send, SendOptions, SendSummary};
+pub use server::{ServeOptions, Server, ServerStats};
+pub use transfer::{FastPaths, Progress};

@@ -1,0 +1,59 @@
+//! Socket set-up and the two zero-copy-aware write operations the sender uses.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::os::fd::AsFd;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+
+pub fn connect(addr: &str, timeout: Duration) -> Result<TcpStream> {
+    let addrs: Vec<SocketAddr> = addr
+        .to_socket_addrs()
+        .map_err(|source| Error::Connect { addr: addr.to_owned(), source })?
+        .collect();
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "no address");
+    for a in addrs {
+        match TcpStream::connect_timeout(&a, timeout) {
+            Ok(s) => {
+                // Blocks go out whole; Nagle would only delay the last segment of each.
+                let _ = s.set_nodelay(true);
+                return Ok(s);
+            }
+            Err(e) => last = e,
+        }
+    }
+    Err(Error::Connect { addr: addr.to_owned(), source: last })
+}
+
+/// Writes a block header with MSG_MORE so it leaves in the same segment as the payload that
+/// follows it.
+pub fn send_header(sock: &TcpStream, mut buf: &[u8]) -> io::Result<()> {
+    while !buf.is_empty() {
+        match rustix::net::send(sock.as_fd(), buf, rustix::net::SendFlags::MORE | rustix::net::SendFlags::NOSIGNAL) {
+            Ok(n) => buf = &buf[n..],
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Sends `len` bytes of `file` from `offset` with sendfile. A short file (truncated since the
+/// scan) comes back as `UnexpectedEof`.
+pub fn sendfile_all(sock: &TcpStream, file: &File, mut offset: u64, mut len: usize) -> io::Result<()> {
+    while len > 0 {
+        match rustix::fs::sendfile(sock.as_fd(), file.as_fd(), Some(&mut offset), len) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => len -= n,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+pub fn write_all(mut sock: &TcpStream, buf: &[u8]) -> io::Result<()> {
+    sock.write_all(buf)
+}

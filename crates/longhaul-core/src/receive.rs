@@ -1,0 +1,467 @@
+//! The receiving side of one transfer session on a node.
+//!
+//! Threads: one network-receiver per data connection reads a block into a pooled buffer,
+//! checks its XXH3 and hands it to `writers` disk-writer threads, which pwrite each piece at the
+//! offset the index gives. Every file is written under a temporary name (`.lh-<session>-<n>.part`
+//! in its final directory) and renamed to its final name only when all of its bytes have been
+//! written and verified; mode and mtime are set on the open file before the rename. Empty files
+//! and symlinks are made at the end, directories get their modes and mtimes last (deepest
+//! first), so a read-only directory does not block its own children.
+//!
+//! Directories are created up front, and so are files of a block or more (with fallocate, so a
+//! destination that is too small fails before data flows). Smaller files are created by the
+//! writer that first has bytes for them: creating and writing in one open saves an open and a
+//! close per file, which is most of the cost of a small file.
+//!
+//! Nothing is written outside the destination: the index decoder already refused absolute
+//! paths, `..` and paths through the index's own symlinks, and here every directory that
+//! already exists on the way is checked not to be a symlink, and files are opened with
+//! O_NOFOLLOW. (A local user racing the node to swap a checked directory for a symlink is not
+//! defended against in v1: that needs openat-relative creation.)
+
+use std::collections::HashSet;
+use std::fs::{self, File, OpenOptions};
+use std::io::Read;
+use std::net::{Shutdown, TcpStream};
+use std::os::fd::AsFd;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use crossbeam_channel::{bounded, Sender};
+
+use crate::error::{lossy, Error, Result};
+use crate::frame::{self, hex, Msg, SummaryMsg, Token};
+use crate::hash::xxh3;
+use crate::index::{Index, Kind};
+use crate::pool::{Pool, PoolBuf};
+
+const STAGE_NONE: u8 = 0;
+const STAGE_TEMP: u8 = 1;
+const STAGE_FINAL: u8 = 2;
+
+struct FileSlot {
+    remaining: AtomicU64,
+    fd: Mutex<Option<Arc<File>>>,
+    stage: AtomicU8,
+}
+
+struct WriteJob {
+    buf: PoolBuf,
+    offset: u64,
+}
+
+#[derive(Default)]
+struct State {
+    attached: u16,
+    ended: u16,
+    client_done: Option<u64>,
+    failure: Option<Error>,
+}
+
+pub struct Receive {
+    pub token: Token,
+    index: Index,
+    dest: PathBuf,
+    block_size: u64,
+    nblocks: u64,
+    streams: u16,
+    pool: Arc<Pool>,
+    files: Vec<FileSlot>,
+    seen: Mutex<HashSet<u64>>,
+    write_tx: Mutex<Option<Sender<WriteJob>>>,
+    writers: Mutex<Vec<JoinHandle<()>>>,
+    state: Mutex<State>,
+    cond: Condvar,
+    stop: AtomicBool,
+    sockets: Mutex<Vec<TcpStream>>,
+    bytes: AtomicU64,
+    blocks: AtomicU64,
+    started: Instant,
+}
+
+impl Receive {
+    /// Checks the destination, creates the directories and the large files, starts the writers.
+    pub fn prepare(
+        root: &Path,
+        dest: &[u8],
+        index: Index,
+        streams: u16,
+        block_size: u32,
+        pool: Arc<Pool>,
+        writers: usize,
+        token: Token,
+    ) -> Result<Arc<Receive>> {
+        let dest_dir = if dest.is_empty() {
+            root.to_path_buf()
+        } else {
+            crate::index::check_path(dest)?;
+            let mut p = root.to_path_buf();
+            for c in dest.split(|&b| b == b'/') {
+                p.push(std::ffi::OsStr::from_bytes(c));
+                ensure_dir(&p, dest)?;
+            }
+            p
+        };
+        let files = index
+            .entries()
+            .iter()
+            .map(|e| FileSlot { remaining: AtomicU64::new(e.size), fd: Mutex::new(None), stage: AtomicU8::new(STAGE_NONE) })
+            .collect();
+        let (tx, rx) = bounded::<WriteJob>(pool.count());
+        let recv = Arc::new(Receive {
+            token,
+            nblocks: index.total().div_ceil(block_size as u64),
+            index,
+            dest: dest_dir,
+            block_size: block_size as u64,
+            streams,
+            pool,
+            files,
+            seen: Mutex::new(HashSet::new()),
+            write_tx: Mutex::new(Some(tx)),
+            writers: Mutex::new(Vec::new()),
+            state: Mutex::new(State::default()),
+            cond: Condvar::new(),
+            stop: AtomicBool::new(false),
+            sockets: Mutex::new(Vec::new()),
+            bytes: AtomicU64::new(0),
+            blocks: AtomicU64::new(0),
+            started: Instant::now(),
+        });
+        if let Err(e) = recv.make_tree() {
+            recv.remove_temps();
+            return Err(e);
+        }
+        let mut handles = recv.writers.lock().expect("writers lock");
+        for i in 0..writers.max(1) {
+            let (r, rx) = (Arc::clone(&recv), rx.clone());
+            let h = std::thread::Builder::new()
+                .name(format!("lh-writer-{i}"))
+                .spawn(move || {
+                    for job in rx {
+                        if r.stop.load(Ordering::Relaxed) {
+                            continue;
+                        }
+                        if let Err(e) = r.write(job) {
+                            r.fail(e);
+                        }
+                    }
+                })
+                .map_err(|e| Error::io("spawn writer", b"", e))?;
+            handles.push(h);
+        }
+        drop(handles);
+        Ok(recv)
+    }
+
+    fn path_of(&self, i: usize) -> PathBuf {
+        self.dest.join(std::ffi::OsStr::from_bytes(&self.index.entries()[i].path))
+    }
+
+    fn temp_of(&self, i: usize) -> PathBuf {
+        let fin = self.path_of(i);
+        fin.with_file_name(format!(".lh-{}-{i}.part", &hex(&self.token)[..12]))
+    }
+
+    fn make_tree(&self) -> Result<()> {
+        for (i, e) in self.index.entries().iter().enumerate() {
+            match e.kind {
+                Kind::Dir => ensure_dir(&self.path_of(i), &e.path)?,
+                Kind::File if e.size >= self.block_size => {
+                    let f = self.open_temp(i)?;
+                    match rustix::fs::fallocate(f.as_fd(), rustix::fs::FallocateFlags::empty(), 0, e.size) {
+                        Ok(()) | Err(rustix::io::Errno::OPNOTSUPP) => {}
+                        Err(err) => return Err(Error::io("fallocate", &e.path, err.into())),
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn open_temp(&self, i: usize) -> Result<File> {
+        let path = self.temp_of(i);
+        let f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&path)
+            .map_err(|e| Error::io("create", &self.index.entries()[i].path, e))?;
+        self.files[i].stage.store(STAGE_TEMP, Ordering::SeqCst);
+        Ok(f)
+    }
+
+    fn slot_fd(&self, i: usize) -> Result<Arc<File>> {
+        let mut fd = self.files[i].fd.lock().expect("slot lock");
+        if let Some(f) = fd.as_ref() {
+            return Ok(Arc::clone(f));
+        }
+        let f = Arc::new(self.open_temp(i)?);
+        *fd = Some(Arc::clone(&f));
+        Ok(f)
+    }
+
+    fn write(&self, job: WriteJob) -> Result<()> {
+        for p in self.index.pieces(job.offset, job.buf.len() as u64) {
+            let fd = self.slot_fd(p.entry)?;
+            let at = p.range_offset as usize;
+            fd.write_all_at(&job.buf[at..at + p.len as usize], p.file_offset)
+                .map_err(|e| Error::io("write", &self.index.entries()[p.entry].path, e))?;
+            drop(fd);
+            if self.files[p.entry].remaining.fetch_sub(p.len, Ordering::AcqRel) == p.len {
+                self.finalize(p.entry)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// All of file `i` is written and verified: set its metadata and give it its final name.
+    fn finalize(&self, i: usize) -> Result<()> {
+        let e = &self.index.entries()[i];
+        let fd = self.files[i].fd.lock().expect("slot lock").take();
+        let fd = match fd {
+            Some(f) => f,
+            None => Arc::new(self.open_temp(i)?),
+        };
+        fd.set_permissions(fs::Permissions::from_mode(e.mode)).map_err(|err| Error::io("chmod", &e.path, err))?;
+        let t = timestamp(e.mtime_ns);
+        rustix::fs::futimens(fd.as_fd(), &rustix::fs::Timestamps { last_access: t, last_modification: t })
+            .map_err(|err| Error::io("set mtime", &e.path, err.into()))?;
+        drop(fd);
+        fs::rename(self.temp_of(i), self.path_of(i)).map_err(|err| Error::io("rename", &e.path, err))?;
+        self.files[i].stage.store(STAGE_FINAL, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Runs one data connection until its STREAM_END (or a failure).
+    pub fn run_stream(self: &Arc<Self>, mut sock: TcpStream) {
+        let attached = {
+            let mut st = self.state.lock().expect("state lock");
+            st.attached += 1;
+            st.attached
+        };
+        if attached > self.streams {
+            return self.fail(Error::Protocol(format!("more data connections than the {} agreed", self.streams)));
+        }
+        if let Ok(c) = sock.try_clone() {
+            self.sockets.lock().expect("sockets lock").push(c);
+        }
+        let tx = match self.write_tx.lock().expect("tx lock").clone() {
+            Some(tx) => tx,
+            None => return,
+        };
+        if let Err(e) = self.stream_loop(&mut sock, &tx) {
+            if !self.stop.load(Ordering::Relaxed) {
+                self.fail(e);
+            }
+        }
+    }
+
+    fn stream_loop(&self, sock: &mut TcpStream, tx: &Sender<WriteJob>) -> Result<()> {
+        loop {
+            if self.stop.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            match frame::read_msg(sock, 0)? {
+                None => return Err(Error::Protocol("a data connection closed before its STREAM_END".into())),
+                Some(Msg::Block { offset, len, xxh3: want }) => {
+                    let buf = self.receive_block(sock, offset, len, want)?;
+                    if tx.send(WriteJob { buf, offset }).is_err() {
+                        return Ok(());
+                    }
+                }
+                Some(Msg::StreamEnd { .. }) => {
+                    let mut st = self.state.lock().expect("state lock");
+                    st.ended += 1;
+                    self.cond.notify_all();
+                    return Ok(());
+                }
+                Some(m) => return Err(Error::Protocol(format!("unexpected {:?} frame on a data connection", m.frame_type()))),
+            }
+        }
+    }
+
+    fn receive_block(&self, sock: &mut TcpStream, offset: u64, len: u32, want: u64) -> Result<PoolBuf> {
+        let total = self.index.total();
+        if offset % self.block_size != 0 || offset >= total {
+            return Err(Error::Protocol(format!("block offset {offset} is not a block of this transfer")));
+        }
+        let expect = self.block_size.min(total - offset);
+        if len as u64 != expect {
+            return Err(Error::Protocol(format!("block at {offset} has length {len}, expected {expect}")));
+        }
+        if !self.seen.lock().expect("seen lock").insert(offset / self.block_size) {
+            return Err(Error::Protocol(format!("block at {offset} received twice")));
+        }
+        let mut buf = self.pool.take(&self.stop)?;
+        buf.set_len(len as usize);
+        sock.read_exact(&mut buf).map_err(|e| match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => Error::Protocol("a data connection closed inside a block".into()),
+            _ => Error::net("receiving a block")(e),
+        })?;
+        if xxh3(&buf) != want {
+            return Err(Error::Checksum { offset, len });
+        }
+        self.bytes.fetch_add(len as u64, Ordering::Relaxed);
+        self.blocks.fetch_add(1, Ordering::Relaxed);
+        Ok(buf)
+    }
+
+    /// The sender said DONE: it has sent `bytes` in all.
+    pub fn client_done(&self, bytes: u64) {
+        let mut st = self.state.lock().expect("state lock");
+        st.client_done = Some(bytes);
+        self.cond.notify_all();
+    }
+
+    /// Records the first failure and stops every thread of the session.
+    pub fn fail(&self, e: Error) {
+        let mut st = self.state.lock().expect("state lock");
+        if st.failure.is_none() {
+            st.failure = Some(e);
+        }
+        self.stop.store(true, Ordering::SeqCst);
+        self.cond.notify_all();
+        drop(st);
+        for s in self.sockets.lock().expect("sockets lock").iter() {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+    }
+
+    pub fn bytes_received(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    /// Waits for the end of the session, then either completes the tree or removes every
+    /// temporary file it made.
+    pub fn wait_and_finish(&self) -> Result<SummaryMsg> {
+        {
+            let mut st = self.state.lock().expect("state lock");
+            while st.failure.is_none() && !(st.client_done.is_some() && st.ended == self.streams) {
+                st = self.cond.wait(st).expect("state lock");
+            }
+        }
+        // No more jobs: let the writers drain what is queued, then wait for them.
+        self.write_tx.lock().expect("tx lock").take();
+        let handles = std::mem::take(&mut *self.writers.lock().expect("writers lock"));
+        for h in handles {
+            if h.join().is_err() {
+                self.fail(Error::Protocol("a writer thread panicked".into()));
+            }
+        }
+        let result = self.check_and_finish();
+        if let Err(e) = result {
+            self.fail(e);
+        }
+        let failure = self.state.lock().expect("state lock").failure.take();
+        if let Some(e) = failure {
+            self.remove_temps();
+            return Err(e);
+        }
+        Ok(SummaryMsg {
+            bytes: self.bytes.load(Ordering::Relaxed),
+            files: self.index.count(Kind::File) as u64,
+            dirs: self.index.count(Kind::Dir) as u64,
+            symlinks: self.index.count(Kind::Symlink) as u64,
+            blocks: self.blocks.load(Ordering::Relaxed),
+            micros: self.started.elapsed().as_micros() as u64,
+        })
+    }
+
+    fn check_and_finish(&self) -> Result<()> {
+        let (client_bytes, failed) = {
+            let st = self.state.lock().expect("state lock");
+            (st.client_done, st.failure.is_some())
+        };
+        if failed {
+            return Ok(());
+        }
+        let got = self.bytes.load(Ordering::Relaxed);
+        if client_bytes != Some(self.index.total()) || got != self.index.total() || self.blocks.load(Ordering::Relaxed) != self.nblocks {
+            return Err(Error::Protocol(format!(
+                "transfer ended with {got} of {} bytes received (sender reported {:?})",
+                self.index.total(),
+                client_bytes
+            )));
+        }
+        let entries = self.index.entries();
+        for (i, e) in entries.iter().enumerate() {
+            match e.kind {
+                Kind::File if e.size == 0 => {
+                    drop(self.open_temp(i)?);
+                    self.finalize(i)?;
+                }
+                Kind::File => {
+                    if self.files[i].stage.load(Ordering::SeqCst) != STAGE_FINAL {
+                        return Err(Error::Protocol(format!("{:?} did not complete", lossy(&e.path))));
+                    }
+                }
+                Kind::Symlink => {
+                    let temp = self.temp_of(i);
+                    std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&e.target), &temp).map_err(|err| Error::io("symlink", &e.path, err))?;
+                    self.files[i].stage.store(STAGE_TEMP, Ordering::SeqCst);
+                    let t = timestamp(e.mtime_ns);
+                    let _ = rustix::fs::utimensat(
+                        rustix::fs::CWD,
+                        &temp,
+                        &rustix::fs::Timestamps { last_access: t, last_modification: t },
+                        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+                    );
+                    fs::rename(&temp, self.path_of(i)).map_err(|err| Error::io("rename", &e.path, err))?;
+                    self.files[i].stage.store(STAGE_FINAL, Ordering::SeqCst);
+                }
+                Kind::Dir => {}
+            }
+        }
+        for (i, e) in entries.iter().enumerate().rev().filter(|(_, e)| e.kind == Kind::Dir) {
+            let p = self.path_of(i);
+            fs::set_permissions(&p, fs::Permissions::from_mode(e.mode)).map_err(|err| Error::io("chmod", &e.path, err))?;
+            let t = timestamp(e.mtime_ns);
+            rustix::fs::utimensat(rustix::fs::CWD, &p, &rustix::fs::Timestamps { last_access: t, last_modification: t }, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
+                .map_err(|err| Error::io("set mtime", &e.path, err.into()))?;
+        }
+        Ok(())
+    }
+
+    /// Removes every temporary file of the session; files already under their final name are
+    /// complete and stay.
+    fn remove_temps(&self) {
+        for (i, slot) in self.files.iter().enumerate() {
+            if slot.stage.load(Ordering::SeqCst) == STAGE_TEMP {
+                slot.fd.lock().expect("slot lock").take();
+                let _ = fs::remove_file(self.temp_of(i));
+            }
+        }
+    }
+}
+
+fn timestamp(ns: i64) -> rustix::fs::Timespec {
+    rustix::fs::Timespec { tv_sec: ns.div_euclid(1_000_000_000), tv_nsec: ns.rem_euclid(1_000_000_000) as _ }
+}
+
+/// Makes sure `p` is a real directory (not a symlink to one), creating it if missing.
+fn ensure_dir(p: &Path, shown: &[u8]) -> Result<()> {
+    for attempt in 0..2 {
+        match fs::symlink_metadata(p) {
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(Error::PathEscape { path: lossy(shown), why: "an existing symlink is in the way" })
+            }
+            Ok(m) if m.is_dir() => return Ok(()),
+            Ok(_) => return Err(Error::io("mkdir", shown, std::io::Error::from_raw_os_error(libc::ENOTDIR))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => match fs::create_dir(p) {
+                Ok(()) => return Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt == 0 => continue,
+                Err(e) => return Err(Error::io("mkdir", shown, e)),
+            },
+            Err(e) => return Err(Error::io("lstat", shown, e)),
+        }
+    }
+    Ok(())
+}

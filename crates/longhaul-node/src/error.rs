@@ -1,0 +1,10 @@
+//! Engine errors cross as JS errors whose message starts with the stable code; the SDK turns
+//! that into `LonghaulError.code`.
+
+pub fn to_napi(e: &longhaul_core::Error) -> napi::Error {
+    napi::Error::new(napi::Status::GenericFailure, format!("{}: {}", e.code(), e))
+}
+
+pub fn panicked(what: &str) -> napi::Error {
+    napi::Error::new(napi::Status::GenericFailure, format!("E_PANIC: the engine panicked in {what}; the transfer was abandoned"))
+}

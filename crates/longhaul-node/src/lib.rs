@@ -1,0 +1,13 @@
+//! The napi-rs binding: converts types, starts engine threads, settles promises from them and
+//! forwards progress. Engine logic lives in `longhaul-core`; if a function here grows logic,
+//! that logic belongs there.
+
+#[macro_use]
+extern crate napi_derive;
+
+mod cancel;
+mod error;
+mod send;
+mod serve;
+mod testing;
+mod types;

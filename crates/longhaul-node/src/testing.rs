@@ -1,0 +1,50 @@
+//! Helpers for the SDK's tests: a way to build hostile content indexes, which the SDK itself
+//! never produces.
+
+use longhaul_core::index::{encode_entries, Entry, Kind};
+use napi::bindgen_prelude::*;
+
+/// One raw index entry, unchecked.
+#[napi(object)]
+pub struct BindingRawEntry {
+    pub path: String,
+    /// "dir", "file" or "symlink".
+    pub kind: String,
+    pub mode: u32,
+    pub size: Option<f64>,
+    pub offset: Option<f64>,
+    pub target: Option<String>,
+}
+
+/// Encodes entries into a content index exactly as given, without the checks `send` applies:
+/// for tests that must show the node refusing a hostile index.
+#[napi]
+pub fn encode_index_unchecked(entries: Vec<BindingRawEntry>, total: f64) -> Result<Buffer> {
+    let entries = entries
+        .into_iter()
+        .map(|e| {
+            let kind = match e.kind.as_str() {
+                "dir" => Kind::Dir,
+                "file" => Kind::File,
+                "symlink" => Kind::Symlink,
+                k => return Err(Error::new(Status::InvalidArg, format!("unknown kind {k}"))),
+            };
+            Ok(Entry {
+                path: e.path.into_bytes(),
+                kind,
+                mode: e.mode,
+                mtime_ns: 0,
+                size: e.size.unwrap_or(0.0) as u64,
+                offset: e.offset.unwrap_or(0.0) as u64,
+                target: e.target.unwrap_or_default().into_bytes(),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(encode_entries(&entries, total as u64).into())
+}
+
+/// Every error code the engine produces.
+#[napi]
+pub fn error_codes() -> Vec<String> {
+    longhaul_core::error::CODES.iter().map(|c| c.to_string()).collect()
+}

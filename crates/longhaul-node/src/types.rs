@@ -1,0 +1,149 @@
+//! Types that cross into JavaScript. Byte counts are `number` (f64): exact up to 2^53, 8 PiB.
+
+use longhaul_core::{FastPaths, Progress, SendSummary};
+
+/// Options for `send`.
+#[napi(object)]
+pub struct BindingSendOptions {
+    /// A file or a directory to send.
+    pub source: String,
+    /// The node, as `host:port`.
+    pub address: String,
+    /// Destination directory under the node's root ("" for the root itself).
+    pub dest: String,
+    /// Parallel TCP data streams (default 2).
+    pub streams: Option<u32>,
+    /// Block size in bytes (default 4 MiB).
+    pub block_size: Option<u32>,
+    /// Buffers in the sender's pool (default 2 * streams + readers).
+    pub pool_buffers: Option<u32>,
+    /// Disk-reader threads (default min(streams, 4), at least 2).
+    pub readers: Option<u32>,
+    /// Milliseconds between progress events (default 100).
+    pub progress_interval_ms: Option<u32>,
+}
+
+/// A progress snapshot.
+#[napi(object)]
+pub struct BindingProgress {
+    pub bytes_done: f64,
+    pub bytes_total: f64,
+    pub files_done: f64,
+    pub files_total: f64,
+    pub seconds: f64,
+    pub per_stream_bytes: Vec<f64>,
+}
+
+impl From<&Progress> for BindingProgress {
+    fn from(p: &Progress) -> Self {
+        BindingProgress {
+            bytes_done: p.bytes_done as f64,
+            bytes_total: p.bytes_total as f64,
+            files_done: p.files_done as f64,
+            files_total: p.files_total as f64,
+            seconds: p.seconds,
+            per_stream_bytes: p.per_stream_bytes.iter().map(|&b| b as f64).collect(),
+        }
+    }
+}
+
+/// Which fast paths were used, and the reason for each fallback.
+#[napi(object)]
+pub struct BindingFastPaths {
+    pub sendfile: bool,
+    pub sendfile_fallback: Option<String>,
+    pub mlock: bool,
+    pub mlock_fallback: Option<String>,
+}
+
+impl From<FastPaths> for BindingFastPaths {
+    fn from(f: FastPaths) -> Self {
+        BindingFastPaths { sendfile: f.sendfile, sendfile_fallback: f.sendfile_fallback, mlock: f.mlock, mlock_fallback: f.mlock_fallback }
+    }
+}
+
+/// A source entry that was not sent (a FIFO, a socket, a device file).
+#[napi(object)]
+pub struct BindingSkipped {
+    pub path: String,
+    pub reason: String,
+}
+
+/// The outcome of a completed `send`.
+#[napi(object)]
+pub struct BindingSendSummary {
+    pub bytes: f64,
+    pub files: f64,
+    pub dirs: f64,
+    pub symlinks: f64,
+    pub blocks: f64,
+    /// Wall time of the whole send, scan included.
+    pub seconds: f64,
+    pub scan_seconds: f64,
+    /// Time the node spent from MANIFEST to its summary.
+    pub receiver_seconds: f64,
+    pub streams: u32,
+    pub per_stream_bytes: Vec<f64>,
+    /// Blocks that left with sendfile (zero copy), and their bytes.
+    pub sendfile_blocks: f64,
+    pub sendfile_bytes: f64,
+    /// Blocks packed from one or more files into a pooled buffer, and their bytes.
+    pub packed_blocks: f64,
+    pub packed_bytes: f64,
+    pub fast_paths: BindingFastPaths,
+    pub skipped: Vec<BindingSkipped>,
+}
+
+impl From<SendSummary> for BindingSendSummary {
+    fn from(s: SendSummary) -> Self {
+        BindingSendSummary {
+            bytes: s.bytes as f64,
+            files: s.files as f64,
+            dirs: s.dirs as f64,
+            symlinks: s.symlinks as f64,
+            blocks: s.blocks as f64,
+            seconds: s.seconds,
+            scan_seconds: s.scan_seconds,
+            receiver_seconds: s.receiver.micros as f64 / 1e6,
+            streams: s.streams as u32,
+            per_stream_bytes: s.per_stream_bytes.iter().map(|&b| b as f64).collect(),
+            sendfile_blocks: s.sendfile_blocks as f64,
+            sendfile_bytes: s.sendfile_bytes as f64,
+            packed_blocks: s.packed_blocks as f64,
+            packed_bytes: s.packed_bytes as f64,
+            fast_paths: s.fast_paths.into(),
+            skipped: s.skipped.into_iter().map(|(path, why)| BindingSkipped { path, reason: why.to_owned() }).collect(),
+        }
+    }
+}
+
+/// Options for `serve`.
+#[napi(object)]
+pub struct BindingServeOptions {
+    /// Directory the node stores into; created if missing.
+    pub root: String,
+    /// Address to listen on (default 127.0.0.1).
+    pub host: Option<String>,
+    /// Port (default 0: a free one).
+    pub port: Option<u32>,
+    /// Buffers in the node's pool, shared by all transfers (default 16).
+    pub pool_buffers: Option<u32>,
+    /// Largest block a sender may use, in bytes (default 4 MiB).
+    pub max_block: Option<u32>,
+    /// Disk-writer threads per transfer (default 4).
+    pub writers: Option<u32>,
+    /// Most data streams per transfer (default 64).
+    pub max_streams: Option<u32>,
+}
+
+/// Counters of a node.
+#[napi(object)]
+pub struct BindingServerStats {
+    pub active: f64,
+    pub completed: f64,
+    pub failed: f64,
+    pub bytes_received: f64,
+    pub pool_bytes: f64,
+    pub pool_locked: bool,
+    pub pool_lock_fallback: Option<String>,
+}
