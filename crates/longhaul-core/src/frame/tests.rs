@@ -1,1 +1,93 @@
+//! Checks the codec against the hex test vectors in docs/protocol-vectors.txt, which other
+//! implementations can use too.
+
+use super::*;
+
+const VECTORS: &str = include_str!("../../../../docs/protocol-vectors.txt");
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+}
+
+fn message(name: &str) -> Msg {
+    let token: Token = core::array::from_fn(|i| i as u8);
+    match name {
+        "hello" => Msg::Hello { min: 1, max: 1, features: FEATURE_XXH3 },
+        "hello_ok" => Msg::HelloOk { version: 1, features: FEATURE_XXH3, limits: Limits { max_streams: 64, max_block: 4 << 20, max_manifest: 256 << 20 } },
+        "manifest" => Msg::Manifest { dest: b"in".to_vec(), streams: 2, block_size: 4 << 20, index: vec![0xaa, 0xbb] },
+        "ready" => Msg::Ready { token, streams: 2 },
+        "data_hello" => Msg::DataHello { token, stream: 1 },
+        "block" => Msg::Block { offset: 4 << 20, len: 4 << 20, xxh3: 0x0123_4567_89ab_cdef },
+        "stream_end" => Msg::StreamEnd { blocks: 3, bytes: 12 << 20 },
+        "done" => Msg::Done { blocks: 5, bytes: 20_000_000 },
+        "summary" => Msg::Summary(SummaryMsg { bytes: 20_000_000, files: 302, dirs: 3, symlinks: 1, blocks: 5, micros: 35_072 }),
+        "error" => Msg::Error { code: "E_PATH_ESCAPE".into(), message: "path escapes the destination root".into() },
+        other => panic!("no message for vector {other}"),
+    }
+}
+
+fn vectors() -> Vec<(&'static str, Vec<u8>)> {
+    VECTORS
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let (name, hex) = l.split_once(char::is_whitespace).expect("NAME HEX");
+            (name, unhex(hex.trim()))
+        })
+        .collect()
+}
+
+#[test]
+fn every_frame_type_has_a_vector() {
+    let names: Vec<&str> = vectors().iter().map(|(n, _)| *n).collect();
+    for n in ["hello", "hello_ok", "manifest", "ready", "data_hello", "block", "stream_end", "done", "summary", "error"] {
+        assert!(names.contains(&n), "docs/protocol-vectors.txt lacks {n}");
+    }
+}
+
+#[test]
+fn encoding_matches_the_vectors() {
+    for (name, bytes) in vectors() {
+        assert_eq!(hex(&message(name).encode()), hex(&bytes), "vector {name}");
+    }
+}
+
+#[test]
+fn decoding_the_vectors_gives_the_messages() {
+    for (name, bytes) in vectors() {
+        let got = read_msg(&mut &bytes[..], 1 << 20).unwrap().unwrap();
+        assert_eq!(got, message(name), "vector {name}");
+    }
+}
+
+#[test]
+fn limits_are_checked_before_allocation() {
+    // A HELLO that claims 3 GiB.
+    let mut f = vec![0u8; 5];
+    f[..4].copy_from_slice(&(3u32 << 30).to_le_bytes());
+    f[4] = FrameType::Hello as u8;
+    let e = read_msg(&mut &f[..], 1 << 20).unwrap_err();
+    assert_eq!(e.code(), "E_LIMIT");
+    // A MANIFEST over the advertised bound.
+    f[..4].copy_from_slice(&(2u32 << 20).to_le_bytes());
+    f[4] = FrameType::Manifest as u8;
+    assert_eq!(read_msg(&mut &f[..], 1 << 20).unwrap_err().code(), "E_LIMIT");
+}
+
+#[test]
+fn malformed_frames_are_protocol_errors() {
+    let cases: &[(&str, Vec<u8>)] = &[
+        ("unknown type", vec![1, 0, 0, 0, 0x42]),
+        ("zero length", vec![0, 0, 0, 0, 1]),
+        ("truncated body", vec![9, 0, 0, 0, 0x06, 1, 2]),
+        ("trailing bytes", { let mut v = message("done").encode(); v.push(0); let n = (v.len() - 4) as u32; v[..4].copy_from_slice(&n.to_le_bytes()); v }),
+        ("hello without magic", vec![21, 0, 0, 0, 0x01, b'N', b'O', b'P', b'E', 0, 0, 0, 0, 1, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]),
+    ];
+    for (name, bytes) in cases {
+        let e = read_msg(&mut &bytes[..], 1 << 20).unwrap_err();
+        assert_eq!(e.code(), "E_PROTOCOL", "case {name}: {e}");
+    }
+    assert!(read_msg(&mut &[][..], 1 << 20).unwrap().is_none(), "a clean end of stream is not an error");
+}
 

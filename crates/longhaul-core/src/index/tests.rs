@@ -1,1 +1,221 @@
+use proptest::prelude::*;
 
+use super::*;
+
+fn dir(p: &str) -> Entry {
+    Entry { path: p.into(), kind: Kind::Dir, mode: 0o755, mtime_ns: 1_700_000_000_123_456_789, size: 0, offset: 0, target: vec![] }
+}
+fn file(p: &str, size: u64) -> Entry {
+    Entry { path: p.into(), kind: Kind::File, mode: 0o644, mtime_ns: -5, size, offset: 0, target: vec![] }
+}
+fn link(p: &str, t: &str) -> Entry {
+    Entry { path: p.into(), kind: Kind::Symlink, mode: 0o777, mtime_ns: 0, size: 0, offset: 0, target: t.into() }
+}
+
+fn sample() -> Index {
+    Index::from_entries(vec![
+        file("t/b/2", 10),
+        dir("t"),
+        dir("t/b"),
+        file("t/a", 5),
+        file("t/empty", 0),
+        link("t/l", "../x"),
+        file("t/z z/ü", 1),
+        dir("t/z z"),
+    ])
+    .unwrap()
+}
+
+/// Encodes `entries` as given (offsets as they stand) and decodes them again.
+fn decode_raw(entries: Vec<Entry>) -> Result<Index> {
+    let total = entries.iter().filter(|e| e.kind == Kind::File).map(|e| e.size).sum();
+    Index::decode(&encode_entries(&entries, total))
+}
+
+fn code(r: Result<Index>) -> String {
+    r.err().map(|e| e.code().to_owned()).unwrap_or_else(|| "accepted".into())
+}
+
+#[test]
+fn order_is_tree_order_and_offsets_follow_it() {
+    let ix = sample();
+    let paths: Vec<String> = ix.entries().iter().map(|e| lossy(&e.path)).collect();
+    assert_eq!(paths, ["t", "t/a", "t/b", "t/b/2", "t/empty", "t/l", "t/z z", "t/z z/ü"]);
+    let offs: Vec<(u64, u64)> = ix.entries().iter().map(|e| (e.offset, e.size)).collect();
+    assert_eq!(offs, [(0, 0), (0, 5), (0, 0), (5, 10), (15, 0), (0, 0), (0, 0), (15, 1)]);
+    assert_eq!(ix.total(), 16);
+}
+
+#[test]
+fn locate_finds_the_owner_of_every_byte() {
+    let ix = sample();
+    let owner = |o| ix.locate(o).map(|i| lossy(&ix.entries()[i].path));
+    assert_eq!(owner(0).as_deref(), Some("t/a"));
+    assert_eq!(owner(4).as_deref(), Some("t/a"));
+    assert_eq!(owner(5).as_deref(), Some("t/b/2"));
+    assert_eq!(owner(14).as_deref(), Some("t/b/2"));
+    // The empty file at 15 owns nothing; the next data file does.
+    assert_eq!(owner(15).as_deref(), Some("t/z z/ü"));
+    assert_eq!(owner(16), None);
+}
+
+#[test]
+fn pieces_cut_a_range_at_file_boundaries() {
+    let ix = sample();
+    let p: Vec<(u64, u64, u64)> = ix.pieces(3, 10).map(|p| (p.file_offset, p.range_offset, p.len)).collect();
+    assert_eq!(p, [(3, 0, 2), (0, 2, 8)]);
+    let all: u64 = ix.pieces(0, 16).map(|p| p.len).sum();
+    assert_eq!(all, 16);
+}
+
+#[test]
+fn round_trip_keeps_everything() {
+    let ix = sample();
+    assert_eq!(Index::decode(&ix.encode()).unwrap(), ix);
+}
+
+#[test]
+fn malformed_paths_are_refused_with_their_codes() {
+    let cases: &[(&str, Vec<Entry>, &str)] = &[
+        ("dot-dot", vec![file("../x", 1)], "E_PATH_ESCAPE"),
+        ("inner dot-dot", vec![dir("a"), file("a/../../x", 1)], "E_PATH_ESCAPE"),
+        ("absolute", vec![file("/etc/x", 1)], "E_PATH_ESCAPE"),
+        ("through a symlink", vec![link("l", "/etc"), file("l/passwd", 1)], "E_PATH_ESCAPE"),
+        ("NUL", vec![file("a\0b", 1)], "E_BAD_PATH"),
+        ("empty component", vec![dir("a"), file("a//b", 1)], "E_BAD_PATH"),
+        ("trailing slash", vec![dir("a/")], "E_BAD_PATH"),
+        ("dot component", vec![dir("a"), file("a/./b", 1)], "E_BAD_PATH"),
+        ("empty path", vec![file("", 1)], "E_BAD_PATH"),
+        ("duplicate", vec![file("a", 1), file("a", 1)], "E_DUPLICATE"),
+        ("missing parent", vec![file("a/b", 1)], "E_INDEX"),
+        ("parent is a file", vec![file("a", 1), file("a/b", 1)], "E_INDEX"),
+        ("out of order", vec![file("b", 1), file("a", 1)], "E_INDEX"),
+        ("link without target", vec![link("l", "")], "E_BAD_PATH"),
+        ("long component", vec![file(&"x".repeat(256), 1)], "E_LIMIT"),
+    ];
+    for (name, entries, want) in cases {
+        let mut entries = entries.clone();
+        let mut cursor = 0;
+        for e in &mut entries {
+            if e.kind == Kind::File {
+                e.offset = cursor;
+                cursor += e.size;
+            }
+        }
+        assert_eq!(&code(decode_raw(entries)), want, "case {name}");
+    }
+}
+
+#[test]
+fn inconsistent_sizes_and_offsets_are_refused() {
+    let mut gap = vec![file("a", 4), file("b", 4)];
+    gap[1].offset = 5;
+    assert_eq!(code(decode_raw(gap)), "E_INDEX");
+    let overlap = vec![file("a", 4), file("b", 4)]; // both at offset 0
+    assert_eq!(code(decode_raw(overlap)), "E_INDEX");
+    let mut sized_dir = vec![dir("d")];
+    sized_dir[0].size = 3;
+    assert_eq!(code(Index::decode(&encode_entries(&sized_dir, 3))), "E_INDEX");
+    // A header total that disagrees with the files.
+    assert_eq!(code(Index::decode(&encode_entries(&[file("a", 4)], 9))), "E_INDEX");
+    // A total past the limit.
+    assert_eq!(code(Index::decode(&encode_entries(&[file("a", MAX_TOTAL + 1)], MAX_TOTAL + 1))), "E_LIMIT");
+    let mut bad_mode = vec![file("a", 1)];
+    bad_mode[0].mode = 0o100644;
+    assert_eq!(code(decode_raw(bad_mode)), "E_INDEX");
+}
+
+#[test]
+fn damaged_encodings_are_refused_before_allocation() {
+    let good = sample().encode();
+    // Every truncation fails cleanly.
+    for n in 0..good.len() {
+        assert!(Index::decode(&good[..n]).is_err(), "truncated to {n} bytes was accepted");
+    }
+    // Any flipped bit fails the checksum (or the structure).
+    for i in 0..good.len() {
+        let mut bad = good.clone();
+        bad[i] ^= 0x10;
+        assert!(Index::decode(&bad).is_err(), "flipped byte {i} was accepted");
+    }
+    // A header that claims 16 M entries in a few bytes is refused without allocating them.
+    let mut huge = encode_entries(&[], 0);
+    huge[8..12].copy_from_slice(&(MAX_ENTRIES as u32).to_le_bytes());
+    let n = huge.len() - 8;
+    let sum = xxh3(&huge[..n]);
+    huge[n..].copy_from_slice(&sum.to_le_bytes());
+    assert_eq!(code(Index::decode(&huge)), "E_INDEX");
+}
+
+fn arb_name() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        "[a-z]{1,6}".prop_map(|s| s.into_bytes()),
+        "[a-zA-Z0-9 ._-]{1,12}".prop_filter("not . or ..", |s| s != "." && s != "..").prop_map(|s| s.into_bytes()),
+        "[é中ü ]{1,4}".prop_map(|s| s.into_bytes()),
+        // Not UTF-8 at all: names are bytes as on disk.
+        proptest::collection::vec(0x80u8..=0xff, 1..5),
+    ]
+}
+
+/// A random tree: each entry's parent is an earlier directory.
+fn arb_tree() -> impl Strategy<Value = Vec<Entry>> {
+    proptest::collection::vec((arb_name(), 0u8..3, 0u64..5000, any::<i64>(), 0u32..0o7777, 0usize..1000), 1..60).prop_map(|items| {
+        let mut entries: Vec<Entry> = Vec::new();
+        let mut dirs: Vec<Vec<u8>> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for (name, kind, size, mtime_ns, mode, parent_pick) in items {
+            let mut path = if dirs.is_empty() || parent_pick % 4 == 0 { Vec::new() } else { dirs[parent_pick % dirs.len()].clone() };
+            if !path.is_empty() {
+                path.push(b'/');
+            }
+            path.extend_from_slice(&name);
+            if !seen.insert(path.clone()) {
+                continue;
+            }
+            let kind = [Kind::Dir, Kind::File, Kind::Symlink][kind as usize];
+            if kind == Kind::Dir {
+                dirs.push(path.clone());
+            }
+            let target = if kind == Kind::Symlink { b"../somewhere else".to_vec() } else { vec![] };
+            entries.push(Entry { path, kind, mode, mtime_ns, size: if kind == Kind::File { size } else { 0 }, offset: 0, target });
+        }
+        entries
+    })
+}
+
+proptest! {
+    #[test]
+    fn prop_round_trip(entries in arb_tree()) {
+        let ix = Index::from_entries(entries).unwrap();
+        let back = Index::decode(&ix.encode()).unwrap();
+        prop_assert_eq!(&back, &ix);
+    }
+
+    #[test]
+    fn prop_pieces_cover_every_block_exactly(entries in arb_tree(), bs in 1u64..9000) {
+        let ix = Index::from_entries(entries).unwrap();
+        let mut covered = 0u64;
+        let mut start = 0u64;
+        while start < ix.total() {
+            let len = bs.min(ix.total() - start);
+            let mut at = 0u64;
+            for p in ix.pieces(start, len) {
+                let e = &ix.entries()[p.entry];
+                prop_assert_eq!(p.range_offset, at);
+                prop_assert_eq!(e.offset + p.file_offset, start + at);
+                prop_assert!(p.file_offset + p.len <= e.size);
+                prop_assert_eq!(ix.locate(start + at), Some(p.entry));
+                at += p.len;
+            }
+            prop_assert_eq!(at, len);
+            covered += len;
+            start += len;
+        }
+        prop_assert_eq!(covered, ix.total());
+    }
+
+    #[test]
+    fn prop_decoder_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+        let _ = Index::decode(&bytes);
+    }
+}

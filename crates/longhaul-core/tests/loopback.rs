@@ -1,0 +1,100 @@
+//! The engine end to end on loopback, without Node: a node in-process, a tree sent to it with
+//! 1 and 3 streams and with small blocks (so blocks span many files and files span blocks).
+
+use std::fs;
+use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
+use longhaul_core::{send, SendOptions, ServeOptions, Server};
+
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("longhaul-core-{name}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&d);
+    fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn make_tree(root: &Path) {
+    fs::create_dir_all(root.join("a/b")).unwrap();
+    fs::create_dir_all(root.join("empty")).unwrap();
+    let mut seed = 7u64;
+    for i in 0..300u64 {
+        let size = (i * i * 37) % 20_000;
+        let data: Vec<u8> = (0..size)
+            .map(|_| {
+                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                (seed >> 56) as u8
+            })
+            .collect();
+        let p = root.join(if i % 2 == 0 { "a" } else { "a/b" }).join(format!("f {i}"));
+        fs::write(&p, data).unwrap();
+    }
+    fs::write(root.join("big"), vec![0x5a; 300_000]).unwrap();
+    fs::set_permissions(root.join("big"), fs::Permissions::from_mode(0o600)).unwrap();
+    symlink("a/f 0", root.join("link")).unwrap();
+}
+
+fn snapshot(root: &Path) -> Vec<(String, u32, i64, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let m = fs::symlink_metadata(&p).unwrap();
+            let rel = p.strip_prefix(root).unwrap().display().to_string();
+            let content = if m.file_type().is_symlink() {
+                fs::read_link(&p).unwrap().display().to_string().into_bytes()
+            } else if m.is_dir() {
+                stack.push(p.clone());
+                Vec::new()
+            } else {
+                fs::read(&p).unwrap()
+            };
+            let mtime = if m.file_type().is_symlink() { 0 } else { m.mtime() * 1_000_000_000 + m.mtime_nsec() };
+            out.push((rel, m.mode(), mtime, content));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn a_tree_arrives_identical_over_1_and_3_streams() {
+    let base = scratch("tree");
+    let src = base.join("src");
+    make_tree(&src);
+    let mut node = Server::start(ServeOptions { root: base.join("root"), ..Default::default() }).unwrap();
+    let addr = node.local_addr().to_string();
+    for (streams, block) in [(1u16, 4u32 << 20), (3, 8192)] {
+        let dest = format!("s{streams}");
+        let opts = SendOptions { streams, block_size: block, ..Default::default() };
+        let s = send(&src, &addr, dest.as_bytes(), &opts, &AtomicBool::new(false), &|_| {}).unwrap();
+        assert_eq!(s.files, 301);
+        assert_eq!(s.receiver.bytes, s.bytes);
+        assert_eq!(snapshot(&src), snapshot(&base.join("root").join(&dest).join("src")), "{streams} streams");
+    }
+    assert_eq!(node.stats().completed, 2);
+    node.close();
+    fs::remove_dir_all(&base).unwrap();
+}
+
+#[test]
+fn a_dest_through_a_symlink_is_refused_and_nothing_lands_outside() {
+    let base = scratch("escape");
+    let src = base.join("src");
+    make_tree(&src);
+    let outside = base.join("outside");
+    fs::create_dir_all(&outside).unwrap();
+    fs::create_dir_all(base.join("root")).unwrap();
+    symlink(&outside, base.join("root/evil")).unwrap();
+    let node = Server::start(ServeOptions { root: base.join("root"), ..Default::default() }).unwrap();
+    let err = send(&src, &node.local_addr().to_string(), b"evil/x", &SendOptions::default(), &AtomicBool::new(false), &|_| {}).unwrap_err();
+    assert_eq!(err.code(), "E_PATH_ESCAPE", "{err}");
+    assert_eq!(fs::read_dir(&outside).unwrap().count(), 0);
+    let err = send(&src, &node.local_addr().to_string(), b"../up", &SendOptions::default(), &AtomicBool::new(false), &|_| {}).unwrap_err();
+    assert_eq!(err.code(), "E_PATH_ESCAPE", "{err}");
+    assert!(!base.join("up").exists());
+    drop(node);
+    fs::remove_dir_all(&base).unwrap();
+}

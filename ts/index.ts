@@ -1,0 +1,198 @@
+// longhaul's public SDK: `serve` starts a storage node, `send` moves a file or a tree to one.
+// The work runs on the engine's own threads; these functions convert options, forward progress
+// and cancellation, and turn engine errors into LonghaulError with a stable `code`.
+import { fromNative, LonghaulError } from './errors.js';
+import { native } from './native.js';
+import { formatAddress, parseTarget, type Target } from './target.js';
+
+export { LonghaulError, exitCodeFor } from './errors.js';
+export { parseTarget, formatAddress, type Target } from './target.js';
+export { compareTrees, type TreeDifference } from './verify.js';
+
+export interface ServeOptions {
+  /** Directory the node stores into; created if missing. */
+  root: string;
+  /** Address to listen on (default 127.0.0.1). */
+  host?: string;
+  /** Port (default 0: a free one; read it back from `address.port`). */
+  port?: number;
+  /** Buffers in the node's pool, shared by all transfers (default 16 x 4 MiB). */
+  poolBuffers?: number;
+  /** Largest block a sender may use, in bytes (default 4 MiB). */
+  maxBlock?: number;
+  /** Disk-writer threads per transfer (default 4). */
+  writers?: number;
+  /** Most data streams one transfer may open (default 64). */
+  maxStreams?: number;
+}
+
+export interface NodeStats {
+  active: number;
+  completed: number;
+  failed: number;
+  bytesReceived: number;
+  poolBytes: number;
+  poolLocked: boolean;
+  poolLockFallback?: string;
+}
+
+export interface StorageNode {
+  readonly address: { host: string; port: number };
+  /** `host:port`, ready to pass to `send`. */
+  readonly url: string;
+  readonly root: string;
+  stats(): NodeStats;
+  /** Stops the node; transfers in flight fail and leave no partial files. */
+  close(): Promise<void>;
+  /** Lets the process exit while the node is still open (like net.Server#unref). */
+  unref(): this;
+}
+
+/** Starts a storage node. It keeps the process alive until `close()` (or `unref()`). */
+export async function serve(options: ServeOptions): Promise<StorageNode> {
+  let server: import('./native.js').Binding.BindingServer;
+  try {
+    server = native.serve({ ...options });
+  } catch (err) {
+    throw fromNative(err);
+  }
+  // The node's threads are invisible to libuv; a timer keeps the event loop alive for them.
+  const keepAlive = setInterval(() => {}, 1 << 30);
+  let closed = false;
+  const node: StorageNode = {
+    address: { host: server.host, port: server.port },
+    url: formatAddress(server.host, server.port),
+    root: server.root,
+    stats() {
+      const s = server.stats();
+      if (!s) throw new LonghaulError('E_CLOSED', 'the node is closed');
+      return { ...s, poolLockFallback: s.poolLockFallback ?? undefined };
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      clearInterval(keepAlive);
+      server.close();
+    },
+    unref() {
+      keepAlive.unref();
+      return this;
+    },
+  };
+  return node;
+}
+
+export interface Progress {
+  bytesDone: number;
+  bytesTotal: number;
+  filesDone: number;
+  filesTotal: number;
+  seconds: number;
+  /** Smoothed over the whole transfer so far. */
+  bytesPerSecond: number;
+  perStreamBytes: number[];
+}
+
+export interface SendOptions {
+  /** Parallel TCP data streams (default 2, chosen by measurement: see bench/RESULTS.md). */
+  streams?: number;
+  /** Block size in bytes (default 4 MiB; at most the node's limit). */
+  blockSize?: number;
+  /** Buffers in the sender's pool (default 2 x streams + readers). */
+  poolBuffers?: number;
+  /** Disk-reader threads (default min(streams, 4), at least 2). */
+  readers?: number;
+  /** Cancels the transfer; the promise rejects with code E_CANCELLED. */
+  signal?: AbortSignal;
+  onProgress?: (p: Progress) => void;
+  /** Milliseconds between progress events (default 100). */
+  progressIntervalMs?: number;
+}
+
+export interface FastPaths {
+  sendfile: boolean;
+  sendfileFallback?: string;
+  mlock: boolean;
+  mlockFallback?: string;
+}
+
+export interface SendSummary {
+  bytes: number;
+  files: number;
+  dirs: number;
+  symlinks: number;
+  blocks: number;
+  /** Wall time of the whole send, scan included. */
+  seconds: number;
+  scanSeconds: number;
+  receiverSeconds: number;
+  /** bytes / seconds. */
+  bytesPerSecond: number;
+  streams: number;
+  perStreamBytes: number[];
+  sendfileBlocks: number;
+  sendfileBytes: number;
+  packedBlocks: number;
+  packedBytes: number;
+  fastPaths: FastPaths;
+  skipped: { path: string; reason: string }[];
+}
+
+function checkCount(name: string, v: number | undefined, min: number, max: number): void {
+  if (v === undefined) return;
+  if (!Number.isInteger(v) || v < min || v > max) {
+    throw new LonghaulError('E_USAGE', `${name} must be an integer in ${min}..${max}, got ${v}`);
+  }
+}
+
+/**
+ * Sends `source` (a file or a directory) to the node at `target` (`HOST:PORT[/DEST]` or a
+ * Target). A directory `src` arrives as `DEST/src`, a file `f` as `DEST/f`.
+ */
+export async function send(source: string, target: string | Target, options: SendOptions = {}): Promise<SendSummary> {
+  const t = typeof target === 'string' ? parseTarget(target) : target;
+  checkCount('streams', options.streams, 1, 256);
+  checkCount('blockSize', options.blockSize, 4096, 64 << 20);
+  checkCount('poolBuffers', options.poolBuffers, 1, 4096);
+  checkCount('readers', options.readers, 1, 64);
+  const { signal, onProgress } = options;
+  if (signal?.aborted) throw new LonghaulError('E_CANCELLED', 'transfer cancelled before it started');
+  const cancel = new native.BindingCancel();
+  const onAbort = (): void => cancel.cancel();
+  signal?.addEventListener('abort', onAbort, { once: true });
+  const progress = onProgress
+    ? (p: import('./native.js').Binding.BindingProgress): void => {
+        onProgress({ ...p, bytesPerSecond: p.seconds > 0 ? p.bytesDone / p.seconds : 0 });
+      }
+    : undefined;
+  try {
+    const s = await native.send(
+      {
+        source,
+        address: formatAddress(t.host, t.port),
+        dest: t.dest,
+        streams: options.streams,
+        blockSize: options.blockSize,
+        poolBuffers: options.poolBuffers,
+        readers: options.readers,
+        progressIntervalMs: options.progressIntervalMs,
+      },
+      cancel,
+      progress,
+    );
+    return {
+      ...s,
+      bytesPerSecond: s.seconds > 0 ? s.bytes / s.seconds : 0,
+      fastPaths: {
+        sendfile: s.fastPaths.sendfile,
+        sendfileFallback: s.fastPaths.sendfileFallback ?? undefined,
+        mlock: s.fastPaths.mlock,
+        mlockFallback: s.fastPaths.mlockFallback ?? undefined,
+      },
+    };
+  } catch (err) {
+    throw fromNative(err);
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+  }
+}

@@ -1,0 +1,87 @@
+// Progress for the CLI: a bar on a terminal; one JSON object per line otherwise (or with --json).
+import cliProgress from 'cli-progress';
+
+import * as fmt from './format.js';
+import type { Progress, SendSummary } from './index.js';
+
+export interface Reporter {
+  progress(p: Progress): void;
+  done(): void;
+}
+
+/** Rate smoothed over the last few seconds, for a steadier ETA than the whole-run average. */
+class SmoothedRate {
+  private last?: { t: number; b: number };
+  private value = 0;
+  update(p: Progress): number {
+    if (this.last && p.seconds > this.last.t) {
+      const inst = (p.bytesDone - this.last.b) / (p.seconds - this.last.t);
+      // ~2 s time constant at 10 updates a second.
+      this.value = this.value === 0 ? inst : 0.95 * this.value + 0.05 * inst;
+    }
+    this.last = { t: p.seconds, b: p.bytesDone };
+    return this.value || p.bytesPerSecond;
+  }
+}
+
+export function barReporter(stream: NodeJS.WriteStream): Reporter {
+  const bar = new cliProgress.SingleBar(
+    {
+      stream,
+      format: '{bar} {percentage}% | {done} / {total} | {files} files | {rate} | ETA {eta}',
+      barsize: 30,
+      hideCursor: true,
+      clearOnComplete: false,
+      fps: 10,
+    },
+    cliProgress.Presets.shades_classic,
+  );
+  const smooth = new SmoothedRate();
+  let started = false;
+  return {
+    progress(p) {
+      const r = smooth.update(p);
+      const payload = {
+        done: fmt.bytes(p.bytesDone),
+        total: fmt.bytes(p.bytesTotal),
+        files: `${fmt.count(p.filesDone)}/${fmt.count(p.filesTotal)}`,
+        rate: fmt.rate(r),
+        eta: r > 0 ? fmt.duration((p.bytesTotal - p.bytesDone) / r) : '--',
+      };
+      if (!started) {
+        bar.start(Math.max(p.bytesTotal, 1), p.bytesDone, payload);
+        started = true;
+      } else {
+        bar.update(p.bytesDone, payload);
+      }
+    },
+    done() {
+      if (started) bar.stop();
+    },
+  };
+}
+
+export function jsonReporter(out: NodeJS.WritableStream): Reporter {
+  return {
+    progress(p) {
+      out.write(`${JSON.stringify({ type: 'progress', ...p })}\n`);
+    },
+    done() {},
+  };
+}
+
+export const silentReporter: Reporter = { progress() {}, done() {} };
+
+export function summaryLines(s: SendSummary): string[] {
+  const paths = [
+    s.fastPaths.sendfile ? `sendfile (${fmt.count(s.sendfileBlocks)} blocks, ${fmt.bytes(s.sendfileBytes)})` : `no sendfile: ${s.fastPaths.sendfileFallback}`,
+    s.fastPaths.mlock ? 'mlock' : `no mlock: ${s.fastPaths.mlockFallback}`,
+  ];
+  const lines = [
+    `sent ${fmt.bytes(s.bytes)} in ${fmt.count(s.files)} files, ${fmt.count(s.dirs)} dirs, ${fmt.count(s.symlinks)} symlinks ` +
+      `in ${s.seconds.toFixed(2)} s: ${fmt.rate(s.bytesPerSecond)} over ${s.streams} stream${s.streams === 1 ? '' : 's'}`,
+    `fast paths: ${paths.join('; ')}`,
+  ];
+  if (s.skipped.length > 0) lines.push(`skipped ${s.skipped.length} special files (first: ${s.skipped[0]!.path}, ${s.skipped[0]!.reason})`);
+  return lines;
+}
