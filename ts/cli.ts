@@ -72,7 +72,10 @@ program
       const t = parseTarget(o.listen.replace(/^(.*):0$/, '$1:65535'));
       const port = o.listen.endsWith(':0') ? 0 : t.port;
       const node = await serve({ root: o.root, host: t.host, port, poolBuffers: o.poolBuffers, writers: o.writers });
-      if (json) process.stdout.write(`${JSON.stringify({ type: 'listening', host: node.address.host, port: node.address.port, root: node.root })}\n`);
+      if (json)
+        process.stdout.write(
+          `${JSON.stringify({ type: 'listening', host: node.address.host, port: node.address.port, root: node.root })}\n`,
+        );
       else process.stderr.write(`longhaul node listening on ${node.url}, root ${node.root}\n`);
       const stop = (): void => {
         void node.close().then(() => process.exit(0));
@@ -145,10 +148,15 @@ program
       }
       const diffs = await compareTrees(src, join(node.root, 'received', 'sample'));
       if (diffs.length > 0) {
-        throw new LonghaulError('E_VERIFY', `the received tree differs from the source in ${diffs.length} places, first: ${JSON.stringify(diffs[0])}`);
+        throw new LonghaulError(
+          'E_VERIFY',
+          `the received tree differs from the source in ${diffs.length} places, first: ${JSON.stringify(diffs[0])}`,
+        );
       }
       printSummary(s, json, { verified: true });
-      log(`verified: ${fmt.count(s.files)} files, ${fmt.count(s.dirs)} dirs and ${fmt.count(s.symlinks)} symlinks identical (bytes, modes, mtimes, link targets)`);
+      log(
+        `verified: ${fmt.count(s.files)} files, ${fmt.count(s.dirs)} dirs and ${fmt.count(s.symlinks)} symlinks identical (bytes, modes, mtimes, link targets)`,
+      );
       if (o.keep) log(`kept ${work}`);
     } catch (err) {
       fail(err, json);

@@ -27,7 +27,7 @@ export async function makeSampleTree(root: string, opts: SampleTreeOptions): Pro
   if (opts.bigBytes > 0) {
     const fh = await import('node:fs/promises').then((m) => m.open(join(root, 'big.bin'), 'w'));
     try {
-      for (let done = 0; done < opts.bigBytes; ) {
+      for (let done = 0; done < opts.bigBytes;) {
         const n = Math.min(big.length, opts.bigBytes - done);
         randomFillSync(big, 0, n);
         await fh.write(big, 0, n);

@@ -74,7 +74,9 @@ export const silentReporter: Reporter = { progress() {}, done() {} };
 
 export function summaryLines(s: SendSummary): string[] {
   const paths = [
-    s.fastPaths.sendfile ? `sendfile (${fmt.count(s.sendfileBlocks)} blocks, ${fmt.bytes(s.sendfileBytes)})` : `no sendfile: ${s.fastPaths.sendfileFallback}`,
+    s.fastPaths.sendfile
+      ? `sendfile (${fmt.count(s.sendfileBlocks)} blocks, ${fmt.bytes(s.sendfileBytes)})`
+      : `no sendfile: ${s.fastPaths.sendfileFallback}`,
     s.fastPaths.mlock ? 'mlock' : `no mlock: ${s.fastPaths.mlockFallback}`,
   ];
   const lines = [

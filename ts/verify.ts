@@ -35,7 +35,7 @@ async function sameBytes(a: string, b: string): Promise<boolean> {
   try {
     const ba = Buffer.allocUnsafe(1 << 20);
     const bb = Buffer.allocUnsafe(1 << 20);
-    for (let pos = 0; ; ) {
+    for (let pos = 0; ;) {
       const [ra, rb] = await Promise.all([fa.read(ba, 0, ba.length, pos), fb.read(bb, 0, bb.length, pos)]);
       if (ra.bytesRead !== rb.bytesRead) return false;
       if (ra.bytesRead === 0) return true;

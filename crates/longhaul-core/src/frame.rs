@@ -75,18 +75,50 @@ pub struct SummaryMsg {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Msg {
-    Hello { min: u16, max: u16, features: u64 },
-    HelloOk { version: u16, features: u64, limits: Limits },
+    Hello {
+        min: u16,
+        max: u16,
+        features: u64,
+    },
+    HelloOk {
+        version: u16,
+        features: u64,
+        limits: Limits,
+    },
     /// `dest` is relative to the node's root; `index` is the encoded content index.
-    Manifest { dest: Vec<u8>, streams: u16, block_size: u32, index: Vec<u8> },
-    Ready { token: Token, streams: u16 },
-    DataHello { token: Token, stream: u16 },
+    Manifest {
+        dest: Vec<u8>,
+        streams: u16,
+        block_size: u32,
+        index: Vec<u8>,
+    },
+    Ready {
+        token: Token,
+        streams: u16,
+    },
+    DataHello {
+        token: Token,
+        stream: u16,
+    },
     /// Header of a block; `len` raw bytes follow the frame.
-    Block { offset: u64, len: u32, xxh3: u64 },
-    StreamEnd { blocks: u64, bytes: u64 },
-    Done { blocks: u64, bytes: u64 },
+    Block {
+        offset: u64,
+        len: u32,
+        xxh3: u64,
+    },
+    StreamEnd {
+        blocks: u64,
+        bytes: u64,
+    },
+    Done {
+        blocks: u64,
+        bytes: u64,
+    },
     Summary(SummaryMsg),
-    Error { code: String, message: String },
+    Error {
+        code: String,
+        message: String,
+    },
 }
 
 impl Msg {
@@ -238,7 +270,11 @@ struct Body<'a> {
 
 impl<'a> Body<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
-        let end = self.pos.checked_add(n).filter(|&e| e <= self.b.len()).ok_or_else(|| Error::Protocol(format!("truncated {:?} frame", self.ty)))?;
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.b.len())
+            .ok_or_else(|| Error::Protocol(format!("truncated {:?} frame", self.ty)))?;
         let s = &self.b[self.pos..end];
         self.pos = end;
         Ok(s)

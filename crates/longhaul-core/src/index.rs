@@ -169,12 +169,8 @@ impl Index {
             if let Some(parent) = parent_of(&e.path) {
                 match kinds.get(parent) {
                     Some(Kind::Dir) => {}
-                    Some(Kind::Symlink) => {
-                        return Err(Error::PathEscape { path: lossy(&e.path), why: "parent is a symlink" })
-                    }
-                    Some(Kind::File) => {
-                        return Err(Error::Index(format!("parent of {:?} is a file", lossy(&e.path))))
-                    }
+                    Some(Kind::Symlink) => return Err(Error::PathEscape { path: lossy(&e.path), why: "parent is a symlink" }),
+                    Some(Kind::File) => return Err(Error::Index(format!("parent of {:?} is a file", lossy(&e.path)))),
                     None => return Err(Error::Index(format!("parent of {:?} is not in the index", lossy(&e.path)))),
                 }
             }
@@ -184,12 +180,7 @@ impl Index {
             match e.kind {
                 Kind::File => {
                     if e.offset != cursor {
-                        return Err(Error::Index(format!(
-                            "offset of {:?} is {} where {} was expected",
-                            lossy(&e.path),
-                            e.offset,
-                            cursor
-                        )));
+                        return Err(Error::Index(format!("offset of {:?} is {} where {} was expected", lossy(&e.path), e.offset, cursor)));
                     }
                     cursor = cursor
                         .checked_add(e.size)
@@ -214,7 +205,11 @@ impl Index {
                             return Err(Error::BadPath { path: lossy(&e.path), why: "symlink target empty or with NUL" });
                         }
                         if e.target.len() > MAX_TARGET {
-                            return Err(Error::Limit { what: "symlink target length", limit: MAX_TARGET as u64, got: e.target.len() as u64 });
+                            return Err(Error::Limit {
+                                what: "symlink target length",
+                                limit: MAX_TARGET as u64,
+                                got: e.target.len() as u64,
+                            });
                         }
                     }
                 }

@@ -9,10 +9,7 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 
 pub fn connect(addr: &str, timeout: Duration) -> Result<TcpStream> {
-    let addrs: Vec<SocketAddr> = addr
-        .to_socket_addrs()
-        .map_err(|source| Error::Connect { addr: addr.to_owned(), source })?
-        .collect();
+    let addrs: Vec<SocketAddr> = addr.to_socket_addrs().map_err(|source| Error::Connect { addr: addr.to_owned(), source })?.collect();
     let mut last = io::Error::new(io::ErrorKind::NotFound, "no address");
     for a in addrs {
         match TcpStream::connect_timeout(&a, timeout) {

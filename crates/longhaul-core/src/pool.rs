@@ -57,7 +57,9 @@ impl Pool {
             // SAFETY: the range is the mapping made above.
             Ok(()) => match unsafe { rustix::mm::mlock(ptr, map_len) } {
                 Ok(()) => (true, None),
-                Err(e) => (false, Some(format!("mlock of {} MiB failed: {e} (RLIMIT_MEMLOCK {})", map_len >> 20, probe::memlock_limit_text()))),
+                Err(e) => {
+                    (false, Some(format!("mlock of {} MiB failed: {e} (RLIMIT_MEMLOCK {})", map_len >> 20, probe::memlock_limit_text())))
+                }
             },
         };
         if !locked {

@@ -405,7 +405,8 @@ impl Receive {
                 }
                 Kind::Symlink => {
                     let temp = self.temp_of(i);
-                    std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&e.target), &temp).map_err(|err| Error::io("symlink", &e.path, err))?;
+                    std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&e.target), &temp)
+                        .map_err(|err| Error::io("symlink", &e.path, err))?;
                     self.files[i].stage.store(STAGE_TEMP, Ordering::SeqCst);
                     let t = timestamp(e.mtime_ns);
                     let _ = rustix::fs::utimensat(
@@ -424,8 +425,13 @@ impl Receive {
             let p = self.path_of(i);
             fs::set_permissions(&p, fs::Permissions::from_mode(e.mode)).map_err(|err| Error::io("chmod", &e.path, err))?;
             let t = timestamp(e.mtime_ns);
-            rustix::fs::utimensat(rustix::fs::CWD, &p, &rustix::fs::Timestamps { last_access: t, last_modification: t }, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
-                .map_err(|err| Error::io("set mtime", &e.path, err.into()))?;
+            rustix::fs::utimensat(
+                rustix::fs::CWD,
+                &p,
+                &rustix::fs::Timestamps { last_access: t, last_modification: t },
+                rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+            )
+            .map_err(|err| Error::io("set mtime", &e.path, err.into()))?;
         }
         Ok(())
     }

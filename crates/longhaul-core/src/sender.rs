@@ -204,7 +204,17 @@ pub fn send(
     let files_total = index.count(Kind::File) as u64;
     let transfer_started = Instant::now();
 
-    let ctx = ReadCtx { index, base: &scanned.base, pool: &pool, next: &next, nblocks, bs, sendfile: fast_paths.sendfile, counters: &counters, run: &run };
+    let ctx = ReadCtx {
+        index,
+        base: &scanned.base,
+        pool: &pool,
+        next: &next,
+        nblocks,
+        bs,
+        sendfile: fast_paths.sendfile,
+        counters: &counters,
+        run: &run,
+    };
     let reply = std::thread::scope(|s| {
         let mut workers = Vec::new();
         for _ in 0..readers {
@@ -446,7 +456,9 @@ fn stream_sender(sock: &TcpStream, rx: Receiver<Prepared>, run: &Run, sent: &Ato
                     let hdr = Msg::Block { offset: *offset, len: *len, xxh3: *hash }.encode();
                     net::send_header(sock, &hdr).map_err(Error::net("sending a block"))?;
                     net::sendfile_all(sock, file, *file_offset, *len as usize).map_err(|e| match e.kind() {
-                        std::io::ErrorKind::UnexpectedEof => Error::SourceChanged { path: format!("stream offset {offset}"), why: "shorter than when it was scanned" },
+                        std::io::ErrorKind::UnexpectedEof => {
+                            Error::SourceChanged { path: format!("stream offset {offset}"), why: "shorter than when it was scanned" }
+                        }
                         _ => Error::net("sending a block")(e),
                     })?;
                     (*offset, *len as u64)

@@ -208,7 +208,8 @@ fn control(inner: &Arc<Inner>, sock: &mut TcpStream, min: u16, max: u16) -> Resu
     if max < frame::VERSION_MIN || min > frame::VERSION_MAX || min > max {
         return Err(Error::Version { ours_min: frame::VERSION_MIN, ours_max: frame::VERSION_MAX, peer_min: min, peer_max: max });
     }
-    let limits = Limits { max_streams: inner.opts.max_streams, max_block: inner.pool.buf_size() as u32, max_manifest: inner.opts.max_manifest };
+    let limits =
+        Limits { max_streams: inner.opts.max_streams, max_block: inner.pool.buf_size() as u32, max_manifest: inner.opts.max_manifest };
     frame::write_msg(sock, &Msg::HelloOk { version: max.min(frame::VERSION_MAX), features: frame::FEATURES, limits })?;
     let (dest, streams, block_size, index) = match frame::expect_msg(sock, limits.max_manifest)? {
         Msg::Manifest { dest, streams, block_size, index } => (dest, streams, block_size, index),

@@ -20,7 +20,12 @@ fn opt_u16(v: Option<u32>, name: &str, default: u16) -> Result<u16> {
 /// Sends a file or a directory tree to a node. Runs on the engine's own threads; the promise
 /// settles from there. Progress events are coalesced to one per `progressIntervalMs`.
 #[napi(ts_return_type = "Promise<BindingSendSummary>")]
-pub fn send<'env>(env: &'env Env, options: BindingSendOptions, cancel: &BindingCancel, on_progress: Option<ProgressFn>) -> Result<Object<'env>> {
+pub fn send<'env>(
+    env: &'env Env,
+    options: BindingSendOptions,
+    cancel: &BindingCancel,
+    on_progress: Option<ProgressFn>,
+) -> Result<Object<'env>> {
     let defaults = longhaul_core::SendOptions::default();
     let opts = longhaul_core::SendOptions {
         streams: opt_u16(options.streams, "streams", defaults.streams)?,
@@ -47,7 +52,9 @@ pub fn send<'env>(env: &'env Env, options: BindingSendOptions, cancel: &BindingC
                     tsfn.call(BindingProgress::from(p), ThreadsafeFunctionCallMode::NonBlocking);
                 }
             };
-            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| longhaul_core::send(&source, &address, &dest, &opts, &flag, &forward)));
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                longhaul_core::send(&source, &address, &dest, &opts, &flag, &forward)
+            }));
             match outcome {
                 Ok(Ok(summary)) => deferred.resolve(move |_| Ok(BindingSendSummary::from(summary))),
                 Ok(Err(e)) => deferred.reject(to_napi(&e)),

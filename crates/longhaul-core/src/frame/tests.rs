@@ -13,7 +13,11 @@ fn message(name: &str) -> Msg {
     let token: Token = core::array::from_fn(|i| i as u8);
     match name {
         "hello" => Msg::Hello { min: 1, max: 1, features: FEATURE_XXH3 },
-        "hello_ok" => Msg::HelloOk { version: 1, features: FEATURE_XXH3, limits: Limits { max_streams: 64, max_block: 4 << 20, max_manifest: 256 << 20 } },
+        "hello_ok" => Msg::HelloOk {
+            version: 1,
+            features: FEATURE_XXH3,
+            limits: Limits { max_streams: 64, max_block: 4 << 20, max_manifest: 256 << 20 },
+        },
         "manifest" => Msg::Manifest { dest: b"in".to_vec(), streams: 2, block_size: 4 << 20, index: vec![0xaa, 0xbb] },
         "ready" => Msg::Ready { token, streams: 2 },
         "data_hello" => Msg::DataHello { token, stream: 1 },
@@ -81,7 +85,13 @@ fn malformed_frames_are_protocol_errors() {
         ("unknown type", vec![1, 0, 0, 0, 0x42]),
         ("zero length", vec![0, 0, 0, 0, 1]),
         ("truncated body", vec![9, 0, 0, 0, 0x06, 1, 2]),
-        ("trailing bytes", { let mut v = message("done").encode(); v.push(0); let n = (v.len() - 4) as u32; v[..4].copy_from_slice(&n.to_le_bytes()); v }),
+        ("trailing bytes", {
+            let mut v = message("done").encode();
+            v.push(0);
+            let n = (v.len() - 4) as u32;
+            v[..4].copy_from_slice(&n.to_le_bytes());
+            v
+        }),
         ("hello without magic", vec![21, 0, 0, 0, 0x01, b'N', b'O', b'P', b'E', 0, 0, 0, 0, 1, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]),
     ];
     for (name, bytes) in cases {
@@ -90,4 +100,3 @@ fn malformed_frames_are_protocol_errors() {
     }
     assert!(read_msg(&mut &[][..], 1 << 20).unwrap().is_none(), "a clean end of stream is not an error");
 }
-

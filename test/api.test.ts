@@ -1,0 +1,54 @@
+// The API surface: targets, error codes and exit statuses, and a snapshot of the generated
+// typings so that drift in the binding shows up in review.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { describe, expect, it } from 'vitest';
+
+import { exitCodeFor, LonghaulError, parseTarget } from '../dist/index.js';
+import { fromNative } from '../dist/errors.js';
+import { native } from '../dist/native.js';
+
+describe('targets', () => {
+  it('parses HOST:PORT[/DEST]', () => {
+    expect(parseTarget('127.0.0.1:7878')).toEqual({ host: '127.0.0.1', port: 7878, dest: '' });
+    expect(parseTarget('node-1:9/backups/2026/')).toEqual({ host: 'node-1', port: 9, dest: 'backups/2026' });
+    expect(parseTarget('[::1]:80//x')).toEqual({ host: '::1', port: 80, dest: 'x' });
+  });
+
+  it('refuses what is not a target with E_USAGE', () => {
+    for (const bad of ['host', 'host:', ':80', 'host:99999', 'host:0', 'a:b:c']) {
+      expect(() => parseTarget(bad), bad).toThrow(LonghaulError);
+      try {
+        parseTarget(bad);
+      } catch (e) {
+        expect((e as LonghaulError).code).toBe('E_USAGE');
+      }
+    }
+  });
+});
+
+describe('errors', () => {
+  it('every engine code maps to its own documented exit status, never the catch-all', () => {
+    const codes = native.errorCodes();
+    expect(codes.length).toBeGreaterThan(10);
+    for (const c of codes) expect(exitCodeFor(c), c).not.toBe(1);
+    const doc = readFileSync(join(import.meta.dirname, '..', 'docs', 'ERRORS.md'), 'utf8');
+    for (const c of codes) expect(doc, `docs/ERRORS.md lacks ${c}`).toContain(`\`${c}\``);
+  });
+
+  it('turns an addon error into a LonghaulError with its code', () => {
+    const e = fromNative(new Error('E_CHECKSUM: block checksum mismatch at offset 0'));
+    expect(e).toBeInstanceOf(LonghaulError);
+    expect(e.code).toBe('E_CHECKSUM');
+    expect(e.message).toBe('block checksum mismatch at offset 0');
+    expect(fromNative(new Error('something else')).code).toBe('E_INTERNAL');
+  });
+});
+
+describe('generated typings', () => {
+  it('match the reviewed snapshot', async () => {
+    const dts = readFileSync(join(import.meta.dirname, '..', 'native', 'binding.d.cts'), 'utf8');
+    await expect(dts).toMatchFileSnapshot('./__snapshots__/binding.d.cts.snap');
+  });
+});

@@ -1,0 +1,99 @@
+// End to end through the CLI: `longhaul serve` and `longhaul send --json` as separate
+// processes, a 256 MiB random file and a 20,000-file tree, documented exit statuses.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { compareTrees } from '../dist/index.js';
+import { freshDir, randomFile, smallTree } from './helpers.js';
+
+const CLI = join(import.meta.dirname, '..', 'dist', 'cli.js');
+let work: string;
+let server: ChildProcess;
+let address: string;
+let root: string;
+
+function run(args: string[]): Promise<{ status: number | null; lines: Record<string, unknown>[]; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('close', (status) => {
+      const lines = out
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+      resolve({ status, lines, stderr });
+    });
+  });
+}
+
+beforeAll(async () => {
+  work = freshDir('cli');
+  mkdirSync(join(work, 'big'));
+  randomFile(join(work, 'big', 'random.bin'), 256 << 20);
+  mkdirSync(join(work, 'tree', 'small'), { recursive: true });
+  smallTree(join(work, 'tree', 'small'), 20_000);
+  root = join(work, 'root');
+  server = spawn(process.execPath, [CLI, 'serve', '--root', root, '--listen', '127.0.0.1:0', '--json'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const first = await new Promise<string>((resolve) => createInterface({ input: server.stdout! }).once('line', resolve));
+  const ev = JSON.parse(first) as { type: string; host: string; port: number };
+  expect(ev.type).toBe('listening');
+  address = `${ev.host}:${ev.port}`;
+});
+
+afterAll(() => {
+  server?.kill('SIGTERM');
+});
+
+describe('the longhaul CLI', () => {
+  it('sends a 256 MiB file with --json: progress lines, then a summary; the copy is identical', async () => {
+    const r = await run(['send', join(work, 'big', 'random.bin'), `${address}/big`, '--json', '--streams', '8']);
+    expect(r.status, r.stderr).toBe(0);
+    const summary = r.lines.at(-1)!;
+    expect(summary.type).toBe('summary');
+    expect(summary.bytes).toBe(256 << 20);
+    expect(summary.streams).toBe(8);
+    expect(summary.sendfileBlocks).toBe(64);
+    expect(r.lines.slice(0, -1).every((l) => l.type === 'progress')).toBe(true);
+    expect(await compareTrees(join(work, 'big'), join(root, 'big'))).toEqual([]);
+  });
+
+  it('sends a tree of 20,000 small files over 1 stream; without a TTY it prints JSON lines', async () => {
+    const r = await run(['send', join(work, 'tree', 'small'), `${address}/tree`, '--streams', '1']);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.lines.at(-1)).toMatchObject({ type: 'summary', files: 20_001, symlinks: 3, streams: 1 });
+    expect(r.stderr).toMatch(/sent .* in 20,001 files/);
+    expect(await compareTrees(join(work, 'tree'), join(root, 'tree'))).toEqual([]);
+  });
+
+  it('exits 3 with E_CONNECT when no node listens, and says so in one line', async () => {
+    const r = await run(['send', join(work, 'big'), '127.0.0.1:1', '--json']);
+    expect(r.status).toBe(3);
+    expect(r.lines.at(-1)).toMatchObject({ type: 'error', code: 'E_CONNECT' });
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/^longhaul: E_CONNECT: /);
+  });
+
+  it('exits 2 on usage errors and 4 on a missing source', async () => {
+    expect((await run(['send', join(work, 'big')])).status).toBe(2);
+    expect((await run(['send', join(work, 'big'), 'nowhere'])).status).toBe(2);
+    expect((await run(['send', join(work, 'big'), address, '--streams', '0'])).status).toBe(2);
+    const r = await run(['send', join(work, 'missing'), address, '--json']);
+    expect(r.status).toBe(4);
+    expect(r.lines.at(-1)).toMatchObject({ code: 'E_NOT_FOUND' });
+  });
+
+  it('exits 5 when the node refuses the destination', async () => {
+    const r = await run(['send', join(work, 'big'), `${address}/a/../../up`, '--json']);
+    expect(r.status).toBe(5);
+    expect(r.lines.at(-1)).toMatchObject({ code: 'E_PATH_ESCAPE' });
+  });
+});

@@ -1,0 +1,155 @@
+// A node facing a hand-crafted protocol session: manifests that try to leave the root are
+// refused with E_PATH_ESCAPE before anything is written, malformed frames get clear errors,
+// and the node keeps serving.
+import { existsSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import { join } from 'node:path';
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { compareTrees, send, serve, type StorageNode } from '../dist/index.js';
+import { native } from '../dist/native.js';
+import { freshDir } from './helpers.js';
+
+let work: string;
+let node: StorageNode;
+
+beforeAll(async () => {
+  work = freshDir('hostile');
+  mkdirSync(join(work, 'outside'));
+  node = await serve({ root: join(work, 'root') });
+});
+
+afterAll(async () => {
+  await node?.close();
+});
+
+const u16 = (n: number): Buffer => {
+  const b = Buffer.alloc(2);
+  b.writeUInt16LE(n);
+  return b;
+};
+const u32 = (n: number): Buffer => {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(n);
+  return b;
+};
+const u64 = (n: number): Buffer => {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64LE(BigInt(n));
+  return b;
+};
+
+function frame(type: number, body: Buffer): Buffer {
+  return Buffer.concat([u32(body.length + 1), Buffer.from([type]), body]);
+}
+
+const HELLO = frame(0x01, Buffer.concat([Buffer.from('LONGHAUL'), u16(1), u16(1), u64(1)]));
+
+function manifest(dest: string, index: Buffer): Buffer {
+  const d = Buffer.from(dest);
+  return frame(0x03, Buffer.concat([u16(d.length), d, u16(1), u32(4 << 20), index]));
+}
+
+/** Sends `bytes` and collects frames until an ERROR or READY frame, or the socket closes. */
+function exchange(bytes: Buffer[]): Promise<{ type: number; code?: string; message?: string }[]> {
+  return new Promise((resolve, reject) => {
+    const sock: Socket = connect(node.address.port, node.address.host);
+    let buf = Buffer.alloc(0);
+    const frames: { type: number; code?: string; message?: string }[] = [];
+    const timer = setTimeout(() => {
+      sock.destroy();
+      reject(new Error('no answer in 10 s'));
+    }, 10_000);
+    sock.on('connect', () => {
+      for (const b of bytes) sock.write(b);
+    });
+    sock.on('data', (d) => {
+      buf = Buffer.concat([buf, d]);
+      while (buf.length >= 5 && buf.length >= 4 + buf.readUInt32LE(0)) {
+        const len = buf.readUInt32LE(0);
+        const type = buf[4]!;
+        const body = buf.subarray(5, 4 + len);
+        buf = buf.subarray(4 + len);
+        if (type === 0x7f) {
+          const n = body[0]!;
+          const code = body.subarray(1, 1 + n).toString();
+          const m = body.readUInt16LE(1 + n);
+          frames.push({ type, code, message: body.subarray(3 + n, 3 + n + m).toString() });
+        } else frames.push({ type });
+        if (type === 0x7f || type === 0x04) {
+          clearTimeout(timer);
+          sock.destroy();
+          resolve(frames);
+          return;
+        }
+      }
+    });
+    sock.on('error', () => {});
+    sock.on('close', () => {
+      clearTimeout(timer);
+      resolve(frames);
+    });
+  });
+}
+
+const entry = (path: string, kind: 'dir' | 'file' | 'symlink', extra: object = {}) => ({ path, kind, mode: 0o644, ...extra });
+
+describe('hostile manifests', () => {
+  const cases: [string, ReturnType<typeof entry>[], number][] = [
+    ['../x', [entry('../x', 'file', { size: 5, offset: 0 })], 5],
+    ['/etc/x', [entry('/etc/x', 'file', { size: 5, offset: 0 })], 5],
+    ['a path through a symlink', [entry('l', 'symlink', { target: 'set in the test' }), entry('l/x', 'file', { size: 5, offset: 0 })], 5],
+  ];
+  for (const [name, entries, total] of cases) {
+    it(`${name} is refused with E_PATH_ESCAPE and nothing is written`, async () => {
+      const fixed = entries.map((e) => (e.kind === 'symlink' ? { ...e, target: join(work, 'outside') } : e));
+      const index = native.encodeIndexUnchecked(fixed, total);
+      const frames = await exchange([HELLO, manifest('in', index)]);
+      expect(frames.map((f) => f.type)).toEqual([0x02, 0x7f]);
+      expect(frames[1]!.code).toBe('E_PATH_ESCAPE');
+      expect(readdirSync(join(work, 'outside'))).toEqual([]);
+      expect(existsSync(join(work, 'x'))).toBe(false);
+      expect(existsSync(join(node.root, 'x'))).toBe(false);
+      expect(existsSync('/etc/x')).toBe(false);
+    });
+  }
+
+  it('a destination through an existing symlink in the root is refused', async () => {
+    symlinkSync(join(work, 'outside'), join(node.root, 'evil'));
+    const src = join(work, 'src');
+    mkdirSync(src);
+    writeFileSync(join(src, 'f'), 'data');
+    await expect(send(src, `${node.url}/evil`)).rejects.toMatchObject({ code: 'E_PATH_ESCAPE' });
+    await expect(send(src, `${node.url}/evil/deeper`)).rejects.toMatchObject({ code: 'E_PATH_ESCAPE' });
+    expect(readdirSync(join(work, 'outside'))).toEqual([]);
+  });
+
+  it('a destination with .. is refused', async () => {
+    const frames = await exchange([HELLO, manifest('../up', native.encodeIndexUnchecked([entry('f', 'file', { size: 1, offset: 0 })], 1))]);
+    expect(frames.at(-1)!.code).toBe('E_PATH_ESCAPE');
+    expect(existsSync(join(work, 'up'))).toBe(false);
+  });
+
+  it('a damaged index is E_INDEX, an oversized frame E_LIMIT, garbage E_PROTOCOL', async () => {
+    const index = native.encodeIndexUnchecked([entry('f', 'file', { size: 1, offset: 0 })], 1);
+    index[index.length - 1]! ^= 0xff;
+    expect((await exchange([HELLO, manifest('in', index)])).at(-1)!.code).toBe('E_INDEX');
+    const huge = Buffer.concat([u32(0xffff_fff0), Buffer.from([0x01])]);
+    expect((await exchange([huge])).at(-1)!.code).toBe('E_LIMIT');
+    const garbage = frame(0x42, Buffer.from('hello'));
+    expect((await exchange([garbage])).at(-1)!.code).toBe('E_PROTOCOL');
+    const badMagic = frame(0x01, Buffer.concat([Buffer.from('NOTLONGH'), u16(1), u16(1), u64(1)]));
+    expect((await exchange([badMagic])).at(-1)!.code).toBe('E_PROTOCOL');
+    const future = frame(0x01, Buffer.concat([Buffer.from('LONGHAUL'), u16(7), u16(9), u64(1)]));
+    expect((await exchange([future])).at(-1)!.code).toBe('E_VERSION');
+  });
+
+  it('the node still serves a normal transfer afterwards', async () => {
+    const parent = join(work, 'after-parent');
+    mkdirSync(join(parent, 'after', 'd'), { recursive: true });
+    writeFileSync(join(parent, 'after', 'd', 'f'), 'still here');
+    await send(join(parent, 'after'), `${node.url}/ok`);
+    expect(await compareTrees(parent, join(node.root, 'ok'))).toEqual([]);
+  });
+});
