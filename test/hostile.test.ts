@@ -93,6 +93,41 @@ function exchange(bytes: Buffer[]): Promise<{ type: number; code?: string; messa
   });
 }
 
+/** A control connection that keeps every frame it receives. */
+function controlSession(): Promise<{ sock: Socket; frames: { type: number; body: Buffer }[]; next: (type: number) => Promise<Buffer> }> {
+  return new Promise((resolve, reject) => {
+    const sock = connect(node.address.port, node.address.host);
+    const frames: { type: number; body: Buffer }[] = [];
+    const waiters: (() => void)[] = [];
+    let buf = Buffer.alloc(0);
+    sock.on('data', (d) => {
+      buf = Buffer.concat([buf, d]);
+      while (buf.length >= 5 && buf.length >= 4 + buf.readUInt32LE(0)) {
+        const len = buf.readUInt32LE(0);
+        frames.push({ type: buf[4]!, body: Buffer.from(buf.subarray(5, 4 + len)) });
+        buf = buf.subarray(4 + len);
+        for (const w of waiters.splice(0)) w();
+      }
+    });
+    sock.on('error', () => {});
+    const next = (type: number): Promise<Buffer> =>
+      new Promise((res, rej) => {
+        const deadline = setTimeout(() => rej(new Error(`no frame ${type} in 10 s`)), 10_000);
+        const check = (): void => {
+          const i = frames.findIndex((f) => f.type === type || f.type === 0x7f);
+          if (i < 0) return void waiters.push(check);
+          clearTimeout(deadline);
+          const [f] = frames.splice(i, 1);
+          if (f!.type !== type) return rej(new Error(`ERROR ${f!.body.subarray(1, 1 + f!.body[0]!).toString()}`));
+          res(f!.body);
+        };
+        check();
+      });
+    sock.on('connect', () => resolve({ sock, frames, next }));
+    sock.on('error', reject);
+  });
+}
+
 const entry = (path: string, kind: 'dir' | 'file' | 'symlink', extra: object = {}) => ({ path, kind, mode: 0o644, ...extra });
 
 describe('hostile manifests', () => {
@@ -143,6 +178,24 @@ describe('hostile manifests', () => {
     expect((await exchange([badMagic])).at(-1)!.code).toBe('E_PROTOCOL');
     const future = frame(0x01, Buffer.concat([Buffer.from('LONGHAUL'), u16(7), u16(9), u64(1)]));
     expect((await exchange([future])).at(-1)!.code).toBe('E_VERSION');
+  });
+
+  it('a block whose bytes do not match its checksum is E_CHECKSUM and leaves no file', async () => {
+    const c = await controlSession();
+    const index = native.encodeIndexUnchecked([entry('victim.bin', 'file', { size: 10, offset: 0 })], 10);
+    c.sock.write(Buffer.concat([HELLO, manifest('corrupt', index)]));
+    await c.next(0x02);
+    const ready = await c.next(0x04);
+    const token = ready.subarray(0, 16);
+    const data = connect(node.address.port, node.address.host);
+    data.on('error', () => {});
+    const header = frame(0x06, Buffer.concat([u64(0), u32(10), u64(12345)]));
+    data.write(Buffer.concat([frame(0x05, Buffer.concat([token, u16(0)])), header, Buffer.from('0123456789')]));
+    await expect(c.next(0x09)).rejects.toThrow(/E_CHECKSUM/);
+    c.sock.destroy();
+    data.destroy();
+    const dir = join(node.root, 'corrupt');
+    expect(readdirSync(dir)).toEqual([]);
   });
 
   it('the node still serves a normal transfer afterwards', async () => {

@@ -3,6 +3,7 @@
 //! content index (see docs/ARCHITECTURE.md and docs/PROTOCOL.md). No Node.js in here: the
 //! `longhaul-node` crate binds it.
 
+mod blockset;
 pub mod error;
 pub mod frame;
 pub mod hash;

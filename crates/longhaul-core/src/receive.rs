@@ -19,7 +19,6 @@
 //! O_NOFOLLOW. (A local user racing the node to swap a checked directory for a symlink is not
 //! defended against in v1: that needs openat-relative creation.)
 
-use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::Read;
 use std::net::{Shutdown, TcpStream};
@@ -34,6 +33,7 @@ use std::time::Instant;
 
 use crossbeam_channel::{bounded, Sender};
 
+use crate::blockset::BlockSet;
 use crate::error::{lossy, Error, Result};
 use crate::frame::{self, hex, Msg, SummaryMsg, Token};
 use crate::hash::xxh3;
@@ -72,7 +72,7 @@ pub struct Receive {
     streams: u16,
     pool: Arc<Pool>,
     files: Vec<FileSlot>,
-    seen: Mutex<HashSet<u64>>,
+    seen: Mutex<BlockSet>,
     write_tx: Mutex<Option<Sender<WriteJob>>>,
     writers: Mutex<Vec<JoinHandle<()>>>,
     state: Mutex<State>,
@@ -122,7 +122,7 @@ impl Receive {
             streams,
             pool,
             files,
-            seen: Mutex::new(HashSet::new()),
+            seen: Mutex::new(BlockSet::default()),
             write_tx: Mutex::new(Some(tx)),
             writers: Mutex::new(Vec::new()),
             state: Mutex::new(State::default()),
