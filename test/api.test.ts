@@ -5,7 +5,7 @@ import { join } from 'node:path';
 
 import { describe, expect, it } from 'vitest';
 
-import { exitCodeFor, LonghaulError, parseTarget } from '../dist/index.js';
+import { exitCodeFor, LonghaulError, parseListen, parseTarget } from '../dist/index.js';
 import { fromNative } from '../dist/errors.js';
 import { native } from '../dist/native.js';
 
@@ -14,6 +14,12 @@ describe('targets', () => {
     expect(parseTarget('127.0.0.1:7878')).toEqual({ host: '127.0.0.1', port: 7878, dest: '' });
     expect(parseTarget('node-1:9/backups/2026/')).toEqual({ host: 'node-1', port: 9, dest: 'backups/2026' });
     expect(parseTarget('[::1]:80//x')).toEqual({ host: '::1', port: 80, dest: 'x' });
+  });
+
+  it('parses listening addresses, where port 0 means any free port', () => {
+    expect(parseListen('127.0.0.1:0')).toEqual({ host: '127.0.0.1', port: 0 });
+    expect(parseListen('[::]:7878')).toEqual({ host: '::', port: 7878 });
+    expect(() => parseListen('127.0.0.1:7878/dest')).toThrow(LonghaulError);
   });
 
   it('refuses what is not a target with E_USAGE', () => {

@@ -11,7 +11,7 @@ import { compareTrees, exitCodeFor, LonghaulError, send, serve, type SendSummary
 import { makeDemoDir, makeSampleTree, removeDir } from './demo.js';
 import * as fmt from './format.js';
 import { barReporter, jsonReporter, silentReporter, summaryLines, type Reporter } from './progress.js';
-import { parseTarget } from './target.js';
+import { parseListen } from './target.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -69,9 +69,8 @@ program
   .action(async (o: { root: string; listen: string; poolBuffers?: number; writers?: number; json?: boolean }) => {
     const json = Boolean(o.json);
     try {
-      const t = parseTarget(o.listen.replace(/^(.*):0$/, '$1:65535'));
-      const port = o.listen.endsWith(':0') ? 0 : t.port;
-      const node = await serve({ root: o.root, host: t.host, port, poolBuffers: o.poolBuffers, writers: o.writers });
+      const { host, port } = parseListen(o.listen);
+      const node = await serve({ root: o.root, host, port, poolBuffers: o.poolBuffers, writers: o.writers });
       if (json)
         process.stdout.write(
           `${JSON.stringify({ type: 'listening', host: node.address.host, port: node.address.port, root: node.root })}\n`,

@@ -26,3 +26,7 @@ export function duration(seconds: number): string {
 export function count(n: number): string {
   return n.toLocaleString('en-US');
 }
+
+export function plural(n: number, noun: string): string {
+  return `${count(n)} ${noun}${n === 1 ? '' : 's'}`;
+}

@@ -6,7 +6,7 @@ import { native } from './native.js';
 import { formatAddress, parseTarget, type Target } from './target.js';
 
 export { LonghaulError, exitCodeFor } from './errors.js';
-export { parseTarget, formatAddress, type Target } from './target.js';
+export { parseTarget, parseListen, formatAddress, type Target } from './target.js';
 export { compareTrees, type TreeDifference } from './verify.js';
 
 export interface ServeOptions {

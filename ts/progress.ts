@@ -28,7 +28,8 @@ export function barReporter(stream: NodeJS.WriteStream): Reporter {
   const bar = new cliProgress.SingleBar(
     {
       stream,
-      format: '{bar} {percentage}% | {done} / {total} | {files} files | {rate} | ETA {eta}',
+      // Our own names: {total} and {eta} are cli-progress's built-ins (raw bytes, seconds).
+      format: '{bar} {percentage}% | {done} / {size} | {files} files | {rate} | ETA {remaining}',
       barsize: 30,
       hideCursor: true,
       clearOnComplete: false,
@@ -43,10 +44,10 @@ export function barReporter(stream: NodeJS.WriteStream): Reporter {
       const r = smooth.update(p);
       const payload = {
         done: fmt.bytes(p.bytesDone),
-        total: fmt.bytes(p.bytesTotal),
+        size: fmt.bytes(p.bytesTotal),
         files: `${fmt.count(p.filesDone)}/${fmt.count(p.filesTotal)}`,
         rate: fmt.rate(r),
-        eta: r > 0 ? fmt.duration((p.bytesTotal - p.bytesDone) / r) : '--',
+        remaining: r > 0 ? fmt.duration((p.bytesTotal - p.bytesDone) / r) : '--',
       };
       if (!started) {
         bar.start(Math.max(p.bytesTotal, 1), p.bytesDone, payload);
@@ -80,8 +81,8 @@ export function summaryLines(s: SendSummary): string[] {
     s.fastPaths.mlock ? 'mlock' : `no mlock: ${s.fastPaths.mlockFallback}`,
   ];
   const lines = [
-    `sent ${fmt.bytes(s.bytes)} in ${fmt.count(s.files)} files, ${fmt.count(s.dirs)} dirs, ${fmt.count(s.symlinks)} symlinks ` +
-      `in ${s.seconds.toFixed(2)} s: ${fmt.rate(s.bytesPerSecond)} over ${s.streams} stream${s.streams === 1 ? '' : 's'}`,
+    `sent ${fmt.bytes(s.bytes)} in ${fmt.plural(s.files, 'file')}, ${fmt.plural(s.dirs, 'dir')}, ${fmt.plural(s.symlinks, 'symlink')} ` +
+      `in ${s.seconds.toFixed(2)} s: ${fmt.rate(s.bytesPerSecond)} over ${fmt.plural(s.streams, 'stream')}`,
     `fast paths: ${paths.join('; ')}`,
   ];
   if (s.skipped.length > 0) lines.push(`skipped ${s.skipped.length} special files (first: ${s.skipped[0]!.path}, ${s.skipped[0]!.reason})`);

@@ -63,6 +63,16 @@ struct State {
     failure: Option<Error>,
 }
 
+/// What a MANIFEST asked for, once checked against the node's limits.
+pub struct SessionParams {
+    /// Destination directory, relative to the node's root.
+    pub dest: Vec<u8>,
+    pub streams: u16,
+    pub block_size: u32,
+    pub writers: usize,
+    pub token: Token,
+}
+
 pub struct Receive {
     pub token: Token,
     index: Index,
@@ -86,16 +96,9 @@ pub struct Receive {
 
 impl Receive {
     /// Checks the destination, creates the directories and the large files, starts the writers.
-    pub fn prepare(
-        root: &Path,
-        dest: &[u8],
-        index: Index,
-        streams: u16,
-        block_size: u32,
-        pool: Arc<Pool>,
-        writers: usize,
-        token: Token,
-    ) -> Result<Arc<Receive>> {
+    pub fn prepare(root: &Path, index: Index, params: SessionParams, pool: Arc<Pool>) -> Result<Arc<Receive>> {
+        let SessionParams { dest, streams, block_size, writers, token } = params;
+        let dest = dest.as_slice();
         let dest_dir = if dest.is_empty() {
             root.to_path_buf()
         } else {
@@ -290,7 +293,7 @@ impl Receive {
 
     fn receive_block(&self, sock: &mut TcpStream, offset: u64, len: u32, want: u64) -> Result<PoolBuf> {
         let total = self.index.total();
-        if offset % self.block_size != 0 || offset >= total {
+        if !offset.is_multiple_of(self.block_size) || offset >= total {
             return Err(Error::Protocol(format!("block offset {offset} is not a block of this transfer")));
         }
         let expect = self.block_size.min(total - offset);

@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::frame::{self, Limits, Msg, Token};
 use crate::index::Index;
 use crate::pool::Pool;
-use crate::receive::Receive;
+use crate::receive::{Receive, SessionParams};
 
 #[derive(Clone, Debug)]
 pub struct ServeOptions {
@@ -223,7 +223,8 @@ fn control(inner: &Arc<Inner>, sock: &mut TcpStream, min: u16, max: u16) -> Resu
     }
     let index = Index::decode(&index)?;
     let token = new_token()?;
-    let recv = Receive::prepare(&inner.root, &dest, index, streams, block_size, Arc::clone(&inner.pool), inner.opts.writers, token)?;
+    let params = SessionParams { dest, streams, block_size, writers: inner.opts.writers, token };
+    let recv = Receive::prepare(&inner.root, index, params, Arc::clone(&inner.pool))?;
     inner.sessions.lock().expect("sessions lock").insert(token, Arc::clone(&recv));
     if inner.closing.load(Ordering::SeqCst) {
         recv.fail(Error::Protocol("the node is shutting down".into()));
