@@ -9,12 +9,14 @@ pub mod frame;
 pub mod hash;
 pub mod index;
 mod net;
+pub mod placement;
 pub mod pool;
 pub mod probe;
 pub mod receive;
 pub mod scan;
 pub mod sender;
 pub mod server;
+pub mod topology;
 pub mod transfer;
 
 pub use error::{Error, Result};
