@@ -3,6 +3,7 @@
 //! content index (see docs/ARCHITECTURE.md and docs/PROTOCOL.md). No Node.js in here: the
 //! `longhaul-node` crate binds it.
 
+pub mod adaptive;
 mod blockset;
 pub mod error;
 pub mod frame;
@@ -16,6 +17,7 @@ pub mod receive;
 pub mod scan;
 pub mod sender;
 pub mod server;
+pub mod timeline;
 pub mod topology;
 pub mod transfer;
 
