@@ -13,7 +13,9 @@ pub const VERSION_MIN: u16 = 1;
 pub const VERSION_MAX: u16 = 1;
 /// Feature bits offered at HELLO; the session uses the intersection.
 pub const FEATURE_XXH3: u64 = 1;
-pub const FEATURES: u64 = FEATURE_XXH3;
+/// BLOCK_B3 frames: a BLAKE3 of every block, checked by the node beside the XXH3.
+pub const FEATURE_BLAKE3: u64 = 2;
+pub const FEATURES: u64 = FEATURE_XXH3 | FEATURE_BLAKE3;
 /// Control frames other than MANIFEST: far more than any of them needs.
 pub const MAX_CONTROL_FRAME: u32 = 64 * 1024;
 /// Error messages are cut to this many bytes.
@@ -33,6 +35,7 @@ pub enum FrameType {
     StreamEnd = 0x07,
     Done = 0x08,
     Summary = 0x09,
+    BlockB3 = 0x0a,
     Error = 0x7f,
 }
 
@@ -49,6 +52,7 @@ impl FrameType {
             0x07 => StreamEnd,
             0x08 => Done,
             0x09 => Summary,
+            0x0a => BlockB3,
             0x7f => Error,
             _ => return None,
         })
@@ -106,6 +110,13 @@ pub enum Msg {
         len: u32,
         xxh3: u64,
     },
+    /// A block header that also carries the block's BLAKE3; `len` raw bytes follow.
+    BlockB3 {
+        offset: u64,
+        len: u32,
+        xxh3: u64,
+        blake3: [u8; 32],
+    },
     StreamEnd {
         blocks: u64,
         bytes: u64,
@@ -130,6 +141,7 @@ impl Msg {
             Msg::Ready { .. } => FrameType::Ready,
             Msg::DataHello { .. } => FrameType::DataHello,
             Msg::Block { .. } => FrameType::Block,
+            Msg::BlockB3 { .. } => FrameType::BlockB3,
             Msg::StreamEnd { .. } => FrameType::StreamEnd,
             Msg::Done { .. } => FrameType::Done,
             Msg::Summary(_) => FrameType::Summary,
@@ -188,6 +200,12 @@ impl Msg {
                 b.extend_from_slice(&len.to_le_bytes());
                 b.extend_from_slice(&xxh3.to_le_bytes());
             }
+            Msg::BlockB3 { offset, len, xxh3, blake3 } => {
+                b.extend_from_slice(&offset.to_le_bytes());
+                b.extend_from_slice(&len.to_le_bytes());
+                b.extend_from_slice(&xxh3.to_le_bytes());
+                b.extend_from_slice(blake3);
+            }
             Msg::StreamEnd { blocks, bytes } | Msg::Done { blocks, bytes } => {
                 b.extend_from_slice(&blocks.to_le_bytes());
                 b.extend_from_slice(&bytes.to_le_bytes());
@@ -237,6 +255,9 @@ impl Msg {
             FrameType::Ready => Msg::Ready { token: r.token()?, streams: r.u16()? },
             FrameType::DataHello => Msg::DataHello { token: r.token()?, stream: r.u16()? },
             FrameType::Block => Msg::Block { offset: r.u64()?, len: r.u32()?, xxh3: r.u64()? },
+            FrameType::BlockB3 => {
+                Msg::BlockB3 { offset: r.u64()?, len: r.u32()?, xxh3: r.u64()?, blake3: r.take(32)?.try_into().expect("32") }
+            }
             FrameType::StreamEnd => Msg::StreamEnd { blocks: r.u64()?, bytes: r.u64()? },
             FrameType::Done => Msg::Done { blocks: r.u64()?, bytes: r.u64()? },
             FrameType::Summary => Msg::Summary(SummaryMsg {
@@ -307,6 +328,7 @@ fn frame_limit(ty: u8, max_manifest: u32) -> u32 {
     match FrameType::from_u8(ty) {
         Some(FrameType::Manifest) => max_manifest.saturating_add(1 + 2 + 2 + 4 + 4096),
         Some(FrameType::Block) => 1 + 20,
+        Some(FrameType::BlockB3) => 1 + 52,
         _ => MAX_CONTROL_FRAME,
     }
 }

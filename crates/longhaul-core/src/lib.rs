@@ -22,6 +22,6 @@ pub mod topology;
 pub mod transfer;
 
 pub use error::{Error, Result};
-pub use sender::{send, SendOptions, SendSummary};
+pub use sender::{send, Digest, SchedulerKind, SendOptions, SendSummary, ThreadPin};
 pub use server::{ServeOptions, Server, ServerStats};
 pub use transfer::{FastPaths, Progress};

@@ -179,6 +179,20 @@ impl Placement {
         })
     }
 
+    /// No pinning, every allowed CPU in every zone, for when the topology cannot be read.
+    pub fn unpinned(allowed: &[usize], why: String) -> Placement {
+        Placement {
+            disk_cpus: allowed.to_vec(),
+            net_cpus: allowed.to_vec(),
+            other_cpus: allowed.to_vec(),
+            disk_node: None,
+            net_node: None,
+            pin: false,
+            reason: why.clone(),
+            fallback: Some(why),
+        }
+    }
+
     /// The CPU the `i`-th thread of `role` is bound to, if threads are pinned.
     pub fn cpu_for(&self, role: Role, i: usize) -> Option<usize> {
         if !self.pin {

@@ -99,6 +99,20 @@ impl Pool {
         self.free.lock().expect("pool lock").len()
     }
 
+    /// Like `new`, but the pages are first touched (and locked) by a thread bound to `cpu`, so
+    /// they are allocated on that CPU's NUMA node.
+    pub fn new_near(buf_size: usize, count: usize, cpu: Option<usize>) -> Result<Arc<Pool>> {
+        let Some(cpu) = cpu else { return Pool::new(buf_size, count) };
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let _ = crate::placement::bind_current_thread(cpu);
+                Pool::new(buf_size, count)
+            })
+            .join()
+            .unwrap_or_else(|_| Err(Error::Usage("the pool allocation thread panicked".into())))
+        })
+    }
+
     /// Takes a buffer, waiting while the pool is empty. Gives up with `Cancelled` once `cancel`
     /// is set (checked every 50 ms, so a cancelled transfer never hangs here).
     pub fn take(self: &Arc<Self>, cancel: &AtomicBool) -> Result<PoolBuf> {

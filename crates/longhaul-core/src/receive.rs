@@ -275,7 +275,13 @@ impl Receive {
             match frame::read_msg(sock, 0)? {
                 None => return Err(Error::Protocol("a data connection closed before its STREAM_END".into())),
                 Some(Msg::Block { offset, len, xxh3: want }) => {
-                    let buf = self.receive_block(sock, offset, len, want)?;
+                    let buf = self.receive_block(sock, offset, len, want, None)?;
+                    if tx.send(WriteJob { buf, offset }).is_err() {
+                        return Ok(());
+                    }
+                }
+                Some(Msg::BlockB3 { offset, len, xxh3: want, blake3 }) => {
+                    let buf = self.receive_block(sock, offset, len, want, Some(&blake3))?;
                     if tx.send(WriteJob { buf, offset }).is_err() {
                         return Ok(());
                     }
@@ -291,7 +297,7 @@ impl Receive {
         }
     }
 
-    fn receive_block(&self, sock: &mut TcpStream, offset: u64, len: u32, want: u64) -> Result<PoolBuf> {
+    fn receive_block(&self, sock: &mut TcpStream, offset: u64, len: u32, want: u64, blake3: Option<&[u8; 32]>) -> Result<PoolBuf> {
         let total = self.index.total();
         if !offset.is_multiple_of(self.block_size) || offset >= total {
             return Err(Error::Protocol(format!("block offset {offset} is not a block of this transfer")));
@@ -309,7 +315,7 @@ impl Receive {
             std::io::ErrorKind::UnexpectedEof => Error::Protocol("a data connection closed inside a block".into()),
             _ => Error::net("receiving a block")(e),
         })?;
-        if xxh3(&buf) != want {
+        if xxh3(&buf) != want || blake3.is_some_and(|b| blake3::hash(&buf).as_bytes() != b) {
             return Err(Error::Checksum { offset, len });
         }
         self.bytes.fetch_add(len as u64, Ordering::Relaxed);

@@ -1,32 +1,44 @@
 //! The sending side of a transfer: scan → content index → MANIFEST → blocks over N streams.
 //!
-//! Threads (mdtmFTP's pipeline): `readers` disk-reader threads take block numbers from a shared
-//! counter and prepare each block, and one network-sender thread per TCP stream writes prepared
-//! blocks to its socket. A block that lies inside one file is hashed through a small scratch
-//! buffer and then sent with sendfile (zero copy to the socket); a block that spans several files
-//! (many small ones) is packed into a pooled buffer with one pread per piece. Prepared blocks
-//! wait in a channel no longer than the pool, so memory is bounded by the pool.
+//! The block work is the same whatever runs it: READ a block (a block inside one file is hashed
+//! through a small scratch buffer and later sent with sendfile; a block of several files is
+//! packed into a pooled buffer with one pread per piece), PROCESS it (XXH3 of a packed block,
+//! and BLAKE3 when asked), SEND it on a data stream. Two schedulers run that work:
+//!
+//! - `pipelined` (mdtmFTP): dedicated disk-reader threads, processing threads and one
+//!   network-sender thread per stream, joined by bounded queues;
+//! - `adaptive` (Vyukov, `adaptive.rs`): interchangeable workers that each READ, PROCESS (and
+//!   send on any free stream) or park, by the published rules;
+//! - `auto` runs the first blocks with each, measures, and sends the rest with the faster.
+//!
+//! Prepared blocks wait in queues no longer than the pool, so memory is bounded by the pool.
+//! Threads are bound to CPUs when the placement says so (`placement.rs`).
 
+use std::cell::RefCell;
 use std::ffi::OsStr;
 use std::fs::File;
-use std::net::{Shutdown, TcpStream};
+use std::net::{IpAddr, Shutdown, TcpStream};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, Sender};
 
+use crate::adaptive::{self, Scheduler, Work};
 use crate::error::{lossy, Error, Result};
 use crate::frame::{self, Msg, SummaryMsg};
 use crate::hash::{xxh3, Xxh3};
 use crate::index::{Index, Kind};
 use crate::net;
+use crate::placement::{allowed_cpus, bind_current_thread, CoreSpec, PinMode, Placement, Role};
 use crate::pool::{Pool, PoolBuf};
 use crate::probe;
 use crate::scan::scan;
+use crate::timeline::{Gauges, Recorder, Sample};
+use crate::topology::Topology;
 use crate::transfer::{FastPaths, Progress};
 
 /// 4 MiB: large enough that per-block costs (a header, a syscall, a checksum finalisation)
@@ -40,17 +52,78 @@ pub const DEFAULT_STREAMS: u16 = 2;
 /// enough to stay in L2 while it is hashed.
 const HASH_CHUNK: usize = 256 << 10;
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum SchedulerKind {
+    Pipelined,
+    Adaptive,
+    #[default]
+    Auto,
+}
+
+impl SchedulerKind {
+    pub fn parse(s: &str) -> Result<SchedulerKind> {
+        match s {
+            "pipelined" => Ok(SchedulerKind::Pipelined),
+            "adaptive" => Ok(SchedulerKind::Adaptive),
+            "auto" => Ok(SchedulerKind::Auto),
+            _ => Err(Error::Usage(format!("scheduler must be pipelined, adaptive or auto, not {s:?}"))),
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            SchedulerKind::Pipelined => "pipelined",
+            SchedulerKind::Adaptive => "adaptive",
+            SchedulerKind::Auto => "auto",
+        }
+    }
+}
+
+/// Processing applied to every block besides its XXH3.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Digest {
+    #[default]
+    None,
+    /// A BLAKE3 of every block, sent with it and checked by the node. Turns sendfile off: the
+    /// bytes must pass through a buffer to be hashed.
+    Blake3,
+}
+
+impl Digest {
+    pub fn parse(s: &str) -> Result<Digest> {
+        match s {
+            "none" => Ok(Digest::None),
+            "blake3" => Ok(Digest::Blake3),
+            _ => Err(Error::Usage(format!("digest must be none or blake3, not {s:?}"))),
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct SendOptions {
     pub streams: u16,
     pub block_size: u32,
-    /// Buffers in the sender's pool; 0 picks `2 * streams + readers`.
+    /// Buffers in the sender's pool; 0 picks what the scheduler needs.
     pub pool_buffers: usize,
-    /// Disk-reader threads; 0 picks `min(streams, 4).max(2)`.
+    /// Pipelined disk-reader threads; 0 picks `min(streams, 4).max(2)`.
     pub readers: usize,
+    /// Pipelined processing threads; 0 picks 1, or one per CPU with a BLAKE3 digest.
+    pub processors: usize,
+    /// Adaptive worker threads; 0 picks CPUs + 2.
+    pub workers: usize,
+    pub scheduler: SchedulerKind,
+    pub digest: Digest,
+    pub cores: Option<CoreSpec>,
+    pub pin: PinMode,
+    /// Where sysfs and procfs are read from (`/`; tests point it at a fake tree).
+    pub sysfs_root: PathBuf,
     pub scan_threads: usize,
     pub connect_timeout: Duration,
     pub progress_interval: Duration,
+    pub timeline_interval: Duration,
+}
+
+fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
 impl Default for SendOptions {
@@ -60,11 +133,38 @@ impl Default for SendOptions {
             block_size: DEFAULT_BLOCK_SIZE,
             pool_buffers: 0,
             readers: 0,
-            scan_threads: std::thread::available_parallelism().map_or(2, |n| n.get().min(8)),
+            processors: 0,
+            workers: 0,
+            scheduler: SchedulerKind::Auto,
+            digest: Digest::None,
+            cores: None,
+            pin: PinMode::Auto,
+            sysfs_root: PathBuf::from("/"),
+            scan_threads: cpus().min(8),
             connect_timeout: Duration::from_secs(10),
             progress_interval: Duration::from_millis(100),
+            timeline_interval: Duration::from_millis(5),
         }
     }
+}
+
+/// Which scheduler ran, and why.
+#[derive(Clone, Debug)]
+pub struct SchedulerReport {
+    pub requested: &'static str,
+    pub used: &'static str,
+    pub reason: String,
+    /// (scheduler, bytes/s) measured by `auto`'s probe.
+    pub probe: Vec<(&'static str, f64)>,
+}
+
+/// An engine thread and the CPU it was bound to.
+#[derive(Clone, Debug)]
+pub struct ThreadPin {
+    pub name: String,
+    pub tid: i32,
+    pub cpu: usize,
+    pub error: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -85,11 +185,16 @@ pub struct SendSummary {
     pub fast_paths: FastPaths,
     pub skipped: Vec<(String, &'static str)>,
     pub receiver: SummaryMsg,
+    pub scheduler: SchedulerReport,
+    pub placement: Placement,
+    pub pinned: Vec<ThreadPin>,
+    pub timeline: Vec<Sample>,
+    pub digest: Digest,
 }
 
 enum Prepared {
     Sendfile { file: File, file_offset: u64, offset: u64, len: u32, hash: u64 },
-    Packed { buf: PoolBuf, offset: u64, hash: u64 },
+    Packed { buf: PoolBuf, offset: u64, hash: u64, blake3: Option<[u8; 32]> },
 }
 
 /// State shared by the threads of one transfer: the first failure wins and stops the others.
@@ -121,6 +226,334 @@ impl Run {
     }
 }
 
+#[derive(Default)]
+struct Counters {
+    sendfile_blocks: AtomicU64,
+    sendfile_bytes: AtomicU64,
+    packed_blocks: AtomicU64,
+    packed_bytes: AtomicU64,
+}
+
+/// The block work of one transfer, shared by whichever scheduler runs it.
+struct Engine<'a> {
+    index: &'a Index,
+    base: &'a Path,
+    pool: Arc<Pool>,
+    bs: u64,
+    nblocks: u64,
+    next: AtomicU64,
+    /// Blocks below this number may be taken; `auto` raises it phase by phase.
+    limit: AtomicU64,
+    sendfile: bool,
+    digest: Digest,
+    counters: Counters,
+    run: &'a Run,
+    gauges: Gauges,
+    per_stream: Vec<AtomicU64>,
+    stream_blocks: Vec<AtomicU64>,
+    block_done: Vec<AtomicBool>,
+    sockets: &'a [TcpStream],
+    free_streams: Mutex<Vec<usize>>,
+    stream_ready: Condvar,
+    placement: Placement,
+    pinned: Mutex<Vec<ThreadPin>>,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+impl Engine<'_> {
+    fn take_block(&self) -> Option<u64> {
+        let mut n = self.next.load(Ordering::Relaxed);
+        loop {
+            if n >= self.limit.load(Ordering::Relaxed) || self.run.stopped() {
+                return None;
+            }
+            match self.next.compare_exchange_weak(n, n + 1, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => return Some(n),
+                Err(now) => n = now,
+            }
+        }
+    }
+
+    fn bytes_of_blocks(&self, from: u64, to: u64) -> u64 {
+        (to * self.bs).min(self.index.total()) - (from * self.bs).min(self.index.total())
+    }
+
+    /// Binds the calling thread per the placement and records it.
+    fn pin(&self, role: Role, i: usize, name: &str) {
+        let Some(cpu) = self.placement.cpu_for(role, i) else { return };
+        let error = bind_current_thread(cpu).err();
+        let tid = rustix::thread::gettid().as_raw_nonzero().get();
+        self.pinned.lock().expect("pinned lock").push(ThreadPin { name: name.to_owned(), tid, cpu, error });
+    }
+
+    fn open_source(&self, entry: usize) -> Result<File> {
+        let rel = &self.index.entries()[entry].path;
+        match File::open(self.base.join(OsStr::from_bytes(rel))) {
+            Ok(f) => Ok(f),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::SourceChanged { path: lossy(rel), why: "deleted" }),
+            Err(e) => Err(Error::io("open", rel, e)),
+        }
+    }
+
+    /// READ: brings block `b` in, either as a sendfile descriptor (hashed on the way) or as a
+    /// pooled buffer.
+    fn read_block(&self, b: u64) -> Result<Prepared> {
+        let offset = b * self.bs;
+        let len = self.bs.min(self.index.total() - offset);
+        let mut pieces = self.index.pieces(offset, len);
+        let first = pieces.next().ok_or_else(|| Error::Index("a block maps to no file".into()))?;
+        if self.sendfile && self.digest == Digest::None && first.len == len {
+            // One file holds the whole block: hash it through the scratch buffer now, send it
+            // with sendfile later. (mmap would avoid the copy into scratch, but a file truncated
+            // by another process while mapped raises SIGBUS and would kill the host process.)
+            let file = self.open_source(first.entry)?;
+            let rel = &self.index.entries()[first.entry].path;
+            let hash = SCRATCH.with(|s| -> Result<u64> {
+                let mut scratch = s.borrow_mut();
+                scratch.resize(HASH_CHUNK, 0);
+                let mut h = Xxh3::new();
+                let mut done = 0u64;
+                while done < len {
+                    let n = (len - done).min(HASH_CHUNK as u64) as usize;
+                    read_exact_at(&file, &mut scratch[..n], first.file_offset + done, rel)?;
+                    h.update(&scratch[..n]);
+                    done += n as u64;
+                }
+                Ok(h.finish())
+            })?;
+            self.counters.sendfile_blocks.fetch_add(1, Ordering::Relaxed);
+            self.counters.sendfile_bytes.fetch_add(len, Ordering::Relaxed);
+            return Ok(Prepared::Sendfile { file, file_offset: first.file_offset, offset, len: len as u32, hash });
+        }
+        let mut buf = self.pool.take(&self.run.stop)?;
+        buf.set_len(len as usize);
+        for p in std::iter::once(first).chain(pieces) {
+            let file = self.open_source(p.entry)?;
+            let at = p.range_offset as usize;
+            read_exact_at(&file, &mut buf[at..at + p.len as usize], p.file_offset, &self.index.entries()[p.entry].path)?;
+        }
+        self.counters.packed_blocks.fetch_add(1, Ordering::Relaxed);
+        self.counters.packed_bytes.fetch_add(len, Ordering::Relaxed);
+        Ok(Prepared::Packed { buf, offset, hash: 0, blake3: None })
+    }
+
+    /// PROCESS: checksums of a buffered block (a sendfile block was hashed when read).
+    fn process_block(&self, p: &mut Prepared) {
+        if let Prepared::Packed { buf, hash, blake3, .. } = p {
+            *hash = xxh3(buf);
+            if self.digest == Digest::Blake3 {
+                *blake3 = Some(*blake3::hash(buf).as_bytes());
+            }
+        }
+    }
+
+    /// SEND: writes a processed block on stream `i`.
+    fn send_block(&self, i: usize, p: Prepared) -> Result<()> {
+        let sock = &self.sockets[i];
+        let (offset, len) = match &p {
+            Prepared::Sendfile { offset, len, hash, file, file_offset } => {
+                let hdr = Msg::Block { offset: *offset, len: *len, xxh3: *hash }.encode();
+                net::send_header(sock, &hdr).map_err(Error::net("sending a block"))?;
+                net::sendfile_all(sock, file, *file_offset, *len as usize).map_err(|e| match e.kind() {
+                    std::io::ErrorKind::UnexpectedEof => {
+                        Error::SourceChanged { path: format!("stream offset {offset}"), why: "shorter than when it was scanned" }
+                    }
+                    _ => Error::net("sending a block")(e),
+                })?;
+                (*offset, *len as u64)
+            }
+            Prepared::Packed { buf, offset, hash, blake3 } => {
+                let hdr = match blake3 {
+                    Some(b3) => Msg::BlockB3 { offset: *offset, len: buf.len() as u32, xxh3: *hash, blake3: *b3 }.encode(),
+                    None => Msg::Block { offset: *offset, len: buf.len() as u32, xxh3: *hash }.encode(),
+                };
+                net::send_header(sock, &hdr).map_err(Error::net("sending a block"))?;
+                net::write_all(sock, buf).map_err(Error::net("sending a block"))?;
+                (*offset, buf.len() as u64)
+            }
+        };
+        drop(p);
+        self.stream_blocks[i].fetch_add(1, Ordering::Relaxed);
+        self.per_stream[i].fetch_add(len, Ordering::Relaxed);
+        self.block_done[(offset / self.bs) as usize].store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Runs `f`, recording its failure for the whole transfer.
+    fn guarded(&self, f: impl FnOnce() -> Result<()>) {
+        if let Err(e) = f() {
+            if !self.run.stopped() {
+                self.run.fail(e);
+            }
+        }
+    }
+
+    fn run_pipelined(&self, readers: usize, processors: usize) {
+        let cap = self.pool.count().max(2);
+        let (read_tx, read_rx) = bounded::<Prepared>(cap);
+        let (send_tx, send_rx) = bounded::<Prepared>(cap);
+        std::thread::scope(|s| {
+            for i in 0..readers {
+                let tx = read_tx.clone();
+                let name = format!("lh-rd-{i}");
+                spawn_named(s, name.clone(), move || {
+                    self.pin(Role::Disk, i, &name);
+                    self.guarded(|| {
+                        while let Some(b) = self.take_block() {
+                            let p = {
+                                let _g = self.gauges.reading();
+                                self.read_block(b)?
+                            };
+                            let _g = self.gauges.blocked();
+                            if tx.send(p).is_err() {
+                                break;
+                            }
+                        }
+                        Ok(())
+                    })
+                });
+            }
+            drop(read_tx);
+            for i in 0..processors {
+                let (rx, tx): (Receiver<Prepared>, Sender<Prepared>) = (read_rx.clone(), send_tx.clone());
+                let name = format!("lh-pr-{i}");
+                spawn_named(s, name.clone(), move || {
+                    self.pin(Role::Other, i, &name);
+                    loop {
+                        let got = {
+                            let _g = self.gauges.blocked();
+                            rx.recv()
+                        };
+                        let Ok(mut p) = got else { break };
+                        self.gauges.set_queued(rx.len());
+                        {
+                            let _g = self.gauges.processing();
+                            self.process_block(&mut p);
+                        }
+                        let _g = self.gauges.blocked();
+                        if tx.send(p).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            drop(send_tx);
+            for i in 0..self.sockets.len() {
+                let rx = send_rx.clone();
+                let name = format!("lh-tx-{i}");
+                spawn_named(s, name.clone(), move || {
+                    self.pin(Role::Net, i, &name);
+                    self.guarded(|| {
+                        loop {
+                            let got = {
+                                let _g = self.gauges.blocked();
+                                rx.recv()
+                            };
+                            let Ok(p) = got else { break };
+                            if self.run.stopped() {
+                                break;
+                            }
+                            let _g = self.gauges.sending();
+                            self.send_block(i, p)?;
+                        }
+                        Ok(())
+                    })
+                });
+            }
+        });
+    }
+
+    fn run_adaptive(&self, workers: usize) {
+        let params = adaptive::Params {
+            cpus: cpus(),
+            // One reader always: it keeps the disk queue fed while the others process.
+            min_io_threads: 1,
+            high_watermark: (self.pool.count() / 2).max(2),
+            low_watermark: (self.pool.count() / 8).max(1),
+        };
+        let sched = Scheduler::new(self, workers, params, &self.run.stop, &self.gauges);
+        std::thread::scope(|s| {
+            for i in 0..workers {
+                let (sched, name) = (&sched, format!("lh-aw-{i}"));
+                spawn_named(s, name.clone(), move || {
+                    // Every block ends on the NIC: workers live in the network zone.
+                    self.pin(Role::Net, i, &name);
+                    self.guarded(|| match sched.worker(i) {
+                        Err(Error::Cancelled) if self.run.stopped() => Ok(()),
+                        r => r,
+                    })
+                });
+            }
+        });
+    }
+
+    /// Takes a free stream for the duration of one send (adaptive mode shares the streams).
+    fn with_stream(&self, f: impl FnOnce(usize) -> Result<()>) -> Result<()> {
+        let i = {
+            let mut free = self.free_streams.lock().expect("streams lock");
+            loop {
+                if self.run.stopped() {
+                    return Err(Error::Cancelled);
+                }
+                if let Some(i) = free.pop() {
+                    break i;
+                }
+                free = self.stream_ready.wait_timeout(free, Duration::from_millis(50)).expect("streams lock").0;
+            }
+        };
+        let r = f(i);
+        self.free_streams.lock().expect("streams lock").push(i);
+        self.stream_ready.notify_one();
+        r
+    }
+}
+
+impl Work for Engine<'_> {
+    type Block = Prepared;
+    fn read(&self) -> Result<Option<Prepared>> {
+        match self.take_block() {
+            Some(b) => self.read_block(b).map(Some),
+            None => Ok(None),
+        }
+    }
+    fn process(&self, mut p: Prepared) -> Result<()> {
+        self.process_block(&mut p);
+        let _g = self.gauges.sending();
+        self.with_stream(|i| self.send_block(i, p))
+    }
+}
+
+fn spawn_named<'s, 'e, F: FnOnce() + Send + 's>(s: &'s std::thread::Scope<'s, 'e>, name: String, f: F) {
+    std::thread::Builder::new().name(name).spawn_scoped(s, f).expect("spawning an engine thread");
+}
+
+fn read_exact_at(file: &File, buf: &mut [u8], offset: u64, rel: &[u8]) -> Result<()> {
+    file.read_exact_at(buf, offset).map_err(|e| match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => Error::SourceChanged { path: lossy(rel), why: "shorter than when it was scanned" },
+        _ => Error::io("read", rel, e),
+    })
+}
+
+/// Finds where the engine's threads go: the NUMA nodes of the NIC that reaches the peer and of
+/// the disk holding the source.
+fn choose_placement(opts: &SendOptions, peer: IpAddr, source: &Path) -> Result<Placement> {
+    let allowed = allowed_cpus();
+    match Topology::read(&opts.sysfs_root) {
+        Ok(topo) => {
+            let net_node = match peer {
+                IpAddr::V4(v4) => topo.interface_for(v4).and_then(|i| topo.node_of_interface(&i)),
+                IpAddr::V6(_) => None,
+            };
+            let disk_node = topo.node_of_path(source);
+            Placement::choose(&topo, net_node, disk_node, opts.cores.as_ref(), &allowed, opts.pin)
+        }
+        Err(e) => Ok(Placement::unpinned(&allowed, format!("topology unreadable ({e}): threads are not pinned"))),
+    }
+}
+
 /// Sends `source` (a file or a directory) to the node at `addr`, into `dest` under its root.
 pub fn send(
     source: &Path,
@@ -149,11 +582,14 @@ pub fn send(
 
     let mut control = net::connect(addr, opts.connect_timeout)?;
     frame::write_msg(&mut control, &Msg::Hello { min: frame::VERSION_MIN, max: frame::VERSION_MAX, features: frame::FEATURES })?;
-    let limits = match frame::expect_msg(&mut control, 0)? {
-        Msg::HelloOk { limits, .. } => limits,
+    let (features, limits) = match frame::expect_msg(&mut control, 0)? {
+        Msg::HelloOk { features, limits, .. } => (features, limits),
         Msg::Error { code, message } => return Err(Error::remote(&code, &message)),
         m => return Err(Error::Protocol(format!("expected HELLO_OK, got {:?}", m.frame_type()))),
     };
+    if opts.digest == Digest::Blake3 && features & frame::FEATURE_BLAKE3 == 0 {
+        return Err(Error::Protocol("the node does not check BLAKE3 block digests".into()));
+    }
     if opts.block_size > limits.max_block {
         return Err(Error::Limit { what: "block size", limit: limits.max_block as u64, got: opts.block_size as u64 });
     }
@@ -175,14 +611,27 @@ pub fn send(
         frame::write_msg(&mut s, &Msg::DataHello { token, stream: i })?;
         sockets.push(s);
     }
+    let peer = control.peer_addr().map_err(Error::net("peer address"))?.ip();
+    let placement = choose_placement(opts, peer, source)?;
 
     let readers = if opts.readers == 0 { (streams as usize).clamp(2, 4) } else { opts.readers };
-    let pool_buffers = if opts.pool_buffers == 0 { 2 * streams as usize + readers } else { opts.pool_buffers };
-    let pool = Pool::new(opts.block_size as usize, pool_buffers)?;
+    let processors = match (opts.processors, opts.digest) {
+        (0, Digest::None) => 1,
+        (0, Digest::Blake3) => cpus(),
+        (n, _) => n,
+    };
+    let workers = if opts.workers == 0 { cpus() + 2 } else { opts.workers };
+    let pool_buffers =
+        if opts.pool_buffers == 0 { (2 * streams as usize + readers + processors).max(workers + 4) } else { opts.pool_buffers };
+    let pool = Pool::new_near(opts.block_size as usize, pool_buffers, placement.cpu_for(Role::Disk, 0))?;
     let sendfile = probe::sendfile();
     let fast_paths = FastPaths {
-        sendfile: sendfile.is_ok(),
-        sendfile_fallback: sendfile.err(),
+        sendfile: sendfile.is_ok() && opts.digest == Digest::None,
+        sendfile_fallback: match (sendfile, opts.digest) {
+            (Err(e), _) => Some(e),
+            (Ok(()), Digest::Blake3) => Some("a BLAKE3 digest needs every block in a buffer".into()),
+            (Ok(()), Digest::None) => None,
+        },
         mlock: pool.locked(),
         mlock_fallback: pool.lock_fallback().map(str::to_owned),
     };
@@ -195,39 +644,39 @@ pub fn send(
     };
     let bs = opts.block_size as u64;
     let nblocks = index.total().div_ceil(bs);
-    let next = AtomicU64::new(0);
-    let per_stream: Vec<AtomicU64> = (0..streams).map(|_| AtomicU64::new(0)).collect();
-    let counters = Counters::default();
-    let block_done: Vec<AtomicBool> = (0..nblocks).map(|_| AtomicBool::new(false)).collect();
-    let (tx, rx) = bounded::<Prepared>(pool_buffers);
+    let engine = Engine {
+        index,
+        base: &scanned.base,
+        pool,
+        bs,
+        nblocks,
+        next: AtomicU64::new(0),
+        limit: AtomicU64::new(0),
+        sendfile: fast_paths.sendfile,
+        digest: opts.digest,
+        counters: Counters::default(),
+        run: &run,
+        gauges: Gauges::default(),
+        per_stream: (0..streams).map(|_| AtomicU64::new(0)).collect(),
+        stream_blocks: (0..streams).map(|_| AtomicU64::new(0)).collect(),
+        block_done: (0..nblocks).map(|_| AtomicBool::new(false)).collect(),
+        sockets: &sockets,
+        free_streams: Mutex::new((0..streams as usize).rev().collect()),
+        stream_ready: Condvar::new(),
+        placement,
+        pinned: Mutex::new(Vec::new()),
+    };
     let data_ends: Vec<u64> = index.data_file_ends().collect();
     let files_total = index.count(Kind::File) as u64;
     let transfer_started = Instant::now();
+    let mut recorder = Recorder::new(opts.timeline_interval);
 
-    let ctx = ReadCtx {
-        index,
-        base: &scanned.base,
-        pool: &pool,
-        next: &next,
-        nblocks,
-        bs,
-        sendfile: fast_paths.sendfile,
-        counters: &counters,
-        run: &run,
-    };
-    let reply = std::thread::scope(|s| {
-        let mut workers = Vec::new();
-        for _ in 0..readers {
-            let tx = tx.clone();
-            let ctx = &ctx;
-            workers.push(s.spawn(move || reader(ctx, tx)));
-        }
-        drop(tx);
-        for (i, sock) in sockets.iter().enumerate() {
-            let (rx, run, per, block_done) = (rx.clone(), &run, &per_stream[i], &block_done);
-            workers.push(s.spawn(move || stream_sender(sock, rx, run, per, block_done, bs)));
-        }
-        drop(rx);
+    let (reply, report) = std::thread::scope(|s| {
+        let engine = &engine;
+        let driver = std::thread::Builder::new()
+            .name("lh-drive".into())
+            .spawn_scoped(s, move || drive(engine, opts.scheduler, readers, processors, workers))
+            .expect("spawning the driver");
         // The node reports errors (a full disk, a bad block) on the control connection while
         // blocks are still flowing; a watcher stops the transfer at once when one arrives.
         let (reply_tx, reply_rx) = bounded::<Result<Msg>>(1);
@@ -243,11 +692,11 @@ pub fn send(
 
         let mut watermark = 0u64;
         let progress = |watermark: &mut u64| {
-            while *watermark < nblocks && block_done[*watermark as usize].load(Ordering::Relaxed) {
+            while *watermark < nblocks && engine.block_done[*watermark as usize].load(Ordering::Relaxed) {
                 *watermark += 1;
             }
             let done_offset = (*watermark * bs).min(index.total());
-            let per: Vec<u64> = per_stream.iter().map(|a| a.load(Ordering::Relaxed)).collect();
+            let per: Vec<u64> = engine.per_stream.iter().map(|a| a.load(Ordering::Relaxed)).collect();
             Progress {
                 bytes_done: per.iter().sum(),
                 bytes_total: index.total(),
@@ -257,28 +706,34 @@ pub fn send(
                 per_stream_bytes: per,
             }
         };
-        while workers.iter().any(|w| !w.is_finished()) {
+        let mut last_progress = Instant::now();
+        let tick = opts.timeline_interval.min(opts.progress_interval).max(Duration::from_millis(1));
+        while !driver.is_finished() {
             if cancel.load(Ordering::Relaxed) {
                 run.fail(Error::Cancelled);
             }
-            std::thread::sleep(opts.progress_interval.min(Duration::from_millis(20)));
-            if !run.stopped() {
+            std::thread::sleep(tick);
+            recorder.tick(&engine.gauges);
+            if !run.stopped() && last_progress.elapsed() >= opts.progress_interval {
+                last_progress = Instant::now();
                 on_progress(&progress(&mut watermark));
             }
         }
-        for w in workers {
-            if w.join().is_err() {
+        let report = match driver.join() {
+            Ok(r) => r,
+            Err(_) => {
                 run.fail(Error::Protocol("an engine thread panicked".into()));
+                None
             }
-        }
+        };
         if !run.stopped() {
-            let sent: u64 = per_stream.iter().map(|a| a.load(Ordering::Relaxed)).sum();
+            let sent: u64 = engine.per_stream.iter().map(|a| a.load(Ordering::Relaxed)).sum();
             if let Err(e) = frame::write_msg(&mut &run.control, &Msg::Done { blocks: nblocks, bytes: sent }) {
                 run.fail(e);
             }
         }
         // Wait for the node's verdict, still honouring cancellation.
-        loop {
+        let reply = loop {
             match reply_rx.recv_timeout(Duration::from_millis(50)) {
                 Ok(m) => break Some(m),
                 Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break None,
@@ -296,7 +751,8 @@ pub fn send(
                 }
                 Err(_) => {}
             }
-        }
+        };
+        (reply, report)
     });
     let _ = control.shutdown(Shutdown::Both);
 
@@ -317,11 +773,11 @@ pub fn send(
         _ => None,
     };
     if let Some(e) = run.failure.lock().expect("failure lock").take() {
-        // A remote error explains a broken pipe better than the pipe does.
         return Err(e);
     }
     let receiver = remote.ok_or_else(|| Error::Protocol("the node closed the session without a summary".into()))?;
-    let per_stream_bytes: Vec<u64> = per_stream.iter().map(|a| a.load(Ordering::Relaxed)).collect();
+    let scheduler = report.ok_or_else(|| Error::Protocol("the transfer ended without a scheduler report".into()))?;
+    let per_stream_bytes: Vec<u64> = engine.per_stream.iter().map(|a| a.load(Ordering::Relaxed)).collect();
     on_progress(&Progress {
         bytes_done: index.total(),
         bytes_total: index.total(),
@@ -330,6 +786,7 @@ pub fn send(
         seconds: transfer_started.elapsed().as_secs_f64(),
         per_stream_bytes: per_stream_bytes.clone(),
     });
+    let timeline = recorder.finish(&engine.gauges);
     Ok(SendSummary {
         bytes: index.total(),
         files: files_total,
@@ -340,150 +797,82 @@ pub fn send(
         scan_seconds,
         streams,
         per_stream_bytes,
-        sendfile_blocks: counters.sendfile_blocks.load(Ordering::Relaxed),
-        sendfile_bytes: counters.sendfile_bytes.load(Ordering::Relaxed),
-        packed_blocks: counters.packed_blocks.load(Ordering::Relaxed),
-        packed_bytes: counters.packed_bytes.load(Ordering::Relaxed),
+        sendfile_blocks: engine.counters.sendfile_blocks.load(Ordering::Relaxed),
+        sendfile_bytes: engine.counters.sendfile_bytes.load(Ordering::Relaxed),
+        packed_blocks: engine.counters.packed_blocks.load(Ordering::Relaxed),
+        packed_bytes: engine.counters.packed_bytes.load(Ordering::Relaxed),
         fast_paths,
         skipped: scanned.skipped,
         receiver,
+        scheduler,
+        pinned: engine.pinned.into_inner().expect("pinned lock"),
+        placement: engine.placement,
+        timeline,
+        digest: opts.digest,
     })
 }
 
-#[derive(Default)]
-struct Counters {
-    sendfile_blocks: AtomicU64,
-    sendfile_bytes: AtomicU64,
-    packed_blocks: AtomicU64,
-    packed_bytes: AtomicU64,
-}
-
-struct ReadCtx<'a> {
-    index: &'a Index,
-    base: &'a PathBuf,
-    pool: &'a Arc<Pool>,
-    next: &'a AtomicU64,
-    nblocks: u64,
-    bs: u64,
-    sendfile: bool,
-    counters: &'a Counters,
-    run: &'a Run,
-}
-
-fn reader(ctx: &ReadCtx<'_>, tx: Sender<Prepared>) {
-    let mut scratch = Vec::new();
-    while !ctx.run.stopped() {
-        let b = ctx.next.fetch_add(1, Ordering::Relaxed);
-        if b >= ctx.nblocks {
-            return;
+/// Runs the blocks through the chosen scheduler (for `auto`: a probe of each first), then ends
+/// every stream. `None` if the transfer failed.
+fn drive(e: &Engine<'_>, kind: SchedulerKind, readers: usize, processors: usize, workers: usize) -> Option<SchedulerReport> {
+    let phase = |k: SchedulerKind, upto: u64| -> f64 {
+        let from = e.next.load(Ordering::Relaxed);
+        e.limit.store(upto, Ordering::Relaxed);
+        let t = Instant::now();
+        match k {
+            SchedulerKind::Adaptive => e.run_adaptive(workers),
+            _ => e.run_pipelined(readers, processors),
         }
-        let offset = b * ctx.bs;
-        let len = ctx.bs.min(ctx.index.total() - offset);
-        match prepare(ctx, offset, len, &mut scratch) {
-            Ok(p) => {
-                if tx.send(p).is_err() {
-                    return;
+        e.bytes_of_blocks(from, upto) as f64 / t.elapsed().as_secs_f64().max(1e-9)
+    };
+    let report = match kind {
+        SchedulerKind::Pipelined | SchedulerKind::Adaptive => {
+            phase(kind, e.nblocks);
+            SchedulerReport { requested: kind.name(), used: kind.name(), reason: format!("{} as asked", kind.name()), probe: vec![] }
+        }
+        SchedulerKind::Auto => {
+            // Probe windows of about a tenth of the transfer, 8 to 32 blocks each.
+            let probe = (e.nblocks / 10).clamp(8, 32);
+            if e.nblocks < 4 * probe {
+                phase(SchedulerKind::Pipelined, e.nblocks);
+                SchedulerReport {
+                    requested: "auto",
+                    used: "pipelined",
+                    reason: format!("{} blocks are too few to probe both schedulers; pipelined", e.nblocks),
+                    probe: vec![],
+                }
+            } else {
+                let p = phase(SchedulerKind::Pipelined, probe);
+                let a = phase(SchedulerKind::Adaptive, 2 * probe);
+                let (winner, used) = if a > p { (SchedulerKind::Adaptive, "adaptive") } else { (SchedulerKind::Pipelined, "pipelined") };
+                phase(winner, e.nblocks);
+                SchedulerReport {
+                    requested: "auto",
+                    used,
+                    reason: format!(
+                        "probe of {probe} blocks each: pipelined {:.0} MiB/s, adaptive {:.0} MiB/s; {used} for the other {} blocks",
+                        p / 1048576.0,
+                        a / 1048576.0,
+                        e.nblocks - 2 * probe
+                    ),
+                    probe: vec![("pipelined", p), ("adaptive", a)],
                 }
             }
-            Err(e) => return ctx.run.fail(e),
+        }
+    };
+    if e.run.stopped() {
+        return None;
+    }
+    if e.next.load(Ordering::Relaxed) < e.nblocks {
+        e.run.fail(Error::Protocol("the scheduler stopped before the last block".into()));
+        return None;
+    }
+    for (i, sock) in e.sockets.iter().enumerate() {
+        let end = Msg::StreamEnd { blocks: e.stream_blocks[i].load(Ordering::Relaxed), bytes: e.per_stream[i].load(Ordering::Relaxed) };
+        if let Err(err) = frame::write_msg(&mut &*sock, &end) {
+            e.run.fail(err);
+            return None;
         }
     }
-}
-
-fn open_source(ctx: &ReadCtx<'_>, entry: usize) -> Result<(File, PathBuf)> {
-    let rel = &ctx.index.entries()[entry].path;
-    let path = ctx.base.join(OsStr::from_bytes(rel));
-    match File::open(&path) {
-        Ok(f) => Ok((f, path)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::SourceChanged { path: lossy(rel), why: "deleted" }),
-        Err(e) => Err(Error::io("open", rel, e)),
-    }
-}
-
-fn read_exact_at(file: &File, buf: &mut [u8], offset: u64, rel: &[u8]) -> Result<()> {
-    file.read_exact_at(buf, offset).map_err(|e| match e.kind() {
-        std::io::ErrorKind::UnexpectedEof => Error::SourceChanged { path: lossy(rel), why: "shorter than when it was scanned" },
-        _ => Error::io("read", rel, e),
-    })
-}
-
-fn prepare(ctx: &ReadCtx<'_>, offset: u64, len: u64, scratch: &mut Vec<u8>) -> Result<Prepared> {
-    let mut pieces = ctx.index.pieces(offset, len);
-    let first = pieces.next().ok_or_else(|| Error::Index("a block maps to no file".into()))?;
-    if ctx.sendfile && first.len == len {
-        // One file holds the whole block: hash it through the scratch buffer, send it with
-        // sendfile. (mmap would avoid the copy into scratch, but a file truncated by another
-        // process while mapped raises SIGBUS and would kill the host process.)
-        let (file, _) = open_source(ctx, first.entry)?;
-        let rel = &ctx.index.entries()[first.entry].path;
-        scratch.resize(HASH_CHUNK, 0);
-        let mut h = Xxh3::new();
-        let mut done = 0u64;
-        while done < len {
-            let n = (len - done).min(HASH_CHUNK as u64) as usize;
-            read_exact_at(&file, &mut scratch[..n], first.file_offset + done, rel)?;
-            h.update(&scratch[..n]);
-            done += n as u64;
-        }
-        ctx.counters.sendfile_blocks.fetch_add(1, Ordering::Relaxed);
-        ctx.counters.sendfile_bytes.fetch_add(len, Ordering::Relaxed);
-        return Ok(Prepared::Sendfile { file, file_offset: first.file_offset, offset, len: len as u32, hash: h.finish() });
-    }
-    let mut buf = ctx.pool.take(&ctx.run.stop)?;
-    buf.set_len(len as usize);
-    for p in std::iter::once(first).chain(pieces) {
-        let (file, _) = open_source(ctx, p.entry)?;
-        let rel = &ctx.index.entries()[p.entry].path;
-        let at = p.range_offset as usize;
-        read_exact_at(&file, &mut buf[at..at + p.len as usize], p.file_offset, rel)?;
-    }
-    let hash = xxh3(&buf);
-    ctx.counters.packed_blocks.fetch_add(1, Ordering::Relaxed);
-    ctx.counters.packed_bytes.fetch_add(len, Ordering::Relaxed);
-    Ok(Prepared::Packed { buf, offset, hash })
-}
-
-fn stream_sender(sock: &TcpStream, rx: Receiver<Prepared>, run: &Run, sent: &AtomicU64, block_done: &[AtomicBool], bs: u64) {
-    let mut blocks = 0u64;
-    let mut bytes = 0u64;
-    let result: Result<()> = (|| {
-        for p in rx {
-            if run.stopped() {
-                return Ok(());
-            }
-            let (offset, len) = match &p {
-                Prepared::Sendfile { offset, len, hash, file, file_offset } => {
-                    let hdr = Msg::Block { offset: *offset, len: *len, xxh3: *hash }.encode();
-                    net::send_header(sock, &hdr).map_err(Error::net("sending a block"))?;
-                    net::sendfile_all(sock, file, *file_offset, *len as usize).map_err(|e| match e.kind() {
-                        std::io::ErrorKind::UnexpectedEof => {
-                            Error::SourceChanged { path: format!("stream offset {offset}"), why: "shorter than when it was scanned" }
-                        }
-                        _ => Error::net("sending a block")(e),
-                    })?;
-                    (*offset, *len as u64)
-                }
-                Prepared::Packed { buf, offset, hash } => {
-                    let hdr = Msg::Block { offset: *offset, len: buf.len() as u32, xxh3: *hash }.encode();
-                    net::send_header(sock, &hdr).map_err(Error::net("sending a block"))?;
-                    net::write_all(sock, buf).map_err(Error::net("sending a block"))?;
-                    (*offset, buf.len() as u64)
-                }
-            };
-            drop(p);
-            blocks += 1;
-            bytes += len;
-            sent.fetch_add(len, Ordering::Relaxed);
-            block_done[(offset / bs) as usize].store(true, Ordering::Relaxed);
-        }
-        if run.stopped() {
-            return Ok(());
-        }
-        frame::write_msg(&mut &*sock, &Msg::StreamEnd { blocks, bytes })
-    })();
-    if let Err(e) = result {
-        if !run.stopped() {
-            run.fail(e);
-        }
-    }
+    Some(report)
 }

@@ -6,7 +6,7 @@ use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
-use longhaul_core::{send, SendOptions, ServeOptions, Server};
+use longhaul_core::{send, Digest, SchedulerKind, SendOptions, ServeOptions, Server};
 
 fn scratch(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("longhaul-core-{name}-{}", std::process::id()));
@@ -74,7 +74,28 @@ fn a_tree_arrives_identical_over_1_and_3_streams() {
         assert_eq!(s.receiver.bytes, s.bytes);
         assert_eq!(snapshot(&src), snapshot(&base.join("root").join(&dest).join("src")), "{streams} streams");
     }
-    assert_eq!(node.stats().completed, 2);
+    // Every scheduler, with and without a BLAKE3 of every block; 8 KiB blocks make ~400 of
+    // them, enough for `auto` to probe both schedulers.
+    for scheduler in [SchedulerKind::Pipelined, SchedulerKind::Adaptive, SchedulerKind::Auto] {
+        for digest in [Digest::None, Digest::Blake3] {
+            let dest = format!("{scheduler:?}-{digest:?}");
+            let opts = SendOptions { streams: 2, block_size: 8192, scheduler, digest, ..Default::default() };
+            let s = send(&src, &addr, dest.as_bytes(), &opts, &AtomicBool::new(false), &|_| {}).unwrap();
+            assert_eq!(snapshot(&src), snapshot(&base.join("root").join(&dest).join("src")), "{dest}");
+            match scheduler {
+                SchedulerKind::Auto => {
+                    assert_eq!(s.scheduler.probe.len(), 2, "{dest}: {}", s.scheduler.reason);
+                    assert!(s.scheduler.used == "pipelined" || s.scheduler.used == "adaptive");
+                }
+                _ => assert_eq!(s.scheduler.used, s.scheduler.requested),
+            }
+            if digest == Digest::Blake3 {
+                assert_eq!(s.sendfile_blocks, 0, "a digest needs buffers");
+            }
+            assert!(!s.timeline.is_empty());
+        }
+    }
+    assert_eq!(node.stats().completed, 8);
     node.close();
     fs::remove_dir_all(&base).unwrap();
 }

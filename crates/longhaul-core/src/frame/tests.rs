@@ -13,6 +13,7 @@ fn message(name: &str) -> Msg {
     let token: Token = core::array::from_fn(|i| i as u8);
     match name {
         "hello" => Msg::Hello { min: 1, max: 1, features: FEATURE_XXH3 },
+        "hello_both" => Msg::Hello { min: 1, max: 1, features: FEATURES },
         "hello_ok" => Msg::HelloOk {
             version: 1,
             features: FEATURE_XXH3,
@@ -22,6 +23,7 @@ fn message(name: &str) -> Msg {
         "ready" => Msg::Ready { token, streams: 2 },
         "data_hello" => Msg::DataHello { token, stream: 1 },
         "block" => Msg::Block { offset: 4 << 20, len: 4 << 20, xxh3: 0x0123_4567_89ab_cdef },
+        "block_b3" => Msg::BlockB3 { offset: 0, len: 4096, xxh3: 7, blake3: core::array::from_fn(|i| 0xa0 + i as u8) },
         "stream_end" => Msg::StreamEnd { blocks: 3, bytes: 12 << 20 },
         "done" => Msg::Done { blocks: 5, bytes: 20_000_000 },
         "summary" => Msg::Summary(SummaryMsg { bytes: 20_000_000, files: 302, dirs: 3, symlinks: 1, blocks: 5, micros: 35_072 }),
@@ -45,7 +47,7 @@ fn vectors() -> Vec<(&'static str, Vec<u8>)> {
 #[test]
 fn every_frame_type_has_a_vector() {
     let names: Vec<&str> = vectors().iter().map(|(n, _)| *n).collect();
-    for n in ["hello", "hello_ok", "manifest", "ready", "data_hello", "block", "stream_end", "done", "summary", "error"] {
+    for n in ["hello", "hello_ok", "manifest", "ready", "data_hello", "block", "block_b3", "stream_end", "done", "summary", "error"] {
         assert!(names.contains(&n), "docs/protocol-vectors.txt lacks {n}");
     }
 }
