@@ -70,7 +70,7 @@ fn decoding_the_vectors_gives_the_messages() {
 #[test]
 fn limits_are_checked_before_allocation() {
     // A HELLO that claims 3 GiB.
-    let mut f = vec![0u8; 5];
+    let mut f = [0u8; 5];
     f[..4].copy_from_slice(&(3u32 << 30).to_le_bytes());
     f[4] = FrameType::Hello as u8;
     let e = read_msg(&mut &f[..], 1 << 20).unwrap_err();
