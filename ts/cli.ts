@@ -2,12 +2,12 @@
 // The longhaul command line: a thin layer over the SDK. Exit statuses are documented in
 // docs/ERRORS.md (0 success, 2 usage, 3 network, 4 source, 5 refused, 6 destination I/O,
 // 7 integrity, 130 cancelled, 1 anything else).
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 
-import { compareTrees, exitCodeFor, LonghaulError, send, serve, type SendSummary } from './index.js';
+import { compareTrees, exitCodeFor, LonghaulError, send, serve, type PinMode, type SchedulerName, type SendSummary } from './index.js';
 import { makeDemoDir, makeSampleTree, removeDir } from './demo.js';
 import * as fmt from './format.js';
 import { barReporter, jsonReporter, silentReporter, summaryLines, type Reporter } from './progress.js';
@@ -31,6 +31,41 @@ function sizeArg(v: string): number {
   return Number(m[1]) * mult;
 }
 
+function choiceArg(choices: string[]) {
+  return (v: string): string => {
+    if (!choices.includes(v)) throw new InvalidArgumentError(`expected one of ${choices.join(', ')}`);
+    return v;
+  };
+}
+
+function pinArg(v: string): PinMode {
+  return choiceArg(['auto', 'always', 'never'])(v) as PinMode;
+}
+
+interface ServeFlags {
+  root: string;
+  listen: string;
+  poolBuffers?: number;
+  writers?: number;
+  coresIo?: string;
+  coresOther?: string;
+  pin?: PinMode;
+  json?: boolean;
+}
+
+interface SendFlags {
+  streams?: number;
+  blockSize?: number;
+  scheduler?: string;
+  digest?: string;
+  coresIo?: string;
+  coresOther?: string;
+  pin?: PinMode;
+  timeline?: string;
+  json?: boolean;
+  quiet?: boolean;
+}
+
 function reporterFor(json: boolean, quiet: boolean): Reporter {
   if (quiet) return silentReporter;
   if (json || !process.stderr.isTTY) return jsonReporter(process.stdout);
@@ -46,7 +81,9 @@ function fail(err: unknown, json: boolean): never {
 
 function printSummary(s: SendSummary, json: boolean, extra: Record<string, unknown> = {}): void {
   if (json || !process.stdout.isTTY) {
-    process.stdout.write(`${JSON.stringify({ type: 'summary', ...s, ...extra })}\n`);
+    // The timeline can hold thousands of samples: --timeline FILE writes it, the summary counts it.
+    const { timeline, ...rest } = s;
+    process.stdout.write(`${JSON.stringify({ type: 'summary', ...rest, timelineSamples: timeline.length, ...extra })}\n`);
   }
   if (!json) for (const line of summaryLines(s)) process.stderr.write(`${line}\n`);
 }
@@ -65,12 +102,23 @@ program
   .option('--listen <host:port>', 'address to listen on', '127.0.0.1:7878')
   .option('--pool-buffers <n>', 'buffers in the node pool (x 4 MiB)', intArg(1, 4096))
   .option('--writers <n>', 'disk-writer threads per transfer', intArg(1, 256))
+  .option('--cores-io <cpus>', 'CPUs for I/O threads, e.g. 2-7 (default: near the NIC and the disk)')
+  .option('--cores-other <cpus>', 'CPUs for other work, e.g. 0-1')
+  .option('--pin <mode>', 'auto, always or never', pinArg)
   .option('--json', 'print events as JSON lines')
-  .action(async (o: { root: string; listen: string; poolBuffers?: number; writers?: number; json?: boolean }) => {
+  .action(async (o: ServeFlags) => {
     const json = Boolean(o.json);
     try {
       const { host, port } = parseListen(o.listen);
-      const node = await serve({ root: o.root, host, port, poolBuffers: o.poolBuffers, writers: o.writers });
+      const node = await serve({
+        root: o.root,
+        host,
+        port,
+        poolBuffers: o.poolBuffers,
+        writers: o.writers,
+        cores: o.coresIo ? { io: o.coresIo, other: o.coresOther } : undefined,
+        pin: o.pin,
+      });
       if (json)
         process.stdout.write(
           `${JSON.stringify({ type: 'listening', host: node.address.host, port: node.address.port, root: node.root })}\n`,
@@ -93,9 +141,15 @@ program
   .argument('<target>', 'HOST:PORT[/DEST] of the node; a directory SRC arrives as DEST/SRC')
   .option('--streams <n>', 'parallel TCP data streams (default 2)', intArg(1, 256))
   .option('--block-size <size>', 'block size, e.g. 4M (default 4M)', sizeArg)
+  .option('--scheduler <name>', 'pipelined, adaptive or auto (default auto: probes both)', choiceArg(['pipelined', 'adaptive', 'auto']))
+  .option('--digest <name>', 'none, or blake3: a BLAKE3 of every block, checked by the node', choiceArg(['none', 'blake3']))
+  .option('--cores-io <cpus>', 'CPUs for I/O threads, e.g. 2-7 (default: near the NIC and the disk)')
+  .option('--cores-other <cpus>', 'CPUs for other work, e.g. 0-1')
+  .option('--pin <mode>', 'auto, always or never', pinArg)
+  .option('--timeline <file>', 'write the thread-state timeline (JSON) to FILE')
   .option('--json', 'print progress and the summary as JSON lines')
   .option('-q, --quiet', 'no progress output')
-  .action(async (source: string, target: string, o: { streams?: number; blockSize?: number; json?: boolean; quiet?: boolean }) => {
+  .action(async (source: string, target: string, o: SendFlags) => {
     const json = Boolean(o.json);
     const reporter = reporterFor(json, Boolean(o.quiet));
     const abort = new AbortController();
@@ -107,8 +161,15 @@ program
         signal: abort.signal,
         onProgress: (p) => reporter.progress(p),
         progressIntervalMs: json || !process.stderr.isTTY ? 500 : 100,
+        scheduler: o.scheduler as SchedulerName | undefined,
+        digest: o.digest as 'none' | 'blake3' | undefined,
+        cores: o.coresIo ? { io: o.coresIo, other: o.coresOther } : undefined,
+        pin: o.pin,
       });
       reporter.done();
+      if (o.timeline) {
+        writeFileSync(o.timeline, `${JSON.stringify({ scheduler: s.scheduler, placement: s.placement, samples: s.timeline }, null, 1)}\n`);
+      }
       printSummary(s, json);
     } catch (err) {
       reporter.done();

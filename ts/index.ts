@@ -24,7 +24,20 @@ export interface ServeOptions {
   writers?: number;
   /** Most data streams one transfer may open (default 64). */
   maxStreams?: number;
+  /** CPUs for the node's I/O threads (default: near the NIC and the root's disk). */
+  cores?: Cores;
+  pin?: PinMode;
 }
+
+/** CPU lists in the kernel's form, e.g. `{ io: '2-7', other: '0-1,8-15' }`. */
+export interface Cores {
+  io: string;
+  other?: string;
+}
+
+/** `auto` pins threads on machines of several NUMA nodes, or when cores are set. */
+export type PinMode = 'auto' | 'always' | 'never';
+export type SchedulerName = 'pipelined' | 'adaptive' | 'auto';
 
 export interface NodeStats {
   active: number;
@@ -34,6 +47,8 @@ export interface NodeStats {
   poolBytes: number;
   poolLocked: boolean;
   poolLockFallback?: string;
+  /** Placement of the most recent transfer, and whether its threads were pinned. */
+  lastPlacement?: string;
 }
 
 export interface StorageNode {
@@ -52,7 +67,8 @@ export interface StorageNode {
 export async function serve(options: ServeOptions): Promise<StorageNode> {
   let server: import('./native.js').Binding.BindingServer;
   try {
-    server = native.serve({ ...options });
+    const { cores, ...rest } = options;
+    server = native.serve({ ...rest, coresIo: cores?.io, coresOther: cores?.other });
   } catch (err) {
     throw fromNative(err);
   }
@@ -66,7 +82,7 @@ export async function serve(options: ServeOptions): Promise<StorageNode> {
     stats() {
       const s = server.stats();
       if (!s) throw new LonghaulError('E_CLOSED', 'the node is closed');
-      return { ...s, poolLockFallback: s.poolLockFallback ?? undefined };
+      return { ...s, poolLockFallback: s.poolLockFallback ?? undefined, lastPlacement: s.lastPlacement ?? undefined };
     },
     async close() {
       if (closed) return;
@@ -107,6 +123,49 @@ export interface SendOptions {
   onProgress?: (p: Progress) => void;
   /** Milliseconds between progress events (default 100). */
   progressIntervalMs?: number;
+  /** Who runs the blocks: mdtmFTP's dedicated threads, Vyukov's adaptive workers, or `auto` (default), which probes both. */
+  scheduler?: SchedulerName;
+  /** Processing besides XXH3: `blake3` hashes every block with BLAKE3 and the node checks it (default `none`). */
+  digest?: 'none' | 'blake3';
+  /** CPUs for the I/O threads (default: near the NIC and the source's disk). */
+  cores?: Cores;
+  pin?: PinMode;
+  /** Pipelined processing threads (default 1, or one per CPU with blake3). */
+  processors?: number;
+  /** Adaptive worker threads (default CPUs + 2). */
+  workers?: number;
+  /** Milliseconds between thread-state samples (default 5). */
+  timelineIntervalMs?: number;
+}
+
+/** Thread states at one moment (Vyukov-style profile). */
+export interface TimelineSample {
+  ms: number;
+  reading: number;
+  processing: number;
+  sending: number;
+  writing: number;
+  blocked: number;
+  queued: number;
+}
+
+export interface SchedulerReport {
+  requested: string;
+  used: string;
+  reason: string;
+  probe: { scheduler: string; bytesPerSecond: number }[];
+}
+
+export interface PlacementReport {
+  reason: string;
+  pinned: boolean;
+  fallback?: string;
+  diskCpus: string;
+  netCpus: string;
+  otherCpus: string;
+  diskNode?: number;
+  netNode?: number;
+  threads: { name: string; tid: number; cpu: number; error?: string }[];
 }
 
 export interface FastPaths {
@@ -136,6 +195,10 @@ export interface SendSummary {
   packedBytes: number;
   fastPaths: FastPaths;
   skipped: { path: string; reason: string }[];
+  scheduler: SchedulerReport;
+  placement: PlacementReport;
+  timeline: TimelineSample[];
+  digest: string;
 }
 
 function checkCount(name: string, v: number | undefined, min: number, max: number): void {
@@ -155,6 +218,8 @@ export async function send(source: string, target: string | Target, options: Sen
   checkCount('blockSize', options.blockSize, 4096, 64 << 20);
   checkCount('poolBuffers', options.poolBuffers, 1, 4096);
   checkCount('readers', options.readers, 1, 64);
+  checkCount('processors', options.processors, 1, 256);
+  checkCount('workers', options.workers, 1, 256);
   const { signal, onProgress } = options;
   if (signal?.aborted) throw new LonghaulError('E_CANCELLED', 'transfer cancelled before it started');
   const cancel = new native.BindingCancel();
@@ -176,6 +241,14 @@ export async function send(source: string, target: string | Target, options: Sen
         poolBuffers: options.poolBuffers,
         readers: options.readers,
         progressIntervalMs: options.progressIntervalMs,
+        scheduler: options.scheduler,
+        digest: options.digest,
+        coresIo: options.cores?.io,
+        coresOther: options.cores?.other,
+        pin: options.pin,
+        processors: options.processors,
+        workers: options.workers,
+        timelineIntervalMs: options.timelineIntervalMs,
       },
       cancel,
       progress,
@@ -188,6 +261,13 @@ export async function send(source: string, target: string | Target, options: Sen
         sendfileFallback: s.fastPaths.sendfileFallback ?? undefined,
         mlock: s.fastPaths.mlock,
         mlockFallback: s.fastPaths.mlockFallback ?? undefined,
+      },
+      placement: {
+        ...s.placement,
+        fallback: s.placement.fallback ?? undefined,
+        diskNode: s.placement.diskNode ?? undefined,
+        netNode: s.placement.netNode ?? undefined,
+        threads: s.placement.threads.map((t) => ({ ...t, error: t.error ?? undefined })),
       },
     };
   } catch (err) {

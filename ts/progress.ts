@@ -85,6 +85,10 @@ export function summaryLines(s: SendSummary): string[] {
       `in ${s.seconds.toFixed(2)} s: ${fmt.rate(s.bytesPerSecond)} over ${fmt.plural(s.streams, 'stream')}`,
     `fast paths: ${paths.join('; ')}`,
   ];
+  lines.push(`scheduler: ${s.scheduler.used}${s.scheduler.requested === 'auto' ? ` (auto: ${s.scheduler.reason})` : ''}`);
+  lines.push(
+    `placement: ${s.placement.reason}; ${s.placement.pinned ? `${s.placement.threads.length} threads pinned` : `not pinned: ${s.placement.fallback}`}`,
+  );
   if (s.skipped.length > 0) lines.push(`skipped ${s.skipped.length} special files (first: ${s.skipped[0]!.path}, ${s.skipped[0]!.reason})`);
   return lines;
 }

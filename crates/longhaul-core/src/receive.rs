@@ -38,6 +38,7 @@ use crate::error::{lossy, Error, Result};
 use crate::frame::{self, hex, Msg, SummaryMsg, Token};
 use crate::hash::xxh3;
 use crate::index::{Index, Kind};
+use crate::placement::{bind_current_thread, Placement, Role};
 use crate::pool::{Pool, PoolBuf};
 
 const STAGE_NONE: u8 = 0;
@@ -71,6 +72,7 @@ pub struct SessionParams {
     pub block_size: u32,
     pub writers: usize,
     pub token: Token,
+    pub placement: Placement,
 }
 
 pub struct Receive {
@@ -92,12 +94,13 @@ pub struct Receive {
     bytes: AtomicU64,
     blocks: AtomicU64,
     started: Instant,
+    placement: Placement,
 }
 
 impl Receive {
     /// Checks the destination, creates the directories and the large files, starts the writers.
     pub fn prepare(root: &Path, index: Index, params: SessionParams, pool: Arc<Pool>) -> Result<Arc<Receive>> {
-        let SessionParams { dest, streams, block_size, writers, token } = params;
+        let SessionParams { dest, streams, block_size, writers, token, placement } = params;
         let dest = dest.as_slice();
         let dest_dir = if dest.is_empty() {
             root.to_path_buf()
@@ -135,6 +138,7 @@ impl Receive {
             bytes: AtomicU64::new(0),
             blocks: AtomicU64::new(0),
             started: Instant::now(),
+            placement,
         });
         if let Err(e) = recv.make_tree() {
             recv.remove_temps();
@@ -144,8 +148,11 @@ impl Receive {
         for i in 0..writers.max(1) {
             let (r, rx) = (Arc::clone(&recv), rx.clone());
             let h = std::thread::Builder::new()
-                .name(format!("lh-writer-{i}"))
+                .name(format!("lh-wr-{i}"))
                 .spawn(move || {
+                    if let Some(cpu) = r.placement.cpu_for(Role::Disk, i) {
+                        let _ = bind_current_thread(cpu);
+                    }
                     for job in rx {
                         if r.stop.load(Ordering::Relaxed) {
                             continue;
@@ -252,6 +259,10 @@ impl Receive {
         };
         if attached > self.streams {
             return self.fail(Error::Protocol(format!("more data connections than the {} agreed", self.streams)));
+        }
+        let _ = rustix::thread::set_name(c"lh-rx");
+        if let Some(cpu) = self.placement.cpu_for(Role::Net, attached as usize - 1) {
+            let _ = bind_current_thread(cpu);
         }
         if let Ok(c) = sock.try_clone() {
             self.sockets.lock().expect("sockets lock").push(c);

@@ -4,7 +4,7 @@
 //! buffer pool, so the node's memory is bounded by that pool whatever the number of transfers.
 
 use std::collections::HashMap;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -15,14 +15,21 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 use crate::frame::{self, Limits, Msg, Token};
 use crate::index::Index;
+use crate::placement::{allowed_cpus, Placement};
 use crate::pool::Pool;
 use crate::receive::{Receive, SessionParams};
+use crate::topology::Topology;
 
 #[derive(Clone, Debug)]
 pub struct ServeOptions {
     pub root: PathBuf,
     /// `HOST:PORT`; port 0 picks a free one.
     pub listen: String,
+    /// Cores for the node's I/O threads; `None` lets the placement choose (see placement.rs).
+    pub cores: Option<crate::placement::CoreSpec>,
+    pub pin: crate::placement::PinMode,
+    /// Where sysfs and procfs are read from (`/`).
+    pub sysfs_root: PathBuf,
     /// The largest block a sender may use; also the size of each pool buffer.
     pub max_block: u32,
     /// Buffers in the node's pool, shared by all sessions.
@@ -38,6 +45,9 @@ impl Default for ServeOptions {
         ServeOptions {
             root: PathBuf::from("."),
             listen: "127.0.0.1:0".into(),
+            cores: None,
+            pin: crate::placement::PinMode::Auto,
+            sysfs_root: PathBuf::from("/"),
             max_block: crate::sender::DEFAULT_BLOCK_SIZE,
             // 16 x 4 MiB = 64 MiB: two blocks in flight per stream for 8 streams, plus the
             // writers' queue.
@@ -58,6 +68,8 @@ pub struct ServerStats {
     pub completed: u64,
     pub failed: u64,
     pub bytes_received: u64,
+    /// The placement of the most recent session, and why.
+    pub last_placement: Option<String>,
 }
 
 struct Inner {
@@ -69,6 +81,7 @@ struct Inner {
     completed: AtomicU64,
     failed: AtomicU64,
     bytes: AtomicU64,
+    last_placement: Mutex<Option<String>>,
 }
 
 pub struct Server {
@@ -94,6 +107,7 @@ impl Server {
             completed: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
+            last_placement: Mutex::new(None),
         });
         let l = listener.try_clone().map_err(Error::net("cloning the listener"))?;
         let i = Arc::clone(&inner);
@@ -122,6 +136,7 @@ impl Server {
             completed: self.inner.completed.load(Ordering::Relaxed),
             failed: self.inner.failed.load(Ordering::Relaxed),
             bytes_received: self.inner.bytes.load(Ordering::Relaxed),
+            last_placement: self.inner.last_placement.lock().expect("placement lock").clone(),
         }
     }
 
@@ -223,7 +238,12 @@ fn control(inner: &Arc<Inner>, sock: &mut TcpStream, min: u16, max: u16) -> Resu
     }
     let index = Index::decode(&index)?;
     let token = new_token()?;
-    let params = SessionParams { dest, streams, block_size, writers: inner.opts.writers, token };
+    let placement = node_placement(inner, sock);
+    *inner.last_placement.lock().expect("placement lock") = Some(match &placement.fallback {
+        Some(f) => format!("{}; not pinned: {f}", placement.reason),
+        None => format!("{}; pinned", placement.reason),
+    });
+    let params = SessionParams { dest, streams, block_size, writers: inner.opts.writers, token, placement };
     let recv = Receive::prepare(&inner.root, index, params, Arc::clone(&inner.pool))?;
     inner.sessions.lock().expect("sessions lock").insert(token, Arc::clone(&recv));
     if inner.closing.load(Ordering::SeqCst) {
@@ -250,6 +270,22 @@ fn control(inner: &Arc<Inner>, sock: &mut TcpStream, min: u16, max: u16) -> Resu
             Err(e)
         }
     }
+}
+
+/// Receivers go near the NIC that reaches the peer, writers near the disk holding the root.
+fn node_placement(inner: &Inner, sock: &TcpStream) -> Placement {
+    let allowed = allowed_cpus();
+    let topo = match Topology::read(&inner.opts.sysfs_root) {
+        Ok(t) => t,
+        Err(e) => return Placement::unpinned(&allowed, format!("topology unreadable ({e}): threads are not pinned")),
+    };
+    let net_node = match sock.peer_addr().map(|a| a.ip()) {
+        Ok(IpAddr::V4(v4)) => topo.interface_for(v4).and_then(|i| topo.node_of_interface(&i)),
+        _ => None,
+    };
+    let disk_node = topo.node_of_path(&inner.root);
+    Placement::choose(&topo, net_node, disk_node, inner.opts.cores.as_ref(), &allowed, inner.opts.pin)
+        .unwrap_or_else(|e| Placement::unpinned(&allowed, format!("no placement: {e}")))
 }
 
 /// Reads the control connection while data flows: DONE, or the sender going away.

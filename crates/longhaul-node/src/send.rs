@@ -5,8 +5,10 @@ use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 
 use crate::cancel::BindingCancel;
-use crate::error::{panicked, to_napi};
+use crate::error::{panicked, to_napi, usage};
 use crate::types::{BindingProgress, BindingSendOptions, BindingSendSummary};
+use longhaul_core::placement::{CoreSpec, PinMode};
+use longhaul_core::{Digest, SchedulerKind};
 
 type ProgressFn = ThreadsafeFunction<BindingProgress, (), BindingProgress, Status, false, true>;
 
@@ -33,6 +35,13 @@ pub fn send<'env>(
         pool_buffers: options.pool_buffers.unwrap_or(0) as usize,
         readers: options.readers.unwrap_or(0) as usize,
         progress_interval: options.progress_interval_ms.map_or(defaults.progress_interval, |ms| Duration::from_millis(ms as u64)),
+        timeline_interval: options.timeline_interval_ms.map_or(defaults.timeline_interval, |ms| Duration::from_millis(ms.max(1) as u64)),
+        scheduler: options.scheduler.as_deref().map(SchedulerKind::parse).transpose().map_err(usage)?.unwrap_or(defaults.scheduler),
+        digest: options.digest.as_deref().map(Digest::parse).transpose().map_err(usage)?.unwrap_or(defaults.digest),
+        cores: options.cores_io.as_deref().map(|io| CoreSpec::parse(io, options.cores_other.as_deref())).transpose().map_err(usage)?,
+        pin: options.pin.as_deref().map(PinMode::parse).transpose().map_err(usage)?.unwrap_or(defaults.pin),
+        processors: options.processors.unwrap_or(0) as usize,
+        workers: options.workers.unwrap_or(0) as usize,
         ..defaults
     };
     let source = PathBuf::from(options.source);

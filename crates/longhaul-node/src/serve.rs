@@ -3,8 +3,9 @@ use std::sync::Mutex;
 use longhaul_core::{ServeOptions, Server};
 use napi::bindgen_prelude::*;
 
-use crate::error::to_napi;
+use crate::error::{to_napi, usage};
 use crate::types::{BindingServeOptions, BindingServerStats};
+use longhaul_core::placement::{CoreSpec, PinMode};
 
 /// A running storage node. Its threads are the engine's; `close()` stops it.
 #[napi]
@@ -34,6 +35,8 @@ pub fn serve(options: BindingServeOptions) -> Result<BindingServer> {
         max_streams: options.max_streams.map_or(Ok(defaults.max_streams), |n| {
             u16::try_from(n).map_err(|_| Error::new(Status::InvalidArg, format!("E_USAGE: maxStreams {n} is too large")))
         })?,
+        cores: options.cores_io.as_deref().map(|io| CoreSpec::parse(io, options.cores_other.as_deref())).transpose().map_err(usage)?,
+        pin: options.pin.as_deref().map(PinMode::parse).transpose().map_err(usage)?.unwrap_or(defaults.pin),
         ..defaults
     };
     let server = Server::start(opts).map_err(|e| to_napi(&e))?;
@@ -77,6 +80,7 @@ impl BindingServer {
             pool_bytes: s.pool().bytes() as f64,
             pool_locked: s.pool().locked(),
             pool_lock_fallback: s.pool().lock_fallback().map(str::to_owned),
+            last_placement: st.last_placement,
         })
     }
 

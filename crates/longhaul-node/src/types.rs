@@ -1,6 +1,9 @@
 //! Types that cross into JavaScript. Byte counts are `number` (f64): exact up to 2^53, 8 PiB.
 
-use longhaul_core::{FastPaths, Progress, SendSummary};
+use longhaul_core::placement::Placement;
+use longhaul_core::timeline::Sample;
+use longhaul_core::topology::format_cpu_list;
+use longhaul_core::{Digest, FastPaths, Progress, SendSummary};
 
 /// Options for `send`.
 #[napi(object)]
@@ -21,6 +24,22 @@ pub struct BindingSendOptions {
     pub readers: Option<u32>,
     /// Milliseconds between progress events (default 100).
     pub progress_interval_ms: Option<u32>,
+    /// "pipelined", "adaptive" or "auto" (default: auto, a measured probe of both).
+    pub scheduler: Option<String>,
+    /// Processing besides XXH3: "none" (default) or "blake3" (a BLAKE3 of every block, checked by the node).
+    pub digest: Option<String>,
+    /// CPUs for I/O threads, e.g. "2-7" (default: chosen from the topology).
+    pub cores_io: Option<String>,
+    /// CPUs for other work, e.g. "0-1,8-15".
+    pub cores_other: Option<String>,
+    /// "auto" (pin on several NUMA nodes or with cores set), "always" or "never".
+    pub pin: Option<String>,
+    /// Pipelined processing threads (default 1, or one per CPU with blake3).
+    pub processors: Option<u32>,
+    /// Adaptive worker threads (default CPUs + 2).
+    pub workers: Option<u32>,
+    /// Milliseconds between thread-state samples (default 5).
+    pub timeline_interval_ms: Option<u32>,
 }
 
 /// A progress snapshot.
@@ -92,6 +111,94 @@ pub struct BindingSendSummary {
     pub packed_bytes: f64,
     pub fast_paths: BindingFastPaths,
     pub skipped: Vec<BindingSkipped>,
+    pub scheduler: BindingScheduler,
+    pub placement: BindingPlacement,
+    /// Thread states sampled every few milliseconds.
+    pub timeline: Vec<BindingSample>,
+    /// "none" or "blake3".
+    pub digest: String,
+}
+
+/// The scheduler a transfer ran on, and why.
+#[napi(object)]
+pub struct BindingScheduler {
+    pub requested: String,
+    pub used: String,
+    pub reason: String,
+    /// Bytes/s of each scheduler in `auto`'s probe.
+    pub probe: Vec<BindingProbe>,
+}
+
+#[napi(object)]
+pub struct BindingProbe {
+    pub scheduler: String,
+    pub bytes_per_second: f64,
+}
+
+/// Where the engine's threads ran.
+#[napi(object)]
+pub struct BindingPlacement {
+    pub reason: String,
+    pub pinned: bool,
+    /// Why threads were not pinned, when they were not.
+    pub fallback: Option<String>,
+    pub disk_cpus: String,
+    pub net_cpus: String,
+    pub other_cpus: String,
+    pub disk_node: Option<u32>,
+    pub net_node: Option<u32>,
+    pub threads: Vec<BindingThreadPin>,
+}
+
+/// One engine thread bound to a CPU.
+#[napi(object)]
+pub struct BindingThreadPin {
+    pub name: String,
+    pub tid: i32,
+    pub cpu: u32,
+    /// Why binding failed, if it did.
+    pub error: Option<String>,
+}
+
+/// Thread states at one moment of the transfer.
+#[napi(object)]
+pub struct BindingSample {
+    /// Milliseconds since the transfer started.
+    pub ms: f64,
+    pub reading: u32,
+    pub processing: u32,
+    pub sending: u32,
+    pub writing: u32,
+    pub blocked: u32,
+    pub queued: u32,
+}
+
+impl From<&Sample> for BindingSample {
+    fn from(s: &Sample) -> Self {
+        BindingSample {
+            ms: s.ms,
+            reading: s.reading,
+            processing: s.processing,
+            sending: s.sending,
+            writing: s.writing,
+            blocked: s.blocked,
+            queued: s.queued,
+        }
+    }
+}
+
+fn placement(p: Placement, threads: Vec<longhaul_core::ThreadPin>) -> BindingPlacement {
+    BindingPlacement {
+        reason: p.reason,
+        pinned: p.pin,
+        fallback: p.fallback,
+        disk_cpus: format_cpu_list(&p.disk_cpus),
+        net_cpus: format_cpu_list(&p.net_cpus),
+        other_cpus: format_cpu_list(&p.other_cpus),
+        disk_node: p.disk_node.map(|n| n as u32),
+        net_node: p.net_node.map(|n| n as u32),
+        threads: threads.into_iter().map(|t| BindingThreadPin { name: t.name, tid: t.tid, cpu: t.cpu as u32, error: t.error }).collect(),
+    }
 }
 
 impl From<SendSummary> for BindingSendSummary {
@@ -113,6 +220,23 @@ impl From<SendSummary> for BindingSendSummary {
             packed_bytes: s.packed_bytes as f64,
             fast_paths: s.fast_paths.into(),
             skipped: s.skipped.into_iter().map(|(path, why)| BindingSkipped { path, reason: why.to_owned() }).collect(),
+            scheduler: BindingScheduler {
+                requested: s.scheduler.requested.to_owned(),
+                used: s.scheduler.used.to_owned(),
+                reason: s.scheduler.reason,
+                probe: s
+                    .scheduler
+                    .probe
+                    .into_iter()
+                    .map(|(k, bps)| BindingProbe { scheduler: k.to_owned(), bytes_per_second: bps })
+                    .collect(),
+            },
+            placement: placement(s.placement, s.pinned),
+            timeline: s.timeline.iter().map(BindingSample::from).collect(),
+            digest: match s.digest {
+                Digest::None => "none".into(),
+                Digest::Blake3 => "blake3".into(),
+            },
         }
     }
 }
@@ -134,6 +258,11 @@ pub struct BindingServeOptions {
     pub writers: Option<u32>,
     /// Most data streams per transfer (default 64).
     pub max_streams: Option<u32>,
+    /// CPUs for the node's I/O threads, e.g. "2-7" (default: chosen from the topology).
+    pub cores_io: Option<String>,
+    pub cores_other: Option<String>,
+    /// "auto", "always" or "never".
+    pub pin: Option<String>,
 }
 
 /// Counters of a node.
@@ -146,4 +275,6 @@ pub struct BindingServerStats {
     pub pool_bytes: f64,
     pub pool_locked: bool,
     pub pool_lock_fallback: Option<String>,
+    /// Placement of the most recent transfer, and whether its threads were pinned.
+    pub last_placement: Option<String>,
 }
