@@ -837,6 +837,7 @@ module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __n
 module.exports = nativeBinding
 module.exports.BindingCancel = nativeBinding.BindingCancel
 module.exports.BindingServer = nativeBinding.BindingServer
+module.exports.doctor = nativeBinding.doctor
 module.exports.encodeIndexUnchecked = nativeBinding.encodeIndexUnchecked
 module.exports.errorCodes = nativeBinding.errorCodes
 module.exports.send = nativeBinding.send

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 
 import { describe, expect, it } from 'vitest';
 
-import { exitCodeFor, LonghaulError, parseListen, parseTarget } from '../dist/index.js';
+import { doctor, exitCodeFor, LonghaulError, parseListen, parseTarget } from '../dist/index.js';
 import { fromNative } from '../dist/errors.js';
 import { native } from '../dist/native.js';
 
@@ -49,6 +49,24 @@ describe('errors', () => {
     expect(e.code).toBe('E_CHECKSUM');
     expect(e.message).toBe('block checksum mismatch at offset 0');
     expect(fromNative(new Error('something else')).code).toBe('E_INTERNAL');
+  });
+});
+
+describe('doctor', () => {
+  it('probes every fast path, and a forced fallback shows with its reason and advice', () => {
+    const names = doctor().map((c) => c.name);
+    for (const n of ['sendfile', 'mlock', 'pinning', 'numa', 'placement', 'socket buffers', 'open files', 'io_uring'])
+      expect(names).toContain(n);
+    process.env.LONGHAUL_NO_SENDFILE = '1';
+    try {
+      const sf = doctor().find((c) => c.name === 'sendfile')!;
+      expect(sf.ok).toBe(false);
+      expect(sf.detail).toMatch(/LONGHAUL_NO_SENDFILE/);
+      expect(sf.advice).toBeTruthy();
+    } finally {
+      delete process.env.LONGHAUL_NO_SENDFILE;
+    }
+    expect(doctor().find((c) => c.name === 'sendfile')!.ok).toBe(true);
   });
 });
 

@@ -7,7 +7,17 @@ import { join } from 'node:path';
 
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 
-import { compareTrees, exitCodeFor, LonghaulError, send, serve, type PinMode, type SchedulerName, type SendSummary } from './index.js';
+import {
+  compareTrees,
+  doctor,
+  exitCodeFor,
+  LonghaulError,
+  send,
+  serve,
+  type PinMode,
+  type SchedulerName,
+  type SendSummary,
+} from './index.js';
 import { makeDemoDir, makeSampleTree, removeDir } from './demo.js';
 import * as fmt from './format.js';
 import { barReporter, jsonReporter, silentReporter, summaryLines, type Reporter } from './progress.js';
@@ -174,6 +184,17 @@ program
     } catch (err) {
       reporter.done();
       fail(err, json);
+    }
+  });
+
+program
+  .command('doctor')
+  .description('probe each fast path and limit (sendfile, mlock, pinning, NUMA, socket buffers, open files)')
+  .option('--json', 'print one JSON object per check')
+  .action((o: { json?: boolean }) => {
+    for (const c of doctor()) {
+      if (o.json) process.stdout.write(`${JSON.stringify(c)}\n`);
+      else process.stdout.write(`${c.ok ? 'ok ' : 'OFF'} ${c.name.padEnd(15)} ${c.detail}${c.advice ? `\n    -> ${c.advice}` : ''}\n`);
     }
   });
 

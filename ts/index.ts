@@ -98,6 +98,19 @@ export async function serve(options: ServeOptions): Promise<StorageNode> {
   return node;
 }
 
+export interface Check {
+  name: string;
+  ok: boolean;
+  detail: string;
+  /** What to do when it is not ok. */
+  advice?: string;
+}
+
+/** Probes each fast path and limit the engine depends on (what `longhaul doctor` prints). */
+export function doctor(): Check[] {
+  return native.doctor().map((c) => ({ ...c, advice: c.advice ?? undefined }));
+}
+
 export interface Progress {
   bytesDone: number;
   bytesTotal: number;

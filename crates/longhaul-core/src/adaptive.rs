@@ -183,7 +183,10 @@ impl<'a, W: Work> Scheduler<'a, W> {
         let r = self.worker_loop(id);
         let mut s = self.shared.lock().expect("scheduler lock");
         s.active -= 1;
-        if r.is_err() || s.active == 0 || self.stop.load(Ordering::Relaxed) {
+        // Parked threads count as active: without this wake-up, the end of the work would
+        // wait for their park timeout.
+        let drained = s.exhausted && s.queue.is_empty();
+        if r.is_err() || s.active == 0 || drained || self.stop.load(Ordering::Relaxed) {
             s.exhausted = true;
             self.wake_all(&mut s);
         }

@@ -5,6 +5,7 @@
 
 pub mod adaptive;
 mod blockset;
+pub mod doctor;
 pub mod error;
 pub mod frame;
 pub mod hash;

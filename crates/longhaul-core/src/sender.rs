@@ -441,6 +441,9 @@ impl Engine<'_> {
                 });
             }
             drop(send_tx);
+            // Only the processors may hold the read queue's receiving end: once they are gone
+            // (or the senders below), the queue disconnects and no thread waits on it forever.
+            drop(read_rx);
             for i in 0..self.sockets.len() {
                 let rx = send_rx.clone();
                 let name = format!("lh-tx-{i}");
@@ -463,6 +466,7 @@ impl Engine<'_> {
                     })
                 });
             }
+            drop(send_rx);
         });
     }
 
@@ -815,26 +819,24 @@ pub fn send(
 /// Runs the blocks through the chosen scheduler (for `auto`: a probe of each first), then ends
 /// every stream. `None` if the transfer failed.
 fn drive(e: &Engine<'_>, kind: SchedulerKind, readers: usize, processors: usize, workers: usize) -> Option<SchedulerReport> {
-    let phase = |k: SchedulerKind, upto: u64| -> f64 {
-        let from = e.next.load(Ordering::Relaxed);
-        e.limit.store(upto, Ordering::Relaxed);
-        let t = Instant::now();
-        match k {
-            SchedulerKind::Adaptive => e.run_adaptive(workers),
-            _ => e.run_pipelined(readers, processors),
-        }
-        e.bytes_of_blocks(from, upto) as f64 / t.elapsed().as_secs_f64().max(1e-9)
+    let run_phase = |k: SchedulerKind| match k {
+        SchedulerKind::Adaptive => e.run_adaptive(workers),
+        _ => e.run_pipelined(readers, processors),
     };
     let report = match kind {
         SchedulerKind::Pipelined | SchedulerKind::Adaptive => {
-            phase(kind, e.nblocks);
+            e.limit.store(e.nblocks, Ordering::Relaxed);
+            run_phase(kind);
             SchedulerReport { requested: kind.name(), used: kind.name(), reason: format!("{} as asked", kind.name()), probe: vec![] }
         }
         SchedulerKind::Auto => {
-            // Probe windows of about a tenth of the transfer, 8 to 32 blocks each.
-            let probe = (e.nblocks / 10).clamp(8, 32);
-            if e.nblocks < 4 * probe {
-                phase(SchedulerKind::Pipelined, e.nblocks);
+            // Probe windows of a twentieth of the transfer, 8 to 32 blocks each (enough to
+            // measure past thread start-up); below 16 windows' worth the probe (a phase
+            // boundary and the loser's window) would cost more than a wrong choice.
+            let window = (e.nblocks / 20).clamp(8, 32);
+            if e.nblocks < 16 * window {
+                e.limit.store(e.nblocks, Ordering::Relaxed);
+                run_phase(SchedulerKind::Pipelined);
                 SchedulerReport {
                     requested: "auto",
                     used: "pipelined",
@@ -842,20 +844,30 @@ fn drive(e: &Engine<'_>, kind: SchedulerKind, readers: usize, processors: usize,
                     probe: vec![],
                 }
             } else {
-                let p = phase(SchedulerKind::Pipelined, probe);
-                let a = phase(SchedulerKind::Adaptive, 2 * probe);
-                let (winner, used) = if a > p { (SchedulerKind::Adaptive, "adaptive") } else { (SchedulerKind::Pipelined, "pipelined") };
-                phase(winner, e.nblocks);
+                // Adaptive first, then pipelined. The second probe is not drained: if it wins,
+                // its limit is raised while it runs, so auto pays one phase boundary, not two.
+                let (a, _) = probe_phase(e, window, 0, || run_phase(SchedulerKind::Adaptive), |_| false);
+                // Leaving the running pipelined probe costs a phase boundary: adaptive must be
+                // clearly faster (5%, about the probe's own noise here) to be worth it.
+                let keep_pipelined = |p: f64| p * 1.05 >= a;
+                let (p, extended) = probe_phase(e, window, window, || run_phase(SchedulerKind::Pipelined), keep_pipelined);
+                let used = if keep_pipelined(p) { SchedulerKind::Pipelined } else { SchedulerKind::Adaptive };
+                if !extended || e.next.load(Ordering::Relaxed) < e.nblocks {
+                    // Either the winner is the first probe, or the second ended before its limit
+                    // was raised: run the winner over what is left.
+                    e.limit.store(e.nblocks, Ordering::Relaxed);
+                    run_phase(used);
+                }
                 SchedulerReport {
                     requested: "auto",
-                    used,
+                    used: used.name(),
                     reason: format!(
-                        "probe of {probe} blocks each: pipelined {:.0} MiB/s, adaptive {:.0} MiB/s; {used} for the other {} blocks",
-                        p / 1048576.0,
+                        "probe of {window} blocks each: adaptive {:.0} MiB/s, pipelined {:.0} MiB/s; {} for the rest",
                         a / 1048576.0,
-                        e.nblocks - 2 * probe
+                        p / 1048576.0,
+                        used.name()
                     ),
-                    probe: vec![("pipelined", p), ("adaptive", a)],
+                    probe: vec![("adaptive", a), ("pipelined", p)],
                 }
             }
         }
@@ -875,4 +887,40 @@ fn drive(e: &Engine<'_>, kind: SchedulerKind, readers: usize, processors: usize,
         }
     }
     Some(report)
+}
+
+/// Runs one probe window of `window` blocks on a scheduler (started by `run`) and measures its
+/// rate as the window's bytes over the time until all of them were sent. The scheduler may take
+/// `extra` blocks past the window meanwhile, so it is still running at full pace when the
+/// decision comes: if `keep(rate)` says so, the limit is raised to the end and it carries on.
+/// (Timing until blocks are merely taken would flatter the pipelined scheduler, whose queues
+/// take a whole window before any of it is sent.) Returns the rate and whether the limit was
+/// raised.
+fn probe_phase(e: &Engine<'_>, window: u64, extra: u64, run: impl FnOnce() + Send, keep: impl FnOnce(f64) -> bool) -> (f64, bool) {
+    let from = e.next.load(Ordering::Relaxed);
+    let upto = (from + window).min(e.nblocks);
+    e.limit.store((upto + extra).min(e.nblocks), Ordering::Relaxed);
+    let bytes = e.bytes_of_blocks(from, upto) as f64;
+    let sent = |i: u64| e.block_done[i as usize].load(Ordering::Relaxed);
+    std::thread::scope(|s| {
+        let t = Instant::now();
+        let h = s.spawn(run);
+        let mut first_unsent = from;
+        while !h.is_finished() && !e.run.stopped() {
+            while first_unsent < upto && sent(first_unsent) {
+                first_unsent += 1;
+            }
+            if first_unsent == upto {
+                break;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        let rate = bytes / t.elapsed().as_secs_f64().max(1e-9);
+        let extended = keep(rate);
+        if extended {
+            e.limit.store(e.nblocks, Ordering::Relaxed);
+        }
+        let _ = h.join();
+        (rate, extended)
+    })
 }

@@ -79,7 +79,7 @@ fn a_tree_arrives_identical_over_1_and_3_streams() {
     for scheduler in [SchedulerKind::Pipelined, SchedulerKind::Adaptive, SchedulerKind::Auto] {
         for digest in [Digest::None, Digest::Blake3] {
             let dest = format!("{scheduler:?}-{digest:?}");
-            let opts = SendOptions { streams: 2, block_size: 8192, scheduler, digest, ..Default::default() };
+            let opts = SendOptions { streams: 2, block_size: 4096, scheduler, digest, ..Default::default() };
             let s = send(&src, &addr, dest.as_bytes(), &opts, &AtomicBool::new(false), &|_| {}).unwrap();
             assert_eq!(snapshot(&src), snapshot(&base.join("root").join(&dest).join("src")), "{dest}");
             match scheduler {
@@ -116,6 +116,41 @@ fn a_dest_through_a_symlink_is_refused_and_nothing_lands_outside() {
     let err = send(&src, &node.local_addr().to_string(), b"../up", &SendOptions::default(), &AtomicBool::new(false), &|_| {}).unwrap_err();
     assert_eq!(err.code(), "E_PATH_ESCAPE", "{err}");
     assert!(!base.join("up").exists());
+    drop(node);
+    fs::remove_dir_all(&base).unwrap();
+}
+
+/// Regression: a cancel that lands while the pipelined queues are full used to leave readers
+/// blocked forever on a queue whose receiving end the scheduler still held.
+#[test]
+fn cancelling_at_any_moment_ends_every_scheduler_promptly() {
+    let base = scratch("cancel");
+    let src = base.join("src");
+    make_tree(&src);
+    let big = fs::File::create(src.join("zz-big")).unwrap();
+    big.set_len(512 << 20).unwrap();
+    let node = Server::start(ServeOptions { root: base.join("root"), ..Default::default() }).unwrap();
+    let addr = node.local_addr().to_string();
+    for (i, scheduler) in [SchedulerKind::Pipelined, SchedulerKind::Adaptive, SchedulerKind::Auto].iter().cycle().take(18).enumerate() {
+        let (src, addr, scheduler) = (src.clone(), addr.clone(), *scheduler);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let cancel = std::sync::Arc::new(AtomicBool::new(false));
+            let c = cancel.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(std::time::Duration::from_millis(7 * i as u64));
+                c.store(true, std::sync::atomic::Ordering::SeqCst);
+            });
+            let opts = SendOptions { scheduler, streams: 1 + (i % 2) as u16, ..Default::default() };
+            let _ = tx
+                .send(send(&src, &addr, format!("c{i}").as_bytes(), &opts, &cancel, &|_| {}).map(|_| ()).map_err(|e| e.code().to_owned()));
+        });
+        match rx.recv_timeout(std::time::Duration::from_secs(20)) {
+            Ok(Err(code)) => assert_eq!(code, "E_CANCELLED", "{scheduler:?} #{i}"),
+            Ok(Ok(())) => {} // finished before the cancel landed
+            Err(_) => panic!("{scheduler:?} #{i}: a cancelled send did not return within 20 s"),
+        }
+    }
     drop(node);
     fs::remove_dir_all(&base).unwrap();
 }

@@ -6,6 +6,7 @@
 extern crate napi_derive;
 
 mod cancel;
+mod doctor;
 mod error;
 mod send;
 mod serve;

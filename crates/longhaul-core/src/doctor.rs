@@ -1,0 +1,169 @@
+//! `longhaul doctor`: probes each fast path and limit the engine depends on and says, for each
+//! that is off, what to do about it.
+
+use std::path::Path;
+
+use crate::placement::{allowed_cpus, bind_current_thread, PinMode, Placement};
+use crate::pool::Pool;
+use crate::probe;
+use crate::topology::{format_cpu_list, Topology};
+
+#[derive(Clone, Debug)]
+pub struct Check {
+    pub name: &'static str,
+    pub ok: bool,
+    pub detail: String,
+    /// What to do when it is not ok.
+    pub advice: Option<String>,
+}
+
+fn read_num(p: &Path) -> Option<u64> {
+    std::fs::read_to_string(p).ok()?.trim().parse().ok()
+}
+
+/// Runs every check; `sysfs_root` is `/` on a real machine.
+pub fn run(sysfs_root: &Path) -> Vec<Check> {
+    let mut out = Vec::new();
+    match probe::sendfile() {
+        Ok(()) => out.push(Check {
+            name: "sendfile",
+            ok: true,
+            detail: "works (blocks inside one file leave without a copy)".into(),
+            advice: None,
+        }),
+        Err(e) => out.push(Check {
+            name: "sendfile",
+            ok: false,
+            detail: e,
+            advice: Some("blocks are read into buffers and written instead; unset LONGHAUL_NO_SENDFILE if it is set".into()),
+        }),
+    }
+    // The node's default pool: 16 x 4 MiB.
+    match Pool::new(4 << 20, 16) {
+        Ok(p) if p.locked() => out.push(Check {
+            name: "mlock",
+            ok: true,
+            detail: format!("a 64 MiB pool locks (RLIMIT_MEMLOCK {})", probe::memlock_limit_text()),
+            advice: None,
+        }),
+        Ok(p) => out.push(Check {
+            name: "mlock",
+            ok: false,
+            detail: p.lock_fallback().unwrap_or("not locked").to_owned(),
+            advice: Some("raise the locked-memory limit (ulimit -l, or LimitMEMLOCK= in the systemd unit) to the pool size".into()),
+        }),
+        Err(e) => {
+            out.push(Check { name: "mlock", ok: false, detail: e.to_string(), advice: Some("free memory for the buffer pool".into()) })
+        }
+    }
+    let allowed = allowed_cpus();
+    let pin = std::thread::spawn(move || match allowed.last() {
+        Some(&cpu) => bind_current_thread(cpu).map(|()| cpu),
+        None => Err("no CPU in this process's affinity mask".into()),
+    })
+    .join()
+    .unwrap_or_else(|_| Err("the probe thread panicked".into()));
+    out.push(match pin {
+        Ok(cpu) => {
+            Check { name: "pinning", ok: true, detail: format!("sched_setaffinity works (bound a thread to CPU {cpu})"), advice: None }
+        }
+        Err(e) => Check {
+            name: "pinning",
+            ok: false,
+            detail: e,
+            advice: Some("threads run unpinned; a container may forbid sched_setaffinity or restrict the CPU set".into()),
+        },
+    });
+    match Topology::read(sysfs_root) {
+        Ok(t) => {
+            let nodes: Vec<String> = t.nodes.iter().map(|n| format!("node {}: CPUs {}", n.id, format_cpu_list(&n.cpus))).collect();
+            let multi = t.nodes.iter().filter(|n| !n.cpus.is_empty()).count() > 1;
+            out.push(Check {
+                name: "numa",
+                ok: true,
+                detail: format!("{} CPUs; {}", t.cpus.len(), nodes.join("; ")),
+                advice: (!multi).then(|| "one NUMA node: threads are left to the kernel's scheduler unless pin: always".into()),
+            });
+            let disk = t.node_of_path(Path::new("."));
+            let p = Placement::choose(&t, None, disk, None, &allowed_cpus(), PinMode::Auto);
+            out.push(match p {
+                Ok(p) => Check {
+                    name: "placement",
+                    ok: true,
+                    detail: format!("for this directory's disk: {}", p.reason),
+                    advice: p.fallback.map(|f| format!("not pinned: {f}")),
+                },
+                Err(e) => Check { name: "placement", ok: false, detail: e.to_string(), advice: Some("check cores in the config".into()) },
+            });
+        }
+        Err(e) => out.push(Check {
+            name: "numa",
+            ok: false,
+            detail: format!("topology unreadable: {e}"),
+            advice: Some("mount sysfs at /sys; threads are left unpinned".into()),
+        }),
+    }
+    for (name, file) in [("net.core.rmem_max", "proc/sys/net/core/rmem_max"), ("net.core.wmem_max", "proc/sys/net/core/wmem_max")] {
+        // 16 MiB covers 1 Gbit/s at 128 ms or 10 Gbit/s at 13 ms of round trip.
+        let want = 16u64 << 20;
+        out.push(match read_num(&sysfs_root.join(file)) {
+            Some(v) if v >= want => Check { name: "socket buffers", ok: true, detail: format!("{name} = {v}"), advice: None },
+            Some(v) => Check {
+                name: "socket buffers",
+                ok: false,
+                detail: format!("{name} = {v}"),
+                advice: Some(format!("for long fat networks: sysctl -w {name}={} (autotuning stops at this maximum)", 64u64 << 20)),
+            },
+            None => Check { name: "socket buffers", ok: false, detail: format!("{name} unreadable"), advice: None },
+        });
+    }
+    let nofile = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
+    out.push(match nofile {
+        Some(n) if n < 4096 => Check {
+            name: "open files",
+            ok: false,
+            detail: format!("RLIMIT_NOFILE {n}"),
+            advice: Some("raise it (ulimit -n 65536, or LimitNOFILE=) for nodes serving many transfers".into()),
+        },
+        n => Check {
+            name: "open files",
+            ok: true,
+            detail: format!("RLIMIT_NOFILE {}", n.map_or("unlimited".into(), |n| n.to_string())),
+            advice: None,
+        },
+    });
+    out.push(Check {
+        name: "io_uring",
+        ok: true,
+        detail: "not used in this version (blocking threads with sendfile and pread/pwrite)".into(),
+        advice: None,
+    });
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports_every_check_and_reads_limits_through_the_root() {
+        let root = std::env::temp_dir().join(format!("longhaul-doctor-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        crate::topology::fake::write(&root, &crate::topology::fake::Box_ { nodes: 2, cpus_per_node: 2, nic: ("eth0", 1), disk_node: 0 });
+        std::fs::create_dir_all(root.join("proc/sys/net/core")).unwrap();
+        std::fs::write(root.join("proc/sys/net/core/rmem_max"), "212992\n").unwrap();
+        std::fs::write(root.join("proc/sys/net/core/wmem_max"), "67108864\n").unwrap();
+        let checks = run(&root);
+        let names: Vec<&str> = checks.iter().map(|c| c.name).collect();
+        for n in ["sendfile", "mlock", "pinning", "numa", "placement", "socket buffers", "open files", "io_uring"] {
+            assert!(names.contains(&n), "missing {n}");
+        }
+        let numa = checks.iter().find(|c| c.name == "numa").unwrap();
+        assert!(numa.detail.contains("node 1: CPUs 2-3"), "{}", numa.detail);
+        let rmem = checks.iter().find(|c| c.detail.starts_with("net.core.rmem_max")).unwrap();
+        assert!(!rmem.ok && rmem.advice.as_deref().unwrap().contains("sysctl"));
+        let wmem = checks.iter().find(|c| c.detail.starts_with("net.core.wmem_max")).unwrap();
+        assert!(wmem.ok);
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+}
