@@ -149,7 +149,10 @@ mod tests {
     fn reports_every_check_and_reads_limits_through_the_root() {
         let root = std::env::temp_dir().join(format!("longhaul-doctor-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
-        crate::topology::fake::write(&root, &crate::topology::fake::Box_ { nodes: 2, cpus_per_node: 2, nic: ("eth0", 1), disk_node: 0 });
+        crate::topology::fake::write(
+            &root,
+            &crate::topology::fake::FakeMachine { nodes: 2, cpus_per_node: 2, nic: ("eth0", 1), disk_node: 0 },
+        );
         std::fs::create_dir_all(root.join("proc/sys/net/core")).unwrap();
         std::fs::write(root.join("proc/sys/net/core/rmem_max"), "212992\n").unwrap();
         std::fs::write(root.join("proc/sys/net/core/wmem_max"), "67108864\n").unwrap();

@@ -178,7 +178,7 @@ pub(crate) mod fake {
     use std::fs;
     use std::path::Path;
 
-    pub struct Box_ {
+    pub struct FakeMachine {
         pub nodes: usize,
         pub cpus_per_node: usize,
         pub nic: (&'static str, i64),
@@ -187,7 +187,7 @@ pub(crate) mod fake {
 
     /// Writes a machine with `nodes` NUMA nodes; the NIC and the disk `8:0` (with partition
     /// `8:1`) on the given nodes; a default route through the NIC and 10.0.0.0/8 through it too.
-    pub fn write(root: &Path, b: &Box_) {
+    pub fn write(root: &Path, b: &FakeMachine) {
         let cpus = b.nodes * b.cpus_per_node;
         let cpu = root.join("sys/devices/system/cpu");
         fs::create_dir_all(&cpu).unwrap();
@@ -232,7 +232,7 @@ pub(crate) mod fake {
 
 #[cfg(test)]
 mod tests {
-    use super::fake::{write, Box_};
+    use super::fake::{write, FakeMachine};
     use super::*;
 
     fn scratch(name: &str) -> PathBuf {
@@ -253,7 +253,7 @@ mod tests {
     #[test]
     fn a_two_node_box_with_nic_and_disk_on_different_nodes() {
         let root = scratch("two");
-        write(&root, &Box_ { nodes: 2, cpus_per_node: 4, nic: ("eth0", 1), disk_node: 0 });
+        write(&root, &FakeMachine { nodes: 2, cpus_per_node: 4, nic: ("eth0", 1), disk_node: 0 });
         let t = Topology::read(&root).unwrap();
         assert_eq!(t.nodes.len(), 2);
         assert_eq!(t.node_cpus(0), &[0, 1, 2, 3]);
@@ -273,7 +273,7 @@ mod tests {
     #[test]
     fn a_four_node_box() {
         let root = scratch("four");
-        write(&root, &Box_ { nodes: 4, cpus_per_node: 8, nic: ("ens1f0", 3), disk_node: 2 });
+        write(&root, &FakeMachine { nodes: 4, cpus_per_node: 8, nic: ("ens1f0", 3), disk_node: 2 });
         let t = Topology::read(&root).unwrap();
         assert_eq!(t.nodes.iter().map(|n| n.id).collect::<Vec<_>>(), vec![0, 1, 2, 3]);
         assert_eq!(t.node_cpus(3), &(24..32).collect::<Vec<_>>()[..]);
