@@ -97,6 +97,19 @@ impl Work for Synthetic {
     }
 }
 
+fn synthetic(n: u64, read_us: u64, process_us: u64) -> Synthetic {
+    Synthetic {
+        n,
+        next: AtomicU64::new(0),
+        read_us,
+        process_us,
+        seen: StdMutex::new(Vec::new()),
+        max_readers: AtomicUsize::new(0),
+        max_processors: AtomicUsize::new(0),
+        gauges: Gauges::default(),
+    }
+}
+
 fn run(threads: usize, n: u64, read_us: u64, process_us: u64, params: Params) -> Synthetic {
     let w = Synthetic {
         n,
@@ -146,16 +159,7 @@ fn it_tunes_itself_between_cached_and_uncached_reads() {
 #[test]
 fn the_queue_stays_near_its_high_watermark() {
     let params = Params { cpus: 1, min_io_threads: 4, high_watermark: 3, low_watermark: 1 };
-    let w = Synthetic {
-        n: 200,
-        next: AtomicU64::new(0),
-        read_us: 0,
-        process_us: 200,
-        seen: StdMutex::new(Vec::new()),
-        max_readers: AtomicUsize::new(0),
-        max_processors: AtomicUsize::new(0),
-        gauges: Gauges::default(),
-    };
+    let w = synthetic(200, 0, 200);
     let stop = AtomicBool::new(false);
     let s = Scheduler::new(&w, 6, params, &stop, &w.gauges);
     let max_q = AtomicUsize::new(0);
@@ -185,16 +189,7 @@ fn the_queue_stays_near_its_high_watermark() {
 
 #[test]
 fn parked_threads_are_woken_last_in_first_out() {
-    let w = Synthetic {
-        n: 0,
-        next: AtomicU64::new(0),
-        read_us: 0,
-        process_us: 0,
-        seen: StdMutex::new(Vec::new()),
-        max_readers: AtomicUsize::new(0),
-        max_processors: AtomicUsize::new(0),
-        gauges: Gauges::default(),
-    };
+    let w = synthetic(0, 0, 0);
     let stop = AtomicBool::new(false);
     let s = Scheduler::new(&w, 4, P, &stop, &w.gauges);
     let mut sh = s.shared.lock().unwrap();
@@ -211,16 +206,7 @@ fn parked_threads_are_woken_last_in_first_out() {
 
 #[test]
 fn stop_ends_every_worker() {
-    let w = Synthetic {
-        n: 1_000_000,
-        next: AtomicU64::new(0),
-        read_us: 100,
-        process_us: 0,
-        seen: StdMutex::new(Vec::new()),
-        max_readers: AtomicUsize::new(0),
-        max_processors: AtomicUsize::new(0),
-        gauges: Gauges::default(),
-    };
+    let w = synthetic(1_000_000, 100, 0);
     let stop = AtomicBool::new(false);
     let s = Scheduler::new(&w, 4, P, &stop, &w.gauges);
     std::thread::scope(|scope| {
