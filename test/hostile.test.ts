@@ -198,6 +198,31 @@ describe('hostile manifests', () => {
     expect(readdirSync(dir)).toEqual([]);
   });
 
+  it('a connection that says nothing, or dribbles a byte at a time, is cut off with E_TIMEOUT', async () => {
+    const strict = await serve({ root: join(work, 'strict-root'), handshakeTimeoutMs: 300 });
+    try {
+      for (const dribble of [false, true]) {
+        const t = Date.now();
+        const code = await new Promise<string | undefined>((resolve) => {
+          const sock = connect(strict.address.port, strict.address.host);
+          let buf = Buffer.alloc(0);
+          let i = 0;
+          const timer = dribble ? setInterval(() => sock.write(HELLO.subarray(i, ++i)), 100) : undefined;
+          sock.on('data', (d) => (buf = Buffer.concat([buf, d])));
+          sock.on('error', () => {});
+          sock.on('close', () => {
+            clearInterval(timer);
+            resolve(buf.length > 5 && buf[4] === 0x7f ? buf.subarray(6, 6 + buf[5]!).toString() : undefined);
+          });
+        });
+        expect(code, dribble ? 'dribbling' : 'silent').toBe('E_TIMEOUT');
+        expect(Date.now() - t).toBeLessThan(2000);
+      }
+    } finally {
+      await strict.close();
+    }
+  });
+
   it('the node still serves a normal transfer afterwards', async () => {
     const parent = join(work, 'after-parent');
     mkdirSync(join(parent, 'after', 'd'), { recursive: true });

@@ -60,6 +60,7 @@ interface ServeFlags {
   coresIo?: string;
   coresOther?: string;
   pin?: PinMode;
+  idleTimeout?: number;
   json?: boolean;
 }
 
@@ -115,6 +116,7 @@ program
   .option('--cores-io <cpus>', 'CPUs for I/O threads, e.g. 2-7 (default: near the NIC and the disk)')
   .option('--cores-other <cpus>', 'CPUs for other work, e.g. 0-1')
   .option('--pin <mode>', 'auto, always or never', pinArg)
+  .option('--idle-timeout <seconds>', 'fail a transfer whose sender sends nothing for this long (default 60)', intArg(1, 86_400))
   .option('--json', 'print events as JSON lines')
   .action(async (o: ServeFlags) => {
     const json = Boolean(o.json);
@@ -128,6 +130,7 @@ program
         writers: o.writers,
         cores: o.coresIo ? { io: o.coresIo, other: o.coresOther } : undefined,
         pin: o.pin,
+        idleTimeoutMs: o.idleTimeout ? o.idleTimeout * 1000 : undefined,
       });
       if (json)
         process.stdout.write(

@@ -27,6 +27,10 @@ export interface ServeOptions {
   /** CPUs for the node's I/O threads (default: near the NIC and the root's disk). */
   cores?: Cores;
   pin?: PinMode;
+  /** Milliseconds a new connection has for its first frame (default 30,000). */
+  handshakeTimeoutMs?: number;
+  /** Milliseconds a data connection has for each frame (a 4 MiB block included), and a transfer for any progress (default 60,000). */
+  idleTimeoutMs?: number;
 }
 
 /** CPU lists in the kernel's form, e.g. `{ io: '2-7', other: '0-1,8-15' }`. */
@@ -149,6 +153,8 @@ export interface SendOptions {
   workers?: number;
   /** Milliseconds between thread-state samples (default 5). */
   timelineIntervalMs?: number;
+  /** Milliseconds the node has to answer the handshake and to take each block (default 60,000); then E_TIMEOUT. */
+  ioTimeoutMs?: number;
 }
 
 /** Thread states at one moment (Vyukov-style profile). */
@@ -262,6 +268,7 @@ export async function send(source: string, target: string | Target, options: Sen
         processors: options.processors,
         workers: options.workers,
         timelineIntervalMs: options.timelineIntervalMs,
+        ioTimeoutMs: options.ioTimeoutMs,
       },
       cancel,
       progress,

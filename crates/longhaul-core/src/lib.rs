@@ -10,7 +10,7 @@ pub mod error;
 pub mod frame;
 pub mod hash;
 pub mod index;
-mod net;
+pub mod net;
 pub mod placement;
 pub mod pool;
 pub mod probe;

@@ -1,10 +1,11 @@
-//! Socket set-up and the two zero-copy-aware write operations the sender uses.
+//! Socket set-up, the two zero-copy-aware write operations the sender uses, and a reader with
+//! a deadline.
 
 use std::fs::File;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::os::fd::AsFd;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 
@@ -53,4 +54,29 @@ pub fn sendfile_all(sock: &TcpStream, file: &File, mut offset: u64, mut len: usi
 
 pub fn write_all(mut sock: &TcpStream, buf: &[u8]) -> io::Result<()> {
     sock.write_all(buf)
+}
+
+/// Reads from a socket with a deadline for everything read through it, not for each read call:
+/// a peer that sends one byte a second cannot keep a frame open past the deadline.
+pub struct Deadline<'a> {
+    sock: &'a TcpStream,
+    until: Instant,
+}
+
+impl<'a> Deadline<'a> {
+    pub fn new(sock: &'a TcpStream, within: Duration) -> Deadline<'a> {
+        Deadline { sock, until: Instant::now() + within }
+    }
+}
+
+impl Read for Deadline<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        self.sock.set_read_timeout(Some(left))?;
+        let mut s = self.sock;
+        s.read(buf)
+    }
 }

@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Sender};
 
@@ -38,6 +38,7 @@ use crate::error::{lossy, Error, Result};
 use crate::frame::{self, hex, Msg, SummaryMsg, Token};
 use crate::hash::xxh3;
 use crate::index::{Index, Kind};
+use crate::net::Deadline;
 use crate::placement::{bind_current_thread, Placement, Role};
 use crate::pool::{Pool, PoolBuf};
 
@@ -73,6 +74,7 @@ pub struct SessionParams {
     pub writers: usize,
     pub token: Token,
     pub placement: Placement,
+    pub idle_timeout: Duration,
 }
 
 pub struct Receive {
@@ -95,12 +97,13 @@ pub struct Receive {
     blocks: AtomicU64,
     started: Instant,
     placement: Placement,
+    idle_timeout: Duration,
 }
 
 impl Receive {
     /// Checks the destination, creates the directories and the large files, starts the writers.
     pub fn prepare(root: &Path, index: Index, params: SessionParams, pool: Arc<Pool>) -> Result<Arc<Receive>> {
-        let SessionParams { dest, streams, block_size, writers, token, placement } = params;
+        let SessionParams { dest, streams, block_size, writers, token, placement, idle_timeout } = params;
         let dest = dest.as_slice();
         let dest_dir = if dest.is_empty() {
             root.to_path_buf()
@@ -139,6 +142,7 @@ impl Receive {
             blocks: AtomicU64::new(0),
             started: Instant::now(),
             placement,
+            idle_timeout,
         });
         if let Err(e) = recv.make_tree() {
             recv.remove_temps();
@@ -283,7 +287,8 @@ impl Receive {
             if self.stop.load(Ordering::Relaxed) {
                 return Ok(());
             }
-            match frame::read_msg(sock, 0)? {
+            let msg = frame::read_msg(&mut Deadline::new(sock, self.idle_timeout), 0);
+            match msg? {
                 None => return Err(Error::Protocol("a data connection closed before its STREAM_END".into())),
                 Some(Msg::Block { offset, len, xxh3: want }) => {
                     let buf = self.receive_block(sock, offset, len, want, None)?;
@@ -322,7 +327,7 @@ impl Receive {
         }
         let mut buf = self.pool.take(&self.stop)?;
         buf.set_len(len as usize);
-        sock.read_exact(&mut buf).map_err(|e| match e.kind() {
+        Deadline::new(sock, self.idle_timeout).read_exact(&mut buf).map_err(|e| match e.kind() {
             std::io::ErrorKind::UnexpectedEof => Error::Protocol("a data connection closed inside a block".into()),
             _ => Error::net("receiving a block")(e),
         })?;
@@ -363,9 +368,22 @@ impl Receive {
     /// temporary file it made.
     pub fn wait_and_finish(&self) -> Result<SummaryMsg> {
         {
+            // Progress is bytes arriving or streams attaching and ending; none for the idle
+            // timeout means the sender is gone or stuck, and the session must not hold its
+            // buffers and threads any longer.
+            let progress = |st: &State| (self.bytes.load(Ordering::Relaxed), st.attached, st.ended);
             let mut st = self.state.lock().expect("state lock");
+            let mut last = (progress(&st), Instant::now());
             while st.failure.is_none() && !(st.client_done.is_some() && st.ended == self.streams) {
-                st = self.cond.wait(st).expect("state lock");
+                st = self.cond.wait_timeout(st, Duration::from_millis(200)).expect("state lock").0;
+                let now = progress(&st);
+                if now != last.0 {
+                    last = (now, Instant::now());
+                } else if st.client_done.is_none() && last.1.elapsed() >= self.idle_timeout {
+                    drop(st);
+                    self.fail(Error::Timeout("no data from the sender within the idle timeout"));
+                    st = self.state.lock().expect("state lock");
+                }
             }
         }
         // No more jobs: let the writers drain what is queued, then wait for them.

@@ -118,6 +118,8 @@ pub struct SendOptions {
     pub sysfs_root: PathBuf,
     pub scan_threads: usize,
     pub connect_timeout: Duration,
+    /// The node must answer the handshake, and take each block, within this.
+    pub io_timeout: Duration,
     pub progress_interval: Duration,
     pub timeline_interval: Duration,
 }
@@ -142,6 +144,8 @@ impl Default for SendOptions {
             sysfs_root: PathBuf::from("/"),
             scan_threads: cpus().min(8),
             connect_timeout: Duration::from_secs(10),
+            // As the node's idle timeout: a 4 MiB block must leave within it.
+            io_timeout: Duration::from_secs(60),
             progress_interval: Duration::from_millis(100),
             timeline_interval: Duration::from_millis(5),
         }
@@ -585,6 +589,7 @@ pub fn send(
     let index = &scanned.index;
 
     let mut control = net::connect(addr, opts.connect_timeout)?;
+    control.set_read_timeout(Some(opts.io_timeout)).map_err(Error::net("setting a timeout"))?;
     frame::write_msg(&mut control, &Msg::Hello { min: frame::VERSION_MIN, max: frame::VERSION_MAX, features: frame::FEATURES })?;
     let (features, limits) = match frame::expect_msg(&mut control, 0)? {
         Msg::HelloOk { features, limits, .. } => (features, limits),
@@ -612,9 +617,12 @@ pub fn send(
     let mut sockets = Vec::with_capacity(streams as usize);
     for i in 0..streams {
         let mut s = net::connect(addr, opts.connect_timeout)?;
+        s.set_write_timeout(Some(opts.io_timeout)).map_err(Error::net("setting a timeout"))?;
         frame::write_msg(&mut s, &Msg::DataHello { token, stream: i })?;
         sockets.push(s);
     }
+    // From here the node may take as long as it needs to write and answer with SUMMARY.
+    control.set_read_timeout(None).map_err(Error::net("setting a timeout"))?;
     let peer = control.peer_addr().map_err(Error::net("peer address"))?.ip();
     let placement = choose_placement(opts, peer, source)?;
 
@@ -746,8 +754,9 @@ pub fn send(
                     let _ = run.control.shutdown(Shutdown::Both);
                 }
                 Err(_) if run.stopped() => {
-                    // Give the node a moment to explain a broken stream, then stop waiting.
-                    if let Ok(m) = reply_rx.recv_timeout(Duration::from_secs(2)) {
+                    // Give the node a moment to explain a broken stream (no longer than the
+                    // I/O timeout: a node that stopped answering will not explain), then stop.
+                    if let Ok(m) = reply_rx.recv_timeout(opts.io_timeout.min(Duration::from_secs(2))) {
                         break Some(m);
                     }
                     let _ = run.control.shutdown(Shutdown::Both);

@@ -15,6 +15,7 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 use crate::frame::{self, Limits, Msg, Token};
 use crate::index::Index;
+use crate::net::Deadline;
 use crate::placement::{allowed_cpus, Placement};
 use crate::pool::Pool;
 use crate::receive::{Receive, SessionParams};
@@ -30,6 +31,11 @@ pub struct ServeOptions {
     pub pin: crate::placement::PinMode,
     /// Where sysfs and procfs are read from (`/`).
     pub sysfs_root: PathBuf,
+    /// A new connection must complete its first frame within this (and a sender its MANIFEST).
+    pub handshake_timeout: Duration,
+    /// A data connection must deliver each frame, a 4 MiB block included, within this, and a
+    /// session that makes no progress for this long is failed with E_TIMEOUT.
+    pub idle_timeout: Duration,
     /// The largest block a sender may use; also the size of each pool buffer.
     pub max_block: u32,
     /// Buffers in the node's pool, shared by all sessions.
@@ -48,6 +54,10 @@ impl Default for ServeOptions {
             cores: None,
             pin: crate::placement::PinMode::Auto,
             sysfs_root: PathBuf::from("/"),
+            // Long enough for a slow WAN handshake, short enough that idle sockets do not pile up.
+            handshake_timeout: Duration::from_secs(30),
+            // 4 MiB in 60 s is 70 KB/s per stream: slower than that, a stream is stalled.
+            idle_timeout: Duration::from_secs(60),
             max_block: crate::sender::DEFAULT_BLOCK_SIZE,
             // 16 x 4 MiB = 64 MiB: two blocks in flight per stream for 8 streams, plus the
             // writers' queue.
@@ -186,12 +196,8 @@ fn accept_loop(inner: &Arc<Inner>, listener: TcpListener) {
     }
 }
 
-/// A peer has this long to say who it is.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
-
 fn handle_conn(inner: &Arc<Inner>, mut sock: TcpStream) {
-    let _ = sock.set_read_timeout(Some(HANDSHAKE_TIMEOUT));
-    let first = frame::read_msg(&mut sock, 0);
+    let first = frame::read_msg(&mut Deadline::new(&sock, inner.opts.handshake_timeout), 0);
     let _ = sock.set_read_timeout(None);
     match first {
         Ok(Some(Msg::Hello { min, max, .. })) => {
@@ -226,7 +232,10 @@ fn control(inner: &Arc<Inner>, sock: &mut TcpStream, min: u16, max: u16) -> Resu
     let limits =
         Limits { max_streams: inner.opts.max_streams, max_block: inner.pool.buf_size() as u32, max_manifest: inner.opts.max_manifest };
     frame::write_msg(sock, &Msg::HelloOk { version: max.min(frame::VERSION_MAX), features: frame::FEATURES, limits })?;
-    let (dest, streams, block_size, index) = match frame::expect_msg(sock, limits.max_manifest)? {
+    let manifest =
+        frame::expect_msg(&mut Deadline::new(sock, inner.opts.handshake_timeout.max(inner.opts.idle_timeout)), limits.max_manifest);
+    let _ = sock.set_read_timeout(None);
+    let (dest, streams, block_size, index) = match manifest? {
         Msg::Manifest { dest, streams, block_size, index } => (dest, streams, block_size, index),
         m => return Err(Error::Protocol(format!("expected MANIFEST, got {:?}", m.frame_type()))),
     };
@@ -243,7 +252,8 @@ fn control(inner: &Arc<Inner>, sock: &mut TcpStream, min: u16, max: u16) -> Resu
         Some(f) => format!("{}; not pinned: {f}", placement.reason),
         None => format!("{}; pinned", placement.reason),
     });
-    let params = SessionParams { dest, streams, block_size, writers: inner.opts.writers, token, placement };
+    let params =
+        SessionParams { dest, streams, block_size, writers: inner.opts.writers, token, placement, idle_timeout: inner.opts.idle_timeout };
     let recv = Receive::prepare(&inner.root, index, params, Arc::clone(&inner.pool))?;
     inner.sessions.lock().expect("sessions lock").insert(token, Arc::clone(&recv));
     if inner.closing.load(Ordering::SeqCst) {

@@ -40,6 +40,7 @@ pub fn send<'env>(
         digest: options.digest.as_deref().map(Digest::parse).transpose().map_err(usage)?.unwrap_or(defaults.digest),
         cores: options.cores_io.as_deref().map(|io| CoreSpec::parse(io, options.cores_other.as_deref())).transpose().map_err(usage)?,
         pin: options.pin.as_deref().map(PinMode::parse).transpose().map_err(usage)?.unwrap_or(defaults.pin),
+        io_timeout: options.io_timeout_ms.map_or(defaults.io_timeout, |ms| Duration::from_millis(ms.max(1) as u64)),
         processors: options.processors.unwrap_or(0) as usize,
         workers: options.workers.unwrap_or(0) as usize,
         ..defaults

@@ -1,4 +1,5 @@
 use std::sync::Mutex;
+use std::time::Duration;
 
 use longhaul_core::{ServeOptions, Server};
 use napi::bindgen_prelude::*;
@@ -37,6 +38,8 @@ pub fn serve(options: BindingServeOptions) -> Result<BindingServer> {
         })?,
         cores: options.cores_io.as_deref().map(|io| CoreSpec::parse(io, options.cores_other.as_deref())).transpose().map_err(usage)?,
         pin: options.pin.as_deref().map(PinMode::parse).transpose().map_err(usage)?.unwrap_or(defaults.pin),
+        handshake_timeout: options.handshake_timeout_ms.map_or(defaults.handshake_timeout, |ms| Duration::from_millis(ms.max(1) as u64)),
+        idle_timeout: options.idle_timeout_ms.map_or(defaults.idle_timeout, |ms| Duration::from_millis(ms.max(1) as u64)),
         ..defaults
     };
     let server = Server::start(opts).map_err(|e| to_napi(&e))?;

@@ -40,6 +40,8 @@ pub struct BindingSendOptions {
     pub workers: Option<u32>,
     /// Milliseconds between thread-state samples (default 5).
     pub timeline_interval_ms: Option<u32>,
+    /// Milliseconds the node has to answer the handshake and to take each block (default 60,000).
+    pub io_timeout_ms: Option<u32>,
 }
 
 /// A progress snapshot.
@@ -263,6 +265,10 @@ pub struct BindingServeOptions {
     pub cores_other: Option<String>,
     /// "auto", "always" or "never".
     pub pin: Option<String>,
+    /// Milliseconds a new connection has for its first frame (default 30,000).
+    pub handshake_timeout_ms: Option<u32>,
+    /// Milliseconds a data connection has for each frame, and a session for any progress (default 60,000).
+    pub idle_timeout_ms: Option<u32>,
 }
 
 /// Counters of a node.
