@@ -37,9 +37,6 @@ impl Gauges {
     pub fn sending(&self) -> GaugeGuard<'_> {
         Self::enter(&self.sending)
     }
-    pub fn writing(&self) -> GaugeGuard<'_> {
-        Self::enter(&self.writing)
-    }
     pub fn blocked(&self) -> GaugeGuard<'_> {
         Self::enter(&self.blocked)
     }
@@ -70,6 +67,7 @@ pub struct Sample {
     pub reading: u32,
     pub processing: u32,
     pub sending: u32,
+    /// Disk writes: the node's side; a sender's timeline has none (0) in this version.
     pub writing: u32,
     pub blocked: u32,
     pub queued: u32,
