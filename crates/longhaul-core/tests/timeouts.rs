@@ -42,6 +42,20 @@ fn error_code(sock: &mut TcpStream) -> Option<String> {
     }
 }
 
+fn one_file(path: &str, size: u64) -> Vec<u8> {
+    let e = Entry { path: path.as_bytes().to_vec(), kind: Kind::File, mode: 0o644, mtime_ns: 0, size, offset: 0, target: vec![] };
+    Index::from_entries(vec![e]).unwrap().encode()
+}
+
+/// HELLO, HELLO_OK, MANIFEST on a raw control connection; returns it.
+fn open_session(n: &Server, dest: &[u8], streams: u16, block_size: u32, index: Vec<u8>) -> TcpStream {
+    let mut ctl = TcpStream::connect(n.local_addr()).unwrap();
+    frame::write_msg(&mut ctl, &Msg::Hello { min: 1, max: 1, features: frame::FEATURES }).unwrap();
+    assert!(matches!(frame::expect_msg(&mut ctl, 0).unwrap(), Msg::HelloOk { .. }));
+    frame::write_msg(&mut ctl, &Msg::Manifest { dest: dest.to_vec(), streams, block_size, index }).unwrap();
+    ctl
+}
+
 #[test]
 fn a_silent_client_is_timed_out() {
     let base = scratch("silent");
@@ -77,20 +91,7 @@ fn a_client_sending_one_byte_at_a_time_is_timed_out() {
 fn a_sender_stalling_inside_a_block_fails_its_session_and_frees_everything() {
     let base = scratch("stall");
     let n = node(&base);
-    let index = Index::from_entries(vec![Entry {
-        path: b"victim.bin".to_vec(),
-        kind: Kind::File,
-        mode: 0o644,
-        mtime_ns: 0,
-        size: 1 << 20,
-        offset: 0,
-        target: vec![],
-    }])
-    .unwrap();
-    let mut ctl = TcpStream::connect(n.local_addr()).unwrap();
-    frame::write_msg(&mut ctl, &Msg::Hello { min: 1, max: 1, features: frame::FEATURES }).unwrap();
-    assert!(matches!(frame::expect_msg(&mut ctl, 0).unwrap(), Msg::HelloOk { .. }));
-    frame::write_msg(&mut ctl, &Msg::Manifest { dest: b"in".to_vec(), streams: 1, block_size: 4 << 20, index: index.encode() }).unwrap();
+    let mut ctl = open_session(&n, b"in", 1, 4 << 20, one_file("victim.bin", 1 << 20));
     let Msg::Ready { token, .. } = frame::expect_msg(&mut ctl, 0).unwrap() else { panic!("no READY") };
     let mut data = TcpStream::connect(n.local_addr()).unwrap();
     frame::write_msg(&mut data, &Msg::DataHello { token, stream: 0 }).unwrap();
@@ -111,20 +112,7 @@ fn a_sender_stalling_inside_a_block_fails_its_session_and_frees_everything() {
 fn a_sender_that_never_opens_its_streams_is_timed_out() {
     let base = scratch("nostreams");
     let n = node(&base);
-    let index = Index::from_entries(vec![Entry {
-        path: b"f".to_vec(),
-        kind: Kind::File,
-        mode: 0o644,
-        mtime_ns: 0,
-        size: 10,
-        offset: 0,
-        target: vec![],
-    }])
-    .unwrap();
-    let mut ctl = TcpStream::connect(n.local_addr()).unwrap();
-    frame::write_msg(&mut ctl, &Msg::Hello { min: 1, max: 1, features: frame::FEATURES }).unwrap();
-    frame::expect_msg(&mut ctl, 0).unwrap();
-    frame::write_msg(&mut ctl, &Msg::Manifest { dest: vec![], streams: 2, block_size: 4096, index: index.encode() }).unwrap();
+    let mut ctl = open_session(&n, b"", 2, 4096, one_file("f", 10));
     assert_eq!(error_code(&mut ctl).as_deref(), Some("E_TIMEOUT"));
     assert_eq!(n.stats().active, 0);
 }

@@ -111,16 +111,7 @@ fn synthetic(n: u64, read_us: u64, process_us: u64) -> Synthetic {
 }
 
 fn run(threads: usize, n: u64, read_us: u64, process_us: u64, params: Params) -> Synthetic {
-    let w = Synthetic {
-        n,
-        next: AtomicU64::new(0),
-        read_us,
-        process_us,
-        seen: StdMutex::new(Vec::new()),
-        max_readers: AtomicUsize::new(0),
-        max_processors: AtomicUsize::new(0),
-        gauges: Gauges::default(),
-    };
+    let w = synthetic(n, read_us, process_us);
     let stop = AtomicBool::new(false);
     {
         let s = Scheduler::new(&w, threads, params, &stop, &w.gauges);
