@@ -45,6 +45,13 @@ pub enum Error {
     Cancelled,
     #[error("invalid option: {0}")]
     Usage(String),
+    #[error("not enough capacity on the node: the transfer needs {needed} bytes, {free} are free")]
+    Capacity { needed: u64, free: u64 },
+    #[error("authentication failed: {0}")]
+    Auth(&'static str),
+    /// The node cannot take this transfer now (too many at once, or it is draining).
+    #[error("the node is busy: {0}")]
+    Busy(String),
     /// An error the peer reported in an ERROR frame; its code is kept as the peer sent it.
     #[error("{message}")]
     Remote { code: String, message: String },
@@ -70,6 +77,9 @@ pub const CODES: &[&str] = &[
     "E_TIMEOUT",
     "E_CANCELLED",
     "E_USAGE",
+    "E_CAPACITY",
+    "E_AUTH",
+    "E_BUSY",
 ];
 
 impl Error {
@@ -92,6 +102,9 @@ impl Error {
             Error::Timeout(_) => "E_TIMEOUT",
             Error::Cancelled => "E_CANCELLED",
             Error::Usage(_) => "E_USAGE",
+            Error::Capacity { .. } => "E_CAPACITY",
+            Error::Auth(_) => "E_AUTH",
+            Error::Busy(_) => "E_BUSY",
             Error::Remote { code, .. } => code,
         }
     }

@@ -22,6 +22,14 @@ pub const MAX_CONTROL_FRAME: u32 = 64 * 1024;
 pub const MAX_ERROR_MESSAGE: usize = 4096;
 pub const TOKEN_LEN: usize = 16;
 pub type Token = [u8; TOKEN_LEN];
+pub const NONCE_LEN: usize = 16;
+pub type Nonce = [u8; NONCE_LEN];
+/// A READV request: its paths and segments (at most the node's advertised limits, checked by
+/// the node after decoding so that the connection survives a request over them).
+pub const MAX_READV_FRAME: u32 = 8 << 20;
+/// Answers bounded by what they carry: a READV_DATA header (per-segment lengths and codes),
+/// a STATS_OK document.
+pub const MAX_REPLY_FRAME: u32 = 4 << 20;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
@@ -36,6 +44,17 @@ pub enum FrameType {
     Done = 0x08,
     Summary = 0x09,
     BlockB3 = 0x0a,
+    Auth = 0x0b,
+    AuthOk = 0x0c,
+    Get = 0x10,
+    List = 0x11,
+    Listing = 0x12,
+    Readv = 0x13,
+    ReadvData = 0x14,
+    Stats = 0x15,
+    StatsOk = 0x16,
+    Copy = 0x17,
+    CopyProgress = 0x18,
     Error = 0x7f,
 }
 
@@ -53,6 +72,17 @@ impl FrameType {
             0x08 => Done,
             0x09 => Summary,
             0x0a => BlockB3,
+            0x0b => Auth,
+            0x0c => AuthOk,
+            0x10 => Get,
+            0x11 => List,
+            0x12 => Listing,
+            0x13 => Readv,
+            0x14 => ReadvData,
+            0x15 => Stats,
+            0x16 => StatsOk,
+            0x17 => Copy,
+            0x18 => CopyProgress,
             0x7f => Error,
             _ => return None,
         })
@@ -65,6 +95,37 @@ pub struct Limits {
     pub max_streams: u16,
     pub max_block: u32,
     pub max_manifest: u32,
+    /// Segments in one READV request.
+    pub max_readv_segments: u32,
+    /// Bytes in one READV segment.
+    pub max_readv_segment: u32,
+}
+
+/// One entry of a LISTING.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListEntry {
+    pub name: Vec<u8>,
+    /// 1 dir, 2 file, 3 symlink, 4 other.
+    pub kind: u8,
+    pub mode: u32,
+    pub size: u64,
+    pub mtime_ns: i64,
+}
+
+/// One segment of a READV request: `file` indexes the request's path table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Segment {
+    pub file: u16,
+    pub offset: u64,
+    pub len: u32,
+}
+
+/// How one READV segment went: `len` bytes of it follow in the data (0 on error, fewer than
+/// asked at the end of the file); `code` is empty on success.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SegmentResult {
+    pub len: u32,
+    pub code: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
@@ -83,11 +144,66 @@ pub enum Msg {
         min: u16,
         max: u16,
         features: u64,
+        nonce: Nonce,
     },
+    /// `auth`: the node wants an AUTH frame before anything else.
     HelloOk {
         version: u16,
         features: u64,
         limits: Limits,
+        auth: bool,
+        nonce: Nonce,
+    },
+    /// The client's proof that it holds the shared token (docs/PROTOCOL.md, Authentication).
+    Auth {
+        mac: [u8; 32],
+    },
+    /// The node's proof that it holds the token too.
+    AuthOk {
+        mac: [u8; 32],
+    },
+    /// Pull: the node sends `path` (under its root) to the client. The node answers MANIFEST,
+    /// the client READY, and the session runs with the roles of a push reversed.
+    Get {
+        path: Vec<u8>,
+        streams: u16,
+        block_size: u32,
+    },
+    List {
+        path: Vec<u8>,
+    },
+    /// One part of a listing; the last part has `last` set.
+    Listing {
+        last: bool,
+        entries: Vec<ListEntry>,
+    },
+    Readv {
+        paths: Vec<Vec<u8>>,
+        segments: Vec<Segment>,
+    },
+    /// The answer to READV; the segments' bytes follow the frame raw, in request order.
+    ReadvData {
+        results: Vec<SegmentResult>,
+    },
+    Stats,
+    /// The node's statistics as a JSON document.
+    StatsOk {
+        json: String,
+    },
+    /// Third-party copy: the node pushes `src` (under its root) to the node at `to`, into
+    /// `dest` there, and reports COPY_PROGRESS frames, then SUMMARY or ERROR.
+    Copy {
+        to: String,
+        src: Vec<u8>,
+        dest: Vec<u8>,
+        streams: u16,
+        block_size: u32,
+    },
+    CopyProgress {
+        bytes_done: u64,
+        bytes_total: u64,
+        files_done: u64,
+        files_total: u64,
     },
     /// `dest` is relative to the node's root; `index` is the encoded content index.
     Manifest {
@@ -142,6 +258,17 @@ impl Msg {
             Msg::DataHello { .. } => FrameType::DataHello,
             Msg::Block { .. } => FrameType::Block,
             Msg::BlockB3 { .. } => FrameType::BlockB3,
+            Msg::Auth { .. } => FrameType::Auth,
+            Msg::AuthOk { .. } => FrameType::AuthOk,
+            Msg::Get { .. } => FrameType::Get,
+            Msg::List { .. } => FrameType::List,
+            Msg::Listing { .. } => FrameType::Listing,
+            Msg::Readv { .. } => FrameType::Readv,
+            Msg::ReadvData { .. } => FrameType::ReadvData,
+            Msg::Stats => FrameType::Stats,
+            Msg::StatsOk { .. } => FrameType::StatsOk,
+            Msg::Copy { .. } => FrameType::Copy,
+            Msg::CopyProgress { .. } => FrameType::CopyProgress,
             Msg::StreamEnd { .. } => FrameType::StreamEnd,
             Msg::Done { .. } => FrameType::Done,
             Msg::Summary(_) => FrameType::Summary,
@@ -167,18 +294,75 @@ impl Msg {
         b.extend_from_slice(&[0; 4]);
         b.push(self.frame_type() as u8);
         match self {
-            Msg::Hello { min, max, features } => {
+            Msg::Hello { min, max, features, nonce } => {
                 b.extend_from_slice(&MAGIC);
                 b.extend_from_slice(&min.to_le_bytes());
                 b.extend_from_slice(&max.to_le_bytes());
                 b.extend_from_slice(&features.to_le_bytes());
+                b.extend_from_slice(nonce);
             }
-            Msg::HelloOk { version, features, limits } => {
+            Msg::HelloOk { version, features, limits, auth, nonce } => {
                 b.extend_from_slice(&version.to_le_bytes());
                 b.extend_from_slice(&features.to_le_bytes());
                 b.extend_from_slice(&limits.max_streams.to_le_bytes());
                 b.extend_from_slice(&limits.max_block.to_le_bytes());
                 b.extend_from_slice(&limits.max_manifest.to_le_bytes());
+                b.extend_from_slice(&limits.max_readv_segments.to_le_bytes());
+                b.extend_from_slice(&limits.max_readv_segment.to_le_bytes());
+                b.push(*auth as u8);
+                b.extend_from_slice(nonce);
+            }
+            Msg::Auth { mac } | Msg::AuthOk { mac } => b.extend_from_slice(mac),
+            Msg::Get { path, streams, block_size } => {
+                put_bytes16(&mut b, path);
+                b.extend_from_slice(&streams.to_le_bytes());
+                b.extend_from_slice(&block_size.to_le_bytes());
+            }
+            Msg::List { path } => put_bytes16(&mut b, path),
+            Msg::Listing { last, entries } => {
+                b.push(*last as u8);
+                b.extend_from_slice(&(entries.len() as u32).to_le_bytes());
+                for e in entries {
+                    b.push(e.kind);
+                    put_bytes16(&mut b, &e.name);
+                    b.extend_from_slice(&e.mode.to_le_bytes());
+                    b.extend_from_slice(&e.size.to_le_bytes());
+                    b.extend_from_slice(&e.mtime_ns.to_le_bytes());
+                }
+            }
+            Msg::Readv { paths, segments } => {
+                b.extend_from_slice(&(paths.len() as u16).to_le_bytes());
+                for p in paths {
+                    put_bytes16(&mut b, p);
+                }
+                b.extend_from_slice(&(segments.len() as u32).to_le_bytes());
+                for s in segments {
+                    b.extend_from_slice(&s.file.to_le_bytes());
+                    b.extend_from_slice(&s.offset.to_le_bytes());
+                    b.extend_from_slice(&s.len.to_le_bytes());
+                }
+            }
+            Msg::ReadvData { results } => {
+                b.extend_from_slice(&(results.len() as u32).to_le_bytes());
+                for r in results {
+                    b.extend_from_slice(&r.len.to_le_bytes());
+                    b.push(r.code.len().min(255) as u8);
+                    b.extend_from_slice(&r.code.as_bytes()[..r.code.len().min(255)]);
+                }
+            }
+            Msg::Stats => {}
+            Msg::StatsOk { json } => b.extend_from_slice(json.as_bytes()),
+            Msg::Copy { to, src, dest, streams, block_size } => {
+                put_bytes16(&mut b, to.as_bytes());
+                put_bytes16(&mut b, src);
+                put_bytes16(&mut b, dest);
+                b.extend_from_slice(&streams.to_le_bytes());
+                b.extend_from_slice(&block_size.to_le_bytes());
+            }
+            Msg::CopyProgress { bytes_done, bytes_total, files_done, files_total } => {
+                for v in [bytes_done, bytes_total, files_done, files_total] {
+                    b.extend_from_slice(&v.to_le_bytes());
+                }
             }
             Msg::Manifest { dest, streams, block_size, index } => {
                 b.extend_from_slice(&(dest.len() as u16).to_le_bytes());
@@ -237,13 +421,76 @@ impl Msg {
                 if r.take(8)? != MAGIC {
                     return Err(Error::Protocol("HELLO without the LONGHAUL magic: not a longhaul peer".into()));
                 }
-                Msg::Hello { min: r.u16()?, max: r.u16()?, features: r.u64()? }
+                Msg::Hello { min: r.u16()?, max: r.u16()?, features: r.u64()?, nonce: r.nonce()? }
             }
             FrameType::HelloOk => Msg::HelloOk {
                 version: r.u16()?,
                 features: r.u64()?,
-                limits: Limits { max_streams: r.u16()?, max_block: r.u32()?, max_manifest: r.u32()? },
+                limits: Limits {
+                    max_streams: r.u16()?,
+                    max_block: r.u32()?,
+                    max_manifest: r.u32()?,
+                    max_readv_segments: r.u32()?,
+                    max_readv_segment: r.u32()?,
+                },
+                auth: r.flag()?,
+                nonce: r.nonce()?,
             },
+            FrameType::Auth => Msg::Auth { mac: r.take(32)?.try_into().expect("32") },
+            FrameType::AuthOk => Msg::AuthOk { mac: r.take(32)?.try_into().expect("32") },
+            FrameType::Get => Msg::Get { path: r.bytes16()?.to_vec(), streams: r.u16()?, block_size: r.u32()? },
+            FrameType::List => Msg::List { path: r.bytes16()?.to_vec() },
+            FrameType::Listing => {
+                let last = r.flag()?;
+                let n = r.count(1 + 2 + 4 + 8 + 8)?;
+                let mut entries = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let kind = r.u8()?;
+                    let name = r.bytes16()?.to_vec();
+                    entries.push(ListEntry { name, kind, mode: r.u32()?, size: r.u64()?, mtime_ns: r.u64()? as i64 });
+                }
+                Msg::Listing { last, entries }
+            }
+            FrameType::Readv => {
+                let n = r.u16()? as usize;
+                // Each path takes at least its 2-byte length: a count the body cannot hold is
+                // refused before anything is allocated for it.
+                if n * 2 > r.left() {
+                    return Err(Error::Protocol("READV path count exceeds the frame".into()));
+                }
+                let mut paths = Vec::with_capacity(n);
+                for _ in 0..n {
+                    paths.push(r.bytes16()?.to_vec());
+                }
+                let n = r.count(14)?;
+                let mut segments = Vec::with_capacity(n);
+                for _ in 0..n {
+                    segments.push(Segment { file: r.u16()?, offset: r.u64()?, len: r.u32()? });
+                }
+                Msg::Readv { paths, segments }
+            }
+            FrameType::ReadvData => {
+                let n = r.count(5)?;
+                let mut results = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let len = r.u32()?;
+                    let k = r.u8()? as usize;
+                    let code = String::from_utf8(r.take(k)?.to_vec()).map_err(|_| Error::Protocol("segment code is not UTF-8".into()))?;
+                    results.push(SegmentResult { len, code });
+                }
+                Msg::ReadvData { results }
+            }
+            FrameType::Stats => Msg::Stats,
+            FrameType::StatsOk => {
+                Msg::StatsOk { json: String::from_utf8(r.rest().to_vec()).map_err(|_| Error::Protocol("STATS_OK is not UTF-8".into()))? }
+            }
+            FrameType::Copy => {
+                let to = String::from_utf8(r.bytes16()?.to_vec()).map_err(|_| Error::Protocol("COPY address is not UTF-8".into()))?;
+                Msg::Copy { to, src: r.bytes16()?.to_vec(), dest: r.bytes16()?.to_vec(), streams: r.u16()?, block_size: r.u32()? }
+            }
+            FrameType::CopyProgress => {
+                Msg::CopyProgress { bytes_done: r.u64()?, bytes_total: r.u64()?, files_done: r.u64()?, files_total: r.u64()? }
+            }
             FrameType::Manifest => {
                 let n = r.u16()? as usize;
                 let dest = r.take(n)?.to_vec();
@@ -320,6 +567,37 @@ impl<'a> Body<'a> {
     fn token(&mut self) -> Result<Token> {
         Ok(self.take(TOKEN_LEN)?.try_into().expect("16"))
     }
+    fn nonce(&mut self) -> Result<Nonce> {
+        Ok(self.take(NONCE_LEN)?.try_into().expect("16"))
+    }
+    fn flag(&mut self) -> Result<bool> {
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            v => Err(Error::Protocol(format!("flag byte {v} in a {:?} frame", self.ty))),
+        }
+    }
+    fn bytes16(&mut self) -> Result<&'a [u8]> {
+        let n = self.u16()? as usize;
+        self.take(n)
+    }
+    fn left(&self) -> usize {
+        self.b.len() - self.pos
+    }
+    /// A `u32` count of items of at least `min_size` bytes each, checked against the bytes left.
+    fn count(&mut self, min_size: usize) -> Result<usize> {
+        let n = self.u32()? as usize;
+        if n.saturating_mul(min_size) > self.left() {
+            return Err(Error::Protocol(format!("{:?} frame claims {n} items, more than its body holds", self.ty)));
+        }
+        Ok(n)
+    }
+}
+
+fn put_bytes16(b: &mut Vec<u8>, bytes: &[u8]) {
+    let bytes = &bytes[..bytes.len().min(u16::MAX as usize)];
+    b.extend_from_slice(&(bytes.len() as u16).to_le_bytes());
+    b.extend_from_slice(bytes);
 }
 
 /// The largest frame a reader accepts, per type. MANIFEST's bound is the node's advertised
@@ -329,6 +607,8 @@ fn frame_limit(ty: u8, max_manifest: u32) -> u32 {
         Some(FrameType::Manifest) => max_manifest.saturating_add(1 + 2 + 2 + 4 + 4096),
         Some(FrameType::Block) => 1 + 20,
         Some(FrameType::BlockB3) => 1 + 52,
+        Some(FrameType::Readv) => MAX_READV_FRAME,
+        Some(FrameType::ReadvData | FrameType::StatsOk) => MAX_REPLY_FRAME,
         _ => MAX_CONTROL_FRAME,
     }
 }

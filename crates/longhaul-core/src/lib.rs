@@ -4,16 +4,20 @@
 //! `longhaul-node` crate binds it.
 
 pub mod adaptive;
+pub mod auth;
 mod blockset;
+pub mod client;
 pub mod doctor;
 pub mod error;
 pub mod frame;
 pub mod hash;
 pub mod index;
 pub mod net;
+pub mod node_state;
 pub mod placement;
 pub mod pool;
 pub mod probe;
+pub mod rate;
 pub mod receive;
 pub mod scan;
 pub mod sender;
@@ -24,5 +28,5 @@ pub mod transfer;
 
 pub use error::{Error, Result};
 pub use sender::{send, Digest, SchedulerKind, SendOptions, SendSummary, ThreadPin};
-pub use server::{ServeOptions, Server, ServerStats};
+pub use server::{ServeOptions, Server};
 pub use transfer::{FastPaths, Progress};

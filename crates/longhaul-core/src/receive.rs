@@ -41,6 +41,7 @@ use crate::index::{Index, Kind};
 use crate::net::Deadline;
 use crate::placement::{bind_current_thread, Placement, Role};
 use crate::pool::{Pool, PoolBuf};
+use crate::rate::Throttle;
 
 const STAGE_NONE: u8 = 0;
 const STAGE_TEMP: u8 = 1;
@@ -75,6 +76,10 @@ pub struct SessionParams {
     pub token: Token,
     pub placement: Placement,
     pub idle_timeout: Duration,
+    /// Bandwidth limits the blocks pass through (a node's total and the peer's).
+    pub throttle: Throttle,
+    /// Counts the bytes received and verified, for whoever watches progress.
+    pub counter: Arc<AtomicU64>,
 }
 
 pub struct Receive {
@@ -93,7 +98,8 @@ pub struct Receive {
     cond: Condvar,
     stop: AtomicBool,
     sockets: Mutex<Vec<TcpStream>>,
-    bytes: AtomicU64,
+    bytes: Arc<AtomicU64>,
+    throttle: Throttle,
     blocks: AtomicU64,
     started: Instant,
     placement: Placement,
@@ -103,7 +109,7 @@ pub struct Receive {
 impl Receive {
     /// Checks the destination, creates the directories and the large files, starts the writers.
     pub fn prepare(root: &Path, index: Index, params: SessionParams, pool: Arc<Pool>) -> Result<Arc<Receive>> {
-        let SessionParams { dest, streams, block_size, writers, token, placement, idle_timeout } = params;
+        let SessionParams { dest, streams, block_size, writers, token, placement, idle_timeout, throttle, counter } = params;
         let dest = dest.as_slice();
         let dest_dir = if dest.is_empty() {
             root.to_path_buf()
@@ -138,7 +144,8 @@ impl Receive {
             cond: Condvar::new(),
             stop: AtomicBool::new(false),
             sockets: Mutex::new(Vec::new()),
-            bytes: AtomicU64::new(0),
+            bytes: counter,
+            throttle,
             blocks: AtomicU64::new(0),
             started: Instant::now(),
             placement,
@@ -325,6 +332,9 @@ impl Receive {
         if !self.seen.lock().expect("seen lock").insert(offset / self.block_size) {
             return Err(Error::Protocol(format!("block at {offset} received twice")));
         }
+        if !self.throttle.take(len as u64, &self.stop) {
+            return Err(Error::Cancelled);
+        }
         let mut buf = self.pool.take(&self.stop)?;
         buf.set_len(len as usize);
         Deadline::new(sock, self.idle_timeout).read_exact(&mut buf).map_err(|e| match e.kind() {
@@ -358,6 +368,24 @@ impl Receive {
         for s in self.sockets.lock().expect("sockets lock").iter() {
             let _ = s.shutdown(Shutdown::Both);
         }
+    }
+
+    /// Watches the sender's control connection on a thread of its own while data flows: DONE,
+    /// an ERROR, or the sender going away (a cancel).
+    pub fn watch_control(self: &Arc<Self>, control: &TcpStream) -> Result<()> {
+        let mut sock = control.try_clone().map_err(Error::net("cloning a socket"))?;
+        let r = Arc::clone(self);
+        std::thread::Builder::new()
+            .name("lh-control".into())
+            .spawn(move || match frame::read_msg(&mut sock, 0) {
+                Ok(Some(Msg::Done { bytes, .. })) => r.client_done(bytes),
+                Ok(Some(Msg::Error { code, message })) => r.fail(Error::remote(&code, &message)),
+                Ok(Some(m)) => r.fail(Error::Protocol(format!("unexpected {:?} frame on the control connection", m.frame_type()))),
+                Ok(None) => r.fail(Error::Cancelled),
+                Err(e) => r.fail(e),
+            })
+            .map_err(|e| Error::io("spawn", b"control watcher", e))?;
+        Ok(())
     }
 
     pub fn bytes_received(&self) -> u64 {

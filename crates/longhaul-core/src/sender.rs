@@ -36,6 +36,7 @@ use crate::net;
 use crate::placement::{allowed_cpus, bind_current_thread, CoreSpec, PinMode, Placement, Role};
 use crate::pool::{Pool, PoolBuf};
 use crate::probe;
+use crate::rate::Throttle;
 use crate::scan::scan;
 use crate::timeline::{Gauges, Recorder, Sample};
 use crate::topology::Topology;
@@ -122,6 +123,8 @@ pub struct SendOptions {
     pub io_timeout: Duration,
     pub progress_interval: Duration,
     pub timeline_interval: Duration,
+    /// The shared token's key; `None` talks only to a node that asks for none.
+    pub secret: Option<crate::auth::Secret>,
 }
 
 fn cpus() -> usize {
@@ -148,6 +151,7 @@ impl Default for SendOptions {
             io_timeout: Duration::from_secs(60),
             progress_interval: Duration::from_millis(100),
             timeline_interval: Duration::from_millis(5),
+            secret: None,
         }
     }
 }
@@ -261,6 +265,8 @@ struct Engine<'a> {
     stream_ready: Condvar,
     placement: Placement,
     pinned: Mutex<Vec<ThreadPin>>,
+    /// Bandwidth limits a node applies to what it sends (pull); none for a client.
+    throttle: Throttle,
 }
 
 thread_local! {
@@ -357,6 +363,13 @@ impl Engine<'_> {
     /// SEND: writes a processed block on stream `i`.
     fn send_block(&self, i: usize, p: Prepared) -> Result<()> {
         let sock = &self.sockets[i];
+        let block_len = match &p {
+            Prepared::Sendfile { len, .. } => *len as u64,
+            Prepared::Packed { buf, .. } => buf.len() as u64,
+        };
+        if !self.throttle.take(block_len, &self.run.stop) {
+            return Ok(());
+        }
         let (offset, len) = match &p {
             Prepared::Sendfile { offset, len, hash, file, file_offset } => {
                 let hdr = Msg::Block { offset: *offset, len: *len, xxh3: *hash }.encode();
@@ -590,12 +603,7 @@ pub fn send(
 
     let mut control = net::connect(addr, opts.connect_timeout)?;
     control.set_read_timeout(Some(opts.io_timeout)).map_err(Error::net("setting a timeout"))?;
-    frame::write_msg(&mut control, &Msg::Hello { min: frame::VERSION_MIN, max: frame::VERSION_MAX, features: frame::FEATURES })?;
-    let (features, limits) = match frame::expect_msg(&mut control, 0)? {
-        Msg::HelloOk { features, limits, .. } => (features, limits),
-        Msg::Error { code, message } => return Err(Error::remote(&code, &message)),
-        m => return Err(Error::Protocol(format!("expected HELLO_OK, got {:?}", m.frame_type()))),
-    };
+    let crate::client::Hello { features, limits } = crate::client::handshake(&mut control, opts.secret.as_ref())?;
     if opts.digest == Digest::Blake3 && features & frame::FEATURE_BLAKE3 == 0 {
         return Err(Error::Protocol("the node does not check BLAKE3 block digests".into()));
     }
@@ -621,7 +629,28 @@ pub fn send(
         frame::write_msg(&mut s, &Msg::DataHello { token, stream: i })?;
         sockets.push(s);
     }
-    // From here the node may take as long as it needs to write and answer with SUMMARY.
+    transmit(&scanned, control, sockets, opts, Throttle::default(), cancel, on_progress, started, scan_seconds)
+}
+
+/// Sends the blocks of a scanned source over data connections already attached to a session
+/// (`sockets`, one per stream), then DONE on `control`, and waits for the receiver's SUMMARY.
+/// A client pushing to a node and a node answering a pull both end up here.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn transmit(
+    scanned: &crate::scan::Scan,
+    control: TcpStream,
+    sockets: Vec<TcpStream>,
+    opts: &SendOptions,
+    throttle: Throttle,
+    cancel: &AtomicBool,
+    on_progress: &(dyn Fn(&Progress) + Sync),
+    started: Instant,
+    scan_seconds: f64,
+) -> Result<SendSummary> {
+    let index = &scanned.index;
+    let source = &scanned.base;
+    let streams = sockets.len() as u16;
+    // From here the receiver may take as long as it needs to write and answer with SUMMARY.
     control.set_read_timeout(None).map_err(Error::net("setting a timeout"))?;
     let peer = control.peer_addr().map_err(Error::net("peer address"))?.ip();
     let placement = choose_placement(opts, peer, source)?;
@@ -677,6 +706,7 @@ pub fn send(
         stream_ready: Condvar::new(),
         placement,
         pinned: Mutex::new(Vec::new()),
+        throttle,
     };
     let data_ends: Vec<u64> = index.data_file_ends().collect();
     let files_total = index.count(Kind::File) as u64;
@@ -815,7 +845,7 @@ pub fn send(
         packed_blocks: engine.counters.packed_blocks.load(Ordering::Relaxed),
         packed_bytes: engine.counters.packed_bytes.load(Ordering::Relaxed),
         fast_paths,
-        skipped: scanned.skipped,
+        skipped: scanned.skipped.clone(),
         receiver,
         scheduler,
         pinned: engine.pinned.into_inner().expect("pinned lock"),

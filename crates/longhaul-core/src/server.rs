@@ -1,31 +1,67 @@
-//! A storage node: a root directory, a listening socket, and a table of sessions. Each
-//! connection gets a thread; its first frame says what it is: HELLO opens a control session,
-//! DATA_HELLO attaches a data stream to the session its token names. Sessions share the node's
-//! buffer pool, so the node's memory is bounded by that pool whatever the number of transfers.
+//! A storage node: a root directory, a listening socket, a capacity, bandwidth limits and a
+//! table of transfers. Each connection gets a thread; its first frame says what it is: HELLO
+//! opens a control connection (authenticated when the node has a token), DATA_HELLO attaches a
+//! data stream to the session its token names. A control connection then carries either one
+//! session (MANIFEST: a push; GET: a pull; COPY: a third-party copy) or any number of requests
+//! (LIST, READV, STATS). Push sessions share the node's buffer pool; a pull or a copy runs the
+//! sender engine with a small pool of its own, and `max_transfers` bounds how many run at once,
+//! so the node's memory is bounded whatever its clients do. Nothing a connection does waits on
+//! another connection: a stalled peer holds its own threads and buffers only, until the idle
+//! timeout frees them.
 
 use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::fs::File;
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsFd;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::error::{Error, Result};
-use crate::frame::{self, Limits, Msg, Token};
-use crate::index::Index;
-use crate::net::Deadline;
+use crossbeam_channel::{bounded, Sender};
+
+use crate::auth::{self, Secret};
+use crate::error::{lossy, Error, Result};
+use crate::frame::{self, Limits, ListEntry, Msg, Nonce, Segment, SegmentResult, Token};
+use crate::index::{Index, Kind};
+use crate::net::{self, Deadline};
+use crate::node_state::{self, Direction, Json, NodeState, STATE_DIR};
 use crate::placement::{allowed_cpus, Placement};
 use crate::pool::Pool;
+use crate::rate::{Bucket, Throttle};
 use crate::receive::{Receive, SessionParams};
+use crate::scan::scan;
+use crate::sender::{SchedulerKind, SendOptions};
 use crate::topology::Topology;
+use crate::transfer::Progress;
+
+/// Adjacent segments of one file in a READV are sent with one sendfile up to this many bytes.
+pub const READV_COALESCE: u64 = 8 << 20;
 
 #[derive(Clone, Debug)]
 pub struct ServeOptions {
     pub root: PathBuf,
     /// `HOST:PORT`; port 0 picks a free one.
     pub listen: String,
+    /// The shared token's key. `None` runs without authentication, which `Server::start`
+    /// allows on a loopback address only, unless `open_remote`.
+    pub secret: Option<Secret>,
+    /// Allow an unauthenticated node on a non-loopback address.
+    pub open_remote: bool,
+    /// Bytes the node may store under its root; `None` is no limit.
+    pub capacity: Option<u64>,
+    /// Recount the stored bytes by walking the root instead of trusting the saved account.
+    pub rescan: bool,
+    /// Bytes per second for all transfers together.
+    pub rate: Option<u64>,
+    /// Bytes per second for all of one peer's streams together.
+    pub peer_rates: Vec<(IpAddr, u64)>,
+    /// Transfers (push, pull, copy) at once; more are refused with E_BUSY.
+    pub max_transfers: usize,
     /// Cores for the node's I/O threads; `None` lets the placement choose (see placement.rs).
     pub cores: Option<crate::placement::CoreSpec>,
     pub pin: crate::placement::PinMode,
@@ -34,16 +70,19 @@ pub struct ServeOptions {
     /// A new connection must complete its first frame within this (and a sender its MANIFEST).
     pub handshake_timeout: Duration,
     /// A data connection must deliver each frame, a 4 MiB block included, within this, and a
-    /// session that makes no progress for this long is failed with E_TIMEOUT.
+    /// session that makes no progress for this long is failed with E_TIMEOUT. An idle request
+    /// connection is closed after it.
     pub idle_timeout: Duration,
     /// The largest block a sender may use; also the size of each pool buffer.
     pub max_block: u32,
-    /// Buffers in the node's pool, shared by all sessions.
+    /// Buffers in the node's pool, shared by all push sessions.
     pub pool_buffers: usize,
     pub max_streams: u16,
     /// Disk-writer threads per session.
     pub writers: usize,
     pub max_manifest: u32,
+    pub max_readv_segments: u32,
+    pub max_readv_segment: u32,
 }
 
 impl Default for ServeOptions {
@@ -51,6 +90,14 @@ impl Default for ServeOptions {
         ServeOptions {
             root: PathBuf::from("."),
             listen: "127.0.0.1:0".into(),
+            secret: None,
+            open_remote: false,
+            capacity: None,
+            rescan: false,
+            rate: None,
+            peer_rates: Vec::new(),
+            // Each pull or copy holds a pool of 2 x streams + 4 blocks (24 MiB for 2 streams).
+            max_transfers: 32,
             cores: None,
             pin: crate::placement::PinMode::Auto,
             sysfs_root: PathBuf::from("/"),
@@ -68,35 +115,77 @@ impl Default for ServeOptions {
             writers: 4,
             // 256 MiB holds the index of several million files.
             max_manifest: 256 << 20,
+            // XRootD's kXR_readv envelope.
+            max_readv_segments: 1024,
+            max_readv_segment: 2 << 20,
         }
     }
 }
 
-#[derive(Clone, Debug, Default)]
-pub struct ServerStats {
-    pub active: u64,
-    pub completed: u64,
-    pub failed: u64,
-    pub bytes_received: u64,
-    /// The placement of the most recent session, and why.
-    pub last_placement: Option<String>,
+#[derive(Default)]
+struct ReadvCounters {
+    requests: AtomicU64,
+    segments: AtomicU64,
+    bytes: AtomicU64,
+    /// sendfile runs after coalescing.
+    reads: AtomicU64,
 }
 
 struct Inner {
     root: PathBuf,
+    listen: SocketAddr,
     opts: ServeOptions,
     pool: Arc<Pool>,
+    state: NodeState,
+    total: Option<Arc<Bucket>>,
+    peers: HashMap<IpAddr, Arc<Bucket>>,
     sessions: Mutex<HashMap<Token, Arc<Receive>>>,
+    /// Pull sessions waiting for their data connections.
+    pulls: Mutex<HashMap<Token, Sender<TcpStream>>>,
     closing: AtomicBool,
-    completed: AtomicU64,
-    failed: AtomicU64,
-    bytes: AtomicU64,
+    draining: AtomicBool,
+    readv: ReadvCounters,
     last_placement: Mutex<Option<String>>,
+}
+
+impl Inner {
+    fn throttle(&self, peer: IpAddr) -> Throttle {
+        Throttle::new(self.total.iter().chain(self.peers.get(&peer)).cloned().collect())
+    }
+
+    fn limits(&self) -> Limits {
+        Limits {
+            max_streams: self.opts.max_streams,
+            max_block: self.pool.buf_size() as u32,
+            max_manifest: self.opts.max_manifest,
+            max_readv_segments: self.opts.max_readv_segments,
+            max_readv_segment: self.opts.max_readv_segment,
+        }
+    }
+
+    /// Refuses a new transfer when the node is draining or full.
+    fn admit(&self) -> Result<()> {
+        if self.draining.load(Ordering::SeqCst) || self.closing.load(Ordering::SeqCst) {
+            return Err(Error::Busy("the node is shutting down".into()));
+        }
+        if self.state.active_count() >= self.opts.max_transfers {
+            return Err(Error::Busy(format!("{} transfers are running, the most this node runs at once", self.opts.max_transfers)));
+        }
+        Ok(())
+    }
+}
+
+/// Transfers by state, and the stored-bytes account.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Counts {
+    pub active: u64,
+    pub completed: u64,
+    pub failed: u64,
+    pub stored: u64,
 }
 
 pub struct Server {
     inner: Arc<Inner>,
-    addr: SocketAddr,
     listener: TcpListener,
     accept: Option<JoinHandle<()>>,
 }
@@ -106,17 +195,27 @@ impl Server {
         fs_create_root(&opts.root)?;
         let root = std::fs::canonicalize(&opts.root).map_err(|e| Error::io("resolve root", opts.root.as_os_str().as_encoded_bytes(), e))?;
         let listener = TcpListener::bind(&opts.listen).map_err(|source| Error::Connect { addr: opts.listen.clone(), source })?;
-        let addr = listener.local_addr().map_err(Error::net("local address"))?;
+        let listen = listener.local_addr().map_err(Error::net("local address"))?;
+        if opts.secret.is_none() && !opts.open_remote && !listen.ip().is_loopback() {
+            return Err(Error::Usage(format!(
+                "refusing to serve {listen} without authentication: give a token, or listen on a loopback address, or force it"
+            )));
+        }
         let pool = Pool::new(opts.max_block as usize, opts.pool_buffers)?;
+        let state = NodeState::open(&root, opts.capacity, opts.rescan)?;
         let inner = Arc::new(Inner {
             root,
-            opts,
+            listen,
             pool,
+            state,
+            total: opts.rate.map(Bucket::new),
+            peers: opts.peer_rates.iter().map(|&(ip, r)| (ip, Bucket::new(r))).collect(),
+            opts,
             sessions: Mutex::new(HashMap::new()),
+            pulls: Mutex::new(HashMap::new()),
             closing: AtomicBool::new(false),
-            completed: AtomicU64::new(0),
-            failed: AtomicU64::new(0),
-            bytes: AtomicU64::new(0),
+            draining: AtomicBool::new(false),
+            readv: ReadvCounters::default(),
             last_placement: Mutex::new(None),
         });
         let l = listener.try_clone().map_err(Error::net("cloning the listener"))?;
@@ -125,11 +224,11 @@ impl Server {
             .name("lh-accept".into())
             .spawn(move || accept_loop(&i, l))
             .map_err(|e| Error::io("spawn", b"accept thread", e))?;
-        Ok(Server { inner, addr, listener, accept: Some(accept) })
+        Ok(Server { inner, listener, accept: Some(accept) })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.addr
+        self.inner.listen
     }
 
     pub fn root(&self) -> &Path {
@@ -140,14 +239,33 @@ impl Server {
         &self.inner.pool
     }
 
-    pub fn stats(&self) -> ServerStats {
-        ServerStats {
-            active: self.inner.sessions.lock().expect("sessions lock").len() as u64,
-            completed: self.inner.completed.load(Ordering::Relaxed),
-            failed: self.inner.failed.load(Ordering::Relaxed),
-            bytes_received: self.inner.bytes.load(Ordering::Relaxed),
-            last_placement: self.inner.last_placement.lock().expect("placement lock").clone(),
+    pub fn counts(&self) -> Counts {
+        let st = &self.inner.state;
+        Counts {
+            active: st.active_count() as u64,
+            completed: st.completed.load(Ordering::Relaxed),
+            failed: st.failed.load(Ordering::Relaxed),
+            stored: st.stored(),
         }
+    }
+
+    /// The node's statistics and transfer table as a JSON document (docs/PROTOCOL.md, STATS).
+    pub fn stats_json(&self) -> String {
+        stats_json(&self.inner)
+    }
+
+    /// Refuses new transfers and waits up to `timeout` for the running ones to end; true if
+    /// they all did.
+    pub fn drain(&self, timeout: Duration) -> bool {
+        self.inner.draining.store(true, Ordering::SeqCst);
+        let until = Instant::now() + timeout;
+        while self.inner.state.active_count() > 0 {
+            if Instant::now() >= until {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        true
     }
 
     /// Stops accepting, fails the sessions in flight (their temporary files are removed) and
@@ -159,7 +277,7 @@ impl Server {
         // shutdown(2) on a listening socket wakes a blocked accept on Linux.
         let _ = rustix::net::shutdown(self.listener.as_fd(), rustix::net::Shutdown::Read);
         for r in self.inner.sessions.lock().expect("sessions lock").values() {
-            r.fail(Error::Protocol("the node is shutting down".into()));
+            r.fail(Error::Busy("the node is shutting down".into()));
         }
         if let Some(h) = self.accept.take() {
             let _ = h.join();
@@ -199,87 +317,551 @@ fn accept_loop(inner: &Arc<Inner>, listener: TcpListener) {
 fn handle_conn(inner: &Arc<Inner>, mut sock: TcpStream) {
     let first = frame::read_msg(&mut Deadline::new(&sock, inner.opts.handshake_timeout), 0);
     let _ = sock.set_read_timeout(None);
-    match first {
-        Ok(Some(Msg::Hello { min, max, .. })) => {
-            if let Err(e) = control(inner, &mut sock, min, max) {
-                let _ = frame::write_msg(&mut sock, &Msg::error(&e));
-            }
-        }
+    let result = match first {
+        Ok(Some(Msg::Hello { min, max, nonce, .. })) => control(inner, &mut sock, min, max, nonce),
         Ok(Some(Msg::DataHello { token, .. })) => {
             let session = inner.sessions.lock().expect("sessions lock").get(&token).cloned();
-            match session {
-                Some(r) => r.run_stream(sock),
-                None => {
-                    let _ = frame::write_msg(&mut sock, &Msg::error(&Error::Protocol("unknown session token".into())));
+            let pull = inner.pulls.lock().expect("pulls lock").get(&token).cloned();
+            match (session, pull) {
+                (Some(r), _) => {
+                    r.run_stream(sock);
+                    return;
                 }
+                (None, Some(tx)) => {
+                    let _ = tx.try_send(sock);
+                    return;
+                }
+                (None, None) => Err(Error::Protocol("unknown session token".into())),
             }
         }
-        Ok(Some(m)) => {
-            let e = Error::Protocol(format!("a connection must start with HELLO or DATA_HELLO, not {:?}", m.frame_type()));
-            let _ = frame::write_msg(&mut sock, &Msg::error(&e));
+        Ok(Some(m)) => Err(Error::Protocol(format!("a connection must start with HELLO or DATA_HELLO, not {:?}", m.frame_type()))),
+        Ok(None) => Ok(()),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = result {
+        inner.state.count_error(e.code());
+        let _ = frame::write_msg(&mut sock, &Msg::error(&e));
+    }
+}
+
+/// The handshake, then one session or a run of requests.
+fn control(inner: &Arc<Inner>, sock: &mut TcpStream, min: u16, max: u16, client_nonce: Nonce) -> Result<()> {
+    if max < frame::VERSION_MIN || min > frame::VERSION_MAX || min > max {
+        return Err(Error::Version { ours_min: frame::VERSION_MIN, ours_max: frame::VERSION_MAX, peer_min: min, peer_max: max });
+    }
+    let ours = auth::nonce()?;
+    let limits = inner.limits();
+    let hello_ok = Msg::HelloOk {
+        version: max.min(frame::VERSION_MAX),
+        features: frame::FEATURES,
+        limits,
+        auth: inner.opts.secret.is_some(),
+        nonce: ours,
+    };
+    frame::write_msg(sock, &hello_ok)?;
+    if let Some(secret) = &inner.opts.secret {
+        // A wrong token learns nothing but E_AUTH, and the connection ends.
+        match frame::expect_msg(&mut Deadline::new(sock, inner.opts.handshake_timeout), 0)? {
+            Msg::Auth { mac } if Secret::check(&secret.client_proof(&client_nonce, &ours), &mac) => {
+                frame::write_msg(sock, &Msg::AuthOk { mac: secret.node_proof(&client_nonce, &ours) })?;
+            }
+            _ => return Err(Error::Auth("wrong token")),
         }
-        Ok(None) => {}
-        Err(e) => {
-            let _ = frame::write_msg(&mut sock, &Msg::error(&e));
+    }
+    let peer = sock.peer_addr().map_err(Error::net("peer address"))?.ip();
+    loop {
+        // Between requests a connection may idle for the idle timeout; a session's MANIFEST
+        // must come within the handshake timeout of the HELLO (checked by the same deadline).
+        let wait = inner.opts.handshake_timeout.max(inner.opts.idle_timeout);
+        let msg = match frame::read_msg(&mut Deadline::new(sock, wait), limits.max_manifest)? {
+            None => return Ok(()),
+            Some(m) => m,
+        };
+        let _ = sock.set_read_timeout(None);
+        let answered = match msg {
+            Msg::Manifest { dest, streams, block_size, index } => return push(inner, sock, peer, dest, streams, block_size, &index),
+            Msg::Get { path, streams, block_size } => return pull(inner, sock, peer, &path, streams, block_size),
+            Msg::Copy { to, src, dest, streams, block_size } => return copy(inner, sock, peer, &to, &src, &dest, streams, block_size),
+            Msg::List { path } => list(inner, sock, &path)?,
+            Msg::Readv { paths, segments } => readv(inner, sock, peer, &paths, &segments)?,
+            Msg::Stats => frame::write_msg(sock, &Msg::StatsOk { json: stats_json(inner) }).map(Ok)?,
+            m => return Err(Error::Protocol(format!("unexpected {:?} frame on a control connection", m.frame_type()))),
+        };
+        // A refused request (a limit, a missing path) is answered and the connection goes on.
+        if let Err(e) = answered {
+            inner.state.count_error(e.code());
+            frame::write_msg(sock, &Msg::error(&e))?;
         }
     }
 }
 
-fn control(inner: &Arc<Inner>, sock: &mut TcpStream, min: u16, max: u16) -> Result<()> {
-    if max < frame::VERSION_MIN || min > frame::VERSION_MAX || min > max {
-        return Err(Error::Version { ours_min: frame::VERSION_MIN, ours_max: frame::VERSION_MAX, peer_min: min, peer_max: max });
-    }
-    let limits =
-        Limits { max_streams: inner.opts.max_streams, max_block: inner.pool.buf_size() as u32, max_manifest: inner.opts.max_manifest };
-    frame::write_msg(sock, &Msg::HelloOk { version: max.min(frame::VERSION_MAX), features: frame::FEATURES, limits })?;
-    let manifest =
-        frame::expect_msg(&mut Deadline::new(sock, inner.opts.handshake_timeout.max(inner.opts.idle_timeout)), limits.max_manifest);
-    let _ = sock.set_read_timeout(None);
-    let (dest, streams, block_size, index) = match manifest? {
-        Msg::Manifest { dest, streams, block_size, index } => (dest, streams, block_size, index),
-        m => return Err(Error::Protocol(format!("expected MANIFEST, got {:?}", m.frame_type()))),
-    };
+fn check_session_shape(limits: &Limits, streams: u16, block_size: u32) -> Result<()> {
     if streams == 0 || streams > limits.max_streams {
         return Err(Error::Limit { what: "streams", limit: limits.max_streams as u64, got: streams as u64 });
     }
     if block_size < 4096 || block_size > limits.max_block {
         return Err(Error::Limit { what: "block size", limit: limits.max_block as u64, got: block_size as u64 });
     }
-    let index = Index::decode(&index)?;
-    let token = new_token()?;
+    Ok(())
+}
+
+/// Checks a client-named path and joins it to the root: relative, no `..`, not the node's own
+/// directory, and no symlink on the way (the last component too unless `final_link`).
+fn resolve(root: &Path, rel: &[u8], final_link: bool) -> Result<PathBuf> {
+    if rel.is_empty() {
+        return Ok(root.to_path_buf());
+    }
+    crate::index::check_path(rel)?;
+    let parts: Vec<&[u8]> = rel.split(|&b| b == b'/').collect();
+    if parts[0] == STATE_DIR.as_bytes() {
+        return Err(Error::PathEscape { path: lossy(rel), why: "the node's own directory" });
+    }
+    let mut p = root.to_path_buf();
+    for (i, c) in parts.iter().enumerate() {
+        p.push(OsStr::from_bytes(c));
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.file_type().is_symlink() && (i + 1 < parts.len() || !final_link) => {
+                return Err(Error::PathEscape { path: lossy(rel), why: "through a symlink" })
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::NotFound { path: lossy(rel) }),
+            Err(e) => return Err(Error::io("stat", rel, e)),
+        }
+    }
+    Ok(p)
+}
+
+/// Bytes of the regular files a push would replace (they stop counting as stored).
+fn replaced_bytes(dest: &Path, index: &Index) -> u64 {
+    if !dest.exists() {
+        return 0;
+    }
+    index
+        .entries()
+        .iter()
+        .filter(|e| e.kind == Kind::File)
+        .filter_map(|e| std::fs::symlink_metadata(dest.join(OsStr::from_bytes(&e.path))).ok())
+        .filter(|m| m.is_file())
+        .map(|m| m.size())
+        .sum()
+}
+
+/// A push: the client sends, this node receives into `dest` under its root.
+fn push(inner: &Arc<Inner>, sock: &mut TcpStream, peer: IpAddr, dest: Vec<u8>, streams: u16, block_size: u32, index: &[u8]) -> Result<()> {
+    inner.admit()?;
+    check_session_shape(&inner.limits(), streams, block_size)?;
+    let index = Index::decode(index)?;
+    // Checked before anything is created; Receive::prepare checks the rest of the path.
+    if dest.split(|&b| b == b'/').next() == Some(STATE_DIR.as_bytes()) {
+        return Err(Error::PathEscape { path: lossy(&dest), why: "the node's own directory" });
+    }
+    if !dest.is_empty() {
+        crate::index::check_path(&dest)?;
+    }
+    // Capacity is checked before any byte is written.
+    let dest_dir = inner.root.join(OsStr::from_bytes(&dest));
+    let (total, replaced) = (index.total(), replaced_bytes(&dest_dir, &index));
+    let reservation = inner.state.reserve(total.saturating_sub(replaced))?;
+    let active = inner.state.begin(peer, Direction::In, &dest, index.total(), index.count(Kind::File) as u64, streams);
+    let token = auth::random_bytes::<{ frame::TOKEN_LEN }>()?;
     let placement = node_placement(inner, sock);
     *inner.last_placement.lock().expect("placement lock") = Some(match &placement.fallback {
         Some(f) => format!("{}; not pinned: {f}", placement.reason),
         None => format!("{}; pinned", placement.reason),
     });
-    let params =
-        SessionParams { dest, streams, block_size, writers: inner.opts.writers, token, placement, idle_timeout: inner.opts.idle_timeout };
-    let recv = Receive::prepare(&inner.root, index, params, Arc::clone(&inner.pool))?;
+    let params = SessionParams {
+        dest,
+        streams,
+        block_size,
+        writers: inner.opts.writers,
+        token,
+        placement,
+        idle_timeout: inner.opts.idle_timeout,
+        throttle: inner.throttle(peer),
+        counter: Arc::clone(&active.done),
+    };
+    let recv = match Receive::prepare(&inner.root, index, params, Arc::clone(&inner.pool)) {
+        Ok(r) => r,
+        Err(e) => {
+            inner.state.end(&active, Err(&e));
+            return Err(e);
+        }
+    };
     inner.sessions.lock().expect("sessions lock").insert(token, Arc::clone(&recv));
     if inner.closing.load(Ordering::SeqCst) {
-        recv.fail(Error::Protocol("the node is shutting down".into()));
+        recv.fail(Error::Busy("the node is shutting down".into()));
     }
     let result = frame::write_msg(sock, &Msg::Ready { token, streams }).and_then(|()| {
-        let watch = sock.try_clone().map_err(Error::net("cloning a socket"))?;
-        let r = Arc::clone(&recv);
-        std::thread::Builder::new()
-            .name("lh-control".into())
-            .spawn(move || watch_control(&r, watch))
-            .map_err(|e| Error::io("spawn", b"control watcher", e))?;
+        recv.watch_control(sock)?;
         recv.wait_and_finish()
     });
     inner.sessions.lock().expect("sessions lock").remove(&token);
-    inner.bytes.fetch_add(recv.bytes_received(), Ordering::Relaxed);
-    match result {
-        Ok(summary) => {
-            inner.completed.fetch_add(1, Ordering::Relaxed);
-            frame::write_msg(sock, &Msg::Summary(summary))
+    inner.state.count_bytes(peer, recv.bytes_received(), 0);
+    inner.state.end(&active, result.as_ref().map(|_| ()));
+    let summary = result?;
+    // The reservation is the growth (new bytes less the bytes of files replaced); a tree that
+    // shrank what it replaced frees the difference.
+    reservation.commit();
+    inner.state.release(replaced.saturating_sub(total));
+    frame::write_msg(sock, &Msg::Summary(summary))
+}
+
+/// Options for the sender engine when the node itself sends (pull, copy).
+fn node_send_options(inner: &Inner, streams: u16, block_size: u32) -> SendOptions {
+    SendOptions {
+        streams,
+        block_size,
+        // Enough for two blocks per stream in flight and the readers' next ones; the node's
+        // memory for sending is this times max_transfers.
+        pool_buffers: 2 * streams as usize + 4,
+        scheduler: SchedulerKind::Pipelined,
+        cores: inner.opts.cores.clone(),
+        pin: inner.opts.pin,
+        sysfs_root: inner.opts.sysfs_root.clone(),
+        io_timeout: inner.opts.idle_timeout,
+        secret: inner.opts.secret.clone(),
+        ..SendOptions::default()
+    }
+}
+
+/// A pull: this node sends `path` to the client over data connections the client opens.
+fn pull(inner: &Arc<Inner>, sock: &mut TcpStream, peer: IpAddr, path: &[u8], streams: u16, block_size: u32) -> Result<()> {
+    inner.admit()?;
+    check_session_shape(&inner.limits(), streams, block_size)?;
+    let source = resolve(&inner.root, path, false)?;
+    let started = Instant::now();
+    let scanned = scan(&source, 4)?;
+    let scan_seconds = started.elapsed().as_secs_f64();
+    let index = &scanned.index;
+    frame::write_msg(sock, &Msg::Manifest { dest: path.to_vec(), streams, block_size, index: index.encode() })?;
+    let token = match frame::expect_msg(&mut Deadline::new(sock, inner.opts.handshake_timeout), 0)? {
+        Msg::Ready { token, streams: s } if s == streams => token,
+        Msg::Ready { streams: s, .. } => return Err(Error::Protocol(format!("READY for {s} streams, {streams} were offered"))),
+        Msg::Error { code, message } => return Err(Error::remote(&code, &message)),
+        m => return Err(Error::Protocol(format!("expected READY, got {:?}", m.frame_type()))),
+    };
+    let _ = sock.set_read_timeout(None);
+    let (tx, rx) = bounded::<TcpStream>(streams as usize);
+    {
+        let mut pulls = inner.pulls.lock().expect("pulls lock");
+        if pulls.contains_key(&token) || inner.sessions.lock().expect("sessions lock").contains_key(&token) {
+            return Err(Error::Protocol("session token already in use".into()));
         }
-        Err(e) => {
-            inner.failed.fetch_add(1, Ordering::Relaxed);
-            Err(e)
+        pulls.insert(token, tx);
+    }
+    let until = Instant::now() + inner.opts.handshake_timeout;
+    let mut sockets = Vec::with_capacity(streams as usize);
+    while sockets.len() < streams as usize {
+        match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
+            Ok(s) => sockets.push(s),
+            Err(_) => break,
         }
     }
+    inner.pulls.lock().expect("pulls lock").remove(&token);
+    if sockets.len() < streams as usize {
+        return Err(Error::Timeout("the client did not open its data connections"));
+    }
+    for s in &sockets {
+        s.set_write_timeout(Some(inner.opts.idle_timeout)).map_err(Error::net("setting a timeout"))?;
+    }
+    let active = inner.state.begin(peer, Direction::Out, path, index.total(), index.count(Kind::File) as u64, streams);
+    let opts = node_send_options(inner, streams, block_size);
+    let control = sock.try_clone().map_err(Error::net("cloning a socket"))?;
+    let progress = |p: &Progress| active.done.store(p.bytes_done, Ordering::Relaxed);
+    let result =
+        crate::sender::transmit(&scanned, control, sockets, &opts, inner.throttle(peer), &inner.closing, &progress, started, scan_seconds);
+    inner.state.count_bytes(peer, 0, active.done.load(Ordering::Relaxed));
+    inner.state.end(&active, result.as_ref().map(|_| ()));
+    result.map(|_| ())
+}
+
+/// A third-party copy: this node pushes `src` to the node at `to`; the client watches.
+#[allow(clippy::too_many_arguments)]
+fn copy(
+    inner: &Arc<Inner>,
+    sock: &mut TcpStream,
+    peer: IpAddr,
+    to: &str,
+    src: &[u8],
+    dest: &[u8],
+    streams: u16,
+    block_size: u32,
+) -> Result<()> {
+    inner.admit()?;
+    if streams == 0 || block_size < 4096 {
+        return Err(Error::Usage(format!("a copy needs at least 1 stream and 4 KiB blocks, not {streams} and {block_size}")));
+    }
+    let source = resolve(&inner.root, src, false)?;
+    let active = inner.state.begin(peer, Direction::Copy, src, 0, 0, streams);
+    let opts = node_send_options(inner, streams, block_size);
+    let cancel = AtomicBool::new(false);
+    let finished = AtomicBool::new(false);
+    // The client going away cancels the copy.
+    let mut watch = sock.try_clone().map_err(Error::net("cloning a socket"))?;
+    let files = [AtomicU64::new(0), AtomicU64::new(0)];
+    let result = std::thread::scope(|s| {
+        s.spawn(|| {
+            let _ = frame::read_msg(&mut watch, 0);
+            if !finished.load(Ordering::SeqCst) {
+                cancel.store(true, Ordering::SeqCst);
+            }
+        });
+        let sender = s.spawn(|| {
+            let progress = |p: &Progress| {
+                active.done.store(p.bytes_done, Ordering::Relaxed);
+                active.bytes_total.store(p.bytes_total, Ordering::Relaxed);
+                active.files_total.store(p.files_total, Ordering::Relaxed);
+                files[0].store(p.files_done, Ordering::Relaxed);
+                files[1].store(p.files_total, Ordering::Relaxed);
+            };
+            let stop = || cancel.load(Ordering::Relaxed) || inner.closing.load(Ordering::Relaxed);
+            // The engine polls its cancel flag; mirror ours and the node's into it.
+            let flag = AtomicBool::new(false);
+            std::thread::scope(|s2| {
+                let r = s2.spawn(|| crate::sender::send(&source, to, dest, &opts, &flag, &progress));
+                while !r.is_finished() {
+                    if stop() {
+                        flag.store(true, Ordering::Relaxed);
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                r.join().unwrap_or_else(|_| Err(Error::Protocol("the copy thread panicked".into())))
+            })
+        });
+        // Progress to the client every 100 ms, which also shows it the node is alive.
+        while !sender.is_finished() {
+            let msg = Msg::CopyProgress {
+                bytes_done: active.done.load(Ordering::Relaxed),
+                bytes_total: active.bytes_total.load(Ordering::Relaxed),
+                files_done: files[0].load(Ordering::Relaxed),
+                files_total: files[1].load(Ordering::Relaxed),
+            };
+            if frame::write_msg(sock, &msg).is_err() {
+                cancel.store(true, Ordering::SeqCst);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        finished.store(true, Ordering::SeqCst);
+        let r = sender.join().unwrap_or_else(|_| Err(Error::Protocol("the copy thread panicked".into())));
+        let reply = match &r {
+            Ok(summary) => Msg::Summary(summary.receiver.clone()),
+            Err(e) => Msg::error(e),
+        };
+        let _ = frame::write_msg(sock, &reply);
+        let _ = sock.shutdown(std::net::Shutdown::Both);
+        r
+    });
+    inner.state.count_bytes(peer, 0, active.done.load(Ordering::Relaxed));
+    inner.state.end(&active, result.as_ref().map(|_| ()));
+    // Already answered above.
+    Ok(())
+}
+
+/// LIST: a directory's entries (sorted by name), or the one entry of a file or a link.
+fn list(inner: &Inner, sock: &mut TcpStream, path: &[u8]) -> Result<Result<()>> {
+    let p = match resolve(&inner.root, path, true) {
+        Ok(p) => p,
+        Err(e) => return Ok(Err(e)),
+    };
+    let entry = |name: Vec<u8>, m: &std::fs::Metadata| {
+        let ft = m.file_type();
+        let kind = if ft.is_dir() {
+            1
+        } else if ft.is_file() {
+            2
+        } else if ft.is_symlink() {
+            3
+        } else {
+            4
+        };
+        ListEntry {
+            name,
+            kind,
+            mode: m.mode() & 0o7777,
+            size: if ft.is_file() { m.size() } else { 0 },
+            mtime_ns: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
+        }
+    };
+    let meta = match std::fs::symlink_metadata(&p) {
+        Ok(m) => m,
+        Err(e) => return Ok(Err(Error::io("stat", path, e))),
+    };
+    let mut entries = Vec::new();
+    if meta.is_dir() {
+        let rd = match std::fs::read_dir(&p) {
+            Ok(rd) => rd,
+            Err(e) => return Ok(Err(Error::io("list", path, e))),
+        };
+        for e in rd.flatten() {
+            let name = e.file_name().as_bytes().to_vec();
+            if path.is_empty() && name == STATE_DIR.as_bytes() {
+                continue;
+            }
+            if let Ok(m) = e.metadata() {
+                entries.push(entry(name, &m));
+            }
+        }
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+    } else {
+        let name = p.file_name().map(|n| n.as_bytes().to_vec()).unwrap_or_default();
+        entries.push(entry(name, &meta));
+    }
+    // Parts of at most ~60 KB, under the control-frame limit.
+    let mut part = Vec::new();
+    let mut size = 0;
+    for e in entries {
+        let n = 1 + 2 + e.name.len() + 20;
+        if size + n > 60_000 {
+            frame::write_msg(sock, &Msg::Listing { last: false, entries: std::mem::take(&mut part) })?;
+            size = 0;
+        }
+        size += n;
+        part.push(e);
+    }
+    frame::write_msg(sock, &Msg::Listing { last: true, entries: part })?;
+    Ok(Ok(()))
+}
+
+/// READV: every segment answered in one READV_DATA, in order, each with its own status. The
+/// request is checked whole before anything is sent, so a refusal leaves the connection in
+/// step; the bytes go out with sendfile, adjacent segments of a file in one call.
+fn readv(inner: &Inner, sock: &mut TcpStream, peer: IpAddr, paths: &[Vec<u8>], segments: &[Segment]) -> Result<Result<()>> {
+    let limits = inner.limits();
+    if segments.len() as u64 > limits.max_readv_segments as u64 {
+        return Ok(Err(Error::Limit { what: "readv segments", limit: limits.max_readv_segments as u64, got: segments.len() as u64 }));
+    }
+    if let Some(s) = segments.iter().find(|s| s.len > limits.max_readv_segment) {
+        return Ok(Err(Error::Limit { what: "readv segment length", limit: limits.max_readv_segment as u64, got: s.len as u64 }));
+    }
+    if let Some(s) = segments.iter().find(|s| s.file as usize >= paths.len()) {
+        return Ok(Err(Error::Protocol(format!("readv segment names file {} of {}", s.file, paths.len()))));
+    }
+    let files: Vec<Result<(File, u64)>> = paths
+        .iter()
+        .map(|rel| {
+            let p = resolve(&inner.root, rel, false)?;
+            let f =
+                std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(&p).map_err(|e| Error::io("open", rel, e))?;
+            let m = f.metadata().map_err(|e| Error::io("stat", rel, e))?;
+            if !m.is_file() {
+                return Err(Error::BadPath { path: lossy(rel), why: "not a regular file" });
+            }
+            Ok((f, m.size()))
+        })
+        .collect();
+    let results: Vec<SegmentResult> = segments
+        .iter()
+        .map(|s| match &files[s.file as usize] {
+            Ok((_, size)) => SegmentResult { len: (s.len as u64).min(size.saturating_sub(s.offset)) as u32, code: String::new() },
+            Err(e) => SegmentResult { len: 0, code: e.code().to_owned() },
+        })
+        .collect();
+    let total: u64 = results.iter().map(|r| r.len as u64).sum();
+    let stop = AtomicBool::new(false);
+    inner.throttle(peer).take(total, &stop);
+    net::send_header(sock, &Msg::ReadvData { results: results.clone() }.encode()).map_err(Error::net("sending readv data"))?;
+    let mut i = 0;
+    let mut reads = 0;
+    while i < segments.len() {
+        let (s, len) = (segments[i], results[i].len as u64);
+        let mut run = len;
+        let mut j = i + 1;
+        // Coalesce the following segments that continue this one in the same file.
+        while j < segments.len()
+            && len > 0
+            && segments[j].file == s.file
+            && segments[j].offset == s.offset + run
+            && results[j].len > 0
+            && run + results[j].len as u64 <= READV_COALESCE
+        {
+            run += results[j].len as u64;
+            j += 1;
+        }
+        if run > 0 {
+            let (f, _) = files[s.file as usize].as_ref().expect("a segment with bytes has its file");
+            net::sendfile_all(sock, f, s.offset, run as usize).map_err(|e| match e.kind() {
+                std::io::ErrorKind::UnexpectedEof => {
+                    Error::SourceChanged { path: lossy(&paths[s.file as usize]), why: "shrank during a readv" }
+                }
+                _ => Error::net("sending readv data")(e),
+            })?;
+            reads += 1;
+        }
+        i = j;
+    }
+    let c = &inner.readv;
+    c.requests.fetch_add(1, Ordering::Relaxed);
+    c.segments.fetch_add(segments.len() as u64, Ordering::Relaxed);
+    c.bytes.fetch_add(total, Ordering::Relaxed);
+    c.reads.fetch_add(reads, Ordering::Relaxed);
+    inner.state.count_bytes(peer, 0, total);
+    Ok(Ok(()))
+}
+
+fn stats_json(inner: &Inner) -> String {
+    let st = &inner.state;
+    let mut j = Json::default();
+    j.raw("{");
+    j.key("root").str(&inner.root.display().to_string()).key("listen").str(&inner.listen.to_string());
+    j.key("auth").raw(if inner.opts.secret.is_some() { "true" } else { "false" });
+    match st.capacity() {
+        Some(c) => j.num("capacity", c).num("free", c.saturating_sub(st.stored()).saturating_sub(st.reserved())),
+        None => j.key("capacity").raw("null").key("free").raw("null"),
+    };
+    j.num("stored", st.stored()).num("reserved", st.reserved());
+    let active = st.active_rows();
+    let recent = st.recent_rows();
+    j.num("active", active.len()).num("completed", st.completed.load(Ordering::Relaxed)).num("failed", st.failed.load(Ordering::Relaxed));
+    let peers = st.peer_bytes();
+    j.num("bytesIn", peers.values().map(|p| p.bytes_in).sum::<u64>()).num("bytesOut", peers.values().map(|p| p.bytes_out).sum::<u64>());
+    j.key("pool").raw("{");
+    j.num("buffers", inner.pool.count())
+        .num("available", inner.pool.available())
+        .num("bufferBytes", inner.pool.buf_size())
+        .key("locked")
+        .raw(if inner.pool.locked() { "true" } else { "false" });
+    j.raw("}");
+    j.key("limits").raw("[");
+    let mut limit = |scope: &str, peer: Option<String>, b: &Bucket| {
+        j.item().raw("{").key("scope").str(scope).opt_str("peer", peer.as_deref());
+        j.num("rate", b.rate()).num("passed", b.passed()).float("utilisation", b.utilisation()).raw("}");
+    };
+    if let Some(b) = &inner.total {
+        limit("total", None, b);
+    }
+    for (ip, b) in &inner.peers {
+        limit("peer", Some(ip.to_string()), b);
+    }
+    j.raw("]");
+    j.key("peers").raw("[");
+    for (peer, p) in &peers {
+        j.item().raw("{").key("peer").str(peer).num("bytesIn", p.bytes_in).num("bytesOut", p.bytes_out).raw("}");
+    }
+    j.raw("]");
+    j.key("errors").raw("{");
+    for (code, n) in st.errors() {
+        j.num(&code, n);
+    }
+    j.raw("}");
+    let c = &inner.readv;
+    j.key("readv").raw("{");
+    j.num("requests", c.requests.load(Ordering::Relaxed))
+        .num("segments", c.segments.load(Ordering::Relaxed))
+        .num("bytes", c.bytes.load(Ordering::Relaxed))
+        .num("reads", c.reads.load(Ordering::Relaxed));
+    j.raw("}");
+    j.key("transfers").raw("[");
+    for r in &active {
+        node_state::row_json(&mut j, r);
+    }
+    j.raw("]").key("recent").raw("[");
+    for r in &recent {
+        node_state::row_json(&mut j, r);
+    }
+    j.raw("]");
+    j.opt_str("lastPlacement", inner.last_placement.lock().expect("placement lock").as_deref());
+    j.raw("}");
+    j.finish()
 }
 
 /// Receivers go near the NIC that reaches the peer, writers near the disk holding the root.
@@ -296,29 +878,4 @@ fn node_placement(inner: &Inner, sock: &TcpStream) -> Placement {
     let disk_node = topo.node_of_path(&inner.root);
     Placement::choose(&topo, net_node, disk_node, inner.opts.cores.as_ref(), &allowed, inner.opts.pin)
         .unwrap_or_else(|e| Placement::unpinned(&allowed, format!("no placement: {e}")))
-}
-
-/// Reads the control connection while data flows: DONE, or the sender going away.
-fn watch_control(recv: &Receive, mut sock: TcpStream) {
-    match frame::read_msg(&mut sock, 0) {
-        Ok(Some(Msg::Done { bytes, .. })) => recv.client_done(bytes),
-        Ok(Some(Msg::Error { code, message })) => recv.fail(Error::remote(&code, &message)),
-        Ok(Some(m)) => recv.fail(Error::Protocol(format!("unexpected {:?} frame on the control connection", m.frame_type()))),
-        Ok(None) => recv.fail(Error::Cancelled),
-        Err(e) => recv.fail(e),
-    }
-}
-
-fn new_token() -> Result<Token> {
-    let mut t = [0u8; frame::TOKEN_LEN];
-    let mut filled = 0;
-    while filled < t.len() {
-        // SAFETY: the pointer and length describe the unfilled tail of `t`.
-        let n = unsafe { libc::getrandom(t[filled..].as_mut_ptr().cast(), t.len() - filled, 0) };
-        if n < 0 {
-            return Err(Error::io("getrandom", b"", std::io::Error::last_os_error()));
-        }
-        filled += n as usize;
-    }
-    Ok(t)
 }

@@ -95,7 +95,7 @@ fn a_tree_arrives_identical_over_1_and_3_streams() {
             assert!(!s.timeline.is_empty());
         }
     }
-    assert_eq!(node.stats().completed, 8);
+    assert_eq!(node.counts().completed, 8);
     node.close();
     fs::remove_dir_all(&base).unwrap();
 }

@@ -50,7 +50,7 @@ fn one_file(path: &str, size: u64) -> Vec<u8> {
 /// HELLO, HELLO_OK, MANIFEST on a raw control connection; returns it.
 fn open_session(n: &Server, dest: &[u8], streams: u16, block_size: u32, index: Vec<u8>) -> TcpStream {
     let mut ctl = TcpStream::connect(n.local_addr()).unwrap();
-    frame::write_msg(&mut ctl, &Msg::Hello { min: 1, max: 1, features: frame::FEATURES }).unwrap();
+    frame::write_msg(&mut ctl, &Msg::Hello { min: 1, max: 1, features: frame::FEATURES, nonce: [0; 16] }).unwrap();
     assert!(matches!(frame::expect_msg(&mut ctl, 0).unwrap(), Msg::HelloOk { .. }));
     frame::write_msg(&mut ctl, &Msg::Manifest { dest: dest.to_vec(), streams, block_size, index }).unwrap();
     ctl
@@ -70,7 +70,7 @@ fn a_silent_client_is_timed_out() {
 fn a_client_sending_one_byte_at_a_time_is_timed_out() {
     let base = scratch("slowloris");
     let n = node(&base);
-    let hello = Msg::Hello { min: 1, max: 1, features: frame::FEATURES }.encode();
+    let hello = Msg::Hello { min: 1, max: 1, features: frame::FEATURES, nonce: [0; 16] }.encode();
     let mut s = TcpStream::connect(n.local_addr()).unwrap();
     let t = Instant::now();
     // 25 bytes at one per 100 ms would take 2.5 s; each byte would reset a per-read timeout.
@@ -103,7 +103,7 @@ fn a_sender_stalling_inside_a_block_fails_its_session_and_frees_everything() {
     let dir = base.join("root/in");
     assert_eq!(fs::read_dir(&dir).unwrap().count(), 0, "a temporary file was left behind");
     assert_eq!(n.pool().available(), n.pool().count(), "the stalled session kept pool buffers");
-    assert_eq!(n.stats().failed, 1);
+    assert_eq!(n.counts().failed, 1);
     let mut rest = Vec::new();
     let _ = data.read_to_end(&mut rest);
 }
@@ -114,7 +114,7 @@ fn a_sender_that_never_opens_its_streams_is_timed_out() {
     let n = node(&base);
     let mut ctl = open_session(&n, b"", 2, 4096, one_file("f", 10));
     assert_eq!(error_code(&mut ctl).as_deref(), Some("E_TIMEOUT"));
-    assert_eq!(n.stats().active, 0);
+    assert_eq!(n.counts().active, 0);
 }
 
 #[test]
@@ -127,8 +127,14 @@ fn a_node_that_stops_reading_gives_the_sender_e_timeout() {
     let fake = std::thread::spawn(move || {
         let (mut ctl, _) = l.accept().unwrap();
         frame::expect_msg(&mut ctl, 0).unwrap();
-        let limits = frame::Limits { max_streams: 4, max_block: 4 << 20, max_manifest: 1 << 20 };
-        frame::write_msg(&mut ctl, &Msg::HelloOk { version: 1, features: frame::FEATURES, limits }).unwrap();
+        let limits = frame::Limits {
+            max_streams: 4,
+            max_block: 4 << 20,
+            max_manifest: 1 << 20,
+            max_readv_segments: 1024,
+            max_readv_segment: 2 << 20,
+        };
+        frame::write_msg(&mut ctl, &Msg::HelloOk { version: 1, features: frame::FEATURES, limits, auth: false, nonce: [0; 16] }).unwrap();
         frame::expect_msg(&mut ctl, 1 << 20).unwrap();
         frame::write_msg(&mut ctl, &Msg::Ready { token: [0; 16], streams: 1 }).unwrap();
         let (data, _) = l.accept().unwrap();

@@ -6,8 +6,11 @@
 extern crate napi_derive;
 
 mod cancel;
+mod client;
 mod doctor;
 mod error;
+mod progress;
+mod promise;
 mod send;
 mod serve;
 mod testing;

@@ -2,17 +2,21 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use napi::bindgen_prelude::*;
-use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 
 use crate::cancel::BindingCancel;
-use crate::error::{panicked, to_napi, usage};
-use crate::types::{BindingProgress, BindingSendOptions, BindingSendSummary};
+use crate::error::usage;
+use crate::progress::{Forwarder, ProgressFn};
+use crate::promise::spawn_promise;
+use crate::types::{BindingSendOptions, BindingSendSummary};
+use longhaul_core::auth::Secret;
 use longhaul_core::placement::{CoreSpec, PinMode};
 use longhaul_core::{Digest, SchedulerKind};
 
-type ProgressFn = ThreadsafeFunction<BindingProgress, (), BindingProgress, Status, false, true>;
+pub fn secret(token: Option<&str>) -> Result<Option<Secret>> {
+    token.map(|t| Secret::from_token(t.as_bytes())).transpose().map_err(usage)
+}
 
-fn opt_u16(v: Option<u32>, name: &str, default: u16) -> Result<u16> {
+pub fn opt_u16(v: Option<u32>, name: &str, default: u16) -> Result<u16> {
     match v {
         None => Ok(default),
         Some(n) => u16::try_from(n).map_err(|_| Error::new(Status::InvalidArg, format!("E_USAGE: {name} {n} is too large"))),
@@ -43,34 +47,17 @@ pub fn send<'env>(
         io_timeout: options.io_timeout_ms.map_or(defaults.io_timeout, |ms| Duration::from_millis(ms.max(1) as u64)),
         processors: options.processors.unwrap_or(0) as usize,
         workers: options.workers.unwrap_or(0) as usize,
+        secret: secret(options.token.as_deref())?,
         ..defaults
     };
     let source = PathBuf::from(options.source);
     let (address, dest) = (options.address, options.dest.into_bytes());
     let flag = cancel.flag.clone();
-    let (deferred, promise) = env.create_deferred()?;
-    std::thread::Builder::new()
-        .name("lh-send".into())
-        .spawn(move || {
-            let interval = opts.progress_interval;
-            let last = std::sync::Mutex::new(std::time::Instant::now() - interval);
-            let forward = |p: &longhaul_core::Progress| {
-                let Some(tsfn) = on_progress.as_ref() else { return };
-                let mut l = last.lock().expect("progress lock");
-                if l.elapsed() >= interval || p.bytes_done == p.bytes_total {
-                    *l = std::time::Instant::now();
-                    tsfn.call(BindingProgress::from(p), ThreadsafeFunctionCallMode::NonBlocking);
-                }
-            };
-            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                longhaul_core::send(&source, &address, &dest, &opts, &flag, &forward)
-            }));
-            match outcome {
-                Ok(Ok(summary)) => deferred.resolve(move |_| Ok(BindingSendSummary::from(summary))),
-                Ok(Err(e)) => deferred.reject(to_napi(&e)),
-                Err(_) => deferred.reject(panicked("send")),
-            }
-        })
-        .map_err(|e| Error::new(Status::GenericFailure, format!("E_IO: cannot start the send thread: {e}")))?;
-    Ok(promise)
+    let forwarder = Forwarder::new(on_progress, opts.progress_interval);
+    spawn_promise(
+        env,
+        "send",
+        move || longhaul_core::send(&source, &address, &dest, &opts, &flag, &|p| forwarder.forward(p)),
+        BindingSendSummary::from,
+    )
 }

@@ -1,20 +1,31 @@
-use std::sync::Mutex;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use longhaul_core::auth::Secret;
+use longhaul_core::placement::{CoreSpec, PinMode};
 use longhaul_core::{ServeOptions, Server};
 use napi::bindgen_prelude::*;
 
 use crate::error::{to_napi, usage};
-use crate::types::{BindingServeOptions, BindingServerStats};
-use longhaul_core::placement::{CoreSpec, PinMode};
+use crate::promise::spawn_promise;
+use crate::types::BindingServeOptions;
 
 /// A running storage node. Its threads are the engine's; `close()` stops it.
 #[napi]
 pub struct BindingServer {
-    server: Mutex<Option<Server>>,
+    server: Arc<Mutex<Option<Server>>>,
     host: String,
     port: u32,
     root: String,
+}
+
+fn whole(v: f64, name: &str) -> Result<u64> {
+    if v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v < 9.0e15 {
+        Ok(v as u64)
+    } else {
+        Err(Error::new(Status::InvalidArg, format!("E_USAGE: {name} must be a whole number of bytes, not {v}")))
+    }
 }
 
 /// Starts a storage node listening on `host:port` that stores under `root`.
@@ -27,9 +38,22 @@ pub fn serve(options: BindingServeOptions) -> Result<BindingServer> {
         return Err(Error::new(Status::InvalidArg, format!("E_USAGE: port {port} is out of range")));
     }
     let listen = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
+    let mut peer_rates = Vec::new();
+    for p in options.peer_rates.unwrap_or_default() {
+        let ip: IpAddr =
+            p.peer.parse().map_err(|_| Error::new(Status::InvalidArg, format!("E_USAGE: peer {:?} is not an IP address", p.peer)))?;
+        peer_rates.push((ip, whole(p.rate, "a peer rate")?.max(1)));
+    }
     let opts = ServeOptions {
         root: options.root.into(),
         listen,
+        secret: options.token.as_deref().map(|t| Secret::from_token(t.as_bytes())).transpose().map_err(usage)?,
+        open_remote: options.open_remote.unwrap_or(false),
+        capacity: options.capacity.map(|c| whole(c, "capacity")).transpose()?,
+        rescan: options.rescan.unwrap_or(false),
+        rate: options.rate.map(|r| whole(r, "rate").map(|r| r.max(1))).transpose()?,
+        peer_rates,
+        max_transfers: options.max_transfers.map_or(defaults.max_transfers, |n| n.max(1) as usize),
         max_block: options.max_block.unwrap_or(defaults.max_block),
         pool_buffers: options.pool_buffers.map_or(defaults.pool_buffers, |n| n as usize),
         writers: options.writers.map_or(defaults.writers, |n| n as usize),
@@ -48,7 +72,7 @@ pub fn serve(options: BindingServeOptions) -> Result<BindingServer> {
         host: addr.ip().to_string(),
         port: addr.port() as u32,
         root: server.root().display().to_string(),
-        server: Mutex::new(Some(server)),
+        server: Arc::new(Mutex::new(Some(server))),
     })
 }
 
@@ -70,21 +94,28 @@ impl BindingServer {
         self.root.clone()
     }
 
+    /// The node's statistics and transfer table as JSON (docs/PROTOCOL.md, STATS_OK); null
+    /// once closed.
     #[napi]
-    pub fn stats(&self) -> Option<BindingServerStats> {
+    pub fn stats_json(&self) -> Option<String> {
         let guard = self.server.lock().ok()?;
-        let s = guard.as_ref()?;
-        let st = s.stats();
-        Some(BindingServerStats {
-            active: st.active as f64,
-            completed: st.completed as f64,
-            failed: st.failed as f64,
-            bytes_received: st.bytes_received as f64,
-            pool_bytes: s.pool().bytes() as f64,
-            pool_locked: s.pool().locked(),
-            pool_lock_fallback: s.pool().lock_fallback().map(str::to_owned),
-            last_placement: st.last_placement,
-        })
+        Some(guard.as_ref()?.stats_json())
+    }
+
+    /// Refuses new transfers and waits up to `timeoutMs` for the running ones; resolves true
+    /// if they all ended.
+    #[napi(ts_return_type = "Promise<boolean>")]
+    pub fn drain<'env>(&self, env: &'env Env, timeout_ms: u32) -> Result<Object<'env>> {
+        let server = Arc::clone(&self.server);
+        spawn_promise(
+            env,
+            "drain",
+            move || {
+                let guard = server.lock().expect("server lock");
+                Ok(guard.as_ref().is_none_or(|s| s.drain(Duration::from_millis(timeout_ms as u64))))
+            },
+            |done| done,
+        )
     }
 
     /// Stops listening and fails the transfers in flight (their partial files are removed).

@@ -42,6 +42,8 @@ pub struct BindingSendOptions {
     pub timeline_interval_ms: Option<u32>,
     /// Milliseconds the node has to answer the handshake and to take each block (default 60,000).
     pub io_timeout_ms: Option<u32>,
+    /// The node's shared token.
+    pub token: Option<String>,
 }
 
 /// A progress snapshot.
@@ -269,18 +271,80 @@ pub struct BindingServeOptions {
     pub handshake_timeout_ms: Option<u32>,
     /// Milliseconds a data connection has for each frame, and a session for any progress (default 60,000).
     pub idle_timeout_ms: Option<u32>,
+    /// The shared secret clients must prove they hold (at least 16 characters).
+    pub token: Option<String>,
+    /// Serve without authentication on a non-loopback address.
+    pub open_remote: Option<bool>,
+    /// Bytes the node may store (default: no limit).
+    pub capacity: Option<f64>,
+    /// Recount stored bytes by walking the root at start.
+    pub rescan: Option<bool>,
+    /// Bytes per second for all transfers together.
+    pub rate: Option<f64>,
+    /// Bytes per second per peer address, shared by all of that peer's streams.
+    pub peer_rates: Option<Vec<BindingPeerRate>>,
+    /// Transfers at once (default 32).
+    pub max_transfers: Option<u32>,
 }
 
-/// Counters of a node.
 #[napi(object)]
-pub struct BindingServerStats {
-    pub active: f64,
-    pub completed: f64,
-    pub failed: f64,
-    pub bytes_received: f64,
-    pub pool_bytes: f64,
-    pub pool_locked: bool,
-    pub pool_lock_fallback: Option<String>,
-    /// Placement of the most recent transfer, and whether its threads were pinned.
-    pub last_placement: Option<String>,
+pub struct BindingPeerRate {
+    pub peer: String,
+    pub rate: f64,
+}
+
+/// A receiving side's account of a finished transfer (a pull's, or the far node's in a copy).
+#[napi(object)]
+pub struct BindingReceived {
+    pub bytes: f64,
+    pub files: f64,
+    pub dirs: f64,
+    pub symlinks: f64,
+    pub blocks: f64,
+    /// Seconds from the receiver's session start to its end.
+    pub receiver_seconds: f64,
+    /// Wall time of the whole call.
+    pub seconds: f64,
+}
+
+impl BindingReceived {
+    pub fn new(s: &longhaul_core::frame::SummaryMsg, seconds: f64) -> Self {
+        BindingReceived {
+            bytes: s.bytes as f64,
+            files: s.files as f64,
+            dirs: s.dirs as f64,
+            symlinks: s.symlinks as f64,
+            blocks: s.blocks as f64,
+            receiver_seconds: s.micros as f64 / 1e6,
+            seconds,
+        }
+    }
+}
+
+/// One entry of a listing.
+#[napi(object)]
+pub struct BindingListEntry {
+    pub name: String,
+    /// "dir", "file", "symlink" or "other".
+    pub kind: String,
+    pub mode: u32,
+    pub size: f64,
+    /// Nanoseconds since the epoch, as a float (exact to the microsecond).
+    pub mtime_ns: f64,
+}
+
+/// One segment of a vectored read.
+#[napi(object)]
+pub struct BindingSegment {
+    pub path: String,
+    pub offset: f64,
+    pub length: u32,
+}
+
+/// One segment's outcome: its bytes, or the code of its error.
+#[napi(object)]
+pub struct BindingSegmentResult {
+    pub data: Option<napi::bindgen_prelude::Buffer>,
+    pub code: Option<String>,
+    pub message: Option<String>,
 }

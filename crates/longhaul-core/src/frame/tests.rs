@@ -12,13 +12,43 @@ fn unhex(s: &str) -> Vec<u8> {
 fn message(name: &str) -> Msg {
     let token: Token = core::array::from_fn(|i| i as u8);
     match name {
-        "hello" => Msg::Hello { min: 1, max: 1, features: FEATURE_XXH3 },
-        "hello_both" => Msg::Hello { min: 1, max: 1, features: FEATURES },
+        "hello" => Msg::Hello { min: 1, max: 1, features: FEATURE_XXH3, nonce: core::array::from_fn(|i| 0x10 + i as u8) },
+        "hello_both" => Msg::Hello { min: 1, max: 1, features: FEATURES, nonce: core::array::from_fn(|i| 0x10 + i as u8) },
         "hello_ok" => Msg::HelloOk {
             version: 1,
             features: FEATURE_XXH3,
-            limits: Limits { max_streams: 64, max_block: 4 << 20, max_manifest: 256 << 20 },
+            limits: Limits {
+                max_streams: 64,
+                max_block: 4 << 20,
+                max_manifest: 256 << 20,
+                max_readv_segments: 1024,
+                max_readv_segment: 2 << 20,
+            },
+            auth: true,
+            nonce: core::array::from_fn(|i| 0x20 + i as u8),
         },
+        "auth" => Msg::Auth { mac: core::array::from_fn(|i| 0x30 + i as u8) },
+        "auth_ok" => Msg::AuthOk { mac: core::array::from_fn(|i| 0x50 + i as u8) },
+        "get" => Msg::Get { path: b"data".to_vec(), streams: 2, block_size: 4 << 20 },
+        "list" => Msg::List { path: b"data".to_vec() },
+        "listing" => Msg::Listing {
+            last: true,
+            entries: vec![
+                ListEntry { name: b"a".to_vec(), kind: 2, mode: 0o644, size: 5, mtime_ns: 1_700_000_000_000_000_000 },
+                ListEntry { name: b"sub".to_vec(), kind: 1, mode: 0o755, size: 0, mtime_ns: -1 },
+            ],
+        },
+        "readv" => Msg::Readv {
+            paths: vec![b"a".to_vec(), b"d/b".to_vec()],
+            segments: vec![Segment { file: 0, offset: 0, len: 4 }, Segment { file: 1, offset: 4096, len: 2 << 20 }],
+        },
+        "readv_data" => Msg::ReadvData {
+            results: vec![SegmentResult { len: 4, code: String::new() }, SegmentResult { len: 0, code: "E_NOT_FOUND".into() }],
+        },
+        "stats" => Msg::Stats,
+        "stats_ok" => Msg::StatsOk { json: "{\"active\":0}".into() },
+        "copy" => Msg::Copy { to: "10.0.0.2:7000".into(), src: b"data".to_vec(), dest: b"in".to_vec(), streams: 2, block_size: 4 << 20 },
+        "copy_progress" => Msg::CopyProgress { bytes_done: 1 << 20, bytes_total: 4 << 20, files_done: 1, files_total: 3 },
         "manifest" => Msg::Manifest { dest: b"in".to_vec(), streams: 2, block_size: 4 << 20, index: vec![0xaa, 0xbb] },
         "ready" => Msg::Ready { token, streams: 2 },
         "data_hello" => Msg::DataHello { token, stream: 1 },
@@ -47,7 +77,30 @@ fn vectors() -> Vec<(&'static str, Vec<u8>)> {
 #[test]
 fn every_frame_type_has_a_vector() {
     let names: Vec<&str> = vectors().iter().map(|(n, _)| *n).collect();
-    for n in ["hello", "hello_ok", "manifest", "ready", "data_hello", "block", "block_b3", "stream_end", "done", "summary", "error"] {
+    for n in [
+        "hello",
+        "hello_ok",
+        "auth",
+        "auth_ok",
+        "manifest",
+        "ready",
+        "data_hello",
+        "block",
+        "block_b3",
+        "stream_end",
+        "done",
+        "summary",
+        "error",
+        "get",
+        "list",
+        "listing",
+        "readv",
+        "readv_data",
+        "stats",
+        "stats_ok",
+        "copy",
+        "copy_progress",
+    ] {
         assert!(names.contains(&n), "docs/protocol-vectors.txt lacks {n}");
     }
 }
@@ -101,4 +154,36 @@ fn malformed_frames_are_protocol_errors() {
         assert_eq!(e.code(), "E_PROTOCOL", "case {name}: {e}");
     }
     assert!(read_msg(&mut &[][..], 1 << 20).unwrap().is_none(), "a clean end of stream is not an error");
+}
+
+#[test]
+#[ignore = "prints the vectors; run by hand when a frame changes"]
+fn print_vectors() {
+    for n in [
+        "hello",
+        "hello_ok",
+        "auth",
+        "auth_ok",
+        "manifest",
+        "ready",
+        "data_hello",
+        "block",
+        "stream_end",
+        "done",
+        "summary",
+        "error",
+        "block_b3",
+        "hello_both",
+        "get",
+        "list",
+        "listing",
+        "readv",
+        "readv_data",
+        "stats",
+        "stats_ok",
+        "copy",
+        "copy_progress",
+    ] {
+        println!("{n} {}", hex(&message(n).encode()));
+    }
 }

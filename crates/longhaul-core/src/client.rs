@@ -1,0 +1,356 @@
+//! The client side of everything but a push (which is `sender::send`): the handshake every
+//! connection starts with, the requests a connection can repeat (LIST, READV, STATS), pull
+//! (`get`) and third-party copy (`copy`).
+
+use std::io::Read;
+use std::net::{Shutdown, TcpStream};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::auth::{self, Secret};
+use crate::error::{Error, Result};
+use crate::frame::{self, Limits, ListEntry, Msg, Segment, SummaryMsg};
+use crate::index::{Index, Kind};
+use crate::net;
+use crate::placement::{allowed_cpus, Placement};
+use crate::pool::Pool;
+use crate::receive::{Receive, SessionParams};
+use crate::transfer::Progress;
+
+/// What the node said at HELLO_OK.
+#[derive(Clone, Copy, Debug)]
+pub struct Hello {
+    pub features: u64,
+    pub limits: Limits,
+}
+
+/// HELLO, HELLO_OK and, when the node asks for it, AUTH / AUTH_OK. A client that holds a token
+/// insists that the node prove it holds it too, so a node that skips authentication cannot
+/// pose as the real one.
+pub fn handshake(sock: &mut TcpStream, secret: Option<&Secret>) -> Result<Hello> {
+    let ours = auth::nonce()?;
+    frame::write_msg(sock, &Msg::Hello { min: frame::VERSION_MIN, max: frame::VERSION_MAX, features: frame::FEATURES, nonce: ours })?;
+    let (features, limits, wants_auth, theirs) = match frame::expect_msg(sock, 0)? {
+        Msg::HelloOk { features, limits, auth, nonce, .. } => (features, limits, auth, nonce),
+        Msg::Error { code, message } => return Err(Error::remote(&code, &message)),
+        m => return Err(Error::Protocol(format!("expected HELLO_OK, got {:?}", m.frame_type()))),
+    };
+    match (wants_auth, secret) {
+        (false, None) => {}
+        (false, Some(_)) => {
+            return Err(Error::Auth("a token was given but the node does not authenticate; it may not be the node you meant"))
+        }
+        (true, None) => return Err(Error::Auth("the node requires a token: set LONGHAUL_TOKEN or pass a token file")),
+        (true, Some(s)) => {
+            frame::write_msg(sock, &Msg::Auth { mac: s.client_proof(&ours, &theirs) })?;
+            match frame::expect_msg(sock, 0)? {
+                Msg::AuthOk { mac } if Secret::check(&s.node_proof(&ours, &theirs), &mac) => {}
+                Msg::AuthOk { .. } => return Err(Error::Auth("the node could not prove it holds the token")),
+                Msg::Error { code, message } => return Err(Error::remote(&code, &message)),
+                m => return Err(Error::Protocol(format!("expected AUTH_OK, got {:?}", m.frame_type()))),
+            }
+        }
+    }
+    Ok(Hello { features, limits })
+}
+
+/// Connects and shakes hands, with `timeout` for each reply.
+pub fn open(addr: &str, secret: Option<&Secret>, timeout: Duration) -> Result<(TcpStream, Hello)> {
+    let mut sock = net::connect(addr, timeout)?;
+    sock.set_read_timeout(Some(timeout)).map_err(Error::net("setting a timeout"))?;
+    sock.set_write_timeout(Some(timeout)).map_err(Error::net("setting a timeout"))?;
+    let hello = handshake(&mut sock, secret)?;
+    Ok((sock, hello))
+}
+
+/// One segment of a vectored read, as the caller names it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReadRequest {
+    pub path: Vec<u8>,
+    pub offset: u64,
+    pub len: u32,
+}
+
+/// A connection for requests that can follow one another: LIST, READV, STATS. A request the
+/// node refuses (a limit, a missing path) comes back as that error and the connection stays
+/// usable; a broken connection fails every later request with the same error kind.
+pub struct Connection {
+    sock: TcpStream,
+    hello: Hello,
+}
+
+impl Connection {
+    pub fn open(addr: &str, secret: Option<&Secret>, timeout: Duration) -> Result<Connection> {
+        let (sock, hello) = open(addr, secret, timeout)?;
+        Ok(Connection { sock, hello })
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.hello.limits
+    }
+
+    fn reply(&mut self, max: u32) -> Result<Msg> {
+        match frame::expect_msg(&mut self.sock, max)? {
+            Msg::Error { code, message } => Err(Error::remote(&code, &message)),
+            m => Ok(m),
+        }
+    }
+
+    /// Lists a directory (its entries, not recursive) or names a single file.
+    pub fn list(&mut self, path: &[u8]) -> Result<Vec<ListEntry>> {
+        frame::write_msg(&mut self.sock, &Msg::List { path: path.to_vec() })?;
+        let mut out = Vec::new();
+        loop {
+            match self.reply(0)? {
+                Msg::Listing { last, entries } => {
+                    out.extend(entries);
+                    if last {
+                        return Ok(out);
+                    }
+                }
+                m => return Err(Error::Protocol(format!("expected LISTING, got {:?}", m.frame_type()))),
+            }
+        }
+    }
+
+    pub fn stats(&mut self) -> Result<String> {
+        frame::write_msg(&mut self.sock, &Msg::Stats)?;
+        match self.reply(0)? {
+            Msg::StatsOk { json } => Ok(json),
+            m => Err(Error::Protocol(format!("expected STATS_OK, got {:?}", m.frame_type()))),
+        }
+    }
+
+    /// Reads every segment in one request and one response. The outer error is the request's
+    /// (a limit, a broken connection); each segment has its own result (a missing file, a
+    /// path outside the root). A segment past the end of its file comes back short, as pread.
+    pub fn readv(&mut self, segments: &[ReadRequest]) -> Result<Vec<Result<Vec<u8>>>> {
+        let mut paths: Vec<Vec<u8>> = Vec::new();
+        let mut table = std::collections::HashMap::new();
+        let mut segs = Vec::with_capacity(segments.len());
+        for s in segments {
+            let file = *table.entry(s.path.as_slice()).or_insert_with(|| {
+                paths.push(s.path.clone());
+                paths.len() - 1
+            });
+            let file =
+                u16::try_from(file).map_err(|_| Error::Limit { what: "files in one readv", limit: u16::MAX as u64, got: file as u64 })?;
+            segs.push(Segment { file, offset: s.offset, len: s.len });
+        }
+        frame::write_msg(&mut self.sock, &Msg::Readv { paths, segments: segs })?;
+        let results = match self.reply(0)? {
+            Msg::ReadvData { results } => results,
+            m => return Err(Error::Protocol(format!("expected READV_DATA, got {:?}", m.frame_type()))),
+        };
+        if results.len() != segments.len() {
+            return Err(Error::Protocol(format!("READV_DATA has {} results for {} segments", results.len(), segments.len())));
+        }
+        let mut out = Vec::with_capacity(results.len());
+        for (r, s) in results.iter().zip(segments) {
+            if r.len > s.len {
+                return Err(Error::Protocol(format!("a readv segment came back longer ({}) than asked ({})", r.len, s.len)));
+            }
+            let mut buf = vec![0u8; r.len as usize];
+            self.sock.read_exact(&mut buf).map_err(Error::net("receiving readv data"))?;
+            out.push(if r.code.is_empty() {
+                Ok(buf)
+            } else {
+                Err(Error::remote(&r.code, &format!("segment of {:?}", String::from_utf8_lossy(&s.path))))
+            });
+        }
+        Ok(out)
+    }
+
+    pub fn close(self) {
+        let _ = self.sock.shutdown(Shutdown::Both);
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct GetOptions {
+    pub streams: u16,
+    pub block_size: u32,
+    pub writers: usize,
+    pub secret: Option<Secret>,
+    pub timeout: Duration,
+    pub progress_interval: Duration,
+}
+
+impl Default for GetOptions {
+    fn default() -> Self {
+        GetOptions {
+            streams: crate::sender::DEFAULT_STREAMS,
+            block_size: crate::sender::DEFAULT_BLOCK_SIZE,
+            writers: crate::server::ServeOptions::default().writers,
+            secret: None,
+            timeout: Duration::from_secs(60),
+            progress_interval: Duration::from_millis(100),
+        }
+    }
+}
+
+/// Pulls `path` (under the node's root) into the local directory `dest`. The node sends with
+/// its engine over data connections this side opens; this side receives as a node would.
+pub fn get(
+    addr: &str,
+    path: &[u8],
+    dest: &Path,
+    opts: &GetOptions,
+    cancel: &AtomicBool,
+    on_progress: &(dyn Fn(&Progress) + Sync),
+) -> Result<SummaryMsg> {
+    if opts.streams == 0 {
+        return Err(Error::Usage("streams must be at least 1".into()));
+    }
+    let started = Instant::now();
+    let (mut control, hello) = open(addr, opts.secret.as_ref(), opts.timeout)?;
+    let streams = opts.streams.min(hello.limits.max_streams);
+    let block_size = opts.block_size.min(hello.limits.max_block);
+    frame::write_msg(&mut control, &Msg::Get { path: path.to_vec(), streams, block_size })?;
+    let (streams, block_size, index) = match frame::expect_msg(&mut control, 1 << 30)? {
+        Msg::Manifest { streams: s, block_size: b, index, .. } if (1..=streams).contains(&s) && b == block_size => (s, b, index),
+        Msg::Manifest { streams: s, block_size: b, .. } => {
+            return Err(Error::Protocol(format!("the node offered {s} streams of {b}-byte blocks for {streams} of {block_size}")))
+        }
+        Msg::Error { code, message } => return Err(Error::remote(&code, &message)),
+        m => return Err(Error::Protocol(format!("expected MANIFEST, got {:?}", m.frame_type()))),
+    };
+    let index = Index::decode(&index)?;
+    let (total, files_total) = (index.total(), index.count(Kind::File) as u64);
+    std::fs::create_dir_all(dest).map_err(|e| Error::io("create", dest.as_os_str().as_encoded_bytes(), e))?;
+    let token = auth::random_bytes::<{ frame::TOKEN_LEN }>()?;
+    let pool = Pool::new(block_size as usize, 2 * streams as usize + opts.writers)?;
+    let counter = Arc::new(AtomicU64::new(0));
+    let params = SessionParams {
+        dest: Vec::new(),
+        streams,
+        block_size,
+        writers: opts.writers,
+        token,
+        placement: Placement::unpinned(&allowed_cpus(), "a pulling client does not pin".into()),
+        idle_timeout: opts.timeout,
+        throttle: Default::default(),
+        counter: Arc::clone(&counter),
+    };
+    let recv = Receive::prepare(dest, index, params, pool)?;
+    frame::write_msg(&mut control, &Msg::Ready { token, streams })?;
+    let mut data = Vec::with_capacity(streams as usize);
+    for i in 0..streams {
+        let attach = net::connect(addr, opts.timeout).and_then(|mut s| {
+            frame::write_msg(&mut s, &Msg::DataHello { token, stream: i })?;
+            Ok(s)
+        });
+        match attach {
+            Ok(s) => data.push(s),
+            Err(e) => {
+                recv.fail(e);
+                return recv.wait_and_finish();
+            }
+        }
+    }
+    control.set_read_timeout(None).map_err(Error::net("setting a timeout"))?;
+    let finished = AtomicBool::new(false);
+    let result = std::thread::scope(|s| {
+        for sock in data {
+            let r = Arc::clone(&recv);
+            s.spawn(move || r.run_stream(sock));
+        }
+        recv.watch_control(&control)?;
+        s.spawn(|| {
+            let mut last = Instant::now();
+            while !finished.load(Ordering::Relaxed) {
+                if cancel.load(Ordering::Relaxed) {
+                    recv.fail(Error::Cancelled);
+                }
+                if last.elapsed() >= opts.progress_interval {
+                    last = Instant::now();
+                    let done = counter.load(Ordering::Relaxed);
+                    on_progress(&Progress {
+                        bytes_done: done,
+                        bytes_total: total,
+                        files_done: 0,
+                        files_total,
+                        seconds: started.elapsed().as_secs_f64(),
+                        per_stream_bytes: Vec::new(),
+                    });
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        });
+        let r = recv.wait_and_finish();
+        finished.store(true, Ordering::Relaxed);
+        r
+    });
+    let reply = match &result {
+        Ok(summary) => Msg::Summary(summary.clone()),
+        Err(e) => Msg::error(e),
+    };
+    let _ = frame::write_msg(&mut control, &reply);
+    let _ = control.shutdown(Shutdown::Both);
+    let summary = result?;
+    on_progress(&Progress {
+        bytes_done: total,
+        bytes_total: total,
+        files_done: files_total,
+        files_total,
+        seconds: started.elapsed().as_secs_f64(),
+        per_stream_bytes: Vec::new(),
+    });
+    Ok(summary)
+}
+
+/// Asks the node at `from` to push `src` (under its root) to the node at `to`, into `dest`
+/// there. The data goes from node to node; this side sees progress and the outcome (the
+/// receiving node's summary).
+#[allow(clippy::too_many_arguments)]
+pub fn copy(
+    from: &str,
+    src: &[u8],
+    to: &str,
+    dest: &[u8],
+    streams: u16,
+    block_size: u32,
+    secret: Option<&Secret>,
+    timeout: Duration,
+    cancel: &AtomicBool,
+    on_progress: &(dyn Fn(&Progress) + Sync),
+) -> Result<SummaryMsg> {
+    let started = Instant::now();
+    let (mut control, _) = open(from, secret, timeout)?;
+    frame::write_msg(&mut control, &Msg::Copy { to: to.to_owned(), src: src.to_vec(), dest: dest.to_vec(), streams, block_size })?;
+    // The node reports progress every 100 ms; a node silent for the timeout is stuck.
+    let watcher = control.try_clone().map_err(Error::net("cloning a socket"))?;
+    let done = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            while !done.load(Ordering::Relaxed) {
+                if cancel.load(Ordering::Relaxed) {
+                    let _ = watcher.shutdown(Shutdown::Both);
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        let r = loop {
+            match frame::expect_msg(&mut control, 0) {
+                Ok(Msg::CopyProgress { bytes_done, bytes_total, files_done, files_total }) => on_progress(&Progress {
+                    bytes_done,
+                    bytes_total,
+                    files_done,
+                    files_total,
+                    seconds: started.elapsed().as_secs_f64(),
+                    per_stream_bytes: Vec::new(),
+                }),
+                Ok(Msg::Summary(summary)) => break Ok(summary),
+                Ok(Msg::Error { code, message }) => break Err(Error::remote(&code, &message)),
+                Ok(m) => break Err(Error::Protocol(format!("expected COPY_PROGRESS or SUMMARY, got {:?}", m.frame_type()))),
+                Err(_) if cancel.load(Ordering::Relaxed) => break Err(Error::Cancelled),
+                Err(e) => break Err(e),
+            }
+        };
+        done.store(true, Ordering::Relaxed);
+        r
+    })
+}

@@ -1,0 +1,423 @@
+//! What a storage node knows about itself: the table of active and recent transfers, bytes
+//! per peer, errors by code, and the stored-bytes account checked against its capacity. The
+//! account is kept in `<root>/.longhaul/stored` so that it survives a restart; without that
+//! file (a new root, or `rescan`) the root is walked once at start.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt::Write as _;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use crate::error::{Error, Result};
+
+/// The node's own directory under its root; no client may read or write it.
+pub const STATE_DIR: &str = ".longhaul";
+/// Finished transfers kept in the table.
+const RECENT: usize = 100;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// A client pushed to this node.
+    In,
+    /// A client pulled from this node.
+    Out,
+    /// This node pushed to another node for a client (third-party copy).
+    Copy,
+}
+
+impl Direction {
+    pub fn name(self) -> &'static str {
+        match self {
+            Direction::In => "in",
+            Direction::Out => "out",
+            Direction::Copy => "copy",
+        }
+    }
+}
+
+/// One live transfer; `done` is updated by the threads moving its bytes.
+pub struct Active {
+    pub id: u64,
+    pub peer: String,
+    pub direction: Direction,
+    pub path: String,
+    pub bytes_total: AtomicU64,
+    pub files_total: AtomicU64,
+    pub streams: u16,
+    pub started_unix_ms: u64,
+    started: Instant,
+    pub done: Arc<AtomicU64>,
+}
+
+/// A row of the table, live or finished.
+#[derive(Clone, Debug)]
+pub struct TransferRow {
+    pub id: u64,
+    pub peer: String,
+    pub direction: &'static str,
+    pub path: String,
+    pub bytes_done: u64,
+    pub bytes_total: u64,
+    pub files_total: u64,
+    pub streams: u16,
+    pub started_unix_ms: u64,
+    pub seconds: f64,
+    /// Bytes per second over the transfer so far.
+    pub rate: f64,
+    /// `None` while active; `ok` or `failed`.
+    pub outcome: Option<&'static str>,
+    pub code: Option<String>,
+}
+
+impl Active {
+    fn row(&self) -> TransferRow {
+        let seconds = self.started.elapsed().as_secs_f64();
+        let done = self.done.load(Ordering::Relaxed);
+        TransferRow {
+            id: self.id,
+            peer: self.peer.clone(),
+            direction: self.direction.name(),
+            path: self.path.clone(),
+            bytes_done: done,
+            bytes_total: self.bytes_total.load(Ordering::Relaxed),
+            files_total: self.files_total.load(Ordering::Relaxed),
+            streams: self.streams,
+            started_unix_ms: self.started_unix_ms,
+            seconds,
+            rate: if seconds > 0.0 { done as f64 / seconds } else { 0.0 },
+            outcome: None,
+            code: None,
+        }
+    }
+}
+
+#[derive(Default, Clone, Copy)]
+pub struct PeerBytes {
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+}
+
+pub struct NodeState {
+    state_file: PathBuf,
+    capacity: Option<u64>,
+    stored: AtomicU64,
+    reserved: Mutex<u64>,
+    next_id: AtomicU64,
+    active: Mutex<Vec<Arc<Active>>>,
+    recent: Mutex<VecDeque<TransferRow>>,
+    peers: Mutex<BTreeMap<String, PeerBytes>>,
+    errors: Mutex<BTreeMap<String, u64>>,
+    pub completed: AtomicU64,
+    pub failed: AtomicU64,
+}
+
+/// Stored-bytes reserved for a transfer until it ends; committed on success.
+pub struct Reservation<'a> {
+    state: &'a NodeState,
+    bytes: u64,
+    committed: bool,
+}
+
+impl Reservation<'_> {
+    pub fn commit(mut self) {
+        self.committed = true;
+        self.state.stored.fetch_add(self.bytes, Ordering::SeqCst);
+        self.state.persist();
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        *self.state.reserved.lock().expect("reserved lock") -= self.bytes;
+    }
+}
+
+impl NodeState {
+    /// Loads the stored-bytes account, or walks the root when there is none (or `rescan`).
+    pub fn open(root: &Path, capacity: Option<u64>, rescan: bool) -> Result<NodeState> {
+        let dir = root.join(STATE_DIR);
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io("create", dir.as_os_str().as_encoded_bytes(), e))?;
+        let state_file = dir.join("stored");
+        let saved = if rescan { None } else { std::fs::read_to_string(&state_file).ok().and_then(|s| s.trim().parse::<u64>().ok()) };
+        let stored = match saved {
+            Some(v) => v,
+            None => du(root, true),
+        };
+        let s = NodeState {
+            state_file,
+            capacity,
+            stored: AtomicU64::new(stored),
+            reserved: Mutex::new(0),
+            next_id: AtomicU64::new(1),
+            active: Mutex::new(Vec::new()),
+            recent: Mutex::new(VecDeque::new()),
+            peers: Mutex::new(BTreeMap::new()),
+            errors: Mutex::new(BTreeMap::new()),
+            completed: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+        };
+        s.persist();
+        Ok(s)
+    }
+
+    fn persist(&self) {
+        let tmp = self.state_file.with_extension("tmp");
+        if std::fs::write(&tmp, format!("{}\n", self.stored.load(Ordering::SeqCst))).is_ok() {
+            let _ = std::fs::rename(&tmp, &self.state_file);
+        }
+    }
+
+    pub fn stored(&self) -> u64 {
+        self.stored.load(Ordering::SeqCst)
+    }
+
+    pub fn capacity(&self) -> Option<u64> {
+        self.capacity
+    }
+
+    pub fn reserved(&self) -> u64 {
+        *self.reserved.lock().expect("reserved lock")
+    }
+
+    /// Reserves `needed` bytes, or refuses with E_CAPACITY naming needed and free bytes.
+    pub fn reserve(&self, needed: u64) -> Result<Reservation<'_>> {
+        let mut r = self.reserved.lock().expect("reserved lock");
+        if let Some(cap) = self.capacity {
+            let free = cap.saturating_sub(self.stored()).saturating_sub(*r);
+            if needed > free {
+                return Err(Error::Capacity { needed, free });
+            }
+        }
+        *r += needed;
+        Ok(Reservation { state: self, bytes: needed, committed: false })
+    }
+
+    /// Bytes of files replaced or removed under the root (they no longer count as stored).
+    pub fn release(&self, bytes: u64) {
+        let _ = self.stored.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| Some(v.saturating_sub(bytes)));
+    }
+
+    pub fn begin(&self, peer: IpAddr, direction: Direction, path: &[u8], bytes_total: u64, files_total: u64, streams: u16) -> Arc<Active> {
+        let a = Arc::new(Active {
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            peer: peer.to_string(),
+            direction,
+            path: String::from_utf8_lossy(path).into_owned(),
+            bytes_total: AtomicU64::new(bytes_total),
+            files_total: AtomicU64::new(files_total),
+            streams,
+            started_unix_ms: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0),
+            started: Instant::now(),
+            done: Arc::new(AtomicU64::new(0)),
+        });
+        self.active.lock().expect("active lock").push(Arc::clone(&a));
+        a
+    }
+
+    /// Moves a transfer to the recent table and counts its bytes for its peer.
+    pub fn end(&self, a: &Arc<Active>, result: std::result::Result<(), &Error>) {
+        self.active.lock().expect("active lock").retain(|x| !Arc::ptr_eq(x, a));
+        let mut row = a.row();
+        row.outcome = Some(if result.is_ok() { "ok" } else { "failed" });
+        row.code = result.err().map(|e| e.code().to_owned());
+        if let Err(e) = result {
+            self.count_error(e.code());
+            self.failed.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.completed.fetch_add(1, Ordering::Relaxed);
+        }
+        let mut recent = self.recent.lock().expect("recent lock");
+        if recent.len() == RECENT {
+            recent.pop_front();
+        }
+        recent.push_back(row);
+    }
+
+    pub fn count_bytes(&self, peer: IpAddr, bytes_in: u64, bytes_out: u64) {
+        let mut p = self.peers.lock().expect("peers lock");
+        let e = p.entry(peer.to_string()).or_default();
+        e.bytes_in += bytes_in;
+        e.bytes_out += bytes_out;
+    }
+
+    pub fn count_error(&self, code: &str) {
+        *self.errors.lock().expect("errors lock").entry(code.to_owned()).or_default() += 1;
+    }
+
+    pub fn active_count(&self) -> usize {
+        self.active.lock().expect("active lock").len()
+    }
+
+    pub fn active_rows(&self) -> Vec<TransferRow> {
+        self.active.lock().expect("active lock").iter().map(|a| a.row()).collect()
+    }
+
+    pub fn recent_rows(&self) -> Vec<TransferRow> {
+        self.recent.lock().expect("recent lock").iter().cloned().collect()
+    }
+
+    /// Bytes per peer, with the live transfers' bytes so far included.
+    pub fn peer_bytes(&self) -> BTreeMap<String, PeerBytes> {
+        let mut p = self.peers.lock().expect("peers lock").clone();
+        for a in self.active.lock().expect("active lock").iter() {
+            let e = p.entry(a.peer.clone()).or_default();
+            let d = a.done.load(Ordering::Relaxed);
+            match a.direction {
+                Direction::In => e.bytes_in += d,
+                Direction::Out | Direction::Copy => e.bytes_out += d,
+            }
+        }
+        p
+    }
+
+    pub fn errors(&self) -> BTreeMap<String, u64> {
+        self.errors.lock().expect("errors lock").clone()
+    }
+}
+
+/// Bytes in regular files under `root` (not following links), skipping the node's own
+/// directory at the top.
+pub fn du(root: &Path, top: bool) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(rd) = std::fs::read_dir(root) else { return 0 };
+    let mut total = 0;
+    for e in rd.flatten() {
+        if top && e.file_name() == STATE_DIR {
+            continue;
+        }
+        let Ok(m) = e.metadata() else { continue };
+        if m.is_dir() {
+            total += du(&e.path(), false);
+        } else if m.is_file() {
+            total += m.size();
+        }
+    }
+    total
+}
+
+/// A small JSON writer: enough for the node's stats document, with strings escaped.
+pub struct Json(String);
+
+impl Default for Json {
+    fn default() -> Self {
+        Json(String::with_capacity(1024))
+    }
+}
+
+impl Json {
+    pub fn raw(&mut self, s: &str) -> &mut Self {
+        self.0.push_str(s);
+        self
+    }
+    pub fn str(&mut self, s: &str) -> &mut Self {
+        self.0.push('"');
+        for c in s.chars() {
+            match c {
+                '"' => self.0.push_str("\\\""),
+                '\\' => self.0.push_str("\\\\"),
+                '\n' => self.0.push_str("\\n"),
+                c if (c as u32) < 0x20 => {
+                    let _ = write!(self.0, "\\u{:04x}", c as u32);
+                }
+                c => self.0.push(c),
+            }
+        }
+        self.0.push('"');
+        self
+    }
+    pub fn key(&mut self, k: &str) -> &mut Self {
+        if !matches!(self.0.chars().last(), Some('{' | '[') | None) {
+            self.0.push(',');
+        }
+        self.str(k).raw(":")
+    }
+    pub fn num(&mut self, k: &str, v: impl std::fmt::Display) -> &mut Self {
+        self.key(k);
+        let _ = write!(self.0, "{v}");
+        self
+    }
+    pub fn float(&mut self, k: &str, v: f64) -> &mut Self {
+        self.key(k);
+        let _ = if v.is_finite() { write!(self.0, "{v}") } else { write!(self.0, "null") };
+        self
+    }
+    pub fn opt_str(&mut self, k: &str, v: Option<&str>) -> &mut Self {
+        self.key(k);
+        match v {
+            Some(s) => self.str(s),
+            None => self.raw("null"),
+        }
+    }
+    /// Separates array items.
+    pub fn item(&mut self) -> &mut Self {
+        if !matches!(self.0.chars().last(), Some('[') | None) {
+            self.0.push(',');
+        }
+        self
+    }
+    pub fn finish(self) -> String {
+        self.0
+    }
+}
+
+pub fn row_json(j: &mut Json, r: &TransferRow) {
+    j.item().raw("{");
+    j.num("id", r.id)
+        .key("peer")
+        .str(&r.peer)
+        .key("direction")
+        .str(r.direction)
+        .key("path")
+        .str(&r.path)
+        .num("bytesDone", r.bytes_done)
+        .num("bytesTotal", r.bytes_total)
+        .num("filesTotal", r.files_total)
+        .num("streams", r.streams)
+        .num("startedUnixMs", r.started_unix_ms)
+        .float("seconds", r.seconds)
+        .float("rate", r.rate)
+        .opt_str("outcome", r.outcome)
+        .opt_str("code", r.code.as_deref());
+    j.raw("}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capacity_is_checked_against_stored_and_reserved_bytes() {
+        let dir = std::env::temp_dir().join(format!("lh-state-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("a")).unwrap();
+        std::fs::write(dir.join("a/f"), vec![0u8; 1000]).unwrap();
+        let s = NodeState::open(&dir, Some(5000), false).unwrap();
+        assert_eq!(s.stored(), 1000);
+        let r = s.reserve(3000).unwrap();
+        let e = s.reserve(1001).map(|_| ()).unwrap_err();
+        assert_eq!(e.code(), "E_CAPACITY");
+        assert!(e.to_string().contains("1001") && e.to_string().contains("1000"), "{e}");
+        r.commit();
+        assert_eq!((s.stored(), s.reserved()), (4000, 0));
+        drop(s);
+        // The account survives a restart, even when the files are not there to count.
+        std::fs::remove_file(dir.join("a/f")).unwrap();
+        let s = NodeState::open(&dir, Some(5000), false).unwrap();
+        assert_eq!(s.stored(), 4000);
+        let s = NodeState::open(&dir, Some(5000), true).unwrap();
+        assert_eq!(s.stored(), 0);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn json_is_escaped_and_separated() {
+        let mut j = Json::default();
+        j.raw("{").key("a").str("q\"\\\n\u{1}").num("b", 2).key("c").raw("[");
+        j.item().raw("1").item().raw("2");
+        j.raw("]}");
+        assert_eq!(j.finish(), r#"{"a":"q\"\\\n\u0001","b":2,"c":[1,2]}"#);
+    }
+}

@@ -1,0 +1,239 @@
+//! The storage node's requests end to end on loopback, without Node: authentication, pull,
+//! listing, readv, capacity and third-party copy.
+
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use longhaul_core::auth::Secret;
+use longhaul_core::client::{self, Connection, GetOptions, ReadRequest};
+use longhaul_core::{send, SendOptions, ServeOptions, Server};
+
+const T: Duration = Duration::from_secs(10);
+
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("longhaul-node-{name}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&d);
+    fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn bytes(seed: u64, n: usize) -> Vec<u8> {
+    let mut s = seed;
+    (0..n)
+        .map(|_| {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (s >> 56) as u8
+        })
+        .collect()
+}
+
+fn make_tree(root: &Path) {
+    fs::create_dir_all(root.join("d/sub")).unwrap();
+    for i in 0..40u64 {
+        let dir = if i % 3 == 0 { "d/sub" } else { "d" };
+        fs::write(root.join(dir).join(format!("f{i}")), bytes(i, ((i * 7919) % 50_000) as usize)).unwrap();
+    }
+    fs::write(root.join("d/big"), bytes(99, 5 << 20)).unwrap();
+}
+
+/// Every file under `root` with its mode and bytes, by relative path.
+fn files(root: &Path) -> Vec<(String, u32, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let m = fs::symlink_metadata(&p).unwrap();
+            let rel = p.strip_prefix(root).unwrap().display().to_string();
+            if m.is_dir() {
+                stack.push(p);
+            } else {
+                out.push((rel, m.mode(), fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn secret(t: &str) -> Secret {
+    Secret::from_token(t.as_bytes()).unwrap()
+}
+
+fn node(root: &Path, token: Option<&str>) -> Server {
+    Server::start(ServeOptions { root: root.to_path_buf(), secret: token.map(secret), ..ServeOptions::default() }).unwrap()
+}
+
+#[test]
+fn authentication_is_challenge_response_and_a_wrong_token_gets_e_auth() {
+    let dir = scratch("auth");
+    let n = node(&dir.join("root"), Some("the right token, long enough"));
+    let addr = n.local_addr().to_string();
+    let wrong = Connection::open(&addr, Some(&secret("a wrong token, also long enough")), T).map(|_| ()).unwrap_err();
+    assert_eq!(wrong.code(), "E_AUTH", "{wrong}");
+    let none = Connection::open(&addr, None, T).map(|_| ()).unwrap_err();
+    assert_eq!(none.code(), "E_AUTH", "{none}");
+    let mut c = Connection::open(&addr, Some(&secret("the right token, long enough")), T).unwrap();
+    assert!(c.list(b"").unwrap().is_empty());
+    // A client holding a token does not trust a node that does not authenticate.
+    let open = node(&dir.join("open"), None);
+    let e = Connection::open(&open.local_addr().to_string(), Some(&secret("the right token, long enough")), T).map(|_| ()).unwrap_err();
+    assert_eq!(e.code(), "E_AUTH");
+    // An unauthenticated node is for loopback only unless forced.
+    let e =
+        Server::start(ServeOptions { root: dir.join("x"), listen: "0.0.0.0:0".into(), ..ServeOptions::default() }).map(|_| ()).unwrap_err();
+    assert_eq!(e.code(), "E_USAGE");
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn pull_brings_back_the_tree_byte_for_byte() {
+    let dir = scratch("pull");
+    let root = dir.join("root");
+    make_tree(&root);
+    let n = node(&root, Some("pull token, sixteen+"));
+    let opts = GetOptions { secret: Some(secret("pull token, sixteen+")), streams: 3, block_size: 64 << 10, ..GetOptions::default() };
+    let s = client::get(&n.local_addr().to_string(), b"d", &dir.join("out"), &opts, &AtomicBool::new(false), &|_| {}).unwrap();
+    assert_eq!(files(&root.join("d")), files(&dir.join("out/d")));
+    assert_eq!(s.files, 41);
+    // A missing path and the node's own directory are refused by code.
+    let e = client::get(&n.local_addr().to_string(), b"nope", &dir.join("out2"), &opts, &AtomicBool::new(false), &|_| {}).unwrap_err();
+    assert_eq!(e.code(), "E_NOT_FOUND");
+    let e = client::get(&n.local_addr().to_string(), b".longhaul", &dir.join("out2"), &opts, &AtomicBool::new(false), &|_| {}).unwrap_err();
+    assert_eq!(e.code(), "E_PATH_ESCAPE");
+    assert_eq!(n.counts().completed, 1);
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn list_names_kinds_sizes_and_hides_the_state_directory() {
+    let dir = scratch("list");
+    let root = dir.join("root");
+    make_tree(&root);
+    let n = node(&root, None);
+    let mut c = Connection::open(&n.local_addr().to_string(), None, T).unwrap();
+    let top = c.list(b"").unwrap();
+    assert_eq!(top.iter().map(|e| e.name.as_slice()).collect::<Vec<_>>(), vec![b"d".as_slice()]);
+    let d = c.list(b"d").unwrap();
+    assert_eq!(d.len(), 26 + 1 + 1);
+    let big = d.iter().find(|e| e.name == b"big").unwrap();
+    assert_eq!((big.kind, big.size), (2, 5 << 20));
+    assert_eq!(d.iter().find(|e| e.name == b"sub").unwrap().kind, 1);
+    assert_eq!(c.list(b"d/big").unwrap().len(), 1);
+    assert_eq!(c.list(b"missing").unwrap_err().code(), "E_NOT_FOUND");
+    assert_eq!(c.list(b"../etc").unwrap_err().code(), "E_PATH_ESCAPE");
+    // The connection survived both refusals.
+    assert_eq!(c.list(b"d/sub").unwrap().len(), 14);
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn readv_returns_what_separate_reads_return_and_keeps_the_connection_over_a_limit() {
+    let dir = scratch("readv");
+    let root = dir.join("root");
+    fs::create_dir_all(root.join("r")).unwrap();
+    let contents: Vec<Vec<u8>> = (0..100u64).map(|i| bytes(i + 1000, 20_000 + i as usize * 100)).collect();
+    for (i, c) in contents.iter().enumerate() {
+        fs::write(root.join(format!("r/{i}")), c).unwrap();
+    }
+    let n = node(&root, None);
+    let mut c = Connection::open(&n.local_addr().to_string(), None, T).unwrap();
+    let mut seed = 1u64;
+    let segs: Vec<ReadRequest> = (0..1024)
+        .map(|k| {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+            let f = (seed >> 33) as usize % 100;
+            // Some segments run past the end of their file, and runs of adjacent ones.
+            let offset = if k % 7 == 1 { 0 } else { (seed >> 20) % 21_000 };
+            ReadRequest { path: format!("r/{f}").into_bytes(), offset, len: 1 + (seed >> 50) as u32 % 3000 }
+        })
+        .collect();
+    let vectored = c.readv(&segs).unwrap();
+    for (s, got) in segs.iter().zip(&vectored) {
+        let one = &c.readv(std::slice::from_ref(s)).unwrap()[0];
+        let f: usize = std::str::from_utf8(&s.path[2..]).unwrap().parse().unwrap();
+        let data = &contents[f];
+        let end = (s.offset + s.len as u64).min(data.len() as u64);
+        let want = &data[(s.offset.min(data.len() as u64)) as usize..end as usize];
+        assert_eq!(got.as_ref().unwrap().as_slice(), want);
+        assert_eq!(one.as_ref().unwrap().as_slice(), want);
+    }
+    // Adjacent segments are coalesced into one read.
+    let adjacent: Vec<ReadRequest> = (0..8).map(|k| ReadRequest { path: b"r/5".to_vec(), offset: k * 1000, len: 1000 }).collect();
+    let got: Vec<u8> = c.readv(&adjacent).unwrap().into_iter().flat_map(|r| r.unwrap()).collect();
+    assert_eq!(got, contents[5][..8000]);
+    let stats = n.stats_json();
+    assert!(stats.contains("\"readv\":{\"requests\":1026,\"segments\":2056,"), "{stats}");
+    let over: Vec<ReadRequest> = (0..1025).map(|_| ReadRequest { path: b"r/1".to_vec(), offset: 0, len: 1 }).collect();
+    assert_eq!(c.readv(&over).unwrap_err().code(), "E_LIMIT");
+    let long = [ReadRequest { path: b"r/1".to_vec(), offset: 0, len: (2 << 20) + 1 }];
+    assert_eq!(c.readv(&long).unwrap_err().code(), "E_LIMIT");
+    // Each segment has its own status.
+    let mixed = [
+        ReadRequest { path: b"r/2".to_vec(), offset: 10, len: 5 },
+        ReadRequest { path: b"missing".to_vec(), offset: 0, len: 5 },
+        ReadRequest { path: b".longhaul/stored".to_vec(), offset: 0, len: 5 },
+    ];
+    let r = c.readv(&mixed).unwrap();
+    assert_eq!(r[0].as_ref().unwrap().as_slice(), &contents[2][10..15]);
+    assert_eq!(r[1].as_ref().unwrap_err().code(), "E_NOT_FOUND");
+    assert_eq!(r[2].as_ref().unwrap_err().code(), "E_PATH_ESCAPE");
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn capacity_refuses_before_any_write_and_the_account_survives_a_restart() {
+    let dir = scratch("capacity");
+    let src = dir.join("src");
+    make_tree(&src);
+    let root = dir.join("root");
+    let n = Server::start(ServeOptions { root: root.clone(), capacity: Some(1 << 20), ..ServeOptions::default() }).unwrap();
+    let e =
+        send(&src.join("d"), &n.local_addr().to_string(), b"in", &SendOptions::default(), &AtomicBool::new(false), &|_| {}).unwrap_err();
+    assert_eq!(e.code(), "E_CAPACITY");
+    assert!(e.to_string().contains("needs") && e.to_string().contains("free"), "{e}");
+    assert!(!root.join("in").exists(), "nothing may be written before the capacity check");
+    drop(n);
+    let n = Server::start(ServeOptions { root: root.clone(), capacity: Some(64 << 20), ..ServeOptions::default() }).unwrap();
+    send(&src.join("d"), &n.local_addr().to_string(), b"in", &SendOptions::default(), &AtomicBool::new(false), &|_| {}).unwrap();
+    let total: u64 = files(&src.join("d")).iter().map(|f| f.2.len() as u64).sum();
+    assert_eq!(n.counts().stored, total);
+    // Sending the same tree again replaces it: the account does not double.
+    send(&src.join("d"), &n.local_addr().to_string(), b"in", &SendOptions::default(), &AtomicBool::new(false), &|_| {}).unwrap();
+    assert_eq!(n.counts().stored, total);
+    drop(n);
+    let n = Server::start(ServeOptions { root: root.clone(), capacity: Some(64 << 20), ..ServeOptions::default() }).unwrap();
+    assert_eq!(n.counts().stored, total);
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn third_party_copy_moves_a_tree_from_node_to_node() {
+    let dir = scratch("copy");
+    let a_root = dir.join("a");
+    make_tree(&a_root);
+    let token = "shared by both nodes, long";
+    let a = node(&a_root, Some(token));
+    let b = node(&dir.join("b"), Some(token));
+    let s = client::copy(
+        &a.local_addr().to_string(),
+        b"d",
+        &b.local_addr().to_string(),
+        b"copied",
+        2,
+        1 << 20,
+        Some(&secret(token)),
+        T,
+        &AtomicBool::new(false),
+        &|_| {},
+    )
+    .unwrap();
+    assert_eq!(s.files, 41);
+    assert_eq!(files(&a_root.join("d")), files(&dir.join("b/copied/d")));
+    assert_eq!(a.counts().completed, 1);
+    assert_eq!(b.counts().completed, 1);
+    fs::remove_dir_all(&dir).unwrap();
+}

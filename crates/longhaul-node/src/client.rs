@@ -1,0 +1,242 @@
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use longhaul_core::client::{self, Connection, GetOptions, ReadRequest};
+use napi::bindgen_prelude::*;
+
+use crate::cancel::BindingCancel;
+use crate::progress::{Forwarder, ProgressFn};
+use crate::promise::spawn_promise;
+use crate::send::{opt_u16, secret};
+use crate::types::{BindingListEntry, BindingReceived, BindingSegment, BindingSegmentResult};
+
+fn timeout(ms: Option<u32>) -> Duration {
+    Duration::from_millis(ms.map_or(60_000, |ms| ms.max(1)) as u64)
+}
+
+#[napi(object)]
+pub struct BindingConnectOptions {
+    /// The node, as `host:port`.
+    pub address: String,
+    pub token: Option<String>,
+    /// Milliseconds for connecting and for each reply (default 60,000).
+    pub timeout_ms: Option<u32>,
+}
+
+/// A connection to a node for requests that follow one another (list, readv, stats). One
+/// request at a time: calls made together queue on the connection.
+#[napi]
+pub struct BindingClient {
+    conn: Arc<Mutex<Option<Connection>>>,
+    max_segments: u32,
+    max_segment: u32,
+}
+
+#[napi(ts_return_type = "Promise<BindingClient>")]
+pub fn connect<'env>(env: &'env Env, options: BindingConnectOptions) -> Result<Object<'env>> {
+    let secret = secret(options.token.as_deref())?;
+    let t = timeout(options.timeout_ms);
+    spawn_promise(
+        env,
+        "connect",
+        move || Connection::open(&options.address, secret.as_ref(), t),
+        |conn| {
+            let limits = conn.limits();
+            BindingClient {
+                conn: Arc::new(Mutex::new(Some(conn))),
+                max_segments: limits.max_readv_segments,
+                max_segment: limits.max_readv_segment,
+            }
+        },
+    )
+}
+
+fn with_conn<T>(conn: &Mutex<Option<Connection>>, f: impl FnOnce(&mut Connection) -> longhaul_core::Result<T>) -> longhaul_core::Result<T> {
+    let mut g = conn.lock().expect("connection lock");
+    match g.as_mut() {
+        Some(c) => f(c),
+        None => Err(longhaul_core::Error::Usage("the connection is closed".into())),
+    }
+}
+
+#[napi]
+impl BindingClient {
+    /// Segments the node accepts in one readv.
+    #[napi(getter)]
+    pub fn max_readv_segments(&self) -> u32 {
+        self.max_segments
+    }
+
+    /// Bytes the node accepts in one readv segment.
+    #[napi(getter)]
+    pub fn max_readv_segment(&self) -> u32 {
+        self.max_segment
+    }
+
+    #[napi(ts_return_type = "Promise<BindingListEntry[]>")]
+    pub fn list<'env>(&self, env: &'env Env, path: String) -> Result<Object<'env>> {
+        let conn = Arc::clone(&self.conn);
+        spawn_promise(
+            env,
+            "list",
+            move || with_conn(&conn, |c| c.list(path.as_bytes())),
+            |entries| {
+                entries
+                    .into_iter()
+                    .map(|e| BindingListEntry {
+                        name: String::from_utf8_lossy(&e.name).into_owned(),
+                        kind: match e.kind {
+                            1 => "dir",
+                            2 => "file",
+                            3 => "symlink",
+                            _ => "other",
+                        }
+                        .into(),
+                        mode: e.mode,
+                        size: e.size as f64,
+                        mtime_ns: e.mtime_ns as f64,
+                    })
+                    .collect::<Vec<_>>()
+            },
+        )
+    }
+
+    #[napi(ts_return_type = "Promise<BindingSegmentResult[]>")]
+    pub fn readv<'env>(&self, env: &'env Env, segments: Vec<BindingSegment>) -> Result<Object<'env>> {
+        let mut reqs = Vec::with_capacity(segments.len());
+        for s in segments {
+            if !(s.offset.is_finite() && s.offset >= 0.0 && s.offset.fract() == 0.0) {
+                return Err(Error::new(Status::InvalidArg, format!("E_USAGE: offset {} is not a whole number of bytes", s.offset)));
+            }
+            reqs.push(ReadRequest { path: s.path.into_bytes(), offset: s.offset as u64, len: s.length });
+        }
+        let conn = Arc::clone(&self.conn);
+        spawn_promise(
+            env,
+            "readv",
+            move || with_conn(&conn, |c| c.readv(&reqs)),
+            |results| {
+                results
+                    .into_iter()
+                    .map(|r| match r {
+                        Ok(data) => BindingSegmentResult { data: Some(data.into()), code: None, message: None },
+                        Err(e) => BindingSegmentResult { data: None, code: Some(e.code().to_owned()), message: Some(e.to_string()) },
+                    })
+                    .collect::<Vec<_>>()
+            },
+        )
+    }
+
+    /// The node's statistics as JSON.
+    #[napi(ts_return_type = "Promise<string>")]
+    pub fn stats<'env>(&self, env: &'env Env) -> Result<Object<'env>> {
+        let conn = Arc::clone(&self.conn);
+        spawn_promise(env, "stats", move || with_conn(&conn, |c| c.stats()), |json| json)
+    }
+
+    #[napi]
+    pub fn close(&self) {
+        if let Some(c) = self.conn.lock().ok().and_then(|mut g| g.take()) {
+            c.close();
+        }
+    }
+}
+
+#[napi(object)]
+pub struct BindingGetOptions {
+    /// The node, as `host:port`.
+    pub address: String,
+    /// What to pull, relative to the node's root.
+    pub path: String,
+    /// Local directory the pulled file or tree lands in.
+    pub dest: String,
+    pub streams: Option<u32>,
+    pub block_size: Option<u32>,
+    pub writers: Option<u32>,
+    pub token: Option<String>,
+    pub timeout_ms: Option<u32>,
+    pub progress_interval_ms: Option<u32>,
+}
+
+/// Pulls a file or a tree from a node.
+#[napi(ts_return_type = "Promise<BindingReceived>")]
+pub fn get<'env>(
+    env: &'env Env,
+    options: BindingGetOptions,
+    cancel: &BindingCancel,
+    on_progress: Option<ProgressFn>,
+) -> Result<Object<'env>> {
+    let defaults = GetOptions::default();
+    let opts = GetOptions {
+        streams: opt_u16(options.streams, "streams", defaults.streams)?,
+        block_size: options.block_size.unwrap_or(defaults.block_size),
+        writers: options.writers.map_or(defaults.writers, |n| n.max(1) as usize),
+        secret: secret(options.token.as_deref())?,
+        timeout: timeout(options.timeout_ms),
+        progress_interval: options.progress_interval_ms.map_or(defaults.progress_interval, |ms| Duration::from_millis(ms as u64)),
+    };
+    let forwarder = Forwarder::new(on_progress, opts.progress_interval);
+    let flag = cancel.flag.clone();
+    let dest = PathBuf::from(options.dest);
+    let started = Instant::now();
+    spawn_promise(
+        env,
+        "get",
+        move || client::get(&options.address, options.path.as_bytes(), &dest, &opts, &flag, &|p| forwarder.forward(p)),
+        move |s| BindingReceived::new(&s, started.elapsed().as_secs_f64()),
+    )
+}
+
+#[napi(object)]
+pub struct BindingCopyOptions {
+    /// The node that has the data, as `host:port`.
+    pub from: String,
+    pub src: String,
+    /// The node that receives it, as `from` can reach it.
+    pub to: String,
+    pub dest: String,
+    pub streams: Option<u32>,
+    pub block_size: Option<u32>,
+    pub token: Option<String>,
+    pub timeout_ms: Option<u32>,
+    pub progress_interval_ms: Option<u32>,
+}
+
+/// Third-party copy: asks `from` to push `src` to `to`; the data never passes through here.
+#[napi(ts_return_type = "Promise<BindingReceived>")]
+pub fn copy<'env>(
+    env: &'env Env,
+    options: BindingCopyOptions,
+    cancel: &BindingCancel,
+    on_progress: Option<ProgressFn>,
+) -> Result<Object<'env>> {
+    let defaults = longhaul_core::SendOptions::default();
+    let streams = opt_u16(options.streams, "streams", defaults.streams)?;
+    let block_size = options.block_size.unwrap_or(defaults.block_size);
+    let secret = secret(options.token.as_deref())?;
+    let t = timeout(options.timeout_ms);
+    let interval = options.progress_interval_ms.map_or(defaults.progress_interval, |ms| Duration::from_millis(ms as u64));
+    let forwarder = Forwarder::new(on_progress, interval);
+    let flag = cancel.flag.clone();
+    let started = Instant::now();
+    spawn_promise(
+        env,
+        "copy",
+        move || {
+            client::copy(
+                &options.from,
+                options.src.as_bytes(),
+                &options.to,
+                options.dest.as_bytes(),
+                streams,
+                block_size,
+                secret.as_ref(),
+                t,
+                &flag,
+                &|p| forwarder.forward(p),
+            )
+        },
+        move |s| BindingReceived::new(&s, started.elapsed().as_secs_f64()),
+    )
+}
