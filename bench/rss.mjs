@@ -19,7 +19,7 @@ const POOL_MIB = 16 * 4; // the node's default pool: 16 buffers of 4 MiB
 const maxRss = (stderr) => Number(/Maximum resident set size \(kbytes\): (\d+)/.exec(stderr)?.[1] ?? NaN) / 1024;
 
 async function node(root, work) {
-  const child = spawn('/usr/bin/time', ['-v', process.execPath, CLI, 'serve', '--root', root, '--listen', '127.0.0.1:0', '--json'], {
+  const child = spawn('/usr/bin/time', ['-v', process.execPath, CLI, 'serve', '--root', root, '--listen', '127.0.0.1:0', '--no-auth', '--json'], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stderr = '';

@@ -52,7 +52,7 @@ const workloads = [
   { name: 'BLAKE3 every block', before: warmCache, opts: { digest: 'blake3' } },
 ];
 
-const node = await serve({ root: join(work, 'root') });
+const node = await serve({ root: join(work, 'root'), auth: false });
 const rows = [];
 let n = 0;
 for (const w of workloads) {

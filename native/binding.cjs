@@ -836,9 +836,13 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.BindingCancel = nativeBinding.BindingCancel
+module.exports.BindingClient = nativeBinding.BindingClient
 module.exports.BindingServer = nativeBinding.BindingServer
+module.exports.connect = nativeBinding.connect
+module.exports.copy = nativeBinding.copy
 module.exports.doctor = nativeBinding.doctor
 module.exports.encodeIndexUnchecked = nativeBinding.encodeIndexUnchecked
 module.exports.errorCodes = nativeBinding.errorCodes
+module.exports.get = nativeBinding.get
 module.exports.send = nativeBinding.send
 module.exports.serve = nativeBinding.serve

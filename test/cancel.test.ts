@@ -29,7 +29,7 @@ beforeAll(async () => {
   smallTree(join(src, 'a-small'), 2000);
   writeFileSync(join(src, 'z-big.bin'), '');
   truncateSync(join(src, 'z-big.bin'), 1 << 30);
-  node = await serve({ root: join(work, 'root') });
+  node = await serve({ root: join(work, 'root'), auth: false });
 });
 
 afterAll(async () => {

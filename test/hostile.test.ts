@@ -17,7 +17,7 @@ let node: StorageNode;
 beforeAll(async () => {
   work = freshDir('hostile');
   mkdirSync(join(work, 'outside'));
-  node = await serve({ root: join(work, 'root') });
+  node = await serve({ root: join(work, 'root'), auth: false });
 });
 
 afterAll(async () => {
@@ -44,7 +44,7 @@ function frame(type: number, body: Buffer): Buffer {
   return Buffer.concat([u32(body.length + 1), Buffer.from([type]), body]);
 }
 
-const HELLO = frame(0x01, Buffer.concat([Buffer.from('LONGHAUL'), u16(1), u16(1), u64(1)]));
+const HELLO = frame(0x01, Buffer.concat([Buffer.from('LONGHAUL'), u16(1), u16(1), u64(1), Buffer.alloc(16)]));
 
 function manifest(dest: string, index: Buffer): Buffer {
   const d = Buffer.from(dest);
@@ -174,9 +174,9 @@ describe('hostile manifests', () => {
     expect((await exchange([huge])).at(-1)!.code).toBe('E_LIMIT');
     const garbage = frame(0x42, Buffer.from('hello'));
     expect((await exchange([garbage])).at(-1)!.code).toBe('E_PROTOCOL');
-    const badMagic = frame(0x01, Buffer.concat([Buffer.from('NOTLONGH'), u16(1), u16(1), u64(1)]));
+    const badMagic = frame(0x01, Buffer.concat([Buffer.from('NOTLONGH'), u16(1), u16(1), u64(1), Buffer.alloc(16)]));
     expect((await exchange([badMagic])).at(-1)!.code).toBe('E_PROTOCOL');
-    const future = frame(0x01, Buffer.concat([Buffer.from('LONGHAUL'), u16(7), u16(9), u64(1)]));
+    const future = frame(0x01, Buffer.concat([Buffer.from('LONGHAUL'), u16(7), u16(9), u64(1), Buffer.alloc(16)]));
     expect((await exchange([future])).at(-1)!.code).toBe('E_VERSION');
   });
 
@@ -199,7 +199,7 @@ describe('hostile manifests', () => {
   });
 
   it('a connection that says nothing, or dribbles a byte at a time, is cut off with E_TIMEOUT', async () => {
-    const strict = await serve({ root: join(work, 'strict-root'), handshakeTimeoutMs: 300 });
+    const strict = await serve({ root: join(work, 'strict-root'), handshakeTimeoutMs: 300, auth: false });
     try {
       for (const dribble of [false, true]) {
         const t = Date.now();

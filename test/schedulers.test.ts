@@ -19,7 +19,7 @@ beforeAll(async () => {
   mkdirSync(join(src, 'small'), { recursive: true });
   smallTree(join(src, 'small'), 3000);
   randomFile(join(src, 'big.bin'), 96 << 20);
-  node = await serve({ root: join(work, 'root') });
+  node = await serve({ root: join(work, 'root'), auth: false });
 });
 
 afterAll(async () => {

@@ -22,7 +22,7 @@ beforeAll(async () => {
   treeParent = join(work, 'tree');
   mkdirSync(join(treeParent, 'small'), { recursive: true });
   smallTree(join(treeParent, 'small'), 20_000);
-  node = await serve({ root: join(work, 'root') });
+  node = await serve({ root: join(work, 'root'), auth: false });
 });
 
 afterAll(async () => {

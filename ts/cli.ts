@@ -9,19 +9,29 @@ import { Command, CommanderError, InvalidArgumentError } from 'commander';
 
 import {
   compareTrees,
+  connect,
+  copy,
   doctor,
   exitCodeFor,
+  get,
   LonghaulError,
+  ls,
+  nodeStats,
+  parseSize,
   send,
   serve,
+  serveMetrics,
+  type NodeStats,
   type PinMode,
+  type ReceiveSummary,
   type SchedulerName,
   type SendSummary,
+  type TransferInfo,
 } from './index.js';
 import { makeDemoDir, makeSampleTree, removeDir } from './demo.js';
 import * as fmt from './format.js';
 import { barReporter, jsonReporter, silentReporter, summaryLines, type Reporter } from './progress.js';
-import { parseListen } from './target.js';
+import { parseListen, parseTarget } from './target.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -33,12 +43,20 @@ function intArg(min: number, max: number) {
   };
 }
 
-/** `4M`, `512K`, `1048576`. */
+/** `4M`, `512K`, `1048576`, `500G`. */
 function sizeArg(v: string): number {
-  const m = /^(\d+)([KMG]i?B?)?$/i.exec(v.trim());
-  if (!m) throw new InvalidArgumentError('expected a size such as 4M or 1048576');
-  const mult = { k: 1 << 10, m: 1 << 20, g: 1 << 30 }[(m[2] ?? '').charAt(0).toLowerCase()] ?? 1;
-  return Number(m[1]) * mult;
+  try {
+    return parseSize(v);
+  } catch {
+    throw new InvalidArgumentError('expected a size such as 4M, 500G or 1048576');
+  }
+}
+
+/** `--peer-rate 10.0.0.7=200M`, repeatable. */
+function peerRateArg(v: string, prev: Record<string, number> = {}): Record<string, number> {
+  const i = v.lastIndexOf('=');
+  if (i <= 0) throw new InvalidArgumentError('expected PEER=RATE, e.g. 10.0.0.7=200M');
+  return { ...prev, [v.slice(0, i)]: sizeArg(v.slice(i + 1)) };
 }
 
 function choiceArg(choices: string[]) {
@@ -52,9 +70,21 @@ function pinArg(v: string): PinMode {
   return choiceArg(['auto', 'always', 'never'])(v) as PinMode;
 }
 
-interface ServeFlags {
+interface AuthFlags {
+  tokenFile?: string;
+}
+
+interface ServeFlags extends AuthFlags {
   root: string;
   listen: string;
+  auth: boolean;
+  open?: boolean;
+  capacity?: number;
+  rescan?: boolean;
+  rate?: number;
+  peerRate?: Record<string, number>;
+  maxTransfers?: number;
+  metrics?: string;
   poolBuffers?: number;
   writers?: number;
   coresIo?: string;
@@ -64,7 +94,7 @@ interface ServeFlags {
   json?: boolean;
 }
 
-interface SendFlags {
+interface SendFlags extends AuthFlags {
   streams?: number;
   blockSize?: number;
   scheduler?: string;
@@ -117,6 +147,15 @@ program
   .option('--cores-other <cpus>', 'CPUs for other work, e.g. 0-1')
   .option('--pin <mode>', 'auto, always or never', pinArg)
   .option('--idle-timeout <seconds>', 'fail a transfer whose sender sends nothing for this long (default 60)', intArg(1, 86_400))
+  .option('--token-file <file>', 'file holding the shared token (default: LONGHAUL_TOKEN or LONGHAUL_TOKEN_FILE)')
+  .option('--no-auth', 'serve without authentication (loopback only unless --open)')
+  .option('--open', 'allow --no-auth on a non-loopback address')
+  .option('--capacity <size>', 'bytes the node may store, e.g. 500G (default: no limit)', sizeArg)
+  .option('--rescan', 'recount stored bytes by walking the root')
+  .option('--rate <size>', 'bytes per second for all transfers together, e.g. 1G', sizeArg)
+  .option('--peer-rate <peer=size>', 'bytes per second for one peer address, e.g. 10.0.0.7=200M (repeatable)', peerRateArg)
+  .option('--max-transfers <n>', 'transfers at once (default 32)', intArg(1, 100_000))
+  .option('--metrics <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics')
   .option('--json', 'print events as JSON lines')
   .action(async (o: ServeFlags) => {
     const json = Boolean(o.json);
@@ -126,22 +165,49 @@ program
         root: o.root,
         host,
         port,
+        auth: o.auth,
+        tokenFile: o.tokenFile,
+        openRemote: o.open,
+        capacity: o.capacity,
+        rescan: o.rescan,
+        rate: o.rate,
+        peerRates: o.peerRate,
+        maxTransfers: o.maxTransfers,
         poolBuffers: o.poolBuffers,
         writers: o.writers,
         cores: o.coresIo ? { io: o.coresIo, other: o.coresOther } : undefined,
         pin: o.pin,
         idleTimeoutMs: o.idleTimeout ? o.idleTimeout * 1000 : undefined,
       });
+      const metrics = o.metrics ? await serveMetrics(node, parseListen(o.metrics).host, parseListen(o.metrics).port) : undefined;
+      const auth = o.auth ? 'token' : 'none';
       if (json)
         process.stdout.write(
-          `${JSON.stringify({ type: 'listening', host: node.address.host, port: node.address.port, root: node.root })}\n`,
+          `${JSON.stringify({ type: 'listening', host: node.address.host, port: node.address.port, root: node.root, auth, metrics: metrics?.url })}\n`,
         );
-      else process.stderr.write(`longhaul node listening on ${node.url}, root ${node.root}\n`);
-      const stop = (): void => {
-        void node.close().then(() => process.exit(0));
+      else {
+        process.stderr.write(`longhaul node listening on ${node.url}, root ${node.root}, auth ${auth}\n`);
+        if (metrics) process.stderr.write(`metrics at ${metrics.url}\n`);
+      }
+      const event = (type: string) => (t: TransferInfo) => {
+        if (json) process.stdout.write(`${JSON.stringify({ type, ...t })}\n`);
+        else if (type === 'transfer:end')
+          process.stderr.write(
+            `${t.outcome === 'ok' ? 'done' : `FAILED ${t.code}`}: ${t.direction} ${t.path || '/'} ${t.peer} ${fmt.bytes(t.bytesDone)} in ${fmt.duration(t.seconds)}\n`,
+          );
       };
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
+      node.on('transfer:start', event('transfer:start'));
+      node.on('transfer:end', event('transfer:end'));
+      let stopping = false;
+      const stop = (): void => {
+        // The first signal drains (running transfers finish, new ones are refused); a second one stops now.
+        const drain = !stopping;
+        stopping = true;
+        if (!json) process.stderr.write(drain ? 'draining: waiting for running transfers (signal again to stop now)\n' : 'stopping\n');
+        void Promise.all([node.close({ drain }), metrics?.close()]).then(() => process.exit(0));
+      };
+      process.on('SIGINT', stop);
+      process.on('SIGTERM', stop);
     } catch (err) {
       fail(err, json);
     }
@@ -160,6 +226,7 @@ program
   .option('--cores-other <cpus>', 'CPUs for other work, e.g. 0-1')
   .option('--pin <mode>', 'auto, always or never', pinArg)
   .option('--timeline <file>', 'write the thread-state timeline (JSON) to FILE')
+  .option('--token-file <file>', "file holding the node's token (default: LONGHAUL_TOKEN or LONGHAUL_TOKEN_FILE)")
   .option('--json', 'print progress and the summary as JSON lines')
   .option('-q, --quiet', 'no progress output')
   .action(async (source: string, target: string, o: SendFlags) => {
@@ -178,6 +245,7 @@ program
         digest: o.digest as 'none' | 'blake3' | undefined,
         cores: o.coresIo ? { io: o.coresIo, other: o.coresOther } : undefined,
         pin: o.pin,
+        tokenFile: o.tokenFile,
       });
       reporter.done();
       if (o.timeline) {
@@ -187,6 +255,184 @@ program
     } catch (err) {
       reporter.done();
       fail(err, json);
+    }
+  });
+
+function printReceived(s: ReceiveSummary, what: string, json: boolean): void {
+  if (json || !process.stdout.isTTY) process.stdout.write(`${JSON.stringify({ type: 'summary', ...s })}\n`);
+  if (!json)
+    process.stderr.write(
+      `${what} ${fmt.bytes(s.bytes)} in ${fmt.plural(s.files, 'file')}, ${fmt.plural(s.dirs, 'dir')} and ${fmt.plural(s.symlinks, 'symlink')} in ${fmt.duration(s.seconds)} (${fmt.rate(s.bytesPerSecond)})\n`,
+    );
+}
+
+interface TransferFlags extends AuthFlags {
+  streams?: number;
+  blockSize?: number;
+  json?: boolean;
+  quiet?: boolean;
+}
+
+program
+  .command('get')
+  .description('pull a file or a directory tree from a node (the node sends)')
+  .argument('<source>', 'HOST:PORT/PATH on the node; a directory P arrives as DEST/P')
+  .argument('<dest>', 'local directory (created if missing)')
+  .option('--streams <n>', 'parallel TCP data streams (default 2)', intArg(1, 256))
+  .option('--block-size <size>', 'block size, e.g. 4M (default 4M)', sizeArg)
+  .option('--token-file <file>', "file holding the node's token (default: LONGHAUL_TOKEN or LONGHAUL_TOKEN_FILE)")
+  .option('--json', 'print progress and the summary as JSON lines')
+  .option('-q, --quiet', 'no progress output')
+  .action(async (source: string, dest: string, o: TransferFlags) => {
+    const json = Boolean(o.json);
+    const reporter = reporterFor(json, Boolean(o.quiet));
+    const abort = new AbortController();
+    process.once('SIGINT', () => abort.abort());
+    try {
+      const s = await get(source, dest, {
+        streams: o.streams,
+        blockSize: o.blockSize,
+        tokenFile: o.tokenFile,
+        signal: abort.signal,
+        onProgress: (p) => reporter.progress(p),
+        progressIntervalMs: json || !process.stderr.isTTY ? 500 : 100,
+      });
+      reporter.done();
+      printReceived(s, 'received', json);
+    } catch (err) {
+      reporter.done();
+      fail(err, json);
+    }
+  });
+
+program
+  .command('copy')
+  .description('third-party copy: have one node push to another; the data does not pass through here')
+  .argument('<from>', 'HOST:PORT/SRC on the node that has the data')
+  .argument('<to>', 'HOST:PORT/DEST of the receiving node, as the first node reaches it')
+  .option('--streams <n>', 'parallel TCP data streams (default 2)', intArg(1, 256))
+  .option('--block-size <size>', 'block size, e.g. 4M (default 4M)', sizeArg)
+  .option('--token-file <file>', 'file holding the token both nodes share (default: LONGHAUL_TOKEN or LONGHAUL_TOKEN_FILE)')
+  .option('--json', 'print progress and the summary as JSON lines')
+  .option('-q, --quiet', 'no progress output')
+  .action(async (from: string, to: string, o: TransferFlags) => {
+    const json = Boolean(o.json);
+    const reporter = reporterFor(json, Boolean(o.quiet));
+    const abort = new AbortController();
+    process.once('SIGINT', () => abort.abort());
+    try {
+      const s = await copy(from, to, {
+        streams: o.streams,
+        blockSize: o.blockSize,
+        tokenFile: o.tokenFile,
+        signal: abort.signal,
+        onProgress: (p) => reporter.progress(p),
+      });
+      reporter.done();
+      printReceived(s, 'copied', json);
+    } catch (err) {
+      reporter.done();
+      fail(err, json);
+    }
+  });
+
+program
+  .command('ls')
+  .description('list a directory (or name a file) on a node')
+  .argument('<target>', 'HOST:PORT[/PATH]')
+  .option('--token-file <file>', "file holding the node's token (default: LONGHAUL_TOKEN or LONGHAUL_TOKEN_FILE)")
+  .option('--json', 'one JSON object per entry')
+  .action(async (target: string, o: AuthFlags & { json?: boolean }) => {
+    try {
+      for (const e of await ls(target, { tokenFile: o.tokenFile })) {
+        if (o.json) process.stdout.write(`${JSON.stringify({ ...e, mtime: e.mtime.toISOString() })}\n`);
+        else
+          process.stdout.write(
+            `${e.kind.charAt(0)} ${e.mode.toString(8).padStart(4, '0')} ${String(e.size).padStart(14)} ${e.mtime.toISOString()} ${e.name}${e.kind === 'dir' ? '/' : ''}\n`,
+          );
+      }
+    } catch (err) {
+      fail(err, Boolean(o.json));
+    }
+  });
+
+/** `PATH:OFFSET:LENGTH`; the path may itself hold colons. */
+function segmentArg(v: string): { path: string; offset: number; length: number } {
+  const m = /^(.+):(\d+):(\d+)$/.exec(v);
+  if (!m) throw new LonghaulError('E_USAGE', `segment ${JSON.stringify(v)} is not PATH:OFFSET:LENGTH`);
+  return { path: m[1]!, offset: Number(m[2]), length: Number(m[3]) };
+}
+
+program
+  .command('readv')
+  .description('read many (path, offset, length) segments from a node in one request')
+  .argument('<target>', 'HOST:PORT of the node')
+  .argument('<segments...>', 'PATH:OFFSET:LENGTH, relative to the node root')
+  .option('--token-file <file>', "file holding the node's token (default: LONGHAUL_TOKEN or LONGHAUL_TOKEN_FILE)")
+  .option('-o, --out <file>', 'write the segments, concatenated, to FILE (default: stdout)')
+  .option('--json', 'one JSON object per segment, its bytes in base64')
+  .action(async (target: string, args: string[], o: AuthFlags & { out?: string; json?: boolean }) => {
+    const json = Boolean(o.json);
+    try {
+      const segments = args.map(segmentArg);
+      const c = await connect(parseTarget(target), { tokenFile: o.tokenFile });
+      try {
+        const results = await c.readvSettled(segments);
+        if (json) {
+          results.forEach((r, i) => {
+            const s = segments[i]!;
+            process.stdout.write(
+              `${JSON.stringify({ ...s, ...(r.error ? { code: r.error.code } : { bytes: r.data!.length, data: r.data!.toString('base64') }) })}\n`,
+            );
+          });
+        } else {
+          const bad = results.findIndex((r) => r.error);
+          if (bad >= 0) throw new LonghaulError(results[bad]!.error!.code, `segment ${args[bad]}: ${results[bad]!.error!.message}`);
+          const all = Buffer.concat(results.map((r) => r.data!));
+          if (o.out) writeFileSync(o.out, all);
+          else process.stdout.write(all);
+        }
+      } finally {
+        c.close();
+      }
+    } catch (err) {
+      fail(err, json);
+    }
+  });
+
+function statsLines(s: NodeStats): string[] {
+  const lines = [
+    `node ${s.listen}, root ${s.root}, auth ${s.auth ? 'token' : 'none'}`,
+    `stored ${fmt.bytes(s.stored)}${s.capacity !== null ? ` of ${fmt.bytes(s.capacity)} (${fmt.bytes(s.free ?? 0)} free)` : ''}${s.reserved ? `, ${fmt.bytes(s.reserved)} reserved` : ''}`,
+    `transfers: ${s.active} active, ${s.completed} done, ${s.failed} failed; ${fmt.bytes(s.bytesIn)} in, ${fmt.bytes(s.bytesOut)} out`,
+    `pool: ${s.pool.buffers - s.pool.available} of ${s.pool.buffers} buffers of ${fmt.bytes(s.pool.bufferBytes)} in use${s.pool.locked ? ', locked' : ''}`,
+    `readv: ${fmt.count(s.readv.requests)} requests, ${fmt.count(s.readv.segments)} segments, ${fmt.bytes(s.readv.bytes)}`,
+  ];
+  for (const l of s.limits)
+    lines.push(`limit ${l.scope === 'total' ? 'total' : `peer ${l.peer}`}: ${fmt.rate(l.rate)}, ${(l.utilisation * 100).toFixed(0)}% used`);
+  for (const p of s.peers) lines.push(`peer ${p.peer}: ${fmt.bytes(p.bytesIn)} in, ${fmt.bytes(p.bytesOut)} out`);
+  const errors = Object.entries(s.errors);
+  if (errors.length) lines.push(`errors: ${errors.map(([c, n]) => `${c} ${n}`).join(', ')}`);
+  for (const t of s.transfers)
+    lines.push(
+      `  #${t.id} ${t.direction} ${t.path || '/'} ${t.peer} ${fmt.bytes(t.bytesDone)} / ${fmt.bytes(t.bytesTotal)} ${fmt.rate(t.rate)} ${t.streams} streams, ${fmt.duration(t.seconds)}`,
+    );
+  return lines;
+}
+
+program
+  .command('stats')
+  .description("print a node's statistics and active transfers")
+  .argument('<target>', 'HOST:PORT of the node')
+  .option('--token-file <file>', "file holding the node's token (default: LONGHAUL_TOKEN or LONGHAUL_TOKEN_FILE)")
+  .option('--json', 'the statistics as one JSON object')
+  .action(async (target: string, o: AuthFlags & { json?: boolean }) => {
+    try {
+      const s = await nodeStats(target, { tokenFile: o.tokenFile });
+      if (o.json) process.stdout.write(`${JSON.stringify(s)}\n`);
+      else for (const line of statsLines(s)) process.stdout.write(`${line}\n`);
+    } catch (err) {
+      fail(err, Boolean(o.json));
     }
   });
 
@@ -220,7 +466,7 @@ program
       const src = join(work, 'sample');
       log(`generating a sample tree in ${src}: one ${fmt.bytes(o.big)} file and ${fmt.count(o.files)} small files`);
       await makeSampleTree(src, { files: o.files, bigBytes: o.big });
-      const node = await serve({ root: join(work, 'node-root'), host: '127.0.0.1', port: 0 });
+      const node = await serve({ root: join(work, 'node-root'), host: '127.0.0.1', port: 0, auth: false });
       log(`node listening on ${node.url}, root ${node.root}`);
       const reporter = reporterFor(json, false);
       let s: SendSummary;

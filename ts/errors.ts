@@ -41,9 +41,12 @@ export function exitCodeFor(code: string): number {
     case 'E_DUPLICATE':
     case 'E_INDEX':
     case 'E_LIMIT':
+    case 'E_AUTH':
+    case 'E_BUSY':
       return 5;
     case 'E_IO':
     case 'E_NOSPACE':
+    case 'E_CAPACITY':
       return 6;
     case 'E_CHECKSUM':
     case 'E_VERIFY':

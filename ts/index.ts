@@ -1,106 +1,45 @@
-// longhaul's public SDK: `serve` starts a storage node, `send` moves a file or a tree to one.
-// The work runs on the engine's own threads; these functions convert options, forward progress
-// and cancellation, and turn engine errors into LonghaulError with a stable `code`.
-import { fromNative, LonghaulError } from './errors.js';
+// longhaul's public SDK: `serve` starts a storage node, `send` moves a file or a tree to one,
+// `get` pulls one back, `copy` has one node push to another, `connect` opens a connection for
+// readv, listing and stats. The work runs on the engine's own threads; these functions convert
+// options, forward progress and cancellation, and turn engine errors into LonghaulError with a
+// stable `code`.
+import { cancellable, checkCount, progressAdapter, resolveToken, type AuthOptions } from './common.js';
 import { native } from './native.js';
+import type { Cores, PinMode } from './node.js';
 import { formatAddress, parseTarget, type Target } from './target.js';
 
 export { LonghaulError, exitCodeFor } from './errors.js';
+export { parseSize, resolveToken, type AuthOptions, type Progress } from './common.js';
+export {
+  serve,
+  type BandwidthLimit,
+  type Cores,
+  type NodeStats,
+  type PinMode,
+  type ServeOptions,
+  type StorageNode,
+  type StorageNodeEvents,
+  type TransferInfo,
+} from './node.js';
+export {
+  Client,
+  connect,
+  copy,
+  get,
+  ls,
+  nodeStats,
+  type ClientOptions,
+  type GetOptions,
+  type ListEntry,
+  type ReceiveSummary,
+  type Segment,
+  type SegmentResult,
+  type TransferOptions,
+} from './client.js';
 export { parseTarget, parseListen, formatAddress, type Target } from './target.js';
 export { compareTrees, type TreeDifference } from './verify.js';
 
-export interface ServeOptions {
-  /** Directory the node stores into; created if missing. */
-  root: string;
-  /** Address to listen on (default 127.0.0.1). */
-  host?: string;
-  /** Port (default 0: a free one; read it back from `address.port`). */
-  port?: number;
-  /** Buffers in the node's pool, shared by all transfers (default 16 x 4 MiB). */
-  poolBuffers?: number;
-  /** Largest block a sender may use, in bytes (default 4 MiB). */
-  maxBlock?: number;
-  /** Disk-writer threads per transfer (default 4). */
-  writers?: number;
-  /** Most data streams one transfer may open (default 64). */
-  maxStreams?: number;
-  /** CPUs for the node's I/O threads (default: near the NIC and the root's disk). */
-  cores?: Cores;
-  pin?: PinMode;
-  /** Milliseconds a new connection has for its first frame (default 30,000). */
-  handshakeTimeoutMs?: number;
-  /** Milliseconds a data connection has for each frame (a 4 MiB block included), and a transfer for any progress (default 60,000). */
-  idleTimeoutMs?: number;
-}
-
-/** CPU lists in the kernel's form, e.g. `{ io: '2-7', other: '0-1,8-15' }`. */
-export interface Cores {
-  io: string;
-  other?: string;
-}
-
-/** `auto` pins threads on machines of several NUMA nodes, or when cores are set. */
-export type PinMode = 'auto' | 'always' | 'never';
 export type SchedulerName = 'pipelined' | 'adaptive' | 'auto';
-
-export interface NodeStats {
-  active: number;
-  completed: number;
-  failed: number;
-  bytesReceived: number;
-  poolBytes: number;
-  poolLocked: boolean;
-  poolLockFallback?: string;
-  /** Placement of the most recent transfer, and whether its threads were pinned. */
-  lastPlacement?: string;
-}
-
-export interface StorageNode {
-  readonly address: { host: string; port: number };
-  /** `host:port`, ready to pass to `send`. */
-  readonly url: string;
-  readonly root: string;
-  stats(): NodeStats;
-  /** Stops the node; transfers in flight fail and leave no partial files. */
-  close(): Promise<void>;
-  /** Lets the process exit while the node is still open (like net.Server#unref). */
-  unref(): this;
-}
-
-/** Starts a storage node. It keeps the process alive until `close()` (or `unref()`). */
-export async function serve(options: ServeOptions): Promise<StorageNode> {
-  let server: import('./native.js').Binding.BindingServer;
-  try {
-    const { cores, ...rest } = options;
-    server = native.serve({ ...rest, coresIo: cores?.io, coresOther: cores?.other });
-  } catch (err) {
-    throw fromNative(err);
-  }
-  // The node's threads are invisible to libuv; a timer keeps the event loop alive for them.
-  const keepAlive = setInterval(() => {}, 1 << 30);
-  let closed = false;
-  const node: StorageNode = {
-    address: { host: server.host, port: server.port },
-    url: formatAddress(server.host, server.port),
-    root: server.root,
-    stats() {
-      const s = server.stats();
-      if (!s) throw new LonghaulError('E_CLOSED', 'the node is closed');
-      return { ...s, poolLockFallback: s.poolLockFallback ?? undefined, lastPlacement: s.lastPlacement ?? undefined };
-    },
-    async close() {
-      if (closed) return;
-      closed = true;
-      clearInterval(keepAlive);
-      server.close();
-    },
-    unref() {
-      keepAlive.unref();
-      return this;
-    },
-  };
-  return node;
-}
 
 export interface Check {
   name: string;
@@ -115,18 +54,7 @@ export function doctor(): Check[] {
   return native.doctor().map((c) => ({ ...c, advice: c.advice ?? undefined }));
 }
 
-export interface Progress {
-  bytesDone: number;
-  bytesTotal: number;
-  filesDone: number;
-  filesTotal: number;
-  seconds: number;
-  /** Smoothed over the whole transfer so far. */
-  bytesPerSecond: number;
-  perStreamBytes: number[];
-}
-
-export interface SendOptions {
+export interface SendOptions extends AuthOptions {
   /** Parallel TCP data streams (default 2, chosen by measurement: see bench/RESULTS.md). */
   streams?: number;
   /** Block size in bytes (default 4 MiB; at most the node's limit). */
@@ -137,7 +65,7 @@ export interface SendOptions {
   readers?: number;
   /** Cancels the transfer; the promise rejects with code E_CANCELLED. */
   signal?: AbortSignal;
-  onProgress?: (p: Progress) => void;
+  onProgress?: (p: import('./common.js').Progress) => void;
   /** Milliseconds between progress events (default 100). */
   progressIntervalMs?: number;
   /** Who runs the blocks: mdtmFTP's dedicated threads, Vyukov's adaptive workers, or `auto` (default), which probes both. */
@@ -220,13 +148,6 @@ export interface SendSummary {
   digest: string;
 }
 
-function checkCount(name: string, v: number | undefined, min: number, max: number): void {
-  if (v === undefined) return;
-  if (!Number.isInteger(v) || v < min || v > max) {
-    throw new LonghaulError('E_USAGE', `${name} must be an integer in ${min}..${max}, got ${v}`);
-  }
-}
-
 /**
  * Sends `source` (a file or a directory) to the node at `target` (`HOST:PORT[/DEST]` or a
  * Target). A directory `src` arrives as `DEST/src`, a file `f` as `DEST/f`.
@@ -239,17 +160,7 @@ export async function send(source: string, target: string | Target, options: Sen
   checkCount('readers', options.readers, 1, 64);
   checkCount('processors', options.processors, 1, 256);
   checkCount('workers', options.workers, 1, 256);
-  const { signal, onProgress } = options;
-  if (signal?.aborted) throw new LonghaulError('E_CANCELLED', 'transfer cancelled before it started');
-  const cancel = new native.BindingCancel();
-  const onAbort = (): void => cancel.cancel();
-  signal?.addEventListener('abort', onAbort, { once: true });
-  const progress = onProgress
-    ? (p: import('./native.js').Binding.BindingProgress): void => {
-        onProgress({ ...p, bytesPerSecond: p.seconds > 0 ? p.bytesDone / p.seconds : 0 });
-      }
-    : undefined;
-  try {
+  return cancellable(options.signal, async (cancel) => {
     const s = await native.send(
       {
         source,
@@ -269,9 +180,10 @@ export async function send(source: string, target: string | Target, options: Sen
         workers: options.workers,
         timelineIntervalMs: options.timelineIntervalMs,
         ioTimeoutMs: options.ioTimeoutMs,
+        token: resolveToken(options),
       },
       cancel,
-      progress,
+      progressAdapter(options.onProgress),
     );
     return {
       ...s,
@@ -290,9 +202,6 @@ export async function send(source: string, target: string | Target, options: Sen
         threads: s.placement.threads.map((t) => ({ ...t, error: t.error ?? undefined })),
       },
     };
-  } catch (err) {
-    throw fromNative(err);
-  } finally {
-    signal?.removeEventListener('abort', onAbort);
-  }
+  });
 }
+export { nodeRegistry, serveMetrics, type MetricsServer } from './metrics.js';

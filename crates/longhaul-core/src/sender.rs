@@ -125,6 +125,9 @@ pub struct SendOptions {
     pub timeline_interval: Duration,
     /// The shared token's key; `None` talks only to a node that asks for none.
     pub secret: Option<crate::auth::Secret>,
+    /// How long the receiver may take to answer DONE; `None` waits (a client can cancel; a
+    /// node sending for a pull cannot, so it sets this).
+    pub summary_timeout: Option<Duration>,
 }
 
 fn cpus() -> usize {
@@ -152,6 +155,7 @@ impl Default for SendOptions {
             progress_interval: Duration::from_millis(100),
             timeline_interval: Duration::from_millis(5),
             secret: None,
+            summary_timeout: None,
         }
     }
 }
@@ -775,12 +779,17 @@ pub(crate) fn transmit(
             }
         }
         // Wait for the node's verdict, still honouring cancellation.
+        let done_at = Instant::now();
         let reply = loop {
             match reply_rx.recv_timeout(Duration::from_millis(50)) {
                 Ok(m) => break Some(m),
                 Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break None,
                 Err(_) if cancel.load(Ordering::Relaxed) => {
                     run.fail(Error::Cancelled);
+                    let _ = run.control.shutdown(Shutdown::Both);
+                }
+                Err(_) if opts.summary_timeout.is_some_and(|t| done_at.elapsed() > t) => {
+                    run.fail(Error::Timeout("the receiver did not answer DONE within the idle timeout"));
                     let _ = run.control.shutdown(Shutdown::Both);
                 }
                 Err(_) if run.stopped() => {

@@ -519,6 +519,7 @@ fn node_send_options(inner: &Inner, streams: u16, block_size: u32) -> SendOption
         pin: inner.opts.pin,
         sysfs_root: inner.opts.sysfs_root.clone(),
         io_timeout: inner.opts.idle_timeout,
+        summary_timeout: Some(inner.opts.idle_timeout),
         secret: inner.opts.secret.clone(),
         ..SendOptions::default()
     }

@@ -1,0 +1,232 @@
+// The client side of a node's other services: pull (`get`), third-party `copy`, and a
+// connection for repeated requests (`connect`: readv, read, list, stats).
+import { cancellable, checkCount, progressAdapter, resolveToken, type AuthOptions, type Progress } from './common.js';
+import { fromNative, LonghaulError } from './errors.js';
+import { native, type Binding } from './native.js';
+import type { NodeStats } from './node.js';
+import { formatAddress, parseTarget, type Target } from './target.js';
+
+export interface ClientOptions extends AuthOptions {
+  /** Milliseconds for connecting and for each reply (default 60,000). */
+  timeoutMs?: number;
+}
+
+export interface Segment {
+  /** Relative to the node's root. */
+  path: string;
+  offset: number;
+  length: number;
+}
+
+/** One segment's outcome: its bytes (short at the end of the file), or its error. */
+export interface SegmentResult {
+  data?: Buffer;
+  error?: LonghaulError;
+}
+
+export interface ListEntry {
+  name: string;
+  kind: 'dir' | 'file' | 'symlink' | 'other';
+  mode: number;
+  size: number;
+  mtime: Date;
+  /** Nanoseconds since the epoch (as a float: exact to the microsecond). */
+  mtimeNs: number;
+}
+
+function targetOf(t: string | Target): Target {
+  return typeof t === 'string' ? parseTarget(t) : t;
+}
+
+function address(t: Target): string {
+  return formatAddress(t.host, t.port);
+}
+
+/** A connection to a node for requests that follow one another; one at a time, in order. */
+export class Client {
+  /** @internal */
+  constructor(private readonly c: Binding.BindingClient) {}
+
+  /** The node's readv limits (segments per request, bytes per segment). */
+  get limits(): { maxReadvSegments: number; maxReadvSegment: number } {
+    return { maxReadvSegments: this.c.maxReadvSegments, maxReadvSegment: this.c.maxReadvSegment };
+  }
+
+  /** Each segment's bytes or error, in one request and one response. */
+  async readvSettled(segments: Segment[]): Promise<SegmentResult[]> {
+    for (const s of segments) {
+      checkCount('offset', s.offset, 0, Number.MAX_SAFE_INTEGER);
+      checkCount('length', s.length, 0, 2 ** 32 - 1);
+    }
+    try {
+      const r = await this.c.readv(segments);
+      return r.map((x) => (x.code ? { error: new LonghaulError(x.code, x.message ?? x.code) } : { data: x.data! }));
+    } catch (err) {
+      throw fromNative(err);
+    }
+  }
+
+  /** Every segment's bytes, in one request; rejects with the first segment's error if any failed. */
+  async readv(segments: Segment[]): Promise<Buffer[]> {
+    const r = await this.readvSettled(segments);
+    const bad = r.findIndex((x) => x.error);
+    if (bad >= 0) throw new LonghaulError(r[bad]!.error!.code, `segment ${bad}: ${r[bad]!.error!.message}`);
+    return r.map((x) => x.data!);
+  }
+
+  async read(path: string, offset: number, length: number): Promise<Buffer> {
+    return (await this.readv([{ path, offset, length }]))[0]!;
+  }
+
+  /** A directory's entries (sorted by name), or the one entry of a file. */
+  async list(path = ''): Promise<ListEntry[]> {
+    try {
+      const entries = await this.c.list(path.replace(/^\/+/, '').replace(/\/+$/, ''));
+      return entries.map((e) => ({ ...e, kind: e.kind as ListEntry['kind'], mtime: new Date(e.mtimeNs / 1e6) }));
+    } catch (err) {
+      throw fromNative(err);
+    }
+  }
+
+  async stats(): Promise<NodeStats> {
+    try {
+      return JSON.parse(await this.c.stats()) as NodeStats;
+    } catch (err) {
+      throw fromNative(err);
+    }
+  }
+
+  close(): void {
+    this.c.close();
+  }
+}
+
+/** Connects to a node (`HOST:PORT`) and authenticates. */
+export async function connect(url: string | Target, options: ClientOptions = {}): Promise<Client> {
+  const t = targetOf(url);
+  try {
+    return new Client(await native.connect({ address: address(t), token: resolveToken(options), timeoutMs: options.timeoutMs }));
+  } catch (err) {
+    throw fromNative(err);
+  }
+}
+
+/** Lists `HOST:PORT/PATH`. */
+export async function ls(url: string | Target, options: ClientOptions = {}): Promise<ListEntry[]> {
+  const t = targetOf(url);
+  const c = await connect(t, options);
+  try {
+    return await c.list(t.dest);
+  } finally {
+    c.close();
+  }
+}
+
+/** The statistics of the node at `HOST:PORT`. */
+export async function nodeStats(url: string | Target, options: ClientOptions = {}): Promise<NodeStats> {
+  const c = await connect(url, options);
+  try {
+    return await c.stats();
+  } finally {
+    c.close();
+  }
+}
+
+export interface TransferOptions extends ClientOptions {
+  /** Parallel TCP data streams (default 2). */
+  streams?: number;
+  /** Block size in bytes (default 4 MiB). */
+  blockSize?: number;
+  signal?: AbortSignal;
+  onProgress?: (p: Progress) => void;
+  /** Milliseconds between progress events (default 100). */
+  progressIntervalMs?: number;
+}
+
+export interface GetOptions extends TransferOptions {
+  /** Disk-writer threads (default 4). */
+  writers?: number;
+}
+
+/** What the receiving side reported. */
+export interface ReceiveSummary {
+  bytes: number;
+  files: number;
+  dirs: number;
+  symlinks: number;
+  blocks: number;
+  /** Wall time of the call. */
+  seconds: number;
+  receiverSeconds: number;
+  bytesPerSecond: number;
+}
+
+function summary(s: Binding.BindingReceived): ReceiveSummary {
+  return { ...s, bytesPerSecond: s.seconds > 0 ? s.bytes / s.seconds : 0 };
+}
+
+function checkTransfer(o: TransferOptions): void {
+  checkCount('streams', o.streams, 1, 256);
+  checkCount('blockSize', o.blockSize, 4096, 64 << 20);
+}
+
+/**
+ * Pulls `HOST:PORT/PATH` into the local directory `dest`: a directory `p` arrives as
+ * `dest/p`, a file `f` as `dest/f`. The node sends with the same engine as `send`.
+ */
+export async function get(source: string | Target, dest: string, options: GetOptions = {}): Promise<ReceiveSummary> {
+  const t = targetOf(source);
+  checkTransfer(options);
+  checkCount('writers', options.writers, 1, 256);
+  if (t.dest === '') throw new LonghaulError('E_USAGE', 'name what to pull: HOST:PORT/PATH');
+  return cancellable(options.signal, async (cancel) =>
+    summary(
+      await native.get(
+        {
+          address: address(t),
+          path: t.dest,
+          dest,
+          streams: options.streams,
+          blockSize: options.blockSize,
+          writers: options.writers,
+          token: resolveToken(options),
+          timeoutMs: options.timeoutMs,
+          progressIntervalMs: options.progressIntervalMs,
+        },
+        cancel,
+        progressAdapter(options.onProgress),
+      ),
+    ),
+  );
+}
+
+/**
+ * Third-party copy: asks the node at `from` (`HOST:PORT/SRC`) to push SRC to the node at `to`
+ * (`HOST:PORT/DEST`, an address `from` can reach). The bytes go from node to node; this side
+ * sees progress and the receiving node's summary. Both nodes must share the token.
+ */
+export async function copy(from: string | Target, to: string | Target, options: TransferOptions = {}): Promise<ReceiveSummary> {
+  const a = targetOf(from);
+  const b = targetOf(to);
+  checkTransfer(options);
+  if (a.dest === '') throw new LonghaulError('E_USAGE', 'name what to copy: HOST:PORT/SRC');
+  return cancellable(options.signal, async (cancel) =>
+    summary(
+      await native.copy(
+        {
+          from: address(a),
+          src: a.dest,
+          to: address(b),
+          dest: b.dest,
+          streams: options.streams,
+          blockSize: options.blockSize,
+          token: resolveToken(options),
+          timeoutMs: options.timeoutMs,
+          progressIntervalMs: options.progressIntervalMs,
+        },
+        cancel,
+        progressAdapter(options.onProgress),
+      ),
+    ),
+  );
+}

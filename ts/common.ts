@@ -1,0 +1,80 @@
+// Small pieces every SDK call shares: auth tokens, sizes, progress conversion, cancellation.
+import { readFileSync } from 'node:fs';
+
+import { fromNative, LonghaulError } from './errors.js';
+import type { Binding } from './native.js';
+import { native } from './native.js';
+
+export interface AuthOptions {
+  /** The node's shared token. Prefer `tokenFile` or LONGHAUL_TOKEN: a literal stays in memory and in your code. */
+  token?: string;
+  /** A file holding the token (surrounding whitespace ignored). */
+  tokenFile?: string;
+}
+
+/**
+ * The token to use: `token`, else the contents of `tokenFile`, else LONGHAUL_TOKEN, else the
+ * file named by LONGHAUL_TOKEN_FILE; undefined when none is set.
+ */
+export function resolveToken(o: AuthOptions, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  if (o.token !== undefined) return o.token;
+  const file = o.tokenFile ?? (env.LONGHAUL_TOKEN ? undefined : env.LONGHAUL_TOKEN_FILE);
+  if (file !== undefined) {
+    try {
+      return readFileSync(file, 'utf8').trim();
+    } catch (err) {
+      throw new LonghaulError('E_USAGE', `cannot read the token file ${file}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+  return env.LONGHAUL_TOKEN || undefined;
+}
+
+const UNIT: Record<string, number> = { '': 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40, p: 2 ** 50 };
+
+/** `500G`, `200M`, `1.5k`, `4096` or a number: bytes (K, M, G, T, P are powers of 1024). */
+export function parseSize(v: number | string, what = 'size'): number {
+  if (typeof v === 'number') {
+    if (Number.isFinite(v) && v >= 0) return Math.floor(v);
+  } else {
+    const m = /^(\d+(?:\.\d+)?)\s*([kmgtp]?)(?:i?b)?$/i.exec(v.trim());
+    if (m) return Math.floor(Number(m[1]) * UNIT[m[2]!.toLowerCase()]!);
+  }
+  throw new LonghaulError('E_USAGE', `${what} ${JSON.stringify(v)} is not a size such as 500G, 200M or 1048576`);
+}
+
+export interface Progress {
+  bytesDone: number;
+  bytesTotal: number;
+  filesDone: number;
+  filesTotal: number;
+  seconds: number;
+  /** Smoothed over the whole transfer so far. */
+  bytesPerSecond: number;
+  perStreamBytes: number[];
+}
+
+export function progressAdapter(onProgress?: (p: Progress) => void): ((p: Binding.BindingProgress) => void) | undefined {
+  return onProgress ? (p) => onProgress({ ...p, bytesPerSecond: p.seconds > 0 ? p.bytesDone / p.seconds : 0 }) : undefined;
+}
+
+/** Runs an engine call with a cancel flag tied to `signal`; engine errors become LonghaulError. */
+export async function cancellable<T>(signal: AbortSignal | undefined, run: (cancel: Binding.BindingCancel) => Promise<T>): Promise<T> {
+  if (signal?.aborted) throw new LonghaulError('E_CANCELLED', 'transfer cancelled before it started');
+  const cancel = new native.BindingCancel();
+  const onAbort = (): void => cancel.cancel();
+  signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    return await run(cancel);
+  } catch (err) {
+    throw fromNative(err);
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+  }
+}
+
+export function checkCount(name: string, v: number | undefined, min: number, max: number): void {
+  if (v === undefined) return;
+  if (!Number.isInteger(v) || v < min || v > max) {
+    throw new LonghaulError('E_USAGE', `${name} must be an integer in ${min}..${max}, got ${v}`);
+  }
+}

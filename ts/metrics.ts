@@ -1,0 +1,111 @@
+// Prometheus metrics for a node: a prom-client registry whose collectors pull the engine's
+// statistics at scrape time (nothing is counted twice, nothing runs between scrapes), served
+// over HTTP at /metrics.
+import { createServer, type Server } from 'node:http';
+
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+
+import type { NodeStats, StorageNode } from './node.js';
+import { formatAddress } from './target.js';
+
+/** A registry of the node's metrics, read from `node.stats()` at each scrape. */
+export function nodeRegistry(node: StorageNode): Registry {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'longhaul_process_' });
+  // One stats() per scrape, shared by every collector of that scrape.
+  let cached: { at: number; stats: NodeStats } | undefined;
+  const stats = (): NodeStats => {
+    const now = Date.now();
+    if (!cached || now - cached.at > 50) cached = { at: now, stats: node.stats() };
+    return cached.stats;
+  };
+  const counter = (name: string, help: string, labelNames: string[], fill: (c: Counter, s: NodeStats) => void): void => {
+    new Counter({
+      name,
+      help,
+      labelNames,
+      registers: [registry],
+      collect() {
+        this.reset();
+        fill(this, stats());
+      },
+    });
+  };
+  const gauge = (name: string, help: string, labelNames: string[], fill: (g: Gauge, s: NodeStats) => void): void => {
+    new Gauge({
+      name,
+      help,
+      labelNames,
+      registers: [registry],
+      collect() {
+        this.reset();
+        fill(this, stats());
+      },
+    });
+  };
+  counter('longhaul_peer_received_bytes_total', 'Bytes received from each peer (pushes)', ['peer'], (c, s) => {
+    for (const p of s.peers) c.inc({ peer: p.peer }, p.bytesIn);
+  });
+  counter('longhaul_peer_sent_bytes_total', 'Bytes sent to each peer (pulls, copies, readv)', ['peer'], (c, s) => {
+    for (const p of s.peers) c.inc({ peer: p.peer }, p.bytesOut);
+  });
+  gauge('longhaul_active_transfers', 'Transfers running now, by direction', ['direction'], (g, s) => {
+    for (const d of ['in', 'out', 'copy']) g.set({ direction: d }, s.transfers.filter((t) => t.direction === d).length);
+  });
+  counter('longhaul_transfers_total', 'Finished transfers by outcome', ['outcome'], (c, s) => {
+    c.inc({ outcome: 'ok' }, s.completed);
+    c.inc({ outcome: 'failed' }, s.failed);
+  });
+  counter('longhaul_errors_total', 'Errors by code (transfers and refused requests)', ['code'], (c, s) => {
+    for (const [code, n] of Object.entries(s.errors)) c.inc({ code }, n);
+  });
+  gauge('longhaul_bandwidth_limit_bytes_per_second', 'Configured bandwidth limits', ['scope', 'peer'], (g, s) => {
+    for (const l of s.limits) g.set({ scope: l.scope, peer: l.peer ?? '' }, l.rate);
+  });
+  gauge('longhaul_bandwidth_utilisation_ratio', 'Share of each bandwidth limit used over the last second', ['scope', 'peer'], (g, s) => {
+    for (const l of s.limits) g.set({ scope: l.scope, peer: l.peer ?? '' }, l.utilisation);
+  });
+  gauge('longhaul_stored_bytes', 'Bytes stored under the root, by the node account', [], (g, s) => g.set(s.stored));
+  gauge('longhaul_reserved_bytes', 'Bytes reserved by transfers in flight', [], (g, s) => g.set(s.reserved));
+  gauge('longhaul_capacity_bytes', 'Configured capacity (absent without one)', [], (g, s) => {
+    if (s.capacity !== null) g.set(s.capacity);
+  });
+  gauge('longhaul_pool_buffers', 'Buffers in the node pool', [], (g, s) => g.set(s.pool.buffers));
+  gauge('longhaul_pool_buffers_in_use', 'Pool buffers held by transfers now', [], (g, s) => g.set(s.pool.buffers - s.pool.available));
+  gauge('longhaul_pool_buffer_bytes', 'Size of each pool buffer', [], (g, s) => g.set(s.pool.bufferBytes));
+  counter('longhaul_readv_requests_total', 'READV requests answered', [], (c, s) => c.inc(s.readv.requests));
+  counter('longhaul_readv_segments_total', 'READV segments answered', [], (c, s) => c.inc(s.readv.segments));
+  counter('longhaul_readv_bytes_total', 'READV bytes sent', [], (c, s) => c.inc(s.readv.bytes));
+  return registry;
+}
+
+export interface MetricsServer {
+  /** `http://HOST:PORT/metrics` */
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+/** Serves the node's metrics at http://HOST:PORT/metrics. */
+export async function serveMetrics(node: StorageNode, host: string, port: number): Promise<MetricsServer> {
+  const registry = nodeRegistry(node);
+  const server: Server = createServer((req, res) => {
+    if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /metrics\n');
+      return;
+    }
+    registry.metrics().then(
+      (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
+      (err: unknown) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`${String(err)}\n`),
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  const addr = server.address();
+  const actual = typeof addr === 'object' && addr ? addr.port : port;
+  return {
+    url: `http://${formatAddress(host, actual)}/metrics`,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}

@@ -1,0 +1,241 @@
+// The storage node: `serve()` starts one on the engine's threads and returns a StorageNode
+// with its statistics, its table of transfers and events for them.
+import { EventEmitter } from 'node:events';
+import { isIP } from 'node:net';
+
+import { parseSize, resolveToken, type AuthOptions } from './common.js';
+import { fromNative, LonghaulError } from './errors.js';
+import { native, type Binding } from './native.js';
+import { formatAddress } from './target.js';
+
+/** CPU lists in the kernel's form, e.g. `{ io: '2-7', other: '0-1,8-15' }`. */
+export interface Cores {
+  io: string;
+  other?: string;
+}
+
+/** `auto` pins threads on machines of several NUMA nodes, or when cores are set. */
+export type PinMode = 'auto' | 'always' | 'never';
+
+export interface ServeOptions extends AuthOptions {
+  /** Directory the node stores into; created if missing. */
+  root: string;
+  /** Address to listen on (default 127.0.0.1). */
+  host?: string;
+  /** Port (default 0: a free one; read it back from `address.port`). */
+  port?: number;
+  /**
+   * `false` serves without authentication, on a loopback address only unless `openRemote`.
+   * Otherwise (the default) a token is required: `token`, `tokenFile` or LONGHAUL_TOKEN.
+   */
+  auth?: boolean;
+  /** Serve without authentication on a non-loopback address (only with `auth: false`). */
+  openRemote?: boolean;
+  /** Bytes the node may store under its root (`500G`); transfers that do not fit get E_CAPACITY. */
+  capacity?: number | string;
+  /** Recount stored bytes by walking the root instead of trusting the saved account. */
+  rescan?: boolean;
+  /** Bytes per second for all transfers together (`1G`). */
+  rate?: number | string;
+  /** Bytes per second per peer address, shared by all of its streams (`{ '10.0.0.7': '200M' }`). */
+  peerRates?: Record<string, number | string>;
+  /** Transfers at once (push, pull, copy; default 32); more get E_BUSY. */
+  maxTransfers?: number;
+  /** Buffers in the node's pool, shared by all pushes (default 16 x 4 MiB). */
+  poolBuffers?: number;
+  /** Largest block a sender may use, in bytes (default 4 MiB). */
+  maxBlock?: number;
+  /** Disk-writer threads per transfer (default 4). */
+  writers?: number;
+  /** Most data streams one transfer may open (default 64). */
+  maxStreams?: number;
+  /** CPUs for the node's I/O threads (default: near the NIC and the root's disk). */
+  cores?: Cores;
+  pin?: PinMode;
+  /** Milliseconds a new connection has for its first frame (default 30,000). */
+  handshakeTimeoutMs?: number;
+  /** Milliseconds a data connection has for each frame (a 4 MiB block included), and a transfer for any progress (default 60,000). */
+  idleTimeoutMs?: number;
+  /** Milliseconds between polls of the transfer table for events (default 250). */
+  eventIntervalMs?: number;
+}
+
+/** A row of the node's transfer table. */
+export interface TransferInfo {
+  id: number;
+  peer: string;
+  /** `in`: a client pushed; `out`: a client pulled; `copy`: this node pushed to another for a client. */
+  direction: 'in' | 'out' | 'copy';
+  path: string;
+  bytesDone: number;
+  bytesTotal: number;
+  filesTotal: number;
+  streams: number;
+  startedUnixMs: number;
+  seconds: number;
+  /** Bytes per second so far. */
+  rate: number;
+  /** null while active. */
+  outcome: 'ok' | 'failed' | null;
+  code: string | null;
+}
+
+export interface BandwidthLimit {
+  scope: 'total' | 'peer';
+  peer: string | null;
+  /** Bytes per second. */
+  rate: number;
+  passed: number;
+  /** Share of the limit used over the last second. */
+  utilisation: number;
+}
+
+export interface NodeStats {
+  root: string;
+  listen: string;
+  auth: boolean;
+  capacity: number | null;
+  free: number | null;
+  stored: number;
+  reserved: number;
+  active: number;
+  completed: number;
+  failed: number;
+  bytesIn: number;
+  bytesOut: number;
+  pool: { buffers: number; available: number; bufferBytes: number; locked: boolean };
+  limits: BandwidthLimit[];
+  peers: { peer: string; bytesIn: number; bytesOut: number }[];
+  errors: Record<string, number>;
+  readv: { requests: number; segments: number; bytes: number; reads: number };
+  transfers: TransferInfo[];
+  recent: TransferInfo[];
+  lastPlacement: string | null;
+}
+
+export interface StorageNodeEvents {
+  'transfer:start': [TransferInfo];
+  'transfer:progress': [TransferInfo];
+  'transfer:end': [TransferInfo];
+}
+
+export interface StorageNode extends EventEmitter<StorageNodeEvents> {
+  readonly address: { host: string; port: number };
+  /** `host:port`, ready to pass to `send`. */
+  readonly url: string;
+  readonly root: string;
+  stats(): NodeStats;
+  /** Active transfers, and the most recent finished ones (up to 100). */
+  transfers(): { active: TransferInfo[]; recent: TransferInfo[] };
+  /**
+   * Stops the node. With `drain`, new transfers are refused (E_BUSY) and the running ones may
+   * finish first (for up to `drain` ms, or 60 s with `true`); the rest fail and leave no
+   * partial files.
+   */
+  close(options?: { drain?: boolean | number }): Promise<void>;
+  /** Lets the process exit while the node is still open (like net.Server#unref). */
+  unref(): this;
+}
+
+class Node extends EventEmitter<StorageNodeEvents> implements StorageNode {
+  readonly address: { host: string; port: number };
+  readonly url: string;
+  readonly root: string;
+  private closed = false;
+  private readonly timer: NodeJS.Timeout;
+  private seen = new Set<number>();
+  private lastRecent = 0;
+
+  constructor(
+    private readonly server: Binding.BindingServer,
+    intervalMs: number,
+  ) {
+    super();
+    this.address = { host: server.host, port: server.port };
+    this.url = formatAddress(server.host, server.port);
+    this.root = server.root;
+    // The node's threads are invisible to libuv; this timer keeps the event loop alive for
+    // them, and polls the transfer table for events.
+    this.timer = setInterval(() => this.poll(), intervalMs);
+  }
+
+  private poll(): void {
+    if (this.closed) return;
+    if (!this.listenerCount('transfer:start') && !this.listenerCount('transfer:progress') && !this.listenerCount('transfer:end')) return;
+    const { transfers, recent } = this.stats();
+    for (const t of transfers) {
+      if (!this.seen.has(t.id)) {
+        this.seen.add(t.id);
+        this.emit('transfer:start', t);
+      }
+      this.emit('transfer:progress', t);
+    }
+    for (const t of recent) {
+      if (t.id <= this.lastRecent) continue;
+      this.lastRecent = t.id;
+      // A transfer that began and ended between two polls still gets its start.
+      if (!this.seen.has(t.id)) this.emit('transfer:start', { ...t, outcome: null, code: null });
+      this.seen.delete(t.id);
+      this.emit('transfer:end', t);
+    }
+  }
+
+  stats(): NodeStats {
+    const json = this.server.statsJson();
+    if (json == null) throw new LonghaulError('E_CLOSED', 'the node is closed');
+    return JSON.parse(json) as NodeStats;
+  }
+
+  transfers(): { active: TransferInfo[]; recent: TransferInfo[] } {
+    const s = this.stats();
+    return { active: s.transfers, recent: s.recent };
+  }
+
+  async close(options: { drain?: boolean | number } = {}): Promise<void> {
+    if (this.closed) return;
+    const drain = options.drain === true ? 60_000 : typeof options.drain === 'number' ? options.drain : 0;
+    if (drain > 0) {
+      await this.server.drain(Math.min(drain, 2 ** 31 - 1));
+      this.poll();
+    }
+    this.closed = true;
+    clearInterval(this.timer);
+    this.server.close();
+  }
+
+  unref(): this {
+    this.timer.unref();
+    return this;
+  }
+}
+
+/** Starts a storage node. It keeps the process alive until `close()` (or `unref()`). */
+export async function serve(options: ServeOptions): Promise<StorageNode> {
+  const { cores, token, tokenFile, auth, capacity, rate, peerRates, eventIntervalMs, ...rest } = options;
+  const secret = auth === false ? undefined : resolveToken({ token, tokenFile });
+  if (auth !== false && secret === undefined) {
+    throw new LonghaulError(
+      'E_USAGE',
+      'a node needs a token (token, tokenFile or LONGHAUL_TOKEN), or auth: false to serve without authentication on loopback',
+    );
+  }
+  const peers = Object.entries(peerRates ?? {}).map(([peer, r]) => {
+    if (!isIP(peer)) throw new LonghaulError('E_USAGE', `peer ${JSON.stringify(peer)} is not an IP address`);
+    return { peer, rate: parseSize(r, `rate for ${peer}`) };
+  });
+  let server: Binding.BindingServer;
+  try {
+    server = native.serve({
+      ...rest,
+      token: secret,
+      capacity: capacity === undefined ? undefined : parseSize(capacity, 'capacity'),
+      rate: rate === undefined ? undefined : parseSize(rate, 'rate'),
+      peerRates: peers,
+      coresIo: cores?.io,
+      coresOther: cores?.other,
+    });
+  } catch (err) {
+    throw fromNative(err);
+  }
+  return new Node(server, eventIntervalMs ?? 250);
+}
