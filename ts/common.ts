@@ -14,11 +14,11 @@ export interface AuthOptions {
 
 /**
  * The token to use: `token`, else the contents of `tokenFile`, else LONGHAUL_TOKEN, else the
- * file named by LONGHAUL_TOKEN_FILE; undefined when none is set.
+ * file named by LONGHAUL_TOKEN_FILE; undefined when none is set (empty variables count as unset).
  */
 export function resolveToken(o: AuthOptions, env: NodeJS.ProcessEnv = process.env): string | undefined {
   if (o.token !== undefined) return o.token;
-  const file = o.tokenFile ?? (env.LONGHAUL_TOKEN ? undefined : env.LONGHAUL_TOKEN_FILE);
+  const file = o.tokenFile ?? (env.LONGHAUL_TOKEN ? undefined : env.LONGHAUL_TOKEN_FILE || undefined);
   if (file !== undefined) {
     try {
       return readFileSync(file, 'utf8').trim();
