@@ -6,6 +6,7 @@ const benches = {
   sched: 'schedulers: pipelined vs adaptive vs unpinned vs auto (sched.mjs)',
   streams: 'the default stream count (streams.mjs)',
   rss: 'receiver peak RSS for a 4 GiB file (rss.mjs)',
+  readv: 'N scattered segments in one readv vs N single reads vs local pread (readv.mjs)',
 };
 const [name, ...rest] = process.argv.slice(2);
 if (!name || !(name in benches)) {

@@ -18,7 +18,7 @@ export interface Segment {
   length: number;
 }
 
-/** One segment's outcome: its bytes (short at the end of the file), or its error. */
+/** One segment's outcome: its bytes (short at the end of the file; a view of one buffer shared by the request), or its error. */
 export interface SegmentResult {
   data?: Buffer;
   error?: LonghaulError;
@@ -58,12 +58,20 @@ export class Client {
       checkCount('offset', s.offset, 0, Number.MAX_SAFE_INTEGER);
       checkCount('length', s.length, 0, 2 ** 32 - 1);
     }
+    let r: Binding.BindingReadv;
     try {
-      const r = await this.c.readv(segments);
-      return r.map((x) => (x.code ? { error: new LonghaulError(x.code, x.message ?? x.code) } : { data: x.data! }));
+      r = await this.c.readv(segments);
     } catch (err) {
       throw fromNative(err);
     }
+    // One buffer from the engine; each segment is a view of it.
+    let at = 0;
+    return r.lengths.map((len, i) => {
+      const data = r.data.subarray(at, at + len);
+      at += len;
+      const code = r.codes[i]!;
+      return code ? { error: new LonghaulError(code, `segment ${i} (${segments[i]!.path}): ${code}`) } : { data };
+    });
   }
 
   /** Every segment's bytes, in one request; rejects with the first segment's error if any failed. */

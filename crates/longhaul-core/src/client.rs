@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::auth::{self, Secret};
 use crate::error::{Error, Result};
-use crate::frame::{self, Limits, ListEntry, Msg, Segment, SummaryMsg};
+use crate::frame::{self, Limits, ListEntry, Msg, Segment, SegmentResult, SummaryMsg};
 use crate::index::{Index, Kind};
 use crate::net;
 use crate::placement::{allowed_cpus, Placement};
@@ -127,6 +127,26 @@ impl Connection {
     /// (a limit, a broken connection); each segment has its own result (a missing file, a
     /// path outside the root). A segment past the end of its file comes back short, as pread.
     pub fn readv(&mut self, segments: &[ReadRequest]) -> Result<Vec<Result<Vec<u8>>>> {
+        let (data, results) = self.readv_raw(segments)?;
+        let mut at = 0;
+        Ok(results
+            .iter()
+            .zip(segments)
+            .map(|(r, s)| {
+                let piece = data[at..at + r.len as usize].to_vec();
+                at += r.len as usize;
+                if r.code.is_empty() {
+                    Ok(piece)
+                } else {
+                    Err(Error::remote(&r.code, &format!("segment of {:?}", String::from_utf8_lossy(&s.path))))
+                }
+            })
+            .collect())
+    }
+
+    /// As `readv`, without cutting: every segment's bytes in one buffer, in order, and each
+    /// segment's length and status code.
+    pub fn readv_raw(&mut self, segments: &[ReadRequest]) -> Result<(Vec<u8>, Vec<SegmentResult>)> {
         let mut paths: Vec<Vec<u8>> = Vec::new();
         let mut table = std::collections::HashMap::new();
         let mut segs = Vec::with_capacity(segments.len());
@@ -147,20 +167,16 @@ impl Connection {
         if results.len() != segments.len() {
             return Err(Error::Protocol(format!("READV_DATA has {} results for {} segments", results.len(), segments.len())));
         }
-        let mut out = Vec::with_capacity(results.len());
         for (r, s) in results.iter().zip(segments) {
             if r.len > s.len {
                 return Err(Error::Protocol(format!("a readv segment came back longer ({}) than asked ({})", r.len, s.len)));
             }
-            let mut buf = vec![0u8; r.len as usize];
-            self.sock.read_exact(&mut buf).map_err(Error::net("receiving readv data"))?;
-            out.push(if r.code.is_empty() {
-                Ok(buf)
-            } else {
-                Err(Error::remote(&r.code, &format!("segment of {:?}", String::from_utf8_lossy(&s.path))))
-            });
         }
-        Ok(out)
+        // The data of all segments in one read.
+        let total: usize = results.iter().map(|r| r.len as usize).sum();
+        let mut data = vec![0u8; total];
+        self.sock.read_exact(&mut data).map_err(Error::net("receiving readv data"))?;
+        Ok((data, results))
     }
 
     pub fn close(self) {

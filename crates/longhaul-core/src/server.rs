@@ -39,8 +39,11 @@ use crate::sender::{SchedulerKind, SendOptions};
 use crate::topology::Topology;
 use crate::transfer::Progress;
 
-/// Adjacent segments of one file in a READV are sent with one sendfile up to this many bytes.
+/// Adjacent segments of one file in a READV are read as one run of up to this many bytes.
 pub const READV_COALESCE: u64 = 8 << 20;
+/// Runs of up to a quarter of this are gathered with pread into a staging buffer of this size
+/// and sent in one write; longer runs go out with sendfile.
+const READV_STAGING: usize = 1 << 20;
 
 #[derive(Clone, Debug)]
 pub struct ServeOptions {
@@ -320,18 +323,23 @@ fn handle_conn(inner: &Arc<Inner>, mut sock: TcpStream) {
     let result = match first {
         Ok(Some(Msg::Hello { min, max, nonce, .. })) => control(inner, &mut sock, min, max, nonce),
         Ok(Some(Msg::DataHello { token, .. })) => {
-            let session = inner.sessions.lock().expect("sessions lock").get(&token).cloned();
-            let pull = inner.pulls.lock().expect("pulls lock").get(&token).cloned();
-            match (session, pull) {
-                (Some(r), _) => {
-                    r.run_stream(sock);
-                    return;
+            // A pulling client opens its data connections right after its READY, which this
+            // node may not have read yet: an unknown token gets a short grace period.
+            let until = Instant::now() + inner.opts.handshake_timeout.min(Duration::from_secs(5));
+            loop {
+                let session = inner.sessions.lock().expect("sessions lock").get(&token).cloned();
+                let pull = inner.pulls.lock().expect("pulls lock").get(&token).cloned();
+                match (session, pull) {
+                    (Some(r), _) => return r.run_stream(sock),
+                    (None, Some(tx)) => {
+                        let _ = tx.try_send(sock);
+                        return;
+                    }
+                    (None, None) if Instant::now() < until && !inner.closing.load(Ordering::Relaxed) => {
+                        std::thread::sleep(Duration::from_millis(5))
+                    }
+                    (None, None) => break Err(Error::Protocol("unknown session token".into())),
                 }
-                (None, Some(tx)) => {
-                    let _ = tx.try_send(sock);
-                    return;
-                }
-                (None, None) => Err(Error::Protocol("unknown session token".into())),
             }
         }
         Ok(Some(m)) => Err(Error::Protocol(format!("a connection must start with HELLO or DATA_HELLO, not {:?}", m.frame_type()))),
@@ -725,7 +733,8 @@ fn list(inner: &Inner, sock: &mut TcpStream, path: &[u8]) -> Result<Result<()>> 
 
 /// READV: every segment answered in one READV_DATA, in order, each with its own status. The
 /// request is checked whole before anything is sent, so a refusal leaves the connection in
-/// step; the bytes go out with sendfile, adjacent segments of a file in one call.
+/// step. Adjacent segments of a file are read as one run; small runs are gathered into one
+/// write, large ones sent with sendfile.
 fn readv(inner: &Inner, sock: &mut TcpStream, peer: IpAddr, paths: &[Vec<u8>], segments: &[Segment]) -> Result<Result<()>> {
     let limits = inner.limits();
     if segments.len() as u64 > limits.max_readv_segments as u64 {
@@ -761,6 +770,17 @@ fn readv(inner: &Inner, sock: &mut TcpStream, peer: IpAddr, paths: &[Vec<u8>], s
     let stop = AtomicBool::new(false);
     inner.throttle(peer).take(total, &stop);
     net::send_header(sock, &Msg::ReadvData { results: results.clone() }.encode()).map_err(Error::net("sending readv data"))?;
+    // Small runs are gathered with pread into one staging buffer and leave in one write; a
+    // large run goes out with sendfile. Either way each run is one read of the file.
+    let mut staging: Vec<u8> = Vec::with_capacity(READV_STAGING);
+    let flush = |staging: &mut Vec<u8>, sock: &mut TcpStream| -> Result<()> {
+        if !staging.is_empty() {
+            net::write_all(sock, staging).map_err(Error::net("sending readv data"))?;
+            staging.clear();
+        }
+        Ok(())
+    };
+    let changed = |file: u16| Error::SourceChanged { path: lossy(&paths[file as usize]), why: "shrank during a readv" };
     let mut i = 0;
     let mut reads = 0;
     while i < segments.len() {
@@ -780,16 +800,28 @@ fn readv(inner: &Inner, sock: &mut TcpStream, peer: IpAddr, paths: &[Vec<u8>], s
         }
         if run > 0 {
             let (f, _) = files[s.file as usize].as_ref().expect("a segment with bytes has its file");
-            net::sendfile_all(sock, f, s.offset, run as usize).map_err(|e| match e.kind() {
-                std::io::ErrorKind::UnexpectedEof => {
-                    Error::SourceChanged { path: lossy(&paths[s.file as usize]), why: "shrank during a readv" }
+            if run as usize <= READV_STAGING / 4 {
+                if staging.len() + run as usize > READV_STAGING {
+                    flush(&mut staging, sock)?;
                 }
-                _ => Error::net("sending readv data")(e),
-            })?;
+                let at = staging.len();
+                staging.resize(at + run as usize, 0);
+                std::os::unix::fs::FileExt::read_exact_at(f, &mut staging[at..], s.offset).map_err(|e| match e.kind() {
+                    std::io::ErrorKind::UnexpectedEof => changed(s.file),
+                    _ => Error::io("read", &paths[s.file as usize], e),
+                })?;
+            } else {
+                flush(&mut staging, sock)?;
+                net::sendfile_all(sock, f, s.offset, run as usize).map_err(|e| match e.kind() {
+                    std::io::ErrorKind::UnexpectedEof => changed(s.file),
+                    _ => Error::net("sending readv data")(e),
+                })?;
+            }
             reads += 1;
         }
         i = j;
     }
+    flush(&mut staging, sock)?;
     let c = &inner.readv;
     c.requests.fetch_add(1, Ordering::Relaxed);
     c.segments.fetch_add(segments.len() as u64, Ordering::Relaxed);

@@ -9,7 +9,7 @@ use crate::cancel::BindingCancel;
 use crate::progress::{Forwarder, ProgressFn};
 use crate::promise::spawn_promise;
 use crate::send::{opt_u16, secret};
-use crate::types::{BindingListEntry, BindingReceived, BindingSegment, BindingSegmentResult};
+use crate::types::{BindingListEntry, BindingReadv, BindingReceived, BindingSegment};
 
 fn timeout(ms: Option<u32>) -> Duration {
     Duration::from_millis(ms.map_or(60_000, |ms| ms.max(1)) as u64)
@@ -102,7 +102,7 @@ impl BindingClient {
         )
     }
 
-    #[napi(ts_return_type = "Promise<BindingSegmentResult[]>")]
+    #[napi(ts_return_type = "Promise<BindingReadv>")]
     pub fn readv<'env>(&self, env: &'env Env, segments: Vec<BindingSegment>) -> Result<Object<'env>> {
         let mut reqs = Vec::with_capacity(segments.len());
         for s in segments {
@@ -115,15 +115,11 @@ impl BindingClient {
         spawn_promise(
             env,
             "readv",
-            move || with_conn(&conn, |c| c.readv(&reqs)),
-            |results| {
-                results
-                    .into_iter()
-                    .map(|r| match r {
-                        Ok(data) => BindingSegmentResult { data: Some(data.into()), code: None, message: None },
-                        Err(e) => BindingSegmentResult { data: None, code: Some(e.code().to_owned()), message: Some(e.to_string()) },
-                    })
-                    .collect::<Vec<_>>()
+            move || with_conn(&conn, |c| c.readv_raw(&reqs)),
+            |(data, results)| BindingReadv {
+                data: data.into(),
+                lengths: results.iter().map(|r| r.len).collect(),
+                codes: results.into_iter().map(|r| r.code).collect(),
             },
         )
     }

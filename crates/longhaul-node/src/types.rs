@@ -341,10 +341,11 @@ pub struct BindingSegment {
     pub length: u32,
 }
 
-/// One segment's outcome: its bytes, or the code of its error.
+/// A readv's answer: every segment's bytes in one buffer, in order, and each segment's length
+/// and error code ("" when it succeeded).
 #[napi(object)]
-pub struct BindingSegmentResult {
-    pub data: Option<napi::bindgen_prelude::Buffer>,
-    pub code: Option<String>,
-    pub message: Option<String>,
+pub struct BindingReadv {
+    pub data: napi::bindgen_prelude::Buffer,
+    pub lengths: Vec<u32>,
+    pub codes: Vec<String>,
 }
