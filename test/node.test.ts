@@ -188,6 +188,22 @@ describe('rate limits and isolation', () => {
   }, 60_000);
 });
 
+describe('shutdown', () => {
+  it('close({ drain }) lets a running transfer finish and refuses new ones with E_BUSY', async () => {
+    const n = await serve({ root: join(work, 'drain-root'), auth: false, rate: 8 * MiB });
+    const running = send(join(src, 'tree', 'big.bin'), `${n.url}/slow`);
+    await waitFor(() => n.transfers().active.length === 1);
+    const closing = n.close({ drain: 30_000 });
+    await new Promise((r) => setTimeout(r, 100));
+    await expectCode(send(join(src, 'files', 'f1'), `${n.url}/late`), 'E_BUSY');
+    const s = await running;
+    await closing;
+    expect(s.bytes).toBe(9 * MiB);
+    expect(readFileSync(join(n.root, 'slow', 'big.bin')).equals(readFileSync(join(src, 'tree', 'big.bin')))).toBe(true);
+    expect(existsSync(join(n.root, 'late'))).toBe(false);
+  });
+});
+
 describe('events and metrics', () => {
   it('emits transfer start and end, and /metrics counters move as bytes move', async () => {
     const metrics = await serveMetrics(node, '127.0.0.1', 0);
