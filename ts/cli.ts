@@ -2,6 +2,7 @@
 // The longhaul command line: a thin layer over the SDK. Exit statuses are documented in
 // docs/ERRORS.md (0 success, 2 usage, 3 network, 4 source, 5 refused, 6 destination I/O,
 // 7 integrity, 130 cancelled, 1 anything else).
+import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -466,12 +467,14 @@ program
       const src = join(work, 'sample');
       log(`generating a sample tree in ${src}: one ${fmt.bytes(o.big)} file and ${fmt.count(o.files)} small files`);
       await makeSampleTree(src, { files: o.files, bigBytes: o.big });
-      const node = await serve({ root: join(work, 'node-root'), host: '127.0.0.1', port: 0, auth: false });
+      // A fresh random token for this run: the demo shows the authenticated handshake too.
+      const token = randomBytes(24).toString('base64');
+      const node = await serve({ root: join(work, 'node-root'), host: '127.0.0.1', port: 0, token });
       log(`node listening on ${node.url}, root ${node.root}`);
       const reporter = reporterFor(json, false);
       let s: SendSummary;
       try {
-        s = await send(src, `${node.url}/received`, { streams: o.streams, onProgress: (p) => reporter.progress(p) });
+        s = await send(src, `${node.url}/received`, { token, streams: o.streams, onProgress: (p) => reporter.progress(p) });
       } finally {
         reporter.done();
         await node.close();

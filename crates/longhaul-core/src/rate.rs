@@ -143,7 +143,7 @@ mod tests {
             assert!(t.take(256 << 10, &stop));
         }
         let secs = start.elapsed().as_secs_f64();
-        assert!((1.05..1.6).contains(&secs), "took {secs} s");
+        assert!((1.0..2.5).contains(&secs), "took {secs} s");
         assert_eq!(b.passed(), 10 << 20);
     }
 
