@@ -1,6 +1,6 @@
 // The client side of a node's other services: pull (`get`), third-party `copy`, and a
 // connection for repeated requests (`connect`: readv, read, list, stats).
-import { cancellable, checkCount, progressAdapter, resolveToken, type AuthOptions, type Progress } from './common.js';
+import { cancellable, checkCount, progressAdapter, resolveToken, type AuthOptions, type Progress, type TransferTotals } from './common.js';
 import { fromNative, LonghaulError } from './errors.js';
 import { native, type Binding } from './native.js';
 import type { NodeStats } from './node.js';
@@ -156,18 +156,8 @@ export interface GetOptions extends TransferOptions {
   writers?: number;
 }
 
-/** What the receiving side reported. */
-export interface ReceiveSummary {
-  bytes: number;
-  files: number;
-  dirs: number;
-  symlinks: number;
-  blocks: number;
-  /** Wall time of the call. */
-  seconds: number;
-  receiverSeconds: number;
-  bytesPerSecond: number;
-}
+/** What the receiving side reported (for a copy: the receiving node). */
+export type ReceiveSummary = TransferTotals;
 
 function summary(s: Binding.BindingReceived): ReceiveSummary {
   return { ...s, bytesPerSecond: s.seconds > 0 ? s.bytes / s.seconds : 0 };

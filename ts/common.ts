@@ -78,3 +78,18 @@ export function checkCount(name: string, v: number | undefined, min: number, max
     throw new LonghaulError('E_USAGE', `${name} must be an integer in ${min}..${max}, got ${v}`);
   }
 }
+
+/** What every finished transfer reports. */
+export interface TransferTotals {
+  bytes: number;
+  files: number;
+  dirs: number;
+  symlinks: number;
+  blocks: number;
+  /** Wall time of the call, scan included. */
+  seconds: number;
+  /** Time the receiving side spent from the index to its summary. */
+  receiverSeconds: number;
+  /** bytes / seconds. */
+  bytesPerSecond: number;
+}

@@ -3,13 +3,13 @@
 // readv, listing and stats. The work runs on the engine's own threads; these functions convert
 // options, forward progress and cancellation, and turn engine errors into LonghaulError with a
 // stable `code`.
-import { cancellable, checkCount, progressAdapter, resolveToken, type AuthOptions } from './common.js';
+import { cancellable, checkCount, progressAdapter, resolveToken, type AuthOptions, type TransferTotals } from './common.js';
 import { native } from './native.js';
 import type { Cores, PinMode } from './node.js';
 import { formatAddress, parseTarget, type Target } from './target.js';
 
 export { LonghaulError, exitCodeFor } from './errors.js';
-export { parseSize, resolveToken, type AuthOptions, type Progress } from './common.js';
+export { parseSize, resolveToken, type AuthOptions, type Progress, type TransferTotals } from './common.js';
 export {
   serve,
   type BandwidthLimit,
@@ -122,18 +122,8 @@ export interface FastPaths {
   mlockFallback?: string;
 }
 
-export interface SendSummary {
-  bytes: number;
-  files: number;
-  dirs: number;
-  symlinks: number;
-  blocks: number;
-  /** Wall time of the whole send, scan included. */
-  seconds: number;
+export interface SendSummary extends TransferTotals {
   scanSeconds: number;
-  receiverSeconds: number;
-  /** bytes / seconds. */
-  bytesPerSecond: number;
   streams: number;
   perStreamBytes: number[];
   sendfileBlocks: number;

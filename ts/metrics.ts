@@ -19,30 +19,25 @@ export function nodeRegistry(node: StorageNode): Registry {
     if (!cached || now - cached.at > 50) cached = { at: now, stats: node.stats() };
     return cached.stats;
   };
-  const counter = (name: string, help: string, labelNames: string[], fill: (c: Counter, s: NodeStats) => void): void => {
-    new Counter({
-      name,
-      help,
-      labelNames,
-      registers: [registry],
-      collect() {
-        this.reset();
-        fill(this, stats());
-      },
-    });
-  };
-  const gauge = (name: string, help: string, labelNames: string[], fill: (g: Gauge, s: NodeStats) => void): void => {
-    new Gauge({
-      name,
-      help,
-      labelNames,
-      registers: [registry],
-      collect() {
-        this.reset();
-        fill(this, stats());
-      },
-    });
-  };
+  // Each metric is reset and refilled from the stats at scrape time.
+  const metric =
+    <M extends Counter | Gauge>(
+      Kind: new (cfg: { name: string; help: string; labelNames: string[]; registers: Registry[]; collect: (this: M) => void }) => M,
+    ) =>
+    (name: string, help: string, labelNames: string[], fill: (m: M, s: NodeStats) => void): void => {
+      new Kind({
+        name,
+        help,
+        labelNames,
+        registers: [registry],
+        collect(this: M) {
+          this.reset();
+          fill(this, stats());
+        },
+      });
+    };
+  const counter = metric<Counter>(Counter);
+  const gauge = metric<Gauge>(Gauge);
   counter('longhaul_peer_received_bytes_total', 'Bytes received from each peer (pushes)', ['peer'], (c, s) => {
     for (const p of s.peers) c.inc({ peer: p.peer }, p.bytesIn);
   });
