@@ -1,6 +1,8 @@
 //! The engine end to end on loopback, without Node: a node in-process, a tree sent to it with
 //! 1 and 3 streams and with small blocks (so blocks span many files and files span blocks).
 
+mod common;
+
 use std::fs;
 use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -9,10 +11,7 @@ use std::sync::atomic::AtomicBool;
 use longhaul_core::{send, Digest, SchedulerKind, SendOptions, ServeOptions, Server};
 
 fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("longhaul-core-{name}-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&d);
-    fs::create_dir_all(&d).unwrap();
-    d
+    common::scratch("core", name)
 }
 
 fn make_tree(root: &Path) {

@@ -1,6 +1,8 @@
 //! The storage node's requests end to end on loopback, without Node: authentication, pull,
 //! listing, readv, capacity and third-party copy.
 
+mod common;
+
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -14,10 +16,7 @@ use longhaul_core::{send, SendOptions, ServeOptions, Server};
 const T: Duration = Duration::from_secs(10);
 
 fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("longhaul-node-{name}-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&d);
-    fs::create_dir_all(&d).unwrap();
-    d
+    common::scratch("node", name)
 }
 
 fn bytes(seed: u64, n: usize) -> Vec<u8> {

@@ -2,6 +2,8 @@
 //! stops in the middle of a block, and a node that stops reading. Each ends in E_TIMEOUT
 //! without holding threads, buffers or temporary files.
 
+mod common;
+
 use std::fs;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -14,10 +16,7 @@ use longhaul_core::index::{Entry, Index, Kind};
 use longhaul_core::{send, SendOptions, ServeOptions, Server};
 
 fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("longhaul-timeouts-{name}-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&d);
-    fs::create_dir_all(&d).unwrap();
-    d
+    common::scratch("timeouts", name)
 }
 
 fn node(base: &std::path::Path) -> Server {
