@@ -35,7 +35,7 @@ const jsonLines = (s: string): Record<string, unknown>[] =>
 async function startNode(root: string, extra: string[] = []): Promise<string> {
   const child = spawn(
     process.execPath,
-    [CLI, 'serve', '--root', root, '--listen', '127.0.0.1:0', '--token-file', tokenFile, '--json', ...extra],
+    [CLI, 'serve', '--root', root, '--listen', '127.0.0.1:0', '--token-file', tokenFile, '--json', '--log-level', 'warn', ...extra],
     {
       stdio: ['ignore', 'pipe', 'inherit'],
     },

@@ -40,9 +40,13 @@ beforeAll(async () => {
   mkdirSync(join(work, 'tree', 'small'), { recursive: true });
   smallTree(join(work, 'tree', 'small'), 20_000);
   root = join(work, 'root');
-  server = spawn(process.execPath, [CLI, 'serve', '--root', root, '--listen', '127.0.0.1:0', '--no-auth', '--json'], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  server = spawn(
+    process.execPath,
+    [CLI, 'serve', '--root', root, '--listen', '127.0.0.1:0', '--no-auth', '--json', '--log-level', 'warn'],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   const first = await new Promise<string>((resolve) => createInterface({ input: server.stdout! }).once('line', resolve));
   const ev = JSON.parse(first) as { type: string; host: string; port: number };
   expect(ev.type).toBe('listening');

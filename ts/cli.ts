@@ -6,7 +6,22 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import pino from 'pino';
+
+import {
+  CONFIG_FILE,
+  CONFIG_KEYS,
+  configJsonSchema,
+  describeSource,
+  flagOf,
+  keysFor,
+  resolveConfig,
+  specOf,
+  type Command as CommandName,
+  type Config,
+  type ConfigKey,
+} from './config.js';
 
 import {
   compareTrees,
@@ -14,6 +29,7 @@ import {
   copy,
   doctor,
   exitCodeFor,
+  fixFor,
   get,
   LonghaulError,
   ls,
@@ -23,15 +39,14 @@ import {
   serve,
   serveMetrics,
   type NodeStats,
-  type PinMode,
   type ReceiveSummary,
-  type SchedulerName,
   type SendSummary,
   type TransferInfo,
 } from './index.js';
 import { makeDemoDir, makeSampleTree, removeDir } from './demo.js';
 import * as fmt from './format.js';
 import { barReporter, jsonReporter, silentReporter, summaryLines, type Reporter } from './progress.js';
+import { ProgressRecorder, writeReport } from './report.js';
 import { parseListen, parseTarget } from './target.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -53,72 +68,70 @@ function sizeArg(v: string): number {
   }
 }
 
-/** `--peer-rate 10.0.0.7=200M`, repeatable. */
-function peerRateArg(v: string, prev: Record<string, number> = {}): Record<string, number> {
-  const i = v.lastIndexOf('=');
-  if (i <= 0) throw new InvalidArgumentError('expected PEER=RATE, e.g. 10.0.0.7=200M');
-  return { ...prev, [v.slice(0, i)]: sizeArg(v.slice(i + 1)) };
+/** Repeatable flags (`--peer-rate A=1G --peer-rate B=2G`) collect into a list. */
+function collect(v: string, prev: string[] = []): string[] {
+  return [...prev, v];
 }
 
-function choiceArg(choices: string[]) {
-  return (v: string): string => {
-    if (!choices.includes(v)) throw new InvalidArgumentError(`expected one of ${choices.join(', ')}`);
-    return v;
-  };
+/** Adds the config options a command takes, and `--config`. Their values are read with `settings`. */
+function withConfig(cmd: Command, command: CommandName | 'config'): Command {
+  for (const k of command === 'config' ? CONFIG_KEYS : keysFor(command)) {
+    const spec = specOf(k);
+    const o = new Option(
+      `${flagOf(k)} <${spec.arg}>`,
+      `${spec.description}${spec.default !== undefined ? ` (default ${String(spec.default)})` : ''}`,
+    );
+    if (k === 'peerRates') o.argParser(collect);
+    cmd.addOption(o);
+  }
+  return cmd.option('--config <file>', `config file (default: LONGHAUL_CONFIG, else ./${CONFIG_FILE} if present)`);
 }
 
-function pinArg(v: string): PinMode {
-  return choiceArg(['auto', 'always', 'never'])(v) as PinMode;
+/** The name commander stores a flag's value under. */
+function attributeOf(key: ConfigKey): string {
+  return flagOf(key)
+    .slice(2)
+    .replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
 }
 
-interface AuthFlags {
-  tokenFile?: string;
+/** The command's effective options: defaults < config file < LONGHAUL_* < flags. */
+function settings(o: Record<string, unknown>, command: CommandName | 'config'): ReturnType<typeof resolveConfig> {
+  const keys = command === 'config' ? CONFIG_KEYS : keysFor(command);
+  const flags = Object.fromEntries(keys.map((k) => [k, o[attributeOf(k)]]));
+  return resolveConfig({ flags, configFile: o.config as string | undefined, keys });
 }
 
-interface ServeFlags extends AuthFlags {
-  root: string;
-  listen: string;
-  auth: boolean;
-  open?: boolean;
-  capacity?: number;
-  rescan?: boolean;
-  rate?: number;
-  peerRate?: Record<string, number>;
-  maxTransfers?: number;
-  metrics?: string;
-  poolBuffers?: number;
-  writers?: number;
-  coresIo?: string;
-  coresOther?: string;
-  pin?: PinMode;
-  idleTimeout?: number;
-  json?: boolean;
-}
-
-interface SendFlags extends AuthFlags {
-  streams?: number;
-  blockSize?: number;
-  scheduler?: string;
-  digest?: string;
-  coresIo?: string;
-  coresOther?: string;
-  pin?: PinMode;
-  timeline?: string;
+interface OutputFlags {
   json?: boolean;
   quiet?: boolean;
 }
 
-function reporterFor(json: boolean, quiet: boolean): Reporter {
+/** A bar (with `--streams-detail`, one per stream too) on a terminal; JSON lines otherwise or with --json. */
+function reporterFor(json: boolean, quiet: boolean, streamsDetail: boolean): Reporter {
   if (quiet) return silentReporter;
   if (json || !process.stderr.isTTY) return jsonReporter(process.stdout);
-  return barReporter(process.stderr);
+  return barReporter(process.stderr, { streamsDetail });
 }
 
+/** One line: the code, what happened (and where), what to do; `--debug` adds the chain of causes. */
 function fail(err: unknown, json: boolean): never {
-  const e = err instanceof LonghaulError ? err : new LonghaulError('E_INTERNAL', err instanceof Error ? err.message : String(err));
-  if (json) process.stdout.write(`${JSON.stringify({ type: 'error', code: e.code, message: e.message })}\n`);
-  process.stderr.write(`longhaul: ${e.code}: ${e.message}\n`);
+  const e =
+    err instanceof LonghaulError ? err : new LonghaulError('E_INTERNAL', err instanceof Error ? err.message : String(err), { cause: err });
+  const fix = fixFor(e.code);
+  if (json) process.stdout.write(`${JSON.stringify({ type: 'error', code: e.code, message: e.message, fix })}\n`);
+  process.stderr.write(`longhaul: ${e.code}: ${e.message}${fix ? ` (fix: ${fix})` : ''}\n`);
+  if (program.opts().debug) process.stderr.write(causeChain(e));
   process.exit(exitCodeFor(e.code));
+}
+
+function causeChain(e: unknown): string {
+  const lines: string[] = [];
+  for (let c: unknown = e, depth = 0; c !== undefined && c !== null && depth < 16; depth++) {
+    const err = c instanceof Error ? c : undefined;
+    lines.push(`${depth === 0 ? 'error' : 'caused by'}: ${err ? (err.stack ?? `${err.name}: ${err.message}`) : String(c)}`);
+    c = err?.cause;
+  }
+  return `${lines.join('\n')}\n`;
 }
 
 function printSummary(s: SendSummary, json: boolean, extra: Record<string, unknown> = {}): void {
@@ -134,130 +147,165 @@ const program = new Command()
   .name('longhaul')
   .description('Move files and trees between machines as fast as the disk, the network and the cores allow.')
   .version(pkg.version)
+  .option('--debug', 'on failure, print the chain of causes with stack traces')
   .exitOverride()
   .configureOutput({ writeErr: (s) => process.stderr.write(s) });
 
-program
-  .command('serve')
-  .description('run a storage node that receives transfers into ROOT')
-  .requiredOption('--root <dir>', 'directory to store into (created if missing)')
-  .option('--listen <host:port>', 'address to listen on', '127.0.0.1:7878')
-  .option('--pool-buffers <n>', 'buffers in the node pool (x 4 MiB)', intArg(1, 4096))
-  .option('--writers <n>', 'disk-writer threads per transfer', intArg(1, 256))
-  .option('--cores-io <cpus>', 'CPUs for I/O threads, e.g. 2-7 (default: near the NIC and the disk)')
-  .option('--cores-other <cpus>', 'CPUs for other work, e.g. 0-1')
-  .option('--pin <mode>', 'auto, always or never', pinArg)
-  .option('--idle-timeout <seconds>', 'fail a transfer whose sender sends nothing for this long (default 60)', intArg(1, 86_400))
-  .option('--token-file <file>', 'file holding the shared token (default: LONGHAUL_TOKEN or LONGHAUL_TOKEN_FILE)')
-  .option('--no-auth', 'serve without authentication (loopback only unless --open)')
-  .option('--open', 'allow --no-auth on a non-loopback address')
-  .option('--capacity <size>', 'bytes the node may store, e.g. 500G (default: no limit)', sizeArg)
-  .option('--rescan', 'recount stored bytes by walking the root')
-  .option('--rate <size>', 'bytes per second for all transfers together, e.g. 1G', sizeArg)
-  .option('--peer-rate <peer=size>', 'bytes per second for one peer address, e.g. 10.0.0.7=200M (repeatable)', peerRateArg)
-  .option('--max-transfers <n>', 'transfers at once (default 32)', intArg(1, 100_000))
-  .option('--metrics <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics')
-  .option('--json', 'print events as JSON lines')
-  .action(async (o: ServeFlags) => {
+function serveCommand(): Command {
+  return withConfig(
+    program
+      .command('serve')
+      .description('run a storage node that receives transfers into ROOT (logs JSON lines to stderr)')
+      .option('--no-auth', 'serve without authentication (loopback only unless --open)')
+      .option('--open', 'allow --no-auth on a non-loopback address')
+      .option('--rescan', 'recount stored bytes by walking the root')
+      .option('--json', 'print events as JSON lines on stdout'),
+    'serve',
+  ).action(async (o: Record<string, unknown> & { auth: boolean; open?: boolean; rescan?: boolean; json?: boolean }) => {
     const json = Boolean(o.json);
     try {
-      const { host, port } = parseListen(o.listen);
+      const c = settings(o, 'serve').values;
+      if (!c.root) throw new LonghaulError('E_CONFIG', 'root is not set: give --root DIR, LONGHAUL_ROOT or "root" in the config file');
+      const log = pino(
+        { name: 'longhaul', level: c.logLevel ?? 'info', base: { pid: process.pid } },
+        pino.destination({ fd: 2, sync: true }),
+      );
+      const { host, port } = parseListen(c.listen ?? '127.0.0.1:7878');
       const node = await serve({
-        root: o.root,
+        root: c.root,
         host,
         port,
         auth: o.auth,
-        tokenFile: o.tokenFile,
+        tokenFile: c.tokenFile,
         openRemote: o.open,
-        capacity: o.capacity,
+        capacity: c.capacity,
         rescan: o.rescan,
-        rate: o.rate,
-        peerRates: o.peerRate,
-        maxTransfers: o.maxTransfers,
-        poolBuffers: o.poolBuffers,
-        writers: o.writers,
-        cores: o.coresIo ? { io: o.coresIo, other: o.coresOther } : undefined,
-        pin: o.pin,
-        idleTimeoutMs: o.idleTimeout ? o.idleTimeout * 1000 : undefined,
+        rate: c.rate,
+        peerRates: c.peerRates,
+        maxTransfers: c.maxTransfers,
+        poolBuffers: c.poolBuffers,
+        writers: c.writers,
+        cores: c.coresIo ? { io: c.coresIo, other: c.coresOther } : undefined,
+        pin: c.pin,
+        idleTimeoutMs: c.idleTimeout ? c.idleTimeout * 1000 : undefined,
       });
-      const metrics = o.metrics ? await serveMetrics(node, parseListen(o.metrics).host, parseListen(o.metrics).port) : undefined;
+      const metrics = c.metrics ? await serveMetrics(node, parseListen(c.metrics).host, parseListen(c.metrics).port) : undefined;
       const auth = o.auth ? 'token' : 'none';
       if (json)
         process.stdout.write(
           `${JSON.stringify({ type: 'listening', host: node.address.host, port: node.address.port, root: node.root, auth, metrics: metrics?.url })}\n`,
         );
-      else {
-        process.stderr.write(`longhaul node listening on ${node.url}, root ${node.root}, auth ${auth}\n`);
-        if (metrics) process.stderr.write(`metrics at ${metrics.url}\n`);
-      }
-      const event = (type: string) => (t: TransferInfo) => {
-        if (json) process.stdout.write(`${JSON.stringify({ type, ...t })}\n`);
-        else if (type === 'transfer:end')
-          process.stderr.write(
-            `${t.outcome === 'ok' ? 'done' : `FAILED ${t.code}`}: ${t.direction} ${t.path || '/'} ${t.peer} ${fmt.bytes(t.bytesDone)} in ${fmt.duration(t.seconds)}\n`,
+      log.info({ event: 'listening', url: node.url, root: node.root, auth, metrics: metrics?.url }, `listening on ${node.url}`);
+      // The engine's transfer events, forwarded to the log (and to stdout with --json).
+      const event = (type: 'transfer:start' | 'transfer:progress' | 'transfer:end') => (t: TransferInfo) => {
+        if (json && type !== 'transfer:progress') process.stdout.write(`${JSON.stringify({ type, ...t })}\n`);
+        const fields = {
+          event: type,
+          id: t.id,
+          peer: t.peer,
+          direction: t.direction,
+          path: t.path || '/',
+          bytesDone: t.bytesDone,
+          bytesTotal: t.bytesTotal,
+          streams: t.streams,
+          rate: Math.round(t.rate),
+        };
+        if (type === 'transfer:start') log.info(fields, `${t.direction} ${t.path || '/'} from ${t.peer} started`);
+        else if (type === 'transfer:progress') log.debug(fields, `${t.direction} ${t.path || '/'} ${fmt.bytes(t.bytesDone)}`);
+        else if (t.outcome === 'ok')
+          log.info(
+            { ...fields, seconds: t.seconds, outcome: t.outcome },
+            `${t.direction} ${t.path || '/'} done: ${fmt.bytes(t.bytesDone)} in ${fmt.duration(t.seconds)}`,
+          );
+        else
+          log.warn(
+            { ...fields, seconds: t.seconds, outcome: t.outcome, code: t.code },
+            `${t.direction} ${t.path || '/'} failed: ${t.code}`,
           );
       };
       node.on('transfer:start', event('transfer:start'));
+      node.on('transfer:progress', event('transfer:progress'));
       node.on('transfer:end', event('transfer:end'));
       let stopping = false;
-      const stop = (): void => {
+      const stop = (signal: string): void => {
         // The first signal drains (running transfers finish, new ones are refused); a second one stops now.
         const drain = !stopping;
         stopping = true;
-        if (!json) process.stderr.write(drain ? 'draining: waiting for running transfers (signal again to stop now)\n' : 'stopping\n');
-        void Promise.all([node.close({ drain }), metrics?.close()]).then(() => process.exit(0));
+        log.info(
+          { event: drain ? 'draining' : 'stopping', signal },
+          drain ? 'draining: waiting for running transfers (signal again to stop now)' : 'stopping',
+        );
+        void Promise.all([node.close({ drain }), metrics?.close()]).then(() => {
+          log.info({ event: 'stopped' }, 'stopped');
+          process.exit(0);
+        });
       };
-      process.on('SIGINT', stop);
-      process.on('SIGTERM', stop);
+      process.on('SIGINT', () => stop('SIGINT'));
+      process.on('SIGTERM', () => stop('SIGTERM'));
     } catch (err) {
       fail(err, json);
     }
   });
+}
+serveCommand();
 
-program
-  .command('send')
-  .description('send a file or a directory tree to a node')
-  .argument('<source>', 'file or directory to send')
-  .argument('<target>', 'HOST:PORT[/DEST] of the node; a directory SRC arrives as DEST/SRC')
-  .option('--streams <n>', 'parallel TCP data streams (default 2)', intArg(1, 256))
-  .option('--block-size <size>', 'block size, e.g. 4M (default 4M)', sizeArg)
-  .option('--scheduler <name>', 'pipelined, adaptive or auto (default auto: probes both)', choiceArg(['pipelined', 'adaptive', 'auto']))
-  .option('--digest <name>', 'none, or blake3: a BLAKE3 of every block, checked by the node', choiceArg(['none', 'blake3']))
-  .option('--cores-io <cpus>', 'CPUs for I/O threads, e.g. 2-7 (default: near the NIC and the disk)')
-  .option('--cores-other <cpus>', 'CPUs for other work, e.g. 0-1')
-  .option('--pin <mode>', 'auto, always or never', pinArg)
-  .option('--timeline <file>', 'write the thread-state timeline (JSON) to FILE')
-  .option('--token-file <file>', "file holding the node's token (default: LONGHAUL_TOKEN or LONGHAUL_TOKEN_FILE)")
-  .option('--json', 'print progress and the summary as JSON lines')
-  .option('-q, --quiet', 'no progress output')
-  .action(async (source: string, target: string, o: SendFlags) => {
+withConfig(
+  program
+    .command('send')
+    .description('send a file or a directory tree to a node')
+    .argument('<source>', 'file or directory to send')
+    .argument('<target>', 'HOST:PORT[/DEST] of the node; a directory SRC arrives as DEST/SRC')
+    .option('--timeline <file>', 'write the thread-state timeline (JSON) to FILE')
+    .option('--report <file>', 'write an HTML report (throughput, per-stream bytes, thread states, summary) to FILE')
+    .option('--streams-detail', 'on a terminal, a bar per stream under the total')
+    .option('--json', 'print progress and the summary as JSON lines')
+    .option('-q, --quiet', 'no progress output'),
+  'send',
+).action(
+  async (
+    source: string,
+    target: string,
+    o: Record<string, unknown> & OutputFlags & { timeline?: string; report?: string; streamsDetail?: boolean },
+  ) => {
     const json = Boolean(o.json);
-    const reporter = reporterFor(json, Boolean(o.quiet));
-    const abort = new AbortController();
-    process.once('SIGINT', () => abort.abort());
+    let reporter: Reporter = silentReporter;
     try {
+      const c = settings(o, 'send').values;
+      reporter = reporterFor(json, Boolean(o.quiet), Boolean(o.streamsDetail));
+      const recorder = new ProgressRecorder();
+      const abort = new AbortController();
+      process.once('SIGINT', () => abort.abort());
       const s = await send(source, target, {
-        streams: o.streams,
-        blockSize: o.blockSize,
+        streams: c.streams,
+        blockSize: c.blockSize,
+        poolBuffers: c.poolBuffers,
+        readers: c.readers,
         signal: abort.signal,
-        onProgress: (p) => reporter.progress(p),
+        onProgress: (p) => {
+          recorder.add(p);
+          reporter.progress(p);
+        },
         progressIntervalMs: json || !process.stderr.isTTY ? 500 : 100,
-        scheduler: o.scheduler as SchedulerName | undefined,
-        digest: o.digest as 'none' | 'blake3' | undefined,
-        cores: o.coresIo ? { io: o.coresIo, other: o.coresOther } : undefined,
-        pin: o.pin,
-        tokenFile: o.tokenFile,
+        scheduler: c.scheduler,
+        digest: c.digest,
+        cores: c.coresIo ? { io: c.coresIo, other: c.coresOther } : undefined,
+        pin: c.pin,
+        ioTimeoutMs: c.ioTimeout ? c.ioTimeout * 1000 : undefined,
+        tokenFile: c.tokenFile,
       });
       reporter.done();
       if (o.timeline) {
         writeFileSync(o.timeline, `${JSON.stringify({ scheduler: s.scheduler, placement: s.placement, samples: s.timeline }, null, 1)}\n`);
       }
-      printSummary(s, json);
+      if (o.report)
+        writeReport(o.report, { summary: s, source, target, progress: recorder.samples(), command: process.argv.slice(2).join(' ') });
+      printSummary(s, json, o.report ? { report: o.report } : {});
     } catch (err) {
       reporter.done();
       fail(err, json);
     }
-  });
+  },
+);
 
 function printReceived(s: ReceiveSummary, what: string, json: boolean): void {
   if (json || !process.stdout.isTTY) process.stdout.write(`${JSON.stringify({ type: 'summary', ...s })}\n`);
@@ -267,95 +315,85 @@ function printReceived(s: ReceiveSummary, what: string, json: boolean): void {
     );
 }
 
-interface TransferFlags extends AuthFlags {
-  streams?: number;
-  blockSize?: number;
-  json?: boolean;
-  quiet?: boolean;
+async function receiveAction(
+  command: 'get' | 'copy',
+  o: Record<string, unknown> & OutputFlags,
+  run: (c: Config, reporter: Reporter, signal: AbortSignal) => Promise<ReceiveSummary>,
+): Promise<void> {
+  const json = Boolean(o.json);
+  let reporter: Reporter = silentReporter;
+  try {
+    const c = settings(o, command).values;
+    reporter = reporterFor(json, Boolean(o.quiet), false);
+    const abort = new AbortController();
+    process.once('SIGINT', () => abort.abort());
+    const s = await run(c, reporter, abort.signal);
+    reporter.done();
+    printReceived(s, command === 'get' ? 'received' : 'copied', json);
+  } catch (err) {
+    reporter.done();
+    fail(err, json);
+  }
 }
 
-program
-  .command('get')
-  .description('pull a file or a directory tree from a node (the node sends)')
-  .argument('<source>', 'HOST:PORT/PATH on the node; a directory P arrives as DEST/P')
-  .argument('<dest>', 'local directory (created if missing)')
-  .option('--streams <n>', 'parallel TCP data streams (default 2)', intArg(1, 256))
-  .option('--block-size <size>', 'block size, e.g. 4M (default 4M)', sizeArg)
-  .option('--token-file <file>', "file holding the node's token (default: LONGHAUL_TOKEN or LONGHAUL_TOKEN_FILE)")
-  .option('--json', 'print progress and the summary as JSON lines')
-  .option('-q, --quiet', 'no progress output')
-  .action(async (source: string, dest: string, o: TransferFlags) => {
-    const json = Boolean(o.json);
-    const reporter = reporterFor(json, Boolean(o.quiet));
-    const abort = new AbortController();
-    process.once('SIGINT', () => abort.abort());
-    try {
-      const s = await get(source, dest, {
-        streams: o.streams,
-        blockSize: o.blockSize,
-        tokenFile: o.tokenFile,
-        signal: abort.signal,
-        onProgress: (p) => reporter.progress(p),
-        progressIntervalMs: json || !process.stderr.isTTY ? 500 : 100,
-      });
-      reporter.done();
-      printReceived(s, 'received', json);
-    } catch (err) {
-      reporter.done();
-      fail(err, json);
-    }
-  });
+withConfig(
+  program
+    .command('get')
+    .description('pull a file or a directory tree from a node (the node sends)')
+    .argument('<source>', 'HOST:PORT/PATH on the node; a directory P arrives as DEST/P')
+    .argument('<dest>', 'local directory (created if missing)')
+    .option('--json', 'print progress and the summary as JSON lines')
+    .option('-q, --quiet', 'no progress output'),
+  'get',
+).action((source: string, dest: string, o: Record<string, unknown> & OutputFlags) =>
+  receiveAction('get', o, (c, reporter, signal) =>
+    get(source, dest, {
+      streams: c.streams,
+      blockSize: c.blockSize,
+      tokenFile: c.tokenFile,
+      signal,
+      onProgress: (p) => reporter.progress(p),
+      progressIntervalMs: o.json || !process.stderr.isTTY ? 500 : 100,
+    }),
+  ),
+);
 
-program
-  .command('copy')
-  .description('third-party copy: have one node push to another; the data does not pass through here')
-  .argument('<from>', 'HOST:PORT/SRC on the node that has the data')
-  .argument('<to>', 'HOST:PORT/DEST of the receiving node, as the first node reaches it')
-  .option('--streams <n>', 'parallel TCP data streams (default 2)', intArg(1, 256))
-  .option('--block-size <size>', 'block size, e.g. 4M (default 4M)', sizeArg)
-  .option('--token-file <file>', 'file holding the token both nodes share (default: LONGHAUL_TOKEN or LONGHAUL_TOKEN_FILE)')
-  .option('--json', 'print progress and the summary as JSON lines')
-  .option('-q, --quiet', 'no progress output')
-  .action(async (from: string, to: string, o: TransferFlags) => {
-    const json = Boolean(o.json);
-    const reporter = reporterFor(json, Boolean(o.quiet));
-    const abort = new AbortController();
-    process.once('SIGINT', () => abort.abort());
-    try {
-      const s = await copy(from, to, {
-        streams: o.streams,
-        blockSize: o.blockSize,
-        tokenFile: o.tokenFile,
-        signal: abort.signal,
-        onProgress: (p) => reporter.progress(p),
-      });
-      reporter.done();
-      printReceived(s, 'copied', json);
-    } catch (err) {
-      reporter.done();
-      fail(err, json);
-    }
-  });
+withConfig(
+  program
+    .command('copy')
+    .description('third-party copy: have one node push to another; the data does not pass through here')
+    .argument('<from>', 'HOST:PORT/SRC on the node that has the data')
+    .argument('<to>', 'HOST:PORT/DEST of the receiving node, as the first node reaches it')
+    .option('--json', 'print progress and the summary as JSON lines')
+    .option('-q, --quiet', 'no progress output'),
+  'copy',
+).action((from: string, to: string, o: Record<string, unknown> & OutputFlags) =>
+  receiveAction('copy', o, (c, reporter, signal) =>
+    copy(from, to, { streams: c.streams, blockSize: c.blockSize, tokenFile: c.tokenFile, signal, onProgress: (p) => reporter.progress(p) }),
+  ),
+);
 
-program
-  .command('ls')
-  .description('list a directory (or name a file) on a node')
-  .argument('<target>', 'HOST:PORT[/PATH]')
-  .option('--token-file <file>', "file holding the node's token (default: LONGHAUL_TOKEN or LONGHAUL_TOKEN_FILE)")
-  .option('--json', 'one JSON object per entry')
-  .action(async (target: string, o: AuthFlags & { json?: boolean }) => {
-    try {
-      for (const e of await ls(target, { tokenFile: o.tokenFile })) {
-        if (o.json) process.stdout.write(`${JSON.stringify({ ...e, mtime: e.mtime.toISOString() })}\n`);
-        else
-          process.stdout.write(
-            `${e.kind.charAt(0)} ${e.mode.toString(8).padStart(4, '0')} ${String(e.size).padStart(14)} ${e.mtime.toISOString()} ${e.name}${e.kind === 'dir' ? '/' : ''}\n`,
-          );
-      }
-    } catch (err) {
-      fail(err, Boolean(o.json));
+withConfig(
+  program
+    .command('ls')
+    .description('list a directory (or name a file) on a node')
+    .argument('<target>', 'HOST:PORT[/PATH]')
+    .option('--json', 'one JSON object per entry'),
+  'ls',
+).action(async (target: string, o: Record<string, unknown> & OutputFlags) => {
+  try {
+    const c = settings(o, 'ls').values;
+    for (const e of await ls(target, { tokenFile: c.tokenFile })) {
+      if (o.json) process.stdout.write(`${JSON.stringify({ ...e, mtime: e.mtime.toISOString() })}\n`);
+      else
+        process.stdout.write(
+          `${e.kind.charAt(0)} ${e.mode.toString(8).padStart(4, '0')} ${String(e.size).padStart(14)} ${e.mtime.toISOString()} ${e.name}${e.kind === 'dir' ? '/' : ''}\n`,
+        );
     }
-  });
+  } catch (err) {
+    fail(err, Boolean(o.json));
+  }
+});
 
 /** `PATH:OFFSET:LENGTH`; the path may itself hold colons. */
 function segmentArg(v: string): { path: string; offset: number; length: number } {
@@ -364,42 +402,43 @@ function segmentArg(v: string): { path: string; offset: number; length: number }
   return { path: m[1]!, offset: Number(m[2]), length: Number(m[3]) };
 }
 
-program
-  .command('readv')
-  .description('read many (path, offset, length) segments from a node in one request')
-  .argument('<target>', 'HOST:PORT of the node')
-  .argument('<segments...>', 'PATH:OFFSET:LENGTH, relative to the node root')
-  .option('--token-file <file>', "file holding the node's token (default: LONGHAUL_TOKEN or LONGHAUL_TOKEN_FILE)")
-  .option('-o, --out <file>', 'write the segments, concatenated, to FILE (default: stdout)')
-  .option('--json', 'one JSON object per segment, its bytes in base64')
-  .action(async (target: string, args: string[], o: AuthFlags & { out?: string; json?: boolean }) => {
-    const json = Boolean(o.json);
+withConfig(
+  program
+    .command('readv')
+    .description('read many (path, offset, length) segments from a node in one request')
+    .argument('<target>', 'HOST:PORT of the node')
+    .argument('<segments...>', 'PATH:OFFSET:LENGTH, relative to the node root')
+    .option('-o, --out <file>', 'write the segments, concatenated, to FILE (default: stdout)')
+    .option('--json', 'one JSON object per segment, its bytes in base64'),
+  'readv',
+).action(async (target: string, args: string[], o: Record<string, unknown> & OutputFlags & { out?: string }) => {
+  const json = Boolean(o.json);
+  try {
+    const segments = args.map(segmentArg);
+    const c = await connect(parseTarget(target), { tokenFile: settings(o, 'readv').values.tokenFile });
     try {
-      const segments = args.map(segmentArg);
-      const c = await connect(parseTarget(target), { tokenFile: o.tokenFile });
-      try {
-        const results = await c.readvSettled(segments);
-        if (json) {
-          results.forEach((r, i) => {
-            const s = segments[i]!;
-            process.stdout.write(
-              `${JSON.stringify({ ...s, ...(r.error ? { code: r.error.code } : { bytes: r.data!.length, data: r.data!.toString('base64') }) })}\n`,
-            );
-          });
-        } else {
-          const bad = results.findIndex((r) => r.error);
-          if (bad >= 0) throw new LonghaulError(results[bad]!.error!.code, `segment ${args[bad]}: ${results[bad]!.error!.message}`);
-          const all = Buffer.concat(results.map((r) => r.data!));
-          if (o.out) writeFileSync(o.out, all);
-          else process.stdout.write(all);
-        }
-      } finally {
-        c.close();
+      const results = await c.readvSettled(segments);
+      if (json) {
+        results.forEach((r, i) => {
+          const s = segments[i]!;
+          process.stdout.write(
+            `${JSON.stringify({ ...s, ...(r.error ? { code: r.error.code } : { bytes: r.data!.length, data: r.data!.toString('base64') }) })}\n`,
+          );
+        });
+      } else {
+        const bad = results.findIndex((r) => r.error);
+        if (bad >= 0) throw new LonghaulError(results[bad]!.error!.code, `segment ${args[bad]}: ${results[bad]!.error!.message}`);
+        const all = Buffer.concat(results.map((r) => r.data!));
+        if (o.out) writeFileSync(o.out, all);
+        else process.stdout.write(all);
       }
-    } catch (err) {
-      fail(err, json);
+    } finally {
+      c.close();
     }
-  });
+  } catch (err) {
+    fail(err, json);
+  }
+});
 
 function statsLines(s: NodeStats): string[] {
   const lines = [
@@ -421,21 +460,22 @@ function statsLines(s: NodeStats): string[] {
   return lines;
 }
 
-program
-  .command('stats')
-  .description("print a node's statistics and active transfers")
-  .argument('<target>', 'HOST:PORT of the node')
-  .option('--token-file <file>', "file holding the node's token (default: LONGHAUL_TOKEN or LONGHAUL_TOKEN_FILE)")
-  .option('--json', 'the statistics as one JSON object')
-  .action(async (target: string, o: AuthFlags & { json?: boolean }) => {
-    try {
-      const s = await nodeStats(target, { tokenFile: o.tokenFile });
-      if (o.json) process.stdout.write(`${JSON.stringify(s)}\n`);
-      else for (const line of statsLines(s)) process.stdout.write(`${line}\n`);
-    } catch (err) {
-      fail(err, Boolean(o.json));
-    }
-  });
+withConfig(
+  program
+    .command('stats')
+    .description("print a node's statistics and active transfers")
+    .argument('<target>', 'HOST:PORT of the node')
+    .option('--json', 'the statistics as one JSON object'),
+  'stats',
+).action(async (target: string, o: Record<string, unknown> & OutputFlags) => {
+  try {
+    const s = await nodeStats(target, { tokenFile: settings(o, 'stats').values.tokenFile });
+    if (o.json) process.stdout.write(`${JSON.stringify(s)}\n`);
+    else for (const line of statsLines(s)) process.stdout.write(`${line}\n`);
+  } catch (err) {
+    fail(err, Boolean(o.json));
+  }
+});
 
 program
   .command('doctor')
@@ -448,17 +488,26 @@ program
     }
   });
 
-program
-  .command('demo')
-  .description('generate a sample tree, start a node on 127.0.0.1, send the tree to it and verify it')
-  .option('--files <n>', 'small files in the sample tree', intArg(0, 10_000_000), 5000)
-  .option('--big <size>', 'size of the large file', sizeArg, 256 << 20)
-  .option('--streams <n>', 'parallel TCP data streams (default 2)', intArg(1, 256))
-  .option('--dir <dir>', 'where to make the temporary directory (default: the OS temp dir)')
-  .option('--keep', 'keep the generated tree and the received copy')
-  .option('--json', 'print progress and the summary as JSON lines')
-  .action(async (o: { files: number; big: number; streams?: number; dir?: string; keep?: boolean; json?: boolean }) => {
+withConfig(
+  program
+    .command('demo')
+    .description('generate a sample tree, start a node on 127.0.0.1, send the tree to it and verify it')
+    .option('--files <n>', 'small files in the sample tree', intArg(0, 10_000_000), 5000)
+    .option('--big <size>', 'size of the large file', sizeArg, 256 << 20)
+    .option('--dir <dir>', 'where to make the temporary directory (default: the OS temp dir)')
+    .option('--keep', 'keep the generated tree and the received copy')
+    .option('--report <file>', 'write an HTML report of the transfer to FILE')
+    .option('--json', 'print progress and the summary as JSON lines'),
+  'demo',
+).action(
+  async (o: Record<string, unknown> & { files: number; big: number; dir?: string; keep?: boolean; report?: string; json?: boolean }) => {
     const json = Boolean(o.json);
+    let streams: number | undefined;
+    try {
+      streams = settings(o, 'demo').values.streams;
+    } catch (err) {
+      fail(err, json);
+    }
     const work = await makeDemoDir(o.dir);
     const log = (s: string): void => {
       if (!json) process.stderr.write(`${s}\n`);
@@ -471,10 +520,18 @@ program
       const token = randomBytes(24).toString('base64');
       const node = await serve({ root: join(work, 'node-root'), host: '127.0.0.1', port: 0, token });
       log(`node listening on ${node.url}, root ${node.root}`);
-      const reporter = reporterFor(json, false);
+      const reporter = reporterFor(json, false, false);
+      const recorder = new ProgressRecorder();
       let s: SendSummary;
       try {
-        s = await send(src, `${node.url}/received`, { token, streams: o.streams, onProgress: (p) => reporter.progress(p) });
+        s = await send(src, `${node.url}/received`, {
+          token,
+          streams,
+          onProgress: (p) => {
+            recorder.add(p);
+            reporter.progress(p);
+          },
+        });
       } finally {
         reporter.done();
         await node.close();
@@ -486,7 +543,15 @@ program
           `the received tree differs from the source in ${diffs.length} places, first: ${JSON.stringify(diffs[0])}`,
         );
       }
-      printSummary(s, json, { verified: true });
+      if (o.report)
+        writeReport(o.report, {
+          summary: s,
+          source: src,
+          target: `${node.url}/received`,
+          progress: recorder.samples(),
+          command: process.argv.slice(2).join(' '),
+        });
+      printSummary(s, json, { verified: true, ...(o.report ? { report: o.report } : {}) });
       log(
         `verified: ${fmt.count(s.files)} files, ${fmt.count(s.dirs)} dirs and ${fmt.count(s.symlinks)} symlinks identical (bytes, modes, mtimes, link targets)`,
       );
@@ -496,7 +561,47 @@ program
     } finally {
       if (!o.keep) await removeDir(work);
     }
-  });
+  },
+);
+
+withConfig(
+  program
+    .command('config')
+    .description('print the effective configuration and where each value came from (default, file, environment, flag)')
+    .option('--schema', "print the config file's JSON Schema instead")
+    .option('--json', 'one JSON object: key -> { value, source }'),
+  'config',
+).action((o: Record<string, unknown> & { schema?: boolean; json?: boolean }) => {
+  const json = Boolean(o.json);
+  if (o.schema) {
+    process.stdout.write(`${JSON.stringify(configJsonSchema(), null, 2)}\n`);
+    return;
+  }
+  try {
+    const { values, sources, file } = settings(o, 'config');
+    if (json) {
+      const out = Object.fromEntries(
+        CONFIG_KEYS.map((k) => [
+          k,
+          { value: values[k] ?? null, source: sources[k] ? describeSource(sources[k]) : 'unset (engine default)' },
+        ]),
+      );
+      process.stdout.write(`${JSON.stringify({ file: file ?? null, options: out })}\n`);
+      return;
+    }
+    process.stdout.write(`config file: ${file ?? `none (no --config, LONGHAUL_CONFIG or ./${CONFIG_FILE})`}\n`);
+    const width = Math.max(...CONFIG_KEYS.map((k) => k.length));
+    for (const k of CONFIG_KEYS) {
+      const v = values[k];
+      const shown = v === undefined ? '-' : typeof v === 'object' ? JSON.stringify(v) : String(v);
+      process.stdout.write(
+        `${k.padEnd(width)}  ${shown.padEnd(24)} ${sources[k] ? describeSource(sources[k]) : 'unset (engine default)'}\n`,
+      );
+    }
+  } catch (err) {
+    fail(err, json);
+  }
+});
 
 try {
   await program.parseAsync(process.argv);

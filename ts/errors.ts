@@ -26,6 +26,7 @@ export function fromNative(err: unknown): LonghaulError {
 export function exitCodeFor(code: string): number {
   switch (code) {
     case 'E_USAGE':
+    case 'E_CONFIG':
       return 2;
     case 'E_CONNECT':
     case 'E_NET':
@@ -57,3 +58,41 @@ export function exitCodeFor(code: string): number {
       return 1;
   }
 }
+
+/** What to do about each code: the CLI's one line ends with it. docs/ERRORS.md says more. */
+const FIXES: Record<string, string> = {
+  E_USAGE: 'see longhaul help COMMAND',
+  E_CONFIG:
+    'fix the named key in the config file, the LONGHAUL_* variable or the flag; `longhaul config` shows where each value comes from',
+  E_CONNECT: 'check the address and that `longhaul serve` runs there',
+  E_NET: "retry; look at the node's log for its side",
+  E_PROTOCOL: 'run the same longhaul version on both ends',
+  E_VERSION: 'upgrade the older end',
+  E_TIMEOUT: 'check the network and the node; raise --io-timeout / --idle-timeout for slow links',
+  E_NOT_FOUND: 'check the path',
+  E_SOURCE_CHANGED: 'send again once writers are done with the source',
+  E_PATH_ESCAPE: 'send to a destination inside the root with no symlinks on the way',
+  E_BAD_PATH: 'the index was hand-made or damaged; send again',
+  E_DUPLICATE: 'the index was hand-made or damaged; send again',
+  E_INDEX: 'the index was hand-made or damaged; send again',
+  E_LIMIT: "use smaller values, split the request, or raise the node's limit",
+  E_AUTH: 'use the same token on both sides (--token-file, LONGHAUL_TOKEN or LONGHAUL_TOKEN_FILE)',
+  E_BUSY: "retry later, or raise the node's --max-transfers",
+  E_CAPACITY: 'free space on the node or raise its --capacity',
+  E_IO: 'check permissions and the file system at the named path',
+  E_NOSPACE: 'make room on the destination and send again',
+  E_CHECKSUM: 'check the network path (NIC offload, a proxy) and send again',
+  E_VERIFY: 'report it: the copy differs from the source',
+  E_CANCELLED: '',
+  E_CLOSED: 'the StorageNode was closed: start a new one with serve()',
+  E_PANIC: 'report it with the output of --debug',
+  E_INTERNAL: 'report it with the output of --debug',
+};
+
+/** The one-line advice for a code ('' when there is nothing to do). */
+export function fixFor(code: string): string {
+  return FIXES[code] ?? FIXES.E_INTERNAL!;
+}
+
+/** Every code the CLI documents (docs/ERRORS.md has a row for each). */
+export const ERROR_CODES: readonly string[] = Object.keys(FIXES);

@@ -8,7 +8,18 @@ import { native } from './native.js';
 import type { Cores, PinMode } from './node.js';
 import { formatAddress, parseTarget, type Target } from './target.js';
 
-export { LonghaulError, exitCodeFor } from './errors.js';
+export { LonghaulError, exitCodeFor, fixFor, ERROR_CODES } from './errors.js';
+export {
+  resolveConfig,
+  configJsonSchema,
+  CONFIG_KEYS,
+  CONFIG_FILE,
+  type Config,
+  type ConfigKey,
+  type ResolvedConfig,
+  type ResolveInput,
+  type Source as ConfigSource,
+} from './config.js';
 export { parseSize, resolveToken, type AuthOptions, type Progress, type TransferTotals } from './common.js';
 export {
   serve,

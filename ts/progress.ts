@@ -24,21 +24,32 @@ class SmoothedRate {
   }
 }
 
-export function barReporter(stream: NodeJS.WriteStream): Reporter {
-  const bar = new cliProgress.SingleBar(
+const BAR_FORMAT = '{bar} {percentage}% | {done} / {size} | {files} files | {rate} | ETA {remaining}';
+const STREAM_FORMAT = '{bar} stream {stream} | {done} | {rate}';
+
+/**
+ * The whole job's bar: pre-scanned totals, bytes and files done, a smoothed rate and ETA. With
+ * `streamsDetail`, one bar per data stream under it (its bytes against an even share).
+ */
+export function barReporter(stream: NodeJS.WriteStream, opts: { streamsDetail?: boolean } = {}): Reporter {
+  const multi = new cliProgress.MultiBar(
     {
       stream,
       // Our own names: {total} and {eta} are cli-progress's built-ins (raw bytes, seconds).
-      format: '{bar} {percentage}% | {done} / {size} | {files} files | {rate} | ETA {remaining}',
+      format: BAR_FORMAT,
       barsize: 30,
       hideCursor: true,
       clearOnComplete: false,
+      stopOnComplete: false,
       fps: 10,
+      // Draw when not a TTY too: the caller only makes a bar reporter for a terminal.
+      noTTYOutput: true,
     },
     cliProgress.Presets.shades_classic,
   );
   const smooth = new SmoothedRate();
-  let started = false;
+  let total: cliProgress.SingleBar | undefined;
+  const streams: { bar: cliProgress.SingleBar; rate: SmoothedRate }[] = [];
   return {
     progress(p) {
       const r = smooth.update(p);
@@ -49,15 +60,20 @@ export function barReporter(stream: NodeJS.WriteStream): Reporter {
         rate: fmt.rate(r),
         remaining: r > 0 ? fmt.duration((p.bytesTotal - p.bytesDone) / r) : '--',
       };
-      if (!started) {
-        bar.start(Math.max(p.bytesTotal, 1), p.bytesDone, payload);
-        started = true;
-      } else {
-        bar.update(p.bytesDone, payload);
-      }
+      if (!total) total = multi.create(Math.max(p.bytesTotal, 1), p.bytesDone, payload);
+      else total.update(p.bytesDone, payload);
+      if (!opts.streamsDetail) return;
+      const share = Math.max(1, p.bytesTotal / Math.max(p.perStreamBytes.length, 1));
+      p.perStreamBytes.forEach((b, i) => {
+        if (!streams[i]) streams[i] = { bar: multi.create(share, 0, {}, { format: STREAM_FORMAT }), rate: new SmoothedRate() };
+        const s = streams[i]!;
+        const sr = s.rate.update({ ...p, bytesDone: b, bytesPerSecond: p.seconds > 0 ? b / p.seconds : 0 });
+        s.bar.setTotal(Math.max(share, b));
+        s.bar.update(b, { stream: i, done: fmt.bytes(b), rate: fmt.rate(sr) });
+      });
     },
     done() {
-      if (started) bar.stop();
+      multi.stop();
     },
   };
 }

@@ -38,14 +38,33 @@ pub fn run(sysfs_root: &Path) -> Vec<Check> {
             advice: Some("blocks are read into buffers and written instead; unset LONGHAUL_NO_SENDFILE if it is set".into()),
         }),
     }
-    // The node's default pool: 16 x 4 MiB.
-    match Pool::new(4 << 20, 16) {
-        Ok(p) if p.locked() => out.push(Check {
-            name: "mlock",
+    out.push(match probe::splice() {
+        Ok(()) => Check {
+            name: "splice",
             ok: true,
-            detail: format!("a 64 MiB pool locks (RLIMIT_MEMLOCK {})", probe::memlock_limit_text()),
+            detail: "works (file -> pipe -> socket); this version receives with read and write, checking each block's XXH3 in memory"
+                .into(),
             advice: None,
-        }),
+        },
+        Err(e) => Check {
+            name: "splice",
+            ok: false,
+            detail: e,
+            advice: Some("nothing to do for this version (it does not splice); a kernel or seccomp policy blocks splice here".into()),
+        },
+    });
+    // The node's default pool: 16 x 4 MiB.
+    let mut pool_locked = false;
+    match Pool::new(4 << 20, 16) {
+        Ok(p) if p.locked() => {
+            pool_locked = true;
+            out.push(Check {
+                name: "mlock",
+                ok: true,
+                detail: format!("a 64 MiB pool locks (RLIMIT_MEMLOCK {})", probe::memlock_limit_text()),
+                advice: None,
+            })
+        }
         Ok(p) => out.push(Check {
             name: "mlock",
             ok: false,
@@ -56,6 +75,25 @@ pub fn run(sysfs_root: &Path) -> Vec<Check> {
             out.push(Check { name: "mlock", ok: false, detail: e.to_string(), advice: Some("free memory for the buffer pool".into()) })
         }
     }
+    let pool_bytes = 64u64 << 20;
+    out.push(match probe::memlock_limit() {
+        None => Check { name: "RLIMIT_MEMLOCK", ok: true, detail: "unlimited".into(), advice: None },
+        Some(n) if n >= pool_bytes => {
+            Check { name: "RLIMIT_MEMLOCK", ok: true, detail: format!("{} KiB: room for the default 64 MiB pool", n / 1024), advice: None }
+        }
+        Some(n) if pool_locked => Check {
+            name: "RLIMIT_MEMLOCK",
+            ok: true,
+            detail: format!("{} KiB, below the 64 MiB pool, but this process locks beyond it (CAP_IPC_LOCK, e.g. root)", n / 1024),
+            advice: None,
+        },
+        Some(n) => Check {
+            name: "RLIMIT_MEMLOCK",
+            ok: false,
+            detail: format!("{} KiB, less than the default 64 MiB pool", n / 1024),
+            advice: Some("ulimit -l 131072 (or LimitMEMLOCK=128M in the systemd unit); unlocked buffers work but may be paged out".into()),
+        },
+    });
     let allowed = allowed_cpus();
     let pin = std::thread::spawn(move || match allowed.last() {
         Some(&cpu) => bind_current_thread(cpu).map(|()| cpu),
@@ -132,11 +170,16 @@ pub fn run(sysfs_root: &Path) -> Vec<Check> {
             advice: None,
         },
     });
-    out.push(Check {
-        name: "io_uring",
-        ok: true,
-        detail: "not used in this version (blocking threads with sendfile and pread/pwrite)".into(),
-        advice: None,
+    out.push(match probe::io_uring() {
+        Ok(()) => Check {
+            name: "io_uring",
+            ok: true,
+            detail: "available; not used by this version (blocking threads with sendfile and pread/pwrite)".into(),
+            advice: None,
+        },
+        Err(e) => {
+            Check { name: "io_uring", ok: false, detail: e, advice: Some("nothing to do: this version does not use io_uring".into()) }
+        }
     });
     out
 }
@@ -158,7 +201,9 @@ mod tests {
         std::fs::write(root.join("proc/sys/net/core/wmem_max"), "67108864\n").unwrap();
         let checks = run(&root);
         let names: Vec<&str> = checks.iter().map(|c| c.name).collect();
-        for n in ["sendfile", "mlock", "pinning", "numa", "placement", "socket buffers", "open files", "io_uring"] {
+        for n in
+            ["sendfile", "splice", "mlock", "RLIMIT_MEMLOCK", "pinning", "numa", "placement", "socket buffers", "open files", "io_uring"]
+        {
             assert!(names.contains(&n), "missing {n}");
         }
         let numa = checks.iter().find(|c| c.name == "numa").unwrap();

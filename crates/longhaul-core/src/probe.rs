@@ -59,3 +59,72 @@ fn probe_sendfile() -> Result<(), String> {
     }
     Ok(())
 }
+
+/// Whether splice works here: a byte from a memfd into a pipe and on into a socket pair, the
+/// path a zero-copy receiver would take (socket -> pipe -> file) in reverse. Probed each call.
+pub fn splice() -> Result<(), String> {
+    use rustix::pipe::{pipe, splice, SpliceFlags};
+    let fd = rustix::fs::memfd_create("longhaul-probe", rustix::fs::MemfdFlags::CLOEXEC).map_err(|e| format!("memfd_create: {e}"))?;
+    let mut file = std::fs::File::from(fd);
+    file.write_all(b"y").map_err(|e| format!("probe write: {e}"))?;
+    let (r, w) = pipe().map_err(|e| format!("pipe: {e}"))?;
+    let mut off = 0u64;
+    match splice(file.as_fd(), Some(&mut off), &w, None, 1, SpliceFlags::empty()) {
+        Ok(1) => {}
+        Ok(n) => return Err(format!("splice into the pipe moved {n} bytes of 1")),
+        Err(e) => return Err(format!("splice file -> pipe: {e}")),
+    }
+    let (a, mut b) = UnixStream::pair().map_err(|e| format!("socketpair: {e}"))?;
+    match splice(&r, None, a.as_fd(), None, 1, SpliceFlags::empty()) {
+        Ok(1) => {}
+        Ok(n) => return Err(format!("splice out of the pipe moved {n} bytes of 1")),
+        Err(e) => return Err(format!("splice pipe -> socket: {e}")),
+    }
+    let mut got = [0u8; 1];
+    b.read_exact(&mut got).map_err(|e| format!("probe read: {e}"))?;
+    if &got != b"y" {
+        return Err("splice delivered the wrong byte".into());
+    }
+    Ok(())
+}
+
+/// RLIMIT_MEMLOCK in bytes (`None`: unlimited).
+pub fn memlock_limit() -> Option<u64> {
+    rustix::process::getrlimit(rustix::process::Resource::Memlock).current
+}
+
+/// Whether the kernel lets this process set up an io_uring (one entry, then closed at once).
+pub fn io_uring() -> Result<(), String> {
+    // struct io_uring_params is 120 bytes; zeroed asks for the defaults.
+    let mut params = [0u8; 120];
+    // SAFETY: io_uring_setup reads and writes `params` (120 bytes, as the kernel expects) and
+    // returns a new descriptor, which is closed below.
+    let fd = unsafe { libc::syscall(libc::SYS_io_uring_setup, 1u32, params.as_mut_ptr()) };
+    if fd < 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(match e.raw_os_error() {
+            Some(libc::ENOSYS) => "the kernel has no io_uring (ENOSYS)".into(),
+            Some(libc::EPERM) => "io_uring is disabled here (EPERM: kernel.io_uring_disabled or a seccomp filter)".into(),
+            _ => format!("io_uring_setup: {e}"),
+        });
+    }
+    // SAFETY: fd is a descriptor this call just received and nothing else holds.
+    unsafe { libc::close(fd as i32) };
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn splice_moves_a_byte_through_a_pipe_on_linux() {
+        // Linux has had splice since 2.6.17; a failure here means the probe itself is wrong.
+        assert_eq!(super::splice(), Ok(()));
+    }
+
+    #[test]
+    fn io_uring_answers_with_a_reason_when_it_is_off() {
+        if let Err(e) = super::io_uring() {
+            assert!(e.contains("io_uring"), "{e}");
+        }
+    }
+}

@@ -1,0 +1,419 @@
+// Configuration: one zod schema for every option the CLI takes, read from a file
+// (`longhaul.config.json`, `--config FILE` or LONGHAUL_CONFIG), from LONGHAUL_* environment
+// variables and from flags, in that order of precedence (a flag beats the environment, which
+// beats the file, which beats the default). Every bad value is an E_CONFIG error that names the
+// key, the value, where it came from and what is allowed. `longhaul config` prints the result.
+import { existsSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+
+import { z } from 'zod';
+
+import { parseSize } from './common.js';
+import { LonghaulError } from './errors.js';
+import { parseListen } from './target.js';
+
+const intIn = (min: number, max: number) => {
+  const error = `expected an integer in ${min}..${max}`;
+  // The number branch carries the bounds for the JSON Schema; the pipe checks strings from flags and the environment.
+  return z
+    .union(
+      [z.number({ error }).int({ error }).min(min, { error }).max(max, { error }), z.string({ error }).regex(/^\s*\d+\s*$/, { error })],
+      { error },
+    )
+    .transform(Number)
+    .pipe(z.number().int().min(min, { error }).max(max, { error }));
+};
+
+const SIZE_PATTERN = /^\s*\d+(\.\d+)?\s*[kmgtpKMGTP]?(i?[bB])?\s*$/;
+
+const sizeIn = (min: number, max: number, example: string) => {
+  const allowed = `expected a size such as ${example} (K, M, G, T are powers of 1024)${min > 0 || max < Number.MAX_SAFE_INTEGER ? ` in ${fmtSize(min)}..${fmtSize(max)}` : ''}`;
+  return z
+    .union(
+      [
+        z.number({ error: allowed }).int({ error: allowed }).min(min, { error: allowed }).max(max, { error: allowed }),
+        z.string({ error: allowed }).regex(SIZE_PATTERN, { error: allowed }),
+      ],
+      { error: allowed },
+    )
+    .transform((v, ctx) => {
+      const n = parseSize(v);
+      if (n < min || n > max) {
+        ctx.addIssue({ code: 'custom', message: allowed });
+        return z.NEVER;
+      }
+      return n;
+    });
+};
+
+function fmtSize(n: number): string {
+  if (n >= Number.MAX_SAFE_INTEGER) return 'unlimited';
+  for (const [u, s] of [
+    ['T', 2 ** 40],
+    ['G', 2 ** 30],
+    ['M', 2 ** 20],
+    ['K', 2 ** 10],
+  ] as const)
+    if (n >= s && n % s === 0) return `${n / s}${u}`;
+  return String(n);
+}
+
+const oneOf = <const T extends readonly [string, ...string[]]>(values: T) =>
+  z.enum(values, { error: `expected one of ${values.join(', ')}` });
+
+const cpuList = z.string().regex(/^\d+(-\d+)?(,\d+(-\d+)?)*$/, { error: 'expected a CPU list such as 0-3,8' });
+
+const hostPort = z.string().refine(
+  (v) => {
+    try {
+      parseListen(v);
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  { error: 'expected HOST:PORT, e.g. 127.0.0.1:7878 ([::1]:7878 for IPv6)' },
+);
+
+const peerRates = z
+  .union([z.string(), z.record(z.string(), z.union([z.number(), z.string()]))], {
+    error: 'expected PEER=RATE pairs, e.g. 10.0.0.7=200M,10.0.0.8=1G',
+  })
+  .transform((v, ctx) => {
+    // From a flag or the environment: `10.0.0.7=200M,10.0.0.8=1G`.
+    const entries =
+      typeof v === 'string'
+        ? v
+            .split(',')
+            .filter((s) => s.trim() !== '')
+            .map((s) => {
+              const i = s.lastIndexOf('=');
+              return i > 0 ? ([s.slice(0, i).trim(), s.slice(i + 1).trim()] as const) : ([s, ''] as const);
+            })
+        : Object.entries(v);
+    const out: Record<string, number> = {};
+    for (const [peer, rate] of entries) {
+      try {
+        if (peer === '' || rate === '') throw new Error();
+        out[peer] = parseSize(rate);
+      } catch {
+        ctx.addIssue({ code: 'custom', message: 'expected PEER=RATE pairs, e.g. 10.0.0.7=200M,10.0.0.8=1G' });
+        return z.NEVER;
+      }
+    }
+    return out;
+  });
+
+/** What each option is, its flag and the commands that take it. */
+interface Spec {
+  schema: z.ZodType;
+  description: string;
+  /** The value's name in `--help`. */
+  arg: string;
+  /** The flag, when it is not the key in kebab case. */
+  flag?: string;
+  default?: unknown;
+  commands: readonly Command[];
+}
+
+export type Command = 'send' | 'get' | 'copy' | 'serve' | 'ls' | 'readv' | 'stats' | 'demo';
+const TRANSFER = ['send', 'get', 'copy'] as const;
+const CLIENT = ['send', 'get', 'copy', 'ls', 'readv', 'stats'] as const;
+
+const SPECS = {
+  streams: {
+    schema: intIn(1, 256),
+    description: 'parallel TCP data streams',
+    arg: 'n',
+    default: 2,
+    commands: [...TRANSFER, 'demo'],
+  },
+  blockSize: {
+    schema: sizeIn(4096, 64 << 20, '4M'),
+    description: 'block size: the unit read, checksummed and sent',
+    arg: 'size',
+    default: 4 << 20,
+    commands: TRANSFER,
+  },
+  poolBuffers: {
+    schema: intIn(1, 4096),
+    description: 'buffers of one block each in the pool (sender: 2 x streams + readers; node: 16)',
+    arg: 'n',
+    commands: ['send', 'serve'],
+  },
+  readers: { schema: intIn(1, 64), description: 'disk-reader threads (default min(streams, 4), at least 2)', arg: 'n', commands: ['send'] },
+  writers: { schema: intIn(1, 256), description: 'disk-writer threads per transfer (default 4)', arg: 'n', commands: ['serve'] },
+  scheduler: {
+    schema: oneOf(['pipelined', 'adaptive', 'auto']),
+    description: 'pipelined (dedicated threads), adaptive (Vyukov workers) or auto (probes both)',
+    arg: 'name',
+    default: 'auto',
+    commands: ['send'],
+  },
+  digest: {
+    schema: oneOf(['none', 'blake3']),
+    description: 'none, or blake3: a BLAKE3 of every block, checked by the node (XXH3 always)',
+    arg: 'name',
+    default: 'none',
+    commands: ['send'],
+  },
+  coresIo: {
+    schema: cpuList,
+    description: 'CPUs for I/O threads, e.g. 2-7 (default: near the NIC and the disk)',
+    arg: 'cpus',
+    commands: ['send', 'serve'],
+  },
+  coresOther: { schema: cpuList, description: 'CPUs for other work, e.g. 0-1', arg: 'cpus', commands: ['send', 'serve'] },
+  pin: {
+    schema: oneOf(['auto', 'always', 'never']),
+    description: 'pin threads to cores: auto, always or never',
+    arg: 'mode',
+    default: 'auto',
+    commands: ['send', 'serve'],
+  },
+  ioTimeout: {
+    schema: intIn(1, 86_400),
+    description: 'seconds the node has to answer and to take each block, then E_TIMEOUT',
+    arg: 'seconds',
+    default: 60,
+    commands: ['send'],
+  },
+  idleTimeout: {
+    schema: intIn(1, 86_400),
+    description: 'seconds a sender may send nothing before its transfer fails with E_TIMEOUT',
+    arg: 'seconds',
+    default: 60,
+    commands: ['serve'],
+  },
+  tokenFile: {
+    schema: z.string().min(1, { error: 'expected a file name' }),
+    description: "file holding the node's shared token (LONGHAUL_TOKEN holds the token itself)",
+    arg: 'file',
+    commands: [...CLIENT, 'serve'],
+  },
+  root: {
+    schema: z.string().min(1, { error: 'expected a directory' }),
+    description: 'directory the node stores into (created if missing)',
+    arg: 'dir',
+    commands: ['serve'],
+  },
+  listen: {
+    schema: hostPort,
+    description: 'address the node listens on',
+    arg: 'host:port',
+    default: '127.0.0.1:7878',
+    commands: ['serve'],
+  },
+  capacity: {
+    schema: sizeIn(0, Number.MAX_SAFE_INTEGER, '500G'),
+    description: 'bytes the node may store (default: no limit)',
+    arg: 'size',
+    commands: ['serve'],
+  },
+  rate: {
+    schema: sizeIn(1, Number.MAX_SAFE_INTEGER, '1G'),
+    description: 'bytes per second for all transfers together (default: no limit)',
+    arg: 'size',
+    commands: ['serve'],
+  },
+  peerRates: {
+    schema: peerRates,
+    description: 'bytes per second per peer address, e.g. 10.0.0.7=200M (flag repeatable)',
+    arg: 'peer=size',
+    flag: '--peer-rate',
+    commands: ['serve'],
+  },
+  maxTransfers: {
+    schema: intIn(1, 100_000),
+    description: 'transfers at once; more get E_BUSY',
+    arg: 'n',
+    default: 32,
+    commands: ['serve'],
+  },
+  metrics: { schema: hostPort, description: 'serve Prometheus metrics at http://HOST:PORT/metrics', arg: 'host:port', commands: ['serve'] },
+  logLevel: {
+    schema: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+    description: 'level of the JSON log lines on stderr (pino levels)',
+    arg: 'level',
+    default: 'info',
+    commands: ['serve'],
+  },
+} as const satisfies Record<string, Spec>;
+
+export type ConfigKey = keyof typeof SPECS;
+export const CONFIG_KEYS = Object.keys(SPECS) as ConfigKey[];
+
+/** The effective value of every option: parsed (sizes in bytes, counts as numbers). */
+export type Config = { -readonly [K in ConfigKey]?: z.output<(typeof SPECS)[K]['schema']> };
+
+export type Source = { kind: 'default' } | { kind: 'file'; path: string } | { kind: 'env'; name: string } | { kind: 'flag'; name: string };
+
+export interface ResolvedConfig {
+  values: Config;
+  sources: Partial<Record<ConfigKey, Source>>;
+  /** The file read, if any. */
+  file?: string;
+}
+
+export function specOf(key: ConfigKey): Spec {
+  return SPECS[key];
+}
+
+export function keysFor(command: Command): ConfigKey[] {
+  return CONFIG_KEYS.filter((k) => (SPECS[k].commands as readonly Command[]).includes(command));
+}
+
+export function flagOf(key: ConfigKey): string {
+  const spec: Spec = SPECS[key];
+  return spec.flag ?? `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+}
+
+export function envOf(key: ConfigKey): string {
+  return `LONGHAUL_${key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
+}
+
+/** LONGHAUL_* variables that are not options: the token, the config file, the forced fallbacks, the tests' scratch directory. */
+const OTHER_ENV = new Set([
+  'LONGHAUL_TOKEN',
+  'LONGHAUL_CONFIG',
+  'LONGHAUL_NO_MLOCK',
+  'LONGHAUL_NO_PIN',
+  'LONGHAUL_NO_SENDFILE',
+  'LONGHAUL_TEST_DIR',
+]);
+
+export const CONFIG_FILE = 'longhaul.config.json';
+
+function describe(s: Source): string {
+  switch (s.kind) {
+    case 'default':
+      return 'the default';
+    case 'file':
+      return s.path;
+    case 'env':
+      return `environment ${s.name}`;
+    case 'flag':
+      return `flag ${s.name}`;
+  }
+}
+
+export { describe as describeSource };
+
+function configError(message: string): LonghaulError {
+  return new LonghaulError('E_CONFIG', message);
+}
+
+function readFile(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw configError(`cannot read the config file ${path}: ${(err as Error).message}`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    throw configError(`the config file ${path} is not JSON: ${(err as Error).message}`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+    throw configError(`the config file ${path} must hold a JSON object`);
+  return parsed as Record<string, unknown>;
+}
+
+/** Levenshtein distance, for "did you mean". */
+function distance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = cur;
+  }
+  return prev[b.length]!;
+}
+
+function unknownKey(key: string, where: string): LonghaulError {
+  const plain = key.toLowerCase().replace(/[-_]/g, '');
+  const near = CONFIG_KEYS.filter((k) => distance(k.toLowerCase(), plain) <= 2);
+  return configError(
+    `unknown key ${JSON.stringify(key)} in ${where}${near.length ? ` (did you mean ${near[0]}?)` : ''}; known keys: ${CONFIG_KEYS.join(', ')}`,
+  );
+}
+
+export interface ResolveInput {
+  /** Raw flag values by key, as commander gives them (strings; arrays for repeatable flags). */
+  flags?: Partial<Record<ConfigKey, unknown>>;
+  /** An explicit config file (`--config`); otherwise LONGHAUL_CONFIG, then ./longhaul.config.json if it exists. */
+  configFile?: string;
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  /** Only these keys (a command's); keys of other commands in the file or environment are checked but not returned. */
+  keys?: readonly ConfigKey[];
+}
+
+/** Reads the file, the environment and the flags; throws E_CONFIG naming the first bad key. */
+export function resolveConfig(input: ResolveInput = {}): ResolvedConfig {
+  const env = input.env ?? process.env;
+  const cwd = input.cwd ?? process.cwd();
+  const keys = input.keys ?? CONFIG_KEYS;
+  const raw = new Map<ConfigKey, { value: unknown; source: Source }>();
+
+  for (const k of keys) {
+    const d = specOf(k).default;
+    if (d !== undefined) raw.set(k, { value: d, source: { kind: 'default' } });
+  }
+
+  const explicit = input.configFile ?? (env.LONGHAUL_CONFIG || undefined);
+  const file =
+    explicit !== undefined ? resolve(cwd, explicit) : existsSync(resolve(cwd, CONFIG_FILE)) ? resolve(cwd, CONFIG_FILE) : undefined;
+  if (file !== undefined) {
+    for (const [key, value] of Object.entries(readFile(file))) {
+      if (key === '$schema') continue;
+      if (!(key in SPECS)) throw unknownKey(key, file);
+      raw.set(key as ConfigKey, { value, source: { kind: 'file', path: file } });
+    }
+  }
+
+  const byEnv = new Map(CONFIG_KEYS.map((k) => [envOf(k), k]));
+  for (const [name, value] of Object.entries(env)) {
+    if (!name.startsWith('LONGHAUL_') || OTHER_ENV.has(name) || value === undefined || value === '') continue;
+    const key = byEnv.get(name);
+    if (key === undefined)
+      throw configError(
+        `unknown environment variable ${name}; the options are ${CONFIG_KEYS.map(envOf).join(', ')} (and ${[...OTHER_ENV].join(', ')})`,
+      );
+    raw.set(key, { value, source: { kind: 'env', name } });
+  }
+
+  for (const [key, value] of Object.entries(input.flags ?? {})) {
+    if (value === undefined) continue;
+    if (!(key in SPECS)) throw unknownKey(key, 'the options');
+    const k = key as ConfigKey;
+    raw.set(k, { value: Array.isArray(value) ? value.join(',') : value, source: { kind: 'flag', name: flagOf(k) } });
+  }
+
+  const values: Config = {};
+  const sources: Partial<Record<ConfigKey, Source>> = {};
+  for (const [key, { value, source }] of raw) {
+    const r = specOf(key).schema.safeParse(value);
+    if (!r.success) {
+      throw configError(
+        `${key} = ${JSON.stringify(value)} (from ${describe(source)}) is not valid: ${r.error.issues[0]?.message ?? 'bad value'}`,
+      );
+    }
+    if (!keys.includes(key)) continue;
+    (values as Record<string, unknown>)[key] = r.data;
+    sources[key] = source;
+  }
+  return { values, sources, file };
+}
+
+/** The config file's JSON Schema (docs/config.schema.json), generated from the same schema. */
+export function configJsonSchema(): Record<string, unknown> {
+  const shape = Object.fromEntries(CONFIG_KEYS.map((k) => [k, SPECS[k].schema.optional().describe(SPECS[k].description)]));
+  const schema = z
+    .object({ $schema: z.string().optional().describe('this schema, for editors'), ...shape })
+    .strict()
+    .describe('longhaul.config.json: options for the longhaul CLI; LONGHAUL_* variables and flags override them');
+  return z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
+}

@@ -1,0 +1,280 @@
+// `--report out.html`: one self-contained page (no script or style from the network) with the
+// throughput over time, the bytes per stream and the thread-state timeline drawn as SVG, in the
+// manner of Vyukov's profiles of his parallel I/O engine, plus the summary, the placement and
+// the fast paths with the reason each one fell back.
+import { writeFileSync } from 'node:fs';
+
+import type { Progress } from './common.js';
+import * as fmt from './format.js';
+import type { SendSummary, TimelineSample } from './index.js';
+
+export interface ProgressSample {
+  seconds: number;
+  bytesDone: number;
+  filesDone: number;
+}
+
+/** Keeps the progress events of a transfer, at most `limit` of them (halved, evenly, when full). */
+export class ProgressRecorder {
+  private list: ProgressSample[] = [{ seconds: 0, bytesDone: 0, filesDone: 0 }];
+  constructor(private readonly limit = 4096) {}
+
+  add(p: Progress): void {
+    this.list.push({ seconds: p.seconds, bytesDone: p.bytesDone, filesDone: p.filesDone });
+    if (this.list.length >= this.limit) this.list = this.list.filter((_, i) => i % 2 === 0 || i === this.list.length - 1);
+  }
+
+  samples(): ProgressSample[] {
+    return this.list;
+  }
+}
+
+export interface ReportInput {
+  summary: SendSummary;
+  source: string;
+  target: string;
+  progress: ProgressSample[];
+  command?: string;
+}
+
+const W = 760;
+const H = 220;
+const PAD = { l: 64, r: 16, t: 14, b: 34 };
+const STATES = [
+  ['reading', '#4e79a7'],
+  ['processing', '#f28e2b'],
+  ['sending', '#59a14f'],
+  ['writing', '#76b7b2'],
+  ['blocked', '#e15759'],
+] as const;
+
+const esc = (s: string): string => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+const num = (n: number): string => (Math.round(n * 10) / 10).toString();
+
+/** Round axis steps: 1, 2 or 5 times a power of ten, about `n` of them. */
+function ticks(max: number, n = 5): number[] {
+  if (!(max > 0)) return [0];
+  const raw = max / n;
+  const p = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 5, 10].map((m) => m * p).find((s) => s >= raw)!;
+  const out: number[] = [];
+  for (let v = 0; v <= max * 1.0001; v += step) out.push(v);
+  return out;
+}
+
+interface Axes {
+  xMax: number;
+  yMax: number;
+  xLabel: string;
+  yLabel: string;
+  yFormat?: (v: number) => string;
+}
+
+function frame(a: Axes, body: string, chart: string, title: string, legend = ''): string {
+  const x = (v: number): number => PAD.l + (v / a.xMax) * (W - PAD.l - PAD.r);
+  const y = (v: number): number => H - PAD.b - (v / a.yMax) * (H - PAD.t - PAD.b);
+  const yf = a.yFormat ?? ((v: number) => String(v));
+  const grid = ticks(a.yMax)
+    .map(
+      (v) =>
+        `<line x1="${PAD.l}" x2="${W - PAD.r}" y1="${num(y(v))}" y2="${num(y(v))}" class="grid"/><text x="${PAD.l - 6}" y="${num(y(v) + 4)}" text-anchor="end">${esc(yf(v))}</text>`,
+    )
+    .join('');
+  const xt = ticks(a.xMax, 8)
+    .map((v) => `<text x="${num(x(v))}" y="${H - PAD.b + 16}" text-anchor="middle">${num(v)}</text>`)
+    .join('');
+  return `<section><h2>${esc(title)}</h2>${legend}<svg class="chart" data-chart="${chart}" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="${esc(title)}">
+${grid}${xt}<line x1="${PAD.l}" x2="${PAD.l}" y1="${PAD.t}" y2="${H - PAD.b}" class="axis"/><line x1="${PAD.l}" x2="${W - PAD.r}" y1="${H - PAD.b}" y2="${H - PAD.b}" class="axis"/>
+<text x="${(PAD.l + W - PAD.r) / 2}" y="${H - 4}" text-anchor="middle">${esc(a.xLabel)}</text><text transform="translate(12 ${(PAD.t + H - PAD.b) / 2}) rotate(-90)" text-anchor="middle">${esc(a.yLabel)}</text>
+${body}</svg></section>`;
+}
+
+function scaler(a: Axes): { x: (v: number) => number; y: (v: number) => number } {
+  return {
+    x: (v) => PAD.l + (v / a.xMax) * (W - PAD.l - PAD.r),
+    y: (v) => H - PAD.b - (v / a.yMax) * (H - PAD.t - PAD.b),
+  };
+}
+
+/** Bytes per second between consecutive progress events, in MiB/s against seconds. */
+export function throughputPoints(progress: ProgressSample[]): [number, number][] {
+  const pts: [number, number][] = [];
+  for (let i = 1; i < progress.length; i++) {
+    const dt = progress[i]!.seconds - progress[i - 1]!.seconds;
+    if (dt <= 0) continue;
+    pts.push([progress[i]!.seconds, (progress[i]!.bytesDone - progress[i - 1]!.bytesDone) / dt / 2 ** 20]);
+  }
+  return pts;
+}
+
+function throughputChart(progress: ProgressSample[], summary: SendSummary): string {
+  const pts = throughputPoints(progress);
+  if (pts.length === 0)
+    return `<section><h2>Throughput over time</h2><p class="empty">too short for a curve: ${esc(fmt.rate(summary.bytesPerSecond))} on average</p></section>`;
+  const a: Axes = {
+    xMax: Math.max(summary.seconds, pts[pts.length - 1]![0]),
+    yMax: Math.max(...pts.map((p) => p[1])) * 1.1 || 1,
+    xLabel: 'seconds',
+    yLabel: 'MiB/s',
+  };
+  const { x, y } = scaler(a);
+  const line = pts.map(([t, r], i) => `${i === 0 ? 'M' : 'L'}${num(x(t))},${num(y(r))}`).join('');
+  const avg = summary.bytesPerSecond / 2 ** 20;
+  const body = `<path class="series" d="${line}" fill="none" stroke="#4e79a7" stroke-width="1.5"/><line x1="${PAD.l}" x2="${W - PAD.r}" y1="${num(y(avg))}" y2="${num(y(avg))}" class="avg"/><text x="${W - PAD.r}" y="${num(y(avg) - 4)}" text-anchor="end">average ${esc(fmt.rate(summary.bytesPerSecond))}</text>`;
+  return frame(a, body, 'throughput', 'Throughput over time');
+}
+
+function streamsChart(summary: SendSummary): string {
+  const bytes = summary.perStreamBytes;
+  const max = Math.max(...bytes, 1);
+  const unit = max >= 2 ** 30 ? 2 ** 30 : 2 ** 20;
+  const a: Axes = { xMax: bytes.length, yMax: (max / unit) * 1.1, xLabel: 'stream', yLabel: unit === 2 ** 30 ? 'GiB' : 'MiB' };
+  const { x, y } = scaler(a);
+  const bw = ((W - PAD.l - PAD.r) / Math.max(bytes.length, 1)) * 0.7;
+  const body = bytes
+    .map((b, i) => {
+      const cx = x(i + 0.5);
+      const top = y(b / unit);
+      return `<rect class="series" x="${num(cx - bw / 2)}" y="${num(top)}" width="${num(bw)}" height="${num(H - PAD.b - top)}" fill="#59a14f"><title>stream ${i}: ${esc(fmt.bytes(b))}</title></rect><text x="${num(cx)}" y="${num(top - 4)}" text-anchor="middle">${esc(fmt.bytes(b))}</text>`;
+    })
+    .join('');
+  // Stream numbers under the bars, not the generic ticks.
+  return frame({ ...a }, body, 'streams', 'Bytes per stream');
+}
+
+/** Averages the timeline into at most `n` buckets, so a long transfer draws in bounded size. */
+export function bucketTimeline(samples: TimelineSample[], n = 400): TimelineSample[] {
+  if (samples.length <= n) return samples;
+  const out: TimelineSample[] = [];
+  const per = samples.length / n;
+  for (let b = 0; b < n; b++) {
+    const part = samples.slice(Math.floor(b * per), Math.floor((b + 1) * per));
+    if (part.length === 0) continue;
+    const avg = (k: keyof TimelineSample): number => part.reduce((s, p) => s + p[k], 0) / part.length;
+    out.push({
+      ms: avg('ms'),
+      reading: avg('reading'),
+      processing: avg('processing'),
+      sending: avg('sending'),
+      writing: avg('writing'),
+      blocked: avg('blocked'),
+      queued: avg('queued'),
+    });
+  }
+  return out;
+}
+
+function timelineCharts(summary: SendSummary): string {
+  const tl = bucketTimeline(summary.timeline);
+  if (tl.length < 2)
+    return `<section><h2>Thread states</h2><p class="empty">no timeline samples (the transfer was shorter than one sample)</p></section>`;
+  const xMax = tl[tl.length - 1]!.ms / 1000;
+  const totals = tl.map((s) => STATES.reduce((sum, [k]) => sum + s[k], 0));
+  const a: Axes = { xMax, yMax: Math.max(...totals, 1) * 1.1, xLabel: 'seconds', yLabel: 'threads' };
+  const { x, y } = scaler(a);
+  // Stacked areas: each state's band lies on the sum of those below it.
+  const base = tl.map(() => 0);
+  const bands = STATES.map(([k, colour]) => {
+    const lower = [...base];
+    tl.forEach((s, i) => (base[i]! += s[k]));
+    const top = tl.map((s, i) => `${i === 0 ? 'M' : 'L'}${num(x(s.ms / 1000))},${num(y(base[i]!))}`).join('');
+    const bottom = tl
+      .map((s, i) => [s, i] as const)
+      .reverse()
+      .map(([s, i]) => `L${num(x(s.ms / 1000))},${num(y(lower[i]!))}`)
+      .join('');
+    return `<path class="series" data-state="${k}" d="${top}${bottom}Z" fill="${colour}" fill-opacity="0.85" stroke="none"><title>${k}</title></path>`;
+  }).join('');
+  const legend = `<p class="legend">${STATES.map(([k, c]) => `<span><i style="background:${c}"></i>${k}</span>`).join('')}</p>`;
+  const states = frame(a, bands, 'threads', 'Thread states over time (threads in each state)', legend);
+
+  const qa: Axes = { xMax, yMax: Math.max(...tl.map((s) => s.queued), 1) * 1.1, xLabel: 'seconds', yLabel: 'blocks' };
+  const q = scaler(qa);
+  const qline = tl.map((s, i) => `${i === 0 ? 'M' : 'L'}${num(q.x(s.ms / 1000))},${num(q.y(s.queued))}`).join('');
+  const queued = frame(
+    qa,
+    `<path class="series" d="${qline}" fill="none" stroke="#b07aa1" stroke-width="1.5"/>`,
+    'queued',
+    'Blocks queued between stages',
+  );
+  return states + queued;
+}
+
+function table(rows: [string, string][]): string {
+  return `<table>${rows.map(([k, v]) => `<tr><th>${esc(k)}</th><td>${esc(v)}</td></tr>`).join('')}</table>`;
+}
+
+/** The whole page. */
+export function renderReport(r: ReportInput): string {
+  const s = r.summary;
+  const summary = table([
+    ['source', r.source],
+    ['target', r.target],
+    [
+      'sent',
+      `${fmt.bytes(s.bytes)} (${fmt.count(s.bytes)} bytes) in ${fmt.plural(s.files, 'file')}, ${fmt.plural(s.dirs, 'dir')}, ${fmt.plural(s.symlinks, 'symlink')}`,
+    ],
+    ['time', `${s.seconds.toFixed(3)} s (scan ${s.scanSeconds.toFixed(3)} s, node ${s.receiverSeconds.toFixed(3)} s)`],
+    ['throughput', `${fmt.rate(s.bytesPerSecond)}, ${fmt.count(Math.round(s.files / Math.max(s.seconds, 1e-9)))} files/s`],
+    ['streams', `${s.streams}`],
+    ['blocks', `${fmt.count(s.blocks)} (${fmt.count(s.packedBlocks)} packed with small files, ${fmt.count(s.sendfileBlocks)} by sendfile)`],
+    ['scheduler', `${s.scheduler.used}${s.scheduler.requested === 'auto' ? ` (auto: ${s.scheduler.reason})` : ''}`],
+    ['digest', s.digest || 'none'],
+    ...(r.command ? ([['command', `longhaul ${r.command}`]] as [string, string][]) : []),
+  ]);
+  const fast = table([
+    [
+      'sendfile',
+      s.fastPaths.sendfile
+        ? `on: ${fmt.count(s.sendfileBlocks)} blocks, ${fmt.bytes(s.sendfileBytes)}`
+        : `off: ${s.fastPaths.sendfileFallback ?? 'unknown'}`,
+    ],
+    ['mlock', s.fastPaths.mlock ? 'on: the buffer pool is locked in memory' : `off: ${s.fastPaths.mlockFallback ?? 'unknown'}`],
+    ['pinning', s.placement.pinned ? `on: ${s.placement.threads.length} threads pinned` : `off: ${s.placement.fallback ?? 'unknown'}`],
+    ...s.skipped.slice(0, 5).map((k) => ['skipped', `${k.path}: ${k.reason}`] as [string, string]),
+  ]);
+  const placement = `${table([
+    ['decision', s.placement.reason],
+    ['disk CPUs', s.placement.diskCpus || '-'],
+    ['network CPUs', s.placement.netCpus || '-'],
+    ['other CPUs', s.placement.otherCpus || '-'],
+  ])}${
+    s.placement.threads.length
+      ? `<table class="threads"><tr><th>thread</th><th>tid</th><th>cpu</th><th>note</th></tr>${s.placement.threads.map((t) => `<tr><td>${esc(t.name)}</td><td>${t.tid}</td><td>${t.cpu}</td><td>${esc(t.error ?? '')}</td></tr>`).join('')}</table>`
+      : ''
+  }`;
+  const probes = s.scheduler.probe.length
+    ? table(s.scheduler.probe.map((p) => [`probe ${p.scheduler}`, fmt.rate(p.bytesPerSecond)] as [string, string]))
+    : '';
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>longhaul report: ${esc(fmt.bytes(s.bytes))} at ${esc(fmt.rate(s.bytesPerSecond))}</title>
+<style>
+body{font:14px/1.4 system-ui,sans-serif;margin:24px auto;max-width:800px;color:#222}
+h1{font-size:20px}h2{font-size:16px;margin:24px 0 6px}
+table{border-collapse:collapse;margin:6px 0}th,td{text-align:left;padding:2px 10px 2px 0;vertical-align:top}th{font-weight:600;color:#555}
+svg text{font-size:11px;fill:#444}.grid{stroke:#e4e4e4}.axis{stroke:#888}.avg{stroke:#e15759;stroke-dasharray:4 3}
+.legend span{margin-right:14px}.legend i{display:inline-block;width:10px;height:10px;margin-right:4px}.empty{color:#888}
+</style></head>
+<body>
+<h1>longhaul: ${esc(fmt.bytes(s.bytes))} in ${esc(fmt.plural(s.files, 'file'))} at ${esc(fmt.rate(s.bytesPerSecond))}</h1>
+<h2>Summary</h2>${summary}
+${throughputChart(r.progress, s)}
+${streamsChart(s)}
+${timelineCharts(s)}
+<h2>Fast paths and fallbacks</h2>${fast}
+<h2>Placement</h2>${placement}
+${probes ? `<h2>Scheduler probes</h2>${probes}` : ''}
+<script>
+// Records what the browser drew (chart, drawn series, their size), for the report's own test.
+document.body.dataset.rendered = JSON.stringify([...document.querySelectorAll('svg[data-chart]')].map(function (svg) {
+  var parts = [...svg.querySelectorAll('.series')].map(function (p) { var b = p.getBBox(); return b.width * b.height + b.width + b.height; });
+  return { chart: svg.dataset.chart, series: parts.length, drawn: parts.filter(function (a) { return a > 0; }).length };
+}));
+</script>
+</body></html>
+`;
+}
+
+export function writeReport(path: string, r: ReportInput): void {
+  writeFileSync(path, renderReport(r));
+}
