@@ -267,8 +267,12 @@ ${probes ? `<h2>Scheduler probes</h2>${probes}` : ''}
 <script>
 // Records what the browser drew (chart, drawn series, their size), for the report's own test.
 document.body.dataset.rendered = JSON.stringify([...document.querySelectorAll('svg[data-chart]')].map(function (svg) {
-  var parts = [...svg.querySelectorAll('.series')].map(function (p) { var b = p.getBBox(); return b.width * b.height + b.width + b.height; });
-  return { chart: svg.dataset.chart, series: parts.length, drawn: parts.filter(function (a) { return a > 0; }).length };
+  // A filled shape (a bar, a band) counts when it has an area; a line when it has a length.
+  var parts = [...svg.querySelectorAll('.series')].map(function (p) {
+    var b = p.getBBox();
+    return p.getAttribute('fill') === 'none' ? b.width > 0 || b.height > 0 : b.width > 0 && b.height > 0;
+  });
+  return { chart: svg.dataset.chart, series: parts.length, drawn: parts.filter(Boolean).length };
 }));
 </script>
 </body></html>
