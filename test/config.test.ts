@@ -124,6 +124,16 @@ describe('bad config values name the key, the value and what is allowed', () => 
   });
 });
 
+it('serve takes its root from the config file, and says so when none is set', () => {
+  const none = spawnSync(process.execPath, [CLI, 'serve', '--no-auth'], { encoding: 'utf8', cwd: freshDir('no-config') });
+  expect(none.status).toBe(2);
+  expect(none.stderr).toMatch(/^longhaul: E_CONFIG: root is not set: give --root DIR, LONGHAUL_ROOT or "root" in the config file/);
+  const root = join(freshDir('config-root'), 'data');
+  const file = configFile({ root, listen: '127.0.0.1:0' });
+  const r = spawnSync(process.execPath, [CLI, 'config', '--config', file, '--json'], { encoding: 'utf8' });
+  expect((JSON.parse(r.stdout) as { options: { root: { value: string } } }).options.root.value).toBe(root);
+});
+
 describe('longhaul config', () => {
   it('prints each value and where it came from', () => {
     const file = configFile({ blockSize: '1M', logLevel: 'debug' });
