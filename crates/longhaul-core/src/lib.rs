@@ -18,6 +18,7 @@ pub mod placement;
 pub mod pool;
 pub mod probe;
 pub mod rate;
+pub mod readv;
 pub mod receive;
 pub mod scan;
 pub mod sender;

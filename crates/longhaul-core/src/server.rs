@@ -39,8 +39,6 @@ use crate::sender::{SchedulerKind, SendOptions};
 use crate::topology::Topology;
 use crate::transfer::Progress;
 
-/// Adjacent segments of one file in a READV are read as one run of up to this many bytes.
-pub const READV_COALESCE: u64 = 8 << 20;
 /// Runs of up to a quarter of this are gathered with pread into a staging buffer of this size
 /// and sent in one write; longer runs go out with sendfile.
 const READV_STAGING: usize = 1 << 20;
@@ -271,19 +269,29 @@ impl Server {
         true
     }
 
-    /// Stops accepting, fails the sessions in flight (their temporary files are removed) and
-    /// waits for the accept thread.
+    /// Stops accepting, fails the transfers in flight and waits (up to 10 s) until they have
+    /// ended and removed their temporary files, so that nothing writes under the root after
+    /// `close` returns.
     pub fn close(&mut self) {
         if self.inner.closing.swap(true, Ordering::SeqCst) {
             return;
         }
         // shutdown(2) on a listening socket wakes a blocked accept on Linux.
         let _ = rustix::net::shutdown(self.listener.as_fd(), rustix::net::Shutdown::Read);
-        for r in self.inner.sessions.lock().expect("sessions lock").values() {
-            r.fail(Error::Busy("the node is shutting down".into()));
-        }
         if let Some(h) = self.accept.take() {
             let _ = h.join();
+        }
+        // Pushes are failed here; pulls and copies watch `closing`. A push still preparing
+        // its tree registers later and fails itself when it sees `closing`.
+        let until = Instant::now() + Duration::from_secs(10);
+        loop {
+            for r in self.inner.sessions.lock().expect("sessions lock").values() {
+                r.fail(Error::Busy("the node is shutting down".into()));
+            }
+            if self.inner.state.active_count() == 0 || Instant::now() >= until {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 }
@@ -736,15 +744,8 @@ fn list(inner: &Inner, sock: &mut TcpStream, path: &[u8]) -> Result<Result<()>> 
 /// step. Adjacent segments of a file are read as one run; small runs are gathered into one
 /// write, large ones sent with sendfile.
 fn readv(inner: &Inner, sock: &mut TcpStream, peer: IpAddr, paths: &[Vec<u8>], segments: &[Segment]) -> Result<Result<()>> {
-    let limits = inner.limits();
-    if segments.len() as u64 > limits.max_readv_segments as u64 {
-        return Ok(Err(Error::Limit { what: "readv segments", limit: limits.max_readv_segments as u64, got: segments.len() as u64 }));
-    }
-    if let Some(s) = segments.iter().find(|s| s.len > limits.max_readv_segment) {
-        return Ok(Err(Error::Limit { what: "readv segment length", limit: limits.max_readv_segment as u64, got: s.len as u64 }));
-    }
-    if let Some(s) = segments.iter().find(|s| s.file as usize >= paths.len()) {
-        return Ok(Err(Error::Protocol(format!("readv segment names file {} of {}", s.file, paths.len()))));
+    if let Err(e) = crate::readv::check(paths.len(), segments, &inner.limits()) {
+        return Ok(Err(e));
     }
     let files: Vec<Result<(File, u64)>> = paths
         .iter()
@@ -762,7 +763,7 @@ fn readv(inner: &Inner, sock: &mut TcpStream, peer: IpAddr, paths: &[Vec<u8>], s
     let results: Vec<SegmentResult> = segments
         .iter()
         .map(|s| match &files[s.file as usize] {
-            Ok((_, size)) => SegmentResult { len: (s.len as u64).min(size.saturating_sub(s.offset)) as u32, code: String::new() },
+            Ok((_, size)) => SegmentResult { len: crate::readv::available(s, *size), code: String::new() },
             Err(e) => SegmentResult { len: 0, code: e.code().to_owned() },
         })
         .collect();
@@ -781,46 +782,29 @@ fn readv(inner: &Inner, sock: &mut TcpStream, peer: IpAddr, paths: &[Vec<u8>], s
         Ok(())
     };
     let changed = |file: u16| Error::SourceChanged { path: lossy(&paths[file as usize]), why: "shrank during a readv" };
-    let mut i = 0;
-    let mut reads = 0;
-    while i < segments.len() {
-        let (s, len) = (segments[i], results[i].len as u64);
-        let mut run = len;
-        let mut j = i + 1;
-        // Coalesce the following segments that continue this one in the same file.
-        while j < segments.len()
-            && len > 0
-            && segments[j].file == s.file
-            && segments[j].offset == s.offset + run
-            && results[j].len > 0
-            && run + results[j].len as u64 <= READV_COALESCE
-        {
-            run += results[j].len as u64;
-            j += 1;
-        }
-        if run > 0 {
-            let (f, _) = files[s.file as usize].as_ref().expect("a segment with bytes has its file");
-            if run as usize <= READV_STAGING / 4 {
-                if staging.len() + run as usize > READV_STAGING {
-                    flush(&mut staging, sock)?;
-                }
-                let at = staging.len();
-                staging.resize(at + run as usize, 0);
-                std::os::unix::fs::FileExt::read_exact_at(f, &mut staging[at..], s.offset).map_err(|e| match e.kind() {
-                    std::io::ErrorKind::UnexpectedEof => changed(s.file),
-                    _ => Error::io("read", &paths[s.file as usize], e),
-                })?;
-            } else {
+    let lens: Vec<u32> = results.iter().map(|r| r.len).collect();
+    let runs = crate::readv::plan(segments, &lens);
+    for run in &runs {
+        let (f, _) = files[run.file as usize].as_ref().expect("a segment with bytes has its file");
+        if run.len as usize <= READV_STAGING / 4 {
+            if staging.len() + run.len as usize > READV_STAGING {
                 flush(&mut staging, sock)?;
-                net::sendfile_all(sock, f, s.offset, run as usize).map_err(|e| match e.kind() {
-                    std::io::ErrorKind::UnexpectedEof => changed(s.file),
-                    _ => Error::net("sending readv data")(e),
-                })?;
             }
-            reads += 1;
+            let at = staging.len();
+            staging.resize(at + run.len as usize, 0);
+            std::os::unix::fs::FileExt::read_exact_at(f, &mut staging[at..], run.offset).map_err(|e| match e.kind() {
+                std::io::ErrorKind::UnexpectedEof => changed(run.file),
+                _ => Error::io("read", &paths[run.file as usize], e),
+            })?;
+        } else {
+            flush(&mut staging, sock)?;
+            net::sendfile_all(sock, f, run.offset, run.len as usize).map_err(|e| match e.kind() {
+                std::io::ErrorKind::UnexpectedEof => changed(run.file),
+                _ => Error::net("sending readv data")(e),
+            })?;
         }
-        i = j;
     }
+    let reads = runs.len() as u64;
     flush(&mut staging, sock)?;
     let c = &inner.readv;
     c.requests.fetch_add(1, Ordering::Relaxed);

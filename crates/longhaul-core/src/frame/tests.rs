@@ -167,3 +167,73 @@ fn print_vectors() {
         println!("{n} {}", hex(&message(n).encode()));
     }
 }
+
+mod props {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Bodies near a valid one: a vector's body with bytes flipped, cut or added.
+    fn mutated() -> impl Strategy<Value = (u8, Vec<u8>)> {
+        let seeds: Vec<(u8, Vec<u8>)> = vectors().into_iter().map(|(_, f)| (f[4], f[5..].to_vec())).collect();
+        (proptest::sample::select(seeds), proptest::collection::vec((any::<usize>(), any::<u8>()), 0..6), any::<u16>(), any::<bool>())
+            .prop_map(|((ty, mut body), flips, cut, grow)| {
+                for (at, b) in flips {
+                    if !body.is_empty() {
+                        let i = at % body.len();
+                        body[i] ^= b;
+                    }
+                }
+                if grow {
+                    body.extend_from_slice(&cut.to_le_bytes());
+                } else {
+                    body.truncate(cut as usize % (body.len() + 1));
+                }
+                (ty, body)
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+        /// Whatever arrives, decoding answers Ok or an error, and what it accepts encodes back
+        /// to a frame that decodes to the same message.
+        #[test]
+        fn prop_decode_never_panics_and_round_trips(ty in any::<u8>(), body in proptest::collection::vec(any::<u8>(), 0..300)) {
+            if let Ok(m) = Msg::decode(ty, &body) {
+                let f = m.encode();
+                prop_assert_eq!(Msg::decode(f[4], &f[5..]).unwrap(), m);
+            }
+        }
+
+        #[test]
+        fn prop_mutated_vectors_never_panic((ty, body) in mutated()) {
+            match Msg::decode(ty, &body) {
+                Ok(m) => {
+                    let f = m.encode();
+                    prop_assert_eq!(Msg::decode(f[4], &f[5..]).unwrap(), m);
+                }
+                Err(e) => {
+                    let code = e.code();
+                    prop_assert!(code == "E_PROTOCOL" || code == "E_LIMIT", "{}", e);
+                }
+            }
+        }
+
+        /// READV requests of any shape survive encoding, and a count the body cannot hold is
+        /// refused before anything is allocated for it.
+        #[test]
+        fn prop_readv_round_trips(
+            paths in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..40), 0..20),
+            segs in proptest::collection::vec((any::<u16>(), any::<u64>(), any::<u32>()), 0..300),
+        ) {
+            let m = Msg::Readv { paths, segments: segs.into_iter().map(|(file, offset, len)| Segment { file, offset, len }).collect() };
+            let f = m.encode();
+            prop_assert_eq!(Msg::decode(f[4], &f[5..]).unwrap(), m);
+            let mut lying = f[5..].to_vec();
+            lying[0] = 0xff;
+            lying[1] = 0xff;
+            prop_assert!(Msg::decode(f[4], &lying).is_err());
+        }
+    }
+}
