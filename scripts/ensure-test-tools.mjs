@@ -1,8 +1,18 @@
-// `npm test` needs two programs from Debian's packages besides Node and Rust: chromium (the HTML
-// report is rendered headless) and tmux (the progress bar is read off a terminal screen). This
-// installs whichever is missing when it can (root with apt-get), and otherwise says what to run.
+// `npm test` needs, besides Node and Rust: chromium (the HTML report is rendered headless) and
+// tmux (the progress bar is read off a terminal screen) from Debian's packages, and cargo-fuzz
+// (the fuzz targets run for a minute each) from crates.io. This installs whichever is missing
+// when it can (root with apt-get; cargo install), and otherwise says what to run.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+
+const hasCargoFuzz = spawnSync('cargo', ['fuzz', '--version'], { stdio: 'ignore' }).status === 0;
+if (!hasCargoFuzz) {
+  console.error('installing cargo-fuzz for the fuzz targets: cargo install cargo-fuzz --locked');
+  if (spawnSync('cargo', ['install', 'cargo-fuzz', '--locked'], { stdio: ['ignore', 'inherit', 'inherit'] }).status !== 0) {
+    console.error('could not install cargo-fuzz; run `cargo install cargo-fuzz --locked` by hand');
+    process.exit(1);
+  }
+}
 
 const tools = [
   { bin: '/usr/bin/chromium', pkg: 'chromium' },
