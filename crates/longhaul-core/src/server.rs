@@ -784,6 +784,14 @@ fn readv(inner: &Inner, sock: &mut TcpStream, peer: IpAddr, paths: &[Vec<u8>], s
     let changed = |file: u16| Error::SourceChanged { path: lossy(&paths[file as usize]), why: "shrank during a readv" };
     let lens: Vec<u32> = results.iter().map(|r| r.len).collect();
     let runs = crate::readv::plan(segments, &lens);
+    // Counted before the bytes leave: a client that reads the node's stats right after its
+    // answer arrived sees its request in them.
+    let c = &inner.readv;
+    c.requests.fetch_add(1, Ordering::Relaxed);
+    c.segments.fetch_add(segments.len() as u64, Ordering::Relaxed);
+    c.bytes.fetch_add(total, Ordering::Relaxed);
+    c.reads.fetch_add(runs.len() as u64, Ordering::Relaxed);
+    inner.state.count_bytes(peer, 0, total);
     for run in &runs {
         let (f, _) = files[run.file as usize].as_ref().expect("a segment with bytes has its file");
         if run.len as usize <= READV_STAGING / 4 {
@@ -804,14 +812,7 @@ fn readv(inner: &Inner, sock: &mut TcpStream, peer: IpAddr, paths: &[Vec<u8>], s
             })?;
         }
     }
-    let reads = runs.len() as u64;
     flush(&mut staging, sock)?;
-    let c = &inner.readv;
-    c.requests.fetch_add(1, Ordering::Relaxed);
-    c.segments.fetch_add(segments.len() as u64, Ordering::Relaxed);
-    c.bytes.fetch_add(total, Ordering::Relaxed);
-    c.reads.fetch_add(reads, Ordering::Relaxed);
-    inner.state.count_bytes(peer, 0, total);
     Ok(Ok(()))
 }
 
