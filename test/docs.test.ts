@@ -38,7 +38,7 @@ describe('docs', () => {
   });
 
   it('relative links in README.md and docs/*.md point at files that exist', () => {
-    for (const doc of ['README.md', 'docs/USAGE.md', 'docs/API.md', 'docs/ERRORS.md', 'docs/ARCHITECTURE.md']) {
+    for (const doc of ['README.md', 'docs/USAGE.md', 'docs/API.md', 'docs/ERRORS.md', 'docs/ARCHITECTURE.md', 'docs/SECURITY.md']) {
       const text = readFileSync(join(ROOT, doc), 'utf8');
       for (const m of text.matchAll(/\]\(([^)#\s]+)\)/g)) {
         const target = m[1]!;
