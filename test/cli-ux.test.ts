@@ -1,7 +1,7 @@
 // What a person at a terminal sees: the progress bar read off a tmux screen (with a bar per
 // stream), the node's JSON log lines, one clear error line and --debug's chain of causes, and
 // docs/ERRORS.md covering every code.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -65,25 +65,31 @@ describe('progress on a terminal', () => {
   });
 });
 
+/** `longhaul serve` on a free port with `--log-level LEVEL`, its stderr collected. */
+async function loggedNode(dir: string, level: string): Promise<{ child: ChildProcess; address: string; stderr: () => string }> {
+  const child = spawn(
+    process.execPath,
+    [CLI, 'serve', '--root', join(work, dir), '--listen', '127.0.0.1:0', '--no-auth', '--json', '--log-level', level],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  let stderr = '';
+  child.stderr!.on('data', (d) => (stderr += d));
+  const first = await new Promise<string>((resolve) => createInterface({ input: child.stdout! }).once('line', resolve));
+  const { host, port } = JSON.parse(first) as { host: string; port: number };
+  return { child, address: `${host}:${port}`, stderr: () => stderr };
+}
+
 describe('the node log', () => {
   it('writes pino JSON lines to stderr: listening, each transfer start and end, draining, stopped', async () => {
-    const child = spawn(
-      process.execPath,
-      [CLI, 'serve', '--root', join(work, 'logged'), '--listen', '127.0.0.1:0', '--no-auth', '--json', '--log-level', 'debug'],
-      {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
-    let stderr = '';
-    child.stderr.on('data', (d) => (stderr += d));
-    const first = await new Promise<string>((resolve) => createInterface({ input: child.stdout }).once('line', resolve));
-    const { host, port } = JSON.parse(first) as { host: string; port: number };
-    await send(join(work, 'src', 'data.bin'), `${host}:${port}/logged`);
+    const { child, address, stderr } = await loggedNode('logged', 'debug');
+    await send(join(work, 'src', 'data.bin'), `${address}/logged`);
     // Events come from the node's table, polled every 250 ms.
     await sleep(600);
     child.kill('SIGTERM');
     await new Promise((resolve) => child.once('close', resolve));
-    const lines = stderr
+    const lines = stderr()
       .trim()
       .split('\n')
       .map(
@@ -110,19 +116,10 @@ describe('the node log', () => {
   });
 
   it('--log-level warn keeps the info lines out', async () => {
-    const child = spawn(
-      process.execPath,
-      [CLI, 'serve', '--root', join(work, 'quiet'), '--listen', '127.0.0.1:0', '--no-auth', '--json', '--log-level', 'warn'],
-      {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
-    let stderr = '';
-    child.stderr.on('data', (d) => (stderr += d));
-    await new Promise<string>((resolve) => createInterface({ input: child.stdout }).once('line', resolve));
+    const { child, stderr } = await loggedNode('quiet', 'warn');
     child.kill('SIGTERM');
     await new Promise((resolve) => child.once('close', resolve));
-    expect(stderr).toBe('');
+    expect(stderr()).toBe('');
   });
 });
 
