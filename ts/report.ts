@@ -67,17 +67,14 @@ interface Axes {
   yMax: number;
   xLabel: string;
   yLabel: string;
-  yFormat?: (v: number) => string;
 }
 
 function frame(a: Axes, body: string, chart: string, title: string, legend = ''): string {
-  const x = (v: number): number => PAD.l + (v / a.xMax) * (W - PAD.l - PAD.r);
-  const y = (v: number): number => H - PAD.b - (v / a.yMax) * (H - PAD.t - PAD.b);
-  const yf = a.yFormat ?? ((v: number) => String(v));
+  const { x, y } = scaler(a);
   const grid = ticks(a.yMax)
     .map(
       (v) =>
-        `<line x1="${PAD.l}" x2="${W - PAD.r}" y1="${num(y(v))}" y2="${num(y(v))}" class="grid"/><text x="${PAD.l - 6}" y="${num(y(v) + 4)}" text-anchor="end">${esc(yf(v))}</text>`,
+        `<line x1="${PAD.l}" x2="${W - PAD.r}" y1="${num(y(v))}" y2="${num(y(v))}" class="grid"/><text x="${PAD.l - 6}" y="${num(y(v) + 4)}" text-anchor="end">${String(v)}</text>`,
     )
     .join('');
   const xt = ticks(a.xMax, 8)
@@ -138,8 +135,7 @@ function streamsChart(summary: SendSummary): string {
       return `<rect class="series" x="${num(cx - bw / 2)}" y="${num(top)}" width="${num(bw)}" height="${num(H - PAD.b - top)}" fill="#59a14f"><title>stream ${i}: ${esc(fmt.bytes(b))}</title></rect><text x="${num(cx)}" y="${num(top - 4)}" text-anchor="middle">${esc(fmt.bytes(b))}</text>`;
     })
     .join('');
-  // Stream numbers under the bars, not the generic ticks.
-  return frame({ ...a }, body, 'streams', 'Bytes per stream');
+  return frame(a, body, 'streams', 'Bytes per stream');
 }
 
 /** Averages the timeline into at most `n` buckets, so a long transfer draws in bounded size. */

@@ -25,7 +25,7 @@ pub fn mlock_allowed() -> Result<(), String> {
 }
 
 pub fn memlock_limit_text() -> String {
-    match rustix::process::getrlimit(rustix::process::Resource::Memlock).current {
+    match memlock_limit() {
         None => "unlimited".into(),
         Some(n) => format!("{} KiB", n / 1024),
     }
