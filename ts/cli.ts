@@ -77,6 +77,12 @@ function collect(v: string, prev: string[] = []): string[] {
 function withConfig(cmd: Command, command: CommandName | 'config'): Command {
   for (const k of command === 'config' ? CONFIG_KEYS : keysFor(command)) {
     const spec = specOf(k);
+    if (spec.arg === '') {
+      // Both forms, so that neither sets a value unless given (the file and environment still count).
+      cmd.addOption(new Option(flagOf(k), `${spec.description} (default ${String(spec.default)})`));
+      cmd.addOption(new Option(flagOf(k).replace(/^--/, '--no-')).hideHelp());
+      continue;
+    }
     const o = new Option(
       `${flagOf(k)} <${spec.arg}>`,
       `${spec.description}${spec.default !== undefined ? ` (default ${String(spec.default)})` : ''}`,
@@ -188,6 +194,7 @@ function serveCommand(): Command {
         cores: c.coresIo ? { io: c.coresIo, other: c.coresOther } : undefined,
         pin: c.pin,
         idleTimeoutMs: c.idleTimeout ? c.idleTimeout * 1000 : undefined,
+        fsync: c.fsync,
       });
       const metrics = c.metrics ? await serveMetrics(node, parseListen(c.metrics).host, parseListen(c.metrics).port) : undefined;
       const auth = o.auth ? 'token' : 'none';
@@ -292,6 +299,10 @@ withConfig(
         pin: c.pin,
         ioTimeoutMs: c.ioTimeout ? c.ioTimeout * 1000 : undefined,
         tokenFile: c.tokenFile,
+        resume: c.resume,
+        retries: c.retries,
+        retryDelayMs: c.retryDelay === undefined ? undefined : c.retryDelay * 1000,
+        onRetry: (r) => reporter.retry?.(r),
       });
       reporter.done();
       if (o.timeline) {

@@ -61,6 +61,11 @@ function fmtSize(n: number): string {
 const oneOf = <const T extends readonly [string, ...string[]]>(values: T) =>
   z.enum(values, { error: `expected one of ${values.join(', ')}` });
 
+const BOOL_ERROR = 'expected true or false';
+const bool = z.union([z.boolean({ error: BOOL_ERROR }), z.enum(['true', 'false', '1', '0', 'yes', 'no'], { error: BOOL_ERROR })], {
+  error: BOOL_ERROR,
+}).transform((v) => v === true || v === 'true' || v === '1' || v === 'yes');
+
 const cpuList = z.string().regex(/^\d+(-\d+)?(,\d+(-\d+)?)*$/, { error: 'expected a CPU list such as 0-3,8' });
 
 const hostPort = z.string().refine(
@@ -108,7 +113,7 @@ const peerRates = z
 interface Spec {
   schema: z.ZodType;
   description: string;
-  /** The value's name in `--help`. */
+  /** The value's name in `--help`; '' for a switch (`--KEY` and `--no-KEY`). */
   arg: string;
   /** The flag, when it is not the key in kebab case. */
   flag?: string;
@@ -183,6 +188,34 @@ const SPECS = {
     description: 'seconds a sender may send nothing before its transfer fails with E_TIMEOUT',
     arg: 'seconds',
     default: 60,
+    commands: ['serve'],
+  },
+  resume: {
+    schema: bool,
+    description: "resume from the node's journal of an earlier attempt, skipping files it holds with the same size and mtime (--no-resume sends everything)",
+    arg: '',
+    default: true,
+    commands: ['send'],
+  },
+  retries: {
+    schema: intIn(0, 1000),
+    description: 'after a broken connection, a timeout, a bad block or a busy node, send again (resuming) this many times',
+    arg: 'n',
+    default: 3,
+    commands: ['send'],
+  },
+  retryDelay: {
+    schema: intIn(0, 3600),
+    description: 'seconds before the first retry, doubling each time up to 30',
+    arg: 'seconds',
+    default: 1,
+    commands: ['send'],
+  },
+  fsync: {
+    schema: oneOf(['none', 'file', 'end']),
+    description: 'make received files durable: none (kernel writeback, as cp and rsync), file (fsync each before its rename) or end (one syncfs per transfer)',
+    arg: 'mode',
+    default: 'none',
     commands: ['serve'],
   },
   tokenFile: {

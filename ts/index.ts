@@ -6,6 +6,7 @@
 import { cancellable, checkCount, progressAdapter, resolveToken, type AuthOptions, type TransferTotals } from './common.js';
 import { native } from './native.js';
 import type { Cores, PinMode } from './node.js';
+import { LonghaulError } from './errors.js';
 import { formatAddress, parseTarget, type Target } from './target.js';
 
 export { LonghaulError, exitCodeFor, fixFor, ERROR_CODES } from './errors.js';
@@ -94,7 +95,33 @@ export interface SendOptions extends AuthOptions {
   timelineIntervalMs?: number;
   /** Milliseconds the node has to answer the handshake and to take each block (default 60,000); then E_TIMEOUT. */
   ioTimeoutMs?: number;
+  /**
+   * Pick up the node's journal of an earlier attempt at this same transfer and skip files it
+   * already holds with the same size and mtime (default true); false sends every byte.
+   */
+  resume?: boolean;
+  /**
+   * After a broken connection, a timeout, a bad block or a busy node, send again (resuming) this
+   * many times (default 3). A node that cannot be reached at all on the first attempt is not retried.
+   */
+  retries?: number;
+  /** Milliseconds before the first retry (default 1,000), doubling each time up to 30 s. */
+  retryDelayMs?: number;
+  /** Called before each retry with the error that ended the attempt. */
+  onRetry?: (r: RetryEvent) => void;
 }
+
+export interface RetryEvent {
+  /** The attempt that failed (1 for the first). */
+  attempt: number;
+  code: string;
+  message: string;
+  /** Milliseconds until the next attempt. */
+  delayMs: number;
+}
+
+/** Errors after which another attempt can succeed: the connection, the node's load, a damaged block. */
+const RETRIABLE = new Set(['E_NET', 'E_TIMEOUT', 'E_PROTOCOL', 'E_CHECKSUM', 'E_BUSY', 'E_CONNECT']);
 
 /** Thread states at one moment (Vyukov-style profile). */
 export interface TimelineSample {
@@ -147,6 +174,12 @@ export interface SendSummary extends TransferTotals {
   placement: PlacementReport;
   timeline: TimelineSample[];
   digest: string;
+  /** Blocks and bytes the node already held (an earlier attempt's, or files already there) and so were not sent. */
+  resumedBlocks: number;
+  resumedBytes: number;
+  /** Attempts it took (1 when nothing failed), and the error that ended each failed one. */
+  attempts: number;
+  retried: { code: string; message: string }[];
 }
 
 /**
@@ -161,6 +194,49 @@ export async function send(source: string, target: string | Target, options: Sen
   checkCount('readers', options.readers, 1, 64);
   checkCount('processors', options.processors, 1, 256);
   checkCount('workers', options.workers, 1, 256);
+  checkCount('retries', options.retries, 0, 1000);
+  checkCount('retryDelayMs', options.retryDelayMs, 0, 3_600_000);
+  const retries = options.retries ?? 3;
+  const retried: { code: string; message: string }[] = [];
+  let reached = false;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const s = await sendOnce(source, t, options);
+      return { ...s, attempts: attempt, retried };
+    } catch (err) {
+      const e = err as LonghaulError;
+      // A node never reached is a wrong address or a node that is down: say so at once. Any
+      // other failure means an attempt reached it, and a node restarting is worth waiting for.
+      const retriable = RETRIABLE.has(e.code) && (e.code !== 'E_CONNECT' || reached);
+      reached ||= e.code !== 'E_CONNECT';
+      if (!retriable || attempt > retries || options.signal?.aborted) throw e;
+      const delayMs = Math.min((options.retryDelayMs ?? 1000) * 2 ** (attempt - 1), 30_000);
+      retried.push({ code: e.code, message: e.message });
+      options.onRetry?.({ attempt, code: e.code, message: e.message, delayMs });
+      await sleep(delayMs, options.signal);
+    }
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+    };
+    const onAbort = (): void => {
+      done();
+      reject(new LonghaulError('E_CANCELLED', 'transfer cancelled while waiting to retry'));
+    };
+    const timer = setTimeout(() => {
+      done();
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+async function sendOnce(source: string, t: Target, options: SendOptions): Promise<Omit<SendSummary, 'attempts' | 'retried'>> {
   return cancellable(options.signal, async (cancel) => {
     const s = await native.send(
       {
@@ -182,6 +258,7 @@ export async function send(source: string, target: string | Target, options: Sen
         timelineIntervalMs: options.timelineIntervalMs,
         ioTimeoutMs: options.ioTimeoutMs,
         token: resolveToken(options),
+        resume: options.resume,
       },
       cancel,
       progressAdapter(options.onProgress),

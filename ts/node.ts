@@ -58,6 +58,12 @@ export interface ServeOptions extends AuthOptions {
   idleTimeoutMs?: number;
   /** Milliseconds between polls of the transfer table for events (default 250). */
   eventIntervalMs?: number;
+  /**
+   * When received files are made durable: `none` (default: the kernel writes back, as with cp,
+   * rsync and GridFTP; the resume journal covers a crash), `file` (fsync each file before its
+   * rename) or `end` (one syncfs before the transfer is reported complete).
+   */
+  fsync?: 'none' | 'file' | 'end';
 }
 
 /** A row of the node's transfer table. */

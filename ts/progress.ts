@@ -2,11 +2,17 @@
 import cliProgress from 'cli-progress';
 
 import * as fmt from './format.js';
-import type { Progress, SendSummary } from './index.js';
+import type { Progress, RetryEvent, SendSummary } from './index.js';
 
 export interface Reporter {
   progress(p: Progress): void;
+  /** An attempt failed and another follows. */
+  retry?(r: RetryEvent): void;
   done(): void;
+}
+
+function retryLine(r: RetryEvent): string {
+  return `attempt ${r.attempt} failed (${r.code}: ${r.message}); resuming in ${fmt.duration(r.delayMs / 1000)}`;
 }
 
 /** Rate smoothed over the last few seconds, for a steadier ETA than the whole-run average. */
@@ -72,6 +78,9 @@ export function barReporter(stream: NodeJS.WriteStream, opts: { streamsDetail?: 
         s.bar.update(b, { stream: i, done: fmt.bytes(b), rate: fmt.rate(sr) });
       });
     },
+    retry(r) {
+      multi.log(`${retryLine(r)}\n`);
+    },
     done() {
       multi.stop();
     },
@@ -82,6 +91,9 @@ export function jsonReporter(out: NodeJS.WritableStream): Reporter {
   return {
     progress(p) {
       out.write(`${JSON.stringify({ type: 'progress', ...p })}\n`);
+    },
+    retry(r) {
+      out.write(`${JSON.stringify({ type: 'retry', ...r })}\n`);
     },
     done() {},
   };
@@ -105,6 +117,9 @@ export function summaryLines(s: SendSummary): string[] {
   lines.push(
     `placement: ${s.placement.reason}; ${s.placement.pinned ? `${s.placement.threads.length} threads pinned` : `not pinned: ${s.placement.fallback}`}`,
   );
+  if (s.resumedBytes > 0)
+    lines.push(`resumed: ${fmt.bytes(s.resumedBytes)} (${fmt.plural(s.resumedBlocks, 'block')}) already on the node, not sent again`);
+  if (s.attempts > 1) lines.push(`attempts: ${s.attempts} (retried after ${s.retried.map((r) => r.code).join(', ')})`);
   if (s.skipped.length > 0) lines.push(`skipped ${s.skipped.length} special files (first: ${s.skipped[0]!.path}, ${s.skipped[0]!.reason})`);
   return lines;
 }

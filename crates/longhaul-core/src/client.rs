@@ -29,9 +29,11 @@ pub struct Hello {
 /// HELLO, HELLO_OK and, when the node asks for it, AUTH / AUTH_OK. A client that holds a token
 /// insists that the node prove it holds it too, so a node that skips authentication cannot
 /// pose as the real one.
-pub fn handshake(sock: &mut TcpStream, secret: Option<&Secret>) -> Result<Hello> {
+/// `features` are those the client wants for this connection (FEATURE_RESUME only for a push
+/// that should resume).
+pub fn handshake(sock: &mut TcpStream, secret: Option<&Secret>, features: u64) -> Result<Hello> {
     let ours = auth::nonce()?;
-    frame::write_msg(sock, &Msg::Hello { min: frame::VERSION_MIN, max: frame::VERSION_MAX, features: frame::FEATURES, nonce: ours })?;
+    frame::write_msg(sock, &Msg::Hello { min: frame::VERSION_MIN, max: frame::VERSION_MAX, features, nonce: ours })?;
     let (features, limits, wants_auth, theirs) = match frame::expect_msg(sock, 0)? {
         Msg::HelloOk { features, limits, auth, nonce, .. } => (features, limits, auth, nonce),
         Msg::Error { code, message } => return Err(Error::remote(&code, &message)),
@@ -61,7 +63,7 @@ pub fn open(addr: &str, secret: Option<&Secret>, timeout: Duration) -> Result<(T
     let mut sock = net::connect(addr, timeout)?;
     sock.set_read_timeout(Some(timeout)).map_err(Error::net("setting a timeout"))?;
     sock.set_write_timeout(Some(timeout)).map_err(Error::net("setting a timeout"))?;
-    let hello = handshake(&mut sock, secret)?;
+    let hello = handshake(&mut sock, secret, frame::FEATURES & !frame::FEATURE_RESUME)?;
     Ok((sock, hello))
 }
 
@@ -249,6 +251,8 @@ pub fn get(
         idle_timeout: opts.timeout,
         throttle: Default::default(),
         counter: Arc::clone(&counter),
+        fsync: Default::default(),
+        resume: None,
     };
     let recv = Receive::prepare(dest, index, params, pool)?;
     frame::write_msg(&mut control, &Msg::Ready { token, streams })?;

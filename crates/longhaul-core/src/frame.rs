@@ -15,7 +15,12 @@ pub const VERSION_MAX: u16 = 1;
 pub const FEATURE_XXH3: u64 = 1;
 /// BLOCK_B3 frames: a BLAKE3 of every block, checked by the node beside the XXH3.
 pub const FEATURE_BLAKE3: u64 = 2;
-pub const FEATURES: u64 = FEATURE_XXH3 | FEATURE_BLAKE3;
+/// Resume: in a client's HELLO, "use a journal of this push if the node has one, and send PLAN
+/// after READY"; in HELLO_OK, "this node keeps journals".
+pub const FEATURE_RESUME: u64 = 4;
+pub const FEATURES: u64 = FEATURE_XXH3 | FEATURE_BLAKE3 | FEATURE_RESUME;
+/// Ranges in one PLAN frame (16 bytes each, within a control frame).
+pub const MAX_PLAN_RANGES: usize = 4000;
 /// Control frames other than MANIFEST: far more than any of them needs.
 pub const MAX_CONTROL_FRAME: u32 = 64 * 1024;
 /// Error messages are cut to this many bytes.
@@ -55,6 +60,7 @@ pub enum FrameType {
     StatsOk = 0x16,
     Copy = 0x17,
     CopyProgress = 0x18,
+    Plan = 0x19,
     Error = 0x7f,
 }
 
@@ -83,6 +89,7 @@ impl FrameType {
             0x16 => StatsOk,
             0x17 => Copy,
             0x18 => CopyProgress,
+            0x19 => Plan,
             0x7f => Error,
             _ => return None,
         })
@@ -216,6 +223,13 @@ pub enum Msg {
         token: Token,
         streams: u16,
     },
+    /// After READY, when the client asked to resume: the blocks the node already holds
+    /// (verified and written by an earlier attempt), as sorted, disjoint `[first, end)` ranges
+    /// of block numbers out of `nblocks`. The sender sends every other block.
+    Plan {
+        nblocks: u64,
+        ranges: Vec<(u64, u64)>,
+    },
     DataHello {
         token: Token,
         stream: u16,
@@ -255,6 +269,7 @@ impl Msg {
             Msg::HelloOk { .. } => FrameType::HelloOk,
             Msg::Manifest { .. } => FrameType::Manifest,
             Msg::Ready { .. } => FrameType::Ready,
+            Msg::Plan { .. } => FrameType::Plan,
             Msg::DataHello { .. } => FrameType::DataHello,
             Msg::Block { .. } => FrameType::Block,
             Msg::BlockB3 { .. } => FrameType::BlockB3,
@@ -374,6 +389,14 @@ impl Msg {
             Msg::Ready { token, streams } => {
                 b.extend_from_slice(token);
                 b.extend_from_slice(&streams.to_le_bytes());
+            }
+            Msg::Plan { nblocks, ranges } => {
+                b.extend_from_slice(&nblocks.to_le_bytes());
+                b.extend_from_slice(&(ranges.len() as u32).to_le_bytes());
+                for (first, end) in ranges {
+                    b.extend_from_slice(&first.to_le_bytes());
+                    b.extend_from_slice(&end.to_le_bytes());
+                }
             }
             Msg::DataHello { token, stream } => {
                 b.extend_from_slice(token);
@@ -500,6 +523,21 @@ impl Msg {
                 Msg::Manifest { dest, streams, block_size, index }
             }
             FrameType::Ready => Msg::Ready { token: r.token()?, streams: r.u16()? },
+            FrameType::Plan => {
+                let nblocks = r.u64()?;
+                let n = r.count(16)?;
+                let mut ranges = Vec::with_capacity(n);
+                let mut floor = 0;
+                for _ in 0..n {
+                    let (first, end) = (r.u64()?, r.u64()?);
+                    if first < floor || end <= first || end > nblocks {
+                        return Err(Error::Protocol(format!("PLAN range {first}..{end} is empty, unsorted or past block {nblocks}")));
+                    }
+                    floor = end;
+                    ranges.push((first, end));
+                }
+                Msg::Plan { nblocks, ranges }
+            }
             FrameType::DataHello => Msg::DataHello { token: r.token()?, stream: r.u16()? },
             FrameType::Block => Msg::Block { offset: r.u64()?, len: r.u32()?, xxh3: r.u64()? },
             FrameType::BlockB3 => {

@@ -12,6 +12,7 @@ pub mod error;
 pub mod frame;
 pub mod hash;
 pub mod index;
+pub mod journal;
 pub mod net;
 pub mod node_state;
 pub mod placement;

@@ -38,6 +38,7 @@ use crate::error::{lossy, Error, Result};
 use crate::frame::{self, hex, Msg, SummaryMsg, Token};
 use crate::hash::xxh3;
 use crate::index::{Index, Kind};
+use crate::journal::{Journal, Previous};
 use crate::net::Deadline;
 use crate::placement::{bind_current_thread, Placement, Role};
 use crate::pool::{Pool, PoolBuf};
@@ -56,6 +57,47 @@ struct FileSlot {
 struct WriteJob {
     buf: PoolBuf,
     offset: u64,
+    hash: u64,
+}
+
+/// When the receiver makes written data durable (`fsync`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Fsync {
+    /// Leave it to the kernel's writeback, like cp, rsync and GridFTP (the default).
+    #[default]
+    None,
+    /// fsync each file before it takes its final name.
+    File,
+    /// One syncfs of the destination's file system before the transfer is reported complete.
+    End,
+}
+
+impl Fsync {
+    pub fn parse(s: &str) -> Result<Fsync> {
+        match s {
+            "none" => Ok(Fsync::None),
+            "file" => Ok(Fsync::File),
+            "end" => Ok(Fsync::End),
+            _ => Err(Error::Usage(format!("fsync must be none, file or end, not {s:?}"))),
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Fsync::None => "none",
+            Fsync::File => "file",
+            Fsync::End => "end",
+        }
+    }
+}
+
+/// A journaled session (a push to a node): where its journal lives and whether to pick up an
+/// earlier attempt's work.
+pub struct ResumeParams {
+    pub dir: PathBuf,
+    pub key: String,
+    /// Use the journal of an earlier attempt and skip files already at the destination with
+    /// the index's size and mtime; otherwise start over.
+    pub use_previous: bool,
 }
 
 #[derive(Default)]
@@ -80,6 +122,22 @@ pub struct SessionParams {
     pub throttle: Throttle,
     /// Counts the bytes received and verified, for whoever watches progress.
     pub counter: Arc<AtomicU64>,
+    pub fsync: Fsync,
+    /// Journal the session so that a later attempt can resume it (None: temporary files are
+    /// removed on failure and nothing is remembered).
+    pub resume: Option<ResumeParams>,
+}
+
+/// What an earlier attempt left that this session will not receive again.
+#[derive(Default)]
+struct Carried {
+    /// Blocks already held, as sorted `[first, end)` ranges (what PLAN tells the sender).
+    ranges: Vec<(u64, u64)>,
+    blocks: u64,
+    bytes: u64,
+    /// Per file: bytes still to come.
+    remaining: Vec<u64>,
+    stages: Vec<u8>,
 }
 
 pub struct Receive {
@@ -104,12 +162,18 @@ pub struct Receive {
     started: Instant,
     placement: Placement,
     idle_timeout: Duration,
+    /// Names the temporary files: the journal key's first digits, or the session token's.
+    tag: String,
+    journal: Option<Journal>,
+    carried: Carried,
+    fsync: Fsync,
 }
 
 impl Receive {
     /// Checks the destination, creates the directories and the large files, starts the writers.
     pub fn prepare(root: &Path, index: Index, params: SessionParams, pool: Arc<Pool>) -> Result<Arc<Receive>> {
-        let SessionParams { dest, streams, block_size, writers, token, placement, idle_timeout, throttle, counter } = params;
+        let SessionParams { dest, streams, block_size, writers, token, placement, idle_timeout, throttle, counter, fsync, resume } =
+            params;
         let dest = dest.as_slice();
         let dest_dir = if dest.is_empty() {
             root.to_path_buf()
@@ -122,22 +186,47 @@ impl Receive {
             }
             p
         };
+        let nblocks = index.total().div_ceil(block_size as u64);
+        let (tag, journal, carried) = match resume {
+            None => (hex(&token)[..12].to_owned(), None, Carried::default()),
+            Some(r) => {
+                let (journal, previous) = Journal::open(&r.dir, &r.key, dest, nblocks, r.use_previous)?;
+                let tag = r.key[..12].to_owned();
+                let carried = if r.use_previous {
+                    carried_over(&index, &dest_dir, &tag, block_size as u64, &previous)
+                } else {
+                    Carried::default()
+                };
+                (tag, Some(journal), carried)
+            }
+        };
         let files = index
             .entries()
             .iter()
-            .map(|e| FileSlot { remaining: AtomicU64::new(e.size), fd: Mutex::new(None), stage: AtomicU8::new(STAGE_NONE) })
+            .enumerate()
+            .map(|(i, e)| FileSlot {
+                remaining: AtomicU64::new(carried.remaining.get(i).copied().unwrap_or(e.size)),
+                fd: Mutex::new(None),
+                stage: AtomicU8::new(carried.stages.get(i).copied().unwrap_or(STAGE_NONE)),
+            })
             .collect();
+        let mut seen = BlockSet::default();
+        for &(first, end) in &carried.ranges {
+            for b in first..end {
+                seen.insert(b);
+            }
+        }
         let (tx, rx) = bounded::<WriteJob>(pool.count());
         let recv = Arc::new(Receive {
             token,
-            nblocks: index.total().div_ceil(block_size as u64),
+            nblocks,
             index,
             dest: dest_dir,
             block_size: block_size as u64,
             streams,
             pool,
             files,
-            seen: Mutex::new(BlockSet::default()),
+            seen: Mutex::new(seen),
             write_tx: Mutex::new(Some(tx)),
             writers: Mutex::new(Vec::new()),
             state: Mutex::new(State::default()),
@@ -150,8 +239,12 @@ impl Receive {
             started: Instant::now(),
             placement,
             idle_timeout,
+            tag,
+            journal,
+            carried,
+            fsync,
         });
-        if let Err(e) = recv.make_tree() {
+        if let Err(e) = recv.make_tree().and_then(|()| recv.finish_carried()) {
             recv.remove_temps();
             return Err(e);
         }
@@ -168,7 +261,9 @@ impl Receive {
                         if r.stop.load(Ordering::Relaxed) {
                             continue;
                         }
-                        if let Err(e) = r.write(job) {
+                        let (block, hash) = (job.offset / r.block_size, job.hash);
+                        let written = r.write(job);
+                        if let Err(e) = written.and_then(|()| r.journal.as_ref().map_or(Ok(()), |j| j.record(block, hash))) {
                             r.fail(e);
                         }
                     }
@@ -186,14 +281,39 @@ impl Receive {
 
     fn temp_of(&self, i: usize) -> PathBuf {
         let fin = self.path_of(i);
-        fin.with_file_name(format!(".lh-{}-{i}.part", &hex(&self.token)[..12]))
+        fin.with_file_name(format!(".lh-{}-{i}.part", self.tag))
+    }
+
+    /// Files an earlier attempt wrote in full but was stopped before renaming.
+    fn finish_carried(&self) -> Result<()> {
+        for (i, slot) in self.files.iter().enumerate() {
+            if slot.stage.load(Ordering::SeqCst) == STAGE_TEMP && slot.remaining.load(Ordering::SeqCst) == 0 {
+                self.finalize(i)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The blocks this session will not receive because an earlier attempt left them, as
+    /// `[first, end)` ranges (PLAN).
+    pub fn plan(&self) -> Vec<(u64, u64)> {
+        self.carried.ranges.clone()
+    }
+
+    pub fn nblocks(&self) -> u64 {
+        self.nblocks
+    }
+
+    /// Bytes an earlier attempt left that this session does not receive again.
+    pub fn carried_bytes(&self) -> u64 {
+        self.carried.bytes
     }
 
     fn make_tree(&self) -> Result<()> {
         for (i, e) in self.index.entries().iter().enumerate() {
             match e.kind {
                 Kind::Dir => ensure_dir(&self.path_of(i), &e.path)?,
-                Kind::File if e.size >= self.block_size => {
+                Kind::File if e.size >= self.block_size && self.files[i].stage.load(Ordering::SeqCst) != STAGE_FINAL => {
                     let f = self.open_temp(i)?;
                     match rustix::fs::fallocate(f.as_fd(), rustix::fs::FallocateFlags::empty(), 0, e.size) {
                         Ok(()) | Err(rustix::io::Errno::OPNOTSUPP) => {}
@@ -231,6 +351,10 @@ impl Receive {
 
     fn write(&self, job: WriteJob) -> Result<()> {
         for p in self.index.pieces(job.offset, job.buf.len() as u64) {
+            if self.files[p.entry].stage.load(Ordering::SeqCst) == STAGE_FINAL {
+                // Resumed: an earlier attempt completed this file; the block is here for others.
+                continue;
+            }
             let fd = self.slot_fd(p.entry)?;
             let at = p.range_offset as usize;
             fd.write_all_at(&job.buf[at..at + p.len as usize], p.file_offset)
@@ -255,6 +379,9 @@ impl Receive {
         let t = timestamp(e.mtime_ns);
         rustix::fs::futimens(fd.as_fd(), &rustix::fs::Timestamps { last_access: t, last_modification: t })
             .map_err(|err| Error::io("set mtime", &e.path, err.into()))?;
+        if self.fsync == Fsync::File {
+            fd.sync_all().map_err(|err| Error::io("fsync", &e.path, err))?;
+        }
         drop(fd);
         fs::rename(self.temp_of(i), self.path_of(i)).map_err(|err| Error::io("rename", &e.path, err))?;
         self.files[i].stage.store(STAGE_FINAL, Ordering::SeqCst);
@@ -299,13 +426,13 @@ impl Receive {
                 None => return Err(Error::Protocol("a data connection closed before its STREAM_END".into())),
                 Some(Msg::Block { offset, len, xxh3: want }) => {
                     let buf = self.receive_block(sock, offset, len, want, None)?;
-                    if tx.send(WriteJob { buf, offset }).is_err() {
+                    if tx.send(WriteJob { buf, offset, hash: want }).is_err() {
                         return Ok(());
                     }
                 }
                 Some(Msg::BlockB3 { offset, len, xxh3: want, blake3 }) => {
                     let buf = self.receive_block(sock, offset, len, want, Some(&blake3))?;
-                    if tx.send(WriteJob { buf, offset }).is_err() {
+                    if tx.send(WriteJob { buf, offset, hash: want }).is_err() {
                         return Ok(());
                     }
                 }
@@ -428,8 +555,16 @@ impl Receive {
         }
         let failure = self.state.lock().expect("state lock").failure.take();
         if let Some(e) = failure {
-            self.remove_temps();
+            if self.journal.is_some() {
+                // Kept for the next attempt, which the journal tells what they hold.
+                self.close_temps();
+            } else {
+                self.remove_temps();
+            }
             return Err(e);
+        }
+        if let Some(j) = &self.journal {
+            j.remove();
         }
         Ok(SummaryMsg {
             bytes: self.bytes.load(Ordering::Relaxed),
@@ -450,11 +585,10 @@ impl Receive {
             return Ok(());
         }
         let got = self.bytes.load(Ordering::Relaxed);
-        if client_bytes != Some(self.index.total()) || got != self.index.total() || self.blocks.load(Ordering::Relaxed) != self.nblocks {
+        let expect = self.index.total() - self.carried.bytes;
+        if client_bytes != Some(expect) || got != expect || self.blocks.load(Ordering::Relaxed) + self.carried.blocks != self.nblocks {
             return Err(Error::Protocol(format!(
-                "transfer ended with {got} of {} bytes received (sender reported {:?})",
-                self.index.total(),
-                client_bytes
+                "transfer ended with {got} of {expect} bytes received (sender reported {client_bytes:?})"
             )));
         }
         let entries = self.index.entries();
@@ -471,6 +605,8 @@ impl Receive {
                 }
                 Kind::Symlink => {
                     let temp = self.temp_of(i);
+                    // A killed earlier attempt may have left it.
+                    let _ = fs::remove_file(&temp);
                     std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&e.target), &temp)
                         .map_err(|err| Error::io("symlink", &e.path, err))?;
                     self.files[i].stage.store(STAGE_TEMP, Ordering::SeqCst);
@@ -499,7 +635,18 @@ impl Receive {
             )
             .map_err(|err| Error::io("set mtime", &e.path, err.into()))?;
         }
+        if self.fsync == Fsync::End {
+            let dir = File::open(&self.dest).map_err(|err| Error::io("open", b"destination", err))?;
+            rustix::fs::syncfs(&dir).map_err(|err| Error::io("syncfs", b"destination", err.into()))?;
+        }
         Ok(())
+    }
+
+    /// Closes the temporary files a failed journaled session keeps for its next attempt.
+    fn close_temps(&self) {
+        for slot in &self.files {
+            slot.fd.lock().expect("slot lock").take();
+        }
     }
 
     /// Removes every temporary file of the session; files already under their final name are
@@ -512,6 +659,87 @@ impl Receive {
             }
         }
     }
+}
+
+/// What an earlier attempt (its journal, its temporary files) and the destination already hold
+/// of this transfer. A file already at the destination with the index's size and mtime is
+/// complete (rsync's quick check); a journaled block counts when every file it touches is
+/// complete or has its temporary file, and its bytes, read back, still have the recorded XXH3.
+/// Blocks made only of complete files count too, so the sender skips them.
+fn carried_over(index: &Index, dest: &Path, tag: &str, block_size: u64, previous: &Previous) -> Carried {
+    let entries = index.entries();
+    let temp_of = |i: usize| {
+        let fin = dest.join(std::ffi::OsStr::from_bytes(&entries[i].path));
+        let temp = fin.with_file_name(format!(".lh-{tag}-{i}.part"));
+        (fin, temp)
+    };
+    let mut stages = vec![STAGE_NONE; entries.len()];
+    for (i, e) in entries.iter().enumerate().filter(|(_, e)| e.kind == Kind::File && e.size > 0) {
+        let (fin, temp) = temp_of(i);
+        let complete = fs::symlink_metadata(&fin).is_ok_and(|m| {
+            use std::os::unix::fs::MetadataExt;
+            m.is_file() && m.len() == e.size && m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128 == e.mtime_ns as i128
+        });
+        stages[i] = if complete {
+            STAGE_FINAL
+        } else if fs::symlink_metadata(&temp).is_ok_and(|m| m.is_file() && m.len() <= e.size) {
+            STAGE_TEMP
+        } else {
+            STAGE_NONE
+        };
+    }
+    let total = index.total();
+    let nblocks = total.div_ceil(block_size);
+    let block_len = |b: u64| block_size.min(total - b * block_size);
+    let recorded: std::collections::HashMap<u64, u64> = previous.blocks.iter().copied().collect();
+    let mut buf = Vec::new();
+    let mut done = Vec::new();
+    for b in 0..nblocks {
+        let pieces: Vec<_> = index.pieces(b * block_size, block_len(b)).collect();
+        if pieces.iter().all(|p| stages[p.entry] == STAGE_FINAL) {
+            done.push(b);
+            continue;
+        }
+        let Some(&want) = recorded.get(&b) else { continue };
+        if pieces.iter().any(|p| stages[p.entry] == STAGE_NONE) {
+            continue;
+        }
+        buf.resize(block_len(b) as usize, 0);
+        let read_back = pieces.iter().all(|p| {
+            let (fin, temp) = temp_of(p.entry);
+            let from = if stages[p.entry] == STAGE_FINAL { fin } else { temp };
+            let at = p.range_offset as usize;
+            File::open(from).and_then(|f| f.read_exact_at(&mut buf[at..at + p.len as usize], p.file_offset)).is_ok()
+        });
+        if read_back && xxh3(&buf) == want {
+            done.push(b);
+        }
+    }
+    let mut ranges: Vec<(u64, u64)> = Vec::new();
+    for &b in &done {
+        match ranges.last_mut() {
+            Some((_, end)) if *end == b => *end = b + 1,
+            _ => ranges.push((b, b + 1)),
+        }
+    }
+    // PLAN fits one control frame; blocks past its last range are simply sent again.
+    if ranges.len() > crate::frame::MAX_PLAN_RANGES {
+        ranges.truncate(crate::frame::MAX_PLAN_RANGES);
+        let end = ranges[ranges.len() - 1].1;
+        done.retain(|&b| b < end);
+    }
+    let mut remaining: Vec<u64> =
+        entries.iter().zip(&stages).map(|(e, &st)| if st == STAGE_FINAL { 0 } else { e.size }).collect();
+    let mut bytes = 0;
+    for &b in &done {
+        for p in index.pieces(b * block_size, block_len(b)) {
+            if stages[p.entry] == STAGE_TEMP {
+                remaining[p.entry] -= p.len;
+            }
+        }
+        bytes += block_len(b);
+    }
+    Carried { blocks: done.len() as u64, ranges, bytes, remaining, stages }
 }
 
 fn timestamp(ns: i64) -> rustix::fs::Timespec {

@@ -128,6 +128,9 @@ pub struct SendOptions {
     /// How long the receiver may take to answer DONE; `None` waits (a client can cancel; a
     /// node sending for a pull cannot, so it sets this).
     pub summary_timeout: Option<Duration>,
+    /// Ask the node to resume from its journal of an earlier attempt at this push (PLAN), and
+    /// to skip files it already holds with the same size and mtime; `false` sends everything.
+    pub resume: bool,
 }
 
 fn cpus() -> usize {
@@ -156,6 +159,7 @@ impl Default for SendOptions {
             timeline_interval: Duration::from_millis(5),
             secret: None,
             summary_timeout: None,
+            resume: true,
         }
     }
 }
@@ -202,6 +206,10 @@ pub struct SendSummary {
     pub pinned: Vec<ThreadPin>,
     pub timeline: Vec<Sample>,
     pub digest: Digest,
+    /// Blocks and bytes the node already held from an earlier attempt (PLAN) and so were not
+    /// sent again.
+    pub resumed_blocks: u64,
+    pub resumed_bytes: u64,
 }
 
 enum Prepared {
@@ -252,7 +260,10 @@ struct Engine<'a> {
     base: &'a Path,
     pool: Arc<Pool>,
     bs: u64,
+    /// Blocks to send (those not in the node's PLAN), in order; the schedulers number them
+    /// 0..nblocks and `order` maps that number to the block.
     nblocks: u64,
+    order: Vec<u64>,
     next: AtomicU64,
     /// Blocks below this number may be taken; `auto` raises it phase by phase.
     limit: AtomicU64,
@@ -285,14 +296,16 @@ impl Engine<'_> {
                 return None;
             }
             match self.next.compare_exchange_weak(n, n + 1, Ordering::Relaxed, Ordering::Relaxed) {
-                Ok(_) => return Some(n),
+                Ok(_) => return Some(self.order[n as usize]),
                 Err(now) => n = now,
             }
         }
     }
 
+    /// Bytes of the blocks numbered `from..to` in `order`.
     fn bytes_of_blocks(&self, from: u64, to: u64) -> u64 {
-        (to * self.bs).min(self.index.total()) - (from * self.bs).min(self.index.total())
+        let total = self.index.total();
+        self.order[from as usize..to as usize].iter().map(|&b| self.bs.min(total - b * self.bs)).sum()
     }
 
     /// Binds the calling thread per the placement and records it.
@@ -607,7 +620,8 @@ pub fn send(
 
     let mut control = net::connect(addr, opts.connect_timeout)?;
     control.set_read_timeout(Some(opts.io_timeout)).map_err(Error::net("setting a timeout"))?;
-    let crate::client::Hello { features, limits } = crate::client::handshake(&mut control, opts.secret.as_ref())?;
+    let wanted = if opts.resume { frame::FEATURES } else { frame::FEATURES & !frame::FEATURE_RESUME };
+    let crate::client::Hello { features, limits } = crate::client::handshake(&mut control, opts.secret.as_ref(), wanted)?;
     if opts.digest == Digest::Blake3 && features & frame::FEATURE_BLAKE3 == 0 {
         return Err(Error::Protocol("the node does not check BLAKE3 block digests".into()));
     }
@@ -625,6 +639,17 @@ pub fn send(
         Msg::Error { code, message } => return Err(Error::remote(&code, &message)),
         m => return Err(Error::Protocol(format!("expected READY, got {:?}", m.frame_type()))),
     };
+    let nblocks = index.total().div_ceil(opts.block_size as u64);
+    let skip = if opts.resume && features & frame::FEATURE_RESUME != 0 {
+        match frame::expect_msg(&mut control, 0)? {
+            Msg::Plan { nblocks: n, ranges } if n == nblocks => ranges,
+            Msg::Plan { nblocks: n, .. } => return Err(Error::Protocol(format!("PLAN for {n} blocks, the transfer has {nblocks}"))),
+            Msg::Error { code, message } => return Err(Error::remote(&code, &message)),
+            m => return Err(Error::Protocol(format!("expected PLAN, got {:?}", m.frame_type()))),
+        }
+    } else {
+        Vec::new()
+    };
 
     let mut sockets = Vec::with_capacity(streams as usize);
     for i in 0..streams {
@@ -633,12 +658,13 @@ pub fn send(
         frame::write_msg(&mut s, &Msg::DataHello { token, stream: i })?;
         sockets.push(s);
     }
-    transmit(&scanned, control, sockets, opts, Throttle::default(), cancel, on_progress, started, scan_seconds)
+    transmit(&scanned, control, sockets, opts, Throttle::default(), &skip, cancel, on_progress, started, scan_seconds)
 }
 
 /// Sends the blocks of a scanned source over data connections already attached to a session
 /// (`sockets`, one per stream), then DONE on `control`, and waits for the receiver's SUMMARY.
-/// A client pushing to a node and a node answering a pull both end up here.
+/// A client pushing to a node and a node answering a pull both end up here. Blocks in the
+/// `[first, end)` ranges of `skip` (the node's PLAN) are not sent.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn transmit(
     scanned: &crate::scan::Scan,
@@ -646,6 +672,7 @@ pub(crate) fn transmit(
     sockets: Vec<TcpStream>,
     opts: &SendOptions,
     throttle: Throttle,
+    skip: &[(u64, u64)],
     cancel: &AtomicBool,
     on_progress: &(dyn Fn(&Progress) + Sync),
     started: Instant,
@@ -689,12 +716,22 @@ pub(crate) fn transmit(
     };
     let bs = opts.block_size as u64;
     let nblocks = index.total().div_ceil(bs);
+    let block_done: Vec<AtomicBool> = (0..nblocks).map(|_| AtomicBool::new(false)).collect();
+    for &(first, end) in skip {
+        for b in first..end.min(nblocks) {
+            block_done[b as usize].store(true, Ordering::Relaxed);
+        }
+    }
+    let order: Vec<u64> = (0..nblocks).filter(|&b| !block_done[b as usize].load(Ordering::Relaxed)).collect();
+    let resumed_blocks = nblocks - order.len() as u64;
+    let resumed_bytes = index.total() - order.iter().map(|&b| bs.min(index.total() - b * bs)).sum::<u64>();
     let engine = Engine {
         index,
         base: &scanned.base,
         pool,
         bs,
-        nblocks,
+        nblocks: order.len() as u64,
+        order,
         next: AtomicU64::new(0),
         limit: AtomicU64::new(0),
         sendfile: fast_paths.sendfile,
@@ -704,7 +741,7 @@ pub(crate) fn transmit(
         gauges: Gauges::default(),
         per_stream: (0..streams).map(|_| AtomicU64::new(0)).collect(),
         stream_blocks: (0..streams).map(|_| AtomicU64::new(0)).collect(),
-        block_done: (0..nblocks).map(|_| AtomicBool::new(false)).collect(),
+        block_done,
         sockets: &sockets,
         free_streams: Mutex::new((0..streams as usize).rev().collect()),
         stream_ready: Condvar::new(),
@@ -744,7 +781,7 @@ pub(crate) fn transmit(
             let done_offset = (*watermark * bs).min(index.total());
             let per: Vec<u64> = engine.per_stream.iter().map(|a| a.load(Ordering::Relaxed)).collect();
             Progress {
-                bytes_done: per.iter().sum(),
+                bytes_done: resumed_bytes + per.iter().sum::<u64>(),
                 bytes_total: index.total(),
                 files_done: data_ends.partition_point(|&e| e <= done_offset) as u64,
                 files_total,
@@ -774,7 +811,7 @@ pub(crate) fn transmit(
         };
         if !run.stopped() {
             let sent: u64 = engine.per_stream.iter().map(|a| a.load(Ordering::Relaxed)).sum();
-            if let Err(e) = frame::write_msg(&mut &run.control, &Msg::Done { blocks: nblocks, bytes: sent }) {
+            if let Err(e) = frame::write_msg(&mut &run.control, &Msg::Done { blocks: engine.nblocks, bytes: sent }) {
                 run.fail(e);
             }
         }
@@ -861,6 +898,8 @@ pub(crate) fn transmit(
         placement: engine.placement,
         timeline,
         digest: opts.digest,
+        resumed_blocks,
+        resumed_bytes,
     })
 }
 
@@ -949,7 +988,7 @@ fn probe_phase(e: &Engine<'_>, window: u64, extra: u64, run: impl FnOnce() + Sen
     let upto = (from + window).min(e.nblocks);
     e.limit.store((upto + extra).min(e.nblocks), Ordering::Relaxed);
     let bytes = e.bytes_of_blocks(from, upto) as f64;
-    let sent = |i: u64| e.block_done[i as usize].load(Ordering::Relaxed);
+    let sent = |i: u64| e.block_done[e.order[i as usize] as usize].load(Ordering::Relaxed);
     std::thread::scope(|s| {
         let t = Instant::now();
         let h = s.spawn(run);

@@ -33,7 +33,7 @@ use crate::node_state::{self, Direction, Json, NodeState, STATE_DIR};
 use crate::placement::{allowed_cpus, Placement};
 use crate::pool::Pool;
 use crate::rate::{Bucket, Throttle};
-use crate::receive::{Receive, SessionParams};
+use crate::receive::{Fsync, Receive, ResumeParams, SessionParams};
 use crate::scan::scan;
 use crate::sender::{SchedulerKind, SendOptions};
 use crate::topology::Topology;
@@ -84,6 +84,8 @@ pub struct ServeOptions {
     pub max_manifest: u32,
     pub max_readv_segments: u32,
     pub max_readv_segment: u32,
+    /// When received files are made durable.
+    pub fsync: Fsync,
 }
 
 impl Default for ServeOptions {
@@ -119,6 +121,9 @@ impl Default for ServeOptions {
             // XRootD's kXR_readv envelope.
             max_readv_segments: 1024,
             max_readv_segment: 2 << 20,
+            // What cp, rsync and GridFTP do: the page cache and the journal (whose blocks are
+            // read back and checked on resume) cover a crash; `file` or `end` for more.
+            fsync: Fsync::None,
         }
     }
 }
@@ -147,6 +152,8 @@ struct Inner {
     draining: AtomicBool,
     readv: ReadvCounters,
     last_placement: Mutex<Option<String>>,
+    /// Journal keys of the pushes running now.
+    journals: Mutex<std::collections::HashSet<String>>,
 }
 
 impl Inner {
@@ -204,6 +211,7 @@ impl Server {
         }
         let pool = Pool::new(opts.max_block as usize, opts.pool_buffers)?;
         let state = NodeState::open(&root, opts.capacity, opts.rescan)?;
+        crate::journal::remove_stale(&root, &root.join(STATE_DIR).join("journal"), crate::journal::STALE_AFTER);
         let inner = Arc::new(Inner {
             root,
             listen,
@@ -218,6 +226,7 @@ impl Server {
             draining: AtomicBool::new(false),
             readv: ReadvCounters::default(),
             last_placement: Mutex::new(None),
+            journals: Mutex::new(std::collections::HashSet::new()),
         });
         let l = listener.try_clone().map_err(Error::net("cloning the listener"))?;
         let i = Arc::clone(&inner);
@@ -329,7 +338,7 @@ fn handle_conn(inner: &Arc<Inner>, mut sock: TcpStream) {
     let first = frame::read_msg(&mut Deadline::new(&sock, inner.opts.handshake_timeout), 0);
     let _ = sock.set_read_timeout(None);
     let result = match first {
-        Ok(Some(Msg::Hello { min, max, nonce, .. })) => control(inner, &mut sock, min, max, nonce),
+        Ok(Some(Msg::Hello { min, max, nonce, features })) => control(inner, &mut sock, min, max, nonce, features),
         Ok(Some(Msg::DataHello { token, .. })) => {
             // A pulling client opens its data connections right after its READY, which this
             // node may not have read yet: an unknown token gets a short grace period.
@@ -361,7 +370,7 @@ fn handle_conn(inner: &Arc<Inner>, mut sock: TcpStream) {
 }
 
 /// The handshake, then one session or a run of requests.
-fn control(inner: &Arc<Inner>, sock: &mut TcpStream, min: u16, max: u16, client_nonce: Nonce) -> Result<()> {
+fn control(inner: &Arc<Inner>, sock: &mut TcpStream, min: u16, max: u16, client_nonce: Nonce, features: u64) -> Result<()> {
     if max < frame::VERSION_MIN || min > frame::VERSION_MAX || min > max {
         return Err(Error::Version { ours_min: frame::VERSION_MIN, ours_max: frame::VERSION_MAX, peer_min: min, peer_max: max });
     }
@@ -395,7 +404,10 @@ fn control(inner: &Arc<Inner>, sock: &mut TcpStream, min: u16, max: u16, client_
         };
         let _ = sock.set_read_timeout(None);
         let answered = match msg {
-            Msg::Manifest { dest, streams, block_size, index } => return push(inner, sock, peer, dest, streams, block_size, &index),
+            Msg::Manifest { dest, streams, block_size, index } => {
+                let resume = features & frame::FEATURE_RESUME != 0;
+                return push(inner, sock, peer, dest, streams, block_size, &index, resume);
+            }
             Msg::Get { path, streams, block_size } => return pull(inner, sock, peer, &path, streams, block_size),
             Msg::Copy { to, src, dest, streams, block_size } => return copy(inner, sock, peer, &to, &src, &dest, streams, block_size),
             Msg::List { path } => list(inner, sock, &path)?,
@@ -462,11 +474,22 @@ fn replaced_bytes(dest: &Path, index: &Index) -> u64 {
         .sum()
 }
 
-/// A push: the client sends, this node receives into `dest` under its root.
-fn push(inner: &Arc<Inner>, sock: &mut TcpStream, peer: IpAddr, dest: Vec<u8>, streams: u16, block_size: u32, index: &[u8]) -> Result<()> {
+/// A push: the client sends, this node receives into `dest` under its root. The session is
+/// journaled; with `resume` the client gets a PLAN of what an earlier attempt left.
+#[allow(clippy::too_many_arguments)]
+fn push(
+    inner: &Arc<Inner>,
+    sock: &mut TcpStream,
+    peer: IpAddr,
+    dest: Vec<u8>,
+    streams: u16,
+    block_size: u32,
+    encoded: &[u8],
+    resume: bool,
+) -> Result<()> {
     inner.admit()?;
     check_session_shape(&inner.limits(), streams, block_size)?;
-    let index = Index::decode(index)?;
+    let index = Index::decode(encoded)?;
     // Checked before anything is created; Receive::prepare checks the rest of the path.
     if dest.split(|&b| b == b'/').next() == Some(STATE_DIR.as_bytes()) {
         return Err(Error::PathEscape { path: lossy(&dest), why: "the node's own directory" });
@@ -477,6 +500,9 @@ fn push(inner: &Arc<Inner>, sock: &mut TcpStream, peer: IpAddr, dest: Vec<u8>, s
     // Capacity is checked before any byte is written.
     let dest_dir = inner.root.join(OsStr::from_bytes(&dest));
     let (total, replaced) = (index.total(), replaced_bytes(&dest_dir, &index));
+    // The same transfer twice at once would share temporary files: the second waits its turn.
+    let key = crate::journal::key(&dest, block_size, encoded);
+    let journaled = ActiveJournal::claim(inner, &key)?;
     let reservation = inner.state.reserve(total.saturating_sub(replaced))?;
     let active = inner.state.begin(peer, Direction::In, &dest, index.total(), index.count(Kind::File) as u64, streams);
     let token = auth::random_bytes::<{ frame::TOKEN_LEN }>()?;
@@ -495,6 +521,8 @@ fn push(inner: &Arc<Inner>, sock: &mut TcpStream, peer: IpAddr, dest: Vec<u8>, s
         idle_timeout: inner.opts.idle_timeout,
         throttle: inner.throttle(peer),
         counter: Arc::clone(&active.done),
+        fsync: inner.opts.fsync,
+        resume: Some(ResumeParams { dir: inner.root.join(STATE_DIR).join("journal"), key: journaled.0.clone(), use_previous: resume }),
     };
     let recv = match Receive::prepare(&inner.root, index, params, Arc::clone(&inner.pool)) {
         Ok(r) => r,
@@ -508,6 +536,9 @@ fn push(inner: &Arc<Inner>, sock: &mut TcpStream, peer: IpAddr, dest: Vec<u8>, s
         recv.fail(Error::Busy("the node is shutting down".into()));
     }
     let result = frame::write_msg(sock, &Msg::Ready { token, streams }).and_then(|()| {
+        if resume {
+            frame::write_msg(sock, &Msg::Plan { nblocks: recv.nblocks(), ranges: recv.plan() })?;
+        }
         recv.watch_control(sock)?;
         recv.wait_and_finish()
     });
@@ -519,7 +550,26 @@ fn push(inner: &Arc<Inner>, sock: &mut TcpStream, peer: IpAddr, dest: Vec<u8>, s
     // shrank what it replaced frees the difference.
     reservation.commit();
     inner.state.release(replaced.saturating_sub(total));
+    drop(journaled);
     frame::write_msg(sock, &Msg::Summary(summary))
+}
+
+/// A journal key in use by a running push; released when dropped.
+struct ActiveJournal<'a>(String, &'a Inner);
+
+impl<'a> ActiveJournal<'a> {
+    fn claim(inner: &'a Inner, key: &str) -> Result<ActiveJournal<'a>> {
+        if !inner.journals.lock().expect("journals lock").insert(key.to_owned()) {
+            return Err(Error::Busy("the same transfer (same tree, same destination) is already running on this node".into()));
+        }
+        Ok(ActiveJournal(key.to_owned(), inner))
+    }
+}
+
+impl Drop for ActiveJournal<'_> {
+    fn drop(&mut self) {
+        self.1.journals.lock().expect("journals lock").remove(&self.0);
+    }
 }
 
 /// Options for the sender engine when the node itself sends (pull, copy).
@@ -586,7 +636,7 @@ fn pull(inner: &Arc<Inner>, sock: &mut TcpStream, peer: IpAddr, path: &[u8], str
     let control = sock.try_clone().map_err(Error::net("cloning a socket"))?;
     let progress = |p: &Progress| active.done.store(p.bytes_done, Ordering::Relaxed);
     let result =
-        crate::sender::transmit(&scanned, control, sockets, &opts, inner.throttle(peer), &inner.closing, &progress, started, scan_seconds);
+        crate::sender::transmit(&scanned, control, sockets, &opts, inner.throttle(peer), &[], &inner.closing, &progress, started, scan_seconds);
     inner.state.count_bytes(peer, 0, active.done.load(Ordering::Relaxed));
     inner.state.end(&active, result.as_ref().map(|_| ()));
     result.map(|_| ())

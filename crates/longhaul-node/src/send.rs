@@ -48,6 +48,7 @@ pub fn send<'env>(
         processors: options.processors.unwrap_or(0) as usize,
         workers: options.workers.unwrap_or(0) as usize,
         secret: secret(options.token.as_deref())?,
+        resume: options.resume.unwrap_or(defaults.resume),
         ..defaults
     };
     let source = PathBuf::from(options.source);

@@ -64,6 +64,7 @@ pub fn serve(options: BindingServeOptions) -> Result<BindingServer> {
         pin: options.pin.as_deref().map(PinMode::parse).transpose().map_err(usage)?.unwrap_or(defaults.pin),
         handshake_timeout: options.handshake_timeout_ms.map_or(defaults.handshake_timeout, |ms| Duration::from_millis(ms.max(1) as u64)),
         idle_timeout: options.idle_timeout_ms.map_or(defaults.idle_timeout, |ms| Duration::from_millis(ms.max(1) as u64)),
+        fsync: options.fsync.as_deref().map(longhaul_core::receive::Fsync::parse).transpose().map_err(usage)?.unwrap_or(defaults.fsync),
         ..defaults
     };
     let server = Server::start(opts).map_err(|e| to_napi(&e))?;

@@ -44,6 +44,8 @@ pub struct BindingSendOptions {
     pub io_timeout_ms: Option<u32>,
     /// The node's shared token.
     pub token: Option<String>,
+    /// Resume from the node's journal of an earlier attempt and skip files it holds with the same size and mtime (default true).
+    pub resume: Option<bool>,
 }
 
 /// A progress snapshot.
@@ -121,6 +123,9 @@ pub struct BindingSendSummary {
     pub timeline: Vec<BindingSample>,
     /// "none" or "blake3".
     pub digest: String,
+    /// Blocks and bytes the node already held from an earlier attempt, not sent again.
+    pub resumed_blocks: f64,
+    pub resumed_bytes: f64,
 }
 
 /// The scheduler a transfer ran on, and why.
@@ -241,6 +246,8 @@ impl From<SendSummary> for BindingSendSummary {
                 Digest::None => "none".into(),
                 Digest::Blake3 => "blake3".into(),
             },
+            resumed_blocks: s.resumed_blocks as f64,
+            resumed_bytes: s.resumed_bytes as f64,
         }
     }
 }
@@ -285,6 +292,8 @@ pub struct BindingServeOptions {
     pub peer_rates: Option<Vec<BindingPeerRate>>,
     /// Transfers at once (default 32).
     pub max_transfers: Option<u32>,
+    /// When received files are made durable: "none" (default), "file" (fsync each before its rename) or "end" (one syncfs before the summary).
+    pub fsync: Option<String>,
 }
 
 #[napi(object)]

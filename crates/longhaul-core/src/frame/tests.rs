@@ -13,7 +13,7 @@ fn message(name: &str) -> Msg {
     let token: Token = core::array::from_fn(|i| i as u8);
     match name {
         "hello" => Msg::Hello { min: 1, max: 1, features: FEATURE_XXH3, nonce: core::array::from_fn(|i| 0x10 + i as u8) },
-        "hello_both" => Msg::Hello { min: 1, max: 1, features: FEATURES, nonce: core::array::from_fn(|i| 0x10 + i as u8) },
+        "hello_both" => Msg::Hello { min: 1, max: 1, features: FEATURE_XXH3 | FEATURE_BLAKE3, nonce: core::array::from_fn(|i| 0x10 + i as u8) },
         "hello_ok" => Msg::HelloOk {
             version: 1,
             features: FEATURE_XXH3,
@@ -52,6 +52,7 @@ fn message(name: &str) -> Msg {
         "manifest" => Msg::Manifest { dest: b"in".to_vec(), streams: 2, block_size: 4 << 20, index: vec![0xaa, 0xbb] },
         "ready" => Msg::Ready { token, streams: 2 },
         "data_hello" => Msg::DataHello { token, stream: 1 },
+        "plan" => Msg::Plan { nblocks: 10, ranges: vec![(0, 3), (5, 6)] },
         "block" => Msg::Block { offset: 4 << 20, len: 4 << 20, xxh3: 0x0123_4567_89ab_cdef },
         "block_b3" => Msg::BlockB3 { offset: 0, len: 4096, xxh3: 7, blake3: core::array::from_fn(|i| 0xa0 + i as u8) },
         "stream_end" => Msg::StreamEnd { blocks: 3, bytes: 12 << 20 },
@@ -63,7 +64,7 @@ fn message(name: &str) -> Msg {
 }
 
 /// Every message name, in the order of docs/protocol-vectors.txt.
-const ALL: [&str; 23] = [
+const ALL: [&str; 24] = [
     "hello",
     "hello_ok",
     "auth",
@@ -87,6 +88,7 @@ const ALL: [&str; 23] = [
     "copy",
     "copy_progress",
     "block_b3",
+    "plan",
 ];
 
 fn vectors() -> Vec<(&'static str, Vec<u8>)> {
@@ -151,6 +153,9 @@ fn malformed_frames_are_protocol_errors() {
             v[..4].copy_from_slice(&n.to_le_bytes());
             v
         }),
+        ("plan range past the end", Msg::Plan { nblocks: 4, ranges: vec![(2, 5)] }.encode()),
+        ("plan ranges unsorted", Msg::Plan { nblocks: 9, ranges: vec![(5, 6), (1, 2)] }.encode()),
+        ("plan range empty", Msg::Plan { nblocks: 9, ranges: vec![(3, 3)] }.encode()),
         ("hello without magic", vec![21, 0, 0, 0, 0x01, b'N', b'O', b'P', b'E', 0, 0, 0, 0, 1, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]),
     ];
     for (name, bytes) in cases {
