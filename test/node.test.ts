@@ -195,7 +195,7 @@ describe('shutdown', () => {
     await waitFor(() => n.transfers().active.length === 1);
     const closing = n.close({ drain: 30_000 });
     await new Promise((r) => setTimeout(r, 100));
-    await expectCode(send(join(src, 'files', 'f1'), `${n.url}/late`), 'E_BUSY');
+    await expectCode(send(join(src, 'files', 'f1'), `${n.url}/late`, { retries: 0 }), 'E_BUSY');
     const s = await running;
     await closing;
     expect(s.bytes).toBe(9 * MiB);

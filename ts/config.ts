@@ -62,9 +62,11 @@ const oneOf = <const T extends readonly [string, ...string[]]>(values: T) =>
   z.enum(values, { error: `expected one of ${values.join(', ')}` });
 
 const BOOL_ERROR = 'expected true or false';
-const bool = z.union([z.boolean({ error: BOOL_ERROR }), z.enum(['true', 'false', '1', '0', 'yes', 'no'], { error: BOOL_ERROR })], {
-  error: BOOL_ERROR,
-}).transform((v) => v === true || v === 'true' || v === '1' || v === 'yes');
+const bool = z
+  .union([z.boolean({ error: BOOL_ERROR }), z.enum(['true', 'false', '1', '0', 'yes', 'no'], { error: BOOL_ERROR })], {
+    error: BOOL_ERROR,
+  })
+  .transform((v) => v === true || v === 'true' || v === '1' || v === 'yes');
 
 const cpuList = z.string().regex(/^\d+(-\d+)?(,\d+(-\d+)?)*$/, { error: 'expected a CPU list such as 0-3,8' });
 
@@ -192,7 +194,8 @@ const SPECS = {
   },
   resume: {
     schema: bool,
-    description: "resume from the node's journal of an earlier attempt, skipping files it holds with the same size and mtime (--no-resume sends everything)",
+    description:
+      "resume from the node's journal of an earlier attempt, skipping files it holds with the same size and mtime (--no-resume sends everything)",
     arg: '',
     default: true,
     commands: ['send'],
@@ -213,7 +216,8 @@ const SPECS = {
   },
   fsync: {
     schema: oneOf(['none', 'file', 'end']),
-    description: 'make received files durable: none (kernel writeback, as cp and rsync), file (fsync each before its rename) or end (one syncfs per transfer)',
+    description:
+      'make received files durable: none (kernel writeback, as cp and rsync), file (fsync each before its rename) or end (one syncfs per transfer)',
     arg: 'mode',
     default: 'none',
     commands: ['serve'],
@@ -305,7 +309,7 @@ export function envOf(key: ConfigKey): string {
   return `LONGHAUL_${key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
 }
 
-/** LONGHAUL_* variables that are not options: the token, the config file, the forced fallbacks, the tests' scratch directory. */
+/** LONGHAUL_* variables that are not options: the token, the config file, the forced fallbacks, the tests' scratch directory and stress switch. */
 const OTHER_ENV = new Set([
   'LONGHAUL_TOKEN',
   'LONGHAUL_CONFIG',
@@ -313,6 +317,7 @@ const OTHER_ENV = new Set([
   'LONGHAUL_NO_PIN',
   'LONGHAUL_NO_SENDFILE',
   'LONGHAUL_TEST_DIR',
+  'LONGHAUL_STRESS',
 ]);
 
 export const CONFIG_FILE = 'longhaul.config.json';

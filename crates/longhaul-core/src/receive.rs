@@ -155,6 +155,8 @@ pub struct Receive {
     state: Mutex<State>,
     cond: Condvar,
     stop: AtomicBool,
+    /// A write failed: the writers drop what is queued.
+    disk_failed: AtomicBool,
     sockets: Mutex<Vec<TcpStream>>,
     bytes: Arc<AtomicU64>,
     throttle: Throttle,
@@ -172,8 +174,7 @@ pub struct Receive {
 impl Receive {
     /// Checks the destination, creates the directories and the large files, starts the writers.
     pub fn prepare(root: &Path, index: Index, params: SessionParams, pool: Arc<Pool>) -> Result<Arc<Receive>> {
-        let SessionParams { dest, streams, block_size, writers, token, placement, idle_timeout, throttle, counter, fsync, resume } =
-            params;
+        let SessionParams { dest, streams, block_size, writers, token, placement, idle_timeout, throttle, counter, fsync, resume } = params;
         let dest = dest.as_slice();
         let dest_dir = if dest.is_empty() {
             root.to_path_buf()
@@ -192,11 +193,8 @@ impl Receive {
             Some(r) => {
                 let (journal, previous) = Journal::open(&r.dir, &r.key, dest, nblocks, r.use_previous)?;
                 let tag = r.key[..12].to_owned();
-                let carried = if r.use_previous {
-                    carried_over(&index, &dest_dir, &tag, block_size as u64, &previous)
-                } else {
-                    Carried::default()
-                };
+                let carried =
+                    if r.use_previous { carried_over(&index, &dest_dir, &tag, block_size as u64, &previous) } else { Carried::default() };
                 (tag, Some(journal), carried)
             }
         };
@@ -232,6 +230,7 @@ impl Receive {
             state: Mutex::new(State::default()),
             cond: Condvar::new(),
             stop: AtomicBool::new(false),
+            disk_failed: AtomicBool::new(false),
             sockets: Mutex::new(Vec::new()),
             bytes: counter,
             throttle,
@@ -258,12 +257,15 @@ impl Receive {
                         let _ = bind_current_thread(cpu);
                     }
                     for job in rx {
-                        if r.stop.load(Ordering::Relaxed) {
+                        // A failed journaled session still writes the verified blocks it has
+                        // queued (at most the pool): the next attempt need not send them again.
+                        if r.stop.load(Ordering::Relaxed) && (r.journal.is_none() || r.disk_failed.load(Ordering::Relaxed)) {
                             continue;
                         }
                         let (block, hash) = (job.offset / r.block_size, job.hash);
                         let written = r.write(job);
                         if let Err(e) = written.and_then(|()| r.journal.as_ref().map_or(Ok(()), |j| j.record(block, hash))) {
+                            r.disk_failed.store(true, Ordering::Relaxed);
                             r.fail(e);
                         }
                     }
@@ -728,8 +730,7 @@ fn carried_over(index: &Index, dest: &Path, tag: &str, block_size: u64, previous
         let end = ranges[ranges.len() - 1].1;
         done.retain(|&b| b < end);
     }
-    let mut remaining: Vec<u64> =
-        entries.iter().zip(&stages).map(|(e, &st)| if st == STAGE_FINAL { 0 } else { e.size }).collect();
+    let mut remaining: Vec<u64> = entries.iter().zip(&stages).map(|(e, &st)| if st == STAGE_FINAL { 0 } else { e.size }).collect();
     let mut bytes = 0;
     for &b in &done {
         for p in index.pieces(b * block_size, block_len(b)) {

@@ -234,6 +234,16 @@ impl Run {
         drop(f);
         self.halt();
     }
+    /// The node's ERROR: the cause of whatever broke here (a stream it shut after a bad block,
+    /// a full disk), so it replaces a local failure unless the user cancelled.
+    fn explain(&self, e: Error) {
+        let mut f = self.failure.lock().expect("failure lock");
+        if !matches!(*f, Some(Error::Cancelled)) {
+            *f = Some(e);
+        }
+        drop(f);
+        self.halt();
+    }
     fn halt(&self) {
         if !self.stop.swap(true, Ordering::SeqCst) {
             for s in &self.sockets {
@@ -768,7 +778,7 @@ pub(crate) fn transmit(
             let mut ctl = &run_ref.control;
             let msg = frame::expect_msg(&mut ctl, 0);
             if let Ok(Msg::Error { code, message }) = &msg {
-                run_ref.fail(Error::remote(code, message));
+                run_ref.explain(Error::remote(code, message));
             }
             let _ = reply_tx.send(msg);
         });
@@ -848,7 +858,7 @@ pub(crate) fn transmit(
     let remote = match reply {
         Some(Ok(Msg::Summary(s))) if !run.stopped() => Some(s),
         Some(Ok(Msg::Error { code, message })) => {
-            run.fail(Error::remote(&code, &message));
+            run.explain(Error::remote(&code, &message));
             None
         }
         Some(Ok(m)) if !run.stopped() => {

@@ -635,8 +635,18 @@ fn pull(inner: &Arc<Inner>, sock: &mut TcpStream, peer: IpAddr, path: &[u8], str
     let opts = node_send_options(inner, streams, block_size);
     let control = sock.try_clone().map_err(Error::net("cloning a socket"))?;
     let progress = |p: &Progress| active.done.store(p.bytes_done, Ordering::Relaxed);
-    let result =
-        crate::sender::transmit(&scanned, control, sockets, &opts, inner.throttle(peer), &[], &inner.closing, &progress, started, scan_seconds);
+    let result = crate::sender::transmit(
+        &scanned,
+        control,
+        sockets,
+        &opts,
+        inner.throttle(peer),
+        &[],
+        &inner.closing,
+        &progress,
+        started,
+        scan_seconds,
+    );
     inner.state.count_bytes(peer, 0, active.done.load(Ordering::Relaxed));
     inner.state.end(&active, result.as_ref().map(|_| ()));
     result.map(|_| ())

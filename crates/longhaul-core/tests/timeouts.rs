@@ -133,7 +133,8 @@ fn a_node_that_stops_reading_gives_the_sender_e_timeout() {
             max_readv_segments: 1024,
             max_readv_segment: 2 << 20,
         };
-        frame::write_msg(&mut ctl, &Msg::HelloOk { version: 1, features: frame::FEATURE_XXH3, limits, auth: false, nonce: [0; 16] }).unwrap();
+        frame::write_msg(&mut ctl, &Msg::HelloOk { version: 1, features: frame::FEATURE_XXH3, limits, auth: false, nonce: [0; 16] })
+            .unwrap();
         frame::expect_msg(&mut ctl, 1 << 20).unwrap();
         frame::write_msg(&mut ctl, &Msg::Ready { token: [0; 16], streams: 1 }).unwrap();
         let (data, _) = l.accept().unwrap();

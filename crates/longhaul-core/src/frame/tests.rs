@@ -13,7 +13,9 @@ fn message(name: &str) -> Msg {
     let token: Token = core::array::from_fn(|i| i as u8);
     match name {
         "hello" => Msg::Hello { min: 1, max: 1, features: FEATURE_XXH3, nonce: core::array::from_fn(|i| 0x10 + i as u8) },
-        "hello_both" => Msg::Hello { min: 1, max: 1, features: FEATURE_XXH3 | FEATURE_BLAKE3, nonce: core::array::from_fn(|i| 0x10 + i as u8) },
+        "hello_both" => {
+            Msg::Hello { min: 1, max: 1, features: FEATURE_XXH3 | FEATURE_BLAKE3, nonce: core::array::from_fn(|i| 0x10 + i as u8) }
+        }
         "hello_ok" => Msg::HelloOk {
             version: 1,
             features: FEATURE_XXH3,
