@@ -53,6 +53,16 @@ describe('config precedence', () => {
     expect(r.file).toBe(file);
   });
 
+  it('a switch (resume) is true or false in the file and the environment, --no-resume on the command line', () => {
+    expect(resolveConfig({ env: {} }).values.resume).toBe(true);
+    expect(resolveConfig({ env: {}, configFile: configFile({ resume: false }) }).values.resume).toBe(false);
+    expect(resolveConfig({ env: { LONGHAUL_RESUME: 'no' } }).values.resume).toBe(false);
+    // commander gives false for --no-resume, true for --resume, nothing when neither is given.
+    expect(resolveConfig({ env: { LONGHAUL_RESUME: 'false' }, flags: { resume: true } }).values.resume).toBe(true);
+    expect(resolveConfig({ env: { LONGHAUL_RESUME: 'false' }, flags: { resume: undefined } }).values.resume).toBe(false);
+    expect(configError({ env: { LONGHAUL_RESUME: 'maybe' } }).message).toMatch(/resume = "maybe".*expected true or false/);
+  });
+
   it('finds ./longhaul.config.json, or the file LONGHAUL_CONFIG names; --config beats both', () => {
     const inCwd = configFile({ streams: 4 });
     const cwd = join(inCwd, '..');

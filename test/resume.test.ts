@@ -86,7 +86,8 @@ describe('kill -9 at random points', () => {
 
   /**
    * Sends `src` through a counting relay, killing the sender or the node (`kinds`, in order)
-   * once 2-14% more of the data has passed each time; restarts the one killed (a killed node's
+   * once a random share of the data has passed each time (on average 90% of it over all the
+   * kills, so the last attempt still has work); restarts the one killed (a killed node's
    * sender retries by itself). Returns the tree's bytes and the bytes the sender sent in all.
    */
   async function killRun(kinds: ('sender' | 'node')[]): Promise<{ total: number; sent: number; at: number[] }> {
@@ -99,7 +100,7 @@ describe('kill -9 at random points', () => {
     let sender = startSender();
     const at: number[] = [];
     for (const [k, kind] of kinds.entries()) {
-      const mark = proxy.bytesUp + Math.floor((0.02 + Math.random() * 0.12) * dataBytes);
+      const mark = proxy.bytesUp + Math.floor(((0.3 + Math.random() * 1.2) * dataBytes) / (kinds.length + 2));
       while (proxy.bytesUp < mark && sender.exitCode === null) await sleep(2);
       expect(sender.exitCode, `the transfer finished before kill ${k + 1}`).toBeNull();
       at.push(proxy.bytesUp);
@@ -175,6 +176,39 @@ describe('kill -9 at random points', () => {
     },
     timeout,
   );
+});
+
+describe('the CLI', () => {
+  it('sending the same tree again sends nothing; --no-resume sends it all', async () => {
+    const src = join(work, 'cli-src', 'tree');
+    mkdirSync(src, { recursive: true });
+    smallTree(src, 400);
+    randomFile(join(src, 'blob'), 9 << 20);
+    const node = await startNode(join(work, 'cli-root'));
+    const sendCli = async (...flags: string[]): Promise<{ bytes: number; resumedBytes: number; perStreamBytes: number[] }> => {
+      const c = spawnCli(['send', src, `${node.address}/d`, '--token-file', tokenFile, '--json', ...flags]);
+      let out = '';
+      c.stdout!.on('data', (d) => (out += d));
+      c.stderr!.resume();
+      expect(await exited(c)).toBe(0);
+      return out
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as { type: string; bytes: number; resumedBytes: number; perStreamBytes: number[] })
+        .find((l) => l.type === 'summary')!;
+    };
+    const sum = (a: number[]): number => a.reduce((x, y) => x + y, 0);
+    const first = await sendCli();
+    expect(sum(first.perStreamBytes)).toBe(first.bytes);
+    const again = await sendCli();
+    expect(again.resumedBytes).toBe(again.bytes);
+    expect(sum(again.perStreamBytes)).toBe(0);
+    const all = await sendCli('--no-resume');
+    expect(all.resumedBytes).toBe(0);
+    expect(sum(all.perStreamBytes)).toBe(all.bytes);
+    expect(await compareTrees(src, join(work, 'cli-root', 'd', 'tree'))).toEqual([]);
+    node.child.kill('SIGKILL');
+  });
 });
 
 describe('faults on the wire', () => {
