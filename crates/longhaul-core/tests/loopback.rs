@@ -3,8 +3,10 @@
 
 mod common;
 
+use common::snapshot;
+
 use std::fs;
-use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
@@ -32,30 +34,6 @@ fn make_tree(root: &Path) {
     fs::write(root.join("big"), vec![0x5a; 300_000]).unwrap();
     fs::set_permissions(root.join("big"), fs::Permissions::from_mode(0o600)).unwrap();
     symlink("a/f 0", root.join("link")).unwrap();
-}
-
-fn snapshot(root: &Path) -> Vec<(String, u32, i64, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            let m = fs::symlink_metadata(&p).unwrap();
-            let rel = p.strip_prefix(root).unwrap().display().to_string();
-            let content = if m.file_type().is_symlink() {
-                fs::read_link(&p).unwrap().display().to_string().into_bytes()
-            } else if m.is_dir() {
-                stack.push(p.clone());
-                Vec::new()
-            } else {
-                fs::read(&p).unwrap()
-            };
-            let mtime = if m.file_type().is_symlink() { 0 } else { m.mtime() * 1_000_000_000 + m.mtime_nsec() };
-            out.push((rel, m.mode(), mtime, content));
-        }
-    }
-    out.sort();
-    out
 }
 
 #[test]

@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::bytes;
+
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -17,16 +19,6 @@ const T: Duration = Duration::from_secs(10);
 
 fn scratch(name: &str) -> PathBuf {
     common::scratch("node", name)
-}
-
-fn bytes(seed: u64, n: usize) -> Vec<u8> {
-    let mut s = seed;
-    (0..n)
-        .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            (s >> 56) as u8
-        })
-        .collect()
 }
 
 fn make_tree(root: &Path) {

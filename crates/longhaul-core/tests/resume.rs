@@ -4,24 +4,15 @@
 
 mod common;
 
+use common::{bytes, snapshot};
+
 use std::fs;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use longhaul_core::{send, SendOptions, SendSummary, ServeOptions, Server};
 
 const BLOCK: u32 = 1 << 20;
-
-fn bytes(seed: u64, n: usize) -> Vec<u8> {
-    let mut s = seed;
-    (0..n)
-        .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            (s >> 56) as u8
-        })
-        .collect()
-}
 
 /// 24 MiB in one file and 200 small files around it.
 fn make_tree(root: &Path) {
@@ -31,27 +22,6 @@ fn make_tree(root: &Path) {
         fs::write(root.join(dir).join(format!("s{i}")), bytes(i, ((i * 7919) % 40_000) as usize + 1)).unwrap();
     }
     fs::write(root.join("a/big"), bytes(7, 24 << 20)).unwrap();
-}
-
-/// Every entry under `root`: path, mode, mtime and bytes.
-fn snapshot(root: &Path) -> Vec<(String, u32, i64, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            let m = fs::symlink_metadata(&p).unwrap();
-            let rel = p.strip_prefix(root).unwrap().display().to_string();
-            if m.is_dir() {
-                out.push((rel, m.mode(), 0, Vec::new()));
-                stack.push(p);
-            } else {
-                out.push((rel, m.mode(), m.mtime_nsec() + m.mtime() * 1_000_000_000, fs::read(&p).unwrap()));
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 fn temps(root: &Path) -> Vec<PathBuf> {
