@@ -2,9 +2,11 @@
 //!
 //! Threads: one network-receiver per data connection reads a block into a pooled buffer,
 //! checks its XXH3 and hands it to `writers` disk-writer threads, which pwrite each piece at the
-//! offset the index gives. Every file is written under a temporary name (`.lh-<session>-<n>.part`
-//! in its final directory) and renamed to its final name only when all of its bytes have been
-//! written and verified; mode and mtime are set on the open file before the rename. Empty files
+//! offset the index gives. Every file is written under a temporary name (`.lh-<tag>-<n>.part`
+//! in its final directory; the tag is the journal key's for a push, which keeps them for a
+//! resume, the session token's otherwise) and renamed to its final name only when all of its
+//! bytes have been written and verified; mode and mtime are set on the open file before the
+//! rename. A push journals each block after writing it (journal.rs). Empty files
 //! and symlinks are made at the end, directories get their modes and mtimes last (deepest
 //! first), so a read-only directory does not block its own children.
 //!
