@@ -7,7 +7,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import pino from 'pino';
+import type pinoType from 'pino';
 
 import {
   CONFIG_FILE,
@@ -172,6 +172,7 @@ function serveCommand(): Command {
     try {
       const c = settings(o, 'serve').values;
       if (!c.root) throw new LonghaulError('E_CONFIG', 'root is not set: give --root DIR, LONGHAUL_ROOT or "root" in the config file');
+      const { default: pino } = (await import('pino')) as { default: typeof pinoType }; // only `serve` logs
       const log = pino(
         { name: 'longhaul', level: c.logLevel ?? 'info', base: { pid: process.pid } },
         pino.destination({ fd: 2, sync: true }),

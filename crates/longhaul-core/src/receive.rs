@@ -678,8 +678,15 @@ fn carried_over(index: &Index, dest: &Path, tag: &str, block_size: u64, previous
         (fin, temp)
     };
     let mut stages = vec![STAGE_NONE; entries.len()];
+    // A file whose directory is missing has neither name: one lstat per directory, not two per
+    // file, for the common push into a new destination.
+    let mut dirs: std::collections::HashMap<std::path::PathBuf, bool> = std::collections::HashMap::new();
     for (i, e) in entries.iter().enumerate().filter(|(_, e)| e.kind == Kind::File && e.size > 0) {
         let (fin, temp) = temp_of(i);
+        let parent = fin.parent().unwrap_or(dest);
+        if !*dirs.entry(parent.to_path_buf()).or_insert_with(|| fs::symlink_metadata(parent).is_ok_and(|m| m.is_dir())) {
+            continue;
+        }
         let complete = fs::symlink_metadata(&fin).is_ok_and(|m| {
             use std::os::unix::fs::MetadataExt;
             m.is_file() && m.len() == e.size && m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128 == e.mtime_ns as i128
