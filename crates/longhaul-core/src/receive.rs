@@ -38,7 +38,7 @@ use crossbeam_channel::{bounded, Sender};
 use crate::blockset::BlockSet;
 use crate::error::{lossy, Error, Result};
 use crate::frame::{self, hex, Msg, SummaryMsg, Token};
-use crate::hash::xxh3;
+use crate::hash::{xxh3, Xxh3};
 use crate::index::{Index, Kind};
 use crate::journal::{Journal, Previous};
 use crate::net::Deadline;
@@ -49,11 +49,15 @@ use crate::rate::Throttle;
 const STAGE_NONE: u8 = 0;
 const STAGE_TEMP: u8 = 1;
 const STAGE_FINAL: u8 = 2;
+/// How much of a block is read (and hashed) at a time: small enough to stay in L2.
+const HASH_CHUNK: usize = 256 * 1024;
 
 struct FileSlot {
     remaining: AtomicU64,
     fd: Mutex<Option<Arc<File>>>,
     stage: AtomicU8,
+    /// Held while a piece of a file larger than its piece is written (see `write`).
+    writing: Mutex<()>,
 }
 
 struct WriteJob {
@@ -208,6 +212,7 @@ impl Receive {
                 remaining: AtomicU64::new(carried.remaining.get(i).copied().unwrap_or(e.size)),
                 fd: Mutex::new(None),
                 stage: AtomicU8::new(carried.stages.get(i).copied().unwrap_or(STAGE_NONE)),
+                writing: Mutex::new(()),
             })
             .collect();
         let mut seen = BlockSet::default();
@@ -361,6 +366,11 @@ impl Receive {
             }
             let fd = self.slot_fd(p.entry)?;
             let at = p.range_offset as usize;
+            // Buffered writes to one file take turns on its inode lock in the kernel, where a
+            // waiting writer spins (on one 4 GiB file with 4 writers: 10% of the node's CPU in
+            // rwsem_spin_on_owner). Waiting here sleeps instead and leaves the CPU to the
+            // receiving threads. A file within one piece has no other writer.
+            let _turn = (p.len < self.index.entries()[p.entry].size).then(|| self.files[p.entry].writing.lock().expect("write lock"));
             fd.write_all_at(&job.buf[at..at + p.len as usize], p.file_offset)
                 .map_err(|e| Error::io("write", &self.index.entries()[p.entry].path, e))?;
             drop(fd);
@@ -468,11 +478,28 @@ impl Receive {
         }
         let mut buf = self.pool.take(&self.stop)?;
         buf.set_len(len as usize);
-        Deadline::new(sock, self.idle_timeout).read_exact(&mut buf).map_err(|e| match e.kind() {
-            std::io::ErrorKind::UnexpectedEof => Error::Protocol("a data connection closed inside a block".into()),
-            _ => Error::net("receiving a block")(e),
-        })?;
-        if xxh3(&buf) != want || blake3.is_some_and(|b| blake3::hash(&buf).as_bytes() != b) {
+        // Each read is hashed as it lands, while it is still in the CPU's cache: hashing the
+        // whole 4 MiB block afterwards read it back from memory (17% of the node's CPU on a
+        // large file, against ~9% this way).
+        let mut sum = Xxh3::new();
+        let mut b3 = blake3.map(|_| blake3::Hasher::new());
+        let mut got = 0;
+        let mut src = Deadline::new(sock, self.idle_timeout);
+        while got < buf.len() {
+            let end = buf.len().min(got + HASH_CHUNK);
+            let n = match src.read(&mut buf[got..end]) {
+                Ok(0) => return Err(Error::Protocol("a data connection closed inside a block".into())),
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Error::net("receiving a block")(e)),
+            };
+            sum.update(&buf[got..got + n]);
+            if let Some(h) = b3.as_mut() {
+                h.update(&buf[got..got + n]);
+            }
+            got += n;
+        }
+        if sum.finish() != want || blake3.zip(b3).is_some_and(|(want, h)| h.finalize().as_bytes() != want) {
             return Err(Error::Checksum { offset, len });
         }
         self.bytes.fetch_add(len as u64, Ordering::Relaxed);
