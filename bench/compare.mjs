@@ -65,7 +65,10 @@ function ensurePeers() {
 }
 
 function versions() {
-  const first = (cmd) => (sh(cmd).stdout + sh(cmd).stderr).trim().split('\n')[0];
+  const first = (cmd) => {
+    const r = sh(cmd);
+    return (r.stdout + r.stderr).trim().split('\n')[0];
+  };
   return {
     longhaul: JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')).version + ` (${sh(`git -C ${REPO} rev-parse --short HEAD`).stdout.trim()})`,
     node: process.version,

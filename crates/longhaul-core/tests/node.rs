@@ -3,10 +3,9 @@
 
 mod common;
 
-use common::bytes;
+use common::{bytes, snapshot};
 
 use std::fs;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -30,24 +29,10 @@ fn make_tree(root: &Path) {
     fs::write(root.join("d/big"), bytes(99, 5 << 20)).unwrap();
 }
 
-/// Every file under `root` with its mode and bytes, by relative path.
+/// Every file and symlink under `root` with its mode and bytes, by relative path: the shared
+/// snapshot without mtimes (a pull or copy sets them, but these tests compare content) or dirs.
 fn files(root: &Path) -> Vec<(String, u32, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            let m = fs::symlink_metadata(&p).unwrap();
-            let rel = p.strip_prefix(root).unwrap().display().to_string();
-            if m.is_dir() {
-                stack.push(p);
-            } else {
-                out.push((rel, m.mode(), fs::read(&p).unwrap()));
-            }
-        }
-    }
-    out.sort();
-    out
+    snapshot(root).into_iter().filter(|e| e.1 & 0o170000 != 0o040000).map(|(p, mode, _, bytes)| (p, mode, bytes)).collect()
 }
 
 fn secret(t: &str) -> Secret {
