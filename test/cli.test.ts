@@ -70,6 +70,16 @@ describe('the longhaul CLI', () => {
     expect(await compareTrees(join(work, 'big'), join(root, 'big'))).toEqual([]);
   });
 
+  it('--verify full: the node reads the file back and checks its BLAKE3; the summary says so', async () => {
+    const r = await run(['send', join(work, 'big', 'random.bin'), `${address}/big-full`, '--verify', 'full']);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.lines.at(-1)).toMatchObject({ type: 'summary', verify: 'full', verifiedFiles: 1 });
+    expect(r.stderr).toMatch(/verified: 1 file read back with the sender's BLAKE3/);
+    expect(await compareTrees(join(work, 'big'), join(root, 'big-full'))).toEqual([]);
+    const bad = await run(['send', join(work, 'big', 'random.bin'), `${address}/x`, '--verify', 'most']);
+    expect(bad.status).toBe(2);
+  });
+
   it('sends a tree of 20,000 small files over 1 stream; without a TTY it prints JSON lines', async () => {
     const r = await run(['send', join(work, 'tree', 'small'), `${address}/tree`, '--streams', '1']);
     expect(r.status, r.stderr).toBe(0);

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { compareTrees, LonghaulError, send, serve, type Progress, type StorageNode } from '../dist/index.js';
+import { compareTrees, get, LonghaulError, send, serve, type Progress, type StorageNode } from '../dist/index.js';
 import { freshDir, randomFile, smallTree } from './helpers.js';
 
 const MiB = 1 << 20;
@@ -76,6 +76,26 @@ describe('send through the SDK', () => {
       expect(await compareTrees(treeParent, join(node.root, `tree-${streams}`))).toEqual([]);
     });
   }
+
+  it("verify: 'full' has every file read back and checked against the sender's BLAKE3, on a push and a pull", async () => {
+    const src = join(work, 'vf');
+    mkdirSync(src);
+    smallTree(join(src, 'small'), 500);
+    randomFile(join(src, 'large.bin'), 24 * MiB + 123);
+    // 1 MiB blocks: the large file spans blocks and streams, small files share blocks.
+    const s = await send(src, `${node.url}/vf`, { verify: 'full', blockSize: MiB });
+    expect(s.verify).toBe('full');
+    expect(s.files).toBe(502);
+    expect(s.verifiedFiles).toBe(s.files);
+    expect(await compareTrees(src, join(node.root, 'vf', 'vf'))).toEqual([]);
+    const plain = await send(src, `${node.url}/vf-plain`);
+    expect([plain.verify, plain.verifiedFiles]).toEqual(['block', 0]);
+    const back = join(work, 'vf-back');
+    const g = await get(`${node.url}/vf/vf`, back, { verify: 'full' });
+    expect([g.verify, g.verifiedFiles]).toEqual(['full', 502]);
+    expect(await compareTrees(src, join(back, 'vf'))).toEqual([]);
+    await expect(send(src, node.url, { verify: 'all' as never })).rejects.toMatchObject({ code: 'E_USAGE' });
+  });
 
   it('rejects bad options with E_USAGE before connecting', async () => {
     await expect(send(bigDir, node.url, { streams: 0 })).rejects.toMatchObject({ code: 'E_USAGE' });

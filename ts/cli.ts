@@ -45,7 +45,7 @@ import {
 } from './index.js';
 import { makeDemoDir, makeSampleTree, removeDir } from './demo.js';
 import * as fmt from './format.js';
-import { barReporter, jsonReporter, silentReporter, summaryLines, type Reporter } from './progress.js';
+import { barReporter, jsonReporter, silentReporter, summaryLines, verifiedLine, type Reporter } from './progress.js';
 import { ProgressRecorder, writeReport } from './report.js';
 import { parseListen, parseTarget } from './target.js';
 
@@ -301,6 +301,7 @@ withConfig(
         ioTimeoutMs: c.ioTimeout ? c.ioTimeout * 1000 : undefined,
         tokenFile: c.tokenFile,
         resume: c.resume,
+        verify: c.verify,
         retries: c.retries,
         retryDelayMs: c.retryDelay === undefined ? undefined : c.retryDelay * 1000,
         onRetry: (r) => reporter.retry?.(r),
@@ -323,7 +324,8 @@ function printReceived(s: ReceiveSummary, what: string, json: boolean): void {
   if (json || !process.stdout.isTTY) process.stdout.write(`${JSON.stringify({ type: 'summary', ...s })}\n`);
   if (!json)
     process.stderr.write(
-      `${what} ${fmt.bytes(s.bytes)} in ${fmt.plural(s.files, 'file')}, ${fmt.plural(s.dirs, 'dir')} and ${fmt.plural(s.symlinks, 'symlink')} in ${fmt.duration(s.seconds)} (${fmt.rate(s.bytesPerSecond)})\n`,
+      `${what} ${fmt.bytes(s.bytes)} in ${fmt.plural(s.files, 'file')}, ${fmt.plural(s.dirs, 'dir')} and ${fmt.plural(s.symlinks, 'symlink')} in ${fmt.duration(s.seconds)} (${fmt.rate(s.bytesPerSecond)})\n` +
+        `${verifiedLine(s)}\n`,
     );
 }
 
@@ -363,6 +365,7 @@ withConfig(
       streams: c.streams,
       blockSize: c.blockSize,
       tokenFile: c.tokenFile,
+      verify: c.verify,
       signal,
       onProgress: (p) => reporter.progress(p),
       progressIntervalMs: o.json || !process.stderr.isTTY ? 500 : 100,
@@ -381,7 +384,14 @@ withConfig(
   'copy',
 ).action((from: string, to: string, o: Record<string, unknown> & OutputFlags) =>
   receiveAction('copy', o, (c, reporter, signal) =>
-    copy(from, to, { streams: c.streams, blockSize: c.blockSize, tokenFile: c.tokenFile, signal, onProgress: (p) => reporter.progress(p) }),
+    copy(from, to, {
+      streams: c.streams,
+      blockSize: c.blockSize,
+      tokenFile: c.tokenFile,
+      verify: c.verify,
+      signal,
+      onProgress: (p) => reporter.progress(p),
+    }),
   ),
 );
 

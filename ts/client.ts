@@ -1,6 +1,16 @@
 // The client side of a node's other services: pull (`get`), third-party `copy`, and a
 // connection for repeated requests (`connect`: readv, read, list, stats).
-import { cancellable, checkCount, progressAdapter, resolveToken, type AuthOptions, type Progress, type TransferTotals } from './common.js';
+import {
+  cancellable,
+  checkCount,
+  checkVerify,
+  progressAdapter,
+  resolveToken,
+  type AuthOptions,
+  type Progress,
+  type TransferTotals,
+  type VerifyMode,
+} from './common.js';
 import { fromNative, LonghaulError } from './errors.js';
 import { native, type Binding } from './native.js';
 import type { NodeStats } from './node.js';
@@ -149,6 +159,8 @@ export interface TransferOptions extends ClientOptions {
   onProgress?: (p: Progress) => void;
   /** Milliseconds between progress events (default 100). */
   progressIntervalMs?: number;
+  /** `full`: every file's BLAKE3 is checked on the file read back at the receiver (default `block`). */
+  verify?: VerifyMode;
 }
 
 export interface GetOptions extends TransferOptions {
@@ -159,13 +171,14 @@ export interface GetOptions extends TransferOptions {
 /** What the receiving side reported (for a copy: the receiving node). */
 export type ReceiveSummary = TransferTotals;
 
-function summary(s: Binding.BindingReceived): ReceiveSummary {
-  return { ...s, bytesPerSecond: s.seconds > 0 ? s.bytes / s.seconds : 0 };
+function summary(s: Binding.BindingReceived, verify: VerifyMode | undefined): ReceiveSummary {
+  return { ...s, bytesPerSecond: s.seconds > 0 ? s.bytes / s.seconds : 0, verify: verify ?? 'block' };
 }
 
 function checkTransfer(o: TransferOptions): void {
   checkCount('streams', o.streams, 1, 256);
   checkCount('blockSize', o.blockSize, 4096, 64 << 20);
+  checkVerify(o.verify);
 }
 
 /**
@@ -190,10 +203,12 @@ export async function get(source: string | Target, dest: string, options: GetOpt
           token: resolveToken(options),
           timeoutMs: options.timeoutMs,
           progressIntervalMs: options.progressIntervalMs,
+          verify: options.verify,
         },
         cancel,
         progressAdapter(options.onProgress),
       ),
+      options.verify,
     ),
   );
 }
@@ -221,10 +236,12 @@ export async function copy(from: string | Target, to: string | Target, options: 
           token: resolveToken(options),
           timeoutMs: options.timeoutMs,
           progressIntervalMs: options.progressIntervalMs,
+          verify: options.verify,
         },
         cancel,
         progressAdapter(options.onProgress),
       ),
+      options.verify,
     ),
   );
 }

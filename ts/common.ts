@@ -79,6 +79,13 @@ export function checkCount(name: string, v: number | undefined, min: number, max
   }
 }
 
+/** Checks a `verify` option (the engine checks too; this names the option in the error). */
+export function checkVerify(v: string | undefined): void {
+  if (v !== undefined && v !== 'block' && v !== 'full') {
+    throw new LonghaulError('E_USAGE', `verify must be 'block' or 'full', got ${JSON.stringify(v)}`);
+  }
+}
+
 /** What every finished transfer reports. */
 export interface TransferTotals {
   bytes: number;
@@ -92,4 +99,16 @@ export interface TransferTotals {
   receiverSeconds: number;
   /** bytes / seconds. */
   bytesPerSecond: number;
+  /** How arrival was proven: `block` (XXH3 of every block) or `full` (each file's BLAKE3 too). */
+  verify: VerifyMode;
+  /** Files the receiver read back and found with the sender's BLAKE3 (`verify: 'full'`; else 0). */
+  verifiedFiles: number;
 }
+
+/**
+ * `block`: an XXH3 of every block, checked on arrival (always on). `full`: besides, the sender
+ * reads every file once more for a BLAKE3 of it and the receiver reads every file back after
+ * writing it and compares before the file takes its final name (as GridFTP's
+ * `-verify-checksum` and xrdcp's `--cksum`).
+ */
+export type VerifyMode = 'block' | 'full';

@@ -164,6 +164,13 @@ const SPECS = {
     default: 'none',
     commands: ['send'],
   },
+  verify: {
+    schema: oneOf(['block', 'full']),
+    description: "block (XXH3 of every block on arrival) or full (also each file's BLAKE3, checked on the file read back by the receiver)",
+    arg: 'mode',
+    default: 'block',
+    commands: TRANSFER,
+  },
   coresIo: {
     schema: cpuList,
     description: 'CPUs for I/O threads, e.g. 2-7 (default: near the NIC and the disk)',

@@ -3,7 +3,16 @@
 // readv, listing and stats. The work runs on the engine's own threads; these functions convert
 // options, forward progress and cancellation, and turn engine errors into LonghaulError with a
 // stable `code`.
-import { cancellable, checkCount, progressAdapter, resolveToken, type AuthOptions, type TransferTotals } from './common.js';
+import {
+  cancellable,
+  checkCount,
+  checkVerify,
+  progressAdapter,
+  resolveToken,
+  type AuthOptions,
+  type TransferTotals,
+  type VerifyMode,
+} from './common.js';
 import { native } from './native.js';
 import type { Cores, PinMode } from './node.js';
 import { LonghaulError } from './errors.js';
@@ -21,7 +30,7 @@ export {
   type ResolveInput,
   type Source as ConfigSource,
 } from './config.js';
-export { parseSize, resolveToken, type AuthOptions, type Progress, type TransferTotals } from './common.js';
+export { parseSize, resolveToken, type AuthOptions, type Progress, type TransferTotals, type VerifyMode } from './common.js';
 export {
   serve,
   type BandwidthLimit,
@@ -100,6 +109,12 @@ export interface SendOptions extends AuthOptions {
    * already holds with the same size and mtime (default true); false sends every byte.
    */
   resume?: boolean;
+  /**
+   * `block` (default): an XXH3 of every block, checked on arrival. `full`: besides, a BLAKE3 of
+   * every file, which the node checks on the file read back before it takes its final name
+   * (costs a second read of every file at both ends: see docs/USAGE.md).
+   */
+  verify?: VerifyMode;
   /**
    * After a broken connection, a timeout, a bad block or a busy node, send again (resuming) this
    * many times (default 3). A node that cannot be reached at all on the first attempt is not retried.
@@ -196,6 +211,7 @@ export async function send(source: string, target: string | Target, options: Sen
   checkCount('workers', options.workers, 1, 256);
   checkCount('retries', options.retries, 0, 1000);
   checkCount('retryDelayMs', options.retryDelayMs, 0, 3_600_000);
+  checkVerify(options.verify);
   const retries = options.retries ?? 3;
   const retried: { code: string; message: string }[] = [];
   let reached = false;
@@ -259,6 +275,7 @@ async function sendOnce(source: string, t: Target, options: SendOptions): Promis
         ioTimeoutMs: options.ioTimeoutMs,
         token: resolveToken(options),
         resume: options.resume,
+        verify: options.verify,
       },
       cancel,
       progressAdapter(options.onProgress),
@@ -266,6 +283,7 @@ async function sendOnce(source: string, t: Target, options: SendOptions): Promis
     return {
       ...s,
       bytesPerSecond: s.seconds > 0 ? s.bytes / s.seconds : 0,
+      verify: s.verify as VerifyMode,
       fastPaths: {
         sendfile: s.fastPaths.sendfile,
         sendfileFallback: s.fastPaths.sendfileFallback ?? undefined,

@@ -2,7 +2,7 @@
 import cliProgress from 'cli-progress';
 
 import * as fmt from './format.js';
-import type { Progress, RetryEvent, SendSummary } from './index.js';
+import type { Progress, RetryEvent, SendSummary, TransferTotals } from './index.js';
 
 export interface Reporter {
   progress(p: Progress): void;
@@ -101,6 +101,13 @@ export function jsonReporter(out: NodeJS.WritableStream): Reporter {
 
 export const silentReporter: Reporter = { progress() {}, done() {} };
 
+/** How the receiver proved the files it wrote. */
+export function verifiedLine(s: TransferTotals): string {
+  return s.verify === 'full'
+    ? `verified: ${fmt.plural(s.verifiedFiles, 'file')} read back with the sender's BLAKE3, every block by XXH3`
+    : `verified: every block by XXH3 on arrival (--verify full also checks each file's BLAKE3)`;
+}
+
 export function summaryLines(s: SendSummary): string[] {
   const paths = [
     s.fastPaths.sendfile
@@ -117,6 +124,7 @@ export function summaryLines(s: SendSummary): string[] {
   lines.push(
     `placement: ${s.placement.reason}; ${s.placement.pinned ? `${s.placement.threads.length} threads pinned` : `not pinned: ${s.placement.fallback}`}`,
   );
+  lines.push(verifiedLine(s));
   if (s.resumedBytes > 0)
     lines.push(`resumed: ${fmt.bytes(s.resumedBytes)} (${fmt.plural(s.resumedBlocks, 'block')}) already on the node, not sent again`);
   if (s.attempts > 1) lines.push(`attempts: ${s.attempts} (retried after ${s.retried.map((r) => r.code).join(', ')})`);

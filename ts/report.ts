@@ -7,6 +7,7 @@ import { writeFileSync } from 'node:fs';
 import type { Progress } from './common.js';
 import * as fmt from './format.js';
 import type { SendSummary, TimelineSample } from './index.js';
+import { verifiedLine } from './progress.js';
 
 export interface ProgressSample {
   seconds: number;
@@ -216,6 +217,7 @@ export function renderReport(r: ReportInput): string {
     ['blocks', `${fmt.count(s.blocks)} (${fmt.count(s.packedBlocks)} packed with small files, ${fmt.count(s.sendfileBlocks)} by sendfile)`],
     ['scheduler', `${s.scheduler.used}${s.scheduler.requested === 'auto' ? ` (auto: ${s.scheduler.reason})` : ''}`],
     ['digest', s.digest || 'none'],
+    ['verified', verifiedLine(s).replace(/^verified: /, '')],
     ...(r.command ? ([['command', `longhaul ${r.command}`]] as [string, string][]) : []),
   ]);
   const fast = table([

@@ -58,14 +58,18 @@ pub fn handshake(sock: &mut TcpStream, secret: Option<&Secret>, features: u64) -
     Ok(Hello { features, limits })
 }
 
-/// Connects and shakes hands, with `timeout` for each reply.
-pub fn open(addr: &str, secret: Option<&Secret>, timeout: Duration) -> Result<(TcpStream, Hello)> {
+/// Connects and shakes hands, with `timeout` for each reply, asking for `features` (a subset
+/// of FEATURES).
+pub fn open(addr: &str, secret: Option<&Secret>, timeout: Duration, features: u64) -> Result<(TcpStream, Hello)> {
     let mut sock = net::connect(addr, timeout)?;
     sock.set_read_timeout(Some(timeout)).map_err(Error::net("setting a timeout"))?;
     sock.set_write_timeout(Some(timeout)).map_err(Error::net("setting a timeout"))?;
-    let hello = handshake(&mut sock, secret, frame::FEATURES & !frame::FEATURE_RESUME)?;
+    let hello = handshake(&mut sock, secret, features)?;
     Ok((sock, hello))
 }
+
+/// What a connection for requests (LIST, READV, STATS) asks for.
+const REQUEST_FEATURES: u64 = frame::FEATURE_XXH3;
 
 /// One segment of a vectored read, as the caller names it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -85,7 +89,7 @@ pub struct Connection {
 
 impl Connection {
     pub fn open(addr: &str, secret: Option<&Secret>, timeout: Duration) -> Result<Connection> {
-        let (sock, hello) = open(addr, secret, timeout)?;
+        let (sock, hello) = open(addr, secret, timeout, REQUEST_FEATURES)?;
         Ok(Connection { sock, hello })
     }
 
@@ -194,6 +198,8 @@ pub struct GetOptions {
     pub secret: Option<Secret>,
     pub timeout: Duration,
     pub progress_interval: Duration,
+    /// Ask the node for whole-file BLAKE3 digests and check every file read back against them.
+    pub verify_full: bool,
 }
 
 impl Default for GetOptions {
@@ -205,6 +211,7 @@ impl Default for GetOptions {
             secret: None,
             timeout: Duration::from_secs(60),
             progress_interval: Duration::from_millis(100),
+            verify_full: false,
         }
     }
 }
@@ -223,7 +230,11 @@ pub fn get(
         return Err(Error::Usage("streams must be at least 1".into()));
     }
     let started = Instant::now();
-    let (mut control, hello) = open(addr, opts.secret.as_ref(), opts.timeout)?;
+    let wanted = if opts.verify_full { frame::FEATURE_XXH3 | frame::FEATURE_VERIFY_FULL } else { frame::FEATURE_XXH3 };
+    let (mut control, hello) = open(addr, opts.secret.as_ref(), opts.timeout, wanted)?;
+    if opts.verify_full && hello.features & frame::FEATURE_VERIFY_FULL == 0 {
+        return Err(Error::Protocol("the node does not send whole-file digests (verify: full)".into()));
+    }
     let streams = opts.streams.min(hello.limits.max_streams);
     let block_size = opts.block_size.min(hello.limits.max_block);
     frame::write_msg(&mut control, &Msg::Get { path: path.to_vec(), streams, block_size })?;
@@ -252,6 +263,7 @@ pub fn get(
         throttle: Default::default(),
         counter: Arc::clone(&counter),
         fsync: Default::default(),
+        verify_full: opts.verify_full,
         resume: None,
     };
     let recv = Receive::prepare(dest, index, params, pool)?;
@@ -323,7 +335,8 @@ pub fn get(
 
 /// Asks the node at `from` to push `src` (under its root) to the node at `to`, into `dest`
 /// there. The data goes from node to node; this side sees progress and the outcome (the
-/// receiving node's summary).
+/// receiving node's summary). With `verify_full` the pushing node sends whole-file digests and
+/// the receiving one checks every file read back.
 #[allow(clippy::too_many_arguments)]
 pub fn copy(
     from: &str,
@@ -334,11 +347,16 @@ pub fn copy(
     block_size: u32,
     secret: Option<&Secret>,
     timeout: Duration,
+    verify_full: bool,
     cancel: &AtomicBool,
     on_progress: &(dyn Fn(&Progress) + Sync),
 ) -> Result<SummaryMsg> {
     let started = Instant::now();
-    let (mut control, _) = open(from, secret, timeout)?;
+    let wanted = if verify_full { frame::FEATURE_XXH3 | frame::FEATURE_VERIFY_FULL } else { frame::FEATURE_XXH3 };
+    let (mut control, hello) = open(from, secret, timeout, wanted)?;
+    if verify_full && hello.features & frame::FEATURE_VERIFY_FULL == 0 {
+        return Err(Error::Protocol("the node does not verify whole files (verify: full)".into()));
+    }
     frame::write_msg(&mut control, &Msg::Copy { to: to.to_owned(), src: src.to_vec(), dest: dest.to_vec(), streams, block_size })?;
     // The node reports progress every 100 ms; a node silent for the timeout is stuck.
     let watcher = control.try_clone().map_err(Error::net("cloning a socket"))?;

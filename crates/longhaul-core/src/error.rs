@@ -27,6 +27,9 @@ pub enum Error {
     Version { ours_min: u16, ours_max: u16, peer_min: u16, peer_max: u16 },
     #[error("block checksum mismatch at offset {offset} (length {len})")]
     Checksum { offset: u64, len: u32 },
+    /// `verify: full`: a file read back after writing does not have the sender's BLAKE3.
+    #[error("whole-file BLAKE3 mismatch for {path:?}: the file was not given its final name")]
+    FileDigest { path: String },
     #[error("{op} {path:?}: {source}")]
     Io { op: &'static str, path: String, source: io::Error },
     #[error("no space left on the destination while writing {path:?}")]
@@ -92,7 +95,7 @@ impl Error {
             Error::Limit { .. } => "E_LIMIT",
             Error::Protocol(_) => "E_PROTOCOL",
             Error::Version { .. } => "E_VERSION",
-            Error::Checksum { .. } => "E_CHECKSUM",
+            Error::Checksum { .. } | Error::FileDigest { .. } => "E_CHECKSUM",
             Error::Io { .. } => "E_IO",
             Error::NoSpace { .. } => "E_NOSPACE",
             Error::NotFound { .. } => "E_NOT_FOUND",

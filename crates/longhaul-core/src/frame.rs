@@ -18,7 +18,12 @@ pub const FEATURE_BLAKE3: u64 = 2;
 /// Resume: in a client's HELLO, "use a journal of this push if the node has one, and send PLAN
 /// after READY"; in HELLO_OK, "this node keeps journals".
 pub const FEATURE_RESUME: u64 = 4;
-pub const FEATURES: u64 = FEATURE_XXH3 | FEATURE_BLAKE3 | FEATURE_RESUME;
+/// Whole-file verification: the sender sends a BLAKE3 of every file (FILE_DIGESTS) before DONE,
+/// and the receiver reads each file back once it is written and compares before renaming it.
+pub const FEATURE_VERIFY_FULL: u64 = 8;
+pub const FEATURES: u64 = FEATURE_XXH3 | FEATURE_BLAKE3 | FEATURE_RESUME | FEATURE_VERIFY_FULL;
+/// Digests in one FILE_DIGESTS frame (36 bytes each, within a control frame).
+pub const MAX_DIGESTS_PER_FRAME: usize = 1024;
 /// Ranges in one PLAN frame (16 bytes each, within a control frame).
 pub const MAX_PLAN_RANGES: usize = 4000;
 /// Control frames other than MANIFEST: far more than any of them needs.
@@ -61,6 +66,7 @@ pub enum FrameType {
     Copy = 0x17,
     CopyProgress = 0x18,
     Plan = 0x19,
+    FileDigests = 0x1a,
     Error = 0x7f,
 }
 
@@ -90,6 +96,7 @@ impl FrameType {
             0x17 => Copy,
             0x18 => CopyProgress,
             0x19 => Plan,
+            0x1a => FileDigests,
             0x7f => Error,
             _ => return None,
         })
@@ -143,6 +150,8 @@ pub struct SummaryMsg {
     pub symlinks: u64,
     pub blocks: u64,
     pub micros: u64,
+    /// Files whose whole-file BLAKE3 the receiver read back and checked in this session.
+    pub verified: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -251,6 +260,11 @@ pub enum Msg {
         blocks: u64,
         bytes: u64,
     },
+    /// With whole-file verification, before DONE on the control connection: the BLAKE3 of
+    /// file entries (by index number, increasing within a frame) as the sender read them.
+    FileDigests {
+        digests: Vec<(u32, [u8; 32])>,
+    },
     Done {
         blocks: u64,
         bytes: u64,
@@ -285,6 +299,7 @@ impl Msg {
             Msg::Copy { .. } => FrameType::Copy,
             Msg::CopyProgress { .. } => FrameType::CopyProgress,
             Msg::StreamEnd { .. } => FrameType::StreamEnd,
+            Msg::FileDigests { .. } => FrameType::FileDigests,
             Msg::Done { .. } => FrameType::Done,
             Msg::Summary(_) => FrameType::Summary,
             Msg::Error { .. } => FrameType::Error,
@@ -417,8 +432,15 @@ impl Msg {
                 b.extend_from_slice(&blocks.to_le_bytes());
                 b.extend_from_slice(&bytes.to_le_bytes());
             }
+            Msg::FileDigests { digests } => {
+                b.extend_from_slice(&(digests.len() as u32).to_le_bytes());
+                for (entry, d) in digests {
+                    b.extend_from_slice(&entry.to_le_bytes());
+                    b.extend_from_slice(d);
+                }
+            }
             Msg::Summary(s) => {
-                for v in [s.bytes, s.files, s.dirs, s.symlinks, s.blocks, s.micros] {
+                for v in [s.bytes, s.files, s.dirs, s.symlinks, s.blocks, s.micros, s.verified] {
                     b.extend_from_slice(&v.to_le_bytes());
                 }
             }
@@ -552,7 +574,23 @@ impl Msg {
                 symlinks: r.u64()?,
                 blocks: r.u64()?,
                 micros: r.u64()?,
+                verified: r.u64()?,
             }),
+            FrameType::FileDigests => {
+                let n = r.u32()? as usize;
+                if n > MAX_DIGESTS_PER_FRAME {
+                    return Err(Error::Protocol(format!("FILE_DIGESTS with {n} digests (at most {MAX_DIGESTS_PER_FRAME})")));
+                }
+                let mut digests = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let entry = r.u32()?;
+                    if digests.last().is_some_and(|&(prev, _)| entry <= prev) {
+                        return Err(Error::Protocol("FILE_DIGESTS entries are not increasing".into()));
+                    }
+                    digests.push((entry, r.take(32)?.try_into().expect("32")));
+                }
+                Msg::FileDigests { digests }
+            }
             FrameType::Error => {
                 let n = r.u8()? as usize;
                 let code = String::from_utf8(r.take(n)?.to_vec()).map_err(|_| Error::Protocol("error code is not UTF-8".into()))?;

@@ -1,6 +1,35 @@
-//! Block checksums: XXH3-64, with runtime SIMD dispatch inside twox-hash.
+//! Block checksums: XXH3-64, with runtime SIMD dispatch inside twox-hash; whole-file BLAKE3 for
+//! `verify: full`.
 
+use std::cell::RefCell;
+use std::fs::File;
 use std::hash::Hasher;
+use std::os::unix::fs::FileExt;
+
+/// Bytes read at a time for a whole-file digest.
+const FILE_CHUNK: usize = 1 << 20;
+
+thread_local! {
+    static FILE_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// BLAKE3 of the first `size` bytes of `file`, read with pread; `UnexpectedEof` if the file is
+/// shorter than `size`.
+pub fn blake3_file(file: &File, size: u64) -> std::io::Result<[u8; 32]> {
+    FILE_BUF.with(|b| {
+        let mut buf = b.borrow_mut();
+        buf.resize(FILE_CHUNK, 0);
+        let mut h = blake3::Hasher::new();
+        let mut done = 0u64;
+        while done < size {
+            let n = (size - done).min(FILE_CHUNK as u64) as usize;
+            file.read_exact_at(&mut buf[..n], done)?;
+            h.update(&buf[..n]);
+            done += n as u64;
+        }
+        Ok(*h.finalize().as_bytes())
+    })
+}
 
 pub fn xxh3(data: &[u8]) -> u64 {
     twox_hash::XxHash3_64::oneshot(data)

@@ -29,6 +29,6 @@ pub mod topology;
 pub mod transfer;
 
 pub use error::{Error, Result};
-pub use sender::{send, Digest, SchedulerKind, SendOptions, SendSummary, ThreadPin};
+pub use sender::{send, Digest, SchedulerKind, SendOptions, SendSummary, ThreadPin, Verify};
 pub use server::{ServeOptions, Server};
 pub use transfer::{FastPaths, Progress};

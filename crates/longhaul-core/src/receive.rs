@@ -29,7 +29,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -38,7 +38,7 @@ use crossbeam_channel::{bounded, Sender};
 use crate::blockset::BlockSet;
 use crate::error::{lossy, Error, Result};
 use crate::frame::{self, hex, Msg, SummaryMsg, Token};
-use crate::hash::{xxh3, Xxh3};
+use crate::hash::{blake3_file, xxh3, Xxh3};
 use crate::index::{Index, Kind};
 use crate::journal::{Journal, Previous};
 use crate::net::Deadline;
@@ -49,6 +49,9 @@ use crate::rate::Throttle;
 const STAGE_NONE: u8 = 0;
 const STAGE_TEMP: u8 = 1;
 const STAGE_FINAL: u8 = 2;
+/// `verify: full`: all bytes written, the file read back and hashed; it waits under its
+/// temporary name for the sender's digest.
+const STAGE_WRITTEN: u8 = 3;
 /// How much of a block is read (and hashed) at a time: small enough to stay in L2.
 const HASH_CHUNK: usize = 256 * 1024;
 
@@ -58,6 +61,8 @@ struct FileSlot {
     stage: AtomicU8,
     /// Held while a piece of a file larger than its piece is written (see `write`).
     writing: Mutex<()>,
+    /// `verify: full`: the BLAKE3 of the file as read back from the disk.
+    read_back: OnceLock<[u8; 32]>,
 }
 
 struct WriteJob {
@@ -129,6 +134,9 @@ pub struct SessionParams {
     /// Counts the bytes received and verified, for whoever watches progress.
     pub counter: Arc<AtomicU64>,
     pub fsync: Fsync,
+    /// Read every file back once written and compare its BLAKE3 with the sender's
+    /// (FILE_DIGESTS) before it takes its final name.
+    pub verify_full: bool,
     /// Journal the session so that a later attempt can resume it (None: temporary files are
     /// removed on failure and nothing is remembered).
     pub resume: Option<ResumeParams>,
@@ -175,12 +183,30 @@ pub struct Receive {
     journal: Option<Journal>,
     carried: Carried,
     fsync: Fsync,
+    verify_full: bool,
+    /// The sender's whole-file digests, by entry (`verify_full` only).
+    sender_digests: Mutex<Vec<Option<[u8; 32]>>>,
+    /// Files whose read-back digest matched the sender's.
+    verified: AtomicU64,
 }
 
 impl Receive {
     /// Checks the destination, creates the directories and the large files, starts the writers.
     pub fn prepare(root: &Path, index: Index, params: SessionParams, pool: Arc<Pool>) -> Result<Arc<Receive>> {
-        let SessionParams { dest, streams, block_size, writers, token, placement, idle_timeout, throttle, counter, fsync, resume } = params;
+        let SessionParams {
+            dest,
+            streams,
+            block_size,
+            writers,
+            token,
+            placement,
+            idle_timeout,
+            throttle,
+            counter,
+            fsync,
+            verify_full,
+            resume,
+        } = params;
         let dest = dest.as_slice();
         let dest_dir = if dest.is_empty() {
             root.to_path_buf()
@@ -213,6 +239,7 @@ impl Receive {
                 fd: Mutex::new(None),
                 stage: AtomicU8::new(carried.stages.get(i).copied().unwrap_or(STAGE_NONE)),
                 writing: Mutex::new(()),
+                read_back: OnceLock::new(),
             })
             .collect();
         let mut seen = BlockSet::default();
@@ -222,6 +249,7 @@ impl Receive {
             }
         }
         let (tx, rx) = bounded::<WriteJob>(pool.count());
+        let index_len = index.entries().len();
         let recv = Arc::new(Receive {
             token,
             nblocks,
@@ -247,8 +275,11 @@ impl Receive {
             idle_timeout,
             tag,
             journal,
-            carried,
             fsync,
+            verify_full,
+            sender_digests: Mutex::new(if verify_full { vec![None; index_len] } else { Vec::new() }),
+            verified: AtomicU64::new(0),
+            carried,
         });
         if let Err(e) = recv.make_tree().and_then(|()| recv.finish_carried()) {
             recv.remove_temps();
@@ -339,6 +370,8 @@ impl Receive {
         let path = self.temp_of(i);
         let f = OpenOptions::new()
             .write(true)
+            // verify_full reads the file back through the same descriptor.
+            .read(self.verify_full)
             .create(true)
             .mode(0o600)
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
@@ -381,7 +414,9 @@ impl Receive {
         Ok(())
     }
 
-    /// All of file `i` is written and verified: set its metadata and give it its final name.
+    /// All of file `i` is written and its blocks verified: set its metadata and give it its
+    /// final name; with `verify_full`, read it back and hash it first, and leave the rename to
+    /// `promote` once the sender's digest is in.
     fn finalize(&self, i: usize) -> Result<()> {
         let e = &self.index.entries()[i];
         let fd = self.files[i].fd.lock().expect("slot lock").take();
@@ -396,9 +431,53 @@ impl Receive {
         if self.fsync == Fsync::File {
             fd.sync_all().map_err(|err| Error::io("fsync", &e.path, err))?;
         }
+        if self.verify_full {
+            let digest = blake3_file(&fd, e.size).map_err(|err| Error::io("read back", &e.path, err))?;
+            let _ = self.files[i].read_back.set(digest);
+            self.files[i].stage.store(STAGE_WRITTEN, Ordering::SeqCst);
+            return Ok(());
+        }
         drop(fd);
         fs::rename(self.temp_of(i), self.path_of(i)).map_err(|err| Error::io("rename", &e.path, err))?;
         self.files[i].stage.store(STAGE_FINAL, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// `verify_full`: file `i` was read back; compare with the sender's digest and rename it.
+    /// A mismatch removes the temporary file, so that a later attempt sends the file again.
+    fn promote(&self, i: usize) -> Result<()> {
+        let e = &self.index.entries()[i];
+        let theirs = self.sender_digests.lock().expect("digests lock").get(i).copied().flatten();
+        let Some(theirs) = theirs else {
+            return Err(Error::Protocol(format!("the sender sent no digest for {:?}", lossy(&e.path))));
+        };
+        if self.files[i].read_back.get() != Some(&theirs) {
+            let _ = fs::remove_file(self.temp_of(i));
+            self.files[i].stage.store(STAGE_NONE, Ordering::SeqCst);
+            return Err(Error::FileDigest { path: lossy(&e.path) });
+        }
+        fs::rename(self.temp_of(i), self.path_of(i)).map_err(|err| Error::io("rename", &e.path, err))?;
+        self.files[i].stage.store(STAGE_FINAL, Ordering::SeqCst);
+        self.verified.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// FILE_DIGESTS from the sender: each names a file entry once.
+    fn take_digests(&self, digests: Vec<(u32, [u8; 32])>) -> Result<()> {
+        if !self.verify_full {
+            return Err(Error::Protocol("FILE_DIGESTS in a session without whole-file verification".into()));
+        }
+        let entries = self.index.entries();
+        let mut held = self.sender_digests.lock().expect("digests lock");
+        for (entry, d) in digests {
+            let i = entry as usize;
+            if entries.get(i).is_none_or(|e| e.kind != Kind::File) {
+                return Err(Error::Protocol(format!("FILE_DIGESTS names entry {entry}, which is not a file")));
+            }
+            if held[i].replace(d).is_some() {
+                return Err(Error::Protocol(format!("FILE_DIGESTS names entry {entry} twice")));
+            }
+        }
         Ok(())
     }
 
@@ -535,12 +614,19 @@ impl Receive {
         let r = Arc::clone(self);
         std::thread::Builder::new()
             .name("lh-control".into())
-            .spawn(move || match frame::read_msg(&mut sock, 0) {
-                Ok(Some(Msg::Done { bytes, .. })) => r.client_done(bytes),
-                Ok(Some(Msg::Error { code, message })) => r.fail(Error::remote(&code, &message)),
-                Ok(Some(m)) => r.fail(Error::Protocol(format!("unexpected {:?} frame on the control connection", m.frame_type()))),
-                Ok(None) => r.fail(Error::Cancelled),
-                Err(e) => r.fail(e),
+            .spawn(move || loop {
+                match frame::read_msg(&mut sock, 0) {
+                    Ok(Some(Msg::FileDigests { digests })) => match r.take_digests(digests) {
+                        Ok(()) => continue,
+                        Err(e) => r.fail(e),
+                    },
+                    Ok(Some(Msg::Done { bytes, .. })) => r.client_done(bytes),
+                    Ok(Some(Msg::Error { code, message })) => r.fail(Error::remote(&code, &message)),
+                    Ok(Some(m)) => r.fail(Error::Protocol(format!("unexpected {:?} frame on the control connection", m.frame_type()))),
+                    Ok(None) => r.fail(Error::Cancelled),
+                    Err(e) => r.fail(e),
+                }
+                break;
             })
             .map_err(|e| Error::io("spawn", b"control watcher", e))?;
         Ok(())
@@ -604,6 +690,7 @@ impl Receive {
             symlinks: self.index.count(Kind::Symlink) as u64,
             blocks: self.blocks.load(Ordering::Relaxed),
             micros: self.started.elapsed().as_micros() as u64,
+            verified: self.verified.load(Ordering::Relaxed),
         })
     }
 
@@ -625,13 +712,15 @@ impl Receive {
         let entries = self.index.entries();
         for (i, e) in entries.iter().enumerate() {
             match e.kind {
-                Kind::File if e.size == 0 => {
-                    drop(self.open_temp(i)?);
-                    self.finalize(i)?;
-                }
                 Kind::File => {
-                    if self.files[i].stage.load(Ordering::SeqCst) != STAGE_FINAL {
-                        return Err(Error::Protocol(format!("{:?} did not complete", lossy(&e.path))));
+                    if e.size == 0 {
+                        drop(self.open_temp(i)?);
+                        self.finalize(i)?;
+                    }
+                    match self.files[i].stage.load(Ordering::SeqCst) {
+                        STAGE_FINAL => {}
+                        STAGE_WRITTEN => self.promote(i)?,
+                        _ => return Err(Error::Protocol(format!("{:?} did not complete", lossy(&e.path)))),
                     }
                 }
                 Kind::Symlink => {
@@ -684,7 +773,7 @@ impl Receive {
     /// complete and stay.
     fn remove_temps(&self) {
         for (i, slot) in self.files.iter().enumerate() {
-            if slot.stage.load(Ordering::SeqCst) == STAGE_TEMP {
+            if matches!(slot.stage.load(Ordering::SeqCst), STAGE_TEMP | STAGE_WRITTEN) {
                 slot.fd.lock().expect("slot lock").take();
                 let _ = fs::remove_file(self.temp_of(i));
             }

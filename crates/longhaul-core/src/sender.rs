@@ -21,7 +21,7 @@ use std::net::{IpAddr, Shutdown, TcpStream};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -99,6 +99,34 @@ impl Digest {
     }
 }
 
+/// How the receiver proves the data arrived.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Verify {
+    /// XXH3 of every block on arrival (always on).
+    #[default]
+    Block,
+    /// Besides the blocks' XXH3: the sender reads every file once more for a BLAKE3 of it
+    /// (FILE_DIGESTS), and the receiver reads every file back after writing it and compares
+    /// before the rename (GridFTP's `-verify-checksum`, xrdcp's `--cksum`).
+    Full,
+}
+
+impl Verify {
+    pub fn parse(s: &str) -> Result<Verify> {
+        match s {
+            "block" => Ok(Verify::Block),
+            "full" => Ok(Verify::Full),
+            _ => Err(Error::Usage(format!("verify must be block or full, not {s:?}"))),
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Verify::Block => "block",
+            Verify::Full => "full",
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct SendOptions {
     pub streams: u16,
@@ -131,6 +159,7 @@ pub struct SendOptions {
     /// Ask the node to resume from its journal of an earlier attempt at this push (PLAN), and
     /// to skip files it already holds with the same size and mtime; `false` sends everything.
     pub resume: bool,
+    pub verify: Verify,
 }
 
 fn cpus() -> usize {
@@ -160,6 +189,7 @@ impl Default for SendOptions {
             secret: None,
             summary_timeout: None,
             resume: true,
+            verify: Verify::Block,
         }
     }
 }
@@ -210,6 +240,7 @@ pub struct SendSummary {
     /// sent again.
     pub resumed_blocks: u64,
     pub resumed_bytes: u64,
+    pub verify: Verify,
 }
 
 enum Prepared {
@@ -630,10 +661,19 @@ pub fn send(
 
     let mut control = net::connect(addr, opts.connect_timeout)?;
     control.set_read_timeout(Some(opts.io_timeout)).map_err(Error::net("setting a timeout"))?;
-    let wanted = if opts.resume { frame::FEATURES } else { frame::FEATURES & !frame::FEATURE_RESUME };
+    let mut wanted = frame::FEATURES;
+    if !opts.resume {
+        wanted &= !frame::FEATURE_RESUME;
+    }
+    if opts.verify != Verify::Full {
+        wanted &= !frame::FEATURE_VERIFY_FULL;
+    }
     let crate::client::Hello { features, limits } = crate::client::handshake(&mut control, opts.secret.as_ref(), wanted)?;
     if opts.digest == Digest::Blake3 && features & frame::FEATURE_BLAKE3 == 0 {
         return Err(Error::Protocol("the node does not check BLAKE3 block digests".into()));
+    }
+    if opts.verify == Verify::Full && features & frame::FEATURE_VERIFY_FULL == 0 {
+        return Err(Error::Protocol("the node does not verify whole files (verify: full)".into()));
     }
     if opts.block_size > limits.max_block {
         return Err(Error::Limit { what: "block size", limit: limits.max_block as u64, got: opts.block_size as u64 });
@@ -770,6 +810,12 @@ pub(crate) fn transmit(
             .name("lh-drive".into())
             .spawn_scoped(s, move || drive(engine, opts.scheduler, readers, processors, workers))
             .expect("spawning the driver");
+        let digester = (opts.verify == Verify::Full).then(|| {
+            std::thread::Builder::new()
+                .name("lh-digest".into())
+                .spawn_scoped(s, || file_digests(index, &scanned.base, &run))
+                .expect("spawning the digester")
+        });
         // The node reports errors (a full disk, a bad block) on the control connection while
         // blocks are still flowing; a watcher stops the transfer at once when one arrives.
         let (reply_tx, reply_rx) = bounded::<Result<Msg>>(1);
@@ -819,6 +865,21 @@ pub(crate) fn transmit(
                 None
             }
         };
+        if let Some(d) = digester {
+            match d.join() {
+                Ok(Ok(digests)) if !run.stopped() => {
+                    for chunk in digests.chunks(frame::MAX_DIGESTS_PER_FRAME) {
+                        if let Err(e) = frame::write_msg(&mut &run.control, &Msg::FileDigests { digests: chunk.to_vec() }) {
+                            run.fail(e);
+                            break;
+                        }
+                    }
+                }
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => run.fail(e),
+                Err(_) => run.fail(Error::Protocol("the digest thread panicked".into())),
+            }
+        }
         if !run.stopped() {
             let sent: u64 = engine.per_stream.iter().map(|a| a.load(Ordering::Relaxed)).sum();
             if let Err(e) = frame::write_msg(&mut &run.control, &Msg::Done { blocks: engine.nblocks, bytes: sent }) {
@@ -910,7 +971,60 @@ pub(crate) fn transmit(
         digest: opts.digest,
         resumed_blocks,
         resumed_bytes,
+        verify: opts.verify,
     })
+}
+
+/// A file entry's number and its BLAKE3.
+type FileDigest = (u32, [u8; 32]);
+
+/// `verify: full`: the BLAKE3 of every regular file of the index, read from the source while
+/// the blocks flow (one thread per CPU, up to 4, taking files in turn). A file shorter than it
+/// was at the scan is a changed source; one that changed otherwise shows as a digest mismatch
+/// at the receiver, which keeps it under its temporary name.
+fn file_digests(index: &Index, base: &Path, run: &Run) -> Result<Vec<FileDigest>> {
+    let entries = index.entries();
+    let files: Vec<usize> = (0..entries.len()).filter(|&i| entries[i].kind == Kind::File).collect();
+    let next = AtomicUsize::new(0);
+    let threads = cpus().clamp(1, 4);
+    let parts: Vec<Result<Vec<FileDigest>>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut out = Vec::new();
+                    loop {
+                        let k = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(&i) = files.get(k) else { return Ok(out) };
+                        if run.stopped() {
+                            return Ok(out);
+                        }
+                        let e = &entries[i];
+                        let file = match File::open(base.join(OsStr::from_bytes(&e.path))) {
+                            Ok(f) => f,
+                            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                                return Err(Error::SourceChanged { path: lossy(&e.path), why: "deleted" })
+                            }
+                            Err(err) => return Err(Error::io("open", &e.path, err)),
+                        };
+                        let digest = crate::hash::blake3_file(&file, e.size).map_err(|err| match err.kind() {
+                            std::io::ErrorKind::UnexpectedEof => {
+                                Error::SourceChanged { path: lossy(&e.path), why: "shorter than when it was scanned" }
+                            }
+                            _ => Error::io("read", &e.path, err),
+                        })?;
+                        out.push((i as u32, digest));
+                    }
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(Error::Protocol("a digest thread panicked".into())))).collect()
+    });
+    let mut all = Vec::with_capacity(files.len());
+    for p in parts {
+        all.extend(p?);
+    }
+    all.sort_unstable_by_key(|&(i, _)| i);
+    Ok(all)
 }
 
 /// Runs the blocks through the chosen scheduler (for `auto`: a probe of each first), then ends

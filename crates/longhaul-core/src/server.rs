@@ -35,7 +35,7 @@ use crate::pool::Pool;
 use crate::rate::{Bucket, Throttle};
 use crate::receive::{Fsync, Receive, ResumeParams, SessionParams};
 use crate::scan::scan;
-use crate::sender::{SchedulerKind, SendOptions};
+use crate::sender::{SchedulerKind, SendOptions, Verify};
 use crate::topology::Topology;
 use crate::transfer::Progress;
 
@@ -405,11 +405,12 @@ fn control(inner: &Arc<Inner>, sock: &mut TcpStream, min: u16, max: u16, client_
         let _ = sock.set_read_timeout(None);
         let answered = match msg {
             Msg::Manifest { dest, streams, block_size, index } => {
-                let resume = features & frame::FEATURE_RESUME != 0;
-                return push(inner, sock, peer, dest, streams, block_size, &index, resume);
+                return push(inner, sock, peer, dest, streams, block_size, &index, features);
             }
-            Msg::Get { path, streams, block_size } => return pull(inner, sock, peer, &path, streams, block_size),
-            Msg::Copy { to, src, dest, streams, block_size } => return copy(inner, sock, peer, &to, &src, &dest, streams, block_size),
+            Msg::Get { path, streams, block_size } => return pull(inner, sock, peer, &path, streams, block_size, features),
+            Msg::Copy { to, src, dest, streams, block_size } => {
+                return copy(inner, sock, peer, &to, &src, &dest, streams, block_size, features)
+            }
             Msg::List { path } => list(inner, sock, &path)?,
             Msg::Readv { paths, segments } => readv(inner, sock, peer, &paths, &segments)?,
             Msg::Stats => frame::write_msg(sock, &Msg::StatsOk { json: stats_json(inner) }).map(Ok)?,
@@ -475,7 +476,8 @@ fn replaced_bytes(dest: &Path, index: &Index) -> u64 {
 }
 
 /// A push: the client sends, this node receives into `dest` under its root. The session is
-/// journaled; with `resume` the client gets a PLAN of what an earlier attempt left.
+/// journaled; with the resume feature the client gets a PLAN of what an earlier attempt left;
+/// with whole-file verification every file is read back and checked before its rename.
 #[allow(clippy::too_many_arguments)]
 fn push(
     inner: &Arc<Inner>,
@@ -485,8 +487,9 @@ fn push(
     streams: u16,
     block_size: u32,
     encoded: &[u8],
-    resume: bool,
+    features: u64,
 ) -> Result<()> {
+    let resume = features & frame::FEATURE_RESUME != 0;
     inner.admit()?;
     check_session_shape(&inner.limits(), streams, block_size)?;
     let index = Index::decode(encoded)?;
@@ -522,6 +525,7 @@ fn push(
         throttle: inner.throttle(peer),
         counter: Arc::clone(&active.done),
         fsync: inner.opts.fsync,
+        verify_full: features & frame::FEATURE_VERIFY_FULL != 0,
         resume: Some(ResumeParams { dir: inner.root.join(STATE_DIR).join("journal"), key: journaled.0.clone(), use_previous: resume }),
     };
     let recv = match Receive::prepare(&inner.root, index, params, Arc::clone(&inner.pool)) {
@@ -592,7 +596,7 @@ fn node_send_options(inner: &Inner, streams: u16, block_size: u32) -> SendOption
 }
 
 /// A pull: this node sends `path` to the client over data connections the client opens.
-fn pull(inner: &Arc<Inner>, sock: &mut TcpStream, peer: IpAddr, path: &[u8], streams: u16, block_size: u32) -> Result<()> {
+fn pull(inner: &Arc<Inner>, sock: &mut TcpStream, peer: IpAddr, path: &[u8], streams: u16, block_size: u32, features: u64) -> Result<()> {
     inner.admit()?;
     check_session_shape(&inner.limits(), streams, block_size)?;
     let source = resolve(&inner.root, path, false)?;
@@ -632,7 +636,10 @@ fn pull(inner: &Arc<Inner>, sock: &mut TcpStream, peer: IpAddr, path: &[u8], str
         s.set_write_timeout(Some(inner.opts.idle_timeout)).map_err(Error::net("setting a timeout"))?;
     }
     let active = inner.state.begin(peer, Direction::Out, path, index.total(), index.count(Kind::File) as u64, streams);
-    let opts = node_send_options(inner, streams, block_size);
+    let mut opts = node_send_options(inner, streams, block_size);
+    if features & frame::FEATURE_VERIFY_FULL != 0 {
+        opts.verify = Verify::Full;
+    }
     let control = sock.try_clone().map_err(Error::net("cloning a socket"))?;
     let progress = |p: &Progress| active.done.store(p.bytes_done, Ordering::Relaxed);
     let result = crate::sender::transmit(
@@ -663,6 +670,7 @@ fn copy(
     dest: &[u8],
     streams: u16,
     block_size: u32,
+    features: u64,
 ) -> Result<()> {
     inner.admit()?;
     if streams == 0 || block_size < 4096 {
@@ -670,7 +678,11 @@ fn copy(
     }
     let source = resolve(&inner.root, src, false)?;
     let active = inner.state.begin(peer, Direction::Copy, src, 0, 0, streams);
-    let opts = node_send_options(inner, streams, block_size);
+    let mut opts = node_send_options(inner, streams, block_size);
+    // The client asked this node for whole-file verification: its push to the other asks too.
+    if features & frame::FEATURE_VERIFY_FULL != 0 {
+        opts.verify = Verify::Full;
+    }
     let cancel = AtomicBool::new(false);
     let finished = AtomicBool::new(false);
     // The client going away cancels the copy.

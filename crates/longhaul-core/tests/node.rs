@@ -203,6 +203,7 @@ fn third_party_copy_moves_a_tree_from_node_to_node() {
         1 << 20,
         Some(&secret(token)),
         T,
+        false,
         &AtomicBool::new(false),
         &|_| {},
     )

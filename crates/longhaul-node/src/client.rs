@@ -6,6 +6,7 @@ use longhaul_core::client::{self, Connection, GetOptions, ReadRequest};
 use napi::bindgen_prelude::*;
 
 use crate::cancel::BindingCancel;
+use crate::error::usage;
 use crate::progress::{Forwarder, ProgressFn};
 use crate::promise::spawn_promise;
 use crate::send::{opt_u16, secret};
@@ -153,6 +154,8 @@ pub struct BindingGetOptions {
     pub token: Option<String>,
     pub timeout_ms: Option<u32>,
     pub progress_interval_ms: Option<u32>,
+    /// "block" (default) or "full": the node sends a BLAKE3 of every file, checked on the files read back here.
+    pub verify: Option<String>,
 }
 
 /// Pulls a file or a tree from a node.
@@ -171,6 +174,7 @@ pub fn get<'env>(
         secret: secret(options.token.as_deref())?,
         timeout: timeout(options.timeout_ms),
         progress_interval: options.progress_interval_ms.map_or(defaults.progress_interval, |ms| Duration::from_millis(ms as u64)),
+        verify_full: verify_full(options.verify.as_deref())?,
     };
     let forwarder = Forwarder::new(on_progress, opts.progress_interval);
     let flag = cancel.flag.clone();
@@ -197,6 +201,8 @@ pub struct BindingCopyOptions {
     pub token: Option<String>,
     pub timeout_ms: Option<u32>,
     pub progress_interval_ms: Option<u32>,
+    /// "block" (default) or "full": `from` sends a BLAKE3 of every file and `to` checks each one read back.
+    pub verify: Option<String>,
 }
 
 /// Third-party copy: asks `from` to push `src` to `to`; the data never passes through here.
@@ -212,6 +218,7 @@ pub fn copy<'env>(
     let block_size = options.block_size.unwrap_or(defaults.block_size);
     let secret = secret(options.token.as_deref())?;
     let t = timeout(options.timeout_ms);
+    let full = verify_full(options.verify.as_deref())?;
     let interval = options.progress_interval_ms.map_or(defaults.progress_interval, |ms| Duration::from_millis(ms as u64));
     let forwarder = Forwarder::new(on_progress, interval);
     let flag = cancel.flag.clone();
@@ -229,10 +236,16 @@ pub fn copy<'env>(
                 block_size,
                 secret.as_ref(),
                 t,
+                full,
                 &flag,
                 &|p| forwarder.forward(p),
             )
         },
         move |s| BindingReceived::new(&s, started.elapsed().as_secs_f64()),
     )
+}
+
+/// `verify`: "block" (the default) or "full".
+fn verify_full(v: Option<&str>) -> Result<bool> {
+    Ok(v.map(longhaul_core::Verify::parse).transpose().map_err(usage)? == Some(longhaul_core::Verify::Full))
 }

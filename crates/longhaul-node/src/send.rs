@@ -10,7 +10,7 @@ use crate::promise::spawn_promise;
 use crate::types::{BindingSendOptions, BindingSendSummary};
 use longhaul_core::auth::Secret;
 use longhaul_core::placement::{CoreSpec, PinMode};
-use longhaul_core::{Digest, SchedulerKind};
+use longhaul_core::{Digest, SchedulerKind, Verify};
 
 pub fn secret(token: Option<&str>) -> Result<Option<Secret>> {
     token.map(|t| Secret::from_token(t.as_bytes())).transpose().map_err(usage)
@@ -49,6 +49,7 @@ pub fn send<'env>(
         workers: options.workers.unwrap_or(0) as usize,
         secret: secret(options.token.as_deref())?,
         resume: options.resume.unwrap_or(defaults.resume),
+        verify: options.verify.as_deref().map(Verify::parse).transpose().map_err(usage)?.unwrap_or(defaults.verify),
         ..defaults
     };
     let source = PathBuf::from(options.source);

@@ -46,6 +46,8 @@ pub struct BindingSendOptions {
     pub token: Option<String>,
     /// Resume from the node's journal of an earlier attempt and skip files it holds with the same size and mtime (default true).
     pub resume: Option<bool>,
+    /// "block" (default: XXH3 of every block on arrival) or "full" (also a BLAKE3 of every file, read back by the node before the rename).
+    pub verify: Option<String>,
 }
 
 /// A progress snapshot.
@@ -126,6 +128,10 @@ pub struct BindingSendSummary {
     /// Blocks and bytes the node already held from an earlier attempt, not sent again.
     pub resumed_blocks: f64,
     pub resumed_bytes: f64,
+    /// "block" or "full".
+    pub verify: String,
+    /// Files the node read back and found with the sender's whole-file BLAKE3 (verify "full").
+    pub verified_files: f64,
 }
 
 /// The scheduler a transfer ran on, and why.
@@ -248,6 +254,8 @@ impl From<SendSummary> for BindingSendSummary {
             },
             resumed_blocks: s.resumed_blocks as f64,
             resumed_bytes: s.resumed_bytes as f64,
+            verify: s.verify.name().to_owned(),
+            verified_files: s.receiver.verified as f64,
         }
     }
 }
@@ -314,6 +322,8 @@ pub struct BindingReceived {
     pub receiver_seconds: f64,
     /// Wall time of the whole call.
     pub seconds: f64,
+    /// Files read back and found with the sender's whole-file BLAKE3 (verify "full").
+    pub verified_files: f64,
 }
 
 impl BindingReceived {
@@ -326,6 +336,7 @@ impl BindingReceived {
             blocks: s.blocks as f64,
             receiver_seconds: s.micros as f64 / 1e6,
             seconds,
+            verified_files: s.verified as f64,
         }
     }
 }

@@ -59,14 +59,19 @@ fn message(name: &str) -> Msg {
         "block_b3" => Msg::BlockB3 { offset: 0, len: 4096, xxh3: 7, blake3: core::array::from_fn(|i| 0xa0 + i as u8) },
         "stream_end" => Msg::StreamEnd { blocks: 3, bytes: 12 << 20 },
         "done" => Msg::Done { blocks: 5, bytes: 20_000_000 },
-        "summary" => Msg::Summary(SummaryMsg { bytes: 20_000_000, files: 302, dirs: 3, symlinks: 1, blocks: 5, micros: 35_072 }),
+        "summary" => {
+            Msg::Summary(SummaryMsg { bytes: 20_000_000, files: 302, dirs: 3, symlinks: 1, blocks: 5, micros: 35_072, verified: 302 })
+        }
+        "file_digests" => {
+            Msg::FileDigests { digests: vec![(1, core::array::from_fn(|i| i as u8)), (4, core::array::from_fn(|i| 0xe0 + i as u8))] }
+        }
         "error" => Msg::Error { code: "E_PATH_ESCAPE".into(), message: "path escapes the destination root".into() },
         other => panic!("no message for vector {other}"),
     }
 }
 
 /// Every message name, in the order of docs/protocol-vectors.txt.
-const ALL: [&str; 24] = [
+const ALL: [&str; 25] = [
     "hello",
     "hello_ok",
     "auth",
@@ -91,6 +96,7 @@ const ALL: [&str; 24] = [
     "copy_progress",
     "block_b3",
     "plan",
+    "file_digests",
 ];
 
 fn vectors() -> Vec<(&'static str, Vec<u8>)> {
