@@ -6,8 +6,9 @@ use std::fs::File;
 use std::hash::Hasher;
 use std::os::unix::fs::FileExt;
 
-/// Bytes read at a time for a whole-file digest.
-const FILE_CHUNK: usize = 1 << 20;
+/// Bytes read at a time for a whole-file digest: a buffer per thread that verifies (a node's
+/// writers), kept small because it lives outside the pool.
+const FILE_CHUNK: usize = 256 * 1024;
 
 thread_local! {
     static FILE_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
