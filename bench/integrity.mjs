@@ -4,36 +4,16 @@
 // and end. Runs are interleaved; each goes to a fresh destination; CPU is both ends together.
 //   node bench/integrity.mjs [--runs 3] [--out bench/results/integrity.json]
 import { execSync } from 'node:child_process';
-import { randomFillSync } from 'node:crypto';
-import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { send, serve } from '../dist/index.js';
+import { benchArgs, bigFile, median, tree } from './data.mjs';
 
-const args = process.argv.slice(2);
-const runs = Number(args[args.indexOf('--runs') + 1] || 3) || 3;
-const outIdx = args.indexOf('--out');
-const out = outIdx >= 0 ? args[outIdx + 1] : undefined;
+const { runs, out } = benchArgs(process.argv.slice(2));
 const work = mkdtempSync(join(tmpdir(), 'longhaul-bench-integrity-'));
 const GiB = 1 << 30;
-
-function bigFile(path, bytes) {
-  const buf = Buffer.allocUnsafe(8 << 20);
-  const fd = openSync(path, 'w');
-  for (let done = 0; done < bytes; done += buf.length) writeSync(fd, randomFillSync(buf));
-  closeSync(fd);
-}
-
-function tree(root, files) {
-  const pool = randomFillSync(Buffer.allocUnsafe(1 << 20));
-  for (let d = 0; d < files / 200; d++) {
-    mkdirSync(join(root, `d${d}`), { recursive: true });
-    for (let i = 0; i < 200; i++) writeFileSync(join(root, `d${d}`, `f${i}`), pool.subarray(0, ((d * 200 + i) * 2654435761) % 8192));
-  }
-}
-
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 mkdirSync(join(work, 'big'));
 bigFile(join(work, 'big', 'file.bin'), GiB);

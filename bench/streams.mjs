@@ -4,39 +4,16 @@
 // `tar | tar` of the same data in the same run give the local-copy baseline.
 //   node bench/streams.mjs [--runs 3] [--out bench/results/streams.json]
 import { execFileSync, execSync } from 'node:child_process';
-import { randomFillSync } from 'node:crypto';
-import { mkdirSync, mkdtempSync, openSync, writeSync, closeSync, writeFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { send, serve } from '../dist/index.js';
+import { benchArgs, bigFile, median, tree } from './data.mjs';
 
-const args = process.argv.slice(2);
-const runs = Number(args[args.indexOf('--runs') + 1] || 3) || 3;
-const outIdx = args.indexOf('--out');
-const out = outIdx >= 0 ? args[outIdx + 1] : undefined;
+const { runs, out } = benchArgs(process.argv.slice(2));
 const work = mkdtempSync(join(tmpdir(), 'longhaul-bench-'));
 const GiB = 1 << 30;
-
-function bigFile(path, bytes) {
-  const buf = Buffer.allocUnsafe(8 << 20);
-  const fd = openSync(path, 'w');
-  for (let done = 0; done < bytes; done += buf.length) writeSync(fd, randomFillSync(buf));
-  closeSync(fd);
-}
-
-function tree(root, files) {
-  const pool = randomFillSync(Buffer.allocUnsafe(1 << 20));
-  for (let d = 0; d < files / 200; d++) {
-    mkdirSync(join(root, `d${d}`), { recursive: true });
-    for (let i = 0; i < 200; i++) {
-      const size = ((d * 200 + i) * 2654435761) % 8192;
-      writeFileSync(join(root, `d${d}`, `f${i}`), pool.subarray(0, size));
-    }
-  }
-}
-
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 function timed(fn) {
   const c0 = process.cpuUsage();
