@@ -71,6 +71,17 @@ pub fn open(addr: &str, secret: Option<&Secret>, timeout: Duration, features: u6
 /// What a connection for requests (LIST, READV, STATS) asks for.
 const REQUEST_FEATURES: u64 = frame::FEATURE_XXH3;
 
+/// Opens a control connection for a pull or a copy, asking for whole-file verification when
+/// `verify_full`, and refusing a node that does not offer it.
+fn open_transfer(addr: &str, secret: Option<&Secret>, timeout: Duration, verify_full: bool) -> Result<(TcpStream, Hello)> {
+    let wanted = if verify_full { frame::FEATURE_XXH3 | frame::FEATURE_VERIFY_FULL } else { frame::FEATURE_XXH3 };
+    let (sock, hello) = open(addr, secret, timeout, wanted)?;
+    if verify_full && hello.features & frame::FEATURE_VERIFY_FULL == 0 {
+        return Err(Error::Protocol("the node does not verify whole files (verify: full)".into()));
+    }
+    Ok((sock, hello))
+}
+
 /// One segment of a vectored read, as the caller names it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReadRequest {
@@ -230,11 +241,7 @@ pub fn get(
         return Err(Error::Usage("streams must be at least 1".into()));
     }
     let started = Instant::now();
-    let wanted = if opts.verify_full { frame::FEATURE_XXH3 | frame::FEATURE_VERIFY_FULL } else { frame::FEATURE_XXH3 };
-    let (mut control, hello) = open(addr, opts.secret.as_ref(), opts.timeout, wanted)?;
-    if opts.verify_full && hello.features & frame::FEATURE_VERIFY_FULL == 0 {
-        return Err(Error::Protocol("the node does not send whole-file digests (verify: full)".into()));
-    }
+    let (mut control, hello) = open_transfer(addr, opts.secret.as_ref(), opts.timeout, opts.verify_full)?;
     let streams = opts.streams.min(hello.limits.max_streams);
     let block_size = opts.block_size.min(hello.limits.max_block);
     frame::write_msg(&mut control, &Msg::Get { path: path.to_vec(), streams, block_size })?;
@@ -352,11 +359,7 @@ pub fn copy(
     on_progress: &(dyn Fn(&Progress) + Sync),
 ) -> Result<SummaryMsg> {
     let started = Instant::now();
-    let wanted = if verify_full { frame::FEATURE_XXH3 | frame::FEATURE_VERIFY_FULL } else { frame::FEATURE_XXH3 };
-    let (mut control, hello) = open(from, secret, timeout, wanted)?;
-    if verify_full && hello.features & frame::FEATURE_VERIFY_FULL == 0 {
-        return Err(Error::Protocol("the node does not verify whole files (verify: full)".into()));
-    }
+    let (mut control, _) = open_transfer(from, secret, timeout, verify_full)?;
     frame::write_msg(&mut control, &Msg::Copy { to: to.to_owned(), src: src.to_vec(), dest: dest.to_vec(), streams, block_size })?;
     // The node reports progress every 100 ms; a node silent for the timeout is stuck.
     let watcher = control.try_clone().map_err(Error::net("cloning a socket"))?;

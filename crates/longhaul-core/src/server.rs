@@ -576,8 +576,10 @@ impl Drop for ActiveJournal<'_> {
     }
 }
 
-/// Options for the sender engine when the node itself sends (pull, copy).
-fn node_send_options(inner: &Inner, streams: u16, block_size: u32) -> SendOptions {
+/// Options for the sender engine when the node itself sends (pull, copy). When the client's
+/// HELLO asked for whole-file verification, the node sends file digests (pull) or asks the
+/// receiving node for it too (copy).
+fn node_send_options(inner: &Inner, streams: u16, block_size: u32, features: u64) -> SendOptions {
     SendOptions {
         streams,
         block_size,
@@ -591,6 +593,7 @@ fn node_send_options(inner: &Inner, streams: u16, block_size: u32) -> SendOption
         io_timeout: inner.opts.idle_timeout,
         summary_timeout: Some(inner.opts.idle_timeout),
         secret: inner.opts.secret.clone(),
+        verify: if features & frame::FEATURE_VERIFY_FULL != 0 { Verify::Full } else { Verify::Block },
         ..SendOptions::default()
     }
 }
@@ -636,10 +639,7 @@ fn pull(inner: &Arc<Inner>, sock: &mut TcpStream, peer: IpAddr, path: &[u8], str
         s.set_write_timeout(Some(inner.opts.idle_timeout)).map_err(Error::net("setting a timeout"))?;
     }
     let active = inner.state.begin(peer, Direction::Out, path, index.total(), index.count(Kind::File) as u64, streams);
-    let mut opts = node_send_options(inner, streams, block_size);
-    if features & frame::FEATURE_VERIFY_FULL != 0 {
-        opts.verify = Verify::Full;
-    }
+    let opts = node_send_options(inner, streams, block_size, features);
     let control = sock.try_clone().map_err(Error::net("cloning a socket"))?;
     let progress = |p: &Progress| active.done.store(p.bytes_done, Ordering::Relaxed);
     let result = crate::sender::transmit(
@@ -678,11 +678,7 @@ fn copy(
     }
     let source = resolve(&inner.root, src, false)?;
     let active = inner.state.begin(peer, Direction::Copy, src, 0, 0, streams);
-    let mut opts = node_send_options(inner, streams, block_size);
-    // The client asked this node for whole-file verification: its push to the other asks too.
-    if features & frame::FEATURE_VERIFY_FULL != 0 {
-        opts.verify = Verify::Full;
-    }
+    let opts = node_send_options(inner, streams, block_size, features);
     let cancel = AtomicBool::new(false);
     let finished = AtomicBool::new(false);
     // The client going away cancels the copy.
