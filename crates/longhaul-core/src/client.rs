@@ -17,6 +17,7 @@ use crate::net;
 use crate::placement::{allowed_cpus, Placement};
 use crate::pool::Pool;
 use crate::receive::{Receive, SessionParams};
+use crate::tls::ClientTls;
 use crate::transfer::Progress;
 
 /// What the node said at HELLO_OK.
@@ -58,10 +59,10 @@ pub fn handshake(sock: &mut TcpStream, secret: Option<&Secret>, features: u64) -
     Ok(Hello { features, limits })
 }
 
-/// Connects and shakes hands, with `timeout` for each reply, asking for `features` (a subset
-/// of FEATURES).
-pub fn open(addr: &str, secret: Option<&Secret>, timeout: Duration, features: u64) -> Result<(TcpStream, Hello)> {
-    let mut sock = net::connect(addr, timeout)?;
+/// Connects (over TLS when `tls` is given) and shakes hands, with `timeout` for each reply,
+/// asking for `features` (a subset of FEATURES).
+pub fn open(addr: &str, secret: Option<&Secret>, tls: Option<&ClientTls>, timeout: Duration, features: u64) -> Result<(TcpStream, Hello)> {
+    let mut sock = net::connect(addr, timeout, tls)?;
     sock.set_read_timeout(Some(timeout)).map_err(Error::net("setting a timeout"))?;
     sock.set_write_timeout(Some(timeout)).map_err(Error::net("setting a timeout"))?;
     let hello = handshake(&mut sock, secret, features)?;
@@ -73,9 +74,15 @@ const REQUEST_FEATURES: u64 = frame::FEATURE_XXH3;
 
 /// Opens a control connection for a pull or a copy, asking for whole-file verification when
 /// `verify_full`, and refusing a node that does not offer it.
-fn open_transfer(addr: &str, secret: Option<&Secret>, timeout: Duration, verify_full: bool) -> Result<(TcpStream, Hello)> {
+fn open_transfer(
+    addr: &str,
+    secret: Option<&Secret>,
+    tls: Option<&ClientTls>,
+    timeout: Duration,
+    verify_full: bool,
+) -> Result<(TcpStream, Hello)> {
     let wanted = if verify_full { frame::FEATURE_XXH3 | frame::FEATURE_VERIFY_FULL } else { frame::FEATURE_XXH3 };
-    let (sock, hello) = open(addr, secret, timeout, wanted)?;
+    let (sock, hello) = open(addr, secret, tls, timeout, wanted)?;
     if verify_full && hello.features & frame::FEATURE_VERIFY_FULL == 0 {
         return Err(Error::Protocol("the node does not verify whole files (verify: full)".into()));
     }
@@ -99,8 +106,8 @@ pub struct Connection {
 }
 
 impl Connection {
-    pub fn open(addr: &str, secret: Option<&Secret>, timeout: Duration) -> Result<Connection> {
-        let (sock, hello) = open(addr, secret, timeout, REQUEST_FEATURES)?;
+    pub fn open(addr: &str, secret: Option<&Secret>, tls: Option<&ClientTls>, timeout: Duration) -> Result<Connection> {
+        let (sock, hello) = open(addr, secret, tls, timeout, REQUEST_FEATURES)?;
         Ok(Connection { sock, hello })
     }
 
@@ -207,6 +214,8 @@ pub struct GetOptions {
     pub block_size: u32,
     pub writers: usize,
     pub secret: Option<Secret>,
+    /// TLS to the node and how to trust it; `None` is plaintext.
+    pub tls: Option<ClientTls>,
     pub timeout: Duration,
     pub progress_interval: Duration,
     /// Ask the node for whole-file BLAKE3 digests and check every file read back against them.
@@ -220,6 +229,7 @@ impl Default for GetOptions {
             block_size: crate::sender::DEFAULT_BLOCK_SIZE,
             writers: crate::server::ServeOptions::default().writers,
             secret: None,
+            tls: None,
             timeout: Duration::from_secs(60),
             progress_interval: Duration::from_millis(100),
             verify_full: false,
@@ -241,7 +251,7 @@ pub fn get(
         return Err(Error::Usage("streams must be at least 1".into()));
     }
     let started = Instant::now();
-    let (mut control, hello) = open_transfer(addr, opts.secret.as_ref(), opts.timeout, opts.verify_full)?;
+    let (mut control, hello) = open_transfer(addr, opts.secret.as_ref(), opts.tls.as_ref(), opts.timeout, opts.verify_full)?;
     let streams = opts.streams.min(hello.limits.max_streams);
     let block_size = opts.block_size.min(hello.limits.max_block);
     frame::write_msg(&mut control, &Msg::Get { path: path.to_vec(), streams, block_size })?;
@@ -277,7 +287,7 @@ pub fn get(
     frame::write_msg(&mut control, &Msg::Ready { token, streams })?;
     let mut data = Vec::with_capacity(streams as usize);
     for i in 0..streams {
-        let attach = net::connect(addr, opts.timeout).and_then(|mut s| {
+        let attach = net::connect(addr, opts.timeout, opts.tls.as_ref()).and_then(|mut s| {
             frame::write_msg(&mut s, &Msg::DataHello { token, stream: i })?;
             Ok(s)
         });
@@ -353,13 +363,14 @@ pub fn copy(
     streams: u16,
     block_size: u32,
     secret: Option<&Secret>,
+    tls: Option<&ClientTls>,
     timeout: Duration,
     verify_full: bool,
     cancel: &AtomicBool,
     on_progress: &(dyn Fn(&Progress) + Sync),
 ) -> Result<SummaryMsg> {
     let started = Instant::now();
-    let (mut control, _) = open_transfer(from, secret, timeout, verify_full)?;
+    let (mut control, _) = open_transfer(from, secret, tls, timeout, verify_full)?;
     frame::write_msg(&mut control, &Msg::Copy { to: to.to_owned(), src: src.to_vec(), dest: dest.to_vec(), streams, block_size })?;
     // The node reports progress every 100 ms; a node silent for the timeout is stuck.
     let watcher = control.try_clone().map_err(Error::net("cloning a socket"))?;

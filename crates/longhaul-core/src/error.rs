@@ -52,6 +52,10 @@ pub enum Error {
     Capacity { needed: u64, free: u64 },
     #[error("authentication failed: {0}")]
     Auth(&'static str),
+    /// TLS was asked for and could not be had: a failed handshake, a certificate that is not
+    /// the pinned one or does not chain to the CA, a plaintext peer, or a build without TLS.
+    #[error("TLS: {0}")]
+    Tls(String),
     /// The node cannot take this transfer now (too many at once, or it is draining).
     #[error("the node is busy: {0}")]
     Busy(String),
@@ -83,6 +87,7 @@ pub const CODES: &[&str] = &[
     "E_CAPACITY",
     "E_AUTH",
     "E_BUSY",
+    "E_TLS",
 ];
 
 impl Error {
@@ -108,6 +113,7 @@ impl Error {
             Error::Capacity { .. } => "E_CAPACITY",
             Error::Auth(_) => "E_AUTH",
             Error::Busy(_) => "E_BUSY",
+            Error::Tls(_) => "E_TLS",
             Error::Remote { code, .. } => code,
         }
     }

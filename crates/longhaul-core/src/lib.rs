@@ -25,6 +25,7 @@ pub mod scan;
 pub mod sender;
 pub mod server;
 pub mod timeline;
+pub mod tls;
 pub mod topology;
 pub mod transfer;
 

@@ -3,13 +3,22 @@
 
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
+use crate::tls::ClientTls;
 
-pub fn connect(addr: &str, timeout: Duration) -> Result<TcpStream> {
+/// Connects to `addr`; with `tls`, also runs the TLS handshake (within `timeout`) and returns
+/// the engine's end of the TLS relay (crate::tls): a failed handshake is `E_TLS`, never a
+/// plaintext connection.
+pub fn connect(addr: &str, timeout: Duration, tls: Option<&ClientTls>) -> Result<TcpStream> {
+    connect_to(addr, timeout, tls).map(|(s, _)| s)
+}
+
+/// `connect`, also giving the peer's address (the engine's end of a TLS relay has none).
+pub fn connect_to(addr: &str, timeout: Duration, tls: Option<&ClientTls>) -> Result<(TcpStream, IpAddr)> {
     let addrs: Vec<SocketAddr> = addr.to_socket_addrs().map_err(|source| Error::Connect { addr: addr.to_owned(), source })?.collect();
     let mut last = io::Error::new(io::ErrorKind::NotFound, "no address");
     for a in addrs {
@@ -17,7 +26,10 @@ pub fn connect(addr: &str, timeout: Duration) -> Result<TcpStream> {
             Ok(s) => {
                 // Blocks go out whole; Nagle would only delay the last segment of each.
                 let _ = s.set_nodelay(true);
-                return Ok(s);
+                return match tls {
+                    Some(t) => Ok((crate::tls::connect(s, addr, t, timeout)?, a.ip())),
+                    None => Ok((s, a.ip())),
+                };
             }
             Err(e) => last = e,
         }

@@ -153,6 +153,8 @@ pub struct SendOptions {
     pub timeline_interval: Duration,
     /// The shared token's key; `None` talks only to a node that asks for none.
     pub secret: Option<crate::auth::Secret>,
+    /// TLS to the node and how to trust it; `None` is plaintext.
+    pub tls: Option<crate::tls::ClientTls>,
     /// How long the receiver may take to answer DONE; `None` waits (a client can cancel; a
     /// node sending for a pull cannot, so it sets this).
     pub summary_timeout: Option<Duration>,
@@ -187,6 +189,7 @@ impl Default for SendOptions {
             progress_interval: Duration::from_millis(100),
             timeline_interval: Duration::from_millis(5),
             secret: None,
+            tls: None,
             summary_timeout: None,
             resume: true,
             verify: Verify::Block,
@@ -659,7 +662,7 @@ pub fn send(
     }
     let index = &scanned.index;
 
-    let mut control = net::connect(addr, opts.connect_timeout)?;
+    let (mut control, peer) = net::connect_to(addr, opts.connect_timeout, opts.tls.as_ref())?;
     control.set_read_timeout(Some(opts.io_timeout)).map_err(Error::net("setting a timeout"))?;
     let mut wanted = frame::FEATURES;
     if !opts.resume {
@@ -703,12 +706,12 @@ pub fn send(
 
     let mut sockets = Vec::with_capacity(streams as usize);
     for i in 0..streams {
-        let mut s = net::connect(addr, opts.connect_timeout)?;
+        let mut s = net::connect(addr, opts.connect_timeout, opts.tls.as_ref())?;
         s.set_write_timeout(Some(opts.io_timeout)).map_err(Error::net("setting a timeout"))?;
         frame::write_msg(&mut s, &Msg::DataHello { token, stream: i })?;
         sockets.push(s);
     }
-    transmit(&scanned, control, sockets, opts, Throttle::default(), &skip, cancel, on_progress, started, scan_seconds)
+    transmit(&scanned, control, peer, sockets, opts, Throttle::default(), &skip, cancel, on_progress, started, scan_seconds)
 }
 
 /// Sends the blocks of a scanned source over data connections already attached to a session
@@ -719,6 +722,7 @@ pub fn send(
 pub(crate) fn transmit(
     scanned: &crate::scan::Scan,
     control: TcpStream,
+    peer: IpAddr,
     sockets: Vec<TcpStream>,
     opts: &SendOptions,
     throttle: Throttle,
@@ -733,7 +737,6 @@ pub(crate) fn transmit(
     let streams = sockets.len() as u16;
     // From here the receiver may take as long as it needs to write and answer with SUMMARY.
     control.set_read_timeout(None).map_err(Error::net("setting a timeout"))?;
-    let peer = control.peer_addr().map_err(Error::net("peer address"))?.ip();
     let placement = choose_placement(opts, peer, source)?;
 
     let readers = if opts.readers == 0 { (streams as usize).clamp(2, 4) } else { opts.readers };

@@ -36,6 +36,7 @@ use crate::rate::{Bucket, Throttle};
 use crate::receive::{Fsync, Receive, ResumeParams, SessionParams};
 use crate::scan::scan;
 use crate::sender::{SchedulerKind, SendOptions, Verify};
+use crate::tls::{ClientTls, ServerTls};
 use crate::topology::Topology;
 use crate::transfer::Progress;
 
@@ -86,6 +87,10 @@ pub struct ServeOptions {
     pub max_readv_segment: u32,
     /// When received files are made durable.
     pub fsync: Fsync,
+    /// TLS on every connection (crate::tls); a plaintext client is refused with E_TLS.
+    pub tls: Option<Arc<ServerTls>>,
+    /// TLS, and how to trust the other node, when this node pushes to another for a copy.
+    pub peer_tls: Option<ClientTls>,
 }
 
 impl Default for ServeOptions {
@@ -124,6 +129,8 @@ impl Default for ServeOptions {
             // What cp, rsync and GridFTP do: the page cache and the journal (whose blocks are
             // read back and checked on resume) cover a crash; `file` or `end` for more.
             fsync: Fsync::None,
+            tls: None,
+            peer_tls: None,
         }
     }
 }
@@ -334,11 +341,20 @@ fn accept_loop(inner: &Arc<Inner>, listener: TcpListener) {
     }
 }
 
-fn handle_conn(inner: &Arc<Inner>, mut sock: TcpStream) {
+fn handle_conn(inner: &Arc<Inner>, sock: TcpStream) {
+    // Taken from the TCP socket: the engine's end of a TLS relay has no IP address.
+    let Ok(peer) = sock.peer_addr().map(|a| a.ip()) else { return };
+    let mut sock = match &inner.opts.tls {
+        Some(tls) => match start_tls(inner, sock, tls) {
+            Some(s) => s,
+            None => return,
+        },
+        None => sock,
+    };
     let first = frame::read_msg(&mut Deadline::new(&sock, inner.opts.handshake_timeout), 0);
     let _ = sock.set_read_timeout(None);
     let result = match first {
-        Ok(Some(Msg::Hello { min, max, nonce, features })) => control(inner, &mut sock, min, max, nonce, features),
+        Ok(Some(Msg::Hello { min, max, nonce, features })) => control(inner, &mut sock, peer, min, max, nonce, features),
         Ok(Some(Msg::DataHello { token, .. })) => {
             // A pulling client opens its data connections right after its READY, which this
             // node may not have read yet: an unknown token gets a short grace period.
@@ -369,8 +385,28 @@ fn handle_conn(inner: &Arc<Inner>, mut sock: TcpStream) {
     }
 }
 
+/// TLS on a new connection of a node that requires it: the handshake (within the handshake
+/// timeout) and the relay, or ERROR E_TLS in plaintext to a client that did not start TLS.
+fn start_tls(inner: &Inner, mut sock: TcpStream, tls: &ServerTls) -> Option<TcpStream> {
+    let refused = match crate::tls::starts_tls(&sock, inner.opts.handshake_timeout) {
+        Ok(None) => return None,
+        Ok(Some(true)) => match crate::tls::accept(sock, tls, inner.opts.handshake_timeout) {
+            Ok(s) => return Some(s),
+            Err(e) => {
+                inner.state.count_error(e.code());
+                return None;
+            }
+        },
+        Ok(Some(false)) => Error::Tls("this node requires TLS: connect with tlsPin (the node prints its fingerprint) or tlsCa".into()),
+        Err(e) => e,
+    };
+    inner.state.count_error(refused.code());
+    let _ = frame::write_msg(&mut sock, &Msg::error(&refused));
+    None
+}
+
 /// The handshake, then one session or a run of requests.
-fn control(inner: &Arc<Inner>, sock: &mut TcpStream, min: u16, max: u16, client_nonce: Nonce, features: u64) -> Result<()> {
+fn control(inner: &Arc<Inner>, sock: &mut TcpStream, peer: IpAddr, min: u16, max: u16, client_nonce: Nonce, features: u64) -> Result<()> {
     if max < frame::VERSION_MIN || min > frame::VERSION_MAX || min > max {
         return Err(Error::Version { ours_min: frame::VERSION_MIN, ours_max: frame::VERSION_MAX, peer_min: min, peer_max: max });
     }
@@ -393,7 +429,6 @@ fn control(inner: &Arc<Inner>, sock: &mut TcpStream, min: u16, max: u16, client_
             _ => return Err(Error::Auth("wrong token")),
         }
     }
-    let peer = sock.peer_addr().map_err(Error::net("peer address"))?.ip();
     loop {
         // Between requests a connection may idle for the idle timeout; a session's MANIFEST
         // must come within the handshake timeout of the HELLO (checked by the same deadline).
@@ -509,7 +544,7 @@ fn push(
     let reservation = inner.state.reserve(total.saturating_sub(replaced))?;
     let active = inner.state.begin(peer, Direction::In, &dest, index.total(), index.count(Kind::File) as u64, streams);
     let token = auth::random_bytes::<{ frame::TOKEN_LEN }>()?;
-    let placement = node_placement(inner, sock);
+    let placement = node_placement(inner, peer);
     *inner.last_placement.lock().expect("placement lock") = Some(match &placement.fallback {
         Some(f) => format!("{}; not pinned: {f}", placement.reason),
         None => format!("{}; pinned", placement.reason),
@@ -593,6 +628,7 @@ fn node_send_options(inner: &Inner, streams: u16, block_size: u32, features: u64
         io_timeout: inner.opts.idle_timeout,
         summary_timeout: Some(inner.opts.idle_timeout),
         secret: inner.opts.secret.clone(),
+        tls: inner.opts.peer_tls.clone(),
         verify: if features & frame::FEATURE_VERIFY_FULL != 0 { Verify::Full } else { Verify::Block },
         ..SendOptions::default()
     }
@@ -645,6 +681,7 @@ fn pull(inner: &Arc<Inner>, sock: &mut TcpStream, peer: IpAddr, path: &[u8], str
     let result = crate::sender::transmit(
         &scanned,
         control,
+        peer,
         sockets,
         &opts,
         inner.throttle(peer),
@@ -951,14 +988,14 @@ fn stats_json(inner: &Inner) -> String {
 }
 
 /// Receivers go near the NIC that reaches the peer, writers near the disk holding the root.
-fn node_placement(inner: &Inner, sock: &TcpStream) -> Placement {
+fn node_placement(inner: &Inner, peer: IpAddr) -> Placement {
     let allowed = allowed_cpus();
     let topo = match Topology::read(&inner.opts.sysfs_root) {
         Ok(t) => t,
         Err(e) => return Placement::unpinned(&allowed, format!("topology unreadable ({e}): threads are not pinned")),
     };
-    let net_node = match sock.peer_addr().map(|a| a.ip()) {
-        Ok(IpAddr::V4(v4)) => topo.interface_for(v4).and_then(|i| topo.node_of_interface(&i)),
+    let net_node = match peer {
+        IpAddr::V4(v4) => topo.interface_for(v4).and_then(|i| topo.node_of_interface(&i)),
         _ => None,
     };
     let disk_node = topo.node_of_path(&inner.root);

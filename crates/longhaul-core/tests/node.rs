@@ -48,15 +48,16 @@ fn authentication_is_challenge_response_and_a_wrong_token_gets_e_auth() {
     let dir = scratch("auth");
     let n = node(&dir.join("root"), Some("the right token, long enough"));
     let addr = n.local_addr().to_string();
-    let wrong = Connection::open(&addr, Some(&secret("a wrong token, also long enough")), T).map(|_| ()).unwrap_err();
+    let wrong = Connection::open(&addr, Some(&secret("a wrong token, also long enough")), None, T).map(|_| ()).unwrap_err();
     assert_eq!(wrong.code(), "E_AUTH", "{wrong}");
-    let none = Connection::open(&addr, None, T).map(|_| ()).unwrap_err();
+    let none = Connection::open(&addr, None, None, T).map(|_| ()).unwrap_err();
     assert_eq!(none.code(), "E_AUTH", "{none}");
-    let mut c = Connection::open(&addr, Some(&secret("the right token, long enough")), T).unwrap();
+    let mut c = Connection::open(&addr, Some(&secret("the right token, long enough")), None, T).unwrap();
     assert!(c.list(b"").unwrap().is_empty());
     // A client holding a token does not trust a node that does not authenticate.
     let open = node(&dir.join("open"), None);
-    let e = Connection::open(&open.local_addr().to_string(), Some(&secret("the right token, long enough")), T).map(|_| ()).unwrap_err();
+    let e =
+        Connection::open(&open.local_addr().to_string(), Some(&secret("the right token, long enough")), None, T).map(|_| ()).unwrap_err();
     assert_eq!(e.code(), "E_AUTH");
     // An unauthenticated node is for loopback only unless forced.
     let e =
@@ -90,7 +91,7 @@ fn list_names_kinds_sizes_and_hides_the_state_directory() {
     let root = dir.join("root");
     make_tree(&root);
     let n = node(&root, None);
-    let mut c = Connection::open(&n.local_addr().to_string(), None, T).unwrap();
+    let mut c = Connection::open(&n.local_addr().to_string(), None, None, T).unwrap();
     let top = c.list(b"").unwrap();
     assert_eq!(top.iter().map(|e| e.name.as_slice()).collect::<Vec<_>>(), vec![b"d".as_slice()]);
     let d = c.list(b"d").unwrap();
@@ -116,7 +117,7 @@ fn readv_returns_what_separate_reads_return_and_keeps_the_connection_over_a_limi
         fs::write(root.join(format!("r/{i}")), c).unwrap();
     }
     let n = node(&root, None);
-    let mut c = Connection::open(&n.local_addr().to_string(), None, T).unwrap();
+    let mut c = Connection::open(&n.local_addr().to_string(), None, None, T).unwrap();
     let mut seed = 1u64;
     let segs: Vec<ReadRequest> = (0..1024)
         .map(|k| {
@@ -202,6 +203,7 @@ fn third_party_copy_moves_a_tree_from_node_to_node() {
         2,
         1 << 20,
         Some(&secret(token)),
+        None,
         T,
         false,
         &AtomicBool::new(false),

@@ -73,6 +73,7 @@ fn push_pull_and_copy_read_every_file_back_and_say_so() {
         2,
         8192,
         None,
+        None,
         t,
         true,
         &cancel,

@@ -9,7 +9,7 @@ use crate::cancel::BindingCancel;
 use crate::error::usage;
 use crate::progress::{Forwarder, ProgressFn};
 use crate::promise::spawn_promise;
-use crate::send::{opt_u16, secret};
+use crate::send::{client_tls, opt_u16, secret};
 use crate::types::{BindingListEntry, BindingReadv, BindingReceived, BindingSegment};
 
 fn timeout(ms: Option<u32>) -> Duration {
@@ -21,6 +21,10 @@ pub struct BindingConnectOptions {
     /// The node, as `host:port`.
     pub address: String,
     pub token: Option<String>,
+    /// TLS: the node certificate's SHA-256 to trust ("sha256:..." as the node prints it).
+    pub tls_pin: Option<String>,
+    /// TLS: a PEM file of CA certificates the node's certificate must chain to.
+    pub tls_ca: Option<String>,
     /// Milliseconds for connecting and for each reply (default 60,000).
     pub timeout_ms: Option<u32>,
 }
@@ -37,11 +41,12 @@ pub struct BindingClient {
 #[napi(ts_return_type = "Promise<BindingClient>")]
 pub fn connect<'env>(env: &'env Env, options: BindingConnectOptions) -> Result<Object<'env>> {
     let secret = secret(options.token.as_deref())?;
+    let tls = client_tls(options.tls_pin.as_deref(), options.tls_ca.as_deref())?;
     let t = timeout(options.timeout_ms);
     spawn_promise(
         env,
         "connect",
-        move || Connection::open(&options.address, secret.as_ref(), t),
+        move || Connection::open(&options.address, secret.as_ref(), tls.as_ref(), t),
         |conn| {
             let limits = conn.limits();
             BindingClient {
@@ -152,6 +157,10 @@ pub struct BindingGetOptions {
     pub block_size: Option<u32>,
     pub writers: Option<u32>,
     pub token: Option<String>,
+    /// TLS: the node certificate's SHA-256 to trust ("sha256:..." as the node prints it).
+    pub tls_pin: Option<String>,
+    /// TLS: a PEM file of CA certificates the node's certificate must chain to.
+    pub tls_ca: Option<String>,
     pub timeout_ms: Option<u32>,
     pub progress_interval_ms: Option<u32>,
     /// "block" (default) or "full": the node sends a BLAKE3 of every file, checked on the files read back here.
@@ -172,6 +181,7 @@ pub fn get<'env>(
         block_size: options.block_size.unwrap_or(defaults.block_size),
         writers: options.writers.map_or(defaults.writers, |n| n.max(1) as usize),
         secret: secret(options.token.as_deref())?,
+        tls: client_tls(options.tls_pin.as_deref(), options.tls_ca.as_deref())?,
         timeout: timeout(options.timeout_ms),
         progress_interval: options.progress_interval_ms.map_or(defaults.progress_interval, |ms| Duration::from_millis(ms as u64)),
         verify_full: verify_full(options.verify.as_deref())?,
@@ -199,6 +209,10 @@ pub struct BindingCopyOptions {
     pub streams: Option<u32>,
     pub block_size: Option<u32>,
     pub token: Option<String>,
+    /// TLS to `from` (its certificate's SHA-256); `from` reaches `to` with its own peer TLS settings.
+    pub tls_pin: Option<String>,
+    /// TLS to `from`: a PEM file of CA certificates.
+    pub tls_ca: Option<String>,
     pub timeout_ms: Option<u32>,
     pub progress_interval_ms: Option<u32>,
     /// "block" (default) or "full": `from` sends a BLAKE3 of every file and `to` checks each one read back.
@@ -217,6 +231,7 @@ pub fn copy<'env>(
     let streams = opt_u16(options.streams, "streams", defaults.streams)?;
     let block_size = options.block_size.unwrap_or(defaults.block_size);
     let secret = secret(options.token.as_deref())?;
+    let tls = client_tls(options.tls_pin.as_deref(), options.tls_ca.as_deref())?;
     let t = timeout(options.timeout_ms);
     let full = verify_full(options.verify.as_deref())?;
     let interval = options.progress_interval_ms.map_or(defaults.progress_interval, |ms| Duration::from_millis(ms as u64));
@@ -235,6 +250,7 @@ pub fn copy<'env>(
                 streams,
                 block_size,
                 secret.as_ref(),
+                tls.as_ref(),
                 t,
                 full,
                 &flag,

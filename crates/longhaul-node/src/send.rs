@@ -10,10 +10,19 @@ use crate::promise::spawn_promise;
 use crate::types::{BindingSendOptions, BindingSendSummary};
 use longhaul_core::auth::Secret;
 use longhaul_core::placement::{CoreSpec, PinMode};
+use longhaul_core::tls::ClientTls;
 use longhaul_core::{Digest, SchedulerKind, Verify};
 
 pub fn secret(token: Option<&str>) -> Result<Option<Secret>> {
     token.map(|t| Secret::from_token(t.as_bytes())).transpose().map_err(usage)
+}
+
+/// TLS for a client call: on when a fingerprint to pin or a CA file is given.
+pub fn client_tls(pin: Option<&str>, ca: Option<&str>) -> Result<Option<ClientTls>> {
+    if pin.is_none() && ca.is_none() {
+        return Ok(None);
+    }
+    ClientTls::new(pin, ca.map(std::path::Path::new)).map(Some).map_err(usage)
 }
 
 pub fn opt_u16(v: Option<u32>, name: &str, default: u16) -> Result<u16> {
@@ -48,6 +57,7 @@ pub fn send<'env>(
         processors: options.processors.unwrap_or(0) as usize,
         workers: options.workers.unwrap_or(0) as usize,
         secret: secret(options.token.as_deref())?,
+        tls: client_tls(options.tls_pin.as_deref(), options.tls_ca.as_deref())?,
         resume: options.resume.unwrap_or(defaults.resume),
         verify: options.verify.as_deref().map(Verify::parse).transpose().map_err(usage)?.unwrap_or(defaults.verify),
         ..defaults

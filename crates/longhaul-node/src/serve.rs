@@ -1,14 +1,17 @@
 use std::net::IpAddr;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use longhaul_core::auth::Secret;
 use longhaul_core::placement::{CoreSpec, PinMode};
+use longhaul_core::tls::{self, ServerTls};
 use longhaul_core::{ServeOptions, Server};
 use napi::bindgen_prelude::*;
 
 use crate::error::{to_napi, usage};
 use crate::promise::spawn_promise;
+use crate::send::client_tls;
 use crate::types::BindingServeOptions;
 
 /// A running storage node. Its threads are the engine's; `close()` stops it.
@@ -18,6 +21,8 @@ pub struct BindingServer {
     host: String,
     port: u32,
     root: String,
+    tls_fingerprint: Option<String>,
+    tls_self_signed: bool,
 }
 
 fn whole(v: f64, name: &str) -> Result<u64> {
@@ -44,6 +49,22 @@ pub fn serve(options: BindingServeOptions) -> Result<BindingServer> {
             p.peer.parse().map_err(|_| Error::new(Status::InvalidArg, format!("E_USAGE: peer {:?} is not an IP address", p.peer)))?;
         peer_rates.push((ip, whole(p.rate, "a peer rate")?.max(1)));
     }
+    let tls = match (options.tls.unwrap_or(false), options.tls_cert.as_deref(), options.tls_key.as_deref()) {
+        (_, Some(cert), Some(key)) => Some(ServerTls::from_pem(Path::new(cert), Path::new(key)).map_err(usage)?),
+        (_, Some(_), None) | (_, None, Some(_)) => {
+            return Err(Error::new(Status::InvalidArg, "E_USAGE: tlsCert and tlsKey go together".to_owned()))
+        }
+        (true, None, None) => {
+            let mut names = tls::default_names();
+            if !names.contains(&host) && !host.is_empty() && host != "0.0.0.0" && host != "::" {
+                names.push(host.clone());
+            }
+            Some(ServerTls::generate(names).map_err(usage)?)
+        }
+        (false, None, None) => None,
+    };
+    let tls_fingerprint = tls.as_ref().map(|t| t.fingerprint().to_owned());
+    let tls_self_signed = tls.as_ref().is_some_and(|t| t.self_signed());
     let opts = ServeOptions {
         root: options.root.into(),
         listen,
@@ -65,6 +86,8 @@ pub fn serve(options: BindingServeOptions) -> Result<BindingServer> {
         handshake_timeout: options.handshake_timeout_ms.map_or(defaults.handshake_timeout, |ms| Duration::from_millis(ms.max(1) as u64)),
         idle_timeout: options.idle_timeout_ms.map_or(defaults.idle_timeout, |ms| Duration::from_millis(ms.max(1) as u64)),
         fsync: options.fsync.as_deref().map(longhaul_core::receive::Fsync::parse).transpose().map_err(usage)?.unwrap_or(defaults.fsync),
+        tls: tls.map(Arc::new),
+        peer_tls: client_tls(options.peer_tls_pin.as_deref(), options.peer_tls_ca.as_deref())?,
         ..defaults
     };
     let server = Server::start(opts).map_err(|e| to_napi(&e))?;
@@ -73,6 +96,8 @@ pub fn serve(options: BindingServeOptions) -> Result<BindingServer> {
         host: addr.ip().to_string(),
         port: addr.port() as u32,
         root: server.root().display().to_string(),
+        tls_fingerprint,
+        tls_self_signed,
         server: Arc::new(Mutex::new(Some(server))),
     })
 }
@@ -93,6 +118,19 @@ impl BindingServer {
     #[napi(getter)]
     pub fn root(&self) -> String {
         self.root.clone()
+    }
+
+    /// The SHA-256 of the node's TLS certificate ("sha256:" and 64 hex digits), which clients
+    /// pin; null without TLS.
+    #[napi(getter)]
+    pub fn tls_fingerprint(&self) -> Option<String> {
+        self.tls_fingerprint.clone()
+    }
+
+    /// Whether the TLS certificate was made at start (no tlsCert given).
+    #[napi(getter)]
+    pub fn tls_self_signed(&self) -> bool {
+        self.tls_self_signed
     }
 
     /// The node's statistics and transfer table as JSON (docs/PROTOCOL.md, STATS_OK); null

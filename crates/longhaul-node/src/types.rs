@@ -44,6 +44,10 @@ pub struct BindingSendOptions {
     pub io_timeout_ms: Option<u32>,
     /// The node's shared token.
     pub token: Option<String>,
+    /// TLS: the node certificate's SHA-256 to trust ("sha256:..." as the node prints it).
+    pub tls_pin: Option<String>,
+    /// TLS: a PEM file of CA certificates the node's certificate must chain to.
+    pub tls_ca: Option<String>,
     /// Resume from the node's journal of an earlier attempt and skip files it holds with the same size and mtime (default true).
     pub resume: Option<bool>,
     /// "block" (default: XXH3 of every block on arrival) or "full" (also a BLAKE3 of every file, read back by the node before the rename).
@@ -288,6 +292,16 @@ pub struct BindingServeOptions {
     pub idle_timeout_ms: Option<u32>,
     /// The shared secret clients must prove they hold (at least 16 characters).
     pub token: Option<String>,
+    /// TLS on every connection; without `tlsCert`/`tlsKey` a self-signed certificate is made.
+    pub tls: Option<bool>,
+    /// PEM certificate chain for TLS (with `tlsKey`).
+    pub tls_cert: Option<String>,
+    /// PEM private key for TLS (with `tlsCert`).
+    pub tls_key: Option<String>,
+    /// TLS to the other node in a copy: its certificate's SHA-256.
+    pub peer_tls_pin: Option<String>,
+    /// TLS to the other node in a copy: a PEM file of CA certificates.
+    pub peer_tls_ca: Option<String>,
     /// Serve without authentication on a non-loopback address.
     pub open_remote: Option<bool>,
     /// Bytes the node may store (default: no limit).
