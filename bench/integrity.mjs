@@ -1,7 +1,7 @@
-// The cost of integrity and durability options against the defaults, in the same run: a 1 GiB
-// page-cached file and a 20,000-file tree sent over loopback (node and sender in this process)
-// with verify block (the default) and full, and with the node's fsync none (the default), file
-// and end. Runs are interleaved; each goes to a fresh destination; CPU is both ends together.
+// The cost of integrity, durability and privacy options against the defaults, in the same run:
+// a 1 GiB page-cached file and a 20,000-file tree sent over loopback (node and sender in this
+// process) with verify block (the default) and full, with the node's fsync none (the default),
+// file and end, and through a TLS node (a pinned self-signed certificate). Runs are interleaved; each goes to a fresh destination; CPU is both ends together.
 //   node bench/integrity.mjs [--runs 3] [--out bench/results/integrity.json]
 import { execSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -24,11 +24,13 @@ execSync(`cat ${join(work, 'big', 'file.bin')} > /dev/null; tar -cf - -C ${join(
 
 const nodes = {};
 for (const fsync of ['none', 'file', 'end']) nodes[fsync] = await serve({ root: join(work, `root-${fsync}`), auth: false, fsync });
+nodes.tls = await serve({ root: join(work, 'root-tls'), auth: false, tls: true });
 const configs = [
   { name: 'defaults (verify block, fsync none)', verify: 'block', fsync: 'none' },
   { name: 'verify full', verify: 'full', fsync: 'none' },
   { name: 'fsync file', verify: 'block', fsync: 'file' },
   { name: 'fsync end', verify: 'block', fsync: 'end' },
+  { name: 'TLS (pinned, TLS 1.3)', verify: 'block', fsync: 'none', node: 'tls' },
 ];
 const workloads = [
   { name: '1 GiB file', src: join(work, 'big', 'file.bin'), bytes: GiB, files: 1 },
@@ -43,7 +45,8 @@ for (let r = 0; r < runs; r++) {
       execSync('sync');
       const c0 = process.cpuUsage();
       const t0 = process.hrtime.bigint();
-      const s = await send(w.src, `${nodes[c.fsync].url}/r${n++}`, { verify: c.verify });
+      const node = nodes[c.node ?? c.fsync];
+      const s = await send(w.src, `${node.url}/r${n++}`, { verify: c.verify, tlsPin: node.tlsFingerprint });
       const secs = Number(process.hrtime.bigint() - t0) / 1e9;
       const cu = process.cpuUsage(c0);
       if (c.verify === 'full' && s.verifiedFiles !== w.files) throw new Error(`verified ${s.verifiedFiles} of ${w.files} files`);

@@ -9,7 +9,7 @@ const benches = {
   streams: 'the default stream count (streams.mjs)',
   rss: 'receiver peak RSS for a 4 GiB file (rss.mjs)',
   load: 'many concurrent senders against one node: completion, verification, node RSS (load.mjs)',
-  integrity: 'cost of verify full and of fsync file/end against the defaults (integrity.mjs)',
+  integrity: 'cost of verify full, fsync file/end and TLS against the defaults (integrity.mjs)',
   readv: 'N scattered segments in one readv vs N single reads vs local pread (readv.mjs)',
 };
 const args = process.argv.slice(2);

@@ -107,6 +107,11 @@ function settings(o: Record<string, unknown>, command: CommandName | 'config'): 
   return resolveConfig({ flags, configFile: o.config as string | undefined, keys });
 }
 
+/** What a client command authenticates and checks the node with: the token and TLS settings. */
+function credentials(c: Config): { tokenFile?: string; tlsPin?: string; tlsCa?: string } {
+  return { tokenFile: c.tokenFile, tlsPin: c.tlsPin, tlsCa: c.tlsCa };
+}
+
 interface OutputFlags {
   json?: boolean;
   quiet?: boolean;
@@ -196,14 +201,23 @@ function serveCommand(): Command {
         pin: c.pin,
         idleTimeoutMs: c.idleTimeout ? c.idleTimeout * 1000 : undefined,
         fsync: c.fsync,
+        tls: c.tls,
+        tlsCert: c.tlsCert,
+        tlsKey: c.tlsKey,
+        peerTlsPin: c.peerTlsPin,
+        peerTlsCa: c.peerTlsCa,
       });
       const metrics = c.metrics ? await serveMetrics(node, parseListen(c.metrics).host, parseListen(c.metrics).port) : undefined;
       const auth = o.auth ? 'token' : 'none';
+      const tls = node.tlsFingerprint ? { fingerprint: node.tlsFingerprint, selfSigned: node.tlsSelfSigned } : undefined;
       if (json)
         process.stdout.write(
-          `${JSON.stringify({ type: 'listening', host: node.address.host, port: node.address.port, root: node.root, auth, metrics: metrics?.url })}\n`,
+          `${JSON.stringify({ type: 'listening', host: node.address.host, port: node.address.port, root: node.root, auth, tls, metrics: metrics?.url })}\n`,
         );
-      log.info({ event: 'listening', url: node.url, root: node.root, auth, metrics: metrics?.url }, `listening on ${node.url}`);
+      log.info(
+        { event: 'listening', url: node.url, root: node.root, auth, tls, metrics: metrics?.url },
+        `listening on ${node.url}${tls ? ` with TLS, ${tls.selfSigned ? 'self-signed ' : ''}certificate ${tls.fingerprint} (clients: --tls-pin ${tls.fingerprint})` : ''}`,
+      );
       // The engine's transfer events, forwarded to the log (and to stdout with --json).
       const event = (type: 'transfer:start' | 'transfer:progress' | 'transfer:end') => (t: TransferInfo) => {
         if (json && type !== 'transfer:progress') process.stdout.write(`${JSON.stringify({ type, ...t })}\n`);
@@ -299,7 +313,7 @@ withConfig(
         cores: c.coresIo ? { io: c.coresIo, other: c.coresOther } : undefined,
         pin: c.pin,
         ioTimeoutMs: c.ioTimeout ? c.ioTimeout * 1000 : undefined,
-        tokenFile: c.tokenFile,
+        ...credentials(c),
         resume: c.resume,
         verify: c.verify,
         retries: c.retries,
@@ -364,7 +378,7 @@ withConfig(
     get(source, dest, {
       streams: c.streams,
       blockSize: c.blockSize,
-      tokenFile: c.tokenFile,
+      ...credentials(c),
       verify: c.verify,
       signal,
       onProgress: (p) => reporter.progress(p),
@@ -387,7 +401,7 @@ withConfig(
     copy(from, to, {
       streams: c.streams,
       blockSize: c.blockSize,
-      tokenFile: c.tokenFile,
+      ...credentials(c),
       verify: c.verify,
       signal,
       onProgress: (p) => reporter.progress(p),
@@ -405,7 +419,7 @@ withConfig(
 ).action(async (target: string, o: Record<string, unknown> & OutputFlags) => {
   try {
     const c = settings(o, 'ls').values;
-    for (const e of await ls(target, { tokenFile: c.tokenFile })) {
+    for (const e of await ls(target, credentials(c))) {
       if (o.json) process.stdout.write(`${JSON.stringify({ ...e, mtime: e.mtime.toISOString() })}\n`);
       else
         process.stdout.write(
@@ -437,7 +451,7 @@ withConfig(
   const json = Boolean(o.json);
   try {
     const segments = args.map(segmentArg);
-    const c = await connect(parseTarget(target), { tokenFile: settings(o, 'readv').values.tokenFile });
+    const c = await connect(parseTarget(target), credentials(settings(o, 'readv').values));
     try {
       const results = await c.readvSettled(segments);
       if (json) {
@@ -491,7 +505,7 @@ withConfig(
   'stats',
 ).action(async (target: string, o: Record<string, unknown> & OutputFlags) => {
   try {
-    const s = await nodeStats(target, { tokenFile: settings(o, 'stats').values.tokenFile });
+    const s = await nodeStats(target, credentials(settings(o, 'stats').values));
     if (o.json) process.stdout.write(`${JSON.stringify(s)}\n`);
     else for (const line of statsLines(s)) process.stdout.write(`${line}\n`);
   } catch (err) {

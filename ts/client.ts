@@ -7,6 +7,7 @@ import {
   progressAdapter,
   resolveToken,
   type AuthOptions,
+  type TlsOptions,
   type Progress,
   type TransferTotals,
   type VerifyMode,
@@ -16,7 +17,7 @@ import { native, type Binding } from './native.js';
 import type { NodeStats } from './node.js';
 import { formatAddress, parseTarget, type Target } from './target.js';
 
-export interface ClientOptions extends AuthOptions {
+export interface ClientOptions extends AuthOptions, TlsOptions {
   /** Milliseconds for connecting and for each reply (default 60,000). */
   timeoutMs?: number;
 }
@@ -123,7 +124,15 @@ export class Client {
 export async function connect(url: string | Target, options: ClientOptions = {}): Promise<Client> {
   const t = targetOf(url);
   try {
-    return new Client(await native.connect({ address: address(t), token: resolveToken(options), timeoutMs: options.timeoutMs }));
+    return new Client(
+      await native.connect({
+        address: address(t),
+        token: resolveToken(options),
+        tlsPin: options.tlsPin,
+        tlsCa: options.tlsCa,
+        timeoutMs: options.timeoutMs,
+      }),
+    );
   } catch (err) {
     throw fromNative(err);
   }
@@ -201,6 +210,8 @@ export async function get(source: string | Target, dest: string, options: GetOpt
           blockSize: options.blockSize,
           writers: options.writers,
           token: resolveToken(options),
+          tlsPin: options.tlsPin,
+          tlsCa: options.tlsCa,
           timeoutMs: options.timeoutMs,
           progressIntervalMs: options.progressIntervalMs,
           verify: options.verify,
@@ -234,6 +245,8 @@ export async function copy(from: string | Target, to: string | Target, options: 
           streams: options.streams,
           blockSize: options.blockSize,
           token: resolveToken(options),
+          tlsPin: options.tlsPin,
+          tlsCa: options.tlsCa,
           timeoutMs: options.timeoutMs,
           progressIntervalMs: options.progressIntervalMs,
           verify: options.verify,

@@ -13,6 +13,17 @@ export interface AuthOptions {
 }
 
 /**
+ * TLS to the node: on when either is given, never a silent fallback to plaintext (a node
+ * without TLS, or one whose certificate does not match, is E_TLS).
+ */
+export interface TlsOptions {
+  /** The SHA-256 of the node's certificate, as `longhaul serve --tls` prints it (`sha256:...`). */
+  tlsPin?: string;
+  /** A PEM file of CA certificates the node's certificate must chain to, for the host name given. */
+  tlsCa?: string;
+}
+
+/**
  * The token to use: `token`, else the contents of `tokenFile`, else LONGHAUL_TOKEN, else the
  * file named by LONGHAUL_TOKEN_FILE; undefined when none is set (empty variables count as unset).
  */

@@ -235,6 +235,50 @@ const SPECS = {
     arg: 'file',
     commands: [...CLIENT, 'serve'],
   },
+  tlsPin: {
+    schema: z.string().regex(/^(sha256:)?([0-9a-fA-F]{2}:?){31}[0-9a-fA-F]{2}$/, { error: 'expected sha256: and 64 hex digits' }),
+    description: "TLS to the node, trusting the certificate with this SHA-256 (what 'serve --tls' prints)",
+    arg: 'sha256:hex',
+    commands: [...CLIENT],
+  },
+  tlsCa: {
+    schema: z.string().min(1, { error: 'expected a file name' }),
+    description: 'TLS to the node, trusting certificates that chain to a CA in this PEM file (for the host name given)',
+    arg: 'file',
+    commands: [...CLIENT],
+  },
+  tls: {
+    schema: bool,
+    description:
+      'TLS 1.3 on every connection; plaintext clients are refused (E_TLS). Without --tls-cert, a self-signed certificate whose fingerprint is printed',
+    arg: '',
+    default: false,
+    commands: ['serve'],
+  },
+  tlsCert: {
+    schema: z.string().min(1, { error: 'expected a file name' }),
+    description: 'PEM certificate chain for TLS (with --tls-key; implies --tls)',
+    arg: 'file',
+    commands: ['serve'],
+  },
+  tlsKey: {
+    schema: z.string().min(1, { error: 'expected a file name' }),
+    description: 'PEM private key for TLS (with --tls-cert)',
+    arg: 'file',
+    commands: ['serve'],
+  },
+  peerTlsPin: {
+    schema: z.string().regex(/^(sha256:)?([0-9a-fA-F]{2}:?){31}[0-9a-fA-F]{2}$/, { error: 'expected sha256: and 64 hex digits' }),
+    description: 'TLS to the receiving node of a copy, trusting the certificate with this SHA-256',
+    arg: 'sha256:hex',
+    commands: ['serve'],
+  },
+  peerTlsCa: {
+    schema: z.string().min(1, { error: 'expected a file name' }),
+    description: 'TLS to the receiving node of a copy, trusting certificates that chain to a CA in this PEM file',
+    arg: 'file',
+    commands: ['serve'],
+  },
   root: {
     schema: z.string().min(1, { error: 'expected a directory' }),
     description: 'directory the node stores into (created if missing)',

@@ -43,6 +43,7 @@ export function exitCodeFor(code: string): number {
     case 'E_INDEX':
     case 'E_LIMIT':
     case 'E_AUTH':
+    case 'E_TLS':
     case 'E_BUSY':
       return 5;
     case 'E_IO':
@@ -78,6 +79,8 @@ const FIXES: Record<string, string> = {
   E_LIMIT: "use smaller values, split the request, or raise the node's limit",
   E_AUTH: 'use the same token on both sides (--token-file, LONGHAUL_TOKEN or LONGHAUL_TOKEN_FILE)',
   E_BUSY: "retry later, or raise the node's --max-transfers",
+  E_TLS:
+    "match TLS on both ends: --tls-pin with the fingerprint 'serve --tls' prints (or --tls-ca for a CA-signed node); a node without TLS takes no TLS client",
   E_CAPACITY: 'free space on the node or raise its --capacity',
   E_IO: 'check permissions and the file system at the named path',
   E_NOSPACE: 'make room on the destination and send again',

@@ -10,6 +10,7 @@ import {
   progressAdapter,
   resolveToken,
   type AuthOptions,
+  type TlsOptions,
   type TransferTotals,
   type VerifyMode,
 } from './common.js';
@@ -30,7 +31,15 @@ export {
   type ResolveInput,
   type Source as ConfigSource,
 } from './config.js';
-export { parseSize, resolveToken, type AuthOptions, type Progress, type TransferTotals, type VerifyMode } from './common.js';
+export {
+  parseSize,
+  resolveToken,
+  type AuthOptions,
+  type Progress,
+  type TlsOptions,
+  type TransferTotals,
+  type VerifyMode,
+} from './common.js';
 export {
   serve,
   type BandwidthLimit,
@@ -75,7 +84,7 @@ export function doctor(): Check[] {
   return native.doctor().map((c) => ({ ...c, advice: c.advice ?? undefined }));
 }
 
-export interface SendOptions extends AuthOptions {
+export interface SendOptions extends AuthOptions, TlsOptions {
   /** Parallel TCP data streams (default 2, chosen by measurement: see bench/RESULTS.md). */
   streams?: number;
   /** Block size in bytes (default 4 MiB; at most the node's limit). */
@@ -274,6 +283,8 @@ async function sendOnce(source: string, t: Target, options: SendOptions): Promis
         timelineIntervalMs: options.timelineIntervalMs,
         ioTimeoutMs: options.ioTimeoutMs,
         token: resolveToken(options),
+        tlsPin: options.tlsPin,
+        tlsCa: options.tlsCa,
         resume: options.resume,
         verify: options.verify,
       },

@@ -64,6 +64,20 @@ export interface ServeOptions extends AuthOptions {
    * rename) or `end` (one syncfs before the transfer is reported complete).
    */
   fsync?: 'none' | 'file' | 'end';
+  /**
+   * TLS on every connection (TLS 1.3); a plaintext client is refused with E_TLS. Without
+   * `tlsCert`/`tlsKey` the node makes a self-signed certificate at start: clients pin its
+   * `tlsFingerprint`.
+   */
+  tls?: boolean;
+  /** PEM certificate chain (with `tlsKey`; implies `tls`). */
+  tlsCert?: string;
+  /** PEM private key (with `tlsCert`). */
+  tlsKey?: string;
+  /** TLS to the receiving node of a copy: its certificate's SHA-256. */
+  peerTlsPin?: string;
+  /** TLS to the receiving node of a copy: a PEM file of CA certificates. */
+  peerTlsCa?: string;
 }
 
 /** A row of the node's transfer table. */
@@ -130,6 +144,10 @@ export interface StorageNode extends EventEmitter<StorageNodeEvents> {
   /** `host:port`, ready to pass to `send`. */
   readonly url: string;
   readonly root: string;
+  /** The SHA-256 of the node's TLS certificate (`sha256:` and 64 hex digits), which clients pin as `tlsPin`; undefined without TLS. */
+  readonly tlsFingerprint?: string;
+  /** Whether that certificate was made at start (no `tlsCert` given). */
+  readonly tlsSelfSigned: boolean;
   stats(): NodeStats;
   /** Active transfers, and the most recent finished ones (up to 100). */
   transfers(): { active: TransferInfo[]; recent: TransferInfo[] };
@@ -147,6 +165,8 @@ class Node extends EventEmitter<StorageNodeEvents> implements StorageNode {
   readonly address: { host: string; port: number };
   readonly url: string;
   readonly root: string;
+  readonly tlsFingerprint?: string;
+  readonly tlsSelfSigned: boolean;
   private closed = false;
   private readonly timer: NodeJS.Timeout;
   private seen = new Set<number>();
@@ -161,6 +181,8 @@ class Node extends EventEmitter<StorageNodeEvents> implements StorageNode {
     this.address = { host: server.host, port: server.port };
     this.url = formatAddress(server.host, server.port);
     this.root = server.root;
+    this.tlsFingerprint = server.tlsFingerprint ?? undefined;
+    this.tlsSelfSigned = server.tlsSelfSigned;
     // The node's threads are invisible to libuv; this timer keeps the event loop alive for
     // them, and polls the transfer table for events.
     this.timer = setInterval(() => this.poll(), intervalMs);

@@ -338,7 +338,12 @@ mod imp {
                 Err(e) if matches!(e.kind(), io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock) => {
                     return Err(Error::Timeout("the TLS handshake"))
                 }
-                Err(e) if e.kind() == io::ErrorKind::InvalidData => return Err(Error::Tls(format!("handshake: {e}"))),
+                Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                    let plaintext =
+                        matches!(e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()), Some(rustls::Error::InvalidMessage(_)));
+                    let hint = if plaintext { " (the peer does not speak TLS: is TLS on at both ends?)" } else { "" };
+                    return Err(Error::Tls(format!("handshake: {e}{hint}")));
+                }
                 Err(e) => {
                     return Err(Error::Tls(format!(
                         "the peer closed the connection during the TLS handshake ({e}); is TLS on at both ends?"

@@ -200,6 +200,7 @@ fn every_mismatch_is_refused_with_e_tls_and_nothing_is_written() {
     let p = Server::start(ServeOptions { root: base.join("p"), ..Default::default() }).unwrap();
     let e = Connection::open(&p.local_addr().to_string(), None, Some(&pin), T).map(|_| ()).unwrap_err();
     assert_eq!(e.code(), "E_TLS", "{e}");
+    assert!(e.to_string().contains("is TLS on at both ends?"), "{e}");
     let e = send(&src, &p.local_addr().to_string(), b"x", &SendOptions { tls: Some(pin.clone()), ..Default::default() }, &cancel, &|_| {})
         .unwrap_err();
     assert_eq!(e.code(), "E_TLS", "{e}");
