@@ -159,7 +159,7 @@ mod imp {
     use std::os::unix::net::UnixStream;
     use std::path::Path;
     use std::sync::Arc;
-    use std::time::Duration;
+    use std::time::{Duration, Instant};
 
     use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
     use rustls::crypto::{ring as provider, CryptoProvider};
@@ -324,15 +324,50 @@ mod imp {
         }
     }
 
+    /// The socket during a handshake: every read and write gets what is left of one deadline,
+    /// so a peer that sends a byte a second cannot keep a handshake open past it.
+    struct Timed<'a> {
+        sock: &'a TcpStream,
+        until: Instant,
+    }
+
+    impl Timed<'_> {
+        fn left(&self) -> io::Result<Duration> {
+            let left = self.until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                Err(io::ErrorKind::TimedOut.into())
+            } else {
+                Ok(left)
+            }
+        }
+    }
+
+    impl Read for Timed<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.sock.set_read_timeout(Some(self.left()?))?;
+            (&*self.sock).read(buf)
+        }
+    }
+
+    impl Write for Timed<'_> {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.sock.set_write_timeout(Some(self.left()?))?;
+            (&*self.sock).write(buf)
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
     fn handshake<C, S>(sock: &mut TcpStream, conn: &mut C, timeout: Duration) -> Result<()>
     where
         C: std::ops::DerefMut<Target = rustls::ConnectionCommon<S>>,
         S: rustls::SideData,
     {
-        sock.set_read_timeout(Some(timeout)).map_err(Error::net("setting a timeout"))?;
-        sock.set_write_timeout(Some(timeout)).map_err(Error::net("setting a timeout"))?;
+        let mut timed = Timed { sock, until: Instant::now() + timeout };
         while conn.is_handshaking() {
-            match conn.complete_io(sock) {
+            match conn.complete_io(&mut timed) {
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if matches!(e.kind(), io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock) => {
@@ -353,7 +388,7 @@ mod imp {
         }
         // The alert or Finished the handshake may leave queued.
         while conn.wants_write() {
-            conn.write_tls(sock).map_err(|e| Error::Tls(format!("handshake: {e}")))?;
+            conn.write_tls(&mut timed).map_err(|e| Error::Tls(format!("handshake: {e}")))?;
         }
         sock.set_read_timeout(None).map_err(Error::net("setting a timeout"))?;
         sock.set_write_timeout(None).map_err(Error::net("setting a timeout"))?;

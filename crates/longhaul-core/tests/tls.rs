@@ -219,6 +219,23 @@ fn every_mismatch_is_refused_with_e_tls_and_nothing_is_written() {
         assert!(t0.elapsed() < Duration::from_secs(5), "{first:?} held for {:?}", t0.elapsed());
     }
 
+    // Nor one that sends its handshake a byte at a time, slower than the deadline allows.
+    let mut s = TcpStream::connect(&addr).unwrap();
+    let mut w = s.try_clone().unwrap();
+    let trickle = std::thread::spawn(move || {
+        for _ in 0..100 {
+            if w.write_all(&[0x16]).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    });
+    let t0 = Instant::now();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let _ = s.read_to_end(&mut Vec::new());
+    assert!(t0.elapsed() < Duration::from_secs(3), "a trickled handshake held for {:?}", t0.elapsed());
+    trickle.join().unwrap();
+
     // Nothing was written by any of them, and the node still serves.
     assert_eq!(stored(&base.join("n")), Vec::<String>::new());
     assert_eq!(stored(&base.join("p")), Vec::<String>::new());
