@@ -179,7 +179,7 @@ describe('kill -9 at random points', () => {
 });
 
 describe('the CLI', () => {
-  it('sending the same tree again sends nothing; --no-resume sends it all', async () => {
+  it('sending (or getting) the same tree again moves nothing; --no-resume moves it all', async () => {
     const src = join(work, 'cli-src', 'tree');
     mkdirSync(src, { recursive: true });
     smallTree(src, 400);
@@ -207,6 +207,26 @@ describe('the CLI', () => {
     expect(all.resumedBytes).toBe(0);
     expect(sum(all.perStreamBytes)).toBe(all.bytes);
     expect(await compareTrees(src, join(work, 'cli-root', 'd', 'tree'))).toEqual([]);
+
+    // The same for get: pulling again fetches nothing, --no-resume fetches it all, and the
+    // client's journal directory is gone after each.
+    const getCli = async (...flags: string[]): Promise<{ bytes: number }> => {
+      const c = spawnCli(['get', `${node.address}/d/tree`, join(work, 'cli-got'), '--token-file', tokenFile, '--json', ...flags]);
+      let out = '';
+      c.stdout!.on('data', (d) => (out += d));
+      c.stderr!.resume();
+      expect(await exited(c)).toBe(0);
+      return out
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as { type: string; bytes: number })
+        .find((l) => l.type === 'summary')!;
+    };
+    expect((await getCli()).bytes).toBe(first.bytes);
+    expect((await getCli()).bytes).toBe(0);
+    expect((await getCli('--no-resume')).bytes).toBe(first.bytes);
+    expect(await compareTrees(src, join(work, 'cli-got', 'tree'))).toEqual([]);
+    expect(existsSync(join(work, 'cli-got', '.longhaul'))).toBe(false);
     node.child.kill('SIGKILL');
   });
 });

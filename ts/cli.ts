@@ -380,6 +380,7 @@ withConfig(
       blockSize: c.blockSize,
       ...credentials(c),
       verify: c.verify,
+      resume: c.resume,
       signal,
       onProgress: (p) => reporter.progress(p),
       progressIntervalMs: o.json || !process.stderr.isTTY ? 500 : 100,

@@ -175,6 +175,12 @@ export interface TransferOptions extends ClientOptions {
 export interface GetOptions extends TransferOptions {
   /** Disk-writer threads (default 4). */
   writers?: number;
+  /**
+   * Keep a journal under `dest/.longhaul` and let the next pull of the same path fetch only
+   * what is missing: blocks an interrupted pull wrote and checked, and files already there with
+   * the same size and mtime (default true; false fetches everything).
+   */
+  resume?: boolean;
 }
 
 /** What the receiving side reported (for a copy: the receiving node). */
@@ -209,6 +215,7 @@ export async function get(source: string | Target, dest: string, options: GetOpt
           streams: options.streams,
           blockSize: options.blockSize,
           writers: options.writers,
+          resume: options.resume,
           token: resolveToken(options),
           tlsPin: options.tlsPin,
           tlsCa: options.tlsCa,

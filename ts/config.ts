@@ -202,10 +202,10 @@ const SPECS = {
   resume: {
     schema: bool,
     description:
-      "resume from the node's journal of an earlier attempt, skipping files it holds with the same size and mtime (--no-resume sends everything)",
+      "resume from the receiver's journal of an earlier attempt (the node's for send, DEST/.longhaul for get), skipping files it holds with the same size and mtime (--no-resume moves everything)",
     arg: '',
     default: true,
-    commands: ['send'],
+    commands: ['send', 'get'],
   },
   retries: {
     schema: intIn(0, 1000),

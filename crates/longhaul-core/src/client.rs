@@ -16,7 +16,7 @@ use crate::index::{Index, Kind};
 use crate::net;
 use crate::placement::{allowed_cpus, Placement};
 use crate::pool::Pool;
-use crate::receive::{Receive, SessionParams};
+use crate::receive::{Receive, ResumeParams, SessionParams};
 use crate::tls::ClientTls;
 use crate::transfer::Progress;
 
@@ -73,19 +73,28 @@ pub fn open(addr: &str, secret: Option<&Secret>, tls: Option<&ClientTls>, timeou
 const REQUEST_FEATURES: u64 = frame::FEATURE_XXH3;
 
 /// Opens a control connection for a pull or a copy, asking for whole-file verification when
-/// `verify_full`, and refusing a node that does not offer it.
+/// `verify_full` (refusing a node that does not offer it), and for resume when `resume` (a pull
+/// resumes only where the node offers it).
 fn open_transfer(
     addr: &str,
     secret: Option<&Secret>,
     tls: Option<&ClientTls>,
     timeout: Duration,
     verify_full: bool,
+    resume: bool,
 ) -> Result<(TcpStream, Hello)> {
-    let wanted = if verify_full { frame::FEATURE_XXH3 | frame::FEATURE_VERIFY_FULL } else { frame::FEATURE_XXH3 };
-    let (sock, hello) = open(addr, secret, tls, timeout, wanted)?;
+    let mut wanted = frame::FEATURE_XXH3;
+    if verify_full {
+        wanted |= frame::FEATURE_VERIFY_FULL;
+    }
+    if resume {
+        wanted |= frame::FEATURE_RESUME;
+    }
+    let (sock, mut hello) = open(addr, secret, tls, timeout, wanted)?;
     if verify_full && hello.features & frame::FEATURE_VERIFY_FULL == 0 {
         return Err(Error::Protocol("the node does not verify whole files (verify: full)".into()));
     }
+    hello.features &= wanted;
     Ok((sock, hello))
 }
 
@@ -220,6 +229,10 @@ pub struct GetOptions {
     pub progress_interval: Duration,
     /// Ask the node for whole-file BLAKE3 digests and check every file read back against them.
     pub verify_full: bool,
+    /// Keep a journal under `dest/.longhaul` and, on the next pull of the same thing, ask the
+    /// node (PLAN) for only the blocks it lacks, keeping files already there with the same size
+    /// and mtime; `false` fetches everything.
+    pub resume: bool,
 }
 
 impl Default for GetOptions {
@@ -233,6 +246,7 @@ impl Default for GetOptions {
             timeout: Duration::from_secs(60),
             progress_interval: Duration::from_millis(100),
             verify_full: false,
+            resume: true,
         }
     }
 }
@@ -251,11 +265,11 @@ pub fn get(
         return Err(Error::Usage("streams must be at least 1".into()));
     }
     let started = Instant::now();
-    let (mut control, hello) = open_transfer(addr, opts.secret.as_ref(), opts.tls.as_ref(), opts.timeout, opts.verify_full)?;
+    let (mut control, hello) = open_transfer(addr, opts.secret.as_ref(), opts.tls.as_ref(), opts.timeout, opts.verify_full, opts.resume)?;
     let streams = opts.streams.min(hello.limits.max_streams);
     let block_size = opts.block_size.min(hello.limits.max_block);
     frame::write_msg(&mut control, &Msg::Get { path: path.to_vec(), streams, block_size })?;
-    let (streams, block_size, index) = match frame::expect_msg(&mut control, 1 << 30)? {
+    let (streams, block_size, encoded) = match frame::expect_msg(&mut control, 1 << 30)? {
         Msg::Manifest { streams: s, block_size: b, index, .. } if (1..=streams).contains(&s) && b == block_size => (s, b, index),
         Msg::Manifest { streams: s, block_size: b, .. } => {
             return Err(Error::Protocol(format!("the node offered {s} streams of {b}-byte blocks for {streams} of {block_size}")))
@@ -263,7 +277,9 @@ pub fn get(
         Msg::Error { code, message } => return Err(Error::remote(&code, &message)),
         m => return Err(Error::Protocol(format!("expected MANIFEST, got {:?}", m.frame_type()))),
     };
-    let index = Index::decode(&index)?;
+    let index = Index::decode(&encoded)?;
+    let resume = hello.features & frame::FEATURE_RESUME != 0;
+    let journal_dir = dest.join(crate::node_state::STATE_DIR).join("journal");
     let (total, files_total) = (index.total(), index.count(Kind::File) as u64);
     std::fs::create_dir_all(dest).map_err(|e| Error::io("create", dest.as_os_str().as_encoded_bytes(), e))?;
     let token = auth::random_bytes::<{ frame::TOKEN_LEN }>()?;
@@ -281,10 +297,17 @@ pub fn get(
         counter: Arc::clone(&counter),
         fsync: Default::default(),
         verify_full: opts.verify_full,
-        resume: None,
+        resume: resume.then(|| ResumeParams {
+            dir: journal_dir.clone(),
+            key: crate::journal::key(path, block_size, &encoded),
+            use_previous: true,
+        }),
     };
     let recv = Receive::prepare(dest, index, params, pool)?;
     frame::write_msg(&mut control, &Msg::Ready { token, streams })?;
+    if resume {
+        frame::write_msg(&mut control, &Msg::Plan { nblocks: recv.nblocks(), ranges: recv.plan() })?;
+    }
     let mut data = Vec::with_capacity(streams as usize);
     for i in 0..streams {
         let attach = net::connect(addr, opts.timeout, opts.tls.as_ref()).and_then(|mut s| {
@@ -339,6 +362,11 @@ pub fn get(
     let _ = frame::write_msg(&mut control, &reply);
     let _ = control.shutdown(Shutdown::Both);
     let summary = result?;
+    // The journal went with the transfer; its directories go too when nothing else is in them.
+    if resume {
+        let _ = std::fs::remove_dir(&journal_dir);
+        let _ = journal_dir.parent().map(std::fs::remove_dir);
+    }
     on_progress(&Progress {
         bytes_done: total,
         bytes_total: total,
@@ -370,7 +398,7 @@ pub fn copy(
     on_progress: &(dyn Fn(&Progress) + Sync),
 ) -> Result<SummaryMsg> {
     let started = Instant::now();
-    let (mut control, _) = open_transfer(from, secret, tls, timeout, verify_full)?;
+    let (mut control, _) = open_transfer(from, secret, tls, timeout, verify_full, false)?;
     frame::write_msg(&mut control, &Msg::Copy { to: to.to_owned(), src: src.to_vec(), dest: dest.to_vec(), streams, block_size })?;
     // The node reports progress every 100 ms; a node silent for the timeout is stuck.
     let watcher = control.try_clone().map_err(Error::net("cloning a socket"))?;

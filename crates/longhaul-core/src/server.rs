@@ -650,6 +650,18 @@ fn pull(inner: &Arc<Inner>, sock: &mut TcpStream, peer: IpAddr, path: &[u8], str
         Msg::Error { code, message } => return Err(Error::remote(&code, &message)),
         m => return Err(Error::Protocol(format!("expected READY, got {:?}", m.frame_type()))),
     };
+    // With resume, the client says which blocks an earlier attempt left it (PLAN).
+    let skip = if features & frame::FEATURE_RESUME != 0 {
+        let nblocks = index.total().div_ceil(block_size as u64);
+        match frame::expect_msg(&mut Deadline::new(sock, inner.opts.handshake_timeout), 0)? {
+            Msg::Plan { nblocks: n, ranges } if n == nblocks => ranges,
+            Msg::Plan { nblocks: n, .. } => return Err(Error::Protocol(format!("PLAN for {n} blocks, the transfer has {nblocks}"))),
+            Msg::Error { code, message } => return Err(Error::remote(&code, &message)),
+            m => return Err(Error::Protocol(format!("expected PLAN, got {:?}", m.frame_type()))),
+        }
+    } else {
+        Vec::new()
+    };
     let _ = sock.set_read_timeout(None);
     let (tx, rx) = bounded::<TcpStream>(streams as usize);
     {
@@ -685,7 +697,7 @@ fn pull(inner: &Arc<Inner>, sock: &mut TcpStream, peer: IpAddr, path: &[u8], str
         sockets,
         &opts,
         inner.throttle(peer),
-        &[],
+        &skip,
         &inner.closing,
         &progress,
         started,

@@ -1,6 +1,7 @@
 //! Resume on loopback, without Node: a push cut short keeps its journal and temporary files, and
 //! the next attempt sends only what the node does not hold; a changed file is sent again whole;
-//! a temporary file damaged between attempts is caught by the read-back check.
+//! a temporary file damaged between attempts is caught by the read-back check. A pull cut short
+//! resumes the same way, with the client's journal.
 
 mod common;
 
@@ -10,6 +11,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use longhaul_core::client::{self, GetOptions};
 use longhaul_core::{send, SendOptions, SendSummary, ServeOptions, Server};
 
 const BLOCK: u32 = 1 << 20;
@@ -146,4 +148,48 @@ fn a_damaged_temporary_file_is_caught_on_resume() {
     let sum = push(&s, true);
     assert_eq!(sent(&sum) + sum.resumed_bytes, sum.bytes);
     assert_eq!(snapshot(&s.root.join("in/src")), snapshot(&s.src), "the damaged blocks were sent again");
+}
+
+#[test]
+fn a_cut_pull_resumes_and_fetches_only_what_the_client_lacks() {
+    let s = setup("pull");
+    let total = push(&s, true).bytes;
+    let addr = s.node.local_addr().to_string();
+    let dest = s.root.parent().unwrap().join("got");
+    let g = GetOptions { block_size: BLOCK, ..GetOptions::default() };
+
+    let cancel = AtomicBool::new(false);
+    let e = client::get(&addr, b"in/src", &dest, &g, &cancel, &|p| {
+        if p.bytes_done >= 8 << 20 {
+            cancel.store(true, Ordering::SeqCst);
+        }
+    })
+    .unwrap_err();
+    assert_eq!(e.code(), "E_CANCELLED");
+    assert_eq!(journals(&dest), 1, "the client keeps its journal after a failed pull");
+    assert!(!temps(&dest).is_empty(), "and its temporary files");
+    for (path, _, _, data) in snapshot(&dest.join("src")) {
+        if !path.ends_with(".part") && !data.is_empty() {
+            assert_eq!(data, fs::read(s.src.join(&path)).unwrap(), "{path} has its final name but not its bytes");
+        }
+    }
+    let t = std::time::Instant::now();
+    while s.node.counts().active > 0 && t.elapsed().as_secs() < 10 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+
+    let r = client::get(&addr, b"in/src", &dest, &g, &AtomicBool::new(false), &|_| {}).unwrap();
+    assert!(r.bytes + (4 << 20) <= total, "the second pull fetched {} of {total} bytes", r.bytes);
+    assert_eq!(snapshot(&dest.join("src")), snapshot(&s.src));
+    assert!(temps(&dest).is_empty(), "no temporary file left");
+    assert!(!dest.join(".longhaul").exists(), "the finished pull's journal and its directories are gone");
+
+    // Everything is there with its size and mtime: the next pull fetches nothing; without
+    // resume it fetches everything.
+    let r = client::get(&addr, b"in/src", &dest, &g, &AtomicBool::new(false), &|_| {}).unwrap();
+    assert_eq!(r.bytes, 0);
+    let all = GetOptions { resume: false, ..g };
+    let r = client::get(&addr, b"in/src", &dest, &all, &AtomicBool::new(false), &|_| {}).unwrap();
+    assert_eq!(r.bytes, total);
+    assert_eq!(snapshot(&dest.join("src")), snapshot(&s.src));
 }

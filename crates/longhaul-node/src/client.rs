@@ -165,6 +165,8 @@ pub struct BindingGetOptions {
     pub progress_interval_ms: Option<u32>,
     /// "block" (default) or "full": the node sends a BLAKE3 of every file, checked on the files read back here.
     pub verify: Option<String>,
+    /// Resume from this side's journal of an earlier pull and keep files already here with the same size and mtime (default true).
+    pub resume: Option<bool>,
 }
 
 /// Pulls a file or a tree from a node.
@@ -185,6 +187,7 @@ pub fn get<'env>(
         timeout: timeout(options.timeout_ms),
         progress_interval: options.progress_interval_ms.map_or(defaults.progress_interval, |ms| Duration::from_millis(ms as u64)),
         verify_full: verify_full(options.verify.as_deref())?,
+        resume: options.resume.unwrap_or(defaults.resume),
     };
     let forwarder = Forwarder::new(on_progress, opts.progress_interval);
     let flag = cancel.flag.clone();
