@@ -185,8 +185,9 @@ describe('the CLI', () => {
     smallTree(src, 400);
     randomFile(join(src, 'blob'), 9 << 20);
     const node = await startNode(join(work, 'cli-root'));
-    const sendCli = async (...flags: string[]): Promise<{ bytes: number; resumedBytes: number; perStreamBytes: number[] }> => {
-      const c = spawnCli(['send', src, `${node.address}/d`, '--token-file', tokenFile, '--json', ...flags]);
+    // Runs the CLI with --json and returns its summary line.
+    const summaryOf = async (args: string[]): Promise<{ bytes: number; resumedBytes: number; perStreamBytes: number[] }> => {
+      const c = spawnCli([...args, '--token-file', tokenFile, '--json']);
       let out = '';
       c.stdout!.on('data', (d) => (out += d));
       c.stderr!.resume();
@@ -197,6 +198,7 @@ describe('the CLI', () => {
         .map((l) => JSON.parse(l) as { type: string; bytes: number; resumedBytes: number; perStreamBytes: number[] })
         .find((l) => l.type === 'summary')!;
     };
+    const sendCli = (...flags: string[]) => summaryOf(['send', src, `${node.address}/d`, ...flags]);
     const sum = (a: number[]): number => a.reduce((x, y) => x + y, 0);
     const first = await sendCli();
     expect(sum(first.perStreamBytes)).toBe(first.bytes);
@@ -209,19 +211,8 @@ describe('the CLI', () => {
     expect(await compareTrees(src, join(work, 'cli-root', 'd', 'tree'))).toEqual([]);
 
     // The same for get: pulling again fetches nothing, --no-resume fetches it all, and the
-    // client's journal directory is gone after each.
-    const getCli = async (...flags: string[]): Promise<{ bytes: number }> => {
-      const c = spawnCli(['get', `${node.address}/d/tree`, join(work, 'cli-got'), '--token-file', tokenFile, '--json', ...flags]);
-      let out = '';
-      c.stdout!.on('data', (d) => (out += d));
-      c.stderr!.resume();
-      expect(await exited(c)).toBe(0);
-      return out
-        .split('\n')
-        .filter(Boolean)
-        .map((l) => JSON.parse(l) as { type: string; bytes: number })
-        .find((l) => l.type === 'summary')!;
-    };
+    // client's journal directory is gone.
+    const getCli = (...flags: string[]) => summaryOf(['get', `${node.address}/d/tree`, join(work, 'cli-got'), ...flags]);
     expect((await getCli()).bytes).toBe(first.bytes);
     expect((await getCli()).bytes).toBe(0);
     expect((await getCli('--no-resume')).bytes).toBe(first.bytes);

@@ -692,14 +692,8 @@ pub fn send(
         Msg::Error { code, message } => return Err(Error::remote(&code, &message)),
         m => return Err(Error::Protocol(format!("expected READY, got {:?}", m.frame_type()))),
     };
-    let nblocks = index.total().div_ceil(opts.block_size as u64);
     let skip = if opts.resume && features & frame::FEATURE_RESUME != 0 {
-        match frame::expect_msg(&mut control, 0)? {
-            Msg::Plan { nblocks: n, ranges } if n == nblocks => ranges,
-            Msg::Plan { nblocks: n, .. } => return Err(Error::Protocol(format!("PLAN for {n} blocks, the transfer has {nblocks}"))),
-            Msg::Error { code, message } => return Err(Error::remote(&code, &message)),
-            m => return Err(Error::Protocol(format!("expected PLAN, got {:?}", m.frame_type()))),
-        }
+        frame::expect_plan(&mut control, index.total().div_ceil(opts.block_size as u64))?
     } else {
         Vec::new()
     };

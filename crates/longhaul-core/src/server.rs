@@ -652,13 +652,7 @@ fn pull(inner: &Arc<Inner>, sock: &mut TcpStream, peer: IpAddr, path: &[u8], str
     };
     // With resume, the client says which blocks an earlier attempt left it (PLAN).
     let skip = if features & frame::FEATURE_RESUME != 0 {
-        let nblocks = index.total().div_ceil(block_size as u64);
-        match frame::expect_msg(&mut Deadline::new(sock, inner.opts.handshake_timeout), 0)? {
-            Msg::Plan { nblocks: n, ranges } if n == nblocks => ranges,
-            Msg::Plan { nblocks: n, .. } => return Err(Error::Protocol(format!("PLAN for {n} blocks, the transfer has {nblocks}"))),
-            Msg::Error { code, message } => return Err(Error::remote(&code, &message)),
-            m => return Err(Error::Protocol(format!("expected PLAN, got {:?}", m.frame_type()))),
-        }
+        frame::expect_plan(&mut Deadline::new(sock, inner.opts.handshake_timeout), index.total().div_ceil(block_size as u64))?
     } else {
         Vec::new()
     };
