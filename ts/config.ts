@@ -68,6 +68,11 @@ const bool = z
   })
   .transform((v) => v === true || v === 'true' || v === '1' || v === 'yes');
 
+const fileName = z.string().min(1, { error: 'expected a file name' });
+
+/** A certificate's SHA-256 as `serve --tls` prints it (`sha256:` optional, `:` between bytes allowed). */
+const fingerprint = z.string().regex(/^(sha256:)?([0-9a-fA-F]{2}:?){31}[0-9a-fA-F]{2}$/, { error: 'expected sha256: and 64 hex digits' });
+
 const cpuList = z.string().regex(/^\d+(-\d+)?(,\d+(-\d+)?)*$/, { error: 'expected a CPU list such as 0-3,8' });
 
 const hostPort = z.string().refine(
@@ -230,19 +235,19 @@ const SPECS = {
     commands: ['serve'],
   },
   tokenFile: {
-    schema: z.string().min(1, { error: 'expected a file name' }),
+    schema: fileName,
     description: "file holding the node's shared token (LONGHAUL_TOKEN holds the token itself)",
     arg: 'file',
     commands: [...CLIENT, 'serve'],
   },
   tlsPin: {
-    schema: z.string().regex(/^(sha256:)?([0-9a-fA-F]{2}:?){31}[0-9a-fA-F]{2}$/, { error: 'expected sha256: and 64 hex digits' }),
+    schema: fingerprint,
     description: "TLS to the node, trusting the certificate with this SHA-256 (what 'serve --tls' prints)",
     arg: 'sha256:hex',
     commands: [...CLIENT],
   },
   tlsCa: {
-    schema: z.string().min(1, { error: 'expected a file name' }),
+    schema: fileName,
     description: 'TLS to the node, trusting certificates that chain to a CA in this PEM file (for the host name given)',
     arg: 'file',
     commands: [...CLIENT],
@@ -256,25 +261,25 @@ const SPECS = {
     commands: ['serve'],
   },
   tlsCert: {
-    schema: z.string().min(1, { error: 'expected a file name' }),
+    schema: fileName,
     description: 'PEM certificate chain for TLS (with --tls-key; implies --tls)',
     arg: 'file',
     commands: ['serve'],
   },
   tlsKey: {
-    schema: z.string().min(1, { error: 'expected a file name' }),
+    schema: fileName,
     description: 'PEM private key for TLS (with --tls-cert)',
     arg: 'file',
     commands: ['serve'],
   },
   peerTlsPin: {
-    schema: z.string().regex(/^(sha256:)?([0-9a-fA-F]{2}:?){31}[0-9a-fA-F]{2}$/, { error: 'expected sha256: and 64 hex digits' }),
+    schema: fingerprint,
     description: 'TLS to the receiving node of a copy, trusting the certificate with this SHA-256',
     arg: 'sha256:hex',
     commands: ['serve'],
   },
   peerTlsCa: {
-    schema: z.string().min(1, { error: 'expected a file name' }),
+    schema: fileName,
     description: 'TLS to the receiving node of a copy, trusting certificates that chain to a CA in this PEM file',
     arg: 'file',
     commands: ['serve'],
