@@ -55,7 +55,7 @@ describe('errors', () => {
 describe('doctor', () => {
   it('probes every fast path, and a forced fallback shows with its reason and advice', () => {
     const names = doctor().map((c) => c.name);
-    for (const n of ['sendfile', 'mlock', 'pinning', 'numa', 'placement', 'socket buffers', 'open files', 'io_uring'])
+    for (const n of ['sendfile', 'O_TMPFILE', 'mlock', 'pinning', 'numa', 'placement', 'socket buffers', 'open files', 'io_uring'])
       expect(names).toContain(n);
     process.env.LONGHAUL_NO_SENDFILE = '1';
     try {
@@ -67,6 +67,15 @@ describe('doctor', () => {
       delete process.env.LONGHAUL_NO_SENDFILE;
     }
     expect(doctor().find((c) => c.name === 'sendfile')!.ok).toBe(true);
+    process.env.LONGHAUL_NO_TMPFILE = '1';
+    try {
+      const t = doctor().find((c) => c.name === 'O_TMPFILE')!;
+      expect([t.ok, t.detail]).toEqual([false, expect.stringMatching(/LONGHAUL_NO_TMPFILE/)]);
+      expect(t.advice).toMatch(/temporary name/);
+    } finally {
+      delete process.env.LONGHAUL_NO_TMPFILE;
+    }
+    expect(doctor().find((c) => c.name === 'O_TMPFILE')!.ok).toBe(true);
   });
 });
 

@@ -120,6 +120,31 @@ describe('pull, list, readv and third-party copy', () => {
   });
 });
 
+describe('file creation', () => {
+  it('links files that arrive in one piece in from O_TMPFILE; LONGHAUL_NO_TMPFILE forces temporary names, with the reason in stats', async () => {
+    // 100 files of 30-127 kB in 4 MiB blocks: a file that straddles a block boundary arrives
+    // in two pieces and is written under a temporary name.
+    const before = node.stats();
+    await send(join(src, 'files'), `${node.url}/tmpfile-on`, { token: TOKEN });
+    const on = node.stats();
+    expect(on.filesLinked - before.filesLinked).toBeGreaterThanOrEqual(98);
+    expect(on.filesLinked - before.filesLinked + on.filesRenamed - before.filesRenamed).toBe(100);
+    expect(on.lastFileCreation).toMatch(/^files in one piece: O_TMPFILE \+ link/);
+    expect(await compareTrees(join(src, 'files'), join(node.root, 'tmpfile-on', 'files'))).toEqual([]);
+    process.env.LONGHAUL_NO_TMPFILE = '1';
+    try {
+      await send(join(src, 'files'), `${node.url}/tmpfile-off`, { token: TOKEN });
+    } finally {
+      delete process.env.LONGHAUL_NO_TMPFILE;
+    }
+    const off = node.stats();
+    expect(off.filesLinked - on.filesLinked).toBe(0);
+    expect(off.filesRenamed - on.filesRenamed).toBe(100);
+    expect(off.lastFileCreation).toMatch(/temporary name \+ rename for every file: disabled by LONGHAUL_NO_TMPFILE/);
+    expect(await compareTrees(join(src, 'files'), join(node.root, 'tmpfile-off', 'files'))).toEqual([]);
+  });
+});
+
 describe('capacity', () => {
   it('a transfer that does not fit is refused with E_CAPACITY before any byte is written', async () => {
     const small = await serve({ root: join(work, 'small-root'), auth: false, capacity: '8M' });

@@ -131,6 +131,12 @@ export interface NodeStats {
   transfers: TransferInfo[];
   recent: TransferInfo[];
   lastPlacement: string | null;
+  /** Files the node gave their final name by linking in an unnamed O_TMPFILE (files that arrive in one piece). */
+  filesLinked: number;
+  /** Files the node wrote under a temporary name and renamed (larger files, or every file where O_TMPFILE is off). */
+  filesRenamed: number;
+  /** How the last push named its files, or why O_TMPFILE was not used (LONGHAUL_NO_TMPFILE, a file system without it, verify full). */
+  lastFileCreation: string | null;
 }
 
 export interface StorageNodeEvents {

@@ -53,6 +53,27 @@ pub fn run(sysfs_root: &Path) -> Vec<Check> {
             advice: Some("nothing to do for this version (it does not splice); a kernel or seccomp policy blocks splice here".into()),
         },
     });
+    let tmp = std::env::temp_dir();
+    out.push(match probe::tmpfile(&tmp) {
+        Ok(()) => Check {
+            name: "O_TMPFILE",
+            ok: true,
+            detail: format!(
+                "works in {} (a node makes each small file unnamed and links it in complete; it probes each destination again)",
+                tmp.display()
+            ),
+            advice: None,
+        },
+        Err(e) => Check {
+            name: "O_TMPFILE",
+            ok: false,
+            detail: format!("{e} ({})", tmp.display()),
+            advice: Some(
+                "small files are written under a temporary name and renamed instead (slower on many small files); unset LONGHAUL_NO_TMPFILE if it is set"
+                    .into(),
+            ),
+        },
+    });
     // The node's default pool: 16 x 4 MiB.
     let mut pool_locked = false;
     match Pool::new(4 << 20, 16) {
@@ -201,9 +222,19 @@ mod tests {
         std::fs::write(root.join("proc/sys/net/core/wmem_max"), "67108864\n").unwrap();
         let checks = run(&root);
         let names: Vec<&str> = checks.iter().map(|c| c.name).collect();
-        for n in
-            ["sendfile", "splice", "mlock", "RLIMIT_MEMLOCK", "pinning", "numa", "placement", "socket buffers", "open files", "io_uring"]
-        {
+        for n in [
+            "sendfile",
+            "splice",
+            "O_TMPFILE",
+            "mlock",
+            "RLIMIT_MEMLOCK",
+            "pinning",
+            "numa",
+            "placement",
+            "socket buffers",
+            "open files",
+            "io_uring",
+        ] {
             assert!(names.contains(&n), "missing {n}");
         }
         let numa = checks.iter().find(|c| c.name == "numa").unwrap();

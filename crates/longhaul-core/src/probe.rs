@@ -6,6 +6,7 @@
 //! | --- | --- |
 //! | `LONGHAUL_NO_SENDFILE=1` | blocks are read into pooled buffers and written, never sendfile'd |
 //! | `LONGHAUL_NO_MLOCK=1` | the buffer pool is not locked in memory |
+//! | `LONGHAUL_NO_TMPFILE=1` | a node writes every file under a temporary name and renames it, never O_TMPFILE + link |
 
 use std::io::{Read, Write};
 use std::os::fd::AsFd;
@@ -86,6 +87,31 @@ pub fn splice() -> Result<(), String> {
         return Err("splice delivered the wrong byte".into());
     }
     Ok(())
+}
+
+/// Whether a receiver can make unnamed files (O_TMPFILE) in `dir`, which depends on its file
+/// system (ext4, xfs, btrfs, tmpfs can; some network file systems cannot). One open, closed at
+/// once: an unnamed file that is never linked leaves nothing behind.
+pub fn tmpfile(dir: &std::path::Path) -> Result<(), String> {
+    use rustix::fs::{open, Mode, OFlags};
+    if forced_off("LONGHAUL_NO_TMPFILE") {
+        return Err("disabled by LONGHAUL_NO_TMPFILE".into());
+    }
+    match open(dir, OFlags::TMPFILE | OFlags::WRONLY | OFlags::CLOEXEC, Mode::from_raw_mode(0o600)) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(format!("O_TMPFILE in the destination: {e} (the file system cannot make unnamed files)")),
+    }
+}
+
+/// The process's file-creation mask, from /proc/self/status (None where it cannot be read;
+/// umask(2) itself cannot be read without changing it).
+pub fn umask() -> Option<u32> {
+    static UMASK: OnceLock<Option<u32>> = OnceLock::new();
+    *UMASK.get_or_init(|| {
+        let status = std::fs::read_to_string("/proc/self/status").ok()?;
+        let line = status.lines().find_map(|l| l.strip_prefix("Umask:"))?;
+        u32::from_str_radix(line.trim(), 8).ok()
+    })
 }
 
 /// RLIMIT_MEMLOCK in bytes (`None`: unlimited).

@@ -2,11 +2,13 @@
 //!
 //! Threads: one network-receiver per data connection reads a block into a pooled buffer,
 //! checks its XXH3 and hands it to `writers` disk-writer threads, which pwrite each piece at the
-//! offset the index gives. Every file is written under a temporary name (`.lh-<tag>-<n>.part`
-//! in its final directory; the tag is the journal key's for a push, which keeps them for a
-//! resume, the session token's otherwise) and renamed to its final name only when all of its
-//! bytes have been written and verified; mode and mtime are set on the open file before the
-//! rename. A push journals each block after writing it (journal.rs). Empty files
+//! offset the index gives. A file that arrives whole in one block is written into an unnamed
+//! O_TMPFILE in its directory and linked in under its final name once its mode and mtime are
+//! set (one directory operation where a temporary name and a rename take three). Other files
+//! are written under a temporary name (`.lh-<tag>-<n>.part` in their final directory; the tag
+//! is the journal key's for a push, which keeps them for a resume, the session token's
+//! otherwise) and renamed to their final name only when all of their bytes have been written
+//! and verified; mode and mtime are set on the open file before the rename. A push journals each block after writing it (journal.rs). Empty files
 //! and symlinks are made at the end, directories get their modes and mtimes last (deepest
 //! first), so a read-only directory does not block its own children.
 //!
@@ -188,7 +190,23 @@ pub struct Receive {
     sender_digests: Mutex<Vec<Option<[u8; 32]>>>,
     /// Files whose read-back digest matched the sender's.
     verified: AtomicU64,
+    /// How a file that arrives in one piece is made: `TMPFILE_*`.
+    tmpfile: AtomicU8,
+    /// Why files are made under a temporary name instead (None: O_TMPFILE is used).
+    tmpfile_fallback: Mutex<Option<String>>,
+    /// Files linked in from O_TMPFILE, and files renamed from a temporary name.
+    linked: AtomicU64,
+    renamed: AtomicU64,
 }
+
+/// One-piece files are written into an unnamed O_TMPFILE and linked in under their final name
+/// once complete (no temporary name, no rename); linked through the descriptor itself
+/// (AT_EMPTY_PATH, which needs CAP_DAC_READ_SEARCH before Linux 6.10)...
+const TMPFILE_EMPTY_PATH: u8 = 0;
+/// ... or through /proc/self/fd/N.
+const TMPFILE_PROC: u8 = 1;
+/// Not available: temporary name and rename, like larger files.
+const TMPFILE_OFF: u8 = 2;
 
 impl Receive {
     /// Checks the destination, creates the directories and the large files, starts the writers.
@@ -279,8 +297,13 @@ impl Receive {
             verify_full,
             sender_digests: Mutex::new(if verify_full { vec![None; index_len] } else { Vec::new() }),
             verified: AtomicU64::new(0),
+            tmpfile: AtomicU8::new(TMPFILE_OFF),
+            tmpfile_fallback: Mutex::new(None),
+            linked: AtomicU64::new(0),
+            renamed: AtomicU64::new(0),
             carried,
         });
+        recv.probe_tmpfile();
         if let Err(e) = recv.make_tree().and_then(|()| recv.finish_carried()) {
             recv.remove_temps();
             return Err(e);
@@ -391,14 +414,116 @@ impl Receive {
         Ok(f)
     }
 
+    /// Decides whether one-piece files go through O_TMPFILE: not with `verify_full` (the file
+    /// waits for the sender's digest under a name), not when LONGHAUL_NO_TMPFILE is set, and
+    /// only where the destination's file system makes one.
+    fn probe_tmpfile(&self) {
+        let why = if self.verify_full {
+            Some("verify full keeps each file under a temporary name until its digest is checked".to_owned())
+        } else {
+            crate::probe::tmpfile(&self.dest).err()
+        };
+        match why {
+            None => self.tmpfile.store(TMPFILE_EMPTY_PATH, Ordering::Relaxed),
+            Some(why) => *self.tmpfile_fallback.lock().expect("tmpfile lock") = Some(why),
+        }
+    }
+
+    /// Whether one-piece files are written with O_TMPFILE, or why not.
+    pub fn tmpfile(&self) -> Result<(), String> {
+        match self.tmpfile_fallback.lock().expect("tmpfile lock").clone() {
+            Some(why) => Err(why),
+            None => Ok(()),
+        }
+    }
+
+    /// Files given their final name so far: (linked in from O_TMPFILE, renamed from a
+    /// temporary name).
+    pub fn files_named(&self) -> (u64, u64) {
+        (self.linked.load(Ordering::Relaxed), self.renamed.load(Ordering::Relaxed))
+    }
+
+    /// Writes file `i`, all of it in `data`, into an unnamed file in its directory, sets its
+    /// mode and mtime and links it in under its final name: the name appears complete or not
+    /// at all. Returns false (nothing done) where the link cannot be made; the caller then
+    /// takes the temporary-name path.
+    fn write_whole(&self, i: usize, data: &[u8]) -> Result<bool> {
+        use rustix::fs::{linkat, open, AtFlags, Mode, OFlags, CWD};
+        let e = &self.index.entries()[i];
+        let fin = self.path_of(i);
+        let dir = fin.parent().unwrap_or(&self.dest);
+        let perm = e.mode & 0o777;
+        let fd = match open(dir, OFlags::TMPFILE | OFlags::WRONLY | OFlags::CLOEXEC, Mode::from_raw_mode(perm)) {
+            Ok(fd) => File::from(fd),
+            Err(err) => return Err(Error::io("create", &e.path, err.into())),
+        };
+        fd.write_all_at(data, 0).map_err(|err| Error::io("write", &e.path, err))?;
+        // open() applied the umask: set the mode only where that changed it.
+        if e.mode & 0o7777 != perm & !crate::probe::umask().unwrap_or(0o777) {
+            fd.set_permissions(fs::Permissions::from_mode(e.mode)).map_err(|err| Error::io("chmod", &e.path, err))?;
+        }
+        let t = timestamp(e.mtime_ns);
+        rustix::fs::futimens(fd.as_fd(), &rustix::fs::Timestamps { last_access: t, last_modification: t })
+            .map_err(|err| Error::io("set mtime", &e.path, err.into()))?;
+        if self.fsync == Fsync::File {
+            fd.sync_all().map_err(|err| Error::io("fsync", &e.path, err))?;
+        }
+        let link = |to: &Path| -> rustix::io::Result<()> {
+            loop {
+                match self.tmpfile.load(Ordering::Relaxed) {
+                    TMPFILE_EMPTY_PATH => match linkat(&fd, "", CWD, to, AtFlags::EMPTY_PATH) {
+                        Err(rustix::io::Errno::NOENT | rustix::io::Errno::PERM) => self.tmpfile.store(TMPFILE_PROC, Ordering::Relaxed),
+                        r => return r,
+                    },
+                    TMPFILE_PROC => {
+                        let proc = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd));
+                        match linkat(CWD, proc.as_str(), CWD, to, AtFlags::SYMLINK_FOLLOW) {
+                            Err(rustix::io::Errno::NOENT) if fs::symlink_metadata(&proc).is_err() => {
+                                self.tmpfile.store(TMPFILE_OFF, Ordering::Relaxed);
+                                *self.tmpfile_fallback.lock().expect("tmpfile lock") =
+                                    Some("O_TMPFILE files cannot be linked in: no CAP_DAC_READ_SEARCH and no /proc".into());
+                            }
+                            r => return r,
+                        }
+                    }
+                    _ => return Err(rustix::io::Errno::NOTSUP),
+                }
+            }
+        };
+        match link(&fin) {
+            Ok(()) => {}
+            // Replacing a file: link under the temporary name and rename over the old one.
+            Err(rustix::io::Errno::EXIST) => {
+                let temp = self.temp_of(i);
+                let _ = fs::remove_file(&temp);
+                link(&temp).map_err(|err| Error::io("link", &e.path, err.into()))?;
+                fs::rename(&temp, &fin).map_err(|err| Error::io("rename", &e.path, err))?;
+            }
+            Err(rustix::io::Errno::NOTSUP) => return Ok(false),
+            Err(err) => return Err(Error::io("link", &e.path, err.into())),
+        }
+        self.files[i].stage.store(STAGE_FINAL, Ordering::SeqCst);
+        self.linked.fetch_add(1, Ordering::Relaxed);
+        Ok(true)
+    }
+
     fn write(&self, job: WriteJob) -> Result<()> {
         for p in self.index.pieces(job.offset, job.buf.len() as u64) {
-            if self.files[p.entry].stage.load(Ordering::SeqCst) == STAGE_FINAL {
+            let stage = self.files[p.entry].stage.load(Ordering::SeqCst);
+            if stage == STAGE_FINAL {
                 // Resumed: an earlier attempt completed this file; the block is here for others.
                 continue;
             }
-            let fd = self.slot_fd(p.entry)?;
             let at = p.range_offset as usize;
+            if stage == STAGE_NONE
+                && p.len == self.index.entries()[p.entry].size
+                && self.tmpfile.load(Ordering::Relaxed) != TMPFILE_OFF
+                && self.write_whole(p.entry, &job.buf[at..at + p.len as usize])?
+            {
+                self.files[p.entry].remaining.store(0, Ordering::SeqCst);
+                continue;
+            }
+            let fd = self.slot_fd(p.entry)?;
             // Buffered writes to one file take turns on its inode lock in the kernel, where a
             // waiting writer spins (on one 4 GiB file with 4 writers: 10% of the node's CPU in
             // rwsem_spin_on_owner). Waiting here sleeps instead and leaves the CPU to the
@@ -440,6 +565,7 @@ impl Receive {
         drop(fd);
         fs::rename(self.temp_of(i), self.path_of(i)).map_err(|err| Error::io("rename", &e.path, err))?;
         self.files[i].stage.store(STAGE_FINAL, Ordering::SeqCst);
+        self.renamed.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
@@ -458,6 +584,7 @@ impl Receive {
         }
         fs::rename(self.temp_of(i), self.path_of(i)).map_err(|err| Error::io("rename", &e.path, err))?;
         self.files[i].stage.store(STAGE_FINAL, Ordering::SeqCst);
+        self.renamed.fetch_add(1, Ordering::Relaxed);
         self.verified.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }

@@ -159,6 +159,10 @@ struct Inner {
     draining: AtomicBool,
     readv: ReadvCounters,
     last_placement: Mutex<Option<String>>,
+    /// How the last push named its files (O_TMPFILE + link, or why not).
+    last_file_creation: Mutex<Option<String>>,
+    files_linked: AtomicU64,
+    files_renamed: AtomicU64,
     /// Journal keys of the pushes running now.
     journals: Mutex<std::collections::HashSet<String>>,
 }
@@ -233,6 +237,9 @@ impl Server {
             draining: AtomicBool::new(false),
             readv: ReadvCounters::default(),
             last_placement: Mutex::new(None),
+            last_file_creation: Mutex::new(None),
+            files_linked: AtomicU64::new(0),
+            files_renamed: AtomicU64::new(0),
             journals: Mutex::new(std::collections::HashSet::new()),
         });
         let l = listener.try_clone().map_err(Error::net("cloning the listener"))?;
@@ -570,6 +577,10 @@ fn push(
             return Err(e);
         }
     };
+    *inner.last_file_creation.lock().expect("file creation lock") = Some(match recv.tmpfile() {
+        Ok(()) => "files in one piece: O_TMPFILE + link; larger files: temporary name + rename".to_owned(),
+        Err(why) => format!("temporary name + rename for every file: {why}"),
+    });
     inner.sessions.lock().expect("sessions lock").insert(token, Arc::clone(&recv));
     if inner.closing.load(Ordering::SeqCst) {
         recv.fail(Error::Busy("the node is shutting down".into()));
@@ -582,6 +593,9 @@ fn push(
         recv.wait_and_finish()
     });
     inner.sessions.lock().expect("sessions lock").remove(&token);
+    let (linked, renamed) = recv.files_named();
+    inner.files_linked.fetch_add(linked, Ordering::Relaxed);
+    inner.files_renamed.fetch_add(renamed, Ordering::Relaxed);
     inner.state.count_bytes(peer, recv.bytes_received(), 0);
     inner.state.end(&active, result.as_ref().map(|_| ()));
     let summary = result?;
@@ -989,6 +1003,8 @@ fn stats_json(inner: &Inner) -> String {
     }
     j.raw("]");
     j.opt_str("lastPlacement", inner.last_placement.lock().expect("placement lock").as_deref());
+    j.num("filesLinked", inner.files_linked.load(Ordering::Relaxed)).num("filesRenamed", inner.files_renamed.load(Ordering::Relaxed));
+    j.opt_str("lastFileCreation", inner.last_file_creation.lock().expect("file creation lock").as_deref());
     j.raw("}");
     j.finish()
 }

@@ -216,3 +216,43 @@ fn third_party_copy_moves_a_tree_from_node_to_node() {
     assert_eq!(b.counts().completed, 1);
     fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A number field of the node's stats JSON.
+fn stat(stats: &str, key: &str) -> u64 {
+    let at = stats.find(&format!("\"{key}\":")).unwrap_or_else(|| panic!("no {key} in {stats}")) + key.len() + 3;
+    stats[at..].chars().take_while(char::is_ascii_digit).collect::<String>().parse().unwrap()
+}
+
+#[test]
+fn files_in_one_piece_are_linked_in_complete_and_replace_what_is_there() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = scratch("tmpfile");
+    let src = dir.join("src/t");
+    fs::create_dir_all(src.join("a")).unwrap();
+    for i in 0..30u64 {
+        fs::write(src.join("a").join(format!("s{i}")), bytes(i, 1000 + i as usize * 37)).unwrap();
+    }
+    // Modes the umask strips at creation (0777, setgid), and a read-only one.
+    for (name, mode) in [("s0", 0o777), ("s1", 0o600), ("s2", 0o444), ("s4", 0o2755)] {
+        fs::set_permissions(src.join("a").join(name), fs::Permissions::from_mode(mode)).unwrap();
+    }
+    // Larger than a block: written in pieces under a temporary name, then renamed.
+    fs::write(src.join("big"), bytes(7, 3 << 20)).unwrap();
+    let root = dir.join("root");
+    // Files in the way are replaced whole, one by a file of another size, one of the same size
+    // and another mtime.
+    fs::create_dir_all(root.join("dst/t/a")).unwrap();
+    fs::write(root.join("dst/t/a/s3"), b"older, shorter contents").unwrap();
+    fs::write(root.join("dst/t/a/s5"), bytes(1234, 1000 + 5 * 37)).unwrap();
+    let n = node(&root, None);
+    let opts = SendOptions { block_size: 1 << 20, ..SendOptions::default() };
+    send(&src, &n.local_addr().to_string(), b"dst", &opts, &AtomicBool::new(false), &|_| {}).unwrap();
+    assert_eq!(snapshot(&src), snapshot(&root.join("dst/t")));
+    let stats = n.stats_json();
+    assert_eq!((stat(&stats, "filesLinked"), stat(&stats, "filesRenamed")), (30, 1), "{stats}");
+    assert!(stats.contains("\"lastFileCreation\":\"files in one piece: O_TMPFILE + link"), "{stats}");
+    let names: Vec<String> =
+        fs::read_dir(root.join("dst/t/a")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert!(names.iter().all(|n| !n.starts_with(".lh-")), "temporary names left: {names:?}");
+    fs::remove_dir_all(&dir).unwrap();
+}
