@@ -100,6 +100,9 @@ describe('the node through the CLI', () => {
     expect(s.readv.segments).toBe(4);
     const human = await run(['stats', a, ...auth]);
     expect(human.stdout).toMatch(/transfers: 0 active, 3 done, 0 failed/);
+    expect(human.stdout).toMatch(
+      /files named: [\d,]+ linked in \(O_TMPFILE\), [\d,]+ renamed; last push: files in one piece: O_TMPFILE \+ link/,
+    );
   }, 120_000);
 
   it('exits 5 with E_AUTH for a wrong or missing token, and refuses --no-auth off loopback', async () => {

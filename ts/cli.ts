@@ -484,6 +484,7 @@ function statsLines(s: NodeStats): string[] {
     `transfers: ${s.active} active, ${s.completed} done, ${s.failed} failed; ${fmt.bytes(s.bytesIn)} in, ${fmt.bytes(s.bytesOut)} out`,
     `pool: ${s.pool.buffers - s.pool.available} of ${s.pool.buffers} buffers of ${fmt.bytes(s.pool.bufferBytes)} in use${s.pool.locked ? ', locked' : ''}`,
     `readv: ${fmt.count(s.readv.requests)} requests, ${fmt.count(s.readv.segments)} segments, ${fmt.bytes(s.readv.bytes)}`,
+    `files named: ${fmt.count(s.filesLinked)} linked in (O_TMPFILE), ${fmt.count(s.filesRenamed)} renamed${s.lastFileCreation ? `; last push: ${s.lastFileCreation}` : ''}`,
   ];
   for (const l of s.limits)
     lines.push(`limit ${l.scope === 'total' ? 'total' : `peer ${l.peer}`}: ${fmt.rate(l.rate)}, ${(l.utilisation * 100).toFixed(0)}% used`);
@@ -516,7 +517,7 @@ withConfig(
 
 program
   .command('doctor')
-  .description('probe each fast path and limit (sendfile, mlock, pinning, NUMA, socket buffers, open files)')
+  .description('probe each fast path and limit (sendfile, O_TMPFILE, mlock, pinning, NUMA, socket buffers, open files)')
   .option('--json', 'print one JSON object per check')
   .action((o: { json?: boolean }) => {
     for (const c of doctor()) {
