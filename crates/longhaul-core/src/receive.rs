@@ -8,9 +8,10 @@
 //! are written under a temporary name (`.lh-<tag>-<n>.part` in their final directory; the tag
 //! is the journal key's for a push, which keeps them for a resume, the session token's
 //! otherwise) and renamed to their final name only when all of their bytes have been written
-//! and verified; mode and mtime are set on the open file before the rename. A push journals each block after writing it (journal.rs). Empty files
-//! and symlinks are made at the end, directories get their modes and mtimes last (deepest
-//! first), so a read-only directory does not block its own children.
+//! and verified; mode and mtime are set on the open file before the rename. A push journals
+//! each block after writing it (journal.rs). Empty files and symlinks are made at the end,
+//! directories get their modes and mtimes last (deepest first), so a read-only directory does
+//! not block its own children.
 //!
 //! Directories are created up front, and so are files of a block or more (with fallocate, so a
 //! destination that is too small fails before data flows). Smaller files are created by the
