@@ -460,15 +460,7 @@ impl Receive {
         };
         fd.write_all_at(data, 0).map_err(|err| Error::io("write", &e.path, err))?;
         // open() applied the umask: set the mode only where that changed it.
-        if e.mode & 0o7777 != perm & !crate::probe::umask().unwrap_or(0o777) {
-            fd.set_permissions(fs::Permissions::from_mode(e.mode)).map_err(|err| Error::io("chmod", &e.path, err))?;
-        }
-        let t = timestamp(e.mtime_ns);
-        rustix::fs::futimens(fd.as_fd(), &rustix::fs::Timestamps { last_access: t, last_modification: t })
-            .map_err(|err| Error::io("set mtime", &e.path, err.into()))?;
-        if self.fsync == Fsync::File {
-            fd.sync_all().map_err(|err| Error::io("fsync", &e.path, err))?;
-        }
+        self.set_metadata(&fd, i, e.mode & 0o7777 != perm & !crate::probe::umask().unwrap_or(0o777))?;
         let link = |to: &Path| -> rustix::io::Result<()> {
             loop {
                 match self.tmpfile.load(Ordering::Relaxed) {
@@ -540,6 +532,22 @@ impl Receive {
         Ok(())
     }
 
+    /// Gives the open file `i` its mode (where `chmod`) and mtime, and fsyncs it under the
+    /// `file` policy: what a file needs before it takes its final name.
+    fn set_metadata(&self, fd: &File, i: usize, chmod: bool) -> Result<()> {
+        let e = &self.index.entries()[i];
+        if chmod {
+            fd.set_permissions(fs::Permissions::from_mode(e.mode)).map_err(|err| Error::io("chmod", &e.path, err))?;
+        }
+        let t = timestamp(e.mtime_ns);
+        rustix::fs::futimens(fd.as_fd(), &rustix::fs::Timestamps { last_access: t, last_modification: t })
+            .map_err(|err| Error::io("set mtime", &e.path, err.into()))?;
+        if self.fsync == Fsync::File {
+            fd.sync_all().map_err(|err| Error::io("fsync", &e.path, err))?;
+        }
+        Ok(())
+    }
+
     /// All of file `i` is written and its blocks verified: set its metadata and give it its
     /// final name; with `verify_full`, read it back and hash it first, and leave the rename to
     /// `promote` once the sender's digest is in.
@@ -550,13 +558,7 @@ impl Receive {
             Some(f) => f,
             None => Arc::new(self.open_temp(i)?),
         };
-        fd.set_permissions(fs::Permissions::from_mode(e.mode)).map_err(|err| Error::io("chmod", &e.path, err))?;
-        let t = timestamp(e.mtime_ns);
-        rustix::fs::futimens(fd.as_fd(), &rustix::fs::Timestamps { last_access: t, last_modification: t })
-            .map_err(|err| Error::io("set mtime", &e.path, err.into()))?;
-        if self.fsync == Fsync::File {
-            fd.sync_all().map_err(|err| Error::io("fsync", &e.path, err))?;
-        }
+        self.set_metadata(&fd, i, true)?;
         if self.verify_full {
             let digest = blake3_file(&fd, e.size).map_err(|err| Error::io("read back", &e.path, err))?;
             let _ = self.files[i].read_back.set(digest);
