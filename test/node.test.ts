@@ -256,6 +256,10 @@ describe('events and metrics', () => {
       expect(after.get('longhaul_transfers_total{outcome="ok"}')! - before.get('longhaul_transfers_total{outcome="ok"}')!).toBe(1);
       expect(after.get('longhaul_stored_bytes')! - before.get('longhaul_stored_bytes')!).toBe(9 * MiB);
       expect(after.get('longhaul_pool_buffers')).toBe(16);
+      // A 9 MiB file spans three blocks: written under a temporary name and renamed.
+      const named = (how: string) =>
+        after.get(`longhaul_files_named_total{how="${how}"}`)! - before.get(`longhaul_files_named_total{how="${how}"}`)!;
+      expect([named('linked'), named('renamed')]).toEqual([0, 1]);
       const authErrors = 'longhaul_errors_total{code="E_AUTH"}';
       expect(after.get(authErrors)! - (before.get(authErrors) ?? 0)).toBe(1);
       const ends = events.filter(([k]) => k === 'end').map(([, t]) => t);

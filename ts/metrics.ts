@@ -72,6 +72,10 @@ export function nodeRegistry(node: StorageNode): Registry {
   gauge('longhaul_pool_buffers', 'Buffers in the node pool', [], (g, s) => g.set(s.pool.buffers));
   gauge('longhaul_pool_buffers_in_use', 'Pool buffers held by transfers now', [], (g, s) => g.set(s.pool.buffers - s.pool.available));
   gauge('longhaul_pool_buffer_bytes', 'Size of each pool buffer', [], (g, s) => g.set(s.pool.bufferBytes));
+  counter('longhaul_files_named_total', 'Files given their final name, by how: linked in from O_TMPFILE, or renamed', ['how'], (c, s) => {
+    c.inc({ how: 'linked' }, s.filesLinked);
+    c.inc({ how: 'renamed' }, s.filesRenamed);
+  });
   counter('longhaul_readv_requests_total', 'READV requests answered', [], (c, s) => c.inc(s.readv.requests));
   counter('longhaul_readv_segments_total', 'READV segments answered', [], (c, s) => c.inc(s.readv.segments));
   counter('longhaul_readv_bytes_total', 'READV bytes sent', [], (c, s) => c.inc(s.readv.bytes));
