@@ -548,6 +548,14 @@ impl Receive {
         Ok(())
     }
 
+    /// Gives file `i`, complete under its temporary name, its final name.
+    fn rename_final(&self, i: usize) -> Result<()> {
+        fs::rename(self.temp_of(i), self.path_of(i)).map_err(|err| Error::io("rename", &self.index.entries()[i].path, err))?;
+        self.files[i].stage.store(STAGE_FINAL, Ordering::SeqCst);
+        self.renamed.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
     /// All of file `i` is written and its blocks verified: set its metadata and give it its
     /// final name; with `verify_full`, read it back and hash it first, and leave the rename to
     /// `promote` once the sender's digest is in.
@@ -566,9 +574,7 @@ impl Receive {
             return Ok(());
         }
         drop(fd);
-        fs::rename(self.temp_of(i), self.path_of(i)).map_err(|err| Error::io("rename", &e.path, err))?;
-        self.files[i].stage.store(STAGE_FINAL, Ordering::SeqCst);
-        self.renamed.fetch_add(1, Ordering::Relaxed);
+        self.rename_final(i)?;
         Ok(())
     }
 
@@ -585,9 +591,7 @@ impl Receive {
             self.files[i].stage.store(STAGE_NONE, Ordering::SeqCst);
             return Err(Error::FileDigest { path: lossy(&e.path) });
         }
-        fs::rename(self.temp_of(i), self.path_of(i)).map_err(|err| Error::io("rename", &e.path, err))?;
-        self.files[i].stage.store(STAGE_FINAL, Ordering::SeqCst);
-        self.renamed.fetch_add(1, Ordering::Relaxed);
+        self.rename_final(i)?;
         self.verified.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
