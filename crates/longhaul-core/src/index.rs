@@ -9,7 +9,6 @@
 //! checked before anything is allocated in proportion to what the input claims.
 
 use std::cmp::Ordering;
-use std::collections::HashMap;
 
 use crate::error::{lossy, Error, Result};
 use crate::hash::xxh3;
@@ -87,9 +86,42 @@ pub struct Piece {
 }
 
 /// The canonical order: component by component, so a directory comes right before its
-/// children and a subtree is contiguous.
+/// children and a subtree is contiguous. That is byte order with `/` below every other byte,
+/// decided at the first byte where the paths differ (a sort of 100,000 paths spent 19% of the
+/// scan comparing split components).
 pub fn path_cmp(a: &[u8], b: &[u8]) -> Ordering {
-    a.split(|&c| c == b'/').cmp(b.split(|&c| c == b'/'))
+    let same = common_prefix(a, b);
+    match (a.get(same), b.get(same)) {
+        (Some(&x), Some(&y)) => separator_first(x).cmp(&separator_first(y)),
+        (x, y) => x.is_some().cmp(&y.is_some()),
+    }
+}
+
+/// `/` sorts before every byte (even NUL, which no valid path holds).
+fn separator_first(c: u8) -> u16 {
+    if c == b'/' {
+        0
+    } else {
+        c as u16 + 1
+    }
+}
+
+/// How many leading bytes `a` and `b` share, eight at a time.
+fn common_prefix(a: &[u8], b: &[u8]) -> usize {
+    let n = a.len().min(b.len());
+    let mut i = 0;
+    while i + 8 <= n {
+        let x = u64::from_le_bytes(a[i..i + 8].try_into().expect("8 bytes"));
+        let y = u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"));
+        if x != y {
+            return i + ((x ^ y).trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < n && a[i] == b[i] {
+        i += 1;
+    }
+    i
 }
 
 /// Checks that `path` is a clean relative path that cannot leave the directory it is joined to.
@@ -124,15 +156,20 @@ pub fn check_path(path: &[u8]) -> Result<()> {
     Ok(())
 }
 
-fn parent_of(path: &[u8]) -> Option<&[u8]> {
+pub(crate) fn parent_of(path: &[u8]) -> Option<&[u8]> {
     path.iter().rposition(|&c| c == b'/').map(|i| &path[..i])
+}
+
+/// Whether `path` lies inside directory `dir` (at any depth).
+fn is_under(path: &[u8], dir: &[u8]) -> bool {
+    path.len() > dir.len() && path.starts_with(dir) && path[dir.len()] == b'/'
 }
 
 impl Index {
     /// Builds an index from scanned entries: sorts them, assigns stream offsets and checks them
     /// with the same rules as `decode`.
     pub fn from_entries(mut entries: Vec<Entry>) -> Result<Index> {
-        entries.sort_by(|a, b| path_cmp(&a.path, &b.path));
+        entries.sort_unstable_by(|a, b| path_cmp(&a.path, &b.path));
         let mut cursor = 0u64;
         for e in &mut entries {
             if e.kind == Kind::File {
@@ -154,7 +191,10 @@ impl Index {
         if total > MAX_TOTAL {
             return Err(Error::Limit { what: "dataset size", limit: MAX_TOTAL, got: total });
         }
-        let mut kinds: HashMap<&[u8], Kind> = HashMap::with_capacity(entries.len());
+        // The entries on the way down to the current one. In tree order (checked below) an
+        // entry's ancestors in the index are the ones left here once those it is not under
+        // are popped, so its parent, if listed, is on top: no map of every path is needed.
+        let mut ancestors: Vec<usize> = Vec::new();
         let mut cursor = 0u64;
         let mut data_files = Vec::new();
         for (i, e) in entries.iter().enumerate() {
@@ -166,8 +206,11 @@ impl Index {
                     Ordering::Greater => return Err(Error::Index(format!("entries out of order at {:?}", lossy(&e.path)))),
                 }
             }
+            while ancestors.last().is_some_and(|&a| !is_under(&e.path, &entries[a].path)) {
+                ancestors.pop();
+            }
             if let Some(parent) = parent_of(&e.path) {
-                match kinds.get(parent) {
+                match ancestors.last().map(|&a| &entries[a]).filter(|a| a.path == parent).map(|a| a.kind) {
                     Some(Kind::Dir) => {}
                     Some(Kind::Symlink) => return Err(Error::PathEscape { path: lossy(&e.path), why: "parent is a symlink" }),
                     Some(Kind::File) => return Err(Error::Index(format!("parent of {:?} is a file", lossy(&e.path)))),
@@ -214,12 +257,11 @@ impl Index {
                     }
                 }
             }
-            kinds.insert(&e.path, e.kind);
+            ancestors.push(i);
         }
         if cursor != total {
             return Err(Error::Index(format!("file sizes add up to {cursor}, the header says {total}")));
         }
-        drop(kinds);
         Ok(Index { entries, total, data_files })
     }
 

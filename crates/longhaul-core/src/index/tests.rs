@@ -89,6 +89,12 @@ fn malformed_paths_are_refused_with_their_codes() {
         ("duplicate", vec![file("a", 1), file("a", 1)], "E_DUPLICATE"),
         ("missing parent", vec![file("a/b", 1)], "E_INDEX"),
         ("parent is a file", vec![file("a", 1), file("a/b", 1)], "E_INDEX"),
+        // Parents are found on the stack of entries above the current one: after a sibling's
+        // subtree, with the grandparent listed, through a symlink deeper down.
+        ("missing parent after a subtree", vec![dir("a"), dir("a/b"), file("a/b/x", 1), file("a/c/y", 1)], "E_INDEX"),
+        ("missing parent under a listed grandparent", vec![dir("a"), file("a/b/c", 1)], "E_INDEX"),
+        ("parent is a file after a subtree", vec![dir("a"), dir("a/b"), file("a/b/x", 1), file("a/c", 1), file("a/c/y", 1)], "E_INDEX"),
+        ("through a deeper symlink", vec![dir("a"), dir("a/b"), file("a/b/x", 1), link("a/l", "/etc"), file("a/l/p", 1)], "E_PATH_ESCAPE"),
         ("out of order", vec![file("b", 1), file("a", 1)], "E_INDEX"),
         ("link without target", vec![link("l", "")], "E_BAD_PATH"),
         ("long component", vec![file(&"x".repeat(256), 1)], "E_LIMIT"),
@@ -212,6 +218,18 @@ proptest! {
             start += len;
         }
         prop_assert_eq!(covered, ix.total());
+    }
+
+    #[test]
+    fn prop_path_order_is_component_by_component(
+        a in proptest::collection::vec(prop_oneof![Just(b'/'), Just(0u8), Just(b'.'), Just(b'a'), Just(b'b'), Just(0xffu8)], 0..24),
+        b in proptest::collection::vec(prop_oneof![Just(b'/'), Just(0u8), Just(b'.'), Just(b'a'), Just(b'b'), Just(0xffu8)], 0..24),
+    ) {
+        // The definition the fast comparison must agree with, on paths with long shared prefixes.
+        let split = |p: &[u8]| p.split(|&c| c == b'/').map(<[u8]>::to_vec).collect::<Vec<_>>();
+        prop_assert_eq!(path_cmp(&a, &b), split(&a).cmp(&split(&b)));
+        let (long_a, long_b) = ([b"dir/sub/shared-prefix/".as_slice(), &a].concat(), [b"dir/sub/shared-prefix/".as_slice(), &b].concat());
+        prop_assert_eq!(path_cmp(&long_a, &long_b), split(&long_a).cmp(&split(&long_b)));
     }
 
     #[test]
