@@ -507,10 +507,11 @@ fn replaced_bytes(dest: &Path, index: &Index) -> u64 {
     if !dest.exists() {
         return 0;
     }
+    let mut dirs = crate::receive::ExistingDirs::new(dest);
     index
         .entries()
         .iter()
-        .filter(|e| e.kind == Kind::File)
+        .filter(|e| e.kind == Kind::File && dirs.hold(&e.path))
         .filter_map(|e| std::fs::symlink_metadata(dest.join(OsStr::from_bytes(&e.path))).ok())
         .filter(|m| m.is_file())
         .map(|m| m.size())
