@@ -24,12 +24,13 @@
 //! O_NOFOLLOW. (A local user racing the node to swap a checked directory for a symlink is not
 //! defended against in v1: that needs openat-relative creation.)
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::Read;
 use std::net::{Shutdown, TcpStream};
-use std::os::fd::AsFd;
+use std::ffi::OsStr;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
@@ -37,6 +38,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Sender};
+use rustix::fs::{Mode, OFlags};
 
 use crate::blockset::BlockSet;
 use crate::error::{lossy, Error, Result};
@@ -161,6 +163,8 @@ pub struct Receive {
     pub token: Token,
     index: Index,
     dest: PathBuf,
+    /// The destination directory, held open: writers open the directories under it from here.
+    dest_fd: OwnedFd,
     block_size: u64,
     nblocks: u64,
     streams: u16,
@@ -238,6 +242,8 @@ impl Receive {
             }
             p
         };
+        let dest_fd = rustix::fs::open(&dest_dir, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+            .map_err(|e| Error::io("open", dest, e.into()))?;
         let nblocks = index.total().div_ceil(block_size as u64);
         let (tag, journal, carried) = match resume {
             None => (hex(&token)[..12].to_owned(), None, Carried::default()),
@@ -274,6 +280,7 @@ impl Receive {
             nblocks,
             index,
             dest: dest_dir,
+            dest_fd,
             block_size: block_size as u64,
             streams,
             pool,
@@ -318,6 +325,7 @@ impl Receive {
                     if let Some(cpu) = r.placement.cpu_for(Role::Disk, i) {
                         let _ = bind_current_thread(cpu);
                     }
+                    let mut dirs = DirCache::default();
                     for job in rx {
                         // A failed journaled session still writes the verified blocks it has
                         // queued (at most the pool): the next attempt need not send them again.
@@ -325,7 +333,7 @@ impl Receive {
                             continue;
                         }
                         let (block, hash) = (job.offset / r.block_size, job.hash);
-                        let written = r.write(job);
+                        let written = r.write(job, &mut dirs);
                         if let Err(e) = written.and_then(|()| r.journal.as_ref().map_or(Ok(()), |j| j.record(block, hash))) {
                             r.disk_failed.store(true, Ordering::Relaxed);
                             r.fail(e);
@@ -344,15 +352,20 @@ impl Receive {
     }
 
     fn temp_of(&self, i: usize) -> PathBuf {
-        let fin = self.path_of(i);
-        fin.with_file_name(format!(".lh-{}-{i}.part", self.tag))
+        self.path_of(i).with_file_name(self.temp_name(i))
+    }
+
+    /// The name file `i` has in its directory until it is complete.
+    fn temp_name(&self, i: usize) -> String {
+        format!(".lh-{}-{i}.part", self.tag)
     }
 
     /// Files an earlier attempt wrote in full but was stopped before renaming.
     fn finish_carried(&self) -> Result<()> {
+        let mut dirs = DirCache::default();
         for (i, slot) in self.files.iter().enumerate() {
             if slot.stage.load(Ordering::SeqCst) == STAGE_TEMP && slot.remaining.load(Ordering::SeqCst) == 0 {
-                self.finalize(i)?;
+                self.finalize(i, &mut dirs)?;
             }
         }
         Ok(())
@@ -374,11 +387,12 @@ impl Receive {
     }
 
     fn make_tree(&self) -> Result<()> {
+        let mut dirs = DirCache::default();
         for (i, e) in self.index.entries().iter().enumerate() {
             match e.kind {
                 Kind::Dir => ensure_dir(&self.path_of(i), &e.path)?,
                 Kind::File if e.size >= self.block_size && self.files[i].stage.load(Ordering::SeqCst) != STAGE_FINAL => {
-                    let f = self.open_temp(i)?;
+                    let f = self.open_temp(i, &mut dirs)?;
                     match rustix::fs::fallocate(f.as_fd(), rustix::fs::FallocateFlags::empty(), 0, e.size) {
                         Ok(()) | Err(rustix::io::Errno::OPNOTSUPP) => {}
                         Err(err) => return Err(Error::io("fallocate", &e.path, err.into())),
@@ -390,27 +404,25 @@ impl Receive {
         Ok(())
     }
 
-    fn open_temp(&self, i: usize) -> Result<File> {
-        let path = self.temp_of(i);
-        let f = OpenOptions::new()
-            .write(true)
-            // verify_full reads the file back through the same descriptor.
-            .read(self.verify_full)
-            .create(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&path)
-            .map_err(|e| Error::io("create", &self.index.entries()[i].path, e))?;
+    /// Opens (creating it if need be) file `i`'s temporary file in its directory.
+    fn open_temp(&self, i: usize, dirs: &mut DirCache) -> Result<File> {
+        let e = &self.index.entries()[i];
+        let (dir, _) = dirs.parent(&self.dest_fd, &e.path)?;
+        // verify_full reads the file back through the same descriptor.
+        let access = if self.verify_full { OFlags::RDWR } else { OFlags::WRONLY };
+        let flags = access | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let f = rustix::fs::openat(dir, self.temp_name(i).as_str(), flags, Mode::from_raw_mode(0o600))
+            .map_err(|err| Error::io("create", &e.path, err.into()))?;
         self.files[i].stage.store(STAGE_TEMP, Ordering::SeqCst);
-        Ok(f)
+        Ok(File::from(f))
     }
 
-    fn slot_fd(&self, i: usize) -> Result<Arc<File>> {
+    fn slot_fd(&self, i: usize, dirs: &mut DirCache) -> Result<Arc<File>> {
         let mut fd = self.files[i].fd.lock().expect("slot lock");
         if let Some(f) = fd.as_ref() {
             return Ok(Arc::clone(f));
         }
-        let f = Arc::new(self.open_temp(i)?);
+        let f = Arc::new(self.open_temp(i, dirs)?);
         *fd = Some(Arc::clone(&f));
         Ok(f)
     }
@@ -446,31 +458,31 @@ impl Receive {
 
     /// Writes file `i`, all of it in `data`, into an unnamed file in its directory, sets its
     /// mode and mtime and links it in under its final name: the name appears complete or not
-    /// at all. Returns false (nothing done) where the link cannot be made; the caller then
-    /// takes the temporary-name path.
-    fn write_whole(&self, i: usize, data: &[u8]) -> Result<bool> {
-        use rustix::fs::{linkat, open, AtFlags, Mode, OFlags, CWD};
+    /// at all. Works from the directory's descriptor (`dirs`), so no path is walked per file.
+    /// Returns false (nothing done) where the link cannot be made; the caller then takes the
+    /// temporary-name path.
+    fn write_whole(&self, i: usize, data: &[u8], dirs: &mut DirCache) -> Result<bool> {
+        use rustix::fs::{linkat, openat, renameat, unlinkat, AtFlags, CWD};
         let e = &self.index.entries()[i];
-        let fin = self.path_of(i);
-        let dir = fin.parent().unwrap_or(&self.dest);
+        let (dir, name) = dirs.parent(&self.dest_fd, &e.path)?;
         let perm = e.mode & 0o777;
-        let fd = match open(dir, OFlags::TMPFILE | OFlags::WRONLY | OFlags::CLOEXEC, Mode::from_raw_mode(perm)) {
+        let fd = match openat(dir, ".", OFlags::TMPFILE | OFlags::WRONLY | OFlags::CLOEXEC, Mode::from_raw_mode(perm)) {
             Ok(fd) => File::from(fd),
             Err(err) => return Err(Error::io("create", &e.path, err.into())),
         };
         fd.write_all_at(data, 0).map_err(|err| Error::io("write", &e.path, err))?;
         // open() applied the umask: set the mode only where that changed it.
         self.set_metadata(&fd, i, e.mode & 0o7777 != perm & !crate::probe::umask().unwrap_or(0o777))?;
-        let link = |to: &Path| -> rustix::io::Result<()> {
+        let link = |to: &OsStr| -> rustix::io::Result<()> {
             loop {
                 match self.tmpfile.load(Ordering::Relaxed) {
-                    TMPFILE_EMPTY_PATH => match linkat(&fd, "", CWD, to, AtFlags::EMPTY_PATH) {
+                    TMPFILE_EMPTY_PATH => match linkat(&fd, "", dir, to, AtFlags::EMPTY_PATH) {
                         Err(rustix::io::Errno::NOENT | rustix::io::Errno::PERM) => self.tmpfile.store(TMPFILE_PROC, Ordering::Relaxed),
                         r => return r,
                     },
                     TMPFILE_PROC => {
                         let proc = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd));
-                        match linkat(CWD, proc.as_str(), CWD, to, AtFlags::SYMLINK_FOLLOW) {
+                        match linkat(CWD, proc.as_str(), dir, to, AtFlags::SYMLINK_FOLLOW) {
                             Err(rustix::io::Errno::NOENT) if fs::symlink_metadata(&proc).is_err() => {
                                 self.tmpfile.store(TMPFILE_OFF, Ordering::Relaxed);
                                 *self.tmpfile_fallback.lock().expect("tmpfile lock") =
@@ -483,14 +495,14 @@ impl Receive {
                 }
             }
         };
-        match link(&fin) {
+        match link(name) {
             Ok(()) => {}
             // Replacing a file: link under the temporary name and rename over the old one.
             Err(rustix::io::Errno::EXIST) => {
-                let temp = self.temp_of(i);
-                let _ = fs::remove_file(&temp);
-                link(&temp).map_err(|err| Error::io("link", &e.path, err.into()))?;
-                fs::rename(&temp, &fin).map_err(|err| Error::io("rename", &e.path, err))?;
+                let temp = self.temp_name(i);
+                let _ = unlinkat(dir, temp.as_str(), AtFlags::empty());
+                link(OsStr::new(&temp)).map_err(|err| Error::io("link", &e.path, err.into()))?;
+                renameat(dir, temp.as_str(), dir, name).map_err(|err| Error::io("rename", &e.path, err.into()))?;
             }
             Err(rustix::io::Errno::NOTSUP) => return Ok(false),
             Err(err) => return Err(Error::io("link", &e.path, err.into())),
@@ -500,7 +512,7 @@ impl Receive {
         Ok(true)
     }
 
-    fn write(&self, job: WriteJob) -> Result<()> {
+    fn write(&self, job: WriteJob, dirs: &mut DirCache) -> Result<()> {
         for p in self.index.pieces(job.offset, job.buf.len() as u64) {
             let stage = self.files[p.entry].stage.load(Ordering::SeqCst);
             if stage == STAGE_FINAL {
@@ -511,12 +523,12 @@ impl Receive {
             if stage == STAGE_NONE
                 && p.len == self.index.entries()[p.entry].size
                 && self.tmpfile.load(Ordering::Relaxed) != TMPFILE_OFF
-                && self.write_whole(p.entry, &job.buf[at..at + p.len as usize])?
+                && self.write_whole(p.entry, &job.buf[at..at + p.len as usize], dirs)?
             {
                 self.files[p.entry].remaining.store(0, Ordering::SeqCst);
                 continue;
             }
-            let fd = self.slot_fd(p.entry)?;
+            let fd = self.slot_fd(p.entry, dirs)?;
             // Buffered writes to one file take turns on its inode lock in the kernel, where a
             // waiting writer spins (on one 4 GiB file with 4 writers: 10% of the node's CPU in
             // rwsem_spin_on_owner). Waiting here sleeps instead and leaves the CPU to the
@@ -526,7 +538,7 @@ impl Receive {
                 .map_err(|e| Error::io("write", &self.index.entries()[p.entry].path, e))?;
             drop(fd);
             if self.files[p.entry].remaining.fetch_sub(p.len, Ordering::AcqRel) == p.len {
-                self.finalize(p.entry)?;
+                self.finalize(p.entry, dirs)?;
             }
         }
         Ok(())
@@ -549,8 +561,10 @@ impl Receive {
     }
 
     /// Gives file `i`, complete under its temporary name, its final name.
-    fn rename_final(&self, i: usize) -> Result<()> {
-        fs::rename(self.temp_of(i), self.path_of(i)).map_err(|err| Error::io("rename", &self.index.entries()[i].path, err))?;
+    fn rename_final(&self, i: usize, dirs: &mut DirCache) -> Result<()> {
+        let e = &self.index.entries()[i];
+        let (dir, name) = dirs.parent(&self.dest_fd, &e.path)?;
+        rustix::fs::renameat(dir, self.temp_name(i).as_str(), dir, name).map_err(|err| Error::io("rename", &e.path, err.into()))?;
         self.files[i].stage.store(STAGE_FINAL, Ordering::SeqCst);
         self.renamed.fetch_add(1, Ordering::Relaxed);
         Ok(())
@@ -559,12 +573,12 @@ impl Receive {
     /// All of file `i` is written and its blocks verified: set its metadata and give it its
     /// final name; with `verify_full`, read it back and hash it first, and leave the rename to
     /// `promote` once the sender's digest is in.
-    fn finalize(&self, i: usize) -> Result<()> {
+    fn finalize(&self, i: usize, dirs: &mut DirCache) -> Result<()> {
         let e = &self.index.entries()[i];
         let fd = self.files[i].fd.lock().expect("slot lock").take();
         let fd = match fd {
             Some(f) => f,
-            None => Arc::new(self.open_temp(i)?),
+            None => Arc::new(self.open_temp(i, dirs)?),
         };
         self.set_metadata(&fd, i, true)?;
         if self.verify_full {
@@ -574,13 +588,13 @@ impl Receive {
             return Ok(());
         }
         drop(fd);
-        self.rename_final(i)?;
+        self.rename_final(i, dirs)?;
         Ok(())
     }
 
     /// `verify_full`: file `i` was read back; compare with the sender's digest and rename it.
     /// A mismatch removes the temporary file, so that a later attempt sends the file again.
-    fn promote(&self, i: usize) -> Result<()> {
+    fn promote(&self, i: usize, dirs: &mut DirCache) -> Result<()> {
         let e = &self.index.entries()[i];
         let theirs = self.sender_digests.lock().expect("digests lock").get(i).copied().flatten();
         let Some(theirs) = theirs else {
@@ -591,7 +605,7 @@ impl Receive {
             self.files[i].stage.store(STAGE_NONE, Ordering::SeqCst);
             return Err(Error::FileDigest { path: lossy(&e.path) });
         }
-        self.rename_final(i)?;
+        self.rename_final(i, dirs)?;
         self.verified.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
@@ -844,50 +858,47 @@ impl Receive {
             )));
         }
         let entries = self.index.entries();
+        let mut dirs = DirCache::default();
         for (i, e) in entries.iter().enumerate() {
             match e.kind {
                 Kind::File => {
                     if e.size == 0 {
-                        drop(self.open_temp(i)?);
-                        self.finalize(i)?;
+                        drop(self.open_temp(i, &mut dirs)?);
+                        self.finalize(i, &mut dirs)?;
                     }
                     match self.files[i].stage.load(Ordering::SeqCst) {
                         STAGE_FINAL => {}
-                        STAGE_WRITTEN => self.promote(i)?,
+                        STAGE_WRITTEN => self.promote(i, &mut dirs)?,
                         _ => return Err(Error::Protocol(format!("{:?} did not complete", lossy(&e.path)))),
                     }
                 }
                 Kind::Symlink => {
-                    let temp = self.temp_of(i);
+                    let (dir, name) = dirs.parent(&self.dest_fd, &e.path)?;
+                    let temp = self.temp_name(i);
                     // A killed earlier attempt may have left it.
-                    let _ = fs::remove_file(&temp);
-                    std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&e.target), &temp)
-                        .map_err(|err| Error::io("symlink", &e.path, err))?;
+                    let _ = rustix::fs::unlinkat(dir, temp.as_str(), rustix::fs::AtFlags::empty());
+                    rustix::fs::symlinkat(OsStr::from_bytes(&e.target), dir, temp.as_str())
+                        .map_err(|err| Error::io("symlink", &e.path, err.into()))?;
                     self.files[i].stage.store(STAGE_TEMP, Ordering::SeqCst);
                     let t = timestamp(e.mtime_ns);
                     let _ = rustix::fs::utimensat(
-                        rustix::fs::CWD,
-                        &temp,
+                        dir,
+                        temp.as_str(),
                         &rustix::fs::Timestamps { last_access: t, last_modification: t },
                         rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
                     );
-                    fs::rename(&temp, self.path_of(i)).map_err(|err| Error::io("rename", &e.path, err))?;
+                    rustix::fs::renameat(dir, temp.as_str(), dir, name).map_err(|err| Error::io("rename", &e.path, err.into()))?;
                     self.files[i].stage.store(STAGE_FINAL, Ordering::SeqCst);
                 }
                 Kind::Dir => {}
             }
         }
-        for (i, e) in entries.iter().enumerate().rev().filter(|(_, e)| e.kind == Kind::Dir) {
-            let p = self.path_of(i);
-            fs::set_permissions(&p, fs::Permissions::from_mode(e.mode)).map_err(|err| Error::io("chmod", &e.path, err))?;
+        for e in entries.iter().rev().filter(|e| e.kind == Kind::Dir) {
+            let fd = open_beneath(&self.dest_fd, &e.path)?;
+            rustix::fs::fchmod(&fd, Mode::from_raw_mode(e.mode & 0o7777)).map_err(|err| Error::io("chmod", &e.path, err.into()))?;
             let t = timestamp(e.mtime_ns);
-            rustix::fs::utimensat(
-                rustix::fs::CWD,
-                &p,
-                &rustix::fs::Timestamps { last_access: t, last_modification: t },
-                rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
-            )
-            .map_err(|err| Error::io("set mtime", &e.path, err.into()))?;
+            rustix::fs::futimens(&fd, &rustix::fs::Timestamps { last_access: t, last_modification: t })
+                .map_err(|err| Error::io("set mtime", &e.path, err.into()))?;
         }
         if self.fsync == Fsync::End {
             let dir = File::open(&self.dest).map_err(|err| Error::io("open", b"destination", err))?;
@@ -1037,6 +1048,52 @@ fn timestamp(ns: i64) -> rustix::fs::Timespec {
     rustix::fs::Timespec { tv_sec: ns.div_euclid(1_000_000_000), tv_nsec: ns.rem_euclid(1_000_000_000) as _ }
 }
 
+/// The directory a writer last put a file into, held open. The files of one directory arrive
+/// together, so a writer opens each directory once per run of its files instead of walking the
+/// destination's path twice for every file (creating it, linking it in); and as the directory
+/// is opened from the destination one component at a time without following symlinks, a
+/// directory swapped for a symlink during the transfer cannot lead a file outside the root.
+#[derive(Default)]
+struct DirCache {
+    path: Vec<u8>,
+    fd: Option<OwnedFd>,
+}
+
+impl DirCache {
+    /// The open directory that holds `path` (relative to the destination `dest`), and the
+    /// file's name in it.
+    fn parent<'p>(&mut self, dest: &OwnedFd, path: &'p [u8]) -> Result<(BorrowedFd<'_>, &'p OsStr)> {
+        let (dir, name) = match path.iter().rposition(|&b| b == b'/') {
+            Some(k) => (&path[..k], &path[k + 1..]),
+            None => (&path[..0], path),
+        };
+        if self.fd.is_none() || self.path != dir {
+            self.fd = None;
+            self.fd = Some(open_beneath(dest, dir)?);
+            self.path.clear();
+            self.path.extend_from_slice(dir);
+        }
+        Ok((self.fd.as_ref().expect("opened above").as_fd(), OsStr::from_bytes(name)))
+    }
+}
+
+/// Opens the directory `dir` (relative to `dest`; empty for `dest` itself) one component at a
+/// time, following no symlink: one found on the way (put there after the tree was made and
+/// checked) is refused rather than followed outside the root.
+fn open_beneath(dest: &OwnedFd, dir: &[u8]) -> Result<OwnedFd> {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let mut fd = rustix::fs::openat(dest, ".", flags, Mode::empty()).map_err(|e| Error::io("open", dir, e.into()))?;
+    for c in dir.split(|&b| b == b'/').filter(|c| !c.is_empty()) {
+        fd = rustix::fs::openat(&fd, OsStr::from_bytes(c), flags, Mode::empty()).map_err(|e| match e {
+            rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR => {
+                Error::PathEscape { path: lossy(dir), why: "a directory was replaced during the transfer" }
+            }
+            e => Error::io("open", dir, e.into()),
+        })?;
+    }
+    Ok(fd)
+}
+
 /// Makes sure `p` is a real directory (not a symlink to one), creating it if missing.
 fn ensure_dir(p: &Path, shown: &[u8]) -> Result<()> {
     for attempt in 0..2 {
@@ -1055,4 +1112,82 @@ fn ensure_dir(p: &Path, shown: &[u8]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("longhaul-receive-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn open_dir(p: &Path) -> OwnedFd {
+        rustix::fs::open(p, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()).unwrap()
+    }
+
+    /// Which directory a descriptor is, as its device and inode.
+    fn ino(fd: BorrowedFd<'_>) -> (u64, u64) {
+        let st = rustix::fs::fstat(fd).unwrap();
+        (st.st_dev, st.st_ino)
+    }
+
+    fn ino_of(p: &Path) -> (u64, u64) {
+        use std::os::unix::fs::MetadataExt;
+        let m = fs::symlink_metadata(p).unwrap();
+        (m.dev(), m.ino())
+    }
+
+    #[test]
+    fn dir_cache_opens_the_parent_and_keeps_it_while_files_share_it() {
+        let root = scratch("dircache");
+        fs::create_dir_all(root.join("a/b")).unwrap();
+        let dest = open_dir(&root);
+        let mut dirs = DirCache::default();
+
+        let (fd, name) = dirs.parent(&dest, b"top.txt").unwrap();
+        assert_eq!((ino(fd), name), (ino_of(&root), OsStr::new("top.txt")));
+        let (fd, name) = dirs.parent(&dest, b"a/b/one").unwrap();
+        assert_eq!((ino(fd), name), (ino_of(&root.join("a/b")), OsStr::new("one")));
+        let first = std::os::fd::AsRawFd::as_raw_fd(dirs.fd.as_ref().unwrap());
+        let (fd, name) = dirs.parent(&dest, b"a/b/two").unwrap();
+        assert_eq!((ino(fd), name), (ino_of(&root.join("a/b")), OsStr::new("two")));
+        assert_eq!(std::os::fd::AsRawFd::as_raw_fd(dirs.fd.as_ref().unwrap()), first, "the same directory is not opened again");
+        let (fd, _) = dirs.parent(&dest, b"a/three").unwrap();
+        assert_eq!(ino(fd), ino_of(&root.join("a")));
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn dir_cache_refuses_a_directory_replaced_by_a_symlink() {
+        let root = scratch("dircache-swap");
+        let outside = scratch("dircache-outside");
+        fs::create_dir_all(root.join("a/b")).unwrap();
+        let dest = open_dir(&root);
+        let mut dirs = DirCache::default();
+        dirs.parent(&dest, b"a/b/one").unwrap();
+        // Swapped after the index was checked and the tree made: a path walk would follow it.
+        fs::remove_dir_all(root.join("a/b")).unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("a/b")).unwrap();
+        // The open directory is still the one made under the root (now unlinked), not `outside`.
+        let (fd, _) = dirs.parent(&dest, b"a/b/two").unwrap();
+        assert_ne!(ino(fd), ino_of(&outside));
+        // Opened afresh (another directory came between), the symlink is refused.
+        dirs.parent(&dest, b"a/x").unwrap();
+        let err = dirs.parent(&dest, b"a/b/three").unwrap_err();
+        assert_eq!(err.code(), "E_PATH_ESCAPE", "{err}");
+        // An intermediate component swapped the same way.
+        fs::remove_file(root.join("a/b")).unwrap();
+        fs::rename(root.join("a"), root.join("a.old")).unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("a")).unwrap();
+        fs::create_dir(outside.join("b")).unwrap();
+        let err = dirs.parent(&dest, b"a/b/four").unwrap_err();
+        assert_eq!(err.code(), "E_PATH_ESCAPE", "{err}");
+        assert_eq!(fs::read_dir(outside.join("b")).unwrap().count(), 0);
+        fs::remove_dir_all(&root).unwrap();
+        fs::remove_dir_all(&outside).unwrap();
+    }
 }
