@@ -5,7 +5,8 @@
 //       `dd iflag=nocache count=0`),
 //   (c) the page-cached file with a BLAKE3 of every block (CPU-heavy processing).
 // Node and sender run in this process over loopback; CPU seconds are both ends together
-// (process.cpuUsage counts every thread). Medians of --runs runs.
+// (process.cpuUsage counts every thread). Medians of --runs runs (7 unless told), interleaved
+// across the configurations, after one untimed warm-up send per workload.
 //   node bench/sched.mjs [--quick] [--runs N] [--out FILE]
 import { execSync } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
@@ -18,7 +19,7 @@ import { send, serve } from '../dist/index.js';
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const arg = (name, dflt) => (args.includes(name) ? args[args.indexOf(name) + 1] : dflt);
-const runs = Number(arg('--runs', quick ? 3 : 5));
+const runs = Number(arg('--runs', quick ? 3 : 7));
 const out = arg('--out', undefined);
 const size = quick ? 256 << 20 : 1 << 30;
 const GiB = 1 << 30;
@@ -55,23 +56,29 @@ const workloads = [
 const node = await serve({ root: join(work, 'root'), auth: false });
 const rows = [];
 let n = 0;
+const once = async (w, c) => {
+  w.before();
+  execSync('sync');
+  const dest = `r${n++}`;
+  const c0 = process.cpuUsage();
+  const s = await send(file, `${node.url}/${dest}`, { ...w.opts, ...c.opts });
+  const cu = process.cpuUsage(c0);
+  rmSync(join(node.root, dest), { recursive: true, force: true });
+  return { secs: s.seconds, cpu: (cu.user + cu.system) / 1e6, used: s.scheduler.used };
+};
 for (const w of workloads) {
-  for (const c of [...configs, ...grid]) {
-    const secs = [];
-    const cpu = [];
-    let used = '';
-    for (let i = 0; i < runs; i++) {
-      w.before();
-      const dest = `r${n++}`;
-      const c0 = process.cpuUsage();
-      const s = await send(file, `${node.url}/${dest}`, { ...w.opts, ...c.opts });
-      const cu = process.cpuUsage(c0);
-      secs.push(s.seconds);
-      cpu.push((cu.user + cu.system) / 1e6);
-      used = s.scheduler.used;
-      rmSync(join(node.root, dest), { recursive: true, force: true });
-    }
-    const row = { workload: w.name, config: c.name, grid: Boolean(c.grid), used, MiBps: size / median(secs) / 2 ** 20, cpuSecPerGiB: median(cpu) / (size / GiB) };
+  const all = [...configs, ...grid];
+  // One send before timing anything, so no configuration pays the workload's first run; then
+  // the runs interleaved (run 1 of every configuration, then run 2, ...), so a slow spell of
+  // the machine falls on all of them alike rather than on the ones timed during it.
+  await once(w, configs[0]);
+  const got = all.map(() => []);
+  for (let i = 0; i < runs; i++) for (const [k, c] of all.entries()) got[k].push(await once(w, c));
+  for (const [k, c] of all.entries()) {
+    const secs = got[k].map((g) => g.secs);
+    const cpu = got[k].map((g) => g.cpu);
+    const used = [...new Set(got[k].map((g) => g.used))].join('/');
+    const row = { workload: w.name, config: c.name, grid: Boolean(c.grid), used, MiBps: size / median(secs) / 2 ** 20, cpuSecPerGiB: median(cpu) / (size / GiB), seconds: secs };
     rows.push(row);
     console.log(`${w.name.padEnd(20)} ${c.name.padEnd(22)} ${row.MiBps.toFixed(0).padStart(6)} MiB/s  cpu ${row.cpuSecPerGiB.toFixed(2)} s/GiB  (ran ${used})`);
   }
