@@ -21,8 +21,10 @@
 //! Nothing is written outside the destination: the index decoder already refused absolute
 //! paths, `..` and paths through the index's own symlinks, and here every directory that
 //! already exists on the way is checked not to be a symlink, and files are opened with
-//! O_NOFOLLOW. (A local user racing the node to swap a checked directory for a symlink is not
-//! defended against in v1: that needs openat-relative creation.)
+//! O_NOFOLLOW. After that every file, link, rename and directory mode is made relative to a
+//! directory descriptor opened from the destination's one component at a time with
+//! O_NOFOLLOW (`open_beneath`), so a directory swapped for a symlink while the transfer runs is
+//! refused, not followed.
 
 use std::fs::{self, File};
 use std::io::Read;
