@@ -26,10 +26,10 @@
 //! O_NOFOLLOW (`open_beneath`), so a directory swapped for a symlink while the transfer runs is
 //! refused, not followed.
 
+use std::ffi::OsStr;
 use std::fs::{self, File};
 use std::io::Read;
 use std::net::{Shutdown, TcpStream};
-use std::ffi::OsStr;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, PermissionsExt};
