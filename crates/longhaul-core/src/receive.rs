@@ -903,8 +903,7 @@ impl Receive {
                 .map_err(|err| Error::io("set mtime", &e.path, err.into()))?;
         }
         if self.fsync == Fsync::End {
-            let dir = File::open(&self.dest).map_err(|err| Error::io("open", b"destination", err))?;
-            rustix::fs::syncfs(&dir).map_err(|err| Error::io("syncfs", b"destination", err.into()))?;
+            rustix::fs::syncfs(&self.dest_fd).map_err(|err| Error::io("syncfs", b"destination", err.into()))?;
         }
         Ok(())
     }
@@ -1070,6 +1069,7 @@ impl DirCache {
             None => (&path[..0], path),
         };
         if self.fd.is_none() || self.path != dir {
+            // Close the last directory before opening the next: a writer holds one at a time.
             self.fd = None;
             self.fd = Some(open_beneath(dest, dir)?);
             self.path.clear();
