@@ -65,7 +65,7 @@ describe('the longhaul CLI', () => {
     expect(summary.type).toBe('summary');
     expect(summary.bytes).toBe(256 << 20);
     expect(summary.streams).toBe(8);
-    expect(summary.sendfileBlocks).toBe(64);
+    expect(summary.sendfileBlocks).toBe(256); // 1 MiB blocks
     expect(r.lines.slice(0, -1).every((l) => l.type === 'progress')).toBe(true);
     expect(await compareTrees(join(work, 'big'), join(root, 'big'))).toEqual([]);
   });

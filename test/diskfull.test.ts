@@ -72,7 +72,7 @@ describe('a destination that fills up', () => {
   it('a tree that fills the disk fails with E_NOSPACE, keeps only complete files, and resumes once room is made', async (ctx) => {
     if (skipped) return ctx.skip();
     // 30 MiB of ballast leaves ~18 MiB for a 40 MiB tree of 1 MiB files (each below the block
-    // size, so created as data arrives rather than reserved up front).
+    // size, 4 MiB here, so created as data arrives rather than reserved up front).
     const ballast = join(mnt, 'ballast');
     randomFile(ballast, 30 * MiB);
     const src = join(work, 'tree');
@@ -82,7 +82,7 @@ describe('a destination that fills up', () => {
     const to = `${node!.url}/in`;
     const dest = join(node!.root, 'in', 'tree');
 
-    await expect(send(src, to, { retries: 0 })).rejects.toMatchObject({ code: 'E_NOSPACE' });
+    await expect(send(src, to, { retries: 0, blockSize: 4 << 20 })).rejects.toMatchObject({ code: 'E_NOSPACE' });
     // Whatever has its final name is whole and right; the rest is not there under its name.
     const landed = finalFiles(dest);
     expect(landed.length).toBeLessThan(40);
@@ -92,7 +92,7 @@ describe('a destination that fills up', () => {
     }
 
     rmSync(ballast);
-    const s = await send(src, to, { retries: 0 });
+    const s = await send(src, to, { retries: 0, blockSize: 4 << 20 });
     expect(s.resumedBytes, 'what the node had verified before the disk filled was not sent again').toBeGreaterThan(0);
     expect(await compareTrees(src, dest)).toEqual([]);
     expect(readdirSync(join(node!.root, 'in', 'tree', 'a')).filter((n) => n.endsWith('.part'))).toEqual([]);

@@ -125,7 +125,7 @@ describe('file creation', () => {
     // 100 files of 30-127 kB in 4 MiB blocks: a file that straddles a block boundary arrives
     // in two pieces and is written under a temporary name.
     const before = node.stats();
-    await send(join(src, 'files'), `${node.url}/tmpfile-on`, { token: TOKEN });
+    await send(join(src, 'files'), `${node.url}/tmpfile-on`, { token: TOKEN, blockSize: 4 << 20 });
     const on = node.stats();
     expect(on.filesLinked - before.filesLinked).toBeGreaterThanOrEqual(98);
     expect(on.filesLinked - before.filesLinked + on.filesRenamed - before.filesRenamed).toBe(100);

@@ -17,7 +17,8 @@ import { relay, type Relay } from './proxy.js';
 
 const CLI = join(import.meta.dirname, '..', 'dist', 'cli.js');
 const STRESS = process.env.LONGHAUL_STRESS === '1';
-const BLOCK = 4 << 20;
+// The CLI's default block size (1 MiB), which these runs use.
+const BLOCK = 1 << 20;
 const STREAMS = 2;
 
 let work: string;

@@ -38,9 +38,9 @@ describe('send through the SDK', () => {
       expect(s.files).toBe(1);
       expect(s.streams).toBe(streams);
       expect(s.perStreamBytes.reduce((a, b) => a + b, 0)).toBe(256 * MiB);
-      // Every block lies inside the one file, so every block left with sendfile.
+      // Every block (1 MiB by default) lies inside the one file, so every block left with sendfile.
       expect(s.fastPaths.sendfile).toBe(true);
-      expect(s.sendfileBlocks).toBe(64);
+      expect(s.sendfileBlocks).toBe(256);
       expect(s.sendfileBytes).toBe(256 * MiB);
       expect(s.packedBlocks).toBe(0);
       expect(await compareTrees(bigDir, join(node.root, `big-${streams}`))).toEqual([]);
@@ -59,7 +59,7 @@ describe('send through the SDK', () => {
       expect(s.fastPaths.sendfile).toBe(false);
       expect(s.fastPaths.sendfileFallback).toMatch(/LONGHAUL_NO_SENDFILE/);
       expect(s.sendfileBlocks).toBe(0);
-      expect(s.packedBlocks).toBe(64);
+      expect(s.packedBlocks).toBe(256);
       expect(s.packedBytes).toBe(256 * MiB);
     } finally {
       delete process.env.LONGHAUL_NO_SENDFILE;

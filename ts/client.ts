@@ -162,7 +162,7 @@ export async function nodeStats(url: string | Target, options: ClientOptions = {
 export interface TransferOptions extends ClientOptions {
   /** Parallel TCP data streams (default 2). */
   streams?: number;
-  /** Block size in bytes (default 4 MiB). */
+  /** Block size in bytes (default 1 MiB). */
   blockSize?: number;
   signal?: AbortSignal;
   onProgress?: (p: Progress) => void;

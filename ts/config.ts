@@ -141,10 +141,10 @@ const SPECS = {
     commands: [...TRANSFER, 'demo'],
   },
   blockSize: {
-    schema: sizeIn(4096, 64 << 20, '4M'),
+    schema: sizeIn(4096, 64 << 20, '1M'),
     description: 'block size: the unit read, checksummed and sent',
     arg: 'size',
-    default: 4 << 20,
+    default: 1 << 20,
     commands: TRANSFER,
   },
   poolBuffers: {

@@ -87,7 +87,7 @@ export function doctor(): Check[] {
 export interface SendOptions extends AuthOptions, TlsOptions {
   /** Parallel TCP data streams (default 2, chosen by measurement: see bench/RESULTS.md). */
   streams?: number;
-  /** Block size in bytes (default 4 MiB; at most the node's limit). */
+  /** Block size in bytes (default 1 MiB; at most the node's limit). */
   blockSize?: number;
   /** Buffers in the sender's pool (default 2 x streams + readers). */
   poolBuffers?: number;

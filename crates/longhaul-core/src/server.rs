@@ -113,7 +113,8 @@ impl Default for ServeOptions {
             handshake_timeout: Duration::from_secs(30),
             // 4 MiB in 60 s is 70 KB/s per stream: slower than that, a stream is stalled.
             idle_timeout: Duration::from_secs(60),
-            max_block: crate::sender::DEFAULT_BLOCK_SIZE,
+            // Senders default to 1 MiB blocks; the node takes up to 4 MiB from any sender.
+            max_block: 4 << 20,
             // 16 x 4 MiB = 64 MiB: two blocks in flight per stream for 8 streams, plus the
             // writers' queue.
             pool_buffers: 16,

@@ -16,7 +16,7 @@ pub struct BindingSendOptions {
     pub dest: String,
     /// Parallel TCP data streams (default 2).
     pub streams: Option<u32>,
-    /// Block size in bytes (default 4 MiB).
+    /// Block size in bytes (default 1 MiB).
     pub block_size: Option<u32>,
     /// Buffers in the sender's pool (default 2 * streams + readers).
     pub pool_buffers: Option<u32>,
