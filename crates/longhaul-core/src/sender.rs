@@ -46,8 +46,9 @@ use crate::transfer::{FastPaths, Progress};
 /// record) stay under 1% of a block's time, small enough that a block stays in a core's L2
 /// cache between the node's receiving thread (the copy out of the socket, XXH3) and its writer
 /// (the copy into the page cache). Against 4 MiB blocks on the 2-core loopback machines
-/// (bench/RESULTS.md, "block size"): the node spends 10-22% less CPU on one large file and a
-/// 2 GiB send is 14% faster; the mixed tree 10% faster; 100,000 small files the same.
+/// (bench/RESULTS.md, "block size"): never slower; one large file 3-14% faster (the node's CPU
+/// 2-22% lower), the mixed tree 2-10%, 100,000 small files the same. It also bounds what an
+/// interruption resends (a block per stream) and the sender's pool (6 MiB for 2 streams).
 pub const DEFAULT_BLOCK_SIZE: u32 = 1 << 20;
 /// Chosen by measurement on the 2-core loopback machines (bench/RESULTS.md): beyond 2 streams
 /// the extra threads only add CPU where the cores are already busy; 2 streams keep a writer on
