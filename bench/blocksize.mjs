@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 
 import { median } from './data.mjs';
-import { workloads } from './workloads.mjs';
+import { COOLDOWN_FILE, dropCaches, workloads } from './workloads.mjs';
 
 const argv = process.argv.slice(2);
 const opt = (name, dflt) => (argv.includes(name) ? argv[argv.indexOf(name) + 1] : dflt);
@@ -21,10 +21,8 @@ const SIZES = opt('--sizes', '1M,4M').split(',');
 const ONLY = opt('--only', 'BIG,LOSF,MIXED').split(',');
 const OUT = opt('--out', undefined);
 const CLI = join(import.meta.dirname, '..', 'dist', 'cli.js');
-const COOLDOWN_FILE = join(tmpdir(), 'longhaul-bench-deleted-at');
 const log = (...a) => console.error(...a);
 const sh = (cmd) => spawnSync('bash', ['-c', cmd], { encoding: 'utf8' });
-const dropCaches = () => sh('sync && echo 3 > /proc/sys/vm/drop_caches').status === 0;
 const bytesOf = (s) => Number.parseInt(s, 10) * { K: 2 ** 10, M: 2 ** 20 }[s.at(-1)];
 
 // A recent bench deleted its trees: creating files would measure ext4's slow spell (compare.mjs).

@@ -25,7 +25,7 @@ import { cpus, tmpdir, totalmem } from 'node:os';
 import { basename, join } from 'node:path';
 import { createInterface } from 'node:readline';
 
-import { workloads } from './workloads.mjs';
+import { COOLDOWN_FILE, dropCaches, workloads } from './workloads.mjs';
 
 const argv = process.argv.slice(2);
 const flag = (name) => argv.includes(name);
@@ -37,7 +37,6 @@ const TOOLS = opt('--tools', '').split(',').filter(Boolean);
 const REPO = join(import.meta.dirname, '..');
 const CLI = join(REPO, 'dist', 'cli.js');
 const NODECOPY = join(REPO, 'bench', 'nodecopy.mjs');
-const COOLDOWN_FILE = join(tmpdir(), 'longhaul-bench-deleted-at');
 // ext4's inode allocator (recently_deleted()) skips inodes freed in the last 60 s, or 360 s while
 // their inode-table block is still dirty, checking each candidate one by one.
 const COOLDOWN_S = 420;
@@ -46,10 +45,6 @@ const MiB = 2 ** 20;
 const GiB = 2 ** 30;
 
 const log = (...a) => console.error(...a);
-// `sync` and dropping the page cache also drop the inode-table blocks that ext4 consults for
-// recently freed inodes: here, 20 minutes after ~2 million files were deleted, creation ran at
-// 3,000-6,000 files/s and went back to 30,000 at once. Needs root; false where it cannot.
-const dropCaches = () => spawnSync('bash', ['-c', 'sync && echo 3 > /proc/sys/vm/drop_caches'], { stdio: 'ignore' }).status === 0;
 const sh = (cmd) => spawnSync('bash', ['-c', cmd], { encoding: 'utf8' });
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
