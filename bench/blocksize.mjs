@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 
 import { median } from './data.mjs';
-import { COOLDOWN_FILE, dropCaches, workloads } from './workloads.mjs';
+import { COOLDOWN_FILE, dropCaches, readIntoCache, workloads } from './workloads.mjs';
 
 const argv = process.argv.slice(2);
 const opt = (name, dflt) => (argv.includes(name) ? argv[argv.indexOf(name) + 1] : dflt);
@@ -54,7 +54,7 @@ try {
     log(`generating ${name}: ${W[name].what}`);
     mkdirSync(join(work, 'src', name), { recursive: true });
     const src = W[name].make(join(work, 'src', name));
-    sh(`find ${src} -type f -exec cat {} + > /dev/null`);
+    readIntoCache(src);
     const rows = SIZES.map((size) => ({ size, seconds: [], nodeCpu: [], senderCpu: [] }));
     for (let r = 0; r < RUNS; r++) {
       for (let k = 0; k < rows.length; k++) {

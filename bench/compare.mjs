@@ -25,7 +25,7 @@ import { cpus, tmpdir, totalmem } from 'node:os';
 import { basename, join } from 'node:path';
 import { createInterface } from 'node:readline';
 
-import { COOLDOWN_FILE, dropCaches, workloads } from './workloads.mjs';
+import { COOLDOWN_FILE, dropCaches, readIntoCache, workloads } from './workloads.mjs';
 
 const argv = process.argv.slice(2);
 const flag = (name) => argv.includes(name);
@@ -435,14 +435,14 @@ async function main() {
     for (const w of order) {
       log(`generating ${w}: ${WORKLOADS[w].what}`);
       srcs[w] = WORKLOADS[w].make(srcDir);
-      sh(`find ${srcs[w]} -type f -exec cat {} + > /dev/null`); // page-cached
+      readIntoCache(srcs[w]);
     }
     sh('sync');
     if (existsSync(COOLDOWN_FILE)) {
       const left = COOLDOWN_S - (Date.now() - Number(readFileSync(COOLDOWN_FILE, 'utf8'))) / 1000;
       if (left > 0 && dropCaches()) {
         log('the last bench deleted its trees: dropped the page cache (ext4 creates files slowly after many deletions); reading the sources back into it');
-        for (const w of order) sh(`find ${srcs[w]} -type f -exec cat {} + > /dev/null`);
+        for (const w of order) readIntoCache(srcs[w]);
         rmSync(COOLDOWN_FILE, { force: true });
       } else if (left > 0) {
         log(`waiting ${Math.ceil(left)} s: the last bench deleted its trees, and ext4 creates files slowly for minutes after that`);

@@ -10,6 +10,8 @@ export const COOLDOWN_FILE = join(tmpdir(), 'longhaul-bench-deleted-at');
 // `sync` and dropping the page cache also drop the inode-table blocks that ext4 consults for
 // recently freed inodes: here, 20 minutes after ~2 million files were deleted, creation ran at
 // 3,000-6,000 files/s and went back to 30,000 at once. Needs root; false where it cannot.
+/** Reads every file under `path` (or the file) so that a workload is timed page-cached. */
+export const readIntoCache = (path) => spawnSync('bash', ['-c', `find ${path} -type f -exec cat {} + > /dev/null`]);
 export const dropCaches = () => spawnSync('bash', ['-c', 'sync && echo 3 > /proc/sys/vm/drop_caches'], { stdio: 'ignore' }).status === 0;
 
 const MiB = 2 ** 20;
