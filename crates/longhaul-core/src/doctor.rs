@@ -211,8 +211,7 @@ mod tests {
 
     #[test]
     fn reports_every_check_and_reads_limits_through_the_root() {
-        let root = std::env::temp_dir().join(format!("longhaul-doctor-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
+        let root = crate::scratch::Scratch::new("doctor");
         crate::topology::fake::write(
             &root,
             &crate::topology::fake::FakeMachine { nodes: 2, cpus_per_node: 2, nic: ("eth0", 1), disk_node: 0 },
@@ -243,6 +242,5 @@ mod tests {
         assert!(!rmem.ok && rmem.advice.as_deref().unwrap().contains("sysctl"));
         let wmem = checks.iter().find(|c| c.detail.starts_with("net.core.wmem_max")).unwrap();
         assert!(wmem.ok);
-        std::fs::remove_dir_all(&root).unwrap();
     }
 }

@@ -22,6 +22,8 @@ pub mod rate;
 pub mod readv;
 pub mod receive;
 pub mod scan;
+#[cfg(test)]
+mod scratch;
 pub mod sender;
 pub mod server;
 pub mod timeline;

@@ -390,8 +390,7 @@ mod tests {
 
     #[test]
     fn capacity_is_checked_against_stored_and_reserved_bytes() {
-        let dir = std::env::temp_dir().join(format!("lh-state-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = crate::scratch::Scratch::new("state");
         std::fs::create_dir_all(dir.join("a")).unwrap();
         std::fs::write(dir.join("a/f"), vec![0u8; 1000]).unwrap();
         let s = NodeState::open(&dir, Some(5000), false).unwrap();
@@ -409,7 +408,6 @@ mod tests {
         assert_eq!(s.stored(), 4000);
         let s = NodeState::open(&dir, Some(5000), true).unwrap();
         assert_eq!(s.stored(), 0);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

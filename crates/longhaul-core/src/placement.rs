@@ -228,15 +228,13 @@ pub fn bind_current_thread(cpu: usize) -> std::result::Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scratch::Scratch;
     use crate::topology::fake::{write, FakeMachine};
 
     fn topo(nodes: usize, per: usize, nic: i64, disk: i64) -> Topology {
-        let root = std::env::temp_dir().join(format!("longhaul-place-{nodes}-{per}-{nic}-{disk}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
+        let root = Scratch::new(&format!("place-{nodes}-{per}-{nic}-{disk}"));
         write(&root, &FakeMachine { nodes, cpus_per_node: per, nic: ("eth0", nic), disk_node: disk });
-        let t = Topology::read(&root).unwrap();
-        std::fs::remove_dir_all(&root).unwrap();
-        t
+        Topology::read(&root).unwrap()
     }
 
     #[test]

@@ -1119,12 +1119,10 @@ fn ensure_dir(p: &Path, shown: &[u8]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scratch::Scratch;
 
-    fn scratch(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("longhaul-receive-{name}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&d);
-        fs::create_dir_all(&d).unwrap();
-        d
+    fn scratch(name: &str) -> Scratch {
+        Scratch::new(&format!("receive-{name}"))
     }
 
     fn open_dir(p: &Path) -> OwnedFd {
@@ -1160,7 +1158,6 @@ mod tests {
         assert_eq!(std::os::fd::AsRawFd::as_raw_fd(dirs.fd.as_ref().unwrap()), first, "the same directory is not opened again");
         let (fd, _) = dirs.parent(&dest, b"a/three").unwrap();
         assert_eq!(ino(fd), ino_of(&root.join("a")));
-        fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]
@@ -1189,7 +1186,5 @@ mod tests {
         let err = dirs.parent(&dest, b"a/b/four").unwrap_err();
         assert_eq!(err.code(), "E_PATH_ESCAPE", "{err}");
         assert_eq!(fs::read_dir(outside.join("b")).unwrap().count(), 0);
-        fs::remove_dir_all(&root).unwrap();
-        fs::remove_dir_all(&outside).unwrap();
     }
 }

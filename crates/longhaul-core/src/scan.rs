@@ -191,12 +191,10 @@ mod tests {
     use std::os::unix::fs::{symlink, PermissionsExt};
 
     use super::*;
+    use crate::scratch::Scratch;
 
-    fn scratch(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("longhaul-scan-{name}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&d);
-        fs::create_dir_all(&d).unwrap();
-        d
+    fn scratch(name: &str) -> Scratch {
+        Scratch::new(&format!("scan-{name}"))
     }
 
     /// What a walk must find: every entry's path, kind, size, mode and link target.
@@ -206,7 +204,8 @@ mod tests {
 
     #[test]
     fn a_tree_is_listed_whole_in_tree_order_with_any_number_of_threads() {
-        let root = scratch("tree").join("src");
+        let base = scratch("tree");
+        let root = base.join("src");
         let mut want = vec![("src".to_owned(), Kind::Dir, 0, 0o755, String::new())];
         fs::create_dir(&root).unwrap();
         fs::set_permissions(&root, fs::Permissions::from_mode(0o755)).unwrap();
@@ -244,15 +243,14 @@ mod tests {
         want.sort_by(|a, b| crate::index::path_cmp(a.0.as_bytes(), b.0.as_bytes()));
         // Directories made by create_dir_all carry the umask: read their modes back.
         for w in want.iter_mut().filter(|w| w.1 == Kind::Dir) {
-            w.3 = fs::metadata(root.parent().unwrap().join(&w.0)).unwrap().mode() & 0o7777;
+            w.3 = fs::metadata(base.join(&w.0)).unwrap().mode() & 0o7777;
         }
         for threads in [1, 2, 8] {
             let s = scan(&root, threads).unwrap();
             assert_eq!(listing(&s), want, "{threads} threads");
-            assert_eq!(s.base, fs::canonicalize(root.parent().unwrap()).unwrap());
+            assert_eq!(s.base, fs::canonicalize(&base).unwrap());
             assert_eq!(s.skipped, vec![(root.join("fifo").display().to_string(), "FIFO")], "{threads} threads");
         }
-        fs::remove_dir_all(root.parent().unwrap()).unwrap();
     }
 
     #[test]
@@ -263,6 +261,5 @@ mod tests {
         let s = scan(&dir.join("alias"), 2).unwrap();
         assert_eq!(listing(&s), vec![("file".to_owned(), Kind::File, 5, 0o644 & !crate::probe::umask().unwrap_or(0o022), String::new())]);
         assert_eq!(scan(&dir.join("missing"), 2).err().map(|e| e.code().to_owned()).as_deref(), Some("E_NOT_FOUND"));
-        fs::remove_dir_all(&dir).unwrap();
     }
 }

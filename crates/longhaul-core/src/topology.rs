@@ -234,11 +234,10 @@ pub(crate) mod fake {
 mod tests {
     use super::fake::{write, FakeMachine};
     use super::*;
+    use crate::scratch::Scratch;
 
-    fn scratch(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("longhaul-topo-{name}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&d);
-        d
+    fn scratch(name: &str) -> Scratch {
+        Scratch::new(&format!("topo-{name}"))
     }
 
     #[test]
@@ -267,7 +266,6 @@ mod tests {
         assert_eq!(t.interface_for("172.17.0.5".parse().unwrap()).as_deref(), Some("docker0"), "longest prefix wins");
         assert_eq!(t.interface_for("8.8.8.8".parse().unwrap()).as_deref(), Some("eth0"), "default route");
         assert_eq!(t.interface_for("127.0.0.1".parse().unwrap()).as_deref(), Some("lo"));
-        fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]
@@ -280,7 +278,6 @@ mod tests {
         assert_eq!(t.node_of_interface("ens1f0"), Some(3));
         assert_eq!(t.node_of_block_device(8, 1), Some(2));
         assert_eq!(t.cpus.len(), 32);
-        fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]

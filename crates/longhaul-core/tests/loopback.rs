@@ -7,12 +7,12 @@ use common::snapshot;
 
 use std::fs;
 use std::os::unix::fs::{symlink, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
 use longhaul_core::{send, Digest, SchedulerKind, SendOptions, ServeOptions, Server};
 
-fn scratch(name: &str) -> PathBuf {
+fn scratch(name: &str) -> common::Scratch {
     common::scratch("core", name)
 }
 
@@ -74,7 +74,6 @@ fn a_tree_arrives_identical_over_1_and_3_streams() {
     }
     assert_eq!(node.counts().completed, 8);
     node.close();
-    fs::remove_dir_all(&base).unwrap();
 }
 
 #[test]
@@ -94,7 +93,6 @@ fn a_dest_through_a_symlink_is_refused_and_nothing_lands_outside() {
     assert_eq!(err.code(), "E_PATH_ESCAPE", "{err}");
     assert!(!base.join("up").exists());
     drop(node);
-    fs::remove_dir_all(&base).unwrap();
 }
 
 /// Regression: a cancel that lands while the pipelined queues are full used to leave readers
@@ -129,5 +127,4 @@ fn cancelling_at_any_moment_ends_every_scheduler_promptly() {
         }
     }
     drop(node);
-    fs::remove_dir_all(&base).unwrap();
 }

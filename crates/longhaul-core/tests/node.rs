@@ -6,7 +6,7 @@ mod common;
 use common::{bytes, snapshot};
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
@@ -16,7 +16,7 @@ use longhaul_core::{send, SendOptions, ServeOptions, Server};
 
 const T: Duration = Duration::from_secs(10);
 
-fn scratch(name: &str) -> PathBuf {
+fn scratch(name: &str) -> common::Scratch {
     common::scratch("node", name)
 }
 
@@ -63,7 +63,6 @@ fn authentication_is_challenge_response_and_a_wrong_token_gets_e_auth() {
     let e =
         Server::start(ServeOptions { root: dir.join("x"), listen: "0.0.0.0:0".into(), ..ServeOptions::default() }).map(|_| ()).unwrap_err();
     assert_eq!(e.code(), "E_USAGE");
-    fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -82,7 +81,6 @@ fn pull_brings_back_the_tree_byte_for_byte() {
     let e = client::get(&n.local_addr().to_string(), b".longhaul", &dir.join("out2"), &opts, &AtomicBool::new(false), &|_| {}).unwrap_err();
     assert_eq!(e.code(), "E_PATH_ESCAPE");
     assert_eq!(n.counts().completed, 1);
-    fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -104,7 +102,6 @@ fn list_names_kinds_sizes_and_hides_the_state_directory() {
     assert_eq!(c.list(b"../etc").unwrap_err().code(), "E_PATH_ESCAPE");
     // The connection survived both refusals.
     assert_eq!(c.list(b"d/sub").unwrap().len(), 14);
-    fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -158,7 +155,6 @@ fn readv_returns_what_separate_reads_return_and_keeps_the_connection_over_a_limi
     assert_eq!(r[0].as_ref().unwrap().as_slice(), &contents[2][10..15]);
     assert_eq!(r[1].as_ref().unwrap_err().code(), "E_NOT_FOUND");
     assert_eq!(r[2].as_ref().unwrap_err().code(), "E_PATH_ESCAPE");
-    fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -184,7 +180,6 @@ fn capacity_refuses_before_any_write_and_the_account_survives_a_restart() {
     drop(n);
     let n = Server::start(ServeOptions { root: root.clone(), capacity: Some(64 << 20), ..ServeOptions::default() }).unwrap();
     assert_eq!(n.counts().stored, total);
-    fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -214,7 +209,6 @@ fn third_party_copy_moves_a_tree_from_node_to_node() {
     assert_eq!(files(&a_root.join("d")), files(&dir.join("b/copied/d")));
     assert_eq!(a.counts().completed, 1);
     assert_eq!(b.counts().completed, 1);
-    fs::remove_dir_all(&dir).unwrap();
 }
 
 /// A number field of the node's stats JSON.
@@ -254,5 +248,4 @@ fn files_in_one_piece_are_linked_in_complete_and_replace_what_is_there() {
     let names: Vec<String> =
         fs::read_dir(root.join("dst/t/a")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     assert!(names.iter().all(|n| !n.starts_with(".lh-")), "temporary names left: {names:?}");
-    fs::remove_dir_all(&dir).unwrap();
 }

@@ -1,6 +1,8 @@
 //! A test that really pins: while a transfer runs, every engine thread's affinity is read back
 //! from /proc/self/task/*/status and must be the CPU the placement gave it.
 
+mod common;
+
 use std::collections::HashMap;
 use std::fs;
 use std::sync::atomic::AtomicBool;
@@ -32,8 +34,7 @@ fn engine_threads_run_where_the_placement_put_them() {
     let allowed = allowed_cpus();
     let io = *allowed.last().unwrap();
     let other = allowed[0];
-    let base = std::env::temp_dir().join(format!("longhaul-pin-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&base);
+    let base = common::scratch("pin", "threads");
     fs::create_dir_all(base.join("src")).unwrap();
     fs::write(base.join("src/data"), vec![7u8; 48 << 20]).unwrap();
     let node = Server::start(ServeOptions { root: base.join("root"), ..Default::default() }).unwrap();
@@ -74,5 +75,4 @@ fn engine_threads_run_where_the_placement_put_them() {
         assert_eq!(fs::read(base.join("root").join(&dest).join("src/data")).unwrap().len(), 48 << 20);
     }
     drop(node);
-    fs::remove_dir_all(&base).unwrap();
 }

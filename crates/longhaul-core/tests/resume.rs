@@ -50,6 +50,8 @@ struct Setup {
     src: PathBuf,
     root: PathBuf,
     node: Server,
+    /// Last, so the node stops before its directory goes.
+    _dir: common::Scratch,
 }
 
 /// A node slowed to 40 MB/s so that a cancel lands mid-transfer.
@@ -58,7 +60,7 @@ fn setup(name: &str) -> Setup {
     let (src, root) = (base.join("src"), base.join("root"));
     make_tree(&src);
     let node = Server::start(ServeOptions { root: root.clone(), rate: Some(40_000_000), ..ServeOptions::default() }).unwrap();
-    Setup { src, root, node }
+    Setup { src, root, node, _dir: base }
 }
 
 fn opts(resume: bool) -> SendOptions {

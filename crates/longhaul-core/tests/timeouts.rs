@@ -7,7 +7,6 @@ mod common;
 use std::fs;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
@@ -15,7 +14,7 @@ use longhaul_core::frame::{self, Msg};
 use longhaul_core::index::{Entry, Index, Kind};
 use longhaul_core::{send, SendOptions, ServeOptions, Server};
 
-fn scratch(name: &str) -> PathBuf {
+fn scratch(name: &str) -> common::Scratch {
     common::scratch("timeouts", name)
 }
 

@@ -219,12 +219,16 @@ fn stop_ends_every_worker() {
 fn the_end_of_the_work_wakes_parked_threads_at_once() {
     // Heavy processing with 8 threads on 2 "CPUs" parks most of them; when the last block is
     // done they must leave at once, not after their park timeout (50 ms).
+    // 40 blocks x 200 us on 2 processors is ~4 ms of work. Without the wake-up every run takes
+    // at least the park timeout; with it, the fastest of five stays well under it even when
+    // other tests share the two CPUs (one run alone can be descheduled past it).
     let params = Params { cpus: 2, min_io_threads: 1, high_watermark: 4, low_watermark: 1 };
+    let mut fastest = Duration::MAX;
     for _ in 0..5 {
         let t = std::time::Instant::now();
         let w = run(8, 40, 0, 200, params);
         assert_eq!(w.seen.into_inner().unwrap().len(), 40);
-        // 40 blocks x 200 us on 2 processors is ~4 ms of work.
-        assert!(t.elapsed() < Duration::from_millis(40), "took {:?}", t.elapsed());
+        fastest = fastest.min(t.elapsed());
     }
+    assert!(fastest < Duration::from_millis(40), "the fastest of 5 runs took {fastest:?}");
 }

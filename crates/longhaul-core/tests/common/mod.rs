@@ -2,14 +2,16 @@
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-/// A fresh, empty directory for one test: `longhaul-<suite>-<name>-<pid>` under the temp dir.
-pub fn scratch(suite: &str, name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("longhaul-{suite}-{name}-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&d);
-    fs::create_dir_all(&d).unwrap();
-    d
+#[path = "../../src/scratch.rs"]
+mod scratch_dir;
+pub use scratch_dir::Scratch;
+
+/// A fresh, empty directory for one test, `longhaul-<suite>-<name>-<pid>` under the temp dir,
+/// deleted when the test passes.
+pub fn scratch(suite: &str, name: &str) -> Scratch {
+    Scratch::new(&format!("{suite}-{name}"))
 }
 
 /// `n` pseudo-random bytes from `seed`.
