@@ -11,15 +11,19 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 
-import { median } from './data.mjs';
+import { benchOptions, median } from './data.mjs';
 import { COOLDOWN_FILE, dropCaches, readIntoCache, workloads } from './workloads.mjs';
 
-const argv = process.argv.slice(2);
-const opt = (name, dflt) => (argv.includes(name) ? argv[argv.indexOf(name) + 1] : dflt);
-const RUNS = Number(opt('--runs', 5));
-const SIZES = opt('--sizes', '1M,4M').split(',');
-const ONLY = opt('--only', 'BIG,LOSF,MIXED').split(',');
-const OUT = opt('--out', undefined);
+const args = benchOptions(import.meta.filename, {
+  runs: { type: 'string', default: '5' },
+  sizes: { type: 'string', default: '1M,4M' },
+  only: { type: 'string', default: 'BIG,LOSF,MIXED' },
+  out: { type: 'string' },
+});
+const RUNS = Number(args.runs);
+const SIZES = args.sizes.split(',');
+const ONLY = args.only.split(',');
+const OUT = args.out;
 const CLI = join(import.meta.dirname, '..', 'dist', 'cli.js');
 const log = (...a) => console.error(...a);
 const sh = (cmd) => spawnSync('bash', ['-c', cmd], { encoding: 'utf8' });

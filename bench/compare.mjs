@@ -25,15 +25,22 @@ import { cpus, tmpdir, totalmem } from 'node:os';
 import { basename, join } from 'node:path';
 import { createInterface } from 'node:readline';
 
+import { benchOptions } from './data.mjs';
 import { COOLDOWN_FILE, dropCaches, readIntoCache, workloads } from './workloads.mjs';
 
-const argv = process.argv.slice(2);
-const flag = (name) => argv.includes(name);
-const opt = (name, dflt) => (argv.includes(name) ? argv[argv.indexOf(name) + 1] : dflt);
-const QUICK = flag('--quick');
-const RUNS = Number(opt('--runs', QUICK ? 2 : 5));
-const ONLY = opt('--only', 'BIG,LOSF,MIXED').split(',');
-const TOOLS = opt('--tools', '').split(',').filter(Boolean);
+const args = benchOptions(import.meta.filename, {
+  quick: { type: 'boolean' },
+  runs: { type: 'string' },
+  only: { type: 'string', default: 'BIG,LOSF,MIXED' },
+  tools: { type: 'string', default: '' },
+  dir: { type: 'string', default: tmpdir() },
+  'no-install': { type: 'boolean' },
+  'no-write': { type: 'boolean' },
+});
+const QUICK = args.quick;
+const RUNS = Number(args.runs ?? (QUICK ? 2 : 5));
+const ONLY = args.only.split(',');
+const TOOLS = args.tools.split(',').filter(Boolean);
 const REPO = join(import.meta.dirname, '..');
 const CLI = join(REPO, 'dist', 'cli.js');
 const NODECOPY = join(REPO, 'bench', 'nodecopy.mjs');
@@ -58,7 +65,7 @@ function ensurePeers() {
   const missing = [...new Set(PEERS.filter(([bin]) => sh(`command -v ${bin}`).status !== 0).map(([, pkg]) => pkg))];
   if (missing.length === 0) return;
   const cmd = `apt-get install -y --no-install-recommends ${missing.join(' ')}`;
-  if (flag('--no-install') || process.getuid?.() !== 0 || sh('command -v apt-get').status !== 0) {
+  if (args['no-install'] || process.getuid?.() !== 0 || sh('command -v apt-get').status !== 0) {
     throw new Error(`the bench needs ${missing.join(', ')}: run \`sudo ${cmd}\``);
   }
   log(`installing the peers: ${cmd}`);
@@ -417,7 +424,7 @@ async function main() {
   if (process.platform !== 'linux') throw new Error('the bench runs on Linux');
   if (!existsSync(CLI)) throw new Error('build first: npm run build');
   ensurePeers();
-  const work = mkdtempSync(join(opt('--dir', tmpdir()), 'longhaul-compare-'));
+  const work = mkdtempSync(join(args.dir, 'longhaul-compare-'));
   chmodSync(work, 0o755);
   const srcDir = join(work, 'src');
   const dst = join(work, 'dst');
@@ -481,7 +488,7 @@ async function main() {
   merged.workloads = ['BIG', 'LOSF', 'MIXED'].map((name) => result.workloads.find((w) => w.name === name) ?? merged.workloads.find((w) => w.name === name)).filter(Boolean);
   const md = markdown({ ...result, workloads: merged.workloads });
   console.log(md);
-  if (!flag('--no-write')) {
+  if (!args['no-write']) {
     writeFileSync(join(REPO, result.json), JSON.stringify(merged, null, 2) + '\n');
     if (!QUICK) {
       const path = join(REPO, 'bench', 'RESULTS.md');

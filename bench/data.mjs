@@ -1,7 +1,8 @@
 // Workload makers and small helpers shared by the in-process benches (streams, integrity).
 import { randomFillSync } from 'node:crypto';
-import { closeSync, mkdirSync, openSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { parseArgs } from 'node:util';
 
 /** A file of `bytes` random bytes, written 8 MiB at a time. */
 export function bigFile(path, bytes) {
@@ -22,9 +23,25 @@ export function tree(root, files) {
 
 export const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-/** `--runs N` (default `dflt`) and `--out FILE` from argv. */
-export function benchArgs(argv, dflt = 3) {
-  const runs = Number(argv[argv.indexOf('--runs') + 1] || dflt) || dflt;
-  const outIdx = argv.indexOf('--out');
-  return { runs, out: outIdx >= 0 ? argv[outIdx + 1] : undefined };
+/**
+ * A bench's command-line options, read with `util.parseArgs` (`options` in its format; every
+ * value arrives as a string or a boolean). An unknown option or a missing value is an error
+ * rather than a full run with the defaults; `--help` prints the comment at the top of the
+ * bench's file (`import.meta.filename`), which says what it measures and how to run it.
+ */
+export function benchOptions(file, options) {
+  const header = readFileSync(file, 'utf8').split('\n');
+  const usage = header.slice(0, header.findIndex((l) => !l.startsWith('//'))).map((l) => l.replace(/^\/\/ ?/, '')).join('\n');
+  let values;
+  try {
+    ({ values } = parseArgs({ options: { ...options, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: false }));
+  } catch (e) {
+    console.error(`${e.message}\n\n${usage}`);
+    process.exit(2);
+  }
+  if (values.help) {
+    console.log(usage);
+    process.exit(0);
+  }
+  return values;
 }

@@ -9,9 +9,11 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { send, serve } from '../dist/index.js';
-import { benchArgs, bigFile, median, tree } from './data.mjs';
+import { benchOptions, bigFile, median, tree } from './data.mjs';
 
-const { runs, out } = benchArgs(process.argv.slice(2));
+const args = benchOptions(import.meta.filename, { runs: { type: 'string', default: '3' }, out: { type: 'string' } });
+const runs = Number(args.runs);
+const { out } = args;
 const work = mkdtempSync(join(tmpdir(), 'longhaul-bench-integrity-'));
 const GiB = 1 << 30;
 

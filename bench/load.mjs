@@ -13,13 +13,18 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 
 import { compareTrees, send } from '../dist/index.js';
+import { benchOptions } from './data.mjs';
 
-const args = process.argv.slice(2);
-const opt = (name, dflt) => (args.includes(name) ? args[args.indexOf(name) + 1] : dflt);
-const senders = Number(opt('--senders', 64));
-const files = Number(opt('--files', 1000));
-const out = opt('--out', undefined);
-const maxTransfers = Number(opt('--max-transfers', senders));
+const args = benchOptions(import.meta.filename, {
+  senders: { type: 'string', default: '64' },
+  files: { type: 'string', default: '1000' },
+  out: { type: 'string' },
+  'max-transfers': { type: 'string' },
+});
+const senders = Number(args.senders);
+const files = Number(args.files);
+const { out } = args;
+const maxTransfers = Number(args['max-transfers'] ?? senders);
 const work = mkdtempSync(join(tmpdir(), 'longhaul-bench-load-'));
 const POOL_MIB = 16 * 4; // the node's default pool: 16 buffers of 4 MiB
 const BOUND_MIB = POOL_MIB + 128;

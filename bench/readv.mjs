@@ -9,12 +9,12 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { connect, serve } from '../dist/index.js';
+import { benchOptions } from './data.mjs';
 
-const args = process.argv.slice(2);
-const opt = (name, dflt) => (args.includes(name) ? args[args.indexOf(name) + 1] : dflt);
-const runs = Number(opt('--runs', 9));
-const size = Number(opt('--size', 4096));
-const out = opt('--out', undefined);
+const args = benchOptions(import.meta.filename, { runs: { type: 'string', default: '9' }, size: { type: 'string', default: '4096' }, out: { type: 'string' } });
+const runs = Number(args.runs);
+const size = Number(args.size);
+const { out } = args;
 const work = mkdtempSync(join(tmpdir(), 'longhaul-readv-'));
 const FILES = 100;
 

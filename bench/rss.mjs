@@ -10,8 +10,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 
-const args = process.argv.slice(2);
-const gib = Number(args[args.indexOf('--gib') + 1] || 4) || 4;
+import { benchOptions } from './data.mjs';
+
+const gib = Number(benchOptions(import.meta.filename, { gib: { type: 'string', default: '4' } }).gib);
 const CLI = join(import.meta.dirname, '..', 'dist', 'cli.js');
 const work = mkdtempSync(join(tmpdir(), 'longhaul-rss-'));
 const POOL_MIB = 16 * 4; // the node's default pool: 16 buffers of 4 MiB

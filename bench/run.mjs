@@ -11,11 +11,17 @@ const benches = {
   load: 'many concurrent senders against one node: completion, verification, node RSS (load.mjs)',
   integrity: 'cost of verify full, fsync file/end and TLS against the defaults (integrity.mjs)',
   readv: 'N scattered segments in one readv vs N single reads vs local pread (readv.mjs)',
+  blocksize: 'the default block size: sizes interleaved on the workloads of compare (blocksize.mjs)',
 };
 const args = process.argv.slice(2);
+const usage = `usage: npm run bench [-- --quick] | npm run bench -- NAME [options] | npm run bench -- NAME --help\n${Object.entries(benches).map(([k, v]) => `  ${k.padEnd(9)} ${v}`).join('\n')}`;
+if (args[0] === '--help' || args[0] === '-h') {
+  console.log(usage);
+  process.exit(0);
+}
 const [name, ...rest] = !args[0] || args[0].startsWith('--') ? ['compare', ...args] : args;
 if (!(name in benches)) {
-  console.error(`usage: npm run bench [-- --quick] | npm run bench -- NAME [options]\n${Object.entries(benches).map(([k, v]) => `  ${k.padEnd(8)} ${v}`).join('\n')}`);
+  console.error(usage);
   process.exit(2);
 }
 const r = spawnSync(process.execPath, [join(import.meta.dirname, `${name}.mjs`), ...rest], { stdio: 'inherit' });

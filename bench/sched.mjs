@@ -15,12 +15,11 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { send, serve } from '../dist/index.js';
+import { benchOptions } from './data.mjs';
 
-const args = process.argv.slice(2);
-const quick = args.includes('--quick');
-const arg = (name, dflt) => (args.includes(name) ? args[args.indexOf(name) + 1] : dflt);
-const runs = Number(arg('--runs', quick ? 3 : 7));
-const out = arg('--out', undefined);
+const args = benchOptions(import.meta.filename, { quick: { type: 'boolean' }, runs: { type: 'string' }, out: { type: 'string' } });
+const { quick, out } = args;
+const runs = Number(args.runs ?? (quick ? 3 : 7));
 const size = quick ? 256 << 20 : 1 << 30;
 const GiB = 1 << 30;
 
