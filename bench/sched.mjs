@@ -5,21 +5,32 @@
 //       `dd iflag=nocache count=0`),
 //   (c) the page-cached file with a BLAKE3 of every block (CPU-heavy processing).
 // Node and sender run in this process over loopback; CPU seconds are both ends together
-// (process.cpuUsage counts every thread). Medians of --runs runs (7 unless told), interleaved
-// across the configurations, after one untimed warm-up send per workload.
-//   node bench/sched.mjs [--quick] [--runs N] [--out FILE]
+// (process.cpuUsage counts every thread). Runs are interleaved across the configurations (run 1
+// of each, then run 2, ...) after one untimed warm-up send per workload.
+//
+// Two passes per workload, so that "the best" is not the luckiest of many noisy medians:
+// tuning (--tune-runs runs, 3 unless told, of every configuration and every split) picks the
+// best hand-tuned split and the best of pipelined pinned / adaptive pinned / unpinned, as a
+// user tuning by hand would; evaluation (--runs runs, 7 unless told) then times auto, each
+// named configuration and the chosen split afresh, and the targets are judged on those runs
+// alone: auto within 5% of the configuration tuning chose, adaptive (the variant tuning
+// chose) within 10% of the chosen split. The same-run maximum over all evaluation medians
+// is reported beside it. The host's steal time (/proc/stat) during each pass is recorded:
+// on a shared VM it is CPU taken by other guests, and it moves every figure.
+//   node bench/sched.mjs [--quick] [--runs N] [--tune-runs N] [--out FILE]
 import { execSync } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
-import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { send, serve } from '../dist/index.js';
 import { benchOptions } from './data.mjs';
 
-const args = benchOptions(import.meta.filename, { quick: { type: 'boolean' }, runs: { type: 'string' }, out: { type: 'string' } });
+const args = benchOptions(import.meta.filename, { quick: { type: 'boolean' }, runs: { type: 'string' }, 'tune-runs': { type: 'string' }, out: { type: 'string' } });
 const { quick, out } = args;
 const runs = Number(args.runs ?? (quick ? 3 : 7));
+const tuneRuns = Number(args['tune-runs'] ?? (quick ? 2 : 3));
 const size = quick ? 256 << 20 : 1 << 30;
 const GiB = 1 << 30;
 
@@ -35,9 +46,18 @@ execSync('sync');
 const dropCache = () => execSync(`dd if=${file} iflag=nocache count=0 status=none`);
 const warmCache = () => execSync(`cat ${file} > /dev/null`);
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+// CPU time so far, all CPUs, in seconds: [busy, steal] (steal: taken by the host for others).
+const cpuTimes = () => {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  const hz = 100;
+  return [(f[0] + f[1] + f[2] + f[5] + f[6]) / hz, (f[7] ?? 0) / hz];
+};
 
+const AUTO = { name: 'auto (default)', opts: {} };
+const THREE = ['pipelined, pinned', 'adaptive, pinned', 'pipelined, unpinned'];
+const ADAPTIVE = ['adaptive, pinned', 'adaptive, unpinned'];
 const configs = [
-  { name: 'auto (default)', opts: {} },
+  AUTO,
   { name: 'pipelined, pinned', opts: { scheduler: 'pipelined', pin: 'always' } },
   { name: 'adaptive, pinned', opts: { scheduler: 'adaptive', pin: 'always' } },
   { name: 'pipelined, unpinned', opts: { scheduler: 'pipelined', pin: 'never' } },
@@ -54,6 +74,7 @@ const workloads = [
 
 const node = await serve({ root: join(work, 'root'), auth: false });
 const rows = [];
+const passes = [];
 let n = 0;
 const once = async (w, c) => {
   w.before();
@@ -65,48 +86,61 @@ const once = async (w, c) => {
   rmSync(join(node.root, dest), { recursive: true, force: true });
   return { secs: s.seconds, cpu: (cu.user + cu.system) / 1e6, used: s.scheduler.used };
 };
-for (const w of workloads) {
-  const all = [...configs, ...grid];
-  // One send before timing anything, so no configuration pays the workload's first run; then
-  // the runs interleaved (run 1 of every configuration, then run 2, ...), so a slow spell of
-  // the machine falls on all of them alike rather than on the ones timed during it.
-  await once(w, configs[0]);
-  const got = all.map(() => []);
-  for (let i = 0; i < runs; i++) for (const [k, c] of all.entries()) got[k].push(await once(w, c));
-  for (const [k, c] of all.entries()) {
+// `count` interleaved runs of every configuration in `list`; one row per configuration.
+const pass = async (w, phase, list, count) => {
+  const got = list.map(() => []);
+  const [busy0, steal0] = cpuTimes();
+  const t0 = performance.now();
+  for (let i = 0; i < count; i++) for (const [k, c] of list.entries()) got[k].push(await once(w, c));
+  const [busy1, steal1] = cpuTimes();
+  const wall = (performance.now() - t0) / 1000;
+  passes.push({ workload: w.name, phase, wallSeconds: wall, busyCpuSeconds: busy1 - busy0, stealCpuSeconds: steal1 - steal0 });
+  console.log(`${w.name}: ${phase} pass, ${count} runs of ${list.length}: ${wall.toFixed(0)} s; the host stole ${(steal1 - steal0).toFixed(1)} CPU s of ${(cpus().length * wall).toFixed(0)} (${cpus().length} CPUs × wall)`);
+  return list.map((c, k) => {
     const secs = got[k].map((g) => g.secs);
     const cpu = got[k].map((g) => g.cpu);
     const used = [...new Set(got[k].map((g) => g.used))].join('/');
-    const row = { workload: w.name, config: c.name, grid: Boolean(c.grid), used, MiBps: size / median(secs) / 2 ** 20, cpuSecPerGiB: median(cpu) / (size / GiB), seconds: secs };
+    const row = { workload: w.name, phase, config: c.name, grid: Boolean(c.grid), used, MiBps: size / median(secs) / 2 ** 20, cpuSecPerGiB: median(cpu) / (size / GiB), seconds: secs };
     rows.push(row);
-    console.log(`${w.name.padEnd(20)} ${c.name.padEnd(22)} ${row.MiBps.toFixed(0).padStart(6)} MiB/s  cpu ${row.cpuSecPerGiB.toFixed(2)} s/GiB  (ran ${used})`);
-  }
+    console.log(`${w.name.padEnd(20)} ${phase.padEnd(6)} ${c.name.padEnd(22)} ${row.MiBps.toFixed(0).padStart(6)} MiB/s  cpu ${row.cpuSecPerGiB.toFixed(2)} s/GiB  (ran ${used})`);
+    return row;
+  });
+};
+const best = (list) => [...list].sort((a, b) => b.MiBps - a.MiBps)[0];
+const verdicts = [];
+for (const w of workloads) {
+  // One send before timing anything, so no configuration pays the workload's first run.
+  await once(w, AUTO);
+  const tuned = await pass(w, 'tune', [...configs.slice(1), ...grid], tuneRuns);
+  const split = grid.find((g) => g.name === best(tuned.filter((r) => r.grid)).config);
+  const bestOfThree = best(tuned.filter((r) => THREE.includes(r.config))).config;
+  const adaptiveTuned = best(tuned.filter((r) => ADAPTIVE.includes(r.config))).config;
+  const evaluated = await pass(w, 'eval', [...configs, { ...split, name: `${split.name} (tuned)` }], runs);
+  const get = (name) => evaluated.find((r) => r.config === name).MiBps;
+  const auto = get(AUTO.name);
+  const adaptive = get(adaptiveTuned);
+  const splitRate = get(`${split.name} (tuned)`);
+  const sameRunBest = Math.max(...THREE.map(get));
+  verdicts.push({
+    workload: w.name,
+    tunedBest: bestOfThree,
+    autoVsTuned: auto / get(bestOfThree),
+    autoOk: auto >= 0.95 * get(bestOfThree),
+    autoVsSameRunBest: auto / sameRunBest,
+    tunedAdaptive: adaptiveTuned,
+    tunedSplit: split.name,
+    adaptiveVsTunedSplit: adaptive / splitRate,
+    adaptiveOk: adaptive >= 0.9 * splitRate,
+  });
 }
 await node.close();
 rmSync(work, { recursive: true, force: true });
 
-// Targets: auto within 5% of the best of pipelined / adaptive / unpinned; adaptive within 10%
-// of the best hand-tuned pipelined split.
-const verdicts = [];
-for (const w of workloads) {
-  const get = (name) => rows.find((r) => r.workload === w.name && r.config === name);
-  const best3 = Math.max(...['pipelined, pinned', 'adaptive, pinned', 'pipelined, unpinned'].map((k) => get(k).MiBps));
-  const bestGrid = rows.filter((r) => r.workload === w.name && r.grid).sort((a, b) => b.MiBps - a.MiBps)[0];
-  const auto = get('auto (default)').MiBps;
-  const adaptive = Math.max(get('adaptive, pinned').MiBps, get('adaptive, unpinned').MiBps);
-  verdicts.push({
-    workload: w.name,
-    autoVsBest: auto / best3,
-    autoOk: auto >= 0.95 * best3,
-    adaptiveVsBestSplit: adaptive / bestGrid.MiBps,
-    bestSplit: bestGrid.config,
-    adaptiveOk: adaptive >= 0.9 * bestGrid.MiBps,
-  });
-}
 for (const v of verdicts) {
   console.log(
-    `${v.workload.padEnd(20)} auto/best ${v.autoVsBest.toFixed(2)} ${v.autoOk ? 'ok' : 'MISSED'}; adaptive/best split (${v.bestSplit}) ${v.adaptiveVsBestSplit.toFixed(2)} ${v.adaptiveOk ? 'ok' : 'MISSED'}`,
+    `${v.workload.padEnd(20)} auto/${v.tunedBest} (tuned) ${v.autoVsTuned.toFixed(2)} ${v.autoOk ? 'ok' : 'MISSED'} (same-run best ${v.autoVsSameRunBest.toFixed(2)}); ` +
+      `${v.tunedAdaptive}/${v.tunedSplit} (tuned) ${v.adaptiveVsTunedSplit.toFixed(2)} ${v.adaptiveOk ? 'ok' : 'MISSED'}`,
   );
 }
-const result = { machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version }, size, runs, rows, verdicts };
+const result = { machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version }, size, runs, tuneRuns, passes, rows, verdicts };
 if (out) writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);

@@ -1043,10 +1043,9 @@ fn drive(e: &Engine<'_>, kind: SchedulerKind, readers: usize, processors: usize,
             SchedulerReport { requested: kind.name(), used: kind.name(), reason: format!("{} as asked", kind.name()), probe: vec![] }
         }
         SchedulerKind::Auto => {
-            // Probe windows of a twentieth of the transfer, 8 to 32 blocks each (enough to
-            // measure past thread start-up); below 16 windows' worth the probe (a phase
-            // boundary and the loser's window) would cost more than a wrong choice.
-            let window = (e.nblocks / 20).clamp(8, 32);
+            // Below 16 windows' worth the probe (a phase boundary and the loser's window)
+            // would cost more than a wrong choice.
+            let window = probe_window(e.nblocks, e.bs);
             if e.nblocks < 16 * window {
                 e.limit.store(e.nblocks, Ordering::Relaxed);
                 run_phase(SchedulerKind::Pipelined);
@@ -1102,6 +1101,17 @@ fn drive(e: &Engine<'_>, kind: SchedulerKind, readers: usize, processors: usize,
     Some(report)
 }
 
+/// Blocks in each of `auto`'s probe windows: a twentieth of the transfer, at least 8 blocks
+/// (enough to measure past thread start-up) and at most 32 blocks or 128 MiB, whichever is
+/// more. (A cap of 32 blocks alone was 128 MiB with 4 MiB blocks but 32 MiB with 1 MiB ones: a
+/// window too short to time two schedulers apart.)
+fn probe_window(nblocks: u64, block_size: u64) -> u64 {
+    let most = (PROBE_WINDOW_BYTES / block_size.max(1)).max(32);
+    (nblocks / 20).clamp(8, most)
+}
+
+const PROBE_WINDOW_BYTES: u64 = 128 << 20;
+
 /// Runs one probe window of `window` blocks on a scheduler (started by `run`) and measures its
 /// rate as the window's bytes over the time until all of them were sent. The scheduler may take
 /// `extra` blocks past the window meanwhile, so it is still running at full pace when the
@@ -1136,4 +1146,26 @@ fn probe_phase(e: &Engine<'_>, window: u64, extra: u64, run: impl FnOnce() + Sen
         let _ = h.join();
         (rate, extended)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probe_windows_are_a_twentieth_within_8_blocks_and_128_mib() {
+        const MIB: u64 = 1 << 20;
+        // 4 GiB: 128 MiB windows whatever the block size (32 blocks of 4 MiB, 128 of 1 MiB).
+        assert_eq!(probe_window(1024, 4 * MIB), 32);
+        assert_eq!(probe_window(4096, MIB), 128);
+        // 1 GiB of 1 MiB blocks: a twentieth.
+        assert_eq!(probe_window(1024, MIB), 51);
+        // Small blocks: a twentieth, up to 128 MiB of them.
+        assert_eq!(probe_window(400, 4096), 20);
+        assert_eq!(probe_window(1 << 20, 4096), 32768);
+        // Few blocks: never under 8.
+        assert_eq!(probe_window(100, MIB), 8);
+        // Blocks above 4 MiB: 32 of them.
+        assert_eq!(probe_window(10_000, 16 * MIB), 32);
+    }
 }
