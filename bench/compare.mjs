@@ -25,7 +25,7 @@ import { cpus, tmpdir, totalmem } from 'node:os';
 import { basename, join } from 'node:path';
 import { createInterface } from 'node:readline';
 
-import { benchOptions } from './data.mjs';
+import { benchOptions, cpuTimes } from './data.mjs';
 import { COOLDOWN_FILE, dropCaches, readIntoCache, workloads } from './workloads.mjs';
 
 const args = benchOptions(import.meta.filename, {
@@ -316,12 +316,16 @@ async function workload(name, src, dst, list, servers) {
       const server = t.server ? servers[t.server] : null;
       try {
         const before = server ? server.cpu() : 0;
+        const { steal: steal0 } = cpuTimes();
         const r = await t.run(src, dir);
+        const steal = cpuTimes().steal - steal0;
         await sleep(200); // reaped children (GridFTP, rsync fork per connection) are counted
         const recvCpu = r.recvCpu ?? (server ? server.cpu() - before : NaN);
-        row.runs.push({ wall: r.wall, sendCpu: r.cpu, recvCpu });
+        // The share of the machine's CPU time the host gave to other guests during the run.
+        const stolen = steal / (r.wall * cpus().length);
+        row.runs.push({ wall: r.wall, sendCpu: r.cpu, recvCpu, stolen });
         if (t.land) created += files;
-        log(`  ${name} run ${run} ${t.name}: ${r.wall.toFixed(2)} s`);
+        log(`  ${name} run ${run} ${t.name}: ${r.wall.toFixed(2)} s (host steal ${(100 * stolen).toFixed(0)}%)`);
         if (run === 1 && t.land) {
           const landed = t.land(src, dir);
           const d = spawnSync('diff', ['-rq', '--no-dereference', src, landed], { encoding: 'utf8' });
@@ -356,6 +360,7 @@ async function workload(name, src, dst, list, servers) {
         filesPerSec: runs.length ? files / median(walls) : null,
         sendCpuPerGiB: runs.length ? median(runs.map((r) => r.sendCpu)) / gib : null,
         recvCpuPerGiB: runs.length ? median(runs.map((r) => r.recvCpu)) / gib : null,
+        stolen: runs.length ? median(runs.map((r) => r.stolen)) : null,
       };
     }),
   };
@@ -396,18 +401,18 @@ function markdown(res) {
   const lines = [];
   lines.push(`## longhaul against its peers (\`npm run bench${QUICK ? ' -- --quick' : ''}\`)`, '');
   lines.push(`- Machine: ${res.machine.cpu}, ${res.machine.memGiB} GiB RAM, Linux ${res.machine.kernel}, ${res.machine.fs}; every tool over 127.0.0.1 (XRootD in a private network namespace with only loopback, as it cannot bind 127.0.0.1 alone and will not run as root).`);
-  lines.push(`- Method: \`npm run bench\` runs \`node bench/compare.mjs\` (each workload's own command and date are under its heading); runs interleaved (run 1 of every tool, then run 2, ...); median (min–max) of the wall time of the transfer alone; a fresh destination per run; each tool's first copy compared with \`diff -r\`. CPU: the sender from \`/usr/bin/time\`, the receiving server from /proc (its threads and reaped children), seconds per GiB moved. Raw figures: \`${res.json}\`.`);
+  lines.push(`- Method: \`npm run bench\` runs \`node bench/compare.mjs\` (each workload's own command and date are under its heading); runs interleaved (run 1 of every tool, then run 2, ...); median (min–max) of the wall time of the transfer alone; a fresh destination per run; each tool's first copy compared with \`diff -r\`. CPU: the sender from \`/usr/bin/time\`, the receiving server from /proc (its threads and reaped children), seconds per GiB moved. Host steal: the median share of the machine's CPU time that the hypervisor gave to other guests during the tool's runs (/proc/stat); where it is high, every tool in those minutes was slowed. Raw figures: \`${res.json}\`.`);
   lines.push(`- Used destinations are emptied (truncated, inodes kept) and deleted only at the end: deleting many files on this ext4 without a journal makes creating files ~10x slower for minutes afterwards, which would measure the file system, not the tools. After deleting, the bench writes back and drops the page cache (as root), which ends that at once; without root the next run waits 7 minutes.`);
   lines.push(`- Versions: ${Object.entries(res.versions).map(([k, v]) => `${k} ${v.replace(/^.*?(\d[\w.\-+~]*).*$/, '$1')}`).join(', ')}.`, '');
   for (const w of res.workloads) {
     lines.push(`### ${w.name}: ${w.what} (${n(w.files)} files, ${n(w.bytes / MiB)} MiB)`, '');
     lines.push(`${w.date}, \`${w.command}\`, ${w.runs} runs per tool.`, '');
-    lines.push('| tool | MiB/s | files/s | seconds, median (min–max) | CPU s/GiB sender | CPU s/GiB receiver | command |', '| --- | ---: | ---: | --- | ---: | ---: | --- |');
+    lines.push('| tool | MiB/s | files/s | seconds, median (min–max) | CPU s/GiB sender | CPU s/GiB receiver | host steal | command |', '| --- | ---: | ---: | --- | ---: | ---: | ---: | --- |');
     for (const r of w.rows) {
       const tool = r.tool.replaceAll('|', '\\|');
       const name = r.limit ? `_${tool}_` : /^longhaul/.test(tool) ? `**${tool}**` : tool;
-      if (r.error) lines.push(`| ${name} | failed: ${r.error.replaceAll('|', '\\|')} | | | | | \`${r.command.replaceAll('|', '\\|')}\` |`);
-      else lines.push(`| ${name} | ${n(r.MiBps)} | ${n(r.filesPerSec)} | ${n(r.seconds.median, 2)} (${n(r.seconds.min, 2)}–${n(r.seconds.max, 2)}) | ${n(r.sendCpuPerGiB, 2)} | ${n(r.recvCpuPerGiB, 2)} | \`${r.command.replaceAll('|', '\\|')}\` |`);
+      if (r.error) lines.push(`| ${name} | failed: ${r.error.replaceAll('|', '\\|')} | | | | | | \`${r.command.replaceAll('|', '\\|')}\` |`);
+      else lines.push(`| ${name} | ${n(r.MiBps)} | ${n(r.filesPerSec)} | ${n(r.seconds.median, 2)} (${n(r.seconds.min, 2)}–${n(r.seconds.max, 2)}) | ${n(r.sendCpuPerGiB, 2)} | ${n(r.recvCpuPerGiB, 2)} | ${r.stolen === null || r.stolen === undefined ? '–' : `${n(100 * r.stolen)}%`} | \`${r.command.replaceAll('|', '\\|')}\` |`);
     }
     lines.push('');
     if (w.targets.length) {

@@ -23,6 +23,15 @@ export function tree(root, files) {
 
 export const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
+/** CPU time so far over all CPUs, in seconds, from /proc/stat: `busy` (user, nice, system, irq,
+ * softirq) and `steal` (time the hypervisor gave to other guests while this one wanted to run:
+ * on a shared VM it slows every tool in a run, and explains much of the spread between runs). */
+export function cpuTimes() {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  const hz = 100; // USER_HZ
+  return { busy: (f[0] + f[1] + f[2] + f[5] + f[6]) / hz, steal: (f[7] ?? 0) / hz };
+}
+
 /**
  * A bench's command-line options, read with `util.parseArgs` (`options` in its format; every
  * value arrives as a string or a boolean). An unknown option or a missing value is an error

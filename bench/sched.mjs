@@ -20,12 +20,12 @@
 //   node bench/sched.mjs [--quick] [--runs N] [--tune-runs N] [--out FILE]
 import { execSync } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
-import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { send, serve } from '../dist/index.js';
-import { benchOptions } from './data.mjs';
+import { benchOptions, cpuTimes } from './data.mjs';
 
 const args = benchOptions(import.meta.filename, { quick: { type: 'boolean' }, runs: { type: 'string' }, 'tune-runs': { type: 'string' }, out: { type: 'string' } });
 const { quick, out } = args;
@@ -46,12 +46,6 @@ execSync('sync');
 const dropCache = () => execSync(`dd if=${file} iflag=nocache count=0 status=none`);
 const warmCache = () => execSync(`cat ${file} > /dev/null`);
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-// CPU time so far, all CPUs, in seconds: [busy, steal] (steal: taken by the host for others).
-const cpuTimes = () => {
-  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
-  const hz = 100;
-  return [(f[0] + f[1] + f[2] + f[5] + f[6]) / hz, (f[7] ?? 0) / hz];
-};
 
 const AUTO = { name: 'auto (default)', opts: {} };
 const THREE = ['pipelined, pinned', 'adaptive, pinned', 'pipelined, unpinned'];
@@ -89,10 +83,10 @@ const once = async (w, c) => {
 // `count` interleaved runs of every configuration in `list`; one row per configuration.
 const pass = async (w, phase, list, count) => {
   const got = list.map(() => []);
-  const [busy0, steal0] = cpuTimes();
+  const { busy: busy0, steal: steal0 } = cpuTimes();
   const t0 = performance.now();
   for (let i = 0; i < count; i++) for (const [k, c] of list.entries()) got[k].push(await once(w, c));
-  const [busy1, steal1] = cpuTimes();
+  const { busy: busy1, steal: steal1 } = cpuTimes();
   const wall = (performance.now() - t0) / 1000;
   passes.push({ workload: w.name, phase, wallSeconds: wall, busyCpuSeconds: busy1 - busy0, stealCpuSeconds: steal1 - steal0 });
   console.log(`${w.name}: ${phase} pass, ${count} runs of ${list.length}: ${wall.toFixed(0)} s; the host stole ${(steal1 - steal0).toFixed(1)} CPU s of ${(cpus().length * wall).toFixed(0)} (${cpus().length} CPUs × wall)`);
