@@ -488,7 +488,7 @@ async function main() {
   const stamp = `${result.date}-compare${QUICK ? '-quick' : ''}`;
   result.json = QUICK ? `bench/results/${stamp}.json` : 'bench/results/compare.json';
   const merged = QUICK || !existsSync(join(REPO, result.json)) ? { workloads: [] } : JSON.parse(readFileSync(join(REPO, result.json), 'utf8'));
-  const command = `node bench/compare.mjs ${argv.join(' ')}`.trim();
+  const command = `node bench/compare.mjs ${process.argv.slice(2).join(' ')}`.trim();
   for (const w of result.workloads) Object.assign(w, { date: result.date, command, runs: RUNS, machine: result.machine, versions: result.versions });
   merged.workloads = ['BIG', 'LOSF', 'MIXED'].map((name) => result.workloads.find((w) => w.name === name) ?? merged.workloads.find((w) => w.name === name)).filter(Boolean);
   const md = markdown({ ...result, workloads: merged.workloads });
