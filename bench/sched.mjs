@@ -14,8 +14,8 @@
 // user tuning by hand would; evaluation (--runs runs, 7 unless told) then times auto, each
 // named configuration and the chosen split afresh, and the targets are judged on those runs
 // alone: auto within 5% of the configuration tuning chose, adaptive (the variant tuning
-// chose) within 10% of the chosen split. The same-run maximum over all evaluation medians
-// is reported beside it. The host's steal time (/proc/stat) during each pass is recorded:
+// chose) within 10% of the chosen split. `auto` against the fastest of the three in the
+// evaluation itself is reported beside it. The host's steal time (/proc/stat) during each pass is recorded:
 // on a shared VM it is CPU taken by other guests, and it moves every figure.
 //   node bench/sched.mjs [--quick] [--runs N] [--tune-runs N] [--out FILE]
 import { execSync } from 'node:child_process';
@@ -25,7 +25,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { send, serve } from '../dist/index.js';
-import { benchOptions, cpuTimes } from './data.mjs';
+import { benchOptions, cpuTimes, median } from './data.mjs';
 
 const args = benchOptions(import.meta.filename, { quick: { type: 'boolean' }, runs: { type: 'string' }, 'tune-runs': { type: 'string' }, out: { type: 'string' } });
 const { quick, out } = args;
@@ -45,7 +45,6 @@ execSync('sync');
 
 const dropCache = () => execSync(`dd if=${file} iflag=nocache count=0 status=none`);
 const warmCache = () => execSync(`cat ${file} > /dev/null`);
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 const AUTO = { name: 'auto (default)', opts: {} };
 const THREE = ['pipelined, pinned', 'adaptive, pinned', 'pipelined, unpinned'];
