@@ -15,8 +15,8 @@
 // named configuration and the chosen split afresh, and the targets are judged on those runs
 // alone: auto within 5% of the configuration tuning chose, adaptive (the variant tuning
 // chose) within 10% of the chosen split. `auto` against the fastest of the three in the
-// evaluation itself is reported beside it. The host's steal time (/proc/stat) during each pass is recorded:
-// on a shared VM it is CPU taken by other guests, and it moves every figure.
+// evaluation itself is reported beside it. The host's steal time (/proc/stat) during each
+// pass is recorded: on a shared VM it is CPU taken by other guests, and it moves every figure.
 //   node bench/sched.mjs [--quick] [--runs N] [--tune-runs N] [--out FILE]
 import { execSync } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
