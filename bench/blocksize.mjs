@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 
 import { benchOptions, median } from './data.mjs';
-import { COOLDOWN_FILE, dropCaches, readIntoCache, workloads } from './workloads.mjs';
+import { coolDown, markDeleted, readIntoCache, workloads } from './workloads.mjs';
 
 const args = benchOptions(import.meta.filename, {
   runs: { type: 'string', default: '5' },
@@ -29,10 +29,9 @@ const log = (...a) => console.error(...a);
 const sh = (cmd) => spawnSync('bash', ['-c', cmd], { encoding: 'utf8' });
 const bytesOf = (s) => Number.parseInt(s, 10) * { K: 2 ** 10, M: 2 ** 20 }[s.at(-1)];
 
-// A recent bench deleted its trees: creating files would measure ext4's slow spell (compare.mjs).
-if (existsSync(COOLDOWN_FILE) && Date.now() - Number(readFileSync(COOLDOWN_FILE, 'utf8')) < 420_000 && !dropCaches()) {
-  throw new Error(`a bench deleted its trees less than 7 minutes ago (${COOLDOWN_FILE}); wait, or run as root`);
-}
+// A recent bench deleted its trees: creating files would measure ext4's slow spell
+// (workloads.mjs). Before the sources exist, so nothing needs reading back.
+await coolDown(log);
 const work = mkdtempSync(join(tmpdir(), 'longhaul-blocksize-'));
 const W = workloads(false);
 const root = join(work, 'root');
@@ -89,7 +88,7 @@ try {
   log('deleting the work tree, directory by directory');
   for (const d of existsSync(trash) ? readdirSync(trash) : []) rmSync(join(trash, d), { recursive: true, force: true });
   rmSync(work, { recursive: true, force: true });
-  if (!dropCaches()) writeFileSync(COOLDOWN_FILE, String(Date.now()));
+  markDeleted();
 }
 
 const f = (xs) => `${median(xs).toFixed(2)} (${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)})`;

@@ -10,9 +10,9 @@
 //
 // The ext4 here has no journal, and creating files soon after many were deleted is ~10x slower.
 // So used tree destinations are never deleted during the run: their files are truncated to 0
-// (blocks freed, inodes kept) and everything is deleted at the end, directory by directory; then
-// the page cache is written back and dropped (as root), which ends the slow spell at once; where
-// that cannot be done, the next bench run waits out a cooldown after the deletion.
+// (blocks freed, inodes kept) and everything is deleted at the end, directory by directory. The
+// next bench run waits until that deletion is 7 minutes old, then writes back and drops the page
+// cache (as root) and reads its sources back in (workloads.mjs, `coolDown`).
 //
 //   node bench/compare.mjs [--quick] [--runs N] [--only BIG,LOSF,MIXED] [--tools a,b]
 //                          [--dir /tmp] [--no-install] [--no-write]
@@ -26,7 +26,7 @@ import { basename, join } from 'node:path';
 import { createInterface } from 'node:readline';
 
 import { benchOptions, cpuTimes } from './data.mjs';
-import { COOLDOWN_FILE, dropCaches, readIntoCache, workloads } from './workloads.mjs';
+import { coolDown, markDeleted, readIntoCache, workloads } from './workloads.mjs';
 
 const args = benchOptions(import.meta.filename, {
   quick: { type: 'boolean' },
@@ -44,9 +44,6 @@ const TOOLS = args.tools.split(',').filter(Boolean);
 const REPO = join(import.meta.dirname, '..');
 const CLI = join(REPO, 'dist', 'cli.js');
 const NODECOPY = join(REPO, 'bench', 'nodecopy.mjs');
-// ext4's inode allocator (recently_deleted()) skips inodes freed in the last 60 s, or 360 s while
-// their inode-table block is still dirty, checking each candidate one by one.
-const COOLDOWN_S = 420;
 const NETNS = 'longhaul-bench';
 const MiB = 2 ** 20;
 const GiB = 2 ** 30;
@@ -402,7 +399,7 @@ function markdown(res) {
   lines.push(`## longhaul against its peers (\`npm run bench${QUICK ? ' -- --quick' : ''}\`)`, '');
   lines.push(`- Machine: ${res.machine.cpu}, ${res.machine.memGiB} GiB RAM, Linux ${res.machine.kernel}, ${res.machine.fs}; every tool over 127.0.0.1 (XRootD in a private network namespace with only loopback, as it cannot bind 127.0.0.1 alone and will not run as root).`);
   lines.push(`- Method: \`npm run bench\` runs \`node bench/compare.mjs\` (each workload's own command and date are under its heading); runs interleaved (run 1 of every tool, then run 2, ...); median (min–max) of the wall time of the transfer alone; a fresh destination per run; each tool's first copy compared with \`diff -r\`. CPU: the sender from \`/usr/bin/time\`, the receiving server from /proc (its threads and reaped children), seconds per GiB moved. Host steal: the median share of the machine's CPU time that the hypervisor gave to other guests during the tool's runs (/proc/stat); where it is high, every tool in those minutes was slowed. Raw figures: \`${res.json}\`.`);
-  lines.push(`- Used destinations are emptied (truncated, inodes kept) and deleted only at the end: deleting many files on this ext4 without a journal makes creating files ~10x slower for minutes afterwards, which would measure the file system, not the tools. After deleting, the bench writes back and drops the page cache (as root), which ends that at once; without root the next run waits 7 minutes.`);
+  lines.push(`- Used destinations are emptied (truncated, inodes kept) and deleted only at the end: deleting many files on this ext4 without a journal makes creating files ~10x slower for minutes afterwards, which would measure the file system, not the tools. The next run waits until that deletion is 7 minutes old, then writes back and drops the page cache (as root) and reads its sources back in: waiting alone, and dropping right after the deletion, were each seen to leave creation slow.`);
   lines.push(`- Versions: ${Object.entries(res.versions).map(([k, v]) => `${k} ${v.replace(/^.*?(\d[\w.\-+~]*).*$/, '$1')}`).join(', ')}.`, '');
   for (const w of res.workloads) {
     lines.push(`### ${w.name}: ${w.what} (${n(w.files)} files, ${n(w.bytes / MiB)} MiB)`, '');
@@ -450,16 +447,9 @@ async function main() {
       readIntoCache(srcs[w]);
     }
     sh('sync');
-    if (existsSync(COOLDOWN_FILE)) {
-      const left = COOLDOWN_S - (Date.now() - Number(readFileSync(COOLDOWN_FILE, 'utf8'))) / 1000;
-      if (left > 0 && dropCaches()) {
-        log('the last bench deleted its trees: dropped the page cache (ext4 creates files slowly after many deletions); reading the sources back into it');
-        for (const w of order) readIntoCache(srcs[w]);
-        rmSync(COOLDOWN_FILE, { force: true });
-      } else if (left > 0) {
-        log(`waiting ${Math.ceil(left)} s: the last bench deleted its trees, and ext4 creates files slowly for minutes after that`);
-        await sleep(left * 1000);
-      }
+    if (await coolDown(log)) {
+      log('dropped the page cache (ext4 creates files slowly after many deletions); reading the sources back into it');
+      for (const w of order) readIntoCache(srcs[w]);
     }
     Object.assign(servers, await startServers(dst, new Set(all.map((t) => t.server).filter(Boolean))));
     for (const w of order) {
@@ -478,10 +468,7 @@ async function main() {
       for (const w of readdirSync(top)) for (const d of statSync(join(top, w)).isDirectory() ? readdirSync(join(top, w)) : ['']) rmSync(join(top, w, d), { recursive: true, force: true });
     }
     rmSync(work, { recursive: true, force: true });
-    if (created > 50000) {
-      if (dropCaches()) log('dropped the page cache after deleting the trees: the next run need not wait');
-      else writeFileSync(COOLDOWN_FILE, String(Date.now()));
-    }
+    if (created > 50000) markDeleted();
   }
   // bench/results/compare.json keeps the latest full run of each workload (so `--only` runs
   // merge in); bench/RESULTS.md gets the tables between its compare markers.

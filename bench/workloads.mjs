@@ -1,17 +1,39 @@
 // The workloads of `npm run bench` (bench/compare.mjs), shared with the benches that sweep one
 // setting on the same data (bench/blocksize.mjs), with what both do about ext4 after deleting them.
 import { spawnSync } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-/** When a bench last deleted its trees without being able to drop the page cache (ms, as text). */
+/** When a bench last deleted its trees (ms, as text). */
 export const COOLDOWN_FILE = join(tmpdir(), 'longhaul-bench-deleted-at');
-// `sync` and dropping the page cache also drop the inode-table blocks that ext4 consults for
-// recently freed inodes: here, 20 minutes after ~2 million files were deleted, creation ran at
-// 3,000-6,000 files/s and went back to 30,000 at once. Needs root; false where it cannot.
+// ext4 without a journal skips inodes freed in the last 60 s, or 360 s while their inode-table
+// block is dirty (creating files dirties it again), checking each candidate one by one: creating
+// files right after many were deleted is ~10x slower. Waiting that out is not always enough:
+// 20 minutes after ~2 million files were deleted, creation still ran at 3,000-6,000 files/s and
+// went back to 30,000 at once when the page cache (and with it the inode-table blocks ext4
+// consults) was written back and dropped. Dropping right after the deletion did not help (the
+// blocks are dirtied again within the window). So: wait out the window, then drop.
+const COOLDOWN_S = 420;
+/** After deleting many files: note when, for the next bench's `coolDown`. */
+export const markDeleted = () => writeFileSync(COOLDOWN_FILE, String(Date.now()));
+/** Before timing file creation: waits until the last bench's deletion is 7 minutes old, then
+ * writes back and drops the page cache (as root). True if it dropped: page-cached sources must
+ * be read back in. */
+export async function coolDown(log) {
+  if (existsSync(COOLDOWN_FILE)) {
+    const left = COOLDOWN_S - (Date.now() - Number(readFileSync(COOLDOWN_FILE, 'utf8'))) / 1000;
+    if (left > 0) {
+      log(`waiting ${Math.ceil(left)} s: a bench deleted its trees, and ext4 creates files slowly for minutes after that`);
+      await new Promise((r) => setTimeout(r, left * 1000));
+    }
+    rmSync(COOLDOWN_FILE, { force: true });
+  }
+  return dropCaches();
+}
 /** Reads every file under `path` (or the file) so that a workload is timed page-cached. */
 export const readIntoCache = (path) => spawnSync('bash', ['-c', `find ${path} -type f -exec cat {} + > /dev/null`]);
+/** `sync` and drop the page cache; needs root, false where it cannot. */
 export const dropCaches = () => spawnSync('bash', ['-c', 'sync && echo 3 > /proc/sys/vm/drop_caches'], { stdio: 'ignore' }).status === 0;
 
 const MiB = 2 ** 20;
