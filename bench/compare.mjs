@@ -160,6 +160,7 @@ function timed(argv, { netns } = {}) {
       const wall = Number(process.hrtime.bigint() - t0) / 1e9;
       if (code !== 0) return reject(new Error(`${argv.join(' ')} exited ${code}: ${err.slice(-500)}`));
       const [u, s] = readFileSync(out, 'utf8').trim().split('\n').at(-1).split(' ').map(Number);
+      rmSync(out, { force: true });
       resolve({ wall, cpu: u + s });
     });
   });
@@ -448,7 +449,7 @@ async function main() {
     }
     sh('sync');
     if (await coolDown(log)) {
-      log('dropped the page cache (ext4 creates files slowly after many deletions); reading the sources back into it');
+      log('wrote back and dropped the page cache before timing (ext4 after deletions: workloads.mjs); reading the sources back into it');
       for (const w of order) readIntoCache(srcs[w]);
     }
     Object.assign(servers, await startServers(dst, new Set(all.map((t) => t.server).filter(Boolean))));
