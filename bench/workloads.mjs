@@ -12,8 +12,9 @@ export const COOLDOWN_FILE = join(tmpdir(), 'longhaul-bench-deleted-at');
 // files right after many were deleted is ~10x slower. Waiting that out is not always enough:
 // 20 minutes after ~2 million files were deleted, creation still ran at 3,000-6,000 files/s and
 // went back to 30,000 at once when the page cache (and with it the inode-table blocks ext4
-// consults) was written back and dropped. Dropping right after the deletion did not help (the
-// blocks are dirtied again within the window). So: wait out the window, then drop.
+// consults) was written back and dropped. Dropping right after the deletion did not help
+// (likely because creating files dirties those blocks again within the window). So: wait out
+// the window, then drop.
 const COOLDOWN_S = 420;
 /** After deleting many files: note when, for the next bench's `coolDown`. */
 export const markDeleted = () => writeFileSync(COOLDOWN_FILE, String(Date.now()));
