@@ -445,13 +445,12 @@ async function main() {
     for (const w of order) {
       log(`generating ${w}: ${WORKLOADS[w].what}`);
       srcs[w] = WORKLOADS[w].make(srcDir);
-      readIntoCache(srcs[w]);
     }
     sh('sync');
-    if (await coolDown(log)) {
-      log('wrote back and dropped the page cache before timing (ext4 after deletions: workloads.mjs); reading the sources back into it');
-      for (const w of order) readIntoCache(srcs[w]);
-    }
+    // Waits out a recent deletion and drops the page cache (as root; workloads.mjs); then every
+    // source is read into the page cache once, after the drop, so that all are timed cached.
+    if (await coolDown(log)) log('wrote back and dropped the page cache before timing (ext4 after deletions: workloads.mjs)');
+    for (const w of order) readIntoCache(srcs[w]);
     Object.assign(servers, await startServers(dst, new Set(all.map((t) => t.server).filter(Boolean))));
     for (const w of order) {
       const list = all.filter((t) => !t.only || t.only.includes(w));
