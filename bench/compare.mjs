@@ -147,9 +147,11 @@ async function stopServer(s) {
   await Promise.race([gone, sleep(5000)]);
   if (s.child.exitCode === null) signal('SIGKILL'); // never left running
 }
+let timedCalls = 0;
 function timed(argv, { netns } = {}) {
-  // Runs argv under /usr/bin/time; resolves to wall seconds and the command's CPU seconds.
-  const out = join(tmpdir(), `longhaul-bench-time-${process.pid}`);
+  // Runs argv under /usr/bin/time; resolves to wall seconds and the command's CPU seconds. Each
+  // call has its own output file: `tar | nc` times both ends at once.
+  const out = join(tmpdir(), `longhaul-bench-time-${process.pid}-${timedCalls++}`);
   const full = [...(netns ? ['ip', 'netns', 'exec', NETNS] : []), '/usr/bin/time', '-f', '%U %S', '-o', out, ...argv];
   return new Promise((resolve, reject) => {
     const t0 = process.hrtime.bigint();
