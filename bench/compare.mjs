@@ -25,7 +25,7 @@ import { cpus, tmpdir, totalmem } from 'node:os';
 import { basename, join } from 'node:path';
 import { createInterface } from 'node:readline';
 
-import { benchOptions, cpuTimes } from './data.mjs';
+import { benchOptions, cpuTimes, hostReturnedMiB } from './data.mjs';
 import { coolDown, markDeleted, readIntoCache, workloads } from './workloads.mjs';
 
 const args = benchOptions(import.meta.filename, {
@@ -317,15 +317,17 @@ async function workload(name, src, dst, list, servers) {
       try {
         const before = server ? server.cpu() : 0;
         const { steal: steal0 } = cpuTimes();
+        const returned0 = hostReturnedMiB();
         const r = await t.run(src, dir);
         const steal = cpuTimes().steal - steal0;
+        const returned = hostReturnedMiB() - returned0;
         await sleep(200); // reaped children (GridFTP, rsync fork per connection) are counted
         const recvCpu = r.recvCpu ?? (server ? server.cpu() - before : NaN);
         // The share of the machine's CPU time the host gave to other guests during the run.
         const stolen = steal / (r.wall * cpus().length);
-        row.runs.push({ wall: r.wall, sendCpu: r.cpu, recvCpu, stolen });
+        row.runs.push({ wall: r.wall, sendCpu: r.cpu, recvCpu, stolen, returned });
         if (t.land) created += files;
-        log(`  ${name} run ${run} ${t.name}: ${r.wall.toFixed(2)} s (host steal ${(100 * stolen).toFixed(0)}%)`);
+        log(`  ${name} run ${run} ${t.name}: ${r.wall.toFixed(2)} s (host steal ${(100 * stolen).toFixed(0)}%, ${returned.toFixed(0)} MiB handed back to the host)`);
         if (run === 1 && t.land) {
           const landed = t.land(src, dir);
           const d = spawnSync('diff', ['-rq', '--no-dereference', src, landed], { encoding: 'utf8' });
@@ -361,6 +363,7 @@ async function workload(name, src, dst, list, servers) {
         sendCpuPerGiB: runs.length ? median(runs.map((r) => r.sendCpu)) / gib : null,
         recvCpuPerGiB: runs.length ? median(runs.map((r) => r.recvCpu)) / gib : null,
         stolen: runs.length ? median(runs.map((r) => r.stolen)) : null,
+        returnedMiB: runs.length ? median(runs.map((r) => r.returned ?? 0)) : null,
       };
     }),
   };
@@ -401,18 +404,18 @@ function markdown(res) {
   const lines = [];
   lines.push(`## longhaul against its peers (\`npm run bench${QUICK ? ' -- --quick' : ''}\`)`, '');
   lines.push(`- Machine: ${res.machine.cpu}, ${res.machine.memGiB} GiB RAM, Linux ${res.machine.kernel}, ${res.machine.fs}; every tool over 127.0.0.1 (XRootD in a private network namespace with only loopback, as it cannot bind 127.0.0.1 alone and will not run as root).`);
-  lines.push(`- Method: \`npm run bench\` runs \`node bench/compare.mjs\` (each workload's own command and date are under its heading); runs interleaved (run 1 of every tool, then run 2, ...); median (min–max) of the wall time of the transfer alone; a fresh destination per run; each tool's first copy compared with \`diff -r\`. CPU: the sender from \`/usr/bin/time\`, the receiving server from /proc (its threads and reaped children), seconds per GiB moved. Host steal: the median share of the machine's CPU time that the hypervisor gave to other guests during the tool's runs (/proc/stat); where it is high, every tool in those minutes was slowed. Raw figures: \`${res.json}\`.`);
+  lines.push(`- Method: \`npm run bench\` runs \`node bench/compare.mjs\` (each workload's own command and date are under its heading); runs interleaved (run 1 of every tool, then run 2, ...); median (min–max) of the wall time of the transfer alone; a fresh destination per run; each tool's first copy compared with \`diff -r\`. CPU: the sender from \`/usr/bin/time\`, the receiving server from /proc (its threads and reaped children), seconds per GiB moved. Host steal: the median share of the machine's CPU time that the hypervisor gave to other guests during the tool's runs (/proc/stat); where it is high, every tool in those minutes was slowed. Handed back: the median MiB of free memory the guest returned to the host during the tool's runs (free page reporting); a run during which that happens typically takes 2-3x as long (section "memory the host takes back"). Raw figures: \`${res.json}\`.`);
   lines.push(`- Used destinations are emptied (truncated, inodes kept) and deleted only at the end: deleting many files on this ext4 without a journal makes creating files ~10x slower for minutes afterwards, which would measure the file system, not the tools. The next run waits until that deletion is 7 minutes old, then writes back and drops the page cache (as root) and reads its sources back in: waiting alone, and dropping right after the deletion, were each seen to leave creation slow.`);
   lines.push(`- Versions: ${Object.entries(res.versions).map(([k, v]) => `${k} ${v.replace(/^.*?(\d[\w.\-+~]*).*$/, '$1')}`).join(', ')}.`, '');
   for (const w of res.workloads) {
     lines.push(`### ${w.name}: ${w.what} (${n(w.files)} files, ${n(w.bytes / MiB)} MiB)`, '');
     lines.push(`${w.date}, \`${w.command}\`, ${w.runs} runs per tool.`, '');
-    lines.push('| tool | MiB/s | files/s | seconds, median (min–max) | CPU s/GiB sender | CPU s/GiB receiver | host steal | command |', '| --- | ---: | ---: | --- | ---: | ---: | ---: | --- |');
+    lines.push('| tool | MiB/s | files/s | seconds, median (min–max) | CPU s/GiB sender | CPU s/GiB receiver | host steal | handed back, MiB | command |', '| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | --- |');
     for (const r of w.rows) {
       const tool = r.tool.replaceAll('|', '\\|');
       const name = r.limit ? `_${tool}_` : /^longhaul/.test(tool) ? `**${tool}**` : tool;
-      if (r.error) lines.push(`| ${name} | failed: ${r.error.replaceAll('|', '\\|')} | | | | | | \`${r.command.replaceAll('|', '\\|')}\` |`);
-      else lines.push(`| ${name} | ${n(r.MiBps)} | ${n(r.filesPerSec)} | ${n(r.seconds.median, 2)} (${n(r.seconds.min, 2)}–${n(r.seconds.max, 2)}) | ${n(r.sendCpuPerGiB, 2)} | ${n(r.recvCpuPerGiB, 2)} | ${r.stolen === null || r.stolen === undefined ? '–' : `${n(100 * r.stolen)}%`} | \`${r.command.replaceAll('|', '\\|')}\` |`);
+      if (r.error) lines.push(`| ${name} | failed: ${r.error.replaceAll('|', '\\|')} | | | | | | | \`${r.command.replaceAll('|', '\\|')}\` |`);
+      else lines.push(`| ${name} | ${n(r.MiBps)} | ${n(r.filesPerSec)} | ${n(r.seconds.median, 2)} (${n(r.seconds.min, 2)}–${n(r.seconds.max, 2)}) | ${n(r.sendCpuPerGiB, 2)} | ${n(r.recvCpuPerGiB, 2)} | ${r.stolen === null || r.stolen === undefined ? '–' : `${n(100 * r.stolen)}%`} | ${r.returnedMiB === null || r.returnedMiB === undefined ? '–' : n(r.returnedMiB)} | \`${r.command.replaceAll('|', '\\|')}\` |`);
     }
     lines.push('');
     if (w.targets.length) {

@@ -32,6 +32,18 @@ export function cpuTimes() {
   return { busy: (f[0] + f[1] + f[2] + f[5] + f[6]) / hz, steal: (f[7] ?? 0) / hz };
 }
 
+/** MiB of free memory this KVM guest has handed back to its host so far (virtio-balloon free
+ * page reporting; 0 where the kernel has no such counter). Each page handed back costs a host
+ * fault when the guest next touches it, so a run during which the count grows was slowed by
+ * it (bench/hostmem.mjs). */
+export function hostReturnedMiB() {
+  try {
+    return Number(readFileSync('/sys/module/page_reporting/parameters/reported_kib', 'utf8')) / 1024;
+  } catch {
+    return 0;
+  }
+}
+
 /**
  * A bench's command-line options, read with `util.parseArgs` (`options` in its format; every
  * value arrives as a string or a boolean). An unknown option or a missing value is an error

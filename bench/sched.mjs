@@ -16,7 +16,8 @@
 // alone: auto within 5% of the configuration tuning chose, adaptive (the variant tuning
 // chose) within 10% of the chosen split. `auto` against the fastest of the three in the
 // evaluation itself is reported beside it. The host's steal time (/proc/stat) during each
-// pass is recorded: on a shared VM it is CPU taken by other guests, and it moves every figure.
+// pass, and the free memory handed back to the host during each run (bench/hostmem.mjs), are
+// recorded: on a shared VM both move every figure.
 //   node bench/sched.mjs [--quick] [--runs N] [--tune-runs N] [--out FILE]
 import { execSync } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
@@ -25,7 +26,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { send, serve } from '../dist/index.js';
-import { benchOptions, cpuTimes, median } from './data.mjs';
+import { benchOptions, cpuTimes, hostReturnedMiB, median } from './data.mjs';
 
 const args = benchOptions(import.meta.filename, { quick: { type: 'boolean' }, runs: { type: 'string' }, 'tune-runs': { type: 'string' }, out: { type: 'string' } });
 const { quick, out } = args;
@@ -74,10 +75,12 @@ const once = async (w, c) => {
   execSync('sync');
   const dest = `r${n++}`;
   const c0 = process.cpuUsage();
+  const r0 = hostReturnedMiB();
   const s = await send(file, `${node.url}/${dest}`, { ...w.opts, ...c.opts });
   const cu = process.cpuUsage(c0);
+  const returned = hostReturnedMiB() - r0;
   rmSync(join(node.root, dest), { recursive: true, force: true });
-  return { secs: s.seconds, cpu: (cu.user + cu.system) / 1e6, used: s.scheduler.used };
+  return { secs: s.seconds, cpu: (cu.user + cu.system) / 1e6, used: s.scheduler.used, returned };
 };
 // `count` interleaved runs of every configuration in `list`; one row per configuration.
 const pass = async (w, phase, list, count) => {
@@ -93,7 +96,9 @@ const pass = async (w, phase, list, count) => {
     const secs = got[k].map((g) => g.secs);
     const cpu = got[k].map((g) => g.cpu);
     const used = [...new Set(got[k].map((g) => g.used))].join('/');
-    const row = { workload: w.name, phase, config: c.name, grid: Boolean(c.grid), used, MiBps: size / median(secs) / 2 ** 20, cpuSecPerGiB: median(cpu) / (size / GiB), seconds: secs };
+    // MiB of free memory handed back to the host during each run (bench/hostmem.mjs).
+    const returnedMiB = got[k].map((g) => Math.round(g.returned));
+    const row = { workload: w.name, phase, config: c.name, grid: Boolean(c.grid), used, MiBps: size / median(secs) / 2 ** 20, cpuSecPerGiB: median(cpu) / (size / GiB), seconds: secs, returnedMiB };
     rows.push(row);
     console.log(`${w.name.padEnd(20)} ${phase.padEnd(6)} ${c.name.padEnd(22)} ${row.MiBps.toFixed(0).padStart(6)} MiB/s  cpu ${row.cpuSecPerGiB.toFixed(2)} s/GiB  (ran ${used})`);
     return row;
