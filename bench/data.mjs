@@ -44,6 +44,25 @@ export function hostReturnedMiB() {
   }
 }
 
+/** Waits until the guest has handed back to the host all the free memory it is going to (the
+ * counter of hostReturnedMiB still for `quietMs`, longer than the kernel's 2 s reporting delay;
+ * at most `maxMs`), so that every run starts in
+ * the same state: whatever the run before freed is then cold for every tool alike, where
+ * otherwise the tool that runs right after a large free gets warm pages and the next one cold
+ * ones (bench/RESULTS.md, "memory the host takes back"). Resolves to the seconds waited. */
+export async function hostMemorySettled(quietMs = 2500, maxMs = 30000) {
+  const t0 = performance.now();
+  let last = hostReturnedMiB();
+  let still = performance.now();
+  while (performance.now() - t0 < maxMs) {
+    await new Promise((r) => setTimeout(r, 250));
+    const now = hostReturnedMiB();
+    if (now !== last) [last, still] = [now, performance.now()];
+    else if (performance.now() - still >= quietMs) break;
+  }
+  return (performance.now() - t0) / 1000;
+}
+
 /**
  * A bench's command-line options, read with `util.parseArgs` (`options` in its format; every
  * value arrives as a string or a boolean). An unknown option or a missing value is an error
