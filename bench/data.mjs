@@ -46,10 +46,10 @@ export function hostReturnedMiB() {
 
 /** Waits until the guest has handed back to the host all the free memory it is going to (the
  * counter of hostReturnedMiB still for `quietMs`, longer than the kernel's 2 s reporting delay;
- * at most `maxMs`), so that every run starts in
- * the same state: whatever the run before freed is then cold for every tool alike, where
- * otherwise the tool that runs right after a large free gets warm pages and the next one cold
- * ones (bench/RESULTS.md, "memory the host takes back"). Resolves to the seconds waited. */
+ * at most `maxMs`), so that every run starts in the same state: whatever the run before freed
+ * is then cold for every tool alike, where otherwise the tool that runs right after a large
+ * free gets warm pages and the next one cold ones (bench/RESULTS.md, "memory the host takes
+ * back"). Resolves to the seconds waited. */
 export async function hostMemorySettled(quietMs = 2500, maxMs = 30000) {
   const t0 = performance.now();
   let last = hostReturnedMiB();

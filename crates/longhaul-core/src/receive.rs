@@ -64,8 +64,8 @@ const HASH_CHUNK: usize = 256 * 1024;
 /// The most one pwrite into the page cache takes. The kernel sizes the page-cache folios of a
 /// buffered write by its length (ext4 has large folios since Linux 6.16), and on these VMs a
 /// 1 MiB write cost 2.5x the CPU of four 256 KiB ones (fio, 2 GiB: 1.04-1.21 against
-/// 0.41-0.47 CPU s; bench/RESULTS.md, "page-cache writes"). Three more syscalls per MiB cost
-/// nothing measurable where large folios are cheap.
+/// 0.41-0.47 CPU s; bench/RESULTS.md, "page-cache writes"). Where large folios are cheap, the
+/// three more syscalls per MiB are microseconds against the ~0.2 ms a MiB takes to copy.
 const WRITE_CHUNK: usize = 256 * 1024;
 
 /// Writes all of `data` at `offset`, WRITE_CHUNK at a time.
