@@ -20,9 +20,9 @@ const COOLDOWN_S = 420;
 export const markDeleted = () => writeFileSync(COOLDOWN_FILE, String(Date.now()));
 /** Before timing file creation: waits until the last bench's deletion is 7 minutes old, then
  * writes back and drops the page cache (as root). True if it dropped: page-cached sources must
- * be read back in. */
-export async function coolDown(log) {
-  if (existsSync(COOLDOWN_FILE)) {
+ * be read back in. `creates: false` (a run that makes a few large files) skips the wait. */
+export async function coolDown(log, { creates = true } = {}) {
+  if (creates && existsSync(COOLDOWN_FILE)) {
     const left = COOLDOWN_S - (Date.now() - Number(readFileSync(COOLDOWN_FILE, 'utf8'))) / 1000;
     if (left > 0) {
       log(`waiting ${Math.ceil(left)} s: a bench deleted its trees, and ext4 creates files slowly for minutes after that`);
