@@ -14,6 +14,10 @@
 // next bench run waits until that deletion is 7 minutes old, then writes back and drops the page
 // cache (as root) and reads its sources back in (workloads.mjs, `coolDown`).
 //
+// `--quick` is a smoke run of the whole bench on small workloads, in under two minutes: it skips
+// both waits (the ext4 cool-down, and the wait before each run for freed memory to go back to
+// the host), so its timings show that every tool runs and verifies, not the ratios.
+//
 //   node bench/compare.mjs [--quick] [--runs N] [--only BIG,LOSF,MIXED] [--tools a,b]
 //                          [--dir /tmp] [--no-install] [--no-write]
 import { spawn, spawnSync } from 'node:child_process';
@@ -318,7 +322,7 @@ async function workload(name, src, dst, list, servers) {
       chmodSync(dir, 0o777);
       sh('sync');
       // Every run starts with the memory freed before it already handed back to the host.
-      await hostMemorySettled();
+      if (!QUICK) await hostMemorySettled();
       const server = t.server ? servers[t.server] : null;
       try {
         const before = server ? server.cpu() : 0;
@@ -460,7 +464,7 @@ async function main() {
     sh('sync');
     // Waits out a recent deletion and drops the page cache (as root; workloads.mjs); then every
     // source is read into the page cache once, after the drop, so that all are timed cached.
-    if (await coolDown(log, { creates: order.some((w) => w !== 'BIG') })) log('wrote back and dropped the page cache before timing (ext4 after deletions: workloads.mjs)');
+    if (await coolDown(log, { creates: !QUICK && order.some((w) => w !== 'BIG') })) log('wrote back and dropped the page cache before timing (ext4 after deletions: workloads.mjs)');
     for (const w of order) readIntoCache(srcs[w]);
     Object.assign(servers, await startServers(dst, new Set(all.map((t) => t.server).filter(Boolean))));
     for (const w of order) {
