@@ -18,11 +18,11 @@
 // over the evaluation's rounds of the two configurations' rate ratio in that round (a slow
 // spell of the VM that slows every configuration of its round alike cancels out), and apart,
 // the ratio of the two medians; a target counts as met only where both say so. `auto` against
-// the fastest of the three in the evaluation itself is reported beside them. Before each run the bench waits until the
-// guest has handed back to the host what the run before freed (bench/data.mjs,
-// hostMemorySettled), as compare.mjs does. The host's steal time (/proc/stat) during each
-// pass, and the free memory handed back to the host during each run, are recorded: on a
-// shared VM both move every figure.
+// the fastest of the three in the evaluation itself is reported beside them. Before each run
+// (but not with --quick) the bench waits until the guest has handed back to the host what the
+// run before freed (bench/data.mjs, hostMemorySettled), as compare.mjs does. The host's steal
+// time (/proc/stat) during each pass, and the free memory handed back to the host during each
+// run, are recorded: on a shared VM both move every figure.
 //   node bench/sched.mjs [--quick] [--runs N] [--tune-runs N] [--out FILE]
 import { execSync } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
@@ -79,8 +79,9 @@ const once = async (w, c) => {
   w.before();
   execSync('sync');
   // The destination of the run before was deleted, and "uncached" has just dropped the source:
-  // let that memory go back to the host now rather than during this run.
-  await hostMemorySettled();
+  // let that memory go back to the host now rather than during this run (not in a --quick
+  // smoke run, where the waits would be most of its time).
+  if (!quick) await hostMemorySettled();
   const dest = `r${n++}`;
   const c0 = process.cpuUsage();
   const r0 = hostReturnedMiB();
