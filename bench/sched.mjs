@@ -152,8 +152,8 @@ rmSync(work, { recursive: true, force: true });
 
 for (const v of verdicts) {
   console.log(
-    `${v.workload.padEnd(20)} auto/${v.tunedBest} (tuned) ${v.autoVsTuned.toFixed(2)} ${v.autoOk ? 'ok' : 'MISSED'} (medians apart ${v.autoVsTunedApart.toFixed(2)}, same-run best ${v.autoVsSameRunBest.toFixed(2)}); ` +
-      `${v.tunedAdaptive}/${v.tunedSplit} (tuned) ${v.adaptiveVsTunedSplit.toFixed(2)} ${v.adaptiveOk ? 'ok' : 'MISSED'} (medians apart ${v.adaptiveVsTunedSplitApart.toFixed(2)})`,
+    `${v.workload.padEnd(20)} auto/${v.tunedBest} (tuned) ${v.autoVsTuned.toFixed(3)} ${v.autoOk ? 'ok' : 'MISSED'} (medians apart ${v.autoVsTunedApart.toFixed(3)}, same-run best ${v.autoVsSameRunBest.toFixed(3)}); ` +
+      `${v.tunedAdaptive}/${v.tunedSplit} (tuned) ${v.adaptiveVsTunedSplit.toFixed(3)} ${v.adaptiveOk ? 'ok' : 'MISSED'} (medians apart ${v.adaptiveVsTunedSplitApart.toFixed(3)})`,
   );
 }
 const result = { machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version }, size, runs, tuneRuns, passes, rows, verdicts };
