@@ -134,10 +134,22 @@ pub struct ResumeParams {
     pub use_previous: bool,
 }
 
+/// How a data connection's loop ended without an error.
+enum StreamExit {
+    /// Its STREAM_END arrived, or the session had already stopped.
+    End,
+    /// The sender closed it before its STREAM_END.
+    Closed,
+}
+
 #[derive(Default)]
 struct State {
     attached: u16,
     ended: u16,
+    /// Data connections that closed before their STREAM_END (see `stream_closed`).
+    closed: u16,
+    /// The control connection closed without DONE: the sender was killed or cancelled.
+    sender_gone: bool,
     client_done: Option<u64>,
     failure: Option<Error>,
 }
@@ -668,38 +680,77 @@ impl Receive {
             Some(tx) => tx,
             None => return,
         };
-        if let Err(e) = self.stream_loop(&mut sock, &tx) {
-            if !self.stop.load(Ordering::Relaxed) {
-                self.fail(e);
+        match self.stream_loop(&mut sock, &tx) {
+            Ok(StreamExit::End) => {}
+            Ok(StreamExit::Closed) if self.journal.is_some() => self.stream_closed(),
+            Ok(StreamExit::Closed) => self.fail(Error::Protocol("a data connection closed before its STREAM_END".into())),
+            Err(e) => {
+                if !self.stop.load(Ordering::Relaxed) {
+                    self.fail(e);
+                }
             }
         }
     }
 
-    fn stream_loop(&self, sock: &mut TcpStream, tx: &Sender<WriteJob>) -> Result<()> {
+    /// A data connection of a journaled session closed before its STREAM_END: the sender was
+    /// killed or cancelled, and its kernel closes each connection only after delivering what it
+    /// had sent. The session fails once the control connection has closed too and every other
+    /// stream has closed or ended, so that the blocks still buffered on the other streams are
+    /// read, written and journaled, and a resume need not send them again. (Failing at the first
+    /// close, as before, shut those streams down and threw their buffers away: up to the socket
+    /// buffers of every stream per kill when the node's disk was slow.)
+    fn stream_closed(&self) {
+        let mut st = self.state.lock().expect("state lock");
+        st.closed += 1;
+        let done = st.sender_gone && st.closed + st.ended >= st.attached;
+        self.cond.notify_all();
+        drop(st);
+        if done {
+            self.fail(Error::Cancelled);
+        }
+    }
+
+    /// The control connection closed without DONE. Without a journal nothing the streams still
+    /// hold would be kept: fail at once. With one, let them deliver it first (`stream_closed`).
+    fn sender_gone(&self) {
+        if self.journal.is_none() {
+            return self.fail(Error::Cancelled);
+        }
+        let mut st = self.state.lock().expect("state lock");
+        st.sender_gone = true;
+        let done = st.closed + st.ended >= st.attached;
+        self.cond.notify_all();
+        drop(st);
+        if done {
+            self.fail(Error::Cancelled);
+        }
+    }
+
+    fn stream_loop(&self, sock: &mut TcpStream, tx: &Sender<WriteJob>) -> Result<StreamExit> {
         loop {
             if self.stop.load(Ordering::Relaxed) {
-                return Ok(());
+                return Ok(StreamExit::End);
             }
             let msg = frame::read_msg(&mut Deadline::new(sock, self.idle_timeout), 0);
             match msg? {
-                None => return Err(Error::Protocol("a data connection closed before its STREAM_END".into())),
+                None => return Ok(StreamExit::Closed),
                 Some(Msg::Block { offset, len, xxh3: want }) => {
                     let buf = self.receive_block(sock, offset, len, want, None)?;
                     if tx.send(WriteJob { buf, offset, hash: want }).is_err() {
-                        return Ok(());
+                        return Ok(StreamExit::End);
                     }
                 }
                 Some(Msg::BlockB3 { offset, len, xxh3: want, blake3 }) => {
                     let buf = self.receive_block(sock, offset, len, want, Some(&blake3))?;
                     if tx.send(WriteJob { buf, offset, hash: want }).is_err() {
-                        return Ok(());
+                        return Ok(StreamExit::End);
                     }
                 }
                 Some(Msg::StreamEnd { .. }) => {
                     let mut st = self.state.lock().expect("state lock");
                     st.ended += 1;
                     self.cond.notify_all();
-                    return Ok(());
+                    return Ok(StreamExit::End);
                 }
                 Some(m) => return Err(Error::Protocol(format!("unexpected {:?} frame on a data connection", m.frame_type()))),
             }
@@ -789,7 +840,7 @@ impl Receive {
                     Ok(Some(Msg::Done { bytes, .. })) => r.client_done(bytes),
                     Ok(Some(Msg::Error { code, message })) => r.fail(Error::remote(&code, &message)),
                     Ok(Some(m)) => r.fail(Error::Protocol(format!("unexpected {:?} frame on the control connection", m.frame_type()))),
-                    Ok(None) => r.fail(Error::Cancelled),
+                    Ok(None) => r.sender_gone(),
                     Err(e) => r.fail(e),
                 }
                 break;
