@@ -198,6 +198,23 @@ describe('hostile manifests', () => {
     expect(readdirSync(dir)).toEqual([]);
   });
 
+  it('DONE after a data connection closed without its STREAM_END is E_PROTOCOL, not a wait', async () => {
+    // A node waits for a sender's other streams once one closes early (a killed sender's
+    // buffers still arrive); a sender that then says DONE will send nothing more.
+    const c = await controlSession();
+    const index = native.encodeIndexUnchecked([entry('never.bin', 'file', { size: 10, offset: 0 })], 10);
+    c.sock.write(Buffer.concat([HELLO, manifest('closed-early', index)]));
+    await c.next(0x02);
+    const token = (await c.next(0x04)).subarray(0, 16);
+    const data = connect(node.address.port, node.address.host);
+    data.on('error', () => {});
+    data.end(frame(0x05, Buffer.concat([token, u16(0)])));
+    c.sock.write(frame(0x08, Buffer.concat([u64(0), u64(0)])));
+    await expect(c.next(0x09)).rejects.toThrow(/E_PROTOCOL/);
+    c.sock.destroy();
+    expect(readdirSync(join(node.root, 'closed-early'))).toEqual([]);
+  });
+
   it('a connection that says nothing, or dribbles a byte at a time, is cut off with E_TIMEOUT', async () => {
     const strict = await serve({ root: join(work, 'strict-root'), handshakeTimeoutMs: 300, auth: false });
     try {

@@ -134,6 +134,10 @@ pub struct ResumeParams {
     pub use_previous: bool,
 }
 
+fn closed_early() -> Error {
+    Error::Protocol("a data connection closed before its STREAM_END".into())
+}
+
 /// How a data connection's loop ended without an error.
 enum StreamExit {
     /// Its STREAM_END arrived, or the session had already stopped.
@@ -683,7 +687,7 @@ impl Receive {
         match self.stream_loop(&mut sock, &tx) {
             Ok(StreamExit::End) => {}
             Ok(StreamExit::Closed) if self.journal.is_some() => self.stream_closed(),
-            Ok(StreamExit::Closed) => self.fail(Error::Protocol("a data connection closed before its STREAM_END".into())),
+            Ok(StreamExit::Closed) => self.fail(closed_early()),
             Err(e) => {
                 if !self.stop.load(Ordering::Relaxed) {
                     self.fail(e);
@@ -699,14 +703,22 @@ impl Receive {
     /// read, written and journaled, and a resume need not send them again. (Failing at the first
     /// close, as before, shut those streams down and threw their buffers away: up to the socket
     /// buffers of every stream per kill when the node's disk was slow.)
+    /// A sender that has said DONE has no more to deliver, so a close then is an error at once
+    /// (waiting for it would wait forever: the idle timeout stops counting at DONE).
     fn stream_closed(&self) {
         let mut st = self.state.lock().expect("state lock");
         st.closed += 1;
-        let done = st.sender_gone && st.closed + st.ended >= st.attached;
+        let failure = if st.client_done.is_some() {
+            Some(closed_early())
+        } else if st.sender_gone && st.closed + st.ended >= st.attached {
+            Some(Error::Cancelled)
+        } else {
+            None
+        };
         self.cond.notify_all();
         drop(st);
-        if done {
-            self.fail(Error::Cancelled);
+        if let Some(e) = failure {
+            self.fail(e);
         }
     }
 
@@ -807,7 +819,14 @@ impl Receive {
     pub fn client_done(&self, bytes: u64) {
         let mut st = self.state.lock().expect("state lock");
         st.client_done = Some(bytes);
+        // DONE after a data connection closed without its STREAM_END: that stream's blocks
+        // will never come.
+        let early = st.closed > 0;
         self.cond.notify_all();
+        drop(st);
+        if early {
+            self.fail(closed_early());
+        }
     }
 
     /// Records the first failure and stops every thread of the session.
