@@ -215,6 +215,38 @@ describe('hostile manifests', () => {
     expect(readdirSync(join(node.root, 'closed-early'))).toEqual([]);
   });
 
+  it('a sender gone before its last STREAM_END: the session ends at that STREAM_END, not at the idle timeout', async () => {
+    // The node waits for a gone sender's streams to deliver what they hold; the last may end
+    // with its STREAM_END rather than close. (The idle timeout here is the default 60 s.)
+    const c = await controlSession();
+    const size = (4 << 20) + 10; // two blocks; the second, of 10 bytes, is sent
+    const index = native.encodeIndexUnchecked([entry('half.bin', 'file', { size, offset: 0 })], size);
+    c.sock.write(Buffer.concat([HELLO, manifest('gone-then-end', index)]));
+    await c.next(0x02);
+    const token = (await c.next(0x04)).subarray(0, 16);
+    const data = connect(node.address.port, node.address.host);
+    data.on('error', () => {});
+    const cutOff = new Promise<void>((resolve) => data.on('close', () => resolve()));
+    const XXH3_OF_DIGITS = 7918246353190764831n; // XXH3-64 of '0123456789'
+    const xxh3 = Buffer.alloc(8);
+    xxh3.writeBigUInt64LE(XXH3_OF_DIGITS);
+    const block = frame(0x06, Buffer.concat([u64(4 << 20), u32(10), xxh3]));
+    data.write(Buffer.concat([frame(0x05, Buffer.concat([token, u16(0)])), block, Buffer.from('0123456789')]));
+    const session = () => node.transfers().active.find((t) => t.path.endsWith('gone-then-end'));
+    // The block arrived: the data connection is attached.
+    await expect.poll(() => session()?.bytesDone).toBe(10);
+    c.sock.destroy();
+    // Give the node time to see the control connection close first.
+    await new Promise((r) => setTimeout(r, 300));
+    expect(session(), 'still waiting for the stream').toBeDefined();
+    data.write(frame(0x07, Buffer.concat([u64(1), u64(10)])));
+    const ended = await Promise.race([cutOff.then(() => true), new Promise((r) => setTimeout(() => r(false), 10_000))]);
+    expect(ended, 'the node closed the data connection').toBe(true);
+    data.destroy();
+    await expect.poll(() => node.transfers().recent.find((t) => t.path.endsWith('gone-then-end'))?.code).toBe('E_CANCELLED');
+    expect(existsSync(join(node.root, 'gone-then-end', 'half.bin'))).toBe(false);
+  });
+
   it('a connection that says nothing, or dribbles a byte at a time, is cut off with E_TIMEOUT', async () => {
     const strict = await serve({ root: join(work, 'strict-root'), handshakeTimeoutMs: 300, auth: false });
     try {

@@ -158,6 +158,14 @@ struct State {
     failure: Option<Error>,
 }
 
+impl State {
+    /// The sender went away and every data connection it attached has closed or ended: nothing
+    /// more will arrive, and the session fails (`Cancelled`) with what it has journaled.
+    fn sender_finished(&self) -> bool {
+        self.sender_gone && self.closed + self.ended >= self.attached
+    }
+}
+
 /// What a MANIFEST asked for, once checked against the node's limits.
 pub struct SessionParams {
     /// Destination directory, relative to the node's root.
@@ -698,19 +706,19 @@ impl Receive {
 
     /// A data connection of a journaled session closed before its STREAM_END: the sender was
     /// killed or cancelled, and its kernel closes each connection only after delivering what it
-    /// had sent. The session fails once the control connection has closed too and every other
-    /// stream has closed or ended, so that the blocks still buffered on the other streams are
-    /// read, written and journaled, and a resume need not send them again. (Failing at the first
-    /// close, as before, shut those streams down and threw their buffers away: up to the socket
-    /// buffers of every stream per kill when the node's disk was slow.)
-    /// A sender that has said DONE has no more to deliver, so a close then is an error at once
-    /// (waiting for it would wait forever: the idle timeout stops counting at DONE).
+    /// had sent. Unless the sender has said DONE (then it had nothing more to deliver, and the
+    /// close is an error at once: waiting would be for ever, as the idle timeout stops counting
+    /// at DONE), the session fails only once the control connection has closed too and every
+    /// other stream has closed or ended, so that the blocks still buffered on the other streams
+    /// are read, written and journaled, and a resume need not send them again. (Failing at the
+    /// first close shut those streams down and threw their buffers away: up to the socket buffers
+    /// of every stream per kill when the node's disk was slow.)
     fn stream_closed(&self) {
         let mut st = self.state.lock().expect("state lock");
         st.closed += 1;
         let failure = if st.client_done.is_some() {
             Some(closed_early())
-        } else if st.sender_gone && st.closed + st.ended >= st.attached {
+        } else if st.sender_finished() {
             Some(Error::Cancelled)
         } else {
             None
@@ -728,12 +736,18 @@ impl Receive {
         if self.journal.is_none() {
             return self.fail(Error::Cancelled);
         }
+        self.update_state(|st| st.sender_gone = true);
+    }
+
+    /// Changes the session's state under its lock, wakes its waiters, and fails the session
+    /// when the change leaves it with a sender gone and no data connection open.
+    fn update_state(&self, change: impl FnOnce(&mut State)) {
         let mut st = self.state.lock().expect("state lock");
-        st.sender_gone = true;
-        let done = st.closed + st.ended >= st.attached;
+        change(&mut st);
+        let finished = st.sender_finished();
         self.cond.notify_all();
         drop(st);
-        if done {
+        if finished {
             self.fail(Error::Cancelled);
         }
     }
@@ -759,9 +773,8 @@ impl Receive {
                     }
                 }
                 Some(Msg::StreamEnd { .. }) => {
-                    let mut st = self.state.lock().expect("state lock");
-                    st.ended += 1;
-                    self.cond.notify_all();
+                    // The last of a gone sender's streams may end rather than close.
+                    self.update_state(|st| st.ended += 1);
                     return Ok(StreamExit::End);
                 }
                 Some(m) => return Err(Error::Protocol(format!("unexpected {:?} frame on a data connection", m.frame_type()))),
