@@ -1,6 +1,7 @@
 // Chooses the default block size. A node started with the CLI (`longhaul serve`), and `longhaul
 // send` of each workload with each `--block-size`, the sizes interleaved by round (their order
-// rotating), `sync` before each send, a fresh destination per send (moved aside, deleted at the
+// rotating), a wait for the host to take back what the run before freed and `sync` before
+// each send, a fresh destination per send (moved aside, deleted at the
 // end: see bench/compare.mjs on ext4). Measured: the wall time of the send command, the
 // node's CPU from /proc/PID/stat, the sender's from /usr/bin/time. Each size's first copy is
 // compared with the source. Workloads are `npm run bench`'s (bench/workloads.mjs).
@@ -11,7 +12,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 
-import { benchOptions, median } from './data.mjs';
+import { benchOptions, hostMemorySettled, median } from './data.mjs';
 import { coolDown, markDeleted, readIntoCache, workloads } from './workloads.mjs';
 
 const args = benchOptions(import.meta.filename, {
@@ -63,6 +64,8 @@ try {
       for (let k = 0; k < rows.length; k++) {
         const row = rows[(k + r) % rows.length];
         const dest = `${name}-${row.size}-${r}`;
+        // What the run before freed goes back to the host first (bench/data.mjs).
+        await hostMemorySettled();
         sh('sync');
         const c0 = nodeCpu();
         const t0 = process.hrtime.bigint();
