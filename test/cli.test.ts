@@ -1,7 +1,7 @@
 // End to end through the CLI: `longhaul serve` and `longhaul send --json` as separate
 // processes, a 256 MiB random file and a 20,000-file tree, documented exit statuses.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { chmodSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 
@@ -86,6 +86,35 @@ describe('the longhaul CLI', () => {
     expect(r.lines.at(-1)).toMatchObject({ type: 'summary', files: 20_001, symlinks: 3, streams: 1 });
     expect(r.stderr).toMatch(/sent .* in 20,001 files/);
     expect(await compareTrees(join(work, 'tree'), join(root, 'tree'))).toEqual([]);
+  });
+
+  it('compare: the sent tree is identical (exit 0); a changed byte and mode and an extra file are listed (exit 1); a missing tree exits 4, a file 2', async () => {
+    const same = await run(['compare', join(work, 'tree'), join(root, 'tree'), '--json']);
+    expect(same.status, same.stderr).toBe(0);
+    expect(same.lines).toEqual([{ type: 'summary', identical: true, differences: 0 }]);
+    // A copy of part of the received tree, then changed; mtimes put back (touch keeps nanoseconds).
+    const sent = join(work, 'tree', 'small', 'dir 0');
+    const copy = join(work, 'changed');
+    execFileSync('cp', ['-a', join(root, 'tree', 'small', 'dir 0'), copy]);
+    const f2 = join(copy, 'f2');
+    const bytes = readFileSync(f2);
+    bytes[bytes.length - 1]! ^= 1;
+    writeFileSync(f2, bytes);
+    const mode = (statSync(f2).mode & 0o7777).toString(8);
+    chmodSync(f2, 0o600);
+    writeFileSync(join(copy, 'new'), '');
+    execFileSync('touch', ['-r', join(sent, 'f2'), f2]);
+    execFileSync('touch', ['-r', sent, copy]);
+    const diff = await run(['compare', sent, copy, '--json']);
+    expect(diff.status, diff.stderr).toBe(1);
+    expect(diff.lines).toEqual([
+      { type: 'difference', path: 'f2', what: 'mode', expected: mode, actual: '600' },
+      { type: 'difference', path: 'f2', what: 'content' },
+      { type: 'difference', path: 'new', what: 'extra' },
+      { type: 'summary', identical: false, differences: 3 },
+    ]);
+    expect((await run(['compare', join(work, 'tree'), join(work, 'nothing here')])).status).toBe(4);
+    expect((await run(['compare', join(work, 'tree'), f2])).status).toBe(2);
   });
 
   it('exits 3 with E_CONNECT when no node listens, and says so in one line', async () => {

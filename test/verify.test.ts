@@ -94,4 +94,9 @@ describe('compareTrees', () => {
       { path: 'd0/zz', what: 'extra' },
     ]);
   });
+
+  it('a missing tree is E_NOT_FOUND', async () => {
+    const { a } = pair();
+    await expect(compareTrees(a, join(a, 'no such dir'))).rejects.toMatchObject({ name: 'LonghaulError', code: 'E_NOT_FOUND' });
+  });
 });

@@ -4,6 +4,7 @@
 // 7 integrity, 130 cancelled, 1 anything else).
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { lstat } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
@@ -514,6 +515,40 @@ withConfig(
     fail(err, Boolean(o.json));
   }
 });
+
+program
+  .command('compare')
+  .description(
+    'compare two local trees as a transfer should leave them: entries, kinds, sizes, bytes, modes, mtimes, link targets (exit 1 when they differ)',
+  )
+  .argument('<expected>', 'the source tree (a directory)')
+  .argument('<actual>', 'the copy (a directory)')
+  .option('--no-dir-mtimes', 'leave directory mtimes out')
+  .option('--json', 'one JSON object per difference, then a summary object')
+  .action(async (expected: string, actual: string, o: { dirMtimes: boolean; json?: boolean }) => {
+    const json = Boolean(o.json);
+    try {
+      for (const dir of [expected, actual]) {
+        const st = await lstat(dir).catch(() => undefined);
+        if (!st) throw new LonghaulError('E_NOT_FOUND', `not found: ${JSON.stringify(dir)}`);
+        if (!st.isDirectory()) throw new LonghaulError('E_USAGE', `not a directory: ${JSON.stringify(dir)}`);
+      }
+      const diffs = await compareTrees(expected, actual, { dirMtimes: o.dirMtimes });
+      for (const d of diffs) {
+        if (json) process.stdout.write(`${JSON.stringify({ type: 'difference', ...d })}\n`);
+        else process.stdout.write(`${d.what} ${d.path}${d.expected === undefined ? '' : `: expected ${d.expected}, found ${d.actual}`}\n`);
+      }
+      if (json) process.stdout.write(`${JSON.stringify({ type: 'summary', identical: diffs.length === 0, differences: diffs.length })}\n`);
+      else
+        process.stderr.write(
+          diffs.length === 0 ? 'identical (entries, bytes, modes, mtimes, link targets)\n' : `${fmt.plural(diffs.length, 'difference')}\n`,
+        );
+      // As diff and cmp: 0 the same, 1 different; errors keep their own statuses (docs/ERRORS.md).
+      process.exitCode = diffs.length === 0 ? 0 : 1;
+    } catch (err) {
+      fail(err, json);
+    }
+  });
 
 program
   .command('doctor')

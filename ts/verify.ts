@@ -9,6 +9,8 @@ import type { BigIntStats } from 'node:fs';
 import { lstat, open, readdir, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 
+import { LonghaulError } from './errors.js';
+
 export interface TreeDifference {
   path: string;
   what: 'missing' | 'extra' | 'kind' | 'size' | 'content' | 'mode' | 'mtime' | 'target';
@@ -92,9 +94,29 @@ const kindOf = (st: BigIntStats): string => (st.isSymbolicLink() ? 'symlink' : s
 
 /**
  * Lists every difference between `expected` and `actual`; an empty list means identical.
- * Differences come in the order of their paths (code units), the extra entries last.
+ * Differences come in the order of their paths (code units), the extra entries last. Rejects
+ * with E_NOT_FOUND when a tree (or an entry, removed while comparing) is missing, E_IO on any
+ * other file system error.
  */
 export async function compareTrees(expected: string, actual: string, opts: CompareOptions = {}): Promise<TreeDifference[]> {
+  try {
+    return await compare(expected, actual, opts);
+  } catch (err) {
+    throw asLonghaulError(err);
+  }
+}
+
+/** A missing tree is E_NOT_FOUND; any other file system error E_IO, naming the path. */
+function asLonghaulError(err: unknown): unknown {
+  const e = err as NodeJS.ErrnoException;
+  if (typeof e?.code !== 'string' || !e.syscall) return err;
+  const where = e.path === undefined ? '' : `: ${JSON.stringify(e.path)}`;
+  return e.code === 'ENOENT'
+    ? new LonghaulError('E_NOT_FOUND', `not found while comparing trees${where}`, { cause: err })
+    : new LonghaulError('E_IO', `${e.syscall} failed while comparing trees${where}: ${e.code}`, { cause: err });
+}
+
+async function compare(expected: string, actual: string, opts: CompareOptions): Promise<TreeDifference[]> {
   const [a, b] = await Promise.all([listTree(expected), listTree(actual)]);
   const paths = [...a.keys()].sort();
   const found: TreeDifference[][] = paths.map(() => []);
