@@ -838,6 +838,7 @@ module.exports = nativeBinding
 module.exports.BindingCancel = nativeBinding.BindingCancel
 module.exports.BindingClient = nativeBinding.BindingClient
 module.exports.BindingServer = nativeBinding.BindingServer
+module.exports.compareTrees = nativeBinding.compareTrees
 module.exports.connect = nativeBinding.connect
 module.exports.copy = nativeBinding.copy
 module.exports.doctor = nativeBinding.doctor

@@ -7,6 +7,7 @@ pub mod adaptive;
 pub mod auth;
 mod blockset;
 pub mod client;
+pub mod compare;
 pub mod doctor;
 pub mod error;
 pub mod frame;

@@ -7,6 +7,7 @@ extern crate napi_derive;
 
 mod cancel;
 mod client;
+mod compare;
 mod doctor;
 mod error;
 mod progress;

@@ -1,0 +1,290 @@
+//! Compares two local trees the way a user checks a copy: the same entries, kinds, sizes, bytes,
+//! modes, mtimes (to the nanosecond) and symlink targets. Behind `longhaul compare` and the
+//! SDK's `compareTrees`, which the demo and the tests use to check every transfer.
+//!
+//! Each tree is walked on a thread of its own (lstat of every entry), then THREADS threads
+//! compare the entries, each reading through its own pair of CHUNK-byte buffers.
+
+use std::collections::HashMap;
+use std::fs::{self, File, Metadata};
+use std::io::{ErrorKind, Read};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use crate::error::{lossy, Error, Result};
+
+const THREADS: usize = 4;
+const CHUNK: usize = 256 << 10;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum What {
+    Missing,
+    Extra,
+    Kind,
+    Size,
+    Content,
+    Mode,
+    Mtime,
+    Target,
+}
+
+impl What {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            What::Missing => "missing",
+            What::Extra => "extra",
+            What::Kind => "kind",
+            What::Size => "size",
+            What::Content => "content",
+            What::Mode => "mode",
+            What::Mtime => "mtime",
+            What::Target => "target",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Difference {
+    /// Relative to both roots, `/`-separated (not UTF-8 shown lossily).
+    pub path: String,
+    pub what: What,
+    pub expected: Option<String>,
+    pub actual: Option<String>,
+}
+
+/// Every difference between `expected` and `actual`, in the byte order of their paths, the
+/// entries only in `actual` (`Extra`) last. An empty list means identical. `dir_mtimes: false`
+/// leaves directory mtimes out.
+pub fn compare_trees(expected: &Path, actual: &Path, dir_mtimes: bool) -> Result<Vec<Difference>> {
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| list_tree(expected));
+        let b = list_tree(actual);
+        (a.join().expect("walking a tree"), b)
+    });
+    let (a, b) = (a?, b?);
+    let mut paths: Vec<&Vec<u8>> = a.keys().collect();
+    paths.sort();
+    let found: Vec<Mutex<Vec<Difference>>> = paths.iter().map(|_| Mutex::new(Vec::new())).collect();
+    let next = AtomicUsize::new(0);
+    let failure: Mutex<Option<Error>> = Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..THREADS.min(paths.len()) {
+            s.spawn(|| {
+                let mut bufs = (vec![0u8; CHUNK], vec![0u8; CHUNK]);
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= paths.len() || failure.lock().expect("failure lock").is_some() {
+                        return;
+                    }
+                    let rel = paths[i];
+                    let mut out = Vec::new();
+                    let r = compare_one(expected, actual, rel, &a[rel], b.get(rel), dir_mtimes, &mut bufs, &mut out);
+                    match r {
+                        Ok(()) => *found[i].lock().expect("result lock") = out,
+                        Err(e) => {
+                            failure.lock().expect("failure lock").get_or_insert(e);
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    if let Some(e) = failure.into_inner().expect("failure lock") {
+        return Err(e);
+    }
+    let mut diffs: Vec<Difference> = found.into_iter().flat_map(|m| m.into_inner().expect("result lock")).collect();
+    let mut extra: Vec<&Vec<u8>> = b.keys().filter(|p| !a.contains_key(*p)).collect();
+    extra.sort();
+    diffs.extend(extra.into_iter().map(|p| Difference { path: lossy(p), what: What::Extra, expected: None, actual: None }));
+    Ok(diffs)
+}
+
+fn join(root: &Path, rel: &[u8]) -> PathBuf {
+    root.join(std::ffi::OsStr::from_bytes(rel))
+}
+
+fn io_error(op: &'static str, path: &Path, e: std::io::Error) -> Error {
+    match e.kind() {
+        ErrorKind::NotFound => Error::NotFound { path: path.display().to_string() },
+        _ => Error::io(op, path.as_os_str().as_bytes(), e),
+    }
+}
+
+/// Every entry under `root` by its relative path, with its lstat.
+fn list_tree(root: &Path) -> Result<HashMap<Vec<u8>, Metadata>> {
+    let mut out = HashMap::new();
+    let mut dirs: Vec<Vec<u8>> = vec![Vec::new()];
+    while let Some(dir) = dirs.pop() {
+        let at = join(root, &dir);
+        for entry in fs::read_dir(&at).map_err(|e| io_error("reading the directory", &at, e))? {
+            let entry = entry.map_err(|e| io_error("reading the directory", &at, e))?;
+            let mut rel = dir.clone();
+            if !rel.is_empty() {
+                rel.push(b'/');
+            }
+            rel.extend_from_slice(entry.file_name().as_bytes());
+            let path = join(root, &rel);
+            let md = fs::symlink_metadata(&path).map_err(|e| io_error("lstat", &path, e))?;
+            if md.is_dir() {
+                dirs.push(rel.clone());
+            }
+            out.insert(rel, md);
+        }
+    }
+    Ok(out)
+}
+
+fn kind_of(md: &Metadata) -> &'static str {
+    let t = md.file_type();
+    if t.is_symlink() {
+        "symlink"
+    } else if t.is_dir() {
+        "dir"
+    } else if t.is_file() {
+        "file"
+    } else {
+        "other"
+    }
+}
+
+fn mtime_ns(md: &Metadata) -> i128 {
+    md.mtime() as i128 * 1_000_000_000 + md.mtime_nsec() as i128
+}
+
+#[allow(clippy::too_many_arguments)]
+fn compare_one(
+    expected: &Path,
+    actual: &Path,
+    rel: &[u8],
+    sa: &Metadata,
+    sb: Option<&Metadata>,
+    dir_mtimes: bool,
+    bufs: &mut (Vec<u8>, Vec<u8>),
+    out: &mut Vec<Difference>,
+) -> Result<()> {
+    let diff = |what, expected: Option<String>, actual: Option<String>| Difference { path: lossy(rel), what, expected, actual };
+    let Some(sb) = sb else {
+        out.push(diff(What::Missing, None, None));
+        return Ok(());
+    };
+    let (ka, kb) = (kind_of(sa), kind_of(sb));
+    if ka != kb {
+        out.push(diff(What::Kind, Some(ka.into()), Some(kb.into())));
+        return Ok(());
+    }
+    let (pa, pb) = (join(expected, rel), join(actual, rel));
+    if ka == "symlink" {
+        let ta = fs::read_link(&pa).map_err(|e| io_error("readlink", &pa, e))?;
+        let tb = fs::read_link(&pb).map_err(|e| io_error("readlink", &pb, e))?;
+        if ta != tb {
+            out.push(diff(What::Target, Some(ta.display().to_string()), Some(tb.display().to_string())));
+        }
+        return Ok(());
+    }
+    let (ma, mb) = (sa.permissions().mode() & 0o7777, sb.permissions().mode() & 0o7777);
+    if ma != mb {
+        out.push(diff(What::Mode, Some(format!("{ma:o}")), Some(format!("{mb:o}"))));
+    }
+    if (ka == "file" || dir_mtimes) && mtime_ns(sa) != mtime_ns(sb) {
+        out.push(diff(What::Mtime, Some(mtime_ns(sa).to_string()), Some(mtime_ns(sb).to_string())));
+    }
+    if ka == "file" {
+        if sa.len() != sb.len() {
+            out.push(diff(What::Size, Some(sa.len().to_string()), Some(sb.len().to_string())));
+        } else if !same_bytes(&pa, &pb, bufs)? {
+            out.push(diff(What::Content, None, None));
+        }
+    }
+    Ok(())
+}
+
+/// Whether two files hold the same bytes, read to the end of both.
+fn same_bytes(a: &Path, b: &Path, (ba, bb): &mut (Vec<u8>, Vec<u8>)) -> Result<bool> {
+    let mut fa = File::open(a).map_err(|e| io_error("open", a, e))?;
+    let mut fb = File::open(b).map_err(|e| io_error("open", b, e))?;
+    loop {
+        let na = read_full(&mut fa, ba).map_err(|e| io_error("read", a, e))?;
+        let nb = read_full(&mut fb, bb).map_err(|e| io_error("read", b, e))?;
+        if na != nb || ba[..na] != bb[..nb] {
+            return Ok(false);
+        }
+        if na < ba.len() {
+            return Ok(true);
+        }
+    }
+}
+
+/// Fills `buf` unless the file ends first; the bytes read.
+fn read_full(f: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scratch::Scratch;
+    use std::os::unix::fs::symlink;
+
+    fn pair(name: &str) -> (Scratch, PathBuf, PathBuf) {
+        let t = Scratch::new(name);
+        let (a, b) = (t.join("a"), t.join("b"));
+        fs::create_dir_all(a.join("d")).unwrap();
+        fs::write(a.join("d/f"), vec![7u8; CHUNK * 2 + 5]).unwrap();
+        fs::write(a.join("small"), b"hello").unwrap();
+        symlink("d/f", a.join("l")).unwrap();
+        assert!(std::process::Command::new("cp").arg("-a").arg(&a).arg(&b).status().unwrap().success());
+        (t, a, b)
+    }
+
+    fn whats(d: &[Difference]) -> Vec<(String, &'static str)> {
+        d.iter().map(|d| (d.path.clone(), d.what.as_str())).collect()
+    }
+
+    #[test]
+    fn a_faithful_copy_has_no_difference() {
+        let (_t, a, b) = pair("compare-same");
+        assert_eq!(compare_trees(&a, &b, true).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn each_kind_of_difference_is_found_in_path_order() {
+        let (_t, a, b) = pair("compare-diffs");
+        // The last byte of a file three reads long, with its mtime kept.
+        let mut bytes = fs::read(b.join("d/f")).unwrap();
+        *bytes.last_mut().unwrap() ^= 1;
+        fs::write(b.join("d/f"), bytes).unwrap();
+        assert!(std::process::Command::new("touch").arg("-r").arg(a.join("d/f")).arg(b.join("d/f")).status().unwrap().success());
+        fs::set_permissions(b.join("small"), fs::Permissions::from_mode(0o600)).unwrap();
+        fs::remove_file(b.join("l")).unwrap();
+        symlink("d/g", b.join("l")).unwrap();
+        fs::write(b.join("new"), b"").unwrap();
+        let d = compare_trees(&a, &b, false).unwrap();
+        assert_eq!(whats(&d), vec![("d/f".into(), "content"), ("l".into(), "target"), ("small".into(), "mode"), ("new".into(), "extra")]);
+        let mode = format!("{:o}", fs::metadata(a.join("small")).unwrap().permissions().mode() & 0o7777);
+        assert_eq!((d[2].expected.as_deref(), d[2].actual.as_deref()), (Some(mode.as_str()), Some("600")));
+        // Directory mtimes count unless left out: "new" changed the root's, which is not an entry.
+        fs::remove_file(b.join("small")).unwrap();
+        fs::create_dir(b.join("small")).unwrap();
+        let d = compare_trees(&a, &b, true).unwrap();
+        assert!(whats(&d).contains(&("small".into(), "kind")), "{d:?}");
+    }
+
+    #[test]
+    fn a_missing_tree_is_not_found() {
+        let (_t, a, _b) = pair("compare-missing");
+        assert!(matches!(compare_trees(&a, &a.join("nothing"), true), Err(Error::NotFound { .. })));
+    }
+}
