@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 // The longhaul command line: a thin layer over the SDK. Exit statuses are documented in
 // docs/ERRORS.md (0 success, 2 usage, 3 network, 4 source, 5 refused, 6 destination I/O,
-// 7 integrity, 130 cancelled, 1 anything else).
+// 7 integrity, 130 cancelled, 1 anything else; `compare`: 1 when the trees differ).
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { lstat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
@@ -528,8 +528,9 @@ program
   .action(async (expected: string, actual: string, o: { dirMtimes: boolean; json?: boolean }) => {
     const json = Boolean(o.json);
     try {
+      // The roots may be symlinks to directories (as with diff -r); entries below are not followed.
       for (const dir of [expected, actual]) {
-        const st = await lstat(dir).catch(() => undefined);
+        const st = await stat(dir).catch(() => undefined);
         if (!st) throw new LonghaulError('E_NOT_FOUND', `not found: ${JSON.stringify(dir)}`);
         if (!st.isDirectory()) throw new LonghaulError('E_USAGE', `not a directory: ${JSON.stringify(dir)}`);
       }
