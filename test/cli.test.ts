@@ -88,7 +88,7 @@ describe('the longhaul CLI', () => {
     expect(await compareTrees(join(work, 'tree'), join(root, 'tree'))).toEqual([]);
   });
 
-  it('compare: the sent tree is identical (exit 0); a changed byte and mode and an extra file are listed (exit 1); a missing tree exits 4, a file 2', async () => {
+  it('compare: the sent tree is identical (exit 0); a changed byte and mode and an extra file are listed (exit 1); a missing tree exits 4; two files compare too', async () => {
     const same = await run(['compare', join(work, 'tree'), join(root, 'tree'), '--json']);
     expect(same.status, same.stderr).toBe(0);
     expect(same.lines).toEqual([{ type: 'summary', identical: true, differences: 0 }]);
@@ -114,7 +114,14 @@ describe('the longhaul CLI', () => {
       { type: 'summary', identical: false, differences: 3 },
     ]);
     expect((await run(['compare', join(work, 'tree'), join(work, 'nothing here')])).status).toBe(4);
-    expect((await run(['compare', join(work, 'tree'), f2])).status).toBe(2);
+    // Two files: compared as one entry, under the first one's name.
+    expect((await run(['compare', join(sent, 'f3'), join(copy, 'f3'), '--json'])).status).toBe(0);
+    const files = await run(['compare', join(sent, 'f2'), f2, '--json']);
+    expect(files.status).toBe(1);
+    expect(files.lines.slice(0, -1)).toEqual([
+      { type: 'difference', path: 'f2', what: 'mode', expected: mode, actual: '600' },
+      { type: 'difference', path: 'f2', what: 'content' },
+    ]);
   });
 
   it('exits 3 with E_CONNECT when no node listens, and says so in one line', async () => {

@@ -519,20 +519,18 @@ withConfig(
 program
   .command('compare')
   .description(
-    'compare two local trees as a transfer should leave them: entries, kinds, sizes, bytes, modes, mtimes, link targets (exit 1 when they differ)',
+    'compare two local trees (or two files) as a transfer should leave them: entries, kinds, sizes, bytes, modes, mtimes, link targets (exit 1 when they differ)',
   )
-  .argument('<expected>', 'the source tree (a directory)')
-  .argument('<actual>', 'the copy (a directory)')
+  .argument('<expected>', 'the source: a directory, or one file')
+  .argument('<actual>', 'the copy')
   .option('--no-dir-mtimes', 'leave directory mtimes out')
   .option('--json', 'one JSON object per difference, then a summary object')
   .action(async (expected: string, actual: string, o: { dirMtimes: boolean; json?: boolean }) => {
     const json = Boolean(o.json);
     try {
-      // The roots may be symlinks to directories (as with diff -r); entries below are not followed.
-      for (const dir of [expected, actual]) {
-        const st = await stat(dir).catch(() => undefined);
-        if (!st) throw new LonghaulError('E_NOT_FOUND', `not found: ${JSON.stringify(dir)}`);
-        if (!st.isDirectory()) throw new LonghaulError('E_USAGE', `not a directory: ${JSON.stringify(dir)}`);
+      // The roots may be symlinks (as with diff -r); entries below are not followed.
+      for (const root of [expected, actual]) {
+        if (!(await stat(root).catch(() => undefined))) throw new LonghaulError('E_NOT_FOUND', `not found: ${JSON.stringify(root)}`);
       }
       const diffs = await compareTrees(expected, actual, { dirMtimes: o.dirMtimes });
       for (const d of diffs) {

@@ -19,7 +19,8 @@ export interface CompareOptions {
 
 /**
  * Lists every difference between `expected` and `actual`; an empty list means identical.
- * Differences come in the byte order of their paths, the extra entries last. Rejects with
+ * Differences come in the byte order of their paths, the extra entries last. Two files (or a
+ * file and a directory) are compared as one entry, under the name of `expected`. Rejects with
  * E_NOT_FOUND when a tree (or an entry, removed while comparing) is missing, E_IO on any
  * other file system error.
  */

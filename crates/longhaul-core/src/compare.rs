@@ -57,8 +57,18 @@ pub struct Difference {
 
 /// Every difference between `expected` and `actual`, in the byte order of their paths, the
 /// entries only in `actual` (`Extra`) last. An empty list means identical. `dir_mtimes: false`
-/// leaves directory mtimes out.
+/// leaves directory mtimes out. The roots are followed if they are symlinks; where either is
+/// not a directory, the two are compared as one entry (as `cmp` would, plus mode and mtime),
+/// under the name of `expected`.
 pub fn compare_trees(expected: &Path, actual: &Path, dir_mtimes: bool) -> Result<Vec<Difference>> {
+    let ma = fs::metadata(expected).map_err(|e| io_error("stat", expected, e))?;
+    let mb = fs::metadata(actual).map_err(|e| io_error("stat", actual, e))?;
+    if !ma.is_dir() || !mb.is_dir() {
+        let name = expected.file_name().map_or(&b""[..], |n| n.as_bytes());
+        let mut out = Vec::new();
+        compare_one(expected, actual, name, &ma, Some(&mb), true, &mut (vec![0u8; CHUNK], vec![0u8; CHUNK]), &mut out)?;
+        return Ok(out);
+    }
     let (a, b) = std::thread::scope(|s| {
         let a = s.spawn(|| list_tree(expected));
         let b = list_tree(actual);
@@ -81,7 +91,8 @@ pub fn compare_trees(expected: &Path, actual: &Path, dir_mtimes: bool) -> Result
                     }
                     let rel = paths[i];
                     let mut out = Vec::new();
-                    let r = compare_one(expected, actual, rel, &a[rel], b.get(rel), dir_mtimes, &mut bufs, &mut out);
+                    let (pa, pb) = (join(expected, rel), join(actual, rel));
+                    let r = compare_one(&pa, &pb, rel, &a[rel], b.get(rel), dir_mtimes, &mut bufs, &mut out);
                     match r {
                         Ok(()) => *found[i].lock().expect("result lock") = out,
                         Err(e) => {
@@ -155,10 +166,11 @@ fn mtime_ns(md: &Metadata) -> i128 {
     md.mtime() as i128 * 1_000_000_000 + md.mtime_nsec() as i128
 }
 
+/// Compares one entry, `pa` against `pb`; differences are reported under `rel`.
 #[allow(clippy::too_many_arguments)]
 fn compare_one(
-    expected: &Path,
-    actual: &Path,
+    pa: &Path,
+    pb: &Path,
     rel: &[u8],
     sa: &Metadata,
     sb: Option<&Metadata>,
@@ -176,10 +188,9 @@ fn compare_one(
         out.push(diff(What::Kind, Some(ka.into()), Some(kb.into())));
         return Ok(());
     }
-    let (pa, pb) = (join(expected, rel), join(actual, rel));
     if ka == "symlink" {
-        let ta = fs::read_link(&pa).map_err(|e| io_error("readlink", &pa, e))?;
-        let tb = fs::read_link(&pb).map_err(|e| io_error("readlink", &pb, e))?;
+        let ta = fs::read_link(pa).map_err(|e| io_error("readlink", pa, e))?;
+        let tb = fs::read_link(pb).map_err(|e| io_error("readlink", pb, e))?;
         if ta != tb {
             out.push(diff(What::Target, Some(ta.display().to_string()), Some(tb.display().to_string())));
         }
@@ -195,7 +206,7 @@ fn compare_one(
     if ka == "file" {
         if sa.len() != sb.len() {
             out.push(diff(What::Size, Some(sa.len().to_string()), Some(sb.len().to_string())));
-        } else if !same_bytes(&pa, &pb, bufs)? {
+        } else if !same_bytes(pa, pb, bufs)? {
             out.push(diff(What::Content, None, None));
         }
     }
@@ -280,6 +291,16 @@ mod tests {
         fs::create_dir(b.join("small")).unwrap();
         let d = compare_trees(&a, &b, true).unwrap();
         assert!(whats(&d).contains(&("small".into(), "kind")), "{d:?}");
+    }
+
+    #[test]
+    fn two_files_are_compared_as_one_entry() {
+        let (_t, a, b) = pair("compare-files");
+        assert_eq!(compare_trees(&a.join("d/f"), &b.join("d/f"), true).unwrap(), vec![]);
+        let d = compare_trees(&a.join("d/f"), &b.join("small"), true).unwrap();
+        assert!(whats(&d).contains(&("f".into(), "size")), "{d:?}");
+        let d = compare_trees(&a.join("d"), &b.join("small"), true).unwrap();
+        assert_eq!(whats(&d), vec![("d".into(), "kind")]);
     }
 
     #[test]
