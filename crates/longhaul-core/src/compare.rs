@@ -11,8 +11,7 @@ use std::io::{ErrorKind, Read};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::error::{lossy, Error, Result};
 
@@ -77,37 +76,41 @@ pub fn compare_trees(expected: &Path, actual: &Path, dir_mtimes: bool) -> Result
     let (a, b) = (a?, b?);
     let mut paths: Vec<&Vec<u8>> = a.keys().collect();
     paths.sort();
-    let found: Vec<Mutex<Vec<Difference>>> = paths.iter().map(|_| Mutex::new(Vec::new())).collect();
+    // Each thread keeps its differences with the index of their path; merged in path order.
     let next = AtomicUsize::new(0);
-    let failure: Mutex<Option<Error>> = Mutex::new(None);
-    std::thread::scope(|s| {
-        for _ in 0..THREADS.min(paths.len()) {
-            s.spawn(|| {
-                let mut bufs = (vec![0u8; CHUNK], vec![0u8; CHUNK]);
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= paths.len() || failure.lock().expect("failure lock").is_some() {
-                        return;
-                    }
-                    let rel = paths[i];
-                    let mut out = Vec::new();
-                    let (pa, pb) = (join(expected, rel), join(actual, rel));
-                    let r = compare_one(&pa, &pb, rel, &a[rel], b.get(rel), dir_mtimes, &mut bufs, &mut out);
-                    match r {
-                        Ok(()) => *found[i].lock().expect("result lock") = out,
-                        Err(e) => {
-                            failure.lock().expect("failure lock").get_or_insert(e);
-                            return;
+    let failed = AtomicBool::new(false);
+    let per_thread: Vec<Result<Vec<(usize, Difference)>>> = std::thread::scope(|s| {
+        let threads: Vec<_> = (0..THREADS.min(paths.len()))
+            .map(|_| {
+                s.spawn(|| {
+                    let mut bufs = (vec![0u8; CHUNK], vec![0u8; CHUNK]);
+                    let mut found = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= paths.len() || failed.load(Ordering::Relaxed) {
+                            return Ok(found);
                         }
+                        let rel = paths[i];
+                        let (pa, pb) = (join(expected, rel), join(actual, rel));
+                        let mut out = Vec::new();
+                        if let Err(e) = compare_one(&pa, &pb, rel, &a[rel], b.get(rel), dir_mtimes, &mut bufs, &mut out) {
+                            failed.store(true, Ordering::Relaxed);
+                            return Err(e);
+                        }
+                        found.extend(out.into_iter().map(|d| (i, d)));
                     }
-                }
-            });
-        }
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().expect("comparing files")).collect()
     });
-    if let Some(e) = failure.into_inner().expect("failure lock") {
-        return Err(e);
+    let mut found = Vec::new();
+    for r in per_thread {
+        found.extend(r?);
     }
-    let mut diffs: Vec<Difference> = found.into_iter().flat_map(|m| m.into_inner().expect("result lock")).collect();
+    // Stable: one path's differences keep their order.
+    found.sort_by_key(|(i, _)| *i);
+    let mut diffs: Vec<Difference> = found.into_iter().map(|(_, d)| d).collect();
     let mut extra: Vec<&Vec<u8>> = b.keys().filter(|p| !a.contains_key(*p)).collect();
     extra.sort();
     diffs.extend(extra.into_iter().map(|p| Difference { path: lossy(p), what: What::Extra, expected: None, actual: None }));
