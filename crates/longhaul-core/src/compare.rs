@@ -203,8 +203,9 @@ fn compare_one(
     if ma != mb {
         out.push(diff(What::Mode, Some(format!("{ma:o}")), Some(format!("{mb:o}"))));
     }
-    if (ka == "file" || dir_mtimes) && mtime_ns(sa) != mtime_ns(sb) {
-        out.push(diff(What::Mtime, Some(mtime_ns(sa).to_string()), Some(mtime_ns(sb).to_string())));
+    let (ta, tb) = (mtime_ns(sa), mtime_ns(sb));
+    if (ka == "file" || dir_mtimes) && ta != tb {
+        out.push(diff(What::Mtime, Some(ta.to_string()), Some(tb.to_string())));
     }
     if ka == "file" {
         if sa.len() != sb.len() {
