@@ -57,6 +57,16 @@ describe('schedulers', () => {
     }
   }
 
+  it('the adaptive workers take the streams in turn: every stream carries blocks, even with more streams than CPUs', async () => {
+    const s = await send(join(src, 'big.bin'), `${node.url}/adaptive-streams`, { scheduler: 'adaptive', streams: 5 });
+    expect(s.perStreamBytes).toHaveLength(5);
+    expect(
+      s.perStreamBytes.every((b) => b > 0),
+      JSON.stringify(s.perStreamBytes),
+    ).toBe(true);
+    expect(s.perStreamBytes.reduce((a, b) => a + b, 0)).toBe(96 << 20);
+  });
+
   it('placement is reported, and pin: always binds the engine threads', async () => {
     const s = await send(join(src, 'big.bin'), `${node.url}/pinned`, { pin: 'always', scheduler: 'pipelined' });
     expect(s.placement.pinned).toBe(true);

@@ -15,6 +15,7 @@
 //! Threads are bound to CPUs when the placement says so (`placement.rs`).
 
 use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::ffi::OsStr;
 use std::fs::File;
 use std::net::{IpAddr, Shutdown, TcpStream};
@@ -325,7 +326,8 @@ struct Engine<'a> {
     stream_blocks: Vec<AtomicU64>,
     block_done: Vec<AtomicBool>,
     sockets: &'a [TcpStream],
-    free_streams: Mutex<Vec<usize>>,
+    /// Streams free for the next send, taken in turn (see `with_stream`).
+    free_streams: Mutex<VecDeque<usize>>,
     stream_ready: Condvar,
     placement: Placement,
     pinned: Mutex<Vec<ThreadPin>>,
@@ -578,6 +580,8 @@ impl Engine<'_> {
     }
 
     /// Takes a free stream for the duration of one send (adaptive mode shares the streams).
+    /// The one free longest goes first: with fewer workers sending at once than there are
+    /// streams, a stack would hand the same few back every time and leave the rest idle.
     fn with_stream(&self, f: impl FnOnce(usize) -> Result<()>) -> Result<()> {
         let i = {
             let mut free = self.free_streams.lock().expect("streams lock");
@@ -585,14 +589,14 @@ impl Engine<'_> {
                 if self.run.stopped() {
                     return Err(Error::Cancelled);
                 }
-                if let Some(i) = free.pop() {
+                if let Some(i) = free.pop_front() {
                     break i;
                 }
                 free = self.stream_ready.wait_timeout(free, Duration::from_millis(50)).expect("streams lock").0;
             }
         };
         let r = f(i);
-        self.free_streams.lock().expect("streams lock").push(i);
+        self.free_streams.lock().expect("streams lock").push_back(i);
         self.stream_ready.notify_one();
         r
     }
@@ -795,7 +799,7 @@ pub(crate) fn transmit(
         stream_blocks: (0..streams).map(|_| AtomicU64::new(0)).collect(),
         block_done,
         sockets: &sockets,
-        free_streams: Mutex::new((0..streams as usize).rev().collect()),
+        free_streams: Mutex::new((0..streams as usize).collect()),
         stream_ready: Condvar::new(),
         placement,
         pinned: Mutex::new(Vec::new()),
