@@ -7,7 +7,7 @@ const benches = {
   compare: 'longhaul against GridFTP, XRootD, rsync, tar | nc and a Node.js copy (compare.mjs; the default)',
   sched: 'schedulers: pipelined vs adaptive vs unpinned vs auto (sched.mjs)',
   streams: 'the default stream count (streams.mjs)',
-  rss: 'receiver peak RSS for a 4 GiB file (rss.mjs)',
+  rss: 'peak RSS of node and sender for a 4 GiB file, and per file of a tree with --files N (rss.mjs)',
   load: 'many concurrent senders against one node: completion, verification, node RSS (load.mjs)',
   integrity: 'cost of verify full, fsync file/end and TLS against the defaults (integrity.mjs)',
   readv: 'N scattered segments in one readv vs N single reads vs local pread (readv.mjs)',
