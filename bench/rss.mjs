@@ -2,10 +2,10 @@
 // /usr/bin/time -v, the sender as `longhaul send` under /usr/bin/time -v too. The bound to meet
 // is the node's pool size + 64 MiB. An idle node (started and stopped) gives Node.js's own
 // baseline in the same run.
-// With `--files N` it also sends a tree of N small files (0-8 KiB, 200 to a directory) and
-// reports what each file of a transfer costs in memory on both ends: the content index and the
-// per-file state grow with the file count (the pool does not), measured against an idle node
-// and against a sender of one small file in the same run.
+// With `--files N` it also sends a tree of N small files (0-8 KiB, 200 to a directory, N rounded
+// up to a multiple of 200) and reports what each file of a transfer costs in memory on both
+// ends: the content index and the per-file state grow with the file count (the pool does not),
+// measured against an idle node and against a sender of one small file in the same run.
 //   node bench/rss.mjs [--gib 4] [--files N]
 import { spawn, spawnSync } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
@@ -65,7 +65,8 @@ rmSync(file);
 let perFile;
 if (files > 0) {
   const src = join(work, 'tree');
-  tree(src, files);
+  const count = Math.ceil(files / 200) * 200; // what tree() makes
+  tree(src, count);
   const one = join(work, 'one.txt');
   writeFileSync(one, 'one small file\n');
   let oneRss = NaN;
@@ -75,15 +76,15 @@ if (files > 0) {
     oneRss = send(one, port).rss;
     ({ rss: treeRss, summary: treeSummary } = send(src, port));
   });
-  if (treeSummary.files !== files) throw new Error(`sent ${treeSummary.files} files, not ${files}`);
+  if (treeSummary.files !== count) throw new Error(`sent ${treeSummary.files} files, not ${count}`);
   perFile = {
-    files,
+    files: count,
     receivingNodeMiB: Math.round(treeNode),
     senderOneFileMiB: Math.round(oneRss),
     senderMiB: Math.round(treeRss),
-    nodeBytesPerFile: Math.round(((treeNode - idle) * 2 ** 20) / files),
-    senderBytesPerFile: Math.round(((treeRss - oneRss) * 2 ** 20) / files),
-    filesPerSec: Math.round(files / treeSummary.seconds),
+    nodeBytesPerFile: Math.round(((treeNode - idle) * 2 ** 20) / count),
+    senderBytesPerFile: Math.round(((treeRss - oneRss) * 2 ** 20) / count),
+    filesPerSec: Math.round(count / treeSummary.seconds),
   };
 }
 rmSync(work, { recursive: true, force: true });
