@@ -8,13 +8,12 @@
 // measured against an idle node and against a sender of one small file in the same run.
 //   node bench/rss.mjs [--gib 4] [--files N]
 import { spawn, spawnSync } from 'node:child_process';
-import { randomFillSync } from 'node:crypto';
-import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 
-import { benchOptions, tree } from './data.mjs';
+import { benchOptions, bigFile, tree } from './data.mjs';
 import { markDeleted } from './workloads.mjs';
 
 const args = benchOptions(import.meta.filename, { gib: { type: 'string', default: '4' }, files: { type: 'string', default: '0' } });
@@ -42,10 +41,7 @@ async function node(root, work) {
 }
 
 const file = join(work, 'data.bin');
-const buf = Buffer.allocUnsafe(16 << 20);
-const fd = openSync(file, 'w');
-for (let done = 0; done < gib * 2 ** 30; done += buf.length) writeSync(fd, randomFillSync(buf));
-closeSync(fd);
+bigFile(file, gib * 2 ** 30);
 
 /** Peak RSS (MiB) of `longhaul send SRC` to a node on `port`, and its JSON summary. */
 function send(src, port) {
