@@ -503,6 +503,15 @@ fn resolve(root: &Path, rel: &[u8], final_link: bool) -> Result<PathBuf> {
     Ok(p)
 }
 
+/// Checks the path a pull or a copy sends from: as `resolve`, and not the root itself, which
+/// holds the node's own directory (a scan of it would send the state no client may read).
+fn resolve_source(root: &Path, rel: &[u8]) -> Result<PathBuf> {
+    if rel.is_empty() {
+        return Err(Error::BadPath { path: String::new(), why: "name a file or directory under the root, not the root itself" });
+    }
+    resolve(root, rel, false)
+}
+
 /// Bytes of the regular files a push would replace (they stop counting as stored).
 fn replaced_bytes(dest: &Path, index: &Index) -> u64 {
     if !dest.exists() {
@@ -654,7 +663,7 @@ fn node_send_options(inner: &Inner, streams: u16, block_size: u32, features: u64
 fn pull(inner: &Arc<Inner>, sock: &mut TcpStream, peer: IpAddr, path: &[u8], streams: u16, block_size: u32, features: u64) -> Result<()> {
     inner.admit()?;
     check_session_shape(&inner.limits(), streams, block_size)?;
-    let source = resolve(&inner.root, path, false)?;
+    let source = resolve_source(&inner.root, path)?;
     let started = Instant::now();
     let scanned = scan(&source, 4)?;
     let scan_seconds = started.elapsed().as_secs_f64();
@@ -735,7 +744,7 @@ fn copy(
     if streams == 0 || block_size < 4096 {
         return Err(Error::Usage(format!("a copy needs at least 1 stream and 4 KiB blocks, not {streams} and {block_size}")));
     }
-    let source = resolve(&inner.root, src, false)?;
+    let source = resolve_source(&inner.root, src)?;
     let active = inner.state.begin(peer, Direction::Copy, src, 0, 0, streams);
     let opts = node_send_options(inner, streams, block_size, features);
     let cancel = AtomicBool::new(false);

@@ -80,6 +80,10 @@ fn pull_brings_back_the_tree_byte_for_byte() {
     assert_eq!(e.code(), "E_NOT_FOUND");
     let e = client::get(&n.local_addr().to_string(), b".longhaul", &dir.join("out2"), &opts, &AtomicBool::new(false), &|_| {}).unwrap_err();
     assert_eq!(e.code(), "E_PATH_ESCAPE");
+    // The whole root is no path to pull: it holds the node's own directory.
+    let e = client::get(&n.local_addr().to_string(), b"", &dir.join("out3"), &opts, &AtomicBool::new(false), &|_| {}).unwrap_err();
+    assert_eq!(e.code(), "E_BAD_PATH", "{e}");
+    assert!(!dir.join("out3/root").exists());
     assert_eq!(n.counts().completed, 1);
 }
 
