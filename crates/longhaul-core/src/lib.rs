@@ -5,6 +5,7 @@
 
 pub mod adaptive;
 pub mod auth;
+mod beneath;
 mod blockset;
 pub mod client;
 pub mod compare;

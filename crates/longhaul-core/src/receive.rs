@@ -23,14 +23,14 @@
 //! already exists on the way is checked not to be a symlink, and files are opened with
 //! O_NOFOLLOW. After that every file, link, rename and directory mode is made relative to a
 //! directory descriptor opened from the destination's one component at a time with
-//! O_NOFOLLOW (`open_beneath`), so a directory swapped for a symlink while the transfer runs is
+//! O_NOFOLLOW (`beneath::open_dir`), so a directory swapped for a symlink while the transfer runs is
 //! refused, not followed.
 
 use std::ffi::OsStr;
 use std::fs::{self, File};
 use std::io::Read;
 use std::net::{Shutdown, TcpStream};
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -42,6 +42,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, Sender};
 use rustix::fs::{Mode, OFlags};
 
+use crate::beneath::{self, DirCache};
 use crate::blockset::BlockSet;
 use crate::error::{lossy, Error, Result};
 use crate::frame::{self, hex, Msg, SummaryMsg, Token};
@@ -137,6 +138,19 @@ pub struct ResumeParams {
 fn closed_early() -> Error {
     Error::Protocol("a data connection closed before its STREAM_END".into())
 }
+
+const CLOSED_INSIDE_BLOCK: &str = "a data connection closed inside a block";
+
+/// Whether a data connection's error is the connection breaking (closed inside a block, reset):
+/// what a receiver sees when the sender stops for a reason of its own, which its ERROR on the
+/// control connection says.
+fn broken(e: &Error) -> bool {
+    matches!(e, Error::Net { .. }) || matches!(e, Error::Protocol(m) if m == CLOSED_INSIDE_BLOCK)
+}
+
+/// How long a broken data connection waits for the sender's ERROR before failing the session
+/// with its own, less telling, error.
+const EXPLAIN_GRACE: Duration = Duration::from_secs(1);
 
 /// How a data connection's loop ended without an error.
 enum StreamExit {
@@ -449,7 +463,7 @@ impl Receive {
     /// Opens (creating it if need be) file `i`'s temporary file in its directory.
     fn open_temp(&self, i: usize, dirs: &mut DirCache) -> Result<File> {
         let e = &self.index.entries()[i];
-        let (dir, _) = dirs.parent(&self.dest_fd, &e.path)?;
+        let (dir, _) = dirs.parent(self.dest_fd.as_fd(), &e.path, dest_refused)?;
         // verify_full reads the file back through the same descriptor.
         let access = if self.verify_full { OFlags::RDWR } else { OFlags::WRONLY };
         let flags = access | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC;
@@ -506,7 +520,7 @@ impl Receive {
     fn write_whole(&self, i: usize, data: &[u8], dirs: &mut DirCache) -> Result<bool> {
         use rustix::fs::{linkat, openat, renameat, unlinkat, AtFlags, CWD};
         let e = &self.index.entries()[i];
-        let (dir, name) = dirs.parent(&self.dest_fd, &e.path)?;
+        let (dir, name) = dirs.parent(self.dest_fd.as_fd(), &e.path, dest_refused)?;
         let perm = e.mode & 0o777;
         let fd = match openat(dir, ".", OFlags::TMPFILE | OFlags::WRONLY | OFlags::CLOEXEC, Mode::from_raw_mode(perm)) {
             Ok(fd) => File::from(fd),
@@ -605,7 +619,7 @@ impl Receive {
     /// Gives file `i`, complete under its temporary name, its final name.
     fn rename_final(&self, i: usize, dirs: &mut DirCache) -> Result<()> {
         let e = &self.index.entries()[i];
-        let (dir, name) = dirs.parent(&self.dest_fd, &e.path)?;
+        let (dir, name) = dirs.parent(self.dest_fd.as_fd(), &e.path, dest_refused)?;
         rustix::fs::renameat(dir, self.temp_name(i).as_str(), dir, name).map_err(|err| Error::io("rename", &e.path, err.into()))?;
         self.files[i].stage.store(STAGE_FINAL, Ordering::SeqCst);
         self.renamed.fetch_add(1, Ordering::Relaxed);
@@ -695,7 +709,8 @@ impl Receive {
         match self.stream_loop(&mut sock, &tx) {
             Ok(StreamExit::End) => {}
             Ok(StreamExit::Closed) if self.journal.is_some() => self.stream_closed(),
-            Ok(StreamExit::Closed) => self.fail(closed_early()),
+            Ok(StreamExit::Closed) => self.fail_unless_explained(closed_early()),
+            Err(e) if broken(&e) => self.fail_unless_explained(e),
             Err(e) => {
                 if !self.stop.load(Ordering::Relaxed) {
                     self.fail(e);
@@ -809,7 +824,7 @@ impl Receive {
         while got < buf.len() {
             let end = buf.len().min(got + HASH_CHUNK);
             let n = match src.read(&mut buf[got..end]) {
-                Ok(0) => return Err(Error::Protocol("a data connection closed inside a block".into())),
+                Ok(0) => return Err(Error::Protocol(CLOSED_INSIDE_BLOCK.into())),
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(Error::net("receiving a block")(e)),
@@ -853,6 +868,21 @@ impl Receive {
         drop(st);
         for s in self.sockets.lock().expect("sockets lock").iter() {
             let _ = s.shutdown(Shutdown::Both);
+        }
+    }
+
+    /// A data connection broke: the sender may have stopped for a reason it is sending on the
+    /// control connection (a source file that changed, a read that failed), which says more
+    /// than the broken connection does. Waits for it (or any other failure) a moment first,
+    /// unless the control connection has closed already: then no ERROR is coming, and a retry
+    /// of the same push must not find this session still running.
+    fn fail_unless_explained(&self, e: Error) {
+        let st = self.state.lock().expect("state lock");
+        let (st, _) = self.cond.wait_timeout_while(st, EXPLAIN_GRACE, |st| st.failure.is_none() && !st.sender_gone).expect("state lock");
+        let explained = st.failure.is_some();
+        drop(st);
+        if !explained {
+            self.fail(e);
         }
     }
 
@@ -974,7 +1004,7 @@ impl Receive {
                     }
                 }
                 Kind::Symlink => {
-                    let (dir, name) = dirs.parent(&self.dest_fd, &e.path)?;
+                    let (dir, name) = dirs.parent(self.dest_fd.as_fd(), &e.path, dest_refused)?;
                     let temp = self.temp_name(i);
                     // A killed earlier attempt may have left it.
                     let _ = rustix::fs::unlinkat(dir, temp.as_str(), rustix::fs::AtFlags::empty());
@@ -995,7 +1025,7 @@ impl Receive {
             }
         }
         for e in entries.iter().rev().filter(|e| e.kind == Kind::Dir) {
-            let fd = open_beneath(&self.dest_fd, &e.path)?;
+            let fd = beneath::open_dir(self.dest_fd.as_fd(), &e.path, dest_refused)?;
             rustix::fs::fchmod(&fd, Mode::from_raw_mode(e.mode & 0o7777)).map_err(|err| Error::io("chmod", &e.path, err.into()))?;
             let t = timestamp(e.mtime_ns);
             rustix::fs::futimens(&fd, &rustix::fs::Timestamps { last_access: t, last_modification: t })
@@ -1148,51 +1178,15 @@ fn timestamp(ns: i64) -> rustix::fs::Timespec {
     rustix::fs::Timespec { tv_sec: ns.div_euclid(1_000_000_000), tv_nsec: ns.rem_euclid(1_000_000_000) as _ }
 }
 
-/// The directory a writer last put a file into, held open. The files of one directory arrive
-/// together, so a writer opens each directory once per run of its files instead of walking the
-/// destination's path twice for every file (creating it, linking it in); and as the directory
-/// is opened from the destination one component at a time without following symlinks, a
-/// directory swapped for a symlink during the transfer cannot lead a file outside the root.
-#[derive(Default)]
-struct DirCache {
-    path: Vec<u8>,
-    fd: Option<OwnedFd>,
-}
-
-impl DirCache {
-    /// The open directory that holds `path` (relative to the destination `dest`), and the
-    /// file's name in it.
-    fn parent<'p>(&mut self, dest: &OwnedFd, path: &'p [u8]) -> Result<(BorrowedFd<'_>, &'p OsStr)> {
-        let (dir, name) = match path.iter().rposition(|&b| b == b'/') {
-            Some(k) => (&path[..k], &path[k + 1..]),
-            None => (&path[..0], path),
-        };
-        if self.fd.is_none() || self.path != dir {
-            // Close the last directory before opening the next: a writer holds one at a time.
-            self.fd = None;
-            self.fd = Some(open_beneath(dest, dir)?);
-            self.path.clear();
-            self.path.extend_from_slice(dir);
+/// How the receiver names a failed open under the destination: a component that is no longer a
+/// directory was swapped (for a symlink, most likely) after the tree was made and checked.
+fn dest_refused(dir: &[u8], e: rustix::io::Errno) -> Error {
+    match e {
+        rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR => {
+            Error::PathEscape { path: lossy(dir), why: "a directory was replaced during the transfer" }
         }
-        Ok((self.fd.as_ref().expect("opened above").as_fd(), OsStr::from_bytes(name)))
+        e => Error::io("open", dir, e.into()),
     }
-}
-
-/// Opens the directory `dir` (relative to `dest`; empty for `dest` itself) one component at a
-/// time, following no symlink: one found on the way (put there after the tree was made and
-/// checked) is refused rather than followed outside the root.
-fn open_beneath(dest: &OwnedFd, dir: &[u8]) -> Result<OwnedFd> {
-    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    let mut fd = rustix::fs::openat(dest, ".", flags, Mode::empty()).map_err(|e| Error::io("open", dir, e.into()))?;
-    for c in dir.split(|&b| b == b'/').filter(|c| !c.is_empty()) {
-        fd = rustix::fs::openat(&fd, OsStr::from_bytes(c), flags, Mode::empty()).map_err(|e| match e {
-            rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR => {
-                Error::PathEscape { path: lossy(dir), why: "a directory was replaced during the transfer" }
-            }
-            e => Error::io("open", dir, e.into()),
-        })?;
-    }
-    Ok(fd)
 }
 
 /// Makes sure `p` is a real directory (not a symlink to one), creating it if missing.
@@ -1219,6 +1213,7 @@ fn ensure_dir(p: &Path, shown: &[u8]) -> Result<()> {
 mod tests {
     use super::*;
     use crate::scratch::Scratch;
+    use std::os::fd::BorrowedFd;
 
     fn scratch(name: &str) -> Scratch {
         Scratch::new(&format!("receive-{name}"))
@@ -1263,15 +1258,15 @@ mod tests {
         let dest = open_dir(&root);
         let mut dirs = DirCache::default();
 
-        let (fd, name) = dirs.parent(&dest, b"top.txt").unwrap();
+        let (fd, name) = dirs.parent(dest.as_fd(), b"top.txt", dest_refused).unwrap();
         assert_eq!((ino(fd), name), (ino_of(&root), OsStr::new("top.txt")));
-        let (fd, name) = dirs.parent(&dest, b"a/b/one").unwrap();
+        let (fd, name) = dirs.parent(dest.as_fd(), b"a/b/one", dest_refused).unwrap();
         assert_eq!((ino(fd), name), (ino_of(&root.join("a/b")), OsStr::new("one")));
-        let first = std::os::fd::AsRawFd::as_raw_fd(dirs.fd.as_ref().unwrap());
-        let (fd, name) = dirs.parent(&dest, b"a/b/two").unwrap();
+        let first = dirs.held().unwrap();
+        let (fd, name) = dirs.parent(dest.as_fd(), b"a/b/two", dest_refused).unwrap();
         assert_eq!((ino(fd), name), (ino_of(&root.join("a/b")), OsStr::new("two")));
-        assert_eq!(std::os::fd::AsRawFd::as_raw_fd(dirs.fd.as_ref().unwrap()), first, "the same directory is not opened again");
-        let (fd, _) = dirs.parent(&dest, b"a/three").unwrap();
+        assert_eq!(dirs.held().unwrap(), first, "the same directory is not opened again");
+        let (fd, _) = dirs.parent(dest.as_fd(), b"a/three", dest_refused).unwrap();
         assert_eq!(ino(fd), ino_of(&root.join("a")));
     }
 
@@ -1282,23 +1277,23 @@ mod tests {
         fs::create_dir_all(root.join("a/b")).unwrap();
         let dest = open_dir(&root);
         let mut dirs = DirCache::default();
-        dirs.parent(&dest, b"a/b/one").unwrap();
+        dirs.parent(dest.as_fd(), b"a/b/one", dest_refused).unwrap();
         // Swapped after the index was checked and the tree made: a path walk would follow it.
         fs::remove_dir_all(root.join("a/b")).unwrap();
         std::os::unix::fs::symlink(&outside, root.join("a/b")).unwrap();
         // The open directory is still the one made under the root (now unlinked), not `outside`.
-        let (fd, _) = dirs.parent(&dest, b"a/b/two").unwrap();
+        let (fd, _) = dirs.parent(dest.as_fd(), b"a/b/two", dest_refused).unwrap();
         assert_ne!(ino(fd), ino_of(&outside));
         // Opened afresh (another directory came between), the symlink is refused.
-        dirs.parent(&dest, b"a/x").unwrap();
-        let err = dirs.parent(&dest, b"a/b/three").unwrap_err();
+        dirs.parent(dest.as_fd(), b"a/x", dest_refused).unwrap();
+        let err = dirs.parent(dest.as_fd(), b"a/b/three", dest_refused).unwrap_err();
         assert_eq!(err.code(), "E_PATH_ESCAPE", "{err}");
         // An intermediate component swapped the same way.
         fs::remove_file(root.join("a/b")).unwrap();
         fs::rename(root.join("a"), root.join("a.old")).unwrap();
         std::os::unix::fs::symlink(&outside, root.join("a")).unwrap();
         fs::create_dir(outside.join("b")).unwrap();
-        let err = dirs.parent(&dest, b"a/b/four").unwrap_err();
+        let err = dirs.parent(dest.as_fd(), b"a/b/four", dest_refused).unwrap_err();
         assert_eq!(err.code(), "E_PATH_ESCAPE", "{err}");
         assert_eq!(fs::read_dir(outside.join("b")).unwrap().count(), 0);
     }

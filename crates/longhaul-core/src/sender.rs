@@ -16,9 +16,9 @@
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::ffi::OsStr;
 use std::fs::File;
 use std::net::{IpAddr, Shutdown, TcpStream};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -28,7 +28,10 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, Sender};
 
+use rustix::fs::{Mode, OFlags};
+
 use crate::adaptive::{self, Scheduler, Work};
+use crate::beneath::{self, DirCache};
 use crate::error::{lossy, Error, Result};
 use crate::frame::{self, Msg, SummaryMsg};
 use crate::hash::{xxh3, Xxh3};
@@ -168,6 +171,11 @@ pub struct SendOptions {
     /// to skip files it already holds with the same size and mtime; `false` sends everything.
     pub resume: bool,
     pub verify: Verify,
+    /// A node sending from its root (a pull, a copy) names the root here: the source must lie
+    /// under it, and the directory holding it is opened from the root one component at a time
+    /// without following symlinks, so one swapped in after the node's checks cannot lead it
+    /// outside. `None` for a client, which sends what the user named.
+    pub confine: Option<PathBuf>,
 }
 
 fn cpus() -> usize {
@@ -199,6 +207,7 @@ impl Default for SendOptions {
             summary_timeout: None,
             resume: true,
             verify: Verify::Block,
+            confine: None,
         }
     }
 }
@@ -263,26 +272,48 @@ struct Run {
     failure: Mutex<Option<Error>>,
     sockets: Vec<TcpStream>,
     control: TcpStream,
+    /// Held while a frame is written on `control`: the failing thread's ERROR and the main
+    /// thread's DONE or FILE_DIGESTS must not interleave.
+    control_write: Mutex<()>,
+}
+
+/// A failure of this side's own making (the source changed or could not be read), which the
+/// receiver is told of in an ERROR and which no error the receiver reports back replaces:
+/// what the receiver sees next (a data connection shut inside a block) is its consequence.
+fn is_local_cause(e: &Error) -> bool {
+    matches!(e, Error::SourceChanged { .. } | Error::Io { .. } | Error::NotFound { .. })
 }
 
 impl Run {
     fn fail(&self, e: Error) {
         let mut f = self.failure.lock().expect("failure lock");
+        let tell = f.is_none() && is_local_cause(&e);
+        let msg = tell.then(|| Msg::error(&e));
         if f.is_none() {
+            *f = Some(e);
+        }
+        drop(f);
+        // The receiver learns why before its data connections close under it (a node that
+        // fails a pull tells the client so; a client tells the node, for its log and metrics).
+        if let Some(m) = msg {
+            let _ = self.write_control(&m);
+        }
+        self.halt();
+    }
+    /// The node's ERROR: the cause of whatever broke here (a stream it shut after a bad block,
+    /// a full disk), so it replaces a local failure unless the user cancelled or the failure
+    /// was this side's own (`is_local_cause`).
+    fn explain(&self, e: Error) {
+        let mut f = self.failure.lock().expect("failure lock");
+        if !f.as_ref().is_some_and(|f| matches!(f, Error::Cancelled) || is_local_cause(f)) {
             *f = Some(e);
         }
         drop(f);
         self.halt();
     }
-    /// The node's ERROR: the cause of whatever broke here (a stream it shut after a bad block,
-    /// a full disk), so it replaces a local failure unless the user cancelled.
-    fn explain(&self, e: Error) {
-        let mut f = self.failure.lock().expect("failure lock");
-        if !matches!(*f, Some(Error::Cancelled)) {
-            *f = Some(e);
-        }
-        drop(f);
-        self.halt();
+    fn write_control(&self, msg: &Msg) -> Result<()> {
+        let _g = self.control_write.lock().expect("control lock");
+        frame::write_msg(&mut &self.control, msg)
     }
     fn halt(&self) {
         if !self.stop.swap(true, Ordering::SeqCst) {
@@ -307,7 +338,10 @@ struct Counters {
 /// The block work of one transfer, shared by whichever scheduler runs it.
 struct Engine<'a> {
     index: &'a Index,
-    base: &'a Path,
+    /// The scan's base directory, held open: every source file is opened beneath it.
+    base: OwnedFd,
+    /// Open directories the readers reuse, one taken per block (see `open_source`).
+    dirs: Mutex<Vec<DirCache>>,
     pool: Arc<Pool>,
     bs: u64,
     /// Blocks to send (those not in the node's PLAN), in order; the schedulers number them
@@ -367,18 +401,16 @@ impl Engine<'_> {
         self.pinned.lock().expect("pinned lock").push(ThreadPin { name: name.to_owned(), tid, cpu, error });
     }
 
-    fn open_source(&self, entry: usize) -> Result<File> {
-        let rel = &self.index.entries()[entry].path;
-        match File::open(self.base.join(OsStr::from_bytes(rel))) {
-            Ok(f) => Ok(f),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::SourceChanged { path: lossy(rel), why: "deleted" }),
-            Err(e) => Err(Error::io("open", rel, e)),
-        }
-    }
-
     /// READ: brings block `b` in, either as a sendfile descriptor (hashed on the way) or as a
     /// pooled buffer.
     fn read_block(&self, b: u64) -> Result<Prepared> {
+        let mut dirs = self.dirs.lock().expect("dirs lock").pop().unwrap_or_default();
+        let r = self.read_block_with(b, &mut dirs);
+        self.dirs.lock().expect("dirs lock").push(dirs);
+        r
+    }
+
+    fn read_block_with(&self, b: u64, dirs: &mut DirCache) -> Result<Prepared> {
         let offset = b * self.bs;
         let len = self.bs.min(self.index.total() - offset);
         let mut pieces = self.index.pieces(offset, len);
@@ -387,8 +419,8 @@ impl Engine<'_> {
             // One file holds the whole block: hash it through the scratch buffer now, send it
             // with sendfile later. (mmap would avoid the copy into scratch, but a file truncated
             // by another process while mapped raises SIGBUS and would kill the host process.)
-            let file = self.open_source(first.entry)?;
             let rel = &self.index.entries()[first.entry].path;
+            let file = open_source(self.base.as_fd(), dirs, rel)?;
             let hash = SCRATCH.with(|s| -> Result<u64> {
                 let mut scratch = s.borrow_mut();
                 scratch.resize(HASH_CHUNK, 0);
@@ -409,9 +441,10 @@ impl Engine<'_> {
         let mut buf = self.pool.take(&self.run.stop)?;
         buf.set_len(len as usize);
         for p in std::iter::once(first).chain(pieces) {
-            let file = self.open_source(p.entry)?;
+            let rel = &self.index.entries()[p.entry].path;
+            let file = open_source(self.base.as_fd(), dirs, rel)?;
             let at = p.range_offset as usize;
-            read_exact_at(&file, &mut buf[at..at + p.len as usize], p.file_offset, &self.index.entries()[p.entry].path)?;
+            read_exact_at(&file, &mut buf[at..at + p.len as usize], p.file_offset, rel)?;
         }
         self.counters.packed_blocks.fetch_add(1, Ordering::Relaxed);
         self.counters.packed_bytes.fetch_add(len, Ordering::Relaxed);
@@ -621,11 +654,57 @@ fn spawn_named<'s, 'e, F: FnOnce() + Send + 's>(s: &'s std::thread::Scope<'s, 'e
     std::thread::Builder::new().name(name).spawn_scoped(s, f).expect("spawning an engine thread");
 }
 
-fn read_exact_at(file: &File, buf: &mut [u8], offset: u64, rel: &[u8]) -> Result<()> {
-    file.read_exact_at(buf, offset).map_err(|e| match e.kind() {
-        std::io::ErrorKind::UnexpectedEof => Error::SourceChanged { path: lossy(rel), why: "shorter than when it was scanned" },
+/// Opens the source file at `rel` (relative to the scan's base `base`) by its name in its
+/// directory, which `dirs` holds open, walking no symlink: a file or directory swapped for a
+/// symlink after the scan is a changed source, never followed outside it (a node serving a pull
+/// would otherwise send whatever the link points to). O_NONBLOCK: a file swapped for a FIFO
+/// must fail its read, not block the open until a writer comes.
+fn open_source(base: BorrowedFd<'_>, dirs: &mut DirCache, rel: &[u8]) -> Result<File> {
+    let (dir, name) = dirs.parent(base, rel, source_refused)?;
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    let fd = rustix::fs::openat(dir, name, flags, Mode::empty()).map_err(|e| source_refused(rel, e))?;
+    Ok(File::from(fd))
+}
+
+/// How the sender names a failed open of a source path.
+fn source_refused(rel: &[u8], e: rustix::io::Errno) -> Error {
+    use rustix::io::Errno;
+    match e {
+        Errno::NOENT => Error::SourceChanged { path: lossy(rel), why: "deleted" },
+        Errno::LOOP | Errno::NOTDIR => Error::SourceChanged { path: lossy(rel), why: "replaced by a symlink since the scan" },
+        Errno::NXIO => Error::SourceChanged { path: lossy(rel), why: "no longer a regular file" },
+        e => Error::io("open", rel, e.into()),
+    }
+}
+
+/// How the sender names a failed read of a source file.
+fn source_read_error(rel: &[u8], e: std::io::Error) -> Error {
+    match (e.kind(), e.raw_os_error()) {
+        (std::io::ErrorKind::UnexpectedEof, _) => Error::SourceChanged { path: lossy(rel), why: "shorter than when it was scanned" },
+        // A directory or a FIFO now where the scan found a regular file.
+        (_, Some(libc::EISDIR | libc::ESPIPE)) => Error::SourceChanged { path: lossy(rel), why: "no longer a regular file" },
         _ => Error::io("read", rel, e),
-    })
+    }
+}
+
+fn read_exact_at(file: &File, buf: &mut [u8], offset: u64, rel: &[u8]) -> Result<()> {
+    file.read_exact_at(buf, offset).map_err(|e| source_read_error(rel, e))
+}
+
+/// Opens the scan's base directory (the source's canonical parent), under which every source
+/// file is then opened without following symlinks. Within `confine` (a node's root) it is
+/// opened from the root without following symlinks too.
+fn open_base(base: &Path, confine: Option<&Path>) -> Result<OwnedFd> {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let shown = base.as_os_str().as_bytes();
+    let Some(root) = confine else {
+        return rustix::fs::open(base, flags, Mode::empty()).map_err(|e| Error::io("open", shown, e.into()));
+    };
+    // The scan resolved the source to a canonical path: outside the root means a component was
+    // swapped for a symlink after the node checked it.
+    let rel = base.strip_prefix(root).map_err(|_| Error::PathEscape { path: lossy(shown), why: "through a symlink" })?;
+    let root_fd = rustix::fs::open(root, flags, Mode::empty()).map_err(|e| Error::io("open", root.as_os_str().as_bytes(), e.into()))?;
+    beneath::open_dir(root_fd.as_fd(), rel.as_os_str().as_bytes(), beneath::root_refused)
 }
 
 /// Finds where the engine's threads go: the NUMA nodes of the NIC that reaches the peer and of
@@ -769,6 +848,7 @@ pub(crate) fn transmit(
         failure: Mutex::new(None),
         sockets: sockets.iter().map(|s| s.try_clone()).collect::<std::io::Result<_>>().map_err(Error::net("cloning a socket"))?,
         control: control.try_clone().map_err(Error::net("cloning a socket"))?,
+        control_write: Mutex::new(()),
     };
     let bs = opts.block_size as u64;
     let nblocks = index.total().div_ceil(bs);
@@ -783,7 +863,8 @@ pub(crate) fn transmit(
     let resumed_bytes = index.total() - order.iter().map(|&b| bs.min(index.total() - b * bs)).sum::<u64>();
     let engine = Engine {
         index,
-        base: &scanned.base,
+        base: open_base(&scanned.base, opts.confine.as_deref())?,
+        dirs: Mutex::new(Vec::new()),
         pool,
         bs,
         nblocks: order.len() as u64,
@@ -819,7 +900,7 @@ pub(crate) fn transmit(
         let digester = (opts.verify == Verify::Full).then(|| {
             std::thread::Builder::new()
                 .name("lh-digest".into())
-                .spawn_scoped(s, || file_digests(index, &scanned.base, &run))
+                .spawn_scoped(s, || file_digests(index, engine.base.as_fd(), &run))
                 .expect("spawning the digester")
         });
         // The node reports errors (a full disk, a bad block) on the control connection while
@@ -875,7 +956,7 @@ pub(crate) fn transmit(
             match d.join() {
                 Ok(Ok(digests)) if !run.stopped() => {
                     for chunk in digests.chunks(frame::MAX_DIGESTS_PER_FRAME) {
-                        if let Err(e) = frame::write_msg(&mut &run.control, &Msg::FileDigests { digests: chunk.to_vec() }) {
+                        if let Err(e) = run.write_control(&Msg::FileDigests { digests: chunk.to_vec() }) {
                             run.fail(e);
                             break;
                         }
@@ -888,7 +969,7 @@ pub(crate) fn transmit(
         }
         if !run.stopped() {
             let sent: u64 = engine.per_stream.iter().map(|a| a.load(Ordering::Relaxed)).sum();
-            if let Err(e) = frame::write_msg(&mut &run.control, &Msg::Done { blocks: engine.nblocks, bytes: sent }) {
+            if let Err(e) = run.write_control(&Msg::Done { blocks: engine.nblocks, bytes: sent }) {
                 run.fail(e);
             }
         }
@@ -988,7 +1069,7 @@ type FileDigest = (u32, [u8; 32]);
 /// the blocks flow (one thread per CPU, up to 4, taking files in turn). A file shorter than it
 /// was at the scan is a changed source; one that changed otherwise shows as a digest mismatch
 /// at the receiver, which keeps it under its temporary name.
-fn file_digests(index: &Index, base: &Path, run: &Run) -> Result<Vec<FileDigest>> {
+fn file_digests(index: &Index, base: BorrowedFd<'_>, run: &Run) -> Result<Vec<FileDigest>> {
     let entries = index.entries();
     let files: Vec<usize> = (0..entries.len()).filter(|&i| entries[i].kind == Kind::File).collect();
     let next = AtomicUsize::new(0);
@@ -998,6 +1079,7 @@ fn file_digests(index: &Index, base: &Path, run: &Run) -> Result<Vec<FileDigest>
             .map(|_| {
                 s.spawn(|| {
                     let mut out = Vec::new();
+                    let mut dirs = DirCache::default();
                     loop {
                         let k = next.fetch_add(1, Ordering::Relaxed);
                         let Some(&i) = files.get(k) else { return Ok(out) };
@@ -1005,19 +1087,8 @@ fn file_digests(index: &Index, base: &Path, run: &Run) -> Result<Vec<FileDigest>
                             return Ok(out);
                         }
                         let e = &entries[i];
-                        let file = match File::open(base.join(OsStr::from_bytes(&e.path))) {
-                            Ok(f) => f,
-                            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-                                return Err(Error::SourceChanged { path: lossy(&e.path), why: "deleted" })
-                            }
-                            Err(err) => return Err(Error::io("open", &e.path, err)),
-                        };
-                        let digest = crate::hash::blake3_file(&file, e.size).map_err(|err| match err.kind() {
-                            std::io::ErrorKind::UnexpectedEof => {
-                                Error::SourceChanged { path: lossy(&e.path), why: "shorter than when it was scanned" }
-                            }
-                            _ => Error::io("read", &e.path, err),
-                        })?;
+                        let file = open_source(base, &mut dirs, &e.path)?;
+                        let digest = crate::hash::blake3_file(&file, e.size).map_err(|err| source_read_error(&e.path, err))?;
                         out.push((i as u32, digest));
                     }
                 })
@@ -1155,6 +1226,79 @@ fn probe_phase(e: &Engine<'_>, window: u64, extra: u64, run: impl FnOnce() + Sen
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scratch::Scratch;
+    use std::fs;
+
+    fn read_all(f: &File, n: usize) -> Result<Vec<u8>> {
+        let mut buf = vec![0; n];
+        read_exact_at(f, &mut buf, 0, b"x")?;
+        Ok(buf)
+    }
+
+    #[test]
+    fn a_source_file_is_opened_in_its_held_directory_and_a_swap_after_the_scan_is_a_changed_source() {
+        let base = Scratch::new("sender-open-source");
+        fs::create_dir_all(base.join("src/a")).unwrap();
+        fs::create_dir_all(base.join("elsewhere")).unwrap();
+        for f in ["one", "two", "three", "four"] {
+            fs::write(base.join("src/a").join(f), f).unwrap();
+        }
+        fs::write(base.join("elsewhere/three"), "outside").unwrap();
+        let fd = open_base(&base, None).unwrap();
+        let mut dirs = DirCache::default();
+        let code = |r: Result<File>| r.map(|_| ()).unwrap_err().code().to_owned();
+
+        assert_eq!(read_all(&open_source(fd.as_fd(), &mut dirs, b"src/a/one").unwrap(), 3).unwrap(), b"one");
+        let held = dirs.held();
+        assert_eq!(read_all(&open_source(fd.as_fd(), &mut dirs, b"src/a/two").unwrap(), 3).unwrap(), b"two");
+        assert_eq!(dirs.held(), held, "the directory is opened once for its files");
+
+        // A file swapped for a symlink: refused, not followed.
+        fs::remove_file(base.join("src/a/two")).unwrap();
+        std::os::unix::fs::symlink(base.join("elsewhere/three"), base.join("src/a/two")).unwrap();
+        assert_eq!(code(open_source(fd.as_fd(), &mut dirs, b"src/a/two")), "E_SOURCE_CHANGED");
+        // Deleted.
+        fs::remove_file(base.join("src/a/one")).unwrap();
+        let e = open_source(fd.as_fd(), &mut dirs, b"src/a/one").unwrap_err();
+        assert_eq!((e.code(), e.to_string().contains("deleted")), ("E_SOURCE_CHANGED", true), "{e}");
+        // A FIFO: the open returns at once (no writer needed) and the read fails.
+        rustix::fs::mknodat(rustix::fs::CWD, base.join("src/a/fifo").as_path(), rustix::fs::FileType::Fifo, Mode::RUSR | Mode::WUSR, 0)
+            .unwrap();
+        let f = open_source(fd.as_fd(), &mut dirs, b"src/a/fifo").unwrap();
+        assert_eq!(read_all(&f, 1).unwrap_err().code(), "E_SOURCE_CHANGED");
+        // The directory swapped for a symlink to one holding a file of the same name: opened
+        // afresh (another directory came between), it is refused.
+        fs::write(base.join("src/top"), "top").unwrap();
+        open_source(fd.as_fd(), &mut dirs, b"src/top").unwrap();
+        fs::rename(base.join("src/a"), base.join("a.old")).unwrap();
+        std::os::unix::fs::symlink(base.join("elsewhere"), base.join("src/a")).unwrap();
+        assert_eq!(code(open_source(fd.as_fd(), &mut dirs, b"src/a/three")), "E_SOURCE_CHANGED");
+        // A directory now where the scan found a file: its read fails the same way.
+        let dir = File::open(base.join("a.old")).unwrap();
+        assert_eq!(read_all(&dir, 1).unwrap_err().code(), "E_SOURCE_CHANGED");
+    }
+
+    #[test]
+    fn a_node_opens_the_base_from_its_root_and_refuses_one_outside_or_through_a_symlink() {
+        let d = Scratch::new("sender-open-base");
+        fs::create_dir_all(d.join("root/x/y")).unwrap();
+        fs::create_dir_all(d.join("outside/y")).unwrap();
+        let root = fs::canonicalize(d.join("root")).unwrap();
+        let ino = |fd: &OwnedFd| rustix::fs::fstat(fd).unwrap().st_ino;
+        let meta = |p: &Path| std::os::unix::fs::MetadataExt::ino(&fs::metadata(p).unwrap());
+        assert_eq!(ino(&open_base(&root, Some(&root)).unwrap()), meta(&root));
+        assert_eq!(ino(&open_base(&root.join("x/y"), Some(&root)).unwrap()), meta(&root.join("x/y")));
+        // A scan that resolved to somewhere outside the root.
+        let e = open_base(&d.join("outside/y"), Some(&root)).unwrap_err();
+        assert_eq!(e.code(), "E_PATH_ESCAPE", "{e}");
+        // A component swapped for a symlink after the scan resolved the path.
+        fs::rename(root.join("x"), d.join("x.old")).unwrap();
+        std::os::unix::fs::symlink(d.join("outside"), root.join("x")).unwrap();
+        let e = open_base(&root.join("x/y"), Some(&root)).unwrap_err();
+        assert_eq!(e.code(), "E_PATH_ESCAPE", "{e}");
+        // A client sends what it was given, links on the way included.
+        assert_eq!(ino(&open_base(&root.join("x/y"), None).unwrap()), meta(&d.join("outside/y")));
+    }
 
     #[test]
     fn probe_windows_are_a_twentieth_within_8_blocks_and_128_mib() {

@@ -15,7 +15,7 @@ use std::fs::File;
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -23,8 +23,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Sender};
+use rustix::fs::{Mode, OFlags};
 
 use crate::auth::{self, Secret};
+use crate::beneath::{self, DirCache};
 use crate::error::{lossy, Error, Result};
 use crate::frame::{self, Limits, ListEntry, Msg, Nonce, Segment, SegmentResult, Token};
 use crate::index::{Index, Kind};
@@ -655,6 +657,7 @@ fn node_send_options(inner: &Inner, streams: u16, block_size: u32, features: u64
         secret: inner.opts.secret.clone(),
         tls: inner.opts.peer_tls.clone(),
         verify: if features & frame::FEATURE_VERIFY_FULL != 0 { Verify::Full } else { Verify::Block },
+        confine: Some(inner.root.clone()),
         ..SendOptions::default()
     }
 }
@@ -883,12 +886,19 @@ fn readv(inner: &Inner, sock: &mut TcpStream, peer: IpAddr, paths: &[Vec<u8>], s
     if let Err(e) = crate::readv::check(paths.len(), segments, &inner.limits()) {
         return Ok(Err(e));
     }
+    // Each file is opened in its directory, opened from the root without following symlinks:
+    // one swapped in after `resolve` checked the path is refused, not followed out of the root.
+    let root = rustix::fs::open(&inner.root, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+        .map_err(|e| Error::io("open", inner.root.as_os_str().as_bytes(), e.into()))?;
+    let mut dirs = DirCache::default();
     let files: Vec<Result<(File, u64)>> = paths
         .iter()
         .map(|rel| {
-            let p = resolve(&inner.root, rel, false)?;
-            let f =
-                std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(&p).map_err(|e| Error::io("open", rel, e))?;
+            resolve(&inner.root, rel, false)?;
+            let (dir, name) = dirs.parent(root.as_fd(), rel, beneath::root_refused)?;
+            // O_NONBLOCK: a FIFO put in the root must not hold the open until a writer comes.
+            let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+            let f = File::from(rustix::fs::openat(dir, name, flags, Mode::empty()).map_err(|e| beneath::root_refused(rel, e))?);
             let m = f.metadata().map_err(|e| Error::io("stat", rel, e))?;
             if !m.is_file() {
                 return Err(Error::BadPath { path: lossy(rel), why: "not a regular file" });

@@ -1,5 +1,5 @@
 //! The storage node's requests end to end on loopback, without Node: authentication, pull,
-//! listing, readv, capacity and third-party copy.
+//! listing, readv, capacity, third-party copy, and a source changed under a running transfer.
 
 mod common;
 
@@ -149,16 +149,24 @@ fn readv_returns_what_separate_reads_return_and_keeps_the_connection_over_a_limi
     assert_eq!(c.readv(&over).unwrap_err().code(), "E_LIMIT");
     let long = [ReadRequest { path: b"r/1".to_vec(), offset: 0, len: (2 << 20) + 1 }];
     assert_eq!(c.readv(&long).unwrap_err().code(), "E_LIMIT");
-    // Each segment has its own status.
+    // Each segment has its own status. A FIFO someone made under the root is not a file to
+    // read (opened without waiting for a writer: the request is answered, not held).
+    let fifo = root.join("r/fifo");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    std::os::unix::fs::symlink(root.join("r"), root.join("link")).unwrap();
     let mixed = [
         ReadRequest { path: b"r/2".to_vec(), offset: 10, len: 5 },
         ReadRequest { path: b"missing".to_vec(), offset: 0, len: 5 },
         ReadRequest { path: b".longhaul/stored".to_vec(), offset: 0, len: 5 },
+        ReadRequest { path: b"r/fifo".to_vec(), offset: 0, len: 5 },
+        ReadRequest { path: b"link/2".to_vec(), offset: 0, len: 5 },
     ];
     let r = c.readv(&mixed).unwrap();
     assert_eq!(r[0].as_ref().unwrap().as_slice(), &contents[2][10..15]);
     assert_eq!(r[1].as_ref().unwrap_err().code(), "E_NOT_FOUND");
     assert_eq!(r[2].as_ref().unwrap_err().code(), "E_PATH_ESCAPE");
+    assert_eq!(r[3].as_ref().unwrap_err().code(), "E_BAD_PATH");
+    assert_eq!(r[4].as_ref().unwrap_err().code(), "E_PATH_ESCAPE");
 }
 
 #[test]
@@ -252,4 +260,71 @@ fn files_in_one_piece_are_linked_in_complete_and_replace_what_is_there() {
     let names: Vec<String> =
         fs::read_dir(root.join("dst/t/a")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     assert!(names.iter().all(|n| !n.starts_with(".lh-")), "temporary names left: {names:?}");
+}
+
+/// Bytes no transfer may carry: they lie outside every source.
+const OUTSIDE: &[u8] = b"bytes outside the source that a swapped-in symlink points at";
+
+/// A tree whose first file takes about three seconds at 16 MiB/s, so `t/z/late` is read well
+/// after the first progress report, when the tests swap it (or its directory) for a symlink.
+fn slow_tree(root: &Path) {
+    fs::create_dir_all(root.join("t/z")).unwrap();
+    fs::write(root.join("t/a-big"), bytes(5, 48 << 20)).unwrap();
+    fs::write(root.join("t/z/late"), b"the file as it was scanned").unwrap();
+}
+
+/// Whether any file under `dir` holds `OUTSIDE`.
+fn holds_outside(dir: &Path) -> bool {
+    snapshot(dir).iter().any(|(_, mode, _, data)| mode & 0o170000 == 0o100000 && data.windows(OUTSIDE.len()).any(|w| w == OUTSIDE))
+}
+
+#[test]
+fn a_source_file_swapped_for_a_symlink_after_the_scan_is_e_source_changed_and_its_target_is_not_sent() {
+    let dir = scratch("swap-push");
+    let src = dir.join("src");
+    slow_tree(&src);
+    fs::write(dir.join("outside"), OUTSIDE).unwrap();
+    let n = Server::start(ServeOptions { root: dir.join("root"), rate: Some(16 << 20), ..ServeOptions::default() }).unwrap();
+    let swapped = std::sync::Once::new();
+    let swap = || {
+        fs::remove_file(src.join("t/z/late")).unwrap();
+        std::os::unix::fs::symlink(dir.join("outside"), src.join("t/z/late")).unwrap();
+    };
+    let opts = SendOptions { streams: 2, ..Default::default() };
+    let e = send(&src.join("t"), &n.local_addr().to_string(), b"in", &opts, &AtomicBool::new(false), &|p| {
+        if p.bytes_done > 0 {
+            swapped.call_once(swap);
+        }
+    })
+    .unwrap_err();
+    assert!(swapped.is_completed());
+    assert_eq!(e.code(), "E_SOURCE_CHANGED", "{e}");
+    assert!(e.to_string().contains("t/z/late"), "{e}");
+    assert!(!holds_outside(&dir.join("root")));
+}
+
+#[test]
+fn a_pull_whose_directory_is_swapped_for_a_symlink_after_the_scan_sends_nothing_from_outside_the_root() {
+    let dir = scratch("swap-pull");
+    let root = dir.join("root");
+    slow_tree(&root);
+    fs::create_dir(dir.join("elsewhere")).unwrap();
+    fs::write(dir.join("elsewhere/late"), OUTSIDE).unwrap();
+    let n = Server::start(ServeOptions { root: root.clone(), rate: Some(16 << 20), ..ServeOptions::default() }).unwrap();
+    let swapped = std::sync::Once::new();
+    let swap = || {
+        fs::rename(root.join("t/z"), dir.join("z.old")).unwrap();
+        std::os::unix::fs::symlink(dir.join("elsewhere"), root.join("t/z")).unwrap();
+    };
+    let opts = GetOptions { streams: 2, ..GetOptions::default() };
+    let out = dir.join("out");
+    let e = client::get(&n.local_addr().to_string(), b"t", &out, &opts, &AtomicBool::new(false), &|p| {
+        if p.bytes_done > 0 {
+            swapped.call_once(swap);
+        }
+    })
+    .unwrap_err();
+    assert!(swapped.is_completed());
+    assert_eq!(e.code(), "E_SOURCE_CHANGED", "{e}");
+    assert!(!holds_outside(&out));
 }
