@@ -36,7 +36,7 @@ use crate::placement::{allowed_cpus, Placement};
 use crate::pool::Pool;
 use crate::rate::{Bucket, Throttle};
 use crate::receive::{Fsync, Receive, ResumeParams, SessionParams};
-use crate::scan::scan;
+use crate::scan::scan_within;
 use crate::sender::{SchedulerKind, SendOptions, Verify};
 use crate::tls::{ClientTls, ServerTls};
 use crate::topology::Topology;
@@ -668,7 +668,7 @@ fn pull(inner: &Arc<Inner>, sock: &mut TcpStream, peer: IpAddr, path: &[u8], str
     check_session_shape(&inner.limits(), streams, block_size)?;
     let source = resolve_source(&inner.root, path)?;
     let started = Instant::now();
-    let scanned = scan(&source, 4)?;
+    let scanned = scan_within(&source, 4, Some(&inner.root))?;
     let scan_seconds = started.elapsed().as_secs_f64();
     let index = &scanned.index;
     frame::write_msg(sock, &Msg::Manifest { dest: path.to_vec(), streams, block_size, index: index.encode() })?;
