@@ -809,7 +809,10 @@ fn copy(
     });
     inner.state.count_bytes(peer, 0, active.done.load(Ordering::Relaxed));
     inner.state.end(&active, result.as_ref().map(|_| ()));
-    // Already answered above.
+    // Already answered above, so the caller does not count it: counted here.
+    if let Err(e) = &result {
+        inner.state.count_error(e.code());
+    }
     Ok(())
 }
 

@@ -301,6 +301,16 @@ fn a_source_file_swapped_for_a_symlink_after_the_scan_is_e_source_changed_and_it
     assert_eq!(e.code(), "E_SOURCE_CHANGED", "{e}");
     assert!(e.to_string().contains("t/z/late"), "{e}");
     assert!(!holds_outside(&dir.join("root")));
+    // The sender told the node why: its errors carry the same code, not E_PROTOCOL.
+    let counted = || n.stats_json().contains("\"E_SOURCE_CHANGED\":1");
+    for _ in 0..50 {
+        if counted() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(counted(), "{}", n.stats_json());
+    assert!(!n.stats_json().contains("E_PROTOCOL"), "{}", n.stats_json());
 }
 
 #[test]
