@@ -22,11 +22,12 @@ use crate::error::{lossy, Error, Result};
 pub(crate) type Refusal = fn(&[u8], Errno) -> Error;
 
 /// How a node names a failed open under its root (a pull's or a copy's source, a readv's
-/// file): a component that is no longer a directory was swapped, most likely for a symlink,
-/// after the path was checked.
+/// file): a symlink on the way (or swapped in after the path was checked) is an escape.
+/// (O_DIRECTORY | O_NOFOLLOW on a symlink fails with NOTDIR, as a file on the way does.)
 pub(crate) fn root_refused(path: &[u8], e: Errno) -> Error {
     match e {
-        Errno::LOOP | Errno::NOTDIR => Error::PathEscape { path: lossy(path), why: "through a symlink" },
+        Errno::LOOP => Error::PathEscape { path: lossy(path), why: "through a symlink" },
+        Errno::NOTDIR => Error::PathEscape { path: lossy(path), why: "through a symlink or a file" },
         Errno::NOENT => Error::NotFound { path: lossy(path) },
         e => Error::io("open", path, e.into()),
     }

@@ -485,11 +485,8 @@ fn resolve(root: &Path, rel: &[u8], final_link: bool) -> Result<PathBuf> {
     if rel.is_empty() {
         return Ok(root.to_path_buf());
     }
-    crate::index::check_path(rel)?;
+    check_request_path(rel)?;
     let parts: Vec<&[u8]> = rel.split(|&b| b == b'/').collect();
-    if parts[0] == STATE_DIR.as_bytes() {
-        return Err(Error::PathEscape { path: lossy(rel), why: "the node's own directory" });
-    }
     let mut p = root.to_path_buf();
     for (i, c) in parts.iter().enumerate() {
         p.push(OsStr::from_bytes(c));
@@ -503,6 +500,16 @@ fn resolve(root: &Path, rel: &[u8], final_link: bool) -> Result<PathBuf> {
         }
     }
     Ok(p)
+}
+
+/// The rules of a client-named path that need no look at the disk: a clean relative path, not
+/// in the node's own directory.
+fn check_request_path(rel: &[u8]) -> Result<()> {
+    crate::index::check_path(rel)?;
+    if rel.split(|&b| b == b'/').next() == Some(STATE_DIR.as_bytes()) {
+        return Err(Error::PathEscape { path: lossy(rel), why: "the node's own directory" });
+    }
+    Ok(())
 }
 
 /// Checks the path a pull or a copy sends from: as `resolve`, and not the root itself, which
@@ -889,15 +896,16 @@ fn readv(inner: &Inner, sock: &mut TcpStream, peer: IpAddr, paths: &[Vec<u8>], s
     if let Err(e) = crate::readv::check(paths.len(), segments, &inner.limits()) {
         return Ok(Err(e));
     }
-    // Each file is opened in its directory, opened from the root without following symlinks:
-    // one swapped in after `resolve` checked the path is refused, not followed out of the root.
+    // Each file is opened in its directory, opened from the root one component at a time
+    // without following symlinks (a symlink on the way, or as the file, is E_PATH_ESCAPE;
+    // nothing missing is E_NOT_FOUND), so no lstat walk of the path comes first.
     let root = rustix::fs::open(&inner.root, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
         .map_err(|e| Error::io("open", inner.root.as_os_str().as_bytes(), e.into()))?;
     let mut dirs = DirCache::default();
     let files: Vec<Result<(File, u64)>> = paths
         .iter()
         .map(|rel| {
-            resolve(&inner.root, rel, false)?;
+            check_request_path(rel)?;
             let (dir, name) = dirs.parent(root.as_fd(), rel, beneath::root_refused)?;
             // O_NONBLOCK: a FIFO put in the root must not hold the open until a writer comes.
             let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;

@@ -160,6 +160,7 @@ fn readv_returns_what_separate_reads_return_and_keeps_the_connection_over_a_limi
         ReadRequest { path: b".longhaul/stored".to_vec(), offset: 0, len: 5 },
         ReadRequest { path: b"r/fifo".to_vec(), offset: 0, len: 5 },
         ReadRequest { path: b"link/2".to_vec(), offset: 0, len: 5 },
+        ReadRequest { path: b"r/2/under-a-file".to_vec(), offset: 0, len: 5 },
     ];
     let r = c.readv(&mixed).unwrap();
     assert_eq!(r[0].as_ref().unwrap().as_slice(), &contents[2][10..15]);
@@ -167,6 +168,7 @@ fn readv_returns_what_separate_reads_return_and_keeps_the_connection_over_a_limi
     assert_eq!(r[2].as_ref().unwrap_err().code(), "E_PATH_ESCAPE");
     assert_eq!(r[3].as_ref().unwrap_err().code(), "E_BAD_PATH");
     assert_eq!(r[4].as_ref().unwrap_err().code(), "E_PATH_ESCAPE");
+    assert_eq!(r[5].as_ref().unwrap_err().code(), "E_PATH_ESCAPE");
 }
 
 #[test]
