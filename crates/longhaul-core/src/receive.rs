@@ -85,8 +85,6 @@ struct FileSlot {
     stage: AtomicU8,
     /// Held while a piece of a file larger than its piece is written (see `write`).
     writing: Mutex<()>,
-    /// `verify: full`: the BLAKE3 of the file as read back from the disk.
-    read_back: OnceLock<[u8; 32]>,
 }
 
 struct WriteJob {
@@ -249,6 +247,9 @@ pub struct Receive {
     verify_full: bool,
     /// The sender's whole-file digests, by entry (`verify_full` only).
     sender_digests: Mutex<Vec<Option<[u8; 32]>>>,
+    /// The BLAKE3 of each file as read back from the disk, by entry (`verify_full` only: a
+    /// slot of every file would cost 40 bytes a file on every transfer).
+    read_back: Vec<OnceLock<[u8; 32]>>,
     /// Files whose read-back digest matched the sender's.
     verified: AtomicU64,
     /// How a file that arrives in one piece is made: `TMPFILE_*`.
@@ -320,7 +321,6 @@ impl Receive {
                 fd: Mutex::new(None),
                 stage: AtomicU8::new(carried.stages.get(i).copied().unwrap_or(STAGE_NONE)),
                 writing: Mutex::new(()),
-                read_back: OnceLock::new(),
             })
             .collect();
         let mut seen = BlockSet::default();
@@ -360,6 +360,7 @@ impl Receive {
             fsync,
             verify_full,
             sender_digests: Mutex::new(if verify_full { vec![None; index_len] } else { Vec::new() }),
+            read_back: if verify_full { (0..index_len).map(|_| OnceLock::new()).collect() } else { Vec::new() },
             verified: AtomicU64::new(0),
             tmpfile: AtomicU8::new(TMPFILE_OFF),
             tmpfile_fallback: Mutex::new(None),
@@ -639,7 +640,7 @@ impl Receive {
         self.set_metadata(&fd, i, true)?;
         if self.verify_full {
             let digest = blake3_file(&fd, e.size).map_err(|err| Error::io("read back", &e.path, err))?;
-            let _ = self.files[i].read_back.set(digest);
+            let _ = self.read_back[i].set(digest);
             self.files[i].stage.store(STAGE_WRITTEN, Ordering::SeqCst);
             return Ok(());
         }
@@ -656,7 +657,7 @@ impl Receive {
         let Some(theirs) = theirs else {
             return Err(Error::Protocol(format!("the sender sent no digest for {:?}", lossy(&e.path))));
         };
-        if self.files[i].read_back.get() != Some(&theirs) {
+        if self.read_back[i].get() != Some(&theirs) {
             let _ = fs::remove_file(self.temp_of(i));
             self.files[i].stage.store(STAGE_NONE, Ordering::SeqCst);
             return Err(Error::FileDigest { path: lossy(&e.path) });

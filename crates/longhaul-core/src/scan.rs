@@ -153,7 +153,15 @@ impl Collected {
                 return Ok(());
             }
         };
-        self.entries.push(Entry { path: rel, kind, mode: meta.mode, mtime_ns: meta.mtime_ns, size, offset: 0, target });
+        self.entries.push(Entry {
+            path: rel.into(),
+            kind,
+            mode: meta.mode,
+            mtime_ns: meta.mtime_ns,
+            size,
+            offset: 0,
+            target: target.into(),
+        });
         Ok(())
     }
 }

@@ -17,7 +17,15 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) {
 }
 
 fn entry(path: &str, kind: Kind, size: u64, offset: u64, target: &str) -> Entry {
-    Entry { path: path.into(), kind, mode: 0o644, mtime_ns: 1_700_000_000_123_456_789, size, offset, target: target.into() }
+    Entry {
+        path: path.as_bytes().into(),
+        kind,
+        mode: 0o644,
+        mtime_ns: 1_700_000_000_123_456_789,
+        size,
+        offset,
+        target: target.as_bytes().into(),
+    }
 }
 
 #[test]

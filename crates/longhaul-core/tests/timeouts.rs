@@ -41,7 +41,7 @@ fn error_code(sock: &mut TcpStream) -> Option<String> {
 }
 
 fn one_file(path: &str, size: u64) -> Vec<u8> {
-    let e = Entry { path: path.as_bytes().to_vec(), kind: Kind::File, mode: 0o644, mtime_ns: 0, size, offset: 0, target: vec![] };
+    let e = Entry { path: path.as_bytes().into(), kind: Kind::File, mode: 0o644, mtime_ns: 0, size, offset: 0, target: Box::default() };
     Index::from_entries(vec![e]).unwrap().encode()
 }
 

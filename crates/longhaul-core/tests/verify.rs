@@ -88,13 +88,13 @@ fn push_pull_and_copy_read_every_file_back_and_say_so() {
 /// the file's bytes on one data connection. Returns the control connection.
 fn raw_push(n: &Server, dest: &str, features: u64, data: &[u8]) -> TcpStream {
     let e = Entry {
-        path: b"victim.bin".to_vec(),
+        path: b"victim.bin".as_slice().into(),
         kind: Kind::File,
         mode: 0o644,
         mtime_ns: 0,
         size: data.len() as u64,
         offset: 0,
-        target: vec![],
+        target: Box::default(),
     };
     let index = Index::from_entries(vec![e]).unwrap().encode();
     let mut ctl = TcpStream::connect(n.local_addr()).unwrap();

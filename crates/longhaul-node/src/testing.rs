@@ -30,13 +30,13 @@ pub fn encode_index_unchecked(entries: Vec<BindingRawEntry>, total: f64) -> Resu
                 k => return Err(Error::new(Status::InvalidArg, format!("unknown kind {k}"))),
             };
             Ok(Entry {
-                path: e.path.into_bytes(),
+                path: e.path.into_bytes().into(),
                 kind,
                 mode: e.mode,
                 mtime_ns: 0,
                 size: e.size.unwrap_or(0.0) as u64,
                 offset: e.offset.unwrap_or(0.0) as u64,
-                target: e.target.unwrap_or_default().into_bytes(),
+                target: e.target.unwrap_or_default().into_bytes().into(),
             })
         })
         .collect::<Result<Vec<_>>>()?;

@@ -3,13 +3,21 @@ use proptest::prelude::*;
 use super::*;
 
 fn dir(p: &str) -> Entry {
-    Entry { path: p.into(), kind: Kind::Dir, mode: 0o755, mtime_ns: 1_700_000_000_123_456_789, size: 0, offset: 0, target: vec![] }
+    Entry {
+        path: p.as_bytes().into(),
+        kind: Kind::Dir,
+        mode: 0o755,
+        mtime_ns: 1_700_000_000_123_456_789,
+        size: 0,
+        offset: 0,
+        target: Box::default(),
+    }
 }
 fn file(p: &str, size: u64) -> Entry {
-    Entry { path: p.into(), kind: Kind::File, mode: 0o644, mtime_ns: -5, size, offset: 0, target: vec![] }
+    Entry { path: p.as_bytes().into(), kind: Kind::File, mode: 0o644, mtime_ns: -5, size, offset: 0, target: Box::default() }
 }
 fn link(p: &str, t: &str) -> Entry {
-    Entry { path: p.into(), kind: Kind::Symlink, mode: 0o777, mtime_ns: 0, size: 0, offset: 0, target: t.into() }
+    Entry { path: p.as_bytes().into(), kind: Kind::Symlink, mode: 0o777, mtime_ns: 0, size: 0, offset: 0, target: t.as_bytes().into() }
 }
 
 fn sample() -> Index {
@@ -183,7 +191,15 @@ fn arb_tree() -> impl Strategy<Value = Vec<Entry>> {
                 dirs.push(path.clone());
             }
             let target = if kind == Kind::Symlink { b"../somewhere else".to_vec() } else { vec![] };
-            entries.push(Entry { path, kind, mode, mtime_ns, size: if kind == Kind::File { size } else { 0 }, offset: 0, target });
+            entries.push(Entry {
+                path: path.into(),
+                kind,
+                mode,
+                mtime_ns,
+                size: if kind == Kind::File { size } else { 0 },
+                offset: 0,
+                target: target.into(),
+            });
         }
         entries
     })
