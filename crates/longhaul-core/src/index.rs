@@ -15,8 +15,9 @@ use crate::hash::xxh3;
 
 pub const INDEX_MAGIC: [u8; 4] = *b"LHIX";
 pub const INDEX_VERSION: u16 = 1;
-/// 16 Mi entries: a tree larger than that is sent as several transfers. Keeps a hostile count
-/// from asking the receiver for gigabytes of entry structs.
+/// 16 Mi entries: a larger tree is refused with `E_LIMIT` before any data moves (the user sends
+/// it as several transfers of its subdirectories; USAGE says so). Keeps a hostile count from
+/// asking the receiver for gigabytes of entry structs.
 pub const MAX_ENTRIES: u64 = 1 << 24;
 /// Linux's PATH_MAX and NAME_MAX.
 pub const MAX_PATH: usize = 4096;
