@@ -466,10 +466,9 @@ async function main() {
       srcs[w] = WORKLOADS[w].make(srcDir);
     }
     sh('sync');
-    // Waits out a recent deletion and drops the page cache (as root; workloads.mjs); then every
-    // source is read into the page cache once, after the drop, so that all are timed cached.
+    // Waits out a recent deletion and drops the page cache (as root; workloads.mjs); each run
+    // reads its source back in before it is timed (`workload`).
     if (await coolDown(log, { creates: !QUICK && order.some((w) => w !== 'BIG') })) log('wrote back and dropped the page cache before timing (ext4 after deletions: workloads.mjs)');
-    for (const w of order) readIntoCache(srcs[w]);
     Object.assign(servers, await startServers(dst, new Set(all.map((t) => t.server).filter(Boolean))));
     for (const w of order) {
       const list = all.filter((t) => !t.only || t.only.includes(w));
