@@ -5,7 +5,7 @@
 
 pub mod adaptive;
 pub mod auth;
-mod beneath;
+pub mod beneath;
 mod blockset;
 pub mod client;
 pub mod compare;
@@ -28,6 +28,7 @@ pub mod scan;
 mod scratch;
 pub mod sender;
 pub mod server;
+pub mod state_dir;
 pub mod timeline;
 pub mod tls;
 pub mod topology;
