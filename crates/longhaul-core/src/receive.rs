@@ -288,6 +288,8 @@ impl Receive {
             resume,
         } = params;
         let dest = dest.as_slice();
+        // Before anything is created, so that a tree refused leaves nothing behind.
+        crate::conflict::check(root, dest, &index)?;
         let dest_dir = if dest.is_empty() {
             root.to_path_buf()
         } else {
