@@ -233,6 +233,8 @@ pub struct GetOptions {
     /// node (PLAN) for only the blocks it lacks, keeping files already there with the same size
     /// and mtime; `false` fetches everything.
     pub resume: bool,
+    /// Give pulled files and directories the setuid and setgid bits the node's index asks for.
+    pub keep_setid: bool,
 }
 
 impl Default for GetOptions {
@@ -247,6 +249,8 @@ impl Default for GetOptions {
             progress_interval: Duration::from_millis(100),
             verify_full: false,
             resume: true,
+            // Off: trusting a node with data is not trusting it to make set-id programs here.
+            keep_setid: false,
         }
     }
 }
@@ -302,6 +306,7 @@ pub fn get(
             key: crate::journal::key(path, block_size, &encoded),
             use_previous: true,
         }),
+        keep_setid: opts.keep_setid,
     };
     let recv = Receive::prepare(dest, index, params, pool)?;
     frame::write_msg(&mut control, &Msg::Ready { token, streams })?;
