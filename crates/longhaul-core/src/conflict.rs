@@ -64,7 +64,8 @@ fn lookups(base: &Path, dest: &[u8], index: &Index) -> Result<u64> {
         }
     };
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    let mut dest_fd: OwnedFd = match rustix::fs::open(base, flags, Mode::empty()) {
+    // `base` is the operator's root or the DEST a user named, which may be a symlink: followed.
+    let mut dest_fd: OwnedFd = match rustix::fs::open(base, flags - OFlags::NOFOLLOW, Mode::empty()) {
         Ok(fd) => fd,
         // Nothing there yet: nothing in the way.
         Err(Errno::NOENT) => return Ok(0),
@@ -239,5 +240,18 @@ mod tests {
         assert_eq!(lookups(&root, b"", &tree).unwrap(), 3, "a, a/new, a/z");
         assert_eq!(lookups(&root, b"fresh", &tree).unwrap(), 1, "the destination, missing");
         assert_eq!(lookups(&root.join("missing"), b"", &tree).unwrap(), 0);
+    }
+
+    /// A node's root (or a pull's DEST) may itself be a symlink to a directory.
+    #[test]
+    fn the_base_directory_may_be_a_symlink() {
+        let root = node("linked-base");
+        let link = root.join("../").join(format!("conflict-linked-base-link-{}", std::process::id()));
+        let _ = fs::remove_file(&link);
+        std::os::unix::fs::symlink(&*root, &link).unwrap();
+        let err = check(&link, b"", &index(&[("a", Kind::File)])).unwrap_err();
+        assert_eq!(err.code(), "E_CONFLICT", "{err}");
+        check(&link, b"", &index(&[("x", Kind::File)])).unwrap();
+        fs::remove_file(&link).unwrap();
     }
 }
