@@ -235,6 +235,8 @@ pub struct GetOptions {
     /// node (PLAN) for only the blocks it lacks, keeping files already there with the same size
     /// and mtime; `false` fetches everything.
     pub resume: bool,
+    /// Give pulled files and directories the setuid and setgid bits the node's index asks for.
+    pub keep_setid: bool,
 }
 
 impl Default for GetOptions {
@@ -249,6 +251,8 @@ impl Default for GetOptions {
             progress_interval: Duration::from_millis(100),
             verify_full: false,
             resume: true,
+            // Off: trusting a node with data is not trusting it to make set-id programs here.
+            keep_setid: false,
         }
     }
 }
@@ -321,8 +325,19 @@ pub fn get(
             key: crate::journal::key(path, block_size, &encoded),
             use_previous: true,
         }),
+        keep_setid: opts.keep_setid,
     };
-    let recv = Receive::prepare(dest_fd.as_fd(), index, params, pool)?;
+    let recv = match Receive::prepare(dest_fd.as_fd(), index, params, pool) {
+        Ok(r) => r,
+        Err(e) => {
+            // A tree refused before anything arrived (a conflict) leaves no journal directory.
+            if let Some((state, dir)) = journal {
+                drop(dir);
+                state.remove_if_empty(dest_fd.as_fd());
+            }
+            return Err(e);
+        }
+    };
     frame::write_msg(&mut control, &Msg::Ready { token, streams })?;
     if resume {
         frame::write_msg(&mut control, &Msg::Plan { nblocks: recv.nblocks(), ranges: recv.plan() })?;

@@ -9,6 +9,7 @@ pub mod beneath;
 mod blockset;
 pub mod client;
 pub mod compare;
+mod conflict;
 pub mod doctor;
 pub mod error;
 pub mod frame;

@@ -201,6 +201,9 @@ pub struct SessionParams {
     /// Journal the session so that a later attempt can resume it (None: temporary files are
     /// removed on failure and nothing is remembered).
     pub resume: Option<ResumeParams>,
+    /// Give files and directories the setuid and setgid bits the index asks for; otherwise
+    /// they are cleared (see `Receive::mode`).
+    pub keep_setid: bool,
 }
 
 /// What an earlier attempt left that this session will not receive again.
@@ -260,6 +263,8 @@ pub struct Receive {
     /// Files linked in from O_TMPFILE, and files renamed from a temporary name.
     linked: AtomicU64,
     renamed: AtomicU64,
+    /// The permission bits the index may set (`keep_setid`).
+    mode_mask: u32,
 }
 
 /// One-piece files are written into an unnamed O_TMPFILE and linked in under their final name
@@ -270,6 +275,12 @@ const TMPFILE_EMPTY_PATH: u8 = 0;
 const TMPFILE_PROC: u8 = 1;
 /// Not available: temporary name and rename, like larger files.
 const TMPFILE_OFF: u8 = 2;
+
+/// Permission bits a receiver sets by default: all but setuid and setgid (0o6000), which from
+/// a peer's index would let whoever can write the index make a program that runs as the
+/// receiver's user (root, for many nodes). The sticky bit stays: on a directory it only
+/// restricts who may delete in it, and Linux ignores it on files.
+const SETID_CLEARED: u32 = 0o1777;
 
 impl Receive {
     /// Checks the destination, creates the directories and the large files, starts the writers.
@@ -288,9 +299,12 @@ impl Receive {
             fsync,
             verify_full,
             resume,
+            keep_setid,
         } = params;
         let dest = dest.as_slice();
         check_state_dir(dest, &index)?;
+        // Before anything is created, so that a tree refused leaves nothing behind.
+        crate::conflict::check(base, dest, &index)?;
         if !dest.is_empty() {
             crate::index::check_path(dest)?;
         }
@@ -362,6 +376,7 @@ impl Receive {
             tmpfile_fallback: Mutex::new(None),
             linked: AtomicU64::new(0),
             renamed: AtomicU64::new(0),
+            mode_mask: if keep_setid { 0o7777 } else { SETID_CLEARED },
             carried,
         });
         recv.probe_tmpfile();
@@ -398,6 +413,11 @@ impl Receive {
         }
         drop(handles);
         Ok(recv)
+    }
+
+    /// The mode entry `e` is given: the index's bits, less setuid and setgid unless kept.
+    fn mode(&self, e: &crate::index::Entry) -> u32 {
+        e.mode & self.mode_mask
     }
 
     /// The name file `i` has in its directory until it is complete.
@@ -520,7 +540,7 @@ impl Receive {
         };
         write_chunked(&fd, data, 0).map_err(|err| Error::io("write", &e.path, err))?;
         // open() applied the umask: set the mode only where that changed it.
-        self.set_metadata(&fd, i, e.mode & 0o7777 != perm & !crate::probe::umask().unwrap_or(0o777))?;
+        self.set_metadata(&fd, i, self.mode(e) != perm & !crate::probe::umask().unwrap_or(0o777))?;
         let link = |to: &OsStr| -> rustix::io::Result<()> {
             loop {
                 match self.tmpfile.load(Ordering::Relaxed) {
@@ -597,7 +617,7 @@ impl Receive {
     fn set_metadata(&self, fd: &File, i: usize, chmod: bool) -> Result<()> {
         let e = &self.index.entries()[i];
         if chmod {
-            fd.set_permissions(fs::Permissions::from_mode(e.mode)).map_err(|err| Error::io("chmod", &e.path, err))?;
+            fd.set_permissions(fs::Permissions::from_mode(self.mode(e))).map_err(|err| Error::io("chmod", &e.path, err))?;
         }
         let t = timestamp(e.mtime_ns);
         rustix::fs::futimens(fd.as_fd(), &rustix::fs::Timestamps { last_access: t, last_modification: t })
@@ -1018,7 +1038,7 @@ impl Receive {
         }
         for e in entries.iter().rev().filter(|e| e.kind == Kind::Dir) {
             let fd = beneath::open_dir(self.dest_fd.as_fd(), &e.path, dest_refused)?;
-            rustix::fs::fchmod(&fd, Mode::from_raw_mode(e.mode & 0o7777)).map_err(|err| Error::io("chmod", &e.path, err.into()))?;
+            rustix::fs::fchmod(&fd, Mode::from_raw_mode(self.mode(e))).map_err(|err| Error::io("chmod", &e.path, err.into()))?;
             let t = timestamp(e.mtime_ns);
             rustix::fs::futimens(&fd, &rustix::fs::Timestamps { last_access: t, last_modification: t })
                 .map_err(|err| Error::io("set mtime", &e.path, err.into()))?;

@@ -93,6 +93,8 @@ pub struct ServeOptions {
     pub tls: Option<Arc<ServerTls>>,
     /// TLS, and how to trust the other node, when this node pushes to another for a copy.
     pub peer_tls: Option<ClientTls>,
+    /// Give pushed files and directories the setuid and setgid bits their index asks for.
+    pub keep_setid: bool,
 }
 
 impl Default for ServeOptions {
@@ -134,6 +136,9 @@ impl Default for ServeOptions {
             fsync: Fsync::None,
             tls: None,
             peer_tls: None,
+            // Off: a token lets a client write beneath the root, not make programs that run as
+            // the node's user (root, often); an operator storing system trees turns it on.
+            keep_setid: false,
         }
     }
 }
@@ -598,6 +603,7 @@ fn push(
         fsync: inner.opts.fsync,
         verify_full: features & frame::FEATURE_VERIFY_FULL != 0,
         resume: Some(ResumeParams { dir: Arc::clone(&inner.journal_dir), key: journaled.0.clone(), use_previous: resume }),
+        keep_setid: inner.opts.keep_setid,
     };
     let recv = match Receive::prepare(inner.root_fd.as_fd(), index, params, Arc::clone(&inner.pool)) {
         Ok(r) => r,

@@ -316,6 +316,8 @@ pub struct BindingServeOptions {
     pub max_transfers: Option<u32>,
     /// When received files are made durable: "none" (default), "file" (fsync each before its rename) or "end" (one syncfs before the summary).
     pub fsync: Option<String>,
+    /// Give pushed files and directories the setuid and setgid bits their sender's index asks for (default false: cleared).
+    pub keep_setid: Option<bool>,
 }
 
 #[napi(object)]
