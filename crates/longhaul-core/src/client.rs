@@ -302,6 +302,7 @@ pub fn get(
             key: crate::journal::key(path, block_size, &encoded),
             use_previous: true,
         }),
+        space: None,
     };
     let recv = Receive::prepare(dest, index, params, pool)?;
     frame::write_msg(&mut control, &Msg::Ready { token, streams })?;

@@ -28,8 +28,6 @@ use crate::hash::xxh3;
 
 const MAGIC: &[u8; 8] = b"LHJRNL01";
 const RECORD: usize = 24;
-/// Journals untouched for this long are removed with their temporary files when a node starts.
-pub const STALE_AFTER: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// The journal key of a push.
 pub fn key(dest: &[u8], block_size: u32, index: &[u8]) -> String {
@@ -158,42 +156,55 @@ fn dest_of(path: &Path) -> Option<Vec<u8>> {
     Some(dest)
 }
 
+/// What `remove_stale` removed: journals, and the temporary files of their transfers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Removed {
+    pub journals: usize,
+    pub files: u64,
+    pub bytes: u64,
+}
+
 /// Removes journals in `dir` not written to for `older_than`, and the temporary files of their
-/// transfers under `root/<dest>`. Returns how many went.
-pub fn remove_stale(root: &Path, dir: &Path, older_than: Duration) -> usize {
-    let Ok(entries) = fs::read_dir(dir) else { return 0 };
+/// transfers under `root/<dest>`; a journal whose key `claim` refuses (a push is using it) stays.
+pub fn remove_stale(root: &Path, dir: &Path, older_than: Duration, claim: &mut dyn FnMut(&str) -> bool) -> Removed {
+    let mut removed = Removed::default();
+    let Ok(entries) = fs::read_dir(dir) else { return removed };
     let now = SystemTime::now();
-    let mut removed = 0;
     for e in entries.flatten() {
         let path = e.path();
         let Some(key) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".jnl")).map(str::to_owned) else {
             continue;
         };
         let age = e.metadata().ok().and_then(|m| m.modified().ok()).and_then(|t| now.duration_since(t).ok());
-        if key.len() < 12 || age.is_none_or(|a| a < older_than) {
+        if key.len() < 12 || age.is_none_or(|a| a < older_than) || !claim(&key) {
             continue;
         }
         if let Some(dest) = dest_of(&path) {
             if crate::index::check_path(&dest).is_ok() || dest.is_empty() {
-                remove_temps_under(&root.join(std::ffi::OsStr::from_bytes(&dest)), &temp_prefix(&key));
+                remove_temps_under(&root.join(std::ffi::OsStr::from_bytes(&dest)), &temp_prefix(&key), &mut removed);
             }
         }
         if fs::remove_file(&path).is_ok() {
-            removed += 1;
+            removed.journals += 1;
         }
     }
     removed
 }
 
-fn remove_temps_under(dir: &Path, prefix: &str) {
+fn remove_temps_under(dir: &Path, prefix: &str, removed: &mut Removed) {
     let Ok(entries) = fs::read_dir(dir) else { return };
     for e in entries.flatten() {
         let Ok(t) = e.file_type() else { continue };
         let name = e.file_name();
         if t.is_dir() {
-            remove_temps_under(&e.path(), prefix);
-        } else if name.to_str().is_some_and(|n| n.starts_with(prefix) && n.ends_with(".part")) {
-            let _ = fs::remove_file(e.path());
+            remove_temps_under(&e.path(), prefix, removed);
+        } else if t.is_file() && name.to_str().is_some_and(|n| n.starts_with(prefix) && n.ends_with(".part")) {
+            // Measured before it goes: the node's account gives back what it counted.
+            let size = e.metadata().map(|m| m.len()).unwrap_or(0);
+            if fs::remove_file(e.path()).is_ok() {
+                removed.files += 1;
+                removed.bytes += size;
+            }
         }
     }
 }
@@ -266,8 +277,11 @@ mod tests {
         let other = root.join("in/sub/.lh-000000000000-3.part");
         fs::write(&temp, b"x").unwrap();
         fs::write(&other, b"x").unwrap();
-        assert_eq!(remove_stale(&root, &jdir, Duration::from_secs(3600)), 0, "fresh journals stay");
-        assert_eq!(remove_stale(&root, &jdir, Duration::ZERO), 1);
+        let mut yes = |_: &str| true;
+        assert_eq!(remove_stale(&root, &jdir, Duration::from_secs(3600), &mut yes), Removed::default(), "fresh journals stay");
+        assert_eq!(remove_stale(&root, &jdir, Duration::ZERO, &mut |_| false), Removed::default(), "a journal in use stays");
+        assert!(temp.exists());
+        assert_eq!(remove_stale(&root, &jdir, Duration::ZERO, &mut yes), Removed { journals: 1, files: 1, bytes: 1 });
         assert!(!temp.exists());
         assert!(other.exists(), "another transfer's temporary file stays");
     }

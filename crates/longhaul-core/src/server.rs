@@ -93,6 +93,9 @@ pub struct ServeOptions {
     pub tls: Option<Arc<ServerTls>>,
     /// TLS, and how to trust the other node, when this node pushes to another for a copy.
     pub peer_tls: Option<ClientTls>,
+    /// How long the temporary files a failed push kept for its resume stay (counted as
+    /// stored) after its journal was last written; then the node removes them.
+    pub resume_ttl: Duration,
 }
 
 impl Default for ServeOptions {
@@ -134,6 +137,10 @@ impl Default for ServeOptions {
             fsync: Fsync::None,
             tls: None,
             peer_tls: None,
+            // A resume comes within minutes or hours of its failure (a dropped link, a
+            // restarted job); a day covers a night's outage, and bounds how long an abandoned
+            // push holds space no one else may use.
+            resume_ttl: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -210,6 +217,7 @@ pub struct Server {
     inner: Arc<Inner>,
     listener: TcpListener,
     accept: Option<JoinHandle<()>>,
+    sweeper: Option<JoinHandle<()>>,
 }
 
 impl Server {
@@ -225,7 +233,6 @@ impl Server {
         }
         let pool = Pool::new(opts.max_block as usize, opts.pool_buffers)?;
         let state = NodeState::open(&root, opts.capacity, opts.rescan)?;
-        crate::journal::remove_stale(&root, &root.join(STATE_DIR).join("journal"), crate::journal::STALE_AFTER);
         let inner = Arc::new(Inner {
             root,
             listen,
@@ -245,13 +252,20 @@ impl Server {
             files_renamed: AtomicU64::new(0),
             journals: Mutex::new(std::collections::HashSet::new()),
         });
+        // Before the first push can take a journal up, then every so often on a thread.
+        sweep(&inner);
         let l = listener.try_clone().map_err(Error::net("cloning the listener"))?;
         let i = Arc::clone(&inner);
         let accept = std::thread::Builder::new()
             .name("lh-accept".into())
             .spawn(move || accept_loop(&i, l))
             .map_err(|e| Error::io("spawn", b"accept thread", e))?;
-        Ok(Server { inner, listener, accept: Some(accept) })
+        let i = Arc::clone(&inner);
+        let sweeper = std::thread::Builder::new()
+            .name("lh-sweep".into())
+            .spawn(move || sweep_loop(&i))
+            .map_err(|e| Error::io("spawn", b"sweep thread", e))?;
+        Ok(Server { inner, listener, accept: Some(accept), sweeper: Some(sweeper) })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -307,6 +321,10 @@ impl Server {
         if let Some(h) = self.accept.take() {
             let _ = h.join();
         }
+        if let Some(h) = self.sweeper.take() {
+            h.thread().unpark();
+            let _ = h.join();
+        }
         // Pushes are failed here; pulls and copies watch `closing`. A push still preparing
         // its tree registers later and fails itself when it sees `closing`.
         let until = Instant::now() + Duration::from_secs(10);
@@ -325,6 +343,53 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.close();
+    }
+}
+
+/// How often the node looks for expired journals: a quarter of the resume TTL, so that kept
+/// files go within 1.25 TTL, and at least hourly, however long the TTL (one readdir of the
+/// journal directory and a stat per journal: nothing to save by waiting longer).
+fn sweep_every(ttl: Duration) -> Duration {
+    (ttl / 4).clamp(Duration::from_millis(100), Duration::from_secs(3600))
+}
+
+fn sweep_loop(inner: &Inner) {
+    let every = sweep_every(inner.opts.resume_ttl);
+    let mut next = Instant::now() + every;
+    while !inner.closing.load(Ordering::SeqCst) {
+        let now = Instant::now();
+        if now < next {
+            // Unparked by `close`.
+            std::thread::park_timeout(next - now);
+            continue;
+        }
+        sweep(inner);
+        next = Instant::now() + every;
+    }
+}
+
+/// Removes the journals of pushes that failed longer than the resume TTL ago and the
+/// temporary files they kept, and takes those files out of the account.
+fn sweep(inner: &Inner) {
+    let mut claimed = Vec::new();
+    let removed =
+        crate::journal::remove_stale(&inner.root, &inner.root.join(STATE_DIR).join("journal"), inner.opts.resume_ttl, &mut |key| {
+            // A running push's journal is not stale, however long since its last block; and no
+            // push may take one up while its files go.
+            let free = inner.journals.lock().expect("journals lock").insert(key.to_owned());
+            if free {
+                claimed.push(key.to_owned());
+            }
+            free
+        });
+    let mut journals = inner.journals.lock().expect("journals lock");
+    for k in &claimed {
+        journals.remove(k);
+    }
+    drop(journals);
+    if removed.files > 0 {
+        inner.state.ledger().reclaimed(removed.files, removed.bytes);
+        inner.state.save();
     }
 }
 
@@ -537,6 +602,28 @@ fn replaced_bytes(dest: &Path, index: &Index) -> u64 {
         .sum()
 }
 
+/// Bytes of the temporary files an earlier attempt of this push (journal `key`) kept under
+/// `dest`: they count as stored already, and a resume takes them over.
+fn kept_bytes(inner: &Inner, dest: &Path, index: &Index, key: &str) -> u64 {
+    if !inner.root.join(STATE_DIR).join("journal").join(format!("{key}.jnl")).exists() {
+        return 0;
+    }
+    let prefix = crate::journal::temp_prefix(key);
+    let mut dirs = crate::receive::ExistingDirs::new(dest);
+    index
+        .entries()
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.kind == Kind::File && e.size > 0 && dirs.hold(&e.path))
+        .filter_map(|(i, e)| {
+            let fin = dest.join(OsStr::from_bytes(&e.path));
+            std::fs::symlink_metadata(fin.with_file_name(format!("{prefix}{i}.part"))).ok()
+        })
+        .filter(|m| m.is_file())
+        .map(|m| m.size())
+        .sum()
+}
+
 /// A push: the client sends, this node receives into `dest` under its root. The session is
 /// journaled; with the resume feature the client gets a PLAN of what an earlier attempt left;
 /// with whole-file verification every file is read back and checked before its rename.
@@ -568,7 +655,11 @@ fn push(
     // The same transfer twice at once would share temporary files: the second waits its turn.
     let key = crate::journal::key(&dest, block_size, encoded);
     let journaled = ActiveJournal::claim(inner, &key)?;
-    let reservation = inner.state.reserve(total.saturating_sub(replaced))?;
+    // What the push will add: its bytes, less the files it replaces and the temporary files an
+    // earlier attempt kept (counted as stored already). Only the admission: what the files
+    // take is counted as they take it (ledger.rs).
+    let kept = kept_bytes(inner, &dest_dir, &index, &key);
+    let grant = inner.state.reserve(total.saturating_sub(replaced).saturating_sub(kept))?;
     let active = inner.state.begin(peer, Direction::In, &dest, index.total(), index.count(Kind::File) as u64, streams);
     let token = auth::random_bytes::<{ frame::TOKEN_LEN }>()?;
     let placement = node_placement(inner, peer);
@@ -589,10 +680,13 @@ fn push(
         fsync: inner.opts.fsync,
         verify_full: features & frame::FEATURE_VERIFY_FULL != 0,
         resume: Some(ResumeParams { dir: inner.root.join(STATE_DIR).join("journal"), key: journaled.0.clone(), use_previous: resume }),
+        space: Some(Arc::clone(&grant)),
     };
     let recv = match Receive::prepare(&inner.root, index, params, Arc::clone(&inner.pool)) {
         Ok(r) => r,
         Err(e) => {
+            grant.finish();
+            inner.state.save();
             inner.state.end(&active, Err(&e));
             return Err(e);
         }
@@ -617,12 +711,12 @@ fn push(
     inner.files_linked.fetch_add(linked, Ordering::Relaxed);
     inner.files_renamed.fetch_add(renamed, Ordering::Relaxed);
     inner.state.count_bytes(peer, recv.bytes_received(), 0);
+    // What the session did not take of its reservation goes back now, not when the last
+    // thread holding the session lets go of it.
+    grant.finish();
+    inner.state.save();
     inner.state.end(&active, result.as_ref().map(|_| ()));
     let summary = result?;
-    // The reservation is the growth (new bytes less the bytes of files replaced); a tree that
-    // shrank what it replaced frees the difference.
-    reservation.commit();
-    inner.state.release(replaced.saturating_sub(total));
     drop(journaled);
     frame::write_msg(sock, &Msg::Summary(summary))
 }
@@ -983,7 +1077,8 @@ fn stats_json(inner: &Inner) -> String {
         Some(c) => j.num("capacity", c).num("free", c.saturating_sub(st.stored()).saturating_sub(st.reserved())),
         None => j.key("capacity").raw("null").key("free").raw("null"),
     };
-    j.num("stored", st.stored()).num("reserved", st.reserved());
+    let (parts, parts_bytes) = st.parts();
+    j.num("stored", st.stored()).num("reserved", st.reserved()).num("parts", parts).num("partsBytes", parts_bytes);
     let active = st.active_rows();
     let recent = st.recent_rows();
     j.num("active", active.len()).num("completed", st.completed.load(Ordering::Relaxed)).num("failed", st.failed.load(Ordering::Relaxed));

@@ -316,6 +316,8 @@ pub struct BindingServeOptions {
     pub max_transfers: Option<u32>,
     /// When received files are made durable: "none" (default), "file" (fsync each before its rename) or "end" (one syncfs before the summary).
     pub fsync: Option<String>,
+    /// Milliseconds the temporary files a failed push keeps for its resume stay after its last block (default 86,400,000: 24 h); then the node removes them.
+    pub resume_ttl_ms: Option<f64>,
 }
 
 #[napi(object)]
