@@ -340,3 +340,38 @@ fn a_pull_whose_directory_is_swapped_for_a_symlink_after_the_scan_sends_nothing_
     assert_eq!(e.code(), "E_SOURCE_CHANGED", "{e}");
     assert!(!holds_outside(&out));
 }
+
+/// issue 29: two pushes of different trees (different sizes, names in common, so each replaces
+/// files of the other) to the same destination at once leave the stored account equal to the
+/// regular files' bytes under the root (it counted both trees: 178 MB for 94 MB on disk).
+#[test]
+fn concurrent_pushes_to_one_destination_count_each_file_once() {
+    let dir = scratch("concurrent");
+    let (a, b) = (dir.join("a/t"), dir.join("b/t"));
+    for (src, seed, n, big) in [(&a, 1u64, 120u64, 3usize << 20), (&b, 2, 160, 5 << 20)] {
+        fs::create_dir_all(src.join("s")).unwrap();
+        for i in 0..n {
+            let start = if seed == 1 { 0 } else { 60 };
+            fs::write(src.join(format!("s/f{}", start + i)), bytes(seed * 1000 + i, ((i * 37 * seed) % 9000) as usize)).unwrap();
+        }
+        fs::write(src.join("big"), bytes(seed, big + seed as usize)).unwrap();
+        fs::write(src.join(format!("only-{seed}")), bytes(seed + 10, 1 << 20)).unwrap();
+    }
+    let root = dir.join("root");
+    let n = Server::start(ServeOptions { root: root.clone(), ..ServeOptions::default() }).unwrap();
+    let addr = n.local_addr().to_string();
+    let opts = SendOptions { block_size: 256 << 10, ..SendOptions::default() };
+    for _ in 0..3 {
+        std::thread::scope(|s| {
+            for src in [&a, &b] {
+                let (addr, opts) = (&addr, &opts);
+                s.spawn(move || send(src, addr, b"same", opts, &AtomicBool::new(false), &|_| {}).unwrap());
+            }
+        });
+        let on_disk = longhaul_core::node_state::du(&root, true);
+        assert_eq!(n.counts().stored, on_disk);
+        assert!(on_disk < longhaul_core::node_state::du(&dir.join("a"), false) + longhaul_core::node_state::du(&dir.join("b"), false));
+    }
+    let stats = n.stats_json();
+    assert!(stats.contains(r#""parts":0,"partsBytes":0"#), "{stats}");
+}
