@@ -691,6 +691,9 @@ fn push(
             return Err(e);
         }
     };
+    // The preallocated parts are in the saved account before data flows: a node killed during
+    // the push restarts counting them, as the resume and the sweep expect.
+    inner.state.save();
     *inner.last_file_creation.lock().expect("file creation lock") = Some(match recv.tmpfile() {
         Ok(()) => "files in one piece: O_TMPFILE + link; larger files: temporary name + rename".to_owned(),
         Err(why) => format!("temporary name + rename for every file: {why}"),
