@@ -31,6 +31,8 @@ pub struct Ledger {
     parts_bytes: AtomicU64,
     /// Makes `reserve`'s check and its addition one step.
     admitting: Mutex<()>,
+    /// Held while the account is saved: saves from several threads share one temporary file.
+    saving: Mutex<()>,
     names: Box<[Mutex<()>]>,
 }
 
@@ -62,6 +64,7 @@ impl Ledger {
             parts: AtomicU64::new(saved.parts),
             parts_bytes: AtomicU64::new(saved.parts_bytes),
             admitting: Mutex::new(()),
+            saving: Mutex::new(()),
             names: (0..NAME_LOCKS).map(|_| Mutex::new(())).collect(),
         })
     }
@@ -86,6 +89,11 @@ impl Ledger {
     /// Bytes neither stored nor reserved; `None` without a capacity.
     pub fn free(&self) -> Option<u64> {
         self.capacity.map(|c| c.saturating_sub(self.stored()).saturating_sub(self.reserved()))
+    }
+
+    /// Hold while saving the account.
+    pub fn saving(&self) -> MutexGuard<'_, ()> {
+        self.saving.lock().expect("saving lock")
     }
 
     /// The account as the node saves it (`Saved::parse` reads it back).

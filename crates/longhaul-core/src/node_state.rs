@@ -149,6 +149,7 @@ impl NodeState {
 
     /// Saves the account (after a transfer ended, or parts were reclaimed).
     pub fn save(&self) {
+        let _one = self.ledger.saving();
         self.persist();
     }
 
