@@ -586,8 +586,9 @@ fn resolve_source(root: &Path, rel: &[u8]) -> Result<PathBuf> {
     resolve(root, rel, false)
 }
 
-/// Bytes of the regular files a push would replace (they stop counting as stored).
-fn replaced_bytes(dest: &Path, index: &Index) -> u64 {
+/// Bytes of the files a resumed push will not write: already at the destination with the
+/// index's size and mtime (the quick check `receive::carried_over` makes).
+fn unchanged_bytes(dest: &Path, index: &Index) -> u64 {
     if !dest.exists() {
         return 0;
     }
@@ -595,10 +596,13 @@ fn replaced_bytes(dest: &Path, index: &Index) -> u64 {
     index
         .entries()
         .iter()
-        .filter(|e| e.kind == Kind::File && dirs.hold(&e.path))
-        .filter_map(|e| std::fs::symlink_metadata(dest.join(OsStr::from_bytes(&e.path))).ok())
-        .filter(|m| m.is_file())
-        .map(|m| m.size())
+        .filter(|e| e.kind == Kind::File && e.size > 0 && dirs.hold(&e.path))
+        .filter(|e| {
+            std::fs::symlink_metadata(dest.join(OsStr::from_bytes(&e.path))).is_ok_and(|m| {
+                m.is_file() && m.size() == e.size && m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128 == e.mtime_ns as i128
+            })
+        })
+        .map(|e| e.size)
         .sum()
 }
 
@@ -651,15 +655,19 @@ fn push(
     }
     // Capacity is checked before any byte is written.
     let dest_dir = inner.root.join(OsStr::from_bytes(&dest));
-    let (total, replaced) = (index.total(), replaced_bytes(&dest_dir, &index));
+    let total = index.total();
     // The same transfer twice at once would share temporary files: the second waits its turn.
     let key = crate::journal::key(&dest, block_size, encoded);
     let journaled = ActiveJournal::claim(inner, &key)?;
-    // What the push will add: its bytes, less the files it replaces and the temporary files an
-    // earlier attempt kept (counted as stored already). Only the admission: what the files
-    // take is counted as they take it (ledger.rs).
+    // What the push may hold at once: all its bytes (a file it replaces stays until its
+    // replacement, fallocated from the start, is renamed over it), less the files a resume
+    // will not write and the temporary files an earlier attempt kept (counted as stored
+    // already). Only the admission: what files take and give back is counted as it happens
+    // (ledger.rs). (Crediting the replaced files let concurrent pushes that replace the same
+    // file each hold a part of its size with nothing reserved.)
+    let unchanged = if resume { unchanged_bytes(&dest_dir, &index) } else { 0 };
     let kept = kept_bytes(inner, &dest_dir, &index, &key);
-    let grant = inner.state.reserve(total.saturating_sub(replaced).saturating_sub(kept))?;
+    let grant = inner.state.reserve(total.saturating_sub(unchanged).saturating_sub(kept))?;
     let active = inner.state.begin(peer, Direction::In, &dest, index.total(), index.count(Kind::File) as u64, streams);
     let token = auth::random_bytes::<{ frame::TOKEN_LEN }>()?;
     let placement = node_placement(inner, peer);

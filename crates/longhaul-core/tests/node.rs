@@ -375,3 +375,34 @@ fn concurrent_pushes_to_one_destination_count_each_file_once() {
     let stats = n.stats_json();
     assert!(stats.contains(r#""parts":0,"partsBytes":0"#), "{stats}");
 }
+
+/// issue 29: a push that replaces a file needs room for the replacement, which is allocated in
+/// full beside the old file until it is renamed over it (crediting the old file let concurrent
+/// pushes replacing one file each hold a part of its size with nothing reserved); sending the
+/// same file again writes nothing and needs nothing.
+#[test]
+fn replacing_a_file_needs_room_for_its_replacement() {
+    let dir = scratch("replace-room");
+    let src = dir.join("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("f"), bytes(1, 6 << 20)).unwrap();
+    let root = dir.join("root");
+    let n = Server::start(ServeOptions { root: root.clone(), capacity: Some(10 << 20), ..ServeOptions::default() }).unwrap();
+    let addr = n.local_addr().to_string();
+    let push = || send(&src, &addr, b"in", &SendOptions::default(), &AtomicBool::new(false), &|_| {});
+    push().unwrap();
+    assert_eq!(n.counts().stored, 6 << 20);
+    push().unwrap();
+    assert_eq!(n.counts().stored, 6 << 20);
+    fs::write(src.join("f"), bytes(2, 6 << 20)).unwrap();
+    fs::File::options()
+        .write(true)
+        .open(src.join("f"))
+        .unwrap()
+        .set_modified(std::time::UNIX_EPOCH + Duration::from_secs(1_000_000))
+        .unwrap();
+    let e = push().unwrap_err();
+    assert_eq!(e.code(), "E_CAPACITY", "{e}");
+    assert_eq!(n.counts().stored, 6 << 20);
+    assert_eq!(longhaul_core::node_state::du(&root, true), 6 << 20);
+}
