@@ -201,6 +201,7 @@ function serveCommand(): Command {
         cores: c.coresIo ? { io: c.coresIo, other: c.coresOther } : undefined,
         pin: c.pin,
         idleTimeoutMs: c.idleTimeout ? c.idleTimeout * 1000 : undefined,
+        resumeTtlMs: c.resumeTtl ? c.resumeTtl * 1000 : undefined,
         fsync: c.fsync,
         keepSetid: c.keepSetid,
         tls: c.tls,
@@ -483,7 +484,7 @@ withConfig(
 function statsLines(s: NodeStats): string[] {
   const lines = [
     `node ${s.listen}, root ${s.root}, auth ${s.auth ? 'token' : 'none'}`,
-    `stored ${fmt.bytes(s.stored)}${s.capacity !== null ? ` of ${fmt.bytes(s.capacity)} (${fmt.bytes(s.free ?? 0)} free)` : ''}${s.reserved ? `, ${fmt.bytes(s.reserved)} reserved` : ''}`,
+    `stored ${fmt.bytes(s.stored)}${s.capacity !== null ? ` of ${fmt.bytes(s.capacity)} (${fmt.bytes(s.free ?? 0)} free)` : ''}${s.reserved ? `, ${fmt.bytes(s.reserved)} reserved` : ''}${s.parts ? `; ${fmt.bytes(s.partsBytes)} of it in ${fmt.count(s.parts)} temporary files (running pushes, and failed ones kept for a resume)` : ''}`,
     `transfers: ${s.active} active, ${s.completed} done, ${s.failed} failed; ${fmt.bytes(s.bytesIn)} in, ${fmt.bytes(s.bytesOut)} out`,
     `pool: ${s.pool.buffers - s.pool.available} of ${s.pool.buffers} buffers of ${fmt.bytes(s.pool.bufferBytes)} in use${s.pool.locked ? ', locked' : ''}`,
     `readv: ${fmt.count(s.readv.requests)} requests, ${fmt.count(s.readv.segments)} segments, ${fmt.bytes(s.readv.bytes)}`,

@@ -324,6 +324,14 @@ const SPECS = {
     flag: '--peer-rate',
     commands: ['serve'],
   },
+  resumeTtl: {
+    schema: intIn(1, 365 * 86_400),
+    description:
+      'seconds the files a failed push keeps for its resume stay (counted as stored) after its last block; then the node removes them',
+    arg: 'seconds',
+    default: 86_400,
+    commands: ['serve'],
+  },
   maxTransfers: {
     schema: intIn(1, 100_000),
     description: 'transfers at once; more get E_BUSY',

@@ -66,6 +66,10 @@ export function nodeRegistry(node: StorageNode): Registry {
   });
   gauge('longhaul_stored_bytes', 'Bytes stored under the root, by the node account', [], (g, s) => g.set(s.stored));
   gauge('longhaul_reserved_bytes', 'Bytes reserved by transfers in flight', [], (g, s) => g.set(s.reserved));
+  gauge('longhaul_parts', 'Temporary files among the stored bytes (running pushes, failed ones kept for a resume)', [], (g, s) =>
+    g.set(s.parts),
+  );
+  gauge('longhaul_parts_bytes', 'Bytes of those temporary files', [], (g, s) => g.set(s.partsBytes));
   gauge('longhaul_capacity_bytes', 'Configured capacity (absent without one)', [], (g, s) => {
     if (s.capacity !== null) g.set(s.capacity);
   });

@@ -59,6 +59,12 @@ export interface ServeOptions extends AuthOptions {
   /** Milliseconds between polls of the transfer table for events (default 250). */
   eventIntervalMs?: number;
   /**
+   * Milliseconds the temporary files a failed push keeps for its resume stay after its last
+   * block (default 86,400,000: 24 h). They count as stored until then; then the node removes
+   * them with the push's journal.
+   */
+  resumeTtlMs?: number;
+  /**
    * When received files are made durable: `none` (default: the kernel writes back, as with cp,
    * rsync and GridFTP; the resume journal covers a crash), `file` (fsync each file before its
    * rename) or `end` (one syncfs before the transfer is reported complete).
@@ -122,8 +128,14 @@ export interface NodeStats {
   auth: boolean;
   capacity: number | null;
   free: number | null;
+  /** Bytes of regular files under the root, as `du -sb` counts them: temporary files included. */
   stored: number;
+  /** Bytes reserved by pushes running now and not yet written. */
   reserved: number;
+  /** Temporary `.part` files among `stored`: those of running pushes, and those kept for a resume until `resumeTtlMs`. */
+  parts: number;
+  /** Their bytes (counted at the size they are allocated to). */
+  partsBytes: number;
   active: number;
   completed: number;
   failed: number;

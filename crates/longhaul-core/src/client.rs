@@ -326,6 +326,7 @@ pub fn get(
             use_previous: true,
         }),
         keep_setid: opts.keep_setid,
+        space: None,
     };
     let recv = match Receive::prepare(dest_fd.as_fd(), index, params, pool) {
         Ok(r) => r,

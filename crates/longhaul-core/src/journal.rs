@@ -36,8 +36,6 @@ use crate::hash::xxh3;
 
 const MAGIC: &[u8; 8] = b"LHJRNL01";
 const RECORD: usize = 24;
-/// Journals untouched for this long are removed with their temporary files when a node starts.
-pub const STALE_AFTER: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// The journal key of a push.
 pub fn key(dest: &[u8], block_size: u32, index: &[u8]) -> String {
@@ -184,13 +182,22 @@ fn dest_of(dir: BorrowedFd<'_>, name: &OsStr) -> Option<Vec<u8>> {
     Some(dest)
 }
 
+/// What `remove_stale` removed: journals, and the temporary files of their transfers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Removed {
+    pub journals: usize,
+    pub files: u64,
+    pub bytes: u64,
+}
+
 /// Removes journals in the journal directory `dir` not written to for `older_than`, and the
 /// temporary files of their transfers under `root/<dest>` (found through directories opened
-/// beneath the root, so a symlink planted on the way leads nowhere). Returns how many went.
-pub fn remove_stale(root: BorrowedFd<'_>, dir: BorrowedFd<'_>, older_than: Duration) -> usize {
-    let Ok(entries) = rustix::fs::Dir::read_from(dir) else { return 0 };
+/// beneath the root, so a symlink planted on the way leads nowhere); a journal whose key
+/// `claim` refuses (a push is using it) stays.
+pub fn remove_stale(root: BorrowedFd<'_>, dir: BorrowedFd<'_>, older_than: Duration, claim: &mut dyn FnMut(&str) -> bool) -> Removed {
+    let mut removed = Removed::default();
+    let Ok(entries) = rustix::fs::Dir::read_from(dir) else { return removed };
     let now = SystemTime::now();
-    let mut removed = 0;
     for e in entries.flatten() {
         let name = OsStr::from_bytes(e.file_name().to_bytes()).to_owned();
         let Some(key) = name.to_str().and_then(|n| n.strip_suffix(".jnl")).map(str::to_owned) else {
@@ -200,18 +207,18 @@ pub fn remove_stale(root: BorrowedFd<'_>, dir: BorrowedFd<'_>, older_than: Durat
             let modified = SystemTime::UNIX_EPOCH + Duration::new(st.st_mtime.max(0) as u64, st.st_mtime_nsec as u32);
             now.duration_since(modified).ok()
         });
-        if key.len() < 12 || age.is_none_or(|a| a < older_than) {
+        if key.len() < 12 || age.is_none_or(|a| a < older_than) || !claim(&key) {
             continue;
         }
         if let Some(dest) = dest_of(dir, &name) {
             if crate::index::check_path(&dest).is_ok() || dest.is_empty() {
                 if let Ok(d) = beneath::open_dir(root, &dest, beneath::root_refused) {
-                    remove_temps_under(d, &temp_prefix(&key), 0);
+                    remove_temps_under(d, &temp_prefix(&key), 0, &mut removed);
                 }
             }
         }
         if rustix::fs::unlinkat(dir, &name, AtFlags::empty()).is_ok() {
-            removed += 1;
+            removed.journals += 1;
         }
     }
     removed
@@ -223,7 +230,7 @@ const MAX_DEPTH: usize = 256;
 
 /// Removes the temporary files named `prefix*.part` in the directory `dir` and below it, opening
 /// each subdirectory from its parent without following symlinks.
-fn remove_temps_under(dir: OwnedFd, prefix: &str, depth: usize) {
+fn remove_temps_under(dir: OwnedFd, prefix: &str, depth: usize, removed: &mut Removed) {
     let Ok(entries) = rustix::fs::Dir::read_from(&dir) else { return };
     for e in entries.flatten() {
         let name = e.file_name().to_bytes();
@@ -243,11 +250,16 @@ fn remove_temps_under(dir: OwnedFd, prefix: &str, depth: usize) {
             rustix::fs::FileType::Directory if depth < MAX_DEPTH => {
                 let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
                 if let Ok(sub) = rustix::fs::openat(&dir, name, flags, Mode::empty()) {
-                    remove_temps_under(sub, prefix, depth + 1);
+                    remove_temps_under(sub, prefix, depth + 1, removed);
                 }
             }
             rustix::fs::FileType::RegularFile if name.to_str().is_some_and(|n| n.starts_with(prefix) && n.ends_with(".part")) => {
-                let _ = rustix::fs::unlinkat(&dir, name, AtFlags::empty());
+                // Measured before it goes: the node's account gives back what it counted.
+                let size = rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW).map(|st| st.st_size as u64).unwrap_or(0);
+                if rustix::fs::unlinkat(&dir, name, AtFlags::empty()).is_ok() {
+                    removed.files += 1;
+                    removed.bytes += size;
+                }
             }
             _ => {}
         }
@@ -330,8 +342,12 @@ mod tests {
         let other = root.join("in/sub/.lh-000000000000-3.part");
         std::fs::write(&temp, b"x").unwrap();
         std::fs::write(&other, b"x").unwrap();
-        assert_eq!(remove_stale(rootfd.as_fd(), jdir.as_fd(), Duration::from_secs(3600)), 0, "fresh journals stay");
-        assert_eq!(remove_stale(rootfd.as_fd(), jdir.as_fd(), Duration::ZERO), 1);
+        let mut yes = |_: &str| true;
+        let (r, j) = (rootfd.as_fd(), jdir.as_fd());
+        assert_eq!(remove_stale(r, j, Duration::from_secs(3600), &mut yes), Removed::default(), "fresh journals stay");
+        assert_eq!(remove_stale(r, j, Duration::ZERO, &mut |_| false), Removed::default(), "a journal in use stays");
+        assert!(temp.exists());
+        assert_eq!(remove_stale(r, j, Duration::ZERO, &mut yes), Removed { journals: 1, files: 1, bytes: 1 });
         assert!(!temp.exists());
         assert!(other.exists(), "another transfer's temporary file stays");
     }
@@ -351,7 +367,8 @@ mod tests {
         std::fs::write(&victim, b"x").unwrap();
         // And a planted link under a journal's own name is not read through.
         std::os::unix::fs::symlink(&victim, root.join(".longhaul/journal/0123456789abcdef0123.jnl")).unwrap();
-        assert_eq!(remove_stale(rootfd.as_fd(), jdir.as_fd(), Duration::ZERO), 2);
+        let removed = remove_stale(rootfd.as_fd(), jdir.as_fd(), Duration::ZERO, &mut |_| true);
+        assert_eq!(removed, Removed { journals: 2, files: 0, bytes: 0 });
         assert!(victim.exists(), "nothing outside the root is removed");
     }
 }

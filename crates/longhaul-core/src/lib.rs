@@ -16,6 +16,7 @@ pub mod frame;
 pub mod hash;
 pub mod index;
 pub mod journal;
+pub mod ledger;
 pub mod net;
 pub mod node_state;
 pub mod placement;

@@ -50,6 +50,7 @@ use crate::frame::{self, hex, Msg, SummaryMsg, Token};
 use crate::hash::{blake3_file, xxh3, Xxh3};
 use crate::index::{Index, Kind};
 use crate::journal::{Journal, Previous};
+use crate::ledger::Grant;
 use crate::net::Deadline;
 use crate::placement::{bind_current_thread, Placement, Role};
 use crate::pool::{Pool, PoolBuf};
@@ -86,7 +87,12 @@ struct FileSlot {
     stage: AtomicU8,
     /// Held while a piece of a file larger than its piece is written (see `write`).
     writing: Mutex<()>,
+    /// What its temporary file is counted at in the node's account (`UNCOUNTED`: not by this
+    /// session).
+    part: AtomicU64,
 }
+
+const UNCOUNTED: u64 = u64::MAX;
 
 struct WriteJob {
     buf: PoolBuf,
@@ -204,6 +210,9 @@ pub struct SessionParams {
     /// Give files and directories the setuid and setgid bits the index asks for; otherwise
     /// they are cleared (see `Receive::mode`).
     pub keep_setid: bool,
+    /// Where the session counts the space its files take and give back (a node's account,
+    /// ledger.rs); None where nobody keeps one (a client's pull).
+    pub space: Option<Arc<Grant>>,
 }
 
 /// What an earlier attempt left that this session will not receive again.
@@ -223,6 +232,9 @@ pub struct Receive {
     index: Index,
     /// The destination directory, held open: writers open the directories under it from here.
     dest_fd: OwnedFd,
+    /// The destination directory's device and inode: what names it for the account's name
+    /// locks, the same for every session writing into it.
+    dest_id: [u8; 16],
     block_size: u64,
     nblocks: u64,
     streams: u16,
@@ -265,6 +277,9 @@ pub struct Receive {
     renamed: AtomicU64,
     /// The permission bits the index may set (`keep_setid`).
     mode_mask: u32,
+    space: Option<Arc<Grant>>,
+    /// An earlier attempt's journal was there when the session began.
+    earlier: bool,
 }
 
 /// One-piece files are written into an unnamed O_TMPFILE and linked in under their final name
@@ -300,6 +315,7 @@ impl Receive {
             verify_full,
             resume,
             keep_setid,
+            space,
         } = params;
         let dest = dest.as_slice();
         check_state_dir(dest, &index)?;
@@ -309,7 +325,19 @@ impl Receive {
             crate::index::check_path(dest)?;
         }
         let dest_fd = beneath::make_dirs(base, dest, 0o777, existing_refused)?;
+        let dest_id = rustix::fs::fstat(&dest_fd).map_err(|e| Error::io("stat", dest, e.into()))?;
+        let dest_id = {
+            let mut id = [0u8; 16];
+            id[..8].copy_from_slice(&(dest_id.st_dev as u64).to_le_bytes());
+            id[8..].copy_from_slice(&(dest_id.st_ino as u64).to_le_bytes());
+            id
+        };
         let nblocks = index.total().div_ceil(block_size as u64);
+        // An earlier attempt's temporary files may outlast this session (a file it had one for
+        // that comes whole this time, or one not taken up without resume): looked for at the end.
+        let earlier = resume
+            .as_ref()
+            .is_some_and(|r| rustix::fs::statat(&*r.dir, format!("{}.jnl", r.key).as_str(), rustix::fs::AtFlags::SYMLINK_NOFOLLOW).is_ok());
         let (tag, journal, carried) = match resume {
             None => (hex(&token)[..12].to_owned(), None, Carried::default()),
             Some(r) => {
@@ -332,6 +360,7 @@ impl Receive {
                 fd: Mutex::new(None),
                 stage: AtomicU8::new(carried.stages.get(i).copied().unwrap_or(STAGE_NONE)),
                 writing: Mutex::new(()),
+                part: AtomicU64::new(UNCOUNTED),
             })
             .collect();
         let mut seen = BlockSet::default();
@@ -347,6 +376,7 @@ impl Receive {
             nblocks,
             index,
             dest_fd,
+            dest_id,
             block_size: block_size as u64,
             streams,
             pool,
@@ -378,10 +408,12 @@ impl Receive {
             renamed: AtomicU64::new(0),
             mode_mask: if keep_setid { 0o7777 } else { SETID_CLEARED },
             carried,
+            space,
+            earlier,
         });
         recv.probe_tmpfile();
         if let Err(e) = recv.make_tree().and_then(|()| recv.finish_carried()) {
-            recv.remove_temps();
+            recv.discard_temps();
             return Err(e);
         }
         let mut handles = recv.writers.lock().expect("writers lock");
@@ -479,10 +511,82 @@ impl Receive {
         // verify_full reads the file back through the same descriptor.
         let access = if self.verify_full { OFlags::RDWR } else { OFlags::WRONLY };
         let flags = access | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let f = rustix::fs::openat(dir, self.temp_name(i).as_str(), flags, Mode::from_raw_mode(0o600))
-            .map_err(|err| Error::io("create", &e.path, err.into()))?;
+        // O_EXCL tells a new temporary file from one an earlier attempt kept, which the account
+        // holds already at its size.
+        let count = self.space.is_some() && self.files[i].part.load(Ordering::SeqCst) == UNCOUNTED;
+        let temp = self.temp_name(i);
+        let (f, kept) = match rustix::fs::openat(
+            dir,
+            temp.as_str(),
+            flags | if count { OFlags::EXCL } else { OFlags::empty() },
+            Mode::from_raw_mode(0o600),
+        ) {
+            Err(rustix::io::Errno::EXIST) if count => {
+                let f = rustix::fs::openat(dir, temp.as_str(), flags - OFlags::CREATE, Mode::empty())
+                    .map_err(|err| Error::io("create", &e.path, err.into()))?;
+                let size = rustix::fs::fstat(&f).map_err(|err| Error::io("stat", &e.path, err.into()))?.st_size as u64;
+                (f, Some(size))
+            }
+            r => (r.map_err(|err| Error::io("create", &e.path, err.into()))?, None),
+        };
         self.files[i].stage.store(STAGE_TEMP, Ordering::SeqCst);
+        if count {
+            self.count_part(i, kept);
+        }
         Ok(File::from(f))
+    }
+
+    /// Counts file `i`'s temporary file at its full size from now (it is allocated to it, or
+    /// will be): a new one, or one kept by an earlier attempt at `kept` bytes.
+    fn count_part(&self, i: usize, kept: Option<u64>) {
+        let Some(g) = &self.space else { return };
+        let size = self.index.entries()[i].size;
+        match kept {
+            None => g.part_made(size),
+            Some(was) => g.part_resized(was, size),
+        }
+        self.files[i].part.store(size, Ordering::SeqCst);
+    }
+
+    /// The lock on file `i`'s final name while what it replaces is measured and replaced
+    /// (ledger.rs); none where no account is kept.
+    fn name_lock(&self, i: usize) -> Option<std::sync::MutexGuard<'_, ()>> {
+        let g = self.space.as_ref()?;
+        Some(g.ledger().name_lock(&[&self.dest_id, &self.index.entries()[i].path]))
+    }
+
+    /// Bytes of the regular file that `name` in `dir` is now, which a rename to it replaces;
+    /// looked at only where an account is kept. Call with the name's lock held.
+    fn replaced(&self, dir: std::os::fd::BorrowedFd<'_>, name: &OsStr) -> u64 {
+        if self.space.is_none() {
+            return 0;
+        }
+        match rustix::fs::statat(dir, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) if rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile => st.st_size as u64,
+            _ => 0,
+        }
+    }
+
+    /// File `i` (`size` bytes; from its temporary file or not) took its final name over `old`
+    /// bytes.
+    fn count_named(&self, i: usize, size: u64, old: u64) {
+        let Some(g) = &self.space else { return };
+        let part = self.files[i].part.swap(UNCOUNTED, Ordering::SeqCst);
+        g.named((part != UNCOUNTED).then_some(part), size, old);
+    }
+
+    /// File `i`'s temporary file was removed: its bytes (as counted, or as `on_disk` when an
+    /// earlier attempt counted it) leave the account.
+    fn count_removed(&self, i: usize, on_disk: Option<u64>) {
+        let Some(g) = &self.space else { return };
+        match self.files[i].part.swap(UNCOUNTED, Ordering::SeqCst) {
+            UNCOUNTED => {
+                if let Some(b) = on_disk {
+                    g.part_removed(b)
+                }
+            }
+            counted => g.part_removed(counted),
+        }
     }
 
     fn slot_fd(&self, i: usize, dirs: &mut DirCache) -> Result<Arc<File>> {
@@ -563,18 +667,26 @@ impl Receive {
                 }
             }
         };
+        let held = self.name_lock(i);
         match link(name) {
-            Ok(()) => {}
+            Ok(()) => self.count_named(i, e.size, 0),
             // Replacing a file: link under the temporary name and rename over the old one.
             Err(rustix::io::Errno::EXIST) => {
                 let temp = self.temp_name(i);
-                let _ = unlinkat(dir, temp.as_str(), AtFlags::empty());
+                // An earlier attempt's temporary file there leaves the account with it.
+                let stale = self.replaced(dir, OsStr::new(&temp));
+                if unlinkat(dir, temp.as_str(), AtFlags::empty()).is_ok() {
+                    self.count_removed(i, Some(stale));
+                }
                 link(OsStr::new(&temp)).map_err(|err| Error::io("link", &e.path, err.into()))?;
+                let old = self.replaced(dir, name);
                 renameat(dir, temp.as_str(), dir, name).map_err(|err| Error::io("rename", &e.path, err.into()))?;
+                self.count_named(i, e.size, old);
             }
             Err(rustix::io::Errno::NOTSUP) => return Ok(false),
             Err(err) => return Err(Error::io("link", &e.path, err.into())),
         }
+        drop(held);
         self.files[i].stage.store(STAGE_FINAL, Ordering::SeqCst);
         self.linked.fetch_add(1, Ordering::Relaxed);
         Ok(true)
@@ -632,7 +744,11 @@ impl Receive {
     fn rename_final(&self, i: usize, dirs: &mut DirCache) -> Result<()> {
         let e = &self.index.entries()[i];
         let (dir, name) = dirs.parent(self.dest_fd.as_fd(), &e.path, dest_refused)?;
+        let held = self.name_lock(i);
+        let old = self.replaced(dir, name);
         rustix::fs::renameat(dir, self.temp_name(i).as_str(), dir, name).map_err(|err| Error::io("rename", &e.path, err.into()))?;
+        self.count_named(i, e.size, old);
+        drop(held);
         self.files[i].stage.store(STAGE_FINAL, Ordering::SeqCst);
         self.renamed.fetch_add(1, Ordering::Relaxed);
         Ok(())
@@ -669,7 +785,9 @@ impl Receive {
             return Err(Error::Protocol(format!("the sender sent no digest for {:?}", lossy(&e.path))));
         };
         if self.read_back[i].get() != Some(&theirs) {
-            self.remove_temp(i, dirs);
+            if self.remove_temp(i, dirs) {
+                self.count_removed(i, None);
+            }
             self.files[i].stage.store(STAGE_NONE, Ordering::SeqCst);
             return Err(Error::FileDigest { path: lossy(&e.path) });
         }
@@ -963,13 +1081,20 @@ impl Receive {
         }
         let failure = self.state.lock().expect("state lock").failure.take();
         if let Some(e) = failure {
-            if self.journal.is_some() {
-                // Kept for the next attempt, which the journal tells what they hold.
+            if let Some(j) = &self.journal {
+                // Kept for the next attempt, which the journal tells what they hold; with none
+                // kept, the journal has nothing a next attempt could use.
                 self.close_temps();
+                if !self.keep_temps() {
+                    j.remove();
+                }
             } else {
-                self.remove_temps();
+                self.discard_temps();
             }
             return Err(e);
+        }
+        if self.earlier {
+            self.remove_leftovers();
         }
         if let Some(j) = &self.journal {
             j.remove();
@@ -1030,7 +1155,11 @@ impl Receive {
                         &rustix::fs::Timestamps { last_access: t, last_modification: t },
                         rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
                     );
+                    let held = self.name_lock(i);
+                    let old = self.replaced(dir, name);
                     rustix::fs::renameat(dir, temp.as_str(), dir, name).map_err(|err| Error::io("rename", &e.path, err.into()))?;
+                    self.count_named(i, 0, old);
+                    drop(held);
                     self.files[i].stage.store(STAGE_FINAL, Ordering::SeqCst);
                 }
                 Kind::Dir => {}
@@ -1056,6 +1185,75 @@ impl Receive {
         }
     }
 
+    /// A journaled session failed: of its temporary files, those that hold data stay for the
+    /// next attempt, counted at their size on disk; those that hold none (a session that ended
+    /// before its data came) are removed and leave the account. Whether any stayed.
+    fn keep_temps(&self) -> bool {
+        let mut dirs = DirCache::default();
+        let mut kept = false;
+        for (i, (slot, e)) in self.files.iter().zip(self.index.entries()).enumerate() {
+            let stage = slot.stage.load(Ordering::SeqCst);
+            if !matches!(stage, STAGE_TEMP | STAGE_WRITTEN) {
+                continue;
+            }
+            let holds = stage == STAGE_WRITTEN || slot.remaining.load(Ordering::SeqCst) < e.size;
+            let Ok((dir, _)) = dirs.parent(self.dest_fd.as_fd(), &e.path, dest_refused) else {
+                kept = true;
+                continue;
+            };
+            let temp = self.temp_name(i);
+            let on_disk = rustix::fs::statat(dir, temp.as_str(), rustix::fs::AtFlags::SYMLINK_NOFOLLOW).ok().map(|st| st.st_size as u64);
+            if holds {
+                kept = true;
+                let counted = slot.part.swap(UNCOUNTED, Ordering::SeqCst);
+                if let (Some(g), Some(size), true) = (&self.space, on_disk, counted != UNCOUNTED) {
+                    g.part_resized(counted, size);
+                }
+            } else if rustix::fs::unlinkat(dir, temp.as_str(), rustix::fs::AtFlags::empty()).is_ok() {
+                self.count_removed(i, on_disk);
+                slot.stage.store(STAGE_NONE, Ordering::SeqCst);
+            }
+        }
+        kept
+    }
+
+    /// The session completed after an earlier attempt: temporary files of that attempt that
+    /// this one did not take up would have no journal left to find them by. Removed, and out
+    /// of the account.
+    fn remove_leftovers(&self) {
+        let mut dirs = DirCache::default();
+        for (i, e) in self.index.entries().iter().enumerate().filter(|(_, e)| e.kind == Kind::File) {
+            let Ok((dir, _)) = dirs.parent(self.dest_fd.as_fd(), &e.path, dest_refused) else { continue };
+            let temp = self.temp_name(i);
+            let Ok(st) = rustix::fs::statat(dir, temp.as_str(), rustix::fs::AtFlags::SYMLINK_NOFOLLOW) else { continue };
+            if rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile
+                && rustix::fs::unlinkat(dir, temp.as_str(), rustix::fs::AtFlags::empty()).is_ok()
+            {
+                self.count_removed(i, Some(st.st_size as u64));
+            }
+        }
+    }
+
+    /// Removes every temporary file of the session, and its journal, and gives their space
+    /// back to the account.
+    fn discard_temps(&self) {
+        if self.space.is_some() {
+            let mut dirs = DirCache::default();
+            for (i, (slot, e)) in self.files.iter().zip(self.index.entries()).enumerate() {
+                if matches!(slot.stage.load(Ordering::SeqCst), STAGE_TEMP | STAGE_WRITTEN) {
+                    let on_disk = dirs.parent(self.dest_fd.as_fd(), &e.path, dest_refused).ok().and_then(|(dir, _)| {
+                        rustix::fs::statat(dir, self.temp_name(i).as_str(), rustix::fs::AtFlags::SYMLINK_NOFOLLOW).ok()
+                    });
+                    self.count_removed(i, on_disk.map(|st| st.st_size as u64));
+                }
+            }
+        }
+        self.remove_temps();
+        if let Some(j) = &self.journal {
+            j.remove();
+        }
+    }
+
     /// Removes every temporary file of the session; files already under their final name are
     /// complete and stay.
     fn remove_temps(&self) {
@@ -1063,16 +1261,15 @@ impl Receive {
         for (i, slot) in self.files.iter().enumerate() {
             if matches!(slot.stage.load(Ordering::SeqCst), STAGE_TEMP | STAGE_WRITTEN) {
                 slot.fd.lock().expect("slot lock").take();
-                self.remove_temp(i, &mut dirs);
+                let _ = self.remove_temp(i, &mut dirs);
             }
         }
     }
 
-    /// Removes file `i`'s temporary file, through its directory's descriptor.
-    fn remove_temp(&self, i: usize, dirs: &mut DirCache) {
-        if let Ok((dir, _)) = dirs.parent(self.dest_fd.as_fd(), &self.index.entries()[i].path, dest_refused) {
-            let _ = rustix::fs::unlinkat(dir, self.temp_name(i).as_str(), rustix::fs::AtFlags::empty());
-        }
+    /// Removes file `i`'s temporary file, through its directory's descriptor; whether it went.
+    fn remove_temp(&self, i: usize, dirs: &mut DirCache) -> bool {
+        dirs.parent(self.dest_fd.as_fd(), &self.index.entries()[i].path, dest_refused)
+            .is_ok_and(|(dir, _)| rustix::fs::unlinkat(dir, self.temp_name(i).as_str(), rustix::fs::AtFlags::empty()).is_ok())
     }
 }
 

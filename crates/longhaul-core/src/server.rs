@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs::File;
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -95,6 +95,9 @@ pub struct ServeOptions {
     pub peer_tls: Option<ClientTls>,
     /// Give pushed files and directories the setuid and setgid bits their index asks for.
     pub keep_setid: bool,
+    /// How long the temporary files a failed push kept for its resume stay (counted as
+    /// stored) after its journal was last written; then the node removes them.
+    pub resume_ttl: Duration,
 }
 
 impl Default for ServeOptions {
@@ -139,6 +142,10 @@ impl Default for ServeOptions {
             // Off: a token lets a client write beneath the root, not make programs that run as
             // the node's user (root, often); an operator storing system trees turns it on.
             keep_setid: false,
+            // A resume comes within minutes or hours of its failure (a dropped link, a
+            // restarted job); a day covers a night's outage, and bounds how long an abandoned
+            // push holds space no one else may use.
+            resume_ttl: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -219,6 +226,7 @@ pub struct Server {
     inner: Arc<Inner>,
     listener: TcpListener,
     accept: Option<JoinHandle<()>>,
+    sweeper: Option<JoinHandle<()>>,
 }
 
 impl Server {
@@ -237,7 +245,6 @@ impl Server {
             .map_err(|e| Error::io("open root", root.as_os_str().as_bytes(), e.into()))?;
         let state = NodeState::open(&root, root_fd.as_fd(), opts.capacity, opts.rescan)?;
         let journal_dir = Arc::new(state.state_dir().journal_dir()?);
-        crate::journal::remove_stale(root_fd.as_fd(), journal_dir.as_fd(), crate::journal::STALE_AFTER);
         let inner = Arc::new(Inner {
             root,
             root_fd,
@@ -259,13 +266,20 @@ impl Server {
             files_renamed: AtomicU64::new(0),
             journals: Mutex::new(std::collections::HashSet::new()),
         });
+        // Before the first push can take a journal up, then every so often on a thread.
+        sweep(&inner);
         let l = listener.try_clone().map_err(Error::net("cloning the listener"))?;
         let i = Arc::clone(&inner);
         let accept = std::thread::Builder::new()
             .name("lh-accept".into())
             .spawn(move || accept_loop(&i, l))
             .map_err(|e| Error::io("spawn", b"accept thread", e))?;
-        Ok(Server { inner, listener, accept: Some(accept) })
+        let i = Arc::clone(&inner);
+        let sweeper = std::thread::Builder::new()
+            .name("lh-sweep".into())
+            .spawn(move || sweep_loop(&i))
+            .map_err(|e| Error::io("spawn", b"sweep thread", e))?;
+        Ok(Server { inner, listener, accept: Some(accept), sweeper: Some(sweeper) })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -321,6 +335,10 @@ impl Server {
         if let Some(h) = self.accept.take() {
             let _ = h.join();
         }
+        if let Some(h) = self.sweeper.take() {
+            h.thread().unpark();
+            let _ = h.join();
+        }
         // Pushes are failed here; pulls and copies watch `closing`. A push still preparing
         // its tree registers later and fails itself when it sees `closing`.
         let until = Instant::now() + Duration::from_secs(10);
@@ -339,6 +357,52 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.close();
+    }
+}
+
+/// How often the node looks for expired journals: a quarter of the resume TTL, so that kept
+/// files go within 1.25 TTL, and at least hourly, however long the TTL (one readdir of the
+/// journal directory and a stat per journal: nothing to save by waiting longer).
+fn sweep_every(ttl: Duration) -> Duration {
+    (ttl / 4).clamp(Duration::from_millis(100), Duration::from_secs(3600))
+}
+
+fn sweep_loop(inner: &Inner) {
+    let every = sweep_every(inner.opts.resume_ttl);
+    let mut next = Instant::now() + every;
+    while !inner.closing.load(Ordering::SeqCst) {
+        let now = Instant::now();
+        if now < next {
+            // Unparked by `close`.
+            std::thread::park_timeout(next - now);
+            continue;
+        }
+        sweep(inner);
+        next = Instant::now() + every;
+    }
+}
+
+/// Removes the journals of pushes that failed longer than the resume TTL ago and the
+/// temporary files they kept, and takes those files out of the account.
+fn sweep(inner: &Inner) {
+    let mut claimed = Vec::new();
+    let removed = crate::journal::remove_stale(inner.root_fd.as_fd(), inner.journal_dir.as_fd(), inner.opts.resume_ttl, &mut |key| {
+        // A running push's journal is not stale, however long since its last block; and no
+        // push may take one up while its files go.
+        let free = inner.journals.lock().expect("journals lock").insert(key.to_owned());
+        if free {
+            claimed.push(key.to_owned());
+        }
+        free
+    });
+    let mut journals = inner.journals.lock().expect("journals lock");
+    for k in &claimed {
+        journals.remove(k);
+    }
+    drop(journals);
+    if removed.files > 0 {
+        inner.state.ledger().reclaimed(removed.files, removed.bytes);
+        inner.state.save();
     }
 }
 
@@ -535,23 +599,52 @@ fn resolve_source(root: &Path, rel: &[u8]) -> Result<PathBuf> {
     resolve(root, rel, false)
 }
 
-/// Bytes of the regular files a push would replace (they stop counting as stored), looked at
-/// from their directories, opened beneath the root.
-fn replaced_bytes(root: std::os::fd::BorrowedFd<'_>, dest: &[u8], index: &Index) -> u64 {
-    let Ok(dest) = beneath::open_dir(root, dest, beneath::root_refused) else { return 0 };
-    let mut held = crate::receive::ExistingDirs::new(dest.as_fd());
+/// Bytes of the files a resumed push will not write: already at the destination with the
+/// index's size and mtime (the quick check `receive::carried_over` makes), looked at from their
+/// directories, opened beneath the root.
+fn unchanged_bytes(dest: BorrowedFd<'_>, index: &Index) -> u64 {
+    let mut held = crate::receive::ExistingDirs::new(dest);
     let mut dirs = DirCache::default();
     index
         .entries()
         .iter()
-        .filter(|e| e.kind == Kind::File && held.hold(&e.path))
-        .filter_map(|e| {
-            let (dir, name) = dirs.parent(dest.as_fd(), &e.path, beneath::root_refused).ok()?;
-            rustix::fs::statat(dir, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW).ok()
+        .filter(|e| e.kind == Kind::File && e.size > 0 && held.hold(&e.path))
+        .filter(|e| {
+            stat_in(dest, &mut dirs, &e.path, None).is_some_and(|st| {
+                st.st_size as u64 == e.size && st.st_mtime as i128 * 1_000_000_000 + st.st_mtime_nsec as i128 == e.mtime_ns as i128
+            })
         })
-        .filter(|st| rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile)
+        .map(|e| e.size)
+        .sum()
+}
+
+/// Bytes of the temporary files an earlier attempt of this push (journal `key`) kept under
+/// `dest`: they count as stored already, and a resume takes them over.
+fn kept_bytes(inner: &Inner, dest: BorrowedFd<'_>, index: &Index, key: &str) -> u64 {
+    let journal = format!("{key}.jnl");
+    if rustix::fs::statat(&*inner.journal_dir, journal.as_str(), rustix::fs::AtFlags::SYMLINK_NOFOLLOW).is_err() {
+        return 0;
+    }
+    let prefix = crate::journal::temp_prefix(key);
+    let mut held = crate::receive::ExistingDirs::new(dest);
+    let mut dirs = DirCache::default();
+    index
+        .entries()
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.kind == Kind::File && e.size > 0 && held.hold(&e.path))
+        .filter_map(|(i, e)| stat_in(dest, &mut dirs, &e.path, Some(&format!("{prefix}{i}.part"))))
         .map(|st| st.st_size as u64)
         .sum()
+}
+
+/// The regular file `path` (or, with `name`, that name in `path`'s directory) under `dest`,
+/// looked at from its directory opened beneath `dest`, no symlink followed.
+fn stat_in(dest: BorrowedFd<'_>, dirs: &mut DirCache, path: &[u8], name: Option<&str>) -> Option<rustix::fs::Stat> {
+    let (dir, last) = dirs.parent(dest, path, beneath::root_refused).ok()?;
+    let name = name.map_or(last, OsStr::new);
+    let st = rustix::fs::statat(dir, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW).ok()?;
+    (rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile).then_some(st)
 }
 
 /// A push: the client sends, this node receives into `dest` under its root. The session is
@@ -578,11 +671,25 @@ fn push(
         check_request_path(&dest)?;
     }
     // Capacity is checked before any byte is written.
-    let (total, replaced) = (index.total(), replaced_bytes(inner.root_fd.as_fd(), &dest, &index));
+    // The destination as it is now (nothing is created before the checks below); missing, it
+    // holds nothing a resume could keep.
+    let dest_dir = beneath::open_dir(inner.root_fd.as_fd(), &dest, beneath::root_refused).ok();
+    let total = index.total();
     // The same transfer twice at once would share temporary files: the second waits its turn.
     let key = crate::journal::key(&dest, block_size, encoded);
     let journaled = ActiveJournal::claim(inner, &key)?;
-    let reservation = inner.state.reserve(total.saturating_sub(replaced))?;
+    // What the push may hold at once: all its bytes (a file it replaces stays until its
+    // replacement, fallocated from the start, is renamed over it), less the files a resume
+    // will not write and the temporary files an earlier attempt kept (counted as stored
+    // already). Only the admission: what files take and give back is counted as it happens
+    // (ledger.rs). (Crediting the replaced files let concurrent pushes that replace the same
+    // file each hold a part of its size with nothing reserved.)
+    let unchanged = match &dest_dir {
+        Some(d) if resume => unchanged_bytes(d.as_fd(), &index),
+        _ => 0,
+    };
+    let kept = dest_dir.as_ref().map_or(0, |d| kept_bytes(inner, d.as_fd(), &index, &key));
+    let grant = inner.state.reserve(total.saturating_sub(unchanged).saturating_sub(kept))?;
     let active = inner.state.begin(peer, Direction::In, &dest, index.total(), index.count(Kind::File) as u64, streams);
     let token = auth::random_bytes::<{ frame::TOKEN_LEN }>()?;
     let placement = node_placement(inner, peer);
@@ -604,14 +711,20 @@ fn push(
         verify_full: features & frame::FEATURE_VERIFY_FULL != 0,
         resume: Some(ResumeParams { dir: Arc::clone(&inner.journal_dir), key: journaled.0.clone(), use_previous: resume }),
         keep_setid: inner.opts.keep_setid,
+        space: Some(Arc::clone(&grant)),
     };
     let recv = match Receive::prepare(inner.root_fd.as_fd(), index, params, Arc::clone(&inner.pool)) {
         Ok(r) => r,
         Err(e) => {
+            grant.finish();
+            inner.state.save();
             inner.state.end(&active, Err(&e));
             return Err(e);
         }
     };
+    // The preallocated parts are in the saved account before data flows: a node killed during
+    // the push restarts counting them, as the resume and the sweep expect.
+    inner.state.save();
     *inner.last_file_creation.lock().expect("file creation lock") = Some(match recv.tmpfile() {
         Ok(()) => "files in one piece: O_TMPFILE + link; larger files: temporary name + rename".to_owned(),
         Err(why) => format!("temporary name + rename for every file: {why}"),
@@ -632,12 +745,12 @@ fn push(
     inner.files_linked.fetch_add(linked, Ordering::Relaxed);
     inner.files_renamed.fetch_add(renamed, Ordering::Relaxed);
     inner.state.count_bytes(peer, recv.bytes_received(), 0);
+    // What the session did not take of its reservation goes back now, not when the last
+    // thread holding the session lets go of it.
+    grant.finish();
+    inner.state.save();
     inner.state.end(&active, result.as_ref().map(|_| ()));
     let summary = result?;
-    // The reservation is the growth (new bytes less the bytes of files replaced); a tree that
-    // shrank what it replaced frees the difference.
-    reservation.commit();
-    inner.state.release(replaced.saturating_sub(total));
     drop(journaled);
     frame::write_msg(sock, &Msg::Summary(summary))
 }
@@ -1004,7 +1117,8 @@ fn stats_json(inner: &Inner) -> String {
         Some(c) => j.num("capacity", c).num("free", c.saturating_sub(st.stored()).saturating_sub(st.reserved())),
         None => j.key("capacity").raw("null").key("free").raw("null"),
     };
-    j.num("stored", st.stored()).num("reserved", st.reserved());
+    let (parts, parts_bytes) = st.parts();
+    j.num("stored", st.stored()).num("reserved", st.reserved()).num("parts", parts).num("partsBytes", parts_bytes);
     let active = st.active_rows();
     let recent = st.recent_rows();
     j.num("active", active.len()).num("completed", st.completed.load(Ordering::Relaxed)).num("failed", st.failed.load(Ordering::Relaxed));

@@ -341,3 +341,69 @@ fn a_pull_whose_directory_is_swapped_for_a_symlink_after_the_scan_sends_nothing_
     assert_eq!(e.code(), "E_SOURCE_CHANGED", "{e}");
     assert!(!holds_outside(&out));
 }
+
+/// issue 29: two pushes of different trees (different sizes, names in common, so each replaces
+/// files of the other) to the same destination at once leave the stored account equal to the
+/// regular files' bytes under the root (it counted both trees: 178 MB for 94 MB on disk).
+#[test]
+fn concurrent_pushes_to_one_destination_count_each_file_once() {
+    let dir = scratch("concurrent");
+    let (a, b) = (dir.join("a/t"), dir.join("b/t"));
+    for (src, seed, n, big) in [(&a, 1u64, 120u64, 3usize << 20), (&b, 2, 160, 5 << 20)] {
+        fs::create_dir_all(src.join("s")).unwrap();
+        for i in 0..n {
+            let start = if seed == 1 { 0 } else { 60 };
+            fs::write(src.join(format!("s/f{}", start + i)), bytes(seed * 1000 + i, ((i * 37 * seed) % 9000) as usize)).unwrap();
+        }
+        fs::write(src.join("big"), bytes(seed, big + seed as usize)).unwrap();
+        fs::write(src.join(format!("only-{seed}")), bytes(seed + 10, 1 << 20)).unwrap();
+    }
+    let root = dir.join("root");
+    let n = Server::start(ServeOptions { root: root.clone(), ..ServeOptions::default() }).unwrap();
+    let addr = n.local_addr().to_string();
+    let opts = SendOptions { block_size: 256 << 10, ..SendOptions::default() };
+    for _ in 0..3 {
+        std::thread::scope(|s| {
+            for src in [&a, &b] {
+                let (addr, opts) = (&addr, &opts);
+                s.spawn(move || send(src, addr, b"same", opts, &AtomicBool::new(false), &|_| {}).unwrap());
+            }
+        });
+        let on_disk = longhaul_core::node_state::du(&root, true);
+        assert_eq!(n.counts().stored, on_disk);
+        assert!(on_disk < longhaul_core::node_state::du(&dir.join("a"), false) + longhaul_core::node_state::du(&dir.join("b"), false));
+    }
+    let stats = n.stats_json();
+    assert!(stats.contains(r#""parts":0,"partsBytes":0"#), "{stats}");
+}
+
+/// issue 29: a push that replaces a file needs room for the replacement, which is allocated in
+/// full beside the old file until it is renamed over it (crediting the old file let concurrent
+/// pushes replacing one file each hold a part of its size with nothing reserved); sending the
+/// same file again writes nothing and needs nothing.
+#[test]
+fn replacing_a_file_needs_room_for_its_replacement() {
+    let dir = scratch("replace-room");
+    let src = dir.join("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("f"), bytes(1, 6 << 20)).unwrap();
+    let root = dir.join("root");
+    let n = Server::start(ServeOptions { root: root.clone(), capacity: Some(10 << 20), ..ServeOptions::default() }).unwrap();
+    let addr = n.local_addr().to_string();
+    let push = || send(&src, &addr, b"in", &SendOptions::default(), &AtomicBool::new(false), &|_| {});
+    push().unwrap();
+    assert_eq!(n.counts().stored, 6 << 20);
+    push().unwrap();
+    assert_eq!(n.counts().stored, 6 << 20);
+    fs::write(src.join("f"), bytes(2, 6 << 20)).unwrap();
+    fs::File::options()
+        .write(true)
+        .open(src.join("f"))
+        .unwrap()
+        .set_modified(std::time::UNIX_EPOCH + Duration::from_secs(1_000_000))
+        .unwrap();
+    let e = push().unwrap_err();
+    assert_eq!(e.code(), "E_CAPACITY", "{e}");
+    assert_eq!(n.counts().stored, 6 << 20);
+    assert_eq!(longhaul_core::node_state::du(&root, true), 6 << 20);
+}

@@ -318,6 +318,8 @@ pub struct BindingServeOptions {
     pub fsync: Option<String>,
     /// Give pushed files and directories the setuid and setgid bits their sender's index asks for (default false: cleared).
     pub keep_setid: Option<bool>,
+    /// Milliseconds the temporary files a failed push keeps for its resume stay after its last block (default 86,400,000: 24 h); then the node removes them.
+    pub resume_ttl_ms: Option<f64>,
 }
 
 #[napi(object)]
