@@ -14,6 +14,16 @@ use crate::error::{Error, Result};
 /// hammering the node (the SDK's own back-off starts at 1 s).
 pub const RETRY_AFTER_SECS: u64 = 5;
 
+/// What one entry of a content index costs a transfer beyond its encoded bytes: the decoded
+/// entry and the file state kept for it (bench/RESULTS.md, "memory per file": ~0.18 KiB a file
+/// on the node for a push, all told).
+pub const PER_ENTRY: u64 = 160;
+
+/// A transfer's share for its index: the encoded bytes and the entries held decoded.
+pub fn index_share(encoded_len: usize, entries: usize) -> u64 {
+    encoded_len as u64 + entries as u64 * PER_ENTRY
+}
+
 pub struct Budget {
     limit: u64,
     /// Set aside at start for the node's whole life.

@@ -27,7 +27,7 @@ use rustix::fs::{Mode, OFlags};
 
 use crate::auth::{self, Secret};
 use crate::beneath::{self, DirCache};
-use crate::budget::Budget;
+use crate::budget::{self, Budget};
 use crate::copy_to::CopyTargets;
 use crate::error::{lossy, Error, Result};
 use crate::frame::{self, Limits, ListEntry, Msg, Nonce, Segment, SegmentResult, Token};
@@ -575,10 +575,10 @@ fn push(
 ) -> Result<()> {
     let resume = features & frame::FEATURE_RESUME != 0;
     inner.admit()?;
-    // The pool is the node's, counted at start; the push's own share is its index.
-    let _memory = inner.memory.reserve(encoded.len() as u64)?;
     check_session_shape(&inner.limits(), streams, block_size)?;
     let index = Index::decode(encoded)?;
+    // The pool is the node's, counted at start; the push's own share is its index.
+    let _memory = inner.memory.reserve(budget::index_share(encoded.len(), index.entries().len()))?;
     // Checked before anything is created; Receive::prepare checks the rest of the path.
     if dest.split(|&b| b == b'/').next() == Some(STATE_DIR.as_bytes()) {
         return Err(Error::PathEscape { path: lossy(&dest), why: "the node's own directory" });
@@ -708,7 +708,7 @@ fn pull(inner: &Arc<Inner>, sock: &mut TcpStream, peer: IpAddr, path: &[u8], str
     // node's memory before either is held for the transfer.
     let opts = node_send_options(inner, streams, block_size, features);
     let (buf, count) = pool_shape(&opts, streams, index.total());
-    let _memory = inner.memory.reserve(buf as u64 * count as u64 + encoded.len() as u64)?;
+    let _memory = inner.memory.reserve(buf as u64 * count as u64 + budget::index_share(encoded.len(), index.entries().len()))?;
     frame::write_msg(sock, &Msg::Manifest { dest: path.to_vec(), streams, block_size, index: encoded })?;
     let token = match frame::expect_msg(&mut Deadline::new(sock, inner.opts.handshake_timeout), 0)? {
         Msg::Ready { token, streams: s } if s == streams => token,
@@ -819,9 +819,10 @@ fn copy(
                     let scan_seconds = started.elapsed().as_secs_f64();
                     // Reserved after the scan (the index's size is known) and before the
                     // connection and the pool.
-                    let encoded_len = scanned.index.encode().len() as u64;
-                    let (buf, count) = pool_shape(&opts, streams, scanned.index.total());
-                    let _memory = inner.memory.reserve(buf as u64 * count as u64 + encoded_len)?;
+                    let index = &scanned.index;
+                    let (buf, count) = pool_shape(&opts, streams, index.total());
+                    let share = budget::index_share(index.encode().len(), index.entries().len());
+                    let _memory = inner.memory.reserve(buf as u64 * count as u64 + share)?;
                     crate::sender::send_scanned(&scanned, to, dest, &opts, &flag, &progress, started, scan_seconds)
                 });
                 while !r.is_finished() {
