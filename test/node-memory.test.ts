@@ -29,9 +29,13 @@ afterAll(async () => {
 
 /** A node started by the CLI as its own process: its address and pid. */
 async function cliNode(root: string, extra: string[] = []): Promise<{ url: string; pid: number }> {
-  const child = spawn(process.execPath, [CLI, 'serve', '--root', root, '--listen', '127.0.0.1:0', '--no-auth', '--json', '--log-level', 'warn', ...extra], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const child = spawn(
+    process.execPath,
+    [CLI, 'serve', '--root', root, '--listen', '127.0.0.1:0', '--no-auth', '--json', '--log-level', 'warn', ...extra],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   children.push(child);
   const first = await new Promise<string>((resolve) => createInterface({ input: child.stdout! }).once('line', resolve));
   const ev = JSON.parse(first) as { type: string; host: string; port: number };

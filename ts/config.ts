@@ -117,21 +117,19 @@ const peerRates = z
   });
 
 const COPY_TO_ERROR = 'expected HOST:PORT targets, e.g. 10.0.0.8:7878,node-b:7878 ([::1]:7878 for IPv6)';
-const copyTargets = z
-  .union([z.string(), z.array(z.string())], { error: COPY_TO_ERROR })
-  .transform((v, ctx) => {
-    // From a flag or the environment: `10.0.0.8:7878,node-b:7878`; from the file, a list too.
-    const list = (typeof v === 'string' ? v.split(',') : v).map((s) => s.trim()).filter((s) => s !== '');
-    for (const t of list) {
-      try {
-        if (parseListen(t).port === 0) throw new Error();
-      } catch {
-        ctx.addIssue({ code: 'custom', message: COPY_TO_ERROR });
-        return z.NEVER;
-      }
+const copyTargets = z.union([z.string(), z.array(z.string())], { error: COPY_TO_ERROR }).transform((v, ctx) => {
+  // From a flag or the environment: `10.0.0.8:7878,node-b:7878`; from the file, a list too.
+  const list = (typeof v === 'string' ? v.split(',') : v).map((s) => s.trim()).filter((s) => s !== '');
+  for (const t of list) {
+    try {
+      if (parseListen(t).port === 0) throw new Error();
+    } catch {
+      ctx.addIssue({ code: 'custom', message: COPY_TO_ERROR });
+      return z.NEVER;
     }
-    return list;
-  });
+  }
+  return list;
+});
 
 /** What each option is, its flag and the commands that take it. */
 interface Spec {
@@ -350,7 +348,8 @@ const SPECS = {
   },
   copyTo: {
     schema: copyTargets,
-    description: 'HOST:PORT targets this node may copy to (comma-separated; flag repeatable); a copy elsewhere gets E_DENIED (default: none)',
+    description:
+      'HOST:PORT targets this node may copy to (comma-separated; flag repeatable); a copy elsewhere gets E_DENIED (default: none)',
     arg: 'host:port,...',
     commands: ['serve'],
   },
