@@ -255,6 +255,8 @@ describe('events and metrics', () => {
       expect(after.get('longhaul_transfers_total{outcome="ok"}')! - before.get('longhaul_transfers_total{outcome="ok"}')!).toBe(1);
       expect(after.get('longhaul_stored_bytes')! - before.get('longhaul_stored_bytes')!).toBe(9 * MiB);
       expect(after.get('longhaul_pool_buffers')).toBe(16);
+      expect(after.get('longhaul_memory_budget_bytes')).toBe(1 << 30);
+      expect(after.get('longhaul_memory_held_bytes')).toBe(16 * 4 * MiB);
       // A 9 MiB file spans three blocks: written under a temporary name and renamed.
       const named = (how: string) =>
         after.get(`longhaul_files_named_total{how="${how}"}`)! - before.get(`longhaul_files_named_total{how="${how}"}`)!;
