@@ -160,6 +160,15 @@ describe('issue 29: third-party copy goes only where the operator allows', () =>
     const s = await copy(`${a.url}/in/tree`, `127.0.0.1:${b.address.port}/copied`);
     expect(s.files).toBe(51);
     expect(await compareTrees(join(src, 'tree'), join(b.root, 'copied', 'tree'))).toEqual([]);
+    // 8 streams of 64 MiB blocks: a used to take them whenever the receiving node advertised
+    // such blocks (a pool of 8 x 2 + 4 of them, 1.3 GiB); its own block limit refuses them
+    // now, before any pool exists.
+    const peak = procKiB(a.pid, 'VmHWM');
+    await expect(copy(`${a.url}/in/tree`, `127.0.0.1:${b.address.port}/big`, { streams: 8, blockSize: 64 * MiB })).rejects.toMatchObject({
+      code: 'E_LIMIT',
+    });
+    expect(procKiB(a.pid, 'VmHWM') - peak).toBeLessThan(32 * MiB);
+    expect(existsSync(join(b.root, 'big'))).toBe(false);
     const denied = await new Promise<{ status: number | null; stderr: string }>((resolve) => {
       const child = spawn(process.execPath, [CLI, 'copy', `${a.url}/in/tree`, `127.0.0.1:${b.address.port + 1}/x`, '-q'], {
         stdio: ['ignore', 'ignore', 'pipe'],
