@@ -70,10 +70,12 @@ impl Budget {
         let mut held = self.held.lock().expect("budget lock");
         if held.bytes + bytes > room {
             return Err(Error::Busy(format!(
-                "its memory budget is spoken for: {} transfers hold {} of {} bytes, this one needs {}; retry after {} s",
-                held.transfers,
+                "its memory budget has no room: {} of {} bytes are held (the push pool, and {} running transfer{}), \
+                 this one needs {}; retry after {} s",
                 self.fixed + held.bytes,
                 self.limit,
+                held.transfers,
+                if held.transfers == 1 { "" } else { "s" },
                 bytes,
                 RETRY_AFTER_SECS
             )));
@@ -120,7 +122,7 @@ mod tests {
         let e = b.reserve(1).err().unwrap();
         assert_eq!(e.code(), "E_BUSY");
         assert!(e.to_string().contains(&format!("retry after {RETRY_AFTER_SECS} s")), "{e}");
-        assert!(e.to_string().contains("2 transfers hold 100 of 100 bytes"), "{e}");
+        assert!(e.to_string().contains("100 of 100 bytes are held (the push pool, and 2 running transfers)"), "{e}");
         drop(r1);
         assert_eq!(b.held(), 70);
         let r3 = b.reserve(30).unwrap();
