@@ -63,13 +63,30 @@ impl Budget {
     /// budget beside the fixed part (waiting would not help), E_BUSY with a retry-after hint
     /// when the running transfers hold too much of it now.
     pub fn reserve(&self, bytes: u64) -> Result<Reservation<'_>> {
+        let mut held = self.held.lock().expect("budget lock");
+        if let Some(e) = self.refusal(&held, bytes) {
+            return Err(e);
+        }
+        held.bytes += bytes;
+        held.transfers += 1;
+        Ok(Reservation { budget: self, bytes })
+    }
+
+    /// Refuses, as `reserve` would, a transfer that could not have even the least share (one
+    /// page of pool) now: a pull or a copy asks before it scans its source, so a node whose
+    /// budget is spoken for does not build an index only to refuse it.
+    pub fn check_room(&self) -> Result<()> {
+        let held = self.held.lock().expect("budget lock");
+        self.refusal(&held, rustix::param::page_size() as u64).map_or(Ok(()), Err)
+    }
+
+    fn refusal(&self, held: &Held, bytes: u64) -> Option<Error> {
         let room = self.limit - self.fixed;
         if bytes > room {
-            return Err(Error::Limit { what: "memory for one transfer", limit: room, got: bytes });
+            return Some(Error::Limit { what: "memory for one transfer", limit: room, got: bytes });
         }
-        let mut held = self.held.lock().expect("budget lock");
-        if held.bytes + bytes > room {
-            return Err(Error::Busy(format!(
+        (held.bytes + bytes > room).then(|| {
+            Error::Busy(format!(
                 "its memory budget has no room: {} of {} bytes are held (the push pool, and {} running transfer{}), \
                  this one needs {}; retry after {} s",
                 self.fixed + held.bytes,
@@ -78,11 +95,8 @@ impl Budget {
                 if held.transfers == 1 { "" } else { "s" },
                 bytes,
                 RETRY_AFTER_SECS
-            )));
-        }
-        held.bytes += bytes;
-        held.transfers += 1;
-        Ok(Reservation { budget: self, bytes })
+            ))
+        })
     }
 }
 
@@ -129,6 +143,20 @@ mod tests {
         assert_eq!(r3.bytes(), 30);
         drop((r2, r3));
         assert_eq!(b.held(), 40);
+    }
+
+    /// issue 29: a pull or copy is refused before its scan when not even one page is free.
+    #[test]
+    fn check_room_refuses_a_full_budget_before_any_scan() {
+        let mib = 1 << 20;
+        let b = Budget::new(10 * mib, 4 * mib).unwrap();
+        b.check_room().unwrap();
+        let r = b.reserve(6 * mib - 1).unwrap();
+        let e = b.check_room().unwrap_err();
+        assert_eq!(e.code(), "E_BUSY");
+        assert!(e.to_string().contains("1 running transfer)"), "{e}");
+        drop(r);
+        b.check_room().unwrap();
     }
 
     /// issue 29: a share larger than the whole budget beside the fixed part could never be

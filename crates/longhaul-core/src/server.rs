@@ -697,6 +697,7 @@ fn node_send_options(inner: &Inner, streams: u16, block_size: u32, features: u64
 /// A pull: this node sends `path` to the client over data connections the client opens.
 fn pull(inner: &Arc<Inner>, sock: &mut TcpStream, peer: IpAddr, path: &[u8], streams: u16, block_size: u32, features: u64) -> Result<()> {
     inner.admit()?;
+    inner.memory.check_room()?;
     check_session_shape(&inner.limits(), streams, block_size)?;
     let source = resolve_source(&inner.root, path)?;
     let started = Instant::now();
@@ -783,6 +784,7 @@ fn copy(
     // Before anything else: a target the operator did not list is never connected to.
     inner.copy_to.check(to)?;
     inner.admit()?;
+    inner.memory.check_room()?;
     // The node's own limits, not what the receiving node advertises, bound the copy's blocks
     // and streams, and so its pool.
     check_session_shape(&inner.limits(), streams, block_size)?;
