@@ -227,6 +227,14 @@ const SPECS = {
     default: true,
     commands: ['send', 'get'],
   },
+  keepSetid: {
+    schema: bool,
+    description:
+      'give received files and directories the setuid and setgid bits the sender asks for (serve: what clients push; get: what the node sends); by default they are cleared',
+    arg: '',
+    default: false,
+    commands: ['serve', 'get'],
+  },
   retries: {
     schema: intIn(0, 1000),
     description: 'after a broken connection, a timeout, a bad block or a busy node, send again (resuming) this many times',
@@ -403,6 +411,7 @@ const OTHER_ENV = new Set([
   'LONGHAUL_NO_PIN',
   'LONGHAUL_NO_SENDFILE',
   'LONGHAUL_NO_TMPFILE',
+  'LONGHAUL_NO_OPENAT2',
   'LONGHAUL_TEST_DIR',
   'LONGHAUL_STRESS',
 ]);

@@ -57,6 +57,7 @@ export function exitCodeFor(code: string): number {
     case 'E_IO':
     case 'E_NOSPACE':
     case 'E_CAPACITY':
+    case 'E_CONFLICT':
       return 6;
     case 'E_CHECKSUM':
     case 'E_VERIFY':
@@ -93,6 +94,7 @@ const FIXES: Record<string, string> = {
   E_CAPACITY: 'free space on the node or raise its --capacity',
   E_IO: 'check permissions and the file system at the named path',
   E_NOSPACE: 'make room on the destination and send again',
+  E_CONFLICT: 'move or remove what is at the named path on the receiving side, or send to another destination',
   E_CHECKSUM: 'check the network path (NIC offload, a proxy) and send again',
   E_VERIFY: 'report it: the copy differs from the source',
   E_CANCELLED: '',

@@ -65,6 +65,12 @@ export interface ServeOptions extends AuthOptions {
    */
   fsync?: 'none' | 'file' | 'end';
   /**
+   * Give pushed files and directories the setuid and setgid bits their sender's index asks for.
+   * Off by default: a token lets a client write beneath the root, not make programs that run as
+   * the node's user; the bits are cleared (the sticky bit is kept).
+   */
+  keepSetid?: boolean;
+  /**
    * TLS on every connection (TLS 1.3); a plaintext client is refused with E_TLS. Without
    * `tlsCert`/`tlsKey` the node makes a self-signed certificate at start: clients pin its
    * `tlsFingerprint`.

@@ -34,6 +34,10 @@ pub enum Error {
     Io { op: &'static str, path: String, source: io::Error },
     #[error("no space left on the destination while writing {path:?}")]
     NoSpace { path: String },
+    /// The destination has a directory where the tree has a file or a symlink, or a file where
+    /// it has a directory: found when the manifest arrives, before any data moves.
+    #[error("conflict at {path:?}: {why}")]
+    Conflict { path: String, why: &'static str },
     #[error("source not found: {path:?}")]
     NotFound { path: String },
     #[error("source changed during the transfer: {path:?} ({why})")]
@@ -80,6 +84,7 @@ pub const CODES: &[&str] = &[
     "E_CHECKSUM",
     "E_IO",
     "E_NOSPACE",
+    "E_CONFLICT",
     "E_NOT_FOUND",
     "E_SOURCE_CHANGED",
     "E_CONNECT",
@@ -107,6 +112,7 @@ impl Error {
             Error::Checksum { .. } | Error::FileDigest { .. } => "E_CHECKSUM",
             Error::Io { .. } => "E_IO",
             Error::NoSpace { .. } => "E_NOSPACE",
+            Error::Conflict { .. } => "E_CONFLICT",
             Error::NotFound { .. } => "E_NOT_FOUND",
             Error::SourceChanged { .. } => "E_SOURCE_CHANGED",
             Error::Connect { .. } => "E_CONNECT",

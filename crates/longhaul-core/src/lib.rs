@@ -5,11 +5,12 @@
 
 pub mod adaptive;
 pub mod auth;
-mod beneath;
+pub mod beneath;
 mod blockset;
 pub mod budget;
 pub mod client;
 pub mod compare;
+mod conflict;
 pub mod copy_to;
 pub mod doctor;
 pub mod error;
@@ -30,6 +31,7 @@ pub mod scan;
 mod scratch;
 pub mod sender;
 pub mod server;
+pub mod state_dir;
 pub mod timeline;
 pub mod tls;
 pub mod topology;

@@ -1,20 +1,24 @@
 //! What a storage node knows about itself: the table of active and recent transfers, bytes
 //! per peer, errors by code, and the stored-bytes account checked against its capacity. The
 //! account is kept in `<root>/.longhaul/stored` so that it survives a restart; without that
-//! file (a new root, or `rescan`) the root is walked once at start.
+//! file (a new root, or `rescan`) the root is walked once at start. The file is written and
+//! read through the state directory's descriptor (state_dir.rs), never by path.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::os::fd::BorrowedFd;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::error::{Error, Result};
+use crate::state_dir::StateDir;
+pub use crate::state_dir::STATE_DIR;
 
-/// The node's own directory under its root; no client may read or write it.
-pub const STATE_DIR: &str = ".longhaul";
+/// The stored-bytes account's file in the state directory.
+const STORED: &str = "stored";
 /// Finished transfers kept in the table.
 const RECENT: usize = 100;
 
@@ -101,7 +105,7 @@ pub struct PeerBytes {
 }
 
 pub struct NodeState {
-    state_file: PathBuf,
+    state_dir: StateDir,
     capacity: Option<u64>,
     stored: AtomicU64,
     reserved: Mutex<u64>,
@@ -136,18 +140,21 @@ impl Drop for Reservation<'_> {
 }
 
 impl NodeState {
-    /// Loads the stored-bytes account, or walks the root when there is none (or `rescan`).
-    pub fn open(root: &Path, capacity: Option<u64>, rescan: bool) -> Result<NodeState> {
-        let dir = root.join(STATE_DIR);
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io("create", dir.as_os_str().as_encoded_bytes(), e))?;
-        let state_file = dir.join("stored");
-        let saved = if rescan { None } else { std::fs::read_to_string(&state_file).ok().and_then(|s| s.trim().parse::<u64>().ok()) };
+    /// Opens the state directory under `root_fd` (the root at `root`), and loads the
+    /// stored-bytes account, or walks the root when there is none (or `rescan`).
+    pub fn open(root: &Path, root_fd: BorrowedFd<'_>, capacity: Option<u64>, rescan: bool) -> Result<NodeState> {
+        let state_dir = StateDir::open(root_fd)?;
+        let saved = if rescan {
+            None
+        } else {
+            state_dir.read_small(STORED, 64).and_then(|b| String::from_utf8(b).ok()).and_then(|s| s.trim().parse::<u64>().ok())
+        };
         let stored = match saved {
             Some(v) => v,
             None => du(root, true),
         };
         let s = NodeState {
-            state_file,
+            state_dir,
             capacity,
             stored: AtomicU64::new(stored),
             reserved: Mutex::new(0),
@@ -163,11 +170,15 @@ impl NodeState {
         Ok(s)
     }
 
+    /// Saves the account; a failure (a full disk) leaves the last saved one, which a restart
+    /// with `rescan` corrects.
     fn persist(&self) {
-        let tmp = self.state_file.with_extension("tmp");
-        if std::fs::write(&tmp, format!("{}\n", self.stored.load(Ordering::SeqCst))).is_ok() {
-            let _ = std::fs::rename(&tmp, &self.state_file);
-        }
+        let _ = self.state_dir.write_atomic(STORED, format!("{}\n", self.stored.load(Ordering::SeqCst)).as_bytes());
+    }
+
+    /// The node's state directory, held open.
+    pub fn state_dir(&self) -> &StateDir {
+        &self.state_dir
     }
 
     pub fn stored(&self) -> u64 {
@@ -387,13 +398,15 @@ pub fn row_json(j: &mut Json, r: &TransferRow) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::AsFd;
 
     #[test]
     fn capacity_is_checked_against_stored_and_reserved_bytes() {
         let dir = crate::scratch::Scratch::new("state");
         std::fs::create_dir_all(dir.join("a")).unwrap();
         std::fs::write(dir.join("a/f"), vec![0u8; 1000]).unwrap();
-        let s = NodeState::open(&dir, Some(5000), false).unwrap();
+        let fd = rustix::fs::open(&*dir, rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY, rustix::fs::Mode::empty()).unwrap();
+        let s = NodeState::open(&dir, fd.as_fd(), Some(5000), false).unwrap();
         assert_eq!(s.stored(), 1000);
         let r = s.reserve(3000).unwrap();
         let e = s.reserve(1001).map(|_| ()).unwrap_err();
@@ -404,9 +417,9 @@ mod tests {
         drop(s);
         // The account survives a restart, even when the files are not there to count.
         std::fs::remove_file(dir.join("a/f")).unwrap();
-        let s = NodeState::open(&dir, Some(5000), false).unwrap();
+        let s = NodeState::open(&dir, fd.as_fd(), Some(5000), false).unwrap();
         assert_eq!(s.stored(), 4000);
-        let s = NodeState::open(&dir, Some(5000), true).unwrap();
+        let s = NodeState::open(&dir, fd.as_fd(), Some(5000), true).unwrap();
         assert_eq!(s.stored(), 0);
     }
 

@@ -19,21 +19,22 @@
 //! close per file, which is most of the cost of a small file.
 //!
 //! Nothing is written outside the destination: the index decoder already refused absolute
-//! paths, `..` and paths through the index's own symlinks, and here every directory that
-//! already exists on the way is checked not to be a symlink, and files are opened with
-//! O_NOFOLLOW. After that every file, link, rename and directory mode is made relative to a
-//! directory descriptor opened from the destination's one component at a time with
-//! O_NOFOLLOW (`beneath::open_dir`), so a directory swapped for a symlink while the transfer runs is
-//! refused, not followed.
+//! paths, `..` and paths through the index's own symlinks, and no top-level entry may be the
+//! state directory `.longhaul` (a node's account and journals, a pulling client's journal).
+//! The destination is opened from the base (a node's root, a client's DEST) one component at
+//! a time, created where missing, never through a symlink (`beneath::make_dirs`); every
+//! directory, file, link, rename, mode, removal and resume read is then made relative to a
+//! directory descriptor opened from the destination's without following a symlink
+//! (`beneath::open_dir`), so a directory swapped for a symlink while the transfer runs is
+//! refused, not followed. No path of the receiver's is ever resolved from `/`.
 
 use std::ffi::OsStr;
 use std::fs::{self, File};
 use std::io::Read;
 use std::net::{Shutdown, TcpStream};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, PermissionsExt};
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::JoinHandle;
@@ -126,7 +127,8 @@ impl Fsync {
 /// A journaled session (a push to a node): where its journal lives and whether to pick up an
 /// earlier attempt's work.
 pub struct ResumeParams {
-    pub dir: PathBuf,
+    /// The journal directory (`.longhaul/journal`, state_dir.rs), held open.
+    pub dir: Arc<OwnedFd>,
     pub key: String,
     /// Use the journal of an earlier attempt and skip files already at the destination with
     /// the index's size and mtime; otherwise start over.
@@ -180,7 +182,7 @@ impl State {
 
 /// What a MANIFEST asked for, once checked against the node's limits.
 pub struct SessionParams {
-    /// Destination directory, relative to the node's root.
+    /// Destination directory, relative to the base (the node's root, the client's DEST).
     pub dest: Vec<u8>,
     pub streams: u16,
     pub block_size: u32,
@@ -199,6 +201,9 @@ pub struct SessionParams {
     /// Journal the session so that a later attempt can resume it (None: temporary files are
     /// removed on failure and nothing is remembered).
     pub resume: Option<ResumeParams>,
+    /// Give files and directories the setuid and setgid bits the index asks for; otherwise
+    /// they are cleared (see `Receive::mode`).
+    pub keep_setid: bool,
 }
 
 /// What an earlier attempt left that this session will not receive again.
@@ -216,7 +221,6 @@ struct Carried {
 pub struct Receive {
     pub token: Token,
     index: Index,
-    dest: PathBuf,
     /// The destination directory, held open: writers open the directories under it from here.
     dest_fd: OwnedFd,
     block_size: u64,
@@ -259,6 +263,8 @@ pub struct Receive {
     /// Files linked in from O_TMPFILE, and files renamed from a temporary name.
     linked: AtomicU64,
     renamed: AtomicU64,
+    /// The permission bits the index may set (`keep_setid`).
+    mode_mask: u32,
 }
 
 /// One-piece files are written into an unnamed O_TMPFILE and linked in under their final name
@@ -270,9 +276,16 @@ const TMPFILE_PROC: u8 = 1;
 /// Not available: temporary name and rename, like larger files.
 const TMPFILE_OFF: u8 = 2;
 
+/// Permission bits a receiver sets by default: all but setuid and setgid (0o6000), which from
+/// a peer's index would let whoever can write the index make a program that runs as the
+/// receiver's user (root, for many nodes). The sticky bit stays: on a directory it only
+/// restricts who may delete in it, and Linux ignores it on files.
+const SETID_CLEARED: u32 = 0o1777;
+
 impl Receive {
     /// Checks the destination, creates the directories and the large files, starts the writers.
-    pub fn prepare(root: &Path, index: Index, params: SessionParams, pool: Arc<Pool>) -> Result<Arc<Receive>> {
+    /// `base` is the directory `params.dest` is relative to: a node's root, a client's DEST.
+    pub fn prepare(base: BorrowedFd<'_>, index: Index, params: SessionParams, pool: Arc<Pool>) -> Result<Arc<Receive>> {
         let SessionParams {
             dest,
             streams,
@@ -286,29 +299,27 @@ impl Receive {
             fsync,
             verify_full,
             resume,
+            keep_setid,
         } = params;
         let dest = dest.as_slice();
-        let dest_dir = if dest.is_empty() {
-            root.to_path_buf()
-        } else {
+        check_state_dir(dest, &index)?;
+        // Before anything is created, so that a tree refused leaves nothing behind.
+        crate::conflict::check(base, dest, &index)?;
+        if !dest.is_empty() {
             crate::index::check_path(dest)?;
-            let mut p = root.to_path_buf();
-            for c in dest.split(|&b| b == b'/') {
-                p.push(std::ffi::OsStr::from_bytes(c));
-                ensure_dir(&p, dest)?;
-            }
-            p
-        };
-        let dest_fd = rustix::fs::open(&dest_dir, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-            .map_err(|e| Error::io("open", dest, e.into()))?;
+        }
+        let dest_fd = beneath::make_dirs(base, dest, 0o777, existing_refused)?;
         let nblocks = index.total().div_ceil(block_size as u64);
         let (tag, journal, carried) = match resume {
             None => (hex(&token)[..12].to_owned(), None, Carried::default()),
             Some(r) => {
                 let (journal, previous) = Journal::open(&r.dir, &r.key, dest, nblocks, r.use_previous)?;
                 let tag = r.key[..12].to_owned();
-                let carried =
-                    if r.use_previous { carried_over(&index, &dest_dir, &tag, block_size as u64, &previous) } else { Carried::default() };
+                let carried = if r.use_previous {
+                    carried_over(&index, dest_fd.as_fd(), &tag, block_size as u64, &previous)
+                } else {
+                    Carried::default()
+                };
                 (tag, Some(journal), carried)
             }
         };
@@ -335,7 +346,6 @@ impl Receive {
             token,
             nblocks,
             index,
-            dest: dest_dir,
             dest_fd,
             block_size: block_size as u64,
             streams,
@@ -366,6 +376,7 @@ impl Receive {
             tmpfile_fallback: Mutex::new(None),
             linked: AtomicU64::new(0),
             renamed: AtomicU64::new(0),
+            mode_mask: if keep_setid { 0o7777 } else { SETID_CLEARED },
             carried,
         });
         recv.probe_tmpfile();
@@ -404,12 +415,9 @@ impl Receive {
         Ok(recv)
     }
 
-    fn path_of(&self, i: usize) -> PathBuf {
-        self.dest.join(std::ffi::OsStr::from_bytes(&self.index.entries()[i].path))
-    }
-
-    fn temp_of(&self, i: usize) -> PathBuf {
-        self.path_of(i).with_file_name(self.temp_name(i))
+    /// The mode entry `e` is given: the index's bits, less setuid and setgid unless kept.
+    fn mode(&self, e: &crate::index::Entry) -> u32 {
+        e.mode & self.mode_mask
     }
 
     /// The name file `i` has in its directory until it is complete.
@@ -447,7 +455,10 @@ impl Receive {
         let mut dirs = DirCache::default();
         for (i, e) in self.index.entries().iter().enumerate() {
             match e.kind {
-                Kind::Dir => ensure_dir(&self.path_of(i), &e.path)?,
+                Kind::Dir => {
+                    let (dir, name) = dirs.parent(self.dest_fd.as_fd(), &e.path, dest_refused)?;
+                    drop(beneath::make_dir(dir, name, 0o777, &e.path, existing_refused)?);
+                }
                 Kind::File if e.size >= self.block_size && self.files[i].stage.load(Ordering::SeqCst) != STAGE_FINAL => {
                     let f = self.open_temp(i, &mut dirs)?;
                     match rustix::fs::fallocate(f.as_fd(), rustix::fs::FallocateFlags::empty(), 0, e.size) {
@@ -491,7 +502,7 @@ impl Receive {
         let why = if self.verify_full {
             Some("verify full keeps each file under a temporary name until its digest is checked".to_owned())
         } else {
-            crate::probe::tmpfile(&self.dest).err()
+            crate::probe::tmpfile(self.dest_fd.as_fd()).err()
         };
         match why {
             None => self.tmpfile.store(TMPFILE_EMPTY_PATH, Ordering::Relaxed),
@@ -529,7 +540,7 @@ impl Receive {
         };
         write_chunked(&fd, data, 0).map_err(|err| Error::io("write", &e.path, err))?;
         // open() applied the umask: set the mode only where that changed it.
-        self.set_metadata(&fd, i, e.mode & 0o7777 != perm & !crate::probe::umask().unwrap_or(0o777))?;
+        self.set_metadata(&fd, i, self.mode(e) != perm & !crate::probe::umask().unwrap_or(0o777))?;
         let link = |to: &OsStr| -> rustix::io::Result<()> {
             loop {
                 match self.tmpfile.load(Ordering::Relaxed) {
@@ -606,7 +617,7 @@ impl Receive {
     fn set_metadata(&self, fd: &File, i: usize, chmod: bool) -> Result<()> {
         let e = &self.index.entries()[i];
         if chmod {
-            fd.set_permissions(fs::Permissions::from_mode(e.mode)).map_err(|err| Error::io("chmod", &e.path, err))?;
+            fd.set_permissions(fs::Permissions::from_mode(self.mode(e))).map_err(|err| Error::io("chmod", &e.path, err))?;
         }
         let t = timestamp(e.mtime_ns);
         rustix::fs::futimens(fd.as_fd(), &rustix::fs::Timestamps { last_access: t, last_modification: t })
@@ -658,7 +669,7 @@ impl Receive {
             return Err(Error::Protocol(format!("the sender sent no digest for {:?}", lossy(&e.path))));
         };
         if self.read_back[i].get() != Some(&theirs) {
-            let _ = fs::remove_file(self.temp_of(i));
+            self.remove_temp(i, dirs);
             self.files[i].stage.store(STAGE_NONE, Ordering::SeqCst);
             return Err(Error::FileDigest { path: lossy(&e.path) });
         }
@@ -1027,7 +1038,7 @@ impl Receive {
         }
         for e in entries.iter().rev().filter(|e| e.kind == Kind::Dir) {
             let fd = beneath::open_dir(self.dest_fd.as_fd(), &e.path, dest_refused)?;
-            rustix::fs::fchmod(&fd, Mode::from_raw_mode(e.mode & 0o7777)).map_err(|err| Error::io("chmod", &e.path, err.into()))?;
+            rustix::fs::fchmod(&fd, Mode::from_raw_mode(self.mode(e))).map_err(|err| Error::io("chmod", &e.path, err.into()))?;
             let t = timestamp(e.mtime_ns);
             rustix::fs::futimens(&fd, &rustix::fs::Timestamps { last_access: t, last_modification: t })
                 .map_err(|err| Error::io("set mtime", &e.path, err.into()))?;
@@ -1048,11 +1059,19 @@ impl Receive {
     /// Removes every temporary file of the session; files already under their final name are
     /// complete and stay.
     fn remove_temps(&self) {
+        let mut dirs = DirCache::default();
         for (i, slot) in self.files.iter().enumerate() {
             if matches!(slot.stage.load(Ordering::SeqCst), STAGE_TEMP | STAGE_WRITTEN) {
                 slot.fd.lock().expect("slot lock").take();
-                let _ = fs::remove_file(self.temp_of(i));
+                self.remove_temp(i, &mut dirs);
             }
+        }
+    }
+
+    /// Removes file `i`'s temporary file, through its directory's descriptor.
+    fn remove_temp(&self, i: usize, dirs: &mut DirCache) {
+        if let Ok((dir, _)) = dirs.parent(self.dest_fd.as_fd(), &self.index.entries()[i].path, dest_refused) {
+            let _ = rustix::fs::unlinkat(dir, self.temp_name(i).as_str(), rustix::fs::AtFlags::empty());
         }
     }
 }
@@ -1062,29 +1081,29 @@ impl Receive {
 /// complete (rsync's quick check); a journaled block counts when every file it touches is
 /// complete or has its temporary file, and its bytes, read back, still have the recorded XXH3.
 /// Blocks made only of complete files count too, so the sender skips them.
-fn carried_over(index: &Index, dest: &Path, tag: &str, block_size: u64, previous: &Previous) -> Carried {
+fn carried_over(index: &Index, dest: BorrowedFd<'_>, tag: &str, block_size: u64, previous: &Previous) -> Carried {
     let entries = index.entries();
-    let temp_of = |i: usize| {
-        let fin = dest.join(std::ffi::OsStr::from_bytes(&entries[i].path));
-        let temp = fin.with_file_name(format!(".lh-{tag}-{i}.part"));
-        (fin, temp)
-    };
+    let temp_name = |i: usize| format!(".lh-{tag}-{i}.part");
     let mut stages = vec![STAGE_NONE; entries.len()];
-    // A file whose directory is missing has neither name: one lstat per directory, and no path
-    // built, for the common push into a new destination.
-    let mut dirs = ExistingDirs::new(dest);
+    // A file whose directory is missing has neither name: one open per directory, for the
+    // common push into a new destination.
+    let mut held = ExistingDirs::new(dest);
+    let mut dirs = DirCache::default();
     for (i, e) in entries.iter().enumerate().filter(|(_, e)| e.kind == Kind::File && e.size > 0) {
-        if !dirs.hold(&e.path) {
+        if !held.hold(&e.path) {
             continue;
         }
-        let (fin, temp) = temp_of(i);
-        let complete = fs::symlink_metadata(&fin).is_ok_and(|m| {
-            use std::os::unix::fs::MetadataExt;
-            m.is_file() && m.len() == e.size && m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128 == e.mtime_ns as i128
+        let Ok((dir, name)) = dirs.parent(dest, &e.path, dest_refused) else { continue };
+        let stat = |name: &OsStr| rustix::fs::statat(dir, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW).ok();
+        let regular = |st: &rustix::fs::Stat| rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile;
+        let complete = stat(name).is_some_and(|st| {
+            regular(&st)
+                && st.st_size as u64 == e.size
+                && st.st_mtime as i128 * 1_000_000_000 + st.st_mtime_nsec as i128 == e.mtime_ns as i128
         });
         stages[i] = if complete {
             STAGE_FINAL
-        } else if fs::symlink_metadata(&temp).is_ok_and(|m| m.is_file() && m.len() <= e.size) {
+        } else if stat(OsStr::new(&temp_name(i))).is_some_and(|st| regular(&st) && st.st_size as u64 <= e.size) {
             STAGE_TEMP
         } else {
             STAGE_NONE
@@ -1108,10 +1127,14 @@ fn carried_over(index: &Index, dest: &Path, tag: &str, block_size: u64, previous
         }
         buf.resize(block_len(b) as usize, 0);
         let read_back = pieces.iter().all(|p| {
-            let (fin, temp) = temp_of(p.entry);
-            let from = if stages[p.entry] == STAGE_FINAL { fin } else { temp };
+            let Ok((dir, name)) = dirs.parent(dest, &entries[p.entry].path, dest_refused) else { return false };
+            let temp = temp_name(p.entry);
+            let from = if stages[p.entry] == STAGE_FINAL { name } else { OsStr::new(&temp) };
             let at = p.range_offset as usize;
-            File::open(from).and_then(|f| f.read_exact_at(&mut buf[at..at + p.len as usize], p.file_offset)).is_ok()
+            let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+            rustix::fs::openat(dir, from, flags, Mode::empty())
+                .map(File::from)
+                .is_ok_and(|f| f.read_exact_at(&mut buf[at..at + p.len as usize], p.file_offset).is_ok())
         });
         if read_back && xxh3(&buf) == want {
             done.push(b);
@@ -1143,21 +1166,23 @@ fn carried_over(index: &Index, dest: &Path, tag: &str, block_size: u64, previous
     Carried { blocks: done.len() as u64, ranges, bytes, remaining, stages }
 }
 
-/// Whether the directories that index paths name under `dest` exist: one lstat per directory,
-/// from the index's bytes, remembered (a tree of 100,000 files in 1,000 directories made a
-/// path and hashed it for every file: 70-120 ms before the first byte could flow).
-pub(crate) struct ExistingDirs<'a> {
-    dest: &'a Path,
+/// Whether the directories that index paths name under `dest` exist: one open per directory
+/// (beneath `dest`, no symlink followed), from the index's bytes, remembered (a tree of
+/// 100,000 files in 1,000 directories made a path and hashed it for every file: 70-120 ms
+/// before the first byte could flow).
+pub(crate) struct ExistingDirs<'a, 'f> {
+    dest: BorrowedFd<'f>,
     seen: std::collections::HashMap<&'a [u8], bool>,
     last: Option<(&'a [u8], bool)>,
 }
 
-impl<'a> ExistingDirs<'a> {
-    pub(crate) fn new(dest: &'a Path) -> Self {
+impl<'a, 'f> ExistingDirs<'a, 'f> {
+    pub(crate) fn new(dest: BorrowedFd<'f>) -> Self {
         ExistingDirs { dest, seen: std::collections::HashMap::new(), last: None }
     }
 
-    /// Whether the directory holding `path` (relative to `dest`) is a real directory.
+    /// Whether the directory holding `path` (relative to `dest`) is a real directory, reached
+    /// without a symlink.
     pub(crate) fn hold(&mut self, path: &'a [u8]) -> bool {
         let parent = crate::index::parent_of(path).unwrap_or(b"");
         if let Some((last, there)) = self.last {
@@ -1166,10 +1191,7 @@ impl<'a> ExistingDirs<'a> {
             }
         }
         let dest = self.dest;
-        let there = *self
-            .seen
-            .entry(parent)
-            .or_insert_with(|| fs::symlink_metadata(dest.join(std::ffi::OsStr::from_bytes(parent))).is_ok_and(|m| m.is_dir()));
+        let there = *self.seen.entry(parent).or_insert_with(|| beneath::open_dir(dest, parent, dest_refused).is_ok());
         self.last = Some((parent, there));
         there
     }
@@ -1183,38 +1205,46 @@ fn timestamp(ns: i64) -> rustix::fs::Timespec {
 /// directory was swapped (for a symlink, most likely) after the tree was made and checked.
 fn dest_refused(dir: &[u8], e: rustix::io::Errno) -> Error {
     match e {
-        rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR => {
+        rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR | rustix::io::Errno::XDEV => {
             Error::PathEscape { path: lossy(dir), why: "a directory was replaced during the transfer" }
         }
         e => Error::io("open", dir, e.into()),
     }
 }
 
-/// Makes sure `p` is a real directory (not a symlink to one), creating it if missing.
-fn ensure_dir(p: &Path, shown: &[u8]) -> Result<()> {
-    for attempt in 0..2 {
-        match fs::symlink_metadata(p) {
-            Ok(m) if m.file_type().is_symlink() => {
-                return Err(Error::PathEscape { path: lossy(shown), why: "an existing symlink is in the way" })
-            }
-            Ok(m) if m.is_dir() => return Ok(()),
-            Ok(_) => return Err(Error::io("mkdir", shown, std::io::Error::from_raw_os_error(libc::ENOTDIR))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => match fs::create_dir(p) {
-                Ok(()) => return Ok(()),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt == 0 => continue,
-                Err(e) => return Err(Error::io("mkdir", shown, e)),
-            },
-            Err(e) => return Err(Error::io("lstat", shown, e)),
+/// How the receiver names a failed open of a directory it is about to create or enter: an
+/// existing symlink (or a file) in the way.
+fn existing_refused(dir: &[u8], e: rustix::io::Errno) -> Error {
+    match e {
+        rustix::io::Errno::LOOP | rustix::io::Errno::XDEV => {
+            Error::PathEscape { path: lossy(dir), why: "an existing symlink is in the way" }
         }
+        rustix::io::Errno::NOTDIR => Error::io("mkdir", dir, std::io::Error::from_raw_os_error(libc::ENOTDIR)),
+        e => Error::io("open", dir, e.into()),
     }
-    Ok(())
+}
+
+/// The state directory (`.longhaul`, a node's account and journals, a pulling client's
+/// journal) is no destination: neither `dest`'s first component nor, when the tree arrives at
+/// the base itself, any entry's.
+pub(crate) fn check_state_dir(dest: &[u8], index: &Index) -> Result<()> {
+    let state = crate::state_dir::STATE_DIR.as_bytes();
+    let named = if dest.is_empty() {
+        index.entries().iter().map(|e| &e.path[..]).find(|p| beneath::starts_with_component(p, state))
+    } else {
+        Some(dest).filter(|d| beneath::starts_with_component(d, state))
+    };
+    match named {
+        Some(p) => Err(Error::PathEscape { path: lossy(p), why: "the state directory .longhaul is not a destination" }),
+        None => Ok(()),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::scratch::Scratch;
-    use std::os::fd::BorrowedFd;
+    use std::path::Path;
 
     fn scratch(name: &str) -> Scratch {
         Scratch::new(&format!("receive-{name}"))

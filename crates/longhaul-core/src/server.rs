@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs::File;
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -101,6 +101,8 @@ pub struct ServeOptions {
     pub memory: u64,
     /// `HOST:PORT` targets a copy may go to (crate::copy_to); empty, the node copies nowhere.
     pub copy_to: Vec<String>,
+    /// Give pushed files and directories the setuid and setgid bits their index asks for.
+    pub keep_setid: bool,
 }
 
 impl Default for ServeOptions {
@@ -150,6 +152,9 @@ impl Default for ServeOptions {
             // A copy makes the node connect where a client says: nowhere unless the operator
             // lists it.
             copy_to: Vec::new(),
+            // Off: a token lets a client write beneath the root, not make programs that run as
+            // the node's user (root, often); an operator storing system trees turns it on.
+            keep_setid: false,
         }
     }
 }
@@ -165,6 +170,10 @@ struct ReadvCounters {
 
 struct Inner {
     root: PathBuf,
+    /// The root, held open from the start: every path a client names is opened beneath it.
+    root_fd: OwnedFd,
+    /// `.longhaul/journal`, held open: push journals are made and removed relative to it.
+    journal_dir: Arc<OwnedFd>,
     listen: SocketAddr,
     opts: ServeOptions,
     pool: Arc<Pool>,
@@ -244,10 +253,15 @@ impl Server {
         }
         let pool = Pool::new(opts.max_block as usize, opts.pool_buffers)?;
         let memory = Budget::new(opts.memory, pool.bytes() as u64)?;
-        let state = NodeState::open(&root, opts.capacity, opts.rescan)?;
-        crate::journal::remove_stale(&root, &root.join(STATE_DIR).join("journal"), crate::journal::STALE_AFTER);
+        let root_fd = rustix::fs::open(&root, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+            .map_err(|e| Error::io("open root", root.as_os_str().as_bytes(), e.into()))?;
+        let state = NodeState::open(&root, root_fd.as_fd(), opts.capacity, opts.rescan)?;
+        let journal_dir = Arc::new(state.state_dir().journal_dir()?);
+        crate::journal::remove_stale(root_fd.as_fd(), journal_dir.as_fd(), crate::journal::STALE_AFTER);
         let inner = Arc::new(Inner {
             root,
+            root_fd,
+            journal_dir,
             listen,
             pool,
             state,
@@ -543,19 +557,22 @@ fn resolve_source(root: &Path, rel: &[u8]) -> Result<PathBuf> {
     resolve(root, rel, false)
 }
 
-/// Bytes of the regular files a push would replace (they stop counting as stored).
-fn replaced_bytes(dest: &Path, index: &Index) -> u64 {
-    if !dest.exists() {
-        return 0;
-    }
-    let mut dirs = crate::receive::ExistingDirs::new(dest);
+/// Bytes of the regular files a push would replace (they stop counting as stored), looked at
+/// from their directories, opened beneath the root.
+fn replaced_bytes(root: std::os::fd::BorrowedFd<'_>, dest: &[u8], index: &Index) -> u64 {
+    let Ok(dest) = beneath::open_dir(root, dest, beneath::root_refused) else { return 0 };
+    let mut held = crate::receive::ExistingDirs::new(dest.as_fd());
+    let mut dirs = DirCache::default();
     index
         .entries()
         .iter()
-        .filter(|e| e.kind == Kind::File && dirs.hold(&e.path))
-        .filter_map(|e| std::fs::symlink_metadata(dest.join(OsStr::from_bytes(&e.path))).ok())
-        .filter(|m| m.is_file())
-        .map(|m| m.size())
+        .filter(|e| e.kind == Kind::File && held.hold(&e.path))
+        .filter_map(|e| {
+            let (dir, name) = dirs.parent(dest.as_fd(), &e.path, beneath::root_refused).ok()?;
+            rustix::fs::statat(dir, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW).ok()
+        })
+        .filter(|st| rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile)
+        .map(|st| st.st_size as u64)
         .sum()
 }
 
@@ -579,16 +596,13 @@ fn push(
     let index = Index::decode(encoded)?;
     // The pool is the node's, counted at start; the push's own share is its index.
     let _memory = inner.memory.reserve(budget::index_share(encoded.len(), index.entries().len()))?;
-    // Checked before anything is created; Receive::prepare checks the rest of the path.
-    if dest.split(|&b| b == b'/').next() == Some(STATE_DIR.as_bytes()) {
-        return Err(Error::PathEscape { path: lossy(&dest), why: "the node's own directory" });
-    }
+    // Checked before anything is created; Receive::prepare checks the rest of the path and the
+    // index's top-level entries when the tree lands at the root itself.
     if !dest.is_empty() {
-        crate::index::check_path(&dest)?;
+        check_request_path(&dest)?;
     }
     // Capacity is checked before any byte is written.
-    let dest_dir = inner.root.join(OsStr::from_bytes(&dest));
-    let (total, replaced) = (index.total(), replaced_bytes(&dest_dir, &index));
+    let (total, replaced) = (index.total(), replaced_bytes(inner.root_fd.as_fd(), &dest, &index));
     // The same transfer twice at once would share temporary files: the second waits its turn.
     let key = crate::journal::key(&dest, block_size, encoded);
     let journaled = ActiveJournal::claim(inner, &key)?;
@@ -612,9 +626,10 @@ fn push(
         counter: Arc::clone(&active.done),
         fsync: inner.opts.fsync,
         verify_full: features & frame::FEATURE_VERIFY_FULL != 0,
-        resume: Some(ResumeParams { dir: inner.root.join(STATE_DIR).join("journal"), key: journaled.0.clone(), use_previous: resume }),
+        resume: Some(ResumeParams { dir: Arc::clone(&inner.journal_dir), key: journaled.0.clone(), use_previous: resume }),
+        keep_setid: inner.opts.keep_setid,
     };
-    let recv = match Receive::prepare(&inner.root, index, params, Arc::clone(&inner.pool)) {
+    let recv = match Receive::prepare(inner.root_fd.as_fd(), index, params, Arc::clone(&inner.pool)) {
         Ok(r) => r,
         Err(e) => {
             inner.state.end(&active, Err(&e));
@@ -868,55 +883,62 @@ fn copy(
     Ok(())
 }
 
-/// LIST: a directory's entries (sorted by name), or the one entry of a file or a link.
+/// LIST: a directory's entries (sorted by name), or the one entry of a file or a link. The
+/// path is opened beneath the root (no symlink on the way; the last component may be one,
+/// which is listed, not followed), and each entry is looked at from its directory.
 fn list(inner: &Inner, sock: &mut TcpStream, path: &[u8]) -> Result<Result<()>> {
-    let p = match resolve(&inner.root, path, true) {
-        Ok(p) => p,
-        Err(e) => return Ok(Err(e)),
-    };
-    let entry = |name: Vec<u8>, m: &std::fs::Metadata| {
-        let ft = m.file_type();
-        let kind = if ft.is_dir() {
-            1
-        } else if ft.is_file() {
-            2
-        } else if ft.is_symlink() {
-            3
-        } else {
-            4
+    if !path.is_empty() {
+        if let Err(e) = check_request_path(path) {
+            return Ok(Err(e));
+        }
+    }
+    let entry = |name: Vec<u8>, st: &rustix::fs::Stat| {
+        let ft = rustix::fs::FileType::from_raw_mode(st.st_mode);
+        let kind = match ft {
+            rustix::fs::FileType::Directory => 1,
+            rustix::fs::FileType::RegularFile => 2,
+            rustix::fs::FileType::Symlink => 3,
+            _ => 4,
         };
         ListEntry {
             name,
             kind,
-            mode: m.mode() & 0o7777,
-            size: if ft.is_file() { m.size() } else { 0 },
-            mtime_ns: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
+            mode: st.st_mode & 0o7777,
+            size: if kind == 2 { st.st_size as u64 } else { 0 },
+            mtime_ns: st.st_mtime * 1_000_000_000 + st.st_mtime_nsec as i64,
         }
     };
-    let meta = match std::fs::symlink_metadata(&p) {
-        Ok(m) => m,
-        Err(e) => return Ok(Err(Error::io("stat", path, e))),
-    };
-    let mut entries = Vec::new();
-    if meta.is_dir() {
-        let rd = match std::fs::read_dir(&p) {
-            Ok(rd) => rd,
-            Err(e) => return Ok(Err(Error::io("list", path, e))),
+    let nofollow = rustix::fs::AtFlags::SYMLINK_NOFOLLOW;
+    let listed: Result<Vec<ListEntry>> = (|| {
+        let (dir, name) = match path.iter().rposition(|&b| b == b'/') {
+            Some(k) => (&path[..k], &path[k + 1..]),
+            None => (&path[..0], path),
         };
-        for e in rd.flatten() {
-            let name = e.file_name().as_bytes().to_vec();
-            if path.is_empty() && name == STATE_DIR.as_bytes() {
+        let parent = beneath::open_dir(inner.root_fd.as_fd(), dir, beneath::root_refused)?;
+        let name = if name.is_empty() { OsStr::new(".") } else { OsStr::from_bytes(name) };
+        let st = rustix::fs::statat(&parent, name, nofollow).map_err(|e| beneath::root_refused(path, e))?;
+        if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::Directory {
+            return Ok(vec![entry(name.as_bytes().to_vec(), &st)]);
+        }
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let d = rustix::fs::openat(&parent, name, flags, Mode::empty()).map_err(|e| beneath::root_refused(path, e))?;
+        let mut entries = Vec::new();
+        for e in rustix::fs::Dir::read_from(&d).map_err(|e| Error::io("list", path, e.into()))?.flatten() {
+            let name = e.file_name().to_bytes();
+            if name == b"." || name == b".." || (path.is_empty() && name == STATE_DIR.as_bytes()) {
                 continue;
             }
-            if let Ok(m) = e.metadata() {
-                entries.push(entry(name, &m));
+            if let Ok(st) = rustix::fs::statat(&d, OsStr::from_bytes(name), nofollow) {
+                entries.push(entry(name.to_vec(), &st));
             }
         }
         entries.sort_by(|a, b| a.name.cmp(&b.name));
-    } else {
-        let name = p.file_name().map(|n| n.as_bytes().to_vec()).unwrap_or_default();
-        entries.push(entry(name, &meta));
-    }
+        Ok(entries)
+    })();
+    let entries = match listed {
+        Ok(v) => v,
+        Err(e) => return Ok(Err(e)),
+    };
     // Parts of at most ~60 KB, under the control-frame limit.
     let mut part = Vec::new();
     let mut size = 0;
@@ -941,17 +963,16 @@ fn readv(inner: &Inner, sock: &mut TcpStream, peer: IpAddr, paths: &[Vec<u8>], s
     if let Err(e) = crate::readv::check(paths.len(), segments, &inner.limits()) {
         return Ok(Err(e));
     }
-    // Each file is opened in its directory, opened from the root one component at a time
-    // without following symlinks (a symlink on the way, or as the file, is E_PATH_ESCAPE;
-    // nothing missing is E_NOT_FOUND), so no lstat walk of the path comes first.
-    let root = rustix::fs::open(&inner.root, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-        .map_err(|e| Error::io("open", inner.root.as_os_str().as_bytes(), e.into()))?;
+    // Each file is opened in its directory, opened beneath the root without following
+    // symlinks (a symlink on the way, or as the file, is E_PATH_ESCAPE; nothing missing is
+    // E_NOT_FOUND), so no lstat walk of the path comes first.
+    let root = inner.root_fd.as_fd();
     let mut dirs = DirCache::default();
     let files: Vec<Result<(File, u64)>> = paths
         .iter()
         .map(|rel| {
             check_request_path(rel)?;
-            let (dir, name) = dirs.parent(root.as_fd(), rel, beneath::root_refused)?;
+            let (dir, name) = dirs.parent(root, rel, beneath::root_refused)?;
             // O_NONBLOCK: a FIFO put in the root must not hold the open until a writer comes.
             let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
             let f = File::from(rustix::fs::openat(dir, name, flags, Mode::empty()).map_err(|e| beneath::root_refused(rel, e))?);

@@ -355,7 +355,8 @@ fn files_in_one_piece_are_linked_in_complete_and_replace_what_is_there() {
     fs::create_dir_all(root.join("dst/t/a")).unwrap();
     fs::write(root.join("dst/t/a/s3"), b"older, shorter contents").unwrap();
     fs::write(root.join("dst/t/a/s5"), bytes(1234, 1000 + 5 * 37)).unwrap();
-    let n = node(&root, None);
+    // Keeping set-id bits, so that s4's setgid, which open() does not set, must be chmodded.
+    let n = Server::start(ServeOptions { root: root.clone(), keep_setid: true, ..ServeOptions::default() }).unwrap();
     let opts = SendOptions { block_size: 1 << 20, ..SendOptions::default() };
     send(&src, &n.local_addr().to_string(), b"dst", &opts, &AtomicBool::new(false), &|_| {}).unwrap();
     assert_eq!(snapshot(&src), snapshot(&root.join("dst/t")));

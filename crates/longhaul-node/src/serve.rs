@@ -90,6 +90,7 @@ pub fn serve(options: BindingServeOptions) -> Result<BindingServer> {
         peer_tls: client_tls(options.peer_tls_pin.as_deref(), options.peer_tls_ca.as_deref())?,
         memory: options.memory.map_or(Ok(defaults.memory), |m| whole(m, "memory"))?,
         copy_to: options.copy_to.unwrap_or_default(),
+        keep_setid: options.keep_setid.unwrap_or(defaults.keep_setid),
         ..defaults
     };
     let server = Server::start(opts).map_err(|e| to_napi(&e))?;

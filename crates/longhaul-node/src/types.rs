@@ -320,6 +320,8 @@ pub struct BindingServeOptions {
     pub memory: Option<f64>,
     /// HOST:PORT targets a copy may go to; others get E_DENIED (default: none).
     pub copy_to: Option<Vec<String>>,
+    /// Give pushed files and directories the setuid and setgid bits their sender's index asks for (default false: cleared).
+    pub keep_setid: Option<bool>,
 }
 
 #[napi(object)]
