@@ -55,7 +55,7 @@ describe('TLS', () => {
   it('the SDK pins a self-signed node: send, get, ls and copy arrive identical; mismatches are E_TLS', async () => {
     const b = await serve({ root: join(work, 'b'), auth: false, tls: true });
     nodes.push(b);
-    const a = await serve({ root: join(work, 'a'), auth: false, tls: true, peerTlsPin: b.tlsFingerprint });
+    const a = await serve({ root: join(work, 'a'), auth: false, tls: true, peerTlsPin: b.tlsFingerprint, copyTo: [b.url] });
     nodes.push(a);
     expect(a.tlsFingerprint).toMatch(FINGERPRINT);
     expect(a.tlsSelfSigned).toBe(true);

@@ -76,6 +76,13 @@ export function nodeRegistry(node: StorageNode): Registry {
   gauge('longhaul_pool_buffers', 'Buffers in the node pool', [], (g, s) => g.set(s.pool.buffers));
   gauge('longhaul_pool_buffers_in_use', 'Pool buffers held by transfers now', [], (g, s) => g.set(s.pool.buffers - s.pool.available));
   gauge('longhaul_pool_buffer_bytes', 'Size of each pool buffer', [], (g, s) => g.set(s.pool.bufferBytes));
+  gauge('longhaul_memory_budget_bytes', 'The memory budget for pools and indexes (--memory)', [], (g, s) => g.set(s.memory.budget));
+  gauge(
+    'longhaul_memory_held_bytes',
+    'Bytes of the memory budget held now: the push pool and the pools and indexes of running transfers',
+    [],
+    (g, s) => g.set(s.memory.held),
+  );
   counter('longhaul_files_named_total', 'Files given their final name, by how: linked in from O_TMPFILE, or renamed', ['how'], (c, s) => {
     c.inc({ how: 'linked' }, s.filesLinked);
     c.inc({ how: 'renamed' }, s.filesRenamed);

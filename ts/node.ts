@@ -90,6 +90,19 @@ export interface ServeOptions extends AuthOptions {
   peerTlsPin?: string;
   /** TLS to the receiving node of a copy: a PEM file of CA certificates. */
   peerTlsCa?: string;
+  /**
+   * Memory for the buffer pools of all transfers and the indexes they hold (`2G`; default
+   * 1 GiB). The push pool (`poolBuffers` x 4 MiB) counts from the start; each pull and copy
+   * adds its own pool (sized to its data, at most `poolBuffers` blocks) and index, each push
+   * its index. A transfer past it gets E_BUSY, whose message says when to retry.
+   */
+  memory?: number | string;
+  /**
+   * `HOST:PORT` targets this node may copy to; a copy anywhere else gets E_DENIED, and
+   * without a list the node copies nowhere. A listed host name also allows the addresses it
+   * resolves to (`localhost:7000` allows `127.0.0.1:7000`); a name not listed is refused.
+   */
+  copyTo?: string[];
 }
 
 /** A row of the node's transfer table. */
@@ -142,6 +155,8 @@ export interface NodeStats {
   bytesIn: number;
   bytesOut: number;
   pool: { buffers: number; available: number; bufferBytes: number; locked: boolean };
+  /** The memory budget (`memory`) and the bytes held now: the push pool, and each transfer's pool and index. */
+  memory: { budget: number; held: number };
   limits: BandwidthLimit[];
   peers: { peer: string; bytesIn: number; bytesOut: number }[];
   errors: Record<string, number>;
@@ -266,7 +281,7 @@ class Node extends EventEmitter<StorageNodeEvents> implements StorageNode {
 
 /** Starts a storage node. It keeps the process alive until `close()` (or `unref()`). */
 export async function serve(options: ServeOptions): Promise<StorageNode> {
-  const { cores, token, tokenFile, auth, capacity, rate, peerRates, eventIntervalMs, ...rest } = options;
+  const { cores, token, tokenFile, auth, capacity, rate, peerRates, eventIntervalMs, memory, ...rest } = options;
   const secret = auth === false ? undefined : resolveToken({ token, tokenFile });
   if (auth !== false && secret === undefined) {
     throw new LonghaulError(
@@ -285,6 +300,7 @@ export async function serve(options: ServeOptions): Promise<StorageNode> {
       token: secret,
       capacity: capacity === undefined ? undefined : parseSize(capacity, 'capacity'),
       rate: rate === undefined ? undefined : parseSize(rate, 'rate'),
+      memory: memory === undefined ? undefined : parseSize(memory, 'memory'),
       peerRates: peers,
       coresIo: cores?.io,
       coresOther: cores?.other,

@@ -63,6 +63,9 @@ pub enum Error {
     /// The node cannot take this transfer now (too many at once, or it is draining).
     #[error("the node is busy: {0}")]
     Busy(String),
+    /// The node's operator does not allow this: a copy to a target not in its `--copy-to`.
+    #[error("not allowed by the node: {0}")]
+    Denied(String),
     /// An error the peer reported in an ERROR frame; its code is kept as the peer sent it.
     #[error("{message}")]
     Remote { code: String, message: String },
@@ -93,6 +96,7 @@ pub const CODES: &[&str] = &[
     "E_AUTH",
     "E_BUSY",
     "E_TLS",
+    "E_DENIED",
 ];
 
 impl Error {
@@ -120,6 +124,7 @@ impl Error {
             Error::Auth(_) => "E_AUTH",
             Error::Busy(_) => "E_BUSY",
             Error::Tls(_) => "E_TLS",
+            Error::Denied(_) => "E_DENIED",
             Error::Remote { code, .. } => code,
         }
     }

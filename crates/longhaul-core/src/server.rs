@@ -27,6 +27,8 @@ use rustix::fs::{Mode, OFlags};
 
 use crate::auth::{self, Secret};
 use crate::beneath::{self, DirCache};
+use crate::budget::{self, Budget};
+use crate::copy_to::CopyTargets;
 use crate::error::{lossy, Error, Result};
 use crate::frame::{self, Limits, ListEntry, Msg, Nonce, Segment, SegmentResult, Token};
 use crate::index::{Index, Kind};
@@ -37,7 +39,7 @@ use crate::pool::Pool;
 use crate::rate::{Bucket, Throttle};
 use crate::receive::{Fsync, Receive, ResumeParams, SessionParams};
 use crate::scan::scan_within;
-use crate::sender::{SchedulerKind, SendOptions, Verify};
+use crate::sender::{pool_shape, SchedulerKind, SendOptions, Verify};
 use crate::tls::{ClientTls, ServerTls};
 use crate::topology::Topology;
 use crate::transfer::Progress;
@@ -93,6 +95,12 @@ pub struct ServeOptions {
     pub tls: Option<Arc<ServerTls>>,
     /// TLS, and how to trust the other node, when this node pushes to another for a copy.
     pub peer_tls: Option<ClientTls>,
+    /// Bytes of memory for the buffer pools of all transfers and the content indexes they hold
+    /// (crate::budget): the push pool counts from the start, each pull and copy its own pool
+    /// and index, each push its index. A transfer past it gets E_BUSY with a retry-after hint.
+    pub memory: u64,
+    /// `HOST:PORT` targets a copy may go to (crate::copy_to); empty, the node copies nowhere.
+    pub copy_to: Vec<String>,
     /// Give pushed files and directories the setuid and setgid bits their index asks for.
     pub keep_setid: bool,
     /// How long the temporary files a failed push kept for its resume stay (counted as
@@ -111,7 +119,8 @@ impl Default for ServeOptions {
             rescan: false,
             rate: None,
             peer_rates: Vec::new(),
-            // Each pull or copy holds a pool of 2 x streams + 4 blocks (24 MiB for 2 streams).
+            // Each pull or copy holds a pool of 2 x streams + 4 blocks, at most pool_buffers,
+            // within the memory budget.
             max_transfers: 32,
             cores: None,
             pin: crate::placement::PinMode::Auto,
@@ -139,6 +148,13 @@ impl Default for ServeOptions {
             fsync: Fsync::None,
             tls: None,
             peer_tls: None,
+            // The push pool (64 MiB) and 15 pulls or copies at their largest (16 x 4 MiB), or
+            // about 120 at the clients' default 2 streams of 1 MiB blocks (8 MiB each), with
+            // room left for their indexes: a small share of a storage server's memory.
+            memory: 1 << 30,
+            // A copy makes the node connect where a client says: nowhere unless the operator
+            // lists it.
+            copy_to: Vec::new(),
             // Off: a token lets a client write beneath the root, not make programs that run as
             // the node's user (root, often); an operator storing system trees turns it on.
             keep_setid: false,
@@ -184,6 +200,8 @@ struct Inner {
     files_renamed: AtomicU64,
     /// Journal keys of the pushes running now.
     journals: Mutex<std::collections::HashSet<String>>,
+    memory: Budget,
+    copy_to: CopyTargets,
 }
 
 impl Inner {
@@ -231,6 +249,7 @@ pub struct Server {
 
 impl Server {
     pub fn start(opts: ServeOptions) -> Result<Server> {
+        let copy_to = CopyTargets::parse(&opts.copy_to)?;
         fs_create_root(&opts.root)?;
         let root = std::fs::canonicalize(&opts.root).map_err(|e| Error::io("resolve root", opts.root.as_os_str().as_encoded_bytes(), e))?;
         let listener = TcpListener::bind(&opts.listen).map_err(|source| Error::Connect { addr: opts.listen.clone(), source })?;
@@ -241,6 +260,7 @@ impl Server {
             )));
         }
         let pool = Pool::new(opts.max_block as usize, opts.pool_buffers)?;
+        let memory = Budget::new(opts.memory, pool.bytes() as u64)?;
         let root_fd = rustix::fs::open(&root, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
             .map_err(|e| Error::io("open root", root.as_os_str().as_bytes(), e.into()))?;
         let state = NodeState::open(&root, root_fd.as_fd(), opts.capacity, opts.rescan)?;
@@ -265,6 +285,8 @@ impl Server {
             files_linked: AtomicU64::new(0),
             files_renamed: AtomicU64::new(0),
             journals: Mutex::new(std::collections::HashSet::new()),
+            memory,
+            copy_to,
         });
         // Before the first push can take a journal up, then every so often on a thread.
         sweep(&inner);
@@ -665,6 +687,8 @@ fn push(
     inner.admit()?;
     check_session_shape(&inner.limits(), streams, block_size)?;
     let index = Index::decode(encoded)?;
+    // The pool is the node's, counted at start; the push's own share is its index.
+    let _memory = inner.memory.reserve(budget::index_share(encoded.len(), index.entries().len()))?;
     // Checked before anything is created; Receive::prepare checks the rest of the path and the
     // index's top-level entries when the tree lands at the root itself.
     if !dest.is_empty() {
@@ -780,9 +804,10 @@ fn node_send_options(inner: &Inner, streams: u16, block_size: u32, features: u64
     SendOptions {
         streams,
         block_size,
-        // Enough for two blocks per stream in flight and the readers' next ones; the node's
-        // memory for sending is this times max_transfers.
-        pool_buffers: 2 * streams as usize + 4,
+        // Enough for two blocks per stream in flight and the readers' next ones, but never
+        // more than the push pool's count whatever streams a client asks for; fewer still for
+        // less data (sender::pool_shape). The memory budget bounds the sum.
+        pool_buffers: (2 * streams as usize + 4).min(inner.opts.pool_buffers).max(1),
         scheduler: SchedulerKind::Pipelined,
         cores: inner.opts.cores.clone(),
         pin: inner.opts.pin,
@@ -800,13 +825,20 @@ fn node_send_options(inner: &Inner, streams: u16, block_size: u32, features: u64
 /// A pull: this node sends `path` to the client over data connections the client opens.
 fn pull(inner: &Arc<Inner>, sock: &mut TcpStream, peer: IpAddr, path: &[u8], streams: u16, block_size: u32, features: u64) -> Result<()> {
     inner.admit()?;
+    inner.memory.check_room()?;
     check_session_shape(&inner.limits(), streams, block_size)?;
     let source = resolve_source(&inner.root, path)?;
     let started = Instant::now();
     let scanned = scan_within(&source, 4, Some(&inner.root))?;
     let scan_seconds = started.elapsed().as_secs_f64();
     let index = &scanned.index;
-    frame::write_msg(sock, &Msg::Manifest { dest: path.to_vec(), streams, block_size, index: index.encode() })?;
+    let encoded = index.encode();
+    // The pool this pull will allocate, sized to its data, and its index come out of the
+    // node's memory before either is held for the transfer.
+    let opts = node_send_options(inner, streams, block_size, features);
+    let (buf, count) = pool_shape(&opts, streams, index.total());
+    let _memory = inner.memory.reserve(buf as u64 * count as u64 + budget::index_share(encoded.len(), index.entries().len()))?;
+    frame::write_msg(sock, &Msg::Manifest { dest: path.to_vec(), streams, block_size, index: encoded })?;
     let token = match frame::expect_msg(&mut Deadline::new(sock, inner.opts.handshake_timeout), 0)? {
         Msg::Ready { token, streams: s } if s == streams => token,
         Msg::Ready { streams: s, .. } => return Err(Error::Protocol(format!("READY for {s} streams, {streams} were offered"))),
@@ -844,7 +876,6 @@ fn pull(inner: &Arc<Inner>, sock: &mut TcpStream, peer: IpAddr, path: &[u8], str
         s.set_write_timeout(Some(inner.opts.idle_timeout)).map_err(Error::net("setting a timeout"))?;
     }
     let active = inner.state.begin(peer, Direction::Out, path, index.total(), index.count(Kind::File) as u64, streams);
-    let opts = node_send_options(inner, streams, block_size, features);
     let control = sock.try_clone().map_err(Error::net("cloning a socket"))?;
     let progress = |p: &Progress| active.done.store(p.bytes_done, Ordering::Relaxed);
     let result = crate::sender::transmit(
@@ -878,10 +909,13 @@ fn copy(
     block_size: u32,
     features: u64,
 ) -> Result<()> {
+    // Before anything else: a target the operator did not list is never connected to.
+    inner.copy_to.check(to)?;
     inner.admit()?;
-    if streams == 0 || block_size < 4096 {
-        return Err(Error::Usage(format!("a copy needs at least 1 stream and 4 KiB blocks, not {streams} and {block_size}")));
-    }
+    inner.memory.check_room()?;
+    // The node's own limits, not what the receiving node advertises, bound the copy's blocks
+    // and streams, and so its pool.
+    check_session_shape(&inner.limits(), streams, block_size)?;
     let source = resolve_source(&inner.root, src)?;
     let active = inner.state.begin(peer, Direction::Copy, src, 0, 0, streams);
     let opts = node_send_options(inner, streams, block_size, features);
@@ -909,7 +943,18 @@ fn copy(
             // The engine polls its cancel flag; mirror ours and the node's into it.
             let flag = AtomicBool::new(false);
             std::thread::scope(|s2| {
-                let r = s2.spawn(|| crate::sender::send(&source, to, dest, &opts, &flag, &progress));
+                let r = s2.spawn(|| {
+                    let started = Instant::now();
+                    let scanned = scan_within(&source, opts.scan_threads, opts.confine.as_deref())?;
+                    let scan_seconds = started.elapsed().as_secs_f64();
+                    // Reserved after the scan (the index's size is known) and before the
+                    // connection and the pool.
+                    let index = &scanned.index;
+                    let (buf, count) = pool_shape(&opts, streams, index.total());
+                    let share = budget::index_share(index.encode().len(), index.entries().len());
+                    let _memory = inner.memory.reserve(buf as u64 * count as u64 + share)?;
+                    crate::sender::send_scanned(&scanned, to, dest, &opts, &flag, &progress, started, scan_seconds)
+                });
                 while !r.is_finished() {
                     if stop() {
                         flag.store(true, Ordering::Relaxed);
@@ -1130,6 +1175,9 @@ fn stats_json(inner: &Inner) -> String {
         .num("bufferBytes", inner.pool.buf_size())
         .key("locked")
         .raw(if inner.pool.locked() { "true" } else { "false" });
+    j.raw("}");
+    j.key("memory").raw("{");
+    j.num("budget", inner.memory.limit()).num("held", inner.memory.held());
     j.raw("}");
     j.key("limits").raw("[");
     let mut limit = |scope: &str, peer: Option<String>, b: &Bucket| {

@@ -202,8 +202,14 @@ fn third_party_copy_moves_a_tree_from_node_to_node() {
     let a_root = dir.join("a");
     make_tree(&a_root);
     let token = "shared by both nodes, long";
-    let a = node(&a_root, Some(token));
     let b = node(&dir.join("b"), Some(token));
+    let a = Server::start(ServeOptions {
+        root: a_root.clone(),
+        secret: Some(secret(token)),
+        copy_to: vec![b.local_addr().to_string()],
+        ..ServeOptions::default()
+    })
+    .unwrap();
     let s = client::copy(
         &a.local_addr().to_string(),
         b"d",
@@ -223,6 +229,103 @@ fn third_party_copy_moves_a_tree_from_node_to_node() {
     assert_eq!(files(&a_root.join("d")), files(&dir.join("b/copied/d")));
     assert_eq!(a.counts().completed, 1);
     assert_eq!(b.counts().completed, 1);
+}
+
+/// issue 29: a node connects for a copy only to a target its operator listed. Another
+/// address gets E_DENIED and no connection at all (a listener there accepts nothing); a node
+/// with no list copies nowhere; the listed target still works afterwards.
+#[test]
+fn a_copy_goes_only_to_a_listed_target_issue_29() {
+    use std::net::TcpListener;
+    let dir = scratch("copy-to");
+    let a_root = dir.join("a");
+    make_tree(&a_root);
+    let b = node(&dir.join("b"), None);
+    let trap = TcpListener::bind("127.0.0.1:0").unwrap();
+    trap.set_nonblocking(true).unwrap();
+    let a =
+        Server::start(ServeOptions { root: a_root.clone(), copy_to: vec![b.local_addr().to_string()], ..ServeOptions::default() }).unwrap();
+    let unlisted = Server::start(ServeOptions { root: dir.join("u"), ..ServeOptions::default() }).unwrap();
+    let copy = |from: &Server, to: &str, dest: &[u8]| {
+        client::copy(&from.local_addr().to_string(), b"d", to, dest, 2, 1 << 20, None, None, T, false, &AtomicBool::new(false), &|_| {})
+    };
+    let trap_addr = trap.local_addr().unwrap().to_string();
+    for (from, to) in [(&a, trap_addr.as_str()), (&a, "localhost:1"), (&unlisted, &b.local_addr().to_string())] {
+        let e = copy(from, to, b"x").unwrap_err();
+        assert_eq!(e.code(), "E_DENIED", "{to}: {e}");
+    }
+    assert_eq!(trap.accept().map(|_| ()).unwrap_err().kind(), std::io::ErrorKind::WouldBlock, "the node connected to an unlisted target");
+    assert!(!dir.join("b/x").exists());
+    assert_eq!(b.counts().active + b.counts().completed + b.counts().failed, 0);
+    let s = copy(&a, &b.local_addr().to_string(), b"copied").unwrap();
+    assert_eq!(s.files, 41);
+    assert_eq!(files(&a_root.join("d")), files(&dir.join("b/copied/d")));
+    // The node's own block limit bounds a copy, whatever the receiving node would take.
+    let e = client::copy(
+        &a.local_addr().to_string(),
+        b"d",
+        &b.local_addr().to_string(),
+        b"big-blocks",
+        8,
+        64 << 20,
+        None,
+        None,
+        T,
+        false,
+        &AtomicBool::new(false),
+        &|_| {},
+    )
+    .unwrap_err();
+    assert_eq!(e.code(), "E_LIMIT", "{e}");
+    assert_eq!(b.counts().completed, 1);
+}
+
+/// issue 29: with a small memory budget, a pull that does not fit beside a running one gets
+/// E_BUSY with a retry-after hint and allocates nothing; the running pull completes and the node
+/// takes the next one. The stats show the budget and what is held.
+#[test]
+fn a_pull_past_the_memory_budget_gets_busy_with_a_hint_issue_29() {
+    let dir = scratch("budget");
+    let root = dir.join("root");
+    fs::create_dir_all(&root).unwrap();
+    fs::write(root.join("slow"), bytes(1, 3 << 20)).unwrap();
+    fs::write(root.join("small"), bytes(2, 1000)).unwrap();
+    // The push pool is one 4 MiB buffer; 2 MiB are left for pulls: one 1 MiB pool at a time.
+    let n = Server::start(ServeOptions {
+        root: root.clone(),
+        pool_buffers: 1,
+        memory: 6 << 20,
+        rate: Some(1 << 20),
+        ..ServeOptions::default()
+    })
+    .unwrap();
+    assert_eq!(stat(&n.stats_json(), "budget"), 6 << 20);
+    assert_eq!(stat(&n.stats_json(), "held"), 4 << 20);
+    let addr = n.local_addr().to_string();
+    let g = GetOptions { block_size: 1 << 20, ..Default::default() };
+    std::thread::scope(|s| {
+        let first = s.spawn(|| client::get(&addr, b"slow", &dir.join("got1"), &g, &AtomicBool::new(false), &|_| {}));
+        let until = std::time::Instant::now() + T;
+        while n.counts().active == 0 {
+            assert!(std::time::Instant::now() < until, "the first pull never started");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(stat(&n.stats_json(), "held") > (5 << 20));
+        let e = client::get(&addr, b"slow", &dir.join("got2"), &g, &AtomicBool::new(false), &|_| {}).unwrap_err();
+        assert_eq!(e.code(), "E_BUSY", "{e}");
+        assert!(e.to_string().contains("retry after 5 s"), "{e}");
+        assert!(!dir.join("got2/slow").exists());
+        let r = first.join().unwrap().unwrap();
+        assert_eq!(r.bytes, 3 << 20);
+    });
+    assert_eq!(fs::read(dir.join("got1/slow")).unwrap(), fs::read(root.join("slow")).unwrap());
+    assert_eq!(stat(&n.stats_json(), "held"), 4 << 20, "the pull gave its memory back");
+    client::get(&addr, b"small", &dir.join("got3"), &g, &AtomicBool::new(false), &|_| {}).unwrap();
+    assert_eq!(fs::read(dir.join("got3/small")).unwrap(), bytes(2, 1000));
+    // A pull whose pool could never fit is a limit, not a busy node to retry.
+    let big = GetOptions { block_size: 4 << 20, ..Default::default() };
+    let e = client::get(&addr, b"slow", &dir.join("got4"), &big, &AtomicBool::new(false), &|_| {}).unwrap_err();
+    assert_eq!(e.code(), "E_LIMIT", "{e}");
 }
 
 /// A number field of the node's stats JSON.

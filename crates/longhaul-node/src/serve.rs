@@ -88,6 +88,8 @@ pub fn serve(options: BindingServeOptions) -> Result<BindingServer> {
         fsync: options.fsync.as_deref().map(longhaul_core::receive::Fsync::parse).transpose().map_err(usage)?.unwrap_or(defaults.fsync),
         tls: tls.map(Arc::new),
         peer_tls: client_tls(options.peer_tls_pin.as_deref(), options.peer_tls_ca.as_deref())?,
+        memory: options.memory.map_or(Ok(defaults.memory), |m| whole(m, "memory"))?,
+        copy_to: options.copy_to.unwrap_or_default(),
         keep_setid: options.keep_setid.unwrap_or(defaults.keep_setid),
         resume_ttl: match options.resume_ttl_ms {
             None => defaults.resume_ttl,
