@@ -13,22 +13,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compareTrees, connect, copy, get, ls, send, serve, type StorageNode } from '../dist/index.js';
 import { native } from '../dist/native.js';
 import { frame, takeFrames, u16, u32, u64 } from './frames.js';
-import { freshDir } from './helpers.js';
+import { CLI, freshDir, runCli } from './helpers.js';
 
-const CLI = join(import.meta.dirname, '..', 'dist', 'cli.js');
 const CANARY = 'precious\n';
 const children: ChildProcess[] = [];
-
-function run(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('close', (status) => resolve({ status, stdout, stderr }));
-  });
-}
 
 /** `longhaul serve --no-auth` as its own process, as the issue's repro runs it. */
 async function startCliNode(root: string): Promise<{ addr: string; exited: Promise<number | null> }> {
@@ -70,12 +58,12 @@ describe('issue 29: the state directory through the CLI (the reported repro)', (
     symlinkSync(join(r, 'victim.txt'), join(r, 'evil', '.longhaul', 'stored.tmp'));
     symlinkSync(join(r, 'victim.txt'), join(r, 'evil', '.longhaul', 'stored'));
     const node = await startCliNode(join(r, 'root'));
-    const sent = await run(['send', join(r, 'evil', '.longhaul'), node.addr, '--json']);
+    const sent = await runCli(['send', join(r, 'evil', '.longhaul'), node.addr, '--json']);
     expect(sent.status).not.toBe(0);
     expect(sent.stdout + sent.stderr).toMatch(/E_PATH_ESCAPE/);
     // The same through a destination that names it, and one nested inside it.
     for (const dest of ['.longhaul', '.longhaul/journal', '.longhaul/x/y']) {
-      const again = await run(['send', join(r, 'evil'), `${node.addr}/${dest}`, '--json']);
+      const again = await runCli(['send', join(r, 'evil'), `${node.addr}/${dest}`, '--json']);
       expect(again.stdout + again.stderr, dest).toMatch(/E_PATH_ESCAPE/);
     }
     expect(readFileSync(join(r, 'victim.txt'), 'utf8')).toBe(CANARY);
@@ -84,7 +72,7 @@ describe('issue 29: the state directory through the CLI (the reported repro)', (
     // The node still serves, and its account is a number it wrote, not the victim's bytes.
     mkdirSync(join(r, 'fine'));
     writeFileSync(join(r, 'fine', 'f'), 'data');
-    const ok = await run(['send', join(r, 'fine'), node.addr, '-q']);
+    const ok = await runCli(['send', join(r, 'fine'), node.addr, '-q']);
     expect(ok.status, ok.stderr).toBe(0);
     expect(readFileSync(join(r, 'root', 'fine', 'f'), 'utf8')).toBe('data');
     // The account (stored bytes, parts, their bytes) is the node's own: the 4 bytes of fine/f.
