@@ -62,6 +62,10 @@ pub enum Error {
     /// An error the peer reported in an ERROR frame; its code is kept as the peer sent it.
     #[error("{message}")]
     Remote { code: String, message: String },
+    /// A bug: an engine thread panicked (`role` names which, `panic.rs`). The transfer is
+    /// abandoned, the process goes on, and retrying would only panic again.
+    #[error("the engine panicked in its {role} thread: {message}; the transfer was abandoned")]
+    Panic { role: &'static str, message: String },
 }
 
 /// Every code the engine can produce, for documentation and for mapping codes received from a
@@ -88,6 +92,7 @@ pub const CODES: &[&str] = &[
     "E_AUTH",
     "E_BUSY",
     "E_TLS",
+    "E_PANIC",
 ];
 
 impl Error {
@@ -115,6 +120,7 @@ impl Error {
             Error::Busy(_) => "E_BUSY",
             Error::Tls(_) => "E_TLS",
             Error::Remote { code, .. } => code,
+            Error::Panic { .. } => "E_PANIC",
         }
     }
 

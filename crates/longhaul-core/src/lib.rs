@@ -17,6 +17,7 @@ pub mod index;
 pub mod journal;
 pub mod net;
 pub mod node_state;
+pub mod panic;
 pub mod placement;
 pub mod pool;
 pub mod probe;

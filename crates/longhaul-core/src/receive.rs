@@ -379,22 +379,30 @@ impl Receive {
             let h = std::thread::Builder::new()
                 .name(format!("lh-wr-{i}"))
                 .spawn(move || {
-                    if let Some(cpu) = r.placement.cpu_for(Role::Disk, i) {
-                        let _ = bind_current_thread(cpu);
-                    }
-                    let mut dirs = DirCache::default();
-                    for job in rx {
-                        // A failed journaled session still writes the verified blocks it has
-                        // queued (at most the pool): the next attempt need not send them again.
-                        if r.stop.load(Ordering::Relaxed) && (r.journal.is_none() || r.disk_failed.load(Ordering::Relaxed)) {
-                            continue;
+                    let wrote = crate::panic::catch("writer", || {
+                        if let Some(cpu) = r.placement.cpu_for(Role::Disk, i) {
+                            let _ = bind_current_thread(cpu);
                         }
-                        let (block, hash) = (job.offset / r.block_size, job.hash);
-                        let written = r.write(job, &mut dirs);
-                        if let Err(e) = written.and_then(|()| r.journal.as_ref().map_or(Ok(()), |j| j.record(block, hash))) {
-                            r.disk_failed.store(true, Ordering::Relaxed);
-                            r.fail(e);
+                        let mut dirs = DirCache::default();
+                        for job in rx {
+                            // A failed journaled session still writes the verified blocks it has
+                            // queued (at most the pool): the next attempt need not send them again.
+                            if r.stop.load(Ordering::Relaxed) && (r.journal.is_none() || r.disk_failed.load(Ordering::Relaxed)) {
+                                continue;
+                            }
+                            let (block, hash) = (job.offset / r.block_size, job.hash);
+                            let written = r.write(job, &mut dirs);
+                            if let Err(e) = written.and_then(|()| r.journal.as_ref().map_or(Ok(()), |j| j.record(block, hash))) {
+                                r.disk_failed.store(true, Ordering::Relaxed);
+                                r.fail(e);
+                            }
                         }
+                        Ok(())
+                    });
+                    // What a panicked writer held is unknown: nothing more is written.
+                    if let Err(e) = wrote {
+                        r.disk_failed.store(true, Ordering::Relaxed);
+                        r.fail(e);
                     }
                 })
                 .map_err(|e| Error::io("spawn writer", b"", e))?;
@@ -687,7 +695,16 @@ impl Receive {
     }
 
     /// Runs one data connection until its STREAM_END (or a failure).
-    pub fn run_stream(self: &Arc<Self>, mut sock: TcpStream) {
+    pub fn run_stream(self: &Arc<Self>, sock: TcpStream) {
+        if let Err(e) = crate::panic::catch("receiver", || {
+            self.stream(sock);
+            Ok(())
+        }) {
+            self.fail(e);
+        }
+    }
+
+    fn stream(self: &Arc<Self>, mut sock: TcpStream) {
         let attached = {
             let mut st = self.state.lock().expect("state lock");
             st.attached += 1;
@@ -894,19 +911,24 @@ impl Receive {
         let r = Arc::clone(self);
         std::thread::Builder::new()
             .name("lh-control".into())
-            .spawn(move || loop {
-                match frame::read_msg(&mut sock, 0) {
-                    Ok(Some(Msg::FileDigests { digests })) => match r.take_digests(digests) {
-                        Ok(()) => continue,
+            .spawn(move || {
+                let watched = crate::panic::catch("control watcher", || loop {
+                    match frame::read_msg(&mut sock, 0) {
+                        Ok(Some(Msg::FileDigests { digests })) => match r.take_digests(digests) {
+                            Ok(()) => continue,
+                            Err(e) => r.fail(e),
+                        },
+                        Ok(Some(Msg::Done { bytes, .. })) => r.client_done(bytes),
+                        Ok(Some(Msg::Error { code, message })) => r.fail(Error::remote(&code, &message)),
+                        Ok(Some(m)) => r.fail(Error::Protocol(format!("unexpected {:?} frame on the control connection", m.frame_type()))),
+                        Ok(None) => r.sender_gone(),
                         Err(e) => r.fail(e),
-                    },
-                    Ok(Some(Msg::Done { bytes, .. })) => r.client_done(bytes),
-                    Ok(Some(Msg::Error { code, message })) => r.fail(Error::remote(&code, &message)),
-                    Ok(Some(m)) => r.fail(Error::Protocol(format!("unexpected {:?} frame on the control connection", m.frame_type()))),
-                    Ok(None) => r.sender_gone(),
-                    Err(e) => r.fail(e),
+                    }
+                    break Ok(());
+                });
+                if let Err(e) = watched {
+                    r.fail(e);
                 }
-                break;
             })
             .map_err(|e| Error::io("spawn", b"control watcher", e))?;
         Ok(())
@@ -942,8 +964,8 @@ impl Receive {
         self.write_tx.lock().expect("tx lock").take();
         let handles = std::mem::take(&mut *self.writers.lock().expect("writers lock"));
         for h in handles {
-            if h.join().is_err() {
-                self.fail(Error::Protocol("a writer thread panicked".into()));
+            if let Err(p) = h.join() {
+                self.fail(crate::panic::from_payload("writer", p));
             }
         }
         let result = self.check_and_finish();

@@ -36,6 +36,7 @@ use crate::frame::{self, Msg, SummaryMsg};
 use crate::hash::{xxh3, Xxh3};
 use crate::index::{Index, Kind};
 use crate::net;
+use crate::panic;
 use crate::placement::{allowed_cpus, bind_current_thread, CoreSpec, PinMode, Placement, Role};
 use crate::pool::{Pool, PoolBuf};
 use crate::probe;
@@ -280,15 +281,18 @@ struct Run {
 /// receiver is told of in an ERROR and which no error the receiver reports back replaces:
 /// what the receiver sees next (a data connection shut inside a block) is its consequence.
 fn is_local_cause(e: &Error) -> bool {
-    matches!(e, Error::SourceChanged { .. } | Error::Io { .. } | Error::NotFound { .. })
+    matches!(e, Error::SourceChanged { .. } | Error::Io { .. } | Error::NotFound { .. } | Error::Panic { .. })
 }
 
 impl Run {
     fn fail(&self, e: Error) {
         let mut f = self.failure.lock().expect("failure lock");
-        let tell = f.is_none() && is_local_cause(&e);
+        // A panic is a bug, and says more than the broken stream it may have come after.
+        let first = f.is_none()
+            || matches!(e, Error::Panic { .. }) && !f.as_ref().is_some_and(|f| matches!(f, Error::Cancelled) || is_local_cause(f));
+        let tell = first && is_local_cause(&e);
         let msg = tell.then(|| Msg::error(&e));
-        if f.is_none() {
+        if first {
             *f = Some(e);
         }
         drop(f);
@@ -516,7 +520,7 @@ impl Engine<'_> {
             for i in 0..readers {
                 let tx = read_tx.clone();
                 let name = format!("lh-rd-{i}");
-                spawn_named(s, name.clone(), move || {
+                spawn_named(s, name.clone(), "reader", self.run, move || {
                     self.pin(Role::Disk, i, &name);
                     self.guarded(|| {
                         while let Some(b) = self.take_block() {
@@ -537,7 +541,7 @@ impl Engine<'_> {
             for i in 0..processors {
                 let (rx, tx): (Receiver<Prepared>, Sender<Prepared>) = (read_rx.clone(), send_tx.clone());
                 let name = format!("lh-pr-{i}");
-                spawn_named(s, name.clone(), move || {
+                spawn_named(s, name.clone(), "processor", self.run, move || {
                     self.pin(Role::Other, i, &name);
                     loop {
                         let got = {
@@ -564,7 +568,7 @@ impl Engine<'_> {
             for i in 0..self.sockets.len() {
                 let rx = send_rx.clone();
                 let name = format!("lh-tx-{i}");
-                spawn_named(s, name.clone(), move || {
+                spawn_named(s, name.clone(), "sender", self.run, move || {
                     self.pin(Role::Net, i, &name);
                     self.guarded(|| {
                         loop {
@@ -599,7 +603,7 @@ impl Engine<'_> {
         std::thread::scope(|s| {
             for i in 0..workers {
                 let (sched, name) = (&sched, format!("lh-aw-{i}"));
-                spawn_named(s, name.clone(), move || {
+                spawn_named(s, name.clone(), "worker", self.run, move || {
                     // Every block ends on the NIC: workers live in the network zone.
                     self.pin(Role::Net, i, &name);
                     self.guarded(|| match sched.worker(i) {
@@ -649,8 +653,17 @@ impl Work for Engine<'_> {
     }
 }
 
-fn spawn_named<'s, 'e, F: FnOnce() + Send + 's>(s: &'s std::thread::Scope<'s, 'e>, name: String, f: F) {
-    std::thread::Builder::new().name(name).spawn_scoped(s, f).expect("spawning an engine thread");
+/// Starts an engine thread of role `role`; a panic in it fails the transfer with `E_PANIC`.
+fn spawn_named<'s, 'e, F: FnOnce() + Send + 's>(s: &'s std::thread::Scope<'s, 'e>, name: String, role: &'static str, run: &'s Run, f: F) {
+    let body = move || {
+        if let Err(e) = panic::catch(role, || {
+            f();
+            Ok(())
+        }) {
+            run.fail(e);
+        }
+    };
+    std::thread::Builder::new().name(name).spawn_scoped(s, body).expect("spawning an engine thread");
 }
 
 /// Opens the source file at `rel` (relative to the scan's base `base`) by its name in its
@@ -878,12 +891,17 @@ pub(crate) fn transmit(
         let engine = &engine;
         let driver = std::thread::Builder::new()
             .name("lh-drive".into())
-            .spawn_scoped(s, move || drive(engine, opts.scheduler, readers, processors, workers))
+            .spawn_scoped(s, move || {
+                panic::catch("driver", || Ok(drive(engine, opts.scheduler, readers, processors, workers))).unwrap_or_else(|e| {
+                    engine.run.fail(e);
+                    None
+                })
+            })
             .expect("spawning the driver");
         let digester = (opts.verify == Verify::Full).then(|| {
             std::thread::Builder::new()
                 .name("lh-digest".into())
-                .spawn_scoped(s, || file_digests(index, engine.base, &run))
+                .spawn_scoped(s, || panic::catch("digester", || file_digests(index, engine.base, &run)))
                 .expect("spawning the digester")
         });
         // The node reports errors (a full disk, a bad block) on the control connection while
@@ -891,12 +909,18 @@ pub(crate) fn transmit(
         let (reply_tx, reply_rx) = bounded::<Result<Msg>>(1);
         let run_ref = &run;
         s.spawn(move || {
-            let mut ctl = &run_ref.control;
-            let msg = frame::expect_msg(&mut ctl, 0);
-            if let Ok(Msg::Error { code, message }) = &msg {
-                run_ref.explain(Error::remote(code, message));
+            let watched = panic::catch("control watcher", || {
+                let mut ctl = &run_ref.control;
+                let msg = frame::expect_msg(&mut ctl, 0);
+                if let Ok(Msg::Error { code, message }) = &msg {
+                    run_ref.explain(Error::remote(code, message));
+                }
+                let _ = reply_tx.send(msg);
+                Ok(())
+            });
+            if let Err(e) = watched {
+                run_ref.fail(e);
             }
-            let _ = reply_tx.send(msg);
         });
 
         let mut watermark = 0u64;
@@ -928,13 +952,10 @@ pub(crate) fn transmit(
                 on_progress(&progress(&mut watermark));
             }
         }
-        let report = match driver.join() {
-            Ok(r) => r,
-            Err(_) => {
-                run.fail(Error::Protocol("an engine thread panicked".into()));
-                None
-            }
-        };
+        let report = driver.join().unwrap_or_else(|p| {
+            run.fail(panic::from_payload("driver", p));
+            None
+        });
         if let Some(d) = digester {
             match d.join() {
                 Ok(Ok(digests)) if !run.stopped() => {
@@ -947,7 +968,7 @@ pub(crate) fn transmit(
                 }
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => run.fail(e),
-                Err(_) => run.fail(Error::Protocol("the digest thread panicked".into())),
+                Err(p) => run.fail(panic::from_payload("digester", p)),
             }
         }
         if !run.stopped() {
@@ -1061,23 +1082,25 @@ fn file_digests(index: &Index, base: BorrowedFd<'_>, run: &Run) -> Result<Vec<Fi
         let handles: Vec<_> = (0..threads)
             .map(|_| {
                 s.spawn(|| {
-                    let mut out = Vec::new();
-                    let mut dirs = DirCache::default();
-                    loop {
-                        let k = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(&i) = files.get(k) else { return Ok(out) };
-                        if run.stopped() {
-                            return Ok(out);
+                    panic::catch("digester", || {
+                        let mut out = Vec::new();
+                        let mut dirs = DirCache::default();
+                        loop {
+                            let k = next.fetch_add(1, Ordering::Relaxed);
+                            let Some(&i) = files.get(k) else { return Ok(out) };
+                            if run.stopped() {
+                                return Ok(out);
+                            }
+                            let e = &entries[i];
+                            let file = open_source(base, &mut dirs, &e.path)?;
+                            let digest = crate::hash::blake3_file(&file, e.size).map_err(|err| source_read_error(&e.path, err))?;
+                            out.push((i as u32, digest));
                         }
-                        let e = &entries[i];
-                        let file = open_source(base, &mut dirs, &e.path)?;
-                        let digest = crate::hash::blake3_file(&file, e.size).map_err(|err| source_read_error(&e.path, err))?;
-                        out.push((i as u32, digest));
-                    }
+                    })
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(Error::Protocol("a digest thread panicked".into())))).collect()
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|p| Err(panic::from_payload("digester", p)))).collect()
     });
     let mut all = Vec::with_capacity(files.len());
     for p in parts {
@@ -1185,7 +1208,14 @@ fn probe_phase(e: &Engine<'_>, window: u64, extra: u64, run: impl FnOnce() + Sen
     let sent = |i: u64| e.block_done[e.order[i as usize] as usize].load(Ordering::Relaxed);
     std::thread::scope(|s| {
         let t = Instant::now();
-        let h = s.spawn(run);
+        let h = s.spawn(move || {
+            if let Err(err) = panic::catch("driver", || {
+                run();
+                Ok(())
+            }) {
+                e.run.fail(err);
+            }
+        });
         let mut first_unsent = from;
         while !h.is_finished() && !e.run.stopped() {
             while first_unsent < upto && sent(first_unsent) {

@@ -364,7 +364,10 @@ fn handle_conn(inner: &Arc<Inner>, sock: TcpStream) {
     let first = frame::read_msg(&mut Deadline::new(&sock, inner.opts.handshake_timeout), 0);
     let _ = sock.set_read_timeout(None);
     let result = match first {
-        Ok(Some(Msg::Hello { min, max, nonce, features })) => control(inner, &mut sock, peer, min, max, nonce, features),
+        // A panic in a session is answered as E_PANIC (a bug, not to be retried), not a drop.
+        Ok(Some(Msg::Hello { min, max, nonce, features })) => {
+            crate::panic::catch("connection", || control(inner, &mut sock, peer, min, max, nonce, features))
+        }
         Ok(Some(Msg::DataHello { token, .. })) => {
             // A pulling client opens its data connections right after its READY, which this
             // node may not have read yet: an unknown token gets a short grace period.
@@ -781,14 +784,14 @@ fn copy(
             // The engine polls its cancel flag; mirror ours and the node's into it.
             let flag = AtomicBool::new(false);
             std::thread::scope(|s2| {
-                let r = s2.spawn(|| crate::sender::send(&source, to, dest, &opts, &flag, &progress));
+                let r = s2.spawn(|| crate::panic::catch("copy", || crate::sender::send(&source, to, dest, &opts, &flag, &progress)));
                 while !r.is_finished() {
                     if stop() {
                         flag.store(true, Ordering::Relaxed);
                     }
                     std::thread::sleep(Duration::from_millis(20));
                 }
-                r.join().unwrap_or_else(|_| Err(Error::Protocol("the copy thread panicked".into())))
+                r.join().unwrap_or_else(|p| Err(crate::panic::from_payload("copy", p)))
             })
         });
         // Progress to the client every 100 ms, which also shows it the node is alive.
@@ -805,7 +808,7 @@ fn copy(
             std::thread::sleep(Duration::from_millis(100));
         }
         finished.store(true, Ordering::SeqCst);
-        let r = sender.join().unwrap_or_else(|_| Err(Error::Protocol("the copy thread panicked".into())));
+        let r = sender.join().unwrap_or_else(|p| Err(crate::panic::from_payload("copy", p)));
         let reply = match &r {
             Ok(summary) => Msg::Summary(summary.receiver.clone()),
             Err(e) => Msg::error(e),

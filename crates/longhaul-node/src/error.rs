@@ -5,10 +5,6 @@ pub fn to_napi(e: &longhaul_core::Error) -> napi::Error {
     napi::Error::new(napi::Status::GenericFailure, format!("{}: {}", e.code(), e))
 }
 
-pub fn panicked(what: &str) -> napi::Error {
-    napi::Error::new(napi::Status::GenericFailure, format!("E_PANIC: the engine panicked in {what}; the transfer was abandoned"))
-}
-
 pub fn usage(e: longhaul_core::Error) -> napi::Error {
     to_napi(&e)
 }
