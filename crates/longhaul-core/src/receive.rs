@@ -728,7 +728,9 @@ impl Receive {
             Ok(StreamExit::End) => {}
             Ok(StreamExit::Closed) if self.journal.is_some() => self.stream_closed(),
             Ok(StreamExit::Closed) => self.fail_unless_explained(closed_early()),
-            Err(e) if broken(&e) => self.fail_unless_explained(e),
+            // A bad block may be the sender's file changing between its hash and its send
+            // (sendfile reads it twice): the sender finds that at once and says so.
+            Err(e) if broken(&e) || matches!(e, Error::Checksum { .. }) => self.fail_unless_explained(e),
             Err(e) => {
                 if !self.stop.load(Ordering::Relaxed) {
                     self.fail(e);

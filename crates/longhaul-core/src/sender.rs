@@ -41,7 +41,7 @@ use crate::placement::{allowed_cpus, bind_current_thread, CoreSpec, PinMode, Pla
 use crate::pool::{Pool, PoolBuf};
 use crate::probe;
 use crate::rate::Throttle;
-use crate::scan::scan_within;
+use crate::scan::{scan_within, Stamp};
 use crate::timeline::{Gauges, Recorder, Sample};
 use crate::topology::Topology;
 use crate::transfer::{FastPaths, Progress};
@@ -262,7 +262,8 @@ pub struct SendSummary {
 }
 
 enum Prepared {
-    Sendfile { file: File, file_offset: u64, offset: u64, len: u32, hash: u64 },
+    /// `entry`: the index entry of the one file the block lies in.
+    Sendfile { file: File, entry: usize, file_offset: u64, offset: u64, len: u32, hash: u64 },
     Packed { buf: PoolBuf, offset: u64, hash: u64, blake3: Option<[u8; 32]> },
 }
 
@@ -284,12 +285,32 @@ fn is_local_cause(e: &Error) -> bool {
     matches!(e, Error::SourceChanged { .. } | Error::Io { .. } | Error::NotFound { .. } | Error::Panic { .. })
 }
 
+/// Whether failure `new`, coming after `old`, says better what went wrong. A panic is a bug, and
+/// says more than the broken stream it may have come after; a source found changed says more
+/// than the receiver's checksum failure of a block read from it (sendfile reads a block again
+/// after it was hashed).
+fn outranks(new: &Error, old: &Error) -> bool {
+    match new {
+        Error::Panic { .. } => !matches!(old, Error::Cancelled) && !is_local_cause(old),
+        Error::SourceChanged { .. } => is_checksum(old),
+        _ => false,
+    }
+}
+
+/// The receiver's verdict on a block: its checksum did not match.
+fn is_checksum(e: &Error) -> bool {
+    matches!(e, Error::Checksum { .. }) || matches!(e, Error::Remote { code, .. } if code == "E_CHECKSUM")
+}
+
+/// Why a file read since the scan is a changed source; `send` sends it once more, from a fresh
+/// scan, when this is the reason.
+pub(crate) const CHANGED_WHILE_READ: &str = "changed while it was read: its size, mtime or ctime is not what the scan found";
+const SHRANK: &str = "shorter than when it was scanned";
+
 impl Run {
     fn fail(&self, e: Error) {
         let mut f = self.failure.lock().expect("failure lock");
-        // A panic is a bug, and says more than the broken stream it may have come after.
-        let first = f.is_none()
-            || matches!(e, Error::Panic { .. }) && !f.as_ref().is_some_and(|f| matches!(f, Error::Cancelled) || is_local_cause(f));
+        let first = f.as_ref().is_none_or(|old| outranks(&e, old));
         let tell = first && is_local_cause(&e);
         let msg = tell.then(|| Msg::error(&e));
         if first {
@@ -341,6 +362,8 @@ struct Counters {
 /// The block work of one transfer, shared by whichever scheduler runs it.
 struct Engine<'a> {
     index: &'a Index,
+    /// The scan's inode and ctime of each entry (`Stamp`), to check a file after reading it.
+    stamps: &'a [Stamp],
     /// The scan's base directory, held open: every source file is opened beneath it.
     base: BorrowedFd<'a>,
     /// Open directories the readers reuse, one taken per block (see `open_source`).
@@ -439,7 +462,7 @@ impl Engine<'_> {
             })?;
             self.counters.sendfile_blocks.fetch_add(1, Ordering::Relaxed);
             self.counters.sendfile_bytes.fetch_add(len, Ordering::Relaxed);
-            return Ok(Prepared::Sendfile { file, file_offset: first.file_offset, offset, len: len as u32, hash });
+            return Ok(Prepared::Sendfile { file, entry: first.entry, file_offset: first.file_offset, offset, len: len as u32, hash });
         }
         let mut buf = self.pool.take(&self.run.stop)?;
         buf.set_len(len as usize);
@@ -448,10 +471,44 @@ impl Engine<'_> {
             let file = open_source(self.base, dirs, rel)?;
             let at = p.range_offset as usize;
             read_exact_at(&file, &mut buf[at..at + p.len as usize], p.file_offset, rel)?;
+            self.check_unchanged(&file, p.entry)?;
         }
         self.counters.packed_blocks.fetch_add(1, Ordering::Relaxed);
         self.counters.packed_bytes.fetch_add(len, Ordering::Relaxed);
         Ok(Prepared::Packed { buf, offset, hash: 0, blake3: None })
+    }
+
+    /// Checks that the file of entry `i`, just read through `file`, is still the one the scan
+    /// found (inode, size, mtime, ctime). Every read is followed by this check, so a file that
+    /// changed before its last read ended fails as changed, naming it; one that changes after
+    /// that was sent as it was. (A change within the file system's timestamp granularity of the
+    /// scan that keeps the size goes unseen.)
+    fn check_unchanged(&self, file: &File, i: usize) -> Result<()> {
+        check_unchanged(self.index, self.stamps, file, i)
+    }
+
+    /// After the receiver failed a block's checksum: the first file of the blocks taken so far
+    /// that is no longer what the scan found, as the changed source it is (a sendfile block
+    /// whose file changed after the check that follows its send, or whose check never ran).
+    fn changed_source(&self) -> Option<Error> {
+        let taken = (self.next.load(Ordering::Relaxed) as usize).min(self.order.len());
+        let mut dirs = DirCache::default();
+        let mut last = usize::MAX;
+        for &b in &self.order[..taken] {
+            let offset = b * self.bs;
+            for p in self.index.pieces(offset, self.bs.min(self.index.total() - offset)) {
+                if p.entry == last {
+                    continue;
+                }
+                last = p.entry;
+                let e = &self.index.entries()[p.entry];
+                let checked = open_source(self.base, &mut dirs, &e.path).and_then(|f| self.check_unchanged(&f, p.entry));
+                if let Err(err @ Error::SourceChanged { .. }) = checked {
+                    return Some(err);
+                }
+            }
+        }
+        None
     }
 
     /// PROCESS: checksums of a buffered block (a sendfile block was hashed when read).
@@ -475,15 +532,17 @@ impl Engine<'_> {
             return Ok(());
         }
         let (offset, len) = match &p {
-            Prepared::Sendfile { offset, len, hash, file, file_offset } => {
+            Prepared::Sendfile { offset, len, hash, file, entry, file_offset } => {
                 let hdr = Msg::Block { offset: *offset, len: *len, xxh3: *hash }.encode();
                 net::send_header(sock, &hdr).map_err(Error::net("sending a block"))?;
+                let path = &self.index.entries()[*entry].path;
                 net::sendfile_all(sock, file, *file_offset, *len as usize).map_err(|e| match e.kind() {
-                    std::io::ErrorKind::UnexpectedEof => {
-                        Error::SourceChanged { path: format!("stream offset {offset}"), why: "shorter than when it was scanned" }
-                    }
+                    std::io::ErrorKind::UnexpectedEof => Error::SourceChanged { path: lossy(path), why: SHRANK },
                     _ => Error::net("sending a block")(e),
                 })?;
+                // sendfile read the block again after it was hashed: a change in between is a
+                // bad block to the receiver, which waits a moment for this to say why.
+                self.check_unchanged(file, *entry)?;
                 (*offset, *len as u64)
             }
             Prepared::Packed { buf, offset, hash, blake3 } => {
@@ -678,6 +737,17 @@ fn open_source(base: BorrowedFd<'_>, dirs: &mut DirCache, rel: &[u8]) -> Result<
     Ok(File::from(fd))
 }
 
+/// `Engine::check_unchanged`, for the digest threads too.
+fn check_unchanged(index: &Index, stamps: &[Stamp], file: &File, i: usize) -> Result<()> {
+    let e = &index.entries()[i];
+    let st = rustix::fs::fstat(file).map_err(|err| Error::io("stat", &e.path, err.into()))?;
+    if stamps[i].unchanged(e, &st) {
+        Ok(())
+    } else {
+        Err(Error::SourceChanged { path: lossy(&e.path), why: CHANGED_WHILE_READ })
+    }
+}
+
 /// How the sender names a failed open of a source path.
 fn source_refused(rel: &[u8], e: rustix::io::Errno) -> Error {
     use rustix::io::Errno;
@@ -692,7 +762,7 @@ fn source_refused(rel: &[u8], e: rustix::io::Errno) -> Error {
 /// How the sender names a failed read of a source file.
 fn source_read_error(rel: &[u8], e: std::io::Error) -> Error {
     match (e.kind(), e.raw_os_error()) {
-        (std::io::ErrorKind::UnexpectedEof, _) => Error::SourceChanged { path: lossy(rel), why: "shorter than when it was scanned" },
+        (std::io::ErrorKind::UnexpectedEof, _) => Error::SourceChanged { path: lossy(rel), why: SHRANK },
         // A directory or a FIFO now where the scan found a regular file.
         (_, Some(libc::EISDIR | libc::ESPIPE)) => Error::SourceChanged { path: lossy(rel), why: "no longer a regular file" },
         _ => Error::io("read", rel, e),
@@ -738,6 +808,26 @@ pub fn send(
     if !dest.is_empty() {
         crate::index::check_path(dest)?;
     }
+    match send_once(source, addr, dest, opts, cancel, on_progress) {
+        // A file changed while it was read is sent once more, from a fresh scan (a new session:
+        // the node keeps the files the first one completed, which this one then skips); a
+        // second change fails the transfer, naming the file.
+        Err(Error::SourceChanged { why, .. }) if why == CHANGED_WHILE_READ || why == SHRANK => {
+            send_once(source, addr, dest, opts, cancel, on_progress)
+        }
+        r => r,
+    }
+}
+
+/// One attempt of `send`: scan, session, blocks.
+fn send_once(
+    source: &Path,
+    addr: &str,
+    dest: &[u8],
+    opts: &SendOptions,
+    cancel: &AtomicBool,
+    on_progress: &(dyn Fn(&Progress) + Sync),
+) -> Result<SendSummary> {
     let started = Instant::now();
     let scanned = scan_within(source, opts.scan_threads, opts.confine.as_deref())?;
     let scan_seconds = started.elapsed().as_secs_f64();
@@ -859,6 +949,7 @@ pub(crate) fn transmit(
     let resumed_bytes = index.total() - order.iter().map(|&b| bs.min(index.total() - b * bs)).sum::<u64>();
     let engine = Engine {
         index,
+        stamps: &scanned.stamps,
         base: scanned.base_fd.as_fd(),
         dirs: Mutex::new(Vec::new()),
         pool,
@@ -901,7 +992,7 @@ pub(crate) fn transmit(
         let digester = (opts.verify == Verify::Full).then(|| {
             std::thread::Builder::new()
                 .name("lh-digest".into())
-                .spawn_scoped(s, || panic::catch("digester", || file_digests(index, engine.base, &run)))
+                .spawn_scoped(s, || panic::catch("digester", || file_digests(index, &scanned.stamps, engine.base, &run)))
                 .expect("spawning the digester")
         });
         // The node reports errors (a full disk, a bad block) on the control connection while
@@ -1007,6 +1098,12 @@ pub(crate) fn transmit(
     });
     let _ = control.shutdown(Shutdown::Both);
 
+    // A block the receiver found damaged may have been read from a file changed since the scan.
+    if run.failure.lock().expect("failure lock").as_ref().is_some_and(is_checksum) {
+        if let Some(e) = engine.changed_source() {
+            run.fail(e);
+        }
+    }
     let remote = match reply {
         Some(Ok(Msg::Summary(s))) if !run.stopped() => Some(s),
         Some(Ok(Msg::Error { code, message })) => {
@@ -1071,9 +1168,9 @@ type FileDigest = (u32, [u8; 32]);
 
 /// `verify: full`: the BLAKE3 of every regular file of the index, read from the source while
 /// the blocks flow (one thread per CPU, up to 4, taking files in turn). A file shorter than it
-/// was at the scan is a changed source; one that changed otherwise shows as a digest mismatch
-/// at the receiver, which keeps it under its temporary name.
-fn file_digests(index: &Index, base: BorrowedFd<'_>, run: &Run) -> Result<Vec<FileDigest>> {
+/// was at the scan, or changed since (`check_unchanged`), is a changed source rather than a
+/// digest mismatch at the receiver.
+fn file_digests(index: &Index, stamps: &[Stamp], base: BorrowedFd<'_>, run: &Run) -> Result<Vec<FileDigest>> {
     let entries = index.entries();
     let files: Vec<usize> = (0..entries.len()).filter(|&i| entries[i].kind == Kind::File).collect();
     let next = AtomicUsize::new(0);
@@ -1094,6 +1191,7 @@ fn file_digests(index: &Index, base: BorrowedFd<'_>, run: &Run) -> Result<Vec<Fi
                             let e = &entries[i];
                             let file = open_source(base, &mut dirs, &e.path)?;
                             let digest = crate::hash::blake3_file(&file, e.size).map_err(|err| source_read_error(&e.path, err))?;
+                            check_unchanged(index, stamps, &file, i)?;
                             out.push((i as u32, digest));
                         }
                     })
