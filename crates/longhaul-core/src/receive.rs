@@ -976,11 +976,17 @@ impl Receive {
         }
         let failure = self.state.lock().expect("state lock").failure.take();
         if let Some(e) = failure {
-            if self.journal.is_some() {
+            // A source that changed gives the next attempt another index, which this journal
+            // cannot serve: its temporary files would only be left behind.
+            let stale = e.code() == "E_SOURCE_CHANGED";
+            if self.journal.is_some() && !stale {
                 // Kept for the next attempt, which the journal tells what they hold.
                 self.close_temps();
             } else {
                 self.remove_temps();
+                if let Some(j) = self.journal.as_ref().filter(|_| stale) {
+                    j.remove();
+                }
             }
             return Err(e);
         }

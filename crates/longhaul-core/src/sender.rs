@@ -307,6 +307,12 @@ fn is_checksum(e: &Error) -> bool {
 pub(crate) const CHANGED_WHILE_READ: &str = "changed while it was read: its size, mtime or ctime is not what the scan found";
 const SHRANK: &str = "shorter than when it was scanned";
 
+/// Whether a changed source, by its reason (or the message a peer's ERROR carried it in), is a
+/// file that changed as it was read, which a fresh scan sends whole.
+pub(crate) fn resendable(why: &str) -> bool {
+    why.contains(CHANGED_WHILE_READ) || why.contains(SHRANK)
+}
+
 impl Run {
     fn fail(&self, e: Error) {
         let mut f = self.failure.lock().expect("failure lock");
@@ -812,7 +818,7 @@ pub fn send(
         // A file changed while it was read is sent once more, from a fresh scan (a new session:
         // the node keeps the files the first one completed, which this one then skips); a
         // second change fails the transfer, naming the file.
-        Err(Error::SourceChanged { why, .. }) if why == CHANGED_WHILE_READ || why == SHRANK => {
+        Err(Error::SourceChanged { why, .. }) if resendable(why) => {
             send_once(source, addr, dest, opts, cancel, on_progress)
         }
         r => r,
