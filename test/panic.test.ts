@@ -93,7 +93,7 @@ describe('issue 29: engine panics are E_PANIC, never retried, and the node keeps
       });
       expect(run.stderr).toContain('E_PANIC');
       expect(run.stderr).toContain('reader');
-      expect(run.status).toBe(1);
+      expect(run.status).toBe(70);
       const stats = await statsUntil(
         () => node.stats(),
         (s) => s.failed >= 1,
