@@ -263,8 +263,20 @@ pub struct SendSummary {
 
 enum Prepared {
     /// `entry`: the index entry of the one file the block lies in.
-    Sendfile { file: File, entry: usize, file_offset: u64, offset: u64, len: u32, hash: u64 },
-    Packed { buf: PoolBuf, offset: u64, hash: u64, blake3: Option<[u8; 32]> },
+    Sendfile {
+        file: File,
+        entry: usize,
+        file_offset: u64,
+        offset: u64,
+        len: u32,
+        hash: u64,
+    },
+    Packed {
+        buf: PoolBuf,
+        offset: u64,
+        hash: u64,
+        blake3: Option<[u8; 32]>,
+    },
 }
 
 /// State shared by the threads of one transfer: the first failure wins and stops the others.
@@ -818,9 +830,7 @@ pub fn send(
         // A file changed while it was read is sent once more, from a fresh scan (a new session:
         // the node keeps the files the first one completed, which this one then skips); a
         // second change fails the transfer, naming the file.
-        Err(Error::SourceChanged { why, .. }) if resendable(why) => {
-            send_once(source, addr, dest, opts, cancel, on_progress)
-        }
+        Err(Error::SourceChanged { why, .. }) if resendable(why) => send_once(source, addr, dest, opts, cancel, on_progress),
         r => r,
     }
 }
