@@ -261,22 +261,10 @@ pub struct SendSummary {
     pub verify: Verify,
 }
 
+/// A block ready to send. A sendfile block's `entry` is the index entry of the one file it lies in.
 enum Prepared {
-    /// `entry`: the index entry of the one file the block lies in.
-    Sendfile {
-        file: File,
-        entry: usize,
-        file_offset: u64,
-        offset: u64,
-        len: u32,
-        hash: u64,
-    },
-    Packed {
-        buf: PoolBuf,
-        offset: u64,
-        hash: u64,
-        blake3: Option<[u8; 32]>,
-    },
+    Sendfile { file: File, entry: usize, file_offset: u64, offset: u64, len: u32, hash: u64 },
+    Packed { buf: PoolBuf, offset: u64, hash: u64, blake3: Option<[u8; 32]> },
 }
 
 /// State shared by the threads of one transfer: the first failure wins and stops the others.
@@ -316,7 +304,7 @@ fn is_checksum(e: &Error) -> bool {
 
 /// Why a file read since the scan is a changed source; `send` sends it once more, from a fresh
 /// scan, when this is the reason.
-pub(crate) const CHANGED_WHILE_READ: &str = "changed while it was read: its size, mtime or ctime is not what the scan found";
+pub(crate) const CHANGED_WHILE_READ: &str = "changed while it was read: its inode, size, mtime or ctime is not what the scan found";
 const SHRANK: &str = "shorter than when it was scanned";
 
 /// Whether a changed source, by its reason (or the message a peer's ERROR carried it in), is a
