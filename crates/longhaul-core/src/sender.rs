@@ -399,7 +399,23 @@ struct Engine<'a> {
     pinned: Mutex<Vec<ThreadPin>>,
     /// Bandwidth limits a node applies to what it sends (pull); none for a client.
     throttle: Throttle,
+    /// The files of the last sendfile blocks sent (`IN_FLIGHT_PER_STREAM` per stream, one
+    /// descriptor per file).
+    /// sendfile returns once it has queued references to the page cache, and the receiver gets
+    /// what the pages hold when it reads them: a file changed after the check that follows
+    /// the send still arrives changed, under the old checksum. The main thread checks these
+    /// again (`recheck_in_flight`) while the receiver may still be reading them, so it can
+    /// explain the bad block it reports.
+    in_flight: Mutex<VecDeque<(usize, File)>>,
 }
+
+/// Files per stream whose pages may still wait in the socket's queue after sendfile returned
+/// (a loopback or autotuned send buffer holds a few MiB: a few 1 MiB blocks); few, as each
+/// holds a descriptor.
+const IN_FLIGHT_PER_STREAM: usize = 4;
+/// How often the main thread checks the files of the blocks in flight: well within the 1 s a
+/// receiver waits for the sender to explain a bad block.
+const RECHECK_EVERY: Duration = Duration::from_millis(50);
 
 thread_local! {
     static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
@@ -493,6 +509,12 @@ impl Engine<'_> {
         check_unchanged(self.index, self.stamps, file, i)
     }
 
+    /// Checks again the files of the sendfile blocks that may still be in flight (`in_flight`).
+    fn recheck_in_flight(&self) -> Result<()> {
+        let q = self.in_flight.lock().expect("in-flight lock");
+        q.iter().try_for_each(|(entry, file)| self.check_unchanged(file, *entry))
+    }
+
     /// After the receiver failed a block's checksum: the first file of the blocks taken so far
     /// that is no longer what the scan found, as the changed source it is (a sendfile block
     /// whose file changed after the check that follows its send, or whose check never ran).
@@ -561,7 +583,19 @@ impl Engine<'_> {
                 (*offset, buf.len() as u64)
             }
         };
-        drop(p);
+        if let Prepared::Sendfile { file, entry, .. } = p {
+            let mut q = self.in_flight.lock().expect("in-flight lock");
+            // One descriptor per file is enough to check it: a large file's blocks share one.
+            if let Some(k) = q.iter().position(|&(e, _)| e == entry) {
+                let held = q.remove(k).expect("just found");
+                q.push_back(held);
+            } else {
+                if q.len() >= IN_FLIGHT_PER_STREAM * self.sockets.len() {
+                    q.pop_front();
+                }
+                q.push_back((entry, file));
+            }
+        }
         self.stream_blocks[i].fetch_add(1, Ordering::Relaxed);
         self.per_stream[i].fetch_add(len, Ordering::Relaxed);
         self.block_done[(offset / self.bs) as usize].store(true, Ordering::Relaxed);
@@ -976,6 +1010,7 @@ pub(crate) fn transmit(
         placement,
         pinned: Mutex::new(Vec::new()),
         throttle,
+        in_flight: Mutex::new(VecDeque::new()),
     };
     let data_ends: Vec<u64> = index.data_file_ends().collect();
     let files_total = index.count(Kind::File) as u64;
@@ -1036,12 +1071,22 @@ pub(crate) fn transmit(
         };
         let mut last_progress = Instant::now();
         let tick = opts.timeline_interval.min(opts.progress_interval).max(Duration::from_millis(1));
+        let mut last_recheck = Instant::now();
+        let recheck = |last: &mut Instant| {
+            if last.elapsed() >= RECHECK_EVERY {
+                *last = Instant::now();
+                if let Err(e) = engine.recheck_in_flight() {
+                    run.fail(e);
+                }
+            }
+        };
         while !driver.is_finished() {
             if cancel.load(Ordering::Relaxed) {
                 run.fail(Error::Cancelled);
             }
             std::thread::sleep(tick);
             recorder.tick(&engine.gauges);
+            recheck(&mut last_recheck);
             if !run.stopped() && last_progress.elapsed() >= opts.progress_interval {
                 last_progress = Instant::now();
                 on_progress(&progress(&mut watermark));
@@ -1095,7 +1140,8 @@ pub(crate) fn transmit(
                     let _ = run.control.shutdown(Shutdown::Both);
                     break None;
                 }
-                Err(_) => {}
+                // The receiver may still be reading the last blocks.
+                Err(_) => recheck(&mut last_recheck),
             }
         };
         (reply, report)
