@@ -411,7 +411,7 @@ export function envOf(key: ConfigKey): string {
   return `LONGHAUL_${key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
 }
 
-/** LONGHAUL_* variables that are not options: the token, the config file, the forced fallbacks, the tests' scratch directory and stress switch. */
+/** LONGHAUL_* variables that are not options: the token, the config file, the forced fallbacks, the tests' scratch directory, stress switch and injected panic. */
 const OTHER_ENV = new Set([
   'LONGHAUL_TOKEN',
   'LONGHAUL_CONFIG',
@@ -422,6 +422,7 @@ const OTHER_ENV = new Set([
   'LONGHAUL_NO_OPENAT2',
   'LONGHAUL_TEST_DIR',
   'LONGHAUL_STRESS',
+  'LONGHAUL_TEST_PANIC',
 ]);
 
 export const CONFIG_FILE = 'longhaul.config.json';

@@ -64,6 +64,9 @@ export function exitCodeFor(code: string): number {
       return 7;
     case 'E_CANCELLED':
       return 130;
+    // sysexits' EX_SOFTWARE: a bug in longhaul, which no retry or other input helps.
+    case 'E_PANIC':
+      return 70;
     default:
       return 1;
   }

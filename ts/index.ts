@@ -144,7 +144,10 @@ export interface RetryEvent {
   delayMs: number;
 }
 
-/** Errors after which another attempt can succeed: the connection, the node's load, a damaged block. */
+/**
+ * Errors after which another attempt can succeed: the connection, the node's load, a damaged block.
+ * Never E_PANIC (a bug, which would panic again) nor E_SOURCE_CHANGED (the source needs a rest).
+ */
 const RETRIABLE = new Set(['E_NET', 'E_TIMEOUT', 'E_PROTOCOL', 'E_CHECKSUM', 'E_BUSY', 'E_CONNECT']);
 
 /** Thread states at one moment (Vyukov-style profile). */

@@ -270,6 +270,25 @@ pub fn get(
     if opts.streams == 0 {
         return Err(Error::Usage("streams must be at least 1".into()));
     }
+    match get_once(addr, path, dest, opts, cancel, on_progress) {
+        // A file that changed under the node while it read it: once more, from the node's
+        // fresh scan (as `send` does); the node's ERROR says why in its message.
+        Err(Error::Remote { code, message }) if code == "E_SOURCE_CHANGED" && crate::sender::resendable(&message) => {
+            get_once(addr, path, dest, opts, cancel, on_progress)
+        }
+        r => r,
+    }
+}
+
+/// One attempt of `get`.
+fn get_once(
+    addr: &str,
+    path: &[u8],
+    dest: &Path,
+    opts: &GetOptions,
+    cancel: &AtomicBool,
+    on_progress: &(dyn Fn(&Progress) + Sync),
+) -> Result<SummaryMsg> {
     let started = Instant::now();
     let (mut control, hello) = open_transfer(addr, opts.secret.as_ref(), opts.tls.as_ref(), opts.timeout, opts.verify_full, opts.resume)?;
     let streams = opts.streams.min(hello.limits.max_streams);

@@ -69,6 +69,10 @@ pub enum Error {
     /// An error the peer reported in an ERROR frame; its code is kept as the peer sent it.
     #[error("{message}")]
     Remote { code: String, message: String },
+    /// A bug: an engine thread panicked (`role` names which, `panic.rs`). The transfer is
+    /// abandoned, the process goes on, and retrying would only panic again.
+    #[error("the engine panicked in its {role} thread: {message}; the transfer was abandoned")]
+    Panic { role: &'static str, message: String },
 }
 
 /// Every code the engine can produce, for documentation and for mapping codes received from a
@@ -97,6 +101,7 @@ pub const CODES: &[&str] = &[
     "E_BUSY",
     "E_TLS",
     "E_DENIED",
+    "E_PANIC",
 ];
 
 impl Error {
@@ -126,6 +131,7 @@ impl Error {
             Error::Tls(_) => "E_TLS",
             Error::Denied(_) => "E_DENIED",
             Error::Remote { code, .. } => code,
+            Error::Panic { .. } => "E_PANIC",
         }
     }
 

@@ -21,6 +21,7 @@ pub mod journal;
 pub mod ledger;
 pub mod net;
 pub mod node_state;
+pub mod panic;
 pub mod placement;
 pub mod pool;
 pub mod probe;

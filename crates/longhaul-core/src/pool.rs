@@ -109,7 +109,7 @@ impl Pool {
                 Pool::new(buf_size, count)
             })
             .join()
-            .unwrap_or_else(|_| Err(Error::Usage("the pool allocation thread panicked".into())))
+            .unwrap_or_else(|p| Err(crate::panic::from_payload("pool allocation", p)))
         })
     }
 

@@ -422,22 +422,30 @@ impl Receive {
             let h = std::thread::Builder::new()
                 .name(format!("lh-wr-{i}"))
                 .spawn(move || {
-                    if let Some(cpu) = r.placement.cpu_for(Role::Disk, i) {
-                        let _ = bind_current_thread(cpu);
-                    }
-                    let mut dirs = DirCache::default();
-                    for job in rx {
-                        // A failed journaled session still writes the verified blocks it has
-                        // queued (at most the pool): the next attempt need not send them again.
-                        if r.stop.load(Ordering::Relaxed) && (r.journal.is_none() || r.disk_failed.load(Ordering::Relaxed)) {
-                            continue;
+                    let wrote = crate::panic::catch("writer", || {
+                        if let Some(cpu) = r.placement.cpu_for(Role::Disk, i) {
+                            let _ = bind_current_thread(cpu);
                         }
-                        let (block, hash) = (job.offset / r.block_size, job.hash);
-                        let written = r.write(job, &mut dirs);
-                        if let Err(e) = written.and_then(|()| r.journal.as_ref().map_or(Ok(()), |j| j.record(block, hash))) {
-                            r.disk_failed.store(true, Ordering::Relaxed);
-                            r.fail(e);
+                        let mut dirs = DirCache::default();
+                        for job in rx {
+                            // A failed journaled session still writes the verified blocks it has
+                            // queued (at most the pool): the next attempt need not send them again.
+                            if r.stop.load(Ordering::Relaxed) && (r.journal.is_none() || r.disk_failed.load(Ordering::Relaxed)) {
+                                continue;
+                            }
+                            let (block, hash) = (job.offset / r.block_size, job.hash);
+                            let written = r.write(job, &mut dirs);
+                            if let Err(e) = written.and_then(|()| r.journal.as_ref().map_or(Ok(()), |j| j.record(block, hash))) {
+                                r.disk_failed.store(true, Ordering::Relaxed);
+                                r.fail(e);
+                            }
                         }
+                        Ok(())
+                    });
+                    // What a panicked writer held is unknown: nothing more is written.
+                    if let Err(e) = wrote {
+                        r.disk_failed.store(true, Ordering::Relaxed);
+                        r.fail(e);
                     }
                 })
                 .map_err(|e| Error::io("spawn writer", b"", e))?;
@@ -816,7 +824,16 @@ impl Receive {
     }
 
     /// Runs one data connection until its STREAM_END (or a failure).
-    pub fn run_stream(self: &Arc<Self>, mut sock: TcpStream) {
+    pub fn run_stream(self: &Arc<Self>, sock: TcpStream) {
+        if let Err(e) = crate::panic::catch("receiver", || {
+            self.stream(sock);
+            Ok(())
+        }) {
+            self.fail(e);
+        }
+    }
+
+    fn stream(self: &Arc<Self>, mut sock: TcpStream) {
         let attached = {
             let mut st = self.state.lock().expect("state lock");
             st.attached += 1;
@@ -840,7 +857,9 @@ impl Receive {
             Ok(StreamExit::End) => {}
             Ok(StreamExit::Closed) if self.journal.is_some() => self.stream_closed(),
             Ok(StreamExit::Closed) => self.fail_unless_explained(closed_early()),
-            Err(e) if broken(&e) => self.fail_unless_explained(e),
+            // A bad block may be the sender's file changing between its hash and its send
+            // (sendfile reads it twice): the sender finds that at once and says so.
+            Err(e) if broken(&e) || matches!(e, Error::Checksum { .. }) => self.fail_unless_explained(e),
             Err(e) => {
                 if !self.stop.load(Ordering::Relaxed) {
                     self.fail(e);
@@ -1023,19 +1042,24 @@ impl Receive {
         let r = Arc::clone(self);
         std::thread::Builder::new()
             .name("lh-control".into())
-            .spawn(move || loop {
-                match frame::read_msg(&mut sock, 0) {
-                    Ok(Some(Msg::FileDigests { digests })) => match r.take_digests(digests) {
-                        Ok(()) => continue,
+            .spawn(move || {
+                let watched = crate::panic::catch("control watcher", || loop {
+                    match frame::read_msg(&mut sock, 0) {
+                        Ok(Some(Msg::FileDigests { digests })) => match r.take_digests(digests) {
+                            Ok(()) => continue,
+                            Err(e) => r.fail(e),
+                        },
+                        Ok(Some(Msg::Done { bytes, .. })) => r.client_done(bytes),
+                        Ok(Some(Msg::Error { code, message })) => r.fail(Error::remote(&code, &message)),
+                        Ok(Some(m)) => r.fail(Error::Protocol(format!("unexpected {:?} frame on the control connection", m.frame_type()))),
+                        Ok(None) => r.sender_gone(),
                         Err(e) => r.fail(e),
-                    },
-                    Ok(Some(Msg::Done { bytes, .. })) => r.client_done(bytes),
-                    Ok(Some(Msg::Error { code, message })) => r.fail(Error::remote(&code, &message)),
-                    Ok(Some(m)) => r.fail(Error::Protocol(format!("unexpected {:?} frame on the control connection", m.frame_type()))),
-                    Ok(None) => r.sender_gone(),
-                    Err(e) => r.fail(e),
+                    }
+                    break Ok(());
+                });
+                if let Err(e) = watched {
+                    r.fail(e);
                 }
-                break;
             })
             .map_err(|e| Error::io("spawn", b"control watcher", e))?;
         Ok(())
@@ -1071,8 +1095,8 @@ impl Receive {
         self.write_tx.lock().expect("tx lock").take();
         let handles = std::mem::take(&mut *self.writers.lock().expect("writers lock"));
         for h in handles {
-            if h.join().is_err() {
-                self.fail(Error::Protocol("a writer thread panicked".into()));
+            if let Err(p) = h.join() {
+                self.fail(crate::panic::from_payload("writer", p));
             }
         }
         let result = self.check_and_finish();
@@ -1081,15 +1105,19 @@ impl Receive {
         }
         let failure = self.state.lock().expect("state lock").failure.take();
         if let Some(e) = failure {
-            if let Some(j) = &self.journal {
-                // Kept for the next attempt, which the journal tells what they hold; with none
-                // kept, the journal has nothing a next attempt could use.
-                self.close_temps();
-                if !self.keep_temps() {
-                    j.remove();
+            // A source that changed gives the next attempt another index, which this journal
+            // cannot serve: its temporary files would only be left behind.
+            let stale = e.code() == "E_SOURCE_CHANGED";
+            match &self.journal {
+                Some(j) if !stale => {
+                    // Kept for the next attempt, which the journal tells what they hold; with
+                    // none kept, the journal has nothing a next attempt could use.
+                    self.close_temps();
+                    if !self.keep_temps() {
+                        j.remove();
+                    }
                 }
-            } else {
-                self.discard_temps();
+                _ => self.discard_temps(),
             }
             return Err(e);
         }

@@ -37,6 +37,26 @@ pub struct Scan {
     pub base_fd: OwnedFd,
     /// Entries that are neither files, directories nor symlinks, with the reason.
     pub skipped: Vec<(String, &'static str)>,
+    /// What the scan saw of each entry (in the index's order) besides what the index carries:
+    /// the sender checks every file against it (and the index's size and mtime) after reading
+    /// it, so a file changed while it was read is a changed source. Never sent.
+    pub stamps: Vec<Stamp>,
+}
+
+/// An entry's inode and ctime at the scan: a file replaced by another (a rename over it) has
+/// another inode, and one rewritten, even with its mtime set back, a later ctime.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stamp {
+    pub ino: u64,
+    pub ctime_ns: i64,
+}
+
+impl Stamp {
+    /// Whether `st` (a file's stat now) still shows the file `e` the scan found.
+    pub fn unchanged(&self, e: &Entry, st: &Stat) -> bool {
+        let m = Meta::from(st);
+        m.kind == FileType::RegularFile && m.ino == self.ino && m.ctime_ns == self.ctime_ns && m.size == e.size && m.mtime_ns == e.mtime_ns
+    }
 }
 
 /// Scans `source`, a file or a directory, with `threads` walkers.
@@ -67,7 +87,14 @@ pub fn scan_within(source: &Path, threads: usize, within: Option<&Path>) -> Resu
     if meta.kind == FileType::Directory {
         collected.merge(walk(base_fd.as_fd(), abs, rel, threads.max(1))?);
     }
-    Ok(Scan { index: Index::from_entries(collected.entries)?, base, base_fd, skipped: collected.skipped })
+    // The index sorts its entries: sorted here first, the stamps stay with theirs.
+    let Collected { entries, skipped, stamps } = collected;
+    let mut order: Vec<usize> = (0..entries.len()).collect();
+    order.sort_unstable_by(|&a, &b| crate::index::path_cmp(&entries[a].path, &entries[b].path));
+    let stamps = order.iter().map(|&i| stamps[i]).collect();
+    let mut entries: Vec<Option<Entry>> = entries.into_iter().map(Some).collect();
+    let entries = order.iter().map(|&i| entries[i].take().expect("each entry once")).collect();
+    Ok(Scan { index: Index::from_entries(entries)?, base, base_fd, skipped, stamps })
 }
 
 /// Opens the scan's base directory (the source's canonical parent). Within `within` (a node's
@@ -101,6 +128,8 @@ struct Meta {
     size: u64,
     mode: u32,
     mtime_ns: i64,
+    ino: u64,
+    ctime_ns: i64,
 }
 
 impl Meta {
@@ -117,6 +146,8 @@ impl From<&Stat> for Meta {
             size: st.st_size as u64,
             mode: st.st_mode & 0o7777,
             mtime_ns: st.st_mtime.saturating_mul(1_000_000_000).saturating_add(st.st_mtime_nsec as i64),
+            ino: st.st_ino,
+            ctime_ns: st.st_ctime.saturating_mul(1_000_000_000).saturating_add(st.st_ctime_nsec as i64),
         }
     }
 }
@@ -125,12 +156,15 @@ impl From<&Stat> for Meta {
 struct Collected {
     entries: Vec<Entry>,
     skipped: Vec<(String, &'static str)>,
+    /// One per entry, in the same order.
+    stamps: Vec<Stamp>,
 }
 
 impl Collected {
     fn merge(&mut self, other: Collected) {
         self.entries.extend(other.entries);
         self.skipped.extend(other.skipped);
+        self.stamps.extend(other.stamps);
     }
 
     /// Records the entry `name` of directory `dir`, at relative path `rel`, from its own (not
@@ -162,6 +196,7 @@ impl Collected {
             offset: 0,
             target: target.into(),
         });
+        self.stamps.push(Stamp { ino: meta.ino, ctime_ns: meta.ctime_ns });
         Ok(())
     }
 }
@@ -342,6 +377,25 @@ mod tests {
             assert_eq!(listing(&s), want, "{threads} threads");
             assert_eq!(s.base, fs::canonicalize(&base).unwrap());
             assert_eq!(s.skipped, vec![(root.join("fifo").display().to_string(), "FIFO")], "{threads} threads");
+        }
+    }
+
+    /// Issue 29, item 7: the stamps the sender checks files against stay with their entries
+    /// through the index's sort, whatever order the walkers found them in.
+    #[test]
+    fn every_entry_keeps_its_own_inode_and_ctime() {
+        let base = scratch("stamps");
+        for d in ["z", "a/b", "m"] {
+            fs::create_dir_all(base.join("src").join(d)).unwrap();
+            for f in ["9", "1", "x"] {
+                fs::write(base.join("src").join(d).join(f), d).unwrap();
+            }
+        }
+        let s = scan(&base.join("src"), 4).unwrap();
+        assert_eq!(s.stamps.len(), s.index.entries().len());
+        for (e, st) in s.index.entries().iter().zip(&s.stamps) {
+            let m = fs::symlink_metadata(base.join(std::ffi::OsStr::from_bytes(&e.path))).unwrap();
+            assert_eq!((st.ino, st.ctime_ns), (m.ino(), m.ctime() * 1_000_000_000 + m.ctime_nsec()), "{:?}", lossy(&e.path));
         }
     }
 

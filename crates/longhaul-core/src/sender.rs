@@ -36,11 +36,12 @@ use crate::frame::{self, Msg, SummaryMsg};
 use crate::hash::{xxh3, Xxh3};
 use crate::index::{Index, Kind};
 use crate::net;
+use crate::panic;
 use crate::placement::{allowed_cpus, bind_current_thread, CoreSpec, PinMode, Placement, Role};
 use crate::pool::{Pool, PoolBuf};
 use crate::probe;
 use crate::rate::Throttle;
-use crate::scan::scan_within;
+use crate::scan::{scan_within, Stamp};
 use crate::timeline::{Gauges, Recorder, Sample};
 use crate::topology::Topology;
 use crate::transfer::{FastPaths, Progress};
@@ -260,8 +261,9 @@ pub struct SendSummary {
     pub verify: Verify,
 }
 
+/// A block ready to send. A sendfile block's `entry` is the index entry of the one file it lies in.
 enum Prepared {
-    Sendfile { file: File, file_offset: u64, offset: u64, len: u32, hash: u64 },
+    Sendfile { file: File, entry: usize, file_offset: u64, offset: u64, len: u32, hash: u64 },
     Packed { buf: PoolBuf, offset: u64, hash: u64, blake3: Option<[u8; 32]> },
 }
 
@@ -280,15 +282,44 @@ struct Run {
 /// receiver is told of in an ERROR and which no error the receiver reports back replaces:
 /// what the receiver sees next (a data connection shut inside a block) is its consequence.
 fn is_local_cause(e: &Error) -> bool {
-    matches!(e, Error::SourceChanged { .. } | Error::Io { .. } | Error::NotFound { .. })
+    matches!(e, Error::SourceChanged { .. } | Error::Io { .. } | Error::NotFound { .. } | Error::Panic { .. })
+}
+
+/// Whether failure `new`, coming after `old`, says better what went wrong. A panic is a bug, and
+/// says more than the broken stream it may have come after; a source found changed says more
+/// than the receiver's checksum failure of a block read from it (sendfile reads a block again
+/// after it was hashed).
+fn outranks(new: &Error, old: &Error) -> bool {
+    match new {
+        Error::Panic { .. } => !matches!(old, Error::Cancelled) && !is_local_cause(old),
+        Error::SourceChanged { .. } => is_checksum(old),
+        _ => false,
+    }
+}
+
+/// The receiver's verdict on a block: its checksum did not match.
+fn is_checksum(e: &Error) -> bool {
+    matches!(e, Error::Checksum { .. }) || matches!(e, Error::Remote { code, .. } if code == "E_CHECKSUM")
+}
+
+/// Why a file read since the scan is a changed source; `send` sends it once more, from a fresh
+/// scan, when this is the reason.
+pub(crate) const CHANGED_WHILE_READ: &str = "changed while it was read: its inode, size, mtime or ctime is not what the scan found";
+const SHRANK: &str = "shorter than when it was scanned";
+
+/// Whether a changed source, by its reason (or the message a peer's ERROR carried it in), is a
+/// file that changed as it was read, which a fresh scan sends whole.
+pub(crate) fn resendable(why: &str) -> bool {
+    why.contains(CHANGED_WHILE_READ) || why.contains(SHRANK)
 }
 
 impl Run {
     fn fail(&self, e: Error) {
         let mut f = self.failure.lock().expect("failure lock");
-        let tell = f.is_none() && is_local_cause(&e);
+        let first = f.as_ref().is_none_or(|old| outranks(&e, old));
+        let tell = first && is_local_cause(&e);
         let msg = tell.then(|| Msg::error(&e));
-        if f.is_none() {
+        if first {
             *f = Some(e);
         }
         drop(f);
@@ -337,6 +368,8 @@ struct Counters {
 /// The block work of one transfer, shared by whichever scheduler runs it.
 struct Engine<'a> {
     index: &'a Index,
+    /// The scan's inode and ctime of each entry (`Stamp`), to check a file after reading it.
+    stamps: &'a [Stamp],
     /// The scan's base directory, held open: every source file is opened beneath it.
     base: BorrowedFd<'a>,
     /// Open directories the readers reuse, one taken per block (see `open_source`).
@@ -366,7 +399,23 @@ struct Engine<'a> {
     pinned: Mutex<Vec<ThreadPin>>,
     /// Bandwidth limits a node applies to what it sends (pull); none for a client.
     throttle: Throttle,
+    /// The files of the last sendfile blocks sent (`IN_FLIGHT_PER_STREAM` per stream, one
+    /// descriptor per file).
+    /// sendfile returns once it has queued references to the page cache, and the receiver gets
+    /// what the pages hold when it reads them: a file changed after the check that follows
+    /// the send still arrives changed, under the old checksum. The main thread checks these
+    /// again (`recheck_in_flight`) while the receiver may still be reading them, so it can
+    /// explain the bad block it reports.
+    in_flight: Mutex<VecDeque<(usize, File)>>,
 }
+
+/// Files per stream whose pages may still wait in the socket's queue after sendfile returned
+/// (a loopback or autotuned send buffer holds a few MiB: a few 1 MiB blocks); few, as each
+/// holds a descriptor.
+const IN_FLIGHT_PER_STREAM: usize = 4;
+/// How often the main thread checks the files of the blocks in flight: well within the 1 s a
+/// receiver waits for the sender to explain a bad block.
+const RECHECK_EVERY: Duration = Duration::from_millis(50);
 
 thread_local! {
     static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
@@ -435,7 +484,7 @@ impl Engine<'_> {
             })?;
             self.counters.sendfile_blocks.fetch_add(1, Ordering::Relaxed);
             self.counters.sendfile_bytes.fetch_add(len, Ordering::Relaxed);
-            return Ok(Prepared::Sendfile { file, file_offset: first.file_offset, offset, len: len as u32, hash });
+            return Ok(Prepared::Sendfile { file, entry: first.entry, file_offset: first.file_offset, offset, len: len as u32, hash });
         }
         let mut buf = self.pool.take(&self.run.stop)?;
         buf.set_len(len as usize);
@@ -444,10 +493,50 @@ impl Engine<'_> {
             let file = open_source(self.base, dirs, rel)?;
             let at = p.range_offset as usize;
             read_exact_at(&file, &mut buf[at..at + p.len as usize], p.file_offset, rel)?;
+            self.check_unchanged(&file, p.entry)?;
         }
         self.counters.packed_blocks.fetch_add(1, Ordering::Relaxed);
         self.counters.packed_bytes.fetch_add(len, Ordering::Relaxed);
         Ok(Prepared::Packed { buf, offset, hash: 0, blake3: None })
+    }
+
+    /// Checks that the file of entry `i`, just read through `file`, is still the one the scan
+    /// found (inode, size, mtime, ctime). Every read is followed by this check, so a file that
+    /// changed before its last read ended fails as changed, naming it; one that changes after
+    /// that was sent as it was. (A change within the file system's timestamp granularity of the
+    /// scan that keeps the size goes unseen.)
+    fn check_unchanged(&self, file: &File, i: usize) -> Result<()> {
+        check_unchanged(self.index, self.stamps, file, i)
+    }
+
+    /// Checks again the files of the sendfile blocks that may still be in flight (`in_flight`).
+    fn recheck_in_flight(&self) -> Result<()> {
+        let q = self.in_flight.lock().expect("in-flight lock");
+        q.iter().try_for_each(|(entry, file)| self.check_unchanged(file, *entry))
+    }
+
+    /// After the receiver failed a block's checksum: the first file of the blocks taken so far
+    /// that is no longer what the scan found, as the changed source it is (a sendfile block
+    /// whose file changed after the check that follows its send, or whose check never ran).
+    fn changed_source(&self) -> Option<Error> {
+        let taken = (self.next.load(Ordering::Relaxed) as usize).min(self.order.len());
+        let mut dirs = DirCache::default();
+        let mut last = usize::MAX;
+        for &b in &self.order[..taken] {
+            let offset = b * self.bs;
+            for p in self.index.pieces(offset, self.bs.min(self.index.total() - offset)) {
+                if p.entry == last {
+                    continue;
+                }
+                last = p.entry;
+                let e = &self.index.entries()[p.entry];
+                let checked = open_source(self.base, &mut dirs, &e.path).and_then(|f| self.check_unchanged(&f, p.entry));
+                if let Err(err @ Error::SourceChanged { .. }) = checked {
+                    return Some(err);
+                }
+            }
+        }
+        None
     }
 
     /// PROCESS: checksums of a buffered block (a sendfile block was hashed when read).
@@ -471,15 +560,17 @@ impl Engine<'_> {
             return Ok(());
         }
         let (offset, len) = match &p {
-            Prepared::Sendfile { offset, len, hash, file, file_offset } => {
+            Prepared::Sendfile { offset, len, hash, file, entry, file_offset } => {
                 let hdr = Msg::Block { offset: *offset, len: *len, xxh3: *hash }.encode();
                 net::send_header(sock, &hdr).map_err(Error::net("sending a block"))?;
+                let path = &self.index.entries()[*entry].path;
                 net::sendfile_all(sock, file, *file_offset, *len as usize).map_err(|e| match e.kind() {
-                    std::io::ErrorKind::UnexpectedEof => {
-                        Error::SourceChanged { path: format!("stream offset {offset}"), why: "shorter than when it was scanned" }
-                    }
+                    std::io::ErrorKind::UnexpectedEof => Error::SourceChanged { path: lossy(path), why: SHRANK },
                     _ => Error::net("sending a block")(e),
                 })?;
+                // sendfile read the block again after it was hashed: a change in between is a
+                // bad block to the receiver, which waits a moment for this to say why.
+                self.check_unchanged(file, *entry)?;
                 (*offset, *len as u64)
             }
             Prepared::Packed { buf, offset, hash, blake3 } => {
@@ -492,7 +583,19 @@ impl Engine<'_> {
                 (*offset, buf.len() as u64)
             }
         };
-        drop(p);
+        if let Prepared::Sendfile { file, entry, .. } = p {
+            let mut q = self.in_flight.lock().expect("in-flight lock");
+            // One descriptor per file is enough to check it: a large file's blocks share one.
+            if let Some(k) = q.iter().position(|&(e, _)| e == entry) {
+                let held = q.remove(k).expect("just found");
+                q.push_back(held);
+            } else {
+                if q.len() >= IN_FLIGHT_PER_STREAM * self.sockets.len() {
+                    q.pop_front();
+                }
+                q.push_back((entry, file));
+            }
+        }
         self.stream_blocks[i].fetch_add(1, Ordering::Relaxed);
         self.per_stream[i].fetch_add(len, Ordering::Relaxed);
         self.block_done[(offset / self.bs) as usize].store(true, Ordering::Relaxed);
@@ -516,7 +619,7 @@ impl Engine<'_> {
             for i in 0..readers {
                 let tx = read_tx.clone();
                 let name = format!("lh-rd-{i}");
-                spawn_named(s, name.clone(), move || {
+                spawn_named(s, name.clone(), "reader", self.run, move || {
                     self.pin(Role::Disk, i, &name);
                     self.guarded(|| {
                         while let Some(b) = self.take_block() {
@@ -537,7 +640,7 @@ impl Engine<'_> {
             for i in 0..processors {
                 let (rx, tx): (Receiver<Prepared>, Sender<Prepared>) = (read_rx.clone(), send_tx.clone());
                 let name = format!("lh-pr-{i}");
-                spawn_named(s, name.clone(), move || {
+                spawn_named(s, name.clone(), "processor", self.run, move || {
                     self.pin(Role::Other, i, &name);
                     loop {
                         let got = {
@@ -564,7 +667,7 @@ impl Engine<'_> {
             for i in 0..self.sockets.len() {
                 let rx = send_rx.clone();
                 let name = format!("lh-tx-{i}");
-                spawn_named(s, name.clone(), move || {
+                spawn_named(s, name.clone(), "sender", self.run, move || {
                     self.pin(Role::Net, i, &name);
                     self.guarded(|| {
                         loop {
@@ -599,7 +702,7 @@ impl Engine<'_> {
         std::thread::scope(|s| {
             for i in 0..workers {
                 let (sched, name) = (&sched, format!("lh-aw-{i}"));
-                spawn_named(s, name.clone(), move || {
+                spawn_named(s, name.clone(), "worker", self.run, move || {
                     // Every block ends on the NIC: workers live in the network zone.
                     self.pin(Role::Net, i, &name);
                     self.guarded(|| match sched.worker(i) {
@@ -649,8 +752,17 @@ impl Work for Engine<'_> {
     }
 }
 
-fn spawn_named<'s, 'e, F: FnOnce() + Send + 's>(s: &'s std::thread::Scope<'s, 'e>, name: String, f: F) {
-    std::thread::Builder::new().name(name).spawn_scoped(s, f).expect("spawning an engine thread");
+/// Starts an engine thread of role `role`; a panic in it fails the transfer with `E_PANIC`.
+fn spawn_named<'s, 'e, F: FnOnce() + Send + 's>(s: &'s std::thread::Scope<'s, 'e>, name: String, role: &'static str, run: &'s Run, f: F) {
+    let body = move || {
+        if let Err(e) = panic::catch(role, || {
+            f();
+            Ok(())
+        }) {
+            run.fail(e);
+        }
+    };
+    std::thread::Builder::new().name(name).spawn_scoped(s, body).expect("spawning an engine thread");
 }
 
 /// Opens the source file at `rel` (relative to the scan's base `base`) by its name in its
@@ -663,6 +775,17 @@ fn open_source(base: BorrowedFd<'_>, dirs: &mut DirCache, rel: &[u8]) -> Result<
     let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
     let fd = rustix::fs::openat(dir, name, flags, Mode::empty()).map_err(|e| source_refused(rel, e))?;
     Ok(File::from(fd))
+}
+
+/// `Engine::check_unchanged`, for the digest threads too.
+fn check_unchanged(index: &Index, stamps: &[Stamp], file: &File, i: usize) -> Result<()> {
+    let e = &index.entries()[i];
+    let st = rustix::fs::fstat(file).map_err(|err| Error::io("stat", &e.path, err.into()))?;
+    if stamps[i].unchanged(e, &st) {
+        Ok(())
+    } else {
+        Err(Error::SourceChanged { path: lossy(&e.path), why: CHANGED_WHILE_READ })
+    }
 }
 
 /// How the sender names a failed open of a source path.
@@ -679,7 +802,7 @@ fn source_refused(rel: &[u8], e: rustix::io::Errno) -> Error {
 /// How the sender names a failed read of a source file.
 fn source_read_error(rel: &[u8], e: std::io::Error) -> Error {
     match (e.kind(), e.raw_os_error()) {
-        (std::io::ErrorKind::UnexpectedEof, _) => Error::SourceChanged { path: lossy(rel), why: "shorter than when it was scanned" },
+        (std::io::ErrorKind::UnexpectedEof, _) => Error::SourceChanged { path: lossy(rel), why: SHRANK },
         // A directory or a FIFO now where the scan found a regular file.
         (_, Some(libc::EISDIR | libc::ESPIPE)) => Error::SourceChanged { path: lossy(rel), why: "no longer a regular file" },
         _ => Error::io("read", rel, e),
@@ -725,6 +848,24 @@ pub fn send(
     if !dest.is_empty() {
         crate::index::check_path(dest)?;
     }
+    match send_once(source, addr, dest, opts, cancel, on_progress) {
+        // A file changed while it was read is sent once more, from a fresh scan (a new session:
+        // the node keeps the files the first one completed, which this one then skips); a
+        // second change fails the transfer, naming the file.
+        Err(Error::SourceChanged { why, .. }) if resendable(why) => send_once(source, addr, dest, opts, cancel, on_progress),
+        r => r,
+    }
+}
+
+/// One attempt of `send`: scan, session, blocks.
+fn send_once(
+    source: &Path,
+    addr: &str,
+    dest: &[u8],
+    opts: &SendOptions,
+    cancel: &AtomicBool,
+    on_progress: &(dyn Fn(&Progress) + Sync),
+) -> Result<SendSummary> {
     let started = Instant::now();
     let scanned = scan_within(source, opts.scan_threads, opts.confine.as_deref())?;
     let scan_seconds = started.elapsed().as_secs_f64();
@@ -884,6 +1025,7 @@ pub(crate) fn transmit(
     let resumed_bytes = index.total() - order.iter().map(|&b| bs.min(index.total() - b * bs)).sum::<u64>();
     let engine = Engine {
         index,
+        stamps: &scanned.stamps,
         base: scanned.base_fd.as_fd(),
         dirs: Mutex::new(Vec::new()),
         pool,
@@ -906,6 +1048,7 @@ pub(crate) fn transmit(
         placement,
         pinned: Mutex::new(Vec::new()),
         throttle,
+        in_flight: Mutex::new(VecDeque::new()),
     };
     let data_ends: Vec<u64> = index.data_file_ends().collect();
     let files_total = index.count(Kind::File) as u64;
@@ -916,12 +1059,17 @@ pub(crate) fn transmit(
         let engine = &engine;
         let driver = std::thread::Builder::new()
             .name("lh-drive".into())
-            .spawn_scoped(s, move || drive(engine, opts.scheduler, readers, processors, workers))
+            .spawn_scoped(s, move || {
+                panic::catch("driver", || Ok(drive(engine, opts.scheduler, readers, processors, workers))).unwrap_or_else(|e| {
+                    engine.run.fail(e);
+                    None
+                })
+            })
             .expect("spawning the driver");
         let digester = (opts.verify == Verify::Full).then(|| {
             std::thread::Builder::new()
                 .name("lh-digest".into())
-                .spawn_scoped(s, || file_digests(index, engine.base, &run))
+                .spawn_scoped(s, || panic::catch("digester", || file_digests(index, &scanned.stamps, engine.base, &run)))
                 .expect("spawning the digester")
         });
         // The node reports errors (a full disk, a bad block) on the control connection while
@@ -929,12 +1077,18 @@ pub(crate) fn transmit(
         let (reply_tx, reply_rx) = bounded::<Result<Msg>>(1);
         let run_ref = &run;
         s.spawn(move || {
-            let mut ctl = &run_ref.control;
-            let msg = frame::expect_msg(&mut ctl, 0);
-            if let Ok(Msg::Error { code, message }) = &msg {
-                run_ref.explain(Error::remote(code, message));
+            let watched = panic::catch("control watcher", || {
+                let mut ctl = &run_ref.control;
+                let msg = frame::expect_msg(&mut ctl, 0);
+                if let Ok(Msg::Error { code, message }) = &msg {
+                    run_ref.explain(Error::remote(code, message));
+                }
+                let _ = reply_tx.send(msg);
+                Ok(())
+            });
+            if let Err(e) = watched {
+                run_ref.fail(e);
             }
-            let _ = reply_tx.send(msg);
         });
 
         let mut watermark = 0u64;
@@ -955,24 +1109,31 @@ pub(crate) fn transmit(
         };
         let mut last_progress = Instant::now();
         let tick = opts.timeline_interval.min(opts.progress_interval).max(Duration::from_millis(1));
+        let mut last_recheck = Instant::now();
+        let recheck = |last: &mut Instant| {
+            if last.elapsed() >= RECHECK_EVERY {
+                *last = Instant::now();
+                if let Err(e) = engine.recheck_in_flight() {
+                    run.fail(e);
+                }
+            }
+        };
         while !driver.is_finished() {
             if cancel.load(Ordering::Relaxed) {
                 run.fail(Error::Cancelled);
             }
             std::thread::sleep(tick);
             recorder.tick(&engine.gauges);
+            recheck(&mut last_recheck);
             if !run.stopped() && last_progress.elapsed() >= opts.progress_interval {
                 last_progress = Instant::now();
                 on_progress(&progress(&mut watermark));
             }
         }
-        let report = match driver.join() {
-            Ok(r) => r,
-            Err(_) => {
-                run.fail(Error::Protocol("an engine thread panicked".into()));
-                None
-            }
-        };
+        let report = driver.join().unwrap_or_else(|p| {
+            run.fail(panic::from_payload("driver", p));
+            None
+        });
         if let Some(d) = digester {
             match d.join() {
                 Ok(Ok(digests)) if !run.stopped() => {
@@ -985,7 +1146,7 @@ pub(crate) fn transmit(
                 }
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => run.fail(e),
-                Err(_) => run.fail(Error::Protocol("the digest thread panicked".into())),
+                Err(p) => run.fail(panic::from_payload("digester", p)),
             }
         }
         if !run.stopped() {
@@ -1017,13 +1178,20 @@ pub(crate) fn transmit(
                     let _ = run.control.shutdown(Shutdown::Both);
                     break None;
                 }
-                Err(_) => {}
+                // The receiver may still be reading the last blocks.
+                Err(_) => recheck(&mut last_recheck),
             }
         };
         (reply, report)
     });
     let _ = control.shutdown(Shutdown::Both);
 
+    // A block the receiver found damaged may have been read from a file changed since the scan.
+    if run.failure.lock().expect("failure lock").as_ref().is_some_and(is_checksum) {
+        if let Some(e) = engine.changed_source() {
+            run.fail(e);
+        }
+    }
     let remote = match reply {
         Some(Ok(Msg::Summary(s))) if !run.stopped() => Some(s),
         Some(Ok(Msg::Error { code, message })) => {
@@ -1088,9 +1256,9 @@ type FileDigest = (u32, [u8; 32]);
 
 /// `verify: full`: the BLAKE3 of every regular file of the index, read from the source while
 /// the blocks flow (one thread per CPU, up to 4, taking files in turn). A file shorter than it
-/// was at the scan is a changed source; one that changed otherwise shows as a digest mismatch
-/// at the receiver, which keeps it under its temporary name.
-fn file_digests(index: &Index, base: BorrowedFd<'_>, run: &Run) -> Result<Vec<FileDigest>> {
+/// was at the scan, or changed since (`check_unchanged`), is a changed source rather than a
+/// digest mismatch at the receiver.
+fn file_digests(index: &Index, stamps: &[Stamp], base: BorrowedFd<'_>, run: &Run) -> Result<Vec<FileDigest>> {
     let entries = index.entries();
     let files: Vec<usize> = (0..entries.len()).filter(|&i| entries[i].kind == Kind::File).collect();
     let next = AtomicUsize::new(0);
@@ -1099,23 +1267,26 @@ fn file_digests(index: &Index, base: BorrowedFd<'_>, run: &Run) -> Result<Vec<Fi
         let handles: Vec<_> = (0..threads)
             .map(|_| {
                 s.spawn(|| {
-                    let mut out = Vec::new();
-                    let mut dirs = DirCache::default();
-                    loop {
-                        let k = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(&i) = files.get(k) else { return Ok(out) };
-                        if run.stopped() {
-                            return Ok(out);
+                    panic::catch("digester", || {
+                        let mut out = Vec::new();
+                        let mut dirs = DirCache::default();
+                        loop {
+                            let k = next.fetch_add(1, Ordering::Relaxed);
+                            let Some(&i) = files.get(k) else { return Ok(out) };
+                            if run.stopped() {
+                                return Ok(out);
+                            }
+                            let e = &entries[i];
+                            let file = open_source(base, &mut dirs, &e.path)?;
+                            let digest = crate::hash::blake3_file(&file, e.size).map_err(|err| source_read_error(&e.path, err))?;
+                            check_unchanged(index, stamps, &file, i)?;
+                            out.push((i as u32, digest));
                         }
-                        let e = &entries[i];
-                        let file = open_source(base, &mut dirs, &e.path)?;
-                        let digest = crate::hash::blake3_file(&file, e.size).map_err(|err| source_read_error(&e.path, err))?;
-                        out.push((i as u32, digest));
-                    }
+                    })
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(Error::Protocol("a digest thread panicked".into())))).collect()
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|p| Err(panic::from_payload("digester", p)))).collect()
     });
     let mut all = Vec::with_capacity(files.len());
     for p in parts {
@@ -1223,7 +1394,14 @@ fn probe_phase(e: &Engine<'_>, window: u64, extra: u64, run: impl FnOnce() + Sen
     let sent = |i: u64| e.block_done[e.order[i as usize] as usize].load(Ordering::Relaxed);
     std::thread::scope(|s| {
         let t = Instant::now();
-        let h = s.spawn(run);
+        let h = s.spawn(move || {
+            if let Err(err) = panic::catch("driver", || {
+                run();
+                Ok(())
+            }) {
+                e.run.fail(err);
+            }
+        });
         let mut first_unsent = from;
         while !h.is_finished() && !e.run.stopped() {
             while first_unsent < upto && sent(first_unsent) {

@@ -464,7 +464,10 @@ fn handle_conn(inner: &Arc<Inner>, sock: TcpStream) {
     let first = frame::read_msg(&mut Deadline::new(&sock, inner.opts.handshake_timeout), 0);
     let _ = sock.set_read_timeout(None);
     let result = match first {
-        Ok(Some(Msg::Hello { min, max, nonce, features })) => control(inner, &mut sock, peer, min, max, nonce, features),
+        // A panic in a session is answered as E_PANIC (a bug, not to be retried), not a drop.
+        Ok(Some(Msg::Hello { min, max, nonce, features })) => {
+            crate::panic::catch("connection", || control(inner, &mut sock, peer, min, max, nonce, features))
+        }
         Ok(Some(Msg::DataHello { token, .. })) => {
             // A pulling client opens its data connections right after its READY, which this
             // node may not have read yet: an unknown token gets a short grace period.
@@ -944,16 +947,26 @@ fn copy(
             let flag = AtomicBool::new(false);
             std::thread::scope(|s2| {
                 let r = s2.spawn(|| {
-                    let started = Instant::now();
-                    let scanned = scan_within(&source, opts.scan_threads, opts.confine.as_deref())?;
-                    let scan_seconds = started.elapsed().as_secs_f64();
-                    // Reserved after the scan (the index's size is known) and before the
-                    // connection and the pool.
-                    let index = &scanned.index;
-                    let (buf, count) = pool_shape(&opts, streams, index.total());
-                    let share = budget::index_share(index.encode().len(), index.entries().len());
-                    let _memory = inner.memory.reserve(buf as u64 * count as u64 + share)?;
-                    crate::sender::send_scanned(&scanned, to, dest, &opts, &flag, &progress, started, scan_seconds)
+                    crate::panic::catch("copy", || {
+                        // A file changed while it was read is sent once more from a fresh scan,
+                        // as `send` does (sender.rs); a second change fails the copy naming it.
+                        let mut again = true;
+                        loop {
+                            let started = Instant::now();
+                            let scanned = scan_within(&source, opts.scan_threads, opts.confine.as_deref())?;
+                            let scan_seconds = started.elapsed().as_secs_f64();
+                            // Reserved after the scan (the index's size is known) and before the
+                            // connection and the pool.
+                            let index = &scanned.index;
+                            let (buf, count) = pool_shape(&opts, streams, index.total());
+                            let share = budget::index_share(index.encode().len(), index.entries().len());
+                            let _memory = inner.memory.reserve(buf as u64 * count as u64 + share)?;
+                            match crate::sender::send_scanned(&scanned, to, dest, &opts, &flag, &progress, started, scan_seconds) {
+                                Err(Error::SourceChanged { why, .. }) if again && crate::sender::resendable(why) => again = false,
+                                r => return r,
+                            }
+                        }
+                    })
                 });
                 while !r.is_finished() {
                     if stop() {
@@ -961,7 +974,7 @@ fn copy(
                     }
                     std::thread::sleep(Duration::from_millis(20));
                 }
-                r.join().unwrap_or_else(|_| Err(Error::Protocol("the copy thread panicked".into())))
+                r.join().unwrap_or_else(|p| Err(crate::panic::from_payload("copy", p)))
             })
         });
         // Progress to the client every 100 ms, which also shows it the node is alive.
@@ -978,7 +991,7 @@ fn copy(
             std::thread::sleep(Duration::from_millis(100));
         }
         finished.store(true, Ordering::SeqCst);
-        let r = sender.join().unwrap_or_else(|_| Err(Error::Protocol("the copy thread panicked".into())));
+        let r = sender.join().unwrap_or_else(|p| Err(crate::panic::from_payload("copy", p)));
         let reply = match &r {
             Ok(summary) => Msg::Summary(summary.receiver.clone()),
             Err(e) => Msg::error(e),

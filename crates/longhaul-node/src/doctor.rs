@@ -11,9 +11,7 @@ pub struct BindingCheck {
 /// Probes each fast path and limit (sendfile, mlock, pinning, NUMA, placement, socket buffer
 /// maxima, open files, io_uring) and says what to do about each that is off.
 #[napi]
-pub fn doctor() -> Vec<BindingCheck> {
-    longhaul_core::doctor::run(std::path::Path::new("/"))
-        .into_iter()
-        .map(|c| BindingCheck { name: c.name.to_owned(), ok: c.ok, detail: c.detail, advice: c.advice })
-        .collect()
+pub fn doctor() -> napi::Result<Vec<BindingCheck>> {
+    let checks = crate::error::sync("doctor", || Ok(longhaul_core::doctor::run(std::path::Path::new("/"))))?;
+    Ok(checks.into_iter().map(|c| BindingCheck { name: c.name.to_owned(), ok: c.ok, detail: c.detail, advice: c.advice }).collect())
 }

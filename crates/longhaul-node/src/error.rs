@@ -5,8 +5,10 @@ pub fn to_napi(e: &longhaul_core::Error) -> napi::Error {
     napi::Error::new(napi::Status::GenericFailure, format!("{}: {}", e.code(), e))
 }
 
-pub fn panicked(what: &str) -> napi::Error {
-    napi::Error::new(napi::Status::GenericFailure, format!("E_PANIC: the engine panicked in {what}; the transfer was abandoned"))
+/// Runs a synchronous call into the engine on the JS thread: a panic becomes E_PANIC instead of
+/// unwinding into Node (which aborts the process).
+pub fn sync<T>(name: &'static str, f: impl FnOnce() -> longhaul_core::Result<T>) -> napi::Result<T> {
+    longhaul_core::panic::catch(name, f).map_err(|e| to_napi(&e))
 }
 
 pub fn usage(e: longhaul_core::Error) -> napi::Error {

@@ -1,6 +1,6 @@
 use napi::bindgen_prelude::*;
 
-use crate::error::{panicked, to_napi};
+use crate::error::to_napi;
 
 /// Runs `work` on a thread of its own and settles a promise with its result, converted by
 /// `convert` on the JS thread (where Buffers and objects are made).
@@ -14,10 +14,9 @@ where
     let (deferred, promise) = env.create_deferred()?;
     std::thread::Builder::new()
         .name(format!("lh-{name}"))
-        .spawn(move || match std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)) {
-            Ok(Ok(v)) => deferred.resolve(move |_| Ok(convert(v))),
-            Ok(Err(e)) => deferred.reject(to_napi(&e)),
-            Err(_) => deferred.reject(panicked(name)),
+        .spawn(move || match longhaul_core::panic::catch(name, work) {
+            Ok(v) => deferred.resolve(move |_| Ok(convert(v))),
+            Err(e) => deferred.reject(to_napi(&e)),
         })
         .map_err(|e| Error::new(Status::GenericFailure, format!("E_IO: cannot start a thread: {e}")))?;
     Ok(promise)

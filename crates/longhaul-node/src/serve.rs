@@ -9,7 +9,7 @@ use longhaul_core::tls::{self, ServerTls};
 use longhaul_core::{ServeOptions, Server};
 use napi::bindgen_prelude::*;
 
-use crate::error::{to_napi, usage};
+use crate::error::usage;
 use crate::promise::spawn_promise;
 use crate::send::client_tls;
 use crate::types::BindingServeOptions;
@@ -100,7 +100,7 @@ pub fn serve(options: BindingServeOptions) -> Result<BindingServer> {
         },
         ..defaults
     };
-    let server = Server::start(opts).map_err(|e| to_napi(&e))?;
+    let server = crate::error::sync("serve", || Server::start(opts))?;
     let addr = server.local_addr();
     Ok(BindingServer {
         host: addr.ip().to_string(),
@@ -146,9 +146,8 @@ impl BindingServer {
     /// The node's statistics and transfer table as JSON (docs/PROTOCOL.md, STATS_OK); null
     /// once closed.
     #[napi]
-    pub fn stats_json(&self) -> Option<String> {
-        let guard = self.server.lock().ok()?;
-        Some(guard.as_ref()?.stats_json())
+    pub fn stats_json(&self) -> Result<Option<String>> {
+        crate::error::sync("stats", || Ok(self.server.lock().ok().and_then(|g| Some(g.as_ref()?.stats_json()))))
     }
 
     /// Refuses new transfers and waits up to `timeoutMs` for the running ones; resolves true
@@ -169,8 +168,11 @@ impl BindingServer {
 
     /// Stops listening and fails the transfers in flight (their partial files are removed).
     #[napi]
-    pub fn close(&self) {
+    pub fn close(&self) -> Result<()> {
         let server = self.server.lock().ok().and_then(|mut g| g.take());
-        drop(server);
+        crate::error::sync("close", || {
+            drop(server);
+            Ok(())
+        })
     }
 }
