@@ -9,6 +9,7 @@ mod beneath;
 mod blockset;
 pub mod client;
 pub mod compare;
+pub mod conn_limit;
 pub mod doctor;
 pub mod error;
 pub mod frame;

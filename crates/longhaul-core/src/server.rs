@@ -27,8 +27,9 @@ use rustix::fs::{Mode, OFlags};
 
 use crate::auth::{self, Secret};
 use crate::beneath::{self, DirCache};
+use crate::conn_limit::{Limiter, Lobby, Next, Refusal, Stage, Waiting};
 use crate::error::{lossy, Error, Result};
-use crate::frame::{self, Limits, ListEntry, Msg, Nonce, Segment, SegmentResult, Token};
+use crate::frame::{self, Limits, ListEntry, Msg, Segment, SegmentResult, Token};
 use crate::index::{Index, Kind};
 use crate::net::{self, Deadline};
 use crate::node_state::{self, Direction, Json, NodeState, STATE_DIR};
@@ -93,6 +94,12 @@ pub struct ServeOptions {
     pub tls: Option<Arc<ServerTls>>,
     /// TLS, and how to trust the other node, when this node pushes to another for a copy.
     pub peer_tls: Option<ClientTls>,
+    /// Connections open at once, of every kind and stage (crate::conn_limit); past it a new
+    /// one evicts the oldest still in its handshake, or is refused with E_BUSY. Lowered at
+    /// start to what RLIMIT_NOFILE allows.
+    pub max_connections: usize,
+    /// Connections open at once from one IP address; past it E_BUSY.
+    pub max_per_peer: usize,
 }
 
 impl Default for ServeOptions {
@@ -134,6 +141,13 @@ impl Default for ServeOptions {
             fsync: Fsync::None,
             tls: None,
             peer_tls: None,
+            // Far above what real clients open (a 64-stream push is 65), and 4,096 sockets
+            // still in their handshake cost no thread and about 4 MiB; each past the handshake
+            // costs one thread. Needs at most 3 descriptors each (TLS) under a raised limit.
+            max_connections: 4096,
+            // Four full 64-stream transfers from one host at once; one address cannot hold more
+            // than a sixteenth of the node's connections.
+            max_per_peer: 256,
         }
     }
 }
@@ -168,6 +182,10 @@ struct Inner {
     files_renamed: AtomicU64,
     /// Journal keys of the pushes running now.
     journals: Mutex<std::collections::HashSet<String>>,
+    /// Open connections against the caps.
+    conns: Arc<Limiter>,
+    /// Connections that have not finished their handshake (crate::conn_limit).
+    lobby: Lobby,
 }
 
 impl Inner {
@@ -210,6 +228,7 @@ pub struct Server {
     inner: Arc<Inner>,
     listener: TcpListener,
     accept: Option<JoinHandle<()>>,
+    lobby: Option<JoinHandle<()>>,
 }
 
 impl Server {
@@ -224,6 +243,9 @@ impl Server {
             )));
         }
         let pool = Pool::new(opts.max_block as usize, opts.pool_buffers)?;
+        let nofile = crate::conn_limit::raise_nofile();
+        let conns = Limiter::new(crate::conn_limit::cap_for_nofile(opts.max_connections, nofile, opts.tls.is_some()), opts.max_per_peer);
+        let lobby = Lobby::new()?;
         let state = NodeState::open(&root, opts.capacity, opts.rescan)?;
         crate::journal::remove_stale(&root, &root.join(STATE_DIR).join("journal"), crate::journal::STALE_AFTER);
         let inner = Arc::new(Inner {
@@ -244,14 +266,21 @@ impl Server {
             files_linked: AtomicU64::new(0),
             files_renamed: AtomicU64::new(0),
             journals: Mutex::new(std::collections::HashSet::new()),
+            conns,
+            lobby,
         });
+        let i = Arc::clone(&inner);
+        let lobby = std::thread::Builder::new()
+            .name("lh-lobby".into())
+            .spawn(move || i.lobby.run(&i.closing, |w, msg| greet(&i, w, msg), |w| leave(&i, w)))
+            .map_err(|e| Error::io("spawn", b"lobby thread", e))?;
         let l = listener.try_clone().map_err(Error::net("cloning the listener"))?;
         let i = Arc::clone(&inner);
         let accept = std::thread::Builder::new()
             .name("lh-accept".into())
             .spawn(move || accept_loop(&i, l))
             .map_err(|e| Error::io("spawn", b"accept thread", e))?;
-        Ok(Server { inner, listener, accept: Some(accept) })
+        Ok(Server { inner, listener, accept: Some(accept), lobby: Some(lobby) })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -307,6 +336,10 @@ impl Server {
         if let Some(h) = self.accept.take() {
             let _ = h.join();
         }
+        self.inner.lobby.wake();
+        if let Some(h) = self.lobby.take() {
+            let _ = h.join();
+        }
         // Pushes are failed here; pulls and copies watch `closing`. A push still preparing
         // its tree registers later and fails itself when it sees `closing`.
         let until = Instant::now() + Duration::from_secs(10);
@@ -332,6 +365,8 @@ fn fs_create_root(root: &Path) -> Result<()> {
     std::fs::create_dir_all(root).map_err(|e| Error::io("create root", root.as_os_str().as_encoded_bytes(), e))
 }
 
+/// Accepts, counts the connection against the caps and hands it to the lobby; no thread is
+/// spawned here. Over a cap the socket is answered and closed on this thread (crate::conn_limit).
 fn accept_loop(inner: &Arc<Inner>, listener: TcpListener) {
     for conn in listener.incoming() {
         if inner.closing.load(Ordering::SeqCst) {
@@ -342,30 +377,136 @@ fn accept_loop(inner: &Arc<Inner>, listener: TcpListener) {
             std::thread::sleep(Duration::from_millis(10));
             continue;
         };
+        let Ok(peer) = sock.peer_addr().map(|a| a.ip()) else { continue };
+        let slot = match inner.conns.acquire(peer) {
+            Ok(slot) => slot,
+            // Full: an idle socket still in its handshake makes room (crate::conn_limit).
+            Err(Refusal::Total(_)) if inner.lobby.evict_oldest() => match inner.conns.acquire(peer) {
+                Ok(slot) => slot,
+                Err(r) => {
+                    refuse(inner, &sock, r);
+                    continue;
+                }
+            },
+            Err(r) => {
+                refuse(inner, &sock, r);
+                continue;
+            }
+        };
         let _ = sock.set_nodelay(true);
-        let i = Arc::clone(inner);
-        let _ = std::thread::Builder::new().name("lh-conn".into()).spawn(move || {
-            // A panic here ends this connection only; the node goes on.
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handle_conn(&i, sock)));
-        });
+        // Every write the node makes on this connection (an answer, a READV's sendfile, a
+        // pull's blocks) fails after the idle timeout without progress, so a client that asks
+        // and never reads frees its thread and descriptor then.
+        let _ = sock.set_write_timeout(Some(inner.opts.idle_timeout));
+        let stage = if inner.opts.tls.is_some() { Stage::Tls } else { Stage::First };
+        inner.lobby.admit(sock, peer, slot, stage, inner.opts.handshake_timeout);
     }
 }
 
-fn handle_conn(inner: &Arc<Inner>, sock: TcpStream) {
-    // Taken from the TCP socket: the engine's end of a TLS relay has no IP address.
-    let Ok(peer) = sock.peer_addr().map(|a| a.ip()) else { return };
-    let mut sock = match &inner.opts.tls {
-        Some(tls) => match start_tls(inner, sock, tls) {
-            Some(s) => s,
-            None => return,
-        },
-        None => sock,
+/// A connection past a cap: a plaintext ERROR E_BUSY if it fits the socket buffer now (a TLS
+/// client could not read it, so it is just closed), never a wait.
+fn refuse(inner: &Inner, sock: &TcpStream, why: Refusal) {
+    inner.conns.count_refused();
+    let e = why.error();
+    inner.state.count_error(e.code());
+    if inner.opts.tls.is_none() {
+        crate::conn_limit::send_now(sock, &Msg::error(&e).encode());
+    }
+}
+
+/// The handshake, a frame at a time, for a connection in the lobby: HELLO is answered, AUTH
+/// checked (a wrong token learns nothing but E_AUTH, and the connection ends), and a control
+/// connection leaves the lobby only once authenticated. Runs on the lobby's thread: nothing
+/// here may block.
+fn greet(inner: &Inner, w: &mut Waiting, msg: Result<Msg>) -> Next {
+    let refuse = |w: &Waiting, e: Error| {
+        inner.state.count_error(e.code());
+        crate::conn_limit::send_now(&w.sock, &Msg::error(&e).encode());
+        Next::Close
     };
-    let first = frame::read_msg(&mut Deadline::new(&sock, inner.opts.handshake_timeout), 0);
-    let _ = sock.set_read_timeout(None);
-    let result = match first {
-        Ok(Some(Msg::Hello { min, max, nonce, features })) => control(inner, &mut sock, peer, min, max, nonce, features),
-        Ok(Some(Msg::DataHello { token, .. })) => {
+    let msg = match msg {
+        Ok(m) => m,
+        Err(e) => return refuse(w, e),
+    };
+    match (w.stage, msg) {
+        (Stage::First, Msg::Hello { min, max, nonce, features }) => {
+            if max < frame::VERSION_MIN || min > frame::VERSION_MAX || min > max {
+                let e = Error::Version { ours_min: frame::VERSION_MIN, ours_max: frame::VERSION_MAX, peer_min: min, peer_max: max };
+                return refuse(w, e);
+            }
+            let ours = match auth::nonce() {
+                Ok(n) => n,
+                Err(e) => return refuse(w, e),
+            };
+            let hello_ok = Msg::HelloOk {
+                version: max.min(frame::VERSION_MAX),
+                features: frame::FEATURES,
+                limits: inner.limits(),
+                auth: inner.opts.secret.is_some(),
+                nonce: ours,
+            };
+            if !crate::conn_limit::send_now(&w.sock, &hello_ok.encode()) {
+                return Next::Close;
+            }
+            if inner.opts.secret.is_some() {
+                w.stage = Stage::Auth { client: nonce, ours, features };
+                w.until = Instant::now() + inner.opts.handshake_timeout;
+                Next::Wait
+            } else {
+                w.stage = Stage::Control { features };
+                Next::Leave
+            }
+        }
+        (Stage::First, Msg::DataHello { token, .. }) => {
+            w.stage = Stage::Data { token };
+            Next::Leave
+        }
+        (Stage::Auth { client, ours, features }, Msg::Auth { mac }) => {
+            let secret = inner.opts.secret.as_ref().expect("AUTH is awaited only with a token");
+            if !Secret::check(&secret.client_proof(&client, &ours), &mac) {
+                return refuse(w, Error::Auth("wrong token"));
+            }
+            if !crate::conn_limit::send_now(&w.sock, &Msg::AuthOk { mac: secret.node_proof(&client, &ours) }.encode()) {
+                return Next::Close;
+            }
+            w.stage = Stage::Control { features };
+            Next::Leave
+        }
+        (Stage::Auth { .. }, _) => refuse(w, Error::Auth("wrong token")),
+        (_, m) => refuse(w, Error::Protocol(format!("a connection must start with HELLO or DATA_HELLO, not {:?}", m.frame_type()))),
+    }
+}
+
+/// A connection leaving the lobby gets its own thread; its slot goes with it and is freed when
+/// the thread ends. If no thread can be made, the connection is closed.
+fn leave(inner: &Arc<Inner>, w: Waiting) {
+    let i = Arc::clone(inner);
+    let _ = std::thread::Builder::new().name("lh-conn".into()).spawn(move || {
+        // A panic here ends this connection only; the node goes on.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handle_conn(&i, w)));
+    });
+}
+
+fn handle_conn(inner: &Arc<Inner>, w: Waiting) {
+    let Waiting { sock, peer, slot, stage, .. } = w;
+    let mut sock = sock;
+    let result = match stage {
+        // The TLS handshake, then the engine's end of the relay goes back to the lobby for
+        // HELLO and AUTH, with the same slot.
+        Stage::Tls => {
+            if let Some(tls) = &inner.opts.tls {
+                if let Some(s) = start_tls(inner, sock, tls) {
+                    // The relay's pair has its own buffers: the write deadline must be on the
+                    // engine's end too, or a stalled TLS reader would hold the writer for ever.
+                    let _ = s.set_write_timeout(Some(inner.opts.idle_timeout));
+                    inner.lobby.admit(s, peer, slot, Stage::First, inner.opts.handshake_timeout);
+                    inner.lobby.wake();
+                }
+            }
+            return;
+        }
+        Stage::Control { features } => control(inner, &mut sock, peer, features),
+        Stage::Data { token } => {
             // A pulling client opens its data connections right after its READY, which this
             // node may not have read yet: an unknown token gets a short grace period.
             let until = Instant::now() + inner.opts.handshake_timeout.min(Duration::from_secs(5));
@@ -375,6 +516,9 @@ fn handle_conn(inner: &Arc<Inner>, sock: TcpStream) {
                 match (session, pull) {
                     (Some(r), _) => return r.run_stream(sock),
                     (None, Some(tx)) => {
+                        // The slot is freed when this thread ends, while the socket lives on in
+                        // the pull: counted by the pull's own connection instead (its streams
+                        // are bounded by max_streams).
                         let _ = tx.try_send(sock);
                         return;
                     }
@@ -385,14 +529,13 @@ fn handle_conn(inner: &Arc<Inner>, sock: TcpStream) {
                 }
             }
         }
-        Ok(Some(m)) => Err(Error::Protocol(format!("a connection must start with HELLO or DATA_HELLO, not {:?}", m.frame_type()))),
-        Ok(None) => Ok(()),
-        Err(e) => Err(e),
+        Stage::First | Stage::Auth { .. } => return,
     };
     if let Err(e) = result {
         inner.state.count_error(e.code());
         let _ = frame::write_msg(&mut sock, &Msg::error(&e));
     }
+    drop(slot);
 }
 
 /// TLS on a new connection of a node that requires it: the handshake (within the handshake
@@ -415,30 +558,10 @@ fn start_tls(inner: &Inner, mut sock: TcpStream, tls: &ServerTls) -> Option<TcpS
     None
 }
 
-/// The handshake, then one session or a run of requests.
-fn control(inner: &Arc<Inner>, sock: &mut TcpStream, peer: IpAddr, min: u16, max: u16, client_nonce: Nonce, features: u64) -> Result<()> {
-    if max < frame::VERSION_MIN || min > frame::VERSION_MAX || min > max {
-        return Err(Error::Version { ours_min: frame::VERSION_MIN, ours_max: frame::VERSION_MAX, peer_min: min, peer_max: max });
-    }
-    let ours = auth::nonce()?;
+/// An authenticated control connection (the lobby did HELLO and AUTH): one session or a run
+/// of requests.
+fn control(inner: &Arc<Inner>, sock: &mut TcpStream, peer: IpAddr, features: u64) -> Result<()> {
     let limits = inner.limits();
-    let hello_ok = Msg::HelloOk {
-        version: max.min(frame::VERSION_MAX),
-        features: frame::FEATURES,
-        limits,
-        auth: inner.opts.secret.is_some(),
-        nonce: ours,
-    };
-    frame::write_msg(sock, &hello_ok)?;
-    if let Some(secret) = &inner.opts.secret {
-        // A wrong token learns nothing but E_AUTH, and the connection ends.
-        match frame::expect_msg(&mut Deadline::new(sock, inner.opts.handshake_timeout), 0)? {
-            Msg::Auth { mac } if Secret::check(&secret.client_proof(&client_nonce, &ours), &mac) => {
-                frame::write_msg(sock, &Msg::AuthOk { mac: secret.node_proof(&client_nonce, &ours) })?;
-            }
-            _ => return Err(Error::Auth("wrong token")),
-        }
-    }
     loop {
         // Between requests a connection may idle for the idle timeout; a session's MANIFEST
         // must come within the handshake timeout of the HELLO (checked by the same deadline).
@@ -1024,6 +1147,14 @@ fn stats_json(inner: &Inner) -> String {
         .num("segments", c.segments.load(Ordering::Relaxed))
         .num("bytes", c.bytes.load(Ordering::Relaxed))
         .num("reads", c.reads.load(Ordering::Relaxed));
+    j.raw("}");
+    j.key("connections").raw("{");
+    j.num("open", inner.conns.open())
+        .num("handshaking", inner.lobby.len())
+        .num("max", inner.conns.max_total())
+        .num("maxPerPeer", inner.conns.max_per_peer())
+        .num("refused", inner.conns.refused())
+        .num("evicted", inner.lobby.evicted());
     j.raw("}");
     j.key("transfers").raw("[");
     for r in &active {
