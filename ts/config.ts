@@ -323,6 +323,21 @@ const SPECS = {
     default: 32,
     commands: ['serve'],
   },
+  maxConnections: {
+    schema: intIn(1, 1_000_000),
+    description:
+      'connections open at once (lowered to what the descriptor limit allows); past it the oldest still in its handshake is closed, or E_BUSY',
+    arg: 'n',
+    default: 4096,
+    commands: ['serve'],
+  },
+  maxPerPeer: {
+    schema: intIn(1, 1_000_000),
+    description: 'connections open at once from one IP address; more get E_BUSY',
+    arg: 'n',
+    default: 256,
+    commands: ['serve'],
+  },
   metrics: { schema: hostPort, description: 'serve Prometheus metrics at http://HOST:PORT/metrics', arg: 'host:port', commands: ['serve'] },
   logLevel: {
     schema: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),

@@ -92,3 +92,120 @@ impl Read for Deadline<'_> {
         s.read(buf)
     }
 }
+
+/// Writes to a socket under a deadline that moves only with progress: the writes must move
+/// `PACED_PROGRESS` bytes within `idle` of each other, whatever the kernel does. SO_SNDTIMEO
+/// alone is not that: the kernel restarts it for every piece a sendfile hands the socket, so a
+/// reader that stalls while its buffers still grow kept a 2 GiB READV's thread for several
+/// idle timeouts (bench/RESULTS.md, "Connections"). Each call is given what is left of the
+/// deadline and moves at most `PACED_CHUNK` bytes, so the kernel's restarts cannot add up.
+/// Dropping it puts the connection's usual write timeout (`idle`) back.
+pub struct Paced<'a> {
+    sock: &'a TcpStream,
+    idle: Duration,
+    until: Instant,
+    moved: usize,
+}
+
+/// Bytes that count as progress: a client reading at 4 KiB/s keeps a 60 s deadline moving.
+pub const PACED_PROGRESS: usize = 256 << 10;
+/// Bytes one write or sendfile call may move: 64 calls for a 16 MiB run, a few microseconds.
+const PACED_CHUNK: usize = 256 << 10;
+
+impl<'a> Paced<'a> {
+    pub fn new(sock: &'a TcpStream, idle: Duration) -> Paced<'a> {
+        Paced { sock, idle, until: Instant::now() + idle, moved: 0 }
+    }
+
+    fn arm(&self) -> io::Result<()> {
+        let left = self.until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        self.sock.set_write_timeout(Some(left))
+    }
+
+    fn moved(&mut self, n: usize) {
+        self.moved += n;
+        if self.moved >= PACED_PROGRESS {
+            self.moved = 0;
+            self.until = Instant::now() + self.idle;
+        }
+    }
+
+    /// The kernel's timeout comes back as EAGAIN: said as what it is.
+    fn timed_out(e: io::Error) -> io::Error {
+        if e.kind() == io::ErrorKind::WouldBlock {
+            io::ErrorKind::TimedOut.into()
+        } else {
+            e
+        }
+    }
+
+    /// As `send_header`.
+    pub fn send_header(&mut self, mut buf: &[u8]) -> io::Result<()> {
+        while !buf.is_empty() {
+            self.arm()?;
+            match rustix::net::send(self.sock.as_fd(), buf, rustix::net::SendFlags::MORE | rustix::net::SendFlags::NOSIGNAL) {
+                Ok(n) => {
+                    buf = &buf[n..];
+                    self.moved(n);
+                }
+                Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(Self::timed_out(e.into())),
+            }
+        }
+        Ok(())
+    }
+
+    pub fn write_all(&mut self, mut buf: &[u8]) -> io::Result<()> {
+        while !buf.is_empty() {
+            self.arm()?;
+            let n = buf.len().min(PACED_CHUNK);
+            match (&mut &*self.sock).write(&buf[..n]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    buf = &buf[n..];
+                    self.moved(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Self::timed_out(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// As `sendfile_all`.
+    pub fn sendfile_all(&mut self, file: &File, mut offset: u64, mut len: usize) -> io::Result<()> {
+        while len > 0 {
+            self.arm()?;
+            match rustix::fs::sendfile(self.sock.as_fd(), file.as_fd(), Some(&mut offset), len.min(PACED_CHUNK)) {
+                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(n) => {
+                    len -= n;
+                    self.moved(n);
+                }
+                Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(Self::timed_out(e.into())),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Write for Paced<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = buf.len().min(PACED_CHUNK);
+        self.write_all(&buf[..n]).map(|()| n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for Paced<'_> {
+    fn drop(&mut self) {
+        let _ = self.sock.set_write_timeout(Some(self.idle));
+    }
+}

@@ -533,7 +533,9 @@ fn handle_conn(inner: &Arc<Inner>, w: Waiting) {
     };
     if let Err(e) = result {
         inner.state.count_error(e.code());
-        let _ = frame::write_msg(&mut sock, &Msg::error(&e));
+        // Now or never: after a write timeout the peer is not reading, and waiting another
+        // idle timeout to tell it so would only hold the thread longer.
+        crate::conn_limit::send_now(&sock, &Msg::error(&e).encode());
     }
     drop(slot);
 }
@@ -995,7 +997,9 @@ fn list(inner: &Inner, sock: &mut TcpStream, path: &[u8]) -> Result<Result<()>> 
         let name = p.file_name().map(|n| n.as_bytes().to_vec()).unwrap_or_default();
         entries.push(entry(name, &meta));
     }
-    // Parts of at most ~60 KB, under the control-frame limit.
+    // Parts of at most ~60 KB, under the control-frame limit. A listing of a large directory
+    // is megabytes: written under the same progress deadline as a READV's answer.
+    let sock = &mut net::Paced::new(sock, inner.opts.idle_timeout);
     let mut part = Vec::new();
     let mut size = 0;
     for e in entries {
@@ -1050,13 +1054,16 @@ fn readv(inner: &Inner, sock: &mut TcpStream, peer: IpAddr, paths: &[Vec<u8>], s
     let total: u64 = results.iter().map(|r| r.len as u64).sum();
     let stop = AtomicBool::new(false);
     inner.throttle(peer).take(total, &stop);
-    net::send_header(sock, &Msg::ReadvData { results: results.clone() }.encode()).map_err(Error::net("sending readv data"))?;
+    // A client that asks for gigabytes and stops reading is cut after the idle timeout
+    // without progress (net::Paced), not after the kernel's restarted timeouts add up.
+    let out = &mut net::Paced::new(sock, inner.opts.idle_timeout);
+    out.send_header(&Msg::ReadvData { results: results.clone() }.encode()).map_err(Error::net("sending readv data"))?;
     // Small runs are gathered with pread into one staging buffer and leave in one write; a
     // large run goes out with sendfile. Either way each run is one read of the file.
     let mut staging: Vec<u8> = Vec::with_capacity(READV_STAGING);
-    let flush = |staging: &mut Vec<u8>, sock: &mut TcpStream| -> Result<()> {
+    let flush = |staging: &mut Vec<u8>, out: &mut net::Paced| -> Result<()> {
         if !staging.is_empty() {
-            net::write_all(sock, staging).map_err(Error::net("sending readv data"))?;
+            out.write_all(staging).map_err(Error::net("sending readv data"))?;
             staging.clear();
         }
         Ok(())
@@ -1076,7 +1083,7 @@ fn readv(inner: &Inner, sock: &mut TcpStream, peer: IpAddr, paths: &[Vec<u8>], s
         let (f, _) = files[run.file as usize].as_ref().expect("a segment with bytes has its file");
         if run.len as usize <= READV_STAGING / 4 {
             if staging.len() + run.len as usize > READV_STAGING {
-                flush(&mut staging, sock)?;
+                flush(&mut staging, out)?;
             }
             let at = staging.len();
             staging.resize(at + run.len as usize, 0);
@@ -1085,14 +1092,14 @@ fn readv(inner: &Inner, sock: &mut TcpStream, peer: IpAddr, paths: &[Vec<u8>], s
                 _ => Error::io("read", &paths[run.file as usize], e),
             })?;
         } else {
-            flush(&mut staging, sock)?;
-            net::sendfile_all(sock, f, run.offset, run.len as usize).map_err(|e| match e.kind() {
+            flush(&mut staging, out)?;
+            out.sendfile_all(f, run.offset, run.len as usize).map_err(|e| match e.kind() {
                 std::io::ErrorKind::UnexpectedEof => changed(run.file),
                 _ => Error::net("sending readv data")(e),
             })?;
         }
     }
-    flush(&mut staging, sock)?;
+    flush(&mut staging, out)?;
     Ok(Ok(()))
 }
 
