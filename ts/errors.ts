@@ -78,7 +78,7 @@ const FIXES: Record<string, string> = {
   E_INDEX: 'the index was hand-made or damaged; send again',
   E_LIMIT: "use smaller values, split the request, or raise the node's limit",
   E_AUTH: 'use the same token on both sides (--token-file, LONGHAUL_TOKEN or LONGHAUL_TOKEN_FILE)',
-  E_BUSY: "retry later, or raise the node's --max-transfers",
+  E_BUSY: "retry later, or raise the node's --max-transfers (or --max-connections / --max-per-peer)",
   E_TLS:
     "match TLS on both ends: --tls-pin with the fingerprint 'serve --tls' prints (or --tls-ca for a CA-signed node); a node without TLS takes no TLS client",
   E_CAPACITY: 'free space on the node or raise its --capacity',

@@ -98,23 +98,28 @@ impl Read for Deadline<'_> {
 /// alone is not that: the kernel restarts it for every piece a sendfile hands the socket, so a
 /// reader that stalls while its buffers still grow kept a 2 GiB READV's thread for several
 /// idle timeouts (bench/RESULTS.md, "Connections"). Each call is given what is left of the
-/// deadline and moves at most `PACED_CHUNK` bytes, so the kernel's restarts cannot add up.
-/// Dropping it puts the connection's usual write timeout (`idle`) back.
+/// deadline, and once a call has come back short (the peer is not keeping up) each moves at
+/// most `PACED_SLOW_CHUNK`, so the kernel's restarts cannot add up. Dropping it puts the
+/// connection's usual write timeout (`idle`) back.
 pub struct Paced<'a> {
     sock: &'a TcpStream,
     idle: Duration,
     until: Instant,
     moved: usize,
+    chunk: usize,
 }
 
 /// Bytes that count as progress: a client reading at 4 KiB/s keeps a 60 s deadline moving.
 pub const PACED_PROGRESS: usize = 256 << 10;
-/// Bytes one write or sendfile call may move: 64 calls for a 16 MiB run, a few microseconds.
-const PACED_CHUNK: usize = 256 << 10;
+/// Bytes one write or sendfile call may move while the peer keeps up: 16 calls for a 16 MiB
+/// run, nothing next to the copy.
+const PACED_CHUNK: usize = 1 << 20;
+/// Once it does not: one pipe's worth for sendfile (16 pages), one send to the socket.
+const PACED_SLOW_CHUNK: usize = 64 << 10;
 
 impl<'a> Paced<'a> {
     pub fn new(sock: &'a TcpStream, idle: Duration) -> Paced<'a> {
-        Paced { sock, idle, until: Instant::now() + idle, moved: 0 }
+        Paced { sock, idle, until: Instant::now() + idle, moved: 0, chunk: PACED_CHUNK }
     }
 
     fn arm(&self) -> io::Result<()> {
@@ -125,7 +130,10 @@ impl<'a> Paced<'a> {
         self.sock.set_write_timeout(Some(left))
     }
 
-    fn moved(&mut self, n: usize) {
+    fn moved(&mut self, n: usize, asked: usize) {
+        if n < asked {
+            self.chunk = PACED_SLOW_CHUNK;
+        }
         self.moved += n;
         if self.moved >= PACED_PROGRESS {
             self.moved = 0;
@@ -148,8 +156,8 @@ impl<'a> Paced<'a> {
             self.arm()?;
             match rustix::net::send(self.sock.as_fd(), buf, rustix::net::SendFlags::MORE | rustix::net::SendFlags::NOSIGNAL) {
                 Ok(n) => {
+                    self.moved(n, buf.len());
                     buf = &buf[n..];
-                    self.moved(n);
                 }
                 Err(rustix::io::Errno::INTR) => {}
                 Err(e) => return Err(Self::timed_out(e.into())),
@@ -161,12 +169,12 @@ impl<'a> Paced<'a> {
     pub fn write_all(&mut self, mut buf: &[u8]) -> io::Result<()> {
         while !buf.is_empty() {
             self.arm()?;
-            let n = buf.len().min(PACED_CHUNK);
-            match (&mut &*self.sock).write(&buf[..n]) {
+            let asked = buf.len().min(self.chunk);
+            match (&mut &*self.sock).write(&buf[..asked]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => {
                     buf = &buf[n..];
-                    self.moved(n);
+                    self.moved(n, asked);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(Self::timed_out(e)),
@@ -179,11 +187,12 @@ impl<'a> Paced<'a> {
     pub fn sendfile_all(&mut self, file: &File, mut offset: u64, mut len: usize) -> io::Result<()> {
         while len > 0 {
             self.arm()?;
-            match rustix::fs::sendfile(self.sock.as_fd(), file.as_fd(), Some(&mut offset), len.min(PACED_CHUNK)) {
+            let asked = len.min(self.chunk);
+            match rustix::fs::sendfile(self.sock.as_fd(), file.as_fd(), Some(&mut offset), asked) {
                 Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
                 Ok(n) => {
                     len -= n;
-                    self.moved(n);
+                    self.moved(n, asked);
                 }
                 Err(rustix::io::Errno::INTR) => {}
                 Err(e) => return Err(Self::timed_out(e.into())),
@@ -195,7 +204,7 @@ impl<'a> Paced<'a> {
 
 impl Write for Paced<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = buf.len().min(PACED_CHUNK);
+        let n = buf.len().min(self.chunk);
         self.write_all(&buf[..n]).map(|()| n)
     }
 

@@ -1,7 +1,9 @@
 //! A storage node: a root directory, a listening socket, a capacity, bandwidth limits and a
-//! table of transfers. Each connection gets a thread; its first frame says what it is: HELLO
-//! opens a control connection (authenticated when the node has a token), DATA_HELLO attaches a
-//! data stream to the session its token names. A control connection then carries either one
+//! table of transfers. A connection counts against the connection caps from its accept and
+//! waits in the lobby (crate::conn_limit: one epoll thread for all) until its handshake is done;
+//! then it gets a thread. Its first frame says what it is: HELLO opens a control connection
+//! (authenticated when the node has a token), DATA_HELLO attaches a data stream to the session
+//! its token names. A control connection then carries either one
 //! session (MANIFEST: a push; GET: a pull; COPY: a third-party copy) or any number of requests
 //! (LIST, READV, STATS). Push sessions share the node's buffer pool; a pull or a copy runs the
 //! sender engine with a small pool of its own, and `max_transfers` bounds how many run at once,
