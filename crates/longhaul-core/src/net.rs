@@ -94,46 +94,49 @@ impl Read for Deadline<'_> {
 }
 
 /// Writes to a socket under a deadline that moves only with progress: the writes must move
-/// `PACED_PROGRESS` bytes within `idle` of each other, whatever the kernel does. SO_SNDTIMEO
-/// alone is not that: the kernel restarts it for every piece a sendfile hands the socket, so a
-/// reader that stalls while its buffers still grow kept a 2 GiB READV's thread for several
-/// idle timeouts (bench/RESULTS.md, "Connections"). Each call is given what is left of the
-/// deadline, and once a call has come back short (the peer is not keeping up) each moves at
-/// most `PACED_SLOW_CHUNK`, so the kernel's restarts cannot add up. Dropping it puts the
-/// connection's usual write timeout (`idle`) back.
+/// `PACED_PROGRESS` bytes within `idle` of each other. SO_SNDTIMEO alone is not that: the
+/// kernel restarts it whenever a piece of a sendfile is taken, so a reader that stalled while
+/// its buffers still grew kept a 2 GiB READV's thread for 3 to 5 idle timeouts
+/// (bench/RESULTS.md, "Connections"). So the socket is non-blocking while this lives, and each
+/// wait for room is a poll with what is left of the deadline. Only the connection's own thread
+/// writes or reads it meanwhile (a control connection's requests are answered one at a time).
+/// Dropping it makes the socket blocking again, with the connection's usual write timeout.
 pub struct Paced<'a> {
     sock: &'a TcpStream,
     idle: Duration,
     until: Instant,
     moved: usize,
-    chunk: usize,
 }
 
 /// Bytes that count as progress: a client reading at 4 KiB/s keeps a 60 s deadline moving.
 pub const PACED_PROGRESS: usize = 256 << 10;
-/// Bytes one write or sendfile call may move while the peer keeps up: 16 calls for a 16 MiB
-/// run, nothing next to the copy.
-const PACED_CHUNK: usize = 1 << 20;
-/// Once it does not: one pipe's worth for sendfile (16 pages), one send to the socket.
-const PACED_SLOW_CHUNK: usize = 64 << 10;
 
 impl<'a> Paced<'a> {
     pub fn new(sock: &'a TcpStream, idle: Duration) -> Paced<'a> {
-        Paced { sock, idle, until: Instant::now() + idle, moved: 0, chunk: PACED_CHUNK }
+        let _ = sock.set_nonblocking(true);
+        Paced { sock, idle, until: Instant::now() + idle, moved: 0 }
     }
 
-    fn arm(&self) -> io::Result<()> {
-        let left = self.until.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(io::ErrorKind::TimedOut.into());
+    /// Waits for room in the socket until the deadline.
+    fn wait(&self) -> io::Result<()> {
+        use rustix::event::{poll, PollFd, PollFlags, Timespec};
+        loop {
+            let left = self.until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(io::ErrorKind::TimedOut.into());
+            }
+            let t = Timespec { tv_sec: left.as_secs() as _, tv_nsec: left.subsec_nanos() as _ };
+            let mut fds = [PollFd::new(self.sock, PollFlags::OUT)];
+            match poll(&mut fds, Some(&t)) {
+                Ok(0) => return Err(io::ErrorKind::TimedOut.into()),
+                Ok(_) => return Ok(()),
+                Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
-        self.sock.set_write_timeout(Some(left))
     }
 
-    fn moved(&mut self, n: usize, asked: usize) {
-        if n < asked {
-            self.chunk = PACED_SLOW_CHUNK;
-        }
+    fn moved(&mut self, n: usize) {
         self.moved += n;
         if self.moved >= PACED_PROGRESS {
             self.moved = 0;
@@ -141,26 +144,17 @@ impl<'a> Paced<'a> {
         }
     }
 
-    /// The kernel's timeout comes back as EAGAIN: said as what it is.
-    fn timed_out(e: io::Error) -> io::Error {
-        if e.kind() == io::ErrorKind::WouldBlock {
-            io::ErrorKind::TimedOut.into()
-        } else {
-            e
-        }
-    }
-
     /// As `send_header`.
     pub fn send_header(&mut self, mut buf: &[u8]) -> io::Result<()> {
         while !buf.is_empty() {
-            self.arm()?;
             match rustix::net::send(self.sock.as_fd(), buf, rustix::net::SendFlags::MORE | rustix::net::SendFlags::NOSIGNAL) {
                 Ok(n) => {
-                    self.moved(n, buf.len());
                     buf = &buf[n..];
+                    self.moved(n);
                 }
                 Err(rustix::io::Errno::INTR) => {}
-                Err(e) => return Err(Self::timed_out(e.into())),
+                Err(rustix::io::Errno::AGAIN) => self.wait()?,
+                Err(e) => return Err(e.into()),
             }
         }
         Ok(())
@@ -168,16 +162,15 @@ impl<'a> Paced<'a> {
 
     pub fn write_all(&mut self, mut buf: &[u8]) -> io::Result<()> {
         while !buf.is_empty() {
-            self.arm()?;
-            let asked = buf.len().min(self.chunk);
-            match (&mut &*self.sock).write(&buf[..asked]) {
+            match rustix::net::send(self.sock.as_fd(), buf, rustix::net::SendFlags::NOSIGNAL) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => {
                     buf = &buf[n..];
-                    self.moved(n, asked);
+                    self.moved(n);
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(Self::timed_out(e)),
+                Err(rustix::io::Errno::INTR) => {}
+                Err(rustix::io::Errno::AGAIN) => self.wait()?,
+                Err(e) => return Err(e.into()),
             }
         }
         Ok(())
@@ -186,16 +179,15 @@ impl<'a> Paced<'a> {
     /// As `sendfile_all`.
     pub fn sendfile_all(&mut self, file: &File, mut offset: u64, mut len: usize) -> io::Result<()> {
         while len > 0 {
-            self.arm()?;
-            let asked = len.min(self.chunk);
-            match rustix::fs::sendfile(self.sock.as_fd(), file.as_fd(), Some(&mut offset), asked) {
+            match rustix::fs::sendfile(self.sock.as_fd(), file.as_fd(), Some(&mut offset), len) {
                 Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
                 Ok(n) => {
                     len -= n;
-                    self.moved(n, asked);
+                    self.moved(n);
                 }
                 Err(rustix::io::Errno::INTR) => {}
-                Err(e) => return Err(Self::timed_out(e.into())),
+                Err(rustix::io::Errno::AGAIN) => self.wait()?,
+                Err(e) => return Err(e.into()),
             }
         }
         Ok(())
@@ -204,8 +196,7 @@ impl<'a> Paced<'a> {
 
 impl Write for Paced<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = buf.len().min(self.chunk);
-        self.write_all(&buf[..n]).map(|()| n)
+        self.write_all(buf).map(|()| buf.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -215,6 +206,7 @@ impl Write for Paced<'_> {
 
 impl Drop for Paced<'_> {
     fn drop(&mut self) {
+        let _ = self.sock.set_nonblocking(false);
         let _ = self.sock.set_write_timeout(Some(self.idle));
     }
 }
