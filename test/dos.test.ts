@@ -165,7 +165,11 @@ describe('issue 29: connections are bounded and cheap', () => {
         return s;
       }),
     );
-    await waitFor('the node holds every socket', async () => ((await nodeStats(url)).connections.open >= IDLE + STALLED ? true : undefined), 20_000);
+    await waitFor(
+      'the node holds every socket',
+      async () => ((await nodeStats(url)).connections.open >= IDLE + STALLED ? true : undefined),
+      20_000,
+    );
 
     // The legitimate client: list, push, pull, while the node's usage is sampled.
     let peak = usage(pid);
