@@ -72,6 +72,21 @@ pub struct Limiter {
     refused: AtomicU64,
 }
 
+/// The address a peer is counted by: an IPv4 address (or one mapped into IPv6) as it is, an
+/// IPv6 address by its /64, the least a site is given, so that one host cannot be 2^64 peers.
+pub fn peer_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+        v4 => v4,
+    }
+}
+
 /// One connection's place under the caps; dropping it frees the place.
 pub struct Slot {
     limiter: Arc<Limiter>,
@@ -91,6 +106,7 @@ impl Limiter {
     /// A slot for a connection from `peer`, or why not. The per-peer cap is checked first: a
     /// peer at its own cap is refused even when the node has room.
     pub fn acquire(self: &Arc<Self>, peer: IpAddr) -> std::result::Result<Slot, Refusal> {
+        let peer = peer_key(peer);
         let mut c = self.counts.lock().expect("connection counts lock");
         let mine = c.peers.get(&peer).copied().unwrap_or(0);
         if mine >= self.max_per_peer {
@@ -115,7 +131,7 @@ impl Limiter {
 
     /// Connections open now from `peer`.
     pub fn open_from(&self, peer: IpAddr) -> usize {
-        self.counts.lock().expect("connection counts lock").peers.get(&peer).copied().unwrap_or(0)
+        self.counts.lock().expect("connection counts lock").peers.get(&peer_key(peer)).copied().unwrap_or(0)
     }
 
     pub fn refused(&self) -> u64 {
@@ -455,6 +471,21 @@ mod tests {
         assert!(l.counts.lock().unwrap().peers.is_empty(), "no memory kept for addresses gone");
         assert_eq!(Refusal::Peer(3).error().code(), "E_BUSY");
         assert_eq!(Refusal::Total(5).error().code(), "E_BUSY");
+    }
+
+    /// issue 29: an IPv6 host counts as one peer across its /64; IPv4 as itself, mapped or not.
+    #[test]
+    fn ipv6_peers_count_by_their_64_issue_29() {
+        let l = Limiter::new(100, 2);
+        let a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff::7".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        let _s = (l.acquire(a).unwrap(), l.acquire(b).unwrap());
+        assert_eq!(l.acquire("2001:db8:1:2:dead::beef".parse().unwrap()).err(), Some(Refusal::Peer(2)));
+        assert!(l.acquire(other).is_ok());
+        let mapped: IpAddr = "::ffff:127.0.0.9".parse().unwrap();
+        let _m = l.acquire(mapped).unwrap();
+        assert_eq!(l.open_from(ip(9)), 1);
     }
 
     #[test]

@@ -100,7 +100,7 @@ pub struct ServeOptions {
     /// one evicts the oldest still in its handshake, or is refused with E_BUSY. Lowered at
     /// start to what RLIMIT_NOFILE allows.
     pub max_connections: usize,
-    /// Connections open at once from one IP address; past it E_BUSY.
+    /// Connections open at once from one IP address (an IPv6 host: its /64); past it E_BUSY.
     pub max_per_peer: usize,
 }
 
