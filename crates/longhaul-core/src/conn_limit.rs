@@ -250,6 +250,9 @@ const WAKE: u64 = 0;
 /// How often the lobby looks for connections past their deadline: a deadline is kept within
 /// this much, and a sweep of a few thousand entries costs microseconds.
 const SWEEP: Duration = Duration::from_millis(100);
+/// How often a data connection waiting for its session asks again: a pull's streams wait at
+/// most this much longer than with a thread each polling.
+const PARKED_POLL: Duration = Duration::from_millis(5);
 
 impl Lobby {
     pub fn new() -> Result<Lobby> {
@@ -312,13 +315,25 @@ impl Lobby {
 
     /// The lobby's loop, until `stop`: reads frames as they arrive and gives each whole one to
     /// `greet`; connections that leave go to `leave` (blocking again), outside the lobby's lock.
-    /// A connection past its deadline gets `greet(Err(E_TIMEOUT))` and is closed.
-    pub fn run(&self, stop: &AtomicBool, mut greet: impl FnMut(&mut Waiting, Result<Msg>) -> Next, mut leave: impl FnMut(Waiting)) {
+    /// A connection past its deadline gets `greet(Err(E_TIMEOUT))` and is closed. A data
+    /// connection `greet` keeps waiting (its session not known yet: a pull's client may open
+    /// its streams before the node has read its READY) is not read any more (its blocks may
+    /// follow) but asked after with `known` every few milliseconds, and at its deadline gets
+    /// `greet(Err(E_PROTOCOL))`: so a DATA_HELLO with a made-up token costs no thread either.
+    pub fn run(
+        &self,
+        stop: &AtomicBool,
+        mut greet: impl FnMut(&mut Waiting, Result<Msg>) -> Next,
+        mut known: impl FnMut(&Token) -> bool,
+        mut leave: impl FnMut(Waiting),
+    ) {
         let mut events = Vec::with_capacity(256);
         let mut last_sweep = Instant::now();
-        let timeout = rustix::event::Timespec { tv_sec: 0, tv_nsec: SWEEP.as_nanos() as _ };
+        let mut parked: Vec<u64> = Vec::new();
         while !stop.load(Ordering::SeqCst) {
             events.clear();
+            let wait = if parked.is_empty() { SWEEP } else { PARKED_POLL };
+            let timeout = rustix::event::Timespec { tv_sec: 0, tv_nsec: wait.as_nanos() as _ };
             match epoll::wait(&self.epoll, spare(&mut events), Some(&timeout)) {
                 Ok(_) | Err(rustix::io::Errno::INTR) => {}
                 Err(_) => std::thread::sleep(SWEEP),
@@ -354,7 +369,12 @@ impl Lobby {
                         },
                     };
                     match next {
-                        Next::Wait => {}
+                        Next::Wait => {
+                            if matches!(w.stage, Stage::Data { .. }) {
+                                let _ = epoll::delete(&self.epoll, &w.sock);
+                                parked.push(id);
+                            }
+                        }
                         Next::Leave | Next::Close => {
                             let w = rooms.waiting.remove(&id).expect("present");
                             let _ = epoll::delete(&self.epoll, &w.sock);
@@ -364,6 +384,18 @@ impl Lobby {
                         }
                     }
                 }
+                parked.retain(|id| {
+                    let Some(w) = rooms.waiting.get(id) else { return false };
+                    let Stage::Data { token } = w.stage else { return false };
+                    if !known(&token) {
+                        return true;
+                    }
+                    let w = rooms.waiting.remove(id).expect("present");
+                    if w.sock.set_nonblocking(false).is_ok() {
+                        leaving.push(w);
+                    }
+                    false
+                });
                 if last_sweep.elapsed() >= SWEEP {
                     last_sweep = Instant::now();
                     let now = Instant::now();
@@ -371,8 +403,14 @@ impl Lobby {
                     for id in late {
                         let mut w = rooms.waiting.remove(&id).expect("present");
                         let _ = epoll::delete(&self.epoll, &w.sock);
-                        if !matches!(w.stage, Stage::Tls) {
-                            greet(&mut w, Err(Error::Timeout("the handshake")));
+                        match w.stage {
+                            Stage::Tls => {}
+                            Stage::Data { .. } => {
+                                greet(&mut w, Err(Error::Protocol("unknown session token".into())));
+                            }
+                            _ => {
+                                greet(&mut w, Err(Error::Timeout("the handshake")));
+                            }
                         }
                     }
                 }
@@ -530,6 +568,7 @@ mod tests {
                         }
                         Next::Leave
                     },
+                    |_| true,
                     |w| tx.send(w).unwrap(),
                 )
             })

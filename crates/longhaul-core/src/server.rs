@@ -274,7 +274,7 @@ impl Server {
         let i = Arc::clone(&inner);
         let lobby = std::thread::Builder::new()
             .name("lh-lobby".into())
-            .spawn(move || i.lobby.run(&i.closing, |w, msg| greet(&i, w, msg), |w| leave(&i, w)))
+            .spawn(move || i.lobby.run(&i.closing, |w, msg| greet(&i, w, msg), |t| session_known(&i, t), |w| leave(&i, w)))
             .map_err(|e| Error::io("spawn", b"lobby thread", e))?;
         let l = listener.try_clone().map_err(Error::net("cloning the listener"))?;
         let i = Arc::clone(&inner);
@@ -461,7 +461,14 @@ fn greet(inner: &Inner, w: &mut Waiting, msg: Result<Msg>) -> Next {
         }
         (Stage::First, Msg::DataHello { token, .. }) => {
             w.stage = Stage::Data { token };
-            Next::Leave
+            if session_known(inner, &token) {
+                return Next::Leave;
+            }
+            // A pulling client opens its data connections right after its READY, which this
+            // node may not have read yet: an unknown token gets a short grace period, in the
+            // lobby (crate::conn_limit), so a made-up one costs no thread.
+            w.until = Instant::now() + inner.opts.handshake_timeout.min(Duration::from_secs(5));
+            Next::Wait
         }
         (Stage::Auth { client, ours, features }, Msg::Auth { mac }) => {
             let secret = inner.opts.secret.as_ref().expect("AUTH is awaited only with a token");
@@ -477,6 +484,11 @@ fn greet(inner: &Inner, w: &mut Waiting, msg: Result<Msg>) -> Next {
         (Stage::Auth { .. }, _) => refuse(w, Error::Auth("wrong token")),
         (_, m) => refuse(w, Error::Protocol(format!("a connection must start with HELLO or DATA_HELLO, not {:?}", m.frame_type()))),
     }
+}
+
+/// Whether a data connection's token names a push or a pull waiting for its streams.
+fn session_known(inner: &Inner, token: &Token) -> bool {
+    inner.sessions.lock().expect("sessions lock").contains_key(token) || inner.pulls.lock().expect("pulls lock").contains_key(token)
 }
 
 /// A connection leaving the lobby gets its own thread; its slot goes with it and is freed when

@@ -108,3 +108,32 @@ fn idle_sockets_cost_no_thread_and_the_peer_cap_refuses_issue_29() {
     drop(idle);
     wait_until("places freed", Duration::from_secs(10), || open_connections(&n) == 1);
 }
+
+/// issue 29: DATA_HELLO with made-up tokens waits in the lobby (no thread each) for its grace
+/// period, then gets E_PROTOCOL; the node goes on serving.
+#[test]
+fn made_up_data_tokens_cost_no_thread_issue_29() {
+    let base = scratch("tokens");
+    let n =
+        Server::start(ServeOptions { root: base.join("root"), handshake_timeout: Duration::from_secs(1), ..Default::default() }).unwrap();
+    let before = threads();
+    let mut socks: Vec<TcpStream> = (0..50u8)
+        .map(|i| {
+            let mut s = TcpStream::connect(n.local_addr()).unwrap();
+            frame::write_msg(&mut s, &Msg::DataHello { token: [i; 16], stream: 0 }).unwrap();
+            s
+        })
+        .collect();
+    wait_until("the node holds them", Duration::from_secs(10), || open_connections(&n) == 50);
+    assert!(threads() <= before + 2, "{} threads for 50 unknown tokens (from {before})", threads());
+    for s in &mut socks {
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        match frame::read_msg(s, 0) {
+            Ok(Some(Msg::Error { code, .. })) => assert_eq!(code, "E_PROTOCOL"),
+            other => panic!("expected E_PROTOCOL, got {other:?}"),
+        }
+    }
+    wait_until("places freed", Duration::from_secs(10), || open_connections(&n) == 0);
+    let mut c = longhaul_core::client::Connection::open(&n.local_addr().to_string(), None, None, Duration::from_secs(10)).unwrap();
+    assert!(c.list(b"").unwrap().is_empty());
+}
