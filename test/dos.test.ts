@@ -37,7 +37,7 @@ afterAll(() => {
   for (const c of children) c.kill('SIGKILL');
 });
 
-async function startNode(root: string, extra: string[]): Promise<{ url: string; pid: number }> {
+async function startNode(root: string, extra: string[]): Promise<{ url: string; pid: number; metrics?: string }> {
   const child = spawn(
     process.execPath,
     [CLI, 'serve', '--root', root, '--listen', '127.0.0.1:0', '--no-auth', '--json', '--log-level', 'warn', ...extra],
@@ -45,8 +45,8 @@ async function startNode(root: string, extra: string[]): Promise<{ url: string; 
   );
   children.push(child);
   const first = await new Promise<string>((resolve) => createInterface({ input: child.stdout! }).once('line', resolve));
-  const ev = JSON.parse(first) as { host: string; port: number };
-  return { url: `${ev.host}:${ev.port}`, pid: child.pid! };
+  const ev = JSON.parse(first) as { host: string; port: number; metrics?: string };
+  return { url: `${ev.host}:${ev.port}`, pid: child.pid!, metrics: ev.metrics };
 }
 
 interface Usage {
@@ -226,7 +226,7 @@ describe('issue 29: connections are bounded and cheap', () => {
     const work = freshDir('dos-caps');
     const root = join(work, 'root');
     mkdirSync(root);
-    const { url } = await startNode(root, ['--max-per-peer', '8', '--max-connections', '32']);
+    const { url, metrics } = await startNode(root, ['--max-per-peer', '8', '--max-connections', '32', '--metrics', '127.0.0.1:0']);
     const mine = await Promise.all(Array.from({ length: 8 }, () => open(url, '127.0.0.2')));
     const past = await open(url, '127.0.0.2');
     expect(await firstFrame(past)).toMatchObject({ type: 0x7f, code: 'E_BUSY' });
@@ -253,6 +253,11 @@ describe('issue 29: connections are bounded and cheap', () => {
     expect(stats.connections.evicted).toBeGreaterThan(0);
     expect(stats.connections.open).toBeLessThanOrEqual(32);
     expect(stats.errors.E_BUSY).toBeGreaterThanOrEqual(1);
+    expect(stats.connections.refused).toBeGreaterThanOrEqual(1);
+    const text = await (await fetch(metrics!)).text();
+    expect(text).toMatch(/^longhaul_connections_refused_total [1-9]/m);
+    expect(text).toMatch(/^longhaul_connections_evicted_total [1-9]/m);
+    expect(text).toMatch(/^longhaul_connections_max\{scope="peer"\} 8$/m);
     // The authenticated connections were not evicted.
     for (const s of [other, again]) expect(s.destroyed).toBe(false);
   });
