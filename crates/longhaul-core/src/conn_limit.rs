@@ -250,6 +250,11 @@ const WAKE: u64 = 0;
 /// How often the lobby looks for connections past their deadline: a deadline is kept within
 /// this much, and a sweep of a few thousand entries costs microseconds.
 const SWEEP: Duration = Duration::from_millis(100);
+/// The largest frame the lobby reads: HELLO, DATA_HELLO and AUTH are under 64 bytes. So a
+/// connection that trickles a frame holds at most this much of the node's memory, 4 MiB for
+/// 4,096 of them, not a control frame's 64 KiB each.
+pub const LOBBY_MAX_FRAME: u32 = 1024;
+
 /// How often a data connection waiting for its session asks again: a pull's streams wait at
 /// most this much longer than with a thread each polling.
 const PARKED_POLL: Duration = Duration::from_millis(5);
@@ -440,9 +445,10 @@ fn read_frame(w: &mut Waiting) -> std::result::Result<Option<Result<Msg>>, ()> {
             if len == 0 {
                 return Ok(Some(Err(Error::Protocol("zero-length frame".into()))));
             }
-            // The frames of a handshake are small; nothing else may come first.
-            if len > frame::MAX_CONTROL_FRAME {
-                return Ok(Some(Err(Error::Limit { what: "frame length", limit: frame::MAX_CONTROL_FRAME as u64, got: len as u64 })));
+            // The frames of a handshake are small, and nothing else may come first: a bigger
+            // header is refused before a byte of its body is buffered.
+            if len > LOBBY_MAX_FRAME {
+                return Ok(Some(Err(Error::Limit { what: "handshake frame length", limit: LOBBY_MAX_FRAME as u64, got: len as u64 })));
             }
             4 + len as usize
         };
@@ -540,6 +546,31 @@ mod tests {
         let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
         let (s, _) = l.accept().unwrap();
         (c, s)
+    }
+
+    /// issue 29: a handshake frame longer than the lobby takes is refused from its header.
+    #[test]
+    fn the_lobby_refuses_a_long_first_frame_from_its_header_issue_29() {
+        use std::io::Write;
+        let limiter = Limiter::new(10, 10);
+        let (mut client, server) = pair();
+        server.set_nonblocking(true).unwrap();
+        let mut w = Waiting {
+            sock: server,
+            peer: ip(1),
+            slot: limiter.acquire(ip(1)).unwrap(),
+            stage: Stage::First,
+            until: Instant::now(),
+            buf: Vec::new(),
+        };
+        client.write_all(&(frame::MAX_CONTROL_FRAME).to_le_bytes()).unwrap();
+        client.write_all(&[0x01]).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        match read_frame(&mut w) {
+            Ok(Some(Err(e))) => assert_eq!(e.code(), "E_LIMIT"),
+            _ => panic!("expected E_LIMIT"),
+        }
+        assert!(w.buf.capacity() <= 16, "no body buffered");
     }
 
     /// issue 29: the lobby reads a frame sent a byte at a time without a thread per socket,
