@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 use rustix::event::epoll;
 
 use crate::error::{Error, Result};
-use crate::frame::{self, Msg, Nonce, Token};
+use crate::frame::{Msg, Nonce, Token};
 
 /// Why a connection was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -563,7 +563,7 @@ mod tests {
             until: Instant::now(),
             buf: Vec::new(),
         };
-        client.write_all(&(frame::MAX_CONTROL_FRAME).to_le_bytes()).unwrap();
+        client.write_all(&crate::frame::MAX_CONTROL_FRAME.to_le_bytes()).unwrap();
         client.write_all(&[0x01]).unwrap();
         std::thread::sleep(Duration::from_millis(50));
         match read_frame(&mut w) {
