@@ -10,8 +10,9 @@ import { compareTrees, copy, get, ls, serve } from 'longhaul';
 const work = mkdtempSync(join(tmpdir(), 'longhaul-example-'));
 try {
   const token = randomBytes(24).toString('base64'); // both nodes share it
-  const a = await serve({ root: join(work, 'a'), host: '127.0.0.1', port: 0, token });
   const b = await serve({ root: join(work, 'b'), host: '127.0.0.1', port: 0, token });
+  // A node copies only to the targets its operator lists.
+  const a = await serve({ root: join(work, 'a'), host: '127.0.0.1', port: 0, token, copyTo: [b.url] });
   try {
     const dataset = join(a.root, 'dataset');
     mkdirSync(join(dataset, 'shards'), { recursive: true });

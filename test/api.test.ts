@@ -76,6 +76,17 @@ describe('doctor', () => {
       delete process.env.LONGHAUL_NO_TMPFILE;
     }
     expect(doctor().find((c) => c.name === 'O_TMPFILE')!.ok).toBe(true);
+    // Issue 29: directories beneath a root are opened with openat2 where the kernel has it, and
+    // the component-by-component walk can be forced.
+    expect(doctor().find((c) => c.name === 'openat2')!.ok).toBe(true);
+    process.env.LONGHAUL_NO_OPENAT2 = '1';
+    try {
+      const o = doctor().find((c) => c.name === 'openat2')!;
+      expect([o.ok, o.detail]).toEqual([false, expect.stringMatching(/LONGHAUL_NO_OPENAT2/)]);
+      expect(o.advice).toMatch(/one component at a time/);
+    } finally {
+      delete process.env.LONGHAUL_NO_OPENAT2;
+    }
   });
 });
 

@@ -62,8 +62,8 @@ afterAll(() => {
 
 describe('the node through the CLI', () => {
   it('send, ls, get, readv, copy and stats against token-protected nodes', async () => {
-    const a = await startNode(join(work, 'a'));
     const b = await startNode(join(work, 'b'));
+    const a = await startNode(join(work, 'a'), ['--copy-to', b]);
     const auth = ['--token-file', tokenFile];
     expect((await run(['send', join(work, 'src', 'tree'), `${a}/in`, '-q', ...auth])).status).toBe(0);
 

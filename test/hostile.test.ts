@@ -1,7 +1,7 @@
 // A node facing a hand-crafted protocol session: manifests that try to leave the root are
 // refused with E_PATH_ESCAPE before anything is written, malformed frames get clear errors,
 // and the node keeps serving.
-import { existsSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 
@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { compareTrees, send, serve, type StorageNode } from '../dist/index.js';
 import { native } from '../dist/native.js';
+import { frame, hello, manifest, u16, u32, u64 } from './frames.js';
 import { freshDir } from './helpers.js';
 
 let work: string;
@@ -24,32 +25,7 @@ afterAll(async () => {
   await node?.close();
 });
 
-const u16 = (n: number): Buffer => {
-  const b = Buffer.alloc(2);
-  b.writeUInt16LE(n);
-  return b;
-};
-const u32 = (n: number): Buffer => {
-  const b = Buffer.alloc(4);
-  b.writeUInt32LE(n);
-  return b;
-};
-const u64 = (n: number): Buffer => {
-  const b = Buffer.alloc(8);
-  b.writeBigUInt64LE(BigInt(n));
-  return b;
-};
-
-function frame(type: number, body: Buffer): Buffer {
-  return Buffer.concat([u32(body.length + 1), Buffer.from([type]), body]);
-}
-
-const HELLO = frame(0x01, Buffer.concat([Buffer.from('LONGHAUL'), u16(1), u16(1), u64(1), Buffer.alloc(16)]));
-
-function manifest(dest: string, index: Buffer): Buffer {
-  const d = Buffer.from(dest);
-  return frame(0x03, Buffer.concat([u16(d.length), d, u16(1), u32(4 << 20), index]));
-}
+const HELLO = hello();
 
 /** Sends `bytes` and collects frames until an ERROR or READY frame, or the socket closes. */
 function exchange(bytes: Buffer[]): Promise<{ type: number; code?: string; message?: string }[]> {
@@ -158,6 +134,35 @@ describe('hostile manifests', () => {
     await expect(send(src, `${node.url}/evil`)).rejects.toMatchObject({ code: 'E_PATH_ESCAPE' });
     await expect(send(src, `${node.url}/evil/deeper`)).rejects.toMatchObject({ code: 'E_PATH_ESCAPE' });
     expect(readdirSync(join(work, 'outside'))).toEqual([]);
+  });
+
+  it('issue 29: top-level entries that reach into .longhaul are refused before anything is written', async () => {
+    writeFileSync(join(work, 'canary'), 'precious\n');
+    const before = readdirSync(join(node.root, '.longhaul')).sort();
+    const attempts = [
+      // The repro's tree (a directory named .longhaul holding a link), sent to the root itself.
+      [entry('.longhaul', 'dir'), entry('.longhaul/stored.tmp', 'symlink', { target: join(work, 'canary') })],
+      // A journal file, nested below its directories.
+      [
+        entry('.longhaul', 'dir'),
+        entry('.longhaul/journal', 'dir'),
+        entry('.longhaul/journal/0123456789abcdef.jnl', 'file', { size: 5, offset: 0 }),
+      ],
+    ];
+    for (const entries of attempts) {
+      const total = entries.reduce((n, e) => n + ((e as { size?: number }).size ?? 0), 0);
+      const frames = await exchange([HELLO, manifest('', native.encodeIndexUnchecked(entries, total))]);
+      expect(frames.at(-1)!.code).toBe('E_PATH_ESCAPE');
+    }
+    // Without its directories' entries, the index itself is refused.
+    const orphan = native.encodeIndexUnchecked([entry('.longhaul/journal/0123456789abcdef.jnl', 'file', { size: 5, offset: 0 })], 5);
+    expect((await exchange([HELLO, manifest('', orphan)])).at(-1)!.code).toBe('E_INDEX');
+    for (const dest of ['.longhaul', '.longhaul/journal']) {
+      const frames = await exchange([HELLO, manifest(dest, native.encodeIndexUnchecked([entry('f', 'file', { size: 1, offset: 0 })], 1))]);
+      expect(frames.at(-1)!.code, dest).toBe('E_PATH_ESCAPE');
+    }
+    expect(readdirSync(join(node.root, '.longhaul')).sort()).toEqual(before);
+    expect(readFileSync(join(work, 'canary'), 'utf8')).toBe('precious\n');
   });
 
   it('a destination with .. is refused', async () => {

@@ -15,6 +15,8 @@ const TOKEN = 'a token the tests share, 32 chars';
 let work: string;
 let src: string;
 let node: StorageNode;
+/** The node `node` may copy to (its copyTo). */
+let other: StorageNode;
 
 beforeAll(async () => {
   work = freshDir('node');
@@ -24,12 +26,14 @@ beforeAll(async () => {
   randomFile(join(src, 'tree', 'big.bin'), 9 * MiB);
   mkdirSync(join(src, 'files'));
   for (let i = 0; i < 100; i++) randomFile(join(src, 'files', `f${i}`), 30_000 + i * 977);
-  node = await serve({ root: join(work, 'root'), token: TOKEN });
+  other = await serve({ root: join(work, 'other-root'), token: TOKEN });
+  node = await serve({ root: join(work, 'root'), token: TOKEN, copyTo: [other.url] });
   await send(src, `${node.url}/`, { token: TOKEN });
 });
 
 afterAll(async () => {
   await node?.close();
+  await other?.close();
 });
 
 async function expectCode(p: Promise<unknown>, code: string): Promise<void> {
@@ -105,18 +109,13 @@ describe('pull, list, readv and third-party copy', () => {
   });
 
   it('copy has one node push to another; both tables record it and the trees are identical', async () => {
-    const other = await serve({ root: join(work, 'other-root'), token: TOKEN });
-    try {
-      const seen: number[] = [];
-      const s = await copy(`${node.url}/src/tree`, `${other.url}/copied`, { token: TOKEN, onProgress: (p) => seen.push(p.bytesDone) });
-      expect(s.files).toBe(602);
-      expect(await compareTrees(join(src, 'tree'), join(other.root, 'copied', 'tree'))).toEqual([]);
-      expect(node.transfers().recent.find((t) => t.direction === 'copy')).toMatchObject({ outcome: 'ok', path: 'src/tree' });
-      expect(other.transfers().recent.find((t) => t.direction === 'in')).toMatchObject({ outcome: 'ok', path: 'copied' });
-      await expectCode(copy(`${node.url}/src/nope`, `${other.url}/x`, { token: TOKEN }), 'E_NOT_FOUND');
-    } finally {
-      await other.close();
-    }
+    const seen: number[] = [];
+    const s = await copy(`${node.url}/src/tree`, `${other.url}/copied`, { token: TOKEN, onProgress: (p) => seen.push(p.bytesDone) });
+    expect(s.files).toBe(602);
+    expect(await compareTrees(join(src, 'tree'), join(other.root, 'copied', 'tree'))).toEqual([]);
+    expect(node.transfers().recent.find((t) => t.direction === 'copy')).toMatchObject({ outcome: 'ok', path: 'src/tree' });
+    expect(other.transfers().recent.find((t) => t.direction === 'in')).toMatchObject({ outcome: 'ok', path: 'copied' });
+    await expectCode(copy(`${node.url}/src/nope`, `${other.url}/x`, { token: TOKEN }), 'E_NOT_FOUND');
   });
 });
 
@@ -256,6 +255,8 @@ describe('events and metrics', () => {
       expect(after.get('longhaul_transfers_total{outcome="ok"}')! - before.get('longhaul_transfers_total{outcome="ok"}')!).toBe(1);
       expect(after.get('longhaul_stored_bytes')! - before.get('longhaul_stored_bytes')!).toBe(9 * MiB);
       expect(after.get('longhaul_pool_buffers')).toBe(16);
+      expect(after.get('longhaul_memory_budget_bytes')).toBe(1 << 30);
+      expect(after.get('longhaul_memory_held_bytes')).toBe(16 * 4 * MiB);
       // A 9 MiB file spans three blocks: written under a temporary name and renamed.
       const named = (how: string) =>
         after.get(`longhaul_files_named_total{how="${how}"}`)! - before.get(`longhaul_files_named_total{how="${how}"}`)!;

@@ -9,9 +9,8 @@ import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { compareTrees, connect, copy, get, LonghaulError, send, serve, type StorageNode } from '../dist/index.js';
-import { freshDir, randomFile, smallTree } from './helpers.js';
+import { CLI, freshDir, randomFile, smallTree, runCli } from './helpers.js';
 
-const CLI = join(import.meta.dirname, '..', 'dist', 'cli.js');
 const FINGERPRINT = /^sha256:[0-9a-f]{64}$/;
 let work: string;
 let src: string;
@@ -25,17 +24,6 @@ async function refused(p: Promise<unknown>): Promise<LonghaulError> {
   );
   expect(e).toBeInstanceOf(LonghaulError);
   return e as LonghaulError;
-}
-
-function run(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('close', (status) => resolve({ status, stdout, stderr }));
-  });
 }
 
 beforeAll(() => {
@@ -55,7 +43,7 @@ describe('TLS', () => {
   it('the SDK pins a self-signed node: send, get, ls and copy arrive identical; mismatches are E_TLS', async () => {
     const b = await serve({ root: join(work, 'b'), auth: false, tls: true });
     nodes.push(b);
-    const a = await serve({ root: join(work, 'a'), auth: false, tls: true, peerTlsPin: b.tlsFingerprint });
+    const a = await serve({ root: join(work, 'a'), auth: false, tls: true, peerTlsPin: b.tlsFingerprint, copyTo: [b.url] });
     nodes.push(a);
     expect(a.tlsFingerprint).toMatch(FINGERPRINT);
     expect(a.tlsSelfSigned).toBe(true);
@@ -106,14 +94,14 @@ describe('TLS', () => {
     expect(ev.tls.selfSigned).toBe(true);
     const addr = `${ev.host}:${ev.port}`;
 
-    const ok = await run(['send', src, `${addr}/in`, '--tls-pin', ev.tls.fingerprint, '--json']);
+    const ok = await runCli(['send', src, `${addr}/in`, '--tls-pin', ev.tls.fingerprint, '--json']);
     expect(ok.status, ok.stderr).toBe(0);
     expect(await compareTrees(src, join(work, 'cli-root', 'in', 'tree'))).toEqual([]);
 
-    const plain = await run(['send', src, `${addr}/plain`, '--retries', '0']);
+    const plain = await runCli(['send', src, `${addr}/plain`, '--retries', '0']);
     expect(plain.status).toBe(5);
     expect(plain.stderr).toMatch(/E_TLS.*requires TLS/);
-    const bad = await run(['ls', addr, '--tls-pin', 'not-a-fingerprint']);
+    const bad = await runCli(['ls', addr, '--tls-pin', 'not-a-fingerprint']);
     expect(bad.status).toBe(2);
     expect(bad.stderr).toMatch(/E_CONFIG/);
     expect(existsSync(join(work, 'cli-root', 'plain'))).toBe(false);

@@ -88,7 +88,7 @@ function withConfig(cmd: Command, command: CommandName | 'config'): Command {
       `${flagOf(k)} <${spec.arg}>`,
       `${spec.description}${spec.default !== undefined ? ` (default ${String(spec.default)})` : ''}`,
     );
-    if (k === 'peerRates') o.argParser(collect);
+    if (k === 'peerRates' || k === 'copyTo') o.argParser(collect);
     cmd.addOption(o);
   }
   return cmd.option('--config <file>', `config file (default: LONGHAUL_CONFIG, else ./${CONFIG_FILE} if present)`);
@@ -203,12 +203,16 @@ function serveCommand(): Command {
         cores: c.coresIo ? { io: c.coresIo, other: c.coresOther } : undefined,
         pin: c.pin,
         idleTimeoutMs: c.idleTimeout ? c.idleTimeout * 1000 : undefined,
+        resumeTtlMs: c.resumeTtl ? c.resumeTtl * 1000 : undefined,
         fsync: c.fsync,
+        keepSetid: c.keepSetid,
         tls: c.tls,
         tlsCert: c.tlsCert,
         tlsKey: c.tlsKey,
         peerTlsPin: c.peerTlsPin,
         peerTlsCa: c.peerTlsCa,
+        memory: c.memory,
+        copyTo: c.copyTo,
       });
       const metrics = c.metrics ? await serveMetrics(node, parseListen(c.metrics).host, parseListen(c.metrics).port) : undefined;
       const auth = o.auth ? 'token' : 'none';
@@ -384,6 +388,7 @@ withConfig(
       ...credentials(c),
       verify: c.verify,
       resume: c.resume,
+      keepSetid: c.keepSetid,
       signal,
       onProgress: (p) => reporter.progress(p),
       progressIntervalMs: o.json || !process.stderr.isTTY ? 500 : 100,
@@ -483,9 +488,10 @@ withConfig(
 function statsLines(s: NodeStats): string[] {
   const lines = [
     `node ${s.listen}, root ${s.root}, auth ${s.auth ? 'token' : 'none'}`,
-    `stored ${fmt.bytes(s.stored)}${s.capacity !== null ? ` of ${fmt.bytes(s.capacity)} (${fmt.bytes(s.free ?? 0)} free)` : ''}${s.reserved ? `, ${fmt.bytes(s.reserved)} reserved` : ''}`,
+    `stored ${fmt.bytes(s.stored)}${s.capacity !== null ? ` of ${fmt.bytes(s.capacity)} (${fmt.bytes(s.free ?? 0)} free)` : ''}${s.reserved ? `, ${fmt.bytes(s.reserved)} reserved` : ''}${s.parts ? `; ${fmt.bytes(s.partsBytes)} of it in ${fmt.count(s.parts)} temporary files (running pushes, and failed ones kept for a resume)` : ''}`,
     `transfers: ${s.active} active, ${s.completed} done, ${s.failed} failed; ${fmt.bytes(s.bytesIn)} in, ${fmt.bytes(s.bytesOut)} out`,
     `pool: ${s.pool.buffers - s.pool.available} of ${s.pool.buffers} buffers of ${fmt.bytes(s.pool.bufferBytes)} in use${s.pool.locked ? ', locked' : ''}`,
+    `memory: ${fmt.bytes(s.memory.held)} of ${fmt.bytes(s.memory.budget)} held (pools and indexes)`,
     `readv: ${fmt.count(s.readv.requests)} requests, ${fmt.count(s.readv.segments)} segments, ${fmt.bytes(s.readv.bytes)}`,
     `files named: ${fmt.count(s.filesLinked)} linked in (O_TMPFILE), ${fmt.count(s.filesRenamed)} renamed${s.lastFileCreation ? `; last push: ${s.lastFileCreation}` : ''}`,
   ];

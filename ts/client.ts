@@ -181,6 +181,11 @@ export interface GetOptions extends TransferOptions {
    * the same size and mtime (default true; false fetches everything).
    */
   resume?: boolean;
+  /**
+   * Give pulled files and directories the setuid and setgid bits the node's index asks for
+   * (default false: they are cleared, so a node cannot make set-id programs on this side).
+   */
+  keepSetid?: boolean;
 }
 
 /** What the receiving side reported (for a copy: the receiving node). */
@@ -216,6 +221,7 @@ export async function get(source: string | Target, dest: string, options: GetOpt
           blockSize: options.blockSize,
           writers: options.writers,
           resume: options.resume,
+          keepSetid: options.keepSetid,
           token: resolveToken(options),
           tlsPin: options.tlsPin,
           tlsCa: options.tlsCa,

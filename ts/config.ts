@@ -116,6 +116,21 @@ const peerRates = z
     return out;
   });
 
+const COPY_TO_ERROR = 'expected HOST:PORT targets, e.g. 10.0.0.8:7878,node-b:7878 ([::1]:7878 for IPv6)';
+const copyTargets = z.union([z.string(), z.array(z.string())], { error: COPY_TO_ERROR }).transform((v, ctx) => {
+  // From a flag or the environment: `10.0.0.8:7878,node-b:7878`; from the file, a list too.
+  const list = (typeof v === 'string' ? v.split(',') : v).map((s) => s.trim()).filter((s) => s !== '');
+  for (const t of list) {
+    try {
+      if (parseListen(t).port === 0) throw new Error();
+    } catch {
+      ctx.addIssue({ code: 'custom', message: COPY_TO_ERROR });
+      return z.NEVER;
+    }
+  }
+  return list;
+});
+
 /** What each option is, its flag and the commands that take it. */
 interface Spec {
   schema: z.ZodType;
@@ -211,6 +226,14 @@ const SPECS = {
     arg: '',
     default: true,
     commands: ['send', 'get'],
+  },
+  keepSetid: {
+    schema: bool,
+    description:
+      'give received files and directories the setuid and setgid bits the sender asks for (serve: what clients push; get: what the node sends); by default they are cleared',
+    arg: '',
+    default: false,
+    commands: ['serve', 'get'],
   },
   retries: {
     schema: intIn(0, 1000),
@@ -316,6 +339,14 @@ const SPECS = {
     flag: '--peer-rate',
     commands: ['serve'],
   },
+  resumeTtl: {
+    schema: intIn(1, 365 * 86_400),
+    description:
+      'seconds the files a failed push keeps for its resume stay (counted as stored) after its last block; then the node removes them',
+    arg: 'seconds',
+    default: 86_400,
+    commands: ['serve'],
+  },
   maxTransfers: {
     schema: intIn(1, 100_000),
     description: 'transfers at once; more get E_BUSY',
@@ -336,6 +367,21 @@ const SPECS = {
     description: 'connections open at once from one IP address; more get E_BUSY',
     arg: 'n',
     default: 256,
+    commands: ['serve'],
+  },
+  memory: {
+    schema: sizeIn(4 << 20, Number.MAX_SAFE_INTEGER, '2G'),
+    description:
+      'memory for the buffer pools of all transfers and the indexes they hold (the push pool, 16 x 4 MiB, counts from the start); past it a new transfer gets E_BUSY with a retry-after hint',
+    arg: 'size',
+    default: 1 << 30,
+    commands: ['serve'],
+  },
+  copyTo: {
+    schema: copyTargets,
+    description:
+      'HOST:PORT targets this node may copy to (comma-separated; flag repeatable); a copy elsewhere gets E_DENIED (default: none)',
+    arg: 'host:port,...',
     commands: ['serve'],
   },
   metrics: { schema: hostPort, description: 'serve Prometheus metrics at http://HOST:PORT/metrics', arg: 'host:port', commands: ['serve'] },
@@ -388,6 +434,7 @@ const OTHER_ENV = new Set([
   'LONGHAUL_NO_PIN',
   'LONGHAUL_NO_SENDFILE',
   'LONGHAUL_NO_TMPFILE',
+  'LONGHAUL_NO_OPENAT2',
   'LONGHAUL_TEST_DIR',
   'LONGHAUL_STRESS',
 ]);

@@ -1,12 +1,19 @@
 // Errors the SDK and CLI raise. Every failure carries a stable `code` (see docs/ERRORS.md).
 
+/** The hint a node's E_BUSY carries when its memory budget is full ("retry after 5 s"). */
+const RETRY_AFTER = /retry after (\d+(?:\.\d+)?) s\b/;
+
 export class LonghaulError extends Error {
   readonly code: string;
+  /** For E_BUSY: how long the node asked the client to wait before trying again, when it said. */
+  readonly retryAfterMs?: number;
 
   constructor(code: string, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'LonghaulError';
     this.code = code;
+    const m = code === 'E_BUSY' ? RETRY_AFTER.exec(message) : null;
+    if (m) this.retryAfterMs = Math.round(Number(m[1]) * 1000);
   }
 }
 
@@ -45,10 +52,12 @@ export function exitCodeFor(code: string): number {
     case 'E_AUTH':
     case 'E_TLS':
     case 'E_BUSY':
+    case 'E_DENIED':
       return 5;
     case 'E_IO':
     case 'E_NOSPACE':
     case 'E_CAPACITY':
+    case 'E_CONFLICT':
       return 6;
     case 'E_CHECKSUM':
     case 'E_VERIFY':
@@ -78,12 +87,15 @@ const FIXES: Record<string, string> = {
   E_INDEX: 'the index was hand-made or damaged; send again',
   E_LIMIT: "use smaller values, split the request, or raise the node's limit",
   E_AUTH: 'use the same token on both sides (--token-file, LONGHAUL_TOKEN or LONGHAUL_TOKEN_FILE)',
-  E_BUSY: "retry later, or raise the node's --max-transfers (or --max-connections / --max-per-peer)",
+  E_BUSY:
+    "retry later (after the time the node names, if it does), or raise the node's --max-transfers or --memory (or --max-connections / --max-per-peer)",
+  E_DENIED: "copy to a target the node allows, or have its operator add it to --copy-to (copyTo in the node's config)",
   E_TLS:
     "match TLS on both ends: --tls-pin with the fingerprint 'serve --tls' prints (or --tls-ca for a CA-signed node); a node without TLS takes no TLS client",
   E_CAPACITY: 'free space on the node or raise its --capacity',
   E_IO: 'check permissions and the file system at the named path',
   E_NOSPACE: 'make room on the destination and send again',
+  E_CONFLICT: 'move or remove what is at the named path on the receiving side, or send to another destination',
   E_CHECKSUM: 'check the network path (NIC offload, a proxy) and send again',
   E_VERIFY: 'report it: the copy differs from the source',
   E_CANCELLED: '',

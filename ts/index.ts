@@ -235,7 +235,8 @@ export async function send(source: string, target: string | Target, options: Sen
       const retriable = RETRIABLE.has(e.code) && (e.code !== 'E_CONNECT' || reached);
       reached ||= e.code !== 'E_CONNECT';
       if (!retriable || attempt > retries || options.signal?.aborted) throw e;
-      const delayMs = Math.min((options.retryDelayMs ?? 1000) * 2 ** (attempt - 1), 30_000);
+      // A node whose memory is spoken for says how long to wait: never less than that.
+      const delayMs = Math.max(Math.min((options.retryDelayMs ?? 1000) * 2 ** (attempt - 1), 30_000), e.retryAfterMs ?? 0);
       retried.push({ code: e.code, message: e.message });
       options.onRetry?.({ attempt, code: e.code, message: e.message, delayMs });
       await sleep(delayMs, options.signal);

@@ -66,12 +66,23 @@ export function nodeRegistry(node: StorageNode): Registry {
   });
   gauge('longhaul_stored_bytes', 'Bytes stored under the root, by the node account', [], (g, s) => g.set(s.stored));
   gauge('longhaul_reserved_bytes', 'Bytes reserved by transfers in flight', [], (g, s) => g.set(s.reserved));
+  gauge('longhaul_parts', 'Temporary files among the stored bytes (running pushes, failed ones kept for a resume)', [], (g, s) =>
+    g.set(s.parts),
+  );
+  gauge('longhaul_parts_bytes', 'Bytes of those temporary files', [], (g, s) => g.set(s.partsBytes));
   gauge('longhaul_capacity_bytes', 'Configured capacity (absent without one)', [], (g, s) => {
     if (s.capacity !== null) g.set(s.capacity);
   });
   gauge('longhaul_pool_buffers', 'Buffers in the node pool', [], (g, s) => g.set(s.pool.buffers));
   gauge('longhaul_pool_buffers_in_use', 'Pool buffers held by transfers now', [], (g, s) => g.set(s.pool.buffers - s.pool.available));
   gauge('longhaul_pool_buffer_bytes', 'Size of each pool buffer', [], (g, s) => g.set(s.pool.bufferBytes));
+  gauge('longhaul_memory_budget_bytes', 'The memory budget for pools and indexes (--memory)', [], (g, s) => g.set(s.memory.budget));
+  gauge(
+    'longhaul_memory_held_bytes',
+    'Bytes of the memory budget held now: the push pool and the pools and indexes of running transfers',
+    [],
+    (g, s) => g.set(s.memory.held),
+  );
   counter('longhaul_files_named_total', 'Files given their final name, by how: linked in from O_TMPFILE, or renamed', ['how'], (c, s) => {
     c.inc({ how: 'linked' }, s.filesLinked);
     c.inc({ how: 'renamed' }, s.filesRenamed);

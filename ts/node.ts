@@ -67,11 +67,23 @@ export interface ServeOptions extends AuthOptions {
   /** Milliseconds between polls of the transfer table for events (default 250). */
   eventIntervalMs?: number;
   /**
+   * Milliseconds the temporary files a failed push keeps for its resume stay after its last
+   * block (default 86,400,000: 24 h). They count as stored until then; then the node removes
+   * them with the push's journal.
+   */
+  resumeTtlMs?: number;
+  /**
    * When received files are made durable: `none` (default: the kernel writes back, as with cp,
    * rsync and GridFTP; the resume journal covers a crash), `file` (fsync each file before its
    * rename) or `end` (one syncfs before the transfer is reported complete).
    */
   fsync?: 'none' | 'file' | 'end';
+  /**
+   * Give pushed files and directories the setuid and setgid bits their sender's index asks for.
+   * Off by default: a token lets a client write beneath the root, not make programs that run as
+   * the node's user; the bits are cleared (the sticky bit is kept).
+   */
+  keepSetid?: boolean;
   /**
    * TLS on every connection (TLS 1.3); a plaintext client is refused with E_TLS. Without
    * `tlsCert`/`tlsKey` the node makes a self-signed certificate at start: clients pin its
@@ -86,6 +98,19 @@ export interface ServeOptions extends AuthOptions {
   peerTlsPin?: string;
   /** TLS to the receiving node of a copy: a PEM file of CA certificates. */
   peerTlsCa?: string;
+  /**
+   * Memory for the buffer pools of all transfers and the indexes they hold (`2G`; default
+   * 1 GiB). The push pool (`poolBuffers` x 4 MiB) counts from the start; each pull and copy
+   * adds its own pool (sized to its data, at most `poolBuffers` blocks) and index, each push
+   * its index. A transfer past it gets E_BUSY, whose message says when to retry.
+   */
+  memory?: number | string;
+  /**
+   * `HOST:PORT` targets this node may copy to; a copy anywhere else gets E_DENIED, and
+   * without a list the node copies nowhere. A listed host name also allows the addresses it
+   * resolves to (`localhost:7000` allows `127.0.0.1:7000`); a name not listed is refused.
+   */
+  copyTo?: string[];
 }
 
 /** A row of the node's transfer table. */
@@ -124,14 +149,22 @@ export interface NodeStats {
   auth: boolean;
   capacity: number | null;
   free: number | null;
+  /** Bytes of regular files under the root, as `du -sb` counts them: temporary files included. */
   stored: number;
+  /** Bytes reserved by pushes running now and not yet written. */
   reserved: number;
+  /** Temporary `.part` files among `stored`: those of running pushes, and those kept for a resume until `resumeTtlMs`. */
+  parts: number;
+  /** Their bytes (counted at the size they are allocated to). */
+  partsBytes: number;
   active: number;
   completed: number;
   failed: number;
   bytesIn: number;
   bytesOut: number;
   pool: { buffers: number; available: number; bufferBytes: number; locked: boolean };
+  /** The memory budget (`memory`) and the bytes held now: the push pool, and each transfer's pool and index. */
+  memory: { budget: number; held: number };
   limits: BandwidthLimit[];
   peers: { peer: string; bytesIn: number; bytesOut: number }[];
   errors: Record<string, number>;
@@ -261,7 +294,7 @@ class Node extends EventEmitter<StorageNodeEvents> implements StorageNode {
 
 /** Starts a storage node. It keeps the process alive until `close()` (or `unref()`). */
 export async function serve(options: ServeOptions): Promise<StorageNode> {
-  const { cores, token, tokenFile, auth, capacity, rate, peerRates, eventIntervalMs, ...rest } = options;
+  const { cores, token, tokenFile, auth, capacity, rate, peerRates, eventIntervalMs, memory, ...rest } = options;
   const secret = auth === false ? undefined : resolveToken({ token, tokenFile });
   if (auth !== false && secret === undefined) {
     throw new LonghaulError(
@@ -280,6 +313,7 @@ export async function serve(options: ServeOptions): Promise<StorageNode> {
       token: secret,
       capacity: capacity === undefined ? undefined : parseSize(capacity, 'capacity'),
       rate: rate === undefined ? undefined : parseSize(rate, 'rate'),
+      memory: memory === undefined ? undefined : parseSize(memory, 'memory'),
       peerRates: peers,
       coresIo: cores?.io,
       coresOther: cores?.other,

@@ -4,6 +4,7 @@
 
 use std::io::Read;
 use std::net::{Shutdown, TcpStream};
+use std::os::fd::AsFd;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use crate::net;
 use crate::placement::{allowed_cpus, Placement};
 use crate::pool::Pool;
 use crate::receive::{Receive, ResumeParams, SessionParams};
+use crate::state_dir::StateDir;
 use crate::tls::ClientTls;
 use crate::transfer::Progress;
 
@@ -233,6 +235,8 @@ pub struct GetOptions {
     /// node (PLAN) for only the blocks it lacks, keeping files already there with the same size
     /// and mtime; `false` fetches everything.
     pub resume: bool,
+    /// Give pulled files and directories the setuid and setgid bits the node's index asks for.
+    pub keep_setid: bool,
 }
 
 impl Default for GetOptions {
@@ -247,6 +251,8 @@ impl Default for GetOptions {
             progress_interval: Duration::from_millis(100),
             verify_full: false,
             resume: true,
+            // Off: trusting a node with data is not trusting it to make set-id programs here.
+            keep_setid: false,
         }
     }
 }
@@ -279,9 +285,26 @@ pub fn get(
     };
     let index = Index::decode(&encoded)?;
     let resume = hello.features & frame::FEATURE_RESUME != 0;
-    let journal_dir = dest.join(crate::node_state::STATE_DIR).join("journal");
     let (total, files_total) = (index.total(), index.count(Kind::File) as u64);
+    // DEST is the user's own choice, made as named; everything under it is made through its
+    // descriptor, never by path (a hostile node names the paths under it).
     std::fs::create_dir_all(dest).map_err(|e| Error::io("create", dest.as_os_str().as_encoded_bytes(), e))?;
+    let dest_fd = rustix::fs::open(
+        dest,
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|e| Error::io("open", dest.as_os_str().as_encoded_bytes(), e.into()))?;
+    // The journal under DEST/.longhaul/journal, which no entry of the pulled tree may name
+    // (Receive::prepare checks it too; here before the journal's directories are made).
+    crate::receive::check_state_dir(b"", &index)?;
+    let journal = if resume {
+        let state = StateDir::open(dest_fd.as_fd())?;
+        let dir = Arc::new(state.journal_dir()?);
+        Some((state, dir))
+    } else {
+        None
+    };
     let token = auth::random_bytes::<{ frame::TOKEN_LEN }>()?;
     let pool = Pool::new(block_size as usize, 2 * streams as usize + opts.writers)?;
     let counter = Arc::new(AtomicU64::new(0));
@@ -297,13 +320,25 @@ pub fn get(
         counter: Arc::clone(&counter),
         fsync: Default::default(),
         verify_full: opts.verify_full,
-        resume: resume.then(|| ResumeParams {
-            dir: journal_dir.clone(),
+        resume: journal.as_ref().map(|(_, dir)| ResumeParams {
+            dir: Arc::clone(dir),
             key: crate::journal::key(path, block_size, &encoded),
             use_previous: true,
         }),
+        keep_setid: opts.keep_setid,
+        space: None,
     };
-    let recv = Receive::prepare(dest, index, params, pool)?;
+    let recv = match Receive::prepare(dest_fd.as_fd(), index, params, pool) {
+        Ok(r) => r,
+        Err(e) => {
+            // A tree refused before anything arrived (a conflict) leaves no journal directory.
+            if let Some((state, dir)) = journal {
+                drop(dir);
+                state.remove_if_empty(dest_fd.as_fd());
+            }
+            return Err(e);
+        }
+    };
     frame::write_msg(&mut control, &Msg::Ready { token, streams })?;
     if resume {
         frame::write_msg(&mut control, &Msg::Plan { nblocks: recv.nblocks(), ranges: recv.plan() })?;
@@ -363,9 +398,9 @@ pub fn get(
     let _ = control.shutdown(Shutdown::Both);
     let summary = result?;
     // The journal went with the transfer; its directories go too when nothing else is in them.
-    if resume {
-        let _ = std::fs::remove_dir(&journal_dir);
-        let _ = journal_dir.parent().map(std::fs::remove_dir);
+    if let Some((state, dir)) = journal {
+        drop(dir);
+        state.remove_if_empty(dest_fd.as_fd());
     }
     on_progress(&Progress {
         bytes_done: total,

@@ -54,7 +54,13 @@ pub fn run(sysfs_root: &Path) -> Vec<Check> {
         },
     });
     let tmp = std::env::temp_dir();
-    out.push(match probe::tmpfile(&tmp) {
+    let tmp_fd = rustix::fs::open(
+        &tmp,
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    );
+    let tmpfile = tmp_fd.map_err(|e| format!("open: {e}")).and_then(|fd| probe::tmpfile(std::os::fd::AsFd::as_fd(&fd)));
+    out.push(match tmpfile {
         Ok(()) => Check {
             name: "O_TMPFILE",
             ok: true,
@@ -72,6 +78,20 @@ pub fn run(sysfs_root: &Path) -> Vec<Check> {
                 "small files are written under a temporary name and renamed instead (slower on many small files); unset LONGHAUL_NO_TMPFILE if it is set"
                     .into(),
             ),
+        },
+    });
+    out.push(match crate::beneath::openat2_usable() {
+        Ok(()) => Check {
+            name: "openat2",
+            ok: true,
+            detail: "works: a node opens every directory beneath its root in one call that refuses any symlink (RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)".into(),
+            advice: None,
+        },
+        Err(e) => Check {
+            name: "openat2",
+            ok: false,
+            detail: e,
+            advice: Some("nothing to do: directories are opened one component at a time with O_NOFOLLOW instead, just as safe, a few more system calls; unset LONGHAUL_NO_OPENAT2 if it is set".into()),
         },
     });
     // The node's default pool: 16 x 4 MiB.

@@ -34,6 +34,10 @@ pub enum Error {
     Io { op: &'static str, path: String, source: io::Error },
     #[error("no space left on the destination while writing {path:?}")]
     NoSpace { path: String },
+    /// The destination has a directory where the tree has a file or a symlink, or a file where
+    /// it has a directory: found when the manifest arrives, before any data moves.
+    #[error("conflict at {path:?}: {why}")]
+    Conflict { path: String, why: &'static str },
     #[error("source not found: {path:?}")]
     NotFound { path: String },
     #[error("source changed during the transfer: {path:?} ({why})")]
@@ -59,6 +63,9 @@ pub enum Error {
     /// The node cannot take this transfer now (too many at once, or it is draining).
     #[error("the node is busy: {0}")]
     Busy(String),
+    /// The node's operator does not allow this: a copy to a target not in its `--copy-to`.
+    #[error("not allowed by the node: {0}")]
+    Denied(String),
     /// An error the peer reported in an ERROR frame; its code is kept as the peer sent it.
     #[error("{message}")]
     Remote { code: String, message: String },
@@ -77,6 +84,7 @@ pub const CODES: &[&str] = &[
     "E_CHECKSUM",
     "E_IO",
     "E_NOSPACE",
+    "E_CONFLICT",
     "E_NOT_FOUND",
     "E_SOURCE_CHANGED",
     "E_CONNECT",
@@ -88,6 +96,7 @@ pub const CODES: &[&str] = &[
     "E_AUTH",
     "E_BUSY",
     "E_TLS",
+    "E_DENIED",
 ];
 
 impl Error {
@@ -103,6 +112,7 @@ impl Error {
             Error::Checksum { .. } | Error::FileDigest { .. } => "E_CHECKSUM",
             Error::Io { .. } => "E_IO",
             Error::NoSpace { .. } => "E_NOSPACE",
+            Error::Conflict { .. } => "E_CONFLICT",
             Error::NotFound { .. } => "E_NOT_FOUND",
             Error::SourceChanged { .. } => "E_SOURCE_CHANGED",
             Error::Connect { .. } => "E_CONNECT",
@@ -114,6 +124,7 @@ impl Error {
             Error::Auth(_) => "E_AUTH",
             Error::Busy(_) => "E_BUSY",
             Error::Tls(_) => "E_TLS",
+            Error::Denied(_) => "E_DENIED",
             Error::Remote { code, .. } => code,
         }
     }

@@ -1,20 +1,26 @@
 //! What a storage node knows about itself: the table of active and recent transfers, bytes
 //! per peer, errors by code, and the stored-bytes account checked against its capacity. The
 //! account is kept in `<root>/.longhaul/stored` so that it survives a restart; without that
-//! file (a new root, or `rescan`) the root is walked once at start.
+//! file (a new root, or `rescan`) the root is walked once at start. The file is written and
+//! read through the state directory's descriptor (state_dir.rs), never by path. How the
+//! account is kept while transfers run is ledger.rs's.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::os::fd::BorrowedFd;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::error::{Error, Result};
+use crate::ledger::{Grant, Ledger, Saved};
+use crate::state_dir::StateDir;
+pub use crate::state_dir::STATE_DIR;
 
-/// The node's own directory under its root; no client may read or write it.
-pub const STATE_DIR: &str = ".longhaul";
+/// The stored-bytes account's file in the state directory.
+const STORED: &str = "stored";
 /// Finished transfers kept in the table.
 const RECENT: usize = 100;
 
@@ -101,10 +107,10 @@ pub struct PeerBytes {
 }
 
 pub struct NodeState {
-    state_file: PathBuf,
-    capacity: Option<u64>,
-    stored: AtomicU64,
-    reserved: Mutex<u64>,
+    state_dir: StateDir,
+    ledger: Arc<Ledger>,
+    /// What the account file holds now.
+    last_saved: Mutex<String>,
     next_id: AtomicU64,
     active: Mutex<Vec<Arc<Active>>>,
     recent: Mutex<VecDeque<TransferRow>>,
@@ -114,43 +120,24 @@ pub struct NodeState {
     pub failed: AtomicU64,
 }
 
-/// Stored-bytes reserved for a transfer until it ends; committed on success.
-pub struct Reservation<'a> {
-    state: &'a NodeState,
-    bytes: u64,
-    committed: bool,
-}
-
-impl Reservation<'_> {
-    pub fn commit(mut self) {
-        self.committed = true;
-        self.state.stored.fetch_add(self.bytes, Ordering::SeqCst);
-        self.state.persist();
-    }
-}
-
-impl Drop for Reservation<'_> {
-    fn drop(&mut self) {
-        *self.state.reserved.lock().expect("reserved lock") -= self.bytes;
-    }
-}
-
 impl NodeState {
-    /// Loads the stored-bytes account, or walks the root when there is none (or `rescan`).
-    pub fn open(root: &Path, capacity: Option<u64>, rescan: bool) -> Result<NodeState> {
-        let dir = root.join(STATE_DIR);
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io("create", dir.as_os_str().as_encoded_bytes(), e))?;
-        let state_file = dir.join("stored");
-        let saved = if rescan { None } else { std::fs::read_to_string(&state_file).ok().and_then(|s| s.trim().parse::<u64>().ok()) };
-        let stored = match saved {
+    /// Opens the state directory under `root_fd` (the root at `root`), and loads the
+    /// stored-bytes account, or walks the root when there is none (or `rescan`).
+    pub fn open(root: &Path, root_fd: BorrowedFd<'_>, capacity: Option<u64>, rescan: bool) -> Result<NodeState> {
+        let state_dir = StateDir::open(root_fd)?;
+        let saved = if rescan {
+            None
+        } else {
+            state_dir.read_small(STORED, 256).and_then(|b| String::from_utf8(b).ok()).and_then(|s| Saved::parse(&s))
+        };
+        let saved = match saved {
             Some(v) => v,
-            None => du(root, true),
+            None => tally(root),
         };
         let s = NodeState {
-            state_file,
-            capacity,
-            stored: AtomicU64::new(stored),
-            reserved: Mutex::new(0),
+            state_dir,
+            ledger: Ledger::new(capacity, saved),
+            last_saved: Mutex::new(String::new()),
             next_id: AtomicU64::new(1),
             active: Mutex::new(Vec::new()),
             recent: Mutex::new(VecDeque::new()),
@@ -163,41 +150,59 @@ impl NodeState {
         Ok(s)
     }
 
+    /// Saves the account, unless it is what was saved last (a push refused before it made
+    /// anything); a failure (a full disk) leaves the last saved one, which a restart with
+    /// `rescan` corrects.
     fn persist(&self) {
-        let tmp = self.state_file.with_extension("tmp");
-        if std::fs::write(&tmp, format!("{}\n", self.stored.load(Ordering::SeqCst))).is_ok() {
-            let _ = std::fs::rename(&tmp, &self.state_file);
+        let text = self.ledger.saved();
+        let mut last = self.last_saved.lock().expect("saved lock");
+        if *last != text && self.state_dir.write_atomic(STORED, text.as_bytes()).is_ok() {
+            *last = text;
         }
+    }
+
+    /// The node's state directory, held open.
+    pub fn state_dir(&self) -> &StateDir {
+        &self.state_dir
+    }
+
+    /// Saves the account (after a transfer ended, or parts were reclaimed).
+    pub fn save(&self) {
+        let _one = self.ledger.saving();
+        self.persist();
+    }
+
+    pub fn ledger(&self) -> &Arc<Ledger> {
+        &self.ledger
     }
 
     pub fn stored(&self) -> u64 {
-        self.stored.load(Ordering::SeqCst)
+        self.ledger.stored()
     }
 
     pub fn capacity(&self) -> Option<u64> {
-        self.capacity
+        self.ledger.capacity()
     }
 
     pub fn reserved(&self) -> u64 {
-        *self.reserved.lock().expect("reserved lock")
+        self.ledger.reserved()
     }
 
-    /// Reserves `needed` bytes, or refuses with E_CAPACITY naming needed and free bytes.
-    pub fn reserve(&self, needed: u64) -> Result<Reservation<'_>> {
-        let mut r = self.reserved.lock().expect("reserved lock");
-        if let Some(cap) = self.capacity {
-            let free = cap.saturating_sub(self.stored()).saturating_sub(*r);
-            if needed > free {
-                return Err(Error::Capacity { needed, free });
-            }
-        }
-        *r += needed;
-        Ok(Reservation { state: self, bytes: needed, committed: false })
+    /// Temporary files counted in `stored` (those of running pushes and those kept for a
+    /// resume), and their bytes.
+    pub fn parts(&self) -> (u64, u64) {
+        self.ledger.parts()
+    }
+
+    /// Reserves `needed` bytes for a push, or refuses with E_CAPACITY naming needed and free
+    /// bytes.
+    pub fn reserve(&self, needed: u64) -> Result<Arc<Grant>> {
+        self.ledger.reserve(needed)
     }
 
     /// Bytes of files replaced or removed under the root (they no longer count as stored).
     pub fn release(&self, bytes: u64) {
-        let _ = self.stored.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| Some(v.saturating_sub(bytes)));
+        self.ledger.release(bytes);
     }
 
     pub fn begin(&self, peer: IpAddr, direction: Direction, path: &[u8], bytes_total: u64, files_total: u64, streams: u16) -> Arc<Active> {
@@ -281,21 +286,36 @@ impl NodeState {
 /// Bytes in regular files under `root` (not following links), skipping the node's own
 /// directory at the top.
 pub fn du(root: &Path, top: bool) -> u64 {
+    let mut s = Saved::default();
+    walk(root, top, &mut s);
+    s.stored
+}
+
+/// The account of a root walked: its bytes, and the temporary files among them.
+fn tally(root: &Path) -> Saved {
+    let mut s = Saved::default();
+    walk(root, true, &mut s);
+    s
+}
+
+fn walk(root: &Path, top: bool, into: &mut Saved) {
     use std::os::unix::fs::MetadataExt;
-    let Ok(rd) = std::fs::read_dir(root) else { return 0 };
-    let mut total = 0;
+    let Ok(rd) = std::fs::read_dir(root) else { return };
     for e in rd.flatten() {
         if top && e.file_name() == STATE_DIR {
             continue;
         }
         let Ok(m) = e.metadata() else { continue };
         if m.is_dir() {
-            total += du(&e.path(), false);
+            walk(&e.path(), false, into);
         } else if m.is_file() {
-            total += m.size();
+            into.stored += m.size();
+            if e.file_name().to_str().is_some_and(|n| n.starts_with(".lh-") && n.ends_with(".part")) {
+                into.parts += 1;
+                into.parts_bytes += m.size();
+            }
         }
     }
-    total
 }
 
 /// A small JSON writer: enough for the node's stats document, with strings escaped.
@@ -387,27 +407,33 @@ pub fn row_json(j: &mut Json, r: &TransferRow) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::AsFd;
 
     #[test]
     fn capacity_is_checked_against_stored_and_reserved_bytes() {
         let dir = crate::scratch::Scratch::new("state");
         std::fs::create_dir_all(dir.join("a")).unwrap();
         std::fs::write(dir.join("a/f"), vec![0u8; 1000]).unwrap();
-        let s = NodeState::open(&dir, Some(5000), false).unwrap();
-        assert_eq!(s.stored(), 1000);
-        let r = s.reserve(3000).unwrap();
+        std::fs::write(dir.join("a/.lh-0123456789ab-3.part"), vec![0u8; 500]).unwrap();
+        let fd = rustix::fs::open(&*dir, rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY, rustix::fs::Mode::empty()).unwrap();
+        let s = NodeState::open(&dir, fd.as_fd(), Some(5000), false).unwrap();
+        assert_eq!((s.stored(), s.parts()), (1500, (1, 500)));
+        let r = s.reserve(2500).unwrap();
         let e = s.reserve(1001).map(|_| ()).unwrap_err();
         assert_eq!(e.code(), "E_CAPACITY");
         assert!(e.to_string().contains("1001") && e.to_string().contains("1000"), "{e}");
-        r.commit();
+        r.named(None, 2500, 0);
+        drop(r);
+        s.save();
         assert_eq!((s.stored(), s.reserved()), (4000, 0));
         drop(s);
+        std::fs::remove_file(dir.join("a/.lh-0123456789ab-3.part")).unwrap();
         // The account survives a restart, even when the files are not there to count.
         std::fs::remove_file(dir.join("a/f")).unwrap();
-        let s = NodeState::open(&dir, Some(5000), false).unwrap();
-        assert_eq!(s.stored(), 4000);
-        let s = NodeState::open(&dir, Some(5000), true).unwrap();
-        assert_eq!(s.stored(), 0);
+        let s = NodeState::open(&dir, fd.as_fd(), Some(5000), false).unwrap();
+        assert_eq!((s.stored(), s.parts()), (4000, (1, 500)));
+        let s = NodeState::open(&dir, fd.as_fd(), Some(5000), true).unwrap();
+        assert_eq!((s.stored(), s.parts()), (0, (0, 0)));
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! | `LONGHAUL_NO_SENDFILE=1` | blocks are read into pooled buffers and written, never sendfile'd |
 //! | `LONGHAUL_NO_MLOCK=1` | the buffer pool is not locked in memory |
 //! | `LONGHAUL_NO_TMPFILE=1` | a node writes every file under a temporary name and renames it, never O_TMPFILE + link |
+//! | `LONGHAUL_NO_OPENAT2=1` | directories beneath a root are opened one component at a time with O_NOFOLLOW (beneath.rs) |
 
 use std::io::{Read, Write};
 use std::os::fd::AsFd;
@@ -92,12 +93,12 @@ pub fn splice() -> Result<(), String> {
 /// Whether a receiver can make unnamed files (O_TMPFILE) in `dir`, which depends on its file
 /// system (ext4, xfs, btrfs, tmpfs can; some network file systems cannot). One open, closed at
 /// once: an unnamed file that is never linked leaves nothing behind.
-pub fn tmpfile(dir: &std::path::Path) -> Result<(), String> {
-    use rustix::fs::{open, Mode, OFlags};
+pub fn tmpfile(dir: std::os::fd::BorrowedFd<'_>) -> Result<(), String> {
+    use rustix::fs::{openat, Mode, OFlags};
     if forced_off("LONGHAUL_NO_TMPFILE") {
         return Err("disabled by LONGHAUL_NO_TMPFILE".into());
     }
-    match open(dir, OFlags::TMPFILE | OFlags::WRONLY | OFlags::CLOEXEC, Mode::from_raw_mode(0o600)) {
+    match openat(dir, ".", OFlags::TMPFILE | OFlags::WRONLY | OFlags::CLOEXEC, Mode::from_raw_mode(0o600)) {
         Ok(_) => Ok(()),
         Err(e) => Err(format!("O_TMPFILE in the destination: {e} (the file system cannot make unnamed files)")),
     }

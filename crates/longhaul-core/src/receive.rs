@@ -19,21 +19,22 @@
 //! close per file, which is most of the cost of a small file.
 //!
 //! Nothing is written outside the destination: the index decoder already refused absolute
-//! paths, `..` and paths through the index's own symlinks, and here every directory that
-//! already exists on the way is checked not to be a symlink, and files are opened with
-//! O_NOFOLLOW. After that every file, link, rename and directory mode is made relative to a
-//! directory descriptor opened from the destination's one component at a time with
-//! O_NOFOLLOW (`beneath::open_dir`), so a directory swapped for a symlink while the transfer runs is
-//! refused, not followed.
+//! paths, `..` and paths through the index's own symlinks, and no top-level entry may be the
+//! state directory `.longhaul` (a node's account and journals, a pulling client's journal).
+//! The destination is opened from the base (a node's root, a client's DEST) one component at
+//! a time, created where missing, never through a symlink (`beneath::make_dirs`); every
+//! directory, file, link, rename, mode, removal and resume read is then made relative to a
+//! directory descriptor opened from the destination's without following a symlink
+//! (`beneath::open_dir`), so a directory swapped for a symlink while the transfer runs is
+//! refused, not followed. No path of the receiver's is ever resolved from `/`.
 
 use std::ffi::OsStr;
 use std::fs::{self, File};
 use std::io::Read;
 use std::net::{Shutdown, TcpStream};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, PermissionsExt};
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::JoinHandle;
@@ -49,6 +50,7 @@ use crate::frame::{self, hex, Msg, SummaryMsg, Token};
 use crate::hash::{blake3_file, xxh3, Xxh3};
 use crate::index::{Index, Kind};
 use crate::journal::{Journal, Previous};
+use crate::ledger::Grant;
 use crate::net::Deadline;
 use crate::placement::{bind_current_thread, Placement, Role};
 use crate::pool::{Pool, PoolBuf};
@@ -85,7 +87,12 @@ struct FileSlot {
     stage: AtomicU8,
     /// Held while a piece of a file larger than its piece is written (see `write`).
     writing: Mutex<()>,
+    /// What its temporary file is counted at in the node's account (`UNCOUNTED`: not by this
+    /// session).
+    part: AtomicU64,
 }
+
+const UNCOUNTED: u64 = u64::MAX;
 
 struct WriteJob {
     buf: PoolBuf,
@@ -126,7 +133,8 @@ impl Fsync {
 /// A journaled session (a push to a node): where its journal lives and whether to pick up an
 /// earlier attempt's work.
 pub struct ResumeParams {
-    pub dir: PathBuf,
+    /// The journal directory (`.longhaul/journal`, state_dir.rs), held open.
+    pub dir: Arc<OwnedFd>,
     pub key: String,
     /// Use the journal of an earlier attempt and skip files already at the destination with
     /// the index's size and mtime; otherwise start over.
@@ -180,7 +188,7 @@ impl State {
 
 /// What a MANIFEST asked for, once checked against the node's limits.
 pub struct SessionParams {
-    /// Destination directory, relative to the node's root.
+    /// Destination directory, relative to the base (the node's root, the client's DEST).
     pub dest: Vec<u8>,
     pub streams: u16,
     pub block_size: u32,
@@ -199,6 +207,12 @@ pub struct SessionParams {
     /// Journal the session so that a later attempt can resume it (None: temporary files are
     /// removed on failure and nothing is remembered).
     pub resume: Option<ResumeParams>,
+    /// Give files and directories the setuid and setgid bits the index asks for; otherwise
+    /// they are cleared (see `Receive::mode`).
+    pub keep_setid: bool,
+    /// Where the session counts the space its files take and give back (a node's account,
+    /// ledger.rs); None where nobody keeps one (a client's pull).
+    pub space: Option<Arc<Grant>>,
 }
 
 /// What an earlier attempt left that this session will not receive again.
@@ -216,9 +230,11 @@ struct Carried {
 pub struct Receive {
     pub token: Token,
     index: Index,
-    dest: PathBuf,
     /// The destination directory, held open: writers open the directories under it from here.
     dest_fd: OwnedFd,
+    /// The destination directory's device and inode: what names it for the account's name
+    /// locks, the same for every session writing into it.
+    dest_id: [u8; 16],
     block_size: u64,
     nblocks: u64,
     streams: u16,
@@ -259,6 +275,11 @@ pub struct Receive {
     /// Files linked in from O_TMPFILE, and files renamed from a temporary name.
     linked: AtomicU64,
     renamed: AtomicU64,
+    /// The permission bits the index may set (`keep_setid`).
+    mode_mask: u32,
+    space: Option<Arc<Grant>>,
+    /// An earlier attempt's journal was there when the session began.
+    earlier: bool,
 }
 
 /// One-piece files are written into an unnamed O_TMPFILE and linked in under their final name
@@ -270,9 +291,16 @@ const TMPFILE_PROC: u8 = 1;
 /// Not available: temporary name and rename, like larger files.
 const TMPFILE_OFF: u8 = 2;
 
+/// Permission bits a receiver sets by default: all but setuid and setgid (0o6000), which from
+/// a peer's index would let whoever can write the index make a program that runs as the
+/// receiver's user (root, for many nodes). The sticky bit stays: on a directory it only
+/// restricts who may delete in it, and Linux ignores it on files.
+const SETID_CLEARED: u32 = 0o1777;
+
 impl Receive {
     /// Checks the destination, creates the directories and the large files, starts the writers.
-    pub fn prepare(root: &Path, index: Index, params: SessionParams, pool: Arc<Pool>) -> Result<Arc<Receive>> {
+    /// `base` is the directory `params.dest` is relative to: a node's root, a client's DEST.
+    pub fn prepare(base: BorrowedFd<'_>, index: Index, params: SessionParams, pool: Arc<Pool>) -> Result<Arc<Receive>> {
         let SessionParams {
             dest,
             streams,
@@ -286,29 +314,40 @@ impl Receive {
             fsync,
             verify_full,
             resume,
+            keep_setid,
+            space,
         } = params;
         let dest = dest.as_slice();
-        let dest_dir = if dest.is_empty() {
-            root.to_path_buf()
-        } else {
+        check_state_dir(dest, &index)?;
+        // Before anything is created, so that a tree refused leaves nothing behind.
+        crate::conflict::check(base, dest, &index)?;
+        if !dest.is_empty() {
             crate::index::check_path(dest)?;
-            let mut p = root.to_path_buf();
-            for c in dest.split(|&b| b == b'/') {
-                p.push(std::ffi::OsStr::from_bytes(c));
-                ensure_dir(&p, dest)?;
-            }
-            p
+        }
+        let dest_fd = beneath::make_dirs(base, dest, 0o777, existing_refused)?;
+        let dest_id = rustix::fs::fstat(&dest_fd).map_err(|e| Error::io("stat", dest, e.into()))?;
+        let dest_id = {
+            let mut id = [0u8; 16];
+            id[..8].copy_from_slice(&(dest_id.st_dev as u64).to_le_bytes());
+            id[8..].copy_from_slice(&(dest_id.st_ino as u64).to_le_bytes());
+            id
         };
-        let dest_fd = rustix::fs::open(&dest_dir, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-            .map_err(|e| Error::io("open", dest, e.into()))?;
         let nblocks = index.total().div_ceil(block_size as u64);
+        // An earlier attempt's temporary files may outlast this session (a file it had one for
+        // that comes whole this time, or one not taken up without resume): looked for at the end.
+        let earlier = resume
+            .as_ref()
+            .is_some_and(|r| rustix::fs::statat(&*r.dir, format!("{}.jnl", r.key).as_str(), rustix::fs::AtFlags::SYMLINK_NOFOLLOW).is_ok());
         let (tag, journal, carried) = match resume {
             None => (hex(&token)[..12].to_owned(), None, Carried::default()),
             Some(r) => {
                 let (journal, previous) = Journal::open(&r.dir, &r.key, dest, nblocks, r.use_previous)?;
                 let tag = r.key[..12].to_owned();
-                let carried =
-                    if r.use_previous { carried_over(&index, &dest_dir, &tag, block_size as u64, &previous) } else { Carried::default() };
+                let carried = if r.use_previous {
+                    carried_over(&index, dest_fd.as_fd(), &tag, block_size as u64, &previous)
+                } else {
+                    Carried::default()
+                };
                 (tag, Some(journal), carried)
             }
         };
@@ -321,6 +360,7 @@ impl Receive {
                 fd: Mutex::new(None),
                 stage: AtomicU8::new(carried.stages.get(i).copied().unwrap_or(STAGE_NONE)),
                 writing: Mutex::new(()),
+                part: AtomicU64::new(UNCOUNTED),
             })
             .collect();
         let mut seen = BlockSet::default();
@@ -335,8 +375,8 @@ impl Receive {
             token,
             nblocks,
             index,
-            dest: dest_dir,
             dest_fd,
+            dest_id,
             block_size: block_size as u64,
             streams,
             pool,
@@ -366,11 +406,14 @@ impl Receive {
             tmpfile_fallback: Mutex::new(None),
             linked: AtomicU64::new(0),
             renamed: AtomicU64::new(0),
+            mode_mask: if keep_setid { 0o7777 } else { SETID_CLEARED },
             carried,
+            space,
+            earlier,
         });
         recv.probe_tmpfile();
         if let Err(e) = recv.make_tree().and_then(|()| recv.finish_carried()) {
-            recv.remove_temps();
+            recv.discard_temps();
             return Err(e);
         }
         let mut handles = recv.writers.lock().expect("writers lock");
@@ -404,12 +447,9 @@ impl Receive {
         Ok(recv)
     }
 
-    fn path_of(&self, i: usize) -> PathBuf {
-        self.dest.join(std::ffi::OsStr::from_bytes(&self.index.entries()[i].path))
-    }
-
-    fn temp_of(&self, i: usize) -> PathBuf {
-        self.path_of(i).with_file_name(self.temp_name(i))
+    /// The mode entry `e` is given: the index's bits, less setuid and setgid unless kept.
+    fn mode(&self, e: &crate::index::Entry) -> u32 {
+        e.mode & self.mode_mask
     }
 
     /// The name file `i` has in its directory until it is complete.
@@ -447,7 +487,10 @@ impl Receive {
         let mut dirs = DirCache::default();
         for (i, e) in self.index.entries().iter().enumerate() {
             match e.kind {
-                Kind::Dir => ensure_dir(&self.path_of(i), &e.path)?,
+                Kind::Dir => {
+                    let (dir, name) = dirs.parent(self.dest_fd.as_fd(), &e.path, dest_refused)?;
+                    drop(beneath::make_dir(dir, name, 0o777, &e.path, existing_refused)?);
+                }
                 Kind::File if e.size >= self.block_size && self.files[i].stage.load(Ordering::SeqCst) != STAGE_FINAL => {
                     let f = self.open_temp(i, &mut dirs)?;
                     match rustix::fs::fallocate(f.as_fd(), rustix::fs::FallocateFlags::empty(), 0, e.size) {
@@ -468,10 +511,82 @@ impl Receive {
         // verify_full reads the file back through the same descriptor.
         let access = if self.verify_full { OFlags::RDWR } else { OFlags::WRONLY };
         let flags = access | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let f = rustix::fs::openat(dir, self.temp_name(i).as_str(), flags, Mode::from_raw_mode(0o600))
-            .map_err(|err| Error::io("create", &e.path, err.into()))?;
+        // O_EXCL tells a new temporary file from one an earlier attempt kept, which the account
+        // holds already at its size.
+        let count = self.space.is_some() && self.files[i].part.load(Ordering::SeqCst) == UNCOUNTED;
+        let temp = self.temp_name(i);
+        let (f, kept) = match rustix::fs::openat(
+            dir,
+            temp.as_str(),
+            flags | if count { OFlags::EXCL } else { OFlags::empty() },
+            Mode::from_raw_mode(0o600),
+        ) {
+            Err(rustix::io::Errno::EXIST) if count => {
+                let f = rustix::fs::openat(dir, temp.as_str(), flags - OFlags::CREATE, Mode::empty())
+                    .map_err(|err| Error::io("create", &e.path, err.into()))?;
+                let size = rustix::fs::fstat(&f).map_err(|err| Error::io("stat", &e.path, err.into()))?.st_size as u64;
+                (f, Some(size))
+            }
+            r => (r.map_err(|err| Error::io("create", &e.path, err.into()))?, None),
+        };
         self.files[i].stage.store(STAGE_TEMP, Ordering::SeqCst);
+        if count {
+            self.count_part(i, kept);
+        }
         Ok(File::from(f))
+    }
+
+    /// Counts file `i`'s temporary file at its full size from now (it is allocated to it, or
+    /// will be): a new one, or one kept by an earlier attempt at `kept` bytes.
+    fn count_part(&self, i: usize, kept: Option<u64>) {
+        let Some(g) = &self.space else { return };
+        let size = self.index.entries()[i].size;
+        match kept {
+            None => g.part_made(size),
+            Some(was) => g.part_resized(was, size),
+        }
+        self.files[i].part.store(size, Ordering::SeqCst);
+    }
+
+    /// The lock on file `i`'s final name while what it replaces is measured and replaced
+    /// (ledger.rs); none where no account is kept.
+    fn name_lock(&self, i: usize) -> Option<std::sync::MutexGuard<'_, ()>> {
+        let g = self.space.as_ref()?;
+        Some(g.ledger().name_lock(&[&self.dest_id, &self.index.entries()[i].path]))
+    }
+
+    /// Bytes of the regular file that `name` in `dir` is now, which a rename to it replaces;
+    /// looked at only where an account is kept. Call with the name's lock held.
+    fn replaced(&self, dir: std::os::fd::BorrowedFd<'_>, name: &OsStr) -> u64 {
+        if self.space.is_none() {
+            return 0;
+        }
+        match rustix::fs::statat(dir, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) if rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile => st.st_size as u64,
+            _ => 0,
+        }
+    }
+
+    /// File `i` (`size` bytes; from its temporary file or not) took its final name over `old`
+    /// bytes.
+    fn count_named(&self, i: usize, size: u64, old: u64) {
+        let Some(g) = &self.space else { return };
+        let part = self.files[i].part.swap(UNCOUNTED, Ordering::SeqCst);
+        g.named((part != UNCOUNTED).then_some(part), size, old);
+    }
+
+    /// File `i`'s temporary file was removed: its bytes (as counted, or as `on_disk` when an
+    /// earlier attempt counted it) leave the account.
+    fn count_removed(&self, i: usize, on_disk: Option<u64>) {
+        let Some(g) = &self.space else { return };
+        match self.files[i].part.swap(UNCOUNTED, Ordering::SeqCst) {
+            UNCOUNTED => {
+                if let Some(b) = on_disk {
+                    g.part_removed(b)
+                }
+            }
+            counted => g.part_removed(counted),
+        }
     }
 
     fn slot_fd(&self, i: usize, dirs: &mut DirCache) -> Result<Arc<File>> {
@@ -491,7 +606,7 @@ impl Receive {
         let why = if self.verify_full {
             Some("verify full keeps each file under a temporary name until its digest is checked".to_owned())
         } else {
-            crate::probe::tmpfile(&self.dest).err()
+            crate::probe::tmpfile(self.dest_fd.as_fd()).err()
         };
         match why {
             None => self.tmpfile.store(TMPFILE_EMPTY_PATH, Ordering::Relaxed),
@@ -529,7 +644,7 @@ impl Receive {
         };
         write_chunked(&fd, data, 0).map_err(|err| Error::io("write", &e.path, err))?;
         // open() applied the umask: set the mode only where that changed it.
-        self.set_metadata(&fd, i, e.mode & 0o7777 != perm & !crate::probe::umask().unwrap_or(0o777))?;
+        self.set_metadata(&fd, i, self.mode(e) != perm & !crate::probe::umask().unwrap_or(0o777))?;
         let link = |to: &OsStr| -> rustix::io::Result<()> {
             loop {
                 match self.tmpfile.load(Ordering::Relaxed) {
@@ -552,18 +667,26 @@ impl Receive {
                 }
             }
         };
+        let held = self.name_lock(i);
         match link(name) {
-            Ok(()) => {}
+            Ok(()) => self.count_named(i, e.size, 0),
             // Replacing a file: link under the temporary name and rename over the old one.
             Err(rustix::io::Errno::EXIST) => {
                 let temp = self.temp_name(i);
-                let _ = unlinkat(dir, temp.as_str(), AtFlags::empty());
+                // An earlier attempt's temporary file there leaves the account with it.
+                let stale = self.replaced(dir, OsStr::new(&temp));
+                if unlinkat(dir, temp.as_str(), AtFlags::empty()).is_ok() {
+                    self.count_removed(i, Some(stale));
+                }
                 link(OsStr::new(&temp)).map_err(|err| Error::io("link", &e.path, err.into()))?;
+                let old = self.replaced(dir, name);
                 renameat(dir, temp.as_str(), dir, name).map_err(|err| Error::io("rename", &e.path, err.into()))?;
+                self.count_named(i, e.size, old);
             }
             Err(rustix::io::Errno::NOTSUP) => return Ok(false),
             Err(err) => return Err(Error::io("link", &e.path, err.into())),
         }
+        drop(held);
         self.files[i].stage.store(STAGE_FINAL, Ordering::SeqCst);
         self.linked.fetch_add(1, Ordering::Relaxed);
         Ok(true)
@@ -606,7 +729,7 @@ impl Receive {
     fn set_metadata(&self, fd: &File, i: usize, chmod: bool) -> Result<()> {
         let e = &self.index.entries()[i];
         if chmod {
-            fd.set_permissions(fs::Permissions::from_mode(e.mode)).map_err(|err| Error::io("chmod", &e.path, err))?;
+            fd.set_permissions(fs::Permissions::from_mode(self.mode(e))).map_err(|err| Error::io("chmod", &e.path, err))?;
         }
         let t = timestamp(e.mtime_ns);
         rustix::fs::futimens(fd.as_fd(), &rustix::fs::Timestamps { last_access: t, last_modification: t })
@@ -621,7 +744,11 @@ impl Receive {
     fn rename_final(&self, i: usize, dirs: &mut DirCache) -> Result<()> {
         let e = &self.index.entries()[i];
         let (dir, name) = dirs.parent(self.dest_fd.as_fd(), &e.path, dest_refused)?;
+        let held = self.name_lock(i);
+        let old = self.replaced(dir, name);
         rustix::fs::renameat(dir, self.temp_name(i).as_str(), dir, name).map_err(|err| Error::io("rename", &e.path, err.into()))?;
+        self.count_named(i, e.size, old);
+        drop(held);
         self.files[i].stage.store(STAGE_FINAL, Ordering::SeqCst);
         self.renamed.fetch_add(1, Ordering::Relaxed);
         Ok(())
@@ -658,7 +785,9 @@ impl Receive {
             return Err(Error::Protocol(format!("the sender sent no digest for {:?}", lossy(&e.path))));
         };
         if self.read_back[i].get() != Some(&theirs) {
-            let _ = fs::remove_file(self.temp_of(i));
+            if self.remove_temp(i, dirs) {
+                self.count_removed(i, None);
+            }
             self.files[i].stage.store(STAGE_NONE, Ordering::SeqCst);
             return Err(Error::FileDigest { path: lossy(&e.path) });
         }
@@ -952,13 +1081,20 @@ impl Receive {
         }
         let failure = self.state.lock().expect("state lock").failure.take();
         if let Some(e) = failure {
-            if self.journal.is_some() {
-                // Kept for the next attempt, which the journal tells what they hold.
+            if let Some(j) = &self.journal {
+                // Kept for the next attempt, which the journal tells what they hold; with none
+                // kept, the journal has nothing a next attempt could use.
                 self.close_temps();
+                if !self.keep_temps() {
+                    j.remove();
+                }
             } else {
-                self.remove_temps();
+                self.discard_temps();
             }
             return Err(e);
+        }
+        if self.earlier {
+            self.remove_leftovers();
         }
         if let Some(j) = &self.journal {
             j.remove();
@@ -1019,7 +1155,11 @@ impl Receive {
                         &rustix::fs::Timestamps { last_access: t, last_modification: t },
                         rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
                     );
+                    let held = self.name_lock(i);
+                    let old = self.replaced(dir, name);
                     rustix::fs::renameat(dir, temp.as_str(), dir, name).map_err(|err| Error::io("rename", &e.path, err.into()))?;
+                    self.count_named(i, 0, old);
+                    drop(held);
                     self.files[i].stage.store(STAGE_FINAL, Ordering::SeqCst);
                 }
                 Kind::Dir => {}
@@ -1027,7 +1167,7 @@ impl Receive {
         }
         for e in entries.iter().rev().filter(|e| e.kind == Kind::Dir) {
             let fd = beneath::open_dir(self.dest_fd.as_fd(), &e.path, dest_refused)?;
-            rustix::fs::fchmod(&fd, Mode::from_raw_mode(e.mode & 0o7777)).map_err(|err| Error::io("chmod", &e.path, err.into()))?;
+            rustix::fs::fchmod(&fd, Mode::from_raw_mode(self.mode(e))).map_err(|err| Error::io("chmod", &e.path, err.into()))?;
             let t = timestamp(e.mtime_ns);
             rustix::fs::futimens(&fd, &rustix::fs::Timestamps { last_access: t, last_modification: t })
                 .map_err(|err| Error::io("set mtime", &e.path, err.into()))?;
@@ -1045,15 +1185,91 @@ impl Receive {
         }
     }
 
+    /// A journaled session failed: of its temporary files, those that hold data stay for the
+    /// next attempt, counted at their size on disk; those that hold none (a session that ended
+    /// before its data came) are removed and leave the account. Whether any stayed.
+    fn keep_temps(&self) -> bool {
+        let mut dirs = DirCache::default();
+        let mut kept = false;
+        for (i, (slot, e)) in self.files.iter().zip(self.index.entries()).enumerate() {
+            let stage = slot.stage.load(Ordering::SeqCst);
+            if !matches!(stage, STAGE_TEMP | STAGE_WRITTEN) {
+                continue;
+            }
+            let holds = stage == STAGE_WRITTEN || slot.remaining.load(Ordering::SeqCst) < e.size;
+            let Ok((dir, _)) = dirs.parent(self.dest_fd.as_fd(), &e.path, dest_refused) else {
+                kept = true;
+                continue;
+            };
+            let temp = self.temp_name(i);
+            let on_disk = rustix::fs::statat(dir, temp.as_str(), rustix::fs::AtFlags::SYMLINK_NOFOLLOW).ok().map(|st| st.st_size as u64);
+            if holds {
+                kept = true;
+                let counted = slot.part.swap(UNCOUNTED, Ordering::SeqCst);
+                if let (Some(g), Some(size), true) = (&self.space, on_disk, counted != UNCOUNTED) {
+                    g.part_resized(counted, size);
+                }
+            } else if rustix::fs::unlinkat(dir, temp.as_str(), rustix::fs::AtFlags::empty()).is_ok() {
+                self.count_removed(i, on_disk);
+                slot.stage.store(STAGE_NONE, Ordering::SeqCst);
+            }
+        }
+        kept
+    }
+
+    /// The session completed after an earlier attempt: temporary files of that attempt that
+    /// this one did not take up would have no journal left to find them by. Removed, and out
+    /// of the account.
+    fn remove_leftovers(&self) {
+        let mut dirs = DirCache::default();
+        for (i, e) in self.index.entries().iter().enumerate().filter(|(_, e)| e.kind == Kind::File) {
+            let Ok((dir, _)) = dirs.parent(self.dest_fd.as_fd(), &e.path, dest_refused) else { continue };
+            let temp = self.temp_name(i);
+            let Ok(st) = rustix::fs::statat(dir, temp.as_str(), rustix::fs::AtFlags::SYMLINK_NOFOLLOW) else { continue };
+            if rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile
+                && rustix::fs::unlinkat(dir, temp.as_str(), rustix::fs::AtFlags::empty()).is_ok()
+            {
+                self.count_removed(i, Some(st.st_size as u64));
+            }
+        }
+    }
+
+    /// Removes every temporary file of the session, and its journal, and gives their space
+    /// back to the account.
+    fn discard_temps(&self) {
+        if self.space.is_some() {
+            let mut dirs = DirCache::default();
+            for (i, (slot, e)) in self.files.iter().zip(self.index.entries()).enumerate() {
+                if matches!(slot.stage.load(Ordering::SeqCst), STAGE_TEMP | STAGE_WRITTEN) {
+                    let on_disk = dirs.parent(self.dest_fd.as_fd(), &e.path, dest_refused).ok().and_then(|(dir, _)| {
+                        rustix::fs::statat(dir, self.temp_name(i).as_str(), rustix::fs::AtFlags::SYMLINK_NOFOLLOW).ok()
+                    });
+                    self.count_removed(i, on_disk.map(|st| st.st_size as u64));
+                }
+            }
+        }
+        self.remove_temps();
+        if let Some(j) = &self.journal {
+            j.remove();
+        }
+    }
+
     /// Removes every temporary file of the session; files already under their final name are
     /// complete and stay.
     fn remove_temps(&self) {
+        let mut dirs = DirCache::default();
         for (i, slot) in self.files.iter().enumerate() {
             if matches!(slot.stage.load(Ordering::SeqCst), STAGE_TEMP | STAGE_WRITTEN) {
                 slot.fd.lock().expect("slot lock").take();
-                let _ = fs::remove_file(self.temp_of(i));
+                let _ = self.remove_temp(i, &mut dirs);
             }
         }
+    }
+
+    /// Removes file `i`'s temporary file, through its directory's descriptor; whether it went.
+    fn remove_temp(&self, i: usize, dirs: &mut DirCache) -> bool {
+        dirs.parent(self.dest_fd.as_fd(), &self.index.entries()[i].path, dest_refused)
+            .is_ok_and(|(dir, _)| rustix::fs::unlinkat(dir, self.temp_name(i).as_str(), rustix::fs::AtFlags::empty()).is_ok())
     }
 }
 
@@ -1062,29 +1278,29 @@ impl Receive {
 /// complete (rsync's quick check); a journaled block counts when every file it touches is
 /// complete or has its temporary file, and its bytes, read back, still have the recorded XXH3.
 /// Blocks made only of complete files count too, so the sender skips them.
-fn carried_over(index: &Index, dest: &Path, tag: &str, block_size: u64, previous: &Previous) -> Carried {
+fn carried_over(index: &Index, dest: BorrowedFd<'_>, tag: &str, block_size: u64, previous: &Previous) -> Carried {
     let entries = index.entries();
-    let temp_of = |i: usize| {
-        let fin = dest.join(std::ffi::OsStr::from_bytes(&entries[i].path));
-        let temp = fin.with_file_name(format!(".lh-{tag}-{i}.part"));
-        (fin, temp)
-    };
+    let temp_name = |i: usize| format!(".lh-{tag}-{i}.part");
     let mut stages = vec![STAGE_NONE; entries.len()];
-    // A file whose directory is missing has neither name: one lstat per directory, and no path
-    // built, for the common push into a new destination.
-    let mut dirs = ExistingDirs::new(dest);
+    // A file whose directory is missing has neither name: one open per directory, for the
+    // common push into a new destination.
+    let mut held = ExistingDirs::new(dest);
+    let mut dirs = DirCache::default();
     for (i, e) in entries.iter().enumerate().filter(|(_, e)| e.kind == Kind::File && e.size > 0) {
-        if !dirs.hold(&e.path) {
+        if !held.hold(&e.path) {
             continue;
         }
-        let (fin, temp) = temp_of(i);
-        let complete = fs::symlink_metadata(&fin).is_ok_and(|m| {
-            use std::os::unix::fs::MetadataExt;
-            m.is_file() && m.len() == e.size && m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128 == e.mtime_ns as i128
+        let Ok((dir, name)) = dirs.parent(dest, &e.path, dest_refused) else { continue };
+        let stat = |name: &OsStr| rustix::fs::statat(dir, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW).ok();
+        let regular = |st: &rustix::fs::Stat| rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile;
+        let complete = stat(name).is_some_and(|st| {
+            regular(&st)
+                && st.st_size as u64 == e.size
+                && st.st_mtime as i128 * 1_000_000_000 + st.st_mtime_nsec as i128 == e.mtime_ns as i128
         });
         stages[i] = if complete {
             STAGE_FINAL
-        } else if fs::symlink_metadata(&temp).is_ok_and(|m| m.is_file() && m.len() <= e.size) {
+        } else if stat(OsStr::new(&temp_name(i))).is_some_and(|st| regular(&st) && st.st_size as u64 <= e.size) {
             STAGE_TEMP
         } else {
             STAGE_NONE
@@ -1108,10 +1324,14 @@ fn carried_over(index: &Index, dest: &Path, tag: &str, block_size: u64, previous
         }
         buf.resize(block_len(b) as usize, 0);
         let read_back = pieces.iter().all(|p| {
-            let (fin, temp) = temp_of(p.entry);
-            let from = if stages[p.entry] == STAGE_FINAL { fin } else { temp };
+            let Ok((dir, name)) = dirs.parent(dest, &entries[p.entry].path, dest_refused) else { return false };
+            let temp = temp_name(p.entry);
+            let from = if stages[p.entry] == STAGE_FINAL { name } else { OsStr::new(&temp) };
             let at = p.range_offset as usize;
-            File::open(from).and_then(|f| f.read_exact_at(&mut buf[at..at + p.len as usize], p.file_offset)).is_ok()
+            let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+            rustix::fs::openat(dir, from, flags, Mode::empty())
+                .map(File::from)
+                .is_ok_and(|f| f.read_exact_at(&mut buf[at..at + p.len as usize], p.file_offset).is_ok())
         });
         if read_back && xxh3(&buf) == want {
             done.push(b);
@@ -1143,21 +1363,23 @@ fn carried_over(index: &Index, dest: &Path, tag: &str, block_size: u64, previous
     Carried { blocks: done.len() as u64, ranges, bytes, remaining, stages }
 }
 
-/// Whether the directories that index paths name under `dest` exist: one lstat per directory,
-/// from the index's bytes, remembered (a tree of 100,000 files in 1,000 directories made a
-/// path and hashed it for every file: 70-120 ms before the first byte could flow).
-pub(crate) struct ExistingDirs<'a> {
-    dest: &'a Path,
+/// Whether the directories that index paths name under `dest` exist: one open per directory
+/// (beneath `dest`, no symlink followed), from the index's bytes, remembered (a tree of
+/// 100,000 files in 1,000 directories made a path and hashed it for every file: 70-120 ms
+/// before the first byte could flow).
+pub(crate) struct ExistingDirs<'a, 'f> {
+    dest: BorrowedFd<'f>,
     seen: std::collections::HashMap<&'a [u8], bool>,
     last: Option<(&'a [u8], bool)>,
 }
 
-impl<'a> ExistingDirs<'a> {
-    pub(crate) fn new(dest: &'a Path) -> Self {
+impl<'a, 'f> ExistingDirs<'a, 'f> {
+    pub(crate) fn new(dest: BorrowedFd<'f>) -> Self {
         ExistingDirs { dest, seen: std::collections::HashMap::new(), last: None }
     }
 
-    /// Whether the directory holding `path` (relative to `dest`) is a real directory.
+    /// Whether the directory holding `path` (relative to `dest`) is a real directory, reached
+    /// without a symlink.
     pub(crate) fn hold(&mut self, path: &'a [u8]) -> bool {
         let parent = crate::index::parent_of(path).unwrap_or(b"");
         if let Some((last, there)) = self.last {
@@ -1166,10 +1388,7 @@ impl<'a> ExistingDirs<'a> {
             }
         }
         let dest = self.dest;
-        let there = *self
-            .seen
-            .entry(parent)
-            .or_insert_with(|| fs::symlink_metadata(dest.join(std::ffi::OsStr::from_bytes(parent))).is_ok_and(|m| m.is_dir()));
+        let there = *self.seen.entry(parent).or_insert_with(|| beneath::open_dir(dest, parent, dest_refused).is_ok());
         self.last = Some((parent, there));
         there
     }
@@ -1183,38 +1402,46 @@ fn timestamp(ns: i64) -> rustix::fs::Timespec {
 /// directory was swapped (for a symlink, most likely) after the tree was made and checked.
 fn dest_refused(dir: &[u8], e: rustix::io::Errno) -> Error {
     match e {
-        rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR => {
+        rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR | rustix::io::Errno::XDEV => {
             Error::PathEscape { path: lossy(dir), why: "a directory was replaced during the transfer" }
         }
         e => Error::io("open", dir, e.into()),
     }
 }
 
-/// Makes sure `p` is a real directory (not a symlink to one), creating it if missing.
-fn ensure_dir(p: &Path, shown: &[u8]) -> Result<()> {
-    for attempt in 0..2 {
-        match fs::symlink_metadata(p) {
-            Ok(m) if m.file_type().is_symlink() => {
-                return Err(Error::PathEscape { path: lossy(shown), why: "an existing symlink is in the way" })
-            }
-            Ok(m) if m.is_dir() => return Ok(()),
-            Ok(_) => return Err(Error::io("mkdir", shown, std::io::Error::from_raw_os_error(libc::ENOTDIR))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => match fs::create_dir(p) {
-                Ok(()) => return Ok(()),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt == 0 => continue,
-                Err(e) => return Err(Error::io("mkdir", shown, e)),
-            },
-            Err(e) => return Err(Error::io("lstat", shown, e)),
+/// How the receiver names a failed open of a directory it is about to create or enter: an
+/// existing symlink (or a file) in the way.
+fn existing_refused(dir: &[u8], e: rustix::io::Errno) -> Error {
+    match e {
+        rustix::io::Errno::LOOP | rustix::io::Errno::XDEV => {
+            Error::PathEscape { path: lossy(dir), why: "an existing symlink is in the way" }
         }
+        rustix::io::Errno::NOTDIR => Error::io("mkdir", dir, std::io::Error::from_raw_os_error(libc::ENOTDIR)),
+        e => Error::io("open", dir, e.into()),
     }
-    Ok(())
+}
+
+/// The state directory (`.longhaul`, a node's account and journals, a pulling client's
+/// journal) is no destination: neither `dest`'s first component nor, when the tree arrives at
+/// the base itself, any entry's.
+pub(crate) fn check_state_dir(dest: &[u8], index: &Index) -> Result<()> {
+    let state = crate::state_dir::STATE_DIR.as_bytes();
+    let named = if dest.is_empty() {
+        index.entries().iter().map(|e| &e.path[..]).find(|p| beneath::starts_with_component(p, state))
+    } else {
+        Some(dest).filter(|d| beneath::starts_with_component(d, state))
+    };
+    match named {
+        Some(p) => Err(Error::PathEscape { path: lossy(p), why: "the state directory .longhaul is not a destination" }),
+        None => Ok(()),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::scratch::Scratch;
-    use std::os::fd::BorrowedFd;
+    use std::path::Path;
 
     fn scratch(name: &str) -> Scratch {
         Scratch::new(&format!("receive-{name}"))

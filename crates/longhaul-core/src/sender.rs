@@ -728,6 +728,25 @@ pub fn send(
     let started = Instant::now();
     let scanned = scan_within(source, opts.scan_threads, opts.confine.as_deref())?;
     let scan_seconds = started.elapsed().as_secs_f64();
+    send_scanned(&scanned, addr, dest, opts, cancel, on_progress, started, scan_seconds)
+}
+
+/// `send` of a source already scanned: a node making a copy scans first, to reserve the
+/// transfer's memory (its index and its pool) before it connects anywhere.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn send_scanned(
+    scanned: &crate::scan::Scan,
+    addr: &str,
+    dest: &[u8],
+    opts: &SendOptions,
+    cancel: &AtomicBool,
+    on_progress: &(dyn Fn(&Progress) + Sync),
+    started: Instant,
+    scan_seconds: f64,
+) -> Result<SendSummary> {
+    if !dest.is_empty() {
+        crate::index::check_path(dest)?;
+    }
     if cancel.load(Ordering::Relaxed) {
         return Err(Error::Cancelled);
     }
@@ -776,7 +795,33 @@ pub fn send(
         frame::write_msg(&mut s, &Msg::DataHello { token, stream: i })?;
         sockets.push(s);
     }
-    transmit(&scanned, control, peer, sockets, opts, Throttle::default(), &skip, cancel, on_progress, started, scan_seconds)
+    transmit(scanned, control, peer, sockets, opts, Throttle::default(), &skip, cancel, on_progress, started, scan_seconds)
+}
+
+/// The sender's pool for `total` bytes over `streams` streams: (bytes per buffer, buffers).
+/// A buffer holds one block, or the whole data when that is less; there are never more
+/// buffers than blocks (a 5-byte file gets one page). `transmit` allocates exactly this, and a
+/// node reserves it from its memory budget first.
+pub(crate) fn pool_shape(opts: &SendOptions, streams: u16, total: u64) -> (usize, usize) {
+    let (readers, processors, workers) = thread_counts(opts, streams);
+    let wanted = if opts.pool_buffers == 0 { (2 * streams as usize + readers + processors).max(workers + 4) } else { opts.pool_buffers };
+    let bs = opts.block_size as u64;
+    let blocks = total.div_ceil(bs).max(1);
+    let page = rustix::param::page_size() as u64;
+    let buf = bs.min(total.max(1)).div_ceil(page) * page;
+    (buf as usize, wanted.min(usize::try_from(blocks).unwrap_or(usize::MAX)))
+}
+
+/// Readers, processors and adaptive workers, as `opts` asks or as picked for `streams`.
+fn thread_counts(opts: &SendOptions, streams: u16) -> (usize, usize, usize) {
+    let readers = if opts.readers == 0 { (streams as usize).clamp(2, 4) } else { opts.readers };
+    let processors = match (opts.processors, opts.digest) {
+        (0, Digest::None) => 1,
+        (0, Digest::Blake3) => cpus(),
+        (n, _) => n,
+    };
+    let workers = if opts.workers == 0 { cpus() + 2 } else { opts.workers };
+    (readers, processors, workers)
 }
 
 /// Sends the blocks of a scanned source over data connections already attached to a session
@@ -804,16 +849,9 @@ pub(crate) fn transmit(
     control.set_read_timeout(None).map_err(Error::net("setting a timeout"))?;
     let placement = choose_placement(opts, peer, source)?;
 
-    let readers = if opts.readers == 0 { (streams as usize).clamp(2, 4) } else { opts.readers };
-    let processors = match (opts.processors, opts.digest) {
-        (0, Digest::None) => 1,
-        (0, Digest::Blake3) => cpus(),
-        (n, _) => n,
-    };
-    let workers = if opts.workers == 0 { cpus() + 2 } else { opts.workers };
-    let pool_buffers =
-        if opts.pool_buffers == 0 { (2 * streams as usize + readers + processors).max(workers + 4) } else { opts.pool_buffers };
-    let pool = Pool::new_near(opts.block_size as usize, pool_buffers, placement.cpu_for(Role::Disk, 0))?;
+    let (readers, processors, workers) = thread_counts(opts, streams);
+    let (buf_size, pool_buffers) = pool_shape(opts, streams, index.total());
+    let pool = Pool::new_near(buf_size, pool_buffers, placement.cpu_for(Role::Disk, 0))?;
     let sendfile = probe::sendfile();
     let fast_paths = FastPaths {
         sendfile: sendfile.is_ok() && opts.digest == Digest::None,
@@ -1259,6 +1297,20 @@ mod tests {
         // A directory now where the scan found a file: its read fails the same way.
         let dir = File::open(base.join("a.old")).unwrap();
         assert_eq!(read_all(&dir, 1).unwrap_err().code(), "E_SOURCE_CHANGED");
+    }
+
+    /// issue 29: a sender's pool is sized to its data: a 5-byte file asking 64 streams of 4 MiB
+    /// gets one page, a large one the buffers asked for, never more buffers than blocks.
+    #[test]
+    fn the_pool_is_sized_to_the_data_it_sends() {
+        let page = rustix::param::page_size();
+        let opts = SendOptions { streams: 64, block_size: 4 << 20, pool_buffers: 16, ..SendOptions::default() };
+        assert_eq!(pool_shape(&opts, 64, 5), (page, 1));
+        assert_eq!(pool_shape(&opts, 64, 0), (page, 1));
+        assert_eq!(pool_shape(&opts, 64, (4 << 20) * 3 + 1), (4 << 20, 4));
+        assert_eq!(pool_shape(&opts, 64, 1 << 40), (4 << 20, 16));
+        let picked = SendOptions { pool_buffers: 0, readers: 4, processors: 1, workers: 2, ..opts };
+        assert_eq!(pool_shape(&picked, 2, 1 << 40), (4 << 20, 9));
     }
 
     #[test]

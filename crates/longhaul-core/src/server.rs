@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs::File;
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -29,7 +29,9 @@ use rustix::fs::{Mode, OFlags};
 
 use crate::auth::{self, Secret};
 use crate::beneath::{self, DirCache};
+use crate::budget::{self, Budget};
 use crate::conn_limit::{Limiter, Lobby, Next, Refusal, Stage, Waiting};
+use crate::copy_to::CopyTargets;
 use crate::error::{lossy, Error, Result};
 use crate::frame::{self, Limits, ListEntry, Msg, Segment, SegmentResult, Token};
 use crate::index::{Index, Kind};
@@ -40,7 +42,7 @@ use crate::pool::Pool;
 use crate::rate::{Bucket, Throttle};
 use crate::receive::{Fsync, Receive, ResumeParams, SessionParams};
 use crate::scan::scan_within;
-use crate::sender::{SchedulerKind, SendOptions, Verify};
+use crate::sender::{pool_shape, SchedulerKind, SendOptions, Verify};
 use crate::tls::{ClientTls, ServerTls};
 use crate::topology::Topology;
 use crate::transfer::Progress;
@@ -102,6 +104,17 @@ pub struct ServeOptions {
     pub max_connections: usize,
     /// Connections open at once from one IP address (an IPv6 host: its /64); past it E_BUSY.
     pub max_per_peer: usize,
+    /// Bytes of memory for the buffer pools of all transfers and the content indexes they hold
+    /// (crate::budget): the push pool counts from the start, each pull and copy its own pool
+    /// and index, each push its index. A transfer past it gets E_BUSY with a retry-after hint.
+    pub memory: u64,
+    /// `HOST:PORT` targets a copy may go to (crate::copy_to); empty, the node copies nowhere.
+    pub copy_to: Vec<String>,
+    /// Give pushed files and directories the setuid and setgid bits their index asks for.
+    pub keep_setid: bool,
+    /// How long the temporary files a failed push kept for its resume stay (counted as
+    /// stored) after its journal was last written; then the node removes them.
+    pub resume_ttl: Duration,
 }
 
 impl Default for ServeOptions {
@@ -115,7 +128,8 @@ impl Default for ServeOptions {
             rescan: false,
             rate: None,
             peer_rates: Vec::new(),
-            // Each pull or copy holds a pool of 2 x streams + 4 blocks (24 MiB for 2 streams).
+            // Each pull or copy holds a pool of 2 x streams + 4 blocks, at most pool_buffers,
+            // within the memory budget.
             max_transfers: 32,
             cores: None,
             pin: crate::placement::PinMode::Auto,
@@ -150,6 +164,20 @@ impl Default for ServeOptions {
             // Four full 64-stream transfers from one host at once; one address cannot hold more
             // than a sixteenth of the node's connections.
             max_per_peer: 256,
+            // The push pool (64 MiB) and 15 pulls or copies at their largest (16 x 4 MiB), or
+            // about 120 at the clients' default 2 streams of 1 MiB blocks (8 MiB each), with
+            // room left for their indexes: a small share of a storage server's memory.
+            memory: 1 << 30,
+            // A copy makes the node connect where a client says: nowhere unless the operator
+            // lists it.
+            copy_to: Vec::new(),
+            // Off: a token lets a client write beneath the root, not make programs that run as
+            // the node's user (root, often); an operator storing system trees turns it on.
+            keep_setid: false,
+            // A resume comes within minutes or hours of its failure (a dropped link, a
+            // restarted job); a day covers a night's outage, and bounds how long an abandoned
+            // push holds space no one else may use.
+            resume_ttl: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -165,6 +193,10 @@ struct ReadvCounters {
 
 struct Inner {
     root: PathBuf,
+    /// The root, held open from the start: every path a client names is opened beneath it.
+    root_fd: OwnedFd,
+    /// `.longhaul/journal`, held open: push journals are made and removed relative to it.
+    journal_dir: Arc<OwnedFd>,
     listen: SocketAddr,
     opts: ServeOptions,
     pool: Arc<Pool>,
@@ -188,6 +220,8 @@ struct Inner {
     conns: Arc<Limiter>,
     /// Connections that have not finished their handshake (crate::conn_limit).
     lobby: Lobby,
+    memory: Budget,
+    copy_to: CopyTargets,
 }
 
 impl Inner {
@@ -231,10 +265,12 @@ pub struct Server {
     listener: TcpListener,
     accept: Option<JoinHandle<()>>,
     lobby: Option<JoinHandle<()>>,
+    sweeper: Option<JoinHandle<()>>,
 }
 
 impl Server {
     pub fn start(opts: ServeOptions) -> Result<Server> {
+        let copy_to = CopyTargets::parse(&opts.copy_to)?;
         fs_create_root(&opts.root)?;
         let root = std::fs::canonicalize(&opts.root).map_err(|e| Error::io("resolve root", opts.root.as_os_str().as_encoded_bytes(), e))?;
         let listener = TcpListener::bind(&opts.listen).map_err(|source| Error::Connect { addr: opts.listen.clone(), source })?;
@@ -248,10 +284,15 @@ impl Server {
         let nofile = crate::conn_limit::raise_nofile();
         let conns = Limiter::new(crate::conn_limit::cap_for_nofile(opts.max_connections, nofile, opts.tls.is_some()), opts.max_per_peer);
         let lobby = Lobby::new()?;
-        let state = NodeState::open(&root, opts.capacity, opts.rescan)?;
-        crate::journal::remove_stale(&root, &root.join(STATE_DIR).join("journal"), crate::journal::STALE_AFTER);
+        let memory = Budget::new(opts.memory, pool.bytes() as u64)?;
+        let root_fd = rustix::fs::open(&root, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+            .map_err(|e| Error::io("open root", root.as_os_str().as_bytes(), e.into()))?;
+        let state = NodeState::open(&root, root_fd.as_fd(), opts.capacity, opts.rescan)?;
+        let journal_dir = Arc::new(state.state_dir().journal_dir()?);
         let inner = Arc::new(Inner {
             root,
+            root_fd,
+            journal_dir,
             listen,
             pool,
             state,
@@ -270,7 +311,11 @@ impl Server {
             journals: Mutex::new(std::collections::HashSet::new()),
             conns,
             lobby,
+            memory,
+            copy_to,
         });
+        // Before the first push can take a journal up, then every so often on a thread.
+        sweep(&inner);
         let i = Arc::clone(&inner);
         let lobby = std::thread::Builder::new()
             .name("lh-lobby".into())
@@ -282,7 +327,12 @@ impl Server {
             .name("lh-accept".into())
             .spawn(move || accept_loop(&i, l))
             .map_err(|e| Error::io("spawn", b"accept thread", e))?;
-        Ok(Server { inner, listener, accept: Some(accept), lobby: Some(lobby) })
+        let i = Arc::clone(&inner);
+        let sweeper = std::thread::Builder::new()
+            .name("lh-sweep".into())
+            .spawn(move || sweep_loop(&i))
+            .map_err(|e| Error::io("spawn", b"sweep thread", e))?;
+        Ok(Server { inner, listener, accept: Some(accept), sweeper: Some(sweeper), lobby: Some(lobby) })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -342,6 +392,10 @@ impl Server {
         if let Some(h) = self.lobby.take() {
             let _ = h.join();
         }
+        if let Some(h) = self.sweeper.take() {
+            h.thread().unpark();
+            let _ = h.join();
+        }
         // Pushes are failed here; pulls and copies watch `closing`. A push still preparing
         // its tree registers later and fails itself when it sees `closing`.
         let until = Instant::now() + Duration::from_secs(10);
@@ -360,6 +414,52 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.close();
+    }
+}
+
+/// How often the node looks for expired journals: a quarter of the resume TTL, so that kept
+/// files go within 1.25 TTL, and at least hourly, however long the TTL (one readdir of the
+/// journal directory and a stat per journal: nothing to save by waiting longer).
+fn sweep_every(ttl: Duration) -> Duration {
+    (ttl / 4).clamp(Duration::from_millis(100), Duration::from_secs(3600))
+}
+
+fn sweep_loop(inner: &Inner) {
+    let every = sweep_every(inner.opts.resume_ttl);
+    let mut next = Instant::now() + every;
+    while !inner.closing.load(Ordering::SeqCst) {
+        let now = Instant::now();
+        if now < next {
+            // Unparked by `close`.
+            std::thread::park_timeout(next - now);
+            continue;
+        }
+        sweep(inner);
+        next = Instant::now() + every;
+    }
+}
+
+/// Removes the journals of pushes that failed longer than the resume TTL ago and the
+/// temporary files they kept, and takes those files out of the account.
+fn sweep(inner: &Inner) {
+    let mut claimed = Vec::new();
+    let removed = crate::journal::remove_stale(inner.root_fd.as_fd(), inner.journal_dir.as_fd(), inner.opts.resume_ttl, &mut |key| {
+        // A running push's journal is not stale, however long since its last block; and no
+        // push may take one up while its files go.
+        let free = inner.journals.lock().expect("journals lock").insert(key.to_owned());
+        if free {
+            claimed.push(key.to_owned());
+        }
+        free
+    });
+    let mut journals = inner.journals.lock().expect("journals lock");
+    for k in &claimed {
+        journals.remove(k);
+    }
+    drop(journals);
+    if removed.files > 0 {
+        inner.state.ledger().reclaimed(removed.files, removed.bytes);
+        inner.state.save();
     }
 }
 
@@ -660,20 +760,52 @@ fn resolve_source(root: &Path, rel: &[u8]) -> Result<PathBuf> {
     resolve(root, rel, false)
 }
 
-/// Bytes of the regular files a push would replace (they stop counting as stored).
-fn replaced_bytes(dest: &Path, index: &Index) -> u64 {
-    if !dest.exists() {
-        return 0;
-    }
-    let mut dirs = crate::receive::ExistingDirs::new(dest);
+/// Bytes of the files a resumed push will not write: already at the destination with the
+/// index's size and mtime (the quick check `receive::carried_over` makes), looked at from their
+/// directories, opened beneath the root.
+fn unchanged_bytes(dest: BorrowedFd<'_>, index: &Index) -> u64 {
+    let mut held = crate::receive::ExistingDirs::new(dest);
+    let mut dirs = DirCache::default();
     index
         .entries()
         .iter()
-        .filter(|e| e.kind == Kind::File && dirs.hold(&e.path))
-        .filter_map(|e| std::fs::symlink_metadata(dest.join(OsStr::from_bytes(&e.path))).ok())
-        .filter(|m| m.is_file())
-        .map(|m| m.size())
+        .filter(|e| e.kind == Kind::File && e.size > 0 && held.hold(&e.path))
+        .filter(|e| {
+            stat_in(dest, &mut dirs, &e.path, None).is_some_and(|st| {
+                st.st_size as u64 == e.size && st.st_mtime as i128 * 1_000_000_000 + st.st_mtime_nsec as i128 == e.mtime_ns as i128
+            })
+        })
+        .map(|e| e.size)
         .sum()
+}
+
+/// Bytes of the temporary files an earlier attempt of this push (journal `key`) kept under
+/// `dest`: they count as stored already, and a resume takes them over.
+fn kept_bytes(inner: &Inner, dest: BorrowedFd<'_>, index: &Index, key: &str) -> u64 {
+    let journal = format!("{key}.jnl");
+    if rustix::fs::statat(&*inner.journal_dir, journal.as_str(), rustix::fs::AtFlags::SYMLINK_NOFOLLOW).is_err() {
+        return 0;
+    }
+    let prefix = crate::journal::temp_prefix(key);
+    let mut held = crate::receive::ExistingDirs::new(dest);
+    let mut dirs = DirCache::default();
+    index
+        .entries()
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.kind == Kind::File && e.size > 0 && held.hold(&e.path))
+        .filter_map(|(i, e)| stat_in(dest, &mut dirs, &e.path, Some(&format!("{prefix}{i}.part"))))
+        .map(|st| st.st_size as u64)
+        .sum()
+}
+
+/// The regular file `path` (or, with `name`, that name in `path`'s directory) under `dest`,
+/// looked at from its directory opened beneath `dest`, no symlink followed.
+fn stat_in(dest: BorrowedFd<'_>, dirs: &mut DirCache, path: &[u8], name: Option<&str>) -> Option<rustix::fs::Stat> {
+    let (dir, last) = dirs.parent(dest, path, beneath::root_refused).ok()?;
+    let name = name.map_or(last, OsStr::new);
+    let st = rustix::fs::statat(dir, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW).ok()?;
+    (rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile).then_some(st)
 }
 
 /// A push: the client sends, this node receives into `dest` under its root. The session is
@@ -694,20 +826,33 @@ fn push(
     inner.admit()?;
     check_session_shape(&inner.limits(), streams, block_size)?;
     let index = Index::decode(encoded)?;
-    // Checked before anything is created; Receive::prepare checks the rest of the path.
-    if dest.split(|&b| b == b'/').next() == Some(STATE_DIR.as_bytes()) {
-        return Err(Error::PathEscape { path: lossy(&dest), why: "the node's own directory" });
-    }
+    // The pool is the node's, counted at start; the push's own share is its index.
+    let _memory = inner.memory.reserve(budget::index_share(encoded.len(), index.entries().len()))?;
+    // Checked before anything is created; Receive::prepare checks the rest of the path and the
+    // index's top-level entries when the tree lands at the root itself.
     if !dest.is_empty() {
-        crate::index::check_path(&dest)?;
+        check_request_path(&dest)?;
     }
     // Capacity is checked before any byte is written.
-    let dest_dir = inner.root.join(OsStr::from_bytes(&dest));
-    let (total, replaced) = (index.total(), replaced_bytes(&dest_dir, &index));
+    // The destination as it is now (nothing is created before the checks below); missing, it
+    // holds nothing a resume could keep.
+    let dest_dir = beneath::open_dir(inner.root_fd.as_fd(), &dest, beneath::root_refused).ok();
+    let total = index.total();
     // The same transfer twice at once would share temporary files: the second waits its turn.
     let key = crate::journal::key(&dest, block_size, encoded);
     let journaled = ActiveJournal::claim(inner, &key)?;
-    let reservation = inner.state.reserve(total.saturating_sub(replaced))?;
+    // What the push may hold at once: all its bytes (a file it replaces stays until its
+    // replacement, fallocated from the start, is renamed over it), less the files a resume
+    // will not write and the temporary files an earlier attempt kept (counted as stored
+    // already). Only the admission: what files take and give back is counted as it happens
+    // (ledger.rs). (Crediting the replaced files let concurrent pushes that replace the same
+    // file each hold a part of its size with nothing reserved.)
+    let unchanged = match &dest_dir {
+        Some(d) if resume => unchanged_bytes(d.as_fd(), &index),
+        _ => 0,
+    };
+    let kept = dest_dir.as_ref().map_or(0, |d| kept_bytes(inner, d.as_fd(), &index, &key));
+    let grant = inner.state.reserve(total.saturating_sub(unchanged).saturating_sub(kept))?;
     let active = inner.state.begin(peer, Direction::In, &dest, index.total(), index.count(Kind::File) as u64, streams);
     let token = auth::random_bytes::<{ frame::TOKEN_LEN }>()?;
     let placement = node_placement(inner, peer);
@@ -727,15 +872,22 @@ fn push(
         counter: Arc::clone(&active.done),
         fsync: inner.opts.fsync,
         verify_full: features & frame::FEATURE_VERIFY_FULL != 0,
-        resume: Some(ResumeParams { dir: inner.root.join(STATE_DIR).join("journal"), key: journaled.0.clone(), use_previous: resume }),
+        resume: Some(ResumeParams { dir: Arc::clone(&inner.journal_dir), key: journaled.0.clone(), use_previous: resume }),
+        keep_setid: inner.opts.keep_setid,
+        space: Some(Arc::clone(&grant)),
     };
-    let recv = match Receive::prepare(&inner.root, index, params, Arc::clone(&inner.pool)) {
+    let recv = match Receive::prepare(inner.root_fd.as_fd(), index, params, Arc::clone(&inner.pool)) {
         Ok(r) => r,
         Err(e) => {
+            grant.finish();
+            inner.state.save();
             inner.state.end(&active, Err(&e));
             return Err(e);
         }
     };
+    // The preallocated parts are in the saved account before data flows: a node killed during
+    // the push restarts counting them, as the resume and the sweep expect.
+    inner.state.save();
     *inner.last_file_creation.lock().expect("file creation lock") = Some(match recv.tmpfile() {
         Ok(()) => "files in one piece: O_TMPFILE + link; larger files: temporary name + rename".to_owned(),
         Err(why) => format!("temporary name + rename for every file: {why}"),
@@ -756,12 +908,12 @@ fn push(
     inner.files_linked.fetch_add(linked, Ordering::Relaxed);
     inner.files_renamed.fetch_add(renamed, Ordering::Relaxed);
     inner.state.count_bytes(peer, recv.bytes_received(), 0);
+    // What the session did not take of its reservation goes back now, not when the last
+    // thread holding the session lets go of it.
+    grant.finish();
+    inner.state.save();
     inner.state.end(&active, result.as_ref().map(|_| ()));
     let summary = result?;
-    // The reservation is the growth (new bytes less the bytes of files replaced); a tree that
-    // shrank what it replaced frees the difference.
-    reservation.commit();
-    inner.state.release(replaced.saturating_sub(total));
     drop(journaled);
     frame::write_msg(sock, &Msg::Summary(summary))
 }
@@ -791,9 +943,10 @@ fn node_send_options(inner: &Inner, streams: u16, block_size: u32, features: u64
     SendOptions {
         streams,
         block_size,
-        // Enough for two blocks per stream in flight and the readers' next ones; the node's
-        // memory for sending is this times max_transfers.
-        pool_buffers: 2 * streams as usize + 4,
+        // Enough for two blocks per stream in flight and the readers' next ones, but never
+        // more than the push pool's count whatever streams a client asks for; fewer still for
+        // less data (sender::pool_shape). The memory budget bounds the sum.
+        pool_buffers: (2 * streams as usize + 4).min(inner.opts.pool_buffers).max(1),
         scheduler: SchedulerKind::Pipelined,
         cores: inner.opts.cores.clone(),
         pin: inner.opts.pin,
@@ -811,13 +964,20 @@ fn node_send_options(inner: &Inner, streams: u16, block_size: u32, features: u64
 /// A pull: this node sends `path` to the client over data connections the client opens.
 fn pull(inner: &Arc<Inner>, sock: &mut TcpStream, peer: IpAddr, path: &[u8], streams: u16, block_size: u32, features: u64) -> Result<()> {
     inner.admit()?;
+    inner.memory.check_room()?;
     check_session_shape(&inner.limits(), streams, block_size)?;
     let source = resolve_source(&inner.root, path)?;
     let started = Instant::now();
     let scanned = scan_within(&source, 4, Some(&inner.root))?;
     let scan_seconds = started.elapsed().as_secs_f64();
     let index = &scanned.index;
-    frame::write_msg(sock, &Msg::Manifest { dest: path.to_vec(), streams, block_size, index: index.encode() })?;
+    let encoded = index.encode();
+    // The pool this pull will allocate, sized to its data, and its index come out of the
+    // node's memory before either is held for the transfer.
+    let opts = node_send_options(inner, streams, block_size, features);
+    let (buf, count) = pool_shape(&opts, streams, index.total());
+    let _memory = inner.memory.reserve(buf as u64 * count as u64 + budget::index_share(encoded.len(), index.entries().len()))?;
+    frame::write_msg(sock, &Msg::Manifest { dest: path.to_vec(), streams, block_size, index: encoded })?;
     let token = match frame::expect_msg(&mut Deadline::new(sock, inner.opts.handshake_timeout), 0)? {
         Msg::Ready { token, streams: s } if s == streams => token,
         Msg::Ready { streams: s, .. } => return Err(Error::Protocol(format!("READY for {s} streams, {streams} were offered"))),
@@ -855,7 +1015,6 @@ fn pull(inner: &Arc<Inner>, sock: &mut TcpStream, peer: IpAddr, path: &[u8], str
         s.set_write_timeout(Some(inner.opts.idle_timeout)).map_err(Error::net("setting a timeout"))?;
     }
     let active = inner.state.begin(peer, Direction::Out, path, index.total(), index.count(Kind::File) as u64, streams);
-    let opts = node_send_options(inner, streams, block_size, features);
     let control = sock.try_clone().map_err(Error::net("cloning a socket"))?;
     let progress = |p: &Progress| active.done.store(p.bytes_done, Ordering::Relaxed);
     let result = crate::sender::transmit(
@@ -889,10 +1048,13 @@ fn copy(
     block_size: u32,
     features: u64,
 ) -> Result<()> {
+    // Before anything else: a target the operator did not list is never connected to.
+    inner.copy_to.check(to)?;
     inner.admit()?;
-    if streams == 0 || block_size < 4096 {
-        return Err(Error::Usage(format!("a copy needs at least 1 stream and 4 KiB blocks, not {streams} and {block_size}")));
-    }
+    inner.memory.check_room()?;
+    // The node's own limits, not what the receiving node advertises, bound the copy's blocks
+    // and streams, and so its pool.
+    check_session_shape(&inner.limits(), streams, block_size)?;
     let source = resolve_source(&inner.root, src)?;
     let active = inner.state.begin(peer, Direction::Copy, src, 0, 0, streams);
     let opts = node_send_options(inner, streams, block_size, features);
@@ -920,7 +1082,18 @@ fn copy(
             // The engine polls its cancel flag; mirror ours and the node's into it.
             let flag = AtomicBool::new(false);
             std::thread::scope(|s2| {
-                let r = s2.spawn(|| crate::sender::send(&source, to, dest, &opts, &flag, &progress));
+                let r = s2.spawn(|| {
+                    let started = Instant::now();
+                    let scanned = scan_within(&source, opts.scan_threads, opts.confine.as_deref())?;
+                    let scan_seconds = started.elapsed().as_secs_f64();
+                    // Reserved after the scan (the index's size is known) and before the
+                    // connection and the pool.
+                    let index = &scanned.index;
+                    let (buf, count) = pool_shape(&opts, streams, index.total());
+                    let share = budget::index_share(index.encode().len(), index.entries().len());
+                    let _memory = inner.memory.reserve(buf as u64 * count as u64 + share)?;
+                    crate::sender::send_scanned(&scanned, to, dest, &opts, &flag, &progress, started, scan_seconds)
+                });
                 while !r.is_finished() {
                     if stop() {
                         flag.store(true, Ordering::Relaxed);
@@ -962,55 +1135,62 @@ fn copy(
     Ok(())
 }
 
-/// LIST: a directory's entries (sorted by name), or the one entry of a file or a link.
+/// LIST: a directory's entries (sorted by name), or the one entry of a file or a link. The
+/// path is opened beneath the root (no symlink on the way; the last component may be one,
+/// which is listed, not followed), and each entry is looked at from its directory.
 fn list(inner: &Inner, sock: &mut TcpStream, path: &[u8]) -> Result<Result<()>> {
-    let p = match resolve(&inner.root, path, true) {
-        Ok(p) => p,
-        Err(e) => return Ok(Err(e)),
-    };
-    let entry = |name: Vec<u8>, m: &std::fs::Metadata| {
-        let ft = m.file_type();
-        let kind = if ft.is_dir() {
-            1
-        } else if ft.is_file() {
-            2
-        } else if ft.is_symlink() {
-            3
-        } else {
-            4
+    if !path.is_empty() {
+        if let Err(e) = check_request_path(path) {
+            return Ok(Err(e));
+        }
+    }
+    let entry = |name: Vec<u8>, st: &rustix::fs::Stat| {
+        let ft = rustix::fs::FileType::from_raw_mode(st.st_mode);
+        let kind = match ft {
+            rustix::fs::FileType::Directory => 1,
+            rustix::fs::FileType::RegularFile => 2,
+            rustix::fs::FileType::Symlink => 3,
+            _ => 4,
         };
         ListEntry {
             name,
             kind,
-            mode: m.mode() & 0o7777,
-            size: if ft.is_file() { m.size() } else { 0 },
-            mtime_ns: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
+            mode: st.st_mode & 0o7777,
+            size: if kind == 2 { st.st_size as u64 } else { 0 },
+            mtime_ns: st.st_mtime * 1_000_000_000 + st.st_mtime_nsec as i64,
         }
     };
-    let meta = match std::fs::symlink_metadata(&p) {
-        Ok(m) => m,
-        Err(e) => return Ok(Err(Error::io("stat", path, e))),
-    };
-    let mut entries = Vec::new();
-    if meta.is_dir() {
-        let rd = match std::fs::read_dir(&p) {
-            Ok(rd) => rd,
-            Err(e) => return Ok(Err(Error::io("list", path, e))),
+    let nofollow = rustix::fs::AtFlags::SYMLINK_NOFOLLOW;
+    let listed: Result<Vec<ListEntry>> = (|| {
+        let (dir, name) = match path.iter().rposition(|&b| b == b'/') {
+            Some(k) => (&path[..k], &path[k + 1..]),
+            None => (&path[..0], path),
         };
-        for e in rd.flatten() {
-            let name = e.file_name().as_bytes().to_vec();
-            if path.is_empty() && name == STATE_DIR.as_bytes() {
+        let parent = beneath::open_dir(inner.root_fd.as_fd(), dir, beneath::root_refused)?;
+        let name = if name.is_empty() { OsStr::new(".") } else { OsStr::from_bytes(name) };
+        let st = rustix::fs::statat(&parent, name, nofollow).map_err(|e| beneath::root_refused(path, e))?;
+        if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::Directory {
+            return Ok(vec![entry(name.as_bytes().to_vec(), &st)]);
+        }
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let d = rustix::fs::openat(&parent, name, flags, Mode::empty()).map_err(|e| beneath::root_refused(path, e))?;
+        let mut entries = Vec::new();
+        for e in rustix::fs::Dir::read_from(&d).map_err(|e| Error::io("list", path, e.into()))?.flatten() {
+            let name = e.file_name().to_bytes();
+            if name == b"." || name == b".." || (path.is_empty() && name == STATE_DIR.as_bytes()) {
                 continue;
             }
-            if let Ok(m) = e.metadata() {
-                entries.push(entry(name, &m));
+            if let Ok(st) = rustix::fs::statat(&d, OsStr::from_bytes(name), nofollow) {
+                entries.push(entry(name.to_vec(), &st));
             }
         }
         entries.sort_by(|a, b| a.name.cmp(&b.name));
-    } else {
-        let name = p.file_name().map(|n| n.as_bytes().to_vec()).unwrap_or_default();
-        entries.push(entry(name, &meta));
-    }
+        Ok(entries)
+    })();
+    let entries = match listed {
+        Ok(v) => v,
+        Err(e) => return Ok(Err(e)),
+    };
     // Parts of at most ~60 KB, under the control-frame limit. A listing of a large directory
     // is megabytes: written under the same progress deadline as a READV's answer.
     let sock = &mut net::Paced::new(sock, inner.opts.idle_timeout);
@@ -1037,17 +1217,16 @@ fn readv(inner: &Inner, sock: &mut TcpStream, peer: IpAddr, paths: &[Vec<u8>], s
     if let Err(e) = crate::readv::check(paths.len(), segments, &inner.limits()) {
         return Ok(Err(e));
     }
-    // Each file is opened in its directory, opened from the root one component at a time
-    // without following symlinks (a symlink on the way, or as the file, is E_PATH_ESCAPE;
-    // nothing missing is E_NOT_FOUND), so no lstat walk of the path comes first.
-    let root = rustix::fs::open(&inner.root, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-        .map_err(|e| Error::io("open", inner.root.as_os_str().as_bytes(), e.into()))?;
+    // Each file is opened in its directory, opened beneath the root without following
+    // symlinks (a symlink on the way, or as the file, is E_PATH_ESCAPE; nothing missing is
+    // E_NOT_FOUND), so no lstat walk of the path comes first.
+    let root = inner.root_fd.as_fd();
     let mut dirs = DirCache::default();
     let files: Vec<Result<(File, u64)>> = paths
         .iter()
         .map(|rel| {
             check_request_path(rel)?;
-            let (dir, name) = dirs.parent(root.as_fd(), rel, beneath::root_refused)?;
+            let (dir, name) = dirs.parent(root, rel, beneath::root_refused)?;
             // O_NONBLOCK: a FIFO put in the root must not hold the open until a writer comes.
             let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
             let f = File::from(rustix::fs::openat(dir, name, flags, Mode::empty()).map_err(|e| beneath::root_refused(rel, e))?);
@@ -1127,7 +1306,8 @@ fn stats_json(inner: &Inner) -> String {
         Some(c) => j.num("capacity", c).num("free", c.saturating_sub(st.stored()).saturating_sub(st.reserved())),
         None => j.key("capacity").raw("null").key("free").raw("null"),
     };
-    j.num("stored", st.stored()).num("reserved", st.reserved());
+    let (parts, parts_bytes) = st.parts();
+    j.num("stored", st.stored()).num("reserved", st.reserved()).num("parts", parts).num("partsBytes", parts_bytes);
     let active = st.active_rows();
     let recent = st.recent_rows();
     j.num("active", active.len()).num("completed", st.completed.load(Ordering::Relaxed)).num("failed", st.failed.load(Ordering::Relaxed));
@@ -1139,6 +1319,9 @@ fn stats_json(inner: &Inner) -> String {
         .num("bufferBytes", inner.pool.buf_size())
         .key("locked")
         .raw(if inner.pool.locked() { "true" } else { "false" });
+    j.raw("}");
+    j.key("memory").raw("{");
+    j.num("budget", inner.memory.limit()).num("held", inner.memory.held());
     j.raw("}");
     j.key("limits").raw("[");
     let mut limit = |scope: &str, peer: Option<String>, b: &Bucket| {

@@ -202,8 +202,14 @@ fn third_party_copy_moves_a_tree_from_node_to_node() {
     let a_root = dir.join("a");
     make_tree(&a_root);
     let token = "shared by both nodes, long";
-    let a = node(&a_root, Some(token));
     let b = node(&dir.join("b"), Some(token));
+    let a = Server::start(ServeOptions {
+        root: a_root.clone(),
+        secret: Some(secret(token)),
+        copy_to: vec![b.local_addr().to_string()],
+        ..ServeOptions::default()
+    })
+    .unwrap();
     let s = client::copy(
         &a.local_addr().to_string(),
         b"d",
@@ -223,6 +229,103 @@ fn third_party_copy_moves_a_tree_from_node_to_node() {
     assert_eq!(files(&a_root.join("d")), files(&dir.join("b/copied/d")));
     assert_eq!(a.counts().completed, 1);
     assert_eq!(b.counts().completed, 1);
+}
+
+/// issue 29: a node connects for a copy only to a target its operator listed. Another
+/// address gets E_DENIED and no connection at all (a listener there accepts nothing); a node
+/// with no list copies nowhere; the listed target still works afterwards.
+#[test]
+fn a_copy_goes_only_to_a_listed_target_issue_29() {
+    use std::net::TcpListener;
+    let dir = scratch("copy-to");
+    let a_root = dir.join("a");
+    make_tree(&a_root);
+    let b = node(&dir.join("b"), None);
+    let trap = TcpListener::bind("127.0.0.1:0").unwrap();
+    trap.set_nonblocking(true).unwrap();
+    let a =
+        Server::start(ServeOptions { root: a_root.clone(), copy_to: vec![b.local_addr().to_string()], ..ServeOptions::default() }).unwrap();
+    let unlisted = Server::start(ServeOptions { root: dir.join("u"), ..ServeOptions::default() }).unwrap();
+    let copy = |from: &Server, to: &str, dest: &[u8]| {
+        client::copy(&from.local_addr().to_string(), b"d", to, dest, 2, 1 << 20, None, None, T, false, &AtomicBool::new(false), &|_| {})
+    };
+    let trap_addr = trap.local_addr().unwrap().to_string();
+    for (from, to) in [(&a, trap_addr.as_str()), (&a, "localhost:1"), (&unlisted, &b.local_addr().to_string())] {
+        let e = copy(from, to, b"x").unwrap_err();
+        assert_eq!(e.code(), "E_DENIED", "{to}: {e}");
+    }
+    assert_eq!(trap.accept().map(|_| ()).unwrap_err().kind(), std::io::ErrorKind::WouldBlock, "the node connected to an unlisted target");
+    assert!(!dir.join("b/x").exists());
+    assert_eq!(b.counts().active + b.counts().completed + b.counts().failed, 0);
+    let s = copy(&a, &b.local_addr().to_string(), b"copied").unwrap();
+    assert_eq!(s.files, 41);
+    assert_eq!(files(&a_root.join("d")), files(&dir.join("b/copied/d")));
+    // The node's own block limit bounds a copy, whatever the receiving node would take.
+    let e = client::copy(
+        &a.local_addr().to_string(),
+        b"d",
+        &b.local_addr().to_string(),
+        b"big-blocks",
+        8,
+        64 << 20,
+        None,
+        None,
+        T,
+        false,
+        &AtomicBool::new(false),
+        &|_| {},
+    )
+    .unwrap_err();
+    assert_eq!(e.code(), "E_LIMIT", "{e}");
+    assert_eq!(b.counts().completed, 1);
+}
+
+/// issue 29: with a small memory budget, a pull that does not fit beside a running one gets
+/// E_BUSY with a retry-after hint and allocates nothing; the running pull completes and the node
+/// takes the next one. The stats show the budget and what is held.
+#[test]
+fn a_pull_past_the_memory_budget_gets_busy_with_a_hint_issue_29() {
+    let dir = scratch("budget");
+    let root = dir.join("root");
+    fs::create_dir_all(&root).unwrap();
+    fs::write(root.join("slow"), bytes(1, 3 << 20)).unwrap();
+    fs::write(root.join("small"), bytes(2, 1000)).unwrap();
+    // The push pool is one 4 MiB buffer; 2 MiB are left for pulls: one 1 MiB pool at a time.
+    let n = Server::start(ServeOptions {
+        root: root.clone(),
+        pool_buffers: 1,
+        memory: 6 << 20,
+        rate: Some(1 << 20),
+        ..ServeOptions::default()
+    })
+    .unwrap();
+    assert_eq!(stat(&n.stats_json(), "budget"), 6 << 20);
+    assert_eq!(stat(&n.stats_json(), "held"), 4 << 20);
+    let addr = n.local_addr().to_string();
+    let g = GetOptions { block_size: 1 << 20, ..Default::default() };
+    std::thread::scope(|s| {
+        let first = s.spawn(|| client::get(&addr, b"slow", &dir.join("got1"), &g, &AtomicBool::new(false), &|_| {}));
+        let until = std::time::Instant::now() + T;
+        while n.counts().active == 0 {
+            assert!(std::time::Instant::now() < until, "the first pull never started");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(stat(&n.stats_json(), "held") > (5 << 20));
+        let e = client::get(&addr, b"slow", &dir.join("got2"), &g, &AtomicBool::new(false), &|_| {}).unwrap_err();
+        assert_eq!(e.code(), "E_BUSY", "{e}");
+        assert!(e.to_string().contains("retry after 5 s"), "{e}");
+        assert!(!dir.join("got2/slow").exists());
+        let r = first.join().unwrap().unwrap();
+        assert_eq!(r.bytes, 3 << 20);
+    });
+    assert_eq!(fs::read(dir.join("got1/slow")).unwrap(), fs::read(root.join("slow")).unwrap());
+    assert_eq!(stat(&n.stats_json(), "held"), 4 << 20, "the pull gave its memory back");
+    client::get(&addr, b"small", &dir.join("got3"), &g, &AtomicBool::new(false), &|_| {}).unwrap();
+    assert_eq!(fs::read(dir.join("got3/small")).unwrap(), bytes(2, 1000));
+    // A pull whose pool could never fit is a limit, not a busy node to retry.
+    let big = GetOptions { block_size: 4 << 20, ..Default::default() };
+    let e = client::get(&addr, b"slow", &dir.join("got4"), &big, &AtomicBool::new(false), &|_| {}).unwrap_err();
+    assert_eq!(e.code(), "E_LIMIT", "{e}");
 }
 
 /// A number field of the node's stats JSON.
@@ -252,7 +355,8 @@ fn files_in_one_piece_are_linked_in_complete_and_replace_what_is_there() {
     fs::create_dir_all(root.join("dst/t/a")).unwrap();
     fs::write(root.join("dst/t/a/s3"), b"older, shorter contents").unwrap();
     fs::write(root.join("dst/t/a/s5"), bytes(1234, 1000 + 5 * 37)).unwrap();
-    let n = node(&root, None);
+    // Keeping set-id bits, so that s4's setgid, which open() does not set, must be chmodded.
+    let n = Server::start(ServeOptions { root: root.clone(), keep_setid: true, ..ServeOptions::default() }).unwrap();
     let opts = SendOptions { block_size: 1 << 20, ..SendOptions::default() };
     send(&src, &n.local_addr().to_string(), b"dst", &opts, &AtomicBool::new(false), &|_| {}).unwrap();
     assert_eq!(snapshot(&src), snapshot(&root.join("dst/t")));
@@ -339,4 +443,70 @@ fn a_pull_whose_directory_is_swapped_for_a_symlink_after_the_scan_sends_nothing_
     assert!(swapped.is_completed());
     assert_eq!(e.code(), "E_SOURCE_CHANGED", "{e}");
     assert!(!holds_outside(&out));
+}
+
+/// issue 29: two pushes of different trees (different sizes, names in common, so each replaces
+/// files of the other) to the same destination at once leave the stored account equal to the
+/// regular files' bytes under the root (it counted both trees: 178 MB for 94 MB on disk).
+#[test]
+fn concurrent_pushes_to_one_destination_count_each_file_once() {
+    let dir = scratch("concurrent");
+    let (a, b) = (dir.join("a/t"), dir.join("b/t"));
+    for (src, seed, n, big) in [(&a, 1u64, 120u64, 3usize << 20), (&b, 2, 160, 5 << 20)] {
+        fs::create_dir_all(src.join("s")).unwrap();
+        for i in 0..n {
+            let start = if seed == 1 { 0 } else { 60 };
+            fs::write(src.join(format!("s/f{}", start + i)), bytes(seed * 1000 + i, ((i * 37 * seed) % 9000) as usize)).unwrap();
+        }
+        fs::write(src.join("big"), bytes(seed, big + seed as usize)).unwrap();
+        fs::write(src.join(format!("only-{seed}")), bytes(seed + 10, 1 << 20)).unwrap();
+    }
+    let root = dir.join("root");
+    let n = Server::start(ServeOptions { root: root.clone(), ..ServeOptions::default() }).unwrap();
+    let addr = n.local_addr().to_string();
+    let opts = SendOptions { block_size: 256 << 10, ..SendOptions::default() };
+    for _ in 0..3 {
+        std::thread::scope(|s| {
+            for src in [&a, &b] {
+                let (addr, opts) = (&addr, &opts);
+                s.spawn(move || send(src, addr, b"same", opts, &AtomicBool::new(false), &|_| {}).unwrap());
+            }
+        });
+        let on_disk = longhaul_core::node_state::du(&root, true);
+        assert_eq!(n.counts().stored, on_disk);
+        assert!(on_disk < longhaul_core::node_state::du(&dir.join("a"), false) + longhaul_core::node_state::du(&dir.join("b"), false));
+    }
+    let stats = n.stats_json();
+    assert!(stats.contains(r#""parts":0,"partsBytes":0"#), "{stats}");
+}
+
+/// issue 29: a push that replaces a file needs room for the replacement, which is allocated in
+/// full beside the old file until it is renamed over it (crediting the old file let concurrent
+/// pushes replacing one file each hold a part of its size with nothing reserved); sending the
+/// same file again writes nothing and needs nothing.
+#[test]
+fn replacing_a_file_needs_room_for_its_replacement() {
+    let dir = scratch("replace-room");
+    let src = dir.join("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("f"), bytes(1, 6 << 20)).unwrap();
+    let root = dir.join("root");
+    let n = Server::start(ServeOptions { root: root.clone(), capacity: Some(10 << 20), ..ServeOptions::default() }).unwrap();
+    let addr = n.local_addr().to_string();
+    let push = || send(&src, &addr, b"in", &SendOptions::default(), &AtomicBool::new(false), &|_| {});
+    push().unwrap();
+    assert_eq!(n.counts().stored, 6 << 20);
+    push().unwrap();
+    assert_eq!(n.counts().stored, 6 << 20);
+    fs::write(src.join("f"), bytes(2, 6 << 20)).unwrap();
+    fs::File::options()
+        .write(true)
+        .open(src.join("f"))
+        .unwrap()
+        .set_modified(std::time::UNIX_EPOCH + Duration::from_secs(1_000_000))
+        .unwrap();
+    let e = push().unwrap_err();
+    assert_eq!(e.code(), "E_CAPACITY", "{e}");
+    assert_eq!(n.counts().stored, 6 << 20);
+    assert_eq!(longhaul_core::node_state::du(&root, true), 6 << 20);
 }

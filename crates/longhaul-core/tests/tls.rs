@@ -36,10 +36,10 @@ fn make_tree(root: &Path) {
     std::os::unix::fs::symlink("large", root.join("link")).unwrap();
 }
 
-fn tls_node(root: &Path, peer_tls: Option<ClientTls>) -> (Server, ClientTls) {
+fn tls_node(root: &Path, peer_tls: Option<ClientTls>, copy_to: Vec<String>) -> (Server, ClientTls) {
     let tls = ServerTls::generate(vec!["localhost".into()]).unwrap();
     let pin = ClientTls::new(Some(tls.fingerprint()), None).unwrap();
-    let opts = ServeOptions { root: root.to_path_buf(), tls: Some(Arc::new(tls)), peer_tls, ..Default::default() };
+    let opts = ServeOptions { root: root.to_path_buf(), tls: Some(Arc::new(tls)), peer_tls, copy_to, ..Default::default() };
     (Server::start(opts).unwrap(), pin)
 }
 
@@ -88,8 +88,8 @@ fn push_pull_list_and_copy_through_tls_nodes() {
     let base = common::scratch("tls", "roundtrip");
     let src = base.join("src");
     make_tree(&src);
-    let (b, pin_b) = tls_node(&base.join("b"), None);
-    let (a, pin_a) = tls_node(&base.join("a"), Some(pin_b));
+    let (b, pin_b) = tls_node(&base.join("b"), None, Vec::new());
+    let (a, pin_a) = tls_node(&base.join("a"), Some(pin_b), vec![b.local_addr().to_string()]);
     let cancel = AtomicBool::new(false);
 
     // Push through a relay that records the wire: the tree arrives whole, the marker every
@@ -103,7 +103,8 @@ fn push_pull_list_and_copy_through_tls_nodes() {
     assert!(wire.len() as u64 > s.bytes, "the relay saw the transfer ({} bytes)", wire.len());
     assert!(!contains(&wire, MARKER), "plaintext crossed the wire");
     // The same recorder sees the marker when TLS is off: the check above can fail.
-    let p = Server::start(ServeOptions { root: base.join("plain"), ..Default::default() }).unwrap();
+    let p =
+        Server::start(ServeOptions { root: base.join("plain"), copy_to: vec![b.local_addr().to_string()], ..Default::default() }).unwrap();
     let (via_plain, seen_plain) = recording_relay(p.local_addr().to_string());
     let o = SendOptions { block_size: 64 * 1024, ..Default::default() };
     send(&src, &via_plain, b"in", &o, &cancel, &|_| {}).unwrap();

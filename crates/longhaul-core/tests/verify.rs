@@ -41,8 +41,9 @@ fn push_pull_and_copy_read_every_file_back_and_say_so() {
     let base = common::scratch("verify", "roundtrip");
     let src = base.join("src");
     let files = make_tree(&src);
-    let a = node(&base.join("a"));
     let b = node(&base.join("b"));
+    // a copies to b: b is in a's copy targets.
+    let a = Server::start(ServeOptions { root: base.join("a"), copy_to: vec![b.local_addr().to_string()], ..Default::default() }).unwrap();
     let cancel = AtomicBool::new(false);
 
     // 8 KiB blocks: blocks span files and the large file spans blocks and streams.

@@ -167,6 +167,8 @@ pub struct BindingGetOptions {
     pub verify: Option<String>,
     /// Resume from this side's journal of an earlier pull and keep files already here with the same size and mtime (default true).
     pub resume: Option<bool>,
+    /// Give pulled files and directories the setuid and setgid bits the node's index asks for (default false: cleared).
+    pub keep_setid: Option<bool>,
 }
 
 /// Pulls a file or a tree from a node.
@@ -188,6 +190,7 @@ pub fn get<'env>(
         progress_interval: options.progress_interval_ms.map_or(defaults.progress_interval, |ms| Duration::from_millis(ms as u64)),
         verify_full: verify_full(options.verify.as_deref())?,
         resume: options.resume.unwrap_or(defaults.resume),
+        keep_setid: options.keep_setid.unwrap_or(defaults.keep_setid),
     };
     let forwarder = Forwarder::new(on_progress, opts.progress_interval);
     let flag = cancel.flag.clone();

@@ -90,6 +90,16 @@ pub fn serve(options: BindingServeOptions) -> Result<BindingServer> {
         fsync: options.fsync.as_deref().map(longhaul_core::receive::Fsync::parse).transpose().map_err(usage)?.unwrap_or(defaults.fsync),
         tls: tls.map(Arc::new),
         peer_tls: client_tls(options.peer_tls_pin.as_deref(), options.peer_tls_ca.as_deref())?,
+        memory: options.memory.map_or(Ok(defaults.memory), |m| whole(m, "memory"))?,
+        copy_to: options.copy_to.unwrap_or_default(),
+        keep_setid: options.keep_setid.unwrap_or(defaults.keep_setid),
+        resume_ttl: match options.resume_ttl_ms {
+            None => defaults.resume_ttl,
+            Some(ms) if ms.is_finite() && (1.0..9.0e15).contains(&ms) => Duration::from_millis(ms as u64),
+            Some(ms) => {
+                return Err(Error::new(Status::InvalidArg, format!("E_USAGE: resumeTtlMs must be at least 1 millisecond, not {ms}")))
+            }
+        },
         ..defaults
     };
     let server = Server::start(opts).map_err(|e| to_napi(&e))?;

@@ -320,6 +320,14 @@ pub struct BindingServeOptions {
     pub max_per_peer: Option<u32>,
     /// When received files are made durable: "none" (default), "file" (fsync each before its rename) or "end" (one syncfs before the summary).
     pub fsync: Option<String>,
+    /// Bytes of memory for the buffer pools of all transfers and the indexes they hold (default 1 GiB); a transfer past it gets E_BUSY.
+    pub memory: Option<f64>,
+    /// HOST:PORT targets a copy may go to; others get E_DENIED (default: none).
+    pub copy_to: Option<Vec<String>>,
+    /// Give pushed files and directories the setuid and setgid bits their sender's index asks for (default false: cleared).
+    pub keep_setid: Option<bool>,
+    /// Milliseconds the temporary files a failed push keeps for its resume stay after its last block (default 86,400,000: 24 h); then the node removes them.
+    pub resume_ttl_ms: Option<f64>,
 }
 
 #[napi(object)]
