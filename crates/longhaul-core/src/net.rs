@@ -97,7 +97,7 @@ impl Read for Deadline<'_> {
 /// `PACED_PROGRESS` bytes within `idle` of each other. SO_SNDTIMEO alone is not that: the
 /// kernel restarts it whenever a piece of a sendfile is taken, so a reader that stalled while
 /// its buffers still grew kept a 2 GiB READV's thread for 3 to 5 idle timeouts
-/// (bench/RESULTS.md, "Connections"). So the socket is non-blocking while this lives, and each
+/// (bench/RESULTS.md, "connections: 2,000 idle sockets"). So the socket is non-blocking while this lives, and each
 /// wait for room is a poll with what is left of the deadline. Only the connection's own thread
 /// writes or reads it meanwhile (a control connection's requests are answered one at a time).
 /// Dropping it makes the socket blocking again, with the connection's usual write timeout.
