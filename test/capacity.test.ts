@@ -112,11 +112,15 @@ describe('issue 29: the temporary files a push holds', () => {
 
   it('a cut push keeps its parts counted (E_CAPACITY for what needs their room), resumes, and the parts expire after resumeTtlMs', async () => {
     const CAP = 64 * MiB;
+    // Past large-0 (8 MiB) and well into large-1 on either stream: a cut at 10 MiB sometimes
+    // fell before any whole block of large-1 had arrived, and a part holding no data is not
+    // kept (CI saw parts = 0 once in five runs).
+    const CUT = 13 * MiB;
     const root = join(work, 'kill-root');
     let node = await serve({ root, auth: false, capacity: CAP });
     const proxy = await relay(node.url);
     try {
-      proxy.fault = { kind: 'drop', atByte: proxy.bytesUp + 10 * MiB };
+      proxy.fault = { kind: 'drop', atByte: proxy.bytesUp + CUT };
       await expect(send(src, `${proxy.address}/k`, { retries: 0 })).rejects.toBeTruthy();
       await idle(node);
       const cut = expectAccountMatchesDisk(node);
@@ -143,7 +147,7 @@ describe('issue 29: the temporary files a push holds', () => {
 
       // Cut again, then a node with a short TTL on the same root: the kept parts survive the
       // restart in the account, and go once the TTL has passed.
-      proxy.fault = { kind: 'drop', atByte: proxy.bytesUp + 10 * MiB };
+      proxy.fault = { kind: 'drop', atByte: proxy.bytesUp + CUT };
       await expect(send(src, `${proxy.address}/k2`, { retries: 0 })).rejects.toBeTruthy();
       await idle(node);
       const kept = expectAccountMatchesDisk(node);

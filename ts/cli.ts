@@ -196,6 +196,8 @@ function serveCommand(): Command {
         rate: c.rate,
         peerRates: c.peerRates,
         maxTransfers: c.maxTransfers,
+        maxConnections: c.maxConnections,
+        maxPerPeer: c.maxPerPeer,
         poolBuffers: c.poolBuffers,
         writers: c.writers,
         cores: c.coresIo ? { io: c.coresIo, other: c.coresOther } : undefined,

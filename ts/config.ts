@@ -354,6 +354,21 @@ const SPECS = {
     default: 32,
     commands: ['serve'],
   },
+  maxConnections: {
+    schema: intIn(1, 1_000_000),
+    description:
+      'connections open at once (lowered to what the descriptor limit allows); past it the oldest still in its handshake is closed, or E_BUSY',
+    arg: 'n',
+    default: 4096,
+    commands: ['serve'],
+  },
+  maxPerPeer: {
+    schema: intIn(1, 1_000_000),
+    description: 'connections open at once from one IP address; more get E_BUSY',
+    arg: 'n',
+    default: 256,
+    commands: ['serve'],
+  },
   memory: {
     schema: sizeIn(4 << 20, Number.MAX_SAFE_INTEGER, '2G'),
     description:

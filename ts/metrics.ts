@@ -90,6 +90,18 @@ export function nodeRegistry(node: StorageNode): Registry {
   counter('longhaul_readv_requests_total', 'READV requests answered', [], (c, s) => c.inc(s.readv.requests));
   counter('longhaul_readv_segments_total', 'READV segments answered', [], (c, s) => c.inc(s.readv.segments));
   counter('longhaul_readv_bytes_total', 'READV bytes sent', [], (c, s) => c.inc(s.readv.bytes));
+  gauge('longhaul_connections', 'Connections open now: in their handshake (no thread each), or past it', ['state'], (g, s) => {
+    g.set({ state: 'handshake' }, s.connections.handshaking);
+    g.set({ state: 'established' }, s.connections.open - s.connections.handshaking);
+  });
+  gauge('longhaul_connections_max', 'Connection caps in force: in all (after the descriptor limit), per peer', ['scope'], (g, s) => {
+    g.set({ scope: 'total' }, s.connections.max);
+    g.set({ scope: 'peer' }, s.connections.maxPerPeer);
+  });
+  counter('longhaul_connections_refused_total', 'Connections refused at a cap (E_BUSY)', [], (c, s) => c.inc(s.connections.refused));
+  counter('longhaul_connections_evicted_total', 'Connections in their handshake closed to make room at the global cap', [], (c, s) =>
+    c.inc(s.connections.evicted),
+  );
   return registry;
 }
 

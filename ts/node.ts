@@ -41,6 +41,14 @@ export interface ServeOptions extends AuthOptions {
   peerRates?: Record<string, number | string>;
   /** Transfers at once (push, pull, copy; default 32); more get E_BUSY. */
   maxTransfers?: number;
+  /**
+   * Connections open at once, of every kind and stage (default 4,096; lowered to what the
+   * descriptor limit allows). Past it a new connection closes the oldest one still in its
+   * handshake, or gets E_BUSY.
+   */
+  maxConnections?: number;
+  /** Connections open at once from one IP address (default 256); more get E_BUSY. */
+  maxPerPeer?: number;
   /** Buffers in the node's pool, shared by all pushes (default 16 x 4 MiB). */
   poolBuffers?: number;
   /** Largest block a sender may use, in bytes (default 4 MiB). */
@@ -161,6 +169,11 @@ export interface NodeStats {
   peers: { peer: string; bytesIn: number; bytesOut: number }[];
   errors: Record<string, number>;
   readv: { requests: number; segments: number; bytes: number; reads: number };
+  /**
+   * Connections open now (`handshaking`: of them, those not yet past HELLO/AUTH, which cost no
+   * thread), the caps in force, those refused with E_BUSY and those closed to make room.
+   */
+  connections: { open: number; handshaking: number; max: number; maxPerPeer: number; refused: number; evicted: number };
   transfers: TransferInfo[];
   recent: TransferInfo[];
   lastPlacement: string | null;

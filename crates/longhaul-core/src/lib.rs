@@ -11,6 +11,7 @@ pub mod budget;
 pub mod client;
 pub mod compare;
 mod conflict;
+pub mod conn_limit;
 pub mod copy_to;
 pub mod doctor;
 pub mod error;

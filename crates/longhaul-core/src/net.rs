@@ -92,3 +92,121 @@ impl Read for Deadline<'_> {
         s.read(buf)
     }
 }
+
+/// Writes to a socket under a deadline that moves only with progress: the writes must move
+/// `PACED_PROGRESS` bytes within `idle` of each other. SO_SNDTIMEO alone is not that: the
+/// kernel restarts it whenever a piece of a sendfile is taken, so a reader that stalled while
+/// its buffers still grew kept a 2 GiB READV's thread for 3 to 5 idle timeouts
+/// (bench/RESULTS.md, "connections: 2,000 idle sockets"). So the socket is non-blocking while this lives, and each
+/// wait for room is a poll with what is left of the deadline. Only the connection's own thread
+/// writes or reads it meanwhile (a control connection's requests are answered one at a time).
+/// Dropping it makes the socket blocking again, with the connection's usual write timeout.
+pub struct Paced<'a> {
+    sock: &'a TcpStream,
+    idle: Duration,
+    until: Instant,
+    moved: usize,
+}
+
+/// Bytes that count as progress: a client reading at 4 KiB/s keeps a 60 s deadline moving.
+pub const PACED_PROGRESS: usize = 256 << 10;
+
+impl<'a> Paced<'a> {
+    pub fn new(sock: &'a TcpStream, idle: Duration) -> Paced<'a> {
+        let _ = sock.set_nonblocking(true);
+        Paced { sock, idle, until: Instant::now() + idle, moved: 0 }
+    }
+
+    /// Waits for room in the socket until the deadline.
+    fn wait(&self) -> io::Result<()> {
+        use rustix::event::{poll, PollFd, PollFlags, Timespec};
+        loop {
+            let left = self.until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(io::ErrorKind::TimedOut.into());
+            }
+            let t = Timespec { tv_sec: left.as_secs() as _, tv_nsec: left.subsec_nanos() as _ };
+            let mut fds = [PollFd::new(self.sock, PollFlags::OUT)];
+            match poll(&mut fds, Some(&t)) {
+                Ok(0) => return Err(io::ErrorKind::TimedOut.into()),
+                Ok(_) => return Ok(()),
+                Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    fn moved(&mut self, n: usize) {
+        self.moved += n;
+        if self.moved >= PACED_PROGRESS {
+            self.moved = 0;
+            self.until = Instant::now() + self.idle;
+        }
+    }
+
+    /// As `send_header`.
+    pub fn send_header(&mut self, mut buf: &[u8]) -> io::Result<()> {
+        while !buf.is_empty() {
+            match rustix::net::send(self.sock.as_fd(), buf, rustix::net::SendFlags::MORE | rustix::net::SendFlags::NOSIGNAL) {
+                Ok(n) => {
+                    buf = &buf[n..];
+                    self.moved(n);
+                }
+                Err(rustix::io::Errno::INTR) => {}
+                Err(rustix::io::Errno::AGAIN) => self.wait()?,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    pub fn write_all(&mut self, mut buf: &[u8]) -> io::Result<()> {
+        while !buf.is_empty() {
+            match rustix::net::send(self.sock.as_fd(), buf, rustix::net::SendFlags::NOSIGNAL) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    buf = &buf[n..];
+                    self.moved(n);
+                }
+                Err(rustix::io::Errno::INTR) => {}
+                Err(rustix::io::Errno::AGAIN) => self.wait()?,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// As `sendfile_all`.
+    pub fn sendfile_all(&mut self, file: &File, mut offset: u64, mut len: usize) -> io::Result<()> {
+        while len > 0 {
+            match rustix::fs::sendfile(self.sock.as_fd(), file.as_fd(), Some(&mut offset), len) {
+                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(n) => {
+                    len -= n;
+                    self.moved(n);
+                }
+                Err(rustix::io::Errno::INTR) => {}
+                Err(rustix::io::Errno::AGAIN) => self.wait()?,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Write for Paced<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_all(buf).map(|()| buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for Paced<'_> {
+    fn drop(&mut self) {
+        let _ = self.sock.set_nonblocking(false);
+        let _ = self.sock.set_write_timeout(Some(self.idle));
+    }
+}

@@ -1,7 +1,9 @@
 //! A storage node: a root directory, a listening socket, a capacity, bandwidth limits and a
-//! table of transfers. Each connection gets a thread; its first frame says what it is: HELLO
-//! opens a control connection (authenticated when the node has a token), DATA_HELLO attaches a
-//! data stream to the session its token names. A control connection then carries either one
+//! table of transfers. A connection counts against the connection caps from its accept and
+//! waits in the lobby (crate::conn_limit: one epoll thread for all) until its handshake is done;
+//! then it gets a thread. Its first frame says what it is: HELLO opens a control connection
+//! (authenticated when the node has a token), DATA_HELLO attaches a data stream to the session
+//! its token names. A control connection then carries either one
 //! session (MANIFEST: a push; GET: a pull; COPY: a third-party copy) or any number of requests
 //! (LIST, READV, STATS). Push sessions share the node's buffer pool; a pull or a copy runs the
 //! sender engine with a small pool of its own, and `max_transfers` bounds how many run at once,
@@ -28,9 +30,10 @@ use rustix::fs::{Mode, OFlags};
 use crate::auth::{self, Secret};
 use crate::beneath::{self, DirCache};
 use crate::budget::{self, Budget};
+use crate::conn_limit::{Limiter, Lobby, Next, Refusal, Stage, Waiting};
 use crate::copy_to::CopyTargets;
 use crate::error::{lossy, Error, Result};
-use crate::frame::{self, Limits, ListEntry, Msg, Nonce, Segment, SegmentResult, Token};
+use crate::frame::{self, Limits, ListEntry, Msg, Segment, SegmentResult, Token};
 use crate::index::{Index, Kind};
 use crate::net::{self, Deadline};
 use crate::node_state::{self, Direction, Json, NodeState, STATE_DIR};
@@ -95,6 +98,12 @@ pub struct ServeOptions {
     pub tls: Option<Arc<ServerTls>>,
     /// TLS, and how to trust the other node, when this node pushes to another for a copy.
     pub peer_tls: Option<ClientTls>,
+    /// Connections open at once, of every kind and stage (crate::conn_limit); past it a new
+    /// one evicts the oldest still in its handshake, or is refused with E_BUSY. Lowered at
+    /// start to what RLIMIT_NOFILE allows.
+    pub max_connections: usize,
+    /// Connections open at once from one IP address (an IPv6 host: its /64); past it E_BUSY.
+    pub max_per_peer: usize,
     /// Bytes of memory for the buffer pools of all transfers and the content indexes they hold
     /// (crate::budget): the push pool counts from the start, each pull and copy its own pool
     /// and index, each push its index. A transfer past it gets E_BUSY with a retry-after hint.
@@ -148,6 +157,13 @@ impl Default for ServeOptions {
             fsync: Fsync::None,
             tls: None,
             peer_tls: None,
+            // Far above what real clients open (a 64-stream push is 65), and 4,096 sockets
+            // still in their handshake cost no thread and about 4 MiB; each past the handshake
+            // costs one thread. Needs at most 3 descriptors each (TLS) under a raised limit.
+            max_connections: 4096,
+            // Four full 64-stream transfers from one host at once; one address cannot hold more
+            // than a sixteenth of the node's connections.
+            max_per_peer: 256,
             // The push pool (64 MiB) and 15 pulls or copies at their largest (16 x 4 MiB), or
             // about 120 at the clients' default 2 streams of 1 MiB blocks (8 MiB each), with
             // room left for their indexes: a small share of a storage server's memory.
@@ -200,6 +216,10 @@ struct Inner {
     files_renamed: AtomicU64,
     /// Journal keys of the pushes running now.
     journals: Mutex<std::collections::HashSet<String>>,
+    /// Open connections against the caps.
+    conns: Arc<Limiter>,
+    /// Connections that have not finished their handshake (crate::conn_limit).
+    lobby: Lobby,
     memory: Budget,
     copy_to: CopyTargets,
 }
@@ -244,6 +264,7 @@ pub struct Server {
     inner: Arc<Inner>,
     listener: TcpListener,
     accept: Option<JoinHandle<()>>,
+    lobby: Option<JoinHandle<()>>,
     sweeper: Option<JoinHandle<()>>,
 }
 
@@ -260,6 +281,9 @@ impl Server {
             )));
         }
         let pool = Pool::new(opts.max_block as usize, opts.pool_buffers)?;
+        let nofile = crate::conn_limit::raise_nofile();
+        let conns = Limiter::new(crate::conn_limit::cap_for_nofile(opts.max_connections, nofile, opts.tls.is_some()), opts.max_per_peer);
+        let lobby = Lobby::new()?;
         let memory = Budget::new(opts.memory, pool.bytes() as u64)?;
         let root_fd = rustix::fs::open(&root, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
             .map_err(|e| Error::io("open root", root.as_os_str().as_bytes(), e.into()))?;
@@ -285,11 +309,28 @@ impl Server {
             files_linked: AtomicU64::new(0),
             files_renamed: AtomicU64::new(0),
             journals: Mutex::new(std::collections::HashSet::new()),
+            conns,
+            lobby,
             memory,
             copy_to,
         });
         // Before the first push can take a journal up, then every so often on a thread.
         sweep(&inner);
+        let i = Arc::clone(&inner);
+        let lobby = std::thread::Builder::new()
+            .name("lh-lobby".into())
+            .spawn(move || {
+                // A panic while greeting one connection closes that one; the lobby thread, which
+                // every new connection goes through, keeps running.
+                let greet = |w: &mut crate::conn_limit::Waiting, msg| {
+                    crate::panic::catch("lobby", || Ok(greet(&i, w, msg))).unwrap_or_else(|e| {
+                        i.state.count_error(e.code());
+                        Next::Close
+                    })
+                };
+                i.lobby.run(&i.closing, greet, |t| session_known(&i, t), |w| leave(&i, w))
+            })
+            .map_err(|e| Error::io("spawn", b"lobby thread", e))?;
         let l = listener.try_clone().map_err(Error::net("cloning the listener"))?;
         let i = Arc::clone(&inner);
         let accept = std::thread::Builder::new()
@@ -301,7 +342,7 @@ impl Server {
             .name("lh-sweep".into())
             .spawn(move || sweep_loop(&i))
             .map_err(|e| Error::io("spawn", b"sweep thread", e))?;
-        Ok(Server { inner, listener, accept: Some(accept), sweeper: Some(sweeper) })
+        Ok(Server { inner, listener, accept: Some(accept), sweeper: Some(sweeper), lobby: Some(lobby) })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -355,6 +396,10 @@ impl Server {
         // shutdown(2) on a listening socket wakes a blocked accept on Linux.
         let _ = rustix::net::shutdown(self.listener.as_fd(), rustix::net::Shutdown::Read);
         if let Some(h) = self.accept.take() {
+            let _ = h.join();
+        }
+        self.inner.lobby.wake();
+        if let Some(h) = self.lobby.take() {
             let _ = h.join();
         }
         if let Some(h) = self.sweeper.take() {
@@ -432,6 +477,8 @@ fn fs_create_root(root: &Path) -> Result<()> {
     std::fs::create_dir_all(root).map_err(|e| Error::io("create root", root.as_os_str().as_encoded_bytes(), e))
 }
 
+/// Accepts, counts the connection against the caps and hands it to the lobby; no thread is
+/// spawned here. Over a cap the socket is answered and closed on this thread (crate::conn_limit).
 fn accept_loop(inner: &Arc<Inner>, listener: TcpListener) {
     for conn in listener.incoming() {
         if inner.closing.load(Ordering::SeqCst) {
@@ -442,33 +489,149 @@ fn accept_loop(inner: &Arc<Inner>, listener: TcpListener) {
             std::thread::sleep(Duration::from_millis(10));
             continue;
         };
+        let Ok(peer) = sock.peer_addr().map(|a| a.ip()) else { continue };
+        let slot = match inner.conns.acquire(peer) {
+            Ok(slot) => slot,
+            // Full: an idle socket still in its handshake makes room (crate::conn_limit).
+            Err(Refusal::Total(_)) if inner.lobby.evict_oldest() => match inner.conns.acquire(peer) {
+                Ok(slot) => slot,
+                Err(r) => {
+                    refuse(inner, &sock, r);
+                    continue;
+                }
+            },
+            Err(r) => {
+                refuse(inner, &sock, r);
+                continue;
+            }
+        };
         let _ = sock.set_nodelay(true);
-        let i = Arc::clone(inner);
-        let _ = std::thread::Builder::new().name("lh-conn".into()).spawn(move || {
-            // A panic here ends this connection only; the node goes on.
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handle_conn(&i, sock)));
-        });
+        // Every write the node makes on this connection (an answer, a READV's sendfile, a
+        // pull's blocks) fails after the idle timeout without progress, so a client that asks
+        // and never reads frees its thread and descriptor then.
+        let _ = sock.set_write_timeout(Some(inner.opts.idle_timeout));
+        let stage = if inner.opts.tls.is_some() { Stage::Tls } else { Stage::First };
+        inner.lobby.admit(sock, peer, slot, stage, inner.opts.handshake_timeout);
     }
 }
 
-fn handle_conn(inner: &Arc<Inner>, sock: TcpStream) {
-    // Taken from the TCP socket: the engine's end of a TLS relay has no IP address.
-    let Ok(peer) = sock.peer_addr().map(|a| a.ip()) else { return };
-    let mut sock = match &inner.opts.tls {
-        Some(tls) => match start_tls(inner, sock, tls) {
-            Some(s) => s,
-            None => return,
-        },
-        None => sock,
+/// A connection past a cap: a plaintext ERROR E_BUSY if it fits the socket buffer now (a TLS
+/// client could not read it, so it is just closed), never a wait.
+fn refuse(inner: &Inner, sock: &TcpStream, why: Refusal) {
+    inner.conns.count_refused();
+    let e = why.error();
+    inner.state.count_error(e.code());
+    if inner.opts.tls.is_none() {
+        crate::conn_limit::send_now(sock, &Msg::error(&e).encode());
+    }
+}
+
+/// The handshake, a frame at a time, for a connection in the lobby: HELLO is answered, AUTH
+/// checked (a wrong token learns nothing but E_AUTH, and the connection ends), and a control
+/// connection leaves the lobby only once authenticated. Runs on the lobby's thread: nothing
+/// here may block.
+fn greet(inner: &Inner, w: &mut Waiting, msg: Result<Msg>) -> Next {
+    let refuse = |w: &Waiting, e: Error| {
+        inner.state.count_error(e.code());
+        crate::conn_limit::send_now(&w.sock, &Msg::error(&e).encode());
+        Next::Close
     };
-    let first = frame::read_msg(&mut Deadline::new(&sock, inner.opts.handshake_timeout), 0);
-    let _ = sock.set_read_timeout(None);
-    let result = match first {
-        // A panic in a session is answered as E_PANIC (a bug, not to be retried), not a drop.
-        Ok(Some(Msg::Hello { min, max, nonce, features })) => {
-            crate::panic::catch("connection", || control(inner, &mut sock, peer, min, max, nonce, features))
+    let msg = match msg {
+        Ok(m) => m,
+        Err(e) => return refuse(w, e),
+    };
+    match (w.stage, msg) {
+        (Stage::First, Msg::Hello { min, max, nonce, features }) => {
+            if max < frame::VERSION_MIN || min > frame::VERSION_MAX || min > max {
+                let e = Error::Version { ours_min: frame::VERSION_MIN, ours_max: frame::VERSION_MAX, peer_min: min, peer_max: max };
+                return refuse(w, e);
+            }
+            let ours = match auth::nonce() {
+                Ok(n) => n,
+                Err(e) => return refuse(w, e),
+            };
+            let hello_ok = Msg::HelloOk {
+                version: max.min(frame::VERSION_MAX),
+                features: frame::FEATURES,
+                limits: inner.limits(),
+                auth: inner.opts.secret.is_some(),
+                nonce: ours,
+            };
+            if !crate::conn_limit::send_now(&w.sock, &hello_ok.encode()) {
+                return Next::Close;
+            }
+            if inner.opts.secret.is_some() {
+                w.stage = Stage::Auth { client: nonce, ours, features };
+                w.until = Instant::now() + inner.opts.handshake_timeout;
+                Next::Wait
+            } else {
+                w.stage = Stage::Control { features };
+                Next::Leave
+            }
         }
-        Ok(Some(Msg::DataHello { token, .. })) => {
+        (Stage::First, Msg::DataHello { token, .. }) => {
+            w.stage = Stage::Data { token };
+            if session_known(inner, &token) {
+                return Next::Leave;
+            }
+            // A pulling client opens its data connections right after its READY, which this
+            // node may not have read yet: an unknown token gets a short grace period, in the
+            // lobby (crate::conn_limit), so a made-up one costs no thread.
+            w.until = Instant::now() + inner.opts.handshake_timeout.min(Duration::from_secs(5));
+            Next::Wait
+        }
+        (Stage::Auth { client, ours, features }, Msg::Auth { mac }) => {
+            let secret = inner.opts.secret.as_ref().expect("AUTH is awaited only with a token");
+            if !Secret::check(&secret.client_proof(&client, &ours), &mac) {
+                return refuse(w, Error::Auth("wrong token"));
+            }
+            if !crate::conn_limit::send_now(&w.sock, &Msg::AuthOk { mac: secret.node_proof(&client, &ours) }.encode()) {
+                return Next::Close;
+            }
+            w.stage = Stage::Control { features };
+            Next::Leave
+        }
+        (Stage::Auth { .. }, _) => refuse(w, Error::Auth("wrong token")),
+        (_, m) => refuse(w, Error::Protocol(format!("a connection must start with HELLO or DATA_HELLO, not {:?}", m.frame_type()))),
+    }
+}
+
+/// Whether a data connection's token names a push or a pull waiting for its streams.
+fn session_known(inner: &Inner, token: &Token) -> bool {
+    inner.sessions.lock().expect("sessions lock").contains_key(token) || inner.pulls.lock().expect("pulls lock").contains_key(token)
+}
+
+/// A connection leaving the lobby gets its own thread; its slot goes with it and is freed when
+/// the thread ends. If no thread can be made, the connection is closed.
+fn leave(inner: &Arc<Inner>, w: Waiting) {
+    let i = Arc::clone(inner);
+    let _ = std::thread::Builder::new().name("lh-conn".into()).spawn(move || {
+        // A panic here ends this connection only; the node goes on.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handle_conn(&i, w)));
+    });
+}
+
+fn handle_conn(inner: &Arc<Inner>, w: Waiting) {
+    let Waiting { sock, peer, slot, stage, .. } = w;
+    let mut sock = sock;
+    let result = match stage {
+        // The TLS handshake, then the engine's end of the relay goes back to the lobby for
+        // HELLO and AUTH, with the same slot.
+        Stage::Tls => {
+            if let Some(tls) = &inner.opts.tls {
+                if let Some(s) = start_tls(inner, sock, tls) {
+                    // The relay's pair has its own buffers: the write deadline must be on the
+                    // engine's end too, or a stalled TLS reader would hold the writer for ever.
+                    let _ = s.set_write_timeout(Some(inner.opts.idle_timeout));
+                    inner.lobby.admit(s, peer, slot, Stage::First, inner.opts.handshake_timeout);
+                    inner.lobby.wake();
+                }
+            }
+            return;
+        }
+        // A panic in a session is answered as E_PANIC (a bug, not to be retried), not a drop.
+        Stage::Control { features } => crate::panic::catch("connection", || control(inner, &mut sock, peer, features)),
+        Stage::Data { token } => {
             // A pulling client opens its data connections right after its READY, which this
             // node may not have read yet: an unknown token gets a short grace period.
             let until = Instant::now() + inner.opts.handshake_timeout.min(Duration::from_secs(5));
@@ -478,6 +641,9 @@ fn handle_conn(inner: &Arc<Inner>, sock: TcpStream) {
                 match (session, pull) {
                     (Some(r), _) => return r.run_stream(sock),
                     (None, Some(tx)) => {
+                        // The slot is freed when this thread ends, while the socket lives on in
+                        // the pull: counted by the pull's own connection instead (its streams
+                        // are bounded by max_streams).
                         let _ = tx.try_send(sock);
                         return;
                     }
@@ -488,14 +654,15 @@ fn handle_conn(inner: &Arc<Inner>, sock: TcpStream) {
                 }
             }
         }
-        Ok(Some(m)) => Err(Error::Protocol(format!("a connection must start with HELLO or DATA_HELLO, not {:?}", m.frame_type()))),
-        Ok(None) => Ok(()),
-        Err(e) => Err(e),
+        Stage::First | Stage::Auth { .. } => return,
     };
     if let Err(e) = result {
         inner.state.count_error(e.code());
-        let _ = frame::write_msg(&mut sock, &Msg::error(&e));
+        // Now or never: after a write timeout the peer is not reading, and waiting another
+        // idle timeout to tell it so would only hold the thread longer.
+        crate::conn_limit::send_now(&sock, &Msg::error(&e).encode());
     }
+    drop(slot);
 }
 
 /// TLS on a new connection of a node that requires it: the handshake (within the handshake
@@ -518,30 +685,10 @@ fn start_tls(inner: &Inner, mut sock: TcpStream, tls: &ServerTls) -> Option<TcpS
     None
 }
 
-/// The handshake, then one session or a run of requests.
-fn control(inner: &Arc<Inner>, sock: &mut TcpStream, peer: IpAddr, min: u16, max: u16, client_nonce: Nonce, features: u64) -> Result<()> {
-    if max < frame::VERSION_MIN || min > frame::VERSION_MAX || min > max {
-        return Err(Error::Version { ours_min: frame::VERSION_MIN, ours_max: frame::VERSION_MAX, peer_min: min, peer_max: max });
-    }
-    let ours = auth::nonce()?;
+/// An authenticated control connection (the lobby did HELLO and AUTH): one session or a run
+/// of requests.
+fn control(inner: &Arc<Inner>, sock: &mut TcpStream, peer: IpAddr, features: u64) -> Result<()> {
     let limits = inner.limits();
-    let hello_ok = Msg::HelloOk {
-        version: max.min(frame::VERSION_MAX),
-        features: frame::FEATURES,
-        limits,
-        auth: inner.opts.secret.is_some(),
-        nonce: ours,
-    };
-    frame::write_msg(sock, &hello_ok)?;
-    if let Some(secret) = &inner.opts.secret {
-        // A wrong token learns nothing but E_AUTH, and the connection ends.
-        match frame::expect_msg(&mut Deadline::new(sock, inner.opts.handshake_timeout), 0)? {
-            Msg::Auth { mac } if Secret::check(&secret.client_proof(&client_nonce, &ours), &mac) => {
-                frame::write_msg(sock, &Msg::AuthOk { mac: secret.node_proof(&client_nonce, &ours) })?;
-            }
-            _ => return Err(Error::Auth("wrong token")),
-        }
-    }
     loop {
         // Between requests a connection may idle for the idle timeout; a session's MANIFEST
         // must come within the handshake timeout of the HELLO (checked by the same deadline).
@@ -1065,7 +1212,9 @@ fn list(inner: &Inner, sock: &mut TcpStream, path: &[u8]) -> Result<Result<()>> 
         Ok(v) => v,
         Err(e) => return Ok(Err(e)),
     };
-    // Parts of at most ~60 KB, under the control-frame limit.
+    // Parts of at most ~60 KB, under the control-frame limit. A listing of a large directory
+    // is megabytes: written under the same progress deadline as a READV's answer.
+    let sock = &mut net::Paced::new(sock, inner.opts.idle_timeout);
     let mut part = Vec::new();
     let mut size = 0;
     for e in entries {
@@ -1119,13 +1268,16 @@ fn readv(inner: &Inner, sock: &mut TcpStream, peer: IpAddr, paths: &[Vec<u8>], s
     let total: u64 = results.iter().map(|r| r.len as u64).sum();
     let stop = AtomicBool::new(false);
     inner.throttle(peer).take(total, &stop);
-    net::send_header(sock, &Msg::ReadvData { results: results.clone() }.encode()).map_err(Error::net("sending readv data"))?;
+    // A client that asks for gigabytes and stops reading is cut after the idle timeout
+    // without progress (net::Paced), not after the kernel's restarted timeouts add up.
+    let out = &mut net::Paced::new(sock, inner.opts.idle_timeout);
+    out.send_header(&Msg::ReadvData { results: results.clone() }.encode()).map_err(Error::net("sending readv data"))?;
     // Small runs are gathered with pread into one staging buffer and leave in one write; a
     // large run goes out with sendfile. Either way each run is one read of the file.
     let mut staging: Vec<u8> = Vec::with_capacity(READV_STAGING);
-    let flush = |staging: &mut Vec<u8>, sock: &mut TcpStream| -> Result<()> {
+    let flush = |staging: &mut Vec<u8>, out: &mut net::Paced| -> Result<()> {
         if !staging.is_empty() {
-            net::write_all(sock, staging).map_err(Error::net("sending readv data"))?;
+            out.write_all(staging).map_err(Error::net("sending readv data"))?;
             staging.clear();
         }
         Ok(())
@@ -1145,7 +1297,7 @@ fn readv(inner: &Inner, sock: &mut TcpStream, peer: IpAddr, paths: &[Vec<u8>], s
         let (f, _) = files[run.file as usize].as_ref().expect("a segment with bytes has its file");
         if run.len as usize <= READV_STAGING / 4 {
             if staging.len() + run.len as usize > READV_STAGING {
-                flush(&mut staging, sock)?;
+                flush(&mut staging, out)?;
             }
             let at = staging.len();
             staging.resize(at + run.len as usize, 0);
@@ -1154,14 +1306,14 @@ fn readv(inner: &Inner, sock: &mut TcpStream, peer: IpAddr, paths: &[Vec<u8>], s
                 _ => Error::io("read", &paths[run.file as usize], e),
             })?;
         } else {
-            flush(&mut staging, sock)?;
-            net::sendfile_all(sock, f, run.offset, run.len as usize).map_err(|e| match e.kind() {
+            flush(&mut staging, out)?;
+            out.sendfile_all(f, run.offset, run.len as usize).map_err(|e| match e.kind() {
                 std::io::ErrorKind::UnexpectedEof => changed(run.file),
                 _ => Error::net("sending readv data")(e),
             })?;
         }
     }
-    flush(&mut staging, sock)?;
+    flush(&mut staging, out)?;
     Ok(Ok(()))
 }
 
@@ -1220,6 +1372,14 @@ fn stats_json(inner: &Inner) -> String {
         .num("segments", c.segments.load(Ordering::Relaxed))
         .num("bytes", c.bytes.load(Ordering::Relaxed))
         .num("reads", c.reads.load(Ordering::Relaxed));
+    j.raw("}");
+    j.key("connections").raw("{");
+    j.num("open", inner.conns.open())
+        .num("handshaking", inner.lobby.len())
+        .num("max", inner.conns.max_total())
+        .num("maxPerPeer", inner.conns.max_per_peer())
+        .num("refused", inner.conns.refused())
+        .num("evicted", inner.lobby.evicted());
     j.raw("}");
     j.key("transfers").raw("[");
     for r in &active {

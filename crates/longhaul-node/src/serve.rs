@@ -75,6 +75,8 @@ pub fn serve(options: BindingServeOptions) -> Result<BindingServer> {
         rate: options.rate.map(|r| whole(r, "rate").map(|r| r.max(1))).transpose()?,
         peer_rates,
         max_transfers: options.max_transfers.map_or(defaults.max_transfers, |n| n.max(1) as usize),
+        max_connections: options.max_connections.map_or(defaults.max_connections, |n| n.max(1) as usize),
+        max_per_peer: options.max_per_peer.map_or(defaults.max_per_peer, |n| n.max(1) as usize),
         max_block: options.max_block.unwrap_or(defaults.max_block),
         pool_buffers: options.pool_buffers.map_or(defaults.pool_buffers, |n| n as usize),
         writers: options.writers.map_or(defaults.writers, |n| n as usize),

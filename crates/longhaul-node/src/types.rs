@@ -314,6 +314,10 @@ pub struct BindingServeOptions {
     pub peer_rates: Option<Vec<BindingPeerRate>>,
     /// Transfers at once (default 32).
     pub max_transfers: Option<u32>,
+    /// Connections open at once, of every kind (default 4,096); past it the oldest one still in its handshake is closed, or E_BUSY.
+    pub max_connections: Option<u32>,
+    /// Connections open at once from one IP address (default 256); past it E_BUSY.
+    pub max_per_peer: Option<u32>,
     /// When received files are made durable: "none" (default), "file" (fsync each before its rename) or "end" (one syncfs before the summary).
     pub fsync: Option<String>,
     /// Bytes of memory for the buffer pools of all transfers and the indexes they hold (default 1 GiB); a transfer past it gets E_BUSY.
