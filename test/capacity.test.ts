@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { compareTrees, send, serve, type StorageNode } from '../dist/index.js';
 import { native } from '../dist/native.js';
+import { frame, hello, u16, u32 } from './frames.js';
 import { freshDir, randomFile, smallTree } from './helpers.js';
 import { relay } from './proxy.js';
 
@@ -175,20 +176,8 @@ describe('issue 29: the temporary files a push holds', () => {
   }, 120_000);
 });
 
-// Raw frames (docs/PROTOCOL.md; as in test/hostile.test.ts).
-const u16 = (n: number): Buffer => Buffer.from([n & 0xff, n >> 8]);
-const u32 = (n: number): Buffer => {
-  const b = Buffer.alloc(4);
-  b.writeUInt32LE(n);
-  return b;
-};
-const u64 = (n: number): Buffer => {
-  const b = Buffer.alloc(8);
-  b.writeBigUInt64LE(BigInt(n));
-  return b;
-};
-const frame = (type: number, body: Buffer): Buffer => Buffer.concat([u32(body.length + 1), Buffer.from([type]), body]);
-const HELLO = frame(0x01, Buffer.concat([Buffer.from('LONGHAUL'), u16(1), u16(1), u64(1), Buffer.alloc(16)]));
+// Raw frames (docs/PROTOCOL.md; test/frames.ts).
+const HELLO = hello();
 
 describe('issue 29: a push that ends before its data', () => {
   it('leaves no part and no journal; its part counted while it was open', async () => {

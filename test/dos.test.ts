@@ -12,6 +12,7 @@ import { createInterface } from 'node:readline';
 import { afterAll, describe, expect, it } from 'vitest';
 
 import { compareTrees, get, ls, nodeStats, send } from '../dist/index.js';
+import { frame, hello, u16, u32, u64 } from './frames.js';
 import { freshDir, randomFile, smallTree } from './helpers.js';
 
 const CLI = join(import.meta.dirname, '..', 'dist', 'cli.js');
@@ -61,19 +62,7 @@ function usage(pid: number): Usage {
   return { threads: field('Threads'), fds: readdirSync(`/proc/${pid}/fd`).length, rss: field('VmRSS') * 1024 };
 }
 
-const u16 = (n: number): Buffer => Buffer.from([n & 0xff, n >> 8]);
-const u32 = (n: number): Buffer => {
-  const b = Buffer.alloc(4);
-  b.writeUInt32LE(n);
-  return b;
-};
-const u64 = (n: number): Buffer => {
-  const b = Buffer.alloc(8);
-  b.writeBigUInt64LE(BigInt(n));
-  return b;
-};
-const frame = (type: number, body: Buffer): Buffer => Buffer.concat([u32(body.length + 1), Buffer.from([type]), body]);
-const HELLO = frame(0x01, Buffer.concat([Buffer.from('LONGHAUL'), u16(1), u16(1), u64(1), Buffer.alloc(16)]));
+const HELLO = hello();
 
 /** READV of `path` (docs/PROTOCOL.md): `n` segments of `seg` bytes cycling over `size` bytes. */
 function readvFrame(path: string, size: number, n: number, seg: number): Buffer {
