@@ -523,17 +523,23 @@ impl Receive {
         // holds already at its size.
         let count = self.space.is_some() && self.files[i].part.load(Ordering::SeqCst) == UNCOUNTED;
         let temp = self.temp_name(i);
-        let (f, kept) = match rustix::fs::openat(
-            dir,
-            temp.as_str(),
-            flags | if count { OFlags::EXCL } else { OFlags::empty() },
-            Mode::from_raw_mode(0o600),
-        ) {
-            Err(rustix::io::Errno::EXIST) if count => {
-                let f = rustix::fs::openat(dir, temp.as_str(), flags - OFlags::CREATE, Mode::empty())
-                    .map_err(|err| Error::io("create", &e.path, err.into()))?;
-                let size = rustix::fs::fstat(&f).map_err(|err| Error::io("stat", &e.path, err.into()))?.st_size as u64;
-                (f, Some(size))
+        let create = |_: ()| rustix::fs::openat(dir, temp.as_str(), flags | OFlags::EXCL, Mode::from_raw_mode(0o600));
+        let (f, kept) = match create(()) {
+            Err(rustix::io::Errno::EXIST) => {
+                // Taken over only if it is what a receiver makes (`own_part`); anything else
+                // under the name (a hard link to a file elsewhere, a FIFO, another user's
+                // file) is unlinked and a new one made: no write lands in an inode the
+                // receiver did not create.
+                let existing = rustix::fs::openat(dir, temp.as_str(), (flags - OFlags::CREATE) | OFlags::NONBLOCK, Mode::empty())
+                    .ok()
+                    .and_then(|f| rustix::fs::fstat(&f).ok().filter(own_part).map(|st| (f, st.st_size as u64)));
+                match existing {
+                    Some((f, size)) => (f, Some(size)),
+                    None => {
+                        let _ = rustix::fs::unlinkat(dir, temp.as_str(), rustix::fs::AtFlags::empty());
+                        (create(()).map_err(|err| Error::io("create", &e.path, err.into()))?, None)
+                    }
+                }
             }
             r => (r.map_err(|err| Error::io("create", &e.path, err.into()))?, None),
         };
@@ -1328,7 +1334,7 @@ fn carried_over(index: &Index, dest: BorrowedFd<'_>, tag: &str, block_size: u64,
         });
         stages[i] = if complete {
             STAGE_FINAL
-        } else if stat(OsStr::new(&temp_name(i))).is_some_and(|st| regular(&st) && st.st_size as u64 <= e.size) {
+        } else if stat(OsStr::new(&temp_name(i))).is_some_and(|st| own_part(&st) && st.st_size as u64 <= e.size) {
             STAGE_TEMP
         } else {
             STAGE_NONE
@@ -1435,6 +1441,15 @@ fn dest_refused(dir: &[u8], e: rustix::io::Errno) -> Error {
         }
         e => Error::io("open", dir, e.into()),
     }
+}
+
+/// Whether `st` is a temporary file a receiver made and may take over: a regular file with one
+/// link, owned by this process's user. A local user who put a hard link to another file (or a
+/// FIFO) under a `.part` name would otherwise have the receiver write into it and chmod it.
+pub(crate) fn own_part(st: &rustix::fs::Stat) -> bool {
+    rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile
+        && st.st_nlink == 1
+        && st.st_uid == rustix::process::geteuid().as_raw()
 }
 
 /// How the receiver names a failed open of a directory it is about to create or enter: an

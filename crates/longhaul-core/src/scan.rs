@@ -26,6 +26,7 @@ use rustix::io::Errno;
 use crate::beneath;
 use crate::error::{lossy, Error, Result};
 use crate::index::{Entry, Index, Kind};
+use crate::state_dir::STATE_DIR;
 
 pub struct Scan {
     pub index: Index,
@@ -73,6 +74,14 @@ pub fn scan_within(source: &Path, threads: usize, within: Option<&Path>) -> Resu
         std::io::ErrorKind::NotFound => Error::NotFound { path: source.display().to_string() },
         _ => Error::io("resolve", source.as_os_str().as_bytes(), e),
     })?;
+    // A node's source resolved into its own directory (a name the node checked, swapped for a
+    // symlink to `.longhaul` before it was resolved here) sends nothing of it.
+    if let Some(root) = within {
+        let state = abs.strip_prefix(root).ok().and_then(|r| r.components().next()).is_some_and(|c| c.as_os_str() == STATE_DIR);
+        if state {
+            return Err(Error::PathEscape { path: source.display().to_string(), why: "resolves into the node's own directory" });
+        }
+    }
     let base = abs.parent().ok_or_else(|| Error::Usage("the file system root cannot be sent as a source".into()))?.to_path_buf();
     let rel = abs.file_name().map(|n| n.as_bytes().to_vec()).unwrap_or_default();
     let base_fd = open_base(&base, within)?;
@@ -318,6 +327,23 @@ mod tests {
     use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 
     use super::*;
+
+    /// Issue 29 (review): a node's source that resolves into `.longhaul` (a name swapped for a
+    /// symlink to it between the node's check and the scan) is refused, nothing of it listed.
+    #[test]
+    fn a_node_source_resolving_into_its_state_directory_is_refused() {
+        let scratch = crate::scratch::Scratch::new("scan-state-link");
+        // Canonical, as a node's root is: the refusal must be this check's, not a path outside.
+        let root = fs::canonicalize(&*scratch).unwrap();
+        fs::create_dir_all(root.join(".longhaul/journal")).unwrap();
+        fs::write(root.join(".longhaul/stored"), b"1 0 0\n").unwrap();
+        std::os::unix::fs::symlink(".longhaul", root.join("d")).unwrap();
+        std::os::unix::fs::symlink(".longhaul/journal", root.join("j")).unwrap();
+        for name in ["d", "j", ".longhaul"] {
+            let e = scan_within(&root.join(name), 1, Some(&root)).map(|_| ()).unwrap_err();
+            assert_eq!(e.code(), "E_PATH_ESCAPE", "{name}: {e}");
+        }
+    }
     use crate::scratch::Scratch;
 
     fn scratch(name: &str) -> Scratch {

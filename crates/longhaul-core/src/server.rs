@@ -806,6 +806,8 @@ fn kept_bytes(inner: &Inner, dest: BorrowedFd<'_>, index: &Index, key: &str) -> 
         .enumerate()
         .filter(|(_, e)| e.kind == Kind::File && e.size > 0 && held.hold(&e.path))
         .filter_map(|(i, e)| stat_in(dest, &mut dirs, &e.path, Some(&format!("{prefix}{i}.part"))))
+        // What the receiver will take over (receive::own_part), not a link a local user put there.
+        .filter(crate::receive::own_part)
         .map(|st| st.st_size as u64)
         .sum()
 }

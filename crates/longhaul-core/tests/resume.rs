@@ -152,6 +152,30 @@ fn a_damaged_temporary_file_is_caught_on_resume() {
     assert_eq!(snapshot(&s.root.join("in/src")), snapshot(&s.src), "the damaged blocks were sent again");
 }
 
+/// Issue 29 (review): a local user who puts a hard link to a file outside the root under a
+/// kept temporary file's name does not get the resume written into it: the node takes over
+/// only a part it made (a regular file, one link, its own), and makes a new one otherwise.
+#[test]
+fn a_hard_link_planted_as_a_kept_part_is_not_written_through() {
+    let s = setup("hardlink");
+    push_cut(&s, 12 << 20);
+    let kept = temps(&s.root.join("in"));
+    assert!(!kept.is_empty());
+    let victim = s.root.parent().unwrap().join("victim");
+    let precious = bytes(99, 3000);
+    fs::write(&victim, &precious).unwrap();
+    for t in &kept {
+        fs::remove_file(t).unwrap();
+        fs::hard_link(&victim, t).unwrap();
+    }
+    let sum = push(&s, true);
+    assert_eq!(sum.bytes, 24 * (1 << 20) + (0..200u64).map(|i| (i * 7919) % 40_000 + 1).sum::<u64>());
+    assert!(fs::read(&victim).unwrap() == precious, "the file outside the root is untouched");
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(fs::metadata(&victim).unwrap().nlink(), 1, "no name under the root is left linked to it");
+    assert_eq!(snapshot(&s.root.join("in/src")), snapshot(&s.src));
+}
+
 #[test]
 fn a_cut_pull_resumes_and_fetches_only_what_the_client_lacks() {
     let s = setup("pull");
