@@ -145,24 +145,18 @@ impl<'a> Paced<'a> {
     }
 
     /// As `send_header`.
-    pub fn send_header(&mut self, mut buf: &[u8]) -> io::Result<()> {
-        while !buf.is_empty() {
-            match rustix::net::send(self.sock.as_fd(), buf, rustix::net::SendFlags::MORE | rustix::net::SendFlags::NOSIGNAL) {
-                Ok(n) => {
-                    buf = &buf[n..];
-                    self.moved(n);
-                }
-                Err(rustix::io::Errno::INTR) => {}
-                Err(rustix::io::Errno::AGAIN) => self.wait()?,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Ok(())
+    pub fn send_header(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.send_all(buf, rustix::net::SendFlags::MORE | rustix::net::SendFlags::NOSIGNAL)
     }
 
-    pub fn write_all(&mut self, mut buf: &[u8]) -> io::Result<()> {
+    pub fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.send_all(buf, rustix::net::SendFlags::NOSIGNAL)
+    }
+
+    /// All of `buf`, each piece as soon as the socket takes it, within the deadline.
+    fn send_all(&mut self, mut buf: &[u8], flags: rustix::net::SendFlags) -> io::Result<()> {
         while !buf.is_empty() {
-            match rustix::net::send(self.sock.as_fd(), buf, rustix::net::SendFlags::NOSIGNAL) {
+            match rustix::net::send(self.sock.as_fd(), buf, flags) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => {
                     buf = &buf[n..];
