@@ -523,8 +523,8 @@ impl Receive {
         // holds already at its size.
         let count = self.space.is_some() && self.files[i].part.load(Ordering::SeqCst) == UNCOUNTED;
         let temp = self.temp_name(i);
-        let create = |_: ()| rustix::fs::openat(dir, temp.as_str(), flags | OFlags::EXCL, Mode::from_raw_mode(0o600));
-        let (f, kept) = match create(()) {
+        let create = || rustix::fs::openat(dir, temp.as_str(), flags | OFlags::EXCL, Mode::from_raw_mode(0o600));
+        let (f, kept) = match create() {
             Err(rustix::io::Errno::EXIST) => {
                 // Taken over only if it is what a receiver makes (`own_part`); anything else
                 // under the name (a hard link to a file elsewhere, a FIFO, another user's
@@ -537,7 +537,7 @@ impl Receive {
                     Some((f, size)) => (f, Some(size)),
                     None => {
                         let _ = rustix::fs::unlinkat(dir, temp.as_str(), rustix::fs::AtFlags::empty());
-                        (create(()).map_err(|err| Error::io("create", &e.path, err.into()))?, None)
+                        (create().map_err(|err| Error::io("create", &e.path, err.into()))?, None)
                     }
                 }
             }
