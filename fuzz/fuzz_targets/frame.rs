@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use longhaul_core::frame::{read_msg, Msg};
+use longhaul_core::wire::frame::{read_msg, Msg};
 
 fuzz_target!(|data: &[u8]| {
     let mut r = data;

@@ -5,7 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use longhaul_core::hash::xxh3;
-use longhaul_core::index::{check_path, Index};
+use longhaul_core::vfile::index::{check_path, Index};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else { return };

@@ -4,8 +4,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use longhaul_core::frame::{FrameType, Limits, Msg};
-use longhaul_core::readv::{available, check, plan, COALESCE};
+use longhaul_core::wire::frame::{FrameType, Limits, Msg};
+use longhaul_core::wire::readv::{available, check, plan, COALESCE};
 
 const LIMITS: Limits =
     Limits { max_streams: 64, max_block: 4 << 20, max_manifest: 1 << 20, max_readv_segments: 1024, max_readv_segment: 2 << 20 };

@@ -8,8 +8,8 @@
 use std::path::Path;
 use std::time::Instant;
 
-use longhaul_core::index::Index;
-use longhaul_core::scan::scan;
+use longhaul_core::vfile::index::Index;
+use longhaul_core::vfile::scan::scan;
 
 fn main() {
     let mut args = std::env::args().skip(1);

@@ -2,45 +2,37 @@
 //! one control connection and N data connections, as one virtual byte stream described by a
 //! content index (see docs/ARCHITECTURE.md and docs/PROTOCOL.md). No Node.js in here: the
 //! `longhaul-node` crate binds it.
+//!
+//! Layers (docs/ARCHITECTURE.md; `scripts/layers.mjs` checks them): each module imports only
+//! from layers below it and from inside its own folder.
+//! L0 error, hash, util, panic · L1 sys · L2 wire, vfile, place · L3 pool, rate, ledger, sched ·
+//! L4 session · L5 node, client, tools.
 
-pub mod adaptive;
-pub mod auth;
-pub mod beneath;
-mod blockset;
-pub mod budget;
-pub mod client;
-pub mod compare;
-mod conflict;
-pub mod conn_limit;
-pub mod copy_to;
-pub mod doctor;
 pub mod error;
-pub mod frame;
 pub mod hash;
-pub mod index;
-pub mod journal;
-pub mod ledger;
-pub mod net;
-pub mod node_state;
 pub mod panic;
-pub mod placement;
+
+pub mod sys;
+
+pub mod place;
+pub mod vfile;
+pub mod wire;
+
+pub mod ledger;
 pub mod pool;
-pub mod probe;
 pub mod rate;
-pub mod readv;
-pub mod receive;
-pub mod scan;
+pub mod sched;
+
+pub mod session;
+
+pub mod client;
+pub mod node;
+pub mod tools;
+
 #[cfg(test)]
 mod scratch;
-pub mod sender;
-pub mod server;
-pub mod state_dir;
-pub mod timeline;
-pub mod tls;
-pub mod topology;
-pub mod transfer;
 
 pub use error::{Error, Result};
-pub use sender::{send, Digest, SchedulerKind, SendOptions, SendSummary, ThreadPin, Verify};
-pub use server::{ServeOptions, Server};
-pub use transfer::{FastPaths, Progress};
+pub use node::{ServeOptions, Server};
+pub use session::progress::{FastPaths, Progress};
+pub use session::send::{send, Digest, SchedulerKind, SendOptions, SendSummary, ThreadPin, Verify};

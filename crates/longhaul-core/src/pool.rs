@@ -13,7 +13,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::probe;
+use crate::sys::probe;
 
 pub struct Pool {
     base: NonNull<u8>,
@@ -105,7 +105,7 @@ impl Pool {
         let Some(cpu) = cpu else { return Pool::new(buf_size, count) };
         std::thread::scope(|s| {
             s.spawn(|| {
-                let _ = crate::placement::bind_current_thread(cpu);
+                let _ = crate::place::placement::bind_current_thread(cpu);
                 Pool::new(buf_size, count)
             })
             .join()

@@ -10,7 +10,7 @@ use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use longhaul_core::frame::{self, Msg, Segment};
+use longhaul_core::wire::frame::{self, Msg, Segment};
 use longhaul_core::{ServeOptions, Server};
 
 /// These tests count the threads of this test process: each runs alone, or another's threads
@@ -58,13 +58,13 @@ fn stalled_readers_are_cut(name: &str, tls: bool) {
     let root = base.join("root");
     fs::create_dir_all(&root).unwrap();
     fs::write(root.join("big"), common::bytes(1, 16 << 20)).unwrap();
-    let server_tls = tls.then(|| longhaul_core::tls::ServerTls::generate(vec!["localhost".into()]).unwrap());
-    let pin = server_tls.as_ref().map(|t| longhaul_core::tls::ClientTls::new(Some(t.fingerprint()), None).unwrap());
+    let server_tls = tls.then(|| longhaul_core::sys::tls::ServerTls::generate(vec!["localhost".into()]).unwrap());
+    let pin = server_tls.as_ref().map(|t| longhaul_core::sys::tls::ClientTls::new(Some(t.fingerprint()), None).unwrap());
     let idle = Duration::from_millis(800);
     let n = Server::start(ServeOptions { root, idle_timeout: idle, tls: server_tls.map(Arc::new), ..Default::default() }).unwrap();
     let addr = n.local_addr().to_string();
     let readers: Vec<TcpStream> =
-        (0..4).map(|_| stall(longhaul_core::net::connect(&addr, Duration::from_secs(10), pin.as_ref()).unwrap())).collect();
+        (0..4).map(|_| stall(longhaul_core::sys::net::connect(&addr, Duration::from_secs(10), pin.as_ref()).unwrap())).collect();
     wait_until("the readers connected", Duration::from_secs(10), || open_connections(&n) == 4);
     // Cut after the idle timeout, not after 2 GiB.
     wait_until("the stalled readers cut", idle * 3 + Duration::from_secs(5), || open_connections(&n) == 0);

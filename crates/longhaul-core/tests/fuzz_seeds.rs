@@ -4,8 +4,8 @@
 
 use std::path::Path;
 
-use longhaul_core::frame::{FrameType, Msg, Segment};
-use longhaul_core::index::{Entry, Index, Kind};
+use longhaul_core::vfile::index::{Entry, Index, Kind};
+use longhaul_core::wire::frame::{FrameType, Msg, Segment};
 
 fn unhex(s: &str) -> Vec<u8> {
     (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()

@@ -10,8 +10,8 @@ use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use longhaul_core::auth::Secret;
 use longhaul_core::client::{self, Connection, GetOptions, ReadRequest};
+use longhaul_core::wire::auth::Secret;
 use longhaul_core::{send, SendOptions, ServeOptions, Server};
 
 const T: Duration = Duration::from_secs(10);
@@ -478,9 +478,9 @@ fn concurrent_pushes_to_one_destination_count_each_file_once() {
                 s.spawn(move || send(src, addr, b"same", opts, &AtomicBool::new(false), &|_| {}).unwrap());
             }
         });
-        let on_disk = longhaul_core::node_state::du(&root, true);
+        let on_disk = longhaul_core::node::state::du(&root, true);
         assert_eq!(n.counts().stored, on_disk);
-        assert!(on_disk < longhaul_core::node_state::du(&dir.join("a"), false) + longhaul_core::node_state::du(&dir.join("b"), false));
+        assert!(on_disk < longhaul_core::node::state::du(&dir.join("a"), false) + longhaul_core::node::state::du(&dir.join("b"), false));
     }
     let stats = n.stats_json();
     assert!(stats.contains(r#""parts":0,"partsBytes":0"#), "{stats}");
@@ -514,5 +514,5 @@ fn replacing_a_file_needs_room_for_its_replacement() {
     let e = push().unwrap_err();
     assert_eq!(e.code(), "E_CAPACITY", "{e}");
     assert_eq!(n.counts().stored, 6 << 20);
-    assert_eq!(longhaul_core::node_state::du(&root, true), 6 << 20);
+    assert_eq!(longhaul_core::node::state::du(&root, true), 6 << 20);
 }

@@ -8,7 +8,7 @@ use std::fs;
 use std::sync::atomic::AtomicBool;
 use std::sync::Mutex;
 
-use longhaul_core::placement::{allowed_cpus, CoreSpec, PinMode};
+use longhaul_core::place::placement::{allowed_cpus, CoreSpec, PinMode};
 use longhaul_core::{send, SchedulerKind, SendOptions, ServeOptions, Server};
 
 /// (tid, thread name, Cpus_allowed_list) of every thread of this process named `lh-*`.

@@ -10,8 +10,8 @@ use std::net::TcpStream;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
-use longhaul_core::frame::{self, Msg};
-use longhaul_core::index::{Entry, Index, Kind};
+use longhaul_core::vfile::index::{Entry, Index, Kind};
+use longhaul_core::wire::frame::{self, Msg};
 use longhaul_core::{send, SendOptions, ServeOptions, Server};
 
 fn scratch(name: &str) -> common::Scratch {

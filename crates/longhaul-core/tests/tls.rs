@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use longhaul_core::client::{self, Connection, GetOptions};
-use longhaul_core::tls::{ClientTls, ServerTls};
+use longhaul_core::sys::tls::{ClientTls, ServerTls};
 use longhaul_core::{send, SendOptions, ServeOptions, Server};
 
 const T: Duration = Duration::from_secs(30);
@@ -162,7 +162,7 @@ fn push_pull_list_and_copy_through_tls_nodes() {
 /// What a node root holds besides the node's own state directory.
 fn stored(root: &Path) -> Vec<String> {
     let mut v: Vec<String> = fs::read_dir(root).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
-    v.retain(|n| n != longhaul_core::node_state::STATE_DIR);
+    v.retain(|n| n != longhaul_core::node::state::STATE_DIR);
     v.sort();
     v
 }

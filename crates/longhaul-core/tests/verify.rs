@@ -15,9 +15,9 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use longhaul_core::client::{self, GetOptions};
-use longhaul_core::frame::{self, Msg};
 use longhaul_core::hash::xxh3;
-use longhaul_core::index::{Entry, Index, Kind};
+use longhaul_core::vfile::index::{Entry, Index, Kind};
+use longhaul_core::wire::frame::{self, Msg};
 use longhaul_core::{send, SendOptions, ServeOptions, Server, Verify};
 
 fn make_tree(root: &Path) -> u64 {

@@ -4,7 +4,7 @@ use napi::bindgen_prelude::*;
 
 use crate::promise::spawn_promise;
 
-/// One difference between two trees (`longhaul_core::compare`).
+/// One difference between two trees (`longhaul_core::tools::compare`).
 #[napi(object)]
 pub struct BindingDifference {
     pub path: String,
@@ -21,7 +21,7 @@ pub fn compare_trees<'env>(env: &'env Env, expected: String, actual: String, dir
     spawn_promise(
         env,
         "compare",
-        move || longhaul_core::compare::compare_trees(&expected, &actual, dir_mtimes),
+        move || longhaul_core::tools::compare::compare_trees(&expected, &actual, dir_mtimes),
         |diffs| {
             diffs
                 .into_iter()

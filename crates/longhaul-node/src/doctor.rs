@@ -12,6 +12,6 @@ pub struct BindingCheck {
 /// maxima, open files, io_uring) and says what to do about each that is off.
 #[napi]
 pub fn doctor() -> napi::Result<Vec<BindingCheck>> {
-    let checks = crate::error::sync("doctor", || Ok(longhaul_core::doctor::run(std::path::Path::new("/"))))?;
+    let checks = crate::error::sync("doctor", || Ok(longhaul_core::tools::doctor::run(std::path::Path::new("/"))))?;
     Ok(checks.into_iter().map(|c| BindingCheck { name: c.name.to_owned(), ok: c.ok, detail: c.detail, advice: c.advice }).collect())
 }

@@ -8,9 +8,9 @@ use crate::error::usage;
 use crate::progress::{Forwarder, ProgressFn};
 use crate::promise::spawn_promise;
 use crate::types::{BindingSendOptions, BindingSendSummary};
-use longhaul_core::auth::Secret;
-use longhaul_core::placement::{CoreSpec, PinMode};
-use longhaul_core::tls::ClientTls;
+use longhaul_core::place::placement::{CoreSpec, PinMode};
+use longhaul_core::sys::tls::ClientTls;
+use longhaul_core::wire::auth::Secret;
 use longhaul_core::{Digest, SchedulerKind, Verify};
 
 pub fn secret(token: Option<&str>) -> Result<Option<Secret>> {

@@ -3,9 +3,9 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use longhaul_core::auth::Secret;
-use longhaul_core::placement::{CoreSpec, PinMode};
-use longhaul_core::tls::{self, ServerTls};
+use longhaul_core::place::placement::{CoreSpec, PinMode};
+use longhaul_core::sys::tls::{self, ServerTls};
+use longhaul_core::wire::auth::Secret;
 use longhaul_core::{ServeOptions, Server};
 use napi::bindgen_prelude::*;
 
@@ -87,7 +87,13 @@ pub fn serve(options: BindingServeOptions) -> Result<BindingServer> {
         pin: options.pin.as_deref().map(PinMode::parse).transpose().map_err(usage)?.unwrap_or(defaults.pin),
         handshake_timeout: options.handshake_timeout_ms.map_or(defaults.handshake_timeout, |ms| Duration::from_millis(ms.max(1) as u64)),
         idle_timeout: options.idle_timeout_ms.map_or(defaults.idle_timeout, |ms| Duration::from_millis(ms.max(1) as u64)),
-        fsync: options.fsync.as_deref().map(longhaul_core::receive::Fsync::parse).transpose().map_err(usage)?.unwrap_or(defaults.fsync),
+        fsync: options
+            .fsync
+            .as_deref()
+            .map(longhaul_core::session::recv::Fsync::parse)
+            .transpose()
+            .map_err(usage)?
+            .unwrap_or(defaults.fsync),
         tls: tls.map(Arc::new),
         peer_tls: client_tls(options.peer_tls_pin.as_deref(), options.peer_tls_ca.as_deref())?,
         memory: options.memory.map_or(Ok(defaults.memory), |m| whole(m, "memory"))?,

@@ -1,7 +1,7 @@
 //! Helpers for the SDK's tests: a way to build hostile content indexes, which the SDK itself
 //! never produces.
 
-use longhaul_core::index::{encode_entries, Entry, Kind};
+use longhaul_core::vfile::index::{encode_entries, Entry, Kind};
 use napi::bindgen_prelude::*;
 
 /// One raw index entry, unchecked.

@@ -1,8 +1,8 @@
 //! Types that cross into JavaScript. Byte counts are `number` (f64): exact up to 2^53, 8 PiB.
 
-use longhaul_core::placement::Placement;
-use longhaul_core::timeline::Sample;
-use longhaul_core::topology::format_cpu_list;
+use longhaul_core::place::placement::Placement;
+use longhaul_core::place::topology::format_cpu_list;
+use longhaul_core::sched::timeline::Sample;
 use longhaul_core::{Digest, FastPaths, Progress, SendSummary};
 
 /// Options for `send`.
@@ -353,7 +353,7 @@ pub struct BindingReceived {
 }
 
 impl BindingReceived {
-    pub fn new(s: &longhaul_core::frame::SummaryMsg, seconds: f64) -> Self {
+    pub fn new(s: &longhaul_core::wire::frame::SummaryMsg, seconds: f64) -> Self {
         BindingReceived {
             bytes: s.bytes as f64,
             files: s.files as f64,

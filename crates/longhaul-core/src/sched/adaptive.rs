@@ -26,7 +26,7 @@ use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::timeline::Gauges;
+use crate::sched::timeline::Gauges;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Params {

@@ -1,6 +1,6 @@
 //! A storage node: a root directory, a listening socket, a capacity, bandwidth limits and a
 //! table of transfers. A connection counts against the connection caps from its accept and
-//! waits in the lobby (crate::conn_limit: one epoll thread for all) until its handshake is done;
+//! waits in the lobby (crate::node::conn_limit: one epoll thread for all) until its handshake is done;
 //! then it gets a thread. Its first frame says what it is: HELLO opens a control connection
 //! (authenticated when the node has a token), DATA_HELLO attaches a data stream to the session
 //! its token names. A control connection then carries either one
@@ -10,6 +10,11 @@
 //! so the node's memory is bounded whatever its clients do. Nothing a connection does waits on
 //! another connection: a stalled peer holds its own threads and buffers only, until the idle
 //! timeout frees them.
+
+pub mod budget;
+pub mod conn_limit;
+pub mod copy_to;
+pub mod state;
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -27,25 +32,25 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, Sender};
 use rustix::fs::{Mode, OFlags};
 
-use crate::auth::{self, Secret};
-use crate::beneath::{self, DirCache};
-use crate::budget::{self, Budget};
-use crate::conn_limit::{Limiter, Lobby, Next, Refusal, Stage, Waiting};
-use crate::copy_to::CopyTargets;
 use crate::error::{lossy, Error, Result};
-use crate::frame::{self, Limits, ListEntry, Msg, Segment, SegmentResult, Token};
-use crate::index::{Index, Kind};
-use crate::net::{self, Deadline};
-use crate::node_state::{self, Direction, Json, NodeState, STATE_DIR};
-use crate::placement::{allowed_cpus, Placement};
+use crate::place::placement::{allowed_cpus, Placement};
+use crate::place::topology::Topology;
 use crate::pool::Pool;
 use crate::rate::{Bucket, Throttle};
-use crate::receive::{Fsync, Receive, ResumeParams, SessionParams};
-use crate::scan::scan_within;
-use crate::sender::{pool_shape, SchedulerKind, SendOptions, Verify};
-use crate::tls::{ClientTls, ServerTls};
-use crate::topology::Topology;
-use crate::transfer::Progress;
+use crate::session::progress::Progress;
+use crate::session::recv::{Fsync, Receive, ResumeParams, SessionParams};
+use crate::session::send::{pool_shape, SchedulerKind, SendOptions, Verify};
+use crate::sys::beneath::{self, DirCache};
+use crate::sys::net::{self, Deadline};
+use crate::sys::tls::{ClientTls, ServerTls};
+use crate::vfile::index::{Index, Kind};
+use crate::vfile::scan::scan_within;
+use crate::wire::auth::{self, Secret};
+use crate::wire::frame::{self, Limits, ListEntry, Msg, Segment, SegmentResult, Token};
+use budget::Budget;
+use conn_limit::{Limiter, Lobby, Next, Refusal, Stage, Waiting};
+use copy_to::CopyTargets;
+use state::{Direction, Json, NodeState, STATE_DIR};
 
 /// Runs of up to a quarter of this are gathered with pread into a staging buffer of this size
 /// and sent in one write; longer runs go out with sendfile.
@@ -72,8 +77,8 @@ pub struct ServeOptions {
     /// Transfers (push, pull, copy) at once; more are refused with E_BUSY.
     pub max_transfers: usize,
     /// Cores for the node's I/O threads; `None` lets the placement choose (see placement.rs).
-    pub cores: Option<crate::placement::CoreSpec>,
-    pub pin: crate::placement::PinMode,
+    pub cores: Option<crate::place::placement::CoreSpec>,
+    pub pin: crate::place::placement::PinMode,
     /// Where sysfs and procfs are read from (`/`).
     pub sysfs_root: PathBuf,
     /// A new connection must complete its first frame within this (and a sender its MANIFEST).
@@ -94,21 +99,21 @@ pub struct ServeOptions {
     pub max_readv_segment: u32,
     /// When received files are made durable.
     pub fsync: Fsync,
-    /// TLS on every connection (crate::tls); a plaintext client is refused with E_TLS.
+    /// TLS on every connection (crate::sys::tls); a plaintext client is refused with E_TLS.
     pub tls: Option<Arc<ServerTls>>,
     /// TLS, and how to trust the other node, when this node pushes to another for a copy.
     pub peer_tls: Option<ClientTls>,
-    /// Connections open at once, of every kind and stage (crate::conn_limit); past it a new
+    /// Connections open at once, of every kind and stage (crate::node::conn_limit); past it a new
     /// one evicts the oldest still in its handshake, or is refused with E_BUSY. Lowered at
     /// start to what RLIMIT_NOFILE allows.
     pub max_connections: usize,
     /// Connections open at once from one IP address (an IPv6 host: its /64); past it E_BUSY.
     pub max_per_peer: usize,
     /// Bytes of memory for the buffer pools of all transfers and the content indexes they hold
-    /// (crate::budget): the push pool counts from the start, each pull and copy its own pool
+    /// (crate::node::budget): the push pool counts from the start, each pull and copy its own pool
     /// and index, each push its index. A transfer past it gets E_BUSY with a retry-after hint.
     pub memory: u64,
-    /// `HOST:PORT` targets a copy may go to (crate::copy_to); empty, the node copies nowhere.
+    /// `HOST:PORT` targets a copy may go to (crate::node::copy_to); empty, the node copies nowhere.
     pub copy_to: Vec<String>,
     /// Give pushed files and directories the setuid and setgid bits their index asks for.
     pub keep_setid: bool,
@@ -132,7 +137,7 @@ impl Default for ServeOptions {
             // within the memory budget.
             max_transfers: 32,
             cores: None,
-            pin: crate::placement::PinMode::Auto,
+            pin: crate::place::placement::PinMode::Auto,
             sysfs_root: PathBuf::from("/"),
             // Long enough for a slow WAN handshake, short enough that idle sockets do not pile up.
             handshake_timeout: Duration::from_secs(30),
@@ -218,7 +223,7 @@ struct Inner {
     journals: Mutex<std::collections::HashSet<String>>,
     /// Open connections against the caps.
     conns: Arc<Limiter>,
-    /// Connections that have not finished their handshake (crate::conn_limit).
+    /// Connections that have not finished their handshake (crate::node::conn_limit).
     lobby: Lobby,
     memory: Budget,
     copy_to: CopyTargets,
@@ -281,8 +286,9 @@ impl Server {
             )));
         }
         let pool = Pool::new(opts.max_block as usize, opts.pool_buffers)?;
-        let nofile = crate::conn_limit::raise_nofile();
-        let conns = Limiter::new(crate::conn_limit::cap_for_nofile(opts.max_connections, nofile, opts.tls.is_some()), opts.max_per_peer);
+        let nofile = crate::node::conn_limit::raise_nofile();
+        let conns =
+            Limiter::new(crate::node::conn_limit::cap_for_nofile(opts.max_connections, nofile, opts.tls.is_some()), opts.max_per_peer);
         let lobby = Lobby::new()?;
         let memory = Budget::new(opts.memory, pool.bytes() as u64)?;
         let root_fd = rustix::fs::open(&root, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
@@ -322,7 +328,7 @@ impl Server {
             .spawn(move || {
                 // A panic while greeting one connection closes that one; the lobby thread, which
                 // every new connection goes through, keeps running.
-                let greet = |w: &mut crate::conn_limit::Waiting, msg| {
+                let greet = |w: &mut crate::node::conn_limit::Waiting, msg| {
                     crate::panic::catch("lobby", || Ok(greet(&i, w, msg))).unwrap_or_else(|e| {
                         i.state.count_error(e.code());
                         Next::Close
@@ -453,15 +459,16 @@ fn sweep_loop(inner: &Inner) {
 /// temporary files they kept, and takes those files out of the account.
 fn sweep(inner: &Inner) {
     let mut claimed = Vec::new();
-    let removed = crate::journal::remove_stale(inner.root_fd.as_fd(), inner.journal_dir.as_fd(), inner.opts.resume_ttl, &mut |key| {
-        // A running push's journal is not stale, however long since its last block; and no
-        // push may take one up while its files go.
-        let free = inner.journals.lock().expect("journals lock").insert(key.to_owned());
-        if free {
-            claimed.push(key.to_owned());
-        }
-        free
-    });
+    let removed =
+        crate::session::recv::journal::remove_stale(inner.root_fd.as_fd(), inner.journal_dir.as_fd(), inner.opts.resume_ttl, &mut |key| {
+            // A running push's journal is not stale, however long since its last block; and no
+            // push may take one up while its files go.
+            let free = inner.journals.lock().expect("journals lock").insert(key.to_owned());
+            if free {
+                claimed.push(key.to_owned());
+            }
+            free
+        });
     let mut journals = inner.journals.lock().expect("journals lock");
     for k in &claimed {
         journals.remove(k);
@@ -478,7 +485,7 @@ fn fs_create_root(root: &Path) -> Result<()> {
 }
 
 /// Accepts, counts the connection against the caps and hands it to the lobby; no thread is
-/// spawned here. Over a cap the socket is answered and closed on this thread (crate::conn_limit).
+/// spawned here. Over a cap the socket is answered and closed on this thread (crate::node::conn_limit).
 fn accept_loop(inner: &Arc<Inner>, listener: TcpListener) {
     for conn in listener.incoming() {
         if inner.closing.load(Ordering::SeqCst) {
@@ -492,7 +499,7 @@ fn accept_loop(inner: &Arc<Inner>, listener: TcpListener) {
         let Ok(peer) = sock.peer_addr().map(|a| a.ip()) else { continue };
         let slot = match inner.conns.acquire(peer) {
             Ok(slot) => slot,
-            // Full: an idle socket still in its handshake makes room (crate::conn_limit).
+            // Full: an idle socket still in its handshake makes room (crate::node::conn_limit).
             Err(Refusal::Total(_)) if inner.lobby.evict_oldest() => match inner.conns.acquire(peer) {
                 Ok(slot) => slot,
                 Err(r) => {
@@ -522,7 +529,7 @@ fn refuse(inner: &Inner, sock: &TcpStream, why: Refusal) {
     let e = why.error();
     inner.state.count_error(e.code());
     if inner.opts.tls.is_none() {
-        crate::conn_limit::send_now(sock, &Msg::error(&e).encode());
+        crate::node::conn_limit::send_now(sock, &Msg::error(&e).encode());
     }
 }
 
@@ -533,7 +540,7 @@ fn refuse(inner: &Inner, sock: &TcpStream, why: Refusal) {
 fn greet(inner: &Inner, w: &mut Waiting, msg: Result<Msg>) -> Next {
     let refuse = |w: &Waiting, e: Error| {
         inner.state.count_error(e.code());
-        crate::conn_limit::send_now(&w.sock, &Msg::error(&e).encode());
+        crate::node::conn_limit::send_now(&w.sock, &Msg::error(&e).encode());
         Next::Close
     };
     let msg = match msg {
@@ -557,7 +564,7 @@ fn greet(inner: &Inner, w: &mut Waiting, msg: Result<Msg>) -> Next {
                 auth: inner.opts.secret.is_some(),
                 nonce: ours,
             };
-            if !crate::conn_limit::send_now(&w.sock, &hello_ok.encode()) {
+            if !crate::node::conn_limit::send_now(&w.sock, &hello_ok.encode()) {
                 return Next::Close;
             }
             if inner.opts.secret.is_some() {
@@ -576,7 +583,7 @@ fn greet(inner: &Inner, w: &mut Waiting, msg: Result<Msg>) -> Next {
             }
             // A pulling client opens its data connections right after its READY, which this
             // node may not have read yet: an unknown token gets a short grace period, in the
-            // lobby (crate::conn_limit), so a made-up one costs no thread.
+            // lobby (crate::node::conn_limit), so a made-up one costs no thread.
             w.until = Instant::now() + inner.opts.handshake_timeout.min(Duration::from_secs(5));
             Next::Wait
         }
@@ -585,7 +592,7 @@ fn greet(inner: &Inner, w: &mut Waiting, msg: Result<Msg>) -> Next {
             if !Secret::check(&secret.client_proof(&client, &ours), &mac) {
                 return refuse(w, Error::Auth("wrong token"));
             }
-            if !crate::conn_limit::send_now(&w.sock, &Msg::AuthOk { mac: secret.node_proof(&client, &ours) }.encode()) {
+            if !crate::node::conn_limit::send_now(&w.sock, &Msg::AuthOk { mac: secret.node_proof(&client, &ours) }.encode()) {
                 return Next::Close;
             }
             w.stage = Stage::Control { features };
@@ -660,7 +667,7 @@ fn handle_conn(inner: &Arc<Inner>, w: Waiting) {
         inner.state.count_error(e.code());
         // Now or never: after a write timeout the peer is not reading, and waiting another
         // idle timeout to tell it so would only hold the thread longer.
-        crate::conn_limit::send_now(&sock, &Msg::error(&e).encode());
+        crate::node::conn_limit::send_now(&sock, &Msg::error(&e).encode());
     }
     drop(slot);
 }
@@ -668,9 +675,9 @@ fn handle_conn(inner: &Arc<Inner>, w: Waiting) {
 /// TLS on a new connection of a node that requires it: the handshake (within the handshake
 /// timeout) and the relay, or ERROR E_TLS in plaintext to a client that did not start TLS.
 fn start_tls(inner: &Inner, mut sock: TcpStream, tls: &ServerTls) -> Option<TcpStream> {
-    let refused = match crate::tls::starts_tls(&sock, inner.opts.handshake_timeout) {
+    let refused = match crate::sys::tls::starts_tls(&sock, inner.opts.handshake_timeout) {
         Ok(None) => return None,
-        Ok(Some(true)) => match crate::tls::accept(sock, tls, inner.opts.handshake_timeout) {
+        Ok(Some(true)) => match crate::sys::tls::accept(sock, tls, inner.opts.handshake_timeout) {
             Ok(s) => return Some(s),
             Err(e) => {
                 inner.state.count_error(e.code());
@@ -755,7 +762,7 @@ fn resolve(root: &Path, rel: &[u8], final_link: bool) -> Result<PathBuf> {
 /// The rules of a client-named path that need no look at the disk: a clean relative path, not
 /// in the node's own directory.
 fn check_request_path(rel: &[u8]) -> Result<()> {
-    crate::index::check_path(rel)?;
+    crate::vfile::index::check_path(rel)?;
     if rel.split(|&b| b == b'/').next() == Some(STATE_DIR.as_bytes()) {
         return Err(Error::PathEscape { path: lossy(rel), why: "the node's own directory" });
     }
@@ -775,7 +782,7 @@ fn resolve_source(root: &Path, rel: &[u8]) -> Result<PathBuf> {
 /// index's size and mtime (the quick check `receive::carried_over` makes), looked at from their
 /// directories, opened beneath the root.
 fn unchanged_bytes(dest: BorrowedFd<'_>, index: &Index) -> u64 {
-    let mut held = crate::receive::ExistingDirs::new(dest);
+    let mut held = crate::session::recv::ExistingDirs::new(dest);
     let mut dirs = DirCache::default();
     index
         .entries()
@@ -797,8 +804,8 @@ fn kept_bytes(inner: &Inner, dest: BorrowedFd<'_>, index: &Index, key: &str) -> 
     if rustix::fs::statat(&*inner.journal_dir, journal.as_str(), rustix::fs::AtFlags::SYMLINK_NOFOLLOW).is_err() {
         return 0;
     }
-    let prefix = crate::journal::temp_prefix(key);
-    let mut held = crate::receive::ExistingDirs::new(dest);
+    let prefix = crate::session::recv::journal::temp_prefix(key);
+    let mut held = crate::session::recv::ExistingDirs::new(dest);
     let mut dirs = DirCache::default();
     index
         .entries()
@@ -807,7 +814,7 @@ fn kept_bytes(inner: &Inner, dest: BorrowedFd<'_>, index: &Index, key: &str) -> 
         .filter(|(_, e)| e.kind == Kind::File && e.size > 0 && held.hold(&e.path))
         .filter_map(|(i, e)| stat_in(dest, &mut dirs, &e.path, Some(&format!("{prefix}{i}.part"))))
         // What the receiver will take over (receive::own_part), not a link a local user put there.
-        .filter(crate::receive::own_part)
+        .filter(crate::session::recv::own_part)
         .map(|st| st.st_size as u64)
         .sum()
 }
@@ -852,7 +859,7 @@ fn push(
     let dest_dir = beneath::open_dir(inner.root_fd.as_fd(), &dest, beneath::root_refused).ok();
     let total = index.total();
     // The same transfer twice at once would share temporary files: the second waits its turn.
-    let key = crate::journal::key(&dest, block_size, encoded);
+    let key = crate::session::recv::journal::key(&dest, block_size, encoded);
     let journaled = ActiveJournal::claim(inner, &key)?;
     // What the push may hold at once: all its bytes (a file it replaces stays until its
     // replacement, fallocated from the start, is renamed over it), less the files a resume
@@ -1030,7 +1037,7 @@ fn pull(inner: &Arc<Inner>, sock: &mut TcpStream, peer: IpAddr, path: &[u8], str
     let active = inner.state.begin(peer, Direction::Out, path, index.total(), index.count(Kind::File) as u64, streams);
     let control = sock.try_clone().map_err(Error::net("cloning a socket"))?;
     let progress = |p: &Progress| active.done.store(p.bytes_done, Ordering::Relaxed);
-    let result = crate::sender::transmit(
+    let result = crate::session::send::transmit(
         &scanned,
         control,
         peer,
@@ -1110,8 +1117,8 @@ fn copy(
                             let (buf, count) = pool_shape(&opts, streams, index.total());
                             let share = budget::index_share(index.encode().len(), index.entries().len());
                             let _memory = inner.memory.reserve(buf as u64 * count as u64 + share)?;
-                            match crate::sender::send_scanned(&scanned, to, dest, &opts, &flag, &progress, started, scan_seconds) {
-                                Err(Error::SourceChanged { why, .. }) if again && crate::sender::resendable(why) => again = false,
+                            match crate::session::send::send_scanned(&scanned, to, dest, &opts, &flag, &progress, started, scan_seconds) {
+                                Err(Error::SourceChanged { why, .. }) if again && crate::session::send::resendable(why) => again = false,
                                 r => return r,
                             }
                         }
@@ -1237,7 +1244,7 @@ fn list(inner: &Inner, sock: &mut TcpStream, path: &[u8]) -> Result<Result<()>> 
 /// step. Adjacent segments of a file are read as one run; small runs are gathered into one
 /// write, large ones sent with sendfile.
 fn readv(inner: &Inner, sock: &mut TcpStream, peer: IpAddr, paths: &[Vec<u8>], segments: &[Segment]) -> Result<Result<()>> {
-    if let Err(e) = crate::readv::check(paths.len(), segments, &inner.limits()) {
+    if let Err(e) = crate::wire::readv::check(paths.len(), segments, &inner.limits()) {
         return Ok(Err(e));
     }
     // Each file is opened in its directory, opened beneath the root without following
@@ -1263,7 +1270,7 @@ fn readv(inner: &Inner, sock: &mut TcpStream, peer: IpAddr, paths: &[Vec<u8>], s
     let results: Vec<SegmentResult> = segments
         .iter()
         .map(|s| match &files[s.file as usize] {
-            Ok((_, size)) => SegmentResult { len: crate::readv::available(s, *size), code: String::new() },
+            Ok((_, size)) => SegmentResult { len: crate::wire::readv::available(s, *size), code: String::new() },
             Err(e) => SegmentResult { len: 0, code: e.code().to_owned() },
         })
         .collect();
@@ -1286,7 +1293,7 @@ fn readv(inner: &Inner, sock: &mut TcpStream, peer: IpAddr, paths: &[Vec<u8>], s
     };
     let changed = |file: u16| Error::SourceChanged { path: lossy(&paths[file as usize]), why: "shrank during a readv" };
     let lens: Vec<u32> = results.iter().map(|r| r.len).collect();
-    let runs = crate::readv::plan(segments, &lens);
+    let runs = crate::wire::readv::plan(segments, &lens);
     // Counted before the bytes leave: a client that reads the node's stats right after its
     // answer arrived sees its request in them.
     let c = &inner.readv;
@@ -1385,11 +1392,11 @@ fn stats_json(inner: &Inner) -> String {
     j.raw("}");
     j.key("transfers").raw("[");
     for r in &active {
-        node_state::row_json(&mut j, r);
+        state::row_json(&mut j, r);
     }
     j.raw("]").key("recent").raw("[");
     for r in &recent {
-        node_state::row_json(&mut j, r);
+        state::row_json(&mut j, r);
     }
     j.raw("]");
     j.opt_str("lastPlacement", inner.last_placement.lock().expect("placement lock").as_deref());

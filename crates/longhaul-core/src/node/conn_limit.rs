@@ -21,7 +21,7 @@
 //!
 //! A TLS node cannot read frames before the TLS handshake, which rustls runs on blocking I/O
 //! here: its connections wait in the lobby for their first byte, then get a thread for the
-//! handshake (within the handshake timeout) and a relay thread (crate::tls), and the engine's
+//! handshake (within the handshake timeout) and a relay thread (crate::sys::tls), and the engine's
 //! end of the relay comes back to the lobby for HELLO and AUTH. So on a TLS node a connection
 //! that has sent its first byte costs a thread, bounded by the caps.
 
@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 use rustix::event::epoll;
 
 use crate::error::{Error, Result};
-use crate::frame::{Msg, Nonce, Token};
+use crate::wire::frame::{Msg, Nonce, Token};
 
 /// Why a connection was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -563,7 +563,7 @@ mod tests {
             until: Instant::now(),
             buf: Vec::new(),
         };
-        client.write_all(&crate::frame::MAX_CONTROL_FRAME.to_le_bytes()).unwrap();
+        client.write_all(&crate::wire::frame::MAX_CONTROL_FRAME.to_le_bytes()).unwrap();
         client.write_all(&[0x01]).unwrap();
         std::thread::sleep(Duration::from_millis(50));
         match read_frame(&mut w) {

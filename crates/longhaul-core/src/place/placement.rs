@@ -21,7 +21,7 @@
 //! affinity of the NIC queues, and CPU frequency.
 
 use crate::error::{Error, Result};
-use crate::topology::{format_cpu_list, parse_cpu_list, Topology};
+use crate::place::topology::{format_cpu_list, parse_cpu_list, Topology};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum PinMode {
@@ -228,8 +228,8 @@ pub fn bind_current_thread(cpu: usize) -> std::result::Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::place::topology::fake::{write, FakeMachine};
     use crate::scratch::Scratch;
-    use crate::topology::fake::{write, FakeMachine};
 
     fn topo(nodes: usize, per: usize, nic: i64, disk: i64) -> Topology {
         let root = Scratch::new(&format!("place-{nodes}-{per}-{nic}-{disk}"));

@@ -8,10 +8,10 @@ use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::tls::ClientTls;
+use crate::sys::tls::ClientTls;
 
 /// Connects to `addr`; with `tls`, also runs the TLS handshake (within `timeout`) and returns
-/// the engine's end of the TLS relay (crate::tls): a failed handshake is `E_TLS`, never a
+/// the engine's end of the TLS relay (crate::sys::tls): a failed handshake is `E_TLS`, never a
 /// plaintext connection.
 pub fn connect(addr: &str, timeout: Duration, tls: Option<&ClientTls>) -> Result<TcpStream> {
     connect_to(addr, timeout, tls).map(|(s, _)| s)
@@ -27,7 +27,7 @@ pub fn connect_to(addr: &str, timeout: Duration, tls: Option<&ClientTls>) -> Res
                 // Blocks go out whole; Nagle would only delay the last segment of each.
                 let _ = s.set_nodelay(true);
                 return match tls {
-                    Some(t) => Ok((crate::tls::connect(s, addr, t, timeout)?, a.ip())),
+                    Some(t) => Ok((crate::sys::tls::connect(s, addr, t, timeout)?, a.ip())),
                     None => Ok((s, a.ip())),
                 };
             }

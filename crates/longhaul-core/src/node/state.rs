@@ -16,8 +16,8 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::error::{Error, Result};
 use crate::ledger::{Grant, Ledger, Saved};
-use crate::state_dir::StateDir;
-pub use crate::state_dir::STATE_DIR;
+use crate::sys::state_dir::StateDir;
+pub use crate::sys::state_dir::STATE_DIR;
 
 /// The stored-bytes account's file in the state directory.
 const STORED: &str = "stored";

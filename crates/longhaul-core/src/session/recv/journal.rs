@@ -29,10 +29,10 @@ use std::time::{Duration, SystemTime};
 
 use rustix::fs::{AtFlags, Mode, OFlags};
 
-use crate::beneath;
 use crate::error::{Error, Result};
-use crate::frame::hex;
 use crate::hash::xxh3;
+use crate::sys::beneath;
+use crate::wire::frame::hex;
 
 const MAGIC: &[u8; 8] = b"LHJRNL01";
 const RECORD: usize = 24;
@@ -211,7 +211,7 @@ pub fn remove_stale(root: BorrowedFd<'_>, dir: BorrowedFd<'_>, older_than: Durat
             continue;
         }
         if let Some(dest) = dest_of(dir, &name) {
-            if crate::index::check_path(&dest).is_ok() || dest.is_empty() {
+            if crate::vfile::index::check_path(&dest).is_ok() || dest.is_empty() {
                 if let Ok(d) = beneath::open_dir(root, &dest, beneath::root_refused) {
                     remove_temps_under(d, &temp_prefix(&key), 0, &mut removed);
                 }

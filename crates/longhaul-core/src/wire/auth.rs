@@ -4,7 +4,7 @@
 //! (AUTH_OK). A replayed AUTH is useless because the node's nonce is new every connection.
 
 use crate::error::{Error, Result};
-use crate::frame::{Nonce, NONCE_LEN};
+use crate::wire::frame::{Nonce, NONCE_LEN};
 
 /// Tokens shorter than this are refused: a guessable token is no authentication.
 pub const MIN_TOKEN_LEN: usize = 16;

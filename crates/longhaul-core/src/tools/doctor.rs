@@ -3,10 +3,10 @@
 
 use std::path::Path;
 
-use crate::placement::{allowed_cpus, bind_current_thread, PinMode, Placement};
+use crate::place::placement::{allowed_cpus, bind_current_thread, PinMode, Placement};
+use crate::place::topology::{format_cpu_list, Topology};
 use crate::pool::Pool;
-use crate::probe;
-use crate::topology::{format_cpu_list, Topology};
+use crate::sys::probe;
 
 #[derive(Clone, Debug)]
 pub struct Check {
@@ -80,7 +80,7 @@ pub fn run(sysfs_root: &Path) -> Vec<Check> {
             ),
         },
     });
-    out.push(match crate::beneath::openat2_usable() {
+    out.push(match crate::sys::beneath::openat2_usable() {
         Ok(()) => Check {
             name: "openat2",
             ok: true,
@@ -232,9 +232,9 @@ mod tests {
     #[test]
     fn reports_every_check_and_reads_limits_through_the_root() {
         let root = crate::scratch::Scratch::new("doctor");
-        crate::topology::fake::write(
+        crate::place::topology::fake::write(
             &root,
-            &crate::topology::fake::FakeMachine { nodes: 2, cpus_per_node: 2, nic: ("eth0", 1), disk_node: 0 },
+            &crate::place::topology::fake::FakeMachine { nodes: 2, cpus_per_node: 2, nic: ("eth0", 1), disk_node: 0 },
         );
         std::fs::create_dir_all(root.join("proc/sys/net/core")).unwrap();
         std::fs::write(root.join("proc/sys/net/core/rmem_max"), "212992\n").unwrap();

@@ -3,7 +3,7 @@
 
 use super::*;
 
-const VECTORS: &str = include_str!("../../../../docs/protocol-vectors.txt");
+const VECTORS: &str = include_str!("../../../../../docs/protocol-vectors.txt");
 
 fn unhex(s: &str) -> Vec<u8> {
     (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()

@@ -30,9 +30,9 @@ use std::os::unix::ffi::OsStrExt;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
 
-use crate::beneath::DirCache;
 use crate::error::{lossy, Error, Result};
-use crate::index::{Index, Kind};
+use crate::sys::beneath::DirCache;
+use crate::vfile::index::{Index, Kind};
 
 /// What a name is at the destination, not following a symlink.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,7 +53,7 @@ pub(crate) fn check(base: BorrowedFd<'_>, dest: &[u8], index: &Index) -> Result<
 /// `check`, returning how many names it looked up (tests hold it to its cost).
 fn lookups(base: BorrowedFd<'_>, dest: &[u8], index: &Index) -> Result<u64> {
     if !dest.is_empty() {
-        crate::index::check_path(dest)?;
+        crate::vfile::index::check_path(dest)?;
     }
     let shown = |path: &[u8]| {
         if dest.is_empty() {
@@ -146,8 +146,8 @@ fn there(dir: std::os::fd::BorrowedFd<'_>, name: &OsStr, shown: &[u8]) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::index::Entry;
     use crate::scratch::Scratch;
+    use crate::vfile::index::Entry;
     use std::fs;
     use std::path::Path;
 

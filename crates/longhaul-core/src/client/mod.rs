@@ -10,17 +10,17 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::auth::{self, Secret};
 use crate::error::{Error, Result};
-use crate::frame::{self, Limits, ListEntry, Msg, Segment, SegmentResult, SummaryMsg};
-use crate::index::{Index, Kind};
-use crate::net;
-use crate::placement::{allowed_cpus, Placement};
+use crate::place::placement::{allowed_cpus, Placement};
 use crate::pool::Pool;
-use crate::receive::{Receive, ResumeParams, SessionParams};
-use crate::state_dir::StateDir;
-use crate::tls::ClientTls;
-use crate::transfer::Progress;
+use crate::session::progress::Progress;
+use crate::session::recv::{Receive, ResumeParams, SessionParams};
+use crate::sys::net;
+use crate::sys::state_dir::StateDir;
+use crate::sys::tls::ClientTls;
+use crate::vfile::index::{Index, Kind};
+use crate::wire::auth::{self, Secret};
+use crate::wire::frame::{self, Limits, ListEntry, Msg, Segment, SegmentResult, SummaryMsg};
 
 /// What the node said at HELLO_OK.
 #[derive(Clone, Copy, Debug)]
@@ -242,9 +242,9 @@ pub struct GetOptions {
 impl Default for GetOptions {
     fn default() -> Self {
         GetOptions {
-            streams: crate::sender::DEFAULT_STREAMS,
-            block_size: crate::sender::DEFAULT_BLOCK_SIZE,
-            writers: crate::server::ServeOptions::default().writers,
+            streams: crate::session::send::DEFAULT_STREAMS,
+            block_size: crate::session::send::DEFAULT_BLOCK_SIZE,
+            writers: crate::node::ServeOptions::default().writers,
             secret: None,
             tls: None,
             timeout: Duration::from_secs(60),
@@ -273,7 +273,7 @@ pub fn get(
     match get_once(addr, path, dest, opts, cancel, on_progress) {
         // A file that changed under the node while it read it: once more, from the node's
         // fresh scan (as `send` does); the node's ERROR says why in its message.
-        Err(Error::Remote { code, message }) if code == "E_SOURCE_CHANGED" && crate::sender::resendable(&message) => {
+        Err(Error::Remote { code, message }) if code == "E_SOURCE_CHANGED" && crate::session::send::resendable(&message) => {
             get_once(addr, path, dest, opts, cancel, on_progress)
         }
         r => r,
@@ -316,7 +316,7 @@ fn get_once(
     .map_err(|e| Error::io("open", dest.as_os_str().as_encoded_bytes(), e.into()))?;
     // The journal under DEST/.longhaul/journal, which no entry of the pulled tree may name
     // (Receive::prepare checks it too; here before the journal's directories are made).
-    crate::receive::check_state_dir(b"", &index)?;
+    crate::session::recv::check_state_dir(b"", &index)?;
     let journal = if resume {
         let state = StateDir::open(dest_fd.as_fd())?;
         let dir = Arc::new(state.journal_dir()?);
@@ -341,7 +341,7 @@ fn get_once(
         verify_full: opts.verify_full,
         resume: journal.as_ref().map(|(_, dir)| ResumeParams {
             dir: Arc::clone(dir),
-            key: crate::journal::key(path, block_size, &encoded),
+            key: crate::session::recv::journal::key(path, block_size, &encoded),
             use_previous: true,
         }),
         keep_setid: opts.keep_setid,

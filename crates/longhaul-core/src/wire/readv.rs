@@ -3,7 +3,7 @@
 //! fuzz target and the property tests reach every line the node runs on a request.
 
 use crate::error::{Error, Result};
-use crate::frame::{Limits, Segment};
+use crate::wire::frame::{Limits, Segment};
 
 /// Runs longer than this are cut, so that one request cannot ask for one unbounded read.
 pub const COALESCE: u64 = 8 << 20;

@@ -17,8 +17,8 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{AtFlags, Mode, OFlags};
 use rustix::io::Errno;
 
-use crate::beneath;
 use crate::error::{lossy, Error, Result};
+use crate::sys::beneath;
 
 /// The directory's name under a node's root or a client's destination.
 pub const STATE_DIR: &str = ".longhaul";

@@ -29,22 +29,22 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 
 use rustix::fs::{Mode, OFlags};
 
-use crate::adaptive::{self, Scheduler, Work};
-use crate::beneath::DirCache;
 use crate::error::{lossy, Error, Result};
-use crate::frame::{self, Msg, SummaryMsg};
 use crate::hash::{xxh3, Xxh3};
-use crate::index::{Index, Kind};
-use crate::net;
 use crate::panic;
-use crate::placement::{allowed_cpus, bind_current_thread, CoreSpec, PinMode, Placement, Role};
+use crate::place::placement::{allowed_cpus, bind_current_thread, CoreSpec, PinMode, Placement, Role};
+use crate::place::topology::Topology;
 use crate::pool::{Pool, PoolBuf};
-use crate::probe;
 use crate::rate::Throttle;
-use crate::scan::{scan_within, Stamp};
-use crate::timeline::{Gauges, Recorder, Sample};
-use crate::topology::Topology;
-use crate::transfer::{FastPaths, Progress};
+use crate::sched::adaptive::{self, Scheduler, Work};
+use crate::sched::timeline::{Gauges, Recorder, Sample};
+use crate::session::progress::{FastPaths, Progress};
+use crate::sys::beneath::DirCache;
+use crate::sys::net;
+use crate::sys::probe;
+use crate::vfile::index::{Index, Kind};
+use crate::vfile::scan::{scan_within, Stamp};
+use crate::wire::frame::{self, Msg, SummaryMsg};
 
 /// 1 MiB: large enough that per-block costs (a header, a syscall, a channel hop, a journal
 /// record) stay under 1% of a block's time, small enough that a block stays in a core's L2
@@ -161,9 +161,9 @@ pub struct SendOptions {
     pub progress_interval: Duration,
     pub timeline_interval: Duration,
     /// The shared token's key; `None` talks only to a node that asks for none.
-    pub secret: Option<crate::auth::Secret>,
+    pub secret: Option<crate::wire::auth::Secret>,
     /// TLS to the node and how to trust it; `None` is plaintext.
-    pub tls: Option<crate::tls::ClientTls>,
+    pub tls: Option<crate::sys::tls::ClientTls>,
     /// How long the receiver may take to answer DONE; `None` waits (a client can cancel; a
     /// node sending for a pull cannot, so it sets this).
     pub summary_timeout: Option<Duration>,
@@ -846,7 +846,7 @@ pub fn send(
         return Err(Error::Usage(format!("block size {} is outside 4 KiB..=64 MiB", opts.block_size)));
     }
     if !dest.is_empty() {
-        crate::index::check_path(dest)?;
+        crate::vfile::index::check_path(dest)?;
     }
     match send_once(source, addr, dest, opts, cancel, on_progress) {
         // A file changed while it was read is sent once more, from a fresh scan (a new session:
@@ -876,7 +876,7 @@ fn send_once(
 /// transfer's memory (its index and its pool) before it connects anywhere.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn send_scanned(
-    scanned: &crate::scan::Scan,
+    scanned: &crate::vfile::scan::Scan,
     addr: &str,
     dest: &[u8],
     opts: &SendOptions,
@@ -886,7 +886,7 @@ pub(crate) fn send_scanned(
     scan_seconds: f64,
 ) -> Result<SendSummary> {
     if !dest.is_empty() {
-        crate::index::check_path(dest)?;
+        crate::vfile::index::check_path(dest)?;
     }
     if cancel.load(Ordering::Relaxed) {
         return Err(Error::Cancelled);
@@ -971,7 +971,7 @@ fn thread_counts(opts: &SendOptions, streams: u16) -> (usize, usize, usize) {
 /// `[first, end)` ranges of `skip` (the node's PLAN) are not sent.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn transmit(
-    scanned: &crate::scan::Scan,
+    scanned: &crate::vfile::scan::Scan,
     control: TcpStream,
     peer: IpAddr,
     sockets: Vec<TcpStream>,
@@ -1443,7 +1443,7 @@ mod tests {
             fs::write(base.join("src/a").join(f), f).unwrap();
         }
         fs::write(base.join("elsewhere/three"), "outside").unwrap();
-        let fd = crate::scan::scan(&base.join("src"), 1).unwrap().base_fd;
+        let fd = crate::vfile::scan::scan(&base.join("src"), 1).unwrap().base_fd;
         let mut dirs = DirCache::default();
         let code = |r: Result<File>| r.map(|_| ()).unwrap_err().code().to_owned();
 

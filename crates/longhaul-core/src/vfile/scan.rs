@@ -23,10 +23,10 @@ use std::sync::{Condvar, Mutex};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat};
 use rustix::io::Errno;
 
-use crate::beneath;
 use crate::error::{lossy, Error, Result};
-use crate::index::{Entry, Index, Kind};
-use crate::state_dir::STATE_DIR;
+use crate::sys::beneath;
+use crate::sys::state_dir::STATE_DIR;
+use crate::vfile::index::{Entry, Index, Kind};
 
 pub struct Scan {
     pub index: Index,
@@ -99,7 +99,7 @@ pub fn scan_within(source: &Path, threads: usize, within: Option<&Path>) -> Resu
     // The index sorts its entries: sorted here first, the stamps stay with theirs.
     let Collected { entries, skipped, stamps } = collected;
     let mut order: Vec<usize> = (0..entries.len()).collect();
-    order.sort_unstable_by(|&a, &b| crate::index::path_cmp(&entries[a].path, &entries[b].path));
+    order.sort_unstable_by(|&a, &b| crate::vfile::index::path_cmp(&entries[a].path, &entries[b].path));
     let stamps = order.iter().map(|&i| stamps[i]).collect();
     let mut entries: Vec<Option<Entry>> = entries.into_iter().map(Some).collect();
     let entries = order.iter().map(|&i| entries[i].take().expect("each entry once")).collect();
@@ -393,7 +393,7 @@ mod tests {
             }
         }
         want.push(("src/link".to_owned(), Kind::Symlink, 0, 0o777, "d0/e0/f1".to_owned()));
-        want.sort_by(|a, b| crate::index::path_cmp(a.0.as_bytes(), b.0.as_bytes()));
+        want.sort_by(|a, b| crate::vfile::index::path_cmp(a.0.as_bytes(), b.0.as_bytes()));
         // Directories made by create_dir_all carry the umask: read their modes back.
         for w in want.iter_mut().filter(|w| w.1 == Kind::Dir) {
             w.3 = fs::metadata(base.join(&w.0)).unwrap().mode() & 0o7777;
@@ -431,7 +431,10 @@ mod tests {
         fs::write(dir.join("file"), b"12345").unwrap();
         symlink("file", dir.join("alias")).unwrap();
         let s = scan(&dir.join("alias"), 2).unwrap();
-        assert_eq!(listing(&s), vec![("file".to_owned(), Kind::File, 5, 0o644 & !crate::probe::umask().unwrap_or(0o022), String::new())]);
+        assert_eq!(
+            listing(&s),
+            vec![("file".to_owned(), Kind::File, 5, 0o644 & !crate::sys::probe::umask().unwrap_or(0o022), String::new())]
+        );
         assert_eq!(scan(&dir.join("missing"), 2).err().map(|e| e.code().to_owned()).as_deref(), Some("E_NOT_FOUND"));
     }
 

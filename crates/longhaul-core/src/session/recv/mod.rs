@@ -28,6 +28,9 @@
 //! (`beneath::open_dir`), so a directory swapped for a symlink while the transfer runs is
 //! refused, not followed. No path of the receiver's is ever resolved from `/`.
 
+pub mod conflict;
+pub mod journal;
+
 use std::ffi::OsStr;
 use std::fs::{self, File};
 use std::io::Read;
@@ -43,18 +46,18 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, Sender};
 use rustix::fs::{Mode, OFlags};
 
-use crate::beneath::{self, DirCache};
-use crate::blockset::BlockSet;
 use crate::error::{lossy, Error, Result};
-use crate::frame::{self, hex, Msg, SummaryMsg, Token};
 use crate::hash::{blake3_file, xxh3, Xxh3};
-use crate::index::{Index, Kind};
-use crate::journal::{Journal, Previous};
 use crate::ledger::Grant;
-use crate::net::Deadline;
-use crate::placement::{bind_current_thread, Placement, Role};
+use crate::place::placement::{bind_current_thread, Placement, Role};
 use crate::pool::{Pool, PoolBuf};
 use crate::rate::Throttle;
+use crate::sys::beneath::{self, DirCache};
+use crate::sys::net::Deadline;
+use crate::vfile::blockset::BlockSet;
+use crate::vfile::index::{Index, Kind};
+use crate::wire::frame::{self, hex, Msg, SummaryMsg, Token};
+use journal::{Journal, Previous};
 
 const STAGE_NONE: u8 = 0;
 const STAGE_TEMP: u8 = 1;
@@ -320,9 +323,9 @@ impl Receive {
         let dest = dest.as_slice();
         check_state_dir(dest, &index)?;
         // Before anything is created, so that a tree refused leaves nothing behind.
-        crate::conflict::check(base, dest, &index)?;
+        crate::session::recv::conflict::check(base, dest, &index)?;
         if !dest.is_empty() {
-            crate::index::check_path(dest)?;
+            crate::vfile::index::check_path(dest)?;
         }
         let dest_fd = beneath::make_dirs(base, dest, 0o777, existing_refused)?;
         let dest_id = rustix::fs::fstat(&dest_fd).map_err(|e| Error::io("stat", dest, e.into()))?;
@@ -456,7 +459,7 @@ impl Receive {
     }
 
     /// The mode entry `e` is given: the index's bits, less setuid and setgid unless kept.
-    fn mode(&self, e: &crate::index::Entry) -> u32 {
+    fn mode(&self, e: &crate::vfile::index::Entry) -> u32 {
         e.mode & self.mode_mask
     }
 
@@ -620,7 +623,7 @@ impl Receive {
         let why = if self.verify_full {
             Some("verify full keeps each file under a temporary name until its digest is checked".to_owned())
         } else {
-            crate::probe::tmpfile(self.dest_fd.as_fd()).err()
+            crate::sys::probe::tmpfile(self.dest_fd.as_fd()).err()
         };
         match why {
             None => self.tmpfile.store(TMPFILE_EMPTY_PATH, Ordering::Relaxed),
@@ -658,7 +661,7 @@ impl Receive {
         };
         write_chunked(&fd, data, 0).map_err(|err| Error::io("write", &e.path, err))?;
         // open() applied the umask: set the mode only where that changed it.
-        self.set_metadata(&fd, i, self.mode(e) != perm & !crate::probe::umask().unwrap_or(0o777))?;
+        self.set_metadata(&fd, i, self.mode(e) != perm & !crate::sys::probe::umask().unwrap_or(0o777))?;
         let link = |to: &OsStr| -> rustix::io::Result<()> {
             loop {
                 match self.tmpfile.load(Ordering::Relaxed) {
@@ -1379,8 +1382,8 @@ fn carried_over(index: &Index, dest: BorrowedFd<'_>, tag: &str, block_size: u64,
         }
     }
     // PLAN fits one control frame; blocks past its last range are simply sent again.
-    if ranges.len() > crate::frame::MAX_PLAN_RANGES {
-        ranges.truncate(crate::frame::MAX_PLAN_RANGES);
+    if ranges.len() > crate::wire::frame::MAX_PLAN_RANGES {
+        ranges.truncate(crate::wire::frame::MAX_PLAN_RANGES);
         let end = ranges[ranges.len() - 1].1;
         done.retain(|&b| b < end);
     }
@@ -1415,7 +1418,7 @@ impl<'a, 'f> ExistingDirs<'a, 'f> {
     /// Whether the directory holding `path` (relative to `dest`) is a real directory, reached
     /// without a symlink.
     pub(crate) fn hold(&mut self, path: &'a [u8]) -> bool {
-        let parent = crate::index::parent_of(path).unwrap_or(b"");
+        let parent = crate::vfile::index::parent_of(path).unwrap_or(b"");
         if let Some((last, there)) = self.last {
             if last == parent {
                 return there;
@@ -1468,7 +1471,7 @@ fn existing_refused(dir: &[u8], e: rustix::io::Errno) -> Error {
 /// journal) is no destination: neither `dest`'s first component nor, when the tree arrives at
 /// the base itself, any entry's.
 pub(crate) fn check_state_dir(dest: &[u8], index: &Index) -> Result<()> {
-    let state = crate::state_dir::STATE_DIR.as_bytes();
+    let state = crate::sys::state_dir::STATE_DIR.as_bytes();
     let named = if dest.is_empty() {
         index.entries().iter().map(|e| &e.path[..]).find(|p| beneath::starts_with_component(p, state))
     } else {

@@ -1,0 +1,8 @@
+//! L1: the operating system, one operation per file with its fallback beside it. Imports only
+//! the L0 modules (error, hash, util, panic) and its own files.
+
+pub mod beneath;
+pub mod net;
+pub mod probe;
+pub mod state_dir;
+pub mod tls;

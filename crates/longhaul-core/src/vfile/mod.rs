@@ -1,0 +1,6 @@
+//! L2: the virtual file — a tree as one byte stream: its content index, the scan that builds
+//! it, and the block arithmetic over it.
+
+pub mod blockset;
+pub mod index;
+pub mod scan;
