@@ -11,6 +11,7 @@
 pub mod error;
 pub mod hash;
 pub mod panic;
+pub mod util;
 
 pub mod sys;
 

@@ -35,7 +35,7 @@ pub fn default_names() -> Vec<String> {
 
 /// `sha256:` and 64 lowercase hex digits, the form fingerprints are printed and pinned in.
 pub fn fingerprint_of(der: &[u8]) -> String {
-    imp::sha256(der).map(|d| format!("sha256:{}", crate::wire::frame::hex(&d))).unwrap_or_default()
+    imp::sha256(der).map(|d| format!("sha256:{}", crate::util::hex(&d))).unwrap_or_default()
 }
 
 /// Parses a pinned fingerprint: `sha256:` optional, hex digits with optional `:` between bytes.
@@ -580,7 +580,7 @@ mod tests {
     fn fingerprints_parse_in_every_printed_form() {
         let fp = fingerprint_of(b"certificate");
         let bytes = parse_fingerprint(&fp).unwrap();
-        assert_eq!(format!("sha256:{}", crate::wire::frame::hex(&bytes)), fp);
+        assert_eq!(format!("sha256:{}", crate::util::hex(&bytes)), fp);
         assert_eq!(parse_fingerprint(fp.trim_start_matches("sha256:")).unwrap(), bytes);
         let colons: Vec<String> = bytes.iter().map(|b| format!("{b:02X}")).collect();
         assert_eq!(parse_fingerprint(&colons.join(":")).unwrap(), bytes);

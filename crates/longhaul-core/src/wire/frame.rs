@@ -739,9 +739,5 @@ pub fn write_msg(w: &mut impl Write, msg: &Msg) -> Result<()> {
     w.write_all(&msg.encode()).map_err(Error::net("writing a frame"))
 }
 
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 #[cfg(test)]
 mod tests;

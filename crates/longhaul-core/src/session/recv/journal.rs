@@ -32,7 +32,7 @@ use rustix::fs::{AtFlags, Mode, OFlags};
 use crate::error::{Error, Result};
 use crate::hash::xxh3;
 use crate::sys::beneath;
-use crate::wire::frame::hex;
+use crate::util::hex;
 
 const MAGIC: &[u8; 8] = b"LHJRNL01";
 const RECORD: usize = 24;

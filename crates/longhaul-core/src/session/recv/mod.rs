@@ -54,9 +54,10 @@ use crate::pool::{Pool, PoolBuf};
 use crate::rate::Throttle;
 use crate::sys::beneath::{self, DirCache};
 use crate::sys::net::Deadline;
+use crate::util::hex;
 use crate::vfile::blockset::BlockSet;
 use crate::vfile::index::{Index, Kind};
-use crate::wire::frame::{self, hex, Msg, SummaryMsg, Token};
+use crate::wire::frame::{self, Msg, SummaryMsg, Token};
 use journal::{Journal, Previous};
 
 const STAGE_NONE: u8 = 0;

@@ -2,6 +2,7 @@
 //! implementations can use too.
 
 use super::*;
+use crate::util::hex;
 
 const VECTORS: &str = include_str!("../../../../../docs/protocol-vectors.txt");
 
