@@ -20,6 +20,9 @@
 //! What it ignores: SMT siblings (two threads may land on one core's siblings), interrupt
 //! affinity of the NIC queues, and CPU frequency.
 
+use std::net::IpAddr;
+use std::path::Path;
+
 use crate::error::{Error, Result};
 use crate::place::topology::{format_cpu_list, parse_cpu_list, Topology};
 
@@ -86,6 +89,24 @@ fn intersect(a: &[usize], allowed: &[usize]) -> Vec<usize> {
 }
 
 impl Placement {
+    /// The placement of a transfer's threads on either end: near the NIC that reaches `peer`
+    /// and the disk holding `path` (a sender's source, a node's root), read from the topology
+    /// under `sysfs_root`. An unreadable topology leaves the threads unpinned, saying why; a
+    /// `spec` that cannot be met is an error (a node falls back to unpinned, a client stops).
+    pub fn for_peer(sysfs_root: &Path, peer: IpAddr, path: &Path, spec: Option<&CoreSpec>, mode: PinMode) -> Result<Placement> {
+        let allowed = allowed_cpus();
+        let topo = match Topology::read(sysfs_root) {
+            Ok(t) => t,
+            Err(e) => return Ok(Placement::unpinned(&allowed, format!("topology unreadable ({e}): threads are not pinned"))),
+        };
+        let net_node = match peer {
+            IpAddr::V4(v4) => topo.interface_for(v4).and_then(|i| topo.node_of_interface(&i)),
+            IpAddr::V6(_) => None,
+        };
+        let disk_node = topo.node_of_path(path);
+        Placement::choose(&topo, net_node, disk_node, spec, &allowed, mode)
+    }
+
     /// Chooses a placement. `allowed` is the CPUs this process may run on (its affinity).
     pub fn choose(
         topo: &Topology,

@@ -81,6 +81,17 @@ impl<'a> Deadline<'a> {
     }
 }
 
+/// Writes go straight to the socket, under its own write timeout: the deadline is the reader's.
+impl Write for Deadline<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let mut s = self.sock;
+        s.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 impl Read for Deadline<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let left = self.until.saturating_duration_since(Instant::now());

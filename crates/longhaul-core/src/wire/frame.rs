@@ -724,14 +724,28 @@ pub fn expect_msg(r: &mut impl Read, max_manifest: u32) -> Result<Msg> {
     read_msg(r, max_manifest)?.ok_or_else(|| Error::Protocol("connection closed by the peer".into()))
 }
 
+/// Reads one frame; the peer's ERROR comes back as that error (`Error::remote`).
+pub fn expect_reply(r: &mut impl Read, max_manifest: u32) -> Result<Msg> {
+    match expect_msg(r, max_manifest)? {
+        Msg::Error { code, message } => Err(Error::remote(&code, &message)),
+        m => Ok(m),
+    }
+}
+
+impl Msg {
+    /// This frame where `expected` should have come.
+    pub fn unexpected(&self, expected: &str) -> Error {
+        Error::Protocol(format!("expected {expected}, got {:?}", self.frame_type()))
+    }
+}
+
 /// The receiver's PLAN (a sender's next frame when resume was agreed) for a transfer of
 /// `nblocks` blocks: its `[first, end)` ranges of blocks not to send, or the peer's ERROR.
 pub fn expect_plan(r: &mut impl Read, nblocks: u64) -> Result<Vec<(u64, u64)>> {
-    match expect_msg(r, 0)? {
+    match expect_reply(r, 0)? {
         Msg::Plan { nblocks: n, ranges } if n == nblocks => Ok(ranges),
         Msg::Plan { nblocks: n, .. } => Err(Error::Protocol(format!("PLAN for {n} blocks, the transfer has {nblocks}"))),
-        Msg::Error { code, message } => Err(Error::remote(&code, &message)),
-        m => Err(Error::Protocol(format!("expected PLAN, got {:?}", m.frame_type()))),
+        m => Err(m.unexpected("PLAN")),
     }
 }
 

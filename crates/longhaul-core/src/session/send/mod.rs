@@ -893,22 +893,24 @@ pub(crate) fn send_scanned(
     }
     let index = &scanned.index;
 
-    let (mut control, peer) = net::connect_to(addr, opts.connect_timeout, opts.tls.as_ref())?;
-    control.set_read_timeout(Some(opts.io_timeout)).map_err(Error::net("setting a timeout"))?;
-    let mut wanted = frame::FEATURES;
-    if !opts.resume {
-        wanted &= !frame::FEATURE_RESUME;
+    let dial = crate::session::handshake::Dial {
+        addr,
+        secret: opts.secret.as_ref(),
+        tls: opts.tls.as_ref(),
+        connect_timeout: opts.connect_timeout,
+        io_timeout: opts.io_timeout,
+    };
+    let wanted = crate::session::handshake::wanted(opts.resume, opts.verify == Verify::Full);
+    let (mut control, peer, hello) = crate::session::handshake::open(&dial, wanted)?;
+    let mut required = 0;
+    if opts.digest == Digest::Blake3 {
+        required |= frame::FEATURE_BLAKE3;
     }
-    if opts.verify != Verify::Full {
-        wanted &= !frame::FEATURE_VERIFY_FULL;
+    if opts.verify == Verify::Full {
+        required |= frame::FEATURE_VERIFY_FULL;
     }
-    let crate::client::Hello { features, limits } = crate::client::handshake(&mut control, opts.secret.as_ref(), wanted)?;
-    if opts.digest == Digest::Blake3 && features & frame::FEATURE_BLAKE3 == 0 {
-        return Err(Error::Protocol("the node does not check BLAKE3 block digests".into()));
-    }
-    if opts.verify == Verify::Full && features & frame::FEATURE_VERIFY_FULL == 0 {
-        return Err(Error::Protocol("the node does not verify whole files (verify: full)".into()));
-    }
+    crate::session::handshake::require(&hello, required)?;
+    let limits = hello.limits;
     if opts.block_size > limits.max_block {
         return Err(Error::Limit { what: "block size", limit: limits.max_block as u64, got: opts.block_size as u64 });
     }
@@ -916,18 +918,15 @@ pub(crate) fn send_scanned(
     if encoded.len() as u64 > limits.max_manifest as u64 {
         return Err(Error::Limit { what: "content index size", limit: limits.max_manifest as u64, got: encoded.len() as u64 });
     }
-    let streams = opts.streams.min(limits.max_streams).max(1);
-    frame::write_msg(&mut control, &Msg::Manifest { dest: dest.to_vec(), streams, block_size: opts.block_size, index: encoded })?;
-    let (token, streams) = match frame::expect_msg(&mut control, 0)? {
-        Msg::Ready { token, streams } => (token, streams),
-        Msg::Error { code, message } => return Err(Error::remote(&code, &message)),
-        m => return Err(Error::Protocol(format!("expected READY, got {:?}", m.frame_type()))),
+    let offer = crate::session::exchange::Offer {
+        dest,
+        streams: opts.streams.min(limits.max_streams).max(1),
+        block_size: opts.block_size,
+        index: encoded,
+        total: index.total(),
+        resume: hello.features & frame::FEATURE_RESUME != 0,
     };
-    let skip = if opts.resume && features & frame::FEATURE_RESUME != 0 {
-        frame::expect_plan(&mut control, index.total().div_ceil(opts.block_size as u64))?
-    } else {
-        Vec::new()
-    };
+    let crate::session::exchange::Accepted { token, streams, skip } = crate::session::exchange::offer(&mut control, offer)?;
 
     let mut sockets = Vec::with_capacity(streams as usize);
     for i in 0..streams {

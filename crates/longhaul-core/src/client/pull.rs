@@ -1,0 +1,230 @@
+//! A pull (`get`): the node sends a tree with its engine over data connections this side
+//! opens, and this side receives it as a node would (session::recv), into a local directory.
+
+use std::net::Shutdown;
+use std::os::fd::AsFd;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::place::placement::{allowed_cpus, Placement};
+use crate::pool::Pool;
+use crate::session::handshake::{self, Dial};
+use crate::session::progress::Progress;
+use crate::session::recv::{Receive, ResumeParams, SessionParams};
+use crate::session::send::{resendable, DEFAULT_BLOCK_SIZE, DEFAULT_STREAMS};
+use crate::session::{exchange, DEFAULT_WRITERS};
+use crate::sys::net;
+use crate::sys::state_dir::StateDir;
+use crate::sys::tls::ClientTls;
+use crate::vfile::index::{Index, Kind};
+use crate::wire::auth::{self, Secret};
+use crate::wire::frame::{self, Msg, SummaryMsg};
+
+#[derive(Clone, Debug)]
+pub struct GetOptions {
+    pub streams: u16,
+    pub block_size: u32,
+    pub writers: usize,
+    pub secret: Option<Secret>,
+    /// TLS to the node and how to trust it; `None` is plaintext.
+    pub tls: Option<ClientTls>,
+    pub timeout: Duration,
+    pub progress_interval: Duration,
+    /// Ask the node for whole-file BLAKE3 digests and check every file read back against them.
+    pub verify_full: bool,
+    /// Keep a journal under `dest/.longhaul` and, on the next pull of the same thing, ask the
+    /// node (PLAN) for only the blocks it lacks, keeping files already there with the same size
+    /// and mtime; `false` fetches everything.
+    pub resume: bool,
+    /// Give pulled files and directories the setuid and setgid bits the node's index asks for.
+    pub keep_setid: bool,
+}
+
+impl Default for GetOptions {
+    fn default() -> Self {
+        GetOptions {
+            streams: DEFAULT_STREAMS,
+            block_size: DEFAULT_BLOCK_SIZE,
+            writers: DEFAULT_WRITERS,
+            secret: None,
+            tls: None,
+            timeout: Duration::from_secs(60),
+            progress_interval: Duration::from_millis(100),
+            verify_full: false,
+            resume: true,
+            // Off: trusting a node with data is not trusting it to make set-id programs here.
+            keep_setid: false,
+        }
+    }
+}
+
+/// Pulls `path` (under the node's root) into the local directory `dest`. The node sends with
+/// its engine over data connections this side opens; this side receives as a node would.
+pub fn get(
+    addr: &str,
+    path: &[u8],
+    dest: &Path,
+    opts: &GetOptions,
+    cancel: &AtomicBool,
+    on_progress: &(dyn Fn(&Progress) + Sync),
+) -> Result<SummaryMsg> {
+    if opts.streams == 0 {
+        return Err(Error::Usage("streams must be at least 1".into()));
+    }
+    match get_once(addr, path, dest, opts, cancel, on_progress) {
+        // A file that changed under the node while it read it: once more, from the node's
+        // fresh scan (as `send` does); the node's ERROR says why in its message.
+        Err(Error::Remote { code, message }) if code == "E_SOURCE_CHANGED" && resendable(&message) => {
+            get_once(addr, path, dest, opts, cancel, on_progress)
+        }
+        r => r,
+    }
+}
+
+/// One attempt of `get`.
+fn get_once(
+    addr: &str,
+    path: &[u8],
+    dest: &Path,
+    opts: &GetOptions,
+    cancel: &AtomicBool,
+    on_progress: &(dyn Fn(&Progress) + Sync),
+) -> Result<SummaryMsg> {
+    let started = Instant::now();
+    let dial = Dial { addr, secret: opts.secret.as_ref(), tls: opts.tls.as_ref(), connect_timeout: opts.timeout, io_timeout: opts.timeout };
+    let wanted = handshake::wanted(opts.resume, opts.verify_full);
+    let (mut control, _, hello) = handshake::open(&dial, wanted)?;
+    handshake::require(&hello, wanted & frame::FEATURE_VERIFY_FULL)?;
+    let streams = opts.streams.min(hello.limits.max_streams);
+    let block_size = opts.block_size.min(hello.limits.max_block);
+    frame::write_msg(&mut control, &Msg::Get { path: path.to_vec(), streams, block_size })?;
+    let (streams, encoded) = exchange::expect_offer(&mut control, streams, block_size, 1 << 30)?;
+    let index = Index::decode(&encoded)?;
+    let resume = hello.features & frame::FEATURE_RESUME != 0;
+    let (total, files_total) = (index.total(), index.count(Kind::File) as u64);
+    // DEST is the user's own choice, made as named; everything under it is made through its
+    // descriptor, never by path (a hostile node names the paths under it).
+    std::fs::create_dir_all(dest).map_err(|e| Error::io("create", dest.as_os_str().as_encoded_bytes(), e))?;
+    let dest_fd = rustix::fs::open(
+        dest,
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|e| Error::io("open", dest.as_os_str().as_encoded_bytes(), e.into()))?;
+    // The journal under DEST/.longhaul/journal, which no entry of the pulled tree may name
+    // (Receive::prepare checks it too; here before the journal's directories are made).
+    crate::session::recv::check_state_dir(b"", &index)?;
+    let journal = if resume {
+        let state = StateDir::open(dest_fd.as_fd())?;
+        let dir = Arc::new(state.journal_dir()?);
+        Some((state, dir))
+    } else {
+        None
+    };
+    let token = auth::random_bytes::<{ frame::TOKEN_LEN }>()?;
+    let pool = Pool::new(block_size as usize, 2 * streams as usize + opts.writers)?;
+    let counter = Arc::new(AtomicU64::new(0));
+    let params = SessionParams {
+        dest: Vec::new(),
+        streams,
+        block_size,
+        writers: opts.writers,
+        token,
+        placement: Placement::unpinned(&allowed_cpus(), "a pulling client does not pin".into()),
+        idle_timeout: opts.timeout,
+        throttle: Default::default(),
+        counter: Arc::clone(&counter),
+        fsync: Default::default(),
+        verify_full: opts.verify_full,
+        resume: journal.as_ref().map(|(_, dir)| ResumeParams {
+            dir: Arc::clone(dir),
+            key: crate::session::recv::journal::key(path, block_size, &encoded),
+            use_previous: true,
+        }),
+        keep_setid: opts.keep_setid,
+        space: None,
+    };
+    let recv = match Receive::prepare(dest_fd.as_fd(), index, params, pool) {
+        Ok(r) => r,
+        Err(e) => {
+            // A tree refused before anything arrived (a conflict) leaves no journal directory.
+            if let Some((state, dir)) = journal {
+                drop(dir);
+                state.remove_if_empty(dest_fd.as_fd());
+            }
+            return Err(e);
+        }
+    };
+    exchange::accept(&mut control, token, streams, resume.then(|| (recv.nblocks(), recv.plan())))?;
+    let mut data = Vec::with_capacity(streams as usize);
+    for i in 0..streams {
+        let attach = net::connect(addr, opts.timeout, opts.tls.as_ref()).and_then(|mut s| {
+            frame::write_msg(&mut s, &Msg::DataHello { token, stream: i })?;
+            Ok(s)
+        });
+        match attach {
+            Ok(s) => data.push(s),
+            Err(e) => {
+                recv.fail(e);
+                return recv.wait_and_finish();
+            }
+        }
+    }
+    control.set_read_timeout(None).map_err(Error::net("setting a timeout"))?;
+    let finished = AtomicBool::new(false);
+    let result = std::thread::scope(|s| {
+        for sock in data {
+            let r = Arc::clone(&recv);
+            s.spawn(move || r.run_stream(sock));
+        }
+        recv.watch_control(&control)?;
+        s.spawn(|| {
+            let mut last = Instant::now();
+            while !finished.load(Ordering::Relaxed) {
+                if cancel.load(Ordering::Relaxed) {
+                    recv.fail(Error::Cancelled);
+                }
+                if last.elapsed() >= opts.progress_interval {
+                    last = Instant::now();
+                    let done = counter.load(Ordering::Relaxed);
+                    on_progress(&Progress {
+                        bytes_done: done,
+                        bytes_total: total,
+                        files_done: 0,
+                        files_total,
+                        seconds: started.elapsed().as_secs_f64(),
+                        per_stream_bytes: Vec::new(),
+                    });
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        });
+        let r = recv.wait_and_finish();
+        finished.store(true, Ordering::Relaxed);
+        r
+    });
+    let reply = match &result {
+        Ok(summary) => Msg::Summary(summary.clone()),
+        Err(e) => Msg::error(e),
+    };
+    let _ = frame::write_msg(&mut control, &reply);
+    let _ = control.shutdown(Shutdown::Both);
+    let summary = result?;
+    // The journal went with the transfer; its directories go too when nothing else is in them.
+    if let Some((state, dir)) = journal {
+        drop(dir);
+        state.remove_if_empty(dest_fd.as_fd());
+    }
+    on_progress(&Progress {
+        bytes_done: total,
+        bytes_total: total,
+        files_done: files_total,
+        files_total,
+        seconds: started.elapsed().as_secs_f64(),
+        per_stream_bytes: Vec::new(),
+    });
+    Ok(summary)
+}

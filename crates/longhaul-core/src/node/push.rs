@@ -1,0 +1,175 @@
+//! A push: a client sends, this node receives into a destination under its root, with its
+//! capacity reserved first and the session journaled for a resume.
+
+use super::budget;
+use super::path::{check_request_path, check_session_shape, stat_in};
+use super::state::Direction;
+use super::{node_placement, Caller, Inner};
+use crate::error::{Error, Result};
+use crate::session::exchange;
+use crate::session::recv::{Receive, ResumeParams, SessionParams};
+use crate::sys::beneath::{self, DirCache};
+use crate::vfile::index::{Index, Kind};
+use crate::wire::auth::{self};
+use crate::wire::frame::{self, Msg};
+use std::net::TcpStream;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// Bytes of the files a resumed push will not write: already at the destination with the
+/// index's size and mtime (the quick check `receive::carried_over` makes), looked at from their
+/// directories, opened beneath the root.
+pub(super) fn unchanged_bytes(dest: BorrowedFd<'_>, index: &Index) -> u64 {
+    let mut held = crate::session::recv::ExistingDirs::new(dest);
+    let mut dirs = DirCache::default();
+    index
+        .entries()
+        .iter()
+        .filter(|e| e.kind == Kind::File && e.size > 0 && held.hold(&e.path))
+        .filter(|e| {
+            stat_in(dest, &mut dirs, &e.path, None).is_some_and(|st| {
+                st.st_size as u64 == e.size && st.st_mtime as i128 * 1_000_000_000 + st.st_mtime_nsec as i128 == e.mtime_ns as i128
+            })
+        })
+        .map(|e| e.size)
+        .sum()
+}
+
+/// Bytes of the temporary files an earlier attempt of this push (journal `key`) kept under
+/// `dest`: they count as stored already, and a resume takes them over.
+pub(super) fn kept_bytes(inner: &Inner, dest: BorrowedFd<'_>, index: &Index, key: &str) -> u64 {
+    let journal = format!("{key}.jnl");
+    if rustix::fs::statat(&*inner.journal_dir, journal.as_str(), rustix::fs::AtFlags::SYMLINK_NOFOLLOW).is_err() {
+        return 0;
+    }
+    let prefix = crate::session::recv::journal::temp_prefix(key);
+    let mut held = crate::session::recv::ExistingDirs::new(dest);
+    let mut dirs = DirCache::default();
+    index
+        .entries()
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.kind == Kind::File && e.size > 0 && held.hold(&e.path))
+        .filter_map(|(i, e)| stat_in(dest, &mut dirs, &e.path, Some(&format!("{prefix}{i}.part"))))
+        // What the receiver will take over (receive::own_part), not a link a local user put there.
+        .filter(crate::session::recv::own_part)
+        .map(|st| st.st_size as u64)
+        .sum()
+}
+
+/// A push: the client sends, this node receives into `dest` under its root. The session is
+/// journaled; with the resume feature the client gets a PLAN of what an earlier attempt left;
+/// with whole-file verification every file is read back and checked before its rename.
+pub(super) fn push(caller: Caller<'_>, sock: &mut TcpStream, dest: Vec<u8>, streams: u16, block_size: u32, encoded: &[u8]) -> Result<()> {
+    let Caller { inner, peer, features } = caller;
+    let resume = features & frame::FEATURE_RESUME != 0;
+    inner.admit()?;
+    check_session_shape(&inner.limits(), streams, block_size)?;
+    let index = Index::decode(encoded)?;
+    // The pool is the node's, counted at start; the push's own share is its index.
+    let _memory = inner.memory.reserve(budget::index_share(encoded.len(), index.entries().len()))?;
+    // Checked before anything is created; Receive::prepare checks the rest of the path and the
+    // index's top-level entries when the tree lands at the root itself.
+    if !dest.is_empty() {
+        check_request_path(&dest)?;
+    }
+    // Capacity is checked before any byte is written.
+    // The destination as it is now (nothing is created before the checks below); missing, it
+    // holds nothing a resume could keep.
+    let dest_dir = beneath::open_dir(inner.root_fd.as_fd(), &dest, beneath::root_refused).ok();
+    let total = index.total();
+    // The same transfer twice at once would share temporary files: the second waits its turn.
+    let key = crate::session::recv::journal::key(&dest, block_size, encoded);
+    let journaled = ActiveJournal::claim(inner, &key)?;
+    // What the push may hold at once: all its bytes (a file it replaces stays until its
+    // replacement, fallocated from the start, is renamed over it), less the files a resume
+    // will not write and the temporary files an earlier attempt kept (counted as stored
+    // already). Only the admission: what files take and give back is counted as it happens
+    // (ledger.rs). (Crediting the replaced files let concurrent pushes that replace the same
+    // file each hold a part of its size with nothing reserved.)
+    let unchanged = match &dest_dir {
+        Some(d) if resume => unchanged_bytes(d.as_fd(), &index),
+        _ => 0,
+    };
+    let kept = dest_dir.as_ref().map_or(0, |d| kept_bytes(inner, d.as_fd(), &index, &key));
+    let grant = inner.state.reserve(total.saturating_sub(unchanged).saturating_sub(kept))?;
+    let active = inner.state.begin(peer, Direction::In, &dest, index.total(), index.count(Kind::File) as u64, streams);
+    let token = auth::random_bytes::<{ frame::TOKEN_LEN }>()?;
+    let placement = node_placement(inner, peer);
+    *inner.last_placement.lock().expect("placement lock") = Some(match &placement.fallback {
+        Some(f) => format!("{}; not pinned: {f}", placement.reason),
+        None => format!("{}; pinned", placement.reason),
+    });
+    let params = SessionParams {
+        dest,
+        streams,
+        block_size,
+        writers: inner.opts.writers,
+        token,
+        placement,
+        idle_timeout: inner.opts.idle_timeout,
+        throttle: inner.throttle(peer),
+        counter: Arc::clone(&active.done),
+        fsync: inner.opts.fsync,
+        verify_full: features & frame::FEATURE_VERIFY_FULL != 0,
+        resume: Some(ResumeParams { dir: Arc::clone(&inner.journal_dir), key: journaled.0.clone(), use_previous: resume }),
+        keep_setid: inner.opts.keep_setid,
+        space: Some(Arc::clone(&grant)),
+    };
+    let recv = match Receive::prepare(inner.root_fd.as_fd(), index, params, Arc::clone(&inner.pool)) {
+        Ok(r) => r,
+        Err(e) => {
+            grant.finish();
+            inner.state.save();
+            inner.state.end(&active, Err(&e));
+            return Err(e);
+        }
+    };
+    // The preallocated parts are in the saved account before data flows: a node killed during
+    // the push restarts counting them, as the resume and the sweep expect.
+    inner.state.save();
+    *inner.last_file_creation.lock().expect("file creation lock") = Some(match recv.tmpfile() {
+        Ok(()) => "files in one piece: O_TMPFILE + link; larger files: temporary name + rename".to_owned(),
+        Err(why) => format!("temporary name + rename for every file: {why}"),
+    });
+    inner.sessions.lock().expect("sessions lock").insert(token, Arc::clone(&recv));
+    if inner.closing.load(Ordering::SeqCst) {
+        recv.fail(Error::Busy("the node is shutting down".into()));
+    }
+    let result = exchange::accept(sock, token, streams, resume.then(|| (recv.nblocks(), recv.plan()))).and_then(|()| {
+        recv.watch_control(sock)?;
+        recv.wait_and_finish()
+    });
+    inner.sessions.lock().expect("sessions lock").remove(&token);
+    let (linked, renamed) = recv.files_named();
+    inner.files_linked.fetch_add(linked, Ordering::Relaxed);
+    inner.files_renamed.fetch_add(renamed, Ordering::Relaxed);
+    inner.state.count_bytes(peer, recv.bytes_received(), 0);
+    // What the session did not take of its reservation goes back now, not when the last
+    // thread holding the session lets go of it.
+    grant.finish();
+    inner.state.save();
+    inner.state.end(&active, result.as_ref().map(|_| ()));
+    let summary = result?;
+    drop(journaled);
+    frame::write_msg(sock, &Msg::Summary(summary))
+}
+
+/// A journal key in use by a running push; released when dropped.
+pub(super) struct ActiveJournal<'a>(String, &'a Inner);
+
+impl<'a> ActiveJournal<'a> {
+    fn claim(inner: &'a Inner, key: &str) -> Result<ActiveJournal<'a>> {
+        if !inner.journals.lock().expect("journals lock").insert(key.to_owned()) {
+            return Err(Error::Busy("the same transfer (same tree, same destination) is already running on this node".into()));
+        }
+        Ok(ActiveJournal(key.to_owned(), inner))
+    }
+}
+
+impl Drop for ActiveJournal<'_> {
+    fn drop(&mut self) {
+        self.1.journals.lock().expect("journals lock").remove(&self.0);
+    }
+}

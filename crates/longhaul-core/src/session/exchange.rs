@@ -1,0 +1,124 @@
+//! The manifest exchange that opens every transfer, written once per role: the side with the
+//! data OFFERS (MANIFEST out; READY and, when resuming, PLAN back) — a pushing client, a node
+//! answering a pull; the side that stores it ACCEPTS (READY and PLAN out) — a node taking a
+//! push, a pulling client. docs/PROTOCOL.md has the frames.
+
+use std::io::{Read, Write};
+
+use crate::error::{Error, Result};
+use crate::vfile::blocks::BlockPlan;
+use crate::wire::frame::{self, Msg, Token};
+
+/// What the offering side proposes.
+pub struct Offer<'a> {
+    /// Where the receiver puts the tree (a push), or what was asked for (a pull).
+    pub dest: &'a [u8],
+    pub streams: u16,
+    pub block_size: u32,
+    /// The encoded content index.
+    pub index: Vec<u8>,
+    /// Bytes of the virtual file the index describes.
+    pub total: u64,
+    /// Resume was agreed at the handshake: a PLAN follows READY.
+    pub resume: bool,
+}
+
+/// The receiver's answer: the session token the data connections name, how many there are
+/// (at most the offer's), and the `[first, end)` block ranges it already holds.
+#[derive(Debug)]
+pub struct Accepted {
+    pub token: Token,
+    pub streams: u16,
+    pub skip: Vec<(u64, u64)>,
+}
+
+/// The offering side: sends MANIFEST and reads READY (and PLAN), or the receiver's ERROR.
+pub fn offer(sock: &mut (impl Read + Write), o: Offer<'_>) -> Result<Accepted> {
+    let (offered, nblocks) = (o.streams, BlockPlan::new(o.total, o.block_size as u64).count());
+    frame::write_msg(sock, &Msg::Manifest { dest: o.dest.to_vec(), streams: o.streams, block_size: o.block_size, index: o.index })?;
+    let (token, streams) = match frame::expect_reply(sock, 0)? {
+        Msg::Ready { token, streams } if (1..=offered).contains(&streams) => (token, streams),
+        Msg::Ready { streams, .. } => return Err(Error::Protocol(format!("READY for {streams} streams, {offered} were offered"))),
+        m => return Err(m.unexpected("READY")),
+    };
+    let skip = if o.resume { frame::expect_plan(sock, nblocks)? } else { Vec::new() };
+    Ok(Accepted { token, streams, skip })
+}
+
+/// The accepting side: READY, then the PLAN of what it holds when resume was agreed.
+pub fn accept(sock: &mut impl Write, token: Token, streams: u16, plan: Option<(u64, Vec<(u64, u64)>)>) -> Result<()> {
+    frame::write_msg(sock, &Msg::Ready { token, streams })?;
+    if let Some((nblocks, ranges)) = plan {
+        frame::write_msg(sock, &Msg::Plan { nblocks, ranges })?;
+    }
+    Ok(())
+}
+
+/// A pulling client's wait for the node's MANIFEST after its GET: the streams (at most those
+/// asked for) and the encoded index, or the node's ERROR.
+pub fn expect_offer(sock: &mut impl Read, streams: u16, block_size: u32, max_manifest: u32) -> Result<(u16, Vec<u8>)> {
+    match frame::expect_reply(sock, max_manifest)? {
+        Msg::Manifest { streams: s, block_size: b, index, .. } if (1..=streams).contains(&s) && b == block_size => Ok((s, index)),
+        Msg::Manifest { streams: s, block_size: b, .. } => {
+            Err(Error::Protocol(format!("the node offered {s} streams of {b}-byte blocks for {streams} of {block_size}")))
+        }
+        m => Err(m.unexpected("MANIFEST")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Both halves over an in-memory pipe: what one side writes the other reads.
+    struct Pipe {
+        input: std::io::Cursor<Vec<u8>>,
+        output: Vec<u8>,
+    }
+    impl Read for Pipe {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            self.input.read(buf)
+        }
+    }
+    impl Write for Pipe {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.output.write(buf)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn an_offer_is_accepted_with_fewer_streams_and_a_plan() {
+        let mut receiver = Vec::new();
+        accept(&mut receiver, [7; frame::TOKEN_LEN], 2, Some((3, vec![(0, 1)]))).unwrap();
+        let mut sender = Pipe { input: std::io::Cursor::new(receiver), output: Vec::new() };
+        let o = Offer { dest: b"d", streams: 4, block_size: 4096, index: vec![1, 2, 3], total: 3 * 4096 - 1, resume: true };
+        let a = offer(&mut sender, o).unwrap();
+        assert_eq!((a.token, a.streams, a.skip), ([7; frame::TOKEN_LEN], 2, vec![(0, 1)]));
+        match frame::expect_msg(&mut std::io::Cursor::new(sender.output), 0).unwrap() {
+            Msg::Manifest { dest, streams, block_size, index } => {
+                assert_eq!((dest, streams, block_size, index), (b"d".to_vec(), 4, 4096, vec![1, 2, 3]))
+            }
+            m => panic!("{:?}", m.frame_type()),
+        }
+    }
+
+    #[test]
+    fn more_streams_than_offered_or_a_plan_of_another_size_is_a_protocol_error() {
+        let o = || Offer { dest: b"", streams: 2, block_size: 4096, index: vec![], total: 4096, resume: true };
+        let mut r = Vec::new();
+        accept(&mut r, [1; frame::TOKEN_LEN], 3, None).unwrap();
+        let e = offer(&mut Pipe { input: std::io::Cursor::new(r), output: vec![] }, o()).unwrap_err();
+        assert_eq!(e.code(), "E_PROTOCOL");
+        let mut r = Vec::new();
+        accept(&mut r, [1; frame::TOKEN_LEN], 2, Some((9, vec![]))).unwrap();
+        let e = offer(&mut Pipe { input: std::io::Cursor::new(r), output: vec![] }, o()).unwrap_err();
+        assert_eq!(e.code(), "E_PROTOCOL");
+        let mut r = Vec::new();
+        frame::write_msg(&mut r, &Msg::error(&Error::Busy("full".into()))).unwrap();
+        let e = offer(&mut Pipe { input: std::io::Cursor::new(r), output: vec![] }, o()).unwrap_err();
+        assert_eq!(e.code(), "E_BUSY");
+    }
+}

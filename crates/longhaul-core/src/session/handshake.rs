@@ -1,0 +1,117 @@
+//! The handshake every connection starts with — HELLO, HELLO_OK and, when the node has a
+//! token, AUTH / AUTH_OK — both halves, and the feature negotiation that rides on it. The
+//! client half runs on a blocking socket; the node half is a pair of pure steps the node's
+//! lobby drives a frame at a time (node/conn.rs), so neither half is written twice.
+
+use std::net::{IpAddr, TcpStream};
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::sys::net;
+use crate::sys::tls::ClientTls;
+use crate::wire::auth::{self, Secret};
+use crate::wire::frame::{self, Limits, Msg, Nonce};
+
+/// What the node said at HELLO_OK, its features already cut to those the client asked for.
+#[derive(Clone, Copy, Debug)]
+pub struct Hello {
+    pub features: u64,
+    pub limits: Limits,
+}
+
+/// The features a transfer asks for: block checksums always, BLAKE3 block digests (a node
+/// offers them, the sender uses them when asked), a resume only when `resume`, whole-file
+/// verification only when `verify_full`.
+pub fn wanted(resume: bool, verify_full: bool) -> u64 {
+    let mut f = frame::FEATURE_XXH3 | frame::FEATURE_BLAKE3;
+    if resume {
+        f |= frame::FEATURE_RESUME;
+    }
+    if verify_full {
+        f |= frame::FEATURE_VERIFY_FULL;
+    }
+    f
+}
+
+/// What a connection for requests (LIST, READV, STATS) asks for.
+pub const REQUEST_FEATURES: u64 = frame::FEATURE_XXH3;
+
+/// Fails when the node does not offer a feature the transfer cannot go without.
+pub fn require(hello: &Hello, features: u64) -> Result<()> {
+    let missing = features & !hello.features;
+    if missing & frame::FEATURE_BLAKE3 != 0 {
+        return Err(Error::Protocol("the node does not check BLAKE3 block digests".into()));
+    }
+    if missing & frame::FEATURE_VERIFY_FULL != 0 {
+        return Err(Error::Protocol("the node does not verify whole files (verify: full)".into()));
+    }
+    Ok(())
+}
+
+/// The client half. A client that holds a token insists that the node prove it holds it too,
+/// so a node that skips authentication cannot pose as the real one.
+pub fn client(sock: &mut TcpStream, secret: Option<&Secret>, features: u64) -> Result<Hello> {
+    let ours = auth::nonce()?;
+    frame::write_msg(sock, &Msg::Hello { min: frame::VERSION_MIN, max: frame::VERSION_MAX, features, nonce: ours })?;
+    let (offered, limits, wants_auth, theirs) = match frame::expect_reply(sock, 0)? {
+        Msg::HelloOk { features, limits, auth, nonce, .. } => (features, limits, auth, nonce),
+        m => return Err(m.unexpected("HELLO_OK")),
+    };
+    match (wants_auth, secret) {
+        (false, None) => {}
+        (false, Some(_)) => {
+            return Err(Error::Auth("a token was given but the node does not authenticate; it may not be the node you meant"))
+        }
+        (true, None) => return Err(Error::Auth("the node requires a token: set LONGHAUL_TOKEN or pass a token file")),
+        (true, Some(s)) => {
+            frame::write_msg(sock, &Msg::Auth { mac: s.client_proof(&ours, &theirs) })?;
+            match frame::expect_reply(sock, 0)? {
+                Msg::AuthOk { mac } if Secret::check(&s.node_proof(&ours, &theirs), &mac) => {}
+                Msg::AuthOk { .. } => return Err(Error::Auth("the node could not prove it holds the token")),
+                m => return Err(m.unexpected("AUTH_OK")),
+            }
+        }
+    }
+    Ok(Hello { features: offered & features, limits })
+}
+
+/// How a client reaches a node.
+#[derive(Clone, Copy)]
+pub struct Dial<'a> {
+    pub addr: &'a str,
+    pub secret: Option<&'a Secret>,
+    pub tls: Option<&'a ClientTls>,
+    pub connect_timeout: Duration,
+    /// Each reply of the node, and each write to it, must come within this.
+    pub io_timeout: Duration,
+}
+
+/// Connects (over TLS when asked), shakes hands asking for `features`, and returns the
+/// control connection, the node's address and what it said.
+pub fn open(dial: &Dial<'_>, features: u64) -> Result<(TcpStream, IpAddr, Hello)> {
+    let (mut sock, peer) = net::connect_to(dial.addr, dial.connect_timeout, dial.tls)?;
+    sock.set_read_timeout(Some(dial.io_timeout)).map_err(Error::net("setting a timeout"))?;
+    sock.set_write_timeout(Some(dial.io_timeout)).map_err(Error::net("setting a timeout"))?;
+    let hello = client(&mut sock, dial.secret, features)?;
+    Ok((sock, peer, hello))
+}
+
+/// The node half, step one: a client's HELLO answered with HELLO_OK (the node's features and
+/// limits, whether it wants AUTH, and its nonce, which AUTH's proofs cover).
+pub fn answer_hello(min: u16, max: u16, limits: Limits, wants_auth: bool) -> Result<(Msg, Nonce)> {
+    if max < frame::VERSION_MIN || min > frame::VERSION_MAX || min > max {
+        return Err(Error::Version { ours_min: frame::VERSION_MIN, ours_max: frame::VERSION_MAX, peer_min: min, peer_max: max });
+    }
+    let ours = auth::nonce()?;
+    let ok = Msg::HelloOk { version: max.min(frame::VERSION_MAX), features: frame::FEATURES, limits, auth: wants_auth, nonce: ours };
+    Ok((ok, ours))
+}
+
+/// The node half, step two: the client's AUTH proof checked, AUTH_OK (the node's proof) to
+/// send back. A wrong token learns nothing but E_AUTH.
+pub fn answer_auth(secret: &Secret, client: &Nonce, ours: &Nonce, mac: &[u8; 32]) -> Result<Msg> {
+    if !Secret::check(&secret.client_proof(client, ours), mac) {
+        return Err(Error::Auth("wrong token"));
+    }
+    Ok(Msg::AuthOk { mac: secret.node_proof(client, ours) })
+}
