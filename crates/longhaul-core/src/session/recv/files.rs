@@ -1,0 +1,393 @@
+//! File naming and writing: the per-file slots, temporary names (`.lh-<tag>-<n>.part`),
+//! O_TMPFILE for one-piece files, the writers' `write`, and a complete file's way to its final
+//! name (finalize, rename, promote), counted into the node's account (ledger.rs) as it goes.
+
+use std::ffi::OsStr;
+use std::fs::{self, File};
+use std::os::fd::AsFd;
+use std::os::unix::fs::{FileExt, PermissionsExt};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+
+use rustix::fs::{Mode, OFlags};
+
+use super::resume::own_part;
+use super::stream::WriteJob;
+use super::tree::timestamp;
+use super::{dest_refused, Fsync, Receive};
+use crate::error::{lossy, Error, Result};
+use crate::hash::blake3_file;
+use crate::sys::beneath::DirCache;
+use crate::vfile::index::Kind;
+
+pub(super) const STAGE_NONE: u8 = 0;
+
+pub(super) const STAGE_TEMP: u8 = 1;
+
+pub(super) const STAGE_FINAL: u8 = 2;
+
+/// `verify: full`: all bytes written, the file read back and hashed; it waits under its
+/// temporary name for the sender's digest.
+pub(super) const STAGE_WRITTEN: u8 = 3;
+
+/// The most one pwrite into the page cache takes. The kernel sizes the page-cache folios of a
+/// buffered write by its length (ext4 has large folios since Linux 6.16), and on these VMs a
+/// 1 MiB write cost 2.5x the CPU of four 256 KiB ones (fio, 2 GiB: 1.04-1.21 against
+/// 0.41-0.47 CPU s; bench/RESULTS.md, "page-cache writes"). Where large folios are cheap, the
+/// three more syscalls per MiB are microseconds against the ~0.2 ms a MiB takes to copy.
+pub(super) const WRITE_CHUNK: usize = 256 * 1024;
+
+/// Writes all of `data` at `offset`, WRITE_CHUNK at a time.
+pub(super) fn write_chunked(fd: &File, data: &[u8], offset: u64) -> std::io::Result<()> {
+    let mut done = 0;
+    for piece in data.chunks(WRITE_CHUNK) {
+        fd.write_all_at(piece, offset + done)?;
+        done += piece.len() as u64;
+    }
+    Ok(())
+}
+
+pub(super) struct FileSlot {
+    pub(super) remaining: AtomicU64,
+    pub(super) fd: Mutex<Option<Arc<File>>>,
+    pub(super) stage: AtomicU8,
+    /// Held while a piece of a file larger than its piece is written (see `write`).
+    pub(super) writing: Mutex<()>,
+    /// What its temporary file is counted at in the node's account (`UNCOUNTED`: not by this
+    /// session).
+    pub(super) part: AtomicU64,
+}
+
+pub(super) const UNCOUNTED: u64 = u64::MAX;
+
+/// One-piece files are written into an unnamed O_TMPFILE and linked in under their final name
+/// once complete (no temporary name, no rename); linked through the descriptor itself
+/// (AT_EMPTY_PATH, which needs CAP_DAC_READ_SEARCH before Linux 6.10)...
+const TMPFILE_EMPTY_PATH: u8 = 0;
+
+/// ... or through /proc/self/fd/N.
+const TMPFILE_PROC: u8 = 1;
+
+/// Not available: temporary name and rename, like larger files.
+pub(super) const TMPFILE_OFF: u8 = 2;
+
+impl Receive {
+    /// The mode entry `e` is given: the index's bits, less setuid and setgid unless kept.
+    pub(super) fn mode(&self, e: &crate::vfile::index::Entry) -> u32 {
+        e.mode & self.mode_mask
+    }
+
+    /// The name file `i` has in its directory until it is complete.
+    pub(super) fn temp_name(&self, i: usize) -> String {
+        format!(".lh-{}-{i}.part", self.tag)
+    }
+
+    /// Opens (creating it if need be) file `i`'s temporary file in its directory.
+    pub(super) fn open_temp(&self, i: usize, dirs: &mut DirCache) -> Result<File> {
+        let e = &self.index.entries()[i];
+        let (dir, _) = dirs.parent(self.dest_fd.as_fd(), &e.path, dest_refused)?;
+        // verify_full reads the file back through the same descriptor.
+        let access = if self.verify_full { OFlags::RDWR } else { OFlags::WRONLY };
+        let flags = access | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        // O_EXCL tells a new temporary file from one an earlier attempt kept, which the account
+        // holds already at its size.
+        let count = self.space.is_some() && self.files[i].part.load(Ordering::SeqCst) == UNCOUNTED;
+        let temp = self.temp_name(i);
+        let create = || rustix::fs::openat(dir, temp.as_str(), flags | OFlags::EXCL, Mode::from_raw_mode(0o600));
+        let (f, kept) = match create() {
+            Err(rustix::io::Errno::EXIST) => {
+                // Taken over only if it is what a receiver makes (`own_part`); anything else
+                // under the name (a hard link to a file elsewhere, a FIFO, another user's
+                // file) is unlinked and a new one made: no write lands in an inode the
+                // receiver did not create.
+                let existing = rustix::fs::openat(dir, temp.as_str(), (flags - OFlags::CREATE) | OFlags::NONBLOCK, Mode::empty())
+                    .ok()
+                    .and_then(|f| rustix::fs::fstat(&f).ok().filter(own_part).map(|st| (f, st.st_size as u64)));
+                match existing {
+                    Some((f, size)) => (f, Some(size)),
+                    None => {
+                        let _ = rustix::fs::unlinkat(dir, temp.as_str(), rustix::fs::AtFlags::empty());
+                        (create().map_err(|err| Error::io("create", &e.path, err.into()))?, None)
+                    }
+                }
+            }
+            r => (r.map_err(|err| Error::io("create", &e.path, err.into()))?, None),
+        };
+        self.files[i].stage.store(STAGE_TEMP, Ordering::SeqCst);
+        if count {
+            self.count_part(i, kept);
+        }
+        Ok(File::from(f))
+    }
+
+    /// Counts file `i`'s temporary file at its full size from now (it is allocated to it, or
+    /// will be): a new one, or one kept by an earlier attempt at `kept` bytes.
+    fn count_part(&self, i: usize, kept: Option<u64>) {
+        let Some(g) = &self.space else { return };
+        let size = self.index.entries()[i].size;
+        match kept {
+            None => g.part_made(size),
+            Some(was) => g.part_resized(was, size),
+        }
+        self.files[i].part.store(size, Ordering::SeqCst);
+    }
+
+    /// The lock on file `i`'s final name while what it replaces is measured and replaced
+    /// (ledger.rs); none where no account is kept.
+    pub(super) fn name_lock(&self, i: usize) -> Option<std::sync::MutexGuard<'_, ()>> {
+        let g = self.space.as_ref()?;
+        Some(g.ledger().name_lock(&[&self.dest_id, &self.index.entries()[i].path]))
+    }
+
+    /// Bytes of the regular file that `name` in `dir` is now, which a rename to it replaces;
+    /// looked at only where an account is kept. Call with the name's lock held.
+    pub(super) fn replaced(&self, dir: std::os::fd::BorrowedFd<'_>, name: &OsStr) -> u64 {
+        if self.space.is_none() {
+            return 0;
+        }
+        match rustix::fs::statat(dir, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) if rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile => st.st_size as u64,
+            _ => 0,
+        }
+    }
+
+    /// File `i` (`size` bytes; from its temporary file or not) took its final name over `old`
+    /// bytes.
+    pub(super) fn count_named(&self, i: usize, size: u64, old: u64) {
+        let Some(g) = &self.space else { return };
+        let part = self.files[i].part.swap(UNCOUNTED, Ordering::SeqCst);
+        g.named((part != UNCOUNTED).then_some(part), size, old);
+    }
+
+    /// File `i`'s temporary file was removed: its bytes (as counted, or as `on_disk` when an
+    /// earlier attempt counted it) leave the account.
+    pub(super) fn count_removed(&self, i: usize, on_disk: Option<u64>) {
+        let Some(g) = &self.space else { return };
+        match self.files[i].part.swap(UNCOUNTED, Ordering::SeqCst) {
+            UNCOUNTED => {
+                if let Some(b) = on_disk {
+                    g.part_removed(b)
+                }
+            }
+            counted => g.part_removed(counted),
+        }
+    }
+
+    fn slot_fd(&self, i: usize, dirs: &mut DirCache) -> Result<Arc<File>> {
+        let mut fd = self.files[i].fd.lock().expect("slot lock");
+        if let Some(f) = fd.as_ref() {
+            return Ok(Arc::clone(f));
+        }
+        let f = Arc::new(self.open_temp(i, dirs)?);
+        *fd = Some(Arc::clone(&f));
+        Ok(f)
+    }
+
+    /// Decides whether one-piece files go through O_TMPFILE: not with `verify_full` (the file
+    /// waits for the sender's digest under a name), not when LONGHAUL_NO_TMPFILE is set, and
+    /// only where the destination's file system makes one.
+    pub(super) fn probe_tmpfile(&self) {
+        let why = if self.verify_full {
+            Some("verify full keeps each file under a temporary name until its digest is checked".to_owned())
+        } else {
+            crate::sys::probe::tmpfile(self.dest_fd.as_fd()).err()
+        };
+        match why {
+            None => self.tmpfile.store(TMPFILE_EMPTY_PATH, Ordering::Relaxed),
+            Some(why) => *self.tmpfile_fallback.lock().expect("tmpfile lock") = Some(why),
+        }
+    }
+
+    /// Writes file `i`, all of it in `data`, into an unnamed file in its directory, sets its
+    /// mode and mtime and links it in under its final name: the name appears complete or not
+    /// at all. Works from the directory's descriptor (`dirs`), so no path is walked per file.
+    /// Returns false (nothing done) where the link cannot be made; the caller then takes the
+    /// temporary-name path.
+    fn write_whole(&self, i: usize, data: &[u8], dirs: &mut DirCache) -> Result<bool> {
+        use rustix::fs::{linkat, openat, renameat, unlinkat, AtFlags, CWD};
+        let e = &self.index.entries()[i];
+        let (dir, name) = dirs.parent(self.dest_fd.as_fd(), &e.path, dest_refused)?;
+        let perm = e.mode & 0o777;
+        let fd = match openat(dir, ".", OFlags::TMPFILE | OFlags::WRONLY | OFlags::CLOEXEC, Mode::from_raw_mode(perm)) {
+            Ok(fd) => File::from(fd),
+            Err(err) => return Err(Error::io("create", &e.path, err.into())),
+        };
+        write_chunked(&fd, data, 0).map_err(|err| Error::io("write", &e.path, err))?;
+        // open() applied the umask: set the mode only where that changed it.
+        self.set_metadata(&fd, i, self.mode(e) != perm & !crate::sys::probe::umask().unwrap_or(0o777))?;
+        let link = |to: &OsStr| -> rustix::io::Result<()> {
+            loop {
+                match self.tmpfile.load(Ordering::Relaxed) {
+                    TMPFILE_EMPTY_PATH => match linkat(&fd, "", dir, to, AtFlags::EMPTY_PATH) {
+                        Err(rustix::io::Errno::NOENT | rustix::io::Errno::PERM) => self.tmpfile.store(TMPFILE_PROC, Ordering::Relaxed),
+                        r => return r,
+                    },
+                    TMPFILE_PROC => {
+                        let proc = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd));
+                        match linkat(CWD, proc.as_str(), dir, to, AtFlags::SYMLINK_FOLLOW) {
+                            Err(rustix::io::Errno::NOENT) if fs::symlink_metadata(&proc).is_err() => {
+                                self.tmpfile.store(TMPFILE_OFF, Ordering::Relaxed);
+                                *self.tmpfile_fallback.lock().expect("tmpfile lock") =
+                                    Some("O_TMPFILE files cannot be linked in: no CAP_DAC_READ_SEARCH and no /proc".into());
+                            }
+                            r => return r,
+                        }
+                    }
+                    _ => return Err(rustix::io::Errno::NOTSUP),
+                }
+            }
+        };
+        let held = self.name_lock(i);
+        match link(name) {
+            Ok(()) => self.count_named(i, e.size, 0),
+            // Replacing a file: link under the temporary name and rename over the old one.
+            Err(rustix::io::Errno::EXIST) => {
+                let temp = self.temp_name(i);
+                // An earlier attempt's temporary file there leaves the account with it.
+                let stale = self.replaced(dir, OsStr::new(&temp));
+                if unlinkat(dir, temp.as_str(), AtFlags::empty()).is_ok() {
+                    self.count_removed(i, Some(stale));
+                }
+                link(OsStr::new(&temp)).map_err(|err| Error::io("link", &e.path, err.into()))?;
+                let old = self.replaced(dir, name);
+                renameat(dir, temp.as_str(), dir, name).map_err(|err| Error::io("rename", &e.path, err.into()))?;
+                self.count_named(i, e.size, old);
+            }
+            Err(rustix::io::Errno::NOTSUP) => return Ok(false),
+            Err(err) => return Err(Error::io("link", &e.path, err.into())),
+        }
+        drop(held);
+        self.files[i].stage.store(STAGE_FINAL, Ordering::SeqCst);
+        self.linked.fetch_add(1, Ordering::Relaxed);
+        Ok(true)
+    }
+
+    pub(super) fn write(&self, job: WriteJob, dirs: &mut DirCache) -> Result<()> {
+        for p in self.index.pieces(job.offset, job.buf.len() as u64) {
+            let stage = self.files[p.entry].stage.load(Ordering::SeqCst);
+            if stage == STAGE_FINAL {
+                // Resumed: an earlier attempt completed this file; the block is here for others.
+                continue;
+            }
+            let at = p.range_offset as usize;
+            if stage == STAGE_NONE
+                && p.len == self.index.entries()[p.entry].size
+                && self.tmpfile.load(Ordering::Relaxed) != TMPFILE_OFF
+                && self.write_whole(p.entry, &job.buf[at..at + p.len as usize], dirs)?
+            {
+                self.files[p.entry].remaining.store(0, Ordering::SeqCst);
+                continue;
+            }
+            let fd = self.slot_fd(p.entry, dirs)?;
+            // Buffered writes to one file take turns on its inode lock in the kernel, where a
+            // waiting writer spins (on one 4 GiB file with 4 writers: 10% of the node's CPU in
+            // rwsem_spin_on_owner). Waiting here sleeps instead and leaves the CPU to the
+            // receiving threads. A file within one piece has no other writer.
+            let _turn = (p.len < self.index.entries()[p.entry].size).then(|| self.files[p.entry].writing.lock().expect("write lock"));
+            write_chunked(&fd, &job.buf[at..at + p.len as usize], p.file_offset)
+                .map_err(|e| Error::io("write", &self.index.entries()[p.entry].path, e))?;
+            drop(fd);
+            if self.files[p.entry].remaining.fetch_sub(p.len, Ordering::AcqRel) == p.len {
+                self.finalize(p.entry, dirs)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Gives the open file `i` its mode (where `chmod`) and mtime, and fsyncs it under the
+    /// `file` policy: what a file needs before it takes its final name.
+    fn set_metadata(&self, fd: &File, i: usize, chmod: bool) -> Result<()> {
+        let e = &self.index.entries()[i];
+        if chmod {
+            fd.set_permissions(fs::Permissions::from_mode(self.mode(e))).map_err(|err| Error::io("chmod", &e.path, err))?;
+        }
+        let t = timestamp(e.mtime_ns);
+        rustix::fs::futimens(fd.as_fd(), &rustix::fs::Timestamps { last_access: t, last_modification: t })
+            .map_err(|err| Error::io("set mtime", &e.path, err.into()))?;
+        if self.fsync == Fsync::File {
+            fd.sync_all().map_err(|err| Error::io("fsync", &e.path, err))?;
+        }
+        Ok(())
+    }
+
+    /// Gives file `i`, complete under its temporary name, its final name.
+    fn rename_final(&self, i: usize, dirs: &mut DirCache) -> Result<()> {
+        let e = &self.index.entries()[i];
+        let (dir, name) = dirs.parent(self.dest_fd.as_fd(), &e.path, dest_refused)?;
+        let held = self.name_lock(i);
+        let old = self.replaced(dir, name);
+        rustix::fs::renameat(dir, self.temp_name(i).as_str(), dir, name).map_err(|err| Error::io("rename", &e.path, err.into()))?;
+        self.count_named(i, e.size, old);
+        drop(held);
+        self.files[i].stage.store(STAGE_FINAL, Ordering::SeqCst);
+        self.renamed.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// All of file `i` is written and its blocks verified: set its metadata and give it its
+    /// final name; with `verify_full`, read it back and hash it first, and leave the rename to
+    /// `promote` once the sender's digest is in.
+    pub(super) fn finalize(&self, i: usize, dirs: &mut DirCache) -> Result<()> {
+        let e = &self.index.entries()[i];
+        let fd = self.files[i].fd.lock().expect("slot lock").take();
+        let fd = match fd {
+            Some(f) => f,
+            None => Arc::new(self.open_temp(i, dirs)?),
+        };
+        self.set_metadata(&fd, i, true)?;
+        if self.verify_full {
+            let digest = blake3_file(&fd, e.size).map_err(|err| Error::io("read back", &e.path, err))?;
+            let _ = self.read_back[i].set(digest);
+            self.files[i].stage.store(STAGE_WRITTEN, Ordering::SeqCst);
+            return Ok(());
+        }
+        drop(fd);
+        self.rename_final(i, dirs)?;
+        Ok(())
+    }
+
+    /// `verify_full`: file `i` was read back; compare with the sender's digest and rename it.
+    /// A mismatch removes the temporary file, so that a later attempt sends the file again.
+    pub(super) fn promote(&self, i: usize, dirs: &mut DirCache) -> Result<()> {
+        let e = &self.index.entries()[i];
+        let theirs = self.sender_digests.lock().expect("digests lock").get(i).copied().flatten();
+        let Some(theirs) = theirs else {
+            return Err(Error::Protocol(format!("the sender sent no digest for {:?}", lossy(&e.path))));
+        };
+        if self.read_back[i].get() != Some(&theirs) {
+            if self.remove_temp(i, dirs) {
+                self.count_removed(i, None);
+            }
+            self.files[i].stage.store(STAGE_NONE, Ordering::SeqCst);
+            return Err(Error::FileDigest { path: lossy(&e.path) });
+        }
+        self.rename_final(i, dirs)?;
+        self.verified.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// FILE_DIGESTS from the sender: each names a file entry once.
+    pub(super) fn take_digests(&self, digests: Vec<(u32, [u8; 32])>) -> Result<()> {
+        if !self.verify_full {
+            return Err(Error::Protocol("FILE_DIGESTS in a session without whole-file verification".into()));
+        }
+        let entries = self.index.entries();
+        let mut held = self.sender_digests.lock().expect("digests lock");
+        for (entry, d) in digests {
+            let i = entry as usize;
+            if entries.get(i).is_none_or(|e| e.kind != Kind::File) {
+                return Err(Error::Protocol(format!("FILE_DIGESTS names entry {entry}, which is not a file")));
+            }
+            if held[i].replace(d).is_some() {
+                return Err(Error::Protocol(format!("FILE_DIGESTS names entry {entry} twice")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes file `i`'s temporary file, through its directory's descriptor; whether it went.
+    pub(super) fn remove_temp(&self, i: usize, dirs: &mut DirCache) -> bool {
+        dirs.parent(self.dest_fd.as_fd(), &self.index.entries()[i].path, dest_refused)
+            .is_ok_and(|(dir, _)| rustix::fs::unlinkat(dir, self.temp_name(i).as_str(), rustix::fs::AtFlags::empty()).is_ok())
+    }
+}
