@@ -5,7 +5,7 @@
 use std::ffi::OsStr;
 use std::fs::{self, File};
 use std::os::fd::AsFd;
-use std::os::unix::fs::{FileExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -18,34 +18,16 @@ use super::{dest_refused, Fsync, Receive};
 use crate::error::{lossy, Error, Result};
 use crate::hash::blake3_file;
 use crate::sys::beneath::DirCache;
+use crate::sys::tmpfile::Tmpfile;
+use crate::sys::write::write_chunked;
 use crate::vfile::index::Kind;
 
 pub(super) const STAGE_NONE: u8 = 0;
-
 pub(super) const STAGE_TEMP: u8 = 1;
-
 pub(super) const STAGE_FINAL: u8 = 2;
-
 /// `verify: full`: all bytes written, the file read back and hashed; it waits under its
 /// temporary name for the sender's digest.
 pub(super) const STAGE_WRITTEN: u8 = 3;
-
-/// The most one pwrite into the page cache takes. The kernel sizes the page-cache folios of a
-/// buffered write by its length (ext4 has large folios since Linux 6.16), and on these VMs a
-/// 1 MiB write cost 2.5x the CPU of four 256 KiB ones (fio, 2 GiB: 1.04-1.21 against
-/// 0.41-0.47 CPU s; bench/RESULTS.md, "page-cache writes"). Where large folios are cheap, the
-/// three more syscalls per MiB are microseconds against the ~0.2 ms a MiB takes to copy.
-pub(super) const WRITE_CHUNK: usize = 256 * 1024;
-
-/// Writes all of `data` at `offset`, WRITE_CHUNK at a time.
-pub(super) fn write_chunked(fd: &File, data: &[u8], offset: u64) -> std::io::Result<()> {
-    let mut done = 0;
-    for piece in data.chunks(WRITE_CHUNK) {
-        fd.write_all_at(piece, offset + done)?;
-        done += piece.len() as u64;
-    }
-    Ok(())
-}
 
 pub(super) struct FileSlot {
     pub(super) remaining: AtomicU64,
@@ -59,17 +41,6 @@ pub(super) struct FileSlot {
 }
 
 pub(super) const UNCOUNTED: u64 = u64::MAX;
-
-/// One-piece files are written into an unnamed O_TMPFILE and linked in under their final name
-/// once complete (no temporary name, no rename); linked through the descriptor itself
-/// (AT_EMPTY_PATH, which needs CAP_DAC_READ_SEARCH before Linux 6.10)...
-const TMPFILE_EMPTY_PATH: u8 = 0;
-
-/// ... or through /proc/self/fd/N.
-const TMPFILE_PROC: u8 = 1;
-
-/// Not available: temporary name and rename, like larger files.
-pub(super) const TMPFILE_OFF: u8 = 2;
 
 impl Receive {
     /// The mode entry `e` is given: the index's bits, less setuid and setgid unless kept.
@@ -183,60 +154,21 @@ impl Receive {
         Ok(f)
     }
 
-    /// Decides whether one-piece files go through O_TMPFILE: not with `verify_full` (the file
-    /// waits for the sender's digest under a name), not when LONGHAUL_NO_TMPFILE is set, and
-    /// only where the destination's file system makes one.
-    pub(super) fn probe_tmpfile(&self) {
-        let why = if self.verify_full {
-            Some("verify full keeps each file under a temporary name until its digest is checked".to_owned())
-        } else {
-            crate::sys::probe::tmpfile(self.dest_fd.as_fd()).err()
-        };
-        match why {
-            None => self.tmpfile.store(TMPFILE_EMPTY_PATH, Ordering::Relaxed),
-            Some(why) => *self.tmpfile_fallback.lock().expect("tmpfile lock") = Some(why),
-        }
-    }
-
     /// Writes file `i`, all of it in `data`, into an unnamed file in its directory, sets its
     /// mode and mtime and links it in under its final name: the name appears complete or not
     /// at all. Works from the directory's descriptor (`dirs`), so no path is walked per file.
     /// Returns false (nothing done) where the link cannot be made; the caller then takes the
     /// temporary-name path.
     fn write_whole(&self, i: usize, data: &[u8], dirs: &mut DirCache) -> Result<bool> {
-        use rustix::fs::{linkat, openat, renameat, unlinkat, AtFlags, CWD};
+        use rustix::fs::{renameat, unlinkat, AtFlags};
         let e = &self.index.entries()[i];
         let (dir, name) = dirs.parent(self.dest_fd.as_fd(), &e.path, dest_refused)?;
         let perm = e.mode & 0o777;
-        let fd = match openat(dir, ".", OFlags::TMPFILE | OFlags::WRONLY | OFlags::CLOEXEC, Mode::from_raw_mode(perm)) {
-            Ok(fd) => File::from(fd),
-            Err(err) => return Err(Error::io("create", &e.path, err.into())),
-        };
+        let fd = Tmpfile::open(dir, perm).map_err(|err| Error::io("create", &e.path, err.into()))?;
         write_chunked(&fd, data, 0).map_err(|err| Error::io("write", &e.path, err))?;
         // open() applied the umask: set the mode only where that changed it.
         self.set_metadata(&fd, i, self.mode(e) != perm & !crate::sys::probe::umask().unwrap_or(0o777))?;
-        let link = |to: &OsStr| -> rustix::io::Result<()> {
-            loop {
-                match self.tmpfile.load(Ordering::Relaxed) {
-                    TMPFILE_EMPTY_PATH => match linkat(&fd, "", dir, to, AtFlags::EMPTY_PATH) {
-                        Err(rustix::io::Errno::NOENT | rustix::io::Errno::PERM) => self.tmpfile.store(TMPFILE_PROC, Ordering::Relaxed),
-                        r => return r,
-                    },
-                    TMPFILE_PROC => {
-                        let proc = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd));
-                        match linkat(CWD, proc.as_str(), dir, to, AtFlags::SYMLINK_FOLLOW) {
-                            Err(rustix::io::Errno::NOENT) if fs::symlink_metadata(&proc).is_err() => {
-                                self.tmpfile.store(TMPFILE_OFF, Ordering::Relaxed);
-                                *self.tmpfile_fallback.lock().expect("tmpfile lock") =
-                                    Some("O_TMPFILE files cannot be linked in: no CAP_DAC_READ_SEARCH and no /proc".into());
-                            }
-                            r => return r,
-                        }
-                    }
-                    _ => return Err(rustix::io::Errno::NOTSUP),
-                }
-            }
-        };
+        let link = |to: &OsStr| self.tmpfile.link(&fd, dir, to);
         let held = self.name_lock(i);
         match link(name) {
             Ok(()) => self.count_named(i, e.size, 0),
@@ -272,7 +204,7 @@ impl Receive {
             let at = p.range_offset as usize;
             if stage == STAGE_NONE
                 && p.len == self.index.entries()[p.entry].size
-                && self.tmpfile.load(Ordering::Relaxed) != TMPFILE_OFF
+                && self.tmpfile.usable()
                 && self.write_whole(p.entry, &job.buf[at..at + p.len as usize], dirs)?
             {
                 self.files[p.entry].remaining.store(0, Ordering::SeqCst);

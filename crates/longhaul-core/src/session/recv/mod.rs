@@ -54,11 +54,12 @@ use crate::place::placement::{bind_current_thread, Placement, Role};
 use crate::pool::Pool;
 use crate::rate::Throttle;
 use crate::sys::beneath::{self, DirCache};
+use crate::sys::tmpfile::Tmpfile;
 use crate::util::hex;
 use crate::vfile::blockset::BlockSet;
 use crate::vfile::index::Index;
 use crate::wire::frame::Token;
-use files::{FileSlot, STAGE_NONE, TMPFILE_OFF, UNCOUNTED};
+use files::{FileSlot, STAGE_NONE, UNCOUNTED};
 use journal::Journal;
 use resume::{carried_over, Carried};
 pub(crate) use resume::{own_part, ExistingDirs};
@@ -176,10 +177,9 @@ pub struct Receive {
     read_back: Vec<OnceLock<[u8; 32]>>,
     /// Files whose read-back digest matched the sender's.
     verified: AtomicU64,
-    /// How a file that arrives in one piece is made: `TMPFILE_*`.
-    tmpfile: AtomicU8,
-    /// Why files are made under a temporary name instead (None: O_TMPFILE is used).
-    tmpfile_fallback: Mutex<Option<String>>,
+    /// How a file that arrives in one piece is made: unnamed and linked in, or (its fallback)
+    /// like larger files.
+    tmpfile: Tmpfile,
     /// Files linked in from O_TMPFILE, and files renamed from a temporary name.
     linked: AtomicU64,
     renamed: AtomicU64,
@@ -270,6 +270,9 @@ impl Receive {
         }
         let (tx, rx) = bounded::<WriteJob>(pool.count());
         let index_len = index.entries().len();
+        // With verify_full a file waits for the sender's digest under a name.
+        let verify_named = "verify full keeps each file under a temporary name until its digest is checked";
+        let tmpfile = Tmpfile::probe(dest_fd.as_fd(), verify_full.then(|| verify_named.to_owned()));
         let recv = Arc::new(Receive {
             token,
             nblocks,
@@ -301,8 +304,7 @@ impl Receive {
             sender_digests: Mutex::new(if verify_full { vec![None; index_len] } else { Vec::new() }),
             read_back: if verify_full { (0..index_len).map(|_| OnceLock::new()).collect() } else { Vec::new() },
             verified: AtomicU64::new(0),
-            tmpfile: AtomicU8::new(TMPFILE_OFF),
-            tmpfile_fallback: Mutex::new(None),
+            tmpfile,
             linked: AtomicU64::new(0),
             renamed: AtomicU64::new(0),
             mode_mask: if keep_setid { 0o7777 } else { SETID_CLEARED },
@@ -310,7 +312,6 @@ impl Receive {
             space,
             earlier,
         });
-        recv.probe_tmpfile();
         if let Err(e) = recv.make_tree().and_then(|()| recv.finish_carried()) {
             recv.discard_temps();
             return Err(e);
@@ -371,10 +372,7 @@ impl Receive {
 
     /// Whether one-piece files are written with O_TMPFILE, or why not.
     pub fn tmpfile(&self) -> Result<(), String> {
-        match self.tmpfile_fallback.lock().expect("tmpfile lock").clone() {
-            Some(why) => Err(why),
-            None => Ok(()),
-        }
+        self.tmpfile.status()
     }
 
     /// Files given their final name so far: (linked in from O_TMPFILE, renamed from a

@@ -6,7 +6,6 @@ use std::path::Path;
 use rustix::fs::{Mode, OFlags};
 
 use super::dest_refused;
-use super::files::{write_chunked, WRITE_CHUNK};
 use crate::scratch::Scratch;
 use crate::sys::beneath::DirCache;
 
@@ -28,22 +27,6 @@ fn ino_of(p: &Path) -> (u64, u64) {
     use std::os::unix::fs::MetadataExt;
     let m = fs::symlink_metadata(p).unwrap();
     (m.dev(), m.ino())
-}
-
-#[test]
-fn write_chunked_puts_a_piece_of_several_chunks_at_its_offset() {
-    let root = scratch("chunked");
-    let path = root.join("f");
-    let (at, len) = (1000u64, WRITE_CHUNK * 2 + WRITE_CHUNK / 2 + 7);
-    fs::write(&path, vec![0xAA; at as usize + len + 10]).unwrap();
-    let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
-    let fd = fs::OpenOptions::new().write(true).open(&path).unwrap();
-    write_chunked(&fd, &data, at).unwrap();
-    let got = fs::read(&path).unwrap();
-    assert_eq!(got.len(), at as usize + len + 10, "nothing written past the piece");
-    assert!(got[..at as usize].iter().all(|&b| b == 0xAA), "nothing written before the piece");
-    assert!(got[at as usize..at as usize + len] == data[..], "the piece, byte for byte");
-    assert!(got[at as usize + len..].iter().all(|&b| b == 0xAA), "the bytes after it untouched");
 }
 
 #[test]

@@ -26,10 +26,7 @@ impl Receive {
                 }
                 Kind::File if e.size >= self.block_size && self.files[i].stage.load(Ordering::SeqCst) != STAGE_FINAL => {
                     let f = self.open_temp(i, &mut dirs)?;
-                    match rustix::fs::fallocate(f.as_fd(), rustix::fs::FallocateFlags::empty(), 0, e.size) {
-                        Ok(()) | Err(rustix::io::Errno::OPNOTSUPP) => {}
-                        Err(err) => return Err(Error::io("fallocate", &e.path, err.into())),
-                    }
+                    crate::sys::write::fallocate(f.as_fd(), e.size).map_err(|err| Error::io("fallocate", &e.path, err.into()))?;
                 }
                 _ => {}
             }
