@@ -56,6 +56,7 @@ use crate::rate::Throttle;
 use crate::sys::beneath::{self, DirCache};
 use crate::sys::tmpfile::Tmpfile;
 use crate::util::hex;
+use crate::vfile::blocks::BlockPlan;
 use crate::vfile::blockset::BlockSet;
 use crate::vfile::index::Index;
 use crate::wire::frame::Token;
@@ -144,8 +145,8 @@ pub struct Receive {
     /// The destination directory's device and inode: what names it for the account's name
     /// locks, the same for every session writing into it.
     dest_id: [u8; 16],
-    block_size: u64,
-    nblocks: u64,
+    /// The virtual file's blocks: how many, and how long each is.
+    plan: BlockPlan,
     streams: u16,
     pool: Arc<Pool>,
     files: Vec<FileSlot>,
@@ -231,7 +232,7 @@ impl Receive {
             id[8..].copy_from_slice(&(dest_id.st_ino as u64).to_le_bytes());
             id
         };
-        let nblocks = index.total().div_ceil(block_size as u64);
+        let plan = BlockPlan::new(index.total(), block_size as u64);
         // An earlier attempt's temporary files may outlast this session (a file it had one for
         // that comes whole this time, or one not taken up without resume): looked for at the end.
         let earlier = resume
@@ -240,13 +241,10 @@ impl Receive {
         let (tag, journal, carried) = match resume {
             None => (hex(&token)[..12].to_owned(), None, Carried::default()),
             Some(r) => {
-                let (journal, previous) = Journal::open(&r.dir, &r.key, dest, nblocks, r.use_previous)?;
+                let (journal, previous) = Journal::open(&r.dir, &r.key, dest, plan.count(), r.use_previous)?;
                 let tag = r.key[..12].to_owned();
-                let carried = if r.use_previous {
-                    carried_over(&index, dest_fd.as_fd(), &tag, block_size as u64, &previous)
-                } else {
-                    Carried::default()
-                };
+                let carried =
+                    if r.use_previous { carried_over(&index, dest_fd.as_fd(), &tag, plan, &previous) } else { Carried::default() };
                 (tag, Some(journal), carried)
             }
         };
@@ -275,11 +273,10 @@ impl Receive {
         let tmpfile = Tmpfile::probe(dest_fd.as_fd(), verify_full.then(|| verify_named.to_owned()));
         let recv = Arc::new(Receive {
             token,
-            nblocks,
             index,
             dest_fd,
             dest_id,
-            block_size: block_size as u64,
+            plan,
             streams,
             pool,
             files,
@@ -333,7 +330,7 @@ impl Receive {
                             if r.stop.load(Ordering::Relaxed) && (r.journal.is_none() || r.disk_failed.load(Ordering::Relaxed)) {
                                 continue;
                             }
-                            let (block, hash) = (job.offset / r.block_size, job.hash);
+                            let (block, hash) = (r.plan.block_of(job.offset), job.hash);
                             let written = r.write(job, &mut dirs);
                             if let Err(e) = written.and_then(|()| r.journal.as_ref().map_or(Ok(()), |j| j.record(block, hash))) {
                                 r.disk_failed.store(true, Ordering::Relaxed);
@@ -362,7 +359,7 @@ impl Receive {
     }
 
     pub fn nblocks(&self) -> u64 {
-        self.nblocks
+        self.plan.count()
     }
 
     /// Bytes an earlier attempt left that this session does not receive again.

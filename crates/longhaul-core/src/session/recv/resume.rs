@@ -15,6 +15,7 @@ use super::{dest_refused, Receive};
 use crate::error::Result;
 use crate::hash::xxh3;
 use crate::sys::beneath::{self, DirCache};
+use crate::vfile::blocks::BlockPlan;
 use crate::vfile::index::{Index, Kind};
 
 /// What an earlier attempt left that this session will not receive again.
@@ -135,7 +136,7 @@ impl Receive {
 /// complete (rsync's quick check); a journaled block counts when every file it touches is
 /// complete or has its temporary file, and its bytes, read back, still have the recorded XXH3.
 /// Blocks made only of complete files count too, so the sender skips them.
-pub(super) fn carried_over(index: &Index, dest: BorrowedFd<'_>, tag: &str, block_size: u64, previous: &Previous) -> Carried {
+pub(super) fn carried_over(index: &Index, dest: BorrowedFd<'_>, tag: &str, plan: BlockPlan, previous: &Previous) -> Carried {
     let entries = index.entries();
     let temp_name = |i: usize| format!(".lh-{tag}-{i}.part");
     let mut stages = vec![STAGE_NONE; entries.len()];
@@ -163,14 +164,11 @@ pub(super) fn carried_over(index: &Index, dest: BorrowedFd<'_>, tag: &str, block
             STAGE_NONE
         };
     }
-    let total = index.total();
-    let nblocks = total.div_ceil(block_size);
-    let block_len = |b: u64| block_size.min(total - b * block_size);
     let recorded: std::collections::HashMap<u64, u64> = previous.blocks.iter().copied().collect();
     let mut buf = Vec::new();
     let mut done = Vec::new();
-    for b in 0..nblocks {
-        let pieces: Vec<_> = index.pieces(b * block_size, block_len(b)).collect();
+    for b in 0..plan.count() {
+        let pieces: Vec<_> = index.pieces(plan.offset(b), plan.len(b)).collect();
         if pieces.iter().all(|p| stages[p.entry] == STAGE_FINAL) {
             done.push(b);
             continue;
@@ -179,7 +177,7 @@ pub(super) fn carried_over(index: &Index, dest: BorrowedFd<'_>, tag: &str, block
         if pieces.iter().any(|p| stages[p.entry] == STAGE_NONE) {
             continue;
         }
-        buf.resize(block_len(b) as usize, 0);
+        buf.resize(plan.len(b) as usize, 0);
         let read_back = pieces.iter().all(|p| {
             let Ok((dir, name)) = dirs.parent(dest, &entries[p.entry].path, dest_refused) else { return false };
             let temp = temp_name(p.entry);
@@ -210,12 +208,12 @@ pub(super) fn carried_over(index: &Index, dest: BorrowedFd<'_>, tag: &str, block
     let mut remaining: Vec<u64> = entries.iter().zip(&stages).map(|(e, &st)| if st == STAGE_FINAL { 0 } else { e.size }).collect();
     let mut bytes = 0;
     for &b in &done {
-        for p in index.pieces(b * block_size, block_len(b)) {
+        for p in index.pieces(plan.offset(b), plan.len(b)) {
             if stages[p.entry] == STAGE_TEMP {
                 remaining[p.entry] -= p.len;
             }
         }
-        bytes += block_len(b);
+        bytes += plan.len(b);
     }
     Carried { blocks: done.len() as u64, ranges, bytes, remaining, stages }
 }

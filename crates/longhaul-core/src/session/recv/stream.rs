@@ -14,10 +14,8 @@ use crate::hash::Xxh3;
 use crate::place::placement::{bind_current_thread, Role};
 use crate::pool::PoolBuf;
 use crate::sys::net::Deadline;
+use crate::util::CHUNK;
 use crate::wire::frame::{self, Msg};
-
-/// How much of a block is read (and hashed) at a time: small enough to stay in L2.
-const HASH_CHUNK: usize = 256 * 1024;
 
 pub(super) struct WriteJob {
     pub(super) buf: PoolBuf,
@@ -123,15 +121,16 @@ impl Receive {
     }
 
     fn receive_block(&self, sock: &mut TcpStream, offset: u64, len: u32, want: u64, blake3: Option<&[u8; 32]>) -> Result<PoolBuf> {
-        let total = self.index.total();
-        if !offset.is_multiple_of(self.block_size) || offset >= total {
+        let plan = self.plan;
+        if !offset.is_multiple_of(plan.block_size) || offset >= plan.total {
             return Err(Error::Protocol(format!("block offset {offset} is not a block of this transfer")));
         }
-        let expect = self.block_size.min(total - offset);
+        let b = plan.block_of(offset);
+        let expect = plan.len(b);
         if len as u64 != expect {
             return Err(Error::Protocol(format!("block at {offset} has length {len}, expected {expect}")));
         }
-        if !self.seen.lock().expect("seen lock").insert(offset / self.block_size) {
+        if !self.seen.lock().expect("seen lock").insert(b) {
             return Err(Error::Protocol(format!("block at {offset} received twice")));
         }
         if !self.throttle.take(len as u64, &self.stop) {
@@ -147,7 +146,8 @@ impl Receive {
         let mut got = 0;
         let mut src = Deadline::new(sock, self.idle_timeout);
         while got < buf.len() {
-            let end = buf.len().min(got + HASH_CHUNK);
+            // CHUNK at a time: small enough to stay in L2 while it is hashed.
+            let end = buf.len().min(got + CHUNK);
             let n = match src.read(&mut buf[got..end]) {
                 Ok(0) => return Err(Error::Protocol(CLOSED_INSIDE_BLOCK.into())),
                 Ok(n) => n,

@@ -24,7 +24,7 @@ impl Receive {
                     let (dir, name) = dirs.parent(self.dest_fd.as_fd(), &e.path, dest_refused)?;
                     drop(beneath::make_dir(dir, name, 0o777, &e.path, existing_refused)?);
                 }
-                Kind::File if e.size >= self.block_size && self.files[i].stage.load(Ordering::SeqCst) != STAGE_FINAL => {
+                Kind::File if e.size >= self.plan.block_size && self.files[i].stage.load(Ordering::SeqCst) != STAGE_FINAL => {
                     let f = self.open_temp(i, &mut dirs)?;
                     crate::sys::write::fallocate(f.as_fd(), e.size).map_err(|err| Error::io("fallocate", &e.path, err.into()))?;
                 }
@@ -44,7 +44,7 @@ impl Receive {
         }
         let got = self.bytes.load(Ordering::Relaxed);
         let expect = self.index.total() - self.carried.bytes;
-        if client_bytes != Some(expect) || got != expect || self.blocks.load(Ordering::Relaxed) + self.carried.blocks != self.nblocks {
+        if client_bytes != Some(expect) || got != expect || self.blocks.load(Ordering::Relaxed) + self.carried.blocks != self.plan.count() {
             return Err(Error::Protocol(format!(
                 "transfer ended with {got} of {expect} bytes received (sender reported {client_bytes:?})"
             )));
