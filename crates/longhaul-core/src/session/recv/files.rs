@@ -1,13 +1,21 @@
 //! File naming and writing: the per-file slots, temporary names (`.lh-<tag>-<n>.part`),
 //! O_TMPFILE for one-piece files, the writers' `write`, and a complete file's way to its final
 //! name (finalize, rename, promote), counted into the node's account (ledger.rs) as it goes.
+//!
+//! Owns `Files` (slots, names, O_TMPFILE, account), `Digests` (verify: full) and `Writers` (the
+//! disk-writer threads). The methods sit on `Receive`, which holds the index and the
+//! destination every one of them needs.
 
 use std::ffi::OsStr;
 use std::fs::{self, File};
 use std::os::fd::AsFd;
 use std::os::unix::fs::PermissionsExt;
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{Receiver, Sender};
 
 use rustix::fs::{Mode, OFlags};
 
@@ -17,10 +25,12 @@ use super::tree::timestamp;
 use super::{dest_refused, Fsync, Receive};
 use crate::error::{lossy, Error, Result};
 use crate::hash::blake3_file;
+use crate::ledger::Grant;
+use crate::place::placement::{bind_current_thread, Role};
 use crate::sys::beneath::DirCache;
 use crate::sys::tmpfile::Tmpfile;
 use crate::sys::write::write_chunked;
-use crate::vfile::index::Kind;
+use crate::vfile::index::{Entry, Kind};
 
 pub(super) const STAGE_NONE: u8 = 0;
 pub(super) const STAGE_TEMP: u8 = 1;
@@ -42,15 +52,128 @@ pub(super) struct FileSlot {
 
 pub(super) const UNCOUNTED: u64 = u64::MAX;
 
+/// The tree's files as the writers see them: a slot each, how each is named until it is
+/// complete, and how its bytes are counted into the node's account.
+pub(super) struct Files {
+    pub(super) slots: Vec<FileSlot>,
+    /// Names the temporary files: the journal key's first digits, or the session token's.
+    pub(super) tag: String,
+    /// How a file that arrives in one piece is made: unnamed and linked in, or (its fallback)
+    /// like larger files.
+    pub(super) tmpfile: Tmpfile,
+    /// Files linked in from O_TMPFILE, and files renamed from a temporary name.
+    pub(super) linked: AtomicU64,
+    pub(super) renamed: AtomicU64,
+    /// The permission bits the index may set (`keep_setid`).
+    pub(super) mode_mask: u32,
+    pub(super) space: Option<Arc<Grant>>,
+    /// The destination directory's device and inode: what names it for the account's name
+    /// locks, the same for every session writing into it.
+    pub(super) dest_id: [u8; 16],
+}
+
+/// Whole-file verification (`verify: full`): the sender's digests and the receiver's.
+pub(super) struct Digests {
+    pub(super) full: bool,
+    /// The sender's whole-file digests, by entry (`full` only).
+    pub(super) theirs: Mutex<Vec<Option<[u8; 32]>>>,
+    /// The BLAKE3 of each file as read back from the disk, by entry (`full` only: a slot of
+    /// every file would cost 40 bytes a file on every transfer).
+    pub(super) read_back: Vec<OnceLock<[u8; 32]>>,
+    /// Files whose read-back digest matched the sender's.
+    pub(super) verified: AtomicU64,
+}
+
+impl Digests {
+    pub(super) fn new(full: bool, files: usize) -> Digests {
+        Digests {
+            full,
+            theirs: Mutex::new(if full { vec![None; files] } else { Vec::new() }),
+            read_back: if full { (0..files).map(|_| OnceLock::new()).collect() } else { Vec::new() },
+            verified: AtomicU64::new(0),
+        }
+    }
+
+    /// FILE_DIGESTS from the sender: each names a file entry once.
+    pub(super) fn take(&self, entries: &[Entry], digests: Vec<(u32, [u8; 32])>) -> Result<()> {
+        if !self.full {
+            return Err(Error::Protocol("FILE_DIGESTS in a session without whole-file verification".into()));
+        }
+        let mut held = self.theirs.lock().expect("digests lock");
+        for (entry, d) in digests {
+            let i = entry as usize;
+            if entries.get(i).is_none_or(|e| e.kind != Kind::File) {
+                return Err(Error::Protocol(format!("FILE_DIGESTS names entry {entry}, which is not a file")));
+            }
+            if held[i].replace(d).is_some() {
+                return Err(Error::Protocol(format!("FILE_DIGESTS names entry {entry} twice")));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The disk-writer threads and the queue that feeds them.
+pub(super) struct Writers {
+    /// The queue; taken when the session ends, so that the writers drain it and stop.
+    pub(super) tx: Mutex<Option<Sender<WriteJob>>>,
+    pub(super) handles: Mutex<Vec<JoinHandle<()>>>,
+    /// A write failed: the writers drop what is queued.
+    pub(super) failed: AtomicBool,
+}
+
 impl Receive {
+    /// Starts `count` disk writers (one at least) on the queue `rx`.
+    pub(super) fn start_writers(self: &Arc<Self>, rx: Receiver<WriteJob>, count: usize) -> Result<()> {
+        let mut handles = self.writers.handles.lock().expect("writers lock");
+        for i in 0..count.max(1) {
+            let (r, rx) = (Arc::clone(self), rx.clone());
+            let h = std::thread::Builder::new()
+                .name(format!("lh-wr-{i}"))
+                .spawn(move || {
+                    let wrote = crate::panic::catch("writer", || {
+                        if let Some(cpu) = r.placement.cpu_for(Role::Disk, i) {
+                            let _ = bind_current_thread(cpu);
+                        }
+                        let mut dirs = DirCache::default();
+                        for job in rx {
+                            // A failed journaled session still writes the verified blocks it has
+                            // queued (at most the pool): the next attempt need not send them again.
+                            if r.life.stop.load(Ordering::Relaxed)
+                                && (r.resume.journal.is_none() || r.writers.failed.load(Ordering::Relaxed))
+                            {
+                                continue;
+                            }
+                            let (block, hash) = (r.plan.block_of(job.offset), job.hash);
+                            let written = r.write(job, &mut dirs);
+                            if let Err(e) = written.and_then(|()| r.resume.journal.as_ref().map_or(Ok(()), |j| j.record(block, hash))) {
+                                r.writers.failed.store(true, Ordering::Relaxed);
+                                r.fail(e);
+                            }
+                        }
+                        Ok(())
+                    });
+                    // What a panicked writer held is unknown: nothing more is written.
+                    if let Err(e) = wrote {
+                        r.writers.failed.store(true, Ordering::Relaxed);
+                        r.fail(e);
+                    }
+                })
+                .map_err(|e| Error::io("spawn writer", b"", e))?;
+            handles.push(h);
+        }
+        drop(handles);
+        Ok(())
+    }
+
     /// The mode entry `e` is given: the index's bits, less setuid and setgid unless kept.
     pub(super) fn mode(&self, e: &crate::vfile::index::Entry) -> u32 {
-        e.mode & self.mode_mask
+        e.mode & self.files.mode_mask
     }
 
     /// The name file `i` has in its directory until it is complete.
     pub(super) fn temp_name(&self, i: usize) -> String {
-        format!(".lh-{}-{i}.part", self.tag)
+        format!(".lh-{}-{i}.part", self.files.tag)
     }
 
     /// Opens (creating it if need be) file `i`'s temporary file in its directory.
@@ -58,11 +181,11 @@ impl Receive {
         let e = &self.index.entries()[i];
         let (dir, _) = dirs.parent(self.dest_fd.as_fd(), &e.path, dest_refused)?;
         // verify_full reads the file back through the same descriptor.
-        let access = if self.verify_full { OFlags::RDWR } else { OFlags::WRONLY };
+        let access = if self.digests.full { OFlags::RDWR } else { OFlags::WRONLY };
         let flags = access | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         // O_EXCL tells a new temporary file from one an earlier attempt kept, which the account
         // holds already at its size.
-        let count = self.space.is_some() && self.files[i].part.load(Ordering::SeqCst) == UNCOUNTED;
+        let count = self.files.space.is_some() && self.files.slots[i].part.load(Ordering::SeqCst) == UNCOUNTED;
         let temp = self.temp_name(i);
         let create = || rustix::fs::openat(dir, temp.as_str(), flags | OFlags::EXCL, Mode::from_raw_mode(0o600));
         let (f, kept) = match create() {
@@ -84,7 +207,7 @@ impl Receive {
             }
             r => (r.map_err(|err| Error::io("create", &e.path, err.into()))?, None),
         };
-        self.files[i].stage.store(STAGE_TEMP, Ordering::SeqCst);
+        self.files.slots[i].stage.store(STAGE_TEMP, Ordering::SeqCst);
         if count {
             self.count_part(i, kept);
         }
@@ -94,26 +217,26 @@ impl Receive {
     /// Counts file `i`'s temporary file at its full size from now (it is allocated to it, or
     /// will be): a new one, or one kept by an earlier attempt at `kept` bytes.
     fn count_part(&self, i: usize, kept: Option<u64>) {
-        let Some(g) = &self.space else { return };
+        let Some(g) = &self.files.space else { return };
         let size = self.index.entries()[i].size;
         match kept {
             None => g.part_made(size),
             Some(was) => g.part_resized(was, size),
         }
-        self.files[i].part.store(size, Ordering::SeqCst);
+        self.files.slots[i].part.store(size, Ordering::SeqCst);
     }
 
     /// The lock on file `i`'s final name while what it replaces is measured and replaced
     /// (ledger.rs); none where no account is kept.
     pub(super) fn name_lock(&self, i: usize) -> Option<std::sync::MutexGuard<'_, ()>> {
-        let g = self.space.as_ref()?;
-        Some(g.ledger().name_lock(&[&self.dest_id, &self.index.entries()[i].path]))
+        let g = self.files.space.as_ref()?;
+        Some(g.ledger().name_lock(&[&self.files.dest_id, &self.index.entries()[i].path]))
     }
 
     /// Bytes of the regular file that `name` in `dir` is now, which a rename to it replaces;
     /// looked at only where an account is kept. Call with the name's lock held.
     pub(super) fn replaced(&self, dir: std::os::fd::BorrowedFd<'_>, name: &OsStr) -> u64 {
-        if self.space.is_none() {
+        if self.files.space.is_none() {
             return 0;
         }
         match rustix::fs::statat(dir, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW) {
@@ -125,16 +248,16 @@ impl Receive {
     /// File `i` (`size` bytes; from its temporary file or not) took its final name over `old`
     /// bytes.
     pub(super) fn count_named(&self, i: usize, size: u64, old: u64) {
-        let Some(g) = &self.space else { return };
-        let part = self.files[i].part.swap(UNCOUNTED, Ordering::SeqCst);
+        let Some(g) = &self.files.space else { return };
+        let part = self.files.slots[i].part.swap(UNCOUNTED, Ordering::SeqCst);
         g.named((part != UNCOUNTED).then_some(part), size, old);
     }
 
     /// File `i`'s temporary file was removed: its bytes (as counted, or as `on_disk` when an
     /// earlier attempt counted it) leave the account.
     pub(super) fn count_removed(&self, i: usize, on_disk: Option<u64>) {
-        let Some(g) = &self.space else { return };
-        match self.files[i].part.swap(UNCOUNTED, Ordering::SeqCst) {
+        let Some(g) = &self.files.space else { return };
+        match self.files.slots[i].part.swap(UNCOUNTED, Ordering::SeqCst) {
             UNCOUNTED => {
                 if let Some(b) = on_disk {
                     g.part_removed(b)
@@ -145,7 +268,7 @@ impl Receive {
     }
 
     fn slot_fd(&self, i: usize, dirs: &mut DirCache) -> Result<Arc<File>> {
-        let mut fd = self.files[i].fd.lock().expect("slot lock");
+        let mut fd = self.files.slots[i].fd.lock().expect("slot lock");
         if let Some(f) = fd.as_ref() {
             return Ok(Arc::clone(f));
         }
@@ -168,7 +291,7 @@ impl Receive {
         write_chunked(&fd, data, 0).map_err(|err| Error::io("write", &e.path, err))?;
         // open() applied the umask: set the mode only where that changed it.
         self.set_metadata(&fd, i, self.mode(e) != perm & !crate::sys::probe::umask().unwrap_or(0o777))?;
-        let link = |to: &OsStr| self.tmpfile.link(&fd, dir, to);
+        let link = |to: &OsStr| self.files.tmpfile.link(&fd, dir, to);
         let held = self.name_lock(i);
         match link(name) {
             Ok(()) => self.count_named(i, e.size, 0),
@@ -189,14 +312,14 @@ impl Receive {
             Err(err) => return Err(Error::io("link", &e.path, err.into())),
         }
         drop(held);
-        self.files[i].stage.store(STAGE_FINAL, Ordering::SeqCst);
-        self.linked.fetch_add(1, Ordering::Relaxed);
+        self.files.slots[i].stage.store(STAGE_FINAL, Ordering::SeqCst);
+        self.files.linked.fetch_add(1, Ordering::Relaxed);
         Ok(true)
     }
 
     pub(super) fn write(&self, job: WriteJob, dirs: &mut DirCache) -> Result<()> {
         for p in self.index.pieces(job.offset, job.buf.len() as u64) {
-            let stage = self.files[p.entry].stage.load(Ordering::SeqCst);
+            let stage = self.files.slots[p.entry].stage.load(Ordering::SeqCst);
             if stage == STAGE_FINAL {
                 // Resumed: an earlier attempt completed this file; the block is here for others.
                 continue;
@@ -204,10 +327,10 @@ impl Receive {
             let at = p.range_offset as usize;
             if stage == STAGE_NONE
                 && p.len == self.index.entries()[p.entry].size
-                && self.tmpfile.usable()
+                && self.files.tmpfile.usable()
                 && self.write_whole(p.entry, &job.buf[at..at + p.len as usize], dirs)?
             {
-                self.files[p.entry].remaining.store(0, Ordering::SeqCst);
+                self.files.slots[p.entry].remaining.store(0, Ordering::SeqCst);
                 continue;
             }
             let fd = self.slot_fd(p.entry, dirs)?;
@@ -215,11 +338,11 @@ impl Receive {
             // waiting writer spins (on one 4 GiB file with 4 writers: 10% of the node's CPU in
             // rwsem_spin_on_owner). Waiting here sleeps instead and leaves the CPU to the
             // receiving threads. A file within one piece has no other writer.
-            let _turn = (p.len < self.index.entries()[p.entry].size).then(|| self.files[p.entry].writing.lock().expect("write lock"));
+            let _turn = (p.len < self.index.entries()[p.entry].size).then(|| self.files.slots[p.entry].writing.lock().expect("write lock"));
             write_chunked(&fd, &job.buf[at..at + p.len as usize], p.file_offset)
                 .map_err(|e| Error::io("write", &self.index.entries()[p.entry].path, e))?;
             drop(fd);
-            if self.files[p.entry].remaining.fetch_sub(p.len, Ordering::AcqRel) == p.len {
+            if self.files.slots[p.entry].remaining.fetch_sub(p.len, Ordering::AcqRel) == p.len {
                 self.finalize(p.entry, dirs)?;
             }
         }
@@ -251,8 +374,8 @@ impl Receive {
         rustix::fs::renameat(dir, self.temp_name(i).as_str(), dir, name).map_err(|err| Error::io("rename", &e.path, err.into()))?;
         self.count_named(i, e.size, old);
         drop(held);
-        self.files[i].stage.store(STAGE_FINAL, Ordering::SeqCst);
-        self.renamed.fetch_add(1, Ordering::Relaxed);
+        self.files.slots[i].stage.store(STAGE_FINAL, Ordering::SeqCst);
+        self.files.renamed.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
@@ -261,16 +384,16 @@ impl Receive {
     /// `promote` once the sender's digest is in.
     pub(super) fn finalize(&self, i: usize, dirs: &mut DirCache) -> Result<()> {
         let e = &self.index.entries()[i];
-        let fd = self.files[i].fd.lock().expect("slot lock").take();
+        let fd = self.files.slots[i].fd.lock().expect("slot lock").take();
         let fd = match fd {
             Some(f) => f,
             None => Arc::new(self.open_temp(i, dirs)?),
         };
         self.set_metadata(&fd, i, true)?;
-        if self.verify_full {
+        if self.digests.full {
             let digest = blake3_file(&fd, e.size).map_err(|err| Error::io("read back", &e.path, err))?;
-            let _ = self.read_back[i].set(digest);
-            self.files[i].stage.store(STAGE_WRITTEN, Ordering::SeqCst);
+            let _ = self.digests.read_back[i].set(digest);
+            self.files.slots[i].stage.store(STAGE_WRITTEN, Ordering::SeqCst);
             return Ok(());
         }
         drop(fd);
@@ -282,38 +405,19 @@ impl Receive {
     /// A mismatch removes the temporary file, so that a later attempt sends the file again.
     pub(super) fn promote(&self, i: usize, dirs: &mut DirCache) -> Result<()> {
         let e = &self.index.entries()[i];
-        let theirs = self.sender_digests.lock().expect("digests lock").get(i).copied().flatten();
+        let theirs = self.digests.theirs.lock().expect("digests lock").get(i).copied().flatten();
         let Some(theirs) = theirs else {
             return Err(Error::Protocol(format!("the sender sent no digest for {:?}", lossy(&e.path))));
         };
-        if self.read_back[i].get() != Some(&theirs) {
+        if self.digests.read_back[i].get() != Some(&theirs) {
             if self.remove_temp(i, dirs) {
                 self.count_removed(i, None);
             }
-            self.files[i].stage.store(STAGE_NONE, Ordering::SeqCst);
+            self.files.slots[i].stage.store(STAGE_NONE, Ordering::SeqCst);
             return Err(Error::FileDigest { path: lossy(&e.path) });
         }
         self.rename_final(i, dirs)?;
-        self.verified.fetch_add(1, Ordering::Relaxed);
-        Ok(())
-    }
-
-    /// FILE_DIGESTS from the sender: each names a file entry once.
-    pub(super) fn take_digests(&self, digests: Vec<(u32, [u8; 32])>) -> Result<()> {
-        if !self.verify_full {
-            return Err(Error::Protocol("FILE_DIGESTS in a session without whole-file verification".into()));
-        }
-        let entries = self.index.entries();
-        let mut held = self.sender_digests.lock().expect("digests lock");
-        for (entry, d) in digests {
-            let i = entry as usize;
-            if entries.get(i).is_none_or(|e| e.kind != Kind::File) {
-                return Err(Error::Protocol(format!("FILE_DIGESTS names entry {entry}, which is not a file")));
-            }
-            if held[i].replace(d).is_some() {
-                return Err(Error::Protocol(format!("FILE_DIGESTS names entry {entry} twice")));
-            }
-        }
+        self.digests.verified.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 

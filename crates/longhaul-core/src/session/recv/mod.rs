@@ -27,6 +27,21 @@
 //! directory descriptor opened from the destination's without following a symlink
 //! (`beneath::open_dir`), so a directory swapped for a symlink while the transfer runs is
 //! refused, not followed. No path of the receiver's is ever resolved from `/`.
+//!
+//! `Receive` is this file's facade (`prepare` and the public calls); each job lives in a file of
+//! its own, with the fields it owns gathered in a struct `Receive` holds:
+//! - stream.rs: the data connections' loop, block receipt and checksums (`Receipt`: blocks
+//!   seen, bytes and blocks counted, the throttle);
+//! - state.rs: the session state machine (`Life`: the state, its condvar, the stop flag, the
+//!   sockets to shut down), the control connection's watch and the wait for the end;
+//! - files.rs: file naming and writing (`Files`: the per-file slots, temporary names,
+//!   O_TMPFILE, the account; `Digests`: whole-file verification; `Writers`: the disk writers);
+//! - tree.rs: making the tree up front and finishing it at the end;
+//! - resume.rs: earlier attempts and what a session keeps for later ones (`Resume`: the
+//!   journal, what was carried over); journal.rs and conflict.rs as before.
+//!
+//! The OS operations are in sys/: write.rs (chunked pwrite, fallocate), tmpfile.rs (O_TMPFILE
+//! and its link), beneath.rs (directory descriptors).
 
 pub mod conflict;
 pub mod journal;
@@ -39,33 +54,31 @@ mod stream;
 mod tests;
 mod tree;
 
-use std::net::TcpStream;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
-use std::thread::JoinHandle;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, Sender};
+use crossbeam_channel::bounded;
 
 use crate::error::{lossy, Error, Result};
 use crate::ledger::Grant;
-use crate::place::placement::{bind_current_thread, Placement, Role};
+use crate::place::placement::Placement;
 use crate::pool::Pool;
 use crate::rate::Throttle;
-use crate::sys::beneath::{self, DirCache};
+use crate::sys::beneath;
 use crate::sys::tmpfile::Tmpfile;
 use crate::util::hex;
 use crate::vfile::blocks::BlockPlan;
 use crate::vfile::blockset::BlockSet;
 use crate::vfile::index::Index;
 use crate::wire::frame::Token;
-use files::{FileSlot, STAGE_NONE, UNCOUNTED};
+use files::{Digests, FileSlot, Files, Writers, STAGE_NONE, UNCOUNTED};
 use journal::Journal;
-use resume::{carried_over, Carried};
+use resume::{carried_over, Carried, Resume};
 pub(crate) use resume::{own_part, ExistingDirs};
-use state::State;
-use stream::WriteJob;
+use state::Life;
+use stream::{Receipt, WriteJob};
 
 /// When the receiver makes written data durable (`fsync`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -142,53 +155,26 @@ pub struct Receive {
     index: Index,
     /// The destination directory, held open: writers open the directories under it from here.
     dest_fd: OwnedFd,
-    /// The destination directory's device and inode: what names it for the account's name
-    /// locks, the same for every session writing into it.
-    dest_id: [u8; 16],
     /// The virtual file's blocks: how many, and how long each is.
     plan: BlockPlan,
     streams: u16,
     pool: Arc<Pool>,
-    files: Vec<FileSlot>,
-    seen: Mutex<BlockSet>,
-    write_tx: Mutex<Option<Sender<WriteJob>>>,
-    writers: Mutex<Vec<JoinHandle<()>>>,
-    state: Mutex<State>,
-    cond: Condvar,
-    stop: AtomicBool,
-    /// A write failed: the writers drop what is queued.
-    disk_failed: AtomicBool,
-    sockets: Mutex<Vec<TcpStream>>,
-    bytes: Arc<AtomicU64>,
-    throttle: Throttle,
-    blocks: AtomicU64,
+    /// The session's state and its stop (state.rs).
+    life: Life,
+    /// Blocks received and counted (stream.rs).
+    receipt: Receipt,
+    /// The disk writers and their queue (files.rs).
+    writers: Writers,
+    /// Each file's slot, name and account (files.rs).
+    files: Files,
+    /// Whole-file verification (files.rs).
+    digests: Digests,
+    /// Earlier attempts and the journal (resume.rs).
+    resume: Resume,
     started: Instant,
     placement: Placement,
     idle_timeout: Duration,
-    /// Names the temporary files: the journal key's first digits, or the session token's.
-    tag: String,
-    journal: Option<Journal>,
-    carried: Carried,
     fsync: Fsync,
-    verify_full: bool,
-    /// The sender's whole-file digests, by entry (`verify_full` only).
-    sender_digests: Mutex<Vec<Option<[u8; 32]>>>,
-    /// The BLAKE3 of each file as read back from the disk, by entry (`verify_full` only: a
-    /// slot of every file would cost 40 bytes a file on every transfer).
-    read_back: Vec<OnceLock<[u8; 32]>>,
-    /// Files whose read-back digest matched the sender's.
-    verified: AtomicU64,
-    /// How a file that arrives in one piece is made: unnamed and linked in, or (its fallback)
-    /// like larger files.
-    tmpfile: Tmpfile,
-    /// Files linked in from O_TMPFILE, and files renamed from a temporary name.
-    linked: AtomicU64,
-    renamed: AtomicU64,
-    /// The permission bits the index may set (`keep_setid`).
-    mode_mask: u32,
-    space: Option<Arc<Grant>>,
-    /// An earlier attempt's journal was there when the session began.
-    earlier: bool,
 }
 
 /// Permission bits a receiver sets by default: all but setuid and setgid (0o6000), which from
@@ -248,7 +234,7 @@ impl Receive {
                 (tag, Some(journal), carried)
             }
         };
-        let files = index
+        let slots = index
             .entries()
             .iter()
             .enumerate()
@@ -267,95 +253,49 @@ impl Receive {
             }
         }
         let (tx, rx) = bounded::<WriteJob>(pool.count());
-        let index_len = index.entries().len();
         // With verify_full a file waits for the sender's digest under a name.
         let verify_named = "verify full keeps each file under a temporary name until its digest is checked";
         let tmpfile = Tmpfile::probe(dest_fd.as_fd(), verify_full.then(|| verify_named.to_owned()));
+        let digests = Digests::new(verify_full, index.entries().len());
         let recv = Arc::new(Receive {
             token,
             index,
             dest_fd,
-            dest_id,
             plan,
             streams,
             pool,
-            files,
-            seen: Mutex::new(seen),
-            write_tx: Mutex::new(Some(tx)),
-            writers: Mutex::new(Vec::new()),
-            state: Mutex::new(State::default()),
-            cond: Condvar::new(),
-            stop: AtomicBool::new(false),
-            disk_failed: AtomicBool::new(false),
-            sockets: Mutex::new(Vec::new()),
-            bytes: counter,
-            throttle,
-            blocks: AtomicU64::new(0),
+            life: Life::new(),
+            receipt: Receipt { seen: Mutex::new(seen), bytes: counter, blocks: AtomicU64::new(0), throttle },
+            writers: Writers { tx: Mutex::new(Some(tx)), handles: Mutex::new(Vec::new()), failed: AtomicBool::new(false) },
+            files: Files {
+                slots,
+                tag,
+                tmpfile,
+                linked: AtomicU64::new(0),
+                renamed: AtomicU64::new(0),
+                mode_mask: if keep_setid { 0o7777 } else { SETID_CLEARED },
+                space,
+                dest_id,
+            },
+            digests,
+            resume: Resume { journal, carried, earlier },
             started: Instant::now(),
             placement,
             idle_timeout,
-            tag,
-            journal,
             fsync,
-            verify_full,
-            sender_digests: Mutex::new(if verify_full { vec![None; index_len] } else { Vec::new() }),
-            read_back: if verify_full { (0..index_len).map(|_| OnceLock::new()).collect() } else { Vec::new() },
-            verified: AtomicU64::new(0),
-            tmpfile,
-            linked: AtomicU64::new(0),
-            renamed: AtomicU64::new(0),
-            mode_mask: if keep_setid { 0o7777 } else { SETID_CLEARED },
-            carried,
-            space,
-            earlier,
         });
         if let Err(e) = recv.make_tree().and_then(|()| recv.finish_carried()) {
             recv.discard_temps();
             return Err(e);
         }
-        let mut handles = recv.writers.lock().expect("writers lock");
-        for i in 0..writers.max(1) {
-            let (r, rx) = (Arc::clone(&recv), rx.clone());
-            let h = std::thread::Builder::new()
-                .name(format!("lh-wr-{i}"))
-                .spawn(move || {
-                    let wrote = crate::panic::catch("writer", || {
-                        if let Some(cpu) = r.placement.cpu_for(Role::Disk, i) {
-                            let _ = bind_current_thread(cpu);
-                        }
-                        let mut dirs = DirCache::default();
-                        for job in rx {
-                            // A failed journaled session still writes the verified blocks it has
-                            // queued (at most the pool): the next attempt need not send them again.
-                            if r.stop.load(Ordering::Relaxed) && (r.journal.is_none() || r.disk_failed.load(Ordering::Relaxed)) {
-                                continue;
-                            }
-                            let (block, hash) = (r.plan.block_of(job.offset), job.hash);
-                            let written = r.write(job, &mut dirs);
-                            if let Err(e) = written.and_then(|()| r.journal.as_ref().map_or(Ok(()), |j| j.record(block, hash))) {
-                                r.disk_failed.store(true, Ordering::Relaxed);
-                                r.fail(e);
-                            }
-                        }
-                        Ok(())
-                    });
-                    // What a panicked writer held is unknown: nothing more is written.
-                    if let Err(e) = wrote {
-                        r.disk_failed.store(true, Ordering::Relaxed);
-                        r.fail(e);
-                    }
-                })
-                .map_err(|e| Error::io("spawn writer", b"", e))?;
-            handles.push(h);
-        }
-        drop(handles);
+        recv.start_writers(rx, writers)?;
         Ok(recv)
     }
 
     /// The blocks this session will not receive because an earlier attempt left them, as
     /// `[first, end)` ranges (PLAN).
     pub fn plan(&self) -> Vec<(u64, u64)> {
-        self.carried.ranges.clone()
+        self.resume.carried.ranges.clone()
     }
 
     pub fn nblocks(&self) -> u64 {
@@ -364,22 +304,22 @@ impl Receive {
 
     /// Bytes an earlier attempt left that this session does not receive again.
     pub fn carried_bytes(&self) -> u64 {
-        self.carried.bytes
+        self.resume.carried.bytes
     }
 
     /// Whether one-piece files are written with O_TMPFILE, or why not.
     pub fn tmpfile(&self) -> Result<(), String> {
-        self.tmpfile.status()
+        self.files.tmpfile.status()
     }
 
     /// Files given their final name so far: (linked in from O_TMPFILE, renamed from a
     /// temporary name).
     pub fn files_named(&self) -> (u64, u64) {
-        (self.linked.load(Ordering::Relaxed), self.renamed.load(Ordering::Relaxed))
+        (self.files.linked.load(Ordering::Relaxed), self.files.renamed.load(Ordering::Relaxed))
     }
 
     pub fn bytes_received(&self) -> u64 {
-        self.bytes.load(Ordering::Relaxed)
+        self.receipt.bytes.load(Ordering::Relaxed)
     }
 }
 

@@ -1,5 +1,7 @@
 //! Resume: what an earlier attempt left (its journal, its temporary files, complete files at
 //! the destination) and what a failed or completed session keeps or removes of its own.
+//! Owns `Resume` (the journal, what was carried over); `ExistingDirs` and `own_part` serve the
+//! node's stale-journal sweep too.
 
 use std::ffi::OsStr;
 use std::fs::File;
@@ -10,13 +12,23 @@ use std::sync::atomic::Ordering;
 use rustix::fs::{Mode, OFlags};
 
 use super::files::{STAGE_FINAL, STAGE_NONE, STAGE_TEMP, STAGE_WRITTEN, UNCOUNTED};
-use super::journal::Previous;
+use super::journal::{Journal, Previous};
 use super::{dest_refused, Receive};
 use crate::error::Result;
 use crate::hash::xxh3;
 use crate::sys::beneath::{self, DirCache};
 use crate::vfile::blocks::BlockPlan;
 use crate::vfile::index::{Index, Kind};
+
+/// What the session takes up of earlier attempts, and what it leaves for later ones.
+pub(super) struct Resume {
+    /// Records each block written, for a later attempt (a push to a node); None: nothing is
+    /// remembered, and temporary files are removed on failure.
+    pub(super) journal: Option<Journal>,
+    pub(super) carried: Carried,
+    /// An earlier attempt's journal was there when the session began.
+    pub(super) earlier: bool,
+}
 
 /// What an earlier attempt left that this session will not receive again.
 #[derive(Default)]
@@ -34,7 +46,7 @@ impl Receive {
     /// Files an earlier attempt wrote in full but was stopped before renaming.
     pub(super) fn finish_carried(&self) -> Result<()> {
         let mut dirs = DirCache::default();
-        for (i, slot) in self.files.iter().enumerate() {
+        for (i, slot) in self.files.slots.iter().enumerate() {
             if slot.stage.load(Ordering::SeqCst) == STAGE_TEMP && slot.remaining.load(Ordering::SeqCst) == 0 {
                 self.finalize(i, &mut dirs)?;
             }
@@ -44,7 +56,7 @@ impl Receive {
 
     /// Closes the temporary files a failed journaled session keeps for its next attempt.
     pub(super) fn close_temps(&self) {
-        for slot in &self.files {
+        for slot in &self.files.slots {
             slot.fd.lock().expect("slot lock").take();
         }
     }
@@ -55,7 +67,7 @@ impl Receive {
     pub(super) fn keep_temps(&self) -> bool {
         let mut dirs = DirCache::default();
         let mut kept = false;
-        for (i, (slot, e)) in self.files.iter().zip(self.index.entries()).enumerate() {
+        for (i, (slot, e)) in self.files.slots.iter().zip(self.index.entries()).enumerate() {
             let stage = slot.stage.load(Ordering::SeqCst);
             if !matches!(stage, STAGE_TEMP | STAGE_WRITTEN) {
                 continue;
@@ -70,7 +82,7 @@ impl Receive {
             if holds {
                 kept = true;
                 let counted = slot.part.swap(UNCOUNTED, Ordering::SeqCst);
-                if let (Some(g), Some(size), true) = (&self.space, on_disk, counted != UNCOUNTED) {
+                if let (Some(g), Some(size), true) = (&self.files.space, on_disk, counted != UNCOUNTED) {
                     g.part_resized(counted, size);
                 }
             } else if rustix::fs::unlinkat(dir, temp.as_str(), rustix::fs::AtFlags::empty()).is_ok() {
@@ -101,9 +113,9 @@ impl Receive {
     /// Removes every temporary file of the session, and its journal, and gives their space
     /// back to the account.
     pub(super) fn discard_temps(&self) {
-        if self.space.is_some() {
+        if self.files.space.is_some() {
             let mut dirs = DirCache::default();
-            for (i, (slot, e)) in self.files.iter().zip(self.index.entries()).enumerate() {
+            for (i, (slot, e)) in self.files.slots.iter().zip(self.index.entries()).enumerate() {
                 if matches!(slot.stage.load(Ordering::SeqCst), STAGE_TEMP | STAGE_WRITTEN) {
                     let on_disk = dirs.parent(self.dest_fd.as_fd(), &e.path, dest_refused).ok().and_then(|(dir, _)| {
                         rustix::fs::statat(dir, self.temp_name(i).as_str(), rustix::fs::AtFlags::SYMLINK_NOFOLLOW).ok()
@@ -113,7 +125,7 @@ impl Receive {
             }
         }
         self.remove_temps();
-        if let Some(j) = &self.journal {
+        if let Some(j) = &self.resume.journal {
             j.remove();
         }
     }
@@ -122,7 +134,7 @@ impl Receive {
     /// complete and stay.
     fn remove_temps(&self) {
         let mut dirs = DirCache::default();
-        for (i, slot) in self.files.iter().enumerate() {
+        for (i, slot) in self.files.slots.iter().enumerate() {
             if matches!(slot.stage.load(Ordering::SeqCst), STAGE_TEMP | STAGE_WRITTEN) {
                 slot.fd.lock().expect("slot lock").take();
                 let _ = self.remove_temp(i, &mut dirs);

@@ -1,9 +1,12 @@
 //! The session's state machine: data connections attaching, ending and closing, the sender's
 //! DONE or ERROR on the control connection, the first failure, and the wait for the end.
+//! Owns `Life` (the state, its condvar, the stop flag, the sockets a failure shuts down), whose
+//! transitions need nothing else of the session; what needs the journal or the tree stays on
+//! `Receive`.
 
 use std::net::{Shutdown, TcpStream};
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use super::stream::closed_early;
@@ -36,7 +39,22 @@ impl State {
     }
 }
 
-impl Receive {
+/// The session's state and the means to stop it, shared by every thread of the session.
+pub(super) struct Life {
+    pub(super) state: Mutex<State>,
+    /// Wakes whoever waits for `state` to change.
+    pub(super) cond: Condvar,
+    /// Set at the first failure: every loop of the session looks at it.
+    pub(super) stop: AtomicBool,
+    /// The data connections, shut down at a failure so that their reads return.
+    pub(super) sockets: Mutex<Vec<TcpStream>>,
+}
+
+impl Life {
+    pub(super) fn new() -> Life {
+        Life { state: Mutex::new(State::default()), cond: Condvar::new(), stop: AtomicBool::new(false), sockets: Mutex::new(Vec::new()) }
+    }
+
     /// A data connection of a journaled session closed before its STREAM_END: the sender was
     /// killed or cancelled, and its kernel closes each connection only after delivering what it
     /// had sent. Unless the sender has said DONE (then it had nothing more to deliver, and the
@@ -63,15 +81,6 @@ impl Receive {
         }
     }
 
-    /// The control connection closed without DONE. Without a journal nothing the streams still
-    /// hold would be kept: fail at once. With one, let them deliver it first (`stream_closed`).
-    fn sender_gone(&self) {
-        if self.journal.is_none() {
-            return self.fail(Error::Cancelled);
-        }
-        self.update_state(|st| st.sender_gone = true);
-    }
-
     /// Changes the session's state under its lock, wakes its waiters, and fails the session
     /// when the change leaves it with a sender gone and no data connection open.
     pub(super) fn update_state(&self, change: impl FnOnce(&mut State)) {
@@ -86,7 +95,7 @@ impl Receive {
     }
 
     /// The sender said DONE: it has sent `bytes` in all.
-    pub fn client_done(&self, bytes: u64) {
+    pub(super) fn client_done(&self, bytes: u64) {
         let mut st = self.state.lock().expect("state lock");
         st.client_done = Some(bytes);
         // DONE after a data connection closed without its STREAM_END: that stream's blocks
@@ -100,7 +109,7 @@ impl Receive {
     }
 
     /// Records the first failure and stops every thread of the session.
-    pub fn fail(&self, e: Error) {
+    pub(super) fn fail(&self, e: Error) {
         let mut st = self.state.lock().expect("state lock");
         if st.failure.is_none() {
             st.failure = Some(e);
@@ -127,6 +136,27 @@ impl Receive {
             self.fail(e);
         }
     }
+}
+
+impl Receive {
+    /// The control connection closed without DONE. Without a journal nothing the streams still
+    /// hold would be kept: fail at once. With one, let them deliver it first (`stream_closed`).
+    fn sender_gone(&self) {
+        if self.resume.journal.is_none() {
+            return self.fail(Error::Cancelled);
+        }
+        self.life.update_state(|st| st.sender_gone = true);
+    }
+
+    /// The sender said DONE: it has sent `bytes` in all.
+    pub fn client_done(&self, bytes: u64) {
+        self.life.client_done(bytes)
+    }
+
+    /// Records the first failure and stops every thread of the session.
+    pub fn fail(&self, e: Error) {
+        self.life.fail(e)
+    }
 
     /// Watches the sender's control connection on a thread of its own while data flows: DONE,
     /// an ERROR, or the sender going away (a cancel).
@@ -138,7 +168,7 @@ impl Receive {
             .spawn(move || {
                 let watched = crate::panic::catch("control watcher", || loop {
                     match frame::read_msg(&mut sock, 0) {
-                        Ok(Some(Msg::FileDigests { digests })) => match r.take_digests(digests) {
+                        Ok(Some(Msg::FileDigests { digests })) => match r.digests.take(r.index.entries(), digests) {
                             Ok(()) => continue,
                             Err(e) => r.fail(e),
                         },
@@ -165,24 +195,24 @@ impl Receive {
             // Progress is bytes arriving or streams attaching and ending; none for the idle
             // timeout means the sender is gone or stuck, and the session must not hold its
             // buffers and threads any longer.
-            let progress = |st: &State| (self.bytes.load(Ordering::Relaxed), st.attached, st.ended);
-            let mut st = self.state.lock().expect("state lock");
+            let progress = |st: &State| (self.receipt.bytes.load(Ordering::Relaxed), st.attached, st.ended);
+            let mut st = self.life.state.lock().expect("state lock");
             let mut last = (progress(&st), Instant::now());
             while st.failure.is_none() && !(st.client_done.is_some() && st.ended == self.streams) {
-                st = self.cond.wait_timeout(st, Duration::from_millis(200)).expect("state lock").0;
+                st = self.life.cond.wait_timeout(st, Duration::from_millis(200)).expect("state lock").0;
                 let now = progress(&st);
                 if now != last.0 {
                     last = (now, Instant::now());
                 } else if st.client_done.is_none() && last.1.elapsed() >= self.idle_timeout {
                     drop(st);
                     self.fail(Error::Timeout("no data from the sender within the idle timeout"));
-                    st = self.state.lock().expect("state lock");
+                    st = self.life.state.lock().expect("state lock");
                 }
             }
         }
         // No more jobs: let the writers drain what is queued, then wait for them.
-        self.write_tx.lock().expect("tx lock").take();
-        let handles = std::mem::take(&mut *self.writers.lock().expect("writers lock"));
+        self.writers.tx.lock().expect("tx lock").take();
+        let handles = std::mem::take(&mut *self.writers.handles.lock().expect("writers lock"));
         for h in handles {
             if let Err(p) = h.join() {
                 self.fail(crate::panic::from_payload("writer", p));
@@ -192,12 +222,12 @@ impl Receive {
         if let Err(e) = result {
             self.fail(e);
         }
-        let failure = self.state.lock().expect("state lock").failure.take();
+        let failure = self.life.state.lock().expect("state lock").failure.take();
         if let Some(e) = failure {
             // A source that changed gives the next attempt another index, which this journal
             // cannot serve: its temporary files would only be left behind.
             let stale = e.code() == "E_SOURCE_CHANGED";
-            match &self.journal {
+            match &self.resume.journal {
                 Some(j) if !stale => {
                     // Kept for the next attempt, which the journal tells what they hold; with
                     // none kept, the journal has nothing a next attempt could use.
@@ -210,20 +240,20 @@ impl Receive {
             }
             return Err(e);
         }
-        if self.earlier {
+        if self.resume.earlier {
             self.remove_leftovers();
         }
-        if let Some(j) = &self.journal {
+        if let Some(j) = &self.resume.journal {
             j.remove();
         }
         Ok(SummaryMsg {
-            bytes: self.bytes.load(Ordering::Relaxed),
+            bytes: self.receipt.bytes.load(Ordering::Relaxed),
             files: self.index.count(Kind::File) as u64,
             dirs: self.index.count(Kind::Dir) as u64,
             symlinks: self.index.count(Kind::Symlink) as u64,
-            blocks: self.blocks.load(Ordering::Relaxed),
+            blocks: self.receipt.blocks.load(Ordering::Relaxed),
             micros: self.started.elapsed().as_micros() as u64,
-            verified: self.verified.load(Ordering::Relaxed),
+            verified: self.digests.verified.load(Ordering::Relaxed),
         })
     }
 }

@@ -1,10 +1,12 @@
 //! One data connection: its loop, each block's receipt and checksums (XXH3, and BLAKE3 where
-//! the sender adds it), and the hand-over of verified blocks to the writers.
+//! the sender adds it), and the hand-over of verified blocks to the writers. Owns `Receipt` (blocks seen,
+//! bytes and blocks counted, the throttle).
 
 use std::io::Read;
 use std::net::TcpStream;
+use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crossbeam_channel::Sender;
 
@@ -13,10 +15,23 @@ use crate::error::{Error, Result};
 use crate::hash::Xxh3;
 use crate::place::placement::{bind_current_thread, Role};
 use crate::pool::PoolBuf;
+use crate::rate::Throttle;
 use crate::sys::net::Deadline;
 use crate::util::CHUNK;
+use crate::vfile::blockset::BlockSet;
 use crate::wire::frame::{self, Msg};
 
+/// What the data connections have delivered, and the bandwidth limits it passes through.
+pub(super) struct Receipt {
+    /// Blocks received so far: a block twice is an error.
+    pub(super) seen: Mutex<BlockSet>,
+    /// Bytes received and verified, shared with whoever watches progress.
+    pub(super) bytes: Arc<AtomicU64>,
+    pub(super) blocks: AtomicU64,
+    pub(super) throttle: Throttle,
+}
+
+/// A verified block on its way to the writers.
 pub(super) struct WriteJob {
     pub(super) buf: PoolBuf,
     pub(super) offset: u64,
@@ -57,7 +72,7 @@ impl Receive {
 
     fn stream(self: &Arc<Self>, mut sock: TcpStream) {
         let attached = {
-            let mut st = self.state.lock().expect("state lock");
+            let mut st = self.life.state.lock().expect("state lock");
             st.attached += 1;
             st.attached
         };
@@ -69,21 +84,21 @@ impl Receive {
             let _ = bind_current_thread(cpu);
         }
         if let Ok(c) = sock.try_clone() {
-            self.sockets.lock().expect("sockets lock").push(c);
+            self.life.sockets.lock().expect("sockets lock").push(c);
         }
-        let tx = match self.write_tx.lock().expect("tx lock").clone() {
+        let tx = match self.writers.tx.lock().expect("tx lock").clone() {
             Some(tx) => tx,
             None => return,
         };
         match self.stream_loop(&mut sock, &tx) {
             Ok(StreamExit::End) => {}
-            Ok(StreamExit::Closed) if self.journal.is_some() => self.stream_closed(),
-            Ok(StreamExit::Closed) => self.fail_unless_explained(closed_early()),
+            Ok(StreamExit::Closed) if self.resume.journal.is_some() => self.life.stream_closed(),
+            Ok(StreamExit::Closed) => self.life.fail_unless_explained(closed_early()),
             // A bad block may be the sender's file changing between its hash and its send
             // (sendfile reads it twice): the sender finds that at once and says so.
-            Err(e) if broken(&e) || matches!(e, Error::Checksum { .. }) => self.fail_unless_explained(e),
+            Err(e) if broken(&e) || matches!(e, Error::Checksum { .. }) => self.life.fail_unless_explained(e),
             Err(e) => {
-                if !self.stop.load(Ordering::Relaxed) {
+                if !self.life.stop.load(Ordering::Relaxed) {
                     self.fail(e);
                 }
             }
@@ -92,7 +107,7 @@ impl Receive {
 
     fn stream_loop(&self, sock: &mut TcpStream, tx: &Sender<WriteJob>) -> Result<StreamExit> {
         loop {
-            if self.stop.load(Ordering::Relaxed) {
+            if self.life.stop.load(Ordering::Relaxed) {
                 return Ok(StreamExit::End);
             }
             let msg = frame::read_msg(&mut Deadline::new(sock, self.idle_timeout), 0);
@@ -112,7 +127,7 @@ impl Receive {
                 }
                 Some(Msg::StreamEnd { .. }) => {
                     // The last of a gone sender's streams may end rather than close.
-                    self.update_state(|st| st.ended += 1);
+                    self.life.update_state(|st| st.ended += 1);
                     return Ok(StreamExit::End);
                 }
                 Some(m) => return Err(Error::Protocol(format!("unexpected {:?} frame on a data connection", m.frame_type()))),
@@ -130,13 +145,13 @@ impl Receive {
         if len as u64 != expect {
             return Err(Error::Protocol(format!("block at {offset} has length {len}, expected {expect}")));
         }
-        if !self.seen.lock().expect("seen lock").insert(b) {
+        if !self.receipt.seen.lock().expect("seen lock").insert(b) {
             return Err(Error::Protocol(format!("block at {offset} received twice")));
         }
-        if !self.throttle.take(len as u64, &self.stop) {
+        if !self.receipt.throttle.take(len as u64, &self.life.stop) {
             return Err(Error::Cancelled);
         }
-        let mut buf = self.pool.take(&self.stop)?;
+        let mut buf = self.pool.take(&self.life.stop)?;
         buf.set_len(len as usize);
         // Each read is hashed as it lands, while it is still in the CPU's cache: hashing the
         // whole 4 MiB block afterwards read it back from memory (17% of the node's CPU on a
@@ -163,8 +178,8 @@ impl Receive {
         if sum.finish() != want || blake3.zip(b3).is_some_and(|(want, h)| h.finalize().as_bytes() != want) {
             return Err(Error::Checksum { offset, len });
         }
-        self.bytes.fetch_add(len as u64, Ordering::Relaxed);
-        self.blocks.fetch_add(1, Ordering::Relaxed);
+        self.receipt.bytes.fetch_add(len as u64, Ordering::Relaxed);
+        self.receipt.blocks.fetch_add(1, Ordering::Relaxed);
         Ok(buf)
     }
 }

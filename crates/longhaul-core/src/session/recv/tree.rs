@@ -24,7 +24,7 @@ impl Receive {
                     let (dir, name) = dirs.parent(self.dest_fd.as_fd(), &e.path, dest_refused)?;
                     drop(beneath::make_dir(dir, name, 0o777, &e.path, existing_refused)?);
                 }
-                Kind::File if e.size >= self.plan.block_size && self.files[i].stage.load(Ordering::SeqCst) != STAGE_FINAL => {
+                Kind::File if e.size >= self.plan.block_size && self.files.slots[i].stage.load(Ordering::SeqCst) != STAGE_FINAL => {
                     let f = self.open_temp(i, &mut dirs)?;
                     crate::sys::write::fallocate(f.as_fd(), e.size).map_err(|err| Error::io("fallocate", &e.path, err.into()))?;
                 }
@@ -36,15 +36,18 @@ impl Receive {
 
     pub(super) fn check_and_finish(&self) -> Result<()> {
         let (client_bytes, failed) = {
-            let st = self.state.lock().expect("state lock");
+            let st = self.life.state.lock().expect("state lock");
             (st.client_done, st.failure.is_some())
         };
         if failed {
             return Ok(());
         }
-        let got = self.bytes.load(Ordering::Relaxed);
-        let expect = self.index.total() - self.carried.bytes;
-        if client_bytes != Some(expect) || got != expect || self.blocks.load(Ordering::Relaxed) + self.carried.blocks != self.plan.count() {
+        let got = self.receipt.bytes.load(Ordering::Relaxed);
+        let expect = self.index.total() - self.resume.carried.bytes;
+        if client_bytes != Some(expect)
+            || got != expect
+            || self.receipt.blocks.load(Ordering::Relaxed) + self.resume.carried.blocks != self.plan.count()
+        {
             return Err(Error::Protocol(format!(
                 "transfer ended with {got} of {expect} bytes received (sender reported {client_bytes:?})"
             )));
@@ -58,7 +61,7 @@ impl Receive {
                         drop(self.open_temp(i, &mut dirs)?);
                         self.finalize(i, &mut dirs)?;
                     }
-                    match self.files[i].stage.load(Ordering::SeqCst) {
+                    match self.files.slots[i].stage.load(Ordering::SeqCst) {
                         STAGE_FINAL => {}
                         STAGE_WRITTEN => self.promote(i, &mut dirs)?,
                         _ => return Err(Error::Protocol(format!("{:?} did not complete", lossy(&e.path)))),
@@ -71,7 +74,7 @@ impl Receive {
                     let _ = rustix::fs::unlinkat(dir, temp.as_str(), rustix::fs::AtFlags::empty());
                     rustix::fs::symlinkat(OsStr::from_bytes(&e.target), dir, temp.as_str())
                         .map_err(|err| Error::io("symlink", &e.path, err.into()))?;
-                    self.files[i].stage.store(STAGE_TEMP, Ordering::SeqCst);
+                    self.files.slots[i].stage.store(STAGE_TEMP, Ordering::SeqCst);
                     let t = timestamp(e.mtime_ns);
                     let _ = rustix::fs::utimensat(
                         dir,
@@ -84,7 +87,7 @@ impl Receive {
                     rustix::fs::renameat(dir, temp.as_str(), dir, name).map_err(|err| Error::io("rename", &e.path, err.into()))?;
                     self.count_named(i, 0, old);
                     drop(held);
-                    self.files[i].stage.store(STAGE_FINAL, Ordering::SeqCst);
+                    self.files.slots[i].stage.store(STAGE_FINAL, Ordering::SeqCst);
                 }
                 Kind::Dir => {}
             }
