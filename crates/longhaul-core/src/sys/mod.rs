@@ -6,3 +6,5 @@ pub mod net;
 pub mod probe;
 pub mod state_dir;
 pub mod tls;
+pub mod tmpfile;
+pub mod write;
