@@ -4,5 +4,7 @@
 pub mod beneath;
 pub mod net;
 pub mod probe;
+pub mod sendfile;
+pub mod source;
 pub mod state_dir;
 pub mod tls;
