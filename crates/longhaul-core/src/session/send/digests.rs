@@ -5,13 +5,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::error::Result;
 use crate::panic;
+use crate::sched::cpus;
 use crate::sys::beneath::DirCache;
 use crate::sys::source::{open_source, source_read_error};
 use crate::vfile::index::{Index, Kind};
 use crate::vfile::scan::Stamp;
 
 use super::engine::check_unchanged;
-use super::options::cpus;
 use super::run::Run;
 
 /// A file entry's number and its BLAKE3.

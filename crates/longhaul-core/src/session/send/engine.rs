@@ -9,35 +9,29 @@ use std::collections::VecDeque;
 use std::fs::File;
 use std::net::TcpStream;
 use std::os::fd::BorrowedFd;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
-
-use crossbeam_channel::{bounded, Receiver, Sender};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use crate::error::{lossy, Error, Result};
 use crate::hash::{xxh3, Xxh3};
-use crate::panic;
 use crate::place::placement::{bind_current_thread, Placement, Role};
 use crate::pool::{Pool, PoolBuf};
 use crate::rate::Throttle;
-use crate::sched::adaptive::{self, Scheduler, Work};
 use crate::sched::timeline::Gauges;
+use crate::sched::{Feed, Work};
 use crate::sys::beneath::DirCache;
 use crate::sys::net;
 use crate::sys::sendfile::sendfile_all;
 use crate::sys::source::{open_source, read_exact_at, CHANGED_WHILE_READ, SHRANK};
+use crate::util::CHUNK;
 use crate::vfile::index::Index;
 use crate::vfile::scan::Stamp;
 use crate::wire::frame::{self, Msg};
 
-use super::options::{cpus, Digest, SchedulerKind};
+use super::options::Digest;
 use super::run::Run;
-use super::summary::{SchedulerReport, ThreadPin};
-
-/// Reads through the sendfile path's checksum go through this much scratch per reader: small
-/// enough to stay in L2 while it is hashed.
-const HASH_CHUNK: usize = 256 << 10;
+use super::summary::ThreadPin;
 
 /// A block ready to send. A sendfile block's `entry` is the index entry of the one file it lies in.
 pub(super) enum Prepared {
@@ -63,14 +57,9 @@ pub(super) struct Engine<'a> {
     /// Open directories the readers reuse, one taken per block (see `open_source`).
     pub(super) dirs: Mutex<Vec<DirCache>>,
     pub(super) pool: Arc<Pool>,
-    pub(super) bs: u64,
-    /// Blocks to send (those not in the node's PLAN), in order; the schedulers number them
-    /// 0..nblocks and `order` maps that number to the block.
-    pub(super) nblocks: u64,
-    pub(super) order: Vec<u64>,
-    pub(super) next: AtomicU64,
-    /// Blocks below this number may be taken; `auto` raises it phase by phase.
-    pub(super) limit: AtomicU64,
+    /// Blocks to send (those not in the node's PLAN), handed to the scheduler in order, and
+    /// which blocks are done.
+    pub(super) feed: Feed,
     pub(super) sendfile: bool,
     pub(super) digest: Digest,
     pub(super) counters: Counters,
@@ -78,11 +67,7 @@ pub(super) struct Engine<'a> {
     pub(super) gauges: Gauges,
     pub(super) per_stream: Vec<AtomicU64>,
     pub(super) stream_blocks: Vec<AtomicU64>,
-    pub(super) block_done: Vec<AtomicBool>,
     pub(super) sockets: &'a [TcpStream],
-    /// Streams free for the next send, taken in turn (see `with_stream`).
-    pub(super) free_streams: Mutex<VecDeque<usize>>,
-    pub(super) stream_ready: Condvar,
     pub(super) placement: Placement,
     pub(super) pinned: Mutex<Vec<ThreadPin>>,
     /// Bandwidth limits a node applies to what it sends (pull); none for a client.
@@ -110,33 +95,6 @@ thread_local! {
 }
 
 impl Engine<'_> {
-    fn take_block(&self) -> Option<u64> {
-        let mut n = self.next.load(Ordering::Relaxed);
-        loop {
-            if n >= self.limit.load(Ordering::Relaxed) || self.run.stopped() {
-                return None;
-            }
-            match self.next.compare_exchange_weak(n, n + 1, Ordering::Relaxed, Ordering::Relaxed) {
-                Ok(_) => return Some(self.order[n as usize]),
-                Err(now) => n = now,
-            }
-        }
-    }
-
-    /// Bytes of the blocks numbered `from..to` in `order`.
-    fn bytes_of_blocks(&self, from: u64, to: u64) -> u64 {
-        let total = self.index.total();
-        self.order[from as usize..to as usize].iter().map(|&b| self.bs.min(total - b * self.bs)).sum()
-    }
-
-    /// Binds the calling thread per the placement and records it.
-    fn pin(&self, role: Role, i: usize, name: &str) {
-        let Some(cpu) = self.placement.cpu_for(role, i) else { return };
-        let error = bind_current_thread(cpu).err();
-        let tid = rustix::thread::gettid().as_raw_nonzero().get();
-        self.pinned.lock().expect("pinned lock").push(ThreadPin { name: name.to_owned(), tid, cpu, error });
-    }
-
     /// READ: brings block `b` in, either as a sendfile descriptor (hashed on the way) or as a
     /// pooled buffer.
     fn read_block(&self, b: u64) -> Result<Prepared> {
@@ -147,8 +105,8 @@ impl Engine<'_> {
     }
 
     fn read_block_with(&self, b: u64, dirs: &mut DirCache) -> Result<Prepared> {
-        let offset = b * self.bs;
-        let len = self.bs.min(self.index.total() - offset);
+        let plan = self.feed.plan();
+        let (offset, len) = (plan.offset(b), plan.len(b));
         let mut pieces = self.index.pieces(offset, len);
         let first = pieces.next().ok_or_else(|| Error::Index("a block maps to no file".into()))?;
         if self.sendfile && self.digest == Digest::None && first.len == len {
@@ -159,11 +117,11 @@ impl Engine<'_> {
             let file = open_source(self.base, dirs, rel)?;
             let hash = SCRATCH.with(|s| -> Result<u64> {
                 let mut scratch = s.borrow_mut();
-                scratch.resize(HASH_CHUNK, 0);
+                scratch.resize(CHUNK, 0);
                 let mut h = Xxh3::new();
                 let mut done = 0u64;
                 while done < len {
-                    let n = (len - done).min(HASH_CHUNK as u64) as usize;
+                    let n = (len - done).min(CHUNK as u64) as usize;
                     read_exact_at(&file, &mut scratch[..n], first.file_offset + done, rel)?;
                     h.update(&scratch[..n]);
                     done += n as u64;
@@ -207,12 +165,11 @@ impl Engine<'_> {
     /// that is no longer what the scan found, as the changed source it is (a sendfile block
     /// whose file changed after the check that follows its send, or whose check never ran).
     pub(super) fn changed_source(&self) -> Option<Error> {
-        let taken = (self.next.load(Ordering::Relaxed) as usize).min(self.order.len());
+        let plan = self.feed.plan();
         let mut dirs = DirCache::default();
         let mut last = usize::MAX;
-        for &b in &self.order[..taken] {
-            let offset = b * self.bs;
-            for p in self.index.pieces(offset, self.bs.min(self.index.total() - offset)) {
+        for &b in self.feed.taken_blocks() {
+            for p in self.index.pieces(plan.offset(b), plan.len(b)) {
                 if p.entry == last {
                     continue;
                 }
@@ -286,171 +243,54 @@ impl Engine<'_> {
         }
         self.stream_blocks[i].fetch_add(1, Ordering::Relaxed);
         self.per_stream[i].fetch_add(len, Ordering::Relaxed);
-        self.block_done[(offset / self.bs) as usize].store(true, Ordering::Relaxed);
+        self.feed.sent(self.feed.plan().block_of(offset));
         Ok(())
     }
 
-    /// Runs `f`, recording its failure for the whole transfer.
-    fn guarded(&self, f: impl FnOnce() -> Result<()>) {
-        if let Err(e) = f() {
-            if !self.run.stopped() {
-                self.run.fail(e);
+    /// Ends every stream with its STREAM_END (after the last block); false if one failed.
+    pub(super) fn end_streams(&self) -> bool {
+        for (i, sock) in self.sockets.iter().enumerate() {
+            let end =
+                Msg::StreamEnd { blocks: self.stream_blocks[i].load(Ordering::Relaxed), bytes: self.per_stream[i].load(Ordering::Relaxed) };
+            if let Err(err) = frame::write_msg(&mut &*sock, &end) {
+                self.run.fail(err);
+                return false;
             }
         }
-    }
-
-    fn run_pipelined(&self, readers: usize, processors: usize) {
-        let cap = self.pool.count().max(2);
-        let (read_tx, read_rx) = bounded::<Prepared>(cap);
-        let (send_tx, send_rx) = bounded::<Prepared>(cap);
-        std::thread::scope(|s| {
-            for i in 0..readers {
-                let tx = read_tx.clone();
-                let name = format!("lh-rd-{i}");
-                spawn_named(s, name.clone(), "reader", self.run, move || {
-                    self.pin(Role::Disk, i, &name);
-                    self.guarded(|| {
-                        while let Some(b) = self.take_block() {
-                            let p = {
-                                let _g = self.gauges.reading();
-                                self.read_block(b)?
-                            };
-                            let _g = self.gauges.blocked();
-                            if tx.send(p).is_err() {
-                                break;
-                            }
-                        }
-                        Ok(())
-                    })
-                });
-            }
-            drop(read_tx);
-            for i in 0..processors {
-                let (rx, tx): (Receiver<Prepared>, Sender<Prepared>) = (read_rx.clone(), send_tx.clone());
-                let name = format!("lh-pr-{i}");
-                spawn_named(s, name.clone(), "processor", self.run, move || {
-                    self.pin(Role::Other, i, &name);
-                    loop {
-                        let got = {
-                            let _g = self.gauges.blocked();
-                            rx.recv()
-                        };
-                        let Ok(mut p) = got else { break };
-                        self.gauges.set_queued(rx.len());
-                        {
-                            let _g = self.gauges.processing();
-                            self.process_block(&mut p);
-                        }
-                        let _g = self.gauges.blocked();
-                        if tx.send(p).is_err() {
-                            break;
-                        }
-                    }
-                });
-            }
-            drop(send_tx);
-            // Only the processors may hold the read queue's receiving end: once they are gone
-            // (or the senders below), the queue disconnects and no thread waits on it forever.
-            drop(read_rx);
-            for i in 0..self.sockets.len() {
-                let rx = send_rx.clone();
-                let name = format!("lh-tx-{i}");
-                spawn_named(s, name.clone(), "sender", self.run, move || {
-                    self.pin(Role::Net, i, &name);
-                    self.guarded(|| {
-                        loop {
-                            let got = {
-                                let _g = self.gauges.blocked();
-                                rx.recv()
-                            };
-                            let Ok(p) = got else { break };
-                            if self.run.stopped() {
-                                break;
-                            }
-                            let _g = self.gauges.sending();
-                            self.send_block(i, p)?;
-                        }
-                        Ok(())
-                    })
-                });
-            }
-            drop(send_rx);
-        });
-    }
-
-    fn run_adaptive(&self, workers: usize) {
-        let params = adaptive::Params {
-            cpus: cpus(),
-            // One reader always: it keeps the disk queue fed while the others process.
-            min_io_threads: 1,
-            high_watermark: (self.pool.count() / 2).max(2),
-            low_watermark: (self.pool.count() / 8).max(1),
-        };
-        let sched = Scheduler::new(self, workers, params, &self.run.stop, &self.gauges);
-        std::thread::scope(|s| {
-            for i in 0..workers {
-                let (sched, name) = (&sched, format!("lh-aw-{i}"));
-                spawn_named(s, name.clone(), "worker", self.run, move || {
-                    // Every block ends on the NIC: workers live in the network zone.
-                    self.pin(Role::Net, i, &name);
-                    self.guarded(|| match sched.worker(i) {
-                        Err(Error::Cancelled) if self.run.stopped() => Ok(()),
-                        r => r,
-                    })
-                });
-            }
-        });
-    }
-
-    /// Takes a free stream for the duration of one send (adaptive mode shares the streams).
-    /// The one free longest goes first: with fewer workers sending at once than there are
-    /// streams, a stack would hand the same few back every time and leave the rest idle.
-    fn with_stream(&self, f: impl FnOnce(usize) -> Result<()>) -> Result<()> {
-        let i = {
-            let mut free = self.free_streams.lock().expect("streams lock");
-            loop {
-                if self.run.stopped() {
-                    return Err(Error::Cancelled);
-                }
-                if let Some(i) = free.pop_front() {
-                    break i;
-                }
-                free = self.stream_ready.wait_timeout(free, Duration::from_millis(50)).expect("streams lock").0;
-            }
-        };
-        let r = f(i);
-        self.free_streams.lock().expect("streams lock").push_back(i);
-        self.stream_ready.notify_one();
-        r
+        true
     }
 }
 
 impl Work for Engine<'_> {
     type Block = Prepared;
     fn read(&self) -> Result<Option<Prepared>> {
-        match self.take_block() {
+        match self.feed.take(&self.run.stop) {
             Some(b) => self.read_block(b).map(Some),
             None => Ok(None),
         }
     }
-    fn process(&self, mut p: Prepared) -> Result<()> {
-        self.process_block(&mut p);
-        let _g = self.gauges.sending();
-        self.with_stream(|i| self.send_block(i, p))
+    fn process(&self, p: &mut Prepared) {
+        self.process_block(p);
     }
-}
-
-/// Starts an engine thread of role `role`; a panic in it fails the transfer with `E_PANIC`.
-fn spawn_named<'s, 'e, F: FnOnce() + Send + 's>(s: &'s std::thread::Scope<'s, 'e>, name: String, role: &'static str, run: &'s Run, f: F) {
-    let body = move || {
-        if let Err(e) = panic::catch(role, || {
-            f();
-            Ok(())
-        }) {
-            run.fail(e);
-        }
-    };
-    std::thread::Builder::new().name(name).spawn_scoped(s, body).expect("spawning an engine thread");
+    fn send(&self, stream: usize, p: Prepared) -> Result<()> {
+        self.send_block(stream, p)
+    }
+    fn streams(&self) -> usize {
+        self.sockets.len()
+    }
+    fn stopped(&self) -> bool {
+        self.run.stopped()
+    }
+    fn fail(&self, e: Error) {
+        self.run.fail(e);
+    }
+    /// Binds the calling thread per the placement and records it.
+    fn pin(&self, role: Role, i: usize, name: &str) {
+        let Some(cpu) = self.placement.cpu_for(role, i) else { return };
+        let error = bind_current_thread(cpu).err();
+        let tid = rustix::thread::gettid().as_raw_nonzero().get();
+        self.pinned.lock().expect("pinned lock").push(ThreadPin { name: name.to_owned(), tid, cpu, error });
+    }
 }
 
 /// `Engine::check_unchanged`, for the digest threads too.
@@ -462,130 +302,4 @@ pub(super) fn check_unchanged(index: &Index, stamps: &[Stamp], file: &File, i: u
     } else {
         Err(Error::SourceChanged { path: lossy(&e.path), why: CHANGED_WHILE_READ })
     }
-}
-
-/// Runs the blocks through the chosen scheduler (for `auto`: a probe of each first), then ends
-/// every stream. `None` if the transfer failed.
-pub(super) fn drive(e: &Engine<'_>, kind: SchedulerKind, readers: usize, processors: usize, workers: usize) -> Option<SchedulerReport> {
-    let run_phase = |k: SchedulerKind| match k {
-        SchedulerKind::Adaptive => e.run_adaptive(workers),
-        _ => e.run_pipelined(readers, processors),
-    };
-    let report = match kind {
-        SchedulerKind::Pipelined | SchedulerKind::Adaptive => {
-            e.limit.store(e.nblocks, Ordering::Relaxed);
-            run_phase(kind);
-            SchedulerReport { requested: kind.name(), used: kind.name(), reason: format!("{} as asked", kind.name()), probe: vec![] }
-        }
-        SchedulerKind::Auto => {
-            // Below 16 windows' worth the probe (a phase boundary and the loser's window)
-            // would cost more than a wrong choice.
-            let window = probe_window(e.nblocks, e.bs);
-            if e.nblocks < 16 * window {
-                e.limit.store(e.nblocks, Ordering::Relaxed);
-                run_phase(SchedulerKind::Pipelined);
-                SchedulerReport {
-                    requested: "auto",
-                    used: "pipelined",
-                    reason: format!("{} blocks are too few to probe both schedulers; pipelined", e.nblocks),
-                    probe: vec![],
-                }
-            } else {
-                // Adaptive first, then pipelined. The second probe is not drained: if it wins,
-                // its limit is raised while it runs, so auto pays one phase boundary, not two.
-                let (a, _) = probe_phase(e, window, 0, || run_phase(SchedulerKind::Adaptive), |_| false);
-                // Leaving the running pipelined probe costs a phase boundary: adaptive must be
-                // clearly faster (5%, about the probe's own noise here) to be worth it.
-                let keep_pipelined = |p: f64| p * 1.05 >= a;
-                let (p, extended) = probe_phase(e, window, window, || run_phase(SchedulerKind::Pipelined), keep_pipelined);
-                let used = if keep_pipelined(p) { SchedulerKind::Pipelined } else { SchedulerKind::Adaptive };
-                if !extended || e.next.load(Ordering::Relaxed) < e.nblocks {
-                    // Either the winner is the first probe, or the second ended before its limit
-                    // was raised: run the winner over what is left.
-                    e.limit.store(e.nblocks, Ordering::Relaxed);
-                    run_phase(used);
-                }
-                SchedulerReport {
-                    requested: "auto",
-                    used: used.name(),
-                    reason: format!(
-                        "probe of {window} blocks each: adaptive {:.0} MiB/s, pipelined {:.0} MiB/s; {} for the rest",
-                        a / 1048576.0,
-                        p / 1048576.0,
-                        used.name()
-                    ),
-                    probe: vec![("adaptive", a), ("pipelined", p)],
-                }
-            }
-        }
-    };
-    if e.run.stopped() {
-        return None;
-    }
-    if e.next.load(Ordering::Relaxed) < e.nblocks {
-        e.run.fail(Error::Protocol("the scheduler stopped before the last block".into()));
-        return None;
-    }
-    for (i, sock) in e.sockets.iter().enumerate() {
-        let end = Msg::StreamEnd { blocks: e.stream_blocks[i].load(Ordering::Relaxed), bytes: e.per_stream[i].load(Ordering::Relaxed) };
-        if let Err(err) = frame::write_msg(&mut &*sock, &end) {
-            e.run.fail(err);
-            return None;
-        }
-    }
-    Some(report)
-}
-
-/// Blocks in each of `auto`'s probe windows: a twentieth of the transfer, at least 8 blocks
-/// (enough to measure past thread start-up) and at most 32 blocks or 128 MiB, whichever is
-/// more. (A cap of 32 blocks alone was 128 MiB with 4 MiB blocks but 32 MiB with 1 MiB ones: a
-/// window too short to time two schedulers apart.)
-pub(super) fn probe_window(nblocks: u64, block_size: u64) -> u64 {
-    let most = (PROBE_WINDOW_BYTES / block_size.max(1)).max(32);
-    (nblocks / 20).clamp(8, most)
-}
-
-const PROBE_WINDOW_BYTES: u64 = 128 << 20;
-
-/// Runs one probe window of `window` blocks on a scheduler (started by `run`) and measures its
-/// rate as the window's bytes over the time until all of them were sent. The scheduler may take
-/// `extra` blocks past the window meanwhile, so it is still running at full pace when the
-/// decision comes: if `keep(rate)` says so, the limit is raised to the end and it carries on.
-/// (Timing until blocks are merely taken would flatter the pipelined scheduler, whose queues
-/// take a whole window before any of it is sent.) Returns the rate and whether the limit was
-/// raised.
-fn probe_phase(e: &Engine<'_>, window: u64, extra: u64, run: impl FnOnce() + Send, keep: impl FnOnce(f64) -> bool) -> (f64, bool) {
-    let from = e.next.load(Ordering::Relaxed);
-    let upto = (from + window).min(e.nblocks);
-    e.limit.store((upto + extra).min(e.nblocks), Ordering::Relaxed);
-    let bytes = e.bytes_of_blocks(from, upto) as f64;
-    let sent = |i: u64| e.block_done[e.order[i as usize] as usize].load(Ordering::Relaxed);
-    std::thread::scope(|s| {
-        let t = Instant::now();
-        let h = s.spawn(move || {
-            if let Err(err) = panic::catch("driver", || {
-                run();
-                Ok(())
-            }) {
-                e.run.fail(err);
-            }
-        });
-        let mut first_unsent = from;
-        while !h.is_finished() && !e.run.stopped() {
-            while first_unsent < upto && sent(first_unsent) {
-                first_unsent += 1;
-            }
-            if first_unsent == upto {
-                break;
-            }
-            std::thread::sleep(Duration::from_micros(200));
-        }
-        let rate = bytes / t.elapsed().as_secs_f64().max(1e-9);
-        let extended = keep(rate);
-        if extended {
-            e.limit.store(e.nblocks, Ordering::Relaxed);
-        }
-        let _ = h.join();
-        (rate, extended)
-    })
 }

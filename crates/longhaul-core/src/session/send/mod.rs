@@ -25,7 +25,7 @@ use std::net::{IpAddr, Shutdown, TcpStream};
 use std::os::fd::AsFd;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::bounded;
@@ -36,16 +36,19 @@ use crate::place::placement::{allowed_cpus, Placement, Role};
 use crate::place::topology::Topology;
 use crate::pool::Pool;
 use crate::rate::Throttle;
+use crate::sched::auto::drive;
 use crate::sched::timeline::{Gauges, Recorder};
+use crate::sched::{Crew, Feed};
 use crate::session::progress::{FastPaths, Progress};
 use crate::sys::net;
 use crate::sys::probe;
+use crate::vfile::blocks::BlockPlan;
 use crate::vfile::index::Kind;
 use crate::vfile::scan::scan_within;
 use crate::wire::frame::{self, Msg};
 
 use digests::file_digests;
-use engine::{drive, Counters, Engine, RECHECK_EVERY};
+use engine::{Counters, Engine, RECHECK_EVERY};
 pub(crate) use options::pool_shape;
 use options::thread_counts;
 pub use options::{Digest, SchedulerKind, SendOptions, Verify, DEFAULT_BLOCK_SIZE, DEFAULT_STREAMS};
@@ -167,7 +170,7 @@ pub(crate) fn send_scanned(
         m => return Err(Error::Protocol(format!("expected READY, got {:?}", m.frame_type()))),
     };
     let skip = if opts.resume && features & frame::FEATURE_RESUME != 0 {
-        frame::expect_plan(&mut control, index.total().div_ceil(opts.block_size as u64))?
+        frame::expect_plan(&mut control, BlockPlan::new(index.total(), opts.block_size as u64).count())?
     } else {
         Vec::new()
     };
@@ -229,28 +232,16 @@ pub(crate) fn transmit(
         control: control.try_clone().map_err(Error::net("cloning a socket"))?,
         control_write: Mutex::new(()),
     };
-    let bs = opts.block_size as u64;
-    let nblocks = index.total().div_ceil(bs);
-    let block_done: Vec<AtomicBool> = (0..nblocks).map(|_| AtomicBool::new(false)).collect();
-    for &(first, end) in skip {
-        for b in first..end.min(nblocks) {
-            block_done[b as usize].store(true, Ordering::Relaxed);
-        }
-    }
-    let order: Vec<u64> = (0..nblocks).filter(|&b| !block_done[b as usize].load(Ordering::Relaxed)).collect();
-    let resumed_blocks = nblocks - order.len() as u64;
-    let resumed_bytes = index.total() - order.iter().map(|&b| bs.min(index.total() - b * bs)).sum::<u64>();
+    let plan = BlockPlan::new(index.total(), opts.block_size as u64);
+    let feed = Feed::new(plan, skip);
+    let (resumed_blocks, resumed_bytes) = feed.held();
     let engine = Engine {
         index,
         stamps: &scanned.stamps,
         base: scanned.base_fd.as_fd(),
         dirs: Mutex::new(Vec::new()),
         pool,
-        bs,
-        nblocks: order.len() as u64,
-        order,
-        next: AtomicU64::new(0),
-        limit: AtomicU64::new(0),
+        feed,
         sendfile: fast_paths.sendfile,
         digest: opts.digest,
         counters: Counters::default(),
@@ -258,10 +249,7 @@ pub(crate) fn transmit(
         gauges: Gauges::default(),
         per_stream: (0..streams).map(|_| AtomicU64::new(0)).collect(),
         stream_blocks: (0..streams).map(|_| AtomicU64::new(0)).collect(),
-        block_done,
         sockets: &sockets,
-        free_streams: Mutex::new((0..streams as usize).collect()),
-        stream_ready: Condvar::new(),
         placement,
         pinned: Mutex::new(Vec::new()),
         throttle,
@@ -277,7 +265,10 @@ pub(crate) fn transmit(
         let driver = std::thread::Builder::new()
             .name("lh-drive".into())
             .spawn_scoped(s, move || {
-                panic::catch("driver", || Ok(drive(engine, opts.scheduler, readers, processors, workers))).unwrap_or_else(|e| {
+                let crew =
+                    Crew { readers, processors, workers, buffers: engine.pool.count(), stop: &engine.run.stop, gauges: &engine.gauges };
+                let driven = || Ok(drive(engine, &engine.feed, opts.scheduler, &crew).filter(|_| engine.end_streams()));
+                panic::catch("driver", driven).unwrap_or_else(|e| {
                     engine.run.fail(e);
                     None
                 })
@@ -310,10 +301,8 @@ pub(crate) fn transmit(
 
         let mut watermark = 0u64;
         let progress = |watermark: &mut u64| {
-            while *watermark < nblocks && engine.block_done[*watermark as usize].load(Ordering::Relaxed) {
-                *watermark += 1;
-            }
-            let done_offset = (*watermark * bs).min(index.total());
+            *watermark = engine.feed.done_up_to(*watermark);
+            let done_offset = plan.offset(*watermark).min(index.total());
             let per: Vec<u64> = engine.per_stream.iter().map(|a| a.load(Ordering::Relaxed)).collect();
             Progress {
                 bytes_done: resumed_bytes + per.iter().sum::<u64>(),
@@ -368,7 +357,7 @@ pub(crate) fn transmit(
         }
         if !run.stopped() {
             let sent: u64 = engine.per_stream.iter().map(|a| a.load(Ordering::Relaxed)).sum();
-            if let Err(e) = run.write_control(&Msg::Done { blocks: engine.nblocks, bytes: sent }) {
+            if let Err(e) = run.write_control(&Msg::Done { blocks: engine.feed.count(), bytes: sent }) {
                 run.fail(e);
             }
         }
@@ -445,7 +434,7 @@ pub(crate) fn transmit(
         files: files_total,
         dirs: index.count(Kind::Dir) as u64,
         symlinks: index.count(Kind::Symlink) as u64,
-        blocks: nblocks,
+        blocks: plan.count(),
         seconds: started.elapsed().as_secs_f64(),
         scan_seconds,
         streams,

@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::place::placement::{CoreSpec, PinMode};
+use crate::sched::cpus;
+pub use crate::sched::SchedulerKind;
+use crate::vfile::blocks::BlockPlan;
 
 /// 1 MiB: large enough that per-block costs (a header, a syscall, a channel hop, a journal
 /// record) stay under 1% of a block's time, small enough that a block stays in a core's L2
@@ -19,32 +22,6 @@ pub const DEFAULT_BLOCK_SIZE: u32 = 1 << 20;
 /// the extra threads only add CPU where the cores are already busy; 2 streams keep a writer on
 /// the far side busy while one block is in flight on the other.
 pub const DEFAULT_STREAMS: u16 = 2;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum SchedulerKind {
-    Pipelined,
-    Adaptive,
-    #[default]
-    Auto,
-}
-
-impl SchedulerKind {
-    pub fn parse(s: &str) -> Result<SchedulerKind> {
-        match s {
-            "pipelined" => Ok(SchedulerKind::Pipelined),
-            "adaptive" => Ok(SchedulerKind::Adaptive),
-            "auto" => Ok(SchedulerKind::Auto),
-            _ => Err(Error::Usage(format!("scheduler must be pipelined, adaptive or auto, not {s:?}"))),
-        }
-    }
-    pub fn name(self) -> &'static str {
-        match self {
-            SchedulerKind::Pipelined => "pipelined",
-            SchedulerKind::Adaptive => "adaptive",
-            SchedulerKind::Auto => "auto",
-        }
-    }
-}
 
 /// Processing applied to every block besides its XXH3.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -136,10 +113,6 @@ pub struct SendOptions {
     pub confine: Option<PathBuf>,
 }
 
-pub(super) fn cpus() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get())
-}
-
 impl Default for SendOptions {
     fn default() -> Self {
         SendOptions {
@@ -178,7 +151,7 @@ pub(crate) fn pool_shape(opts: &SendOptions, streams: u16, total: u64) -> (usize
     let (readers, processors, workers) = thread_counts(opts, streams);
     let wanted = if opts.pool_buffers == 0 { (2 * streams as usize + readers + processors).max(workers + 4) } else { opts.pool_buffers };
     let bs = opts.block_size as u64;
-    let blocks = total.div_ceil(bs).max(1);
+    let blocks = BlockPlan::new(total, bs).count().max(1);
     let page = rustix::param::page_size() as u64;
     let buf = bs.min(total.max(1)).div_ceil(page) * page;
     (buf as usize, wanted.min(usize::try_from(blocks).unwrap_or(usize::MAX)))

@@ -2,20 +2,11 @@
 
 use crate::place::placement::Placement;
 use crate::sched::timeline::Sample;
+pub use crate::sched::SchedulerReport;
 use crate::session::progress::FastPaths;
 use crate::wire::frame::SummaryMsg;
 
 use super::options::{Digest, Verify};
-
-/// Which scheduler ran, and why.
-#[derive(Clone, Debug)]
-pub struct SchedulerReport {
-    pub requested: &'static str,
-    pub used: &'static str,
-    pub reason: String,
-    /// (scheduler, bytes/s) measured by `auto`'s probe.
-    pub probe: Vec<(&'static str, f64)>,
-}
 
 /// An engine thread and the CPU it was bound to.
 #[derive(Clone, Debug)]

@@ -3,7 +3,6 @@ use std::os::fd::AsFd;
 
 use rustix::fs::Mode;
 
-use super::engine::probe_window;
 use super::*;
 use crate::scratch::Scratch;
 use crate::sys::beneath::DirCache;
@@ -70,21 +69,4 @@ fn the_pool_is_sized_to_the_data_it_sends() {
     assert_eq!(pool_shape(&opts, 64, 1 << 40), (4 << 20, 16));
     let picked = SendOptions { pool_buffers: 0, readers: 4, processors: 1, workers: 2, ..opts };
     assert_eq!(pool_shape(&picked, 2, 1 << 40), (4 << 20, 9));
-}
-
-#[test]
-fn probe_windows_are_a_twentieth_within_8_blocks_and_128_mib() {
-    const MIB: u64 = 1 << 20;
-    // 4 GiB: 128 MiB windows whatever the block size (32 blocks of 4 MiB, 128 of 1 MiB).
-    assert_eq!(probe_window(1024, 4 * MIB), 32);
-    assert_eq!(probe_window(4096, MIB), 128);
-    // 1 GiB of 1 MiB blocks: a twentieth.
-    assert_eq!(probe_window(1024, MIB), 51);
-    // Small blocks: a twentieth, up to 128 MiB of them.
-    assert_eq!(probe_window(400, 4096), 20);
-    assert_eq!(probe_window(1 << 20, 4096), 32768);
-    // Few blocks: never under 8.
-    assert_eq!(probe_window(100, MIB), 8);
-    // Blocks above 4 MiB: 32 of them.
-    assert_eq!(probe_window(10_000, 16 * MIB), 32);
 }
