@@ -19,6 +19,8 @@
 //!
 //! Counts in `Counts` exclude the deciding thread. When reading is exhausted, threads drain
 //! the queue and leave; the last one out wakes every parked thread so they leave too.
+//!
+//! Here PROCESS also sends the block, on whichever stream is free (`Work::send`).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,7 +28,9 @@ use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::place::placement::Role;
 use crate::sched::timeline::Gauges;
+use crate::sched::{cpus, guarded, spawn, Crew, Work};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Params {
@@ -108,14 +112,6 @@ pub fn after_process(c: &Counts, p: &Params) -> Decision {
     Decision { next: read_or_block(c, p), enqueue: false, wake: false }
 }
 
-/// The work a scheduler runs: READ produces a block, PROCESS consumes one.
-pub trait Work: Sync {
-    type Block: Send;
-    /// Reads the next block; `None` once everything is read.
-    fn read(&self) -> Result<Option<Self::Block>>;
-    fn process(&self, block: Self::Block) -> Result<()>;
-}
-
 struct Shared<B> {
     counts: Counts,
     queue: VecDeque<B>,
@@ -133,6 +129,9 @@ pub struct Scheduler<'a, W: Work> {
     wakeups: Vec<Condvar>,
     stop: &'a AtomicBool,
     gauges: &'a Gauges,
+    /// Streams free for the next send, taken in turn (see `with_stream`).
+    free_streams: Mutex<VecDeque<usize>>,
+    stream_ready: Condvar,
 }
 
 impl<'a, W: Work> Scheduler<'a, W> {
@@ -151,6 +150,8 @@ impl<'a, W: Work> Scheduler<'a, W> {
             wakeups: (0..threads).map(|_| Condvar::new()).collect(),
             stop,
             gauges,
+            free_streams: Mutex::new((0..work.streams()).collect()),
+            stream_ready: Condvar::new(),
         }
     }
 
@@ -261,10 +262,12 @@ impl<'a, W: Work> Scheduler<'a, W> {
                     }
                 }
                 Next::Process => {
-                    let block = held.take().expect("a block to process");
+                    let mut block = held.take().expect("a block to process");
                     {
                         let _g = self.gauges.processing();
-                        self.work.process(block)?;
+                        self.work.process(&mut block);
+                        let _g = self.gauges.sending();
+                        self.with_stream(|i| self.work.send(i, block))?;
                     }
                     let mut s = self.shared.lock().expect("scheduler lock");
                     s.counts.processors -= 1;
@@ -320,6 +323,28 @@ impl<'a, W: Work> Scheduler<'a, W> {
         }
     }
 
+    /// Takes a free stream for the duration of one send (the workers share the streams). The
+    /// one free longest goes first: with fewer workers sending at once than there are streams,
+    /// a stack would hand the same few back every time and leave the rest idle.
+    fn with_stream(&self, f: impl FnOnce(usize) -> Result<()>) -> Result<()> {
+        let i = {
+            let mut free = self.free_streams.lock().expect("streams lock");
+            loop {
+                if self.stop.load(Ordering::Relaxed) {
+                    return Err(Error::Cancelled);
+                }
+                if let Some(i) = free.pop_front() {
+                    break i;
+                }
+                free = self.stream_ready.wait_timeout(free, Duration::from_millis(50)).expect("streams lock").0;
+            }
+        };
+        let r = f(i);
+        self.free_streams.lock().expect("streams lock").push_back(i);
+        self.stream_ready.notify_one();
+        r
+    }
+
     /// A worker leaving after a park: cancelled if `stop` woke it, done otherwise.
     fn left(&self) -> Result<()> {
         if self.stop.load(Ordering::Relaxed) {
@@ -357,6 +382,32 @@ impl<'a, W: Work> Scheduler<'a, W> {
     fn parked_stack(&self) -> Vec<usize> {
         self.shared.lock().unwrap().parked.clone()
     }
+}
+
+/// Runs `work` on `crew.workers` adaptive workers until its reads are exhausted and every block
+/// read was sent, or it stops.
+pub fn run<W: Work>(work: &W, crew: &Crew<'_>) {
+    let params = Params {
+        cpus: cpus(),
+        // One reader always: it keeps the disk queue fed while the others process.
+        min_io_threads: 1,
+        high_watermark: (crew.buffers / 2).max(2),
+        low_watermark: (crew.buffers / 8).max(1),
+    };
+    let sched = Scheduler::new(work, crew.workers, params, crew.stop, crew.gauges);
+    std::thread::scope(|s| {
+        for i in 0..crew.workers {
+            let (sched, name) = (&sched, format!("lh-aw-{i}"));
+            spawn(s, name.clone(), "worker", work, move || {
+                // Every block ends on the NIC: workers live in the network zone.
+                work.pin(Role::Net, i, &name);
+                guarded(work, || match sched.worker(i) {
+                    Err(Error::Cancelled) if work.stopped() => Ok(()),
+                    r => r,
+                })
+            });
+        }
+    });
 }
 
 #[cfg(test)]

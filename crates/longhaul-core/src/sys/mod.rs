@@ -4,6 +4,8 @@
 pub mod beneath;
 pub mod net;
 pub mod probe;
+pub mod sendfile;
+pub mod source;
 pub mod state_dir;
 pub mod tls;
 pub mod tmpfile;

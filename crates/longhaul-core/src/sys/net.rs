@@ -1,5 +1,5 @@
-//! Socket set-up, the two zero-copy-aware write operations the sender uses, and a reader with
-//! a deadline.
+//! Socket set-up, the block header and payload writes the sender uses (sendfile is in
+//! `sendfile.rs`), and a reader and a writer with a deadline.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -43,20 +43,6 @@ pub fn send_header(sock: &TcpStream, mut buf: &[u8]) -> io::Result<()> {
     while !buf.is_empty() {
         match rustix::net::send(sock.as_fd(), buf, rustix::net::SendFlags::MORE | rustix::net::SendFlags::NOSIGNAL) {
             Ok(n) => buf = &buf[n..],
-            Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(())
-}
-
-/// Sends `len` bytes of `file` from `offset` with sendfile. A short file (truncated since the
-/// scan) comes back as `UnexpectedEof`.
-pub fn sendfile_all(sock: &TcpStream, file: &File, mut offset: u64, mut len: usize) -> io::Result<()> {
-    while len > 0 {
-        match rustix::fs::sendfile(sock.as_fd(), file.as_fd(), Some(&mut offset), len) {
-            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-            Ok(n) => len -= n,
             Err(rustix::io::Errno::INTR) => {}
             Err(e) => return Err(e.into()),
         }
@@ -181,7 +167,7 @@ impl<'a> Paced<'a> {
         Ok(())
     }
 
-    /// As `sendfile_all`.
+    /// As `sys::sendfile::sendfile_all`, under the deadline.
     pub fn sendfile_all(&mut self, file: &File, mut offset: u64, mut len: usize) -> io::Result<()> {
         while len > 0 {
             match rustix::fs::sendfile(self.sock.as_fd(), file.as_fd(), Some(&mut offset), len) {

@@ -88,12 +88,24 @@ impl Work for Synthetic {
         self.max_readers.fetch_max(s.reading as usize, Ordering::Relaxed);
         Ok(Some(b))
     }
-    fn process(&self, b: u64) -> Result<()> {
+    fn process(&self, b: &mut u64) {
         spin(self.process_us);
         let s = self.gauges.snapshot(0.0);
         self.max_processors.fetch_max(s.processing as usize, Ordering::Relaxed);
-        self.seen.lock().unwrap().push(b);
+        self.seen.lock().unwrap().push(*b);
+    }
+    fn send(&self, _stream: usize, _b: u64) -> Result<()> {
         Ok(())
+    }
+    /// More streams than threads: no worker waits for one.
+    fn streams(&self) -> usize {
+        16
+    }
+    fn stopped(&self) -> bool {
+        false
+    }
+    fn fail(&self, e: Error) {
+        panic!("the synthetic work does not fail: {e}");
     }
 }
 

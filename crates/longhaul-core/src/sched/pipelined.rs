@@ -1,0 +1,90 @@
+//! The pipelined scheduler (mdtmFTP): dedicated disk-reader threads, processing threads and
+//! one sending thread per stream, joined by bounded queues as long as the pool, so a slow step
+//! holds the others back instead of growing memory.
+
+use crossbeam_channel::{bounded, Receiver, Sender};
+
+use crate::place::placement::Role;
+use crate::sched::{guarded, spawn, Crew, Work};
+
+/// Runs `work` until its reads are exhausted and every block read was sent, or it stops.
+pub fn run<W: Work>(work: &W, crew: &Crew<'_>) {
+    let gauges = crew.gauges;
+    let cap = crew.buffers.max(2);
+    let (read_tx, read_rx) = bounded::<W::Block>(cap);
+    let (send_tx, send_rx) = bounded::<W::Block>(cap);
+    std::thread::scope(|s| {
+        for i in 0..crew.readers {
+            let tx = read_tx.clone();
+            let name = format!("lh-rd-{i}");
+            spawn(s, name.clone(), "reader", work, move || {
+                work.pin(Role::Disk, i, &name);
+                guarded(work, || {
+                    loop {
+                        let got = {
+                            let _g = gauges.reading();
+                            work.read()?
+                        };
+                        let Some(p) = got else { break };
+                        let _g = gauges.blocked();
+                        if tx.send(p).is_err() {
+                            break;
+                        }
+                    }
+                    Ok(())
+                })
+            });
+        }
+        drop(read_tx);
+        for i in 0..crew.processors {
+            let (rx, tx): (Receiver<W::Block>, Sender<W::Block>) = (read_rx.clone(), send_tx.clone());
+            let name = format!("lh-pr-{i}");
+            spawn(s, name.clone(), "processor", work, move || {
+                work.pin(Role::Other, i, &name);
+                loop {
+                    let got = {
+                        let _g = gauges.blocked();
+                        rx.recv()
+                    };
+                    let Ok(mut p) = got else { break };
+                    gauges.set_queued(rx.len());
+                    {
+                        let _g = gauges.processing();
+                        work.process(&mut p);
+                    }
+                    let _g = gauges.blocked();
+                    if tx.send(p).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(send_tx);
+        // Only the processors may hold the read queue's receiving end: once they are gone
+        // (or the senders below), the queue disconnects and no thread waits on it forever.
+        drop(read_rx);
+        for i in 0..work.streams() {
+            let rx = send_rx.clone();
+            let name = format!("lh-tx-{i}");
+            spawn(s, name.clone(), "sender", work, move || {
+                work.pin(Role::Net, i, &name);
+                guarded(work, || {
+                    loop {
+                        let got = {
+                            let _g = gauges.blocked();
+                            rx.recv()
+                        };
+                        let Ok(p) = got else { break };
+                        if work.stopped() {
+                            break;
+                        }
+                        let _g = gauges.sending();
+                        work.send(i, p)?;
+                    }
+                    Ok(())
+                })
+            });
+        }
+        drop(send_rx);
+    });
+}

@@ -1,0 +1,48 @@
+//! What a send reports when it ends.
+
+use crate::place::placement::Placement;
+use crate::sched::timeline::Sample;
+pub use crate::sched::SchedulerReport;
+use crate::session::progress::FastPaths;
+use crate::wire::frame::SummaryMsg;
+
+use super::options::{Digest, Verify};
+
+/// An engine thread and the CPU it was bound to.
+#[derive(Clone, Debug)]
+pub struct ThreadPin {
+    pub name: String,
+    pub tid: i32,
+    pub cpu: usize,
+    pub error: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct SendSummary {
+    pub bytes: u64,
+    pub files: u64,
+    pub dirs: u64,
+    pub symlinks: u64,
+    pub blocks: u64,
+    pub seconds: f64,
+    pub scan_seconds: f64,
+    pub streams: u16,
+    pub per_stream_bytes: Vec<u64>,
+    pub sendfile_blocks: u64,
+    pub sendfile_bytes: u64,
+    pub packed_blocks: u64,
+    pub packed_bytes: u64,
+    pub fast_paths: FastPaths,
+    pub skipped: Vec<(String, &'static str)>,
+    pub receiver: SummaryMsg,
+    pub scheduler: SchedulerReport,
+    pub placement: Placement,
+    pub pinned: Vec<ThreadPin>,
+    pub timeline: Vec<Sample>,
+    pub digest: Digest,
+    /// Blocks and bytes the node already held from an earlier attempt (PLAN) and so were not
+    /// sent again.
+    pub resumed_blocks: u64,
+    pub resumed_bytes: u64,
+    pub verify: Verify,
+}
