@@ -20,8 +20,10 @@ pub mod hash;
 pub mod index;
 pub mod journal;
 pub mod ledger;
+pub mod limits;
 pub mod net;
 pub mod node_state;
+pub mod node_stats;
 pub mod panic;
 pub mod placement;
 pub mod pool;
@@ -42,5 +44,6 @@ pub mod transfer;
 
 pub use error::{Error, Result};
 pub use sender::{send, Digest, SchedulerKind, SendOptions, SendSummary, ThreadPin, Verify};
+pub use node_stats::NodeStats;
 pub use server::{ServeOptions, Server};
 pub use transfer::{FastPaths, Progress};

@@ -36,7 +36,8 @@ use crate::error::{lossy, Error, Result};
 use crate::frame::{self, Limits, ListEntry, Msg, Segment, SegmentResult, Token};
 use crate::index::{Index, Kind};
 use crate::net::{self, Deadline};
-use crate::node_state::{self, Direction, Json, NodeState, STATE_DIR};
+use crate::node_state::{Direction, NodeState, STATE_DIR};
+use crate::node_stats::{ConnectionStats, LimitStats, MemoryStats, NodeStats, PeerStats, PoolStats, ReadvStats};
 use crate::placement::{allowed_cpus, Placement};
 use crate::pool::Pool;
 use crate::rate::{Bucket, Throttle};
@@ -367,9 +368,14 @@ impl Server {
         }
     }
 
-    /// The node's statistics and transfer table as a JSON document (docs/PROTOCOL.md, STATS).
+    /// The node's statistics and transfer table.
+    pub fn stats(&self) -> NodeStats {
+        stats(&self.inner)
+    }
+
+    /// The same as a JSON document (docs/PROTOCOL.md, STATS): what a STATS request is answered with.
     pub fn stats_json(&self) -> String {
-        stats_json(&self.inner)
+        stats(&self.inner).to_json()
     }
 
     /// Refuses new transfers and waits up to `timeout` for the running ones to end; true if
@@ -708,7 +714,7 @@ fn control(inner: &Arc<Inner>, sock: &mut TcpStream, peer: IpAddr, features: u64
             }
             Msg::List { path } => list(inner, sock, &path)?,
             Msg::Readv { paths, segments } => readv(inner, sock, peer, &paths, &segments)?,
-            Msg::Stats => frame::write_msg(sock, &Msg::StatsOk { json: stats_json(inner) }).map(Ok)?,
+            Msg::Stats => frame::write_msg(sock, &Msg::StatsOk { json: stats(inner).to_json() }).map(Ok)?,
             m => return Err(Error::Protocol(format!("unexpected {:?} frame on a control connection", m.frame_type()))),
         };
         // A refused request (a limit, a missing path) is answered and the connection goes on.
@@ -1319,84 +1325,68 @@ fn readv(inner: &Inner, sock: &mut TcpStream, peer: IpAddr, paths: &[Vec<u8>], s
     Ok(Ok(()))
 }
 
-fn stats_json(inner: &Inner) -> String {
+fn stats(inner: &Inner) -> NodeStats {
     let st = &inner.state;
-    let mut j = Json::default();
-    j.raw("{");
-    j.key("root").str(&inner.root.display().to_string()).key("listen").str(&inner.listen.to_string());
-    j.key("auth").raw(if inner.opts.secret.is_some() { "true" } else { "false" });
-    match st.capacity() {
-        Some(c) => j.num("capacity", c).num("free", c.saturating_sub(st.stored()).saturating_sub(st.reserved())),
-        None => j.key("capacity").raw("null").key("free").raw("null"),
-    };
     let (parts, parts_bytes) = st.parts();
-    j.num("stored", st.stored()).num("reserved", st.reserved()).num("parts", parts).num("partsBytes", parts_bytes);
-    let active = st.active_rows();
+    let transfers = st.active_rows();
     let recent = st.recent_rows();
-    j.num("active", active.len()).num("completed", st.completed.load(Ordering::Relaxed)).num("failed", st.failed.load(Ordering::Relaxed));
     let peers = st.peer_bytes();
-    j.num("bytesIn", peers.values().map(|p| p.bytes_in).sum::<u64>()).num("bytesOut", peers.values().map(|p| p.bytes_out).sum::<u64>());
-    j.key("pool").raw("{");
-    j.num("buffers", inner.pool.count())
-        .num("available", inner.pool.available())
-        .num("bufferBytes", inner.pool.buf_size())
-        .key("locked")
-        .raw(if inner.pool.locked() { "true" } else { "false" });
-    j.raw("}");
-    j.key("memory").raw("{");
-    j.num("budget", inner.memory.limit()).num("held", inner.memory.held());
-    j.raw("}");
-    j.key("limits").raw("[");
-    let mut limit = |scope: &str, peer: Option<String>, b: &Bucket| {
-        j.item().raw("{").key("scope").str(scope).opt_str("peer", peer.as_deref());
-        j.num("rate", b.rate()).num("passed", b.passed()).float("utilisation", b.utilisation()).raw("}");
+    let limit = |scope: &'static str, peer: Option<String>, b: &Bucket| LimitStats {
+        scope,
+        peer,
+        rate: b.rate(),
+        passed: b.passed(),
+        utilisation: b.utilisation(),
     };
-    if let Some(b) = &inner.total {
-        limit("total", None, b);
-    }
-    for (ip, b) in &inner.peers {
-        limit("peer", Some(ip.to_string()), b);
-    }
-    j.raw("]");
-    j.key("peers").raw("[");
-    for (peer, p) in &peers {
-        j.item().raw("{").key("peer").str(peer).num("bytesIn", p.bytes_in).num("bytesOut", p.bytes_out).raw("}");
-    }
-    j.raw("]");
-    j.key("errors").raw("{");
-    for (code, n) in st.errors() {
-        j.num(&code, n);
-    }
-    j.raw("}");
+    let mut limits: Vec<LimitStats> = inner.total.iter().map(|b| limit("total", None, b)).collect();
+    limits.extend(inner.peers.iter().map(|(ip, b)| limit("peer", Some(ip.to_string()), b)));
     let c = &inner.readv;
-    j.key("readv").raw("{");
-    j.num("requests", c.requests.load(Ordering::Relaxed))
-        .num("segments", c.segments.load(Ordering::Relaxed))
-        .num("bytes", c.bytes.load(Ordering::Relaxed))
-        .num("reads", c.reads.load(Ordering::Relaxed));
-    j.raw("}");
-    j.key("connections").raw("{");
-    j.num("open", inner.conns.open())
-        .num("handshaking", inner.lobby.len())
-        .num("max", inner.conns.max_total())
-        .num("maxPerPeer", inner.conns.max_per_peer())
-        .num("refused", inner.conns.refused())
-        .num("evicted", inner.lobby.evicted());
-    j.raw("}");
-    j.key("transfers").raw("[");
-    for r in &active {
-        node_state::row_json(&mut j, r);
+    NodeStats {
+        root: inner.root.display().to_string(),
+        listen: inner.listen.to_string(),
+        auth: inner.opts.secret.is_some(),
+        capacity: st.capacity(),
+        free: st.capacity().map(|c| c.saturating_sub(st.stored()).saturating_sub(st.reserved())),
+        stored: st.stored(),
+        reserved: st.reserved(),
+        parts,
+        parts_bytes,
+        active: transfers.len() as u64,
+        completed: st.completed.load(Ordering::Relaxed),
+        failed: st.failed.load(Ordering::Relaxed),
+        bytes_in: peers.values().map(|p| p.bytes_in).sum(),
+        bytes_out: peers.values().map(|p| p.bytes_out).sum(),
+        pool: PoolStats {
+            buffers: inner.pool.count() as u64,
+            available: inner.pool.available() as u64,
+            buffer_bytes: inner.pool.buf_size() as u64,
+            locked: inner.pool.locked(),
+        },
+        memory: MemoryStats { budget: inner.memory.limit(), held: inner.memory.held() },
+        limits,
+        peers: peers.iter().map(|(peer, p)| PeerStats { peer: peer.clone(), bytes_in: p.bytes_in, bytes_out: p.bytes_out }).collect(),
+        errors: st.errors().into_iter().collect(),
+        readv: ReadvStats {
+            requests: c.requests.load(Ordering::Relaxed),
+            segments: c.segments.load(Ordering::Relaxed),
+            bytes: c.bytes.load(Ordering::Relaxed),
+            reads: c.reads.load(Ordering::Relaxed),
+        },
+        connections: ConnectionStats {
+            open: inner.conns.open() as u64,
+            handshaking: inner.lobby.len() as u64,
+            max: inner.conns.max_total() as u64,
+            max_per_peer: inner.conns.max_per_peer() as u64,
+            refused: inner.conns.refused(),
+            evicted: inner.lobby.evicted(),
+        },
+        transfers,
+        recent,
+        last_placement: inner.last_placement.lock().expect("placement lock").clone(),
+        files_linked: inner.files_linked.load(Ordering::Relaxed),
+        files_renamed: inner.files_renamed.load(Ordering::Relaxed),
+        last_file_creation: inner.last_file_creation.lock().expect("file creation lock").clone(),
     }
-    j.raw("]").key("recent").raw("[");
-    for r in &recent {
-        node_state::row_json(&mut j, r);
-    }
-    j.raw("]");
-    j.opt_str("lastPlacement", inner.last_placement.lock().expect("placement lock").as_deref());
-    j.num("filesLinked", inner.files_linked.load(Ordering::Relaxed)).num("filesRenamed", inner.files_renamed.load(Ordering::Relaxed));
-    j.opt_str("lastFileCreation", inner.last_file_creation.lock().expect("file creation lock").as_deref());
-    j.raw("}");
-    j.finish()
 }
 
 /// Receivers go near the NIC that reaches the peer, writers near the disk holding the root.

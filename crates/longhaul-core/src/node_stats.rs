@@ -1,0 +1,164 @@
+//! A node's statistics as one value (`Server::stats`), and the JSON a STATS request is answered
+//! with (docs/PROTOCOL.md, STATS_OK), written from that value so the in-process view and the
+//! wire's cannot drift. Counts are a snapshot: each figure is read once, not all under one lock.
+
+use crate::node_state::{row_json, Json, TransferRow};
+
+/// The node's statistics and its transfer table.
+#[derive(Clone, Debug)]
+pub struct NodeStats {
+    pub root: String,
+    pub listen: String,
+    pub auth: bool,
+    pub capacity: Option<u64>,
+    /// Capacity less what is stored and reserved; `None` without a capacity.
+    pub free: Option<u64>,
+    pub stored: u64,
+    pub reserved: u64,
+    /// Temporary `.part` files among `stored`, and their bytes.
+    pub parts: u64,
+    pub parts_bytes: u64,
+    pub active: u64,
+    pub completed: u64,
+    pub failed: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub pool: PoolStats,
+    pub memory: MemoryStats,
+    pub limits: Vec<LimitStats>,
+    pub peers: Vec<PeerStats>,
+    /// Failed transfers by error code, in code order.
+    pub errors: Vec<(String, u64)>,
+    pub readv: ReadvStats,
+    pub connections: ConnectionStats,
+    pub transfers: Vec<TransferRow>,
+    pub recent: Vec<TransferRow>,
+    pub last_placement: Option<String>,
+    pub files_linked: u64,
+    pub files_renamed: u64,
+    pub last_file_creation: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct PoolStats {
+    pub buffers: u64,
+    pub available: u64,
+    pub buffer_bytes: u64,
+    pub locked: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct MemoryStats {
+    pub budget: u64,
+    pub held: u64,
+}
+
+/// A bandwidth limit: `scope` "total" (no peer) or "peer".
+#[derive(Clone, Debug)]
+pub struct LimitStats {
+    pub scope: &'static str,
+    pub peer: Option<String>,
+    pub rate: u64,
+    pub passed: u64,
+    pub utilisation: f64,
+}
+
+#[derive(Clone, Debug)]
+pub struct PeerStats {
+    pub peer: String,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct ReadvStats {
+    pub requests: u64,
+    pub segments: u64,
+    pub bytes: u64,
+    pub reads: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct ConnectionStats {
+    pub open: u64,
+    pub handshaking: u64,
+    pub max: u64,
+    pub max_per_peer: u64,
+    pub refused: u64,
+    pub evicted: u64,
+}
+
+fn flag(b: bool) -> &'static str {
+    if b {
+        "true"
+    } else {
+        "false"
+    }
+}
+
+impl NodeStats {
+    /// The STATS_OK document: these fields, in this order, with camelCase keys.
+    pub fn to_json(&self) -> String {
+        let mut j = Json::default();
+        j.raw("{");
+        j.key("root").str(&self.root).key("listen").str(&self.listen);
+        j.key("auth").raw(flag(self.auth));
+        match (self.capacity, self.free) {
+            (Some(c), f) => j.num("capacity", c).num("free", f.unwrap_or(0)),
+            (None, _) => j.key("capacity").raw("null").key("free").raw("null"),
+        };
+        j.num("stored", self.stored).num("reserved", self.reserved).num("parts", self.parts).num("partsBytes", self.parts_bytes);
+        j.num("active", self.active).num("completed", self.completed).num("failed", self.failed);
+        j.num("bytesIn", self.bytes_in).num("bytesOut", self.bytes_out);
+        let p = &self.pool;
+        j.key("pool").raw("{");
+        j.num("buffers", p.buffers).num("available", p.available).num("bufferBytes", p.buffer_bytes).key("locked").raw(flag(p.locked));
+        j.raw("}");
+        j.key("memory").raw("{");
+        j.num("budget", self.memory.budget).num("held", self.memory.held);
+        j.raw("}");
+        j.key("limits").raw("[");
+        for l in &self.limits {
+            j.item().raw("{").key("scope").str(l.scope).opt_str("peer", l.peer.as_deref());
+            j.num("rate", l.rate).num("passed", l.passed).float("utilisation", l.utilisation).raw("}");
+        }
+        j.raw("]");
+        j.key("peers").raw("[");
+        for p in &self.peers {
+            j.item().raw("{").key("peer").str(&p.peer).num("bytesIn", p.bytes_in).num("bytesOut", p.bytes_out).raw("}");
+        }
+        j.raw("]");
+        j.key("errors").raw("{");
+        for (code, n) in &self.errors {
+            j.num(code, n);
+        }
+        j.raw("}");
+        let r = &self.readv;
+        j.key("readv").raw("{");
+        j.num("requests", r.requests).num("segments", r.segments).num("bytes", r.bytes).num("reads", r.reads);
+        j.raw("}");
+        let c = &self.connections;
+        j.key("connections").raw("{");
+        j.num("open", c.open)
+            .num("handshaking", c.handshaking)
+            .num("max", c.max)
+            .num("maxPerPeer", c.max_per_peer)
+            .num("refused", c.refused)
+            .num("evicted", c.evicted);
+        j.raw("}");
+        j.key("transfers").raw("[");
+        for r in &self.transfers {
+            row_json(&mut j, r);
+        }
+        j.raw("]").key("recent").raw("[");
+        for r in &self.recent {
+            row_json(&mut j, r);
+        }
+        j.raw("]");
+        j.opt_str("lastPlacement", self.last_placement.as_deref());
+        j.num("filesLinked", self.files_linked).num("filesRenamed", self.files_renamed);
+        j.opt_str("lastFileCreation", self.last_file_creation.as_deref());
+        j.raw("}");
+        j.finish()
+    }
+}
