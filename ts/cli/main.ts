@@ -22,7 +22,7 @@ import {
   type Command as CommandName,
   type Config,
   type ConfigKey,
-} from './config.js';
+} from '../sdk/config.js';
 
 import {
   compareTrees,
@@ -43,12 +43,12 @@ import {
   type ReceiveSummary,
   type SendSummary,
   type TransferInfo,
-} from './index.js';
-import { makeDemoDir, makeSampleTree, removeDir } from './demo.js';
+} from '../sdk/index.js';
+import { makeDemoDir, makeSampleTree, removeDir } from './sample-tree.js';
 import * as fmt from './format.js';
 import { barReporter, jsonReporter, silentReporter, summaryLines, verifiedLine, type Reporter } from './progress.js';
 import { ProgressRecorder, writeReport } from './report.js';
-import { parseListen, parseTarget } from './target.js';
+import { parseListen, parseTarget } from '../sdk/target.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -140,10 +140,19 @@ function causeChain(e: unknown): string {
   const lines: string[] = [];
   for (let c: unknown = e, depth = 0; c !== undefined && c !== null && depth < 16; depth++) {
     const err = c instanceof Error ? c : undefined;
-    lines.push(`${depth === 0 ? 'error' : 'caused by'}: ${err ? (err.stack ?? `${err.name}: ${err.message}`) : String(c)}`);
+    lines.push(`${depth === 0 ? 'error' : 'caused by'}: ${err ? headed(err) : String(c)}`);
     c = err?.cause;
   }
   return `${lines.join('\n')}\n`;
+}
+
+/** An error's stack; the engine's error (the addon's) carries its code as a property, so it is put back in the first line. */
+function headed(err: Error): string {
+  const stack = err.stack ?? `${err.name}: ${err.message}`;
+  const code = (err as { code?: unknown }).code;
+  const head = `${err.name}: ${err.message}`;
+  if (err instanceof LonghaulError || typeof code !== 'string' || !code.startsWith('E_') || !stack.startsWith(head)) return stack;
+  return `${err.name}: ${code}: ${stack.slice(err.name.length + 2)}`;
 }
 
 function printSummary(s: SendSummary, json: boolean, extra: Record<string, unknown> = {}): void {
