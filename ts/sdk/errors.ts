@@ -4,8 +4,8 @@
 
 /**
  * Every code a LonghaulError can carry, in the order of docs/ERRORS.md: the engine's (the
- * addon's `errorCodes()`, which a test holds this list to) and the few in SDK_ERROR_CODES that
- * only the SDK and the CLI raise.
+ * addon's `errorCodes()`, which a test holds this list to) and the four only the SDK and the
+ * CLI raise (E_CONFIG, E_VERIFY, E_CLOSED, E_INTERNAL).
  */
 export const ERROR_CODES = [
   'E_USAGE',

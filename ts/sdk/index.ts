@@ -19,7 +19,7 @@ import type { Cores, PinMode } from './node.js';
 import { LonghaulError } from './errors.js';
 import { formatAddress, parseTarget, type Target } from './target.js';
 
-export { LonghaulError, exitCodeFor, fixFor, ERROR_CODES } from './errors.js';
+export { LonghaulError, exitCodeFor, fixFor, ERROR_CODES, type ErrorCode } from './errors.js';
 export {
   resolveConfig,
   configJsonSchema,

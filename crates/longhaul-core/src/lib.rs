@@ -43,7 +43,7 @@ pub mod topology;
 pub mod transfer;
 
 pub use error::{Error, Result};
-pub use sender::{send, Digest, SchedulerKind, SendOptions, SendSummary, ThreadPin, Verify};
 pub use node_stats::NodeStats;
+pub use sender::{send, Digest, SchedulerKind, SendOptions, SendSummary, ThreadPin, Verify};
 pub use server::{ServeOptions, Server};
 pub use transfer::{FastPaths, Progress};

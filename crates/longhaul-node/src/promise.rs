@@ -21,9 +21,8 @@ where
         .spawn(move || {
             let result = longhaul_core::panic::catch(name, work);
             deferred.resolve(move |env| {
-                let converted = result.and_then(|v| {
-                    catch_unwind(AssertUnwindSafe(|| convert(v))).map_err(|p| longhaul_core::panic::from_payload(name, p))
-                });
+                let converted = result
+                    .and_then(|v| catch_unwind(AssertUnwindSafe(|| convert(v))).map_err(|p| longhaul_core::panic::from_payload(name, p)));
                 converted.map_err(|e| rejection(env, &e))
             })
         })

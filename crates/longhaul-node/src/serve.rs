@@ -37,15 +37,12 @@ pub fn serve(options: BindingServeOptions) -> Result<BindingServer> {
     let listen = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
     let mut peer_rates = Vec::new();
     for p in options.peer_rates.unwrap_or_default() {
-        let ip: IpAddr =
-            p.peer.parse().map_err(|_| usage_error(format!("peer {:?} is not an IP address", p.peer)))?;
+        let ip: IpAddr = p.peer.parse().map_err(|_| usage_error(format!("peer {:?} is not an IP address", p.peer)))?;
         peer_rates.push((ip, whole(p.rate, "a peer rate")?.max(1)));
     }
     let tls = match (options.tls.unwrap_or(false), options.tls_cert.as_deref(), options.tls_key.as_deref()) {
         (_, Some(cert), Some(key)) => Some(ServerTls::from_pem(Path::new(cert), Path::new(key)).map_err(usage)?),
-        (_, Some(_), None) | (_, None, Some(_)) => {
-            return Err(usage_error("tlsCert and tlsKey go together".to_owned()))
-        }
+        (_, Some(_), None) | (_, None, Some(_)) => return Err(usage_error("tlsCert and tlsKey go together".to_owned())),
         (true, None, None) => {
             let mut names = tls::default_names();
             if !names.contains(&host) && !host.is_empty() && host != "0.0.0.0" && host != "::" {
@@ -72,9 +69,9 @@ pub fn serve(options: BindingServeOptions) -> Result<BindingServer> {
         max_block: options.max_block.unwrap_or(defaults.max_block),
         pool_buffers: options.pool_buffers.map_or(defaults.pool_buffers, |n| n as usize),
         writers: options.writers.map_or(defaults.writers, |n| n as usize),
-        max_streams: options.max_streams.map_or(Ok(defaults.max_streams), |n| {
-            u16::try_from(n).map_err(|_| usage_error(format!("maxStreams {n} is too large")))
-        })?,
+        max_streams: options
+            .max_streams
+            .map_or(Ok(defaults.max_streams), |n| u16::try_from(n).map_err(|_| usage_error(format!("maxStreams {n} is too large"))))?,
         cores: options.cores_io.as_deref().map(|io| CoreSpec::parse(io, options.cores_other.as_deref())).transpose().map_err(usage)?,
         pin: options.pin.as_deref().map(PinMode::parse).transpose().map_err(usage)?.unwrap_or(defaults.pin),
         handshake_timeout: millis(options.handshake_timeout_ms, defaults.handshake_timeout),
@@ -88,9 +85,7 @@ pub fn serve(options: BindingServeOptions) -> Result<BindingServer> {
         resume_ttl: match options.resume_ttl_ms {
             None => defaults.resume_ttl,
             Some(ms) if ms.is_finite() && (1.0..9.0e15).contains(&ms) => Duration::from_millis(ms as u64),
-            Some(ms) => {
-                return Err(usage_error(format!("resumeTtlMs must be at least 1 millisecond, not {ms}")))
-            }
+            Some(ms) => return Err(usage_error(format!("resumeTtlMs must be at least 1 millisecond, not {ms}"))),
         },
         ..defaults
     };
