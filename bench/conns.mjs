@@ -4,7 +4,7 @@
 // node's Threads, descriptors and RSS at start, loaded, and 12 s later (idle timeout 3 s).
 //   node bench/conns.mjs [DIST] [--idle N]
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -14,7 +14,8 @@ const args = process.argv.slice(2);
 const at = args.indexOf('--idle');
 const IDLE = at >= 0 ? Number(args.splice(at, 2)[1]) : 2000;
 const dist = resolve(args[0] ?? join(import.meta.dirname, '..', 'dist'));
-const { ls } = await import(join(dist, 'index.js'));
+// The SDK is dist/sdk/index.js since issue 30; older builds have it at dist/index.js.
+const { ls } = await import(existsSync(join(dist, 'sdk', 'index.js')) ? join(dist, 'sdk', 'index.js') : join(dist, 'index.js'));
 const root = mkdtempSync(join(tmpdir(), 'lh-conns-'));
 const big = Buffer.alloc(64 << 20, 7);
 writeFileSync(join(root, 'big'), big);

@@ -19,7 +19,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-import { send, serve } from '../dist/index.js';
+import { send, serve } from '../dist/sdk/index.js';
 import { benchOptions, bigFile, cpuTimes, hostReturnedMiB, median } from './data.mjs';
 
 const args = benchOptions(import.meta.filename, { runs: { type: 'string' }, out: { type: 'string' } });

@@ -12,7 +12,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 
-import { compareTrees, send } from '../dist/index.js';
+import { compareTrees, send } from '../dist/sdk/index.js';
 import { benchOptions } from './data.mjs';
 
 const args = benchOptions(import.meta.filename, {

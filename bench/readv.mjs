@@ -8,7 +8,7 @@ import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rm
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { connect, serve } from '../dist/index.js';
+import { connect, serve } from '../dist/sdk/index.js';
 import { benchOptions } from './data.mjs';
 
 const args = benchOptions(import.meta.filename, { runs: { type: 'string', default: '9' }, size: { type: 'string', default: '4096' }, out: { type: 'string' } });

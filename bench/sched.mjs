@@ -30,7 +30,7 @@ import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, wri
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { send, serve } from '../dist/index.js';
+import { send, serve } from '../dist/sdk/index.js';
 import { benchOptions, cpuTimes, hostMemorySettled, hostReturnedMiB, median } from './data.mjs';
 
 const args = benchOptions(import.meta.filename, { quick: { type: 'boolean' }, runs: { type: 'string' }, 'tune-runs': { type: 'string' }, out: { type: 'string' } });

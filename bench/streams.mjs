@@ -8,7 +8,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { send, serve } from '../dist/index.js';
+import { send, serve } from '../dist/sdk/index.js';
 import { benchOptions, bigFile, median, tree } from './data.mjs';
 
 const args = benchOptions(import.meta.filename, { runs: { type: 'string', default: '3' }, out: { type: 'string' } });

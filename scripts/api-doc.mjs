@@ -1,4 +1,4 @@
-// Generates docs/API.md from the SDK's typings (dist/index.d.ts and what it re-exports): every
+// Generates docs/API.md from the SDK's typings (dist/sdk/index.d.ts and what it re-exports): every
 // export with its declaration and doc comments, exactly as a TypeScript user sees them.
 // `node scripts/api-doc.mjs` writes the file; test/docs.test.ts checks it is up to date.
 import { writeFileSync } from 'node:fs';
@@ -19,7 +19,7 @@ const KIND = [
 
 const HEADER = `# API
 
-The SDK as \`import { … } from 'longhaul'\` sees it: every export of \`dist/index.d.ts\`, with its
+The SDK as \`import { … } from 'longhaul'\` sees it: every export of \`dist/sdk/index.d.ts\`, with its
 declaration and doc comments. Generated from the typings by \`node scripts/api-doc.mjs\` (a test
 fails when this file and the typings differ). The guide with recipes is [USAGE.md](USAGE.md);
 error codes are in [ERRORS.md](ERRORS.md).
@@ -30,7 +30,7 @@ Entry points: \`send\` (push a file or tree to a node), \`get\` (pull), \`copy\`
 `;
 
 export function renderApi() {
-  const index = join(ROOT, 'dist', 'index.d.ts');
+  const index = join(ROOT, 'dist', 'sdk', 'index.d.ts');
   const program = ts.createProgram([index], { module: ts.ModuleKind.NodeNext, moduleResolution: ts.ModuleResolutionKind.NodeNext });
   const checker = program.getTypeChecker();
   const exports = checker.getExportsOfModule(checker.getSymbolAtLocation(program.getSourceFile(index)));

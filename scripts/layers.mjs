@@ -21,6 +21,7 @@ export const LAYERS = {
   hash: 0,
   util: 0,
   panic: 0,
+  limits: 0,
   sys: 1,
   wire: 2,
   vfile: 2,

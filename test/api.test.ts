@@ -5,9 +5,9 @@ import { join } from 'node:path';
 
 import { describe, expect, it } from 'vitest';
 
-import { doctor, exitCodeFor, LonghaulError, parseListen, parseTarget } from '../dist/index.js';
-import { fromNative } from '../dist/errors.js';
-import { native } from '../dist/native.js';
+import { doctor, ERROR_CODES, exitCodeFor, LonghaulError, parseListen, parseTarget } from '../dist/sdk/index.js';
+import { fromNative, SDK_ERROR_CODES } from '../dist/sdk/errors.js';
+import { native } from '../dist/sdk/native.js';
 
 describe('targets', () => {
   it('parses HOST:PORT[/DEST]', () => {
@@ -44,11 +44,37 @@ describe('errors', () => {
   });
 
   it('turns an addon error into a LonghaulError with its code', () => {
-    const e = fromNative(new Error('E_CHECKSUM: block checksum mismatch at offset 0'));
+    // Issue 30: the addon's errors carry the engine's code as `code`, the message without it.
+    const e = fromNative(Object.assign(new Error('block checksum mismatch at offset 0'), { code: 'E_CHECKSUM' }));
     expect(e).toBeInstanceOf(LonghaulError);
     expect(e.code).toBe('E_CHECKSUM');
     expect(e.message).toBe('block checksum mismatch at offset 0');
     expect(fromNative(new Error('something else')).code).toBe('E_INTERNAL');
+  });
+
+  it('issue 30: the addon throws with the code as err.code and the message alone', () => {
+    let thrown: unknown;
+    try {
+      native.serve({ root: '.', port: 70_000 });
+    } catch (err) {
+      thrown = err;
+    }
+    expect(thrown).toMatchObject({ code: 'E_USAGE', message: 'port 70000 is out of range' });
+    expect(fromNative(thrown)).toMatchObject({ code: 'E_USAGE', message: 'port 70000 is out of range' });
+    // What napi-rs refuses itself carries napi's status, which is no code of ours.
+    try {
+      native.serve({ root: 5 as unknown as string });
+    } catch (err) {
+      thrown = err;
+    }
+    expect((thrown as { code: string }).code).not.toMatch(/^E_/);
+    expect(fromNative(thrown).code).toBe('E_INTERNAL');
+  });
+
+  it("issue 30: LonghaulError's codes are the engine's codes and the SDK's own, nothing else", () => {
+    const engine = native.errorCodes();
+    expect([...ERROR_CODES].filter((c) => !SDK_ERROR_CODES.includes(c)).sort()).toEqual([...engine].sort());
+    for (const c of SDK_ERROR_CODES) expect(engine).not.toContain(c);
   });
 });
 

@@ -7,7 +7,7 @@ import { join, relative } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { get, send, serve, type StorageNode } from '../dist/index.js';
+import { get, send, serve, type StorageNode } from '../dist/sdk/index.js';
 import { freshDir, randomFile } from './helpers.js';
 
 let work: string;

@@ -8,8 +8,8 @@ import { join } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { compareTrees, send, serve, type StorageNode } from '../dist/index.js';
-import { native } from '../dist/native.js';
+import { compareTrees, send, serve, type StorageNode } from '../dist/sdk/index.js';
+import { native } from '../dist/sdk/native.js';
 import { frame, hello, u16, u32 } from './frames.js';
 import { freshDir, randomFile, smallTree } from './helpers.js';
 import { relay } from './proxy.js';

@@ -8,7 +8,7 @@ import { createInterface } from 'node:readline';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { ERROR_CODES, exitCodeFor, fixFor, send, serve, type StorageNode } from '../dist/index.js';
+import { ERROR_CODES, exitCodeFor, fixFor, send, serve, type StorageNode } from '../dist/sdk/index.js';
 import { freshDir, randomFile } from './helpers.js';
 
 const ROOT = join(import.meta.dirname, '..');

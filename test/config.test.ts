@@ -6,7 +6,7 @@ import { join } from 'node:path';
 
 import { describe, expect, it } from 'vitest';
 
-import { CONFIG_KEYS, configJsonSchema, LonghaulError, resolveConfig, type ResolveInput } from '../dist/index.js';
+import { CONFIG_KEYS, configJsonSchema, LonghaulError, resolveConfig, type ResolveInput } from '../dist/sdk/index.js';
 import { freshDir } from './helpers.js';
 
 const CLI = join(import.meta.dirname, '..', 'dist', 'cli.js');

@@ -9,7 +9,7 @@ import { join, relative } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { compareTrees, send, serve, type StorageNode } from '../dist/index.js';
+import { compareTrees, send, serve, type StorageNode } from '../dist/sdk/index.js';
 import { freshDir, randomFile } from './helpers.js';
 
 const MiB = 1 << 20;

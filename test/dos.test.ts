@@ -11,7 +11,7 @@ import { createInterface } from 'node:readline';
 
 import { afterAll, describe, expect, it } from 'vitest';
 
-import { compareTrees, get, ls, nodeStats, send } from '../dist/index.js';
+import { compareTrees, get, ls, nodeStats, send } from '../dist/sdk/index.js';
 import { frame, hello, u16, u32, u64 } from './frames.js';
 import { freshDir, randomFile, smallTree } from './helpers.js';
 

@@ -7,8 +7,8 @@ import { join } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { compareTrees, send, serve, type StorageNode } from '../dist/index.js';
-import { native } from '../dist/native.js';
+import { compareTrees, send, serve, type StorageNode } from '../dist/sdk/index.js';
+import { native } from '../dist/sdk/native.js';
 import { frame, hello, manifest, u16, u32, u64 } from './frames.js';
 import { freshDir } from './helpers.js';
 

@@ -9,7 +9,7 @@ import { createInterface } from 'node:readline';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { compareTrees, copy, get, LonghaulError, ls, nodeStats, send, serve, type StorageNode } from '../dist/index.js';
+import { compareTrees, copy, get, LonghaulError, ls, nodeStats, send, serve, type StorageNode } from '../dist/sdk/index.js';
 import { freshDir, randomFile, smallTree } from './helpers.js';
 
 const CLI = join(import.meta.dirname, '..', 'dist', 'cli.js');

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { compareTrees, connect, copy, get, ls, send, serve, serveMetrics, type StorageNode, type TransferInfo } from '../dist/index.js';
+import { compareTrees, connect, copy, get, ls, send, serve, serveMetrics, type StorageNode, type TransferInfo } from '../dist/sdk/index.js';
 import { freshDir, randomFile, smallTree } from './helpers.js';
 
 const MiB = 1 << 20;

@@ -5,14 +5,16 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { createInterface } from 'node:readline';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { compareTrees, get, ls, nodeStats, send, serve, type NodeStats, type StorageNode } from '../dist/index.js';
+import { compareTrees, get, ls, nodeStats, send, serve, type NodeStats, type StorageNode } from '../dist/sdk/index.js';
 import { freshDir, randomFile, smallTree } from './helpers.js';
 
 const CLI = join(import.meta.dirname, '..', 'dist', 'cli.js');
+const SDK = pathToFileURL(join(import.meta.dirname, '..', 'dist', 'sdk', 'index.js')).href;
 const TOKEN = 'panic tests share this token 0123456789';
 let work: string;
 let src: string;
@@ -103,6 +105,48 @@ describe('issue 29: engine panics are E_PANIC, never retried, and the node keeps
       expect(stats.errors.E_PANIC).toBe(1);
       await send(src, `${node.url}/good`, { token: TOKEN });
       expect(await compareTrees(src, join(work, 'root', 'good', 'tree'))).toEqual([]);
+    } finally {
+      await node.close();
+    }
+  });
+
+  it("issue 30: a panic in any of the sender's threads reaches the SDK's send as E_PANIC (its code, not its message), and onRetry never runs", async () => {
+    const node: StorageNode = await serve({ root: join(work, 'root-sdk'), token: TOKEN });
+    // The SDK in a process of its own, where LONGHAUL_TEST_PANIC is read: one send with
+    // retries, which reports the error it ended with and every retry it made.
+    const script = `
+      import { send } from ${JSON.stringify(SDK)};
+      const retried = [];
+      const err = await send(process.argv[1], process.argv[2], { token: ${JSON.stringify(TOKEN)}, scheduler: process.argv[3], retries: 3, retryDelayMs: 10, onRetry: (r) => retried.push(r.code) }).catch((e) => e);
+      process.stdout.write(JSON.stringify({ code: err.code, message: err.message, cause: err.cause?.code, retried }));
+    `;
+    try {
+      for (const [role, scheduler] of [
+        ['reader', 'pipelined'],
+        ['sender', 'pipelined'],
+        ['worker', 'adaptive'],
+      ] as const) {
+        const out = await new Promise<string>((resolve) => {
+          const c = spawn(process.execPath, ['--input-type=module', '-e', script, src, `${node.url}/sdk-${role}`, scheduler], {
+            stdio: ['ignore', 'pipe', 'inherit'],
+            env: { ...process.env, LONGHAUL_TEST_PANIC: role },
+          });
+          let stdout = '';
+          c.stdout!.on('data', (d) => (stdout += d));
+          c.on('close', () => resolve(stdout));
+        });
+        const r = JSON.parse(out) as { code: string; message: string; cause: string; retried: string[] };
+        expect(r, role).toMatchObject({ code: 'E_PANIC', cause: 'E_PANIC', retried: [] });
+        expect(r.message, role).toContain(role);
+        expect(r.message, role).not.toMatch(/^E_/);
+      }
+      const stats = await statsUntil(
+        () => node.stats(),
+        (s) => s.failed >= 3,
+      );
+      // One attempt each: a retry would show as another failed transfer.
+      expect(stats.failed).toBe(3);
+      expect(stats.errors.E_PANIC).toBe(3);
     } finally {
       await node.close();
     }

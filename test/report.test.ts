@@ -6,7 +6,7 @@ import { join } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { serve, type StorageNode } from '../dist/index.js';
+import { serve, type StorageNode } from '../dist/sdk/index.js';
 import { freshDir, randomFile, smallTree } from './helpers.js';
 
 const CLI = join(import.meta.dirname, '..', 'dist', 'cli.js');

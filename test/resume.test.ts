@@ -11,7 +11,7 @@ import { createInterface } from 'node:readline';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { compareTrees, send, serve, type StorageNode } from '../dist/index.js';
+import { compareTrees, send, serve, type StorageNode } from '../dist/sdk/index.js';
 import { freshDir, randomFile, smallTree } from './helpers.js';
 import { relay, type Relay } from './proxy.js';
 

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { compareTrees, send, serve, type StorageNode } from '../dist/index.js';
+import { compareTrees, send, serve, type StorageNode } from '../dist/sdk/index.js';
 import { freshDir, randomFile, smallTree } from './helpers.js';
 
 let work: string;

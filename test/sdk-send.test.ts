@@ -5,7 +5,7 @@ import { join } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { compareTrees, get, LonghaulError, send, serve, type Progress, type StorageNode } from '../dist/index.js';
+import { compareTrees, get, LonghaulError, send, serve, type Progress, type StorageNode } from '../dist/sdk/index.js';
 import { freshDir, randomFile, smallTree } from './helpers.js';
 
 const MiB = 1 << 20;

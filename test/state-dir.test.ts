@@ -10,8 +10,8 @@ import { createInterface } from 'node:readline';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { compareTrees, connect, copy, get, ls, send, serve, type StorageNode } from '../dist/index.js';
-import { native } from '../dist/native.js';
+import { compareTrees, connect, copy, get, ls, send, serve, type StorageNode } from '../dist/sdk/index.js';
+import { native } from '../dist/sdk/native.js';
 import { frame, takeFrames, u16, u32, u64 } from './frames.js';
 import { CLI, freshDir, runCli } from './helpers.js';
 

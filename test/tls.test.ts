@@ -8,7 +8,7 @@ import { createInterface } from 'node:readline';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { compareTrees, connect, copy, get, LonghaulError, send, serve, type StorageNode } from '../dist/index.js';
+import { compareTrees, connect, copy, get, LonghaulError, send, serve, type StorageNode } from '../dist/sdk/index.js';
 import { CLI, freshDir, randomFile, smallTree, runCli } from './helpers.js';
 
 const FINGERPRINT = /^sha256:[0-9a-f]{64}$/;

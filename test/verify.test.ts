@@ -5,7 +5,7 @@ import { join } from 'node:path';
 
 import { describe, expect, it } from 'vitest';
 
-import { compareTrees } from '../dist/index.js';
+import { compareTrees } from '../dist/sdk/index.js';
 import { freshDir } from './helpers.js';
 
 function pair(): { a: string; b: string } {

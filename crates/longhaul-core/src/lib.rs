@@ -10,6 +10,7 @@
 
 pub mod error;
 pub mod hash;
+pub mod limits;
 pub mod panic;
 pub mod util;
 
@@ -34,6 +35,7 @@ pub mod tools;
 mod scratch;
 
 pub use error::{Error, Result};
+pub use node::stats::NodeStats;
 pub use node::{ServeOptions, Server};
 pub use session::progress::{FastPaths, Progress};
 pub use session::send::{send, Digest, SchedulerKind, SendOptions, SendSummary, ThreadPin, Verify};

@@ -6,27 +6,17 @@ use longhaul_core::client::{self, Connection, GetOptions, ReadRequest};
 use napi::bindgen_prelude::*;
 
 use crate::cancel::BindingCancel;
-use crate::error::usage;
+use crate::convert::{client_tls, millis, opt_u16, secret, verify_full};
+use crate::error::{usage_error, Result};
 use crate::progress::{Forwarder, ProgressFn};
 use crate::promise::spawn_promise;
-use crate::send::{client_tls, opt_u16, secret};
-use crate::types::{BindingListEntry, BindingReadv, BindingReceived, BindingSegment};
+use crate::types::{
+    BindingConnectOptions, BindingCopyOptions, BindingGetOptions, BindingListEntry, BindingReadv, BindingReceived, BindingSegment,
+};
 
+/// Milliseconds for connecting and for each reply: a client's default is `GetOptions`'.
 fn timeout(ms: Option<u32>) -> Duration {
-    Duration::from_millis(ms.map_or(60_000, |ms| ms.max(1)) as u64)
-}
-
-#[napi(object)]
-pub struct BindingConnectOptions {
-    /// The node, as `host:port`.
-    pub address: String,
-    pub token: Option<String>,
-    /// TLS: the node certificate's SHA-256 to trust ("sha256:..." as the node prints it).
-    pub tls_pin: Option<String>,
-    /// TLS: a PEM file of CA certificates the node's certificate must chain to.
-    pub tls_ca: Option<String>,
-    /// Milliseconds for connecting and for each reply (default 60,000).
-    pub timeout_ms: Option<u32>,
+    millis(ms, GetOptions::default().timeout)
 }
 
 /// A connection to a node for requests that follow one another (list, readv, stats). One
@@ -87,24 +77,7 @@ impl BindingClient {
             env,
             "list",
             move || with_conn(&conn, |c| c.list(path.as_bytes())),
-            |entries| {
-                entries
-                    .into_iter()
-                    .map(|e| BindingListEntry {
-                        name: String::from_utf8_lossy(&e.name).into_owned(),
-                        kind: match e.kind {
-                            1 => "dir",
-                            2 => "file",
-                            3 => "symlink",
-                            _ => "other",
-                        }
-                        .into(),
-                        mode: e.mode,
-                        size: e.size as f64,
-                        mtime_ns: e.mtime_ns as f64,
-                    })
-                    .collect::<Vec<_>>()
-            },
+            |entries| entries.into_iter().map(BindingListEntry::from).collect::<Vec<_>>(),
         )
     }
 
@@ -113,7 +86,7 @@ impl BindingClient {
         let mut reqs = Vec::with_capacity(segments.len());
         for s in segments {
             if !(s.offset.is_finite() && s.offset >= 0.0 && s.offset.fract() == 0.0) {
-                return Err(Error::new(Status::InvalidArg, format!("E_USAGE: offset {} is not a whole number of bytes", s.offset)));
+                return Err(usage_error(format!("offset {} is not a whole number of bytes", s.offset)));
             }
             reqs.push(ReadRequest { path: s.path.into_bytes(), offset: s.offset as u64, len: s.length });
         }
@@ -143,32 +116,6 @@ impl BindingClient {
             c.close();
         }
     }
-}
-
-#[napi(object)]
-pub struct BindingGetOptions {
-    /// The node, as `host:port`.
-    pub address: String,
-    /// What to pull, relative to the node's root.
-    pub path: String,
-    /// Local directory the pulled file or tree lands in.
-    pub dest: String,
-    pub streams: Option<u32>,
-    pub block_size: Option<u32>,
-    pub writers: Option<u32>,
-    pub token: Option<String>,
-    /// TLS: the node certificate's SHA-256 to trust ("sha256:..." as the node prints it).
-    pub tls_pin: Option<String>,
-    /// TLS: a PEM file of CA certificates the node's certificate must chain to.
-    pub tls_ca: Option<String>,
-    pub timeout_ms: Option<u32>,
-    pub progress_interval_ms: Option<u32>,
-    /// "block" (default) or "full": the node sends a BLAKE3 of every file, checked on the files read back here.
-    pub verify: Option<String>,
-    /// Resume from this side's journal of an earlier pull and keep files already here with the same size and mtime (default true).
-    pub resume: Option<bool>,
-    /// Give pulled files and directories the setuid and setgid bits the node's index asks for (default false: cleared).
-    pub keep_setid: Option<bool>,
 }
 
 /// Pulls a file or a tree from a node.
@@ -202,27 +149,6 @@ pub fn get<'env>(
         move || client::get(&options.address, options.path.as_bytes(), &dest, &opts, &flag, &|p| forwarder.forward(p)),
         move |s| BindingReceived::new(&s, started.elapsed().as_secs_f64()),
     )
-}
-
-#[napi(object)]
-pub struct BindingCopyOptions {
-    /// The node that has the data, as `host:port`.
-    pub from: String,
-    pub src: String,
-    /// The node that receives it, as `from` can reach it.
-    pub to: String,
-    pub dest: String,
-    pub streams: Option<u32>,
-    pub block_size: Option<u32>,
-    pub token: Option<String>,
-    /// TLS to `from` (its certificate's SHA-256); `from` reaches `to` with its own peer TLS settings.
-    pub tls_pin: Option<String>,
-    /// TLS to `from`: a PEM file of CA certificates.
-    pub tls_ca: Option<String>,
-    pub timeout_ms: Option<u32>,
-    pub progress_interval_ms: Option<u32>,
-    /// "block" (default) or "full": `from` sends a BLAKE3 of every file and `to` checks each one read back.
-    pub verify: Option<String>,
 }
 
 /// Third-party copy: asks `from` to push `src` to `to`; the data never passes through here.
@@ -265,9 +191,4 @@ pub fn copy<'env>(
         },
         move |s| BindingReceived::new(&s, started.elapsed().as_secs_f64()),
     )
-}
-
-/// `verify`: "block" (the default) or "full".
-fn verify_full(v: Option<&str>) -> Result<bool> {
-    Ok(v.map(longhaul_core::Verify::parse).transpose().map_err(usage)? == Some(longhaul_core::Verify::Full))
 }

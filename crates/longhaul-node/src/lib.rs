@@ -8,6 +8,8 @@ extern crate napi_derive;
 mod cancel;
 mod client;
 mod compare;
+mod constants;
+mod convert;
 mod doctor;
 mod error;
 mod progress;

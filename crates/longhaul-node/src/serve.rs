@@ -9,10 +9,10 @@ use longhaul_core::wire::auth::Secret;
 use longhaul_core::{ServeOptions, Server};
 use napi::bindgen_prelude::*;
 
-use crate::error::usage;
+use crate::convert::{client_tls, millis, whole};
+use crate::error::{usage, usage_error, Result};
 use crate::promise::spawn_promise;
-use crate::send::client_tls;
-use crate::types::BindingServeOptions;
+use crate::types::{BindingNodeStats, BindingServeOptions};
 
 /// A running storage node. Its threads are the engine's; `close()` stops it.
 #[napi]
@@ -25,14 +25,6 @@ pub struct BindingServer {
     tls_self_signed: bool,
 }
 
-fn whole(v: f64, name: &str) -> Result<u64> {
-    if v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v < 9.0e15 {
-        Ok(v as u64)
-    } else {
-        Err(Error::new(Status::InvalidArg, format!("E_USAGE: {name} must be a whole number of bytes, not {v}")))
-    }
-}
-
 /// Starts a storage node listening on `host:port` that stores under `root`.
 #[napi]
 pub fn serve(options: BindingServeOptions) -> Result<BindingServer> {
@@ -40,20 +32,17 @@ pub fn serve(options: BindingServeOptions) -> Result<BindingServer> {
     let host = options.host.unwrap_or_else(|| "127.0.0.1".into());
     let port = options.port.unwrap_or(0);
     if port > 65535 {
-        return Err(Error::new(Status::InvalidArg, format!("E_USAGE: port {port} is out of range")));
+        return Err(usage_error(format!("port {port} is out of range")));
     }
     let listen = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
     let mut peer_rates = Vec::new();
     for p in options.peer_rates.unwrap_or_default() {
-        let ip: IpAddr =
-            p.peer.parse().map_err(|_| Error::new(Status::InvalidArg, format!("E_USAGE: peer {:?} is not an IP address", p.peer)))?;
+        let ip: IpAddr = p.peer.parse().map_err(|_| usage_error(format!("peer {:?} is not an IP address", p.peer)))?;
         peer_rates.push((ip, whole(p.rate, "a peer rate")?.max(1)));
     }
     let tls = match (options.tls.unwrap_or(false), options.tls_cert.as_deref(), options.tls_key.as_deref()) {
         (_, Some(cert), Some(key)) => Some(ServerTls::from_pem(Path::new(cert), Path::new(key)).map_err(usage)?),
-        (_, Some(_), None) | (_, None, Some(_)) => {
-            return Err(Error::new(Status::InvalidArg, "E_USAGE: tlsCert and tlsKey go together".to_owned()))
-        }
+        (_, Some(_), None) | (_, None, Some(_)) => return Err(usage_error("tlsCert and tlsKey go together".to_owned())),
         (true, None, None) => {
             let mut names = tls::default_names();
             if !names.contains(&host) && !host.is_empty() && host != "0.0.0.0" && host != "::" {
@@ -80,13 +69,13 @@ pub fn serve(options: BindingServeOptions) -> Result<BindingServer> {
         max_block: options.max_block.unwrap_or(defaults.max_block),
         pool_buffers: options.pool_buffers.map_or(defaults.pool_buffers, |n| n as usize),
         writers: options.writers.map_or(defaults.writers, |n| n as usize),
-        max_streams: options.max_streams.map_or(Ok(defaults.max_streams), |n| {
-            u16::try_from(n).map_err(|_| Error::new(Status::InvalidArg, format!("E_USAGE: maxStreams {n} is too large")))
-        })?,
+        max_streams: options
+            .max_streams
+            .map_or(Ok(defaults.max_streams), |n| u16::try_from(n).map_err(|_| usage_error(format!("maxStreams {n} is too large"))))?,
         cores: options.cores_io.as_deref().map(|io| CoreSpec::parse(io, options.cores_other.as_deref())).transpose().map_err(usage)?,
         pin: options.pin.as_deref().map(PinMode::parse).transpose().map_err(usage)?.unwrap_or(defaults.pin),
-        handshake_timeout: options.handshake_timeout_ms.map_or(defaults.handshake_timeout, |ms| Duration::from_millis(ms.max(1) as u64)),
-        idle_timeout: options.idle_timeout_ms.map_or(defaults.idle_timeout, |ms| Duration::from_millis(ms.max(1) as u64)),
+        handshake_timeout: millis(options.handshake_timeout_ms, defaults.handshake_timeout),
+        idle_timeout: millis(options.idle_timeout_ms, defaults.idle_timeout),
         fsync: options
             .fsync
             .as_deref()
@@ -102,9 +91,7 @@ pub fn serve(options: BindingServeOptions) -> Result<BindingServer> {
         resume_ttl: match options.resume_ttl_ms {
             None => defaults.resume_ttl,
             Some(ms) if ms.is_finite() && (1.0..9.0e15).contains(&ms) => Duration::from_millis(ms as u64),
-            Some(ms) => {
-                return Err(Error::new(Status::InvalidArg, format!("E_USAGE: resumeTtlMs must be at least 1 millisecond, not {ms}")))
-            }
+            Some(ms) => return Err(usage_error(format!("resumeTtlMs must be at least 1 millisecond, not {ms}"))),
         },
         ..defaults
     };
@@ -151,11 +138,12 @@ impl BindingServer {
         self.tls_self_signed
     }
 
-    /// The node's statistics and transfer table as JSON (docs/PROTOCOL.md, STATS_OK); null
-    /// once closed.
+    /// The node's statistics and transfer table (what a STATS request is answered with, as
+    /// an object); null once closed.
     #[napi]
-    pub fn stats_json(&self) -> Result<Option<String>> {
-        crate::error::sync("stats", || Ok(self.server.lock().ok().and_then(|g| Some(g.as_ref()?.stats_json()))))
+    pub fn stats(&self) -> Result<Option<BindingNodeStats>> {
+        let stats = crate::error::sync("stats", || Ok(self.server.lock().ok().and_then(|g| Some(g.as_ref()?.stats()))))?;
+        Ok(stats.map(BindingNodeStats::from))
     }
 
     /// Refuses new transfers and waits up to `timeoutMs` for the running ones; resolves true

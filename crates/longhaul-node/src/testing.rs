@@ -4,17 +4,7 @@
 use longhaul_core::vfile::index::{encode_entries, Entry, Kind};
 use napi::bindgen_prelude::*;
 
-/// One raw index entry, unchecked.
-#[napi(object)]
-pub struct BindingRawEntry {
-    pub path: String,
-    /// "dir", "file" or "symlink".
-    pub kind: String,
-    pub mode: u32,
-    pub size: Option<f64>,
-    pub offset: Option<f64>,
-    pub target: Option<String>,
-}
+use crate::types::BindingRawEntry;
 
 /// Encodes entries into a content index exactly as given, without the checks `send` applies:
 /// for tests that must show the node refusing a hostile index.
@@ -41,10 +31,4 @@ pub fn encode_index_unchecked(entries: Vec<BindingRawEntry>, total: f64) -> Resu
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(encode_entries(&entries, total as u64).into())
-}
-
-/// Every error code the engine produces.
-#[napi]
-pub fn error_codes() -> Vec<String> {
-    longhaul_core::error::CODES.iter().map(|c| c.to_string()).collect()
 }

@@ -3,7 +3,7 @@
 //! connection (one session or a run of requests) or a data connection (attached to its session).
 
 use super::conn_limit::{send_now, Next, Refusal, Stage, Waiting};
-use super::stats::stats_json;
+use super::stats::stats;
 use super::{copy, pull, push, requests, Caller, Inner};
 use crate::error::{Error, Result};
 use crate::session::handshake;
@@ -235,7 +235,7 @@ pub(super) fn control(inner: &Arc<Inner>, sock: &mut TcpStream, peer: IpAddr, fe
             Msg::Copy { to, src, dest, streams, block_size } => return copy::copy(caller, sock, &to, &src, &dest, streams, block_size),
             Msg::List { path } => requests::list(inner, sock, &path)?,
             Msg::Readv { paths, segments } => requests::readv(inner, sock, peer, &paths, &segments)?,
-            Msg::Stats => frame::write_msg(sock, &Msg::StatsOk { json: stats_json(inner) }).map(Ok)?,
+            Msg::Stats => frame::write_msg(sock, &Msg::StatsOk { json: stats(inner).to_json() }).map(Ok)?,
             m => return Err(Error::Protocol(format!("unexpected {:?} frame on a control connection", m.frame_type()))),
         };
         // A refused request (a limit, a missing path) is answered and the connection goes on.

@@ -22,7 +22,7 @@ mod pull;
 mod push;
 mod requests;
 pub mod state;
-mod stats;
+pub mod stats;
 mod sweep;
 
 pub use options::ServeOptions;
@@ -52,7 +52,7 @@ use conn_limit::{Limiter, Lobby, Next};
 use copy_to::CopyTargets;
 use requests::ReadvCounters;
 use state::NodeState;
-use stats::stats_json;
+use stats::{stats, NodeStats};
 use sweep::{sweep, sweep_loop};
 
 struct Inner {
@@ -241,9 +241,14 @@ impl Server {
         }
     }
 
-    /// The node's statistics and transfer table as a JSON document (docs/PROTOCOL.md, STATS).
+    /// The node's statistics and transfer table.
+    pub fn stats(&self) -> NodeStats {
+        stats(&self.inner)
+    }
+
+    /// The same as a JSON document (docs/PROTOCOL.md, STATS): what a STATS request is answered with.
     pub fn stats_json(&self) -> String {
-        stats_json(&self.inner)
+        stats(&self.inner).to_json()
     }
 
     /// Refuses new transfers and waits up to `timeout` for the running ones to end; true if

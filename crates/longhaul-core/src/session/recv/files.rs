@@ -11,7 +11,7 @@ use std::fs::{self, File};
 use std::os::fd::AsFd;
 use std::os::unix::fs::PermissionsExt;
 use std::sync::atomic::AtomicBool;
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 
@@ -32,25 +32,7 @@ use crate::sys::tmpfile::Tmpfile;
 use crate::sys::write::write_chunked;
 use crate::vfile::index::{Entry, Kind};
 
-pub(super) const STAGE_NONE: u8 = 0;
-pub(super) const STAGE_TEMP: u8 = 1;
-pub(super) const STAGE_FINAL: u8 = 2;
-/// `verify: full`: all bytes written, the file read back and hashed; it waits under its
-/// temporary name for the sender's digest.
-pub(super) const STAGE_WRITTEN: u8 = 3;
-
-pub(super) struct FileSlot {
-    pub(super) remaining: AtomicU64,
-    pub(super) fd: Mutex<Option<Arc<File>>>,
-    pub(super) stage: AtomicU8,
-    /// Held while a piece of a file larger than its piece is written (see `write`).
-    pub(super) writing: Mutex<()>,
-    /// What its temporary file is counted at in the node's account (`UNCOUNTED`: not by this
-    /// session).
-    pub(super) part: AtomicU64,
-}
-
-pub(super) const UNCOUNTED: u64 = u64::MAX;
+use super::slot::{FileSlot, STAGE_FINAL, STAGE_NONE, STAGE_TEMP, STAGE_WRITTEN, UNCOUNTED};
 
 /// The tree's files as the writers see them: a slot each, how each is named until it is
 /// complete, and how its bytes are counted into the node's account.

@@ -48,6 +48,7 @@ pub mod journal;
 
 mod files;
 mod resume;
+mod slot;
 mod state;
 mod stream;
 #[cfg(test)]
@@ -73,10 +74,11 @@ use crate::vfile::blocks::BlockPlan;
 use crate::vfile::blockset::BlockSet;
 use crate::vfile::index::Index;
 use crate::wire::frame::Token;
-use files::{Digests, FileSlot, Files, Writers, STAGE_NONE, UNCOUNTED};
+use files::{Digests, Files, Writers};
 use journal::Journal;
 use resume::{carried_over, Carried, Resume};
 pub(crate) use resume::{own_part, ExistingDirs};
+use slot::{FileSlot, STAGE_NONE, UNCOUNTED};
 use state::Life;
 use stream::{Receipt, WriteJob};
 

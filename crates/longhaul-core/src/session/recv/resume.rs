@@ -11,8 +11,8 @@ use std::sync::atomic::Ordering;
 
 use rustix::fs::{Mode, OFlags};
 
-use super::files::{STAGE_FINAL, STAGE_NONE, STAGE_TEMP, STAGE_WRITTEN, UNCOUNTED};
 use super::journal::{Journal, Previous};
+use super::slot::{STAGE_FINAL, STAGE_NONE, STAGE_TEMP, STAGE_WRITTEN, UNCOUNTED};
 use super::{dest_refused, Receive};
 use crate::error::Result;
 use crate::hash::xxh3;

@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 
 use rustix::fs::Mode;
 
-use super::files::{STAGE_FINAL, STAGE_TEMP, STAGE_WRITTEN};
+use super::slot::{STAGE_FINAL, STAGE_TEMP, STAGE_WRITTEN};
 use super::{dest_refused, existing_refused, Fsync, Receive};
 use crate::error::{lossy, Error, Result};
 use crate::sys::beneath::{self, DirCache};

@@ -70,7 +70,7 @@ pub fn send(
     if opts.streams == 0 {
         return Err(Error::Usage("streams must be at least 1".into()));
     }
-    if opts.block_size < 4096 || opts.block_size > (64 << 20) {
+    if !crate::limits::BLOCK_SIZE.contains(opts.block_size as u64) {
         return Err(Error::Usage(format!("block size {} is outside 4 KiB..=64 MiB", opts.block_size)));
     }
     if !dest.is_empty() {

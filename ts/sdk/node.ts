@@ -185,6 +185,31 @@ export interface NodeStats {
   lastFileCreation: string | null;
 }
 
+/** Keys one type has and the other lacks: `never` when the two name the same fields. */
+type KeyDrift<A, B> = Exclude<keyof A, keyof B> | Exclude<keyof B, keyof A>;
+/**
+ * The addon's stats (core's NodeStats) name exactly the fields of the public types, which
+ * narrow a few strings to their values; a field added on one side only fails to compile here.
+ */
+const STATS_MATCH: [
+  KeyDrift<NodeStats, Binding.BindingNodeStats>,
+  KeyDrift<TransferInfo, Binding.BindingTransferRow>,
+  KeyDrift<BandwidthLimit, Binding.BindingLimitStats>,
+] extends [never, never, never]
+  ? true
+  : never = true;
+
+/** The addon's stats as the public type (the same fields; `direction`, `outcome` and `scope` narrowed). */
+function fromBinding(s: Binding.BindingNodeStats): NodeStats {
+  void STATS_MATCH;
+  return {
+    ...s,
+    limits: s.limits as BandwidthLimit[],
+    transfers: s.transfers as TransferInfo[],
+    recent: s.recent as TransferInfo[],
+  };
+}
+
 export interface StorageNodeEvents {
   'transfer:start': [TransferInfo];
   'transfer:progress': [TransferInfo];
@@ -264,9 +289,14 @@ class Node extends EventEmitter<StorageNodeEvents> implements StorageNode {
   }
 
   stats(): NodeStats {
-    const json = this.server.statsJson();
-    if (json == null) throw new LonghaulError('E_CLOSED', 'the node is closed');
-    return JSON.parse(json) as NodeStats;
+    let s: Binding.BindingNodeStats | null;
+    try {
+      s = this.server.stats();
+    } catch (err) {
+      throw fromNative(err);
+    }
+    if (s == null) throw new LonghaulError('E_CLOSED', 'the node is closed');
+    return fromBinding(s);
   }
 
   transfers(): { active: TransferInfo[]; recent: TransferInfo[] } {

@@ -4,9 +4,9 @@
 // the fast paths with the reason each one fell back.
 import { writeFileSync } from 'node:fs';
 
-import type { Progress } from './common.js';
+import type { Progress } from '../sdk/common.js';
 import * as fmt from './format.js';
-import type { SendSummary, TimelineSample } from './index.js';
+import type { SendSummary, TimelineSample } from '../sdk/index.js';
 import { verifiedLine } from './progress.js';
 
 export interface ProgressSample {

@@ -9,6 +9,7 @@ import { resolve } from 'node:path';
 import { z } from 'zod';
 
 import { parseSize } from './common.js';
+import { DEFAULTS, LIMITS, RETRY } from './defaults.js';
 import { LonghaulError } from './errors.js';
 import { parseListen } from './target.js';
 
@@ -149,46 +150,56 @@ const CLIENT = ['send', 'get', 'copy', 'ls', 'readv', 'stats'] as const;
 
 const SPECS = {
   streams: {
-    schema: intIn(1, 256),
+    schema: intIn(LIMITS.streams.min, LIMITS.streams.max),
     description: 'parallel TCP data streams',
     arg: 'n',
-    default: 2,
+    default: DEFAULTS.send.streams,
     commands: [...TRANSFER, 'demo'],
   },
   blockSize: {
-    schema: sizeIn(4096, 64 << 20, '1M'),
+    schema: sizeIn(LIMITS.blockSize.min, LIMITS.blockSize.max, '1M'),
     description: 'block size: the unit read, checksummed and sent',
     arg: 'size',
-    default: 1 << 20,
+    default: DEFAULTS.send.blockSize,
     commands: TRANSFER,
   },
   poolBuffers: {
-    schema: intIn(1, 4096),
-    description: 'buffers of one block each in the pool (sender: 2 x streams + readers; node: 16)',
+    schema: intIn(LIMITS.poolBuffers.min, LIMITS.poolBuffers.max),
+    description: `buffers of one block each in the pool (sender: 2 x streams + readers; node: ${DEFAULTS.serve.poolBuffers})`,
     arg: 'n',
     commands: ['send', 'serve'],
   },
-  readers: { schema: intIn(1, 64), description: 'disk-reader threads (default min(streams, 4), at least 2)', arg: 'n', commands: ['send'] },
-  writers: { schema: intIn(1, 256), description: 'disk-writer threads per transfer (default 4)', arg: 'n', commands: ['serve'] },
+  readers: {
+    schema: intIn(LIMITS.readers.min, LIMITS.readers.max),
+    description: 'disk-reader threads (default min(streams, 4), at least 2)',
+    arg: 'n',
+    commands: ['send'],
+  },
+  writers: {
+    schema: intIn(LIMITS.writers.min, LIMITS.writers.max),
+    description: `disk-writer threads per transfer (default ${DEFAULTS.serve.writers})`,
+    arg: 'n',
+    commands: ['serve'],
+  },
   scheduler: {
     schema: oneOf(['pipelined', 'adaptive', 'auto']),
     description: 'pipelined (dedicated threads), adaptive (Vyukov workers) or auto (probes both)',
     arg: 'name',
-    default: 'auto',
+    default: DEFAULTS.send.scheduler,
     commands: ['send'],
   },
   digest: {
     schema: oneOf(['none', 'blake3']),
     description: 'none, or blake3: a BLAKE3 of every block, checked by the node (XXH3 always)',
     arg: 'name',
-    default: 'none',
+    default: DEFAULTS.send.digest,
     commands: ['send'],
   },
   verify: {
     schema: oneOf(['block', 'full']),
     description: "block (XXH3 of every block on arrival) or full (also each file's BLAKE3, checked on the file read back by the receiver)",
     arg: 'mode',
-    default: 'block',
+    default: DEFAULTS.send.verify,
     commands: TRANSFER,
   },
   coresIo: {
@@ -202,21 +213,21 @@ const SPECS = {
     schema: oneOf(['auto', 'always', 'never']),
     description: 'pin threads to cores: auto, always or never',
     arg: 'mode',
-    default: 'auto',
+    default: DEFAULTS.send.pin,
     commands: ['send', 'serve'],
   },
   ioTimeout: {
-    schema: intIn(1, 86_400),
+    schema: intIn(LIMITS.timeoutSeconds.min, LIMITS.timeoutSeconds.max),
     description: 'seconds the node has to answer and to take each block, then E_TIMEOUT',
     arg: 'seconds',
-    default: 60,
+    default: DEFAULTS.send.ioTimeoutMs / 1000,
     commands: ['send'],
   },
   idleTimeout: {
-    schema: intIn(1, 86_400),
+    schema: intIn(LIMITS.timeoutSeconds.min, LIMITS.timeoutSeconds.max),
     description: 'seconds a sender may send nothing before its transfer fails with E_TIMEOUT',
     arg: 'seconds',
-    default: 60,
+    default: DEFAULTS.serve.idleTimeoutMs / 1000,
     commands: ['serve'],
   },
   resume: {
@@ -224,7 +235,7 @@ const SPECS = {
     description:
       "resume from the receiver's journal of an earlier attempt (the node's for send, DEST/.longhaul for get), skipping files it holds with the same size and mtime (--no-resume moves everything)",
     arg: '',
-    default: true,
+    default: DEFAULTS.send.resume,
     commands: ['send', 'get'],
   },
   keepSetid: {
@@ -232,21 +243,21 @@ const SPECS = {
     description:
       'give received files and directories the setuid and setgid bits the sender asks for (serve: what clients push; get: what the node sends); by default they are cleared',
     arg: '',
-    default: false,
+    default: DEFAULTS.serve.keepSetid,
     commands: ['serve', 'get'],
   },
   retries: {
-    schema: intIn(0, 1000),
+    schema: intIn(0, RETRY.maxRetries),
     description: 'after a broken connection, a timeout, a bad block or a busy node, send again (resuming) this many times',
     arg: 'n',
-    default: 3,
+    default: RETRY.retries,
     commands: ['send'],
   },
   retryDelay: {
-    schema: intIn(0, 3600),
-    description: 'seconds before the first retry, doubling each time up to 30',
+    schema: intIn(0, RETRY.maxDelayOptionMs / 1000),
+    description: `seconds before the first retry, doubling each time up to ${RETRY.maxDelayMs / 1000}`,
     arg: 'seconds',
-    default: 1,
+    default: RETRY.delayMs / 1000,
     commands: ['send'],
   },
   fsync: {
@@ -254,7 +265,7 @@ const SPECS = {
     description:
       'make received files durable: none (kernel writeback, as cp and rsync), file (fsync each before its rename) or end (one syncfs per transfer)',
     arg: 'mode',
-    default: 'none',
+    default: DEFAULTS.serve.fsync,
     commands: ['serve'],
   },
   tokenFile: {
@@ -340,41 +351,40 @@ const SPECS = {
     commands: ['serve'],
   },
   resumeTtl: {
-    schema: intIn(1, 365 * 86_400),
+    schema: intIn(LIMITS.resumeTtlSeconds.min, LIMITS.resumeTtlSeconds.max),
     description:
       'seconds the files a failed push keeps for its resume stay (counted as stored) after its last block; then the node removes them',
     arg: 'seconds',
-    default: 86_400,
+    default: DEFAULTS.serve.resumeTtlMs / 1000,
     commands: ['serve'],
   },
   maxTransfers: {
-    schema: intIn(1, 100_000),
+    schema: intIn(LIMITS.maxTransfers.min, LIMITS.maxTransfers.max),
     description: 'transfers at once; more get E_BUSY',
     arg: 'n',
-    default: 32,
+    default: DEFAULTS.serve.maxTransfers,
     commands: ['serve'],
   },
   maxConnections: {
-    schema: intIn(1, 1_000_000),
+    schema: intIn(LIMITS.maxConnections.min, LIMITS.maxConnections.max),
     description:
       'connections open at once (lowered to what the descriptor limit allows); past it the oldest still in its handshake is closed, or E_BUSY',
     arg: 'n',
-    default: 4096,
+    default: DEFAULTS.serve.maxConnections,
     commands: ['serve'],
   },
   maxPerPeer: {
-    schema: intIn(1, 1_000_000),
+    schema: intIn(LIMITS.maxPerPeer.min, LIMITS.maxPerPeer.max),
     description: 'connections open at once from one IP address; more get E_BUSY',
     arg: 'n',
-    default: 256,
+    default: DEFAULTS.serve.maxPerPeer,
     commands: ['serve'],
   },
   memory: {
-    schema: sizeIn(4 << 20, Number.MAX_SAFE_INTEGER, '2G'),
-    description:
-      'memory for the buffer pools of all transfers and the indexes they hold (the push pool, 16 x 4 MiB, counts from the start); past it a new transfer gets E_BUSY with a retry-after hint',
+    schema: sizeIn(LIMITS.memory.min, LIMITS.memory.max, '2G'),
+    description: `memory for the buffer pools of all transfers and the indexes they hold (the push pool, ${DEFAULTS.serve.poolBuffers} x ${DEFAULTS.serve.maxBlock >> 20} MiB, counts from the start); past it a new transfer gets E_BUSY with a retry-after hint`,
     arg: 'size',
-    default: 1 << 30,
+    default: DEFAULTS.serve.memory,
     commands: ['serve'],
   },
   copyTo: {

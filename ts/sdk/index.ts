@@ -5,7 +5,6 @@
 // stable `code`.
 import {
   cancellable,
-  checkCount,
   checkVerify,
   progressAdapter,
   resolveToken,
@@ -14,12 +13,13 @@ import {
   type TransferTotals,
   type VerifyMode,
 } from './common.js';
+import { checkCount, checkIn, LIMITS, RETRY } from './defaults.js';
 import { native } from './native.js';
 import type { Cores, PinMode } from './node.js';
 import { LonghaulError } from './errors.js';
 import { formatAddress, parseTarget, type Target } from './target.js';
 
-export { LonghaulError, exitCodeFor, fixFor, ERROR_CODES } from './errors.js';
+export { LonghaulError, exitCodeFor, fixFor, ERROR_CODES, type ErrorCode } from './errors.js';
 export {
   resolveConfig,
   configJsonSchema,
@@ -215,16 +215,16 @@ export interface SendSummary extends TransferTotals {
  */
 export async function send(source: string, target: string | Target, options: SendOptions = {}): Promise<SendSummary> {
   const t = typeof target === 'string' ? parseTarget(target) : target;
-  checkCount('streams', options.streams, 1, 256);
-  checkCount('blockSize', options.blockSize, 4096, 64 << 20);
-  checkCount('poolBuffers', options.poolBuffers, 1, 4096);
-  checkCount('readers', options.readers, 1, 64);
-  checkCount('processors', options.processors, 1, 256);
-  checkCount('workers', options.workers, 1, 256);
-  checkCount('retries', options.retries, 0, 1000);
-  checkCount('retryDelayMs', options.retryDelayMs, 0, 3_600_000);
+  checkIn('streams', options.streams, LIMITS.streams);
+  checkIn('blockSize', options.blockSize, LIMITS.blockSize);
+  checkIn('poolBuffers', options.poolBuffers, LIMITS.poolBuffers);
+  checkIn('readers', options.readers, LIMITS.readers);
+  checkIn('processors', options.processors, LIMITS.processors);
+  checkIn('workers', options.workers, LIMITS.workers);
+  checkCount('retries', options.retries, 0, RETRY.maxRetries);
+  checkCount('retryDelayMs', options.retryDelayMs, 0, RETRY.maxDelayOptionMs);
   checkVerify(options.verify);
-  const retries = options.retries ?? 3;
+  const retries = options.retries ?? RETRY.retries;
   const retried: { code: string; message: string }[] = [];
   let reached = false;
   for (let attempt = 1; ; attempt++) {
@@ -239,7 +239,10 @@ export async function send(source: string, target: string | Target, options: Sen
       reached ||= e.code !== 'E_CONNECT';
       if (!retriable || attempt > retries || options.signal?.aborted) throw e;
       // A node whose memory is spoken for says how long to wait: never less than that.
-      const delayMs = Math.max(Math.min((options.retryDelayMs ?? 1000) * 2 ** (attempt - 1), 30_000), e.retryAfterMs ?? 0);
+      const delayMs = Math.max(
+        Math.min((options.retryDelayMs ?? RETRY.delayMs) * 2 ** (attempt - 1), RETRY.maxDelayMs),
+        e.retryAfterMs ?? 0,
+      );
       retried.push({ code: e.code, message: e.message });
       options.onRetry?.({ attempt, code: e.code, message: e.message, delayMs });
       await sleep(delayMs, options.signal);

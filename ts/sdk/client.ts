@@ -2,7 +2,6 @@
 // connection for repeated requests (`connect`: readv, read, list, stats).
 import {
   cancellable,
-  checkCount,
   checkVerify,
   progressAdapter,
   resolveToken,
@@ -12,7 +11,8 @@ import {
   type TransferTotals,
   type VerifyMode,
 } from './common.js';
-import { fromNative, LonghaulError } from './errors.js';
+import { fromNative, LonghaulError, type ErrorCode } from './errors.js';
+import { checkCount, checkIn, LIMITS } from './defaults.js';
 import { native, type Binding } from './native.js';
 import type { NodeStats } from './node.js';
 import { formatAddress, parseTarget, type Target } from './target.js';
@@ -81,7 +81,7 @@ export class Client {
       const data = r.data.subarray(at, at + len);
       at += len;
       const code = r.codes[i]!;
-      return code ? { error: new LonghaulError(code, `segment ${i} (${segments[i]!.path}): ${code}`) } : { data };
+      return code ? { error: new LonghaulError(code as ErrorCode, `segment ${i} (${segments[i]!.path}): ${code}`) } : { data };
     });
   }
 
@@ -196,8 +196,8 @@ function summary(s: Binding.BindingReceived, verify: VerifyMode | undefined): Re
 }
 
 function checkTransfer(o: TransferOptions): void {
-  checkCount('streams', o.streams, 1, 256);
-  checkCount('blockSize', o.blockSize, 4096, 64 << 20);
+  checkIn('streams', o.streams, LIMITS.streams);
+  checkIn('blockSize', o.blockSize, LIMITS.blockSize);
   checkVerify(o.verify);
 }
 
@@ -208,7 +208,7 @@ function checkTransfer(o: TransferOptions): void {
 export async function get(source: string | Target, dest: string, options: GetOptions = {}): Promise<ReceiveSummary> {
   const t = targetOf(source);
   checkTransfer(options);
-  checkCount('writers', options.writers, 1, 256);
+  checkIn('writers', options.writers, LIMITS.writers);
   if (t.dest === '') throw new LonghaulError('E_USAGE', 'name what to pull: HOST:PORT/PATH');
   return cancellable(options.signal, async (cancel) =>
     summary(

@@ -83,13 +83,6 @@ export async function cancellable<T>(signal: AbortSignal | undefined, run: (canc
   }
 }
 
-export function checkCount(name: string, v: number | undefined, min: number, max: number): void {
-  if (v === undefined) return;
-  if (!Number.isInteger(v) || v < min || v > max) {
-    throw new LonghaulError('E_USAGE', `${name} must be an integer in ${min}..${max}, got ${v}`);
-  }
-}
-
 /** Checks a `verify` option (the engine checks too; this names the option in the error). */
 export function checkVerify(v: string | undefined): void {
   if (v !== undefined && v !== 'block' && v !== 'full') {

@@ -1,14 +1,58 @@
-// Errors the SDK and CLI raise. Every failure carries a stable `code` (see docs/ERRORS.md).
+// Errors the SDK and CLI raise. Every failure carries a stable `code` (see docs/ERRORS.md): the
+// engine's cross from the addon as the thrown error's `code` property (crates/longhaul-node,
+// error.rs), the SDK's and the CLI's own are the few below the engine's list.
+
+/**
+ * Every code a LonghaulError can carry, in the order of docs/ERRORS.md: the engine's (the
+ * addon's `errorCodes()`, which a test holds this list to) and the four only the SDK and the
+ * CLI raise (E_CONFIG, E_VERIFY, E_CLOSED, E_INTERNAL).
+ */
+export const ERROR_CODES = [
+  'E_USAGE',
+  'E_CONFIG',
+  'E_CONNECT',
+  'E_NET',
+  'E_PROTOCOL',
+  'E_VERSION',
+  'E_TIMEOUT',
+  'E_NOT_FOUND',
+  'E_SOURCE_CHANGED',
+  'E_PATH_ESCAPE',
+  'E_BAD_PATH',
+  'E_DUPLICATE',
+  'E_INDEX',
+  'E_LIMIT',
+  'E_AUTH',
+  'E_BUSY',
+  'E_DENIED',
+  'E_TLS',
+  'E_CAPACITY',
+  'E_IO',
+  'E_NOSPACE',
+  'E_CONFLICT',
+  'E_CHECKSUM',
+  'E_VERIFY',
+  'E_CANCELLED',
+  'E_CLOSED',
+  'E_PANIC',
+  'E_INTERNAL',
+] as const;
+
+/** A documented error code (docs/ERRORS.md). */
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+/** The codes only the SDK and the CLI raise; every other one is the engine's. */
+export const SDK_ERROR_CODES: readonly ErrorCode[] = ['E_CONFIG', 'E_VERIFY', 'E_CLOSED', 'E_INTERNAL'];
 
 /** The hint a node's E_BUSY carries when its memory budget is full ("retry after 5 s"). */
 const RETRY_AFTER = /retry after (\d+(?:\.\d+)?) s\b/;
 
 export class LonghaulError extends Error {
-  readonly code: string;
+  readonly code: ErrorCode;
   /** For E_BUSY: how long the node asked the client to wait before trying again, when it said. */
   readonly retryAfterMs?: number;
 
-  constructor(code: string, message: string, options?: { cause?: unknown }) {
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'LonghaulError';
     this.code = code;
@@ -17,20 +61,25 @@ export class LonghaulError extends Error {
   }
 }
 
-const CODED = /^(E_[A-Z_]+): ([\s\S]*)$/;
-
-/** Turns an error thrown by the addon ("E_CODE: message") into a LonghaulError. */
+/**
+ * Turns an error thrown by the addon into a LonghaulError: the engine's carry their code as
+ * `code`. One napi-rs raised itself (an argument of the wrong type: `code` is napi's status,
+ * such as `InvalidArg`) or anything else is E_INTERNAL. A code from a peer of another version
+ * (an ERROR frame) is kept as it came, though this version does not document it.
+ */
 export function fromNative(err: unknown): LonghaulError {
   if (err instanceof LonghaulError) return err;
   const message = err instanceof Error ? err.message : String(err);
-  const m = CODED.exec(message);
-  return m ? new LonghaulError(m[1]!, m[2]!, { cause: err }) : new LonghaulError('E_INTERNAL', message, { cause: err });
+  const code = err instanceof Error ? (err as { code?: unknown }).code : undefined;
+  return typeof code === 'string' && code.startsWith('E_')
+    ? new LonghaulError(code as ErrorCode, message, { cause: err })
+    : new LonghaulError('E_INTERNAL', message, { cause: err });
 }
 
 /**
  * CLI exit status for each error code. Documented in docs/ERRORS.md; scripts may rely on it.
  */
-export function exitCodeFor(code: string): number {
+export function exitCodeFor(code: ErrorCode | string): number {
   switch (code) {
     case 'E_USAGE':
     case 'E_CONFIG':
@@ -73,7 +122,7 @@ export function exitCodeFor(code: string): number {
 }
 
 /** What to do about each code: the CLI's one line ends with it. docs/ERRORS.md says more. */
-const FIXES: Record<string, string> = {
+const FIXES: Record<ErrorCode, string> = {
   E_USAGE: 'see longhaul help COMMAND',
   E_CONFIG:
     'fix the named key in the config file, the LONGHAUL_* variable or the flag; `longhaul config` shows where each value comes from',
@@ -108,9 +157,6 @@ const FIXES: Record<string, string> = {
 };
 
 /** The one-line advice for a code ('' when there is nothing to do). */
-export function fixFor(code: string): string {
-  return FIXES[code] ?? FIXES.E_INTERNAL!;
+export function fixFor(code: ErrorCode | string): string {
+  return (FIXES as Record<string, string>)[code] ?? FIXES.E_INTERNAL;
 }
-
-/** Every code the CLI documents (docs/ERRORS.md has a row for each). */
-export const ERROR_CODES: readonly string[] = Object.keys(FIXES);

@@ -2,7 +2,7 @@
 import cliProgress from 'cli-progress';
 
 import * as fmt from './format.js';
-import type { Progress, RetryEvent, SendSummary, TransferTotals } from './index.js';
+import type { Progress, RetryEvent, SendSummary, TransferTotals } from '../sdk/index.js';
 
 export interface Reporter {
   progress(p: Progress): void;

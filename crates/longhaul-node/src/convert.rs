@@ -1,0 +1,344 @@
+//! Conversions between core's types and the `Binding*` types JavaScript sees, and the checks
+//! of option values the engine's own types cannot express (a number of bytes given as a JS
+//! number, a u16 given as a u32). No engine logic: a rule found here belongs in core.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use longhaul_core::client::GetOptions;
+use longhaul_core::limits::{self, Bounds};
+use longhaul_core::node::state::TransferRow;
+use longhaul_core::place::placement::{PinMode, Placement};
+use longhaul_core::place::topology::format_cpu_list;
+use longhaul_core::sched::timeline::Sample;
+use longhaul_core::sys::tls::ClientTls;
+use longhaul_core::wire::auth::Secret;
+use longhaul_core::wire::frame::ListEntry;
+use longhaul_core::{Digest, FastPaths, NodeStats, Progress, SendOptions, SendSummary, ServeOptions};
+
+use crate::error::{usage, usage_error, Result};
+use crate::types::*;
+
+impl From<&Progress> for BindingProgress {
+    fn from(p: &Progress) -> Self {
+        BindingProgress {
+            bytes_done: p.bytes_done as f64,
+            bytes_total: p.bytes_total as f64,
+            files_done: p.files_done as f64,
+            files_total: p.files_total as f64,
+            seconds: p.seconds,
+            per_stream_bytes: p.per_stream_bytes.iter().map(|&b| b as f64).collect(),
+        }
+    }
+}
+
+impl From<FastPaths> for BindingFastPaths {
+    fn from(f: FastPaths) -> Self {
+        BindingFastPaths { sendfile: f.sendfile, sendfile_fallback: f.sendfile_fallback, mlock: f.mlock, mlock_fallback: f.mlock_fallback }
+    }
+}
+
+impl From<&Sample> for BindingSample {
+    fn from(s: &Sample) -> Self {
+        BindingSample {
+            ms: s.ms,
+            reading: s.reading,
+            processing: s.processing,
+            sending: s.sending,
+            writing: s.writing,
+            blocked: s.blocked,
+            queued: s.queued,
+        }
+    }
+}
+
+fn placement(p: Placement, threads: Vec<longhaul_core::ThreadPin>) -> BindingPlacement {
+    BindingPlacement {
+        reason: p.reason,
+        pinned: p.pin,
+        fallback: p.fallback,
+        disk_cpus: format_cpu_list(&p.disk_cpus),
+        net_cpus: format_cpu_list(&p.net_cpus),
+        other_cpus: format_cpu_list(&p.other_cpus),
+        disk_node: p.disk_node.map(|n| n as u32),
+        net_node: p.net_node.map(|n| n as u32),
+        threads: threads.into_iter().map(|t| BindingThreadPin { name: t.name, tid: t.tid, cpu: t.cpu as u32, error: t.error }).collect(),
+    }
+}
+
+impl From<SendSummary> for BindingSendSummary {
+    fn from(s: SendSummary) -> Self {
+        BindingSendSummary {
+            bytes: s.bytes as f64,
+            files: s.files as f64,
+            dirs: s.dirs as f64,
+            symlinks: s.symlinks as f64,
+            blocks: s.blocks as f64,
+            seconds: s.seconds,
+            scan_seconds: s.scan_seconds,
+            receiver_seconds: s.receiver.micros as f64 / 1e6,
+            streams: s.streams as u32,
+            per_stream_bytes: s.per_stream_bytes.iter().map(|&b| b as f64).collect(),
+            sendfile_blocks: s.sendfile_blocks as f64,
+            sendfile_bytes: s.sendfile_bytes as f64,
+            packed_blocks: s.packed_blocks as f64,
+            packed_bytes: s.packed_bytes as f64,
+            fast_paths: s.fast_paths.into(),
+            skipped: s.skipped.into_iter().map(|(path, why)| BindingSkipped { path, reason: why.to_owned() }).collect(),
+            scheduler: BindingScheduler {
+                requested: s.scheduler.requested.to_owned(),
+                used: s.scheduler.used.to_owned(),
+                reason: s.scheduler.reason,
+                probe: s
+                    .scheduler
+                    .probe
+                    .into_iter()
+                    .map(|(k, bps)| BindingProbe { scheduler: k.to_owned(), bytes_per_second: bps })
+                    .collect(),
+            },
+            placement: placement(s.placement, s.pinned),
+            timeline: s.timeline.iter().map(BindingSample::from).collect(),
+            digest: digest_name(s.digest).to_owned(),
+            resumed_blocks: s.resumed_blocks as f64,
+            resumed_bytes: s.resumed_bytes as f64,
+            verify: s.verify.name().to_owned(),
+            verified_files: s.receiver.verified as f64,
+        }
+    }
+}
+
+impl BindingReceived {
+    pub fn new(s: &longhaul_core::wire::frame::SummaryMsg, seconds: f64) -> Self {
+        BindingReceived {
+            bytes: s.bytes as f64,
+            files: s.files as f64,
+            dirs: s.dirs as f64,
+            symlinks: s.symlinks as f64,
+            blocks: s.blocks as f64,
+            receiver_seconds: s.micros as f64 / 1e6,
+            seconds,
+            verified_files: s.verified as f64,
+        }
+    }
+}
+
+impl From<ListEntry> for BindingListEntry {
+    fn from(e: ListEntry) -> Self {
+        BindingListEntry {
+            name: String::from_utf8_lossy(&e.name).into_owned(),
+            kind: match e.kind {
+                1 => "dir",
+                2 => "file",
+                3 => "symlink",
+                _ => "other",
+            }
+            .into(),
+            mode: e.mode,
+            size: e.size as f64,
+            mtime_ns: e.mtime_ns as f64,
+        }
+    }
+}
+
+fn row(r: TransferRow) -> BindingTransferRow {
+    BindingTransferRow {
+        id: r.id as f64,
+        peer: r.peer,
+        direction: r.direction.to_owned(),
+        path: r.path,
+        bytes_done: r.bytes_done as f64,
+        bytes_total: r.bytes_total as f64,
+        files_total: r.files_total as f64,
+        streams: r.streams as u32,
+        started_unix_ms: r.started_unix_ms as f64,
+        seconds: r.seconds,
+        rate: r.rate,
+        outcome: r.outcome.map(str::to_owned),
+        code: r.code,
+    }
+}
+
+impl From<NodeStats> for BindingNodeStats {
+    fn from(s: NodeStats) -> Self {
+        BindingNodeStats {
+            root: s.root,
+            listen: s.listen,
+            auth: s.auth,
+            capacity: s.capacity.map(|c| c as f64),
+            free: s.free.map(|f| f as f64),
+            stored: s.stored as f64,
+            reserved: s.reserved as f64,
+            parts: s.parts as f64,
+            parts_bytes: s.parts_bytes as f64,
+            active: s.active as f64,
+            completed: s.completed as f64,
+            failed: s.failed as f64,
+            bytes_in: s.bytes_in as f64,
+            bytes_out: s.bytes_out as f64,
+            pool: BindingPoolStats {
+                buffers: s.pool.buffers as f64,
+                available: s.pool.available as f64,
+                buffer_bytes: s.pool.buffer_bytes as f64,
+                locked: s.pool.locked,
+            },
+            memory: BindingMemoryStats { budget: s.memory.budget as f64, held: s.memory.held as f64 },
+            limits: s
+                .limits
+                .into_iter()
+                .map(|l| BindingLimitStats {
+                    scope: l.scope.to_owned(),
+                    peer: l.peer,
+                    rate: l.rate as f64,
+                    passed: l.passed as f64,
+                    utilisation: l.utilisation,
+                })
+                .collect(),
+            peers: s
+                .peers
+                .into_iter()
+                .map(|p| BindingPeerStats { peer: p.peer, bytes_in: p.bytes_in as f64, bytes_out: p.bytes_out as f64 })
+                .collect(),
+            errors: s.errors.into_iter().map(|(code, n)| (code, n as f64)).collect::<BTreeMap<_, _>>(),
+            readv: BindingReadvStats {
+                requests: s.readv.requests as f64,
+                segments: s.readv.segments as f64,
+                bytes: s.readv.bytes as f64,
+                reads: s.readv.reads as f64,
+            },
+            connections: BindingConnectionStats {
+                open: s.connections.open as f64,
+                handshaking: s.connections.handshaking as f64,
+                max: s.connections.max as f64,
+                max_per_peer: s.connections.max_per_peer as f64,
+                refused: s.connections.refused as f64,
+                evicted: s.connections.evicted as f64,
+            },
+            transfers: s.transfers.into_iter().map(row).collect(),
+            recent: s.recent.into_iter().map(row).collect(),
+            last_placement: s.last_placement,
+            files_linked: s.files_linked as f64,
+            files_renamed: s.files_renamed as f64,
+            last_file_creation: s.last_file_creation,
+        }
+    }
+}
+
+fn bounds(b: Bounds) -> BindingBounds {
+    BindingBounds { min: b.min as f64, max: b.max as f64 }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_millis() as f64
+}
+
+/// The engine's defaults (core's `Default` impls) and the bounds of every option.
+pub fn defaults() -> BindingDefaults {
+    let (send, serve, get) = (SendOptions::default(), ServeOptions::default(), GetOptions::default());
+    BindingDefaults {
+        send: BindingSendDefaults {
+            streams: send.streams as u32,
+            block_size: send.block_size,
+            scheduler: send.scheduler.name().to_owned(),
+            digest: digest_name(send.digest).to_owned(),
+            pin: pin_name(send.pin).to_owned(),
+            verify: send.verify.name().to_owned(),
+            resume: send.resume,
+            io_timeout_ms: ms(send.io_timeout),
+            progress_interval_ms: ms(send.progress_interval),
+            timeline_interval_ms: ms(send.timeline_interval),
+        },
+        serve: BindingServeDefaults {
+            pool_buffers: serve.pool_buffers as u32,
+            max_block: serve.max_block,
+            writers: serve.writers as u32,
+            max_streams: serve.max_streams as u32,
+            max_transfers: serve.max_transfers as u32,
+            max_connections: serve.max_connections as u32,
+            max_per_peer: serve.max_per_peer as u32,
+            memory: serve.memory as f64,
+            handshake_timeout_ms: ms(serve.handshake_timeout),
+            idle_timeout_ms: ms(serve.idle_timeout),
+            resume_ttl_ms: ms(serve.resume_ttl),
+            fsync: serve.fsync.name().to_owned(),
+            pin: pin_name(serve.pin).to_owned(),
+            keep_setid: serve.keep_setid,
+        },
+        get: BindingGetDefaults {
+            streams: get.streams as u32,
+            block_size: get.block_size,
+            writers: get.writers as u32,
+            timeout_ms: ms(get.timeout),
+            progress_interval_ms: ms(get.progress_interval),
+            resume: get.resume,
+            keep_setid: get.keep_setid,
+        },
+        limits: BindingLimits {
+            streams: bounds(limits::STREAMS),
+            block_size: bounds(limits::BLOCK_SIZE),
+            pool_buffers: bounds(limits::POOL_BUFFERS),
+            readers: bounds(limits::READERS),
+            processors: bounds(limits::PROCESSORS),
+            workers: bounds(limits::WORKERS),
+            writers: bounds(limits::WRITERS),
+            timeout_seconds: bounds(limits::TIMEOUT_SECONDS),
+            resume_ttl_seconds: bounds(limits::RESUME_TTL_SECONDS),
+            max_transfers: bounds(limits::MAX_TRANSFERS),
+            max_connections: bounds(limits::MAX_CONNECTIONS),
+            max_per_peer: bounds(limits::MAX_PER_PEER),
+            memory: bounds(limits::MEMORY),
+        },
+    }
+}
+
+fn pin_name(p: PinMode) -> &'static str {
+    match p {
+        PinMode::Auto => "auto",
+        PinMode::Always => "always",
+        PinMode::Never => "never",
+    }
+}
+
+fn digest_name(d: Digest) -> &'static str {
+    match d {
+        Digest::None => "none",
+        Digest::Blake3 => "blake3",
+    }
+}
+
+/// A whole number of bytes given as a JS number.
+pub fn whole(v: f64, name: &str) -> Result<u64> {
+    if v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v < 9.0e15 {
+        Ok(v as u64)
+    } else {
+        Err(usage_error(format!("{name} must be a whole number of bytes, not {v}")))
+    }
+}
+
+pub fn opt_u16(v: Option<u32>, name: &str, default: u16) -> Result<u16> {
+    match v {
+        None => Ok(default),
+        Some(n) => u16::try_from(n).map_err(|_| usage_error(format!("{name} {n} is too large"))),
+    }
+}
+
+/// Milliseconds, at least one, or `default`.
+pub fn millis(ms: Option<u32>, default: Duration) -> Duration {
+    ms.map_or(default, |ms| Duration::from_millis(ms.max(1) as u64))
+}
+
+pub fn secret(token: Option<&str>) -> Result<Option<Secret>> {
+    token.map(|t| Secret::from_token(t.as_bytes())).transpose().map_err(usage)
+}
+
+/// TLS for a client call: on when a fingerprint to pin or a CA file is given.
+pub fn client_tls(pin: Option<&str>, ca: Option<&str>) -> Result<Option<ClientTls>> {
+    if pin.is_none() && ca.is_none() {
+        return Ok(None);
+    }
+    ClientTls::new(pin, ca.map(std::path::Path::new)).map(Some).map_err(usage)
+}
+
+/// `verify`: "block" (the default) or "full".
+pub fn verify_full(v: Option<&str>) -> Result<bool> {
+    Ok(v.map(longhaul_core::Verify::parse).transpose().map_err(usage)? == Some(longhaul_core::Verify::Full))
+}

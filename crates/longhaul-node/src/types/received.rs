@@ -1,0 +1,17 @@
+//! A receiving side's summary (`get`, `copy`).
+
+/// A receiving side's account of a finished transfer (a pull's, or the far node's in a copy).
+#[napi(object)]
+pub struct BindingReceived {
+    pub bytes: f64,
+    pub files: f64,
+    pub dirs: f64,
+    pub symlinks: f64,
+    pub blocks: f64,
+    /// Seconds from the receiver's session start to its end.
+    pub receiver_seconds: f64,
+    /// Wall time of the whole call.
+    pub seconds: f64,
+    /// Files read back and found with the sender's whole-file BLAKE3 (verify "full").
+    pub verified_files: f64,
+}

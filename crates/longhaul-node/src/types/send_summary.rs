@@ -1,0 +1,57 @@
+//! `send`'s summary.
+
+use super::{BindingPlacement, BindingSample, BindingScheduler};
+
+/// The outcome of a completed `send`.
+#[napi(object)]
+pub struct BindingSendSummary {
+    pub bytes: f64,
+    pub files: f64,
+    pub dirs: f64,
+    pub symlinks: f64,
+    pub blocks: f64,
+    /// Wall time of the whole send, scan included.
+    pub seconds: f64,
+    pub scan_seconds: f64,
+    /// Time the node spent from MANIFEST to its summary.
+    pub receiver_seconds: f64,
+    pub streams: u32,
+    pub per_stream_bytes: Vec<f64>,
+    /// Blocks that left with sendfile (zero copy), and their bytes.
+    pub sendfile_blocks: f64,
+    pub sendfile_bytes: f64,
+    /// Blocks packed from one or more files into a pooled buffer, and their bytes.
+    pub packed_blocks: f64,
+    pub packed_bytes: f64,
+    pub fast_paths: BindingFastPaths,
+    pub skipped: Vec<BindingSkipped>,
+    pub scheduler: BindingScheduler,
+    pub placement: BindingPlacement,
+    /// Thread states sampled every few milliseconds.
+    pub timeline: Vec<BindingSample>,
+    /// "none" or "blake3".
+    pub digest: String,
+    /// Blocks and bytes the node already held from an earlier attempt, not sent again.
+    pub resumed_blocks: f64,
+    pub resumed_bytes: f64,
+    /// "block" or "full".
+    pub verify: String,
+    /// Files the node read back and found with the sender's whole-file BLAKE3 (verify "full").
+    pub verified_files: f64,
+}
+
+/// Which fast paths were used, and the reason for each fallback.
+#[napi(object)]
+pub struct BindingFastPaths {
+    pub sendfile: bool,
+    pub sendfile_fallback: Option<String>,
+    pub mlock: bool,
+    pub mlock_fallback: Option<String>,
+}
+
+/// A source entry that was not sent (a FIFO, a socket, a device file).
+#[napi(object)]
+pub struct BindingSkipped {
+    pub path: String,
+    pub reason: String,
+}

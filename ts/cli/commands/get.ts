@@ -1,0 +1,33 @@
+// `longhaul get`: pull a file or a tree from a node.
+import { get } from '../../sdk/index.js';
+import { credentials, withConfig } from '../options.js';
+import { type OutputFlags } from '../output.js';
+import { program } from '../program.js';
+import { receiveAction } from '../receive.js';
+
+export function register(): void {
+  withConfig(
+    program
+      .command('get')
+      .description('pull a file or a directory tree from a node (the node sends)')
+      .argument('<source>', 'HOST:PORT/PATH on the node; a directory P arrives as DEST/P')
+      .argument('<dest>', 'local directory (created if missing)')
+      .option('--json', 'print progress and the summary as JSON lines')
+      .option('-q, --quiet', 'no progress output'),
+    'get',
+  ).action((source: string, dest: string, o: Record<string, unknown> & OutputFlags) =>
+    receiveAction('get', o, (c, reporter, signal) =>
+      get(source, dest, {
+        streams: c.streams,
+        blockSize: c.blockSize,
+        ...credentials(c),
+        verify: c.verify,
+        resume: c.resume,
+        keepSetid: c.keepSetid,
+        signal,
+        onProgress: (p) => reporter.progress(p),
+        progressIntervalMs: o.json || !process.stderr.isTTY ? 500 : 100,
+      }),
+    ),
+  );
+}

@@ -1,0 +1,68 @@
+// What commands print: progress reporters, summaries, and the one-line error (with --debug, the
+// chain of causes) that ends a failed command with its documented exit status.
+import { exitCodeFor, fixFor, LonghaulError, type ReceiveSummary, type SendSummary } from '../sdk/index.js';
+import * as fmt from './format.js';
+import { program } from './program.js';
+import { barReporter, jsonReporter, silentReporter, summaryLines, verifiedLine, type Reporter } from './progress.js';
+
+export interface OutputFlags {
+  json?: boolean;
+  quiet?: boolean;
+}
+
+/** A bar (with `--streams-detail`, one per stream too) on a terminal; JSON lines otherwise or with --json. */
+export function reporterFor(json: boolean, quiet: boolean, streamsDetail: boolean): Reporter {
+  if (quiet) return silentReporter;
+  if (json || !process.stderr.isTTY) return jsonReporter(process.stdout);
+  return barReporter(process.stderr, { streamsDetail });
+}
+
+/** One line: the code, what happened (and where), what to do; `--debug` adds the chain of causes. */
+export function fail(err: unknown, json: boolean): never {
+  const e =
+    err instanceof LonghaulError ? err : new LonghaulError('E_INTERNAL', err instanceof Error ? err.message : String(err), { cause: err });
+  const fix = fixFor(e.code);
+  if (json) process.stdout.write(`${JSON.stringify({ type: 'error', code: e.code, message: e.message, fix })}\n`);
+  process.stderr.write(`longhaul: ${e.code}: ${e.message}${fix ? ` (fix: ${fix})` : ''}\n`);
+  if (program.opts().debug) process.stderr.write(causeChain(e));
+  process.exit(exitCodeFor(e.code));
+}
+
+function causeChain(e: unknown): string {
+  const lines: string[] = [];
+  for (let c: unknown = e, depth = 0; c !== undefined && c !== null && depth < 16; depth++) {
+    const err = c instanceof Error ? c : undefined;
+    lines.push(`${depth === 0 ? 'error' : 'caused by'}: ${err ? headed(err) : String(c)}`);
+    c = err?.cause;
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/** An error's stack; the engine's error (the addon's) carries its code as a property, so it is put back in the first line. */
+function headed(err: Error): string {
+  const stack = err.stack ?? `${err.name}: ${err.message}`;
+  const code = (err as { code?: unknown }).code;
+  const head = `${err.name}: ${err.message}`;
+  if (err instanceof LonghaulError || typeof code !== 'string' || !code.startsWith('E_') || !stack.startsWith(head)) return stack;
+  return `${err.name}: ${code}: ${stack.slice(err.name.length + 2)}`;
+}
+
+export function printSummary(s: SendSummary, json: boolean, extra: Record<string, unknown> = {}): void {
+  if (json || !process.stdout.isTTY) {
+    // The timeline can hold thousands of samples: --timeline FILE writes it, the summary counts it.
+    const { timeline, ...rest } = s;
+    process.stdout.write(`${JSON.stringify({ type: 'summary', ...rest, timelineSamples: timeline.length, ...extra })}\n`);
+  }
+  if (!json) for (const line of summaryLines(s)) process.stderr.write(`${line}\n`);
+}
+
+export function printReceived(s: ReceiveSummary, what: string, json: boolean): void {
+  if (json || !process.stdout.isTTY) process.stdout.write(`${JSON.stringify({ type: 'summary', ...s })}\n`);
+  if (!json)
+    process.stderr.write(
+      `${what} ${fmt.bytes(s.bytes)} in ${fmt.plural(s.files, 'file')}, ${fmt.plural(s.dirs, 'dir')} and ${fmt.plural(s.symlinks, 'symlink')} in ${fmt.duration(s.seconds)} (${fmt.rate(s.bytesPerSecond)})\n` +
+        `${verifiedLine(s)}\n`,
+    );
+}
+
+export { silentReporter, type Reporter };
