@@ -101,13 +101,24 @@ function references(src, self) {
   return refs;
 }
 
+/** A source file past this many lines is split by job (test files apart). */
+export const MAX_LINES = 600;
+
 export function check(srcDir) {
   const modules = new Map(); // 'a/b' → { path, refs }
+  const problems = [];
   for (const f of files(srcDir)) {
     const rel = relative(srcDir, f);
     if (rel.split(sep).pop() === 'tests.rs') continue;
     const path = modulePath(rel);
-    const src = code(readFileSync(f, 'utf8'));
+    const text = readFileSync(f, 'utf8');
+    const lines = text.split('\n');
+    if (lines.length - 1 > MAX_LINES) problems.push(`${rel}: ${lines.length - 1} lines, over ${MAX_LINES}: split it by job`);
+    lines.forEach((l, i) => {
+      if (/#\[allow\(clippy::too_many_arguments\)\]/.test(l) && !/^\s*\/\/\s*Reason:\s*\S/.test(lines[i - 1] ?? ''))
+        problems.push(`${rel}:${i + 1}: #[allow(clippy::too_many_arguments)] without a \`// Reason: …\` line above it`);
+    });
+    const src = code(text);
     modules.set(path.join('/'), { path, file: rel, refs: references(src, path) });
   }
   const known = new Set(modules.keys());
@@ -120,7 +131,6 @@ export function check(srcDir) {
     }
     return null;
   };
-  const problems = [];
   // Edges between siblings: for an import from A to B, the children of their deepest common
   // ancestor that hold A and B.
   const siblings = new Map(); // parent → Map(child → Set(child))

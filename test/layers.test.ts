@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 // A plain ESM script (no typings), as scripts/api-doc.mjs.
-import { check, LAYERS } from '../scripts/layers.mjs';
+import { check, LAYERS, MAX_LINES } from '../scripts/layers.mjs';
 import { freshDir } from './helpers.js';
 
 const SRC = join(import.meta.dirname, '..', 'crates', 'longhaul-core', 'src');
@@ -57,5 +57,19 @@ describe('issue 30: layers of the core crate', () => {
     // node/path.rs is imported by node/push.rs; path importing push closes a circle.
     appendFileSync(join(dir, 'node', 'path.rs'), '\n#[allow(unused_imports)]\nuse super::push;\n');
     expect(run(dir).problems).toEqual(['cycle in node: path -> push -> path']);
+  });
+
+  it('a source file over the line limit fails, and a too_many_arguments allow needs a reason', () => {
+    const dir = copyOfSrc();
+    appendFileSync(join(dir, 'util.rs'), '\n'.repeat(MAX_LINES as number));
+    appendFileSync(join(dir, 'hash.rs'), '\n#[allow(clippy::too_many_arguments)]\nfn _f() {}\n');
+    const problems = run(dir).problems;
+    expect(problems).toHaveLength(2);
+    expect(problems[0]).toMatch(/^hash\.rs:\d+: #\[allow\(clippy::too_many_arguments\)\] without a `\/\/ Reason: …` line/);
+    expect(problems[1]).toMatch(new RegExp(`^util\\.rs: \\d+ lines, over ${MAX_LINES}: split it by job$`));
+    // With its reason the allow passes.
+    const fixed = copyOfSrc();
+    appendFileSync(join(fixed, 'hash.rs'), '\n// Reason: a test of the rule.\n#[allow(clippy::too_many_arguments)]\nfn _f() {}\n');
+    expect(run(fixed).problems).toEqual([]);
   });
 });

@@ -34,8 +34,9 @@ pub mod tools;
 #[cfg(test)]
 mod scratch;
 
+pub use client::send;
 pub use error::{Error, Result};
 pub use node::stats::NodeStats;
 pub use node::{ServeOptions, Server};
 pub use session::progress::{FastPaths, Progress};
-pub use session::send::{send, Digest, SchedulerKind, SendOptions, SendSummary, ThreadPin, Verify};
+pub use session::send::{Digest, SchedulerKind, SendOptions, SendSummary, ThreadPin, Verify};

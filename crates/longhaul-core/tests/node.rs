@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use longhaul_core::client::{self, Connection, GetOptions, ReadRequest};
+use longhaul_core::client::{self, Connection, CopyOptions, GetOptions, ReadRequest};
 use longhaul_core::wire::auth::Secret;
 use longhaul_core::{send, SendOptions, ServeOptions, Server};
 
@@ -215,12 +215,7 @@ fn third_party_copy_moves_a_tree_from_node_to_node() {
         b"d",
         &b.local_addr().to_string(),
         b"copied",
-        2,
-        1 << 20,
-        Some(&secret(token)),
-        None,
-        T,
-        false,
+        &CopyOptions { streams: 2, block_size: 1 << 20, secret: Some(secret(token)), tls: None, timeout: T, verify_full: false },
         &AtomicBool::new(false),
         &|_| {},
     )
@@ -247,7 +242,15 @@ fn a_copy_goes_only_to_a_listed_target_issue_29() {
         Server::start(ServeOptions { root: a_root.clone(), copy_to: vec![b.local_addr().to_string()], ..ServeOptions::default() }).unwrap();
     let unlisted = Server::start(ServeOptions { root: dir.join("u"), ..ServeOptions::default() }).unwrap();
     let copy = |from: &Server, to: &str, dest: &[u8]| {
-        client::copy(&from.local_addr().to_string(), b"d", to, dest, 2, 1 << 20, None, None, T, false, &AtomicBool::new(false), &|_| {})
+        client::copy(
+            &from.local_addr().to_string(),
+            b"d",
+            to,
+            dest,
+            &CopyOptions { streams: 2, block_size: 1 << 20, secret: None, tls: None, timeout: T, verify_full: false },
+            &AtomicBool::new(false),
+            &|_| {},
+        )
     };
     let trap_addr = trap.local_addr().unwrap().to_string();
     for (from, to) in [(&a, trap_addr.as_str()), (&a, "localhost:1"), (&unlisted, &b.local_addr().to_string())] {
@@ -266,12 +269,7 @@ fn a_copy_goes_only_to_a_listed_target_issue_29() {
         b"d",
         &b.local_addr().to_string(),
         b"big-blocks",
-        8,
-        64 << 20,
-        None,
-        None,
-        T,
-        false,
+        &CopyOptions { streams: 8, block_size: 64 << 20, secret: None, tls: None, timeout: T, verify_full: false },
         &AtomicBool::new(false),
         &|_| {},
     )

@@ -17,7 +17,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use longhaul_core::client::{self, Connection, GetOptions};
+use longhaul_core::client::{self, Connection, CopyOptions, GetOptions};
 use longhaul_core::sys::tls::{ClientTls, ServerTls};
 use longhaul_core::{send, SendOptions, ServeOptions, Server};
 
@@ -126,12 +126,7 @@ fn push_pull_list_and_copy_through_tls_nodes() {
         b"in/src",
         &b.local_addr().to_string(),
         b"copied",
-        2,
-        64 * 1024,
-        None,
-        Some(&pin_a),
-        T,
-        false,
+        &CopyOptions { streams: 2, block_size: 64 * 1024, secret: None, tls: Some(pin_a.clone()), timeout: T, verify_full: false },
         &cancel,
         &|_| {},
     )
@@ -145,12 +140,7 @@ fn push_pull_list_and_copy_through_tls_nodes() {
         b"in/src",
         &b.local_addr().to_string(),
         b"refused",
-        2,
-        64 * 1024,
-        None,
-        None,
-        T,
-        false,
+        &CopyOptions { streams: 2, block_size: 64 * 1024, secret: None, tls: None, timeout: T, verify_full: false },
         &cancel,
         &|_| {},
     )

@@ -14,7 +14,7 @@ use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use longhaul_core::client::{self, GetOptions};
+use longhaul_core::client::{self, CopyOptions, GetOptions};
 use longhaul_core::hash::xxh3;
 use longhaul_core::vfile::index::{Entry, Index, Kind};
 use longhaul_core::wire::frame::{self, Msg};
@@ -71,12 +71,7 @@ fn push_pull_and_copy_read_every_file_back_and_say_so() {
         b"in/src",
         &b.local_addr().to_string(),
         b"copied",
-        2,
-        8192,
-        None,
-        None,
-        t,
-        true,
+        &CopyOptions { streams: 2, block_size: 8192, secret: None, tls: None, timeout: t, verify_full: true },
         &cancel,
         &|_| {},
     )

@@ -174,20 +174,10 @@ pub fn copy<'env>(
         env,
         "copy",
         move || {
-            client::copy(
-                &options.from,
-                options.src.as_bytes(),
-                &options.to,
-                options.dest.as_bytes(),
-                streams,
-                block_size,
-                secret.as_ref(),
-                tls.as_ref(),
-                t,
-                full,
-                &flag,
-                &|p| forwarder.forward(p),
-            )
+            let opts = client::CopyOptions { streams, block_size, secret, tls, timeout: t, verify_full: full };
+            client::copy(&options.from, options.src.as_bytes(), &options.to, options.dest.as_bytes(), &opts, &flag, &|p| {
+                forwarder.forward(p)
+            })
         },
         move |s| BindingReceived::new(&s, started.elapsed().as_secs_f64()),
     )

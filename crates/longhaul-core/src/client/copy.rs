@@ -7,31 +7,56 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, Result};
 use crate::session::handshake::{self, Dial};
 use crate::session::progress::Progress;
+use crate::session::send::SendOptions;
 use crate::sys::tls::ClientTls;
 use crate::wire::auth::Secret;
 use crate::wire::frame::{self, Msg, SummaryMsg};
+
+/// How a third-party copy runs: the streams and block size the pushing node uses, and how this
+/// side reaches that node.
+#[derive(Clone, Debug)]
+pub struct CopyOptions {
+    pub streams: u16,
+    pub block_size: u32,
+    pub secret: Option<Secret>,
+    /// TLS to the node asked to push, and how to trust it; `None` is plaintext.
+    pub tls: Option<ClientTls>,
+    /// Connecting, and the longest silence of the node while it copies.
+    pub timeout: Duration,
+    /// The pushing node sends whole-file digests and the receiving one checks every file.
+    pub verify_full: bool,
+}
+
+impl Default for CopyOptions {
+    fn default() -> Self {
+        let send = SendOptions::default();
+        CopyOptions {
+            streams: send.streams,
+            block_size: send.block_size,
+            secret: None,
+            tls: None,
+            timeout: send.io_timeout,
+            verify_full: false,
+        }
+    }
+}
 
 /// Asks the node at `from` to push `src` (under its root) to the node at `to`, into `dest`
 /// there. The data goes from node to node; this side sees progress and the outcome (the
 /// receiving node's summary). With `verify_full` the pushing node sends whole-file digests and
 /// the receiving one checks every file read back.
-#[allow(clippy::too_many_arguments)]
 pub fn copy(
     from: &str,
     src: &[u8],
     to: &str,
     dest: &[u8],
-    streams: u16,
-    block_size: u32,
-    secret: Option<&Secret>,
-    tls: Option<&ClientTls>,
-    timeout: Duration,
-    verify_full: bool,
+    opts: &CopyOptions,
     cancel: &AtomicBool,
     on_progress: &(dyn Fn(&Progress) + Sync),
 ) -> Result<SummaryMsg> {
     let started = Instant::now();
-    let dial = Dial { addr: from, secret, tls, connect_timeout: timeout, io_timeout: timeout };
+    let CopyOptions { streams, block_size, timeout, verify_full, .. } = *opts;
+    let dial = Dial { addr: from, secret: opts.secret.as_ref(), tls: opts.tls.as_ref(), connect_timeout: timeout, io_timeout: timeout };
     let wanted = handshake::wanted(false, verify_full);
     let (mut control, _, hello) = handshake::open(&dial, wanted)?;
     handshake::require(&hello, wanted & frame::FEATURE_VERIFY_FULL)?;

@@ -8,12 +8,13 @@ use super::state::Direction;
 use super::Caller;
 use crate::error::{Error, Result};
 use crate::session::progress::Progress;
+use crate::session::progress::Watch;
 use crate::session::send::pool_shape;
-use crate::vfile::scan::scan_within;
+use crate::session::send::scan_and_send;
 use crate::wire::frame::{self, Msg};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A third-party copy: this node pushes `src` to the node at `to`; the client watches.
 pub(super) fn copy(
@@ -62,24 +63,14 @@ pub(super) fn copy(
             std::thread::scope(|s2| {
                 let r = s2.spawn(|| {
                     crate::panic::catch("copy", || {
-                        // A file changed while it was read is sent once more from a fresh scan,
-                        // as `send` does (sender.rs); a second change fails the copy naming it.
-                        let mut again = true;
-                        loop {
-                            let started = Instant::now();
-                            let scanned = scan_within(&source, opts.scan_threads, opts.confine.as_deref())?;
-                            let scan_seconds = started.elapsed().as_secs_f64();
-                            // Reserved after the scan (the index's size is known) and before the
-                            // connection and the pool.
-                            let index = &scanned.index;
-                            let (buf, count) = pool_shape(&opts, streams, index.total());
-                            let share = budget::index_share(index.encode().len(), index.entries().len());
-                            let _memory = inner.memory.reserve(buf as u64 * count as u64 + share)?;
-                            match crate::session::send::send_scanned(&scanned, to, dest, &opts, &flag, &progress, started, scan_seconds) {
-                                Err(Error::SourceChanged { why, .. }) if again && crate::session::send::resendable(why) => again = false,
-                                r => return r,
-                            }
-                        }
+                        // Memory is reserved after the scan (the index's size is known) and
+                        // before the connection and the pool.
+                        let admit = |scan: &crate::vfile::scan::Scan| {
+                            let (buf, count) = pool_shape(&opts, streams, scan.index.total());
+                            let share = budget::index_share(scan.index.encode().len(), scan.index.entries().len());
+                            inner.memory.reserve(buf as u64 * count as u64 + share)
+                        };
+                        scan_and_send(&source, to, dest, &opts, Watch { cancel: &flag, on_progress: &progress }, &admit)
                     })
                 });
                 while !r.is_finished() {

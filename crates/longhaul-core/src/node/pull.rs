@@ -8,7 +8,9 @@ use super::{Caller, Inner};
 use crate::error::{Error, Result};
 use crate::session::exchange;
 use crate::session::progress::Progress;
+use crate::session::progress::Watch;
 use crate::session::send::{pool_shape, SchedulerKind, SendOptions, Verify};
+use crate::session::send::{transmit, Attached, Scanned};
 use crate::sys::net::Deadline;
 use crate::vfile::index::Kind;
 use crate::vfile::scan::scan_within;
@@ -98,19 +100,9 @@ pub(super) fn pull(caller: Caller<'_>, sock: &mut TcpStream, path: &[u8], stream
     let active = inner.state.begin(peer, Direction::Out, path, index.total(), index.count(Kind::File) as u64, streams);
     let control = sock.try_clone().map_err(Error::net("cloning a socket"))?;
     let progress = |p: &Progress| active.done.store(p.bytes_done, Ordering::Relaxed);
-    let result = crate::session::send::transmit(
-        &scanned,
-        control,
-        peer,
-        sockets,
-        &opts,
-        inner.throttle(peer),
-        &skip,
-        &inner.closing,
-        &progress,
-        started,
-        scan_seconds,
-    );
+    let src = Scanned { scan: &scanned, started, scan_seconds };
+    let watch = Watch { cancel: &inner.closing, on_progress: &progress };
+    let result = transmit(src, Attached { control, peer, sockets }, &opts, inner.throttle(peer), &skip, watch);
     inner.state.count_bytes(peer, 0, active.done.load(Ordering::Relaxed));
     inner.state.end(&active, result.as_ref().map(|_| ()));
     result.map(|_| ())

@@ -1,4 +1,6 @@
-//! Types both ends of a transfer report.
+//! Types both ends of a transfer report, and how a caller watches one.
+
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// A progress snapshot, taken by the coordinating thread every `progress_interval`.
 #[derive(Clone, Debug, Default)]
@@ -19,4 +21,18 @@ pub struct FastPaths {
     pub sendfile_fallback: Option<String>,
     pub mlock: bool,
     pub mlock_fallback: Option<String>,
+}
+
+/// How a caller watches a running transfer: the flag that cancels it and the callback that
+/// sees its progress.
+#[derive(Clone, Copy)]
+pub struct Watch<'a> {
+    pub cancel: &'a AtomicBool,
+    pub on_progress: &'a (dyn Fn(&Progress) + Sync),
+}
+
+impl Watch<'_> {
+    pub fn cancelled(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed)
+    }
 }

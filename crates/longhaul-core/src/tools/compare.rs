@@ -170,6 +170,7 @@ fn mtime_ns(md: &Metadata) -> i128 {
 }
 
 /// Compares one entry, `pa` against `pb`; differences are reported under `rel`.
+// Reason: one step of a recursive walk takes the pair, their metadata and the walk's buffers and output.
 #[allow(clippy::too_many_arguments)]
 fn compare_one(
     pa: &Path,

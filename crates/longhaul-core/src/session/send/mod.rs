@@ -38,12 +38,12 @@ use crate::rate::Throttle;
 use crate::sched::auto::drive;
 use crate::sched::timeline::{Gauges, Recorder};
 use crate::sched::{Crew, Feed};
-use crate::session::progress::{FastPaths, Progress};
+use crate::session::progress::{FastPaths, Progress, Watch};
 use crate::sys::net;
 use crate::sys::probe;
 use crate::vfile::blocks::BlockPlan;
 use crate::vfile::index::Kind;
-use crate::vfile::scan::scan_within;
+use crate::vfile::scan::{scan_within, Scan};
 use crate::wire::frame::{self, Msg};
 
 use digests::file_digests;
@@ -58,65 +58,55 @@ pub use summary::{SchedulerReport, SendSummary, ThreadPin};
 #[cfg(test)]
 mod tests;
 
-/// Sends `source` (a file or a directory) to the node at `addr`, into `dest` under its root.
-pub fn send(
+/// Scans `source` and sends it to the node at `addr`, into `dest` under its root. A file that
+/// changed while it was read is sent once more, from a fresh scan (a new session: the node keeps
+/// the files the first one completed, which this one then skips); a second change fails the
+/// transfer, naming the file. `admit` runs after each scan and before any connection, and what it
+/// returns is held until that attempt ends: a node making a copy reserves the transfer's memory
+/// there, once the index's size is known.
+pub(crate) fn scan_and_send<G>(
     source: &Path,
     addr: &str,
     dest: &[u8],
     opts: &SendOptions,
-    cancel: &AtomicBool,
-    on_progress: &(dyn Fn(&Progress) + Sync),
+    watch: Watch,
+    admit: &dyn Fn(&Scan) -> Result<G>,
 ) -> Result<SendSummary> {
-    if opts.streams == 0 {
-        return Err(Error::Usage("streams must be at least 1".into()));
-    }
-    if !crate::limits::BLOCK_SIZE.contains(opts.block_size as u64) {
-        return Err(Error::Usage(format!("block size {} is outside 4 KiB..=64 MiB", opts.block_size)));
-    }
-    if !dest.is_empty() {
-        crate::vfile::index::check_path(dest)?;
-    }
-    match send_once(source, addr, dest, opts, cancel, on_progress) {
-        // A file changed while it was read is sent once more, from a fresh scan (a new session:
-        // the node keeps the files the first one completed, which this one then skips); a
-        // second change fails the transfer, naming the file.
-        Err(Error::SourceChanged { why, .. }) if resendable(why) => send_once(source, addr, dest, opts, cancel, on_progress),
-        r => r,
+    let mut again = true;
+    loop {
+        let started = Instant::now();
+        let scanned = scan_within(source, opts.scan_threads, opts.confine.as_deref())?;
+        let scan_seconds = started.elapsed().as_secs_f64();
+        let _admitted = admit(&scanned)?;
+        match send_scanned(Scanned { scan: &scanned, started, scan_seconds }, addr, dest, opts, watch) {
+            Err(Error::SourceChanged { why, .. }) if again && resendable(why) => again = false,
+            r => return r,
+        }
     }
 }
 
-/// One attempt of `send`: scan, session, blocks.
-fn send_once(
-    source: &Path,
-    addr: &str,
-    dest: &[u8],
-    opts: &SendOptions,
-    cancel: &AtomicBool,
-    on_progress: &(dyn Fn(&Progress) + Sync),
-) -> Result<SendSummary> {
-    let started = Instant::now();
-    let scanned = scan_within(source, opts.scan_threads, opts.confine.as_deref())?;
-    let scan_seconds = started.elapsed().as_secs_f64();
-    send_scanned(&scanned, addr, dest, opts, cancel, on_progress, started, scan_seconds)
+/// A source scanned for a transfer, and when the transfer began (its scan included).
+pub(crate) struct Scanned<'a> {
+    pub scan: &'a crate::vfile::scan::Scan,
+    pub started: Instant,
+    pub scan_seconds: f64,
 }
 
-/// `send` of a source already scanned: a node making a copy scans first, to reserve the
-/// transfer's memory (its index and its pool) before it connects anywhere.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn send_scanned(
-    scanned: &crate::vfile::scan::Scan,
-    addr: &str,
-    dest: &[u8],
-    opts: &SendOptions,
-    cancel: &AtomicBool,
-    on_progress: &(dyn Fn(&Progress) + Sync),
-    started: Instant,
-    scan_seconds: f64,
-) -> Result<SendSummary> {
+/// A session's connections once its data streams are attached: the control connection, the
+/// peer's address, and one data connection per stream.
+pub(crate) struct Attached {
+    pub control: TcpStream,
+    pub peer: IpAddr,
+    pub sockets: Vec<TcpStream>,
+}
+
+/// One attempt: a session with the node for a source already scanned.
+fn send_scanned(src: Scanned, addr: &str, dest: &[u8], opts: &SendOptions, watch: Watch) -> Result<SendSummary> {
+    let scanned = src.scan;
     if !dest.is_empty() {
         crate::vfile::index::check_path(dest)?;
     }
-    if cancel.load(Ordering::Relaxed) {
+    if watch.cancelled() {
         return Err(Error::Cancelled);
     }
     let index = &scanned.index;
@@ -163,27 +153,24 @@ pub(crate) fn send_scanned(
         frame::write_msg(&mut s, &Msg::DataHello { token, stream: i })?;
         sockets.push(s);
     }
-    transmit(scanned, control, peer, sockets, opts, Throttle::default(), &skip, cancel, on_progress, started, scan_seconds)
+    transmit(src, Attached { control, peer, sockets }, opts, Throttle::default(), &skip, watch)
 }
 
 /// Sends the blocks of a scanned source over data connections already attached to a session
 /// (`sockets`, one per stream), then DONE on `control`, and waits for the receiver's SUMMARY.
 /// A client pushing to a node and a node answering a pull both end up here. Blocks in the
 /// `[first, end)` ranges of `skip` (the node's PLAN) are not sent.
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn transmit(
-    scanned: &crate::vfile::scan::Scan,
-    control: TcpStream,
-    peer: IpAddr,
-    sockets: Vec<TcpStream>,
+    src: Scanned,
+    link: Attached,
     opts: &SendOptions,
     throttle: Throttle,
     skip: &[(u64, u64)],
-    cancel: &AtomicBool,
-    on_progress: &(dyn Fn(&Progress) + Sync),
-    started: Instant,
-    scan_seconds: f64,
+    watch: Watch,
 ) -> Result<SendSummary> {
+    let Scanned { scan: scanned, started, scan_seconds } = src;
+    let Attached { control, peer, sockets } = link;
+    let Watch { cancel, on_progress } = watch;
     let index = &scanned.index;
     let source = &scanned.base;
     let streams = sockets.len() as u16;
