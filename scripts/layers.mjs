@@ -62,8 +62,18 @@ function code(src) {
     .replace(/\/\*[\s\S]*?\*\//g, '')
     .replace(/\/\/.*$/gm, '')
     .replace(/"(?:[^"\\]|\\.)*"/g, '""');
+  // An inline test module, from its attribute to its closing brace (strings and comments are
+  // gone, so the braces balance).
   const t = s.search(/#\[cfg\(test\)\]\s*mod\s+tests\s*\{/);
-  if (t >= 0) s = s.slice(0, t);
+  if (t >= 0) {
+    let depth = 0;
+    let end = s.indexOf('{', t);
+    for (; end < s.length; end++) {
+      if (s[end] === '{') depth++;
+      else if (s[end] === '}' && --depth === 0) break;
+    }
+    s = s.slice(0, t) + s.slice(end + 1);
+  }
   return s;
 }
 
