@@ -18,7 +18,7 @@
 // both waits (the ext4 cool-down, and the wait before each run for freed memory to go back to
 // the host), so its timings show that every tool runs and verifies, not the ratios.
 //
-//   node bench/compare.mjs [--quick] [--runs N] [--only BIG,LOSF,MIXED] [--tools a,b]
+//   node bench/compare.mjs [--quick] [--runs N] [--only BIG,LOSF,MIXED] [--tools a,b] [--before DIR]
 //                          [--dir /tmp] [--no-install] [--no-write]
 import { spawn, spawnSync } from 'node:child_process';
 import {
@@ -37,6 +37,9 @@ const args = benchOptions(import.meta.filename, {
   runs: { type: 'string' },
   only: { type: 'string', default: 'BIG,LOSF,MIXED' },
   tools: { type: 'string', default: '' },
+  // Another checkout of longhaul, built (`npm run build` there): its CLI runs as one more tool,
+  // "longhaul before (defaults)", interleaved with this one, for a before/after in one run.
+  before: { type: 'string' },
   dir: { type: 'string', default: tmpdir() },
   'no-install': { type: 'boolean' },
   'no-write': { type: 'boolean' },
@@ -47,6 +50,7 @@ const ONLY = args.only.split(',');
 const TOOLS = args.tools.split(',').filter(Boolean);
 const REPO = join(import.meta.dirname, '..');
 const CLI = join(REPO, 'dist', 'cli.js');
+const BEFORE_CLI = args.before ? join(args.before, 'dist', 'cli.js') : null;
 const NODECOPY = join(REPO, 'bench', 'nodecopy.mjs');
 const NETNS = 'longhaul-bench';
 const MiB = 2 ** 20;
@@ -176,7 +180,7 @@ function timed(argv, { netns } = {}) {
 // Each tool: which workloads, a server key (long-lived receiver) or none, the command (for the
 // report), how to run one transfer of SRC into the fresh directory DIR, and where the copy lands.
 const port0 = 20000 + Math.floor(Math.random() * 20000);
-const PORT = { longhaul: port0, gridftp: port0 + 1, xrootd: port0 + 2, rsync: port0 + 3, node: port0 + 4, nc: port0 + 5, iperf: port0 + 6 };
+const PORT = { longhaul: port0, gridftp: port0 + 1, xrootd: port0 + 2, rsync: port0 + 3, node: port0 + 4, nc: port0 + 5, iperf: port0 + 6, before: port0 + 7 };
 const isFile = (src) => statSync(src).isFile();
 const contents = (src, dir) => (isFile(src) ? join(dir, basename(src)) : dir);
 const named = (src, dir) => join(dir, basename(src));
@@ -216,6 +220,17 @@ function tools(dst) {
       run: (src, dir) => timed([process.execPath, CLI, 'send', src, `127.0.0.1:${PORT.longhaul}/${rel(dir)}`, '-q']),
       land: (src, dir) => (isFile(src) ? contents(src, dir) : named(src, dir)),
     },
+    ...(BEFORE_CLI
+      ? [
+          {
+            name: 'longhaul before (defaults)',
+            server: 'before',
+            cmd: () => `longhaul send SRC 127.0.0.1:PORT/DEST -q (${args.before})`,
+            run: (src, dir) => timed([process.execPath, BEFORE_CLI, 'send', src, `127.0.0.1:${PORT.before}/${rel(dir)}`, '-q']),
+            land: (src, dir) => (isFile(src) ? contents(src, dir) : named(src, dir)),
+          },
+        ]
+      : []),
     // Peers.
     { name: 'GridFTP (defaults)', only: ['BIG'], ...gridftp([]) },
     { name: 'GridFTP -p 4', only: ['BIG'], ...gridftp(['-p', '4']) },
@@ -272,6 +287,9 @@ async function startServers(dst, wanted) {
   const servers = {};
   if (wanted.has('longhaul')) {
     servers.longhaul = await startServer('longhaul', process.execPath, [CLI, 'serve', '--root', dst, '--listen', `127.0.0.1:${PORT.longhaul}`, '--no-auth', '--json'], { ready: (l) => l.includes('"port"') });
+  }
+  if (wanted.has('before')) {
+    servers.before = await startServer('before', process.execPath, [BEFORE_CLI, 'serve', '--root', dst, '--listen', `127.0.0.1:${PORT.before}`, '--no-auth', '--json'], { ready: (l) => l.includes('"port"') });
   }
   if (wanted.has('gridftp')) {
     servers.gridftp = await startServer('gridftp', 'globus-gridftp-server', ['-aa', '-anonymous-user', 'nobody', '-anonymous-group', 'nogroup', '-p', String(PORT.gridftp), '-control-interface', '127.0.0.1', '-data-interface', '127.0.0.1', '-d', 'error']);
@@ -445,6 +463,7 @@ function markdown(res) {
 async function main() {
   if (process.platform !== 'linux') throw new Error('the bench runs on Linux');
   if (!existsSync(CLI)) throw new Error('build first: npm run build');
+  if (BEFORE_CLI && !existsSync(BEFORE_CLI)) throw new Error(`build ${args.before} first: npm run build there`);
   ensurePeers();
   const work = mkdtempSync(join(args.dir, 'longhaul-compare-'));
   chmodSync(work, 0o755);
