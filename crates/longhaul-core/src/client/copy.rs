@@ -6,11 +6,12 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::session::handshake::{self, Dial};
-use crate::session::progress::Progress;
+use crate::session::progress::{every, Progress};
 use crate::session::send::SendOptions;
 use crate::sys::tls::ClientTls;
 use crate::wire::auth::Secret;
 use crate::wire::frame::{self, Msg, SummaryMsg};
+use std::ops::ControlFlow;
 
 /// How a third-party copy runs: the streams and block size the pushing node uses, and how this
 /// side reaches that node.
@@ -66,13 +67,17 @@ pub fn copy(
     let done = AtomicBool::new(false);
     std::thread::scope(|s| {
         s.spawn(|| {
-            while !done.load(Ordering::Relaxed) {
-                if cancel.load(Ordering::Relaxed) {
-                    let _ = watcher.shutdown(Shutdown::Both);
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
+            every(
+                Duration::from_millis(20),
+                || done.load(Ordering::Relaxed),
+                || {
+                    if cancel.load(Ordering::Relaxed) {
+                        let _ = watcher.shutdown(Shutdown::Both);
+                        return ControlFlow::Break(());
+                    }
+                    ControlFlow::Continue(())
+                },
+            );
         });
         let r = loop {
             match frame::expect_reply(&mut control, 0) {

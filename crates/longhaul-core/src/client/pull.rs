@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::place::placement::{allowed_cpus, Placement};
 use crate::pool::Pool;
 use crate::session::handshake::{self, Dial};
-use crate::session::progress::Progress;
+use crate::session::progress::{every, Progress};
 use crate::session::recv::{Receive, ResumeParams, SessionParams};
 use crate::session::send::{resendable, DEFAULT_BLOCK_SIZE, DEFAULT_STREAMS};
 use crate::session::{exchange, DEFAULT_WRITERS};
@@ -22,6 +22,7 @@ use crate::sys::tls::ClientTls;
 use crate::vfile::index::{Index, Kind};
 use crate::wire::auth::{self, Secret};
 use crate::wire::frame::{self, Msg, SummaryMsg};
+use std::ops::ControlFlow;
 
 #[derive(Clone, Debug)]
 pub struct GetOptions {
@@ -183,24 +184,28 @@ fn get_once(
         recv.watch_control(&control)?;
         s.spawn(|| {
             let mut last = Instant::now();
-            while !finished.load(Ordering::Relaxed) {
-                if cancel.load(Ordering::Relaxed) {
-                    recv.fail(Error::Cancelled);
-                }
-                if last.elapsed() >= opts.progress_interval {
-                    last = Instant::now();
-                    let done = counter.load(Ordering::Relaxed);
-                    on_progress(&Progress {
-                        bytes_done: done,
-                        bytes_total: total,
-                        files_done: 0,
-                        files_total,
-                        seconds: started.elapsed().as_secs_f64(),
-                        per_stream_bytes: Vec::new(),
-                    });
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
+            every(
+                Duration::from_millis(10),
+                || finished.load(Ordering::Relaxed),
+                || {
+                    if cancel.load(Ordering::Relaxed) {
+                        recv.fail(Error::Cancelled);
+                    }
+                    if last.elapsed() >= opts.progress_interval {
+                        last = Instant::now();
+                        let done = counter.load(Ordering::Relaxed);
+                        on_progress(&Progress {
+                            bytes_done: done,
+                            bytes_total: total,
+                            files_done: 0,
+                            files_total,
+                            seconds: started.elapsed().as_secs_f64(),
+                            per_stream_bytes: Vec::new(),
+                        });
+                    }
+                    ControlFlow::Continue(())
+                },
+            );
         });
         let r = recv.wait_and_finish();
         finished.store(true, Ordering::Relaxed);

@@ -8,11 +8,12 @@ use super::state::Direction;
 use super::Caller;
 use crate::error::{Error, Result};
 use crate::session::progress::Progress;
-use crate::session::progress::Watch;
+use crate::session::progress::{every, Watch};
 use crate::session::send::pool_shape;
 use crate::session::send::scan_and_send;
 use crate::wire::frame::{self, Msg};
 use std::net::TcpStream;
+use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -73,28 +74,36 @@ pub(super) fn copy(
                         scan_and_send(&source, to, dest, &opts, Watch { cancel: &flag, on_progress: &progress }, &admit)
                     })
                 });
-                while !r.is_finished() {
-                    if stop() {
-                        flag.store(true, Ordering::Relaxed);
-                    }
-                    std::thread::sleep(Duration::from_millis(20));
-                }
+                every(
+                    Duration::from_millis(20),
+                    || r.is_finished(),
+                    || {
+                        if stop() {
+                            flag.store(true, Ordering::Relaxed);
+                        }
+                        ControlFlow::Continue(())
+                    },
+                );
                 r.join().unwrap_or_else(|p| Err(crate::panic::from_payload("copy", p)))
             })
         });
         // Progress to the client every 100 ms, which also shows it the node is alive.
-        while !sender.is_finished() {
-            let msg = Msg::CopyProgress {
-                bytes_done: active.done.load(Ordering::Relaxed),
-                bytes_total: active.bytes_total.load(Ordering::Relaxed),
-                files_done: files[0].load(Ordering::Relaxed),
-                files_total: files[1].load(Ordering::Relaxed),
-            };
-            if frame::write_msg(sock, &msg).is_err() {
-                cancel.store(true, Ordering::SeqCst);
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        every(
+            Duration::from_millis(100),
+            || sender.is_finished(),
+            || {
+                let msg = Msg::CopyProgress {
+                    bytes_done: active.done.load(Ordering::Relaxed),
+                    bytes_total: active.bytes_total.load(Ordering::Relaxed),
+                    files_done: files[0].load(Ordering::Relaxed),
+                    files_total: files[1].load(Ordering::Relaxed),
+                };
+                if frame::write_msg(sock, &msg).is_err() {
+                    cancel.store(true, Ordering::SeqCst);
+                }
+                ControlFlow::Continue(())
+            },
+        );
         finished.store(true, Ordering::SeqCst);
         let r = sender.join().unwrap_or_else(|p| Err(crate::panic::from_payload("copy", p)));
         let reply = match &r {

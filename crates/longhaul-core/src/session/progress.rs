@@ -1,6 +1,8 @@
 //! Types both ends of a transfer report, and how a caller watches one.
 
+use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 /// A progress snapshot, taken by the coordinating thread every `progress_interval`.
 #[derive(Clone, Debug, Default)]
@@ -34,5 +36,18 @@ pub struct Watch<'a> {
 impl Watch<'_> {
     pub fn cancelled(&self) -> bool {
         self.cancel.load(Ordering::Relaxed)
+    }
+}
+
+/// The one wait behind every progress report and cancel watch: every `tick`, until `done()`,
+/// runs `each`, which may end the wait early with `ControlFlow::Break`. The engine's threads
+/// poll flags rather than block on them, so a watcher costs a wake-up per tick, not a thread
+/// per waiter.
+pub fn every(tick: Duration, done: impl Fn() -> bool, mut each: impl FnMut() -> ControlFlow<()>) {
+    while !done() {
+        std::thread::sleep(tick);
+        if each().is_break() {
+            return;
+        }
     }
 }

@@ -22,6 +22,7 @@ mod summary;
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, Shutdown, TcpStream};
+use std::ops::ControlFlow;
 use std::os::fd::AsFd;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -38,7 +39,7 @@ use crate::rate::Throttle;
 use crate::sched::auto::drive;
 use crate::sched::timeline::{Gauges, Recorder};
 use crate::sched::{Crew, Feed};
-use crate::session::progress::{FastPaths, Progress, Watch};
+use crate::session::progress::{every, FastPaths, Progress, Watch};
 use crate::sys::net;
 use crate::sys::probe;
 use crate::vfile::blocks::BlockPlan;
@@ -292,18 +293,22 @@ pub(crate) fn transmit(
                 }
             }
         };
-        while !driver.is_finished() {
-            if cancel.load(Ordering::Relaxed) {
-                run.fail(Error::Cancelled);
-            }
-            std::thread::sleep(tick);
-            recorder.tick(&engine.gauges);
-            recheck(&mut last_recheck);
-            if !run.stopped() && last_progress.elapsed() >= opts.progress_interval {
-                last_progress = Instant::now();
-                on_progress(&progress(&mut watermark));
-            }
-        }
+        every(
+            tick,
+            || driver.is_finished(),
+            || {
+                if cancel.load(Ordering::Relaxed) {
+                    run.fail(Error::Cancelled);
+                }
+                recorder.tick(&engine.gauges);
+                recheck(&mut last_recheck);
+                if !run.stopped() && last_progress.elapsed() >= opts.progress_interval {
+                    last_progress = Instant::now();
+                    on_progress(&progress(&mut watermark));
+                }
+                ControlFlow::Continue(())
+            },
+        );
         let report = driver.join().unwrap_or_else(|p| {
             run.fail(panic::from_payload("driver", p));
             None
