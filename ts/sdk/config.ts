@@ -202,6 +202,14 @@ const SPECS = {
     default: DEFAULTS.send.verify,
     commands: TRANSFER,
   },
+  congestion: {
+    schema: z.string().regex(/^(auto|system|[a-z0-9_]{1,15})$/, 'auto, system or an algorithm such as bbr or cubic'),
+    description:
+      "TCP congestion control of the data streams: auto (BBR where the kernel allows), system (the host's default) or a name such as cubic",
+    arg: 'name',
+    default: DEFAULTS.send.congestion,
+    commands: ['send', 'serve'],
+  },
   coresIo: {
     schema: cpuList,
     description: 'CPUs for I/O threads, e.g. 2-7 (default: near the NIC and the disk)',

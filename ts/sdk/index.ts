@@ -125,6 +125,12 @@ export interface SendOptions extends AuthOptions, TlsOptions {
    */
   verify?: VerifyMode;
   /**
+   * TCP congestion control of the data streams: `auto` (default) takes BBR where the kernel lets
+   * this process use it, `system` keeps the host's default, a name (`cubic`, `bbr`, ...) asks for
+   * that algorithm (E_USAGE where it cannot be had). On long lossy links it decides a factor of 10.
+   */
+  congestion?: string;
+  /**
    * After a broken connection, a timeout, a bad block or a busy node, send again (resuming) this
    * many times (default 3). A node that cannot be reached at all on the first attempt is not retried.
    */
@@ -204,6 +210,10 @@ export interface SendSummary extends TransferTotals {
   /** Blocks and bytes the node already held (an earlier attempt's, or files already there) and so were not sent. */
   resumedBlocks: number;
   resumedBytes: number;
+  /** The congestion control the data streams ran (`bbr`, `cubic`, ...). */
+  congestion: string;
+  /** Why not BBR, where `congestion: auto` could not have it. */
+  congestionNote?: string;
   /** Attempts it took (1 when nothing failed), and the error that ended each failed one. */
   attempts: number;
   retried: { code: string; message: string }[];
@@ -294,12 +304,14 @@ async function sendOnce(source: string, t: Target, options: SendOptions): Promis
         tlsCa: options.tlsCa,
         resume: options.resume,
         verify: options.verify,
+        congestion: options.congestion,
       },
       cancel,
       progressAdapter(options.onProgress),
     );
     return {
       ...s,
+      congestionNote: s.congestionNote ?? undefined,
       bytesPerSecond: s.seconds > 0 ? s.bytes / s.seconds : 0,
       verify: s.verify as VerifyMode,
       fastPaths: {

@@ -79,6 +79,12 @@ export interface ServeOptions extends AuthOptions {
    */
   fsync?: 'none' | 'file' | 'end';
   /**
+   * TCP congestion control of every connection the node accepts (it sends a pull's blocks and
+   * READV answers on them) and of a copy's streams: `auto` (default: BBR where the kernel
+   * allows), `system` (the host's default) or a name such as `cubic`.
+   */
+  congestion?: string;
+  /**
    * Give pushed files and directories the setuid and setgid bits their sender's index asks for.
    * Off by default: a token lets a client write beneath the root, not make programs that run as
    * the node's user; the bits are cleared (the sticky bit is kept).
@@ -183,6 +189,10 @@ export interface NodeStats {
   filesRenamed: number;
   /** How the last push named its files, or why O_TMPFILE was not used (LONGHAUL_NO_TMPFILE, a file system without it, verify full). */
   lastFileCreation: string | null;
+  /** The congestion control on the connections the node accepts (`bbr`, `cubic`, ...). */
+  congestion: string;
+  /** Why not BBR, where `congestion: auto` could not have it. */
+  congestionNote: string | null;
 }
 
 /** Keys one type has and the other lacks: `never` when the two name the same fields. */

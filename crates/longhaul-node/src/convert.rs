@@ -103,6 +103,8 @@ impl From<SendSummary> for BindingSendSummary {
             resumed_bytes: s.resumed_bytes as f64,
             verify: s.verify.name().to_owned(),
             verified_files: s.receiver.verified as f64,
+            congestion: s.congestion,
+            congestion_note: s.congestion_note,
         }
     }
 }
@@ -219,6 +221,8 @@ impl From<NodeStats> for BindingNodeStats {
             files_linked: s.files_linked as f64,
             files_renamed: s.files_renamed as f64,
             last_file_creation: s.last_file_creation,
+            congestion: s.congestion,
+            congestion_note: s.congestion_note,
         }
     }
 }
@@ -246,6 +250,7 @@ pub fn defaults() -> BindingDefaults {
             io_timeout_ms: ms(send.io_timeout),
             progress_interval_ms: ms(send.progress_interval),
             timeline_interval_ms: ms(send.timeline_interval),
+            congestion: send.congestion.name().to_owned(),
         },
         serve: BindingServeDefaults {
             pool_buffers: serve.pool_buffers as u32,
@@ -262,6 +267,7 @@ pub fn defaults() -> BindingDefaults {
             fsync: serve.fsync.name().to_owned(),
             pin: pin_name(serve.pin).to_owned(),
             keep_setid: serve.keep_setid,
+            congestion: serve.congestion.name().to_owned(),
         },
         get: BindingGetDefaults {
             streams: get.streams as u32,

@@ -10,6 +10,7 @@ use crate::progress::{Forwarder, ProgressFn};
 use crate::promise::spawn_promise;
 use crate::types::{BindingSendOptions, BindingSendSummary};
 use longhaul_core::place::placement::{CoreSpec, PinMode};
+use longhaul_core::sys::congestion::Congestion;
 use longhaul_core::{Digest, SchedulerKind, Verify};
 
 /// Sends a file or a directory tree to a node. Runs on the engine's own threads; the promise
@@ -40,6 +41,7 @@ pub fn send<'env>(
         tls: client_tls(options.tls_pin.as_deref(), options.tls_ca.as_deref())?,
         resume: options.resume.unwrap_or(defaults.resume),
         verify: options.verify.as_deref().map(Verify::parse).transpose().map_err(usage)?.unwrap_or(defaults.verify),
+        congestion: options.congestion.as_deref().map(Congestion::parse).transpose().map_err(usage)?.unwrap_or_default(),
         ..defaults
     };
     let source = PathBuf::from(options.source);

@@ -4,6 +4,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use longhaul_core::place::placement::{CoreSpec, PinMode};
+use longhaul_core::sys::congestion::Congestion;
 use longhaul_core::sys::tls::{self, ServerTls};
 use longhaul_core::wire::auth::Secret;
 use longhaul_core::{ServeOptions, Server};
@@ -84,6 +85,7 @@ pub fn serve(options: BindingServeOptions) -> Result<BindingServer> {
             .map_err(usage)?
             .unwrap_or(defaults.fsync),
         tls: tls.map(Arc::new),
+        congestion: options.congestion.as_deref().map(Congestion::parse).transpose().map_err(usage)?.unwrap_or_default(),
         peer_tls: client_tls(options.peer_tls_pin.as_deref(), options.peer_tls_ca.as_deref())?,
         memory: options.memory.map_or(Ok(defaults.memory), |m| whole(m, "memory"))?,
         copy_to: options.copy_to.unwrap_or_default(),

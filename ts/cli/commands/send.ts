@@ -53,6 +53,7 @@ export function register(): void {
           ...credentials(c),
           resume: c.resume,
           verify: c.verify,
+          congestion: c.congestion,
           retries: c.retries,
           retryDelayMs: c.retryDelay === undefined ? undefined : c.retryDelay * 1000,
           onRetry: (r) => reporter.retry?.(r),

@@ -50,6 +50,7 @@ export function register(): void {
         idleTimeoutMs: c.idleTimeout ? c.idleTimeout * 1000 : undefined,
         resumeTtlMs: c.resumeTtl ? c.resumeTtl * 1000 : undefined,
         fsync: c.fsync,
+        congestion: c.congestion,
         keepSetid: c.keepSetid,
         tls: c.tls,
         tlsCert: c.tlsCert,

@@ -14,6 +14,7 @@ function statsLines(s: NodeStats): string[] {
     `memory: ${fmt.bytes(s.memory.held)} of ${fmt.bytes(s.memory.budget)} held (pools and indexes)`,
     `readv: ${fmt.count(s.readv.requests)} requests, ${fmt.count(s.readv.segments)} segments, ${fmt.bytes(s.readv.bytes)}`,
     `files named: ${fmt.count(s.filesLinked)} linked in (O_TMPFILE), ${fmt.count(s.filesRenamed)} renamed${s.lastFileCreation ? `; last push: ${s.lastFileCreation}` : ''}`,
+    `congestion control: ${s.congestion}${s.congestionNote ? ` (${s.congestionNote})` : ''}`,
   ];
   for (const l of s.limits)
     lines.push(`limit ${l.scope === 'total' ? 'total' : `peer ${l.peer}`}: ${fmt.rate(l.rate)}, ${(l.utilisation * 100).toFixed(0)}% used`);

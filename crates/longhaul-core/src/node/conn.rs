@@ -44,6 +44,10 @@ pub(super) fn accept_loop(inner: &Arc<Inner>, listener: TcpListener) {
             }
         };
         let _ = sock.set_nodelay(true);
+        if let Some(cc) = &inner.congestion.set {
+            // Chosen at start on a socket of the same kind: a failure here leaves the default.
+            let _ = crate::sys::congestion::set(&sock, cc);
+        }
         // Every write the node makes on this connection (an answer, a READV's sendfile, a
         // pull's blocks) fails after the idle timeout without progress, so a client that asks
         // and never reads frees its thread and descriptor then.

@@ -45,6 +45,7 @@ use crate::place::placement::{allowed_cpus, Placement};
 use crate::pool::Pool;
 use crate::rate::{Bucket, Throttle};
 use crate::session::recv::Receive;
+use crate::sys::congestion::Choice;
 use crate::wire::frame::{Limits, Token};
 use budget::Budget;
 use conn::{accept_loop, greet, leave, session_known};
@@ -86,6 +87,8 @@ struct Inner {
     lobby: Lobby,
     memory: Budget,
     copy_to: CopyTargets,
+    /// What `opts.congestion` came to on this machine.
+    congestion: Choice,
 }
 
 impl Inner {
@@ -158,6 +161,7 @@ impl Server {
         let conns =
             Limiter::new(crate::node::conn_limit::cap_for_nofile(opts.max_connections, nofile, opts.tls.is_some()), opts.max_per_peer);
         let lobby = Lobby::new()?;
+        let congestion = crate::sys::congestion::choose(&opts.congestion)?;
         let memory = Budget::new(opts.memory, pool.bytes() as u64)?;
         let root_fd = rustix::fs::open(&root, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
             .map_err(|e| Error::io("open root", root.as_os_str().as_bytes(), e.into()))?;
@@ -178,6 +182,7 @@ impl Server {
             closing: AtomicBool::new(false),
             draining: AtomicBool::new(false),
             readv: ReadvCounters::default(),
+            congestion,
             last_placement: Mutex::new(None),
             last_file_creation: Mutex::new(None),
             files_linked: AtomicU64::new(0),

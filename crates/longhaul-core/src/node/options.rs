@@ -1,6 +1,7 @@
 //! What a node is started with (`longhaul serve`), each default with the reason for its value.
 
 use crate::session::recv::Fsync;
+use crate::sys::congestion::Congestion;
 use crate::sys::tls::{ClientTls, ServerTls};
 use crate::wire::auth::Secret;
 use std::net::IpAddr;
@@ -55,6 +56,9 @@ pub struct ServeOptions {
     pub tls: Option<Arc<ServerTls>>,
     /// TLS, and how to trust the other node, when this node pushes to another for a copy.
     pub peer_tls: Option<ClientTls>,
+    /// The TCP congestion control of every connection the node accepts (it sends a pull's
+    /// blocks and READV answers on them) and of a copy's data streams.
+    pub congestion: Congestion,
     /// Connections open at once, of every kind and stage (crate::node::conn_limit); past it a new
     /// one evicts the oldest still in its handshake, or is refused with E_BUSY. Lowered at
     /// start to what RLIMIT_NOFILE allows.
@@ -114,6 +118,7 @@ impl Default for ServeOptions {
             fsync: Fsync::None,
             tls: None,
             peer_tls: None,
+            congestion: Congestion::Auto,
             // Far above what real clients open (a 64-stream push is 65), and 4,096 sockets
             // still in their handshake cost no thread and about 4 MiB; each past the handshake
             // costs one thread. Needs at most 3 descriptors each (TLS) under a raised limit.

@@ -41,6 +41,7 @@ pub(super) fn node_send_options(inner: &Inner, streams: u16, block_size: u32, fe
         tls: inner.opts.peer_tls.clone(),
         verify: if features & frame::FEATURE_VERIFY_FULL != 0 { Verify::Full } else { Verify::Block },
         confine: Some(inner.root.clone()),
+        congestion: inner.opts.congestion.clone(),
         ..SendOptions::default()
     }
 }

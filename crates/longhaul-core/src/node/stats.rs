@@ -2,11 +2,13 @@
 //! with (docs/PROTOCOL.md, STATS_OK), written from that value so the in-process view and the
 //! wire's cannot drift. Counts are a snapshot: each figure is read once, not all under one lock.
 
+use std::path::Path;
 use std::sync::atomic::Ordering;
 
 use super::state::{row_json, Json, TransferRow};
 use super::Inner;
 use crate::rate::Bucket;
+use crate::sys::congestion::system_default;
 
 /// The node's statistics and its transfer table.
 #[derive(Clone, Debug)]
@@ -41,6 +43,10 @@ pub struct NodeStats {
     pub files_linked: u64,
     pub files_renamed: u64,
     pub last_file_creation: Option<String>,
+    /// The congestion control set on the connections the node accepts, and why not BBR where
+    /// `auto` could not have it.
+    pub congestion: String,
+    pub congestion_note: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -154,6 +160,8 @@ pub(super) fn stats(inner: &Inner) -> NodeStats {
         files_linked: inner.files_linked.load(Ordering::Relaxed),
         files_renamed: inner.files_renamed.load(Ordering::Relaxed),
         last_file_creation: inner.last_file_creation.lock().expect("file creation lock").clone(),
+        congestion: inner.congestion.set.clone().or_else(|| system_default(Path::new("/"))).unwrap_or_else(|| "unknown".into()),
+        congestion_note: inner.congestion.note.clone(),
     }
 }
 
@@ -227,6 +235,8 @@ impl NodeStats {
         j.opt_str("lastPlacement", self.last_placement.as_deref());
         j.num("filesLinked", self.files_linked).num("filesRenamed", self.files_renamed);
         j.opt_str("lastFileCreation", self.last_file_creation.as_deref());
+        j.key("congestion").str(&self.congestion);
+        j.opt_str("congestionNote", self.congestion_note.as_deref());
         j.raw("}");
         j.finish()
     }

@@ -2,6 +2,7 @@
 //! the L0 modules (error, hash, util, panic) and its own files.
 
 pub mod beneath;
+pub mod congestion;
 pub mod net;
 pub mod probe;
 pub mod sendfile;

@@ -19,6 +19,16 @@ pub fn connect(addr: &str, timeout: Duration, tls: Option<&ClientTls>) -> Result
 
 /// `connect`, also giving the peer's address (the engine's end of a TLS relay has none).
 pub fn connect_to(addr: &str, timeout: Duration, tls: Option<&ClientTls>) -> Result<(TcpStream, IpAddr)> {
+    connect_with(addr, timeout, tls, None)
+}
+
+/// `connect` for a data stream: the congestion control `cc` (when set) goes on the TCP socket
+/// before a byte is sent, and before TLS puts a relay in front of it.
+pub fn connect_data(addr: &str, timeout: Duration, tls: Option<&ClientTls>, cc: Option<&str>) -> Result<TcpStream> {
+    connect_with(addr, timeout, tls, cc).map(|(s, _)| s)
+}
+
+fn connect_with(addr: &str, timeout: Duration, tls: Option<&ClientTls>, cc: Option<&str>) -> Result<(TcpStream, IpAddr)> {
     let addrs: Vec<SocketAddr> = addr.to_socket_addrs().map_err(|source| Error::Connect { addr: addr.to_owned(), source })?.collect();
     let mut last = io::Error::new(io::ErrorKind::NotFound, "no address");
     for a in addrs {
@@ -26,6 +36,9 @@ pub fn connect_to(addr: &str, timeout: Duration, tls: Option<&ClientTls>) -> Res
             Ok(s) => {
                 // Blocks go out whole; Nagle would only delay the last segment of each.
                 let _ = s.set_nodelay(true);
+                if let Some(cc) = cc {
+                    crate::sys::congestion::set(&s, cc).map_err(Error::net("setting the congestion control"))?;
+                }
                 return match tls {
                     Some(t) => Ok((crate::sys::tls::connect(s, addr, t, timeout)?, a.ip())),
                     None => Ok((s, a.ip())),

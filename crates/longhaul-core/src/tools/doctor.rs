@@ -6,6 +6,7 @@ use std::path::Path;
 use crate::place::placement::{allowed_cpus, bind_current_thread, PinMode, Placement};
 use crate::place::topology::{format_cpu_list, Topology};
 use crate::pool::Pool;
+use crate::sys::congestion::{self, Choice, Congestion};
 use crate::sys::probe;
 
 #[derive(Clone, Debug)]
@@ -196,6 +197,7 @@ pub fn run(sysfs_root: &Path) -> Vec<Check> {
             None => Check { name: "socket buffers", ok: false, detail: format!("{name} unreadable"), advice: None },
         });
     }
+    out.push(congestion_check(sysfs_root, crate::sys::congestion::choose(&Congestion::Auto)));
     let nofile = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
     out.push(match nofile {
         Some(n) if n < 4096 => Check {
@@ -223,6 +225,23 @@ pub fn run(sysfs_root: &Path) -> Vec<Check> {
         }
     });
     out
+}
+
+/// What `congestion: auto` comes to here, with the kernel's lists beside it.
+fn congestion_check(root: &Path, auto: crate::error::Result<Choice>) -> Check {
+    let available = congestion::available(root).join(" ");
+    let default = congestion::system_default(root).unwrap_or_else(|| "unknown".into());
+    let lists = format!("system default {default}; available: {available}");
+    match auto {
+        Ok(Choice { set: Some(cc), .. }) => Check { name: "congestion control", ok: true, detail: format!("auto uses {cc} ({lists})"), advice: None },
+        Ok(Choice { note, .. }) => Check {
+            name: "congestion control",
+            ok: false,
+            detail: format!("auto keeps {default}: {} ({lists})", note.unwrap_or_default()),
+            advice: Some("on lossy long links BBR is many times faster: modprobe tcp_bbr (and, for users other than root, add bbr to net.ipv4.tcp_allowed_congestion_control)".into()),
+        },
+        Err(e) => Check { name: "congestion control", ok: false, detail: e.to_string(), advice: None },
+    }
 }
 
 #[cfg(test)]
@@ -262,5 +281,19 @@ mod tests {
         assert!(!rmem.ok && rmem.advice.as_deref().unwrap().contains("sysctl"));
         let wmem = checks.iter().find(|c| c.detail.starts_with("net.core.wmem_max")).unwrap();
         assert!(wmem.ok);
+    }
+
+    #[test]
+    fn congestion_says_what_auto_uses_and_what_to_do_without_bbr() {
+        let root = crate::scratch::Scratch::new("doctor-cc");
+        std::fs::create_dir_all(root.join("proc/sys/net/ipv4")).unwrap();
+        std::fs::write(root.join(congestion::AVAILABLE), "reno cubic\n").unwrap();
+        std::fs::write(root.join(congestion::SYSTEM_DEFAULT), "cubic\n").unwrap();
+        let with = congestion_check(&root, Ok(Choice { set: Some("bbr".into()), note: None }));
+        assert!(with.ok && with.detail.starts_with("auto uses bbr (system default cubic; available: reno cubic)"), "{}", with.detail);
+        let without = congestion_check(&root, Ok(Choice { set: None, note: Some("bbr cannot be used here".into()) }));
+        assert!(!without.ok && without.detail.starts_with("auto keeps cubic"), "{}", without.detail);
+        assert!(without.advice.unwrap().contains("modprobe tcp_bbr"));
+        assert!(run(&root).iter().any(|c| c.name == "congestion control"));
     }
 }

@@ -21,6 +21,7 @@ pub struct BindingSendDefaults {
     pub io_timeout_ms: f64,
     pub progress_interval_ms: f64,
     pub timeline_interval_ms: f64,
+    pub congestion: String,
 }
 
 /// `serve`'s defaults (`ServeOptions::default()`).
@@ -40,6 +41,7 @@ pub struct BindingServeDefaults {
     pub fsync: String,
     pub pin: String,
     pub keep_setid: bool,
+    pub congestion: String,
 }
 
 /// `get`'s defaults (`GetOptions::default()`); `copy` takes `send`'s streams and block size.

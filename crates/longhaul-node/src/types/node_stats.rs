@@ -37,6 +37,10 @@ pub struct BindingNodeStats {
     pub files_linked: f64,
     pub files_renamed: f64,
     pub last_file_creation: Option<String>,
+    /// The TCP congestion control on the connections the node accepts.
+    pub congestion: String,
+    /// Why not BBR, where `congestion: auto` could not have it.
+    pub congestion_note: Option<String>,
 }
 
 #[napi(object)]

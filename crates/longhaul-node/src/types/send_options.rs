@@ -47,4 +47,6 @@ pub struct BindingSendOptions {
     pub resume: Option<bool>,
     /// "block" (default: XXH3 of every block on arrival) or "full" (also a BLAKE3 of every file, read back by the node before the rename).
     pub verify: Option<String>,
+    /// TCP congestion control of the data streams: "auto" (default: BBR where the kernel lets this process use it), "system" (the host's default) or an algorithm's name ("cubic", "bbr", ...).
+    pub congestion: Option<String>,
 }

@@ -38,6 +38,10 @@ pub struct BindingSendSummary {
     pub verify: String,
     /// Files the node read back and found with the sender's whole-file BLAKE3 (verify "full").
     pub verified_files: f64,
+    /// The TCP congestion control the data streams ran ("bbr", "cubic", ...).
+    pub congestion: String,
+    /// Why not BBR, where congestion "auto" could not have it.
+    pub congestion_note: Option<String>,
 }
 
 /// Which fast paths were used, and the reason for each fallback.

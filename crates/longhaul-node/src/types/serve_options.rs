@@ -56,6 +56,8 @@ pub struct BindingServeOptions {
     pub max_per_peer: Option<u32>,
     /// When received files are made durable: "none" (default), "file" (fsync each before its rename) or "end" (one syncfs before the summary).
     pub fsync: Option<String>,
+    /// TCP congestion control of the connections the node accepts and of a copy's streams: "auto" (default), "system" or an algorithm's name.
+    pub congestion: Option<String>,
     /// Bytes of memory for the buffer pools of all transfers and the indexes they hold (default 1 GiB); a transfer past it gets E_BUSY.
     pub memory: Option<f64>,
     /// HOST:PORT targets a copy may go to; others get E_DENIED (default: none).

@@ -40,6 +40,7 @@ use crate::sched::auto::drive;
 use crate::sched::timeline::{Gauges, Recorder};
 use crate::sched::{Crew, Feed};
 use crate::session::progress::{every, FastPaths, Progress, Watch};
+use crate::sys::congestion;
 use crate::sys::net;
 use crate::sys::probe;
 use crate::vfile::blocks::BlockPlan;
@@ -104,6 +105,8 @@ pub(crate) struct Attached {
 /// One attempt: a session with the node for a source already scanned.
 fn send_scanned(src: Scanned, addr: &str, dest: &[u8], opts: &SendOptions, watch: Watch) -> Result<SendSummary> {
     let scanned = src.scan;
+    // Before the node hears of the transfer: a name the kernel refuses fails here.
+    let cc = congestion::choose(&opts.congestion)?;
     if !dest.is_empty() {
         crate::vfile::index::check_path(dest)?;
     }
@@ -149,12 +152,18 @@ fn send_scanned(src: Scanned, addr: &str, dest: &[u8], opts: &SendOptions, watch
 
     let mut sockets = Vec::with_capacity(streams as usize);
     for i in 0..streams {
-        let mut s = net::connect(addr, opts.connect_timeout, opts.tls.as_ref())?;
+        let mut s = net::connect_data(addr, opts.connect_timeout, opts.tls.as_ref(), cc.set.as_deref())?;
         s.set_write_timeout(Some(opts.io_timeout)).map_err(Error::net("setting a timeout"))?;
         frame::write_msg(&mut s, &Msg::DataHello { token, stream: i })?;
         sockets.push(s);
     }
-    transmit(src, Attached { control, peer, sockets }, opts, Throttle::default(), &skip, watch)
+    // Read back from a data socket (the kernel's word); under TLS the engine holds the relay's
+    // end, a Unix socket, and the choice is what was set on the TCP socket behind it.
+    let running = sockets.first().and_then(|s| congestion::get(s).ok());
+    let mut summary = transmit(src, Attached { control, peer, sockets }, opts, Throttle::default(), &skip, watch)?;
+    summary.congestion = running.or(cc.set).or_else(|| congestion::system_default(Path::new("/"))).unwrap_or_else(|| "unknown".into());
+    summary.congestion_note = cc.note;
+    Ok(summary)
 }
 
 /// Sends the blocks of a scanned source over data connections already attached to a session
@@ -427,5 +436,7 @@ pub(crate) fn transmit(
         resumed_blocks,
         resumed_bytes,
         verify: opts.verify,
+        congestion: String::new(),
+        congestion_note: None,
     })
 }

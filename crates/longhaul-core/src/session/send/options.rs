@@ -8,6 +8,7 @@ use crate::error::{Error, Result};
 use crate::place::placement::{CoreSpec, PinMode};
 use crate::sched::cpus;
 pub use crate::sched::SchedulerKind;
+use crate::sys::congestion::Congestion;
 use crate::vfile::blocks::BlockPlan;
 
 /// 1 MiB: large enough that per-block costs (a header, a syscall, a channel hop, a journal
@@ -111,6 +112,8 @@ pub struct SendOptions {
     /// without following symlinks, so one swapped in after the node's checks cannot lead it
     /// outside. `None` for a client, which sends what the user named.
     pub confine: Option<PathBuf>,
+    /// The TCP congestion control of the data streams (`auto`: BBR where it can be had).
+    pub congestion: Congestion,
 }
 
 impl Default for SendOptions {
@@ -138,6 +141,7 @@ impl Default for SendOptions {
             summary_timeout: None,
             resume: true,
             verify: Verify::Block,
+            congestion: Congestion::Auto,
             confine: None,
         }
     }

@@ -45,4 +45,8 @@ pub struct SendSummary {
     pub resumed_blocks: u64,
     pub resumed_bytes: u64,
     pub verify: Verify,
+    /// The congestion control the data streams ran, and why not BBR where `auto` could not
+    /// have it.
+    pub congestion: String,
+    pub congestion_note: Option<String>,
 }
