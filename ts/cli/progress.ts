@@ -124,6 +124,7 @@ export function summaryLines(s: SendSummary): string[] {
   lines.push(
     `placement: ${s.placement.reason}; ${s.placement.pinned ? `${s.placement.threads.length} threads pinned` : `not pinned: ${s.placement.fallback}`}`,
   );
+  lines.push(`round trips: ${s.roundTrips} (handshake, manifest, end; none per file or block)`);
   lines.push(`congestion control: ${s.congestion}${s.congestionNote ? ` (${s.congestionNote})` : ''}`);
   lines.push(verifiedLine(s));
   if (s.resumedBytes > 0)

@@ -214,6 +214,8 @@ export interface SendSummary extends TransferTotals {
   congestion: string;
   /** Why not BBR, where `congestion: auto` could not have it. */
   congestionNote?: string;
+  /** Control round trips of the session (handshake, manifest exchange, end): the same for one file or a million. */
+  roundTrips: number;
   /** Attempts it took (1 when nothing failed), and the error that ended each failed one. */
   attempts: number;
   retried: { code: string; message: string }[];

@@ -105,6 +105,7 @@ impl From<SendSummary> for BindingSendSummary {
             verified_files: s.receiver.verified as f64,
             congestion: s.congestion,
             congestion_note: s.congestion_note,
+            round_trips: s.round_trips,
         }
     }
 }

@@ -73,7 +73,7 @@ pub(super) fn pull(caller: Caller<'_>, sock: &mut TcpStream, path: &[u8], stream
     };
     // READY (and the PLAN of what an earlier attempt left the client) within the handshake
     // timeout; the client may take fewer streams than offered.
-    let exchange::Accepted { token, streams, skip } = exchange::offer(&mut Deadline::new(sock, inner.opts.handshake_timeout), offer)?;
+    let exchange::Accepted { token, streams, skip, .. } = exchange::offer(&mut Deadline::new(sock, inner.opts.handshake_timeout), offer)?;
     let _ = sock.set_read_timeout(None);
     let (tx, rx) = bounded::<TcpStream>(streams as usize);
     {

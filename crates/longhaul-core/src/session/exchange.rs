@@ -6,6 +6,7 @@
 use std::io::{Read, Write};
 
 use crate::error::{Error, Result};
+use crate::session::turns::Turns;
 use crate::vfile::blocks::BlockPlan;
 use crate::wire::frame::{self, Msg, Token};
 
@@ -27,6 +28,8 @@ pub struct Offer<'a> {
 /// (at most the offer's), and the `[first, end)` block ranges it already holds.
 #[derive(Debug)]
 pub struct Accepted {
+    /// The round trips the exchange took (1: MANIFEST out, READY and PLAN back).
+    pub round_trips: u32,
     pub token: Token,
     pub streams: u16,
     pub skip: Vec<(u64, u64)>,
@@ -34,6 +37,7 @@ pub struct Accepted {
 
 /// The offering side: sends MANIFEST and reads READY (and PLAN), or the receiver's ERROR.
 pub fn offer(sock: &mut (impl Read + Write), o: Offer<'_>) -> Result<Accepted> {
+    let sock = &mut Turns::new(sock);
     let (offered, nblocks) = (o.streams, BlockPlan::new(o.total, o.block_size as u64).count());
     frame::write_msg(sock, &Msg::Manifest { dest: o.dest.to_vec(), streams: o.streams, block_size: o.block_size, index: o.index })?;
     let (token, streams) = match frame::expect_reply(sock, 0)? {
@@ -42,7 +46,7 @@ pub fn offer(sock: &mut (impl Read + Write), o: Offer<'_>) -> Result<Accepted> {
         m => return Err(m.unexpected("READY")),
     };
     let skip = if o.resume { frame::expect_plan(sock, nblocks)? } else { Vec::new() };
-    Ok(Accepted { token, streams, skip })
+    Ok(Accepted { token, streams, skip, round_trips: sock.count() })
 }
 
 /// The accepting side: READY, then the PLAN of what it holds when resume was agreed.

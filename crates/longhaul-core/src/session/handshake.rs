@@ -7,6 +7,7 @@ use std::net::{IpAddr, TcpStream};
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::session::turns::Turns;
 use crate::sys::net;
 use crate::sys::tls::ClientTls;
 use crate::wire::auth::{self, Secret};
@@ -17,6 +18,8 @@ use crate::wire::frame::{self, Limits, Msg, Nonce};
 pub struct Hello {
     pub features: u64,
     pub limits: Limits,
+    /// The round trips the handshake took: 1, or 2 with AUTH.
+    pub round_trips: u32,
 }
 
 /// The features a transfer asks for: block checksums always, BLAKE3 block digests (a node
@@ -51,6 +54,7 @@ pub fn require(hello: &Hello, features: u64) -> Result<()> {
 /// The client half. A client that holds a token insists that the node prove it holds it too,
 /// so a node that skips authentication cannot pose as the real one.
 pub fn client(sock: &mut TcpStream, secret: Option<&Secret>, features: u64) -> Result<Hello> {
+    let sock = &mut Turns::new(sock);
     let ours = auth::nonce()?;
     frame::write_msg(sock, &Msg::Hello { min: frame::VERSION_MIN, max: frame::VERSION_MAX, features, nonce: ours })?;
     let (offered, limits, wants_auth, theirs) = match frame::expect_reply(sock, 0)? {
@@ -72,7 +76,7 @@ pub fn client(sock: &mut TcpStream, secret: Option<&Secret>, features: u64) -> R
             }
         }
     }
-    Ok(Hello { features: offered & features, limits })
+    Ok(Hello { features: offered & features, limits, round_trips: sock.count() })
 }
 
 /// How a client reaches a node.

@@ -5,6 +5,7 @@ pub mod handshake;
 pub mod progress;
 pub mod recv;
 pub mod send;
+pub mod turns;
 
 /// Disk-writer threads of a receiving session (a node's push, a pulling client). Creating
 /// small files is metadata-bound, not CPU-bound: more writers than cores overlap the file

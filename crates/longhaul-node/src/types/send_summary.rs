@@ -42,6 +42,8 @@ pub struct BindingSendSummary {
     pub congestion: String,
     /// Why not BBR, where congestion "auto" could not have it.
     pub congestion_note: Option<String>,
+    /// Control round trips of the session (handshake, manifest exchange, end): the same for any number of files.
+    pub round_trips: u32,
 }
 
 /// Which fast paths were used, and the reason for each fallback.

@@ -148,7 +148,7 @@ fn send_scanned(src: Scanned, addr: &str, dest: &[u8], opts: &SendOptions, watch
         total: index.total(),
         resume: hello.features & frame::FEATURE_RESUME != 0,
     };
-    let crate::session::exchange::Accepted { token, streams, skip } = crate::session::exchange::offer(&mut control, offer)?;
+    let crate::session::exchange::Accepted { token, streams, skip, round_trips } = crate::session::exchange::offer(&mut control, offer)?;
 
     let mut sockets = Vec::with_capacity(streams as usize);
     for i in 0..streams {
@@ -163,6 +163,9 @@ fn send_scanned(src: Scanned, addr: &str, dest: &[u8], opts: &SendOptions, watch
     let mut summary = transmit(src, Attached { control, peer, sockets }, opts, Throttle::default(), &skip, watch)?;
     summary.congestion = running.or(cc.set).or_else(|| congestion::system_default(Path::new("/"))).unwrap_or_else(|| "unknown".into());
     summary.congestion_note = cc.note;
+    // The handshake's and the exchange's, counted on the connection, and DONE answered by the
+    // SUMMARY that came back: no wait per file or per block.
+    summary.round_trips = hello.round_trips + round_trips + 1;
     Ok(summary)
 }
 
@@ -438,5 +441,6 @@ pub(crate) fn transmit(
         verify: opts.verify,
         congestion: String::new(),
         congestion_note: None,
+        round_trips: 0,
     })
 }

@@ -49,4 +49,7 @@ pub struct SendSummary {
     /// have it.
     pub congestion: String,
     pub congestion_note: Option<String>,
+    /// Control round trips of the session: the handshake's, the manifest exchange's, and the
+    /// end's. The same for one file or a million.
+    pub round_trips: u32,
 }

@@ -1,0 +1,166 @@
+//! The two sides: a network namespace each (`lhnet-PID-a`, `lhnet-PID-b`), a TUN device each,
+//! moved into its namespace and given a point-to-point address; the hosts files peers that
+//! resolve their own name need; a watchdog that removes all of it if this process is killed;
+//! and the signals the main thread waits for.
+
+use std::ffi::CString;
+use std::io::{self, Write};
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use crate::link::{Link, Shape};
+use crate::relay::{self, Counters};
+
+pub const ADDR_A: &str = "10.77.0.1";
+pub const ADDR_B: &str = "10.77.0.2";
+const MTU: u32 = 1500;
+const TUNSETIFF: u64 = 0x4004_54ca;
+const IFF_TUN: libc::c_short = 0x0001;
+const IFF_NO_PI: libc::c_short = 0x1000;
+
+pub struct Side {
+    pub netns: String,
+    pub dev: String,
+    tun: Arc<OwnedFd>,
+}
+
+pub struct Sides {
+    pub a: Side,
+    pub b: Side,
+    /// Removes the namespaces when this process's end of its stdin closes, however it ends.
+    watchdog: Mutex<Option<(Child, ChildStdin)>>,
+}
+
+fn ip(args: &[&str]) -> io::Result<()> {
+    let out = Command::new("ip").args(args).stdin(Stdio::null()).output()?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!("ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim())))
+    }
+}
+
+fn open_tun(name: &str) -> io::Result<OwnedFd> {
+    let path = CString::new("/dev/net/tun").expect("no NUL");
+    // SAFETY: a valid C string; the result is checked.
+    let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDWR | libc::O_NONBLOCK | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just opened and is owned by nothing else.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: ifreq is plain data; all zeroes is a valid value.
+    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in ifr.ifr_name.iter_mut().zip(name.bytes().take(libc::IFNAMSIZ - 1)) {
+        *d = s as libc::c_char;
+    }
+    ifr.ifr_ifru.ifru_flags = IFF_TUN | IFF_NO_PI;
+    // SAFETY: TUNSETIFF takes a pointer to an ifreq, which lives across the call.
+    if unsafe { libc::ioctl(fd, TUNSETIFF as _, &mut ifr) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(owned)
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_owned()).unwrap_or_else(|_| "localhost".into())
+}
+
+impl Side {
+    fn create(netns: String, dev: String, addr: &str, peer: &str) -> io::Result<Side> {
+        let tun = open_tun(&dev)?;
+        ip(&["link", "set", &dev, "netns", &netns])?;
+        ip(&["-n", &netns, "link", "set", "lo", "up"])?;
+        ip(&["-n", &netns, "addr", "add", addr, "peer", peer, "dev", &dev])?;
+        ip(&["-n", &netns, "link", "set", &dev, "mtu", &MTU.to_string(), "up"])?;
+        let dir = format!("/etc/netns/{netns}");
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(format!("{dir}/hosts"), format!("127.0.0.1 localhost\n{addr} {}\n", hostname()))?;
+        Ok(Side { netns, dev, tun: Arc::new(tun) })
+    }
+}
+
+impl Sides {
+    pub fn create() -> io::Result<Sides> {
+        let pid = std::process::id();
+        let (na, nb) = (format!("lhnet-{pid}-a"), format!("lhnet-{pid}-b"));
+        // The watchdog first: from here on, however this process ends, the namespaces go.
+        let mut child = Command::new("sh")
+            .args([
+                "-c",
+                &format!(
+                    "cat >/dev/null; ip netns del {na} 2>/dev/null; ip netns del {nb} 2>/dev/null; rm -rf /etc/netns/{na} /etc/netns/{nb}"
+                ),
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let stdin = child.stdin.take().expect("piped stdin");
+        let watchdog = Mutex::new(Some((child, stdin)));
+        let made = (|| {
+            ip(&["netns", "add", &na])?;
+            ip(&["netns", "add", &nb])?;
+            let a = Side::create(na.clone(), format!("lht{pid}a"), ADDR_A, ADDR_B)?;
+            let b = Side::create(nb.clone(), format!("lht{pid}b"), ADDR_B, ADDR_A)?;
+            Ok((a, b))
+        })();
+        match made {
+            Ok((a, b)) => Ok(Sides { a, b, watchdog }),
+            Err(e) => {
+                Sides::stop_watchdog(&watchdog);
+                Err(e)
+            }
+        }
+    }
+
+    /// Starts both directions.
+    pub fn relays(&self, shape: Shape, seed: u64, stop: &Arc<AtomicBool>) -> io::Result<(JoinHandle<Counters>, JoinHandle<Counters>)> {
+        let start = |name: &str, src: &Arc<OwnedFd>, dst: &Arc<OwnedFd>, seed: u64| {
+            let (src, dst, stop) = (Arc::clone(src), Arc::clone(dst), Arc::clone(stop));
+            std::thread::Builder::new().name(name.into()).spawn(move || relay::run(&src, &dst, Link::new(shape, seed), &stop))
+        };
+        // Different seeds: the two directions lose different packets.
+        Ok((start("a-to-b", &self.a.tun, &self.b.tun, seed)?, start("b-to-a", &self.b.tun, &self.a.tun, seed.wrapping_add(0x9E37_79B9))?))
+    }
+
+    fn stop_watchdog(w: &Mutex<Option<(Child, ChildStdin)>>) -> Option<()> {
+        let (mut child, mut stdin) = w.lock().ok()?.take()?;
+        let _ = stdin.flush();
+        drop(stdin);
+        child.wait().ok().map(|_| ())
+    }
+
+    /// Removes both namespaces (the watchdog runs its removal too; the second finds nothing).
+    pub fn remove(&self) {
+        for s in [&self.a, &self.b] {
+            let _ = ip(&["netns", "del", &s.netns]);
+            let _ = std::fs::remove_dir_all(format!("/etc/netns/{}", s.netns));
+        }
+        Sides::stop_watchdog(&self.watchdog);
+    }
+}
+
+/// Blocks SIGINT, SIGTERM and SIGHUP in this thread (and the threads it starts).
+pub fn block_signals() -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data; the libc calls initialise and fill it.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+            libc::sigaddset(&mut set, s);
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    }
+}
+
+/// Waits for one of the blocked signals.
+pub fn wait(set: &libc::sigset_t) {
+    let mut sig = 0;
+    // SAFETY: a valid signal set and a place for the signal number.
+    unsafe { libc::sigwait(set, &mut sig) };
+}
