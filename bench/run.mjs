@@ -12,6 +12,7 @@ const benches = {
   integrity: 'cost of verify full, fsync file/end and TLS against the defaults (integrity.mjs)',
   readv: 'N scattered segments in one readv vs N single reads vs local pread (readv.mjs)',
   blocksize: 'the default block size: sizes interleaved on the workloads of compare (blocksize.mjs)',
+  wan: 'over an emulated WAN (lh-netem): longhaul against iperf3 (the limit), rsync and tar | nc, under BBR and CUBIC (wan.mjs; --check validates the emulator)',
   hostmem: 'memory the VM hands back to its host: first-touch cost and the spread it puts into runs (hostmem.mjs)',
 };
 const args = process.argv.slice(2);
