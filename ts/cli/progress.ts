@@ -131,5 +131,7 @@ export function summaryLines(s: SendSummary): string[] {
     lines.push(`resumed: ${fmt.bytes(s.resumedBytes)} (${fmt.plural(s.resumedBlocks, 'block')}) already on the node, not sent again`);
   if (s.attempts > 1) lines.push(`attempts: ${s.attempts} (retried after ${s.retried.map((r) => r.code).join(', ')})`);
   if (s.skipped.length > 0) lines.push(`skipped ${s.skipped.length} special files (first: ${s.skipped[0]!.path}, ${s.skipped[0]!.reason})`);
+  // Last: what limited the run, with its evidence.
+  lines.push(`limited by: ${s.verdict.limit} (${s.verdict.evidence})`);
   return lines;
 }

@@ -241,6 +241,15 @@ export function renderReport(r: ReportInput): string {
       ? `<table class="threads"><tr><th>thread</th><th>tid</th><th>cpu</th><th>note</th></tr>${s.placement.threads.map((t) => `<tr><td>${esc(t.name)}</td><td>${t.tid}</td><td>${t.cpu}</td><td>${esc(t.error ?? '')}</td></tr>`).join('')}</table>`
       : ''
   }`;
+  const ms = (us: number): string => (us / 1000).toFixed(1);
+  const network = s.network.length
+    ? `<table class="network"><tr><th>stream</th><th>RTT ms (min)</th><th>cwnd</th><th>resent</th><th>delivery</th><th>busy s</th><th>receiver-window-limited</th><th>send-buffer-limited</th></tr>${s.network
+        .map(
+          (n, i) =>
+            `<tr><td>${i}</td><td>${ms(n.rttUs)} (${ms(n.minRttUs)})</td><td>${n.cwnd}</td><td>${esc(fmt.bytes(n.bytesRetrans))} (${n.retransSegs} segs)</td><td>${esc(fmt.rate(n.deliveryRate))}</td><td>${(n.busyUs / 1e6).toFixed(2)}</td><td>${((n.rwndLimitedUs / Math.max(n.busyUs, 1)) * 100).toFixed(0)}%</td><td>${((n.sndbufLimitedUs / Math.max(n.busyUs, 1)) * 100).toFixed(0)}%</td></tr>`,
+        )
+        .join('')}</table>`
+    : '<p class="empty">no TCP figures (a TLS relay holds the data streams)</p>';
   const probes = s.scheduler.probe.length
     ? table(s.scheduler.probe.map((p) => [`probe ${p.scheduler}`, fmt.rate(p.bytesPerSecond)] as [string, string]))
     : '';
@@ -262,6 +271,8 @@ ${timelineCharts(s)}
 <h2>Fast paths and fallbacks</h2>${fast}
 <h2>Placement</h2>${placement}
 ${probes ? `<h2>Scheduler probes</h2>${probes}` : ''}
+<h2>Network (TCP_INFO of each data stream)</h2>${network}
+<h2>What limited the run</h2><p id="verdict"><b>${esc(s.verdict.limit)}</b>: ${esc(s.verdict.evidence)}</p>
 <script>
 // Records what the browser drew (chart, drawn series, their size), for the report's own test.
 document.body.dataset.rendered = JSON.stringify([...document.querySelectorAll('svg[data-chart]')].map(function (svg) {

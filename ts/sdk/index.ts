@@ -18,6 +18,7 @@ import { native } from './native.js';
 import type { Cores, PinMode } from './node.js';
 import { LonghaulError } from './errors.js';
 import { formatAddress, parseTarget, type Target } from './target.js';
+import { refineVerdict, type Verdict } from './verdict.js';
 
 export { LonghaulError, exitCodeFor, fixFor, ERROR_CODES, type ErrorCode } from './errors.js';
 export {
@@ -68,6 +69,7 @@ export {
 } from './client.js';
 export { parseTarget, parseListen, formatAddress, type Target } from './target.js';
 export { compareTrees, type TreeDifference } from './verify.js';
+export type { Verdict } from './verdict.js';
 
 export type SchedulerName = 'pipelined' | 'adaptive' | 'auto';
 
@@ -167,6 +169,21 @@ export interface TimelineSample {
   queued: number;
 }
 
+/** One data stream's TCP figures at the end of a send (TCP_INFO): times in µs, rates in bytes/s. */
+export interface StreamNet {
+  rttUs: number;
+  minRttUs: number;
+  cwnd: number;
+  mss: number;
+  retransSegs: number;
+  bytesSent: number;
+  bytesRetrans: number;
+  deliveryRate: number;
+  busyUs: number;
+  rwndLimitedUs: number;
+  sndbufLimitedUs: number;
+}
+
 export interface SchedulerReport {
   requested: string;
   used: string;
@@ -216,6 +233,10 @@ export interface SendSummary extends TransferTotals {
   congestionNote?: string;
   /** Control round trips of the session (handshake, manifest exchange, end): the same for one file or a million. */
   roundTrips: number;
+  /** The kernel's TCP_INFO of each data stream at the end (empty under TLS). */
+  network: StreamNet[];
+  /** What limited the send, with the evidence (`limited by:` in the CLI's summary). */
+  verdict: Verdict;
   /** Attempts it took (1 when nothing failed), and the error that ended each failed one. */
   attempts: number;
   retried: { code: string; message: string }[];
@@ -242,7 +263,8 @@ export async function send(source: string, target: string | Target, options: Sen
   for (let attempt = 1; ; attempt++) {
     try {
       const s = await sendOnce(source, t, options);
-      return { ...s, attempts: attempt, retried };
+      const verdict = await refineVerdict(s.verdict, s.bytesPerSecond, t, options);
+      return { ...s, verdict, attempts: attempt, retried };
     } catch (err) {
       const e = err as LonghaulError;
       // A node never reached is a wrong address or a node that is down: say so at once. Any

@@ -106,6 +106,24 @@ impl From<SendSummary> for BindingSendSummary {
             congestion: s.congestion,
             congestion_note: s.congestion_note,
             round_trips: s.round_trips,
+            network: s
+                .network
+                .iter()
+                .map(|n| BindingStreamNet {
+                    rtt_us: n.rtt_us,
+                    min_rtt_us: n.min_rtt_us,
+                    cwnd: n.cwnd,
+                    mss: n.mss,
+                    retrans_segs: n.retrans_segs,
+                    bytes_sent: n.bytes_sent as f64,
+                    bytes_retrans: n.bytes_retrans as f64,
+                    delivery_rate: n.delivery_rate as f64,
+                    busy_us: n.busy_us as f64,
+                    rwnd_limited_us: n.rwnd_limited_us as f64,
+                    sndbuf_limited_us: n.sndbuf_limited_us as f64,
+                })
+                .collect(),
+            verdict: BindingVerdict { limit: s.verdict.limit.to_owned(), evidence: s.verdict.evidence },
         }
     }
 }

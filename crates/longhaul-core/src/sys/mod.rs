@@ -8,6 +8,7 @@ pub mod probe;
 pub mod sendfile;
 pub mod source;
 pub mod state_dir;
+pub mod tcpinfo;
 pub mod tls;
 pub mod tmpfile;
 pub mod write;

@@ -1,6 +1,6 @@
 //! `send`'s summary.
 
-use super::{BindingPlacement, BindingSample, BindingScheduler};
+use super::{BindingPlacement, BindingSample, BindingScheduler, BindingStreamNet, BindingVerdict};
 
 /// The outcome of a completed `send`.
 #[napi(object)]
@@ -44,6 +44,10 @@ pub struct BindingSendSummary {
     pub congestion_note: Option<String>,
     /// Control round trips of the session (handshake, manifest exchange, end): the same for any number of files.
     pub round_trips: u32,
+    /// TCP_INFO of each data stream at the end (none under TLS).
+    pub network: Vec<BindingStreamNet>,
+    /// What limited the send, and the evidence.
+    pub verdict: BindingVerdict,
 }
 
 /// Which fast paths were used, and the reason for each fallback.

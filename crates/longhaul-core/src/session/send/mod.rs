@@ -19,6 +19,7 @@ mod engine;
 mod options;
 mod run;
 mod summary;
+mod verdict;
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, Shutdown, TcpStream};
@@ -43,6 +44,7 @@ use crate::session::progress::{every, FastPaths, Progress, Watch};
 use crate::sys::congestion;
 use crate::sys::net;
 use crate::sys::probe;
+use crate::sys::tcpinfo::{self, TcpStats};
 use crate::vfile::blocks::BlockPlan;
 use crate::vfile::index::Kind;
 use crate::vfile::scan::{scan_within, Scan};
@@ -56,6 +58,7 @@ pub use options::{Digest, SchedulerKind, SendOptions, Verify, DEFAULT_BLOCK_SIZE
 pub(crate) use run::resendable;
 use run::{is_checksum, Run};
 pub use summary::{SchedulerReport, SendSummary, ThreadPin};
+pub use verdict::Verdict;
 
 #[cfg(test)]
 mod tests;
@@ -413,7 +416,12 @@ pub(crate) fn transmit(
         seconds: transfer_started.elapsed().as_secs_f64(),
         per_stream_bytes: per_stream_bytes.clone(),
     });
+    let transfer_seconds = transfer_started.elapsed().as_secs_f64();
     let timeline = recorder.finish(&engine.gauges);
+    // Every byte has been acknowledged (the receiver's SUMMARY came): the kernel's account of
+    // each stream is complete.
+    let network: Vec<TcpStats> = sockets.iter().filter_map(|s| tcpinfo::read(s).ok()).collect();
+    let verdict = verdict::verdict(&network, transfer_seconds, &timeline);
     Ok(SendSummary {
         bytes: index.total(),
         files: files_total,
@@ -442,5 +450,7 @@ pub(crate) fn transmit(
         congestion: String::new(),
         congestion_note: None,
         round_trips: 0,
+        network,
+        verdict,
     })
 }

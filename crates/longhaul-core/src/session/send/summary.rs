@@ -52,4 +52,8 @@ pub struct SendSummary {
     /// Control round trips of the session: the handshake's, the manifest exchange's, and the
     /// end's. The same for one file or a million.
     pub round_trips: u32,
+    /// The kernel's TCP_INFO of each data stream at the end (none under TLS).
+    pub network: Vec<crate::sys::tcpinfo::TcpStats>,
+    /// What limited the transfer, with the evidence.
+    pub verdict: super::Verdict,
 }
