@@ -64,8 +64,16 @@ function build() {
   if (!existsSync(CLI)) throw new Error('build first: npm run build');
 }
 
+// Relays still running when the bench ends (an error): stopped, so their namespaces go too.
+const relays = new Set();
+process.on('exit', () => {
+  for (const r of relays) r.kill('SIGTERM');
+});
+
 async function startLink(p, seed = 1) {
   const relay = spawn(NETEM, ['--rtt', p.rtt, '--rate', p.rate, '--loss', p.loss, '--seed', String(seed)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  relays.add(relay);
+  relay.once('exit', () => relays.delete(relay));
   let err = '';
   relay.stderr.on('data', (d) => (err += d));
   const line = await new Promise((resolve, reject) => {
@@ -300,7 +308,7 @@ async function check() {
   // 3. The round trip: a TCP handshake takes one.
   for (const rtt of [30, 100, 200]) {
     const link = await startLink({ rtt: `${rtt}ms`, rate: '0', loss: '0' });
-    const srv = inNs(link.b.netns, ['iperf3', '-s', '-1', '-B', link.b.addr, '-p', String(PORT.iperf)], {});
+    const srv = inNs(link.b.netns, ['nc', '-lk', link.b.addr, String(PORT.iperf)], {});
     await sleep(300);
     const probe = `import socket,time\nts=[]\nfor i in range(10):\n  s=socket.socket();t=time.perf_counter();s.connect(('${link.b.addr}',${PORT.iperf}));ts.append(time.perf_counter()-t);s.close()\nts.sort();print(ts[len(ts)//2])`;
     const r = await timedIn(link.a.netns, ['python3', '-c', probe], {});

@@ -69,8 +69,31 @@ fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_owned()).unwrap_or_else(|_| "localhost".into())
 }
 
+/// Runs `sysctl -qw SETTING` inside namespace `ns`.
+fn sysctl(ns: &str, setting: &str) -> io::Result<()> {
+    let out = Command::new("ip").args(["netns", "exec", ns, "sysctl", "-qw", setting]).stdin(Stdio::null()).output()?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!("sysctl {setting} in {ns}: {}", String::from_utf8_lossy(&out.stderr).trim())))
+    }
+}
+
 impl Side {
-    fn create(netns: String, dev: String, addr: &str, peer: &str) -> io::Result<Side> {
+    /// The most TCP may autotune a socket's buffers to on this side (0: the kernel's default).
+    /// A long fat link needs a bandwidth-delay product in flight, and the receive window is
+    /// about half the buffer: hosts that move data over such links are tuned so (ESnet's
+    /// fasterdata guide: 64 MiB and up).
+    fn tune(netns: &str, tcp_mem_max: u64) -> io::Result<()> {
+        if tcp_mem_max > 0 {
+            sysctl(netns, &format!("net.ipv4.tcp_rmem=4096 131072 {tcp_mem_max}"))?;
+            sysctl(netns, &format!("net.ipv4.tcp_wmem=4096 16384 {tcp_mem_max}"))?;
+        }
+        Ok(())
+    }
+
+    fn create(netns: String, dev: String, addr: &str, peer: &str, tcp_mem_max: u64) -> io::Result<Side> {
+        Side::tune(&netns, tcp_mem_max)?;
         let tun = open_tun(&dev)?;
         ip(&["link", "set", &dev, "netns", &netns])?;
         ip(&["-n", &netns, "link", "set", "lo", "up"])?;
@@ -84,7 +107,7 @@ impl Side {
 }
 
 impl Sides {
-    pub fn create() -> io::Result<Sides> {
+    pub fn create(tcp_mem_max: u64) -> io::Result<Sides> {
         let pid = std::process::id();
         let (na, nb) = (format!("lhnet-{pid}-a"), format!("lhnet-{pid}-b"));
         // The watchdog first: from here on, however this process ends, the namespaces go.
@@ -104,8 +127,8 @@ impl Sides {
         let made = (|| {
             ip(&["netns", "add", &na])?;
             ip(&["netns", "add", &nb])?;
-            let a = Side::create(na.clone(), format!("lht{pid}a"), ADDR_A, ADDR_B)?;
-            let b = Side::create(nb.clone(), format!("lht{pid}b"), ADDR_B, ADDR_A)?;
+            let a = Side::create(na.clone(), format!("lht{pid}a"), ADDR_A, ADDR_B, tcp_mem_max)?;
+            let b = Side::create(nb.clone(), format!("lht{pid}b"), ADDR_B, ADDR_A, tcp_mem_max)?;
             Ok((a, b))
         })();
         match made {
