@@ -192,9 +192,35 @@ pub fn run(sysfs_root: &Path) -> Vec<Check> {
                 name: "socket buffers",
                 ok: false,
                 detail: format!("{name} = {v}"),
-                advice: Some(format!("for long fat networks: sysctl -w {name}={} (autotuning stops at this maximum)", 64u64 << 20)),
+                advice: Some(format!(
+                    "for long fat networks: sysctl -w {name}={} (a buffer set with SO_RCVBUF or SO_SNDBUF stops at this maximum)",
+                    64u64 << 20
+                )),
             },
             None => Check { name: "socket buffers", ok: false, detail: format!("{name} unreadable"), advice: None },
+        });
+    }
+    // TCP's autotuning grows a socket's buffers up to the third field of these: a stream's
+    // window is about half of it, and a long fat link needs a bandwidth-delay product in flight
+    // (at the kernel's 6 MiB, one stream tops out near 500 Mbit/s over 50 ms: bench/RESULTS.md).
+    for (name, file, low) in [
+        ("net.ipv4.tcp_rmem", "proc/sys/net/ipv4/tcp_rmem", "4096 131072"),
+        ("net.ipv4.tcp_wmem", "proc/sys/net/ipv4/tcp_wmem", "4096 16384"),
+    ] {
+        let want = 16u64 << 20;
+        let max = std::fs::read_to_string(sysfs_root.join(file)).ok().and_then(|s| s.split_whitespace().nth(2)?.parse::<u64>().ok());
+        out.push(match max {
+            Some(v) if v >= want => Check { name: "TCP autotuning", ok: true, detail: format!("{name} maximum = {v}"), advice: None },
+            Some(v) => Check {
+                name: "TCP autotuning",
+                ok: false,
+                detail: format!("{name} maximum = {v}: at most ~{} MiB in flight per stream", (v / 2) >> 20),
+                advice: Some(format!(
+                    "for long fat networks: sysctl -w {name}=\"{low} {}\" (autotuning stops at this maximum)",
+                    64u64 << 20
+                )),
+            },
+            None => Check { name: "TCP autotuning", ok: false, detail: format!("{name} unreadable"), advice: None },
         });
     }
     out.push(congestion_check(sysfs_root, crate::sys::congestion::choose(&Congestion::Auto)));
@@ -258,7 +284,14 @@ mod tests {
         std::fs::create_dir_all(root.join("proc/sys/net/core")).unwrap();
         std::fs::write(root.join("proc/sys/net/core/rmem_max"), "212992\n").unwrap();
         std::fs::write(root.join("proc/sys/net/core/wmem_max"), "67108864\n").unwrap();
+        std::fs::create_dir_all(root.join("proc/sys/net/ipv4")).unwrap();
+        std::fs::write(root.join("proc/sys/net/ipv4/tcp_rmem"), "4096\t131072\t6291456\n").unwrap();
+        std::fs::write(root.join("proc/sys/net/ipv4/tcp_wmem"), "4096\t16384\t67108864\n").unwrap();
         let checks = run(&root);
+        let rmem = checks.iter().find(|c| c.detail.starts_with("net.ipv4.tcp_rmem")).unwrap();
+        assert!(!rmem.ok && rmem.detail.ends_with("at most ~3 MiB in flight per stream"), "{}", rmem.detail);
+        assert!(rmem.advice.as_deref().unwrap().contains("sysctl -w net.ipv4.tcp_rmem=\"4096 131072 67108864\""));
+        assert!(checks.iter().find(|c| c.detail.starts_with("net.ipv4.tcp_wmem")).unwrap().ok);
         let names: Vec<&str> = checks.iter().map(|c| c.name).collect();
         for n in [
             "sendfile",
