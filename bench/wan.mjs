@@ -343,7 +343,9 @@ if (args.check) {
   sh(`umount ${DST}`);
   if (!args['no-write']) {
     mkdirSync(join(import.meta.dirname, 'results'), { recursive: true });
-    const file = join(import.meta.dirname, 'results', `${new Date().toISOString().slice(0, 10)}-wan${QUICK ? '-quick' : ''}.json`);
+    // Named by what ran, so that runs of other profiles on the same day do not overwrite it.
+    const what = `${args.profiles.replace(/,/g, '')}-${args.cc.replace(/,/g, '+')}`;
+    const file = join(import.meta.dirname, 'results', `${new Date().toISOString().slice(0, 10)}-wan${QUICK ? '-quick' : ''}-${what}.json`);
     writeFileSync(file, `${JSON.stringify({ header, runs: RUNS, all }, null, 1)}\n`);
     log(`wrote ${file}`);
   }
