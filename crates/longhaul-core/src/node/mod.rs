@@ -87,8 +87,10 @@ struct Inner {
     lobby: Lobby,
     memory: Budget,
     copy_to: CopyTargets,
-    /// What `opts.congestion` came to on this machine.
+    /// What `opts.congestion` came to on this machine, and the algorithm that makes (read once:
+    /// STATS reports it).
     congestion: Choice,
+    congestion_name: String,
 }
 
 impl Inner {
@@ -182,6 +184,7 @@ impl Server {
             closing: AtomicBool::new(false),
             draining: AtomicBool::new(false),
             readv: ReadvCounters::default(),
+            congestion_name: congestion.effective(),
             congestion,
             last_placement: Mutex::new(None),
             last_file_creation: Mutex::new(None),

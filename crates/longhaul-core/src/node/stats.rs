@@ -2,13 +2,11 @@
 //! with (docs/PROTOCOL.md, STATS_OK), written from that value so the in-process view and the
 //! wire's cannot drift. Counts are a snapshot: each figure is read once, not all under one lock.
 
-use std::path::Path;
 use std::sync::atomic::Ordering;
 
 use super::state::{row_json, Json, TransferRow};
 use super::Inner;
 use crate::rate::Bucket;
-use crate::sys::congestion::system_default;
 
 /// The node's statistics and its transfer table.
 #[derive(Clone, Debug)]
@@ -160,7 +158,7 @@ pub(super) fn stats(inner: &Inner) -> NodeStats {
         files_linked: inner.files_linked.load(Ordering::Relaxed),
         files_renamed: inner.files_renamed.load(Ordering::Relaxed),
         last_file_creation: inner.last_file_creation.lock().expect("file creation lock").clone(),
-        congestion: inner.congestion.set.clone().or_else(|| system_default(Path::new("/"))).unwrap_or_else(|| "unknown".into()),
+        congestion: inner.congestion_name.clone(),
         congestion_note: inner.congestion.note.clone(),
     }
 }

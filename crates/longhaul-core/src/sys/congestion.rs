@@ -84,6 +84,13 @@ pub fn choose_with(want: &Congestion, try_name: &dyn Fn(&str) -> io::Result<()>)
     }
 }
 
+impl Choice {
+    /// The algorithm a socket gets under this choice: the one set, or the system's default.
+    pub fn effective(&self) -> String {
+        self.set.clone().or_else(|| system_default(Path::new("/"))).unwrap_or_else(|| "unknown".into())
+    }
+}
+
 fn try_on_new_socket(name: &str) -> io::Result<()> {
     let s = socket(AddressFamily::INET, SocketType::STREAM, None)?;
     sockopt::set_tcp_congestion(&s, name)?;

@@ -164,7 +164,7 @@ fn send_scanned(src: Scanned, addr: &str, dest: &[u8], opts: &SendOptions, watch
     // end, a Unix socket, and the choice is what was set on the TCP socket behind it.
     let running = sockets.first().and_then(|s| congestion::get(s).ok());
     let mut summary = transmit(src, Attached { control, peer, sockets }, opts, Throttle::default(), &skip, watch)?;
-    summary.congestion = running.or(cc.set).or_else(|| congestion::system_default(Path::new("/"))).unwrap_or_else(|| "unknown".into());
+    summary.congestion = running.unwrap_or_else(|| cc.effective());
     summary.congestion_note = cc.note;
     // The handshake's and the exchange's, counted on the connection, and DONE answered by the
     // SUMMARY that came back: no wait per file or per block.
