@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 
 import { compareTrees, serve, type StorageNode } from '../dist/sdk/index.js';
-import { CLI, freshDir, randomFile, runCli } from './helpers.js';
-import { finish, readyLine, startWan, type Wan } from './wan.js';
+import { CLI, finish, freshDir, randomFile, runCli } from './helpers.js';
+import { readyLine, startWan, type Wan } from './wan.js';
 
 const MiB = 1 << 20;
 const nodes: StorageNode[] = [];

@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { compareTrees } from '../dist/sdk/index.js';
-import { CLI, freshDir, randomFile, smallTree } from './helpers.js';
-import { finish, readyLine, startWan, type Wan } from './wan.js';
+import { CLI, finish, freshDir, randomFile, smallTree } from './helpers.js';
+import { readyLine, startWan, type Wan } from './wan.js';
 
 const MiB = 1 << 20;
 // A node on a non-loopback address asks for a token; both sides read it from the environment.

@@ -68,17 +68,6 @@ export async function startWan(link: { rtt: string; rate?: string; loss?: string
   };
 }
 
-/** Runs a child to its end: its status and output. */
-export function finish(child: ChildProcess): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    let stdout = '';
-    let stderr = '';
-    child.stdout!.on('data', (d) => (stdout += d));
-    child.stderr!.on('data', (d) => (stderr += d));
-    child.on('close', (status) => resolve({ status, stdout, stderr }));
-  });
-}
-
 /** Resolves once a child prints a line that `ready` accepts. */
 export function readyLine(child: ChildProcess, ready: (line: string) => boolean): Promise<string> {
   return new Promise((resolve, reject) => {
