@@ -4,6 +4,7 @@ import {
   cancellable,
   checkVerify,
   progressAdapter,
+  rateOf,
   resolveToken,
   type AuthOptions,
   type TlsOptions,
@@ -192,7 +193,15 @@ export interface GetOptions extends TransferOptions {
 export type ReceiveSummary = TransferTotals;
 
 function summary(s: Binding.BindingReceived, verify: VerifyMode | undefined): ReceiveSummary {
-  return { ...s, bytesPerSecond: s.seconds > 0 ? s.bytes / s.seconds : 0, verify: verify ?? 'block' };
+  const { bytesTotal, ...rest } = s;
+  return {
+    ...rest,
+    bytes: bytesTotal,
+    bytesMoved: s.bytes,
+    bytesAlready: Math.max(0, bytesTotal - s.bytes),
+    bytesPerSecond: rateOf(s.bytes, s.seconds),
+    verify: verify ?? 'block',
+  };
 }
 
 function checkTransfer(o: TransferOptions): void {

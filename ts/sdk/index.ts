@@ -7,6 +7,7 @@ import {
   cancellable,
   checkVerify,
   progressAdapter,
+  rateOf,
   resolveToken,
   type AuthOptions,
   type TlsOptions,
@@ -336,7 +337,9 @@ async function sendOnce(source: string, t: Target, options: SendOptions): Promis
     return {
       ...s,
       congestionNote: s.congestionNote ?? undefined,
-      bytesPerSecond: s.seconds > 0 ? s.bytes / s.seconds : 0,
+      bytesMoved: s.bytes - s.resumedBytes,
+      bytesAlready: s.resumedBytes,
+      bytesPerSecond: rateOf(s.bytes - s.resumedBytes, s.seconds),
       verify: s.verify as VerifyMode,
       fastPaths: {
         sendfile: s.fastPaths.sendfile,
