@@ -158,7 +158,11 @@ describe('issue 35: the service recipe in docs/USAGE.md', () => {
     });
     const done = finish(child);
     const first = await new Promise<string>((resolve) => createInterface({ input: child.stdout! }).once('line', resolve));
-    expect(JSON.parse(first)).toMatchObject({ type: 'listening', auth: 'token', root: join(dir, 'root') });
+    const listening = JSON.parse(first) as { metrics: string };
+    expect(listening).toMatchObject({ type: 'listening', auth: 'token', root: join(dir, 'root') });
+    // An answer from the metrics port also means the node is past its start-up and has its
+    // signal handlers (a SIGTERM before them would kill it where it stands).
+    expect((await fetch(listening.metrics)).status).toBe(200);
     child.kill('SIGTERM');
     const r = await done;
     expect(r.stderr).not.toMatch(/"level":(50|60)/);
