@@ -78,16 +78,23 @@ export function rateOf(bytesMoved: number, seconds: number): number {
   return seconds > 0 ? bytesMoved / seconds : 0;
 }
 
-/** Runs an engine call with a cancel flag tied to `signal`; engine errors become LonghaulError. */
+/**
+ * Runs an engine call with a cancel flag tied to `signal`; engine errors become LonghaulError.
+ * A cancellation by `signal` carries `signal.reason` as its `cause` (what `abort(reason)` was
+ * given, or the AbortError DOMException), so the caller can tell its own reasons apart.
+ */
 export async function cancellable<T>(signal: AbortSignal | undefined, run: (cancel: Binding.BindingCancel) => Promise<T>): Promise<T> {
-  if (signal?.aborted) throw new LonghaulError('E_CANCELLED', 'transfer cancelled before it started');
+  if (signal?.aborted) throw new LonghaulError('E_CANCELLED', 'transfer cancelled before it started', { cause: signal.reason });
   const cancel = new native.BindingCancel();
   const onAbort = (): void => cancel.cancel();
   signal?.addEventListener('abort', onAbort, { once: true });
   try {
     return await run(cancel);
   } catch (err) {
-    throw fromNative(err);
+    const e = fromNative(err);
+    // The engine only knows its flag was set; the reason lives on the signal, and it is the
+    // cause the caller asked for (the engine's error adds nothing to "transfer cancelled").
+    throw signal?.aborted && e.code === 'E_CANCELLED' ? new LonghaulError('E_CANCELLED', e.message, { cause: signal.reason }) : e;
   } finally {
     signal?.removeEventListener('abort', onAbort);
   }

@@ -293,7 +293,7 @@ function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
     };
     const onAbort = (): void => {
       done();
-      reject(new LonghaulError('E_CANCELLED', 'transfer cancelled while waiting to retry'));
+      reject(new LonghaulError('E_CANCELLED', 'transfer cancelled while waiting to retry', { cause: signal?.reason }));
     };
     const timer = setTimeout(() => {
       done();
