@@ -74,6 +74,8 @@ describe('issue 35: rates count only the bytes that travelled', () => {
     expect(resent.summary).toMatchObject({ bytes: sent.summary.bytes, bytesMoved: 0, bytesAlready: sent.summary.bytes, bytesPerSecond: 0 });
     expect(resent.line).toMatch(/^0 B sent: 48\.\d MiB already on the node \(20\d files, .*checked in [\d.]+ s\)$/);
     expect(resent.line).not.toMatch(/\/s/);
+    // No limit is named for a run in which nothing travelled.
+    expect(resent.summary.verdict).toMatchObject({ limit: 'nothing to send' });
 
     const dest = join(work, 'got');
     const got = await cli(['get', `${node.url}/again/src`, dest]);

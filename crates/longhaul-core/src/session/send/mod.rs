@@ -435,7 +435,12 @@ pub(crate) fn transmit(
     // Every byte has been acknowledged (the receiver's SUMMARY came): the kernel's account of
     // each stream is complete.
     let network: Vec<TcpStats> = sockets.iter().filter_map(|s| tcpinfo::read(s).ok()).collect();
-    let verdict = verdict::verdict(&network, transfer_seconds, &timeline);
+    // A run that moved nothing had no limit: say that, not what the idle streams looked like.
+    let verdict = if per_stream_bytes.iter().all(|&b| b == 0) && index.total() > 0 {
+        Verdict { limit: "nothing to send", evidence: "every byte was at the destination already; nothing travelled".into() }
+    } else {
+        verdict::verdict(&network, transfer_seconds, &timeline)
+    };
     Ok(SendSummary {
         bytes: index.total(),
         files: files_total,
