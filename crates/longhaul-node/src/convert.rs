@@ -87,6 +87,7 @@ impl From<SendSummary> for BindingSendSummary {
             packed_bytes: s.packed_bytes as f64,
             fast_paths: s.fast_paths.into(),
             skipped: s.skipped.into_iter().map(|(path, why)| BindingSkipped { path, reason: why.to_owned() }).collect(),
+            excluded: s.excluded as f64,
             scheduler: BindingScheduler {
                 requested: s.scheduler.requested.to_owned(),
                 used: s.scheduler.used.to_owned(),
@@ -370,4 +371,20 @@ pub fn client_tls(pin: Option<&str>, ca: Option<&str>) -> Result<Option<ClientTl
 /// `verify`: "block" (the default) or "full".
 pub fn verify_full(v: Option<&str>) -> Result<bool> {
     Ok(v.map(longhaul_core::Verify::parse).transpose().map_err(usage)? == Some(longhaul_core::Verify::Full))
+}
+
+/// Filter rules from JS (`- PATTERN` / `+ PATTERN`).
+pub fn filter(rules: Option<&[String]>) -> Result<longhaul_core::vfile::filter::Filter> {
+    use longhaul_core::vfile::filter::{Filter, Rule};
+    let rules: Vec<Rule> = rules.unwrap_or_default().iter().map(|l| Rule::parse(l)).collect();
+    Filter::new(&rules).map_err(usage)
+}
+
+/// A rate in bytes per second from JS: a positive whole number, or none.
+pub fn rate(r: Option<f64>) -> Result<Option<u64>> {
+    match r {
+        None => Ok(None),
+        Some(v) if v.is_finite() && v >= 1.0 => Ok(Some(v as u64)),
+        Some(v) => Err(usage_error(format!("rate must be at least 1 byte per second, got {v}"))),
+    }
 }

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, Result};
 use crate::place::placement::{allowed_cpus, Placement};
 use crate::pool::Pool;
+use crate::rate::{Bucket, Throttle};
 use crate::session::handshake::{self, Dial};
 use crate::session::progress::{every, Progress};
 use crate::session::recv::{Receive, ResumeParams, SessionParams};
@@ -44,6 +45,8 @@ pub struct GetOptions {
     pub resume: bool,
     /// Give pulled files and directories the setuid and setgid bits the node's index asks for.
     pub keep_setid: bool,
+    /// Bytes per second for all the pull's streams together (`--rate`); none by default.
+    pub rate: Option<u64>,
 }
 
 impl Default for GetOptions {
@@ -60,6 +63,7 @@ impl Default for GetOptions {
             resume: true,
             // Off: trusting a node with data is not trusting it to make set-id programs here.
             keep_setid: false,
+            rate: None,
         }
     }
 }
@@ -138,7 +142,7 @@ fn get_once(
         token,
         placement: Placement::unpinned(&allowed_cpus(), "a pulling client does not pin".into()),
         idle_timeout: opts.timeout,
-        throttle: Default::default(),
+        throttle: Throttle::new(opts.rate.map(Bucket::new).into_iter().collect()),
         counter: Arc::clone(&counter),
         fsync: Default::default(),
         verify_full: opts.verify_full,

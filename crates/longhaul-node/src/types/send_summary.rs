@@ -25,6 +25,8 @@ pub struct BindingSendSummary {
     pub packed_bytes: f64,
     pub fast_paths: BindingFastPaths,
     pub skipped: Vec<BindingSkipped>,
+    /// Entries the filters left out (a directory left out counts once).
+    pub excluded: f64,
     pub scheduler: BindingScheduler,
     pub placement: BindingPlacement,
     /// Thread states sampled every few milliseconds.

@@ -36,7 +36,7 @@ use crate::error::{Error, Result};
 use crate::panic;
 use crate::place::placement::{Placement, Role};
 use crate::pool::Pool;
-use crate::rate::Throttle;
+use crate::rate::{Bucket, Throttle};
 use crate::sched::auto::drive;
 use crate::sched::timeline::{Gauges, Recorder};
 use crate::sched::{Crew, Feed};
@@ -80,7 +80,7 @@ pub(crate) fn scan_and_send<G>(
     let mut again = true;
     loop {
         let started = Instant::now();
-        let scanned = scan_within(source, opts.scan_threads, opts.confine.as_deref())?;
+        let scanned = scan_within(source, opts.scan_threads, opts.confine.as_deref(), &opts.filter)?;
         let scan_seconds = started.elapsed().as_secs_f64();
         let _admitted = admit(&scanned)?;
         match send_scanned(Scanned { scan: &scanned, started, scan_seconds }, addr, dest, opts, watch) {
@@ -163,13 +163,18 @@ fn send_scanned(src: Scanned, addr: &str, dest: &[u8], opts: &SendOptions, watch
     // Read back from a data socket (the kernel's word); under TLS the engine holds the relay's
     // end, a Unix socket, and the choice is what was set on the TCP socket behind it.
     let running = sockets.first().and_then(|s| congestion::get(s).ok());
-    let mut summary = transmit(src, Attached { control, peer, sockets }, opts, Throttle::default(), &skip, watch)?;
+    let mut summary = transmit(src, Attached { control, peer, sockets }, opts, client_throttle(opts), &skip, watch)?;
     summary.congestion = running.unwrap_or_else(|| cc.effective());
     summary.congestion_note = cc.note;
     // The handshake's and the exchange's, counted on the connection, and DONE answered by the
     // SUMMARY that came back: no wait per file or per block.
     summary.round_trips = hello.round_trips + round_trips + 1;
     Ok(summary)
+}
+
+/// A client's own limit (`rate`): one bucket all its streams share.
+fn client_throttle(opts: &SendOptions) -> Throttle {
+    Throttle::new(opts.rate.map(Bucket::new).into_iter().collect())
 }
 
 /// Sends the blocks of a scanned source over data connections already attached to a session
@@ -457,6 +462,7 @@ pub(crate) fn transmit(
         packed_bytes: engine.counters.packed_bytes.load(Ordering::Relaxed),
         fast_paths,
         skipped: scanned.skipped.clone(),
+        excluded: scanned.excluded,
         receiver,
         scheduler,
         pinned: engine.pinned.into_inner().expect("pinned lock"),
