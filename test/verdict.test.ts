@@ -35,7 +35,7 @@ describe('issue 31: what limited the run', () => {
     randomFile(join(work, 'src', 'data.bin'), 48 * MiB);
     const node = await serve({ root: join(work, 'root'), auth: false, rate: '16M' });
     nodes.push(node);
-    const r = await runCli(['send', join(work, 'src'), `${node.url}/d`]);
+    const r = await runCli(['send', join(work, 'src'), `${node.url}/d`, '-v']);
     expect(r.status, r.stderr).toBe(0);
     const s = summaryOf(r.stdout);
     expect(s.verdict.limit).toBe('rate limit');
