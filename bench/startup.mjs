@@ -1,7 +1,8 @@
 // Start-up time: what a script that moves many small datasets pays per command (issue 35).
 //
-// Times, as wall time around each process (spawnSync, output discarded), interleaved over N
-// rounds (round 1 of every command, then round 2, ...), and prints medians (min-max):
+// Times wall time around each process (spawnSync, output discarded) and its CPU time (user +
+// sys, from /usr/bin/time: steadier than wall time when the machine is shared), interleaved
+// over N rounds (round 1 of every command, then round 2, ...), and prints medians (min-max):
 //   `node -e 0`                          Node's own start, the floor for a Node CLI
 //   `longhaul --version`                 the CLI's start alone
 //   `longhaul send ONE 127.0.0.1:P/rN -q` a 1-byte file to a node started once (--no-auth on
@@ -52,19 +53,24 @@ const cases = [
         ['before: `longhaul send` 1 byte', (i) => [process.execPath, [BEFORE, 'send', one, `127.0.0.1:${port}/b${i}`, '-q']]],
       ]
     : []),
-  ...(haveGridftp ? [['`globus-url-copy` 1 byte', (i) => ['globus-url-copy', [`file://${one}`, `file://${join(work, 'gridftp', `g${i}`)}`]]]] : []),
+  ...(haveGridftp
+    ? [['`globus-url-copy` 1 byte', (i) => ['globus-url-copy', [`file://${one}`, `file://${join(work, 'gridftp', `g${i}`)}`]]]]
+    : []),
 ];
 
 const times = cases.map(() => []);
+const cpus = cases.map(() => []);
 try {
   for (let i = 0; i < RUNS; i++) {
     cases.forEach(([name, cmd], c) => {
       const [file, argv] = cmd(i);
       const t0 = process.hrtime.bigint();
-      const r = spawnSync(file, argv, { stdio: ['ignore', 'ignore', 'pipe'] });
+      const r = spawnSync('/usr/bin/time', ['-f', 'CPU %U %S', file, ...argv], { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
       const s = Number(process.hrtime.bigint() - t0) / 1e9;
       if (r.status !== 0) throw new Error(`${name} failed (status ${r.status}): ${r.stderr}`);
+      const cpu = /CPU ([\d.]+) ([\d.]+)\s*$/.exec(r.stderr);
       times[c].push(s);
+      cpus[c].push(Number(cpu[1]) + Number(cpu[2]));
     });
   }
 } finally {
@@ -75,21 +81,27 @@ try {
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const rows = cases.map(([name], c) => {
   const t = times[c];
-  return { name, median: median(t), min: Math.min(...t), max: Math.max(...t) };
+  return { name, median: median(t), min: Math.min(...t), max: Math.max(...t), cpu: median(cpus[c]) };
 });
 const floor = rows[0].median;
 const host = sh("uname -r; nproc; grep -m1 'model name' /proc/cpuinfo | cut -d: -f2").stdout.trim().split('\n');
 const command = `node bench/startup.mjs ${process.argv.slice(2).join(' ')}`.trim();
 const header = `${new Date().toISOString().slice(0, 10)}, \`${command}\`; ${host[1]} vCPUs (${host[2]?.trim()}), Linux ${host[0]}, Node ${process.version}; ${RUNS} interleaved rounds.`;
 const table = [
-  '| command | seconds, median (min-max) | over `node -e 0` |',
-  '| --- | --- | ---: |',
-  ...rows.map((r) => `| ${r.name} | ${r.median.toFixed(3)} (${r.min.toFixed(3)}-${r.max.toFixed(3)}) | ${(r.median - floor).toFixed(3)} |`),
+  '| command | wall s, median (min-max) | over `node -e 0` | CPU s (user + sys), median |',
+  '| --- | --- | ---: | ---: |',
+  ...rows.map(
+    (r) =>
+      `| ${r.name} | ${r.median.toFixed(3)} (${r.min.toFixed(3)}-${r.max.toFixed(3)}) | ${(r.median - floor).toFixed(3)} | ${r.cpu.toFixed(2)} |`,
+  ),
 ].join('\n');
 console.log(`${header}\n\n${table}\n\ntarget: \`longhaul send\` 1 byte and \`longhaul --version\` <= 0.080 s`);
 if (!args['no-write']) {
   mkdirSync(join(import.meta.dirname, 'results'), { recursive: true });
   const file = join(import.meta.dirname, 'results', `${new Date().toISOString().slice(0, 10)}-startup.json`);
-  writeFileSync(file, `${JSON.stringify({ header, runs: RUNS, rows, times: Object.fromEntries(cases.map(([n], c) => [n, times[c]])) }, null, 1)}\n`);
+  writeFileSync(
+    file,
+    `${JSON.stringify({ header, runs: RUNS, rows, times: Object.fromEntries(cases.map(([n], c) => [n, { wall: times[c], cpu: cpus[c] }])) }, null, 1)}\n`,
+  );
   console.error(`wrote ${file}`);
 }

@@ -82,4 +82,4 @@ export function printReceived(s: ReceiveSummary, what: string, o: OutputFlags): 
     ]);
 }
 
-export { silentReporter, type Reporter };
+export { LonghaulError, silentReporter, type Reporter };

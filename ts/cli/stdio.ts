@@ -13,10 +13,8 @@ export function dropOutputWhenReaderGone(): void {
     stream.on('error', (err: NodeJS.ErrnoException) => {
       if (err.code === 'EPIPE' || err.code === 'ERR_STREAM_DESTROYED') return;
       // Anything else (a full disk under `readv … > FILE`) loses output the user asked for: fail.
-      void import('../sdk/errors.js').then(({ LonghaulError }) =>
-        import('./output.js').then(({ fail }) =>
-          fail(new LonghaulError('E_IO', `writing to ${name}: ${err.message}`, { cause: err }), false),
-        ),
+      void import('./output.js').then(({ fail, LonghaulError }) =>
+        fail(new LonghaulError('E_IO', `writing to ${name}: ${err.message}`, { cause: err }), false),
       );
     });
   }
