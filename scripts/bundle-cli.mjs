@@ -26,7 +26,8 @@ await build({
         if (!/node_modules[\\/]commander[\\/]lib[\\/]command\.js$/.test(id)) return null;
         const eager = "const childProcess = require('node:child_process');";
         if (!code.includes(eager)) return null;
-        return code.replace(eager, "const childProcess = { spawn: (...a) => require('node:child_process').spawn(...a) };");
+        // Same line, same place: the source map stays as it was (map: null).
+        return { code: code.replace(eager, "const childProcess = { spawn: (...a) => require('node:child_process').spawn(...a) };"), map: null };
       },
     },
     {
@@ -53,12 +54,13 @@ await build({
           // What every command but a lone `--version` loads (dist/cli/run.js and what it imports:
           // commander, zod, the SDK, the commands) as one file rather than several, since each ES
           // module costs a resolve, a read and a compile. The entry (main, stdio) stays out, so
-          // that `--version` loads nothing else; the HTML report and cli-progress (a bar, on a
-          // terminal) stay in chunks of their own, loaded only when used.
+          // that `--version` loads nothing else; the HTML report, the demo's sample tree (and
+          // node:crypto with it) and cli-progress (a bar, on a terminal) stay in chunks of their
+          // own, loaded only when used.
           name: 'run',
           test: (id) =>
             /node_modules[\\/](commander|zod)[\\/]|dist[\\/](sdk|cli)[\\/]|rolldown[\\/]runtime/.test(id) &&
-            !/dist[\\/]cli[\\/](main|stdio|report)\.js$/.test(id),
+            !/dist[\\/]cli[\\/](main|stdio|report|sample-tree)\.js$/.test(id),
         },
       ],
     },
