@@ -1,9 +1,9 @@
 // What commands print: progress reporters, summaries, and the one-line error (with --debug, the
 // chain of causes) that ends a failed command with its documented exit status.
 import { exitCodeFor, fixFor, LonghaulError, type ReceiveSummary, type SendSummary } from '../sdk/index.js';
-import * as fmt from './format.js';
 import { program } from './program.js';
-import { barReporter, jsonReporter, loadBars, silentReporter, summaryLines, verifiedLine, type Reporter } from './progress.js';
+import * as fmt from './format.js';
+import { barReporter, jsonReporter, loadBars, movedLine, silentReporter, summaryLines, verifiedLine, type Reporter } from './progress.js';
 
 export interface OutputFlags {
   json?: boolean;
@@ -74,7 +74,7 @@ export function printReceived(s: ReceiveSummary, what: string, o: OutputFlags): 
   if (json || (!o.quiet && !process.stdout.isTTY)) process.stdout.write(`${JSON.stringify({ type: 'summary', ...s })}\n`);
   if (!json && !o.quiet)
     printLines([
-      `${what} ${fmt.bytes(s.bytes)} in ${fmt.plural(s.files, 'file')}, ${fmt.plural(s.dirs, 'dir')} and ${fmt.plural(s.symlinks, 'symlink')} in ${fmt.duration(s.seconds)} (${fmt.rate(s.bytesPerSecond)})`,
+      movedLine(s, what, what === 'received' ? 'here' : 'on the node'),
       ...(o.verbose
         ? [`${fmt.plural(s.blocks, 'block')}; the receiving side took ${fmt.duration(s.receiverSeconds)} from the index to its summary`]
         : []),
