@@ -16,7 +16,8 @@ let addr: string;
 /** The node `copy` pushes to (A lists it with --copy-to). */
 let addrB: string;
 const nodes: ChildProcess[] = [];
-let nodeLog = '';
+/** Each node's stderr (pino JSON lines), kept apart so that their lines do not interleave. */
+const nodeLogs: string[] = [];
 
 /** `longhaul serve` on a free port; its address. */
 async function startNode(root: string, extra: string[] = []): Promise<string> {
@@ -24,7 +25,8 @@ async function startNode(root: string, extra: string[] = []): Promise<string> {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   nodes.push(node);
-  node.stderr!.on('data', (d) => (nodeLog += d));
+  const i = nodeLogs.push('') - 1;
+  node.stderr!.on('data', (d) => (nodeLogs[i] += d));
   const first = await new Promise<string>((resolve) => createInterface({ input: node.stdout! }).once('line', resolve));
   const { host, port } = JSON.parse(first) as { host: string; port: number };
   return `${host}:${port}`;
@@ -67,9 +69,9 @@ async function endLogged(path: string): Promise<boolean> {
 }
 
 function ended(path: string): boolean {
-  return nodeLog
-    .split('\n')
-    .filter(Boolean)
+  // Whole lines only: the last one may still be arriving.
+  return nodeLogs
+    .flatMap((log) => log.split('\n').slice(0, -1))
     .map((l) => JSON.parse(l) as { event?: string; path?: string; outcome?: string })
     .some((l) => l.event === 'transfer:end' && l.path === path && l.outcome === 'ok');
 }
