@@ -36,7 +36,8 @@ class SmoothedRate {
 const BAR_FORMAT = '{bar} {percentage}% | {done} / {size} | {files} files{inflight} | {rate} | {elapsed}, {remaining}';
 const STREAM_FORMAT = '{bar} stream {stream} | {done} | {rate}';
 
-// Loaded by `loadBars` only when a bar is drawn (on a terminal): scripts and cron pay nothing for it.
+// Loaded by `loadBars`, before the first `barReporter`, only when a bar is drawn (on a terminal):
+// scripts and cron pay nothing for it.
 let bars: typeof cliProgress | undefined;
 
 export async function loadBars(): Promise<void> {
@@ -44,7 +45,7 @@ export async function loadBars(): Promise<void> {
 }
 
 /**
- * The whole job's bar (call `loadBars` first): pre-scanned totals, bytes and files done, a smoothed rate and ETA. With
+ * The whole job's bar: pre-scanned totals, bytes and files done, a smoothed rate and ETA. With
  * `streamsDetail`, one bar per data stream under it (its bytes against an even share).
  */
 export function barReporter(stream: NodeJS.WriteStream, opts: { streamsDetail?: boolean } = {}): Reporter {
