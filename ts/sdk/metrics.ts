@@ -1,7 +1,7 @@
 // Prometheus metrics for a node: a prom-client registry whose collectors pull the engine's
 // statistics at scrape time (nothing is counted twice, nothing runs between scrapes), served
 // over HTTP at /metrics.
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import { createRequire } from 'node:module';
 
 import type { Counter, Gauge, Registry } from 'prom-client';
@@ -115,6 +115,8 @@ export interface MetricsServer {
 
 /** Serves the node's metrics at http://HOST:PORT/metrics. */
 export async function serveMetrics(node: StorageNode, host: string, port: number): Promise<MetricsServer> {
+  // Loaded here: every CLI command loads the SDK, and node:http costs each of them ~3 ms of start-up.
+  const { createServer } = await import('node:http');
   const registry = nodeRegistry(node);
   const server: Server = createServer((req, res) => {
     if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {

@@ -13,7 +13,8 @@ export function register(): void {
       .argument('<source>', 'HOST:PORT/PATH on the node; a directory P arrives as DEST/P')
       .argument('<dest>', 'local directory (created if missing)')
       .option('--json', 'print progress and the summary as JSON lines')
-      .option('-q, --quiet', 'no progress output'),
+      .option('-q, --quiet', 'print nothing on success (errors still go to stderr)')
+      .option('-v, --verbose', "also print the block count and the receiving side's time"),
     'get',
   ).action((source: string, dest: string, o: Record<string, unknown> & OutputFlags) =>
     receiveAction('get', o, (c, reporter, signal) =>

@@ -5,7 +5,7 @@ import { send } from '../../sdk/index.js';
 import { credentials, settings, withConfig } from '../options.js';
 import { fail, printSummary, reporterFor, silentReporter, type OutputFlags, type Reporter } from '../output.js';
 import { program } from '../program.js';
-import { ProgressRecorder, writeReport } from '../report.js';
+import type { ProgressRecorder } from '../report.js';
 
 export function register(): void {
   withConfig(
@@ -18,7 +18,8 @@ export function register(): void {
       .option('--report <file>', 'write an HTML report (throughput, per-stream bytes, thread states, summary) to FILE')
       .option('--streams-detail', 'on a terminal, a bar per stream under the total')
       .option('--json', 'print progress and the summary as JSON lines')
-      .option('-q, --quiet', 'no progress output'),
+      .option('-q, --quiet', 'print nothing on success (errors still go to stderr)')
+      .option('-v, --verbose', 'also print the fast paths, scheduler, placement and what limited the run'),
     'send',
   ).action(
     async (
@@ -30,8 +31,10 @@ export function register(): void {
       let reporter: Reporter = silentReporter;
       try {
         const c = settings(o, 'send').values;
-        reporter = reporterFor(json, Boolean(o.quiet), Boolean(o.streamsDetail));
-        const recorder = new ProgressRecorder();
+        reporter = await reporterFor(json, Boolean(o.quiet), Boolean(o.streamsDetail));
+        // The HTML report (its module too) only when asked for.
+        const report = o.report ? await import('../report.js') : undefined;
+        const recorder: ProgressRecorder | undefined = report ? new report.ProgressRecorder() : undefined;
         const abort = new AbortController();
         process.once('SIGINT', () => abort.abort());
         const s = await send(source, target, {
@@ -41,7 +44,7 @@ export function register(): void {
           readers: c.readers,
           signal: abort.signal,
           onProgress: (p) => {
-            recorder.add(p);
+            recorder?.add(p);
             reporter.progress(p);
           },
           progressIntervalMs: json || !process.stderr.isTTY ? 500 : 100,
@@ -65,9 +68,15 @@ export function register(): void {
             `${JSON.stringify({ scheduler: s.scheduler, placement: s.placement, samples: s.timeline }, null, 1)}\n`,
           );
         }
-        if (o.report)
-          writeReport(o.report, { summary: s, source, target, progress: recorder.samples(), command: process.argv.slice(2).join(' ') });
-        printSummary(s, json, o.report ? { report: o.report } : {});
+        if (o.report && report && recorder)
+          report.writeReport(o.report, {
+            summary: s,
+            source,
+            target,
+            progress: recorder.samples(),
+            command: process.argv.slice(2).join(' '),
+          });
+        printSummary(s, o, o.report ? { report: o.report } : {});
       } catch (err) {
         reporter.done();
         fail(err, json);
