@@ -180,8 +180,13 @@ export function summaryLines(s: SendSummary, verbose = false): string[] {
   ];
   if (verbose) lines.push(...detail);
   lines.push(verifiedLine(s));
-  if (s.resumedBytes > 0)
+  // The first line says what was there already; -v says in how many blocks.
+  if (verbose && s.resumedBytes > 0)
     lines.push(`resumed: ${fmt.bytes(s.resumedBytes)} (${fmt.plural(s.resumedBlocks, 'block')}) already on the node, not sent again`);
+  if (s.excluded > 0)
+    lines.push(
+      `excluded: ${fmt.count(s.excluded)} ${s.excluded === 1 ? 'entry' : 'entries'} left out by the filters (a directory counts once)`,
+    );
   if (s.attempts > 1) lines.push(`attempts: ${s.attempts} (retried after ${s.retried.map((r) => r.code).join(', ')})`);
   if (s.skipped.length > 0) lines.push(`skipped ${s.skipped.length} special files (first: ${s.skipped[0]!.path}, ${s.skipped[0]!.reason})`);
   // Last: what limited the run, with its evidence.

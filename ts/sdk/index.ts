@@ -6,6 +6,7 @@
 import {
   cancellable,
   checkVerify,
+  parseSize,
   progressAdapter,
   rateOf,
   resolveToken,
@@ -142,6 +143,16 @@ export interface SendOptions extends AuthOptions, TlsOptions {
   retryDelayMs?: number;
   /** Called before each retry with the error that ended the attempt. */
   onRetry?: (r: RetryEvent) => void;
+  /**
+   * Filter rules in order, each `- PATTERN` (leave out) or `+ PATTERN` (keep), gitignore
+   * patterns matched below the source (`*.tmp`, `/build/`, `cache/`); the first rule that
+   * matches an entry decides, as rsync's do. An excluded directory is not walked.
+   */
+  filters?: string[];
+  /** Patterns to leave out: shorthand for `- PATTERN` rules after `filters`. */
+  exclude?: string[];
+  /** Bytes per second for all streams together (`200M`, or a number); default no limit. */
+  rate?: number | string;
 }
 
 export interface RetryEvent {
@@ -221,6 +232,8 @@ export interface SendSummary extends TransferTotals {
   packedBytes: number;
   fastPaths: FastPaths;
   skipped: { path: string; reason: string }[];
+  /** Entries the filter rules left out (a directory left out counts once: it was not walked). */
+  excluded: number;
   scheduler: SchedulerReport;
   placement: PlacementReport;
   timeline: TimelineSample[];
@@ -264,7 +277,8 @@ export async function send(source: string, target: string | Target, options: Sen
   for (let attempt = 1; ; attempt++) {
     try {
       const s = await sendOnce(source, t, options);
-      const verdict = await refineVerdict(s.verdict, s.bytesPerSecond, t, options);
+      const ownRate = options.rate === undefined ? undefined : parseSize(options.rate, 'rate');
+      const verdict = await refineVerdict(s.verdict, s.bytesPerSecond, t, options, ownRate);
       return { ...s, verdict, attempts: attempt, retried };
     } catch (err) {
       const e = err as LonghaulError;
@@ -327,6 +341,8 @@ async function sendOnce(source: string, t: Target, options: SendOptions): Promis
         token: resolveToken(options),
         tlsPin: options.tlsPin,
         tlsCa: options.tlsCa,
+        filters: filterRules(options),
+        rate: options.rate === undefined ? undefined : parseSize(options.rate, 'rate'),
         resume: options.resume,
         verify: options.verify,
         congestion: options.congestion,
@@ -358,3 +374,12 @@ async function sendOnce(source: string, t: Target, options: SendOptions): Promis
   });
 }
 export { nodeRegistry, serveMetrics, type MetricsServer } from './metrics.js';
+
+/** A send's filter rules, checked: `filters` then `exclude` as `- PATTERN` rules. */
+function filterRules(options: SendOptions): string[] | undefined {
+  const rules = [...(options.filters ?? []), ...(options.exclude ?? []).map((p) => `- ${p}`)];
+  for (const r of rules) {
+    if (!/^[-+] \S/.test(r)) throw new LonghaulError('E_USAGE', `a filter rule is "- PATTERN" or "+ PATTERN", got ${JSON.stringify(r)}`);
+  }
+  return rules.length > 0 ? rules : undefined;
+}

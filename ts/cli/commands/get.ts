@@ -25,6 +25,7 @@ export function register(): void {
         verify: c.verify,
         resume: c.resume,
         keepSetid: c.keepSetid,
+        rate: c.rate,
         signal,
         onProgress: (p) => reporter.progress(p),
         progressIntervalMs: o.json || !process.stderr.isTTY ? 500 : 100,

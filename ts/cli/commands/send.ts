@@ -1,11 +1,39 @@
 // `longhaul send`: push a file or a tree to a node, with progress, a summary, and optionally the timeline and an HTML report.
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 
-import { send } from '../../sdk/index.js';
+import { LonghaulError, send } from '../../sdk/index.js';
 import { credentials, settings, withConfig } from '../options.js';
 import { fail, printSummary, reporterFor, silentReporter, type OutputFlags, type Reporter } from '../output.js';
 import { program } from '../program.js';
 import type { ProgressRecorder } from '../report.js';
+
+/** Filter rules in the order their flags came: `- P`, `+ P`, or `@ FILE` to read. */
+const rules: string[] = [];
+function rule(kind: '-' | '+' | '@'): (value: string) => string[] {
+  return (value) => {
+    rules.push(`${kind} ${value}`);
+    return rules;
+  };
+}
+
+/** The rules with each `--exclude-from` file read in its place. */
+function readRules(given: string[]): string[] {
+  return given.flatMap((r) => {
+    if (!r.startsWith('@ ')) return [r];
+    const file = r.slice(2);
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new LonghaulError('E_USAGE', `--exclude-from ${file}: ${(err as Error).message}`);
+    }
+    return text
+      .split(/\r?\n/)
+      .map((l) => l.trim())
+      .filter((l) => l !== '' && !l.startsWith('#'))
+      .map((l) => (/^[-+] /.test(l) ? l : `- ${l}`));
+  });
+}
 
 export function register(): void {
   withConfig(
@@ -19,7 +47,15 @@ export function register(): void {
       .option('--streams-detail', 'on a terminal, a bar per stream under the total')
       .option('--json', 'print progress and the summary as JSON lines')
       .option('-q, --quiet', 'print nothing on success (errors still go to stderr)')
-      .option('-v, --verbose', 'also print the fast paths, scheduler, placement and what limited the run'),
+      .option('-v, --verbose', 'also print the fast paths, scheduler, placement and what limited the run')
+      // One list for the three, in the order given: the first rule that matches decides.
+      .option('--exclude <pattern>', 'leave out what matches PATTERN, gitignore syntax below the source (repeatable)', rule('-'))
+      .option('--include <pattern>', 'keep what matches PATTERN though a later --exclude matches it (repeatable)', rule('+'))
+      .option(
+        '--exclude-from <file>',
+        'rules from FILE, one a line: a pattern or "- PAT" leaves out, "+ PAT" keeps; # comments',
+        rule('@'),
+      ),
     'send',
   ).action(
     async (
@@ -55,6 +91,8 @@ export function register(): void {
           ioTimeoutMs: c.ioTimeout ? c.ioTimeout * 1000 : undefined,
           ...credentials(c),
           resume: c.resume,
+          rate: c.rate,
+          filters: readRules(rules),
           verify: c.verify,
           congestion: c.congestion,
           retries: c.retries,
