@@ -47,6 +47,11 @@ impl From<&Sample> for BindingSample {
             sending: s.sending,
             writing: s.writing,
             blocked: s.blocked,
+            blocked_pool: s.blocked_on[0],
+            blocked_queue: s.blocked_on[1],
+            blocked_socket: s.blocked_on[2],
+            blocked_rate: s.blocked_on[3],
+            blocked_input: s.blocked_on[4],
             queued: s.queued,
         }
     }
