@@ -261,14 +261,16 @@ impl Engine<'_> {
     }
 
     /// Waits, as blocked on the socket, while stream `sock` has no room, so the timeline tells a
-    /// send held back by the network from one copying bytes. At most `SOCKET_WAIT` here: the
-    /// write that follows still waits under the socket's own timeout.
+    /// send held back by the network from one copying bytes. At most `SOCKET_WAIT`, and no
+    /// longer than the socket's send timeout: the write that follows waits under that timeout
+    /// and reports a stalled peer as it always did.
     fn wait_for_room(&self, sock: &TcpStream) {
         if net::wait_writable(sock, Duration::ZERO) {
             return;
         }
         let _w = self.gauges.instead(Busy::Sending, Wait::Socket);
-        let until = std::time::Instant::now() + SOCKET_WAIT;
+        let most = sock.write_timeout().ok().flatten().map_or(SOCKET_WAIT, |t| t.min(SOCKET_WAIT));
+        let until = std::time::Instant::now() + most;
         // In slices, so a cancel is seen within one.
         while !self.run.stopped() && std::time::Instant::now() < until {
             if net::wait_writable(sock, Duration::from_millis(50)) {
