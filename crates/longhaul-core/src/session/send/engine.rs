@@ -90,7 +90,10 @@ const IN_FLIGHT_PER_STREAM: usize = 4;
 /// receiver waits for the sender to explain a bad block.
 pub(super) const RECHECK_EVERY: Duration = Duration::from_millis(50);
 
-/// The longest a send waits for room in its socket before writing anyway (see `wait_for_room`).
+/// The longest a send waits for room in its socket before writing anyway (see `wait_for_room`):
+/// a second is far longer than a healthy socket's buffer takes to drain on any link (so the wait
+/// is counted where it belongs), and short against the I/O timeout (60 s by default), which the
+/// blocking write then enforces as before. One poll per block (1 MiB by default) is the cost.
 const SOCKET_WAIT: Duration = Duration::from_secs(1);
 
 thread_local! {
