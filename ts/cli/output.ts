@@ -1,9 +1,8 @@
 // What commands print: progress reporters, summaries, and the one-line error (with --debug, the
 // chain of causes) that ends a failed command with its documented exit status.
 import { exitCodeFor, fixFor, LonghaulError, type ReceiveSummary, type SendSummary } from '../sdk/index.js';
-import * as fmt from './format.js';
 import { program } from './program.js';
-import { barReporter, jsonReporter, silentReporter, summaryLines, verifiedLine, type Reporter } from './progress.js';
+import { barReporter, jsonReporter, movedLine, silentReporter, summaryLines, verifiedLine, type Reporter } from './progress.js';
 
 export interface OutputFlags {
   json?: boolean;
@@ -58,11 +57,7 @@ export function printSummary(s: SendSummary, json: boolean, extra: Record<string
 
 export function printReceived(s: ReceiveSummary, what: string, json: boolean): void {
   if (json || !process.stdout.isTTY) process.stdout.write(`${JSON.stringify({ type: 'summary', ...s })}\n`);
-  if (!json)
-    process.stderr.write(
-      `${what} ${fmt.bytes(s.bytes)} in ${fmt.plural(s.files, 'file')}, ${fmt.plural(s.dirs, 'dir')} and ${fmt.plural(s.symlinks, 'symlink')} in ${fmt.duration(s.seconds)} (${fmt.rate(s.bytesPerSecond)})\n` +
-        `${verifiedLine(s)}\n`,
-    );
+  if (!json) process.stderr.write(`${movedLine(s, what, what === 'received' ? 'here' : 'on the node')}\n${verifiedLine(s)}\n`);
 }
 
 export { silentReporter, type Reporter };

@@ -18,7 +18,7 @@ export async function receiveAction(
     const abort = new AbortController();
     process.once('SIGINT', () => abort.abort());
     const s = await run(c, reporter, abort.signal);
-    reporter.done();
+    reporter.done(s);
     printReceived(s, command === 'get' ? 'received' : 'copied', json);
   } catch (err) {
     reporter.done();

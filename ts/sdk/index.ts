@@ -7,6 +7,7 @@ import {
   cancellable,
   checkVerify,
   progressAdapter,
+  rateOf,
   resolveToken,
   type AuthOptions,
   type TlsOptions,
@@ -329,7 +330,7 @@ function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
     };
     const onAbort = (): void => {
       done();
-      reject(new LonghaulError('E_CANCELLED', 'transfer cancelled while waiting to retry'));
+      reject(new LonghaulError('E_CANCELLED', 'transfer cancelled while waiting to retry', { cause: signal?.reason }));
     };
     const timer = setTimeout(() => {
       done();
@@ -374,7 +375,9 @@ async function sendOnce(source: string, t: Target, options: SendOptions): Promis
       ...s,
       congestionNote: s.congestionNote ?? undefined,
       receiver: s.receiver ?? undefined,
-      bytesPerSecond: s.seconds > 0 ? s.bytes / s.seconds : 0,
+      bytesMoved: s.bytes - s.resumedBytes,
+      bytesAlready: s.resumedBytes,
+      bytesPerSecond: rateOf(s.bytes - s.resumedBytes, s.seconds),
       verify: s.verify as VerifyMode,
       fastPaths: {
         sendfile: s.fastPaths.sendfile,

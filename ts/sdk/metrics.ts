@@ -15,7 +15,9 @@ export function nodeRegistry(node: StorageNode): Registry {
   // every SDK user without metrics would pay.
   const { collectDefaultMetrics, Counter, Gauge, Registry } = createRequire(import.meta.url)('prom-client') as typeof import('prom-client');
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'longhaul_process_' });
+  // No prefix: process_* and nodejs_* are the names Prometheus's client libraries all use, which
+  // dashboards and alerts look for; the job and instance labels say whose process it is.
+  collectDefaultMetrics({ register: registry });
   // One stats() per scrape, shared by every collector of that scrape.
   let cached: { at: number; stats: NodeStats } | undefined;
   const stats = (): NodeStats => {

@@ -7,7 +7,7 @@ import { nodeStats } from './client.js';
 import type { ClientOptions } from './client.js';
 import type { Target } from './target.js';
 
-/** What limited a send: link, loss, receiver's window, sender's buffer, disk reads, CPU, rate limit or unknown. */
+/** What limited a send: link, loss, receiver's window, sender's buffer, disk reads, CPU, rate limit, nothing to send (all there already) or unknown. */
 export interface Verdict {
   limit: string;
   evidence: string;

@@ -52,7 +52,7 @@ fn with_conn<T>(conn: &Mutex<Option<Connection>>, f: impl FnOnce(&mut Connection
     let mut g = conn.lock().expect("connection lock");
     match g.as_mut() {
         Some(c) => f(c),
-        None => Err(longhaul_core::Error::Usage("the connection is closed".into())),
+        None => Err(longhaul_core::Error::Closed("the connection")),
     }
 }
 
@@ -124,7 +124,7 @@ pub fn get<'env>(
     env: &'env Env,
     options: BindingGetOptions,
     cancel: &BindingCancel,
-    on_progress: Option<ProgressFn>,
+    #[napi(ts_arg_type = "((progress: BindingProgress) => void) | undefined | null")] on_progress: Option<ProgressFn>,
 ) -> Result<Object<'env>> {
     let defaults = GetOptions::default();
     let opts = GetOptions {
@@ -157,7 +157,7 @@ pub fn copy<'env>(
     env: &'env Env,
     options: BindingCopyOptions,
     cancel: &BindingCancel,
-    on_progress: Option<ProgressFn>,
+    #[napi(ts_arg_type = "((progress: BindingProgress) => void) | undefined | null")] on_progress: Option<ProgressFn>,
 ) -> Result<Object<'env>> {
     let defaults = longhaul_core::SendOptions::default();
     let streams = opt_u16(options.streams, "streams", defaults.streams)?;

@@ -24,8 +24,10 @@ impl From<&Progress> for BindingProgress {
         BindingProgress {
             bytes_done: p.bytes_done as f64,
             bytes_total: p.bytes_total as f64,
+            bytes_moved: p.bytes_moved as f64,
             files_done: p.files_done as f64,
             files_total: p.files_total as f64,
+            files_in_flight: p.files_in_flight as f64,
             seconds: p.seconds,
             per_stream_bytes: p.per_stream_bytes.iter().map(|&b| b as f64).collect(),
         }
@@ -148,9 +150,11 @@ impl From<SendSummary> for BindingSendSummary {
 }
 
 impl BindingReceived {
-    pub fn new(s: &longhaul_core::wire::frame::SummaryMsg, seconds: f64) -> Self {
+    pub fn new(r: &longhaul_core::client::Received, seconds: f64) -> Self {
+        let s = &r.summary;
         BindingReceived {
             bytes: s.bytes as f64,
+            bytes_total: r.bytes_total as f64,
             files: s.files as f64,
             dirs: s.dirs as f64,
             symlinks: s.symlinks as f64,

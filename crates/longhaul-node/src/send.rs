@@ -20,7 +20,7 @@ pub fn send<'env>(
     env: &'env Env,
     options: BindingSendOptions,
     cancel: &BindingCancel,
-    on_progress: Option<ProgressFn>,
+    #[napi(ts_arg_type = "((progress: BindingProgress) => void) | undefined | null")] on_progress: Option<ProgressFn>,
 ) -> crate::error::Result<Object<'env>> {
     let defaults = longhaul_core::SendOptions::default();
     let opts = longhaul_core::SendOptions {

@@ -60,7 +60,7 @@ export function register(): void {
           retryDelayMs: c.retryDelay === undefined ? undefined : c.retryDelay * 1000,
           onRetry: (r) => reporter.retry?.(r),
         });
-        reporter.done();
+        reporter.done(s);
         if (o.timeline) {
           writeFileSync(
             o.timeline,

@@ -10,7 +10,9 @@ use crate::session::progress::{every, Progress};
 use crate::session::send::SendOptions;
 use crate::sys::tls::ClientTls;
 use crate::wire::auth::Secret;
-use crate::wire::frame::{self, Msg, SummaryMsg};
+use crate::wire::frame::{self, Msg};
+
+use super::Received;
 use std::ops::ControlFlow;
 
 /// How a third-party copy runs: the streams and block size the pushing node uses, and how this
@@ -54,7 +56,7 @@ pub fn copy(
     opts: &CopyOptions,
     cancel: &AtomicBool,
     on_progress: &(dyn Fn(&Progress) + Sync),
-) -> Result<SummaryMsg> {
+) -> Result<Received> {
     let started = Instant::now();
     let CopyOptions { streams, block_size, timeout, verify_full, .. } = *opts;
     let dial = Dial { addr: from, secret: opts.secret.as_ref(), tls: opts.tls.as_ref(), connect_timeout: timeout, io_timeout: timeout };
@@ -79,17 +81,29 @@ pub fn copy(
                 },
             );
         });
+        // COPY_PROGRESS counts what the receiving node holds, resumed blocks included; what
+        // it held at the first report is taken as held before, so the rate counts what moved.
+        let mut total = None;
+        let mut held = None;
         let r = loop {
             match frame::expect_reply(&mut control, 0) {
-                Ok(Msg::CopyProgress { bytes_done, bytes_total, files_done, files_total }) => on_progress(&Progress {
-                    bytes_done,
-                    bytes_total,
-                    files_done,
-                    files_total,
-                    seconds: started.elapsed().as_secs_f64(),
-                    per_stream_bytes: Vec::new(),
-                }),
-                Ok(Msg::Summary(summary)) => break Ok(summary),
+                Ok(Msg::CopyProgress { bytes_done, bytes_total, files_done, files_total }) => {
+                    total = Some(bytes_total);
+                    let held = *held.get_or_insert(bytes_done);
+                    on_progress(&Progress {
+                        bytes_done,
+                        bytes_total,
+                        bytes_moved: bytes_done.saturating_sub(held),
+                        files_done,
+                        files_total,
+                        files_in_flight: 0,
+                        seconds: started.elapsed().as_secs_f64(),
+                        per_stream_bytes: Vec::new(),
+                    })
+                }
+                Ok(Msg::Summary(summary)) => {
+                    break Ok(Received { bytes_total: total.unwrap_or(summary.bytes).max(summary.bytes), summary })
+                }
                 Ok(m) => break Err(m.unexpected("COPY_PROGRESS or SUMMARY")),
                 Err(_) if cancel.load(Ordering::Relaxed) => break Err(Error::Cancelled),
                 Err(e) => break Err(e),

@@ -21,7 +21,9 @@ use crate::sys::state_dir::StateDir;
 use crate::sys::tls::ClientTls;
 use crate::vfile::index::{Index, Kind};
 use crate::wire::auth::{self, Secret};
-use crate::wire::frame::{self, Msg, SummaryMsg};
+use crate::wire::frame::{self, Msg};
+
+use super::Received;
 use std::ops::ControlFlow;
 
 #[derive(Clone, Debug)]
@@ -71,7 +73,7 @@ pub fn get(
     opts: &GetOptions,
     cancel: &AtomicBool,
     on_progress: &(dyn Fn(&Progress) + Sync),
-) -> Result<SummaryMsg> {
+) -> Result<Received> {
     if opts.streams == 0 {
         return Err(Error::Usage("streams must be at least 1".into()));
     }
@@ -93,7 +95,7 @@ fn get_once(
     opts: &GetOptions,
     cancel: &AtomicBool,
     on_progress: &(dyn Fn(&Progress) + Sync),
-) -> Result<SummaryMsg> {
+) -> Result<Received> {
     let started = Instant::now();
     let dial = Dial { addr, secret: opts.secret.as_ref(), tls: opts.tls.as_ref(), connect_timeout: opts.timeout, io_timeout: opts.timeout };
     let wanted = handshake::wanted(opts.resume, opts.verify_full);
@@ -160,6 +162,7 @@ fn get_once(
         }
     };
     exchange::accept(&mut control, token, streams, resume.then(|| (recv.nblocks(), recv.plan())))?;
+    let carried = recv.carried_bytes();
     let mut data = Vec::with_capacity(streams as usize);
     for i in 0..streams {
         let attach = net::connect(addr, opts.timeout, opts.tls.as_ref()).and_then(|mut s| {
@@ -170,7 +173,7 @@ fn get_once(
             Ok(s) => data.push(s),
             Err(e) => {
                 recv.fail(e);
-                return recv.wait_and_finish();
+                return recv.wait_and_finish().map(|summary| Received { summary, bytes_total: total });
             }
         }
     }
@@ -193,12 +196,15 @@ fn get_once(
                     }
                     if last.elapsed() >= opts.progress_interval {
                         last = Instant::now();
-                        let done = counter.load(Ordering::Relaxed);
+                        let moved = counter.load(Ordering::Relaxed);
+                        let (linked, renamed) = recv.files_named();
                         on_progress(&Progress {
-                            bytes_done: done,
+                            bytes_done: carried + moved,
                             bytes_total: total,
-                            files_done: 0,
+                            bytes_moved: moved,
+                            files_done: linked + renamed,
                             files_total,
+                            files_in_flight: 0,
                             seconds: started.elapsed().as_secs_f64(),
                             per_stream_bytes: Vec::new(),
                         });
@@ -228,10 +234,12 @@ fn get_once(
     on_progress(&Progress {
         bytes_done: total,
         bytes_total: total,
+        bytes_moved: summary.bytes,
         files_done: files_total,
         files_total,
+        files_in_flight: 0,
         seconds: started.elapsed().as_secs_f64(),
         per_stream_bytes: Vec::new(),
     });
-    Ok(summary)
+    Ok(Received { summary, bytes_total: total })
 }

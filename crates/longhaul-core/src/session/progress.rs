@@ -7,11 +7,17 @@ use std::time::Duration;
 /// A progress snapshot, taken by the coordinating thread every `progress_interval`.
 #[derive(Clone, Debug, Default)]
 pub struct Progress {
+    /// Bytes at the destination so far: those sent this time and those it held already.
     pub bytes_done: u64,
     pub bytes_total: u64,
+    /// Bytes that travelled in this run (not those resumed or skipped as already there): what
+    /// a rate is computed from.
+    pub bytes_moved: u64,
     /// Files whose every byte has been sent (counted up to the lowest block not yet sent).
     pub files_done: u64,
     pub files_total: u64,
+    /// Files with blocks under way and not all done (0 where a side cannot tell).
+    pub files_in_flight: u64,
     pub seconds: f64,
     pub per_stream_bytes: Vec<u64>,
 }

@@ -288,11 +288,23 @@ pub(crate) fn transmit(
             *watermark = engine.feed.done_up_to(*watermark);
             let done_offset = plan.offset(*watermark).min(index.total());
             let per: Vec<u64> = engine.per_stream.iter().map(|a| a.load(Ordering::Relaxed)).collect();
+            let moved = per.iter().sum::<u64>();
+            let files_done = data_ends.partition_point(|&e| e <= done_offset) as u64;
+            // Files begun: those starting below the end of the last block handed out (blocks
+            // go out in plan order, so the highest taken is the last one).
+            let taken_end = engine.feed.taken_blocks().last().map_or(0, |&b| plan.offset(b + 1).min(index.total()));
+            let begun = if taken_end > done_offset {
+                (data_ends.partition_point(|&e| e < taken_end) as u64 + 1).min(files_total)
+            } else {
+                files_done
+            };
             Progress {
-                bytes_done: resumed_bytes + per.iter().sum::<u64>(),
+                bytes_done: resumed_bytes + moved,
                 bytes_total: index.total(),
-                files_done: data_ends.partition_point(|&e| e <= done_offset) as u64,
+                bytes_moved: moved,
+                files_done,
                 files_total,
+                files_in_flight: begun.saturating_sub(files_done),
                 seconds: transfer_started.elapsed().as_secs_f64(),
                 per_stream_bytes: per,
             }
@@ -411,8 +423,10 @@ pub(crate) fn transmit(
     on_progress(&Progress {
         bytes_done: index.total(),
         bytes_total: index.total(),
+        bytes_moved: per_stream_bytes.iter().sum(),
         files_done: files_total,
         files_total,
+        files_in_flight: 0,
         seconds: transfer_started.elapsed().as_secs_f64(),
         per_stream_bytes: per_stream_bytes.clone(),
     });
@@ -421,7 +435,12 @@ pub(crate) fn transmit(
     // Every byte has been acknowledged (the receiver's SUMMARY came): the kernel's account of
     // each stream is complete.
     let network: Vec<TcpStats> = sockets.iter().filter_map(|s| tcpinfo::read(s).ok()).collect();
-    let verdict = verdict::verdict(&network, transfer_seconds, &timeline);
+    // A run that moved nothing had no limit: say that, not what the idle streams looked like.
+    let verdict = if per_stream_bytes.iter().all(|&b| b == 0) && index.total() > 0 {
+        Verdict { limit: "nothing to send", evidence: "every byte was at the destination already; nothing travelled".into() }
+    } else {
+        verdict::verdict(&network, transfer_seconds, &timeline)
+    };
     Ok(SendSummary {
         bytes: index.total(),
         files: files_total,

@@ -11,7 +11,8 @@ use crate::sys::tcpinfo::TcpStats;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Verdict {
-    /// `link`, `loss`, `receiver's window`, `sender's buffer`, `disk reads`, `CPU`, or `unknown`.
+    /// `link`, `loss`, `receiver's window`, `sender's buffer`, `disk reads`, `CPU`, `nothing to
+    /// send` (a re-run), or `unknown`.
     pub limit: &'static str,
     pub evidence: String,
 }
