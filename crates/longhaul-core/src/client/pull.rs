@@ -220,7 +220,7 @@ fn get_once(
     let reply = match &result {
         // The node of a pull keeps no report: the disk figures stay here (and an older node
         // would refuse them).
-        Ok(summary) => Msg::Summary(SummaryMsg { disk: None, ..summary.clone() }),
+        Ok(summary) => Msg::Summary(frame::SummaryMsg { disk: None, ..summary.clone() }),
         Err(e) => Msg::error(e),
     };
     let _ = frame::write_msg(&mut control, &reply);
