@@ -177,8 +177,43 @@ export interface TimelineSample {
   processing: number;
   sending: number;
   writing: number;
+  /** All blocked threads: the sum of the five `blocked*` below. */
   blocked: number;
+  /** Blocked on the buffer pool: no free buffer (every one queued or in flight). */
+  blockedPool: number;
+  /** Blocked on a full queue between stages: a later stage is the slower. */
+  blockedQueue: number;
+  /** Blocked on a socket whose send buffer is full: the network or the node is the slower. */
+  blockedSocket: number;
+  /** Blocked on a bandwidth limit (a node's `--rate` when it sends). */
+  blockedRate: number;
+  /** Waiting for a block from the disk reads: reading is the slower. */
+  blockedInput: number;
   queued: number;
+}
+
+/**
+ * The receiving node's side of a send, from its summary: its disk writers and what its threads
+ * waited for. Seconds are summed over the threads. Absent when the node is older than this field.
+ */
+export interface ReceiverDisk {
+  /** Disk-writer threads. */
+  writers: number;
+  bytesWritten: number;
+  /** In pwrite. */
+  writeSeconds: number;
+  /** In fsync or syncfs (`serve --fsync file` or `end`). */
+  fsyncSeconds: number;
+  /** Writers handling a block (writes, file creation, renames, the journal). */
+  writerBusySeconds: number;
+  /** Writers waiting for a block: the network was the slower. */
+  writerIdleSeconds: number;
+  /** Network receivers waiting for room in the write queue: the disk was the slower. */
+  queueFullSeconds: number;
+  /** Network receivers waiting for a free buffer. */
+  poolWaitSeconds: number;
+  /** Network receivers held by the node's bandwidth limit (`serve --rate`). */
+  rateWaitSeconds: number;
 }
 
 /** One data stream's TCP figures at the end of a send (TCP_INFO): times in µs, rates in bytes/s. */
@@ -237,6 +272,8 @@ export interface SendSummary extends TransferTotals {
   scheduler: SchedulerReport;
   placement: PlacementReport;
   timeline: TimelineSample[];
+  /** The node's disk writers and their waits; undefined from a node that does not report them. */
+  receiver?: ReceiverDisk;
   digest: string;
   /** Blocks and bytes the node already held (an earlier attempt's, or files already there) and so were not sent. */
   resumedBlocks: number;
@@ -353,6 +390,7 @@ async function sendOnce(source: string, t: Target, options: SendOptions): Promis
     return {
       ...s,
       congestionNote: s.congestionNote ?? undefined,
+      receiver: s.receiver ?? undefined,
       bytesMoved: s.bytes - s.resumedBytes,
       bytesAlready: s.resumedBytes,
       bytesPerSecond: rateOf(s.bytes - s.resumedBytes, s.seconds),

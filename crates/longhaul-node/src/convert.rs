@@ -49,6 +49,11 @@ impl From<&Sample> for BindingSample {
             sending: s.sending,
             writing: s.writing,
             blocked: s.blocked,
+            blocked_pool: s.blocked_on[0],
+            blocked_queue: s.blocked_on[1],
+            blocked_socket: s.blocked_on[2],
+            blocked_rate: s.blocked_on[3],
+            blocked_input: s.blocked_on[4],
             queued: s.queued,
         }
     }
@@ -79,6 +84,20 @@ impl From<SendSummary> for BindingSendSummary {
             seconds: s.seconds,
             scan_seconds: s.scan_seconds,
             receiver_seconds: s.receiver.micros as f64 / 1e6,
+            receiver: s.receiver.disk.as_ref().map(|d| {
+                let secs = |us: u64| us as f64 / 1e6;
+                BindingReceiverDisk {
+                    writers: d.writers as u32,
+                    bytes_written: d.bytes_written as f64,
+                    write_seconds: secs(d.write_us),
+                    fsync_seconds: secs(d.fsync_us),
+                    writer_busy_seconds: secs(d.busy_us),
+                    writer_idle_seconds: secs(d.idle_us),
+                    queue_full_seconds: secs(d.queue_full_us),
+                    pool_wait_seconds: secs(d.pool_us),
+                    rate_wait_seconds: secs(d.rate_us),
+                }
+            }),
             streams: s.streams as u32,
             per_stream_bytes: s.per_stream_bytes.iter().map(|&b| b as f64).collect(),
             sendfile_blocks: s.sendfile_blocks as f64,

@@ -222,7 +222,9 @@ fn get_once(
         r
     });
     let reply = match &result {
-        Ok(summary) => Msg::Summary(summary.clone()),
+        // The node of a pull keeps no report: the disk figures stay here (and an older node
+        // would refuse them).
+        Ok(summary) => Msg::Summary(frame::SummaryMsg { disk: None, ..summary.clone() }),
         Err(e) => Msg::error(e),
     };
     let _ = frame::write_msg(&mut control, &reply);

@@ -107,7 +107,11 @@ pub(super) fn copy(
         finished.store(true, Ordering::SeqCst);
         let r = sender.join().unwrap_or_else(|p| Err(crate::panic::from_payload("copy", p)));
         let reply = match &r {
-            Ok(summary) => Msg::Summary(summary.receiver.clone()),
+            // An older client would refuse the disk figures it did not ask for.
+            Ok(summary) => Msg::Summary(frame::SummaryMsg {
+                disk: summary.receiver.disk.clone().filter(|_| features & frame::FEATURE_DISK_STATS != 0),
+                ..summary.receiver.clone()
+            }),
             Err(e) => Msg::error(e),
         };
         let _ = frame::write_msg(sock, &reply);

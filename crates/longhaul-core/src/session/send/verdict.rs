@@ -125,7 +125,7 @@ mod tests {
     }
 
     fn sample(reading: u32, processing: u32, queued: u32) -> Sample {
-        Sample { ms: 0.0, reading, processing, sending: 0, writing: 0, blocked: 0, queued }
+        Sample { ms: 0.0, reading, processing, sending: 0, writing: 0, blocked: 0, blocked_on: [0; 5], queued }
     }
 
     #[test]
