@@ -14,17 +14,18 @@ import { verifiedLine } from './progress.js';
 
 export interface ProgressSample {
   seconds: number;
-  bytesDone: number;
+  /** Bytes that travelled so far: resumed bytes are no throughput. */
+  bytesMoved: number;
   filesDone: number;
 }
 
 /** Keeps the progress events of a transfer, at most `limit` of them (halved, evenly, when full). */
 export class ProgressRecorder {
-  private list: ProgressSample[] = [{ seconds: 0, bytesDone: 0, filesDone: 0 }];
+  private list: ProgressSample[] = [{ seconds: 0, bytesMoved: 0, filesDone: 0 }];
   constructor(private readonly limit = 4096) {}
 
   add(p: Progress): void {
-    this.list.push({ seconds: p.seconds, bytesDone: p.bytesDone, filesDone: p.filesDone });
+    this.list.push({ seconds: p.seconds, bytesMoved: p.bytesMoved, filesDone: p.filesDone });
     if (this.list.length >= this.limit) this.list = this.list.filter((_, i) => i % 2 === 0 || i === this.list.length - 1);
   }
 
@@ -135,7 +136,7 @@ export function throughputPoints(progress: ProgressSample[]): [number, number][]
   for (let i = 1; i < progress.length; i++) {
     const dt = progress[i]!.seconds - progress[i - 1]!.seconds;
     if (dt <= 0) continue;
-    pts.push([progress[i]!.seconds, (progress[i]!.bytesDone - progress[i - 1]!.bytesDone) / dt / 2 ** 20]);
+    pts.push([progress[i]!.seconds, (progress[i]!.bytesMoved - progress[i - 1]!.bytesMoved) / dt / 2 ** 20]);
   }
   return pts;
 }
