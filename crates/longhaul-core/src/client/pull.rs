@@ -13,7 +13,7 @@ use crate::place::placement::{allowed_cpus, Placement};
 use crate::pool::Pool;
 use crate::rate::{Bucket, Throttle};
 use crate::session::handshake::{self, Dial};
-use crate::session::progress::{every, Progress};
+use crate::session::progress::{every, Done, Progress};
 use crate::session::recv::{Receive, ResumeParams, SessionParams};
 use crate::session::send::{resendable, DEFAULT_BLOCK_SIZE, DEFAULT_STREAMS};
 use crate::session::{exchange, DEFAULT_WRITERS};
@@ -182,7 +182,7 @@ fn get_once(
         }
     }
     control.set_read_timeout(None).map_err(Error::net("setting a timeout"))?;
-    let finished = AtomicBool::new(false);
+    let finished = Done::default();
     let result = std::thread::scope(|s| {
         for sock in data {
             let r = Arc::clone(&recv);
@@ -193,7 +193,7 @@ fn get_once(
             let mut last = Instant::now();
             every(
                 Duration::from_millis(10),
-                || finished.load(Ordering::Relaxed),
+                &finished,
                 || {
                     if cancel.load(Ordering::Relaxed) {
                         recv.fail(Error::Cancelled);
@@ -218,7 +218,7 @@ fn get_once(
             );
         });
         let r = recv.wait_and_finish();
-        finished.store(true, Ordering::Relaxed);
+        finished.raise();
         r
     });
     let reply = match &result {

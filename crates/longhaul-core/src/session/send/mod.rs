@@ -40,7 +40,7 @@ use crate::rate::{Bucket, Throttle};
 use crate::sched::auto::drive;
 use crate::sched::timeline::{Gauges, Recorder};
 use crate::sched::{Crew, Feed};
-use crate::session::progress::{every, FastPaths, Progress, Watch};
+use crate::session::progress::{every, Done, FastPaths, Progress, Watch};
 use crate::sys::congestion;
 use crate::sys::net;
 use crate::sys::probe;
@@ -249,11 +249,14 @@ pub(crate) fn transmit(
     let transfer_started = Instant::now();
     let mut recorder = Recorder::new(opts.timeline_interval);
 
+    let driven = Done::default();
     let (reply, report) = std::thread::scope(|s| {
         let engine = &engine;
+        let driven = &driven;
         let driver = std::thread::Builder::new()
             .name("lh-drive".into())
             .spawn_scoped(s, move || {
+                let _raise = driven.on_drop();
                 let crew =
                     Crew { readers, processors, workers, buffers: engine.pool.count(), stop: &engine.run.stop, gauges: &engine.gauges };
                 let driven = || Ok(drive(engine, &engine.feed, opts.scheduler, &crew).filter(|_| engine.end_streams()));
@@ -327,7 +330,7 @@ pub(crate) fn transmit(
         };
         every(
             tick,
-            || driver.is_finished(),
+            driven,
             || {
                 if cancel.load(Ordering::Relaxed) {
                     run.fail(Error::Cancelled);
