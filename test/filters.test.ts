@@ -79,6 +79,26 @@ describe('issue 32: send filters match rsync with the same flags', () => {
   });
 });
 
+describe('issue 32: send SRC... DEST', () => {
+  it('sends each source in turn into DEST, a summary each; --report wants one source', async () => {
+    const one = join(work, 'one.txt');
+    writeFileSync(one, 'one');
+    const r = await runCli(['send', one, src, `${node.url}/multi`]);
+    expect(r.status, r.stderr).toBe(0);
+    const summaries = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { type: string; files: number })
+      .filter((l) => l.type === 'summary');
+    expect(summaries.map((x) => x.files)).toEqual([1, 10]);
+    expect(await compareTrees(src, join(work, 'root', 'multi', 'src'))).toEqual([]);
+    expect(await compareTrees(one, join(work, 'root', 'multi', 'one.txt'))).toEqual([]);
+    const both = await runCli(['send', one, src, `${node.url}/multi2`, '--report', join(work, 'r.html')]);
+    expect(both.status).toBe(2);
+    expect(both.stderr).toMatch(/^longhaul: E_USAGE: --report and --timeline describe one transfer/m);
+  });
+});
+
 describe('issue 32: the client-side --rate', () => {
   it('holds a send to its rate (never above it) and names it as the limit', async () => {
     const big = join(work, 'big');

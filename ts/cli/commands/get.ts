@@ -10,7 +10,7 @@ export function register(): void {
     program
       .command('get')
       .description('pull a file or a directory tree from a node (the node sends)')
-      .argument('<source>', 'HOST:PORT/PATH on the node; a directory P arrives as DEST/P')
+      .argument('<source>', 'HOST[:PORT]/PATH on the node; a directory P arrives as DEST/P')
       .argument('<dest>', 'local directory (created if missing)')
       .option('--json', 'print progress and the summary as JSON lines')
       .option('-q, --quiet', 'print nothing on success (errors still go to stderr)')

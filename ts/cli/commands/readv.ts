@@ -19,7 +19,7 @@ export function register(): void {
     program
       .command('readv')
       .description('read many (path, offset, length) segments from a node in one request')
-      .argument('<target>', 'HOST:PORT of the node')
+      .argument('<target>', 'HOST[:PORT] of the node')
       .argument('<segments...>', 'PATH:OFFSET:LENGTH, relative to the node root')
       .option('-o, --out <file>', 'write the segments, concatenated, to FILE (default: stdout)')
       .option('--json', 'one JSON object per segment, its bytes in base64')

@@ -39,9 +39,8 @@ export function register(): void {
   withConfig(
     program
       .command('send')
-      .description('send a file or a directory tree to a node')
-      .argument('<source>', 'file or directory to send')
-      .argument('<target>', 'HOST:PORT[/DEST] of the node; a directory SRC arrives as DEST/SRC')
+      .description('send files or directory trees to a node, each as a transfer of its own, in order')
+      .argument('<paths...>', 'SRC... (files or directories) then HOST[:PORT][/DEST]; a directory SRC arrives as DEST/SRC')
       .option('--timeline <file>', 'write the thread-state timeline (JSON) to FILE')
       .option('--report <file>', 'write an HTML report (throughput, per-stream bytes, thread states, summary) to FILE')
       .option('--streams-detail', 'on a terminal, a bar per stream under the total')
@@ -58,65 +57,71 @@ export function register(): void {
       ),
     'send',
   ).action(
-    async (
-      source: string,
-      target: string,
-      o: Record<string, unknown> & OutputFlags & { timeline?: string; report?: string; streamsDetail?: boolean },
-    ) => {
+    async (paths: string[], o: Record<string, unknown> & OutputFlags & { timeline?: string; report?: string; streamsDetail?: boolean }) => {
       const json = Boolean(o.json);
       let reporter: Reporter = silentReporter;
       try {
+        const target = paths.at(-1)!;
+        const sources = paths.slice(0, -1);
+        if (sources.length === 0)
+          throw new LonghaulError('E_USAGE', 'name what to send and where: longhaul send SRC... HOST[:PORT][/DEST]');
+        if (sources.length > 1 && (o.report || o.timeline))
+          throw new LonghaulError('E_USAGE', '--report and --timeline describe one transfer: give one SRC with them');
         const c = settings(o, 'send').values;
-        reporter = await reporterFor(json, Boolean(o.quiet), Boolean(o.streamsDetail));
-        // The HTML report (its module too) only when asked for.
-        const report = o.report ? await import('../report.js') : undefined;
-        const recorder: ProgressRecorder | undefined = report ? new report.ProgressRecorder() : undefined;
+        // One transfer per source, in order, each with its own summary; the first failure stops
+        // the rest, as cp and scp do.
         const abort = new AbortController();
         process.once('SIGINT', () => abort.abort());
-        const s = await send(source, target, {
-          streams: c.streams,
-          blockSize: c.blockSize,
-          poolBuffers: c.poolBuffers,
-          readers: c.readers,
-          signal: abort.signal,
-          onProgress: (p) => {
-            recorder?.add(p);
-            reporter.progress(p);
-          },
-          // The report's throughput curve samples every 100 ms wherever it runs (cron, a pipe);
-          // without it, output off a terminal needs no more than two lines a second.
-          progressIntervalMs: o.report ? 100 : json || !process.stderr.isTTY ? 500 : 100,
-          scheduler: c.scheduler,
-          digest: c.digest,
-          cores: c.coresIo ? { io: c.coresIo, other: c.coresOther } : undefined,
-          pin: c.pin,
-          ioTimeoutMs: c.ioTimeout ? c.ioTimeout * 1000 : undefined,
-          ...credentials(c),
-          resume: c.resume,
-          rate: c.rate,
-          filters: readRules(rules),
-          verify: c.verify,
-          congestion: c.congestion,
-          retries: c.retries,
-          retryDelayMs: c.retryDelay === undefined ? undefined : c.retryDelay * 1000,
-          onRetry: (r) => reporter.retry?.(r),
-        });
-        reporter.done(s);
-        if (o.timeline) {
-          writeFileSync(
-            o.timeline,
-            `${JSON.stringify({ scheduler: s.scheduler, placement: s.placement, samples: s.timeline }, null, 1)}\n`,
-          );
-        }
-        if (o.report && report && recorder)
-          report.writeReport(o.report, {
-            summary: s,
-            source,
-            target,
-            progress: recorder.samples(),
-            command: process.argv.slice(2).join(' '),
+        for (const source of sources) {
+          reporter = await reporterFor(json, Boolean(o.quiet), Boolean(o.streamsDetail));
+          // The HTML report (its module too) only when asked for.
+          const report = o.report ? await import('../report.js') : undefined;
+          const recorder: ProgressRecorder | undefined = report ? new report.ProgressRecorder() : undefined;
+          const s = await send(source, target, {
+            streams: c.streams,
+            blockSize: c.blockSize,
+            poolBuffers: c.poolBuffers,
+            readers: c.readers,
+            signal: abort.signal,
+            onProgress: (p) => {
+              recorder?.add(p);
+              reporter.progress(p);
+            },
+            // The report's throughput curve samples every 100 ms wherever it runs (cron, a pipe);
+            // without it, output off a terminal needs no more than two lines a second.
+            progressIntervalMs: o.report ? 100 : json || !process.stderr.isTTY ? 500 : 100,
+            scheduler: c.scheduler,
+            digest: c.digest,
+            cores: c.coresIo ? { io: c.coresIo, other: c.coresOther } : undefined,
+            pin: c.pin,
+            ioTimeoutMs: c.ioTimeout ? c.ioTimeout * 1000 : undefined,
+            ...credentials(c),
+            resume: c.resume,
+            rate: c.rate,
+            filters: readRules(rules),
+            verify: c.verify,
+            congestion: c.congestion,
+            retries: c.retries,
+            retryDelayMs: c.retryDelay === undefined ? undefined : c.retryDelay * 1000,
+            onRetry: (r) => reporter.retry?.(r),
           });
-        printSummary(s, o, o.report ? { report: o.report } : {});
+          reporter.done(s);
+          if (o.timeline) {
+            writeFileSync(
+              o.timeline,
+              `${JSON.stringify({ scheduler: s.scheduler, placement: s.placement, samples: s.timeline }, null, 1)}\n`,
+            );
+          }
+          if (o.report && report && recorder)
+            report.writeReport(o.report, {
+              summary: s,
+              source,
+              target,
+              progress: recorder.samples(),
+              command: process.argv.slice(2).join(' '),
+            });
+          printSummary(s, o, o.report ? { report: o.report } : {});
+        }
       } catch (err) {
         reporter.done();
         fail(err, json);
