@@ -69,17 +69,13 @@ pub fn copy(
     let done = Done::default();
     std::thread::scope(|s| {
         s.spawn(|| {
-            every(
-                Duration::from_millis(20),
-                &done,
-                || {
-                    if cancel.load(Ordering::Relaxed) {
-                        let _ = watcher.shutdown(Shutdown::Both);
-                        return ControlFlow::Break(());
-                    }
-                    ControlFlow::Continue(())
-                },
-            );
+            every(Duration::from_millis(20), &done, || {
+                if cancel.load(Ordering::Relaxed) {
+                    let _ = watcher.shutdown(Shutdown::Both);
+                    return ControlFlow::Break(());
+                }
+                ControlFlow::Continue(())
+            });
         });
         // COPY_PROGRESS counts what the receiving node holds, resumed blocks included; what
         // it held at the first report is taken as held before, so the rate counts what moved.

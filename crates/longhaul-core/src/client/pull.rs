@@ -191,31 +191,27 @@ fn get_once(
         recv.watch_control(&control)?;
         s.spawn(|| {
             let mut last = Instant::now();
-            every(
-                Duration::from_millis(10),
-                &finished,
-                || {
-                    if cancel.load(Ordering::Relaxed) {
-                        recv.fail(Error::Cancelled);
-                    }
-                    if last.elapsed() >= opts.progress_interval {
-                        last = Instant::now();
-                        let moved = counter.load(Ordering::Relaxed);
-                        let (linked, renamed) = recv.files_named();
-                        on_progress(&Progress {
-                            bytes_done: carried + moved,
-                            bytes_total: total,
-                            bytes_moved: moved,
-                            files_done: linked + renamed,
-                            files_total,
-                            files_in_flight: 0,
-                            seconds: started.elapsed().as_secs_f64(),
-                            per_stream_bytes: Vec::new(),
-                        });
-                    }
-                    ControlFlow::Continue(())
-                },
-            );
+            every(Duration::from_millis(10), &finished, || {
+                if cancel.load(Ordering::Relaxed) {
+                    recv.fail(Error::Cancelled);
+                }
+                if last.elapsed() >= opts.progress_interval {
+                    last = Instant::now();
+                    let moved = counter.load(Ordering::Relaxed);
+                    let (linked, renamed) = recv.files_named();
+                    on_progress(&Progress {
+                        bytes_done: carried + moved,
+                        bytes_total: total,
+                        bytes_moved: moved,
+                        files_done: linked + renamed,
+                        files_total,
+                        files_in_flight: 0,
+                        seconds: started.elapsed().as_secs_f64(),
+                        per_stream_bytes: Vec::new(),
+                    });
+                }
+                ControlFlow::Continue(())
+            });
         });
         let r = recv.wait_and_finish();
         finished.raise();

@@ -78,36 +78,28 @@ pub(super) fn copy(
                         scan_and_send(&source, to, dest, &opts, Watch { cancel: &flag, on_progress: &progress }, &admit)
                     })
                 });
-                every(
-                    Duration::from_millis(20),
-                    &copied,
-                    || {
-                        if stop() {
-                            flag.store(true, Ordering::Relaxed);
-                        }
-                        ControlFlow::Continue(())
-                    },
-                );
+                every(Duration::from_millis(20), &copied, || {
+                    if stop() {
+                        flag.store(true, Ordering::Relaxed);
+                    }
+                    ControlFlow::Continue(())
+                });
                 r.join().unwrap_or_else(|p| Err(crate::panic::from_payload("copy", p)))
             })
         });
         // Progress to the client every 100 ms, which also shows it the node is alive.
-        every(
-            Duration::from_millis(100),
-            &sent,
-            || {
-                let msg = Msg::CopyProgress {
-                    bytes_done: active.done.load(Ordering::Relaxed),
-                    bytes_total: active.bytes_total.load(Ordering::Relaxed),
-                    files_done: files[0].load(Ordering::Relaxed),
-                    files_total: files[1].load(Ordering::Relaxed),
-                };
-                if frame::write_msg(sock, &msg).is_err() {
-                    cancel.store(true, Ordering::SeqCst);
-                }
-                ControlFlow::Continue(())
-            },
-        );
+        every(Duration::from_millis(100), &sent, || {
+            let msg = Msg::CopyProgress {
+                bytes_done: active.done.load(Ordering::Relaxed),
+                bytes_total: active.bytes_total.load(Ordering::Relaxed),
+                files_done: files[0].load(Ordering::Relaxed),
+                files_total: files[1].load(Ordering::Relaxed),
+            };
+            if frame::write_msg(sock, &msg).is_err() {
+                cancel.store(true, Ordering::SeqCst);
+            }
+            ControlFlow::Continue(())
+        });
         finished.store(true, Ordering::SeqCst);
         let r = sender.join().unwrap_or_else(|p| Err(crate::panic::from_payload("copy", p)));
         let reply = match &r {

@@ -247,6 +247,7 @@ pub(crate) fn transmit(
     let data_ends: Vec<u64> = index.data_file_ends().collect();
     let files_total = index.count(Kind::File) as u64;
     let transfer_started = Instant::now();
+    let storage_read_at_start = crate::sys::procio::storage_read_bytes();
     let mut recorder = Recorder::new(opts.timeline_interval);
 
     let driven = Done::default();
@@ -328,22 +329,18 @@ pub(crate) fn transmit(
                 }
             }
         };
-        every(
-            tick,
-            driven,
-            || {
-                if cancel.load(Ordering::Relaxed) {
-                    run.fail(Error::Cancelled);
-                }
-                recorder.tick(&engine.gauges);
-                recheck(&mut last_recheck);
-                if !run.stopped() && last_progress.elapsed() >= opts.progress_interval {
-                    last_progress = Instant::now();
-                    on_progress(&progress(&mut watermark));
-                }
-                ControlFlow::Continue(())
-            },
-        );
+        every(tick, driven, || {
+            if cancel.load(Ordering::Relaxed) {
+                run.fail(Error::Cancelled);
+            }
+            recorder.tick(&engine.gauges);
+            recheck(&mut last_recheck);
+            if !run.stopped() && last_progress.elapsed() >= opts.progress_interval {
+                last_progress = Instant::now();
+                on_progress(&progress(&mut watermark));
+            }
+            ControlFlow::Continue(())
+        });
         let report = driver.join().unwrap_or_else(|p| {
             run.fail(panic::from_payload("driver", p));
             None
@@ -447,7 +444,11 @@ pub(crate) fn transmit(
     let verdict = if per_stream_bytes.iter().all(|&b| b == 0) && index.total() > 0 {
         Verdict { limit: "nothing to send", evidence: "every byte was at the destination already; nothing travelled".into() }
     } else {
-        verdict::verdict(&network, transfer_seconds, &timeline)
+        let moved: u64 = per_stream_bytes.iter().sum();
+        let from_disk = storage_read_at_start
+            .zip(crate::sys::procio::storage_read_bytes())
+            .map(|(a, b)| b.saturating_sub(a) as f64 / moved.max(1) as f64);
+        verdict::verdict(&network, transfer_seconds, &timeline, from_disk)
     };
     Ok(SendSummary {
         bytes: index.total(),
