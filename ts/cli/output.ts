@@ -17,11 +17,18 @@ export function reporterFor(json: boolean, quiet: boolean, streamsDetail: boolea
   return barReporter(process.stderr, { streamsDetail });
 }
 
+/** The command being run (set before its action), for advice that names it. */
+let command: string | undefined;
+program.hook('preAction', (_program, action) => {
+  command = action.name();
+});
+
 /** One line: the code, what happened (and where), what to do; `--debug` adds the chain of causes. */
 export function fail(err: unknown, json: boolean): never {
   const e =
     err instanceof LonghaulError ? err : new LonghaulError('E_INTERNAL', err instanceof Error ? err.message : String(err), { cause: err });
-  const fix = fixFor(e.code);
+  // A usage error points at the help of the command that was run, not at `--help` in general.
+  const fix = e.code === 'E_USAGE' && command ? `see \`longhaul ${command} --help\`` : fixFor(e.code);
   if (json) process.stdout.write(`${JSON.stringify({ type: 'error', code: e.code, message: e.message, fix })}\n`);
   process.stderr.write(`longhaul: ${e.code}: ${e.message}${fix ? ` (fix: ${fix})` : ''}\n`);
   if (program.opts().debug) process.stderr.write(causeChain(e));

@@ -44,6 +44,10 @@ pub enum Error {
     SourceChanged { path: String, why: &'static str },
     #[error("cannot connect to {addr}: {source}")]
     Connect { addr: String, source: io::Error },
+    /// A node (or its metrics endpoint) cannot listen where it was told: the address is in use,
+    /// a port below 1024 without the privilege, or an address not on this host.
+    #[error("cannot listen on {addr}: {}", listen_reason(source))]
+    Listen { addr: String, source: io::Error },
     #[error("network error ({what}): {source}")]
     Net { what: &'static str, source: io::Error },
     #[error("timed out: {0}")]
@@ -92,6 +96,7 @@ pub const CODES: &[&str] = &[
     "E_NOT_FOUND",
     "E_SOURCE_CHANGED",
     "E_CONNECT",
+    "E_LISTEN",
     "E_NET",
     "E_TIMEOUT",
     "E_CANCELLED",
@@ -121,6 +126,7 @@ impl Error {
             Error::NotFound { .. } => "E_NOT_FOUND",
             Error::SourceChanged { .. } => "E_SOURCE_CHANGED",
             Error::Connect { .. } => "E_CONNECT",
+            Error::Listen { .. } => "E_LISTEN",
             Error::Net { .. } => "E_NET",
             Error::Timeout(_) => "E_TIMEOUT",
             Error::Cancelled => "E_CANCELLED",
@@ -159,6 +165,16 @@ impl Error {
             "E_PROTOCOL".to_owned()
         };
         Error::Remote { code, message: message.to_owned() }
+    }
+}
+
+/// Why a bind failed, in the words an operator searches for ("address in use"), with the OS's own.
+fn listen_reason(e: &io::Error) -> String {
+    match e.raw_os_error() {
+        Some(libc::EADDRINUSE) => format!("address in use ({e})"),
+        Some(libc::EACCES) => format!("permission denied: a port below 1024 needs root or CAP_NET_BIND_SERVICE ({e})"),
+        Some(libc::EADDRNOTAVAIL) => format!("no such address on this host ({e})"),
+        _ => e.to_string(),
     }
 }
 

@@ -131,9 +131,12 @@ impl Life {
         let st = self.state.lock().expect("state lock");
         let (st, _) = self.cond.wait_timeout_while(st, EXPLAIN_GRACE, |st| st.failure.is_none() && !st.sender_gone).expect("state lock");
         let explained = st.failure.is_some();
+        // The control connection closed without DONE: the sender went away (cancelled or
+        // killed), and the break is its consequence, not a fault of the protocol or network.
+        let gone = st.sender_gone;
         drop(st);
         if !explained {
-            self.fail(e);
+            self.fail(if gone { Error::Cancelled } else { e });
         }
     }
 }
