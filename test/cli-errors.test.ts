@@ -90,6 +90,23 @@ describe('issue 35: errors name the right code, exit status and advice', () => {
     expect(parsed(r.stderr)).toMatchObject({ code: 'E_USAGE', fix: 'see `longhaul send --help`' });
   });
 
+  it("commander's own errors are the same one line: E_USAGE, exit 2, the command's help", async () => {
+    const unknown = await runCli(['get', '--no-such-flag', 'a:1/x', 'b']);
+    expect(unknown.status).toBe(2);
+    expect(parsed(unknown.stderr)).toEqual({
+      code: 'E_USAGE',
+      message: "unknown option '--no-such-flag'",
+      fix: 'see `longhaul get --help`',
+    });
+    const missing = await runCli(['send']);
+    expect(missing.status).toBe(2);
+    expect(parsed(missing.stderr)).toMatchObject({ code: 'E_USAGE', message: "missing required argument 'source'" });
+    const typo = await runCli(['sned']);
+    expect(typo.status).toBe(2);
+    expect(parsed(typo.stderr)).toMatchObject({ code: 'E_USAGE', fix: 'see `longhaul --help`' });
+    expect(parsed(typo.stderr).message).toMatch(/unknown command 'sned'.*send/);
+  });
+
   it('serve without a token names the CLI flags, not the SDK options', async () => {
     const r = await runCli(['serve', '--root', join(work, 'd'), '--listen', '127.0.0.1:0'], {
       LONGHAUL_TOKEN: '',
