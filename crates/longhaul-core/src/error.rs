@@ -171,13 +171,27 @@ impl Error {
 /// Why a bind failed, in the words an operator searches for ("address in use"), with the OS's own.
 fn listen_reason(e: &io::Error) -> String {
     match e.raw_os_error() {
-        Some(libc::EADDRINUSE) => format!("address in use ({e})"),
-        Some(libc::EACCES) => format!("permission denied: a port below 1024 needs root or CAP_NET_BIND_SERVICE ({e})"),
-        Some(libc::EADDRNOTAVAIL) => format!("no such address on this host ({e})"),
+        Some(n @ libc::EADDRINUSE) => format!("address in use (EADDRINUSE, os error {n})"),
+        Some(n @ libc::EACCES) => format!("permission denied: a port below 1024 needs root or CAP_NET_BIND_SERVICE (EACCES, os error {n})"),
+        Some(n @ libc::EADDRNOTAVAIL) => format!("no such address on this host (EADDRNOTAVAIL, os error {n})"),
         _ => e.to_string(),
     }
 }
 
 pub(crate) fn lossy(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Error;
+
+    #[test]
+    fn a_busy_port_is_e_listen_in_an_operators_words() {
+        let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = held.local_addr().unwrap().to_string();
+        let e = std::net::TcpListener::bind(&addr).map_err(|source| Error::Listen { addr: addr.clone(), source }).unwrap_err();
+        assert_eq!(e.code(), "E_LISTEN");
+        assert_eq!(e.to_string(), format!("cannot listen on {addr}: address in use (EADDRINUSE, os error 98)"));
+    }
 }
