@@ -89,6 +89,7 @@ export function register(): void {
       const event = (type: 'transfer:start' | 'transfer:progress' | 'transfer:end') => (t: TransferInfo) => {
         if (json && type !== 'transfer:progress') process.stdout.write(`${JSON.stringify({ type, ...t })}\n`);
         const path = t.path || '/';
+        const head = `${t.direction} ${path} ${t.direction === 'in' ? 'from' : t.direction === 'out' ? 'to' : 'for'} ${t.peer}`;
         const fields = {
           event: type,
           id: t.id,
@@ -100,11 +101,10 @@ export function register(): void {
           streams: t.streams,
           rate: Math.round(t.rate),
         };
-        if (type === 'transfer:start') log.info(fields, `${t.direction} ${path} from ${t.peer} started`);
+        if (type === 'transfer:start') log.info(fields, `${head} started`);
         else if (type === 'transfer:progress') log.debug(fields, `${t.direction} ${path} ${fmt.bytes(t.bytesDone)}`);
         else {
           // One line an operator can read alone: who, which way, what, how much, how fast, how it ended.
-          const head = `${t.direction} ${path} ${t.direction === 'in' ? 'from' : t.direction === 'out' ? 'to' : 'for'} ${t.peer}`;
           const figures = `${fmt.bytes(t.bytesDone)} in ${fmt.duration(t.seconds)} (${fmt.rate(t.rate)})`;
           const end = { ...fields, seconds: t.seconds, outcome: t.outcome };
           if (t.outcome === 'ok') log.info(end, `${head} ok: ${figures}`);
