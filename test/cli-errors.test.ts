@@ -121,6 +121,26 @@ describe('issue 35: errors name the right code, exit status and advice', () => {
     expect(e.fix).toBe('see `longhaul serve --help`');
   });
 
+  it('a client without a token for a node that needs one is told the flag', async () => {
+    const tokenFile = join(work, 'token');
+    writeFileSync(tokenFile, 'cli errors token 0123456789abcdef\n', { mode: 0o600 });
+    const node = spawn(
+      process.execPath,
+      [CLI, 'serve', '--root', join(work, 'g'), '--listen', '127.0.0.1:0', '--token-file', tokenFile, '--json'],
+      {
+        stdio: ['ignore', 'pipe', 'ignore'],
+      },
+    );
+    children.push(node);
+    const first = await new Promise<string>((resolve) => createInterface({ input: node.stdout! }).once('line', resolve));
+    const { host, port } = JSON.parse(first) as { host: string; port: number };
+    const r = await runCli(['ls', `${host}:${port}`], { LONGHAUL_TOKEN: '', LONGHAUL_TOKEN_FILE: '' });
+    expect(r.status).toBe(5);
+    const e = parsed(r.stderr);
+    expect(e.code).toBe('E_AUTH');
+    expect(e.message).toMatch(/--token-file FILE/);
+  });
+
   it('--no-auth off loopback names --open; a TLS node refuses a plaintext client naming --tls-pin', async () => {
     const open = await runCli(['serve', '--root', join(work, 'e'), '--listen', '0.0.0.0:0', '--no-auth']);
     expect(open.status).toBe(2);
