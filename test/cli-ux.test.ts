@@ -54,11 +54,21 @@ describe('progress on a terminal', () => {
     const last = screens.at(-1)!;
     expect(last, last).toMatch(/EXIT=0/);
     expect(last).toMatch(/sent 80\.0 MiB in 1 file/);
-    // Mid-way: a bar below 100% with bytes of the pre-scanned total, files, a rate and an ETA.
-    const bar = /(\d+)% \| ([\d.]+ [KMG]?i?B) \/ 80\.0 MiB \| [01]\/1 files \| [\d.]+ [KMG]?i?B\/s \| ETA (\S+)/;
+    // Mid-way: a bar below 100% with bytes of the pre-scanned total, files (the one in flight
+    // named), a rate, the time so far and an ETA.
+    const bar =
+      /(\d+)% \| ([\d.]+ [KMG]?i?B) \/ 80\.0 MiB \| [01]\/1 files(, 1 open)? \| [\d.]+ [KMG]?i?B\/s \| ([\d.]+s) elapsed, ETA (\S+)/;
     const midway = screens.map((s) => bar.exec(s)).find((m) => m && Number(m[1]) > 0 && Number(m[1]) < 100);
     expect(midway, screens.join('\n----\n')).toBeTruthy();
-    expect(midway![3]).toMatch(/^\d+(\.\d)?s$|^\d+m\d\ds$/);
+    expect(midway![5]).toMatch(/^\d+(\.\d)?s$|^\d+m\d\ds$/);
+    expect(
+      screens.some((s) => bar.exec(s)?.[3] === ', 1 open'),
+      'the file under way is shown in flight',
+    ).toBe(true);
+    // issue 35: the bar ends full and done, its last rate the summary's (not a smoothed guess).
+    const end = /100% \| 80\.0 MiB \/ 80\.0 MiB \| 1\/1 files \| ([\d.]+ [KMG]?i?B\/s) \| [\d.]+s elapsed, done/.exec(last);
+    expect(end, last).toBeTruthy();
+    expect(/sent 80\.0 MiB in 1 file in [\d.]+ s: ([\d.]+ [KMG]?i?B\/s) over/.exec(last)?.[1]).toBe(end![1]);
     // --streams-detail: one line per stream under the total, each with its bytes and rate.
     const withStreams = screens.find((s) => /stream 0 \| [\d.]+ [KMG]?i?B \| [\d.]+ [KMG]?i?B\/s/.test(s) && /stream 1 \| /.test(s));
     expect(withStreams, screens.join('\n----\n')).toBeTruthy();

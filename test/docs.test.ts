@@ -32,9 +32,9 @@ describe('docs', () => {
   it('the README starts with the install-and-demo command and the test command', () => {
     const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
     const block = /```sh\n([\s\S]*?)```/.exec(readme)![1]!.split('\n').filter(Boolean);
-    expect(block[0]).toMatch(/^npm install && npm run demo\s/);
+    expect(block[0]).toMatch(/^npm ci && npm run demo\s/);
     expect(block[1]).toMatch(/^npm test\s/);
-    expect(readFileSync(join(ROOT, '.ci', 'run'), 'utf8')).toMatch(/\nnpm test\n/);
+    expect(readFileSync(join(ROOT, '.ci', 'run'), 'utf8')).toMatch(/\nnpm ci --no-audit --no-fund\nnpm test\n/);
   });
 
   it('relative links in README.md and docs/*.md point at files that exist', () => {

@@ -1,19 +1,26 @@
 // What commands print: progress reporters, summaries, and the one-line error (with --debug, the
 // chain of causes) that ends a failed command with its documented exit status.
 import { exitCodeFor, fixFor, LonghaulError, type ReceiveSummary, type SendSummary } from '../sdk/index.js';
-import * as fmt from './format.js';
 import { program } from './program.js';
-import { barReporter, jsonReporter, silentReporter, summaryLines, verifiedLine, type Reporter } from './progress.js';
+import * as fmt from './format.js';
+import { barReporter, jsonReporter, loadBars, movedLine, silentReporter, summaryLines, verifiedLine, type Reporter } from './progress.js';
 
 export interface OutputFlags {
   json?: boolean;
+  /** `-q`: nothing on success (an explicit --json still prints its summary). */
   quiet?: boolean;
+  /** `-v`: the scheduler, placement and other detail lines of the summary. */
+  verbose?: boolean;
 }
 
-/** A bar (with `--streams-detail`, one per stream too) on a terminal; JSON lines otherwise or with --json. */
-export function reporterFor(json: boolean, quiet: boolean, streamsDetail: boolean): Reporter {
+/**
+ * A bar (with `--streams-detail`, one per stream too) on a terminal; JSON lines otherwise or with
+ * --json; nothing with -q (with -q --json, only the summary: a script asked for that one line).
+ */
+export async function reporterFor(json: boolean, quiet: boolean, streamsDetail: boolean): Promise<Reporter> {
   if (quiet) return silentReporter;
   if (json || !process.stderr.isTTY) return jsonReporter(process.stdout);
+  await loadBars();
   return barReporter(process.stderr, { streamsDetail });
 }
 
@@ -22,6 +29,11 @@ let command: string | undefined;
 program.hook('preAction', (_program, action) => {
   command = action.name();
 });
+
+/** Lines for a person, on stderr, none wider than 120 columns. */
+function printLines(lines: string[]): void {
+  for (const line of lines) for (const part of fmt.wrap(line)) process.stderr.write(`${part}\n`);
+}
 
 /** One line: the code, what happened (and where), what to do; `--debug` adds the chain of causes. */
 export function fail(err: unknown, json: boolean): never {
@@ -66,22 +78,27 @@ function headed(err: Error): string {
   return `${err.name}: ${code}: ${stack.slice(err.name.length + 2)}`;
 }
 
-export function printSummary(s: SendSummary, json: boolean, extra: Record<string, unknown> = {}): void {
-  if (json || !process.stdout.isTTY) {
+export function printSummary(s: SendSummary, o: OutputFlags, extra: Record<string, unknown> = {}): void {
+  const json = Boolean(o.json);
+  if (json || (!o.quiet && !process.stdout.isTTY)) {
     // The timeline can hold thousands of samples: --timeline FILE writes it, the summary counts it.
     const { timeline, ...rest } = s;
     process.stdout.write(`${JSON.stringify({ type: 'summary', ...rest, timelineSamples: timeline.length, ...extra })}\n`);
   }
-  if (!json) for (const line of summaryLines(s)) process.stderr.write(`${line}\n`);
+  if (!json && !o.quiet) printLines(summaryLines(s, Boolean(o.verbose)));
 }
 
-export function printReceived(s: ReceiveSummary, what: string, json: boolean): void {
-  if (json || !process.stdout.isTTY) process.stdout.write(`${JSON.stringify({ type: 'summary', ...s })}\n`);
-  if (!json)
-    process.stderr.write(
-      `${what} ${fmt.bytes(s.bytes)} in ${fmt.plural(s.files, 'file')}, ${fmt.plural(s.dirs, 'dir')} and ${fmt.plural(s.symlinks, 'symlink')} in ${fmt.duration(s.seconds)} (${fmt.rate(s.bytesPerSecond)})\n` +
-        `${verifiedLine(s)}\n`,
-    );
+export function printReceived(s: ReceiveSummary, what: string, o: OutputFlags): void {
+  const json = Boolean(o.json);
+  if (json || (!o.quiet && !process.stdout.isTTY)) process.stdout.write(`${JSON.stringify({ type: 'summary', ...s })}\n`);
+  if (!json && !o.quiet)
+    printLines([
+      movedLine(s, what, what === 'received' ? 'here' : 'on the node'),
+      ...(o.verbose
+        ? [`${fmt.plural(s.blocks, 'block')}; the receiving side took ${fmt.duration(s.receiverSeconds)} from the index to its summary`]
+        : []),
+      verifiedLine(s),
+    ]);
 }
 
-export { silentReporter, type Reporter };
+export { LonghaulError, silentReporter, type Reporter };

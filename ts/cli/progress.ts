@@ -1,5 +1,5 @@
 // Progress for the CLI: a bar on a terminal; one JSON object per line otherwise (or with --json).
-import cliProgress from 'cli-progress';
+import type cliProgress from 'cli-progress';
 
 import * as fmt from './format.js';
 import type { Progress, RetryEvent, SendSummary, TransferTotals } from '../sdk/index.js';
@@ -8,7 +8,8 @@ export interface Reporter {
   progress(p: Progress): void;
   /** An attempt failed and another follows. */
   retry?(r: RetryEvent): void;
-  done(): void;
+  /** The transfer ended: with its totals when it succeeded, so the bar's last figures are the summary's. */
+  done(final?: TransferTotals): void;
 }
 
 function retryLine(r: RetryEvent): string {
@@ -19,26 +20,36 @@ function retryLine(r: RetryEvent): string {
 class SmoothedRate {
   private last?: { t: number; b: number };
   private value = 0;
-  update(p: Progress): number {
+  /** From the bytes that moved: resumed bytes, counted as done at once, are no speed. */
+  update(p: Pick<Progress, 'seconds' | 'bytesMoved' | 'bytesPerSecond'>): number {
     if (this.last && p.seconds > this.last.t) {
-      const inst = (p.bytesDone - this.last.b) / (p.seconds - this.last.t);
+      const inst = (p.bytesMoved - this.last.b) / (p.seconds - this.last.t);
       // ~2 s time constant at 10 updates a second.
       this.value = this.value === 0 ? inst : 0.95 * this.value + 0.05 * inst;
     }
-    this.last = { t: p.seconds, b: p.bytesDone };
+    this.last = { t: p.seconds, b: p.bytesMoved };
     return this.value || p.bytesPerSecond;
   }
 }
 
-const BAR_FORMAT = '{bar} {percentage}% | {done} / {size} | {files} files | {rate} | ETA {remaining}';
+// Under 120 columns with millions of files: the bar is 30 of them.
+const BAR_FORMAT = '{bar} {percentage}% | {done} / {size} | {files} files{inflight} | {rate} | {elapsed}, {remaining}';
 const STREAM_FORMAT = '{bar} stream {stream} | {done} | {rate}';
+
+// Loaded by `loadBars`, before the first `barReporter`, only when a bar is drawn (on a terminal):
+// scripts and cron pay nothing for it.
+let bars: typeof cliProgress | undefined;
+
+export async function loadBars(): Promise<void> {
+  bars ??= (await import('cli-progress')).default;
+}
 
 /**
  * The whole job's bar: pre-scanned totals, bytes and files done, a smoothed rate and ETA. With
  * `streamsDetail`, one bar per data stream under it (its bytes against an even share).
  */
 export function barReporter(stream: NodeJS.WriteStream, opts: { streamsDetail?: boolean } = {}): Reporter {
-  const multi = new cliProgress.MultiBar(
+  const multi = new bars!.MultiBar(
     {
       stream,
       // Our own names: {total} and {eta} are cli-progress's built-ins (raw bytes, seconds).
@@ -51,29 +62,37 @@ export function barReporter(stream: NodeJS.WriteStream, opts: { streamsDetail?: 
       // Draw when not a TTY too: the caller only makes a bar reporter for a terminal.
       noTTYOutput: true,
     },
-    cliProgress.Presets.shades_classic,
+    bars!.Presets.shades_classic,
   );
   const smooth = new SmoothedRate();
   let total: cliProgress.SingleBar | undefined;
   const streams: { bar: cliProgress.SingleBar; rate: SmoothedRate }[] = [];
+  const draw = (value: number, size: number, payload: Record<string, string>): void => {
+    if (!total) total = multi.create(Math.max(size, 1), value, payload);
+    else total.update(value, payload);
+  };
   return {
     progress(p) {
       const r = smooth.update(p);
+      // Every byte sent is not every byte confirmed: until the summary comes, the bar stops
+      // short of full and says what it waits for (the receiver's last writes and checks).
+      const sent = p.bytesDone >= p.bytesTotal;
       const payload = {
         done: fmt.bytes(p.bytesDone),
         size: fmt.bytes(p.bytesTotal),
         files: `${fmt.count(p.filesDone)}/${fmt.count(p.filesTotal)}`,
+        inflight: p.filesInFlight > 0 ? `, ${fmt.count(p.filesInFlight)} open` : '',
         rate: fmt.rate(r),
-        remaining: r > 0 ? fmt.duration((p.bytesTotal - p.bytesDone) / r) : '--',
+        elapsed: `${fmt.duration(p.seconds)} elapsed`,
+        remaining: sent ? 'confirming' : r > 0 ? `ETA ${fmt.duration((p.bytesTotal - p.bytesDone) / r)}` : 'ETA --',
       };
-      if (!total) total = multi.create(Math.max(p.bytesTotal, 1), p.bytesDone, payload);
-      else total.update(p.bytesDone, payload);
+      draw(sent ? p.bytesTotal * 0.99 : p.bytesDone, p.bytesTotal, payload);
       if (!opts.streamsDetail) return;
       const share = Math.max(1, p.bytesTotal / Math.max(p.perStreamBytes.length, 1));
       p.perStreamBytes.forEach((b, i) => {
         if (!streams[i]) streams[i] = { bar: multi.create(share, 0, {}, { format: STREAM_FORMAT }), rate: new SmoothedRate() };
         const s = streams[i]!;
-        const sr = s.rate.update({ ...p, bytesDone: b, bytesPerSecond: p.seconds > 0 ? b / p.seconds : 0 });
+        const sr = s.rate.update({ seconds: p.seconds, bytesMoved: b, bytesPerSecond: p.seconds > 0 ? b / p.seconds : 0 });
         s.bar.setTotal(Math.max(share, b));
         s.bar.update(b, { stream: i, done: fmt.bytes(b), rate: fmt.rate(sr) });
       });
@@ -81,7 +100,17 @@ export function barReporter(stream: NodeJS.WriteStream, opts: { streamsDetail?: 
     retry(r) {
       multi.log(`${retryLine(r)}\n`);
     },
-    done() {
+    done(final) {
+      if (final)
+        draw(final.bytes, final.bytes, {
+          done: fmt.bytes(final.bytes),
+          size: fmt.bytes(final.bytes),
+          files: `${fmt.count(final.files)}/${fmt.count(final.files)}`,
+          inflight: '',
+          rate: fmt.rate(final.bytesPerSecond),
+          elapsed: `${fmt.duration(final.seconds)} elapsed`,
+          remaining: 'done',
+        });
       multi.stop();
     },
   };
@@ -101,6 +130,27 @@ export function jsonReporter(out: NodeJS.WritableStream): Reporter {
 
 export const silentReporter: Reporter = { progress() {}, done() {} };
 
+/**
+ * The first line of every transfer's summary, alike for send, get and copy: what travelled this
+ * time and at what rate, and what the destination held already. A re-run that moved nothing
+ * says so rather than dividing the whole tree by a blink.
+ */
+export function movedLine(s: TransferTotals, verb: string, where: string, streams?: number): string {
+  const tree = [
+    fmt.plural(s.files, 'file'),
+    s.dirs > 0 ? fmt.plural(s.dirs, 'dir') : '',
+    s.symlinks > 0 ? fmt.plural(s.symlinks, 'symlink') : '',
+  ]
+    .filter(Boolean)
+    .join(', ');
+  const took = `${s.seconds.toFixed(2)} s`;
+  if (s.bytesMoved === 0 && s.bytesAlready > 0)
+    return `0 B ${verb}: ${fmt.bytes(s.bytesAlready)} already ${where} (${tree}, checked in ${took})`;
+  const of = s.bytesAlready > 0 ? ` of ${fmt.bytes(s.bytes)} (${fmt.bytes(s.bytesAlready)} already ${where})` : '';
+  const over = streams ? ` over ${fmt.plural(streams, 'stream')}` : '';
+  return `${verb} ${fmt.bytes(s.bytesMoved)}${of} in ${tree} in ${took}: ${fmt.rate(s.bytesPerSecond)}${over}`;
+}
+
 /** How the receiver proved the files it wrote. */
 export function verifiedLine(s: TransferTotals): string {
   return s.verify === 'full'
@@ -108,30 +158,38 @@ export function verifiedLine(s: TransferTotals): string {
     : `verified: every block by XXH3 on arrival (--verify full also checks each file's BLAKE3)`;
 }
 
-export function summaryLines(s: SendSummary): string[] {
+/**
+ * The summary a person reads: by default what was moved and how it was verified, plus what is
+ * out of the ordinary (resumed, retried, skipped); with `verbose` (`-v`) also the fast paths,
+ * scheduler, placement, round trips, congestion control and what limited the run.
+ */
+export function summaryLines(s: SendSummary, verbose = false): string[] {
   const paths = [
     s.fastPaths.sendfile
       ? `sendfile (${fmt.count(s.sendfileBlocks)} blocks, ${fmt.bytes(s.sendfileBytes)})`
       : `no sendfile: ${s.fastPaths.sendfileFallback}`,
     s.fastPaths.mlock ? 'mlock' : `no mlock: ${s.fastPaths.mlockFallback}`,
   ];
-  const lines = [
-    `sent ${fmt.bytes(s.bytes)} in ${fmt.plural(s.files, 'file')}, ${fmt.plural(s.dirs, 'dir')}, ${fmt.plural(s.symlinks, 'symlink')} ` +
-      `in ${s.seconds.toFixed(2)} s: ${fmt.rate(s.bytesPerSecond)} over ${fmt.plural(s.streams, 'stream')}`,
+  const lines = [movedLine(s, 'sent', 'on the node', s.streams)];
+  const detail = [
     `fast paths: ${paths.join('; ')}`,
-  ];
-  lines.push(`scheduler: ${s.scheduler.used}${s.scheduler.requested === 'auto' ? ` (auto: ${s.scheduler.reason})` : ''}`);
-  lines.push(
+    `scheduler: ${s.scheduler.used}${s.scheduler.requested === 'auto' ? ` (auto: ${s.scheduler.reason})` : ''}`,
     `placement: ${s.placement.reason}; ${s.placement.pinned ? `${s.placement.threads.length} threads pinned` : `not pinned: ${s.placement.fallback}`}`,
-  );
-  lines.push(`round trips: ${s.roundTrips} (handshake, manifest, end; none per file or block)`);
-  lines.push(`congestion control: ${s.congestion}${s.congestionNote ? ` (${s.congestionNote})` : ''}`);
+    `round trips: ${s.roundTrips} (handshake, manifest, end; none per file or block)`,
+    `congestion control: ${s.congestion}${s.congestionNote ? ` (${s.congestionNote})` : ''}`,
+  ];
+  if (verbose) lines.push(...detail);
   lines.push(verifiedLine(s));
-  if (s.resumedBytes > 0)
+  // The first line says what was there already; -v says in how many blocks.
+  if (verbose && s.resumedBytes > 0)
     lines.push(`resumed: ${fmt.bytes(s.resumedBytes)} (${fmt.plural(s.resumedBlocks, 'block')}) already on the node, not sent again`);
+  if (s.excluded > 0)
+    lines.push(
+      `excluded: ${fmt.count(s.excluded)} ${s.excluded === 1 ? 'entry' : 'entries'} left out by the filters (a directory counts once)`,
+    );
   if (s.attempts > 1) lines.push(`attempts: ${s.attempts} (retried after ${s.retried.map((r) => r.code).join(', ')})`);
   if (s.skipped.length > 0) lines.push(`skipped ${s.skipped.length} special files (first: ${s.skipped[0]!.path}, ${s.skipped[0]!.reason})`);
   // Last: what limited the run, with its evidence.
-  lines.push(`limited by: ${s.verdict.limit} (${s.verdict.evidence})`);
+  if (verbose) lines.push(`limited by: ${s.verdict.limit} (${s.verdict.evidence})`);
   return lines;
 }

@@ -3,7 +3,9 @@
 import {
   cancellable,
   checkVerify,
+  parseSize,
   progressAdapter,
+  rateOf,
   resolveToken,
   type AuthOptions,
   type TlsOptions,
@@ -53,25 +55,38 @@ function address(t: Target): string {
   return formatAddress(t.host, t.port);
 }
 
-/** A connection to a node for requests that follow one another; one at a time, in order. */
+/**
+ * A connection to a node for requests that follow one another; one at a time, in order. After
+ * `close()` every call rejects (or throws) with E_CLOSED, a request already queued too.
+ */
 export class Client {
+  private closed = false;
+
   /** @internal */
   constructor(private readonly c: Binding.BindingClient) {}
 
+  /** E_CLOSED once closed: the same answer for every call, before any argument is looked at. */
+  private open(): Binding.BindingClient {
+    if (this.closed) throw new LonghaulError('E_CLOSED', 'the client is closed: connect() again for a new connection');
+    return this.c;
+  }
+
   /** The node's readv limits (segments per request, bytes per segment). */
   get limits(): { maxReadvSegments: number; maxReadvSegment: number } {
-    return { maxReadvSegments: this.c.maxReadvSegments, maxReadvSegment: this.c.maxReadvSegment };
+    const c = this.open();
+    return { maxReadvSegments: c.maxReadvSegments, maxReadvSegment: c.maxReadvSegment };
   }
 
   /** Each segment's bytes or error, in one request and one response. */
   async readvSettled(segments: Segment[]): Promise<SegmentResult[]> {
+    const c = this.open();
     for (const s of segments) {
       checkCount('offset', s.offset, 0, Number.MAX_SAFE_INTEGER);
       checkCount('length', s.length, 0, 2 ** 32 - 1);
     }
     let r: Binding.BindingReadv;
     try {
-      r = await this.c.readv(segments);
+      r = await c.readv(segments);
     } catch (err) {
       throw fromNative(err);
     }
@@ -99,8 +114,9 @@ export class Client {
 
   /** A directory's entries (sorted by name), or the one entry of a file. */
   async list(path = ''): Promise<ListEntry[]> {
+    const c = this.open();
     try {
-      const entries = await this.c.list(path.replace(/^\/+/, '').replace(/\/+$/, ''));
+      const entries = await c.list(path.replace(/^\/+/, '').replace(/\/+$/, ''));
       return entries.map((e) => ({ ...e, kind: e.kind as ListEntry['kind'], mtime: new Date(e.mtimeNs / 1e6) }));
     } catch (err) {
       throw fromNative(err);
@@ -108,14 +124,17 @@ export class Client {
   }
 
   async stats(): Promise<NodeStats> {
+    const c = this.open();
     try {
-      return JSON.parse(await this.c.stats()) as NodeStats;
+      return JSON.parse(await c.stats()) as NodeStats;
     } catch (err) {
       throw fromNative(err);
     }
   }
 
+  /** Closes the connection. Idempotent. */
   close(): void {
+    this.closed = true;
     this.c.close();
   }
 }
@@ -186,13 +205,23 @@ export interface GetOptions extends TransferOptions {
    * (default false: they are cleared, so a node cannot make set-id programs on this side).
    */
   keepSetid?: boolean;
+  /** Bytes per second for all streams together (`200M`, or a number); default no limit. */
+  rate?: number | string;
 }
 
 /** What the receiving side reported (for a copy: the receiving node). */
 export type ReceiveSummary = TransferTotals;
 
 function summary(s: Binding.BindingReceived, verify: VerifyMode | undefined): ReceiveSummary {
-  return { ...s, bytesPerSecond: s.seconds > 0 ? s.bytes / s.seconds : 0, verify: verify ?? 'block' };
+  const { bytesTotal, ...rest } = s;
+  return {
+    ...rest,
+    bytes: bytesTotal,
+    bytesMoved: s.bytes,
+    bytesAlready: Math.max(0, bytesTotal - s.bytes),
+    bytesPerSecond: rateOf(s.bytes, s.seconds),
+    verify: verify ?? 'block',
+  };
 }
 
 function checkTransfer(o: TransferOptions): void {
@@ -222,6 +251,7 @@ export async function get(source: string | Target, dest: string, options: GetOpt
           writers: options.writers,
           resume: options.resume,
           keepSetid: options.keepSetid,
+          rate: options.rate === undefined ? undefined : parseSize(options.rate, 'rate'),
           token: resolveToken(options),
           tlsPin: options.tlsPin,
           tlsCa: options.tlsCa,

@@ -54,30 +54,47 @@ export function parseSize(v: number | string, what = 'size'): number {
 }
 
 export interface Progress {
+  /** Bytes at the destination so far: those that travelled this time and those it held already. */
   bytesDone: number;
   bytesTotal: number;
+  /** Bytes that travelled in this run; resumed blocks and files already there are not counted. */
+  bytesMoved: number;
   filesDone: number;
   filesTotal: number;
+  /** Files with blocks under way and not yet all sent (a send; 0 where the side cannot tell). */
+  filesInFlight: number;
   seconds: number;
-  /** Smoothed over the whole transfer so far. */
+  /** `bytesMoved / seconds`: the rate of this run, never inflated by bytes that did not travel. */
   bytesPerSecond: number;
   perStreamBytes: number[];
 }
 
 export function progressAdapter(onProgress?: (p: Progress) => void): ((p: Binding.BindingProgress) => void) | undefined {
-  return onProgress ? (p) => onProgress({ ...p, bytesPerSecond: p.seconds > 0 ? p.bytesDone / p.seconds : 0 }) : undefined;
+  return onProgress ? (p) => onProgress({ ...p, bytesPerSecond: rateOf(p.bytesMoved, p.seconds) }) : undefined;
 }
 
-/** Runs an engine call with a cancel flag tied to `signal`; engine errors become LonghaulError. */
+/** Bytes per second of what moved; 0 for a run too short to time. */
+export function rateOf(bytesMoved: number, seconds: number): number {
+  return seconds > 0 ? bytesMoved / seconds : 0;
+}
+
+/**
+ * Runs an engine call with a cancel flag tied to `signal`; engine errors become LonghaulError.
+ * A cancellation by `signal` carries `signal.reason` as its `cause` (what `abort(reason)` was
+ * given, or the AbortError DOMException), so the caller can tell its own reasons apart.
+ */
 export async function cancellable<T>(signal: AbortSignal | undefined, run: (cancel: Binding.BindingCancel) => Promise<T>): Promise<T> {
-  if (signal?.aborted) throw new LonghaulError('E_CANCELLED', 'transfer cancelled before it started');
+  if (signal?.aborted) throw new LonghaulError('E_CANCELLED', 'transfer cancelled before it started', { cause: signal.reason });
   const cancel = new native.BindingCancel();
   const onAbort = (): void => cancel.cancel();
   signal?.addEventListener('abort', onAbort, { once: true });
   try {
     return await run(cancel);
   } catch (err) {
-    throw fromNative(err);
+    const e = fromNative(err);
+    // The engine only knows its flag was set; the reason lives on the signal, and it is the
+    // cause the caller asked for (the engine's error adds nothing to "transfer cancelled").
+    throw signal?.aborted && e.code === 'E_CANCELLED' ? new LonghaulError('E_CANCELLED', e.message, { cause: signal.reason }) : e;
   } finally {
     signal?.removeEventListener('abort', onAbort);
   }
@@ -92,7 +109,12 @@ export function checkVerify(v: string | undefined): void {
 
 /** What every finished transfer reports. */
 export interface TransferTotals {
+  /** Bytes of the whole tree, now at the destination: `bytesMoved + bytesAlready`. */
   bytes: number;
+  /** Bytes that travelled in this run. */
+  bytesMoved: number;
+  /** Bytes the destination held already and were not sent again (resumed blocks, unchanged files). */
+  bytesAlready: number;
   files: number;
   dirs: number;
   symlinks: number;
@@ -101,7 +123,7 @@ export interface TransferTotals {
   seconds: number;
   /** Time the receiving side spent from the index to its summary. */
   receiverSeconds: number;
-  /** bytes / seconds. */
+  /** `bytesMoved / seconds`: a re-run that moved nothing reports 0, not the tree over a blink. */
   bytesPerSecond: number;
   /** How arrival was proven: `block` (XXH3 of every block) or `full` (each file's BLAKE3 too). */
   verify: VerifyMode;

@@ -347,9 +347,9 @@ const SPECS = {
   },
   rate: {
     schema: sizeIn(1, Number.MAX_SAFE_INTEGER, '1G'),
-    description: 'bytes per second for all transfers together (default: no limit)',
+    description: 'bytes per second: for serve, all transfers together; for send and get, all their streams together (default: no limit)',
     arg: 'size',
-    commands: ['serve'],
+    commands: ['serve', 'send', 'get'],
   },
   peerRates: {
     schema: peerRates,

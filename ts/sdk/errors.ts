@@ -4,8 +4,8 @@
 
 /**
  * Every code a LonghaulError can carry, in the order of docs/ERRORS.md: the engine's (the
- * addon's `errorCodes()`, which a test holds this list to) and the four only the SDK and the
- * CLI raise (E_CONFIG, E_VERIFY, E_CLOSED, E_INTERNAL).
+ * addon's `errorCodes()`, which a test holds this list to) and the three only the SDK and the
+ * CLI raise (E_CONFIG, E_VERIFY, E_INTERNAL).
  */
 export const ERROR_CODES = [
   'E_USAGE',
@@ -43,7 +43,7 @@ export const ERROR_CODES = [
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
 /** The codes only the SDK and the CLI raise; every other one is the engine's. */
-export const SDK_ERROR_CODES: readonly ErrorCode[] = ['E_CONFIG', 'E_VERIFY', 'E_CLOSED', 'E_INTERNAL'];
+export const SDK_ERROR_CODES: readonly ErrorCode[] = ['E_CONFIG', 'E_VERIFY', 'E_INTERNAL'];
 
 /** The hint a node's E_BUSY carries when its memory budget is full ("retry after 5 s"). */
 const RETRY_AFTER = /retry after (\d+(?:\.\d+)?) s\b/;
@@ -84,6 +84,8 @@ export function exitCodeFor(code: ErrorCode | string): number {
   switch (code) {
     case 'E_USAGE':
     case 'E_CONFIG':
+    // A call on a closed StorageNode or Client is the caller's mistake, as a bad option is.
+    case 'E_CLOSED':
       return 2;
     case 'E_CONNECT':
     case 'E_LISTEN':
@@ -155,7 +157,7 @@ const FIXES: Record<ErrorCode, string> = {
   E_CHECKSUM: 'check the network path (NIC offload, a proxy) and send again',
   E_VERIFY: 'report it: the copy differs from the source',
   E_CANCELLED: '',
-  E_CLOSED: 'the StorageNode was closed: start a new one with serve()',
+  E_CLOSED: 'the StorageNode or Client was closed: start a new node with serve(), or connect() again',
   E_PANIC: 'report it with the output of --debug',
   E_INTERNAL: 'report it with the output of --debug',
 };

@@ -1,7 +1,7 @@
 // Prometheus metrics for a node: a prom-client registry whose collectors pull the engine's
 // statistics at scrape time (nothing is counted twice, nothing runs between scrapes), served
 // over HTTP at /metrics.
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import { createRequire } from 'node:module';
 
 import type { Counter, Gauge, Registry } from 'prom-client';
@@ -16,7 +16,9 @@ export function nodeRegistry(node: StorageNode): Registry {
   // every SDK user without metrics would pay.
   const { collectDefaultMetrics, Counter, Gauge, Registry } = createRequire(import.meta.url)('prom-client') as typeof import('prom-client');
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'longhaul_process_' });
+  // No prefix: process_* and nodejs_* are the names Prometheus's client libraries all use, which
+  // dashboards and alerts look for; the job and instance labels say whose process it is.
+  collectDefaultMetrics({ register: registry });
   // One stats() per scrape, shared by every collector of that scrape.
   let cached: { at: number; stats: NodeStats } | undefined;
   const stats = (): NodeStats => {
@@ -127,6 +129,8 @@ function listenError(addr: string, err: NodeJS.ErrnoException): LonghaulError {
 
 /** Serves the node's metrics at http://HOST:PORT/metrics. */
 export async function serveMetrics(node: StorageNode, host: string, port: number): Promise<MetricsServer> {
+  // Loaded here: every CLI command loads the SDK, and node:http costs each of them ~3 ms of start-up.
+  const { createServer } = await import('node:http');
   const registry = nodeRegistry(node);
   const server: Server = createServer((req, res) => {
     if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {

@@ -56,6 +56,10 @@ pub enum Error {
     Cancelled,
     #[error("invalid option: {0}")]
     Usage(String),
+    /// A request on something its owner already closed (a client connection after `close()`):
+    /// not a bad option, and no retry on the same object helps.
+    #[error("{0} is closed")]
+    Closed(&'static str),
     #[error("not enough capacity on the node: the transfer needs {needed} bytes, {free} are free")]
     Capacity { needed: u64, free: u64 },
     #[error("authentication failed: {0}")]
@@ -101,6 +105,7 @@ pub const CODES: &[&str] = &[
     "E_TIMEOUT",
     "E_CANCELLED",
     "E_USAGE",
+    "E_CLOSED",
     "E_CAPACITY",
     "E_AUTH",
     "E_BUSY",
@@ -131,6 +136,7 @@ impl Error {
             Error::Timeout(_) => "E_TIMEOUT",
             Error::Cancelled => "E_CANCELLED",
             Error::Usage(_) => "E_USAGE",
+            Error::Closed(_) => "E_CLOSED",
             Error::Capacity { .. } => "E_CAPACITY",
             Error::Auth(_) => "E_AUTH",
             Error::Busy(_) => "E_BUSY",

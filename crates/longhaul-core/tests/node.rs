@@ -74,7 +74,7 @@ fn pull_brings_back_the_tree_byte_for_byte() {
     let opts = GetOptions { secret: Some(secret("pull token, sixteen+")), streams: 3, block_size: 64 << 10, ..GetOptions::default() };
     let s = client::get(&n.local_addr().to_string(), b"d", &dir.join("out"), &opts, &AtomicBool::new(false), &|_| {}).unwrap();
     assert_eq!(files(&root.join("d")), files(&dir.join("out/d")));
-    assert_eq!(s.files, 41);
+    assert_eq!(s.summary.files, 41);
     // A missing path and the node's own directory are refused by code.
     let e = client::get(&n.local_addr().to_string(), b"nope", &dir.join("out2"), &opts, &AtomicBool::new(false), &|_| {}).unwrap_err();
     assert_eq!(e.code(), "E_NOT_FOUND");
@@ -220,7 +220,7 @@ fn third_party_copy_moves_a_tree_from_node_to_node() {
         &|_| {},
     )
     .unwrap();
-    assert_eq!(s.files, 41);
+    assert_eq!(s.summary.files, 41);
     assert_eq!(files(&a_root.join("d")), files(&dir.join("b/copied/d")));
     assert_eq!(a.counts().completed, 1);
     assert_eq!(b.counts().completed, 1);
@@ -261,7 +261,7 @@ fn a_copy_goes_only_to_a_listed_target_issue_29() {
     assert!(!dir.join("b/x").exists());
     assert_eq!(b.counts().active + b.counts().completed + b.counts().failed, 0);
     let s = copy(&a, &b.local_addr().to_string(), b"copied").unwrap();
-    assert_eq!(s.files, 41);
+    assert_eq!(s.summary.files, 41);
     assert_eq!(files(&a_root.join("d")), files(&dir.join("b/copied/d")));
     // The node's own block limit bounds a copy, whatever the receiving node would take.
     let e = client::copy(
@@ -314,7 +314,7 @@ fn a_pull_past_the_memory_budget_gets_busy_with_a_hint_issue_29() {
         assert!(e.to_string().contains("retry after 5 s"), "{e}");
         assert!(!dir.join("got2/slow").exists());
         let r = first.join().unwrap().unwrap();
-        assert_eq!(r.bytes, 3 << 20);
+        assert_eq!(r.summary.bytes, 3 << 20);
     });
     assert_eq!(fs::read(dir.join("got1/slow")).unwrap(), fs::read(root.join("slow")).unwrap());
     // The node lets go of a pull's share when its session ends, just after the client has its

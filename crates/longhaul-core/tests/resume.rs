@@ -205,7 +205,7 @@ fn a_cut_pull_resumes_and_fetches_only_what_the_client_lacks() {
     }
 
     let r = client::get(&addr, b"in/src", &dest, &g, &AtomicBool::new(false), &|_| {}).unwrap();
-    assert!(r.bytes + (4 << 20) <= total, "the second pull fetched {} of {total} bytes", r.bytes);
+    assert!(r.summary.bytes + (4 << 20) <= total, "the second pull fetched {} of {total} bytes", r.summary.bytes);
     assert_eq!(snapshot(&dest.join("src")), snapshot(&s.src));
     assert!(temps(&dest).is_empty(), "no temporary file left");
     assert!(!dest.join(".longhaul").exists(), "the finished pull's journal and its directories are gone");
@@ -213,9 +213,10 @@ fn a_cut_pull_resumes_and_fetches_only_what_the_client_lacks() {
     // Everything is there with its size and mtime: the next pull fetches nothing; without
     // resume it fetches everything.
     let r = client::get(&addr, b"in/src", &dest, &g, &AtomicBool::new(false), &|_| {}).unwrap();
-    assert_eq!(r.bytes, 0);
+    assert_eq!(r.summary.bytes, 0);
+    assert_eq!(r.bytes_total, total, "a pull that moved nothing still names the whole tree");
     let all = GetOptions { resume: false, ..g };
     let r = client::get(&addr, b"in/src", &dest, &all, &AtomicBool::new(false), &|_| {}).unwrap();
-    assert_eq!(r.bytes, total);
+    assert_eq!(r.summary.bytes, total);
     assert_eq!(snapshot(&dest.join("src")), snapshot(&s.src));
 }

@@ -114,7 +114,7 @@ fn push_pull_list_and_copy_through_tls_nodes() {
     let got = base.join("got");
     let g = GetOptions { block_size: 64 * 1024, tls: Some(pin_a.clone()), ..Default::default() };
     let r = client::get(&a.local_addr().to_string(), b"in/src", &got, &g, &cancel, &|_| {}).unwrap();
-    assert_eq!(r.files, 31);
+    assert_eq!(r.summary.files, 31);
     assert_eq!(snapshot(&src), snapshot(&got.join("src")));
     let mut c = Connection::open(&a.local_addr().to_string(), None, Some(&pin_a), T).unwrap();
     let names: Vec<String> = c.list(b"in/src").unwrap().into_iter().map(|e| String::from_utf8(e.name).unwrap()).collect();
@@ -131,7 +131,7 @@ fn push_pull_list_and_copy_through_tls_nodes() {
         &|_| {},
     )
     .unwrap();
-    assert_eq!(copied.files, 31);
+    assert_eq!(copied.summary.files, 31);
     assert_eq!(snapshot(&src), snapshot(&base.join("b/copied/src")));
     // A node without the peer setting reaches b in plaintext and b refuses: E_TLS, nothing
     // written.

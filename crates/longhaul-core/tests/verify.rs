@@ -61,7 +61,7 @@ fn push_pull_and_copy_read_every_file_back_and_say_so() {
     let got = base.join("got");
     let g = GetOptions { block_size: 8192, verify_full: true, ..Default::default() };
     let r = client::get(&a.local_addr().to_string(), b"in/src", &got, &g, &cancel, &|_| {}).unwrap();
-    assert_eq!(r.verified, files);
+    assert_eq!(r.summary.verified, files);
     assert_eq!(snapshot(&src), snapshot(&got.join("src")));
 
     // Third-party copy: a pushes to b with verification because the client asked a for it.
@@ -76,7 +76,7 @@ fn push_pull_and_copy_read_every_file_back_and_say_so() {
         &|_| {},
     )
     .unwrap();
-    assert_eq!(c.verified, files);
+    assert_eq!(c.summary.verified, files);
     assert_eq!(snapshot(&src), snapshot(&base.join("b/copied/src")));
 }
 

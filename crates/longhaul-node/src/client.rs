@@ -6,7 +6,7 @@ use longhaul_core::client::{self, Connection, GetOptions, ReadRequest};
 use napi::bindgen_prelude::*;
 
 use crate::cancel::BindingCancel;
-use crate::convert::{client_tls, millis, opt_u16, secret, verify_full};
+use crate::convert::{client_tls, millis, opt_u16, rate, secret, verify_full};
 use crate::error::{usage_error, Result};
 use crate::progress::{Forwarder, ProgressFn};
 use crate::promise::spawn_promise;
@@ -52,7 +52,7 @@ fn with_conn<T>(conn: &Mutex<Option<Connection>>, f: impl FnOnce(&mut Connection
     let mut g = conn.lock().expect("connection lock");
     match g.as_mut() {
         Some(c) => f(c),
-        None => Err(longhaul_core::Error::Usage("the connection is closed".into())),
+        None => Err(longhaul_core::Error::Closed("the connection")),
     }
 }
 
@@ -124,7 +124,7 @@ pub fn get<'env>(
     env: &'env Env,
     options: BindingGetOptions,
     cancel: &BindingCancel,
-    on_progress: Option<ProgressFn>,
+    #[napi(ts_arg_type = "((progress: BindingProgress) => void) | undefined | null")] on_progress: Option<ProgressFn>,
 ) -> Result<Object<'env>> {
     let defaults = GetOptions::default();
     let opts = GetOptions {
@@ -138,6 +138,7 @@ pub fn get<'env>(
         verify_full: verify_full(options.verify.as_deref())?,
         resume: options.resume.unwrap_or(defaults.resume),
         keep_setid: options.keep_setid.unwrap_or(defaults.keep_setid),
+        rate: rate(options.rate)?,
     };
     let forwarder = Forwarder::new(on_progress, opts.progress_interval);
     let flag = cancel.flag.clone();
@@ -157,7 +158,7 @@ pub fn copy<'env>(
     env: &'env Env,
     options: BindingCopyOptions,
     cancel: &BindingCancel,
-    on_progress: Option<ProgressFn>,
+    #[napi(ts_arg_type = "((progress: BindingProgress) => void) | undefined | null")] on_progress: Option<ProgressFn>,
 ) -> Result<Object<'env>> {
     let defaults = longhaul_core::SendOptions::default();
     let streams = opt_u16(options.streams, "streams", defaults.streams)?;

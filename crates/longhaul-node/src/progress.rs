@@ -6,6 +6,9 @@ use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 
 use crate::types::BindingProgress;
 
+/// The JS progress callback. The `.d.ts` cannot name this Rust alias, so each `#[napi]` function
+/// taking one spells its JS type with `ts_arg_type`: `(progress: BindingProgress) => void` (not
+/// callee-handled, so no leading error argument).
 pub type ProgressFn = ThreadsafeFunction<BindingProgress, (), BindingProgress, Status, false, true>;
 
 /// Forwards engine progress to JS, at most one event per `interval` (and always the last),

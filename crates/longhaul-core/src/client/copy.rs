@@ -6,11 +6,13 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::session::handshake::{self, Dial};
-use crate::session::progress::{every, Progress};
+use crate::session::progress::{every, Done, Progress};
 use crate::session::send::SendOptions;
 use crate::sys::tls::ClientTls;
 use crate::wire::auth::Secret;
-use crate::wire::frame::{self, Msg, SummaryMsg};
+use crate::wire::frame::{self, Msg};
+
+use super::Received;
 use std::ops::ControlFlow;
 
 /// How a third-party copy runs: the streams and block size the pushing node uses, and how this
@@ -54,7 +56,7 @@ pub fn copy(
     opts: &CopyOptions,
     cancel: &AtomicBool,
     on_progress: &(dyn Fn(&Progress) + Sync),
-) -> Result<SummaryMsg> {
+) -> Result<Received> {
     let started = Instant::now();
     let CopyOptions { streams, block_size, timeout, verify_full, .. } = *opts;
     let dial = Dial { addr: from, secret: opts.secret.as_ref(), tls: opts.tls.as_ref(), connect_timeout: timeout, io_timeout: timeout };
@@ -64,38 +66,46 @@ pub fn copy(
     frame::write_msg(&mut control, &Msg::Copy { to: to.to_owned(), src: src.to_vec(), dest: dest.to_vec(), streams, block_size })?;
     // The node reports progress every 100 ms; a node silent for the timeout is stuck.
     let watcher = control.try_clone().map_err(Error::net("cloning a socket"))?;
-    let done = AtomicBool::new(false);
+    let done = Done::default();
     std::thread::scope(|s| {
         s.spawn(|| {
-            every(
-                Duration::from_millis(20),
-                || done.load(Ordering::Relaxed),
-                || {
-                    if cancel.load(Ordering::Relaxed) {
-                        let _ = watcher.shutdown(Shutdown::Both);
-                        return ControlFlow::Break(());
-                    }
-                    ControlFlow::Continue(())
-                },
-            );
+            every(Duration::from_millis(20), &done, || {
+                if cancel.load(Ordering::Relaxed) {
+                    let _ = watcher.shutdown(Shutdown::Both);
+                    return ControlFlow::Break(());
+                }
+                ControlFlow::Continue(())
+            });
         });
+        // COPY_PROGRESS counts what the receiving node holds, resumed blocks included; what
+        // it held at the first report is taken as held before, so the rate counts what moved.
+        let mut total = None;
+        let mut held = None;
         let r = loop {
             match frame::expect_reply(&mut control, 0) {
-                Ok(Msg::CopyProgress { bytes_done, bytes_total, files_done, files_total }) => on_progress(&Progress {
-                    bytes_done,
-                    bytes_total,
-                    files_done,
-                    files_total,
-                    seconds: started.elapsed().as_secs_f64(),
-                    per_stream_bytes: Vec::new(),
-                }),
-                Ok(Msg::Summary(summary)) => break Ok(summary),
+                Ok(Msg::CopyProgress { bytes_done, bytes_total, files_done, files_total }) => {
+                    total = Some(bytes_total);
+                    let held = *held.get_or_insert(bytes_done);
+                    on_progress(&Progress {
+                        bytes_done,
+                        bytes_total,
+                        bytes_moved: bytes_done.saturating_sub(held),
+                        files_done,
+                        files_total,
+                        files_in_flight: 0,
+                        seconds: started.elapsed().as_secs_f64(),
+                        per_stream_bytes: Vec::new(),
+                    })
+                }
+                Ok(Msg::Summary(summary)) => {
+                    break Ok(Received { bytes_total: total.unwrap_or(summary.bytes).max(summary.bytes), summary })
+                }
                 Ok(m) => break Err(m.unexpected("COPY_PROGRESS or SUMMARY")),
                 Err(_) if cancel.load(Ordering::Relaxed) => break Err(Error::Cancelled),
                 Err(e) => break Err(e),
             }
         };
-        done.store(true, Ordering::Relaxed);
+        done.raise();
         r
     })
 }

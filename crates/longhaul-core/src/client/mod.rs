@@ -7,7 +7,18 @@ mod pull;
 mod push;
 mod requests;
 
+use crate::wire::frame::SummaryMsg;
+
 pub use copy::{copy, CopyOptions};
 pub use pull::{get, GetOptions};
 pub use push::send;
 pub use requests::{Connection, ReadRequest};
+
+/// What a pull or a copy reports: the receiving side's summary (the bytes it received this
+/// time) and the size of the whole tree, so that bytes already there can be told from bytes
+/// that travelled.
+#[derive(Clone, Debug)]
+pub struct Received {
+    pub summary: SummaryMsg,
+    pub bytes_total: u64,
+}

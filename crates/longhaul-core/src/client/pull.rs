@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, Result};
 use crate::place::placement::{allowed_cpus, Placement};
 use crate::pool::Pool;
+use crate::rate::{Bucket, Throttle};
 use crate::session::handshake::{self, Dial};
-use crate::session::progress::{every, Progress};
+use crate::session::progress::{every, Done, Progress};
 use crate::session::recv::{Receive, ResumeParams, SessionParams};
 use crate::session::send::{resendable, DEFAULT_BLOCK_SIZE, DEFAULT_STREAMS};
 use crate::session::{exchange, DEFAULT_WRITERS};
@@ -21,7 +22,9 @@ use crate::sys::state_dir::StateDir;
 use crate::sys::tls::ClientTls;
 use crate::vfile::index::{Index, Kind};
 use crate::wire::auth::{self, Secret};
-use crate::wire::frame::{self, Msg, SummaryMsg};
+use crate::wire::frame::{self, Msg};
+
+use super::Received;
 use std::ops::ControlFlow;
 
 #[derive(Clone, Debug)]
@@ -42,6 +45,8 @@ pub struct GetOptions {
     pub resume: bool,
     /// Give pulled files and directories the setuid and setgid bits the node's index asks for.
     pub keep_setid: bool,
+    /// Bytes per second for all the pull's streams together (`--rate`); none by default.
+    pub rate: Option<u64>,
 }
 
 impl Default for GetOptions {
@@ -58,6 +63,7 @@ impl Default for GetOptions {
             resume: true,
             // Off: trusting a node with data is not trusting it to make set-id programs here.
             keep_setid: false,
+            rate: None,
         }
     }
 }
@@ -71,7 +77,7 @@ pub fn get(
     opts: &GetOptions,
     cancel: &AtomicBool,
     on_progress: &(dyn Fn(&Progress) + Sync),
-) -> Result<SummaryMsg> {
+) -> Result<Received> {
     if opts.streams == 0 {
         return Err(Error::Usage("streams must be at least 1".into()));
     }
@@ -93,7 +99,7 @@ fn get_once(
     opts: &GetOptions,
     cancel: &AtomicBool,
     on_progress: &(dyn Fn(&Progress) + Sync),
-) -> Result<SummaryMsg> {
+) -> Result<Received> {
     let started = Instant::now();
     let dial = Dial { addr, secret: opts.secret.as_ref(), tls: opts.tls.as_ref(), connect_timeout: opts.timeout, io_timeout: opts.timeout };
     let wanted = handshake::wanted(opts.resume, opts.verify_full);
@@ -136,7 +142,7 @@ fn get_once(
         token,
         placement: Placement::unpinned(&allowed_cpus(), "a pulling client does not pin".into()),
         idle_timeout: opts.timeout,
-        throttle: Default::default(),
+        throttle: Throttle::new(opts.rate.map(Bucket::new).into_iter().collect()),
         counter: Arc::clone(&counter),
         fsync: Default::default(),
         verify_full: opts.verify_full,
@@ -160,6 +166,7 @@ fn get_once(
         }
     };
     exchange::accept(&mut control, token, streams, resume.then(|| (recv.nblocks(), recv.plan())))?;
+    let carried = recv.carried_bytes();
     let mut data = Vec::with_capacity(streams as usize);
     for i in 0..streams {
         let attach = net::connect(addr, opts.timeout, opts.tls.as_ref()).and_then(|mut s| {
@@ -170,12 +177,12 @@ fn get_once(
             Ok(s) => data.push(s),
             Err(e) => {
                 recv.fail(e);
-                return recv.wait_and_finish();
+                return recv.wait_and_finish().map(|summary| Received { summary, bytes_total: total });
             }
         }
     }
     control.set_read_timeout(None).map_err(Error::net("setting a timeout"))?;
-    let finished = AtomicBool::new(false);
+    let finished = Done::default();
     let result = std::thread::scope(|s| {
         for sock in data {
             let r = Arc::clone(&recv);
@@ -184,35 +191,36 @@ fn get_once(
         recv.watch_control(&control)?;
         s.spawn(|| {
             let mut last = Instant::now();
-            every(
-                Duration::from_millis(10),
-                || finished.load(Ordering::Relaxed),
-                || {
-                    if cancel.load(Ordering::Relaxed) {
-                        recv.fail(Error::Cancelled);
-                    }
-                    if last.elapsed() >= opts.progress_interval {
-                        last = Instant::now();
-                        let done = counter.load(Ordering::Relaxed);
-                        on_progress(&Progress {
-                            bytes_done: done,
-                            bytes_total: total,
-                            files_done: 0,
-                            files_total,
-                            seconds: started.elapsed().as_secs_f64(),
-                            per_stream_bytes: Vec::new(),
-                        });
-                    }
-                    ControlFlow::Continue(())
-                },
-            );
+            every(Duration::from_millis(10), &finished, || {
+                if cancel.load(Ordering::Relaxed) {
+                    recv.fail(Error::Cancelled);
+                }
+                if last.elapsed() >= opts.progress_interval {
+                    last = Instant::now();
+                    let moved = counter.load(Ordering::Relaxed);
+                    let (linked, renamed) = recv.files_named();
+                    on_progress(&Progress {
+                        bytes_done: carried + moved,
+                        bytes_total: total,
+                        bytes_moved: moved,
+                        files_done: linked + renamed,
+                        files_total,
+                        files_in_flight: 0,
+                        seconds: started.elapsed().as_secs_f64(),
+                        per_stream_bytes: Vec::new(),
+                    });
+                }
+                ControlFlow::Continue(())
+            });
         });
         let r = recv.wait_and_finish();
-        finished.store(true, Ordering::Relaxed);
+        finished.raise();
         r
     });
     let reply = match &result {
-        Ok(summary) => Msg::Summary(summary.clone()),
+        // The node of a pull keeps no report: the disk figures stay here (and an older node
+        // would refuse them).
+        Ok(summary) => Msg::Summary(frame::SummaryMsg { disk: None, ..summary.clone() }),
         Err(e) => Msg::error(e),
     };
     let _ = frame::write_msg(&mut control, &reply);
@@ -226,10 +234,12 @@ fn get_once(
     on_progress(&Progress {
         bytes_done: total,
         bytes_total: total,
+        bytes_moved: summary.bytes,
         files_done: files_total,
         files_total,
+        files_in_flight: 0,
         seconds: started.elapsed().as_secs_f64(),
         per_stream_bytes: Vec::new(),
     });
-    Ok(summary)
+    Ok(Received { summary, bytes_total: total })
 }

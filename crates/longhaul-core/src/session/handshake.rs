@@ -23,10 +23,10 @@ pub struct Hello {
 }
 
 /// The features a transfer asks for: block checksums always, BLAKE3 block digests (a node
-/// offers them, the sender uses them when asked), a resume only when `resume`, whole-file
+/// offers them, the sender uses them when asked), the receiver's disk figures in SUMMARY, a resume only when `resume`, whole-file
 /// verification only when `verify_full`.
 pub fn wanted(resume: bool, verify_full: bool) -> u64 {
-    let mut f = frame::FEATURE_XXH3 | frame::FEATURE_BLAKE3;
+    let mut f = frame::FEATURE_XXH3 | frame::FEATURE_BLAKE3 | frame::FEATURE_DISK_STATS;
     if resume {
         f |= frame::FEATURE_RESUME;
     }

@@ -24,7 +24,10 @@ pub const FEATURE_RESUME: u64 = 4;
 /// Whole-file verification: the sender sends a BLAKE3 of every file (FILE_DIGESTS) before DONE,
 /// and the receiver reads each file back once it is written and compares before renaming it.
 pub const FEATURE_VERIFY_FULL: u64 = 8;
-pub const FEATURES: u64 = FEATURE_XXH3 | FEATURE_BLAKE3 | FEATURE_RESUME | FEATURE_VERIFY_FULL;
+/// The receiver's disk figures (`DiskStats`) at the end of SUMMARY. A node sends them only to a
+/// client that offered the bit: an older client would refuse the longer frame.
+pub const FEATURE_DISK_STATS: u64 = 16;
+pub const FEATURES: u64 = FEATURE_XXH3 | FEATURE_BLAKE3 | FEATURE_RESUME | FEATURE_VERIFY_FULL | FEATURE_DISK_STATS;
 /// Digests in one FILE_DIGESTS frame (36 bytes each, within a control frame).
 pub const MAX_DIGESTS_PER_FRAME: usize = 1024;
 /// Ranges in one PLAN frame (16 bytes each, within a control frame).
@@ -155,6 +158,46 @@ pub struct SummaryMsg {
     pub micros: u64,
     /// Files whose whole-file BLAKE3 the receiver read back and checked in this session.
     pub verified: u64,
+    /// Where the receiver's time went; with FEATURE_DISK_STATS only.
+    pub disk: Option<DiskStats>,
+}
+
+/// A receiver's disk writers and their waits, over the session (times in microseconds, summed
+/// over the threads).
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct DiskStats {
+    pub writers: u64,
+    pub bytes_written: u64,
+    /// In pwrite.
+    pub write_us: u64,
+    /// In fsync or syncfs (`--fsync file` or `end`).
+    pub fsync_us: u64,
+    /// Writers handling a block (writes, file creation, renames, the journal).
+    pub busy_us: u64,
+    /// Writers waiting for a block: the network is the slower.
+    pub idle_us: u64,
+    /// Network receivers waiting for room in the write queue: the disk is the slower.
+    pub queue_full_us: u64,
+    /// Network receivers waiting for a free buffer.
+    pub pool_us: u64,
+    /// Network receivers held by a bandwidth limit.
+    pub rate_us: u64,
+}
+
+impl DiskStats {
+    fn fields(&self) -> [u64; 9] {
+        [
+            self.writers,
+            self.bytes_written,
+            self.write_us,
+            self.fsync_us,
+            self.busy_us,
+            self.idle_us,
+            self.queue_full_us,
+            self.pool_us,
+            self.rate_us,
+        ]
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -444,6 +487,9 @@ impl Msg {
             }
             Msg::Summary(s) => {
                 for v in [s.bytes, s.files, s.dirs, s.symlinks, s.blocks, s.micros, s.verified] {
+                    b.extend_from_slice(&v.to_le_bytes());
+                }
+                for v in s.disk.iter().flat_map(DiskStats::fields) {
                     b.extend_from_slice(&v.to_le_bytes());
                 }
             }

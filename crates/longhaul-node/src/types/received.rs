@@ -3,7 +3,10 @@
 /// A receiving side's account of a finished transfer (a pull's, or the far node's in a copy).
 #[napi(object)]
 pub struct BindingReceived {
+    /// Bytes received this time.
     pub bytes: f64,
+    /// Bytes of the whole tree: those received and those the destination held already.
+    pub bytes_total: f64,
     pub files: f64,
     pub dirs: f64,
     pub symlinks: f64,

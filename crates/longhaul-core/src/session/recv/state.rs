@@ -257,6 +257,7 @@ impl Receive {
             blocks: self.receipt.blocks.load(Ordering::Relaxed),
             micros: self.started.elapsed().as_micros() as u64,
             verified: self.digests.verified.load(Ordering::Relaxed),
+            disk: Some(self.disk.stats()),
         })
     }
 }

@@ -36,11 +36,11 @@ use crate::error::{Error, Result};
 use crate::panic;
 use crate::place::placement::{Placement, Role};
 use crate::pool::Pool;
-use crate::rate::Throttle;
+use crate::rate::{Bucket, Throttle};
 use crate::sched::auto::drive;
 use crate::sched::timeline::{Gauges, Recorder};
 use crate::sched::{Crew, Feed};
-use crate::session::progress::{every, FastPaths, Progress, Watch};
+use crate::session::progress::{every, Done, FastPaths, Progress, Watch};
 use crate::sys::congestion;
 use crate::sys::net;
 use crate::sys::probe;
@@ -80,7 +80,7 @@ pub(crate) fn scan_and_send<G>(
     let mut again = true;
     loop {
         let started = Instant::now();
-        let scanned = scan_within(source, opts.scan_threads, opts.confine.as_deref())?;
+        let scanned = scan_within(source, opts.scan_threads, opts.confine.as_deref(), &opts.filter)?;
         let scan_seconds = started.elapsed().as_secs_f64();
         let _admitted = admit(&scanned)?;
         match send_scanned(Scanned { scan: &scanned, started, scan_seconds }, addr, dest, opts, watch) {
@@ -163,13 +163,18 @@ fn send_scanned(src: Scanned, addr: &str, dest: &[u8], opts: &SendOptions, watch
     // Read back from a data socket (the kernel's word); under TLS the engine holds the relay's
     // end, a Unix socket, and the choice is what was set on the TCP socket behind it.
     let running = sockets.first().and_then(|s| congestion::get(s).ok());
-    let mut summary = transmit(src, Attached { control, peer, sockets }, opts, Throttle::default(), &skip, watch)?;
+    let mut summary = transmit(src, Attached { control, peer, sockets }, opts, client_throttle(opts), &skip, watch)?;
     summary.congestion = running.unwrap_or_else(|| cc.effective());
     summary.congestion_note = cc.note;
     // The handshake's and the exchange's, counted on the connection, and DONE answered by the
     // SUMMARY that came back: no wait per file or per block.
     summary.round_trips = hello.round_trips + round_trips + 1;
     Ok(summary)
+}
+
+/// A client's own limit (`rate`): one bucket all its streams share.
+fn client_throttle(opts: &SendOptions) -> Throttle {
+    Throttle::new(opts.rate.map(Bucket::new).into_iter().collect())
 }
 
 /// Sends the blocks of a scanned source over data connections already attached to a session
@@ -242,13 +247,17 @@ pub(crate) fn transmit(
     let data_ends: Vec<u64> = index.data_file_ends().collect();
     let files_total = index.count(Kind::File) as u64;
     let transfer_started = Instant::now();
+    let storage_read_at_start = crate::sys::procio::storage_read_bytes();
     let mut recorder = Recorder::new(opts.timeline_interval);
 
+    let driven = Done::default();
     let (reply, report) = std::thread::scope(|s| {
         let engine = &engine;
+        let driven = &driven;
         let driver = std::thread::Builder::new()
             .name("lh-drive".into())
             .spawn_scoped(s, move || {
+                let _raise = driven.on_drop();
                 let crew =
                     Crew { readers, processors, workers, buffers: engine.pool.count(), stop: &engine.run.stop, gauges: &engine.gauges };
                 let driven = || Ok(drive(engine, &engine.feed, opts.scheduler, &crew).filter(|_| engine.end_streams()));
@@ -288,11 +297,23 @@ pub(crate) fn transmit(
             *watermark = engine.feed.done_up_to(*watermark);
             let done_offset = plan.offset(*watermark).min(index.total());
             let per: Vec<u64> = engine.per_stream.iter().map(|a| a.load(Ordering::Relaxed)).collect();
+            let moved = per.iter().sum::<u64>();
+            let files_done = data_ends.partition_point(|&e| e <= done_offset) as u64;
+            // Files begun: those starting below the end of the last block handed out (blocks
+            // go out in plan order, so the highest taken is the last one).
+            let taken_end = engine.feed.taken_blocks().last().map_or(0, |&b| plan.offset(b + 1).min(index.total()));
+            let begun = if taken_end > done_offset {
+                (data_ends.partition_point(|&e| e < taken_end) as u64 + 1).min(files_total)
+            } else {
+                files_done
+            };
             Progress {
-                bytes_done: resumed_bytes + per.iter().sum::<u64>(),
+                bytes_done: resumed_bytes + moved,
                 bytes_total: index.total(),
-                files_done: data_ends.partition_point(|&e| e <= done_offset) as u64,
+                bytes_moved: moved,
+                files_done,
                 files_total,
+                files_in_flight: begun.saturating_sub(files_done),
                 seconds: transfer_started.elapsed().as_secs_f64(),
                 per_stream_bytes: per,
             }
@@ -308,22 +329,18 @@ pub(crate) fn transmit(
                 }
             }
         };
-        every(
-            tick,
-            || driver.is_finished(),
-            || {
-                if cancel.load(Ordering::Relaxed) {
-                    run.fail(Error::Cancelled);
-                }
-                recorder.tick(&engine.gauges);
-                recheck(&mut last_recheck);
-                if !run.stopped() && last_progress.elapsed() >= opts.progress_interval {
-                    last_progress = Instant::now();
-                    on_progress(&progress(&mut watermark));
-                }
-                ControlFlow::Continue(())
-            },
-        );
+        every(tick, driven, || {
+            if cancel.load(Ordering::Relaxed) {
+                run.fail(Error::Cancelled);
+            }
+            recorder.tick(&engine.gauges);
+            recheck(&mut last_recheck);
+            if !run.stopped() && last_progress.elapsed() >= opts.progress_interval {
+                last_progress = Instant::now();
+                on_progress(&progress(&mut watermark));
+            }
+            ControlFlow::Continue(())
+        });
         let report = driver.join().unwrap_or_else(|p| {
             run.fail(panic::from_payload("driver", p));
             None
@@ -411,8 +428,10 @@ pub(crate) fn transmit(
     on_progress(&Progress {
         bytes_done: index.total(),
         bytes_total: index.total(),
+        bytes_moved: per_stream_bytes.iter().sum(),
         files_done: files_total,
         files_total,
+        files_in_flight: 0,
         seconds: transfer_started.elapsed().as_secs_f64(),
         per_stream_bytes: per_stream_bytes.clone(),
     });
@@ -421,7 +440,16 @@ pub(crate) fn transmit(
     // Every byte has been acknowledged (the receiver's SUMMARY came): the kernel's account of
     // each stream is complete.
     let network: Vec<TcpStats> = sockets.iter().filter_map(|s| tcpinfo::read(s).ok()).collect();
-    let verdict = verdict::verdict(&network, transfer_seconds, &timeline);
+    // A run that moved nothing had no limit: say that, not what the idle streams looked like.
+    let verdict = if per_stream_bytes.iter().all(|&b| b == 0) && index.total() > 0 {
+        Verdict { limit: "nothing to send", evidence: "every byte was at the destination already; nothing travelled".into() }
+    } else {
+        let moved: u64 = per_stream_bytes.iter().sum();
+        let from_disk = storage_read_at_start
+            .zip(crate::sys::procio::storage_read_bytes())
+            .map(|(a, b)| b.saturating_sub(a) as f64 / moved.max(1) as f64);
+        verdict::verdict(&network, transfer_seconds, &timeline, from_disk)
+    };
     Ok(SendSummary {
         bytes: index.total(),
         files: files_total,
@@ -438,6 +466,7 @@ pub(crate) fn transmit(
         packed_bytes: engine.counters.packed_bytes.load(Ordering::Relaxed),
         fast_paths,
         skipped: scanned.skipped.clone(),
+        excluded: scanned.excluded,
         receiver,
         scheduler,
         pinned: engine.pinned.into_inner().expect("pinned lock"),
