@@ -84,7 +84,7 @@ describe('issue 35: errors name the right code, exit status and advice', () => {
 
   it('no fix text says COMMAND; E_USAGE names the command that was run', async () => {
     for (const code of ERROR_CODES) expect(fixFor(code), code).not.toMatch(/COMMAND/);
-    const r = await runCli(['send', '/etc/hostname', 'not-a-target']);
+    const r = await runCli(['send', '/etc/hostname', '127.0.0.1:99999']);
     expect(r.status).toBe(2);
     expect(parsed(r.stderr)).toMatchObject({ code: 'E_USAGE', fix: 'see `longhaul send --help`' });
   });
@@ -99,7 +99,8 @@ describe('issue 35: errors name the right code, exit status and advice', () => {
     });
     const missing = await runCli(['send']);
     expect(missing.status).toBe(2);
-    expect(parsed(missing.stderr)).toMatchObject({ code: 'E_USAGE', message: "missing required argument 'source'" });
+    expect(parsed(missing.stderr)).toMatchObject({ code: 'E_USAGE', fix: 'see `longhaul send --help`' });
+    expect(parsed(missing.stderr).message).toMatch(/^missing required argument/);
     const typo = await runCli(['sned']);
     expect(typo.status).toBe(2);
     expect(parsed(typo.stderr)).toMatchObject({ code: 'E_USAGE', fix: 'see `longhaul --help`' });
