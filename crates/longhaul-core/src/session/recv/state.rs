@@ -176,6 +176,9 @@ impl Receive {
                             Err(e) => r.fail(e),
                         },
                         Ok(Some(Msg::Done { bytes, .. })) => r.client_done(bytes),
+                        // A cancel is the sender going away, said: its streams still deliver
+                        // what they carry, for the resume, and the session ends E_CANCELLED.
+                        Ok(Some(Msg::Error { code, .. })) if code == "E_CANCELLED" => r.sender_gone(),
                         Ok(Some(Msg::Error { code, message })) => r.fail(Error::remote(&code, &message)),
                         Ok(Some(m)) => r.fail(Error::Protocol(format!("unexpected {:?} frame on the control connection", m.frame_type()))),
                         Ok(None) => r.sender_gone(),
