@@ -24,6 +24,12 @@ export async function reporterFor(json: boolean, quiet: boolean, streamsDetail: 
   return barReporter(process.stderr, { streamsDetail });
 }
 
+/** The command being run (set before its action), for advice that names it. */
+let command: string | undefined;
+program.hook('preAction', (_program, action) => {
+  command = action.name();
+});
+
 /** Lines for a person, on stderr, none wider than 120 columns. */
 function printLines(lines: string[]): void {
   for (const line of lines) for (const part of fmt.wrap(line)) process.stderr.write(`${part}\n`);
@@ -33,11 +39,24 @@ function printLines(lines: string[]): void {
 export function fail(err: unknown, json: boolean): never {
   const e =
     err instanceof LonghaulError ? err : new LonghaulError('E_INTERNAL', err instanceof Error ? err.message : String(err), { cause: err });
-  const fix = fixFor(e.code);
+  const fix = adviceFor(e);
   if (json) process.stdout.write(`${JSON.stringify({ type: 'error', code: e.code, message: e.message, fix })}\n`);
   process.stderr.write(`longhaul: ${e.code}: ${e.message}${fix ? ` (fix: ${fix})` : ''}\n`);
   if (program.opts().debug) process.stderr.write(causeChain(e));
   process.exit(exitCodeFor(e.code));
+}
+
+/** The fix for `e`, made concrete where the error says more than its code: the command that was run, the port that is taken. */
+function adviceFor(e: LonghaulError): string {
+  if (e.code === 'E_USAGE' && command) return `see \`longhaul ${command} --help\``;
+  const listen = e.code === 'E_LISTEN' ? /^cannot listen on (.+):(\d+)( for metrics)?: (.*)$/.exec(e.message) : null;
+  if (listen) {
+    const flag = listen[3] ? '--metrics' : '--listen';
+    if (/permission denied/.test(listen[4]!)) return `give ${flag} a port of 1024 or above, or run as root or with CAP_NET_BIND_SERVICE`;
+    if (/address in use/.test(listen[4]!))
+      return `give ${flag} another port, or find what holds it with \`ss -ltnp 'sport = :${listen[2]}'\``;
+  }
+  return fixFor(e.code);
 }
 
 function causeChain(e: unknown): string {

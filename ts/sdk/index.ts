@@ -46,6 +46,7 @@ export {
 export {
   serve,
   type BandwidthLimit,
+  type ConnectionRefused,
   type Cores,
   type NodeStats,
   type PinMode,

@@ -200,6 +200,7 @@ fn row(r: TransferRow) -> BindingTransferRow {
         rate: r.rate,
         outcome: r.outcome.map(str::to_owned),
         code: r.code,
+        message: r.message,
     }
 }
 

@@ -66,7 +66,9 @@ pub fn client(sock: &mut TcpStream, secret: Option<&Secret>, features: u64) -> R
         (false, Some(_)) => {
             return Err(Error::Auth("a token was given but the node does not authenticate; it may not be the node you meant"))
         }
-        (true, None) => return Err(Error::Auth("the node requires a token: set LONGHAUL_TOKEN or pass a token file")),
+        (true, None) => {
+            return Err(Error::Auth("the node requires a token: give --token-file FILE (tokenFile in the SDK) or set LONGHAUL_TOKEN"))
+        }
         (true, Some(s)) => {
             frame::write_msg(sock, &Msg::Auth { mac: s.client_proof(&ours, &theirs) })?;
             match frame::expect_reply(sock, 0)? {
