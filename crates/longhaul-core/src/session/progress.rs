@@ -85,10 +85,12 @@ impl Done {
 /// The one wait behind every progress report and cancel watch: every `tick`, until `done` is
 /// raised, runs `each`, which may end the wait early with `ControlFlow::Break`. The engine's
 /// threads poll flags rather than block on them, so a watcher costs a wake-up per tick, not a
-/// thread per waiter; `done` ends the wait as soon as it is raised.
+/// thread per waiter; `done` ends the wait as soon as it is raised, after one last `each` (a
+/// watcher's last look: a source file's final check, the last progress).
 pub fn every(tick: Duration, done: &Done, mut each: impl FnMut() -> ControlFlow<()>) {
-    while !done.wait(tick) {
-        if each().is_break() {
+    loop {
+        let finished = done.wait(tick);
+        if each().is_break() || finished {
             return;
         }
     }
