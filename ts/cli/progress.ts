@@ -150,6 +150,14 @@ export function verifiedLine(s: TransferTotals): string {
     : `verified: every block by XXH3 on arrival (--verify full also checks each file's BLAKE3)`;
 }
 
+/** What the node found already there, and how it told (`--checksum`, `--verify full`). */
+export function unchangedLine(s: SendSummary): string | undefined {
+  const u = s.unchanged;
+  if (!u) return undefined;
+  const how = u.by === 'size+mtime+BLAKE3' ? 'size+mtime, each confirmed by BLAKE3' : u.by;
+  return `unchanged: ${fmt.plural(u.files, 'file')} by ${how} (${fmt.bytes(u.bytes)}, not sent)`;
+}
+
 export function summaryLines(s: SendSummary): string[] {
   const paths = [
     s.fastPaths.sendfile
@@ -165,6 +173,8 @@ export function summaryLines(s: SendSummary): string[] {
   lines.push(`round trips: ${s.roundTrips} (handshake, manifest, end; none per file or block)`);
   lines.push(`congestion control: ${s.congestion}${s.congestionNote ? ` (${s.congestionNote})` : ''}`);
   lines.push(verifiedLine(s));
+  const unchanged = unchangedLine(s);
+  if (unchanged) lines.push(unchanged);
   if (s.resumedBytes > 0)
     lines.push(`resumed: ${fmt.bytes(s.resumedBytes)} (${fmt.plural(s.resumedBlocks, 'block')}) already on the node, not sent again`);
   if (s.attempts > 1) lines.push(`attempts: ${s.attempts} (retried after ${s.retried.map((r) => r.code).join(', ')})`);

@@ -52,6 +52,7 @@ export function register(): void {
           ioTimeoutMs: c.ioTimeout ? c.ioTimeout * 1000 : undefined,
           ...credentials(c),
           resume: c.resume,
+          checksum: c.checksum,
           verify: c.verify,
           congestion: c.congestion,
           retries: c.retries,

@@ -45,6 +45,12 @@ pub fn require(hello: &Hello, features: u64) -> Result<()> {
     if missing & frame::FEATURE_BLAKE3 != 0 {
         return Err(Error::Protocol("the node does not check BLAKE3 block digests".into()));
     }
+    if missing & frame::FEATURE_CHECKSUM != 0 {
+        // The flag is named: the protocol version is the same, the node is just older.
+        return Err(Error::Usage(
+            "the node does not support --checksum (change detection by content): upgrade it, or send without --checksum".into(),
+        ));
+    }
     if missing & frame::FEATURE_VERIFY_FULL != 0 {
         return Err(Error::Protocol("the node does not verify whole files (verify: full)".into()));
     }

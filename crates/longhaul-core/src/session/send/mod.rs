@@ -57,7 +57,7 @@ use options::thread_counts;
 pub use options::{Digest, SchedulerKind, SendOptions, Verify, DEFAULT_BLOCK_SIZE, DEFAULT_STREAMS};
 pub(crate) use run::resendable;
 use run::{is_checksum, Run};
-pub use summary::{SchedulerReport, SendSummary, ThreadPin};
+pub use summary::{SchedulerReport, SendSummary, ThreadPin, Unchanged};
 pub use verdict::Verdict;
 
 #[cfg(test)]
@@ -125,9 +125,14 @@ fn send_scanned(src: Scanned, addr: &str, dest: &[u8], opts: &SendOptions, watch
         connect_timeout: opts.connect_timeout,
         io_timeout: opts.io_timeout,
     };
-    let wanted = crate::session::handshake::wanted(opts.resume, opts.verify == Verify::Full);
+    // Change detection is the node's, and only with resume: without it every file is sent.
+    let detect = if opts.resume { frame::FEATURE_CHECKSUM } else { 0 };
+    let wanted = crate::session::handshake::wanted(opts.resume, opts.verify == Verify::Full) | detect;
     let (mut control, peer, hello) = crate::session::handshake::open(&dial, wanted)?;
     let mut required = 0;
+    if opts.checksum && opts.resume {
+        required |= frame::FEATURE_CHECKSUM;
+    }
     if opts.digest == Digest::Blake3 {
         required |= frame::FEATURE_BLAKE3;
     }
@@ -143,6 +148,19 @@ fn send_scanned(src: Scanned, addr: &str, dest: &[u8], opts: &SendOptions, watch
     if encoded.len() as u64 > limits.max_manifest as u64 {
         return Err(Error::Limit { what: "content index size", limit: limits.max_manifest as u64, got: encoded.len() as u64 });
     }
+    // With SUMS the node decides what it holds by the digests of the source, computed here
+    // while it hashes its own files: by content with `checksum`, or its size and mtime check
+    // confirmed by them with `verify: full`, so that nothing is called verified that differs.
+    let mode = match (opts.checksum, opts.verify) {
+        (true, _) => frame::SUMS_CONTENT,
+        (false, Verify::Full) => frame::SUMS_CONFIRM,
+        (false, Verify::Block) => frame::SUMS_STAMP,
+    };
+    let digests = || {
+        let mut all = file_digests(index, &scanned.stamps, scanned.base_fd.as_fd(), &|| watch.cancelled())?;
+        all.retain(|&(i, _)| index.entries()[i as usize].size > 0);
+        Ok(all)
+    };
     let offer = crate::session::exchange::Offer {
         dest,
         streams: opts.streams.min(limits.max_streams).max(1),
@@ -150,8 +168,10 @@ fn send_scanned(src: Scanned, addr: &str, dest: &[u8], opts: &SendOptions, watch
         index: encoded,
         total: index.total(),
         resume: hello.features & frame::FEATURE_RESUME != 0,
+        sums: (hello.features & frame::FEATURE_CHECKSUM != 0).then_some(crate::session::exchange::Sums { mode, digests: &digests }),
     };
-    let crate::session::exchange::Accepted { token, streams, skip, round_trips } = crate::session::exchange::offer(&mut control, offer)?;
+    let crate::session::exchange::Accepted { token, streams, skip, round_trips, unchanged } =
+        crate::session::exchange::offer(&mut control, offer)?;
 
     let mut sockets = Vec::with_capacity(streams as usize);
     for i in 0..streams {
@@ -166,6 +186,15 @@ fn send_scanned(src: Scanned, addr: &str, dest: &[u8], opts: &SendOptions, watch
     let mut summary = transmit(src, Attached { control, peer, sockets }, opts, Throttle::default(), &skip, watch)?;
     summary.congestion = running.unwrap_or_else(|| cc.effective());
     summary.congestion_note = cc.note;
+    summary.unchanged = unchanged.map(|(files, bytes)| Unchanged {
+        files,
+        bytes,
+        by: match mode {
+            frame::SUMS_CONTENT => "BLAKE3",
+            frame::SUMS_CONFIRM => "size+mtime+BLAKE3",
+            _ => "size+mtime",
+        },
+    });
     // The handshake's and the exchange's, counted on the connection, and DONE answered by the
     // SUMMARY that came back: no wait per file or per block.
     summary.round_trips = hello.round_trips + round_trips + 1;
@@ -261,7 +290,7 @@ pub(crate) fn transmit(
         let digester = (opts.verify == Verify::Full).then(|| {
             std::thread::Builder::new()
                 .name("lh-digest".into())
-                .spawn_scoped(s, || panic::catch("digester", || file_digests(index, &scanned.stamps, engine.base, &run)))
+                .spawn_scoped(s, || panic::catch("digester", || file_digests(index, &scanned.stamps, engine.base, &|| run.stopped())))
                 .expect("spawning the digester")
         });
         // The node reports errors (a full disk, a bad block) on the control connection while
@@ -465,6 +494,7 @@ pub(crate) fn transmit(
         digest: opts.digest,
         resumed_blocks,
         resumed_bytes,
+        unchanged: None,
         verify: opts.verify,
         congestion: String::new(),
         congestion_note: None,
