@@ -125,7 +125,7 @@ export interface SendOptions extends AuthOptions, TlsOptions {
    * Decide which files the node already holds by content rather than by size and mtime (rsync
    * `-c`; default false): both ends compute a BLAKE3 of every file that could be equal (the
    * node: those of the same size), and only those that differ are sent. Needs `resume` and a
-   * node that knows it (else E_USAGE).
+   * node that knows it (else E_VERSION).
    */
   checksum?: boolean;
   /**

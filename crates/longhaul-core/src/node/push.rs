@@ -97,8 +97,14 @@ pub(super) fn push(caller: Caller<'_>, sock: &mut TcpStream, dest: Vec<u8>, stre
     let held = if features & frame::FEATURE_CHECKSUM != 0 {
         let entries = index.entries().len();
         let summed = |i: usize| sums::summed(&index, i);
-        let ours = |mode| sums::own_digests(dest_dir.as_ref().map(|d| d.as_fd()), &index, mode);
+        // Both ends' digests, 33 bytes an entry each, are held until compared: out of the
+        // node's memory like the index, and only when there are digests to hold.
+        let ours = |mode| {
+            let memory = (mode != frame::SUMS_STAMP).then(|| inner.memory.reserve(entries as u64 * sums::PER_ENTRY)).transpose()?;
+            Ok::<_, Error>((sums::own_digests(dest_dir.as_ref().map(|d| d.as_fd()), &index, mode), memory))
+        };
         let (mode, theirs, ours) = exchange::expect_sums(sock, entries, &summed, ours)?;
+        let (ours, _memory) = ours?;
         Some(sums::Held::matched(mode, &theirs, &ours))
     } else {
         None

@@ -16,6 +16,9 @@ use crate::sys::beneath::DirCache;
 use crate::vfile::index::{Index, Kind};
 use crate::wire::frame;
 
+/// What comparing costs a node per index entry while both sides' digests are held.
+pub const PER_ENTRY: u64 = 2 * std::mem::size_of::<Option<[u8; 32]>>() as u64;
+
 /// Which files the destination holds already, as decided by the sender's SUMS.
 pub struct Held {
     /// `frame::SUMS_*`.
@@ -51,9 +54,12 @@ pub fn summed(index: &Index, i: usize) -> bool {
 /// (None for the others, and for all when the destination does not exist yet). Read beneath
 /// `dest`, no symlink followed; a file that cannot be read is simply not equal.
 pub fn own_digests(dest: Option<BorrowedFd<'_>>, index: &Index, mode: u8) -> Vec<Option<[u8; 32]>> {
+    if mode == frame::SUMS_STAMP {
+        return Vec::new();
+    }
     let entries = index.entries();
     let mut out = vec![None; entries.len()];
-    let Some(dest) = dest.filter(|_| mode != frame::SUMS_STAMP) else { return out };
+    let Some(dest) = dest else { return out };
     let files: Vec<usize> = (0..entries.len()).filter(|&i| summed(index, i)).collect();
     let next = AtomicUsize::new(0);
     let parts: Vec<Vec<(usize, [u8; 32])>> = std::thread::scope(|s| {
