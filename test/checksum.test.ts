@@ -155,7 +155,22 @@ describe('issue 32: change detection (--checksum, --verify full)', () => {
         for (const f of got.frames) {
           frames.push(f.type);
           if (f.type === 0x01)
-            sock.write(frame(0x02, Buffer.concat([u16(1), u64(15), u16(16), u32(4 << 20), u32(1 << 28), u32(1024), u32(2 << 20), Buffer.from([0]), Buffer.alloc(16)])));
+            sock.write(
+              frame(
+                0x02,
+                Buffer.concat([
+                  u16(1),
+                  u64(15),
+                  u16(16),
+                  u32(4 << 20),
+                  u32(1 << 28),
+                  u32(1024),
+                  u32(2 << 20),
+                  Buffer.from([0]),
+                  Buffer.alloc(16),
+                ]),
+              ),
+            );
         }
       });
       sock.on('error', () => {});
@@ -167,7 +182,9 @@ describe('issue 32: change detection (--checksum, --verify full)', () => {
       const port = (older.address() as { port: number }).port;
       const r = await runCli(['send', '--checksum', src, `127.0.0.1:${port}/d`]);
       expect(r.status).toBe(3);
-      expect(r.stderr).toMatch(/^longhaul: E_VERSION: the node does not support --checksum .*older longhaul \(fix: upgrade the older end\)$/m);
+      expect(r.stderr).toMatch(
+        /^longhaul: E_VERSION: the node does not support --checksum .*older longhaul \(fix: upgrade the older end\)$/m,
+      );
       // HELLO only: no MANIFEST went out.
       expect(frames).toEqual([0x01]);
     } finally {

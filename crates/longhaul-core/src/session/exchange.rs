@@ -97,6 +97,9 @@ pub fn accept(
     Ok(())
 }
 
+/// The sender's digests by entry number (None: an entry SUMS carry none for).
+pub type ByEntry = Vec<Option<[u8; 32]>>;
+
 /// The accepting side with FEATURE_CHECKSUM: the mode of the offer's first SUMS, then
 /// `digests`, which the receiver runs (its own hashing) while the rest of the SUMS come in;
 /// the sender's digests by entry, exactly one for every entry `wanted` names.
@@ -105,7 +108,7 @@ pub fn expect_sums<T: Send>(
     entries: usize,
     wanted: &(dyn Fn(usize) -> bool + Sync),
     digests: impl FnOnce(u8) -> T + Send,
-) -> Result<(u8, Vec<Option<[u8; 32]>>, T)> {
+) -> Result<(u8, ByEntry, T)> {
     let (mode, first) = match frame::expect_reply(sock, 0)? {
         Msg::Sums { mode, digests } => (mode, digests),
         m => return Err(m.unexpected("SUMS")),
