@@ -103,7 +103,10 @@ pub(super) fn push(caller: Caller<'_>, sock: &mut TcpStream, dest: Vec<u8>, stre
             let memory = (mode != frame::SUMS_STAMP).then(|| inner.memory.reserve(entries as u64 * sums::PER_ENTRY)).transpose()?;
             Ok::<_, Error>((sums::own_digests(dest_dir.as_ref().map(|d| d.as_fd()), &index, mode), memory))
         };
+        // Each SUMS (empty ones keep a client that is still hashing alive) within the idle timeout.
+        let _ = sock.set_read_timeout(Some(inner.opts.idle_timeout));
         let (mode, theirs, ours) = exchange::expect_sums(sock, entries, &summed, ours)?;
+        let _ = sock.set_read_timeout(None);
         let (ours, _memory) = ours?;
         Some(sums::Held::matched(mode, &theirs, &ours))
     } else {

@@ -31,7 +31,34 @@ pub struct Offer<'a> {
 /// entry. They are computed after MANIFEST has gone, while the receiver hashes its own files.
 pub struct Sums<'a> {
     pub mode: u8,
-    pub digests: &'a dyn Fn() -> Result<Vec<(u32, [u8; 32])>>,
+    pub digests: &'a (dyn Fn() -> Result<Vec<(u32, [u8; 32])>> + Sync),
+}
+
+/// How often a side that is hashing sends an empty SUMS, so that the other's read timeout
+/// (1 s at the least) measures a silent peer, not the size of the tree.
+const KEEPALIVE: std::time::Duration = std::time::Duration::from_millis(400);
+
+/// Runs `work` on a thread of its own, sending an empty SUMS of `mode` every KEEPALIVE until
+/// it is done.
+fn while_hashing<T: Send>(sock: &mut impl Write, mode: u8, work: impl FnOnce() -> Result<T> + Send) -> Result<T> {
+    std::thread::scope(|s| {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        s.spawn(move || {
+            let _ = tx.send(crate::panic::catch("digester", work));
+        });
+        keep_alive(sock, mode, &rx)
+    })
+}
+
+/// Waits for what `rx` brings, sending an empty SUMS every KEEPALIVE meanwhile.
+fn keep_alive<T>(sock: &mut impl Write, mode: u8, rx: &crossbeam_channel::Receiver<Result<T>>) -> Result<T> {
+    loop {
+        match rx.recv_timeout(KEEPALIVE) {
+            Ok(r) => return r,
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => frame::write_msg(sock, &Msg::Sums { mode, digests: Vec::new() })?,
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return Err(Error::Protocol("the digester is gone".into())),
+        }
+    }
 }
 
 /// The receiver's answer: the session token the data connections name, how many there are
@@ -57,12 +84,19 @@ pub fn offer(sock: &mut (impl Read + Write), o: Offer<'_>) -> Result<Accepted> {
         // computed.
         frame::write_msg(sock, &Msg::Sums { mode: sums.mode, digests: Vec::new() })?;
         if sums.mode != frame::SUMS_STAMP {
-            for chunk in (sums.digests)()?.chunks(frame::MAX_DIGESTS_PER_FRAME) {
+            for chunk in while_hashing(sock, sums.mode, || (sums.digests)())?.chunks(frame::MAX_DIGESTS_PER_FRAME) {
                 frame::write_msg(sock, &Msg::Sums { mode: sums.mode, digests: chunk.to_vec() })?;
             }
         }
     }
-    let (token, streams) = match frame::expect_reply(sock, 0)? {
+    // While the receiver hashes its files it keeps the connection alive with empty SUMS.
+    let ready = loop {
+        match frame::expect_reply(sock, 0)? {
+            Msg::Sums { digests, .. } if o.sums.is_some() && digests.is_empty() => continue,
+            m => break m,
+        }
+    };
+    let (token, streams) = match ready {
         Msg::Ready { token, streams } if (1..=offered).contains(&streams) => (token, streams),
         Msg::Ready { streams, .. } => return Err(Error::Protocol(format!("READY for {streams} streams, {offered} were offered"))),
         m => return Err(m.unexpected("READY")),
@@ -101,10 +135,11 @@ pub fn accept(
 pub type ByEntry = Vec<Option<[u8; 32]>>;
 
 /// The accepting side with FEATURE_CHECKSUM: the mode of the offer's first SUMS, then
-/// `digests`, which the receiver runs (its own hashing) while the rest of the SUMS come in;
-/// the sender's digests by entry, exactly one for every entry `wanted` names.
+/// `digests`, which the receiver runs (its own hashing) while the rest of the SUMS come in
+/// (empty ones keep the connection alive); the sender's digests by entry, exactly one for
+/// every entry `wanted` names. Until its own are done it sends empty SUMS itself.
 pub fn expect_sums<T: Send>(
-    sock: &mut impl Read,
+    sock: &mut (impl Read + Write),
     entries: usize,
     wanted: &(dyn Fn(usize) -> bool + Sync),
     digests: impl FnOnce(u8) -> T + Send,
@@ -121,7 +156,10 @@ pub fn expect_sums<T: Send>(
     }
     let expected = (0..entries).filter(|&i| wanted(i)).count();
     std::thread::scope(|s| {
-        let ours = s.spawn(move || digests(mode));
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        s.spawn(move || {
+            let _ = tx.send(crate::panic::catch("digester", || Ok(digests(mode))));
+        });
         let mut theirs = vec![None; entries];
         let mut got = 0;
         let mut batch = first;
@@ -145,7 +183,7 @@ pub fn expect_sums<T: Send>(
                 m => return Err(m.unexpected("SUMS")),
             };
         }
-        let ours = ours.join().map_err(|p| crate::panic::from_payload("digester", p))?;
+        let ours = keep_alive(sock, mode, &rx)?;
         Ok((mode, theirs, ours))
     })
 }
@@ -229,7 +267,7 @@ mod tests {
         let o = Offer { dest: b"d", streams: 1, block_size: 4096, index: vec![], total: 10, resume: true, sums };
         let a = offer(&mut sender, o).unwrap();
         assert_eq!(a.unchanged, Some((2, 10)));
-        let mut wire = std::io::Cursor::new(sender.output);
+        let mut wire = Pipe { input: std::io::Cursor::new(sender.output), output: Vec::new() };
         assert!(matches!(frame::expect_msg(&mut wire, 0).unwrap(), Msg::Manifest { .. }));
         let wanted = |i: usize| i != 1500;
         let (mode, theirs, ours) = expect_sums(&mut wire, 1501, &wanted, |m| m).unwrap();
@@ -239,7 +277,23 @@ mod tests {
         // A digest of an entry that is no non-empty file, or the same entry twice, is refused.
         let mut bad = Vec::new();
         frame::write_msg(&mut bad, &Msg::Sums { mode: frame::SUMS_CONTENT, digests: vec![(0, [0; 32]), (1, [1; 32])] }).unwrap();
-        let e = expect_sums(&mut std::io::Cursor::new(bad), 2, &|i| i == 0, |_| ()).unwrap_err();
+        let e = expect_sums(&mut Pipe { input: std::io::Cursor::new(bad), output: Vec::new() }, 2, &|i| i == 0, |_| ()).unwrap_err();
         assert_eq!(e.code(), "E_PROTOCOL");
+    }
+
+    #[test]
+    fn issue_32_a_side_still_hashing_keeps_the_connection_alive_with_empty_sums() {
+        let slow = std::time::Duration::from_millis(1000);
+        let mut r = Vec::new();
+        frame::write_msg(&mut r, &Msg::Sums { mode: frame::SUMS_CONTENT, digests: vec![(0, [0; 32])] }).unwrap();
+        let mut pipe = Pipe { input: std::io::Cursor::new(r), output: Vec::new() };
+        expect_sums(&mut pipe, 1, &|_| true, |_| std::thread::sleep(slow)).unwrap();
+        let mut sent = std::io::Cursor::new(pipe.output);
+        let mut keepalives = 0;
+        while let Some(m) = frame::read_msg(&mut sent, 0).unwrap() {
+            assert!(matches!(m, Msg::Sums { digests, .. } if digests.is_empty()));
+            keepalives += 1;
+        }
+        assert!(keepalives >= 1, "{keepalives}");
     }
 }
