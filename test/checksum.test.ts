@@ -109,6 +109,14 @@ describe('issue 32: change detection (--checksum, --verify full)', () => {
     // Whatever it printed, the copy is the source's, byte for byte.
     for (const f of ['big.bin', 'a/one.bin', 'a/b/two.bin', 'a/note.txt']) expect(same(join(src, f), join(dest, f)), f).toBe(true);
     expect(rsyncChanges(src, dest)).toBe('');
+
+    // With --checksum too: the digests of the comparison are the ones verified (no second read).
+    editKeepingStamp(join(src, 'a', 'b', 'two.bin'), 0, 1);
+    const both = await runCli(['send', '-c', '--verify', 'full', src, target]);
+    expect(both.status, both.stderr).toBe(0);
+    expect(both.stderr).toMatch(/unchanged: 3 files by BLAKE3 \(/);
+    expect(both.stderr).toMatch(/verified: 2 files read back with the sender's BLAKE3/);
+    expect(same(join(src, 'a', 'b', 'two.bin'), join(dest, 'a', 'b', 'two.bin'))).toBe(true);
   });
 
   it('the SDK: checksum: true, and summary.unchanged says how', async () => {

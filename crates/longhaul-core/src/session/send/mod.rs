@@ -83,7 +83,7 @@ pub(crate) fn scan_and_send<G>(
         let scanned = scan_within(source, opts.scan_threads, opts.confine.as_deref())?;
         let scan_seconds = started.elapsed().as_secs_f64();
         let _admitted = admit(&scanned)?;
-        match send_scanned(Scanned { scan: &scanned, started, scan_seconds }, addr, dest, opts, watch) {
+        match send_scanned(Scanned { scan: &scanned, started, scan_seconds, digests: None }, addr, dest, opts, watch) {
             Err(Error::SourceChanged { why, .. }) if again && resendable(why) => again = false,
             r => return r,
         }
@@ -95,6 +95,9 @@ pub(crate) struct Scanned<'a> {
     pub scan: &'a crate::vfile::scan::Scan,
     pub started: Instant,
     pub scan_seconds: f64,
+    /// The BLAKE3 of every file, when the change detection already computed them (SUMS):
+    /// `verify: full` sends these rather than reading every file once more.
+    pub digests: Option<Vec<digests::FileDigest>>,
 }
 
 /// A session's connections once its data streams are attached: the control connection, the
@@ -156,10 +159,12 @@ fn send_scanned(src: Scanned, addr: &str, dest: &[u8], opts: &SendOptions, watch
         (false, Verify::Full) => frame::SUMS_CONFIRM,
         (false, Verify::Block) => frame::SUMS_STAMP,
     };
+    let computed = std::sync::OnceLock::new();
     let digests = || {
-        let mut all = file_digests(index, &scanned.stamps, scanned.base_fd.as_fd(), &|| watch.cancelled())?;
-        all.retain(|&(i, _)| index.entries()[i as usize].size > 0);
-        Ok(all)
+        let all = file_digests(index, &scanned.stamps, scanned.base_fd.as_fd(), &|| watch.cancelled())?;
+        let summed = all.iter().filter(|&&(i, _)| index.entries()[i as usize].size > 0).copied().collect();
+        let _ = computed.set(all);
+        Ok(summed)
     };
     let offer = crate::session::exchange::Offer {
         dest,
@@ -183,6 +188,7 @@ fn send_scanned(src: Scanned, addr: &str, dest: &[u8], opts: &SendOptions, watch
     // Read back from a data socket (the kernel's word); under TLS the engine holds the relay's
     // end, a Unix socket, and the choice is what was set on the TCP socket behind it.
     let running = sockets.first().and_then(|s| congestion::get(s).ok());
+    let src = Scanned { digests: computed.into_inner(), ..src };
     let mut summary = transmit(src, Attached { control, peer, sockets }, opts, Throttle::default(), &skip, watch)?;
     summary.congestion = running.unwrap_or_else(|| cc.effective());
     summary.congestion_note = cc.note;
@@ -213,7 +219,7 @@ pub(crate) fn transmit(
     skip: &[(u64, u64)],
     watch: Watch,
 ) -> Result<SendSummary> {
-    let Scanned { scan: scanned, started, scan_seconds } = src;
+    let Scanned { scan: scanned, started, scan_seconds, digests: precomputed } = src;
     let Attached { control, peer, sockets } = link;
     let Watch { cancel, on_progress } = watch;
     let index = &scanned.index;
@@ -287,7 +293,7 @@ pub(crate) fn transmit(
                 })
             })
             .expect("spawning the driver");
-        let digester = (opts.verify == Verify::Full).then(|| {
+        let digester = (opts.verify == Verify::Full && precomputed.is_none()).then(|| {
             std::thread::Builder::new()
                 .name("lh-digest".into())
                 .spawn_scoped(s, || panic::catch("digester", || file_digests(index, &scanned.stamps, engine.base, &|| run.stopped())))
@@ -369,8 +375,13 @@ pub(crate) fn transmit(
             run.fail(panic::from_payload("driver", p));
             None
         });
-        if let Some(d) = digester {
-            match d.join() {
+        let digested = match (digester, precomputed) {
+            (Some(d), _) => Some(d.join()),
+            (None, Some(all)) if opts.verify == Verify::Full => Some(Ok(Ok(all))),
+            (None, _) => None,
+        };
+        if let Some(d) = digested {
+            match d {
                 Ok(Ok(digests)) if !run.stopped() => {
                     for chunk in digests.chunks(frame::MAX_DIGESTS_PER_FRAME) {
                         if let Err(e) = run.write_control(&Msg::FileDigests { digests: chunk.to_vec() }) {
