@@ -80,6 +80,10 @@ describe('issue 32: change detection (--checksum, --verify full)', () => {
     const sum = await runCli(['send', '-c', src, target]);
     expect(sum.status, sum.stderr).toBe(0);
     expect(sum.stderr).toMatch(/unchanged: 3 files by BLAKE3 \(/);
+    // Without a terminal the summary is a JSON line too, with the same figures.
+    const json = JSON.parse(sum.stdout.trim().split('\n').at(-1)!) as { type: string; unchanged: unknown };
+    expect(json.type).toBe('summary');
+    expect(json.unchanged).toEqual({ files: 3, bytes: 70_000 + 5_000 + 6, by: 'BLAKE3' });
     expect(sum.stderr).not.toMatch(/^0 B sent/m);
     expect(same(join(src, 'big.bin'), join(dest, 'big.bin'))).toBe(true);
     expect(statSync(join(dest, 'a', 'note.txt'), { bigint: true }).mtimeNs).toBe(1600000000123456789n);
