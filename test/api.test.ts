@@ -14,6 +14,10 @@ describe('targets', () => {
     expect(parseTarget('127.0.0.1:7878')).toEqual({ host: '127.0.0.1', port: 7878, dest: '' });
     expect(parseTarget('node-1:9/backups/2026/')).toEqual({ host: 'node-1', port: 9, dest: 'backups/2026' });
     expect(parseTarget('[::1]:80//x')).toEqual({ host: '::1', port: 80, dest: 'x' });
+    // issue 32: no port is serve's default port.
+    expect(parseTarget('node-1/backups')).toEqual({ host: 'node-1', port: 7878, dest: 'backups' });
+    expect(parseTarget('node-1')).toEqual({ host: 'node-1', port: 7878, dest: '' });
+    expect(parseTarget('[::1]/x')).toEqual({ host: '::1', port: 7878, dest: 'x' });
   });
 
   it('parses listening addresses, where port 0 means any free port', () => {
@@ -23,7 +27,7 @@ describe('targets', () => {
   });
 
   it('refuses what is not a target with E_USAGE', () => {
-    for (const bad of ['host', 'host:', ':80', 'host:99999', 'host:0', 'a:b:c']) {
+    for (const bad of ['', 'host:', ':80', 'host:99999', 'host:0', 'a:b:c', '::1/x']) {
       expect(() => parseTarget(bad), bad).toThrow(LonghaulError);
       try {
         parseTarget(bad);

@@ -134,7 +134,12 @@ describe('the longhaul CLI', () => {
 
   it('exits 2 on usage errors and 4 on a missing source', async () => {
     expect((await run(['send', join(work, 'big')])).status).toBe(2);
-    expect((await run(['send', join(work, 'big'), 'nowhere'])).status).toBe(2);
+    expect((await run(['send', join(work, 'big'), 'nowhere:'])).status).toBe(2);
+    // issue 32: a target without a port names serve's default port, 7878.
+    const portless = await run(['send', join(work, 'big'), 'nowhere.invalid/x', '--json']);
+    expect(portless.status).toBe(3);
+    expect(portless.lines.at(-1)).toMatchObject({ code: 'E_CONNECT' });
+    expect(String((portless.lines.at(-1) as { message: string }).message)).toMatch(/nowhere\.invalid:7878/);
     expect((await run(['send', join(work, 'big'), address, '--streams', '0'])).status).toBe(2);
     const r = await run(['send', join(work, 'missing'), address, '--json']);
     expect(r.status).toBe(4);

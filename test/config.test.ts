@@ -17,13 +17,13 @@ function configFile(content: unknown): string {
   return p;
 }
 
-/** The E_CONFIG error resolveConfig throws for `input`. */
+/** The error resolveConfig throws for `input`: E_USAGE for a bad flag, E_CONFIG for a bad file or variable. */
 function configError(input: ResolveInput): LonghaulError {
   try {
     resolveConfig({ env: {}, ...input });
   } catch (err) {
     expect(err).toBeInstanceOf(LonghaulError);
-    expect((err as LonghaulError).code).toBe('E_CONFIG');
+    expect((err as LonghaulError).code).toBe(input.flags ? 'E_USAGE' : 'E_CONFIG');
     return err as LonghaulError;
   }
   throw new Error(`no error for ${JSON.stringify(input)}`);
@@ -95,15 +95,15 @@ describe('config precedence', () => {
 
 describe('bad config values name the key, the value and what is allowed', () => {
   const cases: [string, ResolveInput, RegExp][] = [
-    ['an integer out of range (flag)', { flags: { streams: '0' } }, /streams = "0" \(from flag --streams\).*integer in 1\.\.256/],
+    ['an integer out of range (flag)', { flags: { streams: '0' } }, /^--streams 0 is not valid: .*integer in 1\.\.256/],
     ['not an integer (env)', { env: { LONGHAUL_STREAMS: 'two' } }, /streams = "two" \(from environment LONGHAUL_STREAMS\).*integer/],
     ['a fraction (file)', { configFile: '' }, /poolBuffers = 1\.5 .*integer in 1\.\.4096/],
-    ['a size that is not one', { flags: { blockSize: '4Q' } }, /blockSize = "4Q".*size such as 1M/],
+    ['a size that is not one', { flags: { blockSize: '4Q' } }, /--block-size 4Q is not valid: .*size such as 1M/],
     ['a size out of range', { env: { LONGHAUL_BLOCK_SIZE: '1G' } }, /blockSize = "1G".*4K\.\.64M/],
-    ['a choice not offered', { flags: { scheduler: 'fastest' } }, /scheduler = "fastest".*one of pipelined, adaptive, auto/],
-    ['a CPU list', { flags: { coresIo: '2-x' } }, /coresIo = "2-x".*CPU list/],
+    ['a choice not offered', { flags: { scheduler: 'fastest' } }, /--scheduler fastest is not valid: .*one of pipelined, adaptive, auto/],
+    ['a CPU list', { flags: { coresIo: '2-x' } }, /--cores-io 2-x is not valid: .*CPU list/],
     ['an address', { env: { LONGHAUL_LISTEN: 'localhost' } }, /listen = "localhost".*HOST:PORT/],
-    ['peer rates', { flags: { peerRates: ['10.0.0.7'] } }, /peerRates = "10\.0\.0\.7".*PEER=RATE/],
+    ['peer rates', { flags: { peerRates: ['10.0.0.7'] } }, /--peer-rate 10\.0\.0\.7 is not valid: .*PEER=RATE/],
     ['a log level', { env: { LONGHAUL_LOG_LEVEL: 'loud' } }, /logLevel = "loud".*one of fatal, error/],
     ['an unknown key in the file', { configFile: '' }, /unknown key "stream".*did you mean streams/],
     ['an unknown LONGHAUL_ variable', { env: { LONGHAUL_STRAEMS: '2' } }, /unknown environment variable LONGHAUL_STRAEMS/],

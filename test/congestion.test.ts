@@ -83,7 +83,8 @@ describe('issue 31: congestion control per data socket', () => {
     expect(summary).toMatchObject({ congestion: 'reno' });
     const bad = await runCli(['send', src, `${node.url}/cli-bad`, '--congestion', 'BBR;']);
     expect(bad.status).toBe(2);
-    expect(bad.stderr).toMatch(/E_CONFIG/);
+    // A bad flag is E_USAGE naming the flag (issue 35, item 6).
+    expect(bad.stderr).toMatch(/E_USAGE: --congestion BBR; is not valid/);
     expect(existsSync(join(node.root, 'cli-bad'))).toBe(false);
     const cc = doctor().find((c) => c.name === 'congestion control')!;
     expect(cc.ok).toBe(bbrUsable);

@@ -27,11 +27,15 @@ afterAll(async () => {
   await node?.close();
 });
 
-function sendWithReport(report: string): Promise<{ status: number | null; stdout: string; stderr: string }> {
+function sendWithReport(
+  report: string,
+  extra: string[] = ['--json'],
+  dest = 'r',
+): Promise<{ status: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn(
       process.execPath,
-      [CLI, 'send', join(work, 'src'), `${node.url}/r`, '--report', report, '--json', '--streams', '3'],
+      [CLI, 'send', join(work, 'src'), `${node.url}/${dest}`, '--report', report, '--streams', '3', ...extra],
       {
         stdio: ['ignore', 'pipe', 'pipe'],
       },
@@ -44,8 +48,8 @@ function sendWithReport(report: string): Promise<{ status: number | null; stdout
   });
 }
 
-/** What headless Chromium drew: the page's own script records each chart's shapes and their sizes. */
-function rendered(file: string): { chart: string; series: number; drawn: number }[] {
+/** The DOM headless Chromium ends with, after the page's own script ran. */
+function dumpDom(file: string): string {
   expect(existsSync(CHROMIUM), `${CHROMIUM} is missing: npm test installs it (scripts/ensure-test-tools.mjs)`).toBe(true);
   const r = spawnSync(
     CHROMIUM,
@@ -67,7 +71,19 @@ function rendered(file: string): { chart: string; series: number; drawn: number 
     { encoding: 'utf8', timeout: 60_000 },
   );
   expect(r.status, r.stderr).toBe(0);
-  const m = /data-rendered="([^"]*)"/.exec(r.stdout);
+  return r.stdout;
+}
+
+const unquote = (s: string): string =>
+  s
+    .replace(/&quot;/g, '"')
+    .replace(/&amp;/g, '&')
+    .replace(/&lt;/g, '<')
+    .replace(/&gt;/g, '>');
+
+/** What headless Chromium drew: the page's own script records each chart's shapes and their sizes. */
+function rendered(file: string): { chart: string; series: number; drawn: number }[] {
+  const m = /data-rendered="([^"]*)"/.exec(dumpDom(file));
   expect(m, 'the page did not record what it drew').not.toBeNull();
   return JSON.parse(m![1]!.replace(/&quot;/g, '"')) as { chart: string; series: number; drawn: number }[];
 }
@@ -94,10 +110,101 @@ describe('send --report', () => {
     const byName = Object.fromEntries(charts.map((c) => [c.chart, c]));
     expect(byName.throughput!.drawn).toBe(1);
     expect(byName.streams).toEqual({ chart: 'streams', series: 3, drawn: 3 });
-    // Five stacked bands of thread states; each that had any thread in it has an area.
-    expect(byName.threads!.series).toBe(5);
+    // Nine stacked bands of thread states (four busy, five blocked-on); each that had any thread
+    // in it has an area.
+    expect(byName.threads!.series).toBe(9);
     expect(byName.threads!.drawn).toBeGreaterThanOrEqual(3);
     expect(byName.queued!.drawn).toBe(1);
     expect(existsSync(join(work, 'report.png'))).toBe(true);
+  });
+});
+
+describe('issue 35: reports that answer questions', () => {
+  let report: string;
+  let timeline: string;
+  let run: { status: number | null; stdout: string; stderr: string };
+  let html: string;
+  let dom: string;
+  type Summary = { bytes: number; seconds: number; receiver?: { bytesWritten: number; writers: number } };
+  let summary: Summary;
+
+  beforeAll(async () => {
+    report = join(work, 'r35.html');
+    timeline = join(work, 'r35.json');
+    // Stdout and stderr are pipes, not a terminal, as under cron; no --json.
+    run = await sendWithReport(report, ['--timeline', timeline], 'r35');
+    html = readFileSync(report, 'utf8');
+    dom = dumpDom(report);
+    summary = JSON.parse(run.stdout.trim().split('\n').at(-1)!) as Summary;
+  }, 120_000);
+
+  it('samples every 100 ms off a terminal', () => {
+    expect(run.status, run.stderr).toBe(0);
+    expect(summary.seconds).toBeGreaterThan(1);
+    const points = Number(/data-chart="throughput" data-points="(\d+)"/.exec(html)?.[1]);
+    // 10 a second; the margin is for start-up and the last partial interval, not for speed.
+    expect(points).toBeGreaterThanOrEqual(Math.floor(summary.seconds * 10 * 0.6));
+  });
+
+  it('names each stream on the bytes-per-stream axis', () => {
+    const svg = /<svg[^>]*data-chart="streams"[\s\S]*?<\/svg>/.exec(html)![0];
+    const ticks = [...svg.matchAll(/<text class="xtick"[^>]*>([^<]*)<\/text>/g)].map((m) => m[1]);
+    expect(ticks).toEqual(['stream 0', 'stream 1', 'stream 2']);
+  });
+
+  it('says what blocked threads waited for, and the engine recorded it', () => {
+    const legend = /<p class="legend" id="states-legend">([\s\S]*?)<\/p>/.exec(html)![1]!;
+    for (const label of [
+      'blocked: pool empty',
+      'blocked: queue full',
+      'blocked: socket',
+      'blocked: rate limit',
+      'blocked: waiting for disk reads',
+    ])
+      expect(legend).toContain(label);
+    const samples = (JSON.parse(readFileSync(timeline, 'utf8')) as { samples: Record<string, number>[] }).samples;
+    const sum = (k: string): number => samples.reduce((s, x) => s + (x[k] ?? 0), 0);
+    // The node's --rate holds the data back: the sender's sockets fill and its threads wait on them.
+    expect(sum('blockedSocket')).toBeGreaterThan(0);
+    for (const x of samples) expect(x.blocked).toBe(x.blockedPool! + x.blockedQueue! + x.blockedSocket! + x.blockedRate! + x.blockedInput!);
+  });
+
+  it('shows exact values on hover in every chart', () => {
+    const m = /data-tips="([^"]*)"/.exec(dom);
+    expect(m, 'the page did not record its tooltips').not.toBeNull();
+    const tips = JSON.parse(unquote(m![1]!)) as Record<string, string>;
+    expect(tips.throughput).toMatch(/^\d+\.\d\d s: \d+\.\d MiB\/s \([\d,]+ bytes\/s\)$/);
+    expect(tips.streams).toMatch(/^stream 1: .* \([\d,]+ bytes\)$/);
+    expect(tips.threads).toMatch(/^\d+\.\d\d s: (no thread busy or blocked|.*(reading|sending|processing|blocked: [a-z]).* \d)/);
+    expect(tips.queued).toMatch(/^\d+\.\d\d s: [\d.]+ blocks queued$/);
+    // Without script, the same values are native tooltips.
+    expect(html).toMatch(/<title>\d+\.\d\d s: [\d.]+ MiB\/s/);
+  });
+
+  it("puts the node's writers and disk time beside the sender's", () => {
+    expect(summary.receiver).toMatchObject({ bytesWritten: summary.bytes });
+    expect(summary.receiver!.writers).toBeGreaterThanOrEqual(1);
+    const section = /<div id="receiver">([\s\S]*?)<\/div><\/div><\/section>/.exec(html)![1]!;
+    expect(section).toContain(`disk writers wrote`);
+    expect(section).toContain(`(${summary.bytes.toLocaleString('en-US')} bytes)`);
+    expect(section).toMatch(/writing \(pwrite\)<\/th><td class="v">\d+\.\d{3} s/);
+    expect(html).toMatch(/<table class="bars" data-side="sender">[\s\S]*blocked: socket/);
+  });
+
+  it('says "receiver: not reported" for a node that does not send its figures', async () => {
+    const { renderReport } = await import('../dist/cli/report.js');
+    const full = JSON.parse(run.stdout.trim().split('\n').at(-1)!) as Record<string, unknown>;
+    const page = renderReport({
+      summary: { ...full, receiver: undefined, timeline: [] } as never,
+      source: 'src',
+      target: 'node',
+      progress: [],
+    });
+    expect(page).toContain('receiver: not reported');
+  });
+
+  it('stays self-contained: no http(s) address anywhere in the page', () => {
+    expect(html).not.toMatch(/https?:\/\//i);
+    expect(html).not.toMatch(/<(script|link|img|iframe)[^>]*(src|href)=/i);
   });
 });

@@ -112,7 +112,20 @@ describe('schedulers', () => {
     const t = JSON.parse(readFileSync(file, 'utf8'));
     expect(t.samples.length).toBe(summary.timelineSamples);
     expect(t.samples.length).toBeGreaterThan(0);
-    expect(Object.keys(t.samples[0]).sort()).toEqual(['blocked', 'ms', 'processing', 'queued', 'reading', 'sending', 'writing']);
+    expect(Object.keys(t.samples[0]).sort()).toEqual([
+      'blocked',
+      'blockedInput',
+      'blockedPool',
+      'blockedQueue',
+      'blockedRate',
+      'blockedSocket',
+      'ms',
+      'processing',
+      'queued',
+      'reading',
+      'sending',
+      'writing',
+    ]);
     expect(t.scheduler.used).toBe('adaptive');
     const bad = spawnSync(process.execPath, [cli, 'send', src, node.url, '--scheduler', 'fastest'], { encoding: 'utf8' });
     expect(bad.status).toBe(2);

@@ -99,7 +99,7 @@ describe('send through the SDK', () => {
 
   it('rejects bad options with E_USAGE before connecting', async () => {
     await expect(send(bigDir, node.url, { streams: 0 })).rejects.toMatchObject({ code: 'E_USAGE' });
-    await expect(send(bigDir, 'no-port-here')).rejects.toMatchObject({ code: 'E_USAGE' });
+    await expect(send(bigDir, 'no-port-here:')).rejects.toMatchObject({ code: 'E_USAGE' });
     await expect(send(bigDir, node.url, { blockSize: 100 })).rejects.toBeInstanceOf(LonghaulError);
   });
 

@@ -103,7 +103,8 @@ describe('TLS', () => {
     expect(plain.stderr).toMatch(/E_TLS.*requires TLS/);
     const bad = await runCli(['ls', addr, '--tls-pin', 'not-a-fingerprint']);
     expect(bad.status).toBe(2);
-    expect(bad.stderr).toMatch(/E_CONFIG/);
+    // A bad flag is E_USAGE naming the flag (issue 35, item 6).
+    expect(bad.stderr).toMatch(/E_USAGE: --tls-pin not-a-fingerprint is not valid/);
     expect(existsSync(join(work, 'cli-root', 'plain'))).toBe(false);
   }, 120_000);
 });

@@ -35,13 +35,13 @@ describe('issue 31: what limited the run', () => {
     randomFile(join(work, 'src', 'data.bin'), 48 * MiB);
     const node = await serve({ root: join(work, 'root'), auth: false, rate: '16M' });
     nodes.push(node);
-    const r = await runCli(['send', join(work, 'src'), `${node.url}/d`]);
+    const r = await runCli(['send', join(work, 'src'), `${node.url}/d`, '-v']);
     expect(r.status, r.stderr).toBe(0);
     const s = summaryOf(r.stdout);
     expect(s.verdict.limit).toBe('rate limit');
     expect(s.verdict.evidence).toMatch(/^the node limits all transfers to 16\.8 MB\/s and this send ran at 1\d\.\d MB\/s/);
-    // The human summary ends with the same line.
-    expect(r.stderr.trim().split('\n').at(-1)).toBe(`limited by: rate limit (${s.verdict.evidence})`);
+    // The human summary (with -v) ends with the same line, wrapped at 120 columns (continuations indented by two spaces).
+    expect(r.stderr.trim().replace(/\n  /g, ' ').split('\n').at(-1)).toBe(`limited by: rate limit (${s.verdict.evidence})`);
     expect(await compareTrees(join(work, 'src'), join(node.root, 'd', 'src'))).toEqual([]);
   });
 

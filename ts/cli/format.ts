@@ -30,3 +30,40 @@ export function count(n: number): string {
 export function plural(n: number, noun: string): string {
   return `${count(n)} ${noun}${n === 1 ? '' : 's'}`;
 }
+
+/** The widest line the CLI prints: a long summary or path wraps rather than running past a 120-column terminal. */
+export const WIDTH = 120;
+
+/**
+ * `line` in lines of at most `width` columns, broken at spaces (a word longer than that, such as
+ * a deep path, is cut), the lines after the first indented by two spaces.
+ */
+export function wrap(line: string, width = WIDTH): string[] {
+  if (line.length <= width) return [line];
+  const out: string[] = [];
+  let cur = '';
+  for (let word of line.split(' ')) {
+    for (;;) {
+      const head = out.length === 0 && cur === '' ? '' : '  ';
+      const room = width - (cur === '' ? head.length : cur.length + 1);
+      if (word.length <= room) {
+        cur = cur === '' ? head + word : `${cur} ${word}`;
+        break;
+      }
+      if (cur !== '' && word.length <= width - 2) {
+        out.push(cur);
+        cur = '';
+        continue;
+      }
+      // Longer than a line: cut it, filling what is left of this one.
+      const cut = Math.max(room, 1);
+      cur = cur === '' ? head + word.slice(0, cut) : `${cur} ${word.slice(0, cut)}`;
+      out.push(cur);
+      cur = '';
+      word = word.slice(cut);
+      if (word === '') break;
+    }
+  }
+  if (cur !== '') out.push(cur);
+  return out;
+}

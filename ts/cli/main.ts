@@ -2,30 +2,23 @@
 // The longhaul command line: a thin layer over the SDK. Exit statuses are documented in
 // docs/ERRORS.md (0 success, 2 usage, 3 network, 4 source, 5 refused, 6 destination I/O,
 // 7 integrity, 130 cancelled, 1 anything else; `compare`: 1 when the trees differ).
-import { CommanderError } from 'commander';
+//
+// Start-up time is paid by every script that moves a small dataset (bench/startup.mjs). This
+// entry loads nothing but what `--version` needs; every other command loads run.js, bundled
+// with commander, the SDK and the commands into one file (scripts/bundle-cli.mjs), since each
+// ES module costs a resolve, a read and a compile of its own.
+import { readFileSync } from 'node:fs';
 
-import * as compare from './commands/compare.js';
-import * as config from './commands/config.js';
-import * as copy from './commands/copy.js';
-import * as demo from './commands/demo.js';
-import * as doctor from './commands/doctor.js';
-import * as get from './commands/get.js';
-import * as ls from './commands/ls.js';
-import * as readv from './commands/readv.js';
-import * as send from './commands/send.js';
-import * as serve from './commands/serve.js';
-import * as stats from './commands/stats.js';
-import { fail } from './output.js';
-import { program } from './program.js';
+import { dropOutputWhenReaderGone } from './stdio.js';
 
-// In this order in `longhaul --help`.
-for (const command of [serve, send, get, copy, ls, readv, stats, compare, doctor, demo, config]) command.register();
-
-try {
-  await program.parseAsync(process.argv);
-} catch (err) {
-  if (err instanceof CommanderError) {
-    process.exit(err.exitCode === 0 ? 0 : 2);
-  }
-  fail(err, false);
+dropOutputWhenReaderGone();
+const args = process.argv.slice(2);
+if (args.length === 1 && (args[0] === '--version' || args[0] === '-V')) {
+  // As commander prints it. Read relative to the bundle, dist/cli.js, which is what runs.
+  process.stdout.write(
+    `${(JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version}\n`,
+  );
+  process.exit(0);
 }
+const { run } = await import('./run.js');
+await run(args);

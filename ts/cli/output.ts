@@ -2,29 +2,61 @@
 // chain of causes) that ends a failed command with its documented exit status.
 import { exitCodeFor, fixFor, LonghaulError, type ReceiveSummary, type SendSummary } from '../sdk/index.js';
 import { program } from './program.js';
-import { barReporter, jsonReporter, movedLine, silentReporter, summaryLines, verifiedLine, type Reporter } from './progress.js';
+import * as fmt from './format.js';
+import { barReporter, jsonReporter, loadBars, movedLine, silentReporter, summaryLines, verifiedLine, type Reporter } from './progress.js';
 
 export interface OutputFlags {
   json?: boolean;
+  /** `-q`: nothing on success (an explicit --json still prints its summary). */
   quiet?: boolean;
+  /** `-v`: the scheduler, placement and other detail lines of the summary. */
+  verbose?: boolean;
 }
 
-/** A bar (with `--streams-detail`, one per stream too) on a terminal; JSON lines otherwise or with --json. */
-export function reporterFor(json: boolean, quiet: boolean, streamsDetail: boolean): Reporter {
+/**
+ * A bar (with `--streams-detail`, one per stream too) on a terminal; JSON lines otherwise or with
+ * --json; nothing with -q (with -q --json, only the summary: a script asked for that one line).
+ */
+export async function reporterFor(json: boolean, quiet: boolean, streamsDetail: boolean): Promise<Reporter> {
   if (quiet) return silentReporter;
   if (json || !process.stderr.isTTY) return jsonReporter(process.stdout);
+  await loadBars();
   return barReporter(process.stderr, { streamsDetail });
+}
+
+/** The command being run (set before its action), for advice that names it. */
+let command: string | undefined;
+program.hook('preAction', (_program, action) => {
+  command = action.name();
+});
+
+/** Lines for a person, on stderr, none wider than 120 columns. */
+function printLines(lines: string[]): void {
+  for (const line of lines) for (const part of fmt.wrap(line)) process.stderr.write(`${part}\n`);
 }
 
 /** One line: the code, what happened (and where), what to do; `--debug` adds the chain of causes. */
 export function fail(err: unknown, json: boolean): never {
   const e =
     err instanceof LonghaulError ? err : new LonghaulError('E_INTERNAL', err instanceof Error ? err.message : String(err), { cause: err });
-  const fix = fixFor(e.code);
+  const fix = adviceFor(e);
   if (json) process.stdout.write(`${JSON.stringify({ type: 'error', code: e.code, message: e.message, fix })}\n`);
   process.stderr.write(`longhaul: ${e.code}: ${e.message}${fix ? ` (fix: ${fix})` : ''}\n`);
   if (program.opts().debug) process.stderr.write(causeChain(e));
   process.exit(exitCodeFor(e.code));
+}
+
+/** The fix for `e`, made concrete where the error says more than its code: the command that was run, the port that is taken. */
+function adviceFor(e: LonghaulError): string {
+  if (e.code === 'E_USAGE' && command) return `see \`longhaul ${command} --help\``;
+  const listen = e.code === 'E_LISTEN' ? /^cannot listen on (.+):(\d+)( for metrics)?: (.*)$/.exec(e.message) : null;
+  if (listen) {
+    const flag = listen[3] ? '--metrics' : '--listen';
+    if (/permission denied/.test(listen[4]!)) return `give ${flag} a port of 1024 or above, or run as root or with CAP_NET_BIND_SERVICE`;
+    if (/address in use/.test(listen[4]!))
+      return `give ${flag} another port, or find what holds it with \`ss -ltnp 'sport = :${listen[2]}'\``;
+  }
+  return fixFor(e.code);
 }
 
 function causeChain(e: unknown): string {
@@ -46,18 +78,27 @@ function headed(err: Error): string {
   return `${err.name}: ${code}: ${stack.slice(err.name.length + 2)}`;
 }
 
-export function printSummary(s: SendSummary, json: boolean, extra: Record<string, unknown> = {}): void {
-  if (json || !process.stdout.isTTY) {
+export function printSummary(s: SendSummary, o: OutputFlags, extra: Record<string, unknown> = {}): void {
+  const json = Boolean(o.json);
+  if (json || (!o.quiet && !process.stdout.isTTY)) {
     // The timeline can hold thousands of samples: --timeline FILE writes it, the summary counts it.
     const { timeline, ...rest } = s;
     process.stdout.write(`${JSON.stringify({ type: 'summary', ...rest, timelineSamples: timeline.length, ...extra })}\n`);
   }
-  if (!json) for (const line of summaryLines(s)) process.stderr.write(`${line}\n`);
+  if (!json && !o.quiet) printLines(summaryLines(s, Boolean(o.verbose)));
 }
 
-export function printReceived(s: ReceiveSummary, what: string, json: boolean): void {
-  if (json || !process.stdout.isTTY) process.stdout.write(`${JSON.stringify({ type: 'summary', ...s })}\n`);
-  if (!json) process.stderr.write(`${movedLine(s, what, what === 'received' ? 'here' : 'on the node')}\n${verifiedLine(s)}\n`);
+export function printReceived(s: ReceiveSummary, what: string, o: OutputFlags): void {
+  const json = Boolean(o.json);
+  if (json || (!o.quiet && !process.stdout.isTTY)) process.stdout.write(`${JSON.stringify({ type: 'summary', ...s })}\n`);
+  if (!json && !o.quiet)
+    printLines([
+      movedLine(s, what, what === 'received' ? 'here' : 'on the node'),
+      ...(o.verbose
+        ? [`${fmt.plural(s.blocks, 'block')}; the receiving side took ${fmt.duration(s.receiverSeconds)} from the index to its summary`]
+        : []),
+      verifiedLine(s),
+    ]);
 }
 
-export { silentReporter, type Reporter };
+export { LonghaulError, silentReporter, type Reporter };

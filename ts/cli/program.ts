@@ -12,4 +12,25 @@ export const program = new Command()
   .version(pkg.version)
   .option('--debug', 'on failure, print the chain of causes with stack traces')
   .exitOverride()
-  .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+  .configureOutput({
+    writeErr: (s) => process.stderr.write(s),
+    // commander's own errors (an unknown option or command, a missing argument) in the one-line
+    // form of every other error (docs/ERRORS.md); main.ts exits 2.
+    outputError: (s, write) => write(`longhaul: E_USAGE: ${usageLine(s)} (fix: see \`longhaul ${commandOf(process.argv)}--help\`)\n`),
+  });
+
+/** commander's message ("error: unknown option '--x'\n(Did you mean --y?)") as one line. */
+function usageLine(s: string): string {
+  return s
+    .replace(/^error: /, '')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean)
+    .join(' ');
+}
+
+/** The command named on the command line, with a space after it, or '' when none is. */
+function commandOf(argv: string[]): string {
+  const name = argv.slice(2).find((a) => !a.startsWith('-'));
+  return name && program.commands.some((c) => c.name() === name) ? `${name} ` : '';
+}

@@ -1,5 +1,5 @@
 // Progress for the CLI: a bar on a terminal; one JSON object per line otherwise (or with --json).
-import cliProgress from 'cli-progress';
+import type cliProgress from 'cli-progress';
 
 import * as fmt from './format.js';
 import type { Progress, RetryEvent, SendSummary, TransferTotals } from '../sdk/index.js';
@@ -36,12 +36,20 @@ class SmoothedRate {
 const BAR_FORMAT = '{bar} {percentage}% | {done} / {size} | {files} files{inflight} | {rate} | {elapsed}, {remaining}';
 const STREAM_FORMAT = '{bar} stream {stream} | {done} | {rate}';
 
+// Loaded by `loadBars`, before the first `barReporter`, only when a bar is drawn (on a terminal):
+// scripts and cron pay nothing for it.
+let bars: typeof cliProgress | undefined;
+
+export async function loadBars(): Promise<void> {
+  bars ??= (await import('cli-progress')).default;
+}
+
 /**
  * The whole job's bar: pre-scanned totals, bytes and files done, a smoothed rate and ETA. With
  * `streamsDetail`, one bar per data stream under it (its bytes against an even share).
  */
 export function barReporter(stream: NodeJS.WriteStream, opts: { streamsDetail?: boolean } = {}): Reporter {
-  const multi = new cliProgress.MultiBar(
+  const multi = new bars!.MultiBar(
     {
       stream,
       // Our own names: {total} and {eta} are cli-progress's built-ins (raw bytes, seconds).
@@ -54,7 +62,7 @@ export function barReporter(stream: NodeJS.WriteStream, opts: { streamsDetail?: 
       // Draw when not a TTY too: the caller only makes a bar reporter for a terminal.
       noTTYOutput: true,
     },
-    cliProgress.Presets.shades_classic,
+    bars!.Presets.shades_classic,
   );
   const smooth = new SmoothedRate();
   let total: cliProgress.SingleBar | undefined;
@@ -158,28 +166,40 @@ export function unchangedLine(s: SendSummary): string | undefined {
   return `unchanged: ${fmt.plural(u.files, 'file')} by ${how} (${fmt.bytes(u.bytes)}, not sent)`;
 }
 
-export function summaryLines(s: SendSummary): string[] {
+/**
+ * The summary a person reads: by default what was moved and how it was verified, plus what is
+ * out of the ordinary (resumed, retried, skipped); with `verbose` (`-v`) also the fast paths,
+ * scheduler, placement, round trips, congestion control and what limited the run.
+ */
+export function summaryLines(s: SendSummary, verbose = false): string[] {
   const paths = [
     s.fastPaths.sendfile
       ? `sendfile (${fmt.count(s.sendfileBlocks)} blocks, ${fmt.bytes(s.sendfileBytes)})`
       : `no sendfile: ${s.fastPaths.sendfileFallback}`,
     s.fastPaths.mlock ? 'mlock' : `no mlock: ${s.fastPaths.mlockFallback}`,
   ];
-  const lines = [movedLine(s, 'sent', 'on the node', s.streams), `fast paths: ${paths.join('; ')}`];
-  lines.push(`scheduler: ${s.scheduler.used}${s.scheduler.requested === 'auto' ? ` (auto: ${s.scheduler.reason})` : ''}`);
-  lines.push(
+  const lines = [movedLine(s, 'sent', 'on the node', s.streams)];
+  const detail = [
+    `fast paths: ${paths.join('; ')}`,
+    `scheduler: ${s.scheduler.used}${s.scheduler.requested === 'auto' ? ` (auto: ${s.scheduler.reason})` : ''}`,
     `placement: ${s.placement.reason}; ${s.placement.pinned ? `${s.placement.threads.length} threads pinned` : `not pinned: ${s.placement.fallback}`}`,
-  );
-  lines.push(`round trips: ${s.roundTrips} (handshake, manifest, end; none per file or block)`);
-  lines.push(`congestion control: ${s.congestion}${s.congestionNote ? ` (${s.congestionNote})` : ''}`);
+    `round trips: ${s.roundTrips} (handshake, manifest, end; none per file or block)`,
+    `congestion control: ${s.congestion}${s.congestionNote ? ` (${s.congestionNote})` : ''}`,
+  ];
+  if (verbose) lines.push(...detail);
   lines.push(verifiedLine(s));
   const unchanged = unchangedLine(s);
   if (unchanged) lines.push(unchanged);
-  if (s.resumedBytes > 0)
+  // The first line says what was there already; -v says in how many blocks.
+  if (verbose && s.resumedBytes > 0)
     lines.push(`resumed: ${fmt.bytes(s.resumedBytes)} (${fmt.plural(s.resumedBlocks, 'block')}) already on the node, not sent again`);
+  if (s.excluded > 0)
+    lines.push(
+      `excluded: ${fmt.count(s.excluded)} ${s.excluded === 1 ? 'entry' : 'entries'} left out by the filters (a directory counts once)`,
+    );
   if (s.attempts > 1) lines.push(`attempts: ${s.attempts} (retried after ${s.retried.map((r) => r.code).join(', ')})`);
   if (s.skipped.length > 0) lines.push(`skipped ${s.skipped.length} special files (first: ${s.skipped[0]!.path}, ${s.skipped[0]!.reason})`);
   // Last: what limited the run, with its evidence.
-  lines.push(`limited by: ${s.verdict.limit} (${s.verdict.evidence})`);
+  if (verbose) lines.push(`limited by: ${s.verdict.limit} (${s.verdict.evidence})`);
   return lines;
 }

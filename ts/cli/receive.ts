@@ -14,12 +14,12 @@ export async function receiveAction(
   let reporter: Reporter = silentReporter;
   try {
     const c = settings(o, command).values;
-    reporter = reporterFor(json, Boolean(o.quiet), false);
+    reporter = await reporterFor(json, Boolean(o.quiet), false);
     const abort = new AbortController();
     process.once('SIGINT', () => abort.abort());
     const s = await run(c, reporter, abort.signal);
     reporter.done(s);
-    printReceived(s, command === 'get' ? 'received' : 'copied', json);
+    printReceived(s, command === 'get' ? 'received' : 'copied', o);
   } catch (err) {
     reporter.done();
     fail(err, json);

@@ -1,27 +1,31 @@
 // `--report out.html`: one self-contained page (no script or style from the network) with the
 // throughput over time, the bytes per stream and the thread-state timeline drawn as SVG, in the
 // manner of Vyukov's profiles of his parallel I/O engine, plus the summary, the placement and
-// the fast paths with the reason each one fell back.
+// the fast paths with the reason each one fell back, and the node's side of the run.
+// Hand-made SVG rather than a charting library: a few charts of at most 400 points need none,
+// and each point's exact value rides in a <title> (a native tooltip, also shown by the small
+// inline script at once), so the page has nothing to bundle, vet or keep up to date.
 import { writeFileSync } from 'node:fs';
 
 import type { Progress } from '../sdk/common.js';
 import * as fmt from './format.js';
-import type { SendSummary, TimelineSample } from '../sdk/index.js';
+import type { ReceiverDisk, SendSummary, TimelineSample } from '../sdk/index.js';
 import { verifiedLine } from './progress.js';
 
 export interface ProgressSample {
   seconds: number;
-  bytesDone: number;
+  /** Bytes that travelled so far: resumed bytes are no throughput. */
+  bytesMoved: number;
   filesDone: number;
 }
 
 /** Keeps the progress events of a transfer, at most `limit` of them (halved, evenly, when full). */
 export class ProgressRecorder {
-  private list: ProgressSample[] = [{ seconds: 0, bytesDone: 0, filesDone: 0 }];
+  private list: ProgressSample[] = [{ seconds: 0, bytesMoved: 0, filesDone: 0 }];
   constructor(private readonly limit = 4096) {}
 
   add(p: Progress): void {
-    this.list.push({ seconds: p.seconds, bytesDone: p.bytesDone, filesDone: p.filesDone });
+    this.list.push({ seconds: p.seconds, bytesMoved: p.bytesMoved, filesDone: p.filesDone });
     if (this.list.length >= this.limit) this.list = this.list.filter((_, i) => i % 2 === 0 || i === this.list.length - 1);
   }
 
@@ -41,13 +45,19 @@ export interface ReportInput {
 const W = 760;
 const H = 220;
 const PAD = { l: 64, r: 16, t: 14, b: 34 };
+// Busy states, then blocked by what it waits for (the engine's `Wait`), in stacking order.
 const STATES = [
-  ['reading', '#4e79a7'],
-  ['processing', '#f28e2b'],
-  ['sending', '#59a14f'],
-  ['writing', '#76b7b2'],
-  ['blocked', '#e15759'],
+  ['reading', '#4e79a7', 'reading'],
+  ['processing', '#f28e2b', 'processing'],
+  ['sending', '#59a14f', 'sending'],
+  ['writing', '#76b7b2', 'writing'],
+  ['blockedPool', '#e15759', 'blocked: pool empty (no free buffer)'],
+  ['blockedQueue', '#ff9da7', 'blocked: queue full'],
+  ['blockedSocket', '#9c755f', 'blocked: socket (the network)'],
+  ['blockedRate', '#edc948', 'blocked: rate limit'],
+  ['blockedInput', '#bab0ac', 'blocked: waiting for disk reads'],
 ] as const;
+type StateKey = (typeof STATES)[number][0];
 
 const esc = (s: string): string => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 const num = (n: number): string => (Math.round(n * 10) / 10).toString();
@@ -68,9 +78,35 @@ interface Axes {
   yMax: number;
   xLabel: string;
   yLabel: string;
+  /** Named positions on the x axis instead of numeric ticks (a bar chart's categories). */
+  xNames?: [number, string][];
 }
 
-function frame(a: Axes, body: string, chart: string, title: string, legend = ''): string {
+/** Hover columns: one transparent strip per point, across the plot's height, whose <title> is the
+ * exact values at that moment (`x0..x1` in chart units). */
+function hoverStrips(a: Axes, cols: { x0: number; x1: number; text: string }[]): string {
+  const { x } = scaler(a);
+  return cols
+    .map(
+      (c) =>
+        `<rect class="hover" x="${num(x(c.x0))}" y="${PAD.t}" width="${num(Math.max(x(c.x1) - x(c.x0), 1))}" height="${H - PAD.t - PAD.b}" fill="transparent"><title>${esc(c.text)}</title></rect>`,
+    )
+    .join('');
+}
+
+/** Columns around each point: from halfway to the previous one to halfway to the next. */
+function columnsAround(xs: number[], xMax: number): { x0: number; x1: number }[] {
+  return xs.map((v, i) => {
+    const prev = xs[i - 1];
+    const next = xs[i + 1];
+    return {
+      x0: prev === undefined ? (next === undefined ? 0 : Math.max(0, v - (next - v) / 2)) : (prev + v) / 2,
+      x1: next === undefined ? (prev === undefined ? xMax : Math.min(xMax, v + (v - prev) / 2)) : (v + next) / 2,
+    };
+  });
+}
+
+function frame(a: Axes, body: string, chart: string, title: string, legend = '', points?: number): string {
   const { x, y } = scaler(a);
   const grid = ticks(a.yMax)
     .map(
@@ -78,10 +114,10 @@ function frame(a: Axes, body: string, chart: string, title: string, legend = '')
         `<line x1="${PAD.l}" x2="${W - PAD.r}" y1="${num(y(v))}" y2="${num(y(v))}" class="grid"/><text x="${PAD.l - 6}" y="${num(y(v) + 4)}" text-anchor="end">${String(v)}</text>`,
     )
     .join('');
-  const xt = ticks(a.xMax, 8)
-    .map((v) => `<text x="${num(x(v))}" y="${H - PAD.b + 16}" text-anchor="middle">${num(v)}</text>`)
+  const xt = (a.xNames ?? ticks(a.xMax, 8).map((v) => [v, num(v)] as [number, string]))
+    .map(([v, label]) => `<text class="xtick" x="${num(x(v))}" y="${H - PAD.b + 16}" text-anchor="middle">${esc(label)}</text>`)
     .join('');
-  return `<section><h2>${esc(title)}</h2>${legend}<svg class="chart" data-chart="${chart}" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="${esc(title)}">
+  return `<section><h2>${esc(title)}</h2>${legend}<svg class="chart" data-chart="${chart}"${points === undefined ? '' : ` data-points="${points}"`} viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="${esc(title)}">
 ${grid}${xt}<line x1="${PAD.l}" x2="${PAD.l}" y1="${PAD.t}" y2="${H - PAD.b}" class="axis"/><line x1="${PAD.l}" x2="${W - PAD.r}" y1="${H - PAD.b}" y2="${H - PAD.b}" class="axis"/>
 <text x="${(PAD.l + W - PAD.r) / 2}" y="${H - 4}" text-anchor="middle">${esc(a.xLabel)}</text><text transform="translate(12 ${(PAD.t + H - PAD.b) / 2}) rotate(-90)" text-anchor="middle">${esc(a.yLabel)}</text>
 ${body}</svg></section>`;
@@ -100,7 +136,7 @@ export function throughputPoints(progress: ProgressSample[]): [number, number][]
   for (let i = 1; i < progress.length; i++) {
     const dt = progress[i]!.seconds - progress[i - 1]!.seconds;
     if (dt <= 0) continue;
-    pts.push([progress[i]!.seconds, (progress[i]!.bytesDone - progress[i - 1]!.bytesDone) / dt / 2 ** 20]);
+    pts.push([progress[i]!.seconds, (progress[i]!.bytesMoved - progress[i - 1]!.bytesMoved) / dt / 2 ** 20]);
   }
   return pts;
 }
@@ -118,22 +154,37 @@ function throughputChart(progress: ProgressSample[], summary: SendSummary): stri
   const { x, y } = scaler(a);
   const line = pts.map(([t, r], i) => `${i === 0 ? 'M' : 'L'}${num(x(t))},${num(y(r))}`).join('');
   const avg = summary.bytesPerSecond / 2 ** 20;
-  const body = `<path class="series" d="${line}" fill="none" stroke="#4e79a7" stroke-width="1.5"/><line x1="${PAD.l}" x2="${W - PAD.r}" y1="${num(y(avg))}" y2="${num(y(avg))}" class="avg"/><text x="${W - PAD.r}" y="${num(y(avg) - 4)}" text-anchor="end">average ${esc(fmt.rate(summary.bytesPerSecond))}</text>`;
-  return frame(a, body, 'throughput', 'Throughput over time');
+  const cols = columnsAround(
+    pts.map((p) => p[0]),
+    a.xMax,
+  ).map((c, i) => ({
+    ...c,
+    text: `${pts[i]![0].toFixed(2)} s: ${pts[i]![1].toFixed(1)} MiB/s (${fmt.count(Math.round(pts[i]![1] * 2 ** 20))} bytes/s)`,
+  }));
+  const body = `<path class="series" d="${line}" fill="none" stroke="#4e79a7" stroke-width="1.5"/><line x1="${PAD.l}" x2="${W - PAD.r}" y1="${num(y(avg))}" y2="${num(y(avg))}" class="avg"/><text x="${W - PAD.r}" y="${num(y(avg) - 4)}" text-anchor="end">average ${esc(fmt.rate(summary.bytesPerSecond))}</text>${hoverStrips(a, cols)}`;
+  return frame(a, body, 'throughput', 'Throughput over time', '', pts.length);
 }
 
 function streamsChart(summary: SendSummary): string {
   const bytes = summary.perStreamBytes;
   const max = Math.max(...bytes, 1);
   const unit = max >= 2 ** 30 ? 2 ** 30 : 2 ** 20;
-  const a: Axes = { xMax: bytes.length, yMax: (max / unit) * 1.1, xLabel: 'stream', yLabel: unit === 2 ** 30 ? 'GiB' : 'MiB' };
+  // Every stream named under its bar; past 16, every k-th, so the names do not overlap.
+  const every = Math.ceil(bytes.length / 16);
+  const a: Axes = {
+    xMax: bytes.length,
+    yMax: (max / unit) * 1.1,
+    xLabel: 'data stream',
+    yLabel: unit === 2 ** 30 ? 'GiB' : 'MiB',
+    xNames: bytes.map((_, i) => [i + 0.5, `stream ${i}`] as [number, string]).filter((_, i) => i % every === 0),
+  };
   const { x, y } = scaler(a);
   const bw = ((W - PAD.l - PAD.r) / Math.max(bytes.length, 1)) * 0.7;
   const body = bytes
     .map((b, i) => {
       const cx = x(i + 0.5);
       const top = y(b / unit);
-      return `<rect class="series" x="${num(cx - bw / 2)}" y="${num(top)}" width="${num(bw)}" height="${num(H - PAD.b - top)}" fill="#59a14f"><title>stream ${i}: ${esc(fmt.bytes(b))}</title></rect><text x="${num(cx)}" y="${num(top - 4)}" text-anchor="middle">${esc(fmt.bytes(b))}</text>`;
+      return `<rect class="series" x="${num(cx - bw / 2)}" y="${num(top)}" width="${num(bw)}" height="${num(H - PAD.b - top)}" fill="#59a14f"><title>stream ${i}: ${esc(fmt.bytes(b))} (${fmt.count(b)} bytes)</title></rect><text x="${num(cx)}" y="${num(top - 4)}" text-anchor="middle">${esc(fmt.bytes(b))}</text>`;
     })
     .join('');
   return frame(a, body, 'streams', 'Bytes per stream');
@@ -147,7 +198,7 @@ export function bucketTimeline(samples: TimelineSample[], n = 400): TimelineSamp
   for (let b = 0; b < n; b++) {
     const part = samples.slice(Math.floor(b * per), Math.floor((b + 1) * per));
     if (part.length === 0) continue;
-    const avg = (k: keyof TimelineSample): number => part.reduce((s, p) => s + p[k], 0) / part.length;
+    const avg = (k: keyof TimelineSample): number => part.reduce((s, p) => s + (p[k] ?? 0), 0) / part.length;
     out.push({
       ms: avg('ms'),
       reading: avg('reading'),
@@ -155,10 +206,23 @@ export function bucketTimeline(samples: TimelineSample[], n = 400): TimelineSamp
       sending: avg('sending'),
       writing: avg('writing'),
       blocked: avg('blocked'),
+      blockedPool: avg('blockedPool'),
+      blockedQueue: avg('blockedQueue'),
+      blockedSocket: avg('blockedSocket'),
+      blockedRate: avg('blockedRate'),
+      blockedInput: avg('blockedInput'),
       queued: avg('queued'),
     });
   }
   return out;
+}
+
+/** A sample's threads in state `k`; a timeline from an older engine has no `blocked*` split. */
+const inState = (s: TimelineSample, k: StateKey): number => s[k] ?? 0;
+
+/** Threads blocked for a reason the timeline did not record (an older engine's samples). */
+function unsplit(s: TimelineSample): number {
+  return Math.max(0, s.blocked - STATES.slice(4).reduce((sum, [k]) => sum + inState(s, k), 0));
 }
 
 function timelineCharts(summary: SendSummary): string {
@@ -166,35 +230,98 @@ function timelineCharts(summary: SendSummary): string {
   if (tl.length < 2)
     return `<section><h2>Thread states</h2><p class="empty">no timeline samples (the transfer was shorter than one sample)</p></section>`;
   const xMax = tl[tl.length - 1]!.ms / 1000;
-  const totals = tl.map((s) => STATES.reduce((sum, [k]) => sum + s[k], 0));
+  const states: [string, string, string][] = STATES.map(([k, c, label]) => [k, c, label]);
+  const value = (s: TimelineSample, k: string): number => (k === 'blockedOther' ? unsplit(s) : inState(s, k as StateKey));
+  if (tl.some((s) => unsplit(s) > 0.01)) states.push(['blockedOther', '#e15759', 'blocked: reason not recorded']);
+  const totals = tl.map((s) => states.reduce((sum, [k]) => sum + value(s, k), 0));
   const a: Axes = { xMax, yMax: Math.max(...totals, 1) * 1.1, xLabel: 'seconds', yLabel: 'threads' };
   const { x, y } = scaler(a);
   // Stacked areas: each state's band lies on the sum of those below it.
   const base = tl.map(() => 0);
-  const bands = STATES.map(([k, colour]) => {
-    const lower = [...base];
-    tl.forEach((s, i) => (base[i]! += s[k]));
-    const top = tl.map((s, i) => `${i === 0 ? 'M' : 'L'}${num(x(s.ms / 1000))},${num(y(base[i]!))}`).join('');
-    const bottom = tl
-      .map((s, i) => [s, i] as const)
-      .reverse()
-      .map(([s, i]) => `L${num(x(s.ms / 1000))},${num(y(lower[i]!))}`)
-      .join('');
-    return `<path class="series" data-state="${k}" d="${top}${bottom}Z" fill="${colour}" fill-opacity="0.85" stroke="none"><title>${k}</title></path>`;
-  }).join('');
-  const legend = `<p class="legend">${STATES.map(([k, c]) => `<span><i style="background:${c}"></i>${k}</span>`).join('')}</p>`;
-  const states = frame(a, bands, 'threads', 'Thread states over time (threads in each state)', legend);
+  const bands = states
+    .map(([k, colour, label]) => {
+      const lower = [...base];
+      tl.forEach((s, i) => (base[i]! += value(s, k)));
+      const top = tl.map((s, i) => `${i === 0 ? 'M' : 'L'}${num(x(s.ms / 1000))},${num(y(base[i]!))}`).join('');
+      const bottom = tl
+        .map((s, i) => [s, i] as const)
+        .reverse()
+        .map(([s, i]) => `L${num(x(s.ms / 1000))},${num(y(lower[i]!))}`)
+        .join('');
+      return `<path class="series" data-state="${k}" d="${top}${bottom}Z" fill="${colour}" fill-opacity="0.85" stroke="none"><title>${esc(label)}</title></path>`;
+    })
+    .join('');
+  const xs = tl.map((s) => s.ms / 1000);
+  const two = (v: number): string => (Math.round(v * 100) / 100).toString();
+  const cols = columnsAround(xs, xMax).map((c, i) => {
+    const s = tl[i]!;
+    const parts = states.map(([k, , label]) => [label, value(s, k)] as const).filter(([, v]) => v > 0);
+    return {
+      ...c,
+      text: `${xs[i]!.toFixed(2)} s: ${parts.length ? parts.map(([l, v]) => `${l} ${two(v)}`).join(', ') : 'no thread busy or blocked'}`,
+    };
+  });
+  const legend = `<p class="legend" id="states-legend">${states.map(([k, c, label]) => `<span data-state="${k}"><i style="background:${c}"></i>${esc(label)}</span>`).join('')}</p>`;
+  const chart = frame(a, bands + hoverStrips(a, cols), 'threads', 'Thread states over time (threads in each state)', legend);
 
   const qa: Axes = { xMax, yMax: Math.max(...tl.map((s) => s.queued), 1) * 1.1, xLabel: 'seconds', yLabel: 'blocks' };
   const q = scaler(qa);
   const qline = tl.map((s, i) => `${i === 0 ? 'M' : 'L'}${num(q.x(s.ms / 1000))},${num(q.y(s.queued))}`).join('');
+  const qcols = columnsAround(xs, xMax).map((c, i) => ({ ...c, text: `${xs[i]!.toFixed(2)} s: ${two(tl[i]!.queued)} blocks queued` }));
   const queued = frame(
     qa,
-    `<path class="series" d="${qline}" fill="none" stroke="#b07aa1" stroke-width="1.5"/>`,
+    `<path class="series" d="${qline}" fill="none" stroke="#b07aa1" stroke-width="1.5"/>${hoverStrips(qa, qcols)}`,
     'queued',
     'Blocks queued between stages',
   );
-  return states + queued;
+  return chart + queued;
+}
+
+/** Thread-seconds in each state over the run: each sample's counts times the time to the next. */
+export function threadSeconds(samples: TimelineSample[]): Record<StateKey | 'blockedOther', number> {
+  const out = Object.fromEntries([...STATES.map(([k]) => [k, 0]), ['blockedOther', 0]]) as Record<StateKey | 'blockedOther', number>;
+  for (let i = 0; i + 1 < samples.length; i++) {
+    const s = samples[i]!;
+    const dt = (samples[i + 1]!.ms - s.ms) / 1000;
+    for (const [k] of STATES) out[k] += inState(s, k) * dt;
+    out.blockedOther += unsplit(s) * dt;
+  }
+  return out;
+}
+
+/** Both ends side by side: where the sender's threads' time went (from its timeline) and the
+ * node's (from its summary), as thread-seconds; or why the node's side is missing. */
+function endsSection(summary: SendSummary): string {
+  const sent = threadSeconds(summary.timeline);
+  const senderRows: [string, number][] = [
+    ...STATES.filter(([k]) => k !== 'writing').map(([k, , label]) => [label, sent[k]] as [string, number]),
+    ...(sent.blockedOther > 0 ? ([['blocked: reason not recorded', sent.blockedOther]] as [string, number][]) : []),
+  ];
+  const r: ReceiverDisk | undefined = summary.receiver;
+  const nodeRows: [string, number][] = r
+    ? [
+        ['writing (pwrite)', r.writeSeconds],
+        ['fsync', r.fsyncSeconds],
+        ['other writer work (create, rename, journal)', Math.max(0, r.writerBusySeconds - r.writeSeconds - r.fsyncSeconds)],
+        ['writers idle: waiting for blocks (the network)', r.writerIdleSeconds],
+        ['receivers blocked: write queue full (the disk)', r.queueFullSeconds],
+        ['receivers blocked: pool empty', r.poolWaitSeconds],
+        ['receivers blocked: rate limit', r.rateWaitSeconds],
+      ]
+    : [];
+  const max = Math.max(...senderRows.map((x) => x[1]), ...nodeRows.map((x) => x[1]), 1e-6);
+  const bars = (rows: [string, number][], side: string): string =>
+    `<table class="bars" data-side="${side}">${rows
+      .map(
+        ([label, v]) =>
+          `<tr title="${esc(`${label}: ${v.toFixed(3)} s`)}"><th>${esc(label)}</th><td class="v">${v.toFixed(3)} s</td><td><span class="bar" style="width:${num((v / max) * 220)}px"></span></td></tr>`,
+      )
+      .join('')}</table>`;
+  const node = r
+    ? `<p>${r.writers} disk writers wrote ${esc(fmt.bytes(r.bytesWritten))} (${fmt.count(r.bytesWritten)} bytes) in ${r.writeSeconds.toFixed(3)} s of pwrite and ${r.fsyncSeconds.toFixed(3)} s of fsync; busy ${r.writerBusySeconds.toFixed(3)} s, idle ${r.writerIdleSeconds.toFixed(3)} s (summed over the writers).</p>${bars(nodeRows, 'node')}`
+    : '<p class="empty">receiver: not reported (the node is older than this report and does not send its disk figures)</p>';
+  return `<section id="ends"><h2>Both ends: where the threads' time went (thread-seconds)</h2>
+<div class="ends"><div><h3>Sender (this host)</h3>${bars(senderRows, 'sender')}</div><div id="receiver"><h3>Receiver (the node)</h3>${node}</div></div></section>`;
 }
 
 function table(rows: [string, string][]): string {
@@ -260,14 +387,19 @@ body{font:14px/1.4 system-ui,sans-serif;margin:24px auto;max-width:800px;color:#
 h1{font-size:20px}h2{font-size:16px;margin:24px 0 6px}
 table{border-collapse:collapse;margin:6px 0}th,td{text-align:left;padding:2px 10px 2px 0;vertical-align:top}th{font-weight:600;color:#555}
 svg text{font-size:11px;fill:#444}.grid{stroke:#e4e4e4}.axis{stroke:#888}.avg{stroke:#e15759;stroke-dasharray:4 3}
-.legend span{margin-right:14px}.legend i{display:inline-block;width:10px;height:10px;margin-right:4px}.empty{color:#888}
+.legend span{margin-right:14px;white-space:nowrap}.legend i{display:inline-block;width:10px;height:10px;margin-right:4px}.empty{color:#888}
+h3{font-size:14px;margin:10px 0 4px}.ends{display:flex;gap:24px;flex-wrap:wrap}.bars th{font-weight:400;max-width:230px}.bars .v{text-align:right;white-space:nowrap}
+.bar{display:inline-block;height:10px;background:#4e79a7}.hover:hover{fill:rgba(0,0,0,0.06)}
+#tip{position:fixed;display:none;pointer-events:none;background:#222;color:#fff;font-size:12px;padding:3px 6px;border-radius:3px;max-width:420px}
 </style></head>
 <body>
+<div id="tip" role="tooltip"></div>
 <h1>longhaul: ${esc(fmt.bytes(s.bytes))} in ${esc(fmt.plural(s.files, 'file'))} at ${esc(fmt.rate(s.bytesPerSecond))}</h1>
 <h2>Summary</h2>${summary}
 ${throughputChart(r.progress, s)}
 ${streamsChart(s)}
 ${timelineCharts(s)}
+${endsSection(s)}
 <h2>Fast paths and fallbacks</h2>${fast}
 <h2>Placement</h2>${placement}
 ${probes ? `<h2>Scheduler probes</h2>${probes}` : ''}
@@ -283,6 +415,34 @@ document.body.dataset.rendered = JSON.stringify([...document.querySelectorAll('s
   });
   return { chart: svg.dataset.chart, series: parts.length, drawn: parts.filter(Boolean).length };
 }));
+// Tooltips: each <title> (the exact values; a native tooltip without script) becomes data-tip,
+// shown at once beside the pointer.
+var tip = document.getElementById('tip');
+document.querySelectorAll('svg title, .bars tr[title]').forEach(function (t) {
+  var el = t.tagName === 'title' ? t.parentNode : t;
+  el.dataset.tip = t.tagName === 'title' ? t.textContent : t.getAttribute('title');
+  if (t.tagName === 'title') t.remove(); else t.removeAttribute('title');
+});
+function show(e) {
+  var el = e.target.closest('[data-tip]');
+  if (!el) { tip.style.display = 'none'; return; }
+  tip.textContent = el.dataset.tip;
+  tip.style.display = 'block';
+  tip.style.left = Math.min(e.clientX + 12, innerWidth - tip.offsetWidth - 4) + 'px';
+  tip.style.top = e.clientY + 14 + 'px';
+}
+document.addEventListener('mousemove', show);
+document.addEventListener('mouseover', show);
+// Records what hovering the middle of each chart shows, for the report's own test.
+document.body.dataset.tips = JSON.stringify(Object.fromEntries([...document.querySelectorAll('svg[data-chart]')].map(function (svg) {
+  var cols = svg.querySelectorAll('[data-tip]');
+  var el = cols[Math.floor(cols.length / 2)];
+  if (!el) return [svg.dataset.chart, ''];
+  var r = el.getBoundingClientRect();
+  el.dispatchEvent(new MouseEvent('mouseover', { bubbles: true, clientX: r.x + r.width / 2, clientY: r.y + r.height / 2 }));
+  return [svg.dataset.chart, tip.textContent];
+})));
+tip.style.display = 'none';
 </script>
 </body></html>
 `;

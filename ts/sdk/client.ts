@@ -3,6 +3,7 @@
 import {
   cancellable,
   checkVerify,
+  parseSize,
   progressAdapter,
   rateOf,
   resolveToken,
@@ -204,6 +205,8 @@ export interface GetOptions extends TransferOptions {
    * (default false: they are cleared, so a node cannot make set-id programs on this side).
    */
   keepSetid?: boolean;
+  /** Bytes per second for all streams together (`200M`, or a number); default no limit. */
+  rate?: number | string;
 }
 
 /** What the receiving side reported (for a copy: the receiving node). */
@@ -248,6 +251,7 @@ export async function get(source: string | Target, dest: string, options: GetOpt
           writers: options.writers,
           resume: options.resume,
           keepSetid: options.keepSetid,
+          rate: options.rate === undefined ? undefined : parseSize(options.rate, 'rate'),
           token: resolveToken(options),
           tlsPin: options.tlsPin,
           tlsCa: options.tlsCa,

@@ -355,9 +355,9 @@ const SPECS = {
   },
   rate: {
     schema: sizeIn(1, Number.MAX_SAFE_INTEGER, '1G'),
-    description: 'bytes per second for all transfers together (default: no limit)',
+    description: 'bytes per second: for serve, all transfers together; for send and get, all their streams together (default: no limit)',
     arg: 'size',
-    commands: ['serve'],
+    commands: ['serve', 'send', 'get'],
   },
   peerRates: {
     schema: peerRates,
@@ -581,9 +581,11 @@ export function resolveConfig(input: ResolveInput = {}): ResolvedConfig {
   for (const [key, { value, source }] of raw) {
     const r = specOf(key).schema.safeParse(value);
     if (!r.success) {
-      throw configError(
-        `${key} = ${JSON.stringify(value)} (from ${describe(source)}) is not valid: ${r.error.issues[0]?.message ?? 'bad value'}`,
-      );
+      const why = r.error.issues[0]?.message ?? 'bad value';
+      // A bad flag is a mistake on the command line (E_USAGE, docs/ERRORS.md); a bad value in
+      // the file or the environment is E_CONFIG naming where it came from.
+      if (source.kind === 'flag') throw new LonghaulError('E_USAGE', `${source.name} ${String(value)} is not valid: ${why}`);
+      throw configError(`${key} = ${JSON.stringify(value)} (from ${describe(source)}) is not valid: ${why}`);
     }
     if (!keys.includes(key)) continue;
     (values as Record<string, unknown>)[key] = r.data;

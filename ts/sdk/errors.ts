@@ -11,6 +11,7 @@ export const ERROR_CODES = [
   'E_USAGE',
   'E_CONFIG',
   'E_CONNECT',
+  'E_LISTEN',
   'E_NET',
   'E_PROTOCOL',
   'E_VERSION',
@@ -87,6 +88,7 @@ export function exitCodeFor(code: ErrorCode | string): number {
     case 'E_CLOSED':
       return 2;
     case 'E_CONNECT':
+    case 'E_LISTEN':
     case 'E_NET':
     case 'E_PROTOCOL':
     case 'E_VERSION':
@@ -125,10 +127,12 @@ export function exitCodeFor(code: ErrorCode | string): number {
 
 /** What to do about each code: the CLI's one line ends with it. docs/ERRORS.md says more. */
 const FIXES: Record<ErrorCode, string> = {
-  E_USAGE: 'see longhaul help COMMAND',
+  E_USAGE: 'see `longhaul --help`',
   E_CONFIG:
     'fix the named key in the config file, the LONGHAUL_* variable or the flag; `longhaul config` shows where each value comes from',
   E_CONNECT: 'check the address and that `longhaul serve` runs there',
+  E_LISTEN:
+    "listen on another port (--listen HOST:PORT, --metrics HOST:PORT), find what holds it with `ss -ltnp 'sport = :PORT'`, or for a port below 1024 run as root or grant CAP_NET_BIND_SERVICE",
   E_NET: "retry; look at the node's log for its side",
   E_PROTOCOL: 'run the same longhaul version on both ends',
   E_VERSION: 'upgrade the older end',

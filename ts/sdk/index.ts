@@ -6,6 +6,7 @@
 import {
   cancellable,
   checkVerify,
+  parseSize,
   progressAdapter,
   rateOf,
   resolveToken,
@@ -45,6 +46,7 @@ export {
 export {
   serve,
   type BandwidthLimit,
+  type ConnectionRefused,
   type Cores,
   type NodeStats,
   type PinMode,
@@ -150,6 +152,16 @@ export interface SendOptions extends AuthOptions, TlsOptions {
   retryDelayMs?: number;
   /** Called before each retry with the error that ended the attempt. */
   onRetry?: (r: RetryEvent) => void;
+  /**
+   * Filter rules in order, each `- PATTERN` (leave out) or `+ PATTERN` (keep), gitignore
+   * patterns matched below the source (`*.tmp`, `/build/`, `cache/`); the first rule that
+   * matches an entry decides, as rsync's do. An excluded directory is not walked.
+   */
+  filters?: string[];
+  /** Patterns to leave out: shorthand for `- PATTERN` rules after `filters`. */
+  exclude?: string[];
+  /** Bytes per second for all streams together (`200M`, or a number); default no limit. */
+  rate?: number | string;
 }
 
 export interface RetryEvent {
@@ -174,8 +186,43 @@ export interface TimelineSample {
   processing: number;
   sending: number;
   writing: number;
+  /** All blocked threads: the sum of the five `blocked*` below. */
   blocked: number;
+  /** Blocked on the buffer pool: no free buffer (every one queued or in flight). */
+  blockedPool: number;
+  /** Blocked on a full queue between stages: a later stage is the slower. */
+  blockedQueue: number;
+  /** Blocked on a socket whose send buffer is full: the network or the node is the slower. */
+  blockedSocket: number;
+  /** Blocked on a bandwidth limit (a node's `--rate` when it sends). */
+  blockedRate: number;
+  /** Waiting for a block from the disk reads: reading is the slower. */
+  blockedInput: number;
   queued: number;
+}
+
+/**
+ * The receiving node's side of a send, from its summary: its disk writers and what its threads
+ * waited for. Seconds are summed over the threads. Absent when the node is older than this field.
+ */
+export interface ReceiverDisk {
+  /** Disk-writer threads. */
+  writers: number;
+  bytesWritten: number;
+  /** In pwrite. */
+  writeSeconds: number;
+  /** In fsync or syncfs (`serve --fsync file` or `end`). */
+  fsyncSeconds: number;
+  /** Writers handling a block (writes, file creation, renames, the journal). */
+  writerBusySeconds: number;
+  /** Writers waiting for a block: the network was the slower. */
+  writerIdleSeconds: number;
+  /** Network receivers waiting for room in the write queue: the disk was the slower. */
+  queueFullSeconds: number;
+  /** Network receivers waiting for a free buffer. */
+  poolWaitSeconds: number;
+  /** Network receivers held by the node's bandwidth limit (`serve --rate`). */
+  rateWaitSeconds: number;
 }
 
 /** One data stream's TCP figures at the end of a send (TCP_INFO): times in µs, rates in bytes/s. */
@@ -236,9 +283,13 @@ export interface SendSummary extends TransferTotals {
   packedBytes: number;
   fastPaths: FastPaths;
   skipped: { path: string; reason: string }[];
+  /** Entries the filter rules left out (a directory left out counts once: it was not walked). */
+  excluded: number;
   scheduler: SchedulerReport;
   placement: PlacementReport;
   timeline: TimelineSample[];
+  /** The node's disk writers and their waits; undefined from a node that does not report them. */
+  receiver?: ReceiverDisk;
   digest: string;
   /** Blocks and bytes the node already held (an earlier attempt's, or files already there) and so were not sent. */
   resumedBlocks: number;
@@ -285,7 +336,8 @@ export async function send(source: string, target: string | Target, options: Sen
   for (let attempt = 1; ; attempt++) {
     try {
       const s = await sendOnce(source, t, options);
-      const verdict = await refineVerdict(s.verdict, s.bytesPerSecond, t, options);
+      const ownRate = options.rate === undefined ? undefined : parseSize(options.rate, 'rate');
+      const verdict = await refineVerdict(s.verdict, s.bytesPerSecond, t, options, ownRate);
       return { ...s, verdict, attempts: attempt, retried };
     } catch (err) {
       const e = err as LonghaulError;
@@ -348,6 +400,8 @@ async function sendOnce(source: string, t: Target, options: SendOptions): Promis
         token: resolveToken(options),
         tlsPin: options.tlsPin,
         tlsCa: options.tlsCa,
+        filters: filterRules(options),
+        rate: options.rate === undefined ? undefined : parseSize(options.rate, 'rate'),
         resume: options.resume,
         checksum: options.checksum,
         verify: options.verify,
@@ -360,6 +414,7 @@ async function sendOnce(source: string, t: Target, options: SendOptions): Promis
       ...s,
       congestionNote: s.congestionNote ?? undefined,
       unchanged: s.unchanged ? { ...s.unchanged, by: s.unchanged.by as Unchanged['by'] } : null,
+      receiver: s.receiver ?? undefined,
       bytesMoved: s.bytes - s.resumedBytes,
       bytesAlready: s.resumedBytes,
       bytesPerSecond: rateOf(s.bytes - s.resumedBytes, s.seconds),
@@ -381,3 +436,12 @@ async function sendOnce(source: string, t: Target, options: SendOptions): Promis
   });
 }
 export { nodeRegistry, serveMetrics, type MetricsServer } from './metrics.js';
+
+/** A send's filter rules, checked: `filters` then `exclude` as `- PATTERN` rules. */
+function filterRules(options: SendOptions): string[] | undefined {
+  const rules = [...(options.filters ?? []), ...(options.exclude ?? []).map((p) => `- ${p}`)];
+  for (const r of rules) {
+    if (!/^[-+] \S/.test(r)) throw new LonghaulError('E_USAGE', `a filter rule is "- PATTERN" or "+ PATTERN", got ${JSON.stringify(r)}`);
+  }
+  return rules.length > 0 ? rules : undefined;
+}

@@ -1,12 +1,13 @@
 // Prometheus metrics for a node: a prom-client registry whose collectors pull the engine's
 // statistics at scrape time (nothing is counted twice, nothing runs between scrapes), served
 // over HTTP at /metrics.
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import { createRequire } from 'node:module';
 
 import type { Counter, Gauge, Registry } from 'prom-client';
 
 import type { NodeStats, StorageNode } from './node.js';
+import { LonghaulError } from './errors.js';
 import { formatAddress } from './target.js';
 
 /** A registry of the node's metrics, read from `node.stats()` at each scrape. */
@@ -113,8 +114,23 @@ export interface MetricsServer {
   close(): Promise<void>;
 }
 
+/** The engine's words for a failed bind (crates/longhaul-core, error.rs), for the metrics port. */
+function listenError(addr: string, err: NodeJS.ErrnoException): LonghaulError {
+  const why =
+    err.code === 'EADDRINUSE'
+      ? 'address in use'
+      : err.code === 'EACCES'
+        ? 'permission denied: a port below 1024 needs root or CAP_NET_BIND_SERVICE'
+        : err.code === 'EADDRNOTAVAIL'
+          ? 'no such address on this host'
+          : err.message;
+  return new LonghaulError('E_LISTEN', `cannot listen on ${addr} for metrics: ${why} (${err.code ?? err.message})`, { cause: err });
+}
+
 /** Serves the node's metrics at http://HOST:PORT/metrics. */
 export async function serveMetrics(node: StorageNode, host: string, port: number): Promise<MetricsServer> {
+  // Loaded here: every CLI command loads the SDK, and node:http costs each of them ~3 ms of start-up.
+  const { createServer } = await import('node:http');
   const registry = nodeRegistry(node);
   const server: Server = createServer((req, res) => {
     if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
@@ -127,7 +143,7 @@ export async function serveMetrics(node: StorageNode, host: string, port: number
     );
   });
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    server.once('error', (err: NodeJS.ErrnoException) => reject(listenError(formatAddress(host, port), err)));
     server.listen(port, host, () => resolve());
   });
   const addr = server.address();

@@ -137,6 +137,17 @@ export interface TransferInfo {
   /** null while active. */
   outcome: 'ok' | 'failed' | null;
   code: string | null;
+  /** The error's message when failed (an E_IO names the path and the OS error); null otherwise. */
+  message: string | null;
+}
+
+/** A connection the node refused in its handshake: a failed login (E_AUTH, E_TLS) or a handshake that timed out or broke the protocol. */
+export interface ConnectionRefused {
+  /** The peer's IP address. */
+  peer: string;
+  code: string;
+  message: string;
+  unixMs: number;
 }
 
 export interface BandwidthLimit {
@@ -224,6 +235,7 @@ export interface StorageNodeEvents {
   'transfer:start': [TransferInfo];
   'transfer:progress': [TransferInfo];
   'transfer:end': [TransferInfo];
+  'connection:refused': [ConnectionRefused];
 }
 
 export interface StorageNode extends EventEmitter<StorageNodeEvents> {
@@ -279,7 +291,12 @@ class Node extends EventEmitter<StorageNodeEvents> implements StorageNode {
     // Polled whether or not anyone listens, so a listener added later hears only what
     // happens from then on (about 50 µs a poll for a full table).
     if (this.closed) return;
-    const { transfers, recent } = this.stats();
+    for (const r of this.server.takeRefusals()) this.emit('connection:refused', r);
+    this.announce(this.stats());
+  }
+
+  /** Emits the starts, progress and ends the table shows since the last poll. */
+  private announce({ transfers, recent }: { transfers: TransferInfo[]; recent: TransferInfo[] }): void {
     for (const t of transfers) {
       if (!this.seen.has(t.id)) {
         this.seen.add(t.id);
@@ -318,12 +335,22 @@ class Node extends EventEmitter<StorageNodeEvents> implements StorageNode {
     if (this.closed) return;
     const drain = options.drain === true ? 60_000 : typeof options.drain === 'number' ? options.drain : 0;
     if (drain > 0) {
+      // The binding waits without holding the node: a close() meanwhile (a second signal)
+      // stops it at once, and this one then has nothing left to do.
       await this.server.drain(Math.min(drain, 2 ** 31 - 1));
-      this.poll();
+      if (this.closed) return;
     }
+    this.poll();
     this.closed = true;
     clearInterval(this.timer);
-    this.server.close();
+    let last: Binding.BindingNodeStats | null;
+    try {
+      last = this.server.close();
+    } catch (err) {
+      throw fromNative(err);
+    }
+    // The transfers the close failed: their ends are announced like any other.
+    if (last) this.announce(fromBinding(last));
   }
 
   unref(): this {

@@ -7,12 +7,19 @@ export interface Target {
   dest: string;
 }
 
+/** The port `serve` listens on unless told otherwise, and the one a target without a port names. */
+export const DEFAULT_PORT = 7878;
+
 /**
- * Parses `HOST:PORT[/DEST]` (IPv6 as `[::1]:PORT[/DEST]`). DEST is relative to the node's root;
- * a leading slash is accepted and ignored, as a node has no other root to be relative to.
+ * Parses `HOST[:PORT][/DEST]` (IPv6 as `[::1]:PORT[/DEST]`; the port defaults to 7878, where
+ * `serve` listens by default). DEST is relative to the node's root; a leading slash is accepted
+ * and ignored, as a node has no other root to be relative to.
  */
 export function parseTarget(text: string): Target {
-  const { host, port, rest } = splitAddress(text, 'HOST:PORT[/DEST]', 1);
+  // `HOST/DEST` or a bare `HOST`: the default port. (A bare IPv6 address needs its brackets.)
+  const portless = /^(\[[^\]]+\]|[^/:[\]]+)(\/.*)?$/.exec(text);
+  const withPort = portless ? `${portless[1]}:${DEFAULT_PORT}${portless[2] ?? ''}` : text;
+  const { host, port, rest } = splitAddress(withPort, 'HOST[:PORT][/DEST]', 1);
   const dest = (rest ?? '').replace(/^\/+/, '').replace(/\/+$/, '');
   return { host, port, dest };
 }

@@ -16,7 +16,25 @@ export interface Verdict {
 /** A send that ran at this share of a node's limit or more was held by that limit. */
 const AT_LIMIT = 0.7;
 
-export async function refineVerdict(v: Verdict, bytesPerSecond: number, target: Target, options: ClientOptions): Promise<Verdict> {
+const mb = (n: number): string => `${(n / 1e6).toFixed(1)} MB/s`;
+
+/**
+ * `ownRate`: the sender's own `rate` option. A send held by it has idle streams, which the
+ * engine alone would read as slow disk reads.
+ */
+export async function refineVerdict(
+  v: Verdict,
+  bytesPerSecond: number,
+  target: Target,
+  options: ClientOptions,
+  ownRate?: number,
+): Promise<Verdict> {
+  if (ownRate !== undefined && bytesPerSecond >= AT_LIMIT * ownRate && v.limit !== 'nothing to send') {
+    return {
+      limit: 'rate limit',
+      evidence: `this send's own --rate is ${mb(ownRate)} and it ran at ${mb(bytesPerSecond)} (${((bytesPerSecond / ownRate) * 100).toFixed(0)}% of it); ${v.evidence}`,
+    };
+  }
   if (v.limit !== "receiver's window") return v;
   let stats;
   try {
@@ -27,7 +45,6 @@ export async function refineVerdict(v: Verdict, bytesPerSecond: number, target: 
   const near = stats.limits.filter((l) => bytesPerSecond >= AT_LIMIT * l.rate).sort((a, b) => a.rate - b.rate)[0];
   if (!near) return v;
   const who = near.scope === 'total' ? 'all transfers' : `peer ${near.peer}`;
-  const mb = (n: number): string => `${(n / 1e6).toFixed(1)} MB/s`;
   return {
     limit: 'rate limit',
     evidence: `the node limits ${who} to ${mb(near.rate)} and this send ran at ${mb(bytesPerSecond)} (${((bytesPerSecond / near.rate) * 100).toFixed(0)}% of it); ${v.evidence}`,

@@ -47,6 +47,10 @@ pub enum Error {
     SourceChanged { path: String, why: &'static str },
     #[error("cannot connect to {addr}: {source}")]
     Connect { addr: String, source: io::Error },
+    /// A node (or its metrics endpoint) cannot listen where it was told: the address is in use,
+    /// a port below 1024 without the privilege, or an address not on this host.
+    #[error("cannot listen on {addr}: {}", listen_reason(source))]
+    Listen { addr: String, source: io::Error },
     #[error("network error ({what}): {source}")]
     Net { what: &'static str, source: io::Error },
     #[error("timed out: {0}")]
@@ -99,6 +103,7 @@ pub const CODES: &[&str] = &[
     "E_NOT_FOUND",
     "E_SOURCE_CHANGED",
     "E_CONNECT",
+    "E_LISTEN",
     "E_NET",
     "E_TIMEOUT",
     "E_CANCELLED",
@@ -129,6 +134,7 @@ impl Error {
             Error::NotFound { .. } => "E_NOT_FOUND",
             Error::SourceChanged { .. } => "E_SOURCE_CHANGED",
             Error::Connect { .. } => "E_CONNECT",
+            Error::Listen { .. } => "E_LISTEN",
             Error::Net { .. } => "E_NET",
             Error::Timeout(_) => "E_TIMEOUT",
             Error::Cancelled => "E_CANCELLED",
@@ -171,6 +177,30 @@ impl Error {
     }
 }
 
+/// Why a bind failed, in the words an operator searches for ("address in use"), with the OS's own.
+fn listen_reason(e: &io::Error) -> String {
+    match e.raw_os_error() {
+        Some(n @ libc::EADDRINUSE) => format!("address in use (EADDRINUSE, os error {n})"),
+        Some(n @ libc::EACCES) => format!("permission denied: a port below 1024 needs root or CAP_NET_BIND_SERVICE (EACCES, os error {n})"),
+        Some(n @ libc::EADDRNOTAVAIL) => format!("no such address on this host (EADDRNOTAVAIL, os error {n})"),
+        _ => e.to_string(),
+    }
+}
+
 pub(crate) fn lossy(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Error;
+
+    #[test]
+    fn a_busy_port_is_e_listen_in_an_operators_words() {
+        let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = held.local_addr().unwrap().to_string();
+        let e = std::net::TcpListener::bind(&addr).map_err(|source| Error::Listen { addr: addr.clone(), source }).unwrap_err();
+        assert_eq!(e.code(), "E_LISTEN");
+        assert_eq!(e.to_string(), format!("cannot listen on {addr}: address in use (EADDRINUSE, os error 98)"));
+    }
 }

@@ -6,7 +6,7 @@ use longhaul_core::client::{self, Connection, GetOptions, ReadRequest};
 use napi::bindgen_prelude::*;
 
 use crate::cancel::BindingCancel;
-use crate::convert::{client_tls, millis, opt_u16, secret, verify_full};
+use crate::convert::{client_tls, millis, opt_u16, rate, secret, verify_full};
 use crate::error::{usage_error, Result};
 use crate::progress::{Forwarder, ProgressFn};
 use crate::promise::spawn_promise;
@@ -138,6 +138,7 @@ pub fn get<'env>(
         verify_full: verify_full(options.verify.as_deref())?,
         resume: options.resume.unwrap_or(defaults.resume),
         keep_setid: options.keep_setid.unwrap_or(defaults.keep_setid),
+        rate: rate(options.rate)?,
     };
     let forwarder = Forwarder::new(on_progress, opts.progress_interval);
     let flag = cancel.flag.clone();

@@ -49,6 +49,11 @@ impl From<&Sample> for BindingSample {
             sending: s.sending,
             writing: s.writing,
             blocked: s.blocked,
+            blocked_pool: s.blocked_on[0],
+            blocked_queue: s.blocked_on[1],
+            blocked_socket: s.blocked_on[2],
+            blocked_rate: s.blocked_on[3],
+            blocked_input: s.blocked_on[4],
             queued: s.queued,
         }
     }
@@ -79,6 +84,20 @@ impl From<SendSummary> for BindingSendSummary {
             seconds: s.seconds,
             scan_seconds: s.scan_seconds,
             receiver_seconds: s.receiver.micros as f64 / 1e6,
+            receiver: s.receiver.disk.as_ref().map(|d| {
+                let secs = |us: u64| us as f64 / 1e6;
+                BindingReceiverDisk {
+                    writers: d.writers as u32,
+                    bytes_written: d.bytes_written as f64,
+                    write_seconds: secs(d.write_us),
+                    fsync_seconds: secs(d.fsync_us),
+                    writer_busy_seconds: secs(d.busy_us),
+                    writer_idle_seconds: secs(d.idle_us),
+                    queue_full_seconds: secs(d.queue_full_us),
+                    pool_wait_seconds: secs(d.pool_us),
+                    rate_wait_seconds: secs(d.rate_us),
+                }
+            }),
             streams: s.streams as u32,
             per_stream_bytes: s.per_stream_bytes.iter().map(|&b| b as f64).collect(),
             sendfile_blocks: s.sendfile_blocks as f64,
@@ -87,6 +106,7 @@ impl From<SendSummary> for BindingSendSummary {
             packed_bytes: s.packed_bytes as f64,
             fast_paths: s.fast_paths.into(),
             skipped: s.skipped.into_iter().map(|(path, why)| BindingSkipped { path, reason: why.to_owned() }).collect(),
+            excluded: s.excluded as f64,
             scheduler: BindingScheduler {
                 requested: s.scheduler.requested.to_owned(),
                 used: s.scheduler.used.to_owned(),
@@ -181,6 +201,7 @@ fn row(r: TransferRow) -> BindingTransferRow {
         rate: r.rate,
         outcome: r.outcome.map(str::to_owned),
         code: r.code,
+        message: r.message,
     }
 }
 
@@ -371,4 +392,20 @@ pub fn client_tls(pin: Option<&str>, ca: Option<&str>) -> Result<Option<ClientTl
 /// `verify`: "block" (the default) or "full".
 pub fn verify_full(v: Option<&str>) -> Result<bool> {
     Ok(v.map(longhaul_core::Verify::parse).transpose().map_err(usage)? == Some(longhaul_core::Verify::Full))
+}
+
+/// Filter rules from JS (`- PATTERN` / `+ PATTERN`).
+pub fn filter(rules: Option<&[String]>) -> Result<longhaul_core::vfile::filter::Filter> {
+    use longhaul_core::vfile::filter::{Filter, Rule};
+    let rules: Vec<Rule> = rules.unwrap_or_default().iter().map(|l| Rule::parse(l)).collect();
+    Filter::new(&rules).map_err(usage)
+}
+
+/// A rate in bytes per second from JS: a positive whole number, or none.
+pub fn rate(r: Option<f64>) -> Result<Option<u64>> {
+    match r {
+        None => Ok(None),
+        Some(v) if v.is_finite() && v >= 1.0 => Ok(Some(v as u64)),
+        Some(v) => Err(usage_error(format!("rate must be at least 1 byte per second, got {v}"))),
+    }
 }

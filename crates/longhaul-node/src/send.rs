@@ -4,7 +4,7 @@ use std::time::Duration;
 use napi::bindgen_prelude::*;
 
 use crate::cancel::BindingCancel;
-use crate::convert::{client_tls, millis, opt_u16, secret};
+use crate::convert::{client_tls, filter, millis, opt_u16, rate, secret};
 use crate::error::usage;
 use crate::progress::{Forwarder, ProgressFn};
 use crate::promise::spawn_promise;
@@ -43,6 +43,8 @@ pub fn send<'env>(
         checksum: options.checksum.unwrap_or(defaults.checksum),
         verify: options.verify.as_deref().map(Verify::parse).transpose().map_err(usage)?.unwrap_or(defaults.verify),
         congestion: options.congestion.as_deref().map(Congestion::parse).transpose().map_err(usage)?.unwrap_or_default(),
+        filter: filter(options.filters.as_deref())?,
+        rate: rate(options.rate)?,
         ..defaults
     };
     let source = PathBuf::from(options.source);

@@ -13,7 +13,7 @@ use napi::bindgen_prelude::*;
 use crate::convert::{client_tls, millis, whole};
 use crate::error::{usage, usage_error, Result};
 use crate::promise::spawn_promise;
-use crate::types::{BindingNodeStats, BindingServeOptions};
+use crate::types::{BindingNodeStats, BindingRefusal, BindingServeOptions};
 
 /// A running storage node. Its threads are the engine's; `close()` stops it.
 #[napi]
@@ -43,7 +43,9 @@ pub fn serve(options: BindingServeOptions) -> Result<BindingServer> {
     }
     let tls = match (options.tls.unwrap_or(false), options.tls_cert.as_deref(), options.tls_key.as_deref()) {
         (_, Some(cert), Some(key)) => Some(ServerTls::from_pem(Path::new(cert), Path::new(key)).map_err(usage)?),
-        (_, Some(_), None) | (_, None, Some(_)) => return Err(usage_error("tlsCert and tlsKey go together".to_owned())),
+        (_, Some(_), None) | (_, None, Some(_)) => {
+            return Err(usage_error("--tls-cert and --tls-key (tlsCert, tlsKey) go together".to_owned()))
+        }
         (true, None, None) => {
             let mut names = tls::default_names();
             if !names.contains(&host) && !host.is_empty() && host != "0.0.0.0" && host != "::" {
@@ -152,25 +154,32 @@ impl BindingServer {
     /// if they all ended.
     #[napi(ts_return_type = "Promise<boolean>")]
     pub fn drain<'env>(&self, env: &'env Env, timeout_ms: u32) -> Result<Object<'env>> {
-        let server = Arc::clone(&self.server);
-        spawn_promise(
-            env,
-            "drain",
-            move || {
-                let guard = server.lock().expect("server lock");
-                Ok(guard.as_ref().is_none_or(|s| s.drain(Duration::from_millis(timeout_ms as u64))))
-            },
-            |done| done,
-        )
+        // The lock is held only to take the handle: a close() while this waits (a second
+        // signal to a draining node) must not wait for the drain to end.
+        let drainer = self.server.lock().ok().and_then(|g| Some(g.as_ref()?.drainer()));
+        spawn_promise(env, "drain", move || Ok(drainer.is_none_or(|d| d.drain(Duration::from_millis(timeout_ms as u64)))), |done| done)
     }
 
-    /// Stops listening and fails the transfers in flight (their partial files are removed).
+    /// Connections refused in their handshake since the last call (failed logins: E_AUTH,
+    /// E_TLS; handshakes that timed out), oldest first; empty once closed.
     #[napi]
-    pub fn close(&self) -> Result<()> {
+    pub fn take_refusals(&self) -> Vec<BindingRefusal> {
+        let taken = self.server.lock().ok().and_then(|g| Some(g.as_ref()?.take_refusals())).unwrap_or_default();
+        taken.into_iter().map(|r| BindingRefusal { peer: r.peer, code: r.code, message: r.message, unix_ms: r.unix_ms as f64 }).collect()
+    }
+
+    /// Stops listening and fails the transfers in flight (their partial files are removed);
+    /// returns the statistics as they were once every transfer had ended (so the owner can
+    /// report how each ended), or null if already closed.
+    #[napi]
+    pub fn close(&self) -> Result<Option<BindingNodeStats>> {
         let server = self.server.lock().ok().and_then(|mut g| g.take());
-        crate::error::sync("close", || {
-            drop(server);
-            Ok(())
-        })
+        let stats = crate::error::sync("close", || {
+            Ok(server.map(|mut s| {
+                s.close();
+                s.stats()
+            }))
+        })?;
+        Ok(stats.map(BindingNodeStats::from))
     }
 }

@@ -16,14 +16,18 @@ export function register(): void {
     .argument('<actual>', 'the copy')
     .option('--no-dir-mtimes', 'leave directory mtimes out')
     .option('--json', 'one JSON object per difference, then a summary object')
-    .action(async (expected: string, actual: string, o: { dirMtimes: boolean; json?: boolean }) => {
+    .option('-q, --quiet', 'print nothing (as cmp -s): the exit status says whether they differ')
+    .action(async (expected: string, actual: string, o: { dirMtimes: boolean; json?: boolean; quiet?: boolean }) => {
       const json = Boolean(o.json);
       try {
         // The roots may be symlinks (as with diff -r); entries below are not followed.
         for (const root of [expected, actual]) {
           if (!(await stat(root).catch(() => undefined))) throw new LonghaulError('E_NOT_FOUND', `not found: ${JSON.stringify(root)}`);
         }
+        // As diff and cmp: 0 the same, 1 different; errors keep their own statuses (docs/ERRORS.md).
         const diffs = await compareTrees(expected, actual, { dirMtimes: o.dirMtimes });
+        process.exitCode = diffs.length === 0 ? 0 : 1;
+        if (o.quiet && !json) return;
         for (const d of diffs) {
           if (json) process.stdout.write(`${JSON.stringify({ type: 'difference', ...d })}\n`);
           else
@@ -37,8 +41,6 @@ export function register(): void {
               ? 'identical (entries, bytes, modes, mtimes, link targets)\n'
               : `${fmt.plural(diffs.length, 'difference')}\n`,
           );
-        // As diff and cmp: 0 the same, 1 different; errors keep their own statuses (docs/ERRORS.md).
-        process.exitCode = diffs.length === 0 ? 0 : 1;
       } catch (err) {
         fail(err, json);
       }

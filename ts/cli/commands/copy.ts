@@ -10,10 +10,11 @@ export function register(): void {
     program
       .command('copy')
       .description('third-party copy: have one node push to another; the data does not pass through here')
-      .argument('<from>', 'HOST:PORT/SRC on the node that has the data')
-      .argument('<to>', 'HOST:PORT/DEST of the receiving node, as the first node reaches it')
+      .argument('<from>', 'HOST[:PORT]/SRC on the node that has the data')
+      .argument('<to>', 'HOST[:PORT]/DEST of the receiving node, as the first node reaches it')
       .option('--json', 'print progress and the summary as JSON lines')
-      .option('-q, --quiet', 'no progress output'),
+      .option('-q, --quiet', 'print nothing on success (errors still go to stderr)')
+      .option('-v, --verbose', "also print the block count and the receiving side's time"),
     'copy',
   ).action((from: string, to: string, o: Record<string, unknown> & OutputFlags) =>
     receiveAction('copy', o, (c, reporter, signal) =>

@@ -10,10 +10,11 @@ export function register(): void {
     program
       .command('get')
       .description('pull a file or a directory tree from a node (the node sends)')
-      .argument('<source>', 'HOST:PORT/PATH on the node; a directory P arrives as DEST/P')
+      .argument('<source>', 'HOST[:PORT]/PATH on the node; a directory P arrives as DEST/P')
       .argument('<dest>', 'local directory (created if missing)')
       .option('--json', 'print progress and the summary as JSON lines')
-      .option('-q, --quiet', 'no progress output'),
+      .option('-q, --quiet', 'print nothing on success (errors still go to stderr)')
+      .option('-v, --verbose', "also print the block count and the receiving side's time"),
     'get',
   ).action((source: string, dest: string, o: Record<string, unknown> & OutputFlags) =>
     receiveAction('get', o, (c, reporter, signal) =>
@@ -24,6 +25,7 @@ export function register(): void {
         verify: c.verify,
         resume: c.resume,
         keepSetid: c.keepSetid,
+        rate: c.rate,
         signal,
         onProgress: (p) => reporter.progress(p),
         progressIntervalMs: o.json || !process.stderr.isTTY ? 500 : 100,

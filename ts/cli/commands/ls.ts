@@ -9,7 +9,7 @@ export function register(): void {
     program
       .command('ls')
       .description('list a directory (or name a file) on a node')
-      .argument('<target>', 'HOST:PORT[/PATH]')
+      .argument('<target>', 'HOST[:PORT][/PATH]')
       .option('--json', 'one JSON object per entry'),
     'ls',
   ).action(async (target: string, o: Record<string, unknown> & OutputFlags) => {

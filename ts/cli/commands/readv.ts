@@ -19,10 +19,12 @@ export function register(): void {
     program
       .command('readv')
       .description('read many (path, offset, length) segments from a node in one request')
-      .argument('<target>', 'HOST:PORT of the node')
+      .argument('<target>', 'HOST[:PORT] of the node')
       .argument('<segments...>', 'PATH:OFFSET:LENGTH, relative to the node root')
       .option('-o, --out <file>', 'write the segments, concatenated, to FILE (default: stdout)')
-      .option('--json', 'one JSON object per segment, its bytes in base64'),
+      .option('--json', 'one JSON object per segment, its bytes in base64')
+      // For scripts that pass -q to every command: readv prints nothing but the data already.
+      .option('-q, --quiet', 'print nothing but the segments (errors still go to stderr)'),
     'readv',
   ).action(async (target: string, args: string[], o: Record<string, unknown> & OutputFlags & { out?: string }) => {
     const json = Boolean(o.json);

@@ -1,74 +1,128 @@
 // `longhaul send`: push a file or a tree to a node, with progress, a summary, and optionally the timeline and an HTML report.
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 
-import { send } from '../../sdk/index.js';
+import { LonghaulError, send } from '../../sdk/index.js';
 import { credentials, settings, withConfig } from '../options.js';
 import { fail, printSummary, reporterFor, silentReporter, type OutputFlags, type Reporter } from '../output.js';
 import { program } from '../program.js';
-import { ProgressRecorder, writeReport } from '../report.js';
+import type { ProgressRecorder } from '../report.js';
+
+/** Filter rules in the order their flags came: `- P`, `+ P`, or `@ FILE` to read. */
+const rules: string[] = [];
+function rule(kind: '-' | '+' | '@'): (value: string) => string[] {
+  return (value) => {
+    rules.push(`${kind} ${value}`);
+    return rules;
+  };
+}
+
+/** The rules with each `--exclude-from` file read in its place. */
+function readRules(given: string[]): string[] {
+  return given.flatMap((r) => {
+    if (!r.startsWith('@ ')) return [r];
+    const file = r.slice(2);
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new LonghaulError('E_USAGE', `--exclude-from ${file}: ${(err as Error).message}`);
+    }
+    return text
+      .split(/\r?\n/)
+      .map((l) => l.trim())
+      .filter((l) => l !== '' && !l.startsWith('#'))
+      .map((l) => (/^[-+] /.test(l) ? l : `- ${l}`));
+  });
+}
 
 export function register(): void {
   withConfig(
     program
       .command('send')
-      .description('send a file or a directory tree to a node')
-      .argument('<source>', 'file or directory to send')
-      .argument('<target>', 'HOST:PORT[/DEST] of the node; a directory SRC arrives as DEST/SRC')
+      .description('send files or directory trees to a node, each as a transfer of its own, in order')
+      .argument('<paths...>', 'SRC... (files or directories) then HOST[:PORT][/DEST]; a directory SRC arrives as DEST/SRC')
       .option('--timeline <file>', 'write the thread-state timeline (JSON) to FILE')
       .option('--report <file>', 'write an HTML report (throughput, per-stream bytes, thread states, summary) to FILE')
       .option('--streams-detail', 'on a terminal, a bar per stream under the total')
       .option('--json', 'print progress and the summary as JSON lines')
-      .option('-q, --quiet', 'no progress output'),
+      .option('-q, --quiet', 'print nothing on success (errors still go to stderr)')
+      .option('-v, --verbose', 'also print the fast paths, scheduler, placement and what limited the run')
+      // One list for the three, in the order given: the first rule that matches decides.
+      .option('--exclude <pattern>', 'leave out what matches PATTERN, gitignore syntax below the source (repeatable)', rule('-'))
+      .option('--include <pattern>', 'keep what matches PATTERN though a later --exclude matches it (repeatable)', rule('+'))
+      .option(
+        '--exclude-from <file>',
+        'rules from FILE, one a line: a pattern or "- PAT" leaves out, "+ PAT" keeps; # comments',
+        rule('@'),
+      ),
     'send',
   ).action(
-    async (
-      source: string,
-      target: string,
-      o: Record<string, unknown> & OutputFlags & { timeline?: string; report?: string; streamsDetail?: boolean },
-    ) => {
+    async (paths: string[], o: Record<string, unknown> & OutputFlags & { timeline?: string; report?: string; streamsDetail?: boolean }) => {
       const json = Boolean(o.json);
       let reporter: Reporter = silentReporter;
       try {
+        const target = paths.at(-1)!;
+        const sources = paths.slice(0, -1);
+        if (sources.length === 0)
+          throw new LonghaulError('E_USAGE', 'name what to send and where: longhaul send SRC... HOST[:PORT][/DEST]');
+        if (sources.length > 1 && (o.report || o.timeline))
+          throw new LonghaulError('E_USAGE', '--report and --timeline describe one transfer: give one SRC with them');
         const c = settings(o, 'send').values;
-        reporter = reporterFor(json, Boolean(o.quiet), Boolean(o.streamsDetail));
-        const recorder = new ProgressRecorder();
+        // One transfer per source, in order, each with its own summary; the first failure stops
+        // the rest, as cp and scp do.
         const abort = new AbortController();
         process.once('SIGINT', () => abort.abort());
-        const s = await send(source, target, {
-          streams: c.streams,
-          blockSize: c.blockSize,
-          poolBuffers: c.poolBuffers,
-          readers: c.readers,
-          signal: abort.signal,
-          onProgress: (p) => {
-            recorder.add(p);
-            reporter.progress(p);
-          },
-          progressIntervalMs: json || !process.stderr.isTTY ? 500 : 100,
-          scheduler: c.scheduler,
-          digest: c.digest,
-          cores: c.coresIo ? { io: c.coresIo, other: c.coresOther } : undefined,
-          pin: c.pin,
-          ioTimeoutMs: c.ioTimeout ? c.ioTimeout * 1000 : undefined,
-          ...credentials(c),
-          resume: c.resume,
-          checksum: c.checksum,
-          verify: c.verify,
-          congestion: c.congestion,
-          retries: c.retries,
-          retryDelayMs: c.retryDelay === undefined ? undefined : c.retryDelay * 1000,
-          onRetry: (r) => reporter.retry?.(r),
-        });
-        reporter.done(s);
-        if (o.timeline) {
-          writeFileSync(
-            o.timeline,
-            `${JSON.stringify({ scheduler: s.scheduler, placement: s.placement, samples: s.timeline }, null, 1)}\n`,
-          );
+        for (const source of sources) {
+          reporter = await reporterFor(json, Boolean(o.quiet), Boolean(o.streamsDetail));
+          // The HTML report (its module too) only when asked for.
+          const report = o.report ? await import('../report.js') : undefined;
+          const recorder: ProgressRecorder | undefined = report ? new report.ProgressRecorder() : undefined;
+          const s = await send(source, target, {
+            streams: c.streams,
+            blockSize: c.blockSize,
+            poolBuffers: c.poolBuffers,
+            readers: c.readers,
+            signal: abort.signal,
+            onProgress: (p) => {
+              recorder?.add(p);
+              reporter.progress(p);
+            },
+            // The report's throughput curve samples every 100 ms wherever it runs (cron, a pipe);
+            // without it, output off a terminal needs no more than two lines a second.
+            progressIntervalMs: o.report ? 100 : json || !process.stderr.isTTY ? 500 : 100,
+            scheduler: c.scheduler,
+            digest: c.digest,
+            cores: c.coresIo ? { io: c.coresIo, other: c.coresOther } : undefined,
+            pin: c.pin,
+            ioTimeoutMs: c.ioTimeout ? c.ioTimeout * 1000 : undefined,
+            ...credentials(c),
+            resume: c.resume,
+            checksum: c.checksum,
+            rate: c.rate,
+            filters: readRules(rules),
+            verify: c.verify,
+            congestion: c.congestion,
+            retries: c.retries,
+            retryDelayMs: c.retryDelay === undefined ? undefined : c.retryDelay * 1000,
+            onRetry: (r) => reporter.retry?.(r),
+          });
+          reporter.done(s);
+          if (o.timeline) {
+            writeFileSync(
+              o.timeline,
+              `${JSON.stringify({ scheduler: s.scheduler, placement: s.placement, samples: s.timeline }, null, 1)}\n`,
+            );
+          }
+          if (o.report && report && recorder)
+            report.writeReport(o.report, {
+              summary: s,
+              source,
+              target,
+              progress: recorder.samples(),
+              command: process.argv.slice(2).join(' '),
+            });
+          printSummary(s, o, o.report ? { report: o.report } : {});
         }
-        if (o.report)
-          writeReport(o.report, { summary: s, source, target, progress: recorder.samples(), command: process.argv.slice(2).join(' ') });
-        printSummary(s, json, o.report ? { report: o.report } : {});
       } catch (err) {
         reporter.done();
         fail(err, json);

@@ -1,8 +1,10 @@
 // `longhaul serve`: a storage node, its events logged as JSON lines (pino) on stderr.
+import { constants } from 'node:os';
+
 import type pinoType from 'pino';
 
 import { parseListen } from '../../sdk/target.js';
-import { LonghaulError, serve, serveMetrics, type TransferInfo } from '../../sdk/index.js';
+import { LonghaulError, resolveToken, serve, serveMetrics, type ConnectionRefused, type TransferInfo } from '../../sdk/index.js';
 import * as fmt from '../format.js';
 import { settings, withConfig } from '../options.js';
 import { fail } from '../output.js';
@@ -23,6 +25,12 @@ export function register(): void {
     try {
       const c = settings(o, 'serve').values;
       if (!c.root) throw new LonghaulError('E_CONFIG', 'root is not set: give --root DIR, LONGHAUL_ROOT or "root" in the config file');
+      // Checked here so that the message names the CLI's flags, not the SDK's options.
+      if (o.auth && resolveToken({ tokenFile: c.tokenFile }) === undefined)
+        throw new LonghaulError(
+          'E_USAGE',
+          'a node needs a token: give --token-file FILE, LONGHAUL_TOKEN or LONGHAUL_TOKEN_FILE, or --no-auth to serve without authentication on loopback',
+        );
       const { default: pino } = (await import('pino')) as { default: typeof pinoType }; // only `serve` logs
       const log = pino(
         { name: 'longhaul', level: c.logLevel ?? 'info', base: { pid: process.pid } },
@@ -60,7 +68,13 @@ export function register(): void {
         memory: c.memory,
         copyTo: c.copyTo,
       });
-      const metrics = c.metrics ? await serveMetrics(node, parseListen(c.metrics).host, parseListen(c.metrics).port) : undefined;
+      let metrics;
+      try {
+        metrics = c.metrics ? await serveMetrics(node, parseListen(c.metrics).host, parseListen(c.metrics).port) : undefined;
+      } catch (err) {
+        await node.close();
+        throw err;
+      }
       const auth = o.auth ? 'token' : 'none';
       const tls = node.tlsFingerprint ? { fingerprint: node.tlsFingerprint, selfSigned: node.tlsSelfSigned } : undefined;
       if (json)
@@ -74,43 +88,60 @@ export function register(): void {
       // The engine's transfer events, forwarded to the log (and to stdout with --json).
       const event = (type: 'transfer:start' | 'transfer:progress' | 'transfer:end') => (t: TransferInfo) => {
         if (json && type !== 'transfer:progress') process.stdout.write(`${JSON.stringify({ type, ...t })}\n`);
+        const path = t.path || '/';
+        const head = `${t.direction} ${path} ${t.direction === 'in' ? 'from' : t.direction === 'out' ? 'to' : 'for'} ${t.peer}`;
         const fields = {
           event: type,
           id: t.id,
           peer: t.peer,
           direction: t.direction,
-          path: t.path || '/',
+          path,
           bytesDone: t.bytesDone,
           bytesTotal: t.bytesTotal,
           streams: t.streams,
           rate: Math.round(t.rate),
         };
-        if (type === 'transfer:start') log.info(fields, `${t.direction} ${t.path || '/'} from ${t.peer} started`);
-        else if (type === 'transfer:progress') log.debug(fields, `${t.direction} ${t.path || '/'} ${fmt.bytes(t.bytesDone)}`);
-        else if (t.outcome === 'ok')
-          log.info(
-            { ...fields, seconds: t.seconds, outcome: t.outcome },
-            `${t.direction} ${t.path || '/'} done: ${fmt.bytes(t.bytesDone)} in ${fmt.duration(t.seconds)}`,
-          );
-        else
-          log.warn(
-            { ...fields, seconds: t.seconds, outcome: t.outcome, code: t.code },
-            `${t.direction} ${t.path || '/'} failed: ${t.code}`,
-          );
+        if (type === 'transfer:start') log.info(fields, `${head} started`);
+        else if (type === 'transfer:progress') log.debug(fields, `${t.direction} ${path} ${fmt.bytes(t.bytesDone)}`);
+        else {
+          // One line an operator can read alone: who, which way, what, how much, how fast, how it ended.
+          const figures = `${fmt.bytes(t.bytesDone)} in ${fmt.duration(t.seconds)} (${fmt.rate(t.rate)})`;
+          const end = { ...fields, seconds: t.seconds, outcome: t.outcome };
+          if (t.outcome === 'ok') log.info(end, `${head} ok: ${figures}`);
+          else {
+            const why = explain(t.message);
+            log.warn(
+              { ...end, code: t.code, error: why.text, ...why.fields },
+              `${head} failed: ${t.code}${why.text ? `: ${why.text}` : ''}; ${figures}`,
+            );
+          }
+        }
       };
       node.on('transfer:start', event('transfer:start'));
       node.on('transfer:progress', event('transfer:progress'));
       node.on('transfer:end', event('transfer:end'));
+      node.on('connection:refused', (r: ConnectionRefused) => {
+        if (json) process.stdout.write(`${JSON.stringify({ type: 'connection:refused', ...r })}\n`);
+        // E_AUTH and E_TLS are failed logins; a handshake that timed out or broke the protocol is a refusal all the same.
+        const login = r.code === 'E_AUTH' || r.code === 'E_TLS';
+        log.warn(
+          { event: login ? 'login:failed' : 'connection:refused', peer: r.peer, code: r.code, reason: r.message },
+          `${login ? 'login' : 'connection'} from ${r.peer} refused: ${r.code}: ${r.message}`,
+        );
+      });
       let stopping = false;
+      let stopped = false;
       const stop = (signal: string): void => {
         // The first signal drains (running transfers finish, new ones are refused); a second one stops now.
         const drain = !stopping;
         stopping = true;
         log.info(
           { event: drain ? 'draining' : 'stopping', signal },
-          drain ? 'draining: waiting for running transfers (signal again to stop now)' : 'stopping',
+          drain ? 'draining: waiting for running transfers (signal again to stop now)' : 'stopping: failing the running transfers',
         );
         void Promise.all([node.close({ drain }), metrics?.close()]).then(() => {
+          if (stopped) return;
+          stopped = true;
           log.info({ event: 'stopped' }, 'stopped');
           process.exit(0);
         });
@@ -121,4 +152,34 @@ export function register(): void {
       fail(err, json);
     }
   });
+}
+
+/** The OS error names by number (13 → EACCES). */
+const ERRNO = new Map(Object.entries(constants.errno).map(([name, n]) => [n, name]));
+
+/**
+ * A failed transfer's message for the log: the OS error as its name and text (`EACCES:
+ * permission denied`, as Node prints them) in place of Rust's `(os error 13)`, and, for an
+ * E_IO, the path and errno as fields of their own.
+ */
+function explain(message: string | null): { text: string; fields: Record<string, string> } {
+  if (!message) return { text: '', fields: {} };
+  const fields: Record<string, string> = {};
+  const text = message.replace(/([A-Za-z][^:()]*?) \(os error (\d+)\)/, (whole, what: string, n: string) => {
+    const name = ERRNO.get(Number(n));
+    if (!name) return whole;
+    fields.errno = name;
+    return `${name}: ${what.charAt(0).toLowerCase()}${what.slice(1)}`;
+  });
+  // The engine's E_IO reads `OPERATION "PATH": OS ERROR`.
+  const io = /^([a-z][a-z ]*) "((?:[^"\\]|\\.)*)": /.exec(message);
+  if (io) {
+    fields.operation = io[1];
+    try {
+      fields.file = JSON.parse(`"${io[2]}"`) as string;
+    } catch {
+      fields.file = io[2];
+    }
+  }
+  return { text, fields };
 }

@@ -33,7 +33,7 @@ export function register(): void {
     program
       .command('stats')
       .description("print a node's statistics and active transfers")
-      .argument('<target>', 'HOST:PORT of the node')
+      .argument('<target>', 'HOST[:PORT] of the node')
       .option('--json', 'the statistics as one JSON object'),
     'stats',
   ).action(async (target: string, o: Record<string, unknown> & OutputFlags) => {

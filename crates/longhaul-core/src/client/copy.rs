@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::session::handshake::{self, Dial};
-use crate::session::progress::{every, Progress};
+use crate::session::progress::{every, Done, Progress};
 use crate::session::send::SendOptions;
 use crate::sys::tls::ClientTls;
 use crate::wire::auth::Secret;
@@ -66,20 +66,16 @@ pub fn copy(
     frame::write_msg(&mut control, &Msg::Copy { to: to.to_owned(), src: src.to_vec(), dest: dest.to_vec(), streams, block_size })?;
     // The node reports progress every 100 ms; a node silent for the timeout is stuck.
     let watcher = control.try_clone().map_err(Error::net("cloning a socket"))?;
-    let done = AtomicBool::new(false);
+    let done = Done::default();
     std::thread::scope(|s| {
         s.spawn(|| {
-            every(
-                Duration::from_millis(20),
-                || done.load(Ordering::Relaxed),
-                || {
-                    if cancel.load(Ordering::Relaxed) {
-                        let _ = watcher.shutdown(Shutdown::Both);
-                        return ControlFlow::Break(());
-                    }
-                    ControlFlow::Continue(())
-                },
-            );
+            every(Duration::from_millis(20), &done, || {
+                if cancel.load(Ordering::Relaxed) {
+                    let _ = watcher.shutdown(Shutdown::Both);
+                    return ControlFlow::Break(());
+                }
+                ControlFlow::Continue(())
+            });
         });
         // COPY_PROGRESS counts what the receiving node holds, resumed blocks included; what
         // it held at the first report is taken as held before, so the rate counts what moved.
@@ -109,7 +105,7 @@ pub fn copy(
                 Err(e) => break Err(e),
             }
         };
-        done.store(true, Ordering::Relaxed);
+        done.raise();
         r
     })
 }

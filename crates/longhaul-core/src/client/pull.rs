@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, Result};
 use crate::place::placement::{allowed_cpus, Placement};
 use crate::pool::Pool;
+use crate::rate::{Bucket, Throttle};
 use crate::session::handshake::{self, Dial};
-use crate::session::progress::{every, Progress};
+use crate::session::progress::{every, Done, Progress};
 use crate::session::recv::{Receive, ResumeParams, SessionParams};
 use crate::session::send::{resendable, DEFAULT_BLOCK_SIZE, DEFAULT_STREAMS};
 use crate::session::{exchange, DEFAULT_WRITERS};
@@ -44,6 +45,8 @@ pub struct GetOptions {
     pub resume: bool,
     /// Give pulled files and directories the setuid and setgid bits the node's index asks for.
     pub keep_setid: bool,
+    /// Bytes per second for all the pull's streams together (`--rate`); none by default.
+    pub rate: Option<u64>,
 }
 
 impl Default for GetOptions {
@@ -60,6 +63,7 @@ impl Default for GetOptions {
             resume: true,
             // Off: trusting a node with data is not trusting it to make set-id programs here.
             keep_setid: false,
+            rate: None,
         }
     }
 }
@@ -138,7 +142,7 @@ fn get_once(
         token,
         placement: Placement::unpinned(&allowed_cpus(), "a pulling client does not pin".into()),
         idle_timeout: opts.timeout,
-        throttle: Default::default(),
+        throttle: Throttle::new(opts.rate.map(Bucket::new).into_iter().collect()),
         counter: Arc::clone(&counter),
         fsync: Default::default(),
         verify_full: opts.verify_full,
@@ -179,7 +183,7 @@ fn get_once(
         }
     }
     control.set_read_timeout(None).map_err(Error::net("setting a timeout"))?;
-    let finished = AtomicBool::new(false);
+    let finished = Done::default();
     let result = std::thread::scope(|s| {
         for sock in data {
             let r = Arc::clone(&recv);
@@ -188,38 +192,36 @@ fn get_once(
         recv.watch_control(&control)?;
         s.spawn(|| {
             let mut last = Instant::now();
-            every(
-                Duration::from_millis(10),
-                || finished.load(Ordering::Relaxed),
-                || {
-                    if cancel.load(Ordering::Relaxed) {
-                        recv.fail(Error::Cancelled);
-                    }
-                    if last.elapsed() >= opts.progress_interval {
-                        last = Instant::now();
-                        let moved = counter.load(Ordering::Relaxed);
-                        let (linked, renamed) = recv.files_named();
-                        on_progress(&Progress {
-                            bytes_done: carried + moved,
-                            bytes_total: total,
-                            bytes_moved: moved,
-                            files_done: linked + renamed,
-                            files_total,
-                            files_in_flight: 0,
-                            seconds: started.elapsed().as_secs_f64(),
-                            per_stream_bytes: Vec::new(),
-                        });
-                    }
-                    ControlFlow::Continue(())
-                },
-            );
+            every(Duration::from_millis(10), &finished, || {
+                if cancel.load(Ordering::Relaxed) {
+                    recv.fail(Error::Cancelled);
+                }
+                if last.elapsed() >= opts.progress_interval {
+                    last = Instant::now();
+                    let moved = counter.load(Ordering::Relaxed);
+                    let (linked, renamed) = recv.files_named();
+                    on_progress(&Progress {
+                        bytes_done: carried + moved,
+                        bytes_total: total,
+                        bytes_moved: moved,
+                        files_done: linked + renamed,
+                        files_total,
+                        files_in_flight: 0,
+                        seconds: started.elapsed().as_secs_f64(),
+                        per_stream_bytes: Vec::new(),
+                    });
+                }
+                ControlFlow::Continue(())
+            });
         });
         let r = recv.wait_and_finish();
-        finished.store(true, Ordering::Relaxed);
+        finished.raise();
         r
     });
     let reply = match &result {
-        Ok(summary) => Msg::Summary(summary.clone()),
+        // The node of a pull keeps no report: the disk figures stay here (and an older node
+        // would refuse them).
+        Ok(summary) => Msg::Summary(frame::SummaryMsg { disk: None, ..summary.clone() }),
         Err(e) => Msg::error(e),
     };
     let _ = frame::write_msg(&mut control, &reply);

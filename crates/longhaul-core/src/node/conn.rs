@@ -75,6 +75,7 @@ pub(super) fn refuse(inner: &Inner, sock: &TcpStream, why: Refusal) {
 pub(super) fn greet(inner: &Inner, w: &mut Waiting, msg: Result<Msg>) -> Next {
     let refuse = |w: &Waiting, e: Error| {
         inner.state.count_error(e.code());
+        inner.state.note_refusal(w.peer, &e);
         send_now(&w.sock, &Msg::error(&e).encode());
         Next::Close
     };
@@ -200,19 +201,28 @@ pub(super) fn handle_conn(inner: &Arc<Inner>, w: Waiting) {
 /// TLS on a new connection of a node that requires it: the handshake (within the handshake
 /// timeout) and the relay, or ERROR E_TLS in plaintext to a client that did not start TLS.
 pub(super) fn start_tls(inner: &Inner, mut sock: TcpStream, tls: &ServerTls) -> Option<TcpStream> {
+    let peer = sock.peer_addr().ok().map(|a| a.ip());
     let refused = match crate::sys::tls::starts_tls(&sock, inner.opts.handshake_timeout) {
         Ok(None) => return None,
         Ok(Some(true)) => match crate::sys::tls::accept(sock, tls, inner.opts.handshake_timeout) {
             Ok(s) => return Some(s),
             Err(e) => {
                 inner.state.count_error(e.code());
+                if let Some(peer) = peer {
+                    inner.state.note_refusal(peer, &e);
+                }
                 return None;
             }
         },
-        Ok(Some(false)) => Error::Tls("this node requires TLS: connect with tlsPin (the node prints its fingerprint) or tlsCa".into()),
+        Ok(Some(false)) => Error::Tls(
+            "this node requires TLS: connect with --tls-pin (tlsPin) and the fingerprint the node prints, or --tls-ca (tlsCa)".into(),
+        ),
         Err(e) => e,
     };
     inner.state.count_error(refused.code());
+    if let Some(peer) = peer {
+        inner.state.note_refusal(peer, &refused);
+    }
     let _ = frame::write_msg(&mut sock, &Msg::error(&refused));
     None
 }

@@ -369,6 +369,11 @@ impl Lobby {
                             Ok(None) => Next::Wait,
                             Ok(Some(Ok(msg))) => greet(w, Ok(msg)),
                             Ok(Some(Err(e))) => greet(w, Err(e)),
+                            // A client without a token hangs up once HELLO_OK asks for AUTH:
+                            // a failed login the node's log should show, not a silent close.
+                            Err(()) if matches!(w.stage, Stage::Auth { .. }) => {
+                                greet(w, Err(Error::Auth("the client hung up instead of authenticating (it has no token?)")))
+                            }
                             // End of stream or a reset: nothing to say to it.
                             Err(()) => Next::Close,
                         },

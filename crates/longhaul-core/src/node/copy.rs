@@ -8,7 +8,7 @@ use super::state::Direction;
 use super::Caller;
 use crate::error::{Error, Result};
 use crate::session::progress::Progress;
-use crate::session::progress::{every, Watch};
+use crate::session::progress::{every, Done, Watch};
 use crate::session::send::pool_shape;
 use crate::session::send::scan_and_send;
 use crate::wire::frame::{self, Msg};
@@ -43,6 +43,7 @@ pub(super) fn copy(
     // The client going away cancels the copy.
     let mut watch = sock.try_clone().map_err(Error::net("cloning a socket"))?;
     let files = [AtomicU64::new(0), AtomicU64::new(0)];
+    let sent = Done::default();
     let result = std::thread::scope(|s| {
         s.spawn(|| {
             let _ = frame::read_msg(&mut watch, 0);
@@ -51,6 +52,7 @@ pub(super) fn copy(
             }
         });
         let sender = s.spawn(|| {
+            let _raise = sent.on_drop();
             let progress = |p: &Progress| {
                 active.done.store(p.bytes_done, Ordering::Relaxed);
                 active.bytes_total.store(p.bytes_total, Ordering::Relaxed);
@@ -61,8 +63,10 @@ pub(super) fn copy(
             let stop = || cancel.load(Ordering::Relaxed) || inner.closing.load(Ordering::Relaxed);
             // The engine polls its cancel flag; mirror ours and the node's into it.
             let flag = AtomicBool::new(false);
+            let copied = Done::default();
             std::thread::scope(|s2| {
                 let r = s2.spawn(|| {
+                    let _raise = copied.on_drop();
                     crate::panic::catch("copy", || {
                         // Memory is reserved after the scan (the index's size is known) and
                         // before the connection and the pool.
@@ -74,40 +78,36 @@ pub(super) fn copy(
                         scan_and_send(&source, to, dest, &opts, Watch { cancel: &flag, on_progress: &progress }, &admit)
                     })
                 });
-                every(
-                    Duration::from_millis(20),
-                    || r.is_finished(),
-                    || {
-                        if stop() {
-                            flag.store(true, Ordering::Relaxed);
-                        }
-                        ControlFlow::Continue(())
-                    },
-                );
+                every(Duration::from_millis(20), &copied, || {
+                    if stop() {
+                        flag.store(true, Ordering::Relaxed);
+                    }
+                    ControlFlow::Continue(())
+                });
                 r.join().unwrap_or_else(|p| Err(crate::panic::from_payload("copy", p)))
             })
         });
         // Progress to the client every 100 ms, which also shows it the node is alive.
-        every(
-            Duration::from_millis(100),
-            || sender.is_finished(),
-            || {
-                let msg = Msg::CopyProgress {
-                    bytes_done: active.done.load(Ordering::Relaxed),
-                    bytes_total: active.bytes_total.load(Ordering::Relaxed),
-                    files_done: files[0].load(Ordering::Relaxed),
-                    files_total: files[1].load(Ordering::Relaxed),
-                };
-                if frame::write_msg(sock, &msg).is_err() {
-                    cancel.store(true, Ordering::SeqCst);
-                }
-                ControlFlow::Continue(())
-            },
-        );
+        every(Duration::from_millis(100), &sent, || {
+            let msg = Msg::CopyProgress {
+                bytes_done: active.done.load(Ordering::Relaxed),
+                bytes_total: active.bytes_total.load(Ordering::Relaxed),
+                files_done: files[0].load(Ordering::Relaxed),
+                files_total: files[1].load(Ordering::Relaxed),
+            };
+            if frame::write_msg(sock, &msg).is_err() {
+                cancel.store(true, Ordering::SeqCst);
+            }
+            ControlFlow::Continue(())
+        });
         finished.store(true, Ordering::SeqCst);
         let r = sender.join().unwrap_or_else(|p| Err(crate::panic::from_payload("copy", p)));
         let reply = match &r {
-            Ok(summary) => Msg::Summary(summary.receiver.clone()),
+            // An older client would refuse the disk figures it did not ask for.
+            Ok(summary) => Msg::Summary(frame::SummaryMsg {
+                disk: summary.receiver.disk.clone().filter(|_| features & frame::FEATURE_DISK_STATS != 0),
+                ..summary.receiver.clone()
+            }),
             Err(e) => Msg::error(e),
         };
         let _ = frame::write_msg(sock, &reply);

@@ -151,11 +151,11 @@ impl Server {
         let copy_to = CopyTargets::parse(&opts.copy_to)?;
         fs_create_root(&opts.root)?;
         let root = std::fs::canonicalize(&opts.root).map_err(|e| Error::io("resolve root", opts.root.as_os_str().as_encoded_bytes(), e))?;
-        let listener = TcpListener::bind(&opts.listen).map_err(|source| Error::Connect { addr: opts.listen.clone(), source })?;
+        let listener = TcpListener::bind(&opts.listen).map_err(|source| Error::Listen { addr: opts.listen.clone(), source })?;
         let listen = listener.local_addr().map_err(Error::net("local address"))?;
         if opts.secret.is_none() && !opts.open_remote && !listen.ip().is_loopback() {
             return Err(Error::Usage(format!(
-                "refusing to serve {listen} without authentication: give a token, or listen on a loopback address, or force it"
+                "refusing to serve {listen} without authentication: give a token (--token-file or LONGHAUL_TOKEN), listen on a loopback address, or allow it (--open; openRemote in the SDK)"
             )));
         }
         let pool = Pool::new(opts.max_block as usize, opts.pool_buffers)?;
@@ -262,15 +262,19 @@ impl Server {
     /// Refuses new transfers and waits up to `timeout` for the running ones to end; true if
     /// they all did.
     pub fn drain(&self, timeout: Duration) -> bool {
-        self.inner.draining.store(true, Ordering::SeqCst);
-        let until = Instant::now() + timeout;
-        while self.inner.state.active_count() > 0 {
-            if Instant::now() >= until {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        true
+        self.drainer().drain(timeout)
+    }
+
+    /// A handle to drain the node from another thread while its owner keeps the `Server`, free
+    /// to `close` it (a second signal): the drain then ends at once.
+    pub fn drainer(&self) -> Drainer {
+        Drainer(Arc::clone(&self.inner))
+    }
+
+    /// The connections refused in their handshake since the last call (failed logins first of
+    /// all), for the owner's log.
+    pub fn take_refusals(&self) -> Vec<state::Refusal> {
+        self.inner.state.take_refusals()
     }
 
     /// Stops accepting, fails the transfers in flight and waits (up to 10 s) until they have
@@ -305,6 +309,25 @@ impl Server {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+}
+
+/// See `Server::drainer`.
+pub struct Drainer(Arc<Inner>);
+
+impl Drainer {
+    /// Refuses new transfers and waits up to `timeout` for the running ones to end, or until
+    /// the node is closed; true if they all ended.
+    pub fn drain(&self, timeout: Duration) -> bool {
+        self.0.draining.store(true, Ordering::SeqCst);
+        let until = Instant::now() + timeout;
+        while self.0.state.active_count() > 0 {
+            if Instant::now() >= until || self.0.closing.load(Ordering::SeqCst) {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        true
     }
 }
 

@@ -54,7 +54,7 @@ pub(super) fn pull(caller: Caller<'_>, sock: &mut TcpStream, path: &[u8], stream
     check_session_shape(&inner.limits(), streams, block_size)?;
     let source = resolve_source(&inner.root, path)?;
     let started = Instant::now();
-    let scanned = scan_within(&source, 4, Some(&inner.root))?;
+    let scanned = scan_within(&source, 4, Some(&inner.root), &Default::default())?;
     let scan_seconds = started.elapsed().as_secs_f64();
     let index = &scanned.index;
     let encoded = index.encode();

@@ -176,8 +176,11 @@ pub(super) fn push(caller: Caller<'_>, sock: &mut TcpStream, dest: Vec<u8>, stre
     grant.finish();
     inner.state.save();
     inner.state.end(&active, result.as_ref().map(|_| ()));
-    let summary = result?;
+    let mut summary = result?;
     drop(journaled);
+    if features & frame::FEATURE_DISK_STATS == 0 {
+        summary.disk = None;
+    }
     frame::write_msg(sock, &Msg::Summary(summary))
 }
 

@@ -23,6 +23,9 @@ pub use crate::sys::state_dir::STATE_DIR;
 const STORED: &str = "stored";
 /// Finished transfers kept in the table.
 const RECENT: usize = 100;
+/// Refused connections kept until the node's owner takes them (a flood of bad logins keeps the
+/// newest).
+const REFUSALS: usize = 100;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Direction {
@@ -76,6 +79,8 @@ pub struct TransferRow {
     /// `None` while active; `ok` or `failed`.
     pub outcome: Option<&'static str>,
     pub code: Option<String>,
+    /// The error's message, when failed.
+    pub message: Option<String>,
 }
 
 impl Active {
@@ -96,8 +101,19 @@ impl Active {
             rate: if seconds > 0.0 { done as f64 / seconds } else { 0.0 },
             outcome: None,
             code: None,
+            message: None,
         }
     }
+}
+
+/// A connection refused before it became a session: a failed login (E_AUTH, E_TLS), a
+/// handshake that timed out or broke the protocol. The node's owner logs these (`take_refusals`).
+#[derive(Clone, Debug)]
+pub struct Refusal {
+    pub peer: String,
+    pub code: String,
+    pub message: String,
+    pub unix_ms: u64,
 }
 
 #[derive(Default, Clone, Copy)]
@@ -116,6 +132,7 @@ pub struct NodeState {
     recent: Mutex<VecDeque<TransferRow>>,
     peers: Mutex<BTreeMap<String, PeerBytes>>,
     errors: Mutex<BTreeMap<String, u64>>,
+    refusals: Mutex<VecDeque<Refusal>>,
     pub completed: AtomicU64,
     pub failed: AtomicU64,
 }
@@ -143,6 +160,7 @@ impl NodeState {
             recent: Mutex::new(VecDeque::new()),
             peers: Mutex::new(BTreeMap::new()),
             errors: Mutex::new(BTreeMap::new()),
+            refusals: Mutex::new(VecDeque::new()),
             completed: AtomicU64::new(0),
             failed: AtomicU64::new(0),
         };
@@ -229,6 +247,7 @@ impl NodeState {
         let mut row = a.row();
         row.outcome = Some(if result.is_ok() { "ok" } else { "failed" });
         row.code = result.err().map(|e| e.code().to_owned());
+        row.message = result.err().map(|e| e.to_string());
         if result.is_err() {
             self.failed.fetch_add(1, Ordering::Relaxed);
         } else {
@@ -250,6 +269,21 @@ impl NodeState {
 
     pub fn count_error(&self, code: &str) {
         *self.errors.lock().expect("errors lock").entry(code.to_owned()).or_default() += 1;
+    }
+
+    /// Remembers a connection refused in its handshake, for `take_refusals`.
+    pub fn note_refusal(&self, peer: IpAddr, e: &Error) {
+        let mut r = self.refusals.lock().expect("refusals lock");
+        if r.len() == REFUSALS {
+            r.pop_front();
+        }
+        let unix_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+        r.push_back(Refusal { peer: peer.to_string(), code: e.code().to_owned(), message: e.to_string(), unix_ms });
+    }
+
+    /// The refusals since the last call, oldest first.
+    pub fn take_refusals(&self) -> Vec<Refusal> {
+        self.refusals.lock().expect("refusals lock").drain(..).collect()
     }
 
     pub fn active_count(&self) -> usize {
@@ -400,7 +434,8 @@ pub fn row_json(j: &mut Json, r: &TransferRow) {
         .float("seconds", r.seconds)
         .float("rate", r.rate)
         .opt_str("outcome", r.outcome)
-        .opt_str("code", r.code.as_deref());
+        .opt_str("code", r.code.as_deref())
+        .opt_str("message", r.message.as_deref());
     j.raw("}");
 }
 

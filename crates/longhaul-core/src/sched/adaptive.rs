@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::place::placement::Role;
-use crate::sched::timeline::Gauges;
+use crate::sched::timeline::{Busy, Gauges, Wait};
 use crate::sched::{cpus, guarded, spawn, Crew, Work};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -175,7 +175,7 @@ impl<'a, W: Work> Scheduler<'a, W> {
 
     fn publish(&self, s: &Shared<W::Block>) {
         self.gauges.set_queued(s.queue.len());
-        self.gauges.set_blocked(s.counts.parked);
+        self.gauges.set_parked(s.counts.parked, s.counts.overflow);
     }
 
     /// Runs worker `id` until the work is done, a step fails, or `stop` is set. Call it from
@@ -264,8 +264,11 @@ impl<'a, W: Work> Scheduler<'a, W> {
                 Next::Process => {
                     let mut block = held.take().expect("a block to process");
                     {
-                        let _g = self.gauges.processing();
-                        self.work.process(&mut block);
+                        // One state at a time: the processing guard ends before sending starts.
+                        {
+                            let _g = self.gauges.processing();
+                            self.work.process(&mut block);
+                        }
                         let _g = self.gauges.sending();
                         self.with_stream(|i| self.work.send(i, block))?;
                     }
@@ -329,6 +332,8 @@ impl<'a, W: Work> Scheduler<'a, W> {
     fn with_stream(&self, f: impl FnOnce(usize) -> Result<()>) -> Result<()> {
         let i = {
             let mut free = self.free_streams.lock().expect("streams lock");
+            // Every stream busy sending: this worker waits on the sockets.
+            let mut _waiting = None;
             loop {
                 if self.stop.load(Ordering::Relaxed) {
                     return Err(Error::Cancelled);
@@ -336,6 +341,7 @@ impl<'a, W: Work> Scheduler<'a, W> {
                 if let Some(i) = free.pop_front() {
                     break i;
                 }
+                _waiting.get_or_insert_with(|| self.gauges.instead(Busy::Sending, Wait::Socket));
                 free = self.stream_ready.wait_timeout(free, Duration::from_millis(50)).expect("streams lock").0;
             }
         };

@@ -5,6 +5,7 @@
 use crossbeam_channel::{bounded, Receiver, Sender};
 
 use crate::place::placement::Role;
+use crate::sched::timeline::Wait;
 use crate::sched::{guarded, spawn, Crew, Work};
 
 /// Runs `work` until its reads are exhausted and every block read was sent, or it stops.
@@ -26,7 +27,7 @@ pub fn run<W: Work>(work: &W, crew: &Crew<'_>) {
                             work.read()?
                         };
                         let Some(p) = got else { break };
-                        let _g = gauges.blocked();
+                        let _g = gauges.blocked(Wait::Queue);
                         if tx.send(p).is_err() {
                             break;
                         }
@@ -43,7 +44,7 @@ pub fn run<W: Work>(work: &W, crew: &Crew<'_>) {
                 work.pin(Role::Other, i, &name);
                 loop {
                     let got = {
-                        let _g = gauges.blocked();
+                        let _g = gauges.blocked(Wait::Input);
                         rx.recv()
                     };
                     let Ok(mut p) = got else { break };
@@ -52,7 +53,7 @@ pub fn run<W: Work>(work: &W, crew: &Crew<'_>) {
                         let _g = gauges.processing();
                         work.process(&mut p);
                     }
-                    let _g = gauges.blocked();
+                    let _g = gauges.blocked(Wait::Queue);
                     if tx.send(p).is_err() {
                         break;
                     }
@@ -71,7 +72,7 @@ pub fn run<W: Work>(work: &W, crew: &Crew<'_>) {
                 guarded(work, || {
                     loop {
                         let got = {
-                            let _g = gauges.blocked();
+                            let _g = gauges.blocked(Wait::Input);
                             rx.recv()
                         };
                         let Ok(p) = got else { break };

@@ -1,9 +1,47 @@
 //! The thread-state timeline: how many threads are reading, processing, sending, writing and
 //! blocked, and how many blocks are queued, sampled every few milliseconds (Vyukov's profiles).
-//! Threads update `Gauges` with RAII guards; the coordinating thread samples them.
+//! Threads update `Gauges` with RAII guards; the coordinating thread samples them. A blocked
+//! thread also says on what (`Wait`), so the report can tell a full pool from a slow network.
+//! Each change is one relaxed atomic add: a sample costs a few loads, a state change nothing
+//! the hot path would notice.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+/// What a blocked thread waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wait {
+    /// A free buffer: the pool is empty (every buffer is queued or in flight).
+    Pool,
+    /// Room in the next stage's queue: the queue is full (a later step is the slower).
+    Queue,
+    /// The socket: its send buffer is full (the network or the receiver is the slower).
+    Socket,
+    /// A bandwidth limit's token bucket.
+    Rate,
+    /// A block from the disk reads: nothing read is waiting (reading is the slower).
+    Input,
+}
+
+impl Wait {
+    pub const ALL: [Wait; 5] = [Wait::Pool, Wait::Queue, Wait::Socket, Wait::Rate, Wait::Input];
+    pub fn name(self) -> &'static str {
+        match self {
+            Wait::Pool => "pool",
+            Wait::Queue => "queue",
+            Wait::Socket => "socket",
+            Wait::Rate => "rate",
+            Wait::Input => "input",
+        }
+    }
+}
+
+/// The busy states a `Gauges::instead` guard can take a thread out of while it waits.
+#[derive(Clone, Copy)]
+pub enum Busy {
+    Reading,
+    Sending,
+}
 
 #[derive(Default)]
 pub struct Gauges {
@@ -11,7 +49,11 @@ pub struct Gauges {
     processing: AtomicUsize,
     sending: AtomicUsize,
     writing: AtomicUsize,
-    blocked: AtomicUsize,
+    /// Threads blocked, by `Wait` (in `Wait::ALL`'s order).
+    blocked: [AtomicUsize; 5],
+    /// The adaptive scheduler's parked workers (published as a count, not by guards).
+    parked_full: AtomicUsize,
+    parked_idle: AtomicUsize,
     queued: AtomicUsize,
 }
 
@@ -23,10 +65,26 @@ impl Drop for GaugeGuard<'_> {
     }
 }
 
+/// A busy thread that waits: out of its busy state and blocked for the guard's life.
+pub struct WaitGuard<'a> {
+    busy: &'a AtomicUsize,
+    blocked: &'a AtomicUsize,
+}
+
+impl Drop for WaitGuard<'_> {
+    fn drop(&mut self) {
+        self.blocked.fetch_sub(1, Ordering::Relaxed);
+        self.busy.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 impl Gauges {
     fn enter(a: &AtomicUsize) -> GaugeGuard<'_> {
         a.fetch_add(1, Ordering::Relaxed);
         GaugeGuard(a)
+    }
+    fn wait_slot(&self, on: Wait) -> &AtomicUsize {
+        &self.blocked[Wait::ALL.iter().position(|&w| w == on).expect("a wait in ALL")]
     }
     pub fn reading(&self) -> GaugeGuard<'_> {
         Self::enter(&self.reading)
@@ -37,24 +95,45 @@ impl Gauges {
     pub fn sending(&self) -> GaugeGuard<'_> {
         Self::enter(&self.sending)
     }
-    pub fn blocked(&self) -> GaugeGuard<'_> {
-        Self::enter(&self.blocked)
+    pub fn blocked(&self, on: Wait) -> GaugeGuard<'_> {
+        Self::enter(self.wait_slot(on))
     }
-    pub fn set_blocked(&self, n: usize) {
-        self.blocked.store(n, Ordering::Relaxed);
+    /// Moves a thread that holds a `busy` guard to blocked on `on` until the guard drops: the
+    /// engine waits inside a step the scheduler counted as busy (a pool buffer inside a read,
+    /// the socket inside a send), and a thread must count in one state only.
+    pub fn instead(&self, busy: Busy, on: Wait) -> WaitGuard<'_> {
+        let busy = match busy {
+            Busy::Reading => &self.reading,
+            Busy::Sending => &self.sending,
+        };
+        let blocked = self.wait_slot(on);
+        busy.fetch_sub(1, Ordering::Relaxed);
+        blocked.fetch_add(1, Ordering::Relaxed);
+        WaitGuard { busy, blocked }
+    }
+    /// The adaptive scheduler's parked workers: those parked while the queue is over its high
+    /// watermark wait for room in it, the others for work.
+    pub fn set_parked(&self, n: usize, queue_full: bool) {
+        let (full, idle) = if queue_full { (n, 0) } else { (0, n) };
+        self.parked_full.store(full, Ordering::Relaxed);
+        self.parked_idle.store(idle, Ordering::Relaxed);
     }
     pub fn set_queued(&self, n: usize) {
         self.queued.store(n, Ordering::Relaxed);
     }
     pub fn snapshot(&self, ms: f64) -> Sample {
         let l = |a: &AtomicUsize| a.load(Ordering::Relaxed) as u32;
+        let mut blocked_on: [u32; 5] = std::array::from_fn(|i| l(&self.blocked[i]));
+        blocked_on[1] += l(&self.parked_full);
+        blocked_on[4] += l(&self.parked_idle);
         Sample {
             ms,
             reading: l(&self.reading),
             processing: l(&self.processing),
             sending: l(&self.sending),
             writing: l(&self.writing),
-            blocked: l(&self.blocked),
+            blocked: blocked_on.iter().sum(),
+            blocked_on,
             queued: l(&self.queued),
         }
     }
@@ -69,7 +148,10 @@ pub struct Sample {
     pub sending: u32,
     /// Disk writes: the node's side; a sender's timeline has none (0) in this version.
     pub writing: u32,
+    /// All blocked threads: the sum of `blocked_on`.
     pub blocked: u32,
+    /// Blocked threads by what they wait for, in `Wait::ALL`'s order.
+    pub blocked_on: [u32; 5],
     pub queued: u32,
 }
 
@@ -138,5 +220,31 @@ mod tests {
         }
         assert!(r.interval() > Duration::ZERO, "the interval grew");
         assert!(r.finish(&g).len() < MAX_SAMPLES);
+    }
+
+    #[test]
+    fn issue_35_a_blocked_thread_says_on_what_and_counts_once() {
+        let g = Gauges::default();
+        let sending = g.sending();
+        let reading = g.reading();
+        {
+            let _w = g.instead(Busy::Sending, Wait::Socket);
+            let _r = g.instead(Busy::Reading, Wait::Pool);
+            let _q = g.blocked(Wait::Queue);
+            g.set_parked(2, false);
+            let s = g.snapshot(0.0);
+            assert_eq!((s.sending, s.reading), (0, 0), "a waiting thread left its busy state");
+            assert_eq!(s.blocked_on, [1, 1, 1, 0, 2]);
+            assert_eq!(s.blocked, 5);
+            g.set_parked(3, true);
+            assert_eq!(g.snapshot(0.0).blocked_on, [1, 4, 1, 0, 0]);
+        }
+        g.set_parked(0, false);
+        let s = g.snapshot(0.0);
+        assert_eq!((s.sending, s.reading, s.blocked), (1, 1, 0), "back to busy once the wait ends");
+        drop((sending, reading));
+        let _t = g.sending();
+        let _w = g.instead(Busy::Sending, Wait::Rate);
+        assert_eq!(g.snapshot(0.0).blocked_on[Wait::ALL.iter().position(|&w| w == Wait::Rate).unwrap()], 1);
     }
 }

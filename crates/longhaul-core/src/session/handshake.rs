@@ -23,10 +23,10 @@ pub struct Hello {
 }
 
 /// The features a transfer asks for: block checksums always, BLAKE3 block digests (a node
-/// offers them, the sender uses them when asked), a resume only when `resume`, whole-file
+/// offers them, the sender uses them when asked), the receiver's disk figures in SUMMARY, a resume only when `resume`, whole-file
 /// verification only when `verify_full`.
 pub fn wanted(resume: bool, verify_full: bool) -> u64 {
-    let mut f = frame::FEATURE_XXH3 | frame::FEATURE_BLAKE3;
+    let mut f = frame::FEATURE_XXH3 | frame::FEATURE_BLAKE3 | frame::FEATURE_DISK_STATS;
     if resume {
         f |= frame::FEATURE_RESUME;
     }
@@ -69,7 +69,9 @@ pub fn client(sock: &mut TcpStream, secret: Option<&Secret>, features: u64) -> R
         (false, Some(_)) => {
             return Err(Error::Auth("a token was given but the node does not authenticate; it may not be the node you meant"))
         }
-        (true, None) => return Err(Error::Auth("the node requires a token: set LONGHAUL_TOKEN or pass a token file")),
+        (true, None) => {
+            return Err(Error::Auth("the node requires a token: give --token-file FILE (tokenFile in the SDK) or set LONGHAUL_TOKEN"))
+        }
         (true, Some(s)) => {
             frame::write_msg(sock, &Msg::Auth { mac: s.client_proof(&ours, &theirs) })?;
             match frame::expect_reply(sock, 0)? {

@@ -2,6 +2,7 @@
 
 use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
 /// A progress snapshot, taken by the coordinating thread every `progress_interval`.
@@ -45,13 +46,48 @@ impl Watch<'_> {
     }
 }
 
-/// The one wait behind every progress report and cancel watch: every `tick`, until `done()`,
-/// runs `each`, which may end the wait early with `ControlFlow::Break`. The engine's threads
-/// poll flags rather than block on them, so a watcher costs a wake-up per tick, not a thread
-/// per waiter.
-pub fn every(tick: Duration, done: impl Fn() -> bool, mut each: impl FnMut() -> ControlFlow<()>) {
-    while !done() {
-        std::thread::sleep(tick);
+/// Raised once by a thread that has finished; a watcher waiting on it (`every`) wakes at once
+/// rather than at its next tick, so a transfer of one byte does not wait out a tick at its end.
+#[derive(Default)]
+pub struct Done {
+    flag: Mutex<bool>,
+    cond: Condvar,
+}
+
+impl Done {
+    pub fn raise(&self) {
+        *self.flag.lock().expect("done lock") = true;
+        self.cond.notify_all();
+    }
+
+    pub fn is_raised(&self) -> bool {
+        *self.flag.lock().expect("done lock")
+    }
+
+    /// Raises it when the guard drops: at the end of a thread's closure, a panic included.
+    pub fn on_drop(&self) -> impl Drop + '_ {
+        struct Guard<'a>(&'a Done);
+        impl Drop for Guard<'_> {
+            fn drop(&mut self) {
+                self.0.raise();
+            }
+        }
+        Guard(self)
+    }
+
+    /// Waits up to `tick`; whether it is raised.
+    fn wait(&self, tick: Duration) -> bool {
+        let flag = self.flag.lock().expect("done lock");
+        *self.cond.wait_timeout_while(flag, tick, |raised| !*raised).expect("done lock").0
+    }
+}
+
+/// The one wait behind every progress report and cancel watch: every `tick`, until `done` is
+/// raised, runs `each`, which may end the wait early with `ControlFlow::Break`. The engine's
+/// threads poll flags rather than block on them, so a watcher costs a wake-up per tick, not a
+/// thread per waiter; `done` ends the wait as soon as it is raised.
+pub fn every(tick: Duration, done: &Done, mut each: impl FnMut() -> ControlFlow<()>) {
+    while !done.wait(tick) {
         if each().is_break() {
             return;
         }

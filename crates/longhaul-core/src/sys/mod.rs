@@ -5,6 +5,7 @@ pub mod beneath;
 pub mod congestion;
 pub mod net;
 pub mod probe;
+pub mod procio;
 pub mod sendfile;
 pub mod source;
 pub mod state_dir;

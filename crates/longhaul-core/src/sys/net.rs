@@ -67,6 +67,16 @@ pub fn write_all(mut sock: &TcpStream, buf: &[u8]) -> io::Result<()> {
     sock.write_all(buf)
 }
 
+/// Whether the socket has room to write, waiting at most `within` for it (poll POLLOUT: the
+/// kernel sets it once a third of the send buffer is free). An error counts as room: the
+/// write that follows reports it.
+pub fn wait_writable(sock: &TcpStream, within: Duration) -> bool {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    let t = Timespec { tv_sec: within.as_secs() as _, tv_nsec: within.subsec_nanos() as _ };
+    let mut fds = [PollFd::new(sock, PollFlags::OUT)];
+    !matches!(poll(&mut fds, Some(&t)), Ok(0))
+}
+
 /// Reads from a socket with a deadline for everything read through it, not for each read call:
 /// a peer that sends one byte a second cannot keep a frame open past the deadline.
 pub struct Deadline<'a> {

@@ -72,7 +72,11 @@ impl ClientTls {
             (Some(p), None) => imp::Client::pinned(parse_fingerprint(p)?)?,
             (None, Some(ca)) => imp::Client::with_ca(ca)?,
             (Some(_), Some(_)) => return Err(Error::Usage("give a TLS fingerprint to pin or a CA file, not both".into())),
-            (None, None) => return Err(Error::Usage("TLS needs the node's certificate fingerprint (tlsPin) or a CA file (tlsCa)".into())),
+            (None, None) => {
+                return Err(Error::Usage(
+                    "TLS needs the node's certificate fingerprint (--tls-pin, tlsPin) or a CA file (--tls-ca, tlsCa)".into(),
+                ))
+            }
         };
         Ok(ClientTls { inner })
     }

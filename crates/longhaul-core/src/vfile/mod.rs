@@ -3,5 +3,6 @@
 
 pub mod blocks;
 pub mod blockset;
+pub mod filter;
 pub mod index;
 pub mod scan;

@@ -26,6 +26,7 @@ use rustix::io::Errno;
 use crate::error::{lossy, Error, Result};
 use crate::sys::beneath;
 use crate::sys::state_dir::STATE_DIR;
+use crate::vfile::filter::Filter;
 use crate::vfile::index::{Entry, Index, Kind};
 
 pub struct Scan {
@@ -38,6 +39,8 @@ pub struct Scan {
     pub base_fd: OwnedFd,
     /// Entries that are neither files, directories nor symlinks, with the reason.
     pub skipped: Vec<(String, &'static str)>,
+    /// Entries the filter left out (a directory left out counts once: it was not walked).
+    pub excluded: u64,
     /// What the scan saw of each entry (in the index's order) besides what the index carries:
     /// the sender checks every file against it (and the index's size and mtime) after reading
     /// it, so a file changed while it was read is a changed source. Never sent.
@@ -62,14 +65,15 @@ impl Stamp {
 
 /// Scans `source`, a file or a directory, with `threads` walkers.
 pub fn scan(source: &Path, threads: usize) -> Result<Scan> {
-    scan_within(source, threads, None)
+    scan_within(source, threads, None, &Filter::default())
 }
 
 /// As `scan`, for a node sending from its root (`within`: a pull, a copy): the source must
 /// resolve to a path under the root, and its directory is opened from the root one component
 /// at a time without following symlinks, so one swapped in after the node checked the path
-/// lists and sends nothing from outside.
-pub fn scan_within(source: &Path, threads: usize, within: Option<&Path>) -> Result<Scan> {
+/// lists and sends nothing from outside. `filter` leaves entries below the source out (never
+/// the source itself).
+pub fn scan_within(source: &Path, threads: usize, within: Option<&Path>, filter: &Filter) -> Result<Scan> {
     let abs = fs::canonicalize(source).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => Error::NotFound { path: source.display().to_string() },
         _ => Error::io("resolve", source.as_os_str().as_bytes(), e),
@@ -94,16 +98,16 @@ pub fn scan_within(source: &Path, threads: usize, within: Option<&Path>) -> Resu
     let mut collected = Collected::default();
     collected.add(rel.clone(), &meta, base_fd.as_fd(), &name, || abs.clone())?;
     if meta.kind == FileType::Directory {
-        collected.merge(walk(base_fd.as_fd(), abs, rel, threads.max(1))?);
+        collected.merge(walk(base_fd.as_fd(), abs, rel, threads.max(1), filter)?);
     }
     // The index sorts its entries: sorted here first, the stamps stay with theirs.
-    let Collected { entries, skipped, stamps } = collected;
+    let Collected { entries, skipped, stamps, excluded } = collected;
     let mut order: Vec<usize> = (0..entries.len()).collect();
     order.sort_unstable_by(|&a, &b| crate::vfile::index::path_cmp(&entries[a].path, &entries[b].path));
     let stamps = order.iter().map(|&i| stamps[i]).collect();
     let mut entries: Vec<Option<Entry>> = entries.into_iter().map(Some).collect();
     let entries = order.iter().map(|&i| entries[i].take().expect("each entry once")).collect();
-    Ok(Scan { index: Index::from_entries(entries)?, base, base_fd, skipped, stamps })
+    Ok(Scan { index: Index::from_entries(entries)?, base, base_fd, skipped, stamps, excluded })
 }
 
 /// Opens the scan's base directory (the source's canonical parent). Within `within` (a node's
@@ -167,6 +171,7 @@ struct Collected {
     skipped: Vec<(String, &'static str)>,
     /// One per entry, in the same order.
     stamps: Vec<Stamp>,
+    excluded: u64,
 }
 
 impl Collected {
@@ -174,6 +179,7 @@ impl Collected {
         self.entries.extend(other.entries);
         self.skipped.extend(other.skipped);
         self.stamps.extend(other.stamps);
+        self.excluded += other.excluded;
     }
 
     /// Records the entry `name` of directory `dir`, at relative path `rel`, from its own (not
@@ -223,6 +229,10 @@ struct Queue {
 
 struct Walk<'b> {
     base: BorrowedFd<'b>,
+    filter: &'b Filter,
+    /// Bytes of the source's own relative path and its `/`: what an entry's path loses to be
+    /// matched against the filter.
+    below: usize,
     queue: Mutex<Queue>,
     /// Signalled when directories are pushed, or when the walk ends or fails.
     cond: Condvar,
@@ -231,9 +241,11 @@ struct Walk<'b> {
 
 /// Lists everything under `root` (relative path `rel` from `base`; not `root` itself) with
 /// `threads` workers, this one included.
-fn walk(base: BorrowedFd<'_>, root: PathBuf, rel: Vec<u8>, threads: usize) -> Result<Collected> {
+fn walk<'b>(base: BorrowedFd<'b>, root: PathBuf, rel: Vec<u8>, threads: usize, filter: &'b Filter) -> Result<Collected> {
     let w = Walk {
         base,
+        filter,
+        below: rel.len() + 1,
         queue: Mutex::new(Queue { dirs: vec![(root, rel)], busy: 0, error: None }),
         cond: Condvar::new(),
         out: Mutex::new(Collected::default()),
@@ -275,7 +287,7 @@ impl Walk<'_> {
                 }
             };
             let Some((dir, rel)) = next else { break };
-            let listed = list(self.base, &dir, &rel, &mut local, &mut found);
+            let listed = self.list(&dir, &rel, &mut local, &mut found);
             let mut q = self.queue.lock().expect("scan queue lock");
             q.busy -= 1;
             let wake = match listed {
@@ -295,31 +307,37 @@ impl Walk<'_> {
     }
 }
 
-/// Records the entries of directory `dir` (relative path `rel` from `base`) and queues its
-/// subdirectories. The directory is opened from `base` without following symlinks, and each
-/// entry is stat'ed at its descriptor (no full path resolved per file).
-fn list(base: BorrowedFd<'_>, dir: &Path, rel: &[u8], out: &mut Collected, subdirs: &mut Vec<Pending>) -> Result<()> {
-    let fd = beneath::open_dir(base, rel, walk_refused)?;
-    let mut entries = rustix::fs::Dir::new(fd).map_err(|e| walk_refused(rel, e))?;
-    let dir_fd = entries.fd().map_err(|e| walk_refused(rel, e))?.try_clone_to_owned().map_err(|e| Error::io("dup", rel, e))?;
-    while let Some(dent) = entries.read() {
-        let dent = dent.map_err(|e| walk_refused(rel, e))?;
-        let name = dent.file_name();
-        if matches!(name.to_bytes(), b"." | b"..") {
-            continue;
+impl Walk<'_> {
+    /// Records the entries of directory `dir` (relative path `rel` from `base`) and queues its
+    /// subdirectories. The directory is opened from `base` without following symlinks, and each
+    /// entry is stat'ed at its descriptor (no full path resolved per file).
+    fn list(&self, dir: &Path, rel: &[u8], out: &mut Collected, subdirs: &mut Vec<Pending>) -> Result<()> {
+        let fd = beneath::open_dir(self.base, rel, walk_refused)?;
+        let mut entries = rustix::fs::Dir::new(fd).map_err(|e| walk_refused(rel, e))?;
+        let dir_fd = entries.fd().map_err(|e| walk_refused(rel, e))?.try_clone_to_owned().map_err(|e| Error::io("dup", rel, e))?;
+        while let Some(dent) = entries.read() {
+            let dent = dent.map_err(|e| walk_refused(rel, e))?;
+            let name = dent.file_name();
+            if matches!(name.to_bytes(), b"." | b"..") {
+                continue;
+            }
+            let mut path = Vec::with_capacity(rel.len() + 1 + name.to_bytes().len());
+            path.extend_from_slice(rel);
+            path.push(b'/');
+            path.extend_from_slice(name.to_bytes());
+            let meta = Meta::of(dir_fd.as_fd(), name, &path)?;
+            if self.filter.excludes(&path[self.below..], meta.kind == FileType::Directory) {
+                out.excluded += 1;
+                continue;
+            }
+            let full = || dir.join(std::ffi::OsStr::from_bytes(name.to_bytes()));
+            if meta.kind == FileType::Directory {
+                subdirs.push((full(), path.clone()));
+            }
+            out.add(path, &meta, dir_fd.as_fd(), name, full)?;
         }
-        let mut path = Vec::with_capacity(rel.len() + 1 + name.to_bytes().len());
-        path.extend_from_slice(rel);
-        path.push(b'/');
-        path.extend_from_slice(name.to_bytes());
-        let meta = Meta::of(dir_fd.as_fd(), name, &path)?;
-        let full = || dir.join(std::ffi::OsStr::from_bytes(name.to_bytes()));
-        if meta.kind == FileType::Directory {
-            subdirs.push((full(), path.clone()));
-        }
-        out.add(path, &meta, dir_fd.as_fd(), name, full)?;
+        Ok(())
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -340,7 +358,7 @@ mod tests {
         std::os::unix::fs::symlink(".longhaul", root.join("d")).unwrap();
         std::os::unix::fs::symlink(".longhaul/journal", root.join("j")).unwrap();
         for name in ["d", "j", ".longhaul"] {
-            let e = scan_within(&root.join(name), 1, Some(&root)).map(|_| ()).unwrap_err();
+            let e = scan_within(&root.join(name), 1, Some(&root), &Filter::default()).map(|_| ()).unwrap_err();
             assert_eq!(e.code(), "E_PATH_ESCAPE", "{name}: {e}");
         }
     }
@@ -406,6 +424,32 @@ mod tests {
         }
     }
 
+    /// Issue 32: filters leave entries out in the walk; an excluded directory is not walked
+    /// (counted once), an include ahead of an exclude keeps its match, the source itself is
+    /// never filtered.
+    #[test]
+    fn filters_leave_entries_out_while_walking() {
+        use crate::vfile::filter::Rule;
+        let base = scratch("filtered");
+        let root = base.join("src");
+        fs::create_dir_all(root.join("build/deep")).unwrap();
+        fs::create_dir_all(root.join("keep/build")).unwrap();
+        for f in ["a.c", "a.o", "keep.o", "build/x", "build/deep/y", "keep/build/z", "keep/b.o"] {
+            fs::write(root.join(f), b"x").unwrap();
+        }
+        let rules: Vec<Rule> = ["+ keep.o", "- *.o", "- /build/"].iter().map(|l| Rule::parse(l)).collect();
+        let filter = Filter::new(&rules).unwrap();
+        for threads in [1, 4] {
+            let s = scan_within(&root, threads, None, &filter).unwrap();
+            let paths: Vec<String> = listing(&s).into_iter().map(|l| l.0).collect();
+            assert_eq!(paths, ["src", "src/a.c", "src/keep", "src/keep/build", "src/keep/build/z", "src/keep.o"], "{threads} threads");
+            // a.o, keep/b.o and the build directory (once, its contents never listed).
+            assert_eq!(s.excluded, 3);
+        }
+        let lone = scan_within(&root.join("a.o"), 1, None, &filter).unwrap();
+        assert_eq!(lone.index.entries().len(), 1, "a source named by the user is sent even if a rule matches it");
+    }
+
     /// Issue 29, item 7: the stamps the sender checks files against stay with their entries
     /// through the index's sort, whatever order the walkers found them in.
     #[test]
@@ -458,7 +502,7 @@ mod tests {
         assert_eq!(e.code(), "E_PATH_ESCAPE", "{e}");
         // A source named through that symlink resolves outside the root: refused before the
         // walk lists anything.
-        let e = scan_within(&root.join("x/y"), 1, Some(&root)).map(|_| ()).unwrap_err();
+        let e = scan_within(&root.join("x/y"), 1, Some(&root), &Filter::default()).map(|_| ()).unwrap_err();
         assert_eq!(e.code(), "E_PATH_ESCAPE", "{e}");
         // A client sends what it was given, links on the way included.
         assert_eq!(ino(&open_base(&root.join("x/y"), None).unwrap()), meta(&d.join("outside/y")));

@@ -24,11 +24,14 @@ pub const FEATURE_RESUME: u64 = 4;
 /// Whole-file verification: the sender sends a BLAKE3 of every file (FILE_DIGESTS) before DONE,
 /// and the receiver reads each file back once it is written and compares before renaming it.
 pub const FEATURE_VERIFY_FULL: u64 = 8;
+/// The receiver's disk figures (`DiskStats`) at the end of SUMMARY. A node sends them only to a
+/// client that offered the bit: an older client would refuse the longer frame.
+pub const FEATURE_DISK_STATS: u64 = 16;
 /// Change detection by content: after MANIFEST the sender sends SUMS (how to decide what the
 /// receiver already holds, and with BLAKE3 a digest of every file), and after READY and PLAN
 /// the receiver answers UNCHANGED (the files it found already there).
-pub const FEATURE_CHECKSUM: u64 = 16;
-pub const FEATURES: u64 = FEATURE_XXH3 | FEATURE_BLAKE3 | FEATURE_RESUME | FEATURE_VERIFY_FULL | FEATURE_CHECKSUM;
+pub const FEATURE_CHECKSUM: u64 = 32;
+pub const FEATURES: u64 = FEATURE_XXH3 | FEATURE_BLAKE3 | FEATURE_RESUME | FEATURE_VERIFY_FULL | FEATURE_DISK_STATS | FEATURE_CHECKSUM;
 /// SUMS modes. By size and mtime alone (the default; no digests follow).
 pub const SUMS_STAMP: u8 = 0;
 /// By content: every file at the destination with the entry's size is hashed, and held when
@@ -171,6 +174,46 @@ pub struct SummaryMsg {
     pub micros: u64,
     /// Files whose whole-file BLAKE3 the receiver read back and checked in this session.
     pub verified: u64,
+    /// Where the receiver's time went; with FEATURE_DISK_STATS only.
+    pub disk: Option<DiskStats>,
+}
+
+/// A receiver's disk writers and their waits, over the session (times in microseconds, summed
+/// over the threads).
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct DiskStats {
+    pub writers: u64,
+    pub bytes_written: u64,
+    /// In pwrite.
+    pub write_us: u64,
+    /// In fsync or syncfs (`--fsync file` or `end`).
+    pub fsync_us: u64,
+    /// Writers handling a block (writes, file creation, renames, the journal).
+    pub busy_us: u64,
+    /// Writers waiting for a block: the network is the slower.
+    pub idle_us: u64,
+    /// Network receivers waiting for room in the write queue: the disk is the slower.
+    pub queue_full_us: u64,
+    /// Network receivers waiting for a free buffer.
+    pub pool_us: u64,
+    /// Network receivers held by a bandwidth limit.
+    pub rate_us: u64,
+}
+
+impl DiskStats {
+    fn fields(&self) -> [u64; 9] {
+        [
+            self.writers,
+            self.bytes_written,
+            self.write_us,
+            self.fsync_us,
+            self.busy_us,
+            self.idle_us,
+            self.queue_full_us,
+            self.pool_us,
+            self.rate_us,
+        ]
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -487,6 +530,9 @@ impl Msg {
             }
             Msg::Summary(s) => {
                 for v in [s.bytes, s.files, s.dirs, s.symlinks, s.blocks, s.micros, s.verified] {
+                    b.extend_from_slice(&v.to_le_bytes());
+                }
+                for v in s.disk.iter().flat_map(DiskStats::fields) {
                     b.extend_from_slice(&v.to_le_bytes());
                 }
             }

@@ -37,6 +37,8 @@ pub struct BindingGetOptions {
     pub resume: Option<bool>,
     /// Give pulled files and directories the setuid and setgid bits the node's index asks for (default false: cleared).
     pub keep_setid: Option<bool>,
+    /// Bytes per second for all streams together.
+    pub rate: Option<f64>,
 }
 
 #[napi(object)]

@@ -110,4 +110,16 @@ pub struct BindingTransferRow {
     /// null while active; "ok" or "failed".
     pub outcome: Option<String>,
     pub code: Option<String>,
+    /// The error's message when failed (an E_IO names the path and the OS error).
+    pub message: Option<String>,
+}
+
+/// A connection the node refused in its handshake (a failed login).
+#[napi(object)]
+pub struct BindingRefusal {
+    /// The peer's IP address.
+    pub peer: String,
+    pub code: String,
+    pub message: String,
+    pub unix_ms: f64,
 }

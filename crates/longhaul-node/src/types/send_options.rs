@@ -51,4 +51,8 @@ pub struct BindingSendOptions {
     pub verify: Option<String>,
     /// TCP congestion control of the data streams: "auto" (default: BBR where the kernel lets this process use it), "system" (the host's default) or an algorithm's name ("cubic", "bbr", ...).
     pub congestion: Option<String>,
+    /// Filter rules in order, each `- PATTERN` (leave out) or `+ PATTERN` (keep), gitignore patterns matched below the source; the first rule that matches decides.
+    pub filters: Option<Vec<String>>,
+    /// Bytes per second for all streams together.
+    pub rate: Option<f64>,
 }

@@ -1,6 +1,6 @@
 //! `send`'s summary.
 
-use super::{BindingPlacement, BindingSample, BindingScheduler, BindingStreamNet, BindingVerdict};
+use super::{BindingPlacement, BindingReceiverDisk, BindingSample, BindingScheduler, BindingStreamNet, BindingVerdict};
 
 /// The outcome of a completed `send`.
 #[napi(object)]
@@ -15,6 +15,8 @@ pub struct BindingSendSummary {
     pub scan_seconds: f64,
     /// Time the node spent from MANIFEST to its summary.
     pub receiver_seconds: f64,
+    /// The node's disk writers and their waits; absent from a node that does not report them.
+    pub receiver: Option<BindingReceiverDisk>,
     pub streams: u32,
     pub per_stream_bytes: Vec<f64>,
     /// Blocks that left with sendfile (zero copy), and their bytes.
@@ -25,6 +27,8 @@ pub struct BindingSendSummary {
     pub packed_bytes: f64,
     pub fast_paths: BindingFastPaths,
     pub skipped: Vec<BindingSkipped>,
+    /// Entries the filters left out (a directory left out counts once).
+    pub excluded: f64,
     pub scheduler: BindingScheduler,
     pub placement: BindingPlacement,
     /// Thread states sampled every few milliseconds.

@@ -19,6 +19,7 @@ use crossbeam_channel::{Receiver, Sender};
 
 use rustix::fs::{Mode, OFlags};
 
+use super::disk::DiskTimes;
 use super::resume::own_part;
 use super::stream::WriteJob;
 use super::tree::timestamp;
@@ -108,6 +109,7 @@ impl Receive {
     /// Starts `count` disk writers (one at least) on the queue `rx`.
     pub(super) fn start_writers(self: &Arc<Self>, rx: Receiver<WriteJob>, count: usize) -> Result<()> {
         let mut handles = self.writers.handles.lock().expect("writers lock");
+        self.disk.writers.store(count.max(1) as u64, Ordering::Relaxed);
         for i in 0..count.max(1) {
             let (r, rx) = (Arc::clone(self), rx.clone());
             let h = std::thread::Builder::new()
@@ -118,7 +120,8 @@ impl Receive {
                             let _ = bind_current_thread(cpu);
                         }
                         let mut dirs = DirCache::default();
-                        for job in rx {
+                        let disk = &r.disk;
+                        while let Some(job) = DiskTimes::timed(&disk.idle_us, || rx.recv().ok()) {
                             // A failed journaled session still writes the verified blocks it has
                             // queued (at most the pool): the next attempt need not send them again.
                             if r.life.stop.load(Ordering::Relaxed)
@@ -127,8 +130,10 @@ impl Receive {
                                 continue;
                             }
                             let (block, hash) = (r.plan.block_of(job.offset), job.hash);
-                            let written = r.write(job, &mut dirs);
-                            if let Err(e) = written.and_then(|()| r.resume.journal.as_ref().map_or(Ok(()), |j| j.record(block, hash))) {
+                            let written = DiskTimes::timed(&disk.busy_us, || {
+                                r.write(job, &mut dirs).and_then(|()| r.resume.journal.as_ref().map_or(Ok(()), |j| j.record(block, hash)))
+                            });
+                            if let Err(e) = written {
                                 r.writers.failed.store(true, Ordering::Relaxed);
                                 r.fail(e);
                             }
@@ -270,7 +275,7 @@ impl Receive {
         let (dir, name) = dirs.parent(self.dest_fd.as_fd(), &e.path, dest_refused)?;
         let perm = e.mode & 0o777;
         let fd = Tmpfile::open(dir, perm).map_err(|err| Error::io("create", &e.path, err.into()))?;
-        write_chunked(&fd, data, 0).map_err(|err| Error::io("write", &e.path, err))?;
+        self.timed_write(&fd, data, 0).map_err(|err| Error::io("write", &e.path, err))?;
         // open() applied the umask: set the mode only where that changed it.
         self.set_metadata(&fd, i, self.mode(e) != perm & !crate::sys::probe::umask().unwrap_or(0o777))?;
         let link = |to: &OsStr| self.files.tmpfile.link(&fd, dir, to);
@@ -299,6 +304,13 @@ impl Receive {
         Ok(true)
     }
 
+    /// `write_chunked`, counted in the disk figures.
+    fn timed_write(&self, fd: &File, data: &[u8], at: u64) -> std::io::Result<()> {
+        DiskTimes::timed(&self.disk.write_us, || write_chunked(fd, data, at))?;
+        self.disk.bytes_written.fetch_add(data.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
     pub(super) fn write(&self, job: WriteJob, dirs: &mut DirCache) -> Result<()> {
         for p in self.index.pieces(job.offset, job.buf.len() as u64) {
             let stage = self.files.slots[p.entry].stage.load(Ordering::SeqCst);
@@ -321,7 +333,7 @@ impl Receive {
             // rwsem_spin_on_owner). Waiting here sleeps instead and leaves the CPU to the
             // receiving threads. A file within one piece has no other writer.
             let _turn = (p.len < self.index.entries()[p.entry].size).then(|| self.files.slots[p.entry].writing.lock().expect("write lock"));
-            write_chunked(&fd, &job.buf[at..at + p.len as usize], p.file_offset)
+            self.timed_write(&fd, &job.buf[at..at + p.len as usize], p.file_offset)
                 .map_err(|e| Error::io("write", &self.index.entries()[p.entry].path, e))?;
             drop(fd);
             if self.files.slots[p.entry].remaining.fetch_sub(p.len, Ordering::AcqRel) == p.len {
@@ -342,7 +354,7 @@ impl Receive {
         rustix::fs::futimens(fd.as_fd(), &rustix::fs::Timestamps { last_access: t, last_modification: t })
             .map_err(|err| Error::io("set mtime", &e.path, err.into()))?;
         if self.fsync == Fsync::File {
-            fd.sync_all().map_err(|err| Error::io("fsync", &e.path, err))?;
+            DiskTimes::timed(&self.disk.fsync_us, || fd.sync_all()).map_err(|err| Error::io("fsync", &e.path, err))?;
         }
         Ok(())
     }

@@ -47,6 +47,7 @@ pub mod conflict;
 pub mod journal;
 pub mod sums;
 
+mod disk;
 mod files;
 mod resume;
 mod slot;
@@ -75,6 +76,7 @@ use crate::vfile::blocks::BlockPlan;
 use crate::vfile::blockset::BlockSet;
 use crate::vfile::index::Index;
 use crate::wire::frame::Token;
+use disk::DiskTimes;
 use files::{Digests, Files, Writers};
 use journal::Journal;
 use resume::{carried_over, Carried, Resume};
@@ -182,6 +184,8 @@ pub struct Receive {
     placement: Placement,
     idle_timeout: Duration,
     fsync: Fsync,
+    /// Where the writers' and receivers' time went (disk.rs).
+    disk: DiskTimes,
 }
 
 /// Permission bits a receiver sets by default: all but setuid and setgid (0o6000), which from
@@ -293,6 +297,7 @@ impl Receive {
             placement,
             idle_timeout,
             fsync,
+            disk: DiskTimes::default(),
         });
         if let Err(e) = recv.make_tree().and_then(|()| recv.finish_carried()) {
             recv.discard_temps();

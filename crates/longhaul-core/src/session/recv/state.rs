@@ -131,9 +131,12 @@ impl Life {
         let st = self.state.lock().expect("state lock");
         let (st, _) = self.cond.wait_timeout_while(st, EXPLAIN_GRACE, |st| st.failure.is_none() && !st.sender_gone).expect("state lock");
         let explained = st.failure.is_some();
+        // The control connection closed without DONE: the sender went away (cancelled or
+        // killed), and the break is its consequence, not a fault of the protocol or network.
+        let gone = st.sender_gone;
         drop(st);
         if !explained {
-            self.fail(e);
+            self.fail(if gone { Error::Cancelled } else { e });
         }
     }
 }
@@ -173,6 +176,9 @@ impl Receive {
                             Err(e) => r.fail(e),
                         },
                         Ok(Some(Msg::Done { bytes, .. })) => r.client_done(bytes),
+                        // A cancel is the sender going away, said: its streams still deliver
+                        // what they carry, for the resume, and the session ends E_CANCELLED.
+                        Ok(Some(Msg::Error { code, .. })) if code == "E_CANCELLED" => r.sender_gone(),
                         Ok(Some(Msg::Error { code, message })) => r.fail(Error::remote(&code, &message)),
                         Ok(Some(m)) => r.fail(Error::Protocol(format!("unexpected {:?} frame on the control connection", m.frame_type()))),
                         Ok(None) => r.sender_gone(),
@@ -254,6 +260,7 @@ impl Receive {
             blocks: self.receipt.blocks.load(Ordering::Relaxed),
             micros: self.started.elapsed().as_micros() as u64,
             verified: self.digests.verified.load(Ordering::Relaxed),
+            disk: Some(self.disk.stats()),
         })
     }
 }

@@ -8,8 +8,9 @@ use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
-use crossbeam_channel::Sender;
+use crossbeam_channel::{Sender, TrySendError};
 
+use super::disk::DiskTimes;
 use super::Receive;
 use crate::error::{Error, Result};
 use crate::hash::Xxh3;
@@ -115,13 +116,13 @@ impl Receive {
                 None => return Ok(StreamExit::Closed),
                 Some(Msg::Block { offset, len, xxh3: want }) => {
                     let buf = self.receive_block(sock, offset, len, want, None)?;
-                    if tx.send(WriteJob { buf, offset, hash: want }).is_err() {
+                    if self.queue(tx, WriteJob { buf, offset, hash: want }).is_err() {
                         return Ok(StreamExit::End);
                     }
                 }
                 Some(Msg::BlockB3 { offset, len, xxh3: want, blake3 }) => {
                     let buf = self.receive_block(sock, offset, len, want, Some(&blake3))?;
-                    if tx.send(WriteJob { buf, offset, hash: want }).is_err() {
+                    if self.queue(tx, WriteJob { buf, offset, hash: want }).is_err() {
                         return Ok(StreamExit::End);
                     }
                 }
@@ -132,6 +133,15 @@ impl Receive {
                 }
                 Some(m) => return Err(Error::Protocol(format!("unexpected {:?} frame on a data connection", m.frame_type()))),
             }
+        }
+    }
+
+    /// Hands a block to the writers, counting a wait for room as the disk being the slower.
+    fn queue(&self, tx: &Sender<WriteJob>, job: WriteJob) -> std::result::Result<(), ()> {
+        match tx.try_send(job) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Disconnected(_)) => Err(()),
+            Err(TrySendError::Full(job)) => DiskTimes::timed(&self.disk.queue_full_us, || tx.send(job)).map_err(|_| ()),
         }
     }
 
@@ -148,10 +158,15 @@ impl Receive {
         if !self.receipt.seen.lock().expect("seen lock").insert(b) {
             return Err(Error::Protocol(format!("block at {offset} received twice")));
         }
-        if !self.receipt.throttle.take(len as u64, &self.life.stop) {
+        if !self.receipt.throttle.is_unlimited()
+            && !DiskTimes::timed(&self.disk.rate_us, || self.receipt.throttle.take(len as u64, &self.life.stop))
+        {
             return Err(Error::Cancelled);
         }
-        let mut buf = self.pool.take(&self.life.stop)?;
+        let mut buf = match self.pool.try_take() {
+            Some(b) => b,
+            None => DiskTimes::timed(&self.disk.pool_us, || self.pool.take(&self.life.stop))?,
+        };
         buf.set_len(len as usize);
         // Each read is hashed as it lands, while it is still in the CPU's cache: hashing the
         // whole 4 MiB block afterwards read it back from memory (17% of the node's CPU on a

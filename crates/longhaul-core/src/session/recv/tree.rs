@@ -100,7 +100,8 @@ impl Receive {
                 .map_err(|err| Error::io("set mtime", &e.path, err.into()))?;
         }
         if self.fsync == Fsync::End {
-            rustix::fs::syncfs(&self.dest_fd).map_err(|err| Error::io("syncfs", b"destination", err.into()))?;
+            super::disk::DiskTimes::timed(&self.disk.fsync_us, || rustix::fs::syncfs(&self.dest_fd))
+                .map_err(|err| Error::io("syncfs", b"destination", err.into()))?;
         }
         Ok(())
     }

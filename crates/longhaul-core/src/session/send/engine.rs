@@ -18,7 +18,7 @@ use crate::hash::{xxh3, Xxh3};
 use crate::place::placement::{bind_current_thread, Placement, Role};
 use crate::pool::{Pool, PoolBuf};
 use crate::rate::Throttle;
-use crate::sched::timeline::Gauges;
+use crate::sched::timeline::{Busy, Gauges, Wait};
 use crate::sched::{Feed, Work};
 use crate::sys::beneath::DirCache;
 use crate::sys::net;
@@ -90,6 +90,12 @@ const IN_FLIGHT_PER_STREAM: usize = 4;
 /// receiver waits for the sender to explain a bad block.
 pub(super) const RECHECK_EVERY: Duration = Duration::from_millis(50);
 
+/// The longest a send waits for room in its socket before writing anyway (see `wait_for_room`):
+/// a second is far longer than a healthy socket's buffer takes to drain on any link (so the wait
+/// is counted where it belongs), and short against the I/O timeout (60 s by default), which the
+/// blocking write then enforces as before. One poll per block (1 MiB by default) is the cost.
+const SOCKET_WAIT: Duration = Duration::from_secs(1);
+
 thread_local! {
     static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
@@ -132,7 +138,13 @@ impl Engine<'_> {
             self.counters.sendfile_bytes.fetch_add(len, Ordering::Relaxed);
             return Ok(Prepared::Sendfile { file, entry: first.entry, file_offset: first.file_offset, offset, len: len as u32, hash });
         }
-        let mut buf = self.pool.take(&self.run.stop)?;
+        let mut buf = match self.pool.try_take() {
+            Some(b) => b,
+            None => {
+                let _w = self.gauges.instead(Busy::Reading, Wait::Pool);
+                self.pool.take(&self.run.stop)?
+            }
+        };
         buf.set_len(len as usize);
         for p in std::iter::once(first).chain(pieces) {
             let rel = &self.index.entries()[p.entry].path;
@@ -201,9 +213,13 @@ impl Engine<'_> {
             Prepared::Sendfile { len, .. } => *len as u64,
             Prepared::Packed { buf, .. } => buf.len() as u64,
         };
-        if !self.throttle.take(block_len, &self.run.stop) {
-            return Ok(());
+        if !self.throttle.is_unlimited() {
+            let _w = self.gauges.instead(Busy::Sending, Wait::Rate);
+            if !self.throttle.take(block_len, &self.run.stop) {
+                return Ok(());
+            }
         }
+        self.wait_for_room(sock);
         let (offset, len) = match &p {
             Prepared::Sendfile { offset, len, hash, file, entry, file_offset } => {
                 let hdr = Msg::Block { offset: *offset, len: *len, xxh3: *hash }.encode();
@@ -245,6 +261,25 @@ impl Engine<'_> {
         self.per_stream[i].fetch_add(len, Ordering::Relaxed);
         self.feed.sent(self.feed.plan().block_of(offset));
         Ok(())
+    }
+
+    /// Waits, as blocked on the socket, while stream `sock` has no room, so the timeline tells a
+    /// send held back by the network from one copying bytes. At most `SOCKET_WAIT`, and no
+    /// longer than the socket's send timeout: the write that follows waits under that timeout
+    /// and reports a stalled peer as it always did.
+    fn wait_for_room(&self, sock: &TcpStream) {
+        if net::wait_writable(sock, Duration::ZERO) {
+            return;
+        }
+        let _w = self.gauges.instead(Busy::Sending, Wait::Socket);
+        let most = sock.write_timeout().ok().flatten().map_or(SOCKET_WAIT, |t| t.min(SOCKET_WAIT));
+        let until = std::time::Instant::now() + most;
+        // In slices, so a cancel is seen within one.
+        while !self.run.stopped() && std::time::Instant::now() < until {
+            if net::wait_writable(sock, Duration::from_millis(50)) {
+                return;
+            }
+        }
     }
 
     /// Ends every stream with its STREAM_END (after the last block); false if one failed.

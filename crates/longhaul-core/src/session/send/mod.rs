@@ -36,11 +36,11 @@ use crate::error::{Error, Result};
 use crate::panic;
 use crate::place::placement::{Placement, Role};
 use crate::pool::Pool;
-use crate::rate::Throttle;
+use crate::rate::{Bucket, Throttle};
 use crate::sched::auto::drive;
 use crate::sched::timeline::{Gauges, Recorder};
 use crate::sched::{Crew, Feed};
-use crate::session::progress::{every, FastPaths, Progress, Watch};
+use crate::session::progress::{every, Done, FastPaths, Progress, Watch};
 use crate::sys::congestion;
 use crate::sys::net;
 use crate::sys::probe;
@@ -80,7 +80,7 @@ pub(crate) fn scan_and_send<G>(
     let mut again = true;
     loop {
         let started = Instant::now();
-        let scanned = scan_within(source, opts.scan_threads, opts.confine.as_deref())?;
+        let scanned = scan_within(source, opts.scan_threads, opts.confine.as_deref(), &opts.filter)?;
         let scan_seconds = started.elapsed().as_secs_f64();
         let _admitted = admit(&scanned)?;
         match send_scanned(Scanned { scan: &scanned, started, scan_seconds, digests: None }, addr, dest, opts, watch) {
@@ -189,7 +189,7 @@ fn send_scanned(src: Scanned, addr: &str, dest: &[u8], opts: &SendOptions, watch
     // end, a Unix socket, and the choice is what was set on the TCP socket behind it.
     let running = sockets.first().and_then(|s| congestion::get(s).ok());
     let src = Scanned { digests: computed.into_inner(), ..src };
-    let mut summary = transmit(src, Attached { control, peer, sockets }, opts, Throttle::default(), &skip, watch)?;
+    let mut summary = transmit(src, Attached { control, peer, sockets }, opts, client_throttle(opts), &skip, watch)?;
     summary.congestion = running.unwrap_or_else(|| cc.effective());
     summary.congestion_note = cc.note;
     summary.unchanged = unchanged.map(|(files, bytes)| Unchanged {
@@ -205,6 +205,11 @@ fn send_scanned(src: Scanned, addr: &str, dest: &[u8], opts: &SendOptions, watch
     // SUMMARY that came back: no wait per file or per block.
     summary.round_trips = hello.round_trips + round_trips + 1;
     Ok(summary)
+}
+
+/// A client's own limit (`rate`): one bucket all its streams share.
+fn client_throttle(opts: &SendOptions) -> Throttle {
+    Throttle::new(opts.rate.map(Bucket::new).into_iter().collect())
 }
 
 /// Sends the blocks of a scanned source over data connections already attached to a session
@@ -277,13 +282,17 @@ pub(crate) fn transmit(
     let data_ends: Vec<u64> = index.data_file_ends().collect();
     let files_total = index.count(Kind::File) as u64;
     let transfer_started = Instant::now();
+    let storage_read_at_start = crate::sys::procio::storage_read_bytes();
     let mut recorder = Recorder::new(opts.timeline_interval);
 
+    let driven = Done::default();
     let (reply, report) = std::thread::scope(|s| {
         let engine = &engine;
+        let driven = &driven;
         let driver = std::thread::Builder::new()
             .name("lh-drive".into())
             .spawn_scoped(s, move || {
+                let _raise = driven.on_drop();
                 let crew =
                     Crew { readers, processors, workers, buffers: engine.pool.count(), stop: &engine.run.stop, gauges: &engine.gauges };
                 let driven = || Ok(drive(engine, &engine.feed, opts.scheduler, &crew).filter(|_| engine.end_streams()));
@@ -355,22 +364,18 @@ pub(crate) fn transmit(
                 }
             }
         };
-        every(
-            tick,
-            || driver.is_finished(),
-            || {
-                if cancel.load(Ordering::Relaxed) {
-                    run.fail(Error::Cancelled);
-                }
-                recorder.tick(&engine.gauges);
-                recheck(&mut last_recheck);
-                if !run.stopped() && last_progress.elapsed() >= opts.progress_interval {
-                    last_progress = Instant::now();
-                    on_progress(&progress(&mut watermark));
-                }
-                ControlFlow::Continue(())
-            },
-        );
+        every(tick, driven, || {
+            if cancel.load(Ordering::Relaxed) {
+                run.fail(Error::Cancelled);
+            }
+            recorder.tick(&engine.gauges);
+            recheck(&mut last_recheck);
+            if !run.stopped() && last_progress.elapsed() >= opts.progress_interval {
+                last_progress = Instant::now();
+                on_progress(&progress(&mut watermark));
+            }
+            ControlFlow::Continue(())
+        });
         let report = driver.join().unwrap_or_else(|p| {
             run.fail(panic::from_payload("driver", p));
             None
@@ -479,7 +484,11 @@ pub(crate) fn transmit(
     let verdict = if per_stream_bytes.iter().all(|&b| b == 0) && index.total() > 0 {
         Verdict { limit: "nothing to send", evidence: "every byte was at the destination already; nothing travelled".into() }
     } else {
-        verdict::verdict(&network, transfer_seconds, &timeline)
+        let moved: u64 = per_stream_bytes.iter().sum();
+        let from_disk = storage_read_at_start
+            .zip(crate::sys::procio::storage_read_bytes())
+            .map(|(a, b)| b.saturating_sub(a) as f64 / moved.max(1) as f64);
+        verdict::verdict(&network, transfer_seconds, &timeline, from_disk)
     };
     Ok(SendSummary {
         bytes: index.total(),
@@ -497,6 +506,7 @@ pub(crate) fn transmit(
         packed_bytes: engine.counters.packed_bytes.load(Ordering::Relaxed),
         fast_paths,
         skipped: scanned.skipped.clone(),
+        excluded: scanned.excluded,
         receiver,
         scheduler,
         pinned: engine.pinned.into_inner().expect("pinned lock"),

@@ -10,6 +10,7 @@ use crate::sched::cpus;
 pub use crate::sched::SchedulerKind;
 use crate::sys::congestion::Congestion;
 use crate::vfile::blocks::BlockPlan;
+use crate::vfile::filter::Filter;
 
 /// 1 MiB: large enough that per-block costs (a header, a syscall, a channel hop, a journal
 /// record) stay under 1% of a block's time, small enough that a block stays in a core's L2
@@ -117,6 +118,11 @@ pub struct SendOptions {
     pub confine: Option<PathBuf>,
     /// The TCP congestion control of the data streams (`auto`: BBR where it can be had).
     pub congestion: Congestion,
+    /// Entries of the source to leave out (`--exclude`/`--include`); none by default.
+    pub filter: Filter,
+    /// Bytes per second for all the transfer's streams together (a client's `--rate`); a
+    /// node sending for a pull applies its own limits instead.
+    pub rate: Option<u64>,
 }
 
 impl Default for SendOptions {
@@ -147,6 +153,8 @@ impl Default for SendOptions {
             verify: Verify::Block,
             congestion: Congestion::Auto,
             confine: None,
+            filter: Filter::default(),
+            rate: None,
         }
     }
 }

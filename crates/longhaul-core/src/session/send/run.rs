@@ -54,7 +54,9 @@ impl Run {
     pub(super) fn fail(&self, e: Error) {
         let mut f = self.failure.lock().expect("failure lock");
         let first = f.as_ref().is_none_or(|old| outranks(&e, old));
-        let tell = first && is_local_cause(&e);
+        // A cancel is told too: without it the node sees only its data connections break and
+        // logs the user's Ctrl-C as a protocol error.
+        let tell = first && (is_local_cause(&e) || matches!(e, Error::Cancelled));
         let msg = tell.then(|| Msg::error(&e));
         if first {
             *f = Some(e);

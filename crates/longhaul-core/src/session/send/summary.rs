@@ -42,6 +42,8 @@ pub struct SendSummary {
     pub packed_bytes: u64,
     pub fast_paths: FastPaths,
     pub skipped: Vec<(String, &'static str)>,
+    /// Entries the filter left out (`--exclude`).
+    pub excluded: u64,
     pub receiver: SummaryMsg,
     pub scheduler: SchedulerReport,
     pub placement: Placement,

@@ -28,9 +28,14 @@ fn pct(x: f64) -> String {
     format!("{:.0}%", x * 100.0)
 }
 
+/// Reads that fetched less than this share of the bytes sent from storage were served by the
+/// page cache: memory copies, CPU time.
+const FROM_CACHE: f64 = 0.1;
+
 /// `streams`: TCP_INFO of each data stream at the end; `seconds`: the transfer's time after the
-/// scan; `timeline`: the sender's thread states.
-pub fn verdict(streams: &[TcpStats], seconds: f64, timeline: &[Sample]) -> Verdict {
+/// scan; `timeline`: the sender's thread states; `from_disk`: the share of the bytes sent that
+/// this process fetched from storage meanwhile (`None`: not known).
+pub fn verdict(streams: &[TcpStats], seconds: f64, timeline: &[Sample], from_disk: Option<f64>) -> Verdict {
     if streams.is_empty() || seconds <= 0.0 {
         return Verdict { limit: "unknown", evidence: "no TCP_INFO from the data streams (a TLS relay holds them)".into() };
     }
@@ -80,6 +85,18 @@ pub fn verdict(streams: &[TcpStats], seconds: f64, timeline: &[Sample]) -> Verdi
             }
         };
         let (reading, processing) = (share(|s| s.reading > 0), share(|s| s.processing > 0));
+        let cached = from_disk.filter(|&d| d < FROM_CACHE);
+        if let Some(d) = cached.filter(|_| reading >= processing) {
+            return Verdict {
+                limit: "CPU",
+                evidence: format!(
+                    "the streams had nothing to send {} of the time; the engine was reading in {} of those samples, but only {} of the bytes came from the disk: the reads were copies from the page cache, CPU time; {how}",
+                    pct(1.0 - busy_share),
+                    pct(reading),
+                    pct(d)
+                ),
+            };
+        }
         let (limit, what) = if reading >= processing { ("disk reads", "reading") } else { ("CPU", "processing") };
         return Verdict {
             limit,
@@ -125,30 +142,42 @@ mod tests {
     }
 
     fn sample(reading: u32, processing: u32, queued: u32) -> Sample {
-        Sample { ms: 0.0, reading, processing, sending: 0, writing: 0, blocked: 0, queued }
+        Sample { ms: 0.0, reading, processing, sending: 0, writing: 0, blocked: 0, blocked_on: [0; 5], queued }
     }
 
     #[test]
     fn each_cause_is_named_with_its_evidence() {
-        let link = verdict(&[stream(950, 0, 0, 100 << 20, 0); 2], 1.0, &[]);
+        let link = verdict(&[stream(950, 0, 0, 100 << 20, 0); 2], 1.0, &[], None);
         assert_eq!(link.limit, "link");
         assert!(link.evidence.starts_with("2 stream(s) busy 95% of the time, delivering 25.0 MB/s at 30.0 ms RTT"), "{}", link.evidence);
-        assert_eq!(verdict(&[stream(950, 600, 0, 100 << 20, 0)], 1.0, &[]).limit, "receiver's window");
-        assert_eq!(verdict(&[stream(950, 0, 500, 100 << 20, 0)], 1.0, &[]).limit, "sender's buffer");
-        let lossy = verdict(&[stream(950, 0, 0, 100 << 20, 2 << 20)], 1.0, &[]);
+        assert_eq!(verdict(&[stream(950, 600, 0, 100 << 20, 0)], 1.0, &[], None).limit, "receiver's window");
+        assert_eq!(verdict(&[stream(950, 0, 500, 100 << 20, 0)], 1.0, &[], None).limit, "sender's buffer");
+        let lossy = verdict(&[stream(950, 0, 0, 100 << 20, 2 << 20)], 1.0, &[], None);
         assert_eq!(lossy.limit, "loss");
         assert!(lossy.evidence.starts_with("2% of the bytes sent were lost"), "{}", lossy.evidence);
         // The same loss with the RTT 10 ms over its minimum: a full bottleneck's queue overflowing.
-        let full = verdict(&[TcpStats { rtt_us: 40_000, ..stream(950, 0, 0, 100 << 20, 2 << 20) }], 1.0, &[]);
+        let full = verdict(&[TcpStats { rtt_us: 40_000, ..stream(950, 0, 0, 100 << 20, 2 << 20) }], 1.0, &[], None);
         assert_eq!(full.limit, "link");
-        let reads = verdict(&[stream(200, 0, 0, 1 << 20, 0)], 1.0, &[sample(2, 0, 0), sample(1, 0, 0), sample(0, 1, 0), sample(0, 0, 3)]);
+        let reads =
+            verdict(&[stream(200, 0, 0, 1 << 20, 0)], 1.0, &[sample(2, 0, 0), sample(1, 0, 0), sample(0, 1, 0), sample(0, 0, 3)], None);
         assert_eq!(reads.limit, "disk reads");
         assert!(
             reads.evidence.contains("nothing to send 80% of the time") && reads.evidence.contains("reading in 67%"),
             "{}",
             reads.evidence
         );
-        assert_eq!(verdict(&[stream(200, 0, 0, 1 << 20, 0)], 1.0, &[sample(0, 1, 0), sample(0, 2, 0)]).limit, "CPU");
-        assert_eq!(verdict(&[], 1.0, &[]).limit, "unknown");
+        assert_eq!(verdict(&[stream(200, 0, 0, 1 << 20, 0)], 1.0, &[sample(0, 1, 0), sample(0, 2, 0)], None).limit, "CPU");
+        assert_eq!(verdict(&[], 1.0, &[], None).limit, "unknown");
+    }
+
+    /// Issue 31: "reading" while the streams wait is disk time only if the bytes came from the
+    /// disk; reads served by the page cache are CPU.
+    #[test]
+    fn reads_from_the_page_cache_are_cpu() {
+        let samples = [sample(2, 0, 0), sample(1, 0, 0), sample(0, 1, 0)];
+        let cached = verdict(&[stream(200, 0, 0, 1 << 20, 0)], 1.0, &samples, Some(0.0));
+        assert_eq!(cached.limit, "CPU");
+        assert!(cached.evidence.contains("only 0% of the bytes came from the disk"), "{}", cached.evidence);
+        assert_eq!(verdict(&[stream(200, 0, 0, 1 << 20, 0)], 1.0, &samples, Some(0.9)).limit, "disk reads");
     }
 }

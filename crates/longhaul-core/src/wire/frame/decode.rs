@@ -122,6 +122,22 @@ impl Msg {
                 blocks: r.u64()?,
                 micros: r.u64()?,
                 verified: r.u64()?,
+                // Present or not as a whole: a partial one is a truncated body.
+                disk: if r.left() == 0 {
+                    None
+                } else {
+                    Some(DiskStats {
+                        writers: r.u64()?,
+                        bytes_written: r.u64()?,
+                        write_us: r.u64()?,
+                        fsync_us: r.u64()?,
+                        busy_us: r.u64()?,
+                        idle_us: r.u64()?,
+                        queue_full_us: r.u64()?,
+                        pool_us: r.u64()?,
+                        rate_us: r.u64()?,
+                    })
+                },
             }),
             FrameType::Sums => {
                 let mode = r.u8()?;

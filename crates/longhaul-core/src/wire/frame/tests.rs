@@ -60,9 +60,36 @@ fn message(name: &str) -> Msg {
         "block_b3" => Msg::BlockB3 { offset: 0, len: 4096, xxh3: 7, blake3: core::array::from_fn(|i| 0xa0 + i as u8) },
         "stream_end" => Msg::StreamEnd { blocks: 3, bytes: 12 << 20 },
         "done" => Msg::Done { blocks: 5, bytes: 20_000_000 },
-        "summary" => {
-            Msg::Summary(SummaryMsg { bytes: 20_000_000, files: 302, dirs: 3, symlinks: 1, blocks: 5, micros: 35_072, verified: 302 })
-        }
+        "summary" => Msg::Summary(SummaryMsg {
+            bytes: 20_000_000,
+            files: 302,
+            dirs: 3,
+            symlinks: 1,
+            blocks: 5,
+            micros: 35_072,
+            verified: 302,
+            disk: None,
+        }),
+        "summary_disk" => Msg::Summary(SummaryMsg {
+            bytes: 20_000_000,
+            files: 302,
+            dirs: 3,
+            symlinks: 1,
+            blocks: 5,
+            micros: 35_072,
+            verified: 0,
+            disk: Some(DiskStats {
+                writers: 4,
+                bytes_written: 20_000_000,
+                write_us: 30_000,
+                fsync_us: 2_000,
+                busy_us: 40_000,
+                idle_us: 100_000,
+                queue_full_us: 5_000,
+                pool_us: 0,
+                rate_us: 0,
+            }),
+        }),
         "file_digests" => {
             Msg::FileDigests { digests: vec![(1, core::array::from_fn(|i| i as u8)), (4, core::array::from_fn(|i| 0xe0 + i as u8))] }
         }
@@ -74,7 +101,7 @@ fn message(name: &str) -> Msg {
 }
 
 /// Every message name, in the order of docs/protocol-vectors.txt.
-const ALL: [&str; 27] = [
+const ALL: [&str; 28] = [
     "hello",
     "hello_ok",
     "auth",
@@ -86,6 +113,7 @@ const ALL: [&str; 27] = [
     "stream_end",
     "done",
     "summary",
+    "summary_disk",
     "error",
     "hello_both",
     "get",
@@ -162,6 +190,13 @@ fn malformed_frames_are_protocol_errors() {
         ("trailing bytes", {
             let mut v = message("done").encode();
             v.push(0);
+            let n = (v.len() - 4) as u32;
+            v[..4].copy_from_slice(&n.to_le_bytes());
+            v
+        }),
+        ("summary with part of the disk figures", {
+            let mut v = message("summary_disk").encode();
+            v.truncate(v.len() - 8);
             let n = (v.len() - 4) as u32;
             v[..4].copy_from_slice(&n.to_le_bytes());
             v
