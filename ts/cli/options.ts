@@ -43,7 +43,9 @@ export function withConfig(cmd: Command, command: CommandName | 'config'): Comma
     const spec = specOf(k);
     if (spec.arg === '') {
       // Both forms, so that neither sets a value unless given (the file and environment still count).
-      cmd.addOption(new Option(flagOf(k), `${spec.description} (default ${String(spec.default)})`));
+      // -c as rsync's.
+      const flags = k === 'checksum' ? `-c, ${flagOf(k)}` : flagOf(k);
+      cmd.addOption(new Option(flags, `${spec.description} (default ${String(spec.default)})`));
       cmd.addOption(new Option(flagOf(k).replace(/^--/, '--no-')).hideHelp());
       continue;
     }

@@ -158,6 +158,14 @@ export function verifiedLine(s: TransferTotals): string {
     : `verified: every block by XXH3 on arrival (--verify full also checks each file's BLAKE3)`;
 }
 
+/** What the node found already there, and how it told (`--checksum`, `--verify full`). */
+export function unchangedLine(s: SendSummary): string | undefined {
+  const u = s.unchanged;
+  if (!u) return undefined;
+  const how = u.by === 'size+mtime+BLAKE3' ? 'size+mtime, each confirmed by BLAKE3' : u.by;
+  return `unchanged: ${fmt.plural(u.files, 'file')} by ${how} (${fmt.bytes(u.bytes)}, not sent)`;
+}
+
 /**
  * The summary a person reads: by default what was moved and how it was verified, plus what is
  * out of the ordinary (resumed, retried, skipped); with `verbose` (`-v`) also the fast paths,
@@ -180,6 +188,8 @@ export function summaryLines(s: SendSummary, verbose = false): string[] {
   ];
   if (verbose) lines.push(...detail);
   lines.push(verifiedLine(s));
+  const unchanged = unchangedLine(s);
+  if (unchanged) lines.push(unchanged);
   // The first line says what was there already; -v says in how many blocks.
   if (verbose && s.resumedBytes > 0)
     lines.push(`resumed: ${fmt.bytes(s.resumedBytes)} (${fmt.plural(s.resumedBlocks, 'block')}) already on the node, not sent again`);

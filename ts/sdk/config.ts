@@ -246,6 +246,14 @@ const SPECS = {
     default: DEFAULTS.send.resume,
     commands: ['send', 'get'],
   },
+  checksum: {
+    schema: bool,
+    description:
+      'decide which files the node already holds by their BLAKE3 (both ends hash the files of the same size; only those that differ are sent) rather than by size and mtime',
+    arg: '',
+    default: false,
+    commands: ['send'],
+  },
   keepSetid: {
     schema: bool,
     description:

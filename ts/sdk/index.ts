@@ -124,9 +124,17 @@ export interface SendOptions extends AuthOptions, TlsOptions {
    */
   resume?: boolean;
   /**
+   * Decide which files the node already holds by content rather than by size and mtime (rsync
+   * `-c`; default false): both ends compute a BLAKE3 of every file that could be equal (the
+   * node: those of the same size), and only those that differ are sent. Needs `resume` and a
+   * node that knows it (else E_VERSION).
+   */
+  checksum?: boolean;
+  /**
    * `block` (default): an XXH3 of every block, checked on arrival. `full`: besides, a BLAKE3 of
    * every file, which the node checks on the file read back before it takes its final name
-   * (costs a second read of every file at both ends: see docs/USAGE.md).
+   * (costs a second read of every file at both ends: see docs/USAGE.md); files the node would
+   * skip as unchanged are confirmed by their BLAKE3 too, and sent when they differ.
    */
   verify?: VerifyMode;
   /**
@@ -258,6 +266,13 @@ export interface FastPaths {
   mlockFallback?: string;
 }
 
+/** Files the node found already at the destination (see `SendSummary.unchanged`). */
+export interface Unchanged {
+  files: number;
+  bytes: number;
+  by: 'size+mtime' | 'BLAKE3' | 'size+mtime+BLAKE3';
+}
+
 export interface SendSummary extends TransferTotals {
   scanSeconds: number;
   streams: number;
@@ -279,6 +294,12 @@ export interface SendSummary extends TransferTotals {
   /** Blocks and bytes the node already held (an earlier attempt's, or files already there) and so were not sent. */
   resumedBlocks: number;
   resumedBytes: number;
+  /**
+   * Non-empty files the node found already there and so did not receive, and how it decided:
+   * `size+mtime` (the default), `BLAKE3` (`checksum`), `size+mtime+BLAKE3` (`verify: full`:
+   * each confirmed by its digest). Null from a node too old to say, or with `resume: false`.
+   */
+  unchanged: Unchanged | null;
   /** The congestion control the data streams ran (`bbr`, `cubic`, ...). */
   congestion: string;
   /** Why not BBR, where `congestion: auto` could not have it. */
@@ -382,6 +403,7 @@ async function sendOnce(source: string, t: Target, options: SendOptions): Promis
         filters: filterRules(options),
         rate: options.rate === undefined ? undefined : parseSize(options.rate, 'rate'),
         resume: options.resume,
+        checksum: options.checksum,
         verify: options.verify,
         congestion: options.congestion,
       },
@@ -391,6 +413,7 @@ async function sendOnce(source: string, t: Target, options: SendOptions): Promis
     return {
       ...s,
       congestionNote: s.congestionNote ?? undefined,
+      unchanged: s.unchanged ? { ...s.unchanged, by: s.unchanged.by as Unchanged['by'] } : null,
       receiver: s.receiver ?? undefined,
       bytesMoved: s.bytes - s.resumedBytes,
       bytesAlready: s.resumedBytes,

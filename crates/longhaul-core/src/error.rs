@@ -25,6 +25,9 @@ pub enum Error {
     Protocol(String),
     #[error("no common protocol version: ours {ours_min}..={ours_max}, peer {peer_min}..={peer_max}")]
     Version { ours_min: u16, ours_max: u16, peer_min: u16, peer_max: u16 },
+    /// The version is common but the node lacks a feature a flag needs (an older node).
+    #[error("the node does not support {flag} ({what}): it runs an older longhaul")]
+    Unsupported { flag: &'static str, what: &'static str },
     #[error("block checksum mismatch at offset {offset} (length {len})")]
     Checksum { offset: u64, len: u32 },
     /// `verify: full`: a file read back after writing does not have the sender's BLAKE3.
@@ -123,7 +126,7 @@ impl Error {
             Error::Index(_) => "E_INDEX",
             Error::Limit { .. } => "E_LIMIT",
             Error::Protocol(_) => "E_PROTOCOL",
-            Error::Version { .. } => "E_VERSION",
+            Error::Version { .. } | Error::Unsupported { .. } => "E_VERSION",
             Error::Checksum { .. } | Error::FileDigest { .. } => "E_CHECKSUM",
             Error::Io { .. } => "E_IO",
             Error::NoSpace { .. } => "E_NOSPACE",

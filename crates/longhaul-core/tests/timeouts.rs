@@ -51,7 +51,25 @@ fn open_session(n: &Server, dest: &[u8], streams: u16, block_size: u32, index: V
     frame::write_msg(&mut ctl, &Msg::Hello { min: 1, max: 1, features: frame::FEATURES, nonce: [0; 16] }).unwrap();
     assert!(matches!(frame::expect_msg(&mut ctl, 0).unwrap(), Msg::HelloOk { .. }));
     frame::write_msg(&mut ctl, &Msg::Manifest { dest: dest.to_vec(), streams, block_size, index }).unwrap();
+    frame::write_msg(&mut ctl, &Msg::Sums { mode: frame::SUMS_STAMP, digests: vec![] }).unwrap();
     ctl
+}
+
+#[test]
+fn issue_32_a_client_that_never_sends_its_sums_is_timed_out() {
+    let base = scratch("nosums");
+    let n = node(&base);
+    let mut ctl = TcpStream::connect(n.local_addr()).unwrap();
+    frame::write_msg(&mut ctl, &Msg::Hello { min: 1, max: 1, features: frame::FEATURES, nonce: [0; 16] }).unwrap();
+    assert!(matches!(frame::expect_msg(&mut ctl, 0).unwrap(), Msg::HelloOk { .. }));
+    let index = one_file("f", 10);
+    frame::write_msg(&mut ctl, &Msg::Manifest { dest: b"in".to_vec(), streams: 1, block_size: 4096, index }).unwrap();
+    // The mode, then not the digest it announces.
+    frame::write_msg(&mut ctl, &Msg::Sums { mode: frame::SUMS_CONTENT, digests: vec![] }).unwrap();
+    let t = Instant::now();
+    assert_eq!(error_code(&mut ctl).as_deref(), Some("E_TIMEOUT"));
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    assert_eq!(n.counts().active, 0);
 }
 
 #[test]

@@ -80,7 +80,8 @@ fn push_pull_and_copy_read_every_file_back_and_say_so() {
     assert_eq!(snapshot(&src), snapshot(&base.join("b/copied/src")));
 }
 
-/// A raw push of one file into `dest` with good blocks: HELLO with `features`, MANIFEST, READY (and PLAN),
+/// A raw push of one file into `dest` with good blocks: HELLO with `features`, MANIFEST (and SUMS), READY (and PLAN,
+/// UNCHANGED),
 /// the file's bytes on one data connection. Returns the control connection.
 fn raw_push(n: &Server, dest: &str, features: u64, data: &[u8]) -> TcpStream {
     let e = Entry {
@@ -98,9 +99,15 @@ fn raw_push(n: &Server, dest: &str, features: u64, data: &[u8]) -> TcpStream {
     frame::write_msg(&mut ctl, &Msg::Hello { min: 1, max: 1, features, nonce: [0; 16] }).unwrap();
     assert!(matches!(frame::expect_msg(&mut ctl, 0).unwrap(), Msg::HelloOk { .. }));
     frame::write_msg(&mut ctl, &Msg::Manifest { dest: dest.as_bytes().to_vec(), streams: 1, block_size: 1 << 20, index }).unwrap();
+    if features & frame::FEATURE_CHECKSUM != 0 {
+        frame::write_msg(&mut ctl, &Msg::Sums { mode: frame::SUMS_STAMP, digests: vec![] }).unwrap();
+    }
     let Msg::Ready { token, .. } = frame::expect_msg(&mut ctl, 0).unwrap() else { panic!("no READY") };
     if features & frame::FEATURE_RESUME != 0 {
         assert!(matches!(frame::expect_msg(&mut ctl, 0).unwrap(), Msg::Plan { .. }));
+    }
+    if features & frame::FEATURE_CHECKSUM != 0 {
+        assert!(matches!(frame::expect_msg(&mut ctl, 0).unwrap(), Msg::Unchanged { files: 0, bytes: 0 }));
     }
     let mut sock = TcpStream::connect(n.local_addr()).unwrap();
     frame::write_msg(&mut sock, &Msg::DataHello { token, stream: 0 }).unwrap();

@@ -97,6 +97,7 @@ export function register(): void {
             ioTimeoutMs: c.ioTimeout ? c.ioTimeout * 1000 : undefined,
             ...credentials(c),
             resume: c.resume,
+            checksum: c.checksum,
             rate: c.rate,
             filters: readRules(rules),
             verify: c.verify,

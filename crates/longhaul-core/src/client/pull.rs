@@ -150,6 +150,7 @@ fn get_once(
             dir: Arc::clone(dir),
             key: crate::session::recv::journal::key(path, block_size, &encoded),
             use_previous: true,
+            held: None,
         }),
         keep_setid: opts.keep_setid,
         space: None,
@@ -165,7 +166,7 @@ fn get_once(
             return Err(e);
         }
     };
-    exchange::accept(&mut control, token, streams, resume.then(|| (recv.nblocks(), recv.plan())))?;
+    exchange::accept(&mut control, token, streams, resume.then(|| (recv.nblocks(), recv.plan())), None)?;
     let carried = recv.carried_bytes();
     let mut data = Vec::with_capacity(streams as usize);
     for i in 0..streams {

@@ -70,6 +70,7 @@ pub(super) fn pull(caller: Caller<'_>, sock: &mut TcpStream, path: &[u8], stream
         index: encoded,
         total: index.total(),
         resume: features & frame::FEATURE_RESUME != 0,
+        sums: None,
     };
     // READY (and the PLAN of what an earlier attempt left the client) within the handshake
     // timeout; the client may take fewer streams than offered.
@@ -101,7 +102,7 @@ pub(super) fn pull(caller: Caller<'_>, sock: &mut TcpStream, path: &[u8], stream
     let active = inner.state.begin(peer, Direction::Out, path, index.total(), index.count(Kind::File) as u64, streams);
     let control = sock.try_clone().map_err(Error::net("cloning a socket"))?;
     let progress = |p: &Progress| active.done.store(p.bytes_done, Ordering::Relaxed);
-    let src = Scanned { scan: &scanned, started, scan_seconds };
+    let src = Scanned { scan: &scanned, started, scan_seconds, digests: None };
     let watch = Watch { cancel: &inner.closing, on_progress: &progress };
     let result = transmit(src, Attached { control, peer, sockets }, &opts, inner.throttle(peer), &skip, watch);
     inner.state.count_bytes(peer, 0, active.done.load(Ordering::Relaxed));

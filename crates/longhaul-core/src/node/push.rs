@@ -7,7 +7,7 @@ use super::state::Direction;
 use super::{node_placement, Caller, Inner};
 use crate::error::{Error, Result};
 use crate::session::exchange;
-use crate::session::recv::{Receive, ResumeParams, SessionParams};
+use crate::session::recv::{sums, Receive, ResumeParams, SessionParams};
 use crate::sys::beneath::{self, DirCache};
 use crate::vfile::index::{Index, Kind};
 use crate::wire::auth::{self};
@@ -92,6 +92,30 @@ pub(super) fn push(caller: Caller<'_>, sock: &mut TcpStream, dest: Vec<u8>, stre
         Some(d) if resume => unchanged_bytes(d.as_fd(), &index),
         _ => 0,
     };
+    // With FEATURE_CHECKSUM the sender's SUMS come now, while this node hashes its own files
+    // that could be equal (`sums.rs`); what they decide replaces the size and mtime check.
+    let held = if features & frame::FEATURE_CHECKSUM != 0 {
+        let entries = index.entries().len();
+        let summed = |i: usize| sums::summed(&index, i);
+        // Both ends' digests, 33 bytes an entry each, are held until compared: out of the
+        // node's memory like the index, and only when there are digests to hold.
+        let ours = |mode| {
+            let memory = (mode != frame::SUMS_STAMP).then(|| inner.memory.reserve(entries as u64 * sums::PER_ENTRY)).transpose()?;
+            Ok::<_, Error>((sums::own_digests(dest_dir.as_ref().map(|d| d.as_fd()), &index, mode), memory))
+        };
+        // Each SUMS (empty ones keep a client that is still hashing alive) within the idle timeout.
+        let _ = sock.set_read_timeout(Some(inner.opts.idle_timeout));
+        let (mode, theirs, ours) = exchange::expect_sums(sock, entries, &summed, ours)?;
+        let _ = sock.set_read_timeout(None);
+        let (ours, _memory) = ours?;
+        Some(sums::Held::matched(mode, &theirs, &ours))
+    } else {
+        None
+    };
+    let unchanged = match &held {
+        Some(h) if resume && h.by_content() => h.bytes(&index),
+        _ => unchanged,
+    };
     let kept = dest_dir.as_ref().map_or(0, |d| kept_bytes(inner, d.as_fd(), &index, &key));
     let grant = inner.state.reserve(total.saturating_sub(unchanged).saturating_sub(kept))?;
     let active = inner.state.begin(peer, Direction::In, &dest, index.total(), index.count(Kind::File) as u64, streams);
@@ -113,7 +137,7 @@ pub(super) fn push(caller: Caller<'_>, sock: &mut TcpStream, dest: Vec<u8>, stre
         counter: Arc::clone(&active.done),
         fsync: inner.opts.fsync,
         verify_full: features & frame::FEATURE_VERIFY_FULL != 0,
-        resume: Some(ResumeParams { dir: Arc::clone(&inner.journal_dir), key: journaled.0.clone(), use_previous: resume }),
+        resume: Some(ResumeParams { dir: Arc::clone(&inner.journal_dir), key: journaled.0.clone(), use_previous: resume, held }),
         keep_setid: inner.opts.keep_setid,
         space: Some(Arc::clone(&grant)),
     };
@@ -137,7 +161,8 @@ pub(super) fn push(caller: Caller<'_>, sock: &mut TcpStream, dest: Vec<u8>, stre
     if inner.closing.load(Ordering::SeqCst) {
         recv.fail(Error::Busy("the node is shutting down".into()));
     }
-    let result = exchange::accept(sock, token, streams, resume.then(|| (recv.nblocks(), recv.plan()))).and_then(|()| {
+    let unchanged = (features & frame::FEATURE_CHECKSUM != 0).then(|| recv.unchanged());
+    let result = exchange::accept(sock, token, streams, resume.then(|| (recv.nblocks(), recv.plan())), unchanged).and_then(|()| {
         recv.watch_control(sock)?;
         recv.wait_and_finish()
     });

@@ -22,6 +22,43 @@ pub struct Offer<'a> {
     pub total: u64,
     /// Resume was agreed at the handshake: a PLAN follows READY.
     pub resume: bool,
+    /// FEATURE_CHECKSUM was agreed: SUMS follow MANIFEST, UNCHANGED follows READY and PLAN.
+    pub sums: Option<Sums<'a>>,
+}
+
+/// What the offering side tells the receiver about change detection (SUMS): the mode
+/// (`frame::SUMS_*`) and, for a mode that compares content, the digests of every non-empty file
+/// entry. They are computed after MANIFEST has gone, while the receiver hashes its own files.
+pub struct Sums<'a> {
+    pub mode: u8,
+    pub digests: &'a (dyn Fn() -> Result<Vec<(u32, [u8; 32])>> + Sync),
+}
+
+/// How often a side that is hashing sends an empty SUMS, so that the other's read timeout
+/// (1 s at the least) measures a silent peer, not the size of the tree.
+const KEEPALIVE: std::time::Duration = std::time::Duration::from_millis(400);
+
+/// Runs `work` on a thread of its own, sending an empty SUMS of `mode` every KEEPALIVE until
+/// it is done.
+fn while_hashing<T: Send>(sock: &mut impl Write, mode: u8, work: impl FnOnce() -> Result<T> + Send) -> Result<T> {
+    std::thread::scope(|s| {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        s.spawn(move || {
+            let _ = tx.send(crate::panic::catch("digester", work));
+        });
+        keep_alive(sock, mode, &rx)
+    })
+}
+
+/// Waits for what `rx` brings, sending an empty SUMS every KEEPALIVE meanwhile.
+fn keep_alive<T>(sock: &mut impl Write, mode: u8, rx: &crossbeam_channel::Receiver<Result<T>>) -> Result<T> {
+    loop {
+        match rx.recv_timeout(KEEPALIVE) {
+            Ok(r) => return r,
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => frame::write_msg(sock, &Msg::Sums { mode, digests: Vec::new() })?,
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return Err(Error::Protocol("the digester is gone".into())),
+        }
+    }
 }
 
 /// The receiver's answer: the session token the data connections name, how many there are
@@ -33,6 +70,8 @@ pub struct Accepted {
     pub token: Token,
     pub streams: u16,
     pub skip: Vec<(u64, u64)>,
+    /// The receiver's UNCHANGED (files, bytes), when SUMS were sent.
+    pub unchanged: Option<(u64, u64)>,
 }
 
 /// The offering side: sends MANIFEST and reads READY (and PLAN), or the receiver's ERROR.
@@ -40,22 +79,113 @@ pub fn offer(sock: &mut (impl Read + Write), o: Offer<'_>) -> Result<Accepted> {
     let sock = &mut Turns::new(sock);
     let (offered, nblocks) = (o.streams, BlockPlan::new(o.total, o.block_size as u64).count());
     frame::write_msg(sock, &Msg::Manifest { dest: o.dest.to_vec(), streams: o.streams, block_size: o.block_size, index: o.index })?;
-    let (token, streams) = match frame::expect_reply(sock, 0)? {
+    if let Some(sums) = &o.sums {
+        // The mode first, alone: the receiver starts hashing its own files while these are
+        // computed.
+        frame::write_msg(sock, &Msg::Sums { mode: sums.mode, digests: Vec::new() })?;
+        if sums.mode != frame::SUMS_STAMP {
+            for chunk in while_hashing(sock, sums.mode, || (sums.digests)())?.chunks(frame::MAX_DIGESTS_PER_FRAME) {
+                frame::write_msg(sock, &Msg::Sums { mode: sums.mode, digests: chunk.to_vec() })?;
+            }
+        }
+    }
+    // While the receiver hashes its files it keeps the connection alive with empty SUMS.
+    let ready = loop {
+        match frame::expect_reply(sock, 0)? {
+            Msg::Sums { digests, .. } if o.sums.is_some() && digests.is_empty() => continue,
+            m => break m,
+        }
+    };
+    let (token, streams) = match ready {
         Msg::Ready { token, streams } if (1..=offered).contains(&streams) => (token, streams),
         Msg::Ready { streams, .. } => return Err(Error::Protocol(format!("READY for {streams} streams, {offered} were offered"))),
         m => return Err(m.unexpected("READY")),
     };
     let skip = if o.resume { frame::expect_plan(sock, nblocks)? } else { Vec::new() };
-    Ok(Accepted { token, streams, skip, round_trips: sock.count() })
+    let unchanged = match o.sums {
+        None => None,
+        Some(_) => match frame::expect_reply(sock, 0)? {
+            Msg::Unchanged { files, bytes } => Some((files, bytes)),
+            m => return Err(m.unexpected("UNCHANGED")),
+        },
+    };
+    Ok(Accepted { token, streams, skip, unchanged, round_trips: sock.count() })
 }
 
-/// The accepting side: READY, then the PLAN of what it holds when resume was agreed.
-pub fn accept(sock: &mut impl Write, token: Token, streams: u16, plan: Option<(u64, Vec<(u64, u64)>)>) -> Result<()> {
+/// The accepting side: READY, then the PLAN of what it holds when resume was agreed, then
+/// UNCHANGED when the offer came with SUMS.
+pub fn accept(
+    sock: &mut impl Write,
+    token: Token,
+    streams: u16,
+    plan: Option<(u64, Vec<(u64, u64)>)>,
+    unchanged: Option<(u64, u64)>,
+) -> Result<()> {
     frame::write_msg(sock, &Msg::Ready { token, streams })?;
     if let Some((nblocks, ranges)) = plan {
         frame::write_msg(sock, &Msg::Plan { nblocks, ranges })?;
     }
+    if let Some((files, bytes)) = unchanged {
+        frame::write_msg(sock, &Msg::Unchanged { files, bytes })?;
+    }
     Ok(())
+}
+
+/// The sender's digests by entry number (None: an entry SUMS carry none for).
+pub type ByEntry = Vec<Option<[u8; 32]>>;
+
+/// The accepting side with FEATURE_CHECKSUM: the mode of the offer's first SUMS, then
+/// `digests`, which the receiver runs (its own hashing) while the rest of the SUMS come in
+/// (empty ones keep the connection alive); the sender's digests by entry, exactly one for
+/// every entry `wanted` names. Until its own are done it sends empty SUMS itself.
+pub fn expect_sums<T: Send>(
+    sock: &mut (impl Read + Write),
+    entries: usize,
+    wanted: &(dyn Fn(usize) -> bool + Sync),
+    digests: impl FnOnce(u8) -> T + Send,
+) -> Result<(u8, ByEntry, T)> {
+    let (mode, first) = match frame::expect_reply(sock, 0)? {
+        Msg::Sums { mode, digests } => (mode, digests),
+        m => return Err(m.unexpected("SUMS")),
+    };
+    if mode == frame::SUMS_STAMP {
+        if !first.is_empty() {
+            return Err(Error::Protocol("SUMS by size and mtime carry no digests".into()));
+        }
+        return Ok((mode, Vec::new(), digests(mode)));
+    }
+    let expected = (0..entries).filter(|&i| wanted(i)).count();
+    std::thread::scope(|s| {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        s.spawn(move || {
+            let _ = tx.send(crate::panic::catch("digester", || Ok(digests(mode))));
+        });
+        let mut theirs = vec![None; entries];
+        let mut got = 0;
+        let mut batch = first;
+        loop {
+            for (entry, d) in batch {
+                let i = entry as usize;
+                if i >= entries || !wanted(i) {
+                    return Err(Error::Protocol(format!("SUMS names entry {entry}, which is not a non-empty file")));
+                }
+                if theirs[i].replace(d).is_some() {
+                    return Err(Error::Protocol(format!("SUMS names entry {entry} twice")));
+                }
+                got += 1;
+            }
+            if got == expected {
+                break;
+            }
+            batch = match frame::expect_reply(sock, 0)? {
+                Msg::Sums { mode: m, digests } if m == mode => digests,
+                Msg::Sums { .. } => return Err(Error::Protocol("SUMS frames of one offer changed mode".into())),
+                m => return Err(m.unexpected("SUMS")),
+            };
+        }
+        let ours = keep_alive(sock, mode, &rx)?;
+        Ok((mode, theirs, ours))
+    })
 }
 
 /// A pulling client's wait for the node's MANIFEST after its GET: the streams (at most those
@@ -96,9 +226,9 @@ mod tests {
     #[test]
     fn an_offer_is_accepted_with_fewer_streams_and_a_plan() {
         let mut receiver = Vec::new();
-        accept(&mut receiver, [7; frame::TOKEN_LEN], 2, Some((3, vec![(0, 1)]))).unwrap();
+        accept(&mut receiver, [7; frame::TOKEN_LEN], 2, Some((3, vec![(0, 1)])), None).unwrap();
         let mut sender = Pipe { input: std::io::Cursor::new(receiver), output: Vec::new() };
-        let o = Offer { dest: b"d", streams: 4, block_size: 4096, index: vec![1, 2, 3], total: 3 * 4096 - 1, resume: true };
+        let o = Offer { dest: b"d", streams: 4, block_size: 4096, index: vec![1, 2, 3], total: 3 * 4096 - 1, resume: true, sums: None };
         let a = offer(&mut sender, o).unwrap();
         assert_eq!((a.token, a.streams, a.skip), ([7; frame::TOKEN_LEN], 2, vec![(0, 1)]));
         match frame::expect_msg(&mut std::io::Cursor::new(sender.output), 0).unwrap() {
@@ -111,18 +241,59 @@ mod tests {
 
     #[test]
     fn more_streams_than_offered_or_a_plan_of_another_size_is_a_protocol_error() {
-        let o = || Offer { dest: b"", streams: 2, block_size: 4096, index: vec![], total: 4096, resume: true };
+        let o = || Offer { dest: b"", streams: 2, block_size: 4096, index: vec![], total: 4096, resume: true, sums: None };
         let mut r = Vec::new();
-        accept(&mut r, [1; frame::TOKEN_LEN], 3, None).unwrap();
+        accept(&mut r, [1; frame::TOKEN_LEN], 3, None, None).unwrap();
         let e = offer(&mut Pipe { input: std::io::Cursor::new(r), output: vec![] }, o()).unwrap_err();
         assert_eq!(e.code(), "E_PROTOCOL");
         let mut r = Vec::new();
-        accept(&mut r, [1; frame::TOKEN_LEN], 2, Some((9, vec![]))).unwrap();
+        accept(&mut r, [1; frame::TOKEN_LEN], 2, Some((9, vec![])), None).unwrap();
         let e = offer(&mut Pipe { input: std::io::Cursor::new(r), output: vec![] }, o()).unwrap_err();
         assert_eq!(e.code(), "E_PROTOCOL");
         let mut r = Vec::new();
         frame::write_msg(&mut r, &Msg::error(&Error::Busy("full".into()))).unwrap();
         let e = offer(&mut Pipe { input: std::io::Cursor::new(r), output: vec![] }, o()).unwrap_err();
         assert_eq!(e.code(), "E_BUSY");
+    }
+
+    #[test]
+    fn issue_32_sums_follow_the_manifest_and_unchanged_follows_the_plan() {
+        let mut receiver = Vec::new();
+        accept(&mut receiver, [3; frame::TOKEN_LEN], 1, Some((1, vec![])), Some((2, 10))).unwrap();
+        let mut sender = Pipe { input: std::io::Cursor::new(receiver), output: Vec::new() };
+        // 1500 digests: more than one frame after the mode's.
+        let digests = || Ok((0..1500u32).map(|i| (i, [i as u8; 32])).collect());
+        let sums = Some(Sums { mode: frame::SUMS_CONTENT, digests: &digests });
+        let o = Offer { dest: b"d", streams: 1, block_size: 4096, index: vec![], total: 10, resume: true, sums };
+        let a = offer(&mut sender, o).unwrap();
+        assert_eq!(a.unchanged, Some((2, 10)));
+        let mut wire = Pipe { input: std::io::Cursor::new(sender.output), output: Vec::new() };
+        assert!(matches!(frame::expect_msg(&mut wire, 0).unwrap(), Msg::Manifest { .. }));
+        let wanted = |i: usize| i != 1500;
+        let (mode, theirs, ours) = expect_sums(&mut wire, 1501, &wanted, |m| m).unwrap();
+        assert_eq!((mode, ours), (frame::SUMS_CONTENT, frame::SUMS_CONTENT));
+        assert_eq!(theirs.iter().filter(|d| d.is_some()).count(), 1500);
+        assert_eq!(theirs[7], Some([7; 32]));
+        // A digest of an entry that is no non-empty file, or the same entry twice, is refused.
+        let mut bad = Vec::new();
+        frame::write_msg(&mut bad, &Msg::Sums { mode: frame::SUMS_CONTENT, digests: vec![(0, [0; 32]), (1, [1; 32])] }).unwrap();
+        let e = expect_sums(&mut Pipe { input: std::io::Cursor::new(bad), output: Vec::new() }, 2, &|i| i == 0, |_| ()).unwrap_err();
+        assert_eq!(e.code(), "E_PROTOCOL");
+    }
+
+    #[test]
+    fn issue_32_a_side_still_hashing_keeps_the_connection_alive_with_empty_sums() {
+        let slow = std::time::Duration::from_millis(1000);
+        let mut r = Vec::new();
+        frame::write_msg(&mut r, &Msg::Sums { mode: frame::SUMS_CONTENT, digests: vec![(0, [0; 32])] }).unwrap();
+        let mut pipe = Pipe { input: std::io::Cursor::new(r), output: Vec::new() };
+        expect_sums(&mut pipe, 1, &|_| true, |_| std::thread::sleep(slow)).unwrap();
+        let mut sent = std::io::Cursor::new(pipe.output);
+        let mut keepalives = 0;
+        while let Some(m) = frame::read_msg(&mut sent, 0).unwrap() {
+            assert!(matches!(m, Msg::Sums { digests, .. } if digests.is_empty()));
+            keepalives += 1;
+        }
+        assert!(keepalives >= 1, "{keepalives}");
     }
 }

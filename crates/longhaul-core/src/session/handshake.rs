@@ -45,6 +45,9 @@ pub fn require(hello: &Hello, features: u64) -> Result<()> {
     if missing & frame::FEATURE_BLAKE3 != 0 {
         return Err(Error::Protocol("the node does not check BLAKE3 block digests".into()));
     }
+    if missing & frame::FEATURE_CHECKSUM != 0 {
+        return Err(Error::Unsupported { flag: "--checksum", what: "change detection by content" });
+    }
     if missing & frame::FEATURE_VERIFY_FULL != 0 {
         return Err(Error::Protocol("the node does not verify whole files (verify: full)".into()));
     }
@@ -120,4 +123,19 @@ pub fn answer_auth(secret: &Secret, client: &Nonce, ours: &Nonce, mac: &[u8; 32]
         return Err(Error::Auth("wrong token"));
     }
     Ok(Msg::AuthOk { mac: secret.node_proof(client, ours) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issue_32_an_older_node_without_change_detection_is_a_version_error_naming_the_flag() {
+        let limits = Limits { max_streams: 4, max_block: 1 << 20, max_manifest: 1 << 20, max_readv_segments: 1, max_readv_segment: 1 };
+        let older = Hello { features: frame::FEATURES & !frame::FEATURE_CHECKSUM, limits, round_trips: 1 };
+        let e = require(&older, frame::FEATURE_CHECKSUM).unwrap_err();
+        assert_eq!(e.code(), "E_VERSION");
+        assert!(e.to_string().contains("--checksum"), "{e}");
+        assert!(require(&Hello { features: frame::FEATURES, ..older }, frame::FEATURE_CHECKSUM).is_ok());
+    }
 }

@@ -27,7 +27,19 @@ pub const FEATURE_VERIFY_FULL: u64 = 8;
 /// The receiver's disk figures (`DiskStats`) at the end of SUMMARY. A node sends them only to a
 /// client that offered the bit: an older client would refuse the longer frame.
 pub const FEATURE_DISK_STATS: u64 = 16;
-pub const FEATURES: u64 = FEATURE_XXH3 | FEATURE_BLAKE3 | FEATURE_RESUME | FEATURE_VERIFY_FULL | FEATURE_DISK_STATS;
+/// Change detection by content: after MANIFEST the sender sends SUMS (how to decide what the
+/// receiver already holds, and with BLAKE3 a digest of every file), and after READY and PLAN
+/// the receiver answers UNCHANGED (the files it found already there).
+pub const FEATURE_CHECKSUM: u64 = 32;
+pub const FEATURES: u64 = FEATURE_XXH3 | FEATURE_BLAKE3 | FEATURE_RESUME | FEATURE_VERIFY_FULL | FEATURE_DISK_STATS | FEATURE_CHECKSUM;
+/// SUMS modes. By size and mtime alone (the default; no digests follow).
+pub const SUMS_STAMP: u8 = 0;
+/// By content: every file at the destination with the entry's size is hashed, and held when
+/// its BLAKE3 is the sender's (`--checksum`).
+pub const SUMS_CONTENT: u8 = 1;
+/// By size and mtime, each such file confirmed by its BLAKE3 (`--verify full`): one that
+/// differs is received again.
+pub const SUMS_CONFIRM: u8 = 2;
 /// Digests in one FILE_DIGESTS frame (36 bytes each, within a control frame).
 pub const MAX_DIGESTS_PER_FRAME: usize = 1024;
 /// Ranges in one PLAN frame (16 bytes each, within a control frame).
@@ -73,6 +85,8 @@ pub enum FrameType {
     CopyProgress = 0x18,
     Plan = 0x19,
     FileDigests = 0x1a,
+    Sums = 0x1b,
+    Unchanged = 0x1c,
     Error = 0x7f,
 }
 
@@ -103,6 +117,8 @@ impl FrameType {
             0x18 => CopyProgress,
             0x19 => Plan,
             0x1a => FileDigests,
+            0x1b => Sums,
+            0x1c => Unchanged,
             0x7f => Error,
             _ => return None,
         })
@@ -311,6 +327,19 @@ pub enum Msg {
     FileDigests {
         digests: Vec<(u32, [u8; 32])>,
     },
+    /// With FEATURE_CHECKSUM, after MANIFEST: how the receiver decides which files it already
+    /// holds (`SUMS_*`) and, unless by size and mtime alone, the sender's BLAKE3 of every
+    /// non-empty file entry, across as many frames as needed (entries increasing within one).
+    Sums {
+        mode: u8,
+        digests: Vec<(u32, [u8; 32])>,
+    },
+    /// With FEATURE_CHECKSUM, after READY (and PLAN): the non-empty files the receiver found
+    /// already there and will not receive, and their bytes.
+    Unchanged {
+        files: u64,
+        bytes: u64,
+    },
     Done {
         blocks: u64,
         bytes: u64,
@@ -346,6 +375,8 @@ impl Msg {
             Msg::CopyProgress { .. } => FrameType::CopyProgress,
             Msg::StreamEnd { .. } => FrameType::StreamEnd,
             Msg::FileDigests { .. } => FrameType::FileDigests,
+            Msg::Sums { .. } => FrameType::Sums,
+            Msg::Unchanged { .. } => FrameType::Unchanged,
             Msg::Done { .. } => FrameType::Done,
             Msg::Summary(_) => FrameType::Summary,
             Msg::Error { .. } => FrameType::Error,
@@ -476,6 +507,18 @@ impl Msg {
             }
             Msg::StreamEnd { blocks, bytes } | Msg::Done { blocks, bytes } => {
                 b.extend_from_slice(&blocks.to_le_bytes());
+                b.extend_from_slice(&bytes.to_le_bytes());
+            }
+            Msg::Sums { mode, digests } => {
+                b.push(*mode);
+                b.extend_from_slice(&(digests.len() as u32).to_le_bytes());
+                for (entry, d) in digests {
+                    b.extend_from_slice(&entry.to_le_bytes());
+                    b.extend_from_slice(d);
+                }
+            }
+            Msg::Unchanged { files, bytes } => {
+                b.extend_from_slice(&files.to_le_bytes());
                 b.extend_from_slice(&bytes.to_le_bytes());
             }
             Msg::FileDigests { digests } => {

@@ -45,6 +45,8 @@ pub struct BindingSendOptions {
     pub tls_ca: Option<String>,
     /// Resume from the node's journal of an earlier attempt and skip files it holds with the same size and mtime (default true).
     pub resume: Option<bool>,
+    /// Decide which files the node already holds by content (default false: by size and mtime): both ends hash every file that could be equal, and only those that differ are sent.
+    pub checksum: Option<bool>,
     /// "block" (default: XXH3 of every block on arrival) or "full" (also a BLAKE3 of every file, read back by the node before the rename).
     pub verify: Option<String>,
     /// TCP congestion control of the data streams: "auto" (default: BBR where the kernel lets this process use it), "system" (the host's default) or an algorithm's name ("cubic", "bbr", ...).

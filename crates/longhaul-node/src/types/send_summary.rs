@@ -38,6 +38,8 @@ pub struct BindingSendSummary {
     /// Blocks and bytes the node already held from an earlier attempt, not sent again.
     pub resumed_blocks: f64,
     pub resumed_bytes: f64,
+    /// Files the node found already there and did not receive; null from a node too old to say.
+    pub unchanged: Option<BindingUnchanged>,
     /// "block" or "full".
     pub verify: String,
     /// Files the node read back and found with the sender's whole-file BLAKE3 (verify "full").
@@ -68,4 +70,13 @@ pub struct BindingFastPaths {
 pub struct BindingSkipped {
     pub path: String,
     pub reason: String,
+}
+
+/// Files the node found already at the destination, not sent again.
+#[napi(object)]
+pub struct BindingUnchanged {
+    pub files: f64,
+    pub bytes: f64,
+    /// How: "size+mtime" (the default), "BLAKE3" (checksum) or "size+mtime+BLAKE3" (verify "full": each confirmed by its digest).
+    pub by: String,
 }

@@ -45,6 +45,7 @@
 
 pub mod conflict;
 pub mod journal;
+pub mod sums;
 
 mod disk;
 mod files;
@@ -123,6 +124,10 @@ pub struct ResumeParams {
     /// Use the journal of an earlier attempt and skip files already at the destination with
     /// the index's size and mtime; otherwise start over.
     pub use_previous: bool,
+    /// What the sender's SUMS decided (FEATURE_CHECKSUM): by content, a file is held when its
+    /// BLAKE3 is the sender's, whatever its mtime; confirmed, when its size, mtime and BLAKE3
+    /// are. None: by size and mtime.
+    pub held: Option<sums::Held>,
 }
 
 /// What a MANIFEST asked for, once checked against the node's limits.
@@ -235,8 +240,11 @@ impl Receive {
             Some(r) => {
                 let (journal, previous) = Journal::open(&r.dir, &r.key, dest, plan.count(), r.use_previous)?;
                 let tag = r.key[..12].to_owned();
-                let carried =
-                    if r.use_previous { carried_over(&index, dest_fd.as_fd(), &tag, plan, &previous) } else { Carried::default() };
+                let carried = if r.use_previous {
+                    carried_over(&index, dest_fd.as_fd(), &tag, plan, &previous, r.held.as_ref())
+                } else {
+                    Carried::default()
+                };
                 (tag, Some(journal), carried)
             }
         };
@@ -312,6 +320,14 @@ impl Receive {
     /// Bytes an earlier attempt left that this session does not receive again.
     pub fn carried_bytes(&self) -> u64 {
         self.resume.carried.bytes
+    }
+
+    /// The non-empty files found already at the destination and not received again, and their
+    /// bytes (UNCHANGED).
+    pub fn unchanged(&self) -> (u64, u64) {
+        let stages = &self.resume.carried.stages;
+        let held = self.index.entries().iter().zip(stages).filter(|(e, &st)| st == slot::STAGE_FINAL && e.size > 0);
+        held.fold((0, 0), |(n, b), (e, _)| (n + 1, b + e.size))
     }
 
     /// Whether one-piece files are written with O_TMPFILE, or why not.

@@ -13,6 +13,7 @@ use rustix::fs::{Mode, OFlags};
 
 use super::journal::{Journal, Previous};
 use super::slot::{STAGE_FINAL, STAGE_NONE, STAGE_TEMP, STAGE_WRITTEN, UNCOUNTED};
+use super::sums::Held;
 use super::{dest_refused, Receive};
 use crate::error::Result;
 use crate::hash::xxh3;
@@ -148,7 +149,17 @@ impl Receive {
 /// complete (rsync's quick check); a journaled block counts when every file it touches is
 /// complete or has its temporary file, and its bytes, read back, still have the recorded XXH3.
 /// Blocks made only of complete files count too, so the sender skips them.
-pub(super) fn carried_over(index: &Index, dest: BorrowedFd<'_>, tag: &str, plan: BlockPlan, previous: &Previous) -> Carried {
+/// With SUMS (`sums`) the sender's BLAKE3 decides instead: by content, a file of the entry's
+/// size with the sender's digest is complete whatever its mtime (which is then set to the
+/// index's, as rsync -c does); confirmed, the quick check must pass and the digest match too.
+pub(super) fn carried_over(
+    index: &Index,
+    dest: BorrowedFd<'_>,
+    tag: &str,
+    plan: BlockPlan,
+    previous: &Previous,
+    sums: Option<&Held>,
+) -> Carried {
     let entries = index.entries();
     let temp_name = |i: usize| format!(".lh-{tag}-{i}.part");
     let mut stages = vec![STAGE_NONE; entries.len()];
@@ -163,10 +174,25 @@ pub(super) fn carried_over(index: &Index, dest: BorrowedFd<'_>, tag: &str, plan:
         let Ok((dir, name)) = dirs.parent(dest, &e.path, dest_refused) else { continue };
         let stat = |name: &OsStr| rustix::fs::statat(dir, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW).ok();
         let regular = |st: &rustix::fs::Stat| rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile;
+        let same_mtime = |st: &rustix::fs::Stat| st.st_mtime as i128 * 1_000_000_000 + st.st_mtime_nsec as i128 == e.mtime_ns as i128;
         let complete = stat(name).is_some_and(|st| {
-            regular(&st)
-                && st.st_size as u64 == e.size
-                && st.st_mtime as i128 * 1_000_000_000 + st.st_mtime_nsec as i128 == e.mtime_ns as i128
+            let quick = regular(&st) && st.st_size as u64 == e.size;
+            match sums.filter(|h| h.by_content()) {
+                None => quick && same_mtime(&st),
+                Some(h) if h.mode == crate::wire::frame::SUMS_CONFIRM => quick && same_mtime(&st) && h.same[i],
+                Some(h) => {
+                    let same = quick && h.same[i];
+                    if same && !same_mtime(&st) {
+                        let t = rustix::fs::Timespec {
+                            tv_sec: e.mtime_ns.div_euclid(1_000_000_000),
+                            tv_nsec: e.mtime_ns.rem_euclid(1_000_000_000) as _,
+                        };
+                        let times = rustix::fs::Timestamps { last_access: t, last_modification: t };
+                        let _ = rustix::fs::utimensat(dir, name, &times, rustix::fs::AtFlags::SYMLINK_NOFOLLOW);
+                    }
+                    same
+                }
+            }
         });
         stages[i] = if complete {
             STAGE_FINAL

@@ -12,16 +12,20 @@ use crate::vfile::index::{Index, Kind};
 use crate::vfile::scan::Stamp;
 
 use super::engine::check_unchanged;
-use super::run::Run;
 
 /// A file entry's number and its BLAKE3.
-pub(super) type FileDigest = (u32, [u8; 32]);
+pub(crate) type FileDigest = (u32, [u8; 32]);
 
 /// `verify: full`: the BLAKE3 of every regular file of the index, read from the source while
 /// the blocks flow (one thread per CPU, up to 4, taking files in turn). A file shorter than it
 /// was at the scan, or changed since (`check_unchanged`), is a changed source rather than a
 /// digest mismatch at the receiver.
-pub(super) fn file_digests(index: &Index, stamps: &[Stamp], base: BorrowedFd<'_>, run: &Run) -> Result<Vec<FileDigest>> {
+pub(super) fn file_digests(
+    index: &Index,
+    stamps: &[Stamp],
+    base: BorrowedFd<'_>,
+    stopped: &(dyn Fn() -> bool + Sync),
+) -> Result<Vec<FileDigest>> {
     let entries = index.entries();
     let files: Vec<usize> = (0..entries.len()).filter(|&i| entries[i].kind == Kind::File).collect();
     let next = AtomicUsize::new(0);
@@ -36,7 +40,7 @@ pub(super) fn file_digests(index: &Index, stamps: &[Stamp], base: BorrowedFd<'_>
                         loop {
                             let k = next.fetch_add(1, Ordering::Relaxed);
                             let Some(&i) = files.get(k) else { return Ok(out) };
-                            if run.stopped() {
+                            if stopped() {
                                 return Ok(out);
                             }
                             let e = &entries[i];

@@ -57,7 +57,7 @@ use options::thread_counts;
 pub use options::{Digest, SchedulerKind, SendOptions, Verify, DEFAULT_BLOCK_SIZE, DEFAULT_STREAMS};
 pub(crate) use run::resendable;
 use run::{is_checksum, Run};
-pub use summary::{SchedulerReport, SendSummary, ThreadPin};
+pub use summary::{SchedulerReport, SendSummary, ThreadPin, Unchanged};
 pub use verdict::Verdict;
 
 #[cfg(test)]
@@ -83,7 +83,7 @@ pub(crate) fn scan_and_send<G>(
         let scanned = scan_within(source, opts.scan_threads, opts.confine.as_deref(), &opts.filter)?;
         let scan_seconds = started.elapsed().as_secs_f64();
         let _admitted = admit(&scanned)?;
-        match send_scanned(Scanned { scan: &scanned, started, scan_seconds }, addr, dest, opts, watch) {
+        match send_scanned(Scanned { scan: &scanned, started, scan_seconds, digests: None }, addr, dest, opts, watch) {
             Err(Error::SourceChanged { why, .. }) if again && resendable(why) => again = false,
             r => return r,
         }
@@ -95,6 +95,9 @@ pub(crate) struct Scanned<'a> {
     pub scan: &'a crate::vfile::scan::Scan,
     pub started: Instant,
     pub scan_seconds: f64,
+    /// The BLAKE3 of every file, when the change detection already computed them (SUMS):
+    /// `verify: full` sends these rather than reading every file once more.
+    pub digests: Option<Vec<digests::FileDigest>>,
 }
 
 /// A session's connections once its data streams are attached: the control connection, the
@@ -125,9 +128,14 @@ fn send_scanned(src: Scanned, addr: &str, dest: &[u8], opts: &SendOptions, watch
         connect_timeout: opts.connect_timeout,
         io_timeout: opts.io_timeout,
     };
-    let wanted = crate::session::handshake::wanted(opts.resume, opts.verify == Verify::Full);
+    // Change detection is the node's, and only with resume: without it every file is sent.
+    let detect = if opts.resume { frame::FEATURE_CHECKSUM } else { 0 };
+    let wanted = crate::session::handshake::wanted(opts.resume, opts.verify == Verify::Full) | detect;
     let (mut control, peer, hello) = crate::session::handshake::open(&dial, wanted)?;
     let mut required = 0;
+    if opts.checksum && opts.resume {
+        required |= frame::FEATURE_CHECKSUM;
+    }
     if opts.digest == Digest::Blake3 {
         required |= frame::FEATURE_BLAKE3;
     }
@@ -143,6 +151,21 @@ fn send_scanned(src: Scanned, addr: &str, dest: &[u8], opts: &SendOptions, watch
     if encoded.len() as u64 > limits.max_manifest as u64 {
         return Err(Error::Limit { what: "content index size", limit: limits.max_manifest as u64, got: encoded.len() as u64 });
     }
+    // With SUMS the node decides what it holds by the digests of the source, computed here
+    // while it hashes its own files: by content with `checksum`, or its size and mtime check
+    // confirmed by them with `verify: full`, so that nothing is called verified that differs.
+    let mode = match (opts.checksum, opts.verify) {
+        (true, _) => frame::SUMS_CONTENT,
+        (false, Verify::Full) => frame::SUMS_CONFIRM,
+        (false, Verify::Block) => frame::SUMS_STAMP,
+    };
+    let computed = std::sync::OnceLock::new();
+    let digests = || {
+        let all = file_digests(index, &scanned.stamps, scanned.base_fd.as_fd(), &|| watch.cancelled())?;
+        let summed = all.iter().filter(|&&(i, _)| index.entries()[i as usize].size > 0).copied().collect();
+        let _ = computed.set(all);
+        Ok(summed)
+    };
     let offer = crate::session::exchange::Offer {
         dest,
         streams: opts.streams.min(limits.max_streams).max(1),
@@ -150,8 +173,10 @@ fn send_scanned(src: Scanned, addr: &str, dest: &[u8], opts: &SendOptions, watch
         index: encoded,
         total: index.total(),
         resume: hello.features & frame::FEATURE_RESUME != 0,
+        sums: (hello.features & frame::FEATURE_CHECKSUM != 0).then_some(crate::session::exchange::Sums { mode, digests: &digests }),
     };
-    let crate::session::exchange::Accepted { token, streams, skip, round_trips } = crate::session::exchange::offer(&mut control, offer)?;
+    let crate::session::exchange::Accepted { token, streams, skip, round_trips, unchanged } =
+        crate::session::exchange::offer(&mut control, offer)?;
 
     let mut sockets = Vec::with_capacity(streams as usize);
     for i in 0..streams {
@@ -163,9 +188,19 @@ fn send_scanned(src: Scanned, addr: &str, dest: &[u8], opts: &SendOptions, watch
     // Read back from a data socket (the kernel's word); under TLS the engine holds the relay's
     // end, a Unix socket, and the choice is what was set on the TCP socket behind it.
     let running = sockets.first().and_then(|s| congestion::get(s).ok());
+    let src = Scanned { digests: computed.into_inner(), ..src };
     let mut summary = transmit(src, Attached { control, peer, sockets }, opts, client_throttle(opts), &skip, watch)?;
     summary.congestion = running.unwrap_or_else(|| cc.effective());
     summary.congestion_note = cc.note;
+    summary.unchanged = unchanged.map(|(files, bytes)| Unchanged {
+        files,
+        bytes,
+        by: match mode {
+            frame::SUMS_CONTENT => "BLAKE3",
+            frame::SUMS_CONFIRM => "size+mtime+BLAKE3",
+            _ => "size+mtime",
+        },
+    });
     // The handshake's and the exchange's, counted on the connection, and DONE answered by the
     // SUMMARY that came back: no wait per file or per block.
     summary.round_trips = hello.round_trips + round_trips + 1;
@@ -189,7 +224,7 @@ pub(crate) fn transmit(
     skip: &[(u64, u64)],
     watch: Watch,
 ) -> Result<SendSummary> {
-    let Scanned { scan: scanned, started, scan_seconds } = src;
+    let Scanned { scan: scanned, started, scan_seconds, digests: precomputed } = src;
     let Attached { control, peer, sockets } = link;
     let Watch { cancel, on_progress } = watch;
     let index = &scanned.index;
@@ -267,10 +302,10 @@ pub(crate) fn transmit(
                 })
             })
             .expect("spawning the driver");
-        let digester = (opts.verify == Verify::Full).then(|| {
+        let digester = (opts.verify == Verify::Full && precomputed.is_none()).then(|| {
             std::thread::Builder::new()
                 .name("lh-digest".into())
-                .spawn_scoped(s, || panic::catch("digester", || file_digests(index, &scanned.stamps, engine.base, &run)))
+                .spawn_scoped(s, || panic::catch("digester", || file_digests(index, &scanned.stamps, engine.base, &|| run.stopped())))
                 .expect("spawning the digester")
         });
         // The node reports errors (a full disk, a bad block) on the control connection while
@@ -345,8 +380,13 @@ pub(crate) fn transmit(
             run.fail(panic::from_payload("driver", p));
             None
         });
-        if let Some(d) = digester {
-            match d.join() {
+        let digested = match (digester, precomputed) {
+            (Some(d), _) => Some(d.join()),
+            (None, Some(all)) if opts.verify == Verify::Full => Some(Ok(Ok(all))),
+            (None, _) => None,
+        };
+        if let Some(d) = digested {
+            match d {
                 Ok(Ok(digests)) if !run.stopped() => {
                     for chunk in digests.chunks(frame::MAX_DIGESTS_PER_FRAME) {
                         if let Err(e) = run.write_control(&Msg::FileDigests { digests: chunk.to_vec() }) {
@@ -475,6 +515,7 @@ pub(crate) fn transmit(
         digest: opts.digest,
         resumed_blocks,
         resumed_bytes,
+        unchanged: None,
         verify: opts.verify,
         congestion: String::new(),
         congestion_note: None,

@@ -107,6 +107,9 @@ pub struct SendOptions {
     /// Ask the node to resume from its journal of an earlier attempt at this push (PLAN), and
     /// to skip files it already holds with the same size and mtime; `false` sends everything.
     pub resume: bool,
+    /// Decide what the node holds already by content (`--checksum`): both ends hash every file
+    /// that could be equal and only those that differ are sent. Needs `resume`.
+    pub checksum: bool,
     pub verify: Verify,
     /// A node sending from its root (a pull, a copy) names the root here: the source must lie
     /// under it, and the directory holding it is opened from the root one component at a time
@@ -146,6 +149,7 @@ impl Default for SendOptions {
             tls: None,
             summary_timeout: None,
             resume: true,
+            checksum: false,
             verify: Verify::Block,
             congestion: Congestion::Auto,
             confine: None,

@@ -17,6 +17,14 @@ pub struct ThreadPin {
     pub error: Option<String>,
 }
 
+/// What the node found already at the destination (UNCHANGED).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unchanged {
+    pub files: u64,
+    pub bytes: u64,
+    pub by: &'static str,
+}
+
 #[derive(Clone, Debug)]
 pub struct SendSummary {
     pub bytes: u64,
@@ -46,6 +54,10 @@ pub struct SendSummary {
     /// sent again.
     pub resumed_blocks: u64,
     pub resumed_bytes: u64,
+    /// Non-empty files the node found already there and did not receive, their bytes, and how
+    /// it decided (`size+mtime`, `BLAKE3`, `size+mtime+BLAKE3`); `None` for a node too old
+    /// to say.
+    pub unchanged: Option<Unchanged>,
     pub verify: Verify,
     /// The congestion control the data streams ran, and why not BBR where `auto` could not
     /// have it.

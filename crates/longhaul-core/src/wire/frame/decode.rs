@@ -139,6 +139,26 @@ impl Msg {
                     })
                 },
             }),
+            FrameType::Sums => {
+                let mode = r.u8()?;
+                if mode > SUMS_CONFIRM {
+                    return Err(Error::Protocol(format!("SUMS mode {mode} is unknown")));
+                }
+                let n = r.u32()? as usize;
+                if n > MAX_DIGESTS_PER_FRAME {
+                    return Err(Error::Protocol(format!("SUMS with {n} digests (at most {MAX_DIGESTS_PER_FRAME})")));
+                }
+                let mut digests = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let entry = r.u32()?;
+                    if digests.last().is_some_and(|&(prev, _)| entry <= prev) {
+                        return Err(Error::Protocol("SUMS entries are not increasing".into()));
+                    }
+                    digests.push((entry, r.take(32)?.try_into().expect("32")));
+                }
+                Msg::Sums { mode, digests }
+            }
+            FrameType::Unchanged => Msg::Unchanged { files: r.u64()?, bytes: r.u64()? },
             FrameType::FileDigests => {
                 let n = r.u32()? as usize;
                 if n > MAX_DIGESTS_PER_FRAME {

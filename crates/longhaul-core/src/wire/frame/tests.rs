@@ -93,13 +93,15 @@ fn message(name: &str) -> Msg {
         "file_digests" => {
             Msg::FileDigests { digests: vec![(1, core::array::from_fn(|i| i as u8)), (4, core::array::from_fn(|i| 0xe0 + i as u8))] }
         }
+        "sums" => Msg::Sums { mode: SUMS_CONTENT, digests: vec![(2, core::array::from_fn(|i| 0x40 + i as u8))] },
+        "unchanged" => Msg::Unchanged { files: 120, bytes: 480 << 20 },
         "error" => Msg::Error { code: "E_PATH_ESCAPE".into(), message: "path escapes the destination root".into() },
         other => panic!("no message for vector {other}"),
     }
 }
 
 /// Every message name, in the order of docs/protocol-vectors.txt.
-const ALL: [&str; 26] = [
+const ALL: [&str; 28] = [
     "hello",
     "hello_ok",
     "auth",
@@ -126,6 +128,8 @@ const ALL: [&str; 26] = [
     "block_b3",
     "plan",
     "file_digests",
+    "sums",
+    "unchanged",
 ];
 
 fn vectors() -> Vec<(&'static str, Vec<u8>)> {
