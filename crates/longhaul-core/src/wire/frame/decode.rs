@@ -144,36 +144,10 @@ impl Msg {
                 if mode > SUMS_CONFIRM {
                     return Err(Error::Protocol(format!("SUMS mode {mode} is unknown")));
                 }
-                let n = r.u32()? as usize;
-                if n > MAX_DIGESTS_PER_FRAME {
-                    return Err(Error::Protocol(format!("SUMS with {n} digests (at most {MAX_DIGESTS_PER_FRAME})")));
-                }
-                let mut digests = Vec::with_capacity(n);
-                for _ in 0..n {
-                    let entry = r.u32()?;
-                    if digests.last().is_some_and(|&(prev, _)| entry <= prev) {
-                        return Err(Error::Protocol("SUMS entries are not increasing".into()));
-                    }
-                    digests.push((entry, r.take(32)?.try_into().expect("32")));
-                }
-                Msg::Sums { mode, digests }
+                Msg::Sums { mode, digests: digest_list(&mut r, "SUMS")? }
             }
             FrameType::Unchanged => Msg::Unchanged { files: r.u64()?, bytes: r.u64()? },
-            FrameType::FileDigests => {
-                let n = r.u32()? as usize;
-                if n > MAX_DIGESTS_PER_FRAME {
-                    return Err(Error::Protocol(format!("FILE_DIGESTS with {n} digests (at most {MAX_DIGESTS_PER_FRAME})")));
-                }
-                let mut digests = Vec::with_capacity(n);
-                for _ in 0..n {
-                    let entry = r.u32()?;
-                    if digests.last().is_some_and(|&(prev, _)| entry <= prev) {
-                        return Err(Error::Protocol("FILE_DIGESTS entries are not increasing".into()));
-                    }
-                    digests.push((entry, r.take(32)?.try_into().expect("32")));
-                }
-                Msg::FileDigests { digests }
-            }
+            FrameType::FileDigests => Msg::FileDigests { digests: digest_list(&mut r, "FILE_DIGESTS")? },
             FrameType::Error => {
                 let n = r.u8()? as usize;
                 let code = String::from_utf8(r.take(n)?.to_vec()).map_err(|_| Error::Protocol("error code is not UTF-8".into()))?;
@@ -187,6 +161,24 @@ impl Msg {
         }
         Ok(msg)
     }
+}
+
+/// A list of (entry, BLAKE3) in increasing entry order, at most MAX_DIGESTS_PER_FRAME of them
+/// (SUMS, FILE_DIGESTS); `what` names the frame in errors.
+fn digest_list(r: &mut Body<'_>, what: &str) -> Result<Vec<(u32, [u8; 32])>> {
+    let n = r.u32()? as usize;
+    if n > MAX_DIGESTS_PER_FRAME {
+        return Err(Error::Protocol(format!("{what} with {n} digests (at most {MAX_DIGESTS_PER_FRAME})")));
+    }
+    let mut digests: Vec<(u32, [u8; 32])> = Vec::with_capacity(n);
+    for _ in 0..n {
+        let entry = r.u32()?;
+        if digests.last().is_some_and(|&(prev, _)| entry <= prev) {
+            return Err(Error::Protocol(format!("{what} entries are not increasing")));
+        }
+        digests.push((entry, r.take(32)?.try_into().expect("32")));
+    }
+    Ok(digests)
 }
 
 struct Body<'a> {
