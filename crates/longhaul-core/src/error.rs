@@ -173,8 +173,25 @@ impl Error {
         } else {
             "E_PROTOCOL".to_owned()
         };
-        Error::Remote { code, message: message.to_owned() }
+        Error::Remote { code, message: bounded_message(message) }
     }
+}
+
+/// A peer's own words, as the node keeps them (its log, the STATS table): at most
+/// `REMOTE_MESSAGE_MAX` bytes, control characters as spaces, so a peer cannot fill the table
+/// past a STATS frame or write a 64 KiB line into the log with one ERROR.
+const REMOTE_MESSAGE_MAX: usize = 512;
+
+fn bounded_message(message: &str) -> String {
+    let mut end = message.len().min(REMOTE_MESSAGE_MAX);
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut out: String = message[..end].chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    if end < message.len() {
+        out.push('…');
+    }
+    out
 }
 
 /// Why a bind failed, in the words an operator searches for ("address in use"), with the OS's own.
@@ -202,5 +219,17 @@ mod tests {
         let e = std::net::TcpListener::bind(&addr).map_err(|source| Error::Listen { addr: addr.clone(), source }).unwrap_err();
         assert_eq!(e.code(), "E_LISTEN");
         assert_eq!(e.to_string(), format!("cannot listen on {addr}: address in use (EADDRINUSE, os error 98)"));
+    }
+
+    /// Review of issue 35's node log: a peer's ERROR is kept bounded and on one line.
+    #[test]
+    fn a_peers_message_is_bounded_and_on_one_line() {
+        let long = format!("é{}", "\u{1}x".repeat(40_000));
+        let Error::Remote { code, message } = Error::remote("E_IO", &long) else { panic!() };
+        assert_eq!(code, "E_IO");
+        assert!(message.len() <= 512 + '…'.len_utf8(), "{}", message.len());
+        assert!(message.ends_with('…') && !message.chars().any(char::is_control));
+        let Error::Remote { message, .. } = Error::remote("E_X", "short\nline") else { panic!() };
+        assert_eq!(message, "short line");
     }
 }

@@ -164,6 +164,8 @@ const ERRNO = new Map(Object.entries(constants.errno).map(([name, n]) => [n, nam
  */
 function explain(message: string | null): { text: string; fields: Record<string, string> } {
   if (!message) return { text: '', fields: {} };
+  // A peer's ERROR reaches here too: the engine bounds it, and the regexes below see no more.
+  if (message.length > 1024) message = `${message.slice(0, 1024)}…`;
   const fields: Record<string, string> = {};
   const text = message.replace(/([A-Za-z][^:()]*?) \(os error (\d+)\)/, (whole, what: string, n: string) => {
     const name = ERRNO.get(Number(n));

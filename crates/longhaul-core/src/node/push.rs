@@ -14,8 +14,9 @@ use crate::wire::auth::{self};
 use crate::wire::frame::{self, Msg};
 use std::net::TcpStream;
 use std::os::fd::{AsFd, BorrowedFd};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Bytes of the files a resumed push will not write: already at the destination with the
 /// index's size and mtime (the quick check `receive::carried_over` makes), looked at from their
@@ -58,6 +59,10 @@ pub(super) fn kept_bytes(inner: &Inner, dest: BorrowedFd<'_>, index: &Index, key
         .sum()
 }
 
+/// Bytes per second the slowest sender is allowed to hash its tree at (a disk that reads 8
+/// MiB/s): how long a `--checksum` push may keep the node waiting for its digests.
+const SLOWEST_HASHING: u64 = 8 << 20;
+
 /// A push: the client sends, this node receives into `dest` under its root. The session is
 /// journaled; with the resume feature the client gets a PLAN of what an earlier attempt left;
 /// with whole-file verification every file is read back and checked before its rename.
@@ -95,17 +100,25 @@ pub(super) fn push(caller: Caller<'_>, sock: &mut TcpStream, dest: Vec<u8>, stre
     // With FEATURE_CHECKSUM the sender's SUMS come now, while this node hashes its own files
     // that could be equal (`sums.rs`); what they decide replaces the size and mtime check.
     let held = if features & frame::FEATURE_CHECKSUM != 0 {
+        // The node's own state is never hashed for a client: a tree naming `.longhaul` is
+        // refused before any file is read (Receive::prepare checks it again).
+        crate::session::recv::check_state_dir(&dest, &index)?;
+        let stop = AtomicBool::new(false);
         let entries = index.entries().len();
         let summed = |i: usize| sums::summed(&index, i);
         // Both ends' digests, 33 bytes an entry each, are held until compared: out of the
         // node's memory like the index, and only when there are digests to hold.
         let ours = |mode| {
             let memory = (mode != frame::SUMS_STAMP).then(|| inner.memory.reserve(entries as u64 * sums::PER_ENTRY)).transpose()?;
-            Ok::<_, Error>((sums::own_digests(dest_dir.as_ref().map(|d| d.as_fd()), &index, mode), memory))
+            let stopped = || stop.load(Ordering::Relaxed) || inner.closing.load(Ordering::Relaxed);
+            Ok::<_, Error>((sums::own_digests(dest_dir.as_ref().map(|d| d.as_fd()), &index, mode, &stopped), memory))
         };
-        // Each SUMS (empty ones keep a client that is still hashing alive) within the idle timeout.
+        // Each SUMS (empty ones keep a client that is still hashing alive) within the idle
+        // timeout, and all of them within the time hashing the tree can take at a slow disk's
+        // pace: keepalives alone do not hold the node's slot and memory for ever.
         let _ = sock.set_read_timeout(Some(inner.opts.idle_timeout));
-        let (mode, theirs, ours) = exchange::expect_sums(sock, entries, &summed, ours)?;
+        let until = Instant::now() + inner.opts.idle_timeout + Duration::from_secs(total / SLOWEST_HASHING);
+        let (mode, theirs, ours) = exchange::expect_sums(sock, entries, &summed, until, &stop, ours)?;
         let _ = sock.set_read_timeout(None);
         let (ours, _memory) = ours?;
         Some(sums::Held::matched(mode, &theirs, &ours))

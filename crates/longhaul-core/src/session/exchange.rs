@@ -4,6 +4,8 @@
 //! push, a pulling client. docs/PROTOCOL.md has the frames.
 
 use std::io::{Read, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use crate::error::{Error, Result};
 use crate::session::turns::Turns;
@@ -138,10 +140,16 @@ pub type ByEntry = Vec<Option<[u8; 32]>>;
 /// `digests`, which the receiver runs (its own hashing) while the rest of the SUMS come in
 /// (empty ones keep the connection alive); the sender's digests by entry, exactly one for
 /// every entry `wanted` names. Until its own are done it sends empty SUMS itself.
+///
+/// `until`: when the sender's digests must all be in (keepalives or not); `stop` is raised when
+/// this side gives up, so that `digests` (this side's own hashing) can stop early rather than
+/// read on for a peer that is gone.
 pub fn expect_sums<T: Send>(
     sock: &mut (impl Read + Write),
     entries: usize,
     wanted: &(dyn Fn(usize) -> bool + Sync),
+    until: Instant,
+    stop: &AtomicBool,
     digests: impl FnOnce(u8) -> T + Send,
 ) -> Result<(u8, ByEntry, T)> {
     let (mode, first) = match frame::expect_reply(sock, 0)? {
@@ -154,12 +162,31 @@ pub fn expect_sums<T: Send>(
         }
         return Ok((mode, Vec::new(), digests(mode)));
     }
-    let expected = (0..entries).filter(|&i| wanted(i)).count();
     std::thread::scope(|s| {
         let (tx, rx) = crossbeam_channel::bounded(1);
         s.spawn(move || {
             let _ = tx.send(crate::panic::catch("digester", || Ok(digests(mode))));
         });
+        let r = their_sums(sock, entries, wanted, mode, first, until).and_then(|theirs| Ok((theirs, keep_alive(sock, mode, &rx)?)));
+        if r.is_err() {
+            stop.store(true, Ordering::Relaxed);
+        }
+        let (theirs, ours) = r?;
+        Ok((mode, theirs, ours))
+    })
+}
+
+/// The sender's digests, from `first` on: every entry `wanted` names once, before `until`.
+fn their_sums(
+    sock: &mut (impl Read + Write),
+    entries: usize,
+    wanted: &(dyn Fn(usize) -> bool + Sync),
+    mode: u8,
+    first: Vec<(u32, [u8; 32])>,
+    until: Instant,
+) -> Result<ByEntry> {
+    let expected = (0..entries).filter(|&i| wanted(i)).count();
+    {
         let mut theirs = vec![None; entries];
         let mut got = 0;
         let mut batch = first;
@@ -177,15 +204,18 @@ pub fn expect_sums<T: Send>(
             if got == expected {
                 break;
             }
+            // Keepalives prove the sender alive, not that it will ever finish.
+            if Instant::now() >= until {
+                return Err(Error::Timeout("the sender's SUMS did not all come within the time its tree allows"));
+            }
             batch = match frame::expect_reply(sock, 0)? {
                 Msg::Sums { mode: m, digests } if m == mode => digests,
                 Msg::Sums { .. } => return Err(Error::Protocol("SUMS frames of one offer changed mode".into())),
                 m => return Err(m.unexpected("SUMS")),
             };
         }
-        let ours = keep_alive(sock, mode, &rx)?;
-        Ok((mode, theirs, ours))
-    })
+        Ok(theirs)
+    }
 }
 
 /// A pulling client's wait for the node's MANIFEST after its GET: the streams (at most those
@@ -203,6 +233,11 @@ pub fn expect_offer(sock: &mut impl Read, streams: u16, block_size: u32, max_man
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A deadline no test reaches.
+    fn far() -> Instant {
+        Instant::now() + std::time::Duration::from_secs(3600)
+    }
 
     /// Both halves over an in-memory pipe: what one side writes the other reads.
     struct Pipe {
@@ -270,14 +305,22 @@ mod tests {
         let mut wire = Pipe { input: std::io::Cursor::new(sender.output), output: Vec::new() };
         assert!(matches!(frame::expect_msg(&mut wire, 0).unwrap(), Msg::Manifest { .. }));
         let wanted = |i: usize| i != 1500;
-        let (mode, theirs, ours) = expect_sums(&mut wire, 1501, &wanted, |m| m).unwrap();
+        let (mode, theirs, ours) = expect_sums(&mut wire, 1501, &wanted, far(), &AtomicBool::new(false), |m| m).unwrap();
         assert_eq!((mode, ours), (frame::SUMS_CONTENT, frame::SUMS_CONTENT));
         assert_eq!(theirs.iter().filter(|d| d.is_some()).count(), 1500);
         assert_eq!(theirs[7], Some([7; 32]));
         // A digest of an entry that is no non-empty file, or the same entry twice, is refused.
         let mut bad = Vec::new();
         frame::write_msg(&mut bad, &Msg::Sums { mode: frame::SUMS_CONTENT, digests: vec![(0, [0; 32]), (1, [1; 32])] }).unwrap();
-        let e = expect_sums(&mut Pipe { input: std::io::Cursor::new(bad), output: Vec::new() }, 2, &|i| i == 0, |_| ()).unwrap_err();
+        let e = expect_sums(
+            &mut Pipe { input: std::io::Cursor::new(bad), output: Vec::new() },
+            2,
+            &|i| i == 0,
+            far(),
+            &AtomicBool::new(false),
+            |_| (),
+        )
+        .unwrap_err();
         assert_eq!(e.code(), "E_PROTOCOL");
     }
 
@@ -287,7 +330,7 @@ mod tests {
         let mut r = Vec::new();
         frame::write_msg(&mut r, &Msg::Sums { mode: frame::SUMS_CONTENT, digests: vec![(0, [0; 32])] }).unwrap();
         let mut pipe = Pipe { input: std::io::Cursor::new(r), output: Vec::new() };
-        expect_sums(&mut pipe, 1, &|_| true, |_| std::thread::sleep(slow)).unwrap();
+        expect_sums(&mut pipe, 1, &|_| true, far(), &AtomicBool::new(false), |_| std::thread::sleep(slow)).unwrap();
         let mut sent = std::io::Cursor::new(pipe.output);
         let mut keepalives = 0;
         while let Some(m) = frame::read_msg(&mut sent, 0).unwrap() {
@@ -295,5 +338,29 @@ mod tests {
             keepalives += 1;
         }
         assert!(keepalives >= 1, "{keepalives}");
+    }
+
+    /// Review of issue 32: a sender that only ever sends keepalives is cut off at the deadline,
+    /// and this side's own hashing is told to stop when it gives up.
+    #[test]
+    fn issue_32_endless_keepalives_meet_the_deadline_and_stop_the_hashing() {
+        let mut r = Vec::new();
+        for _ in 0..3 {
+            frame::write_msg(&mut r, &Msg::Sums { mode: frame::SUMS_CONTENT, digests: vec![] }).unwrap();
+        }
+        let stop = AtomicBool::new(false);
+        let saw_stop = AtomicBool::new(false);
+        let past = Instant::now();
+        let e = expect_sums(&mut Pipe { input: std::io::Cursor::new(r), output: Vec::new() }, 1, &|_| true, past, &stop, |_| {
+            // The hashing side: works until told to stop.
+            let t = Instant::now();
+            while !stop.load(Ordering::Relaxed) && t.elapsed() < std::time::Duration::from_secs(10) {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            saw_stop.store(stop.load(Ordering::Relaxed), Ordering::Relaxed);
+        })
+        .unwrap_err();
+        assert_eq!(e.code(), "E_TIMEOUT");
+        assert!(saw_stop.load(Ordering::Relaxed), "the digester was told to stop");
     }
 }

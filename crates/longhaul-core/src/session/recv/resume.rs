@@ -181,7 +181,11 @@ pub(super) fn carried_over(
                 None => quick && same_mtime(&st),
                 Some(h) if h.mode == crate::wire::frame::SUMS_CONFIRM => quick && same_mtime(&st) && h.same[i],
                 Some(h) => {
-                    let same = quick && h.same[i];
+                    // Its mtime is set only on a file the receiver could have made: one name,
+                    // its own user. A hard link to someone else's file, swapped in after the
+                    // hashing, is sent again instead (the rename replaces the name, not the file).
+                    let own = st.st_nlink == 1 && st.st_uid == rustix::process::geteuid().as_raw();
+                    let same = quick && h.same[i] && (own || same_mtime(&st));
                     if same && !same_mtime(&st) {
                         let t = rustix::fs::Timespec {
                             tv_sec: e.mtime_ns.div_euclid(1_000_000_000),

@@ -136,7 +136,9 @@ impl Life {
         let gone = st.sender_gone;
         drop(st);
         if !explained {
-            self.fail(if gone { Error::Cancelled } else { e });
+            // A damaged block stays a damaged block: only a broken connection is the cancel's.
+            let cancel = gone && !matches!(e, Error::Checksum { .. });
+            self.fail(if cancel { Error::Cancelled } else { e });
         }
     }
 }

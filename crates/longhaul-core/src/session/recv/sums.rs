@@ -53,7 +53,10 @@ pub fn summed(index: &Index, i: usize) -> bool {
 /// The BLAKE3 of every file under `dest` that could equal the index's entry of the same path
 /// (None for the others, and for all when the destination does not exist yet). Read beneath
 /// `dest`, no symlink followed; a file that cannot be read is simply not equal.
-pub fn own_digests(dest: Option<BorrowedFd<'_>>, index: &Index, mode: u8) -> Vec<Option<[u8; 32]>> {
+///
+/// `stop`: the exchange gave up (the peer left, a deadline passed, the node closes): the
+/// workers take no further file.
+pub fn own_digests(dest: Option<BorrowedFd<'_>>, index: &Index, mode: u8, stop: &(dyn Fn() -> bool + Sync)) -> Vec<Option<[u8; 32]>> {
     if mode == frame::SUMS_STAMP {
         return Vec::new();
     }
@@ -68,7 +71,7 @@ pub fn own_digests(dest: Option<BorrowedFd<'_>>, index: &Index, mode: u8) -> Vec
                 s.spawn(|| {
                     let mut found = Vec::new();
                     let mut dirs = DirCache::default();
-                    while let Some(&i) = files.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    while let Some(&i) = files.get(next.fetch_add(1, Ordering::Relaxed)).filter(|_| !stop()) {
                         let e = &entries[i];
                         let Ok((dir, name)) = dirs.parent(dest, &e.path, dest_refused) else { continue };
                         let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
