@@ -29,12 +29,12 @@ afterAll(async () => {
 });
 
 /** One CLI run: its JSON summary (stdout, not a terminal) and its human first line (stderr). */
-async function cli(args: string[]): Promise<{ summary: Record<string, number>; line: string }> {
+async function cli(args: string[]): Promise<{ summary: Record<string, number>; line: string; stderr: string }> {
   const r = await runCli(args);
   expect(r.status, r.stderr).toBe(0);
   const summary = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Record<string, number> & { type: string };
   expect(summary.type).toBe('summary');
-  return { summary, line: r.stderr.split('\n').find((l) => /\b(sent|received)\b/.test(l)) ?? '' };
+  return { summary, line: r.stderr.split('\n').find((l) => /\b(sent|received)\b/.test(l)) ?? '', stderr: r.stderr };
 }
 
 describe('issue 35: rates count only the bytes that travelled', () => {
@@ -70,6 +70,8 @@ describe('issue 35: rates count only the bytes that travelled', () => {
     expect(sent.summary).toMatchObject({ bytesAlready: 0 });
     expect(sent.summary.bytesMoved).toBe(sent.summary.bytes);
     expect(sent.line).toMatch(/^sent 48\.\d MiB in 20\d files, /);
+    // A first send has nothing unchanged by size and mtime to report.
+    expect(sent.stderr).not.toMatch(/^unchanged:/m);
     const resent = await cli(['send', src, `${node.url}/again`]);
     expect(resent.summary).toMatchObject({ bytes: sent.summary.bytes, bytesMoved: 0, bytesAlready: sent.summary.bytes, bytesPerSecond: 0 });
     expect(resent.line).toMatch(/^0 B sent: 48\.\d MiB already on the node \(20\d files, .*checked in [\d.]+ s\)$/);

@@ -161,7 +161,9 @@ export function verifiedLine(s: TransferTotals): string {
 /** What the node found already there, and how it told (`--checksum`, `--verify full`). */
 export function unchangedLine(s: SendSummary): string | undefined {
   const u = s.unchanged;
-  if (!u) return undefined;
+  // A first send finds nothing unchanged by size and mtime: not worth a line. Asked to compare
+  // content, the user hears the answer even when it is none.
+  if (!u || (u.files === 0 && u.by === 'size+mtime')) return undefined;
   const how = u.by === 'size+mtime+BLAKE3' ? 'size+mtime, each confirmed by BLAKE3' : u.by;
   return `unchanged: ${fmt.plural(u.files, 'file')} by ${how} (${fmt.bytes(u.bytes)}, not sent)`;
 }
