@@ -77,19 +77,19 @@ pub fn copy(
                 ControlFlow::Continue(())
             });
         });
-        // COPY_PROGRESS counts what the receiving node holds, resumed blocks included; what
-        // it held at the first report is taken as held before, so the rate counts what moved.
+        // COPY_PROGRESS carries what the pushing node's engine has done, resumed blocks
+        // included, and nothing to tell them apart: the progress counts it all as moved (a
+        // resumed copy's rate runs high until the end); the summary, from the receiving node,
+        // counts what travelled exactly.
         let mut total = None;
-        let mut held = None;
         let r = loop {
             match frame::expect_reply(&mut control, 0) {
                 Ok(Msg::CopyProgress { bytes_done, bytes_total, files_done, files_total }) => {
                     total = Some(bytes_total);
-                    let held = *held.get_or_insert(bytes_done);
                     on_progress(&Progress {
                         bytes_done,
                         bytes_total,
-                        bytes_moved: bytes_done.saturating_sub(held),
+                        bytes_moved: bytes_done,
                         files_done,
                         files_total,
                         files_in_flight: 0,
