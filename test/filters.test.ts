@@ -2,7 +2,7 @@
 // out what rsync with the same flags leaves out (rsync is the oracle), the summary counts it,
 // and `--rate` holds a send to its limit and says so.
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { closeSync, linkSync, mkdirSync, openSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -96,6 +96,28 @@ describe('issue 32: send SRC... DEST', () => {
     const both = await runCli(['send', one, src, `${node.url}/multi2`, '--report', join(work, 'r.html')]);
     expect(both.status).toBe(2);
     expect(both.stderr).toMatch(/^longhaul: E_USAGE: --report and --timeline describe one transfer/m);
+  });
+});
+
+describe('issue 32: what is not kept is named', () => {
+  it('hard links and sparse files are counted in the summary and its line', async () => {
+    const tree = join(work, 'links');
+    mkdirSync(tree);
+    writeFileSync(join(tree, 'a'), 'one file, two names');
+    linkSync(join(tree, 'a'), join(tree, 'b'));
+    // 8 MiB with one byte of data at its end: a hole of 8 MiB.
+    const fd = openSync(join(tree, 'sparse'), 'w');
+    writeSync(fd, 'x', 8 << 20);
+    closeSync(fd);
+    const r = await runCli(['send', tree, `${node.url}/links`]);
+    expect(r.status, r.stderr).toBe(0);
+    const summary = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { hardLinks: number; sparseFiles: number };
+    expect(summary).toMatchObject({ hardLinks: 2, sparseFiles: 1 });
+    expect(r.stderr).toMatch(
+      /^not kept: hard links of 2 files \(each sent as a file of its own\); holes of 1 sparse file \(written as zeros\)$/m,
+    );
+    // What arrived is right byte for byte, as two files and a full one.
+    expect(await compareTrees(tree, join(work, 'root', 'links', 'links'))).toEqual([]);
   });
 });
 

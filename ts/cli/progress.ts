@@ -195,6 +195,12 @@ export function summaryLines(s: SendSummary, verbose = false): string[] {
   // The first line says what was there already; -v says in how many blocks.
   if (verbose && s.resumedBytes > 0)
     lines.push(`resumed: ${fmt.bytes(s.resumedBytes)} (${fmt.plural(s.resumedBlocks, 'block')}) already on the node, not sent again`);
+  // What the transfer does not keep is said, never dropped in silence.
+  const notKept = [
+    s.hardLinks > 0 ? `hard links of ${fmt.plural(s.hardLinks, 'file')} (each sent as a file of its own)` : '',
+    s.sparseFiles > 0 ? `holes of ${fmt.plural(s.sparseFiles, 'sparse file')} (written as zeros)` : '',
+  ].filter(Boolean);
+  if (notKept.length > 0) lines.push(`not kept: ${notKept.join('; ')}`);
   if (s.excluded > 0)
     lines.push(
       `excluded: ${fmt.count(s.excluded)} ${s.excluded === 1 ? 'entry' : 'entries'} left out by the filters (a directory counts once)`,

@@ -107,6 +107,8 @@ impl From<SendSummary> for BindingSendSummary {
             fast_paths: s.fast_paths.into(),
             skipped: s.skipped.into_iter().map(|(path, why)| BindingSkipped { path, reason: why.to_owned() }).collect(),
             excluded: s.excluded as f64,
+            hard_links: s.hard_links as f64,
+            sparse_files: s.sparse_files as f64,
             scheduler: BindingScheduler {
                 requested: s.scheduler.requested.to_owned(),
                 used: s.scheduler.used.to_owned(),

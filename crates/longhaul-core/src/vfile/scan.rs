@@ -41,6 +41,10 @@ pub struct Scan {
     pub skipped: Vec<(String, &'static str)>,
     /// Entries the filter left out (a directory left out counts once: it was not walked).
     pub excluded: u64,
+    /// Files with more than one name (each is sent as a file of its own: links are not kept).
+    pub hard_links: u64,
+    /// Files with holes (sent and written with their holes as zeros: the layout is not kept).
+    pub sparse_files: u64,
     /// What the scan saw of each entry (in the index's order) besides what the index carries:
     /// the sender checks every file against it (and the index's size and mtime) after reading
     /// it, so a file changed while it was read is a changed source. Never sent.
@@ -101,13 +105,13 @@ pub fn scan_within(source: &Path, threads: usize, within: Option<&Path>, filter:
         collected.merge(walk(base_fd.as_fd(), abs, rel, threads.max(1), filter)?);
     }
     // The index sorts its entries: sorted here first, the stamps stay with theirs.
-    let Collected { entries, skipped, stamps, excluded } = collected;
+    let Collected { entries, skipped, stamps, excluded, hard_links, sparse_files } = collected;
     let mut order: Vec<usize> = (0..entries.len()).collect();
     order.sort_unstable_by(|&a, &b| crate::vfile::index::path_cmp(&entries[a].path, &entries[b].path));
     let stamps = order.iter().map(|&i| stamps[i]).collect();
     let mut entries: Vec<Option<Entry>> = entries.into_iter().map(Some).collect();
     let entries = order.iter().map(|&i| entries[i].take().expect("each entry once")).collect();
-    Ok(Scan { index: Index::from_entries(entries)?, base, base_fd, skipped, stamps, excluded })
+    Ok(Scan { index: Index::from_entries(entries)?, base, base_fd, skipped, stamps, excluded, hard_links, sparse_files })
 }
 
 /// Opens the scan's base directory (the source's canonical parent). Within `within` (a node's
@@ -143,6 +147,9 @@ struct Meta {
     mtime_ns: i64,
     ino: u64,
     ctime_ns: i64,
+    nlink: u64,
+    /// Bytes allocated on disk (st_blocks of 512 bytes).
+    allocated: u64,
 }
 
 impl Meta {
@@ -161,6 +168,8 @@ impl From<&Stat> for Meta {
             mtime_ns: st.st_mtime.saturating_mul(1_000_000_000).saturating_add(st.st_mtime_nsec as i64),
             ino: st.st_ino,
             ctime_ns: st.st_ctime.saturating_mul(1_000_000_000).saturating_add(st.st_ctime_nsec as i64),
+            nlink: st.st_nlink as u64,
+            allocated: (st.st_blocks as u64).saturating_mul(512),
         }
     }
 }
@@ -172,6 +181,8 @@ struct Collected {
     /// One per entry, in the same order.
     stamps: Vec<Stamp>,
     excluded: u64,
+    hard_links: u64,
+    sparse_files: u64,
 }
 
 impl Collected {
@@ -180,13 +191,20 @@ impl Collected {
         self.skipped.extend(other.skipped);
         self.stamps.extend(other.stamps);
         self.excluded += other.excluded;
+        self.hard_links += other.hard_links;
+        self.sparse_files += other.sparse_files;
     }
 
     /// Records the entry `name` of directory `dir`, at relative path `rel`, from its own (not
     /// followed) metadata; `path` makes its full path, needed only for a skipped entry's name.
     fn add(&mut self, rel: Vec<u8>, meta: &Meta, dir: BorrowedFd<'_>, name: &CStr, path: impl FnOnce() -> PathBuf) -> Result<()> {
         let (kind, size, target) = match meta.kind {
-            FileType::RegularFile => (Kind::File, meta.size, Vec::new()),
+            FileType::RegularFile => {
+                self.hard_links += u64::from(meta.nlink > 1);
+                // A page short at least: small files kept inline in their inode are not sparse.
+                self.sparse_files += u64::from(meta.allocated.saturating_add(4096) < meta.size);
+                (Kind::File, meta.size, Vec::new())
+            }
             FileType::Directory => (Kind::Dir, 0, Vec::new()),
             FileType::Symlink => {
                 let t = rustix::fs::readlinkat(dir, name, Vec::new()).map_err(|e| walk_refused(&rel, e))?;

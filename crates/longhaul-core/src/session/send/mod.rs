@@ -507,6 +507,8 @@ pub(crate) fn transmit(
         fast_paths,
         skipped: scanned.skipped.clone(),
         excluded: scanned.excluded,
+        hard_links: scanned.hard_links,
+        sparse_files: scanned.sparse_files,
         receiver,
         scheduler,
         pinned: engine.pinned.into_inner().expect("pinned lock"),

@@ -44,6 +44,10 @@ pub struct SendSummary {
     pub skipped: Vec<(String, &'static str)>,
     /// Entries the filter left out (`--exclude`).
     pub excluded: u64,
+    /// What the scan found that the transfer does not keep: files with other hard links (sent
+    /// as files of their own) and sparse files (their holes sent as zeros).
+    pub hard_links: u64,
+    pub sparse_files: u64,
     pub receiver: SummaryMsg,
     pub scheduler: SchedulerReport,
     pub placement: Placement,
