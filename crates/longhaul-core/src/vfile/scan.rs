@@ -168,7 +168,7 @@ impl From<&Stat> for Meta {
             mtime_ns: st.st_mtime.saturating_mul(1_000_000_000).saturating_add(st.st_mtime_nsec as i64),
             ino: st.st_ino,
             ctime_ns: st.st_ctime.saturating_mul(1_000_000_000).saturating_add(st.st_ctime_nsec as i64),
-            nlink: st.st_nlink as u64,
+            nlink: st.st_nlink,
             allocated: (st.st_blocks as u64).saturating_mul(512),
         }
     }
