@@ -229,7 +229,7 @@ mod tests {
         assert_eq!(code, "E_IO");
         assert!(message.len() <= 512 + '…'.len_utf8(), "{}", message.len());
         assert!(message.ends_with('…') && !message.chars().any(char::is_control));
-        let Error::Remote { message, .. } = Error::remote("E_X", "short\nline") else { panic!() };
+        let Error::Remote { message, .. } = Error::remote("E_IO", "short\nline") else { panic!() };
         assert_eq!(message, "short line");
     }
 }
