@@ -334,14 +334,17 @@ export async function send(source: string, target: string | Target, options: Sen
   checkCount('retries', options.retries, 0, RETRY.maxRetries);
   checkCount('retryDelayMs', options.retryDelayMs, 0, RETRY.maxDelayOptionMs);
   checkVerify(options.verify);
+  // Parsed once, before anything connects: the rate is the engine's limit and the verdict's
+  // yardstick; the filter rules are checked here, not on every attempt.
+  const rate = options.rate === undefined ? undefined : parseSize(options.rate, 'rate');
+  const filters = filterRules(options);
   const retries = options.retries ?? RETRY.retries;
   const retried: { code: string; message: string }[] = [];
   let reached = false;
   for (let attempt = 1; ; attempt++) {
     try {
-      const s = await sendOnce(source, t, options);
-      const ownRate = options.rate === undefined ? undefined : parseSize(options.rate, 'rate');
-      const verdict = await refineVerdict(s.verdict, s.bytesPerSecond, t, options, ownRate);
+      const s = await sendOnce(source, t, options, { rate, filters });
+      const verdict = await refineVerdict(s.verdict, s.bytesPerSecond, t, options, rate);
       return { ...s, verdict, attempts: attempt, retried };
     } catch (err) {
       const e = err as LonghaulError;
@@ -380,7 +383,12 @@ function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
   });
 }
 
-async function sendOnce(source: string, t: Target, options: SendOptions): Promise<Omit<SendSummary, 'attempts' | 'retried'>> {
+async function sendOnce(
+  source: string,
+  t: Target,
+  options: SendOptions,
+  { rate, filters }: { rate?: number; filters?: string[] },
+): Promise<Omit<SendSummary, 'attempts' | 'retried'>> {
   return cancellable(options.signal, async (cancel) => {
     const s = await native.send(
       {
@@ -404,8 +412,8 @@ async function sendOnce(source: string, t: Target, options: SendOptions): Promis
         token: resolveToken(options),
         tlsPin: options.tlsPin,
         tlsCa: options.tlsCa,
-        filters: filterRules(options),
-        rate: options.rate === undefined ? undefined : parseSize(options.rate, 'rate'),
+        filters,
+        rate,
         resume: options.resume,
         checksum: options.checksum,
         verify: options.verify,

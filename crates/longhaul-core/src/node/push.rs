@@ -93,10 +93,6 @@ pub(super) fn push(caller: Caller<'_>, sock: &mut TcpStream, dest: Vec<u8>, stre
     // already). Only the admission: what files take and give back is counted as it happens
     // (ledger.rs). (Crediting the replaced files let concurrent pushes that replace the same
     // file each hold a part of its size with nothing reserved.)
-    let unchanged = match &dest_dir {
-        Some(d) if resume => unchanged_bytes(d.as_fd(), &index),
-        _ => 0,
-    };
     // With FEATURE_CHECKSUM the sender's SUMS come now, while this node hashes its own files
     // that could be equal (`sums.rs`); what they decide replaces the size and mtime check.
     let held = if features & frame::FEATURE_CHECKSUM != 0 {
@@ -111,7 +107,9 @@ pub(super) fn push(caller: Caller<'_>, sock: &mut TcpStream, dest: Vec<u8>, stre
         let ours = |mode| {
             let memory = (mode != frame::SUMS_STAMP).then(|| inner.memory.reserve(entries as u64 * sums::PER_ENTRY)).transpose()?;
             let stopped = || stop.load(Ordering::Relaxed) || inner.closing.load(Ordering::Relaxed);
-            Ok::<_, Error>((sums::own_digests(dest_dir.as_ref().map(|d| d.as_fd()), &index, mode, &stopped), memory))
+            // Without resume nothing at the destination is kept: nothing to hash.
+            let dest = dest_dir.as_ref().filter(|_| resume).map(|d| d.as_fd());
+            Ok::<_, Error>((sums::own_digests(dest, &index, mode, &stopped), memory))
         };
         // Each SUMS (empty ones keep a client that is still hashing alive) within the idle
         // timeout, and all of them within the time hashing the tree can take at a slow disk's
@@ -125,9 +123,11 @@ pub(super) fn push(caller: Caller<'_>, sock: &mut TcpStream, dest: Vec<u8>, stre
     } else {
         None
     };
-    let unchanged = match &held {
-        Some(h) if resume && h.by_content() => h.bytes(&index),
-        _ => unchanged,
+    // Decided by content, the SUMS say what is held; else size and mtime, one stat a file.
+    let unchanged = match (&held, &dest_dir) {
+        (Some(h), _) if resume && h.by_content() => h.bytes(&index),
+        (_, Some(d)) if resume => unchanged_bytes(d.as_fd(), &index),
+        _ => 0,
     };
     let kept = dest_dir.as_ref().map_or(0, |d| kept_bytes(inner, d.as_fd(), &index, &key));
     let grant = inner.state.reserve(total.saturating_sub(unchanged).saturating_sub(kept))?;

@@ -60,10 +60,6 @@ impl Done {
         self.cond.notify_all();
     }
 
-    pub fn is_raised(&self) -> bool {
-        *self.flag.lock().expect("done lock")
-    }
-
     /// Raises it when the guard drops: at the end of a thread's closure, a panic included.
     pub fn on_drop(&self) -> impl Drop + '_ {
         struct Guard<'a>(&'a Done);

@@ -40,7 +40,6 @@ impl Rule {
 #[derive(Clone, Debug, Default)]
 pub struct Filter {
     matcher: Option<Gitignore>,
-    rules: usize,
 }
 
 impl Filter {
@@ -62,11 +61,7 @@ impl Filter {
             b.add_line(None, &line).map_err(|e| Error::Usage(format!("filter pattern {:?}: {e}", r.pattern)))?;
         }
         let matcher = b.build().map_err(|e| Error::Usage(format!("filter patterns: {e}")))?;
-        Ok(Filter { matcher: Some(matcher), rules: rules.len() })
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.rules == 0
+        Ok(Filter { matcher: Some(matcher) })
     }
 
     /// Whether the entry at `path` (below the source, `/`-separated, no leading `/`) is left
