@@ -34,6 +34,7 @@ pub mod tools;
 #[cfg(test)]
 mod scratch;
 
+pub use client::bench;
 pub use client::send;
 pub use error::{Error, Result};
 pub use node::stats::NodeStats;

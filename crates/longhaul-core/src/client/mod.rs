@@ -1,7 +1,8 @@
 //! L5, the client side of every operation: push (`send`), pull (`get`), third-party copy
-//! (`copy`), and the requests a connection can repeat (LIST, READV, STATS). It drives the
-//! session layer and never imports `node`.
+//! (`copy`), a network-only bench (`bench`), and the requests a connection can repeat (LIST,
+//! READV, STATS). It drives the session layer and never imports `node`.
 
+mod bench;
 mod copy;
 mod pull;
 mod push;
@@ -9,6 +10,7 @@ mod requests;
 
 use crate::wire::frame::SummaryMsg;
 
+pub use bench::bench;
 pub use copy::{copy, CopyOptions};
 pub use pull::{get, GetOptions};
 pub use push::send;

@@ -4,7 +4,7 @@
 
 use super::conn_limit::{send_now, Next, Refusal, Stage, Waiting};
 use super::stats::stats;
-use super::{copy, pull, push, requests, Caller, Inner};
+use super::{bench, copy, pull, push, requests, Caller, Inner};
 use crate::error::{Error, Result};
 use crate::session::handshake;
 use crate::sys::net::Deadline;
@@ -242,6 +242,10 @@ pub(super) fn control(inner: &Arc<Inner>, sock: &mut TcpStream, peer: IpAddr, fe
         };
         let _ = sock.set_read_timeout(None);
         let answered = match msg {
+            // A connection that offered FEATURE_DISCARD at HELLO sends a bench, not a push.
+            Msg::Manifest { streams, block_size, index, .. } if features & frame::FEATURE_DISCARD != 0 => {
+                return bench::bench(caller, sock, streams, block_size, &index);
+            }
             Msg::Manifest { dest, streams, block_size, index } => {
                 return push::push(caller, sock, dest, streams, block_size, &index);
             }

@@ -11,6 +11,7 @@
 //! another connection: a stalled peer holds its own threads and buffers only, until the idle
 //! timeout frees them.
 
+mod bench;
 pub mod budget;
 mod conn;
 pub mod conn_limit;

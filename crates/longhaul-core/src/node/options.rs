@@ -73,6 +73,11 @@ pub struct ServeOptions {
     pub copy_to: Vec<String>,
     /// Give pushed files and directories the setuid and setgid bits their index asks for.
     pub keep_setid: bool,
+    /// Accept bench sessions (`longhaul bench`: generated data, checked and discarded, nothing
+    /// stored); false refuses them with E_DENIED (`serve --no-bench`). Allowed by default: a
+    /// bench costs the node what a push of the same bytes to a fast disk costs, and an
+    /// authenticated client may push that much anyway.
+    pub bench: bool,
     /// How long the temporary files a failed push kept for its resume stay (counted as
     /// stored) after its journal was last written; then the node removes them.
     pub resume_ttl: Duration,
@@ -136,6 +141,7 @@ impl Default for ServeOptions {
             // Off: a token lets a client write beneath the root, not make programs that run as
             // the node's user (root, often); an operator storing system trees turns it on.
             keep_setid: false,
+            bench: true,
             // A resume comes within minutes or hours of its failure (a dropped link, a
             // restarted job); a day covers a night's outage, and bounds how long an abandoned
             // push holds space no one else may use.

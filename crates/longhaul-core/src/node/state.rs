@@ -35,6 +35,8 @@ pub enum Direction {
     Out,
     /// This node pushed to another node for a client (third-party copy).
     Copy,
+    /// A client's bench: generated data checked and discarded (`longhaul bench`).
+    Bench,
 }
 
 impl Direction {
@@ -43,6 +45,7 @@ impl Direction {
             Direction::In => "in",
             Direction::Out => "out",
             Direction::Copy => "copy",
+            Direction::Bench => "bench",
         }
     }
 }
@@ -305,7 +308,7 @@ impl NodeState {
             let e = p.entry(a.peer.clone()).or_default();
             let d = a.done.load(Ordering::Relaxed);
             match a.direction {
-                Direction::In => e.bytes_in += d,
+                Direction::In | Direction::Bench => e.bytes_in += d,
                 Direction::Out | Direction::Copy => e.bytes_out += d,
             }
         }

@@ -51,6 +51,9 @@ pub fn require(hello: &Hello, features: u64) -> Result<()> {
     if missing & frame::FEATURE_VERIFY_FULL != 0 {
         return Err(Error::Protocol("the node does not verify whole files (verify: full)".into()));
     }
+    if missing & frame::FEATURE_DISCARD != 0 {
+        return Err(Error::Unsupported { flag: "longhaul bench", what: "network-only sessions" });
+    }
     Ok(())
 }
 

@@ -3,6 +3,7 @@
 
 pub mod beneath;
 pub mod congestion;
+pub mod cputime;
 pub mod net;
 pub mod probe;
 pub mod procio;

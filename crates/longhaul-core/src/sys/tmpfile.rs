@@ -36,6 +36,11 @@ impl Tmpfile {
         Tmpfile { how: AtomicU8::new(if why_not.is_none() { EMPTY_PATH } else { OFF }), why_not: Mutex::new(why_not) }
     }
 
+    /// Unnamed files not used, for `why`, without probing the file system.
+    pub fn off(why: &str) -> Tmpfile {
+        Tmpfile { how: AtomicU8::new(OFF), why_not: Mutex::new(Some(why.to_owned())) }
+    }
+
     /// Whether unnamed files are (still) in use.
     pub fn usable(&self) -> bool {
         self.how.load(Ordering::Relaxed) != OFF

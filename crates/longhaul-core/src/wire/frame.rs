@@ -31,7 +31,13 @@ pub const FEATURE_DISK_STATS: u64 = 16;
 /// receiver already holds, and with BLAKE3 a digest of every file), and after READY and PLAN
 /// the receiver answers UNCHANGED (the files it found already there).
 pub const FEATURE_CHECKSUM: u64 = 32;
-pub const FEATURES: u64 = FEATURE_XXH3 | FEATURE_BLAKE3 | FEATURE_RESUME | FEATURE_VERIFY_FULL | FEATURE_DISK_STATS | FEATURE_CHECKSUM;
+/// Network-only sessions (`longhaul bench`): on a connection that offered it, a MANIFEST's blocks
+/// are checked and thrown away (no file, no journal, no capacity), and the SUMMARY ends with the
+/// node's CPU time for the session after its `DiskStats` (the client offers FEATURE_DISK_STATS
+/// too). A node that refuses bench sessions answers the MANIFEST with E_DENIED.
+pub const FEATURE_DISCARD: u64 = 8192;
+pub const FEATURES: u64 =
+    FEATURE_XXH3 | FEATURE_BLAKE3 | FEATURE_RESUME | FEATURE_VERIFY_FULL | FEATURE_DISK_STATS | FEATURE_CHECKSUM | FEATURE_DISCARD;
 /// SUMS modes. By size and mtime alone (the default; no digests follow).
 pub const SUMS_STAMP: u8 = 0;
 /// By content: every file at the destination with the entry's size is hashed, and held when
@@ -176,6 +182,9 @@ pub struct SummaryMsg {
     pub verified: u64,
     /// Where the receiver's time went; with FEATURE_DISK_STATS only.
     pub disk: Option<DiskStats>,
+    /// The receiver's CPU time for the session (its threads', in microseconds); after `disk`,
+    /// in a bench session (FEATURE_DISCARD) only.
+    pub cpu_us: Option<u64>,
 }
 
 /// A receiver's disk writers and their waits, over the session (times in microseconds, summed
@@ -534,6 +543,10 @@ impl Msg {
                 }
                 for v in s.disk.iter().flat_map(DiskStats::fields) {
                     b.extend_from_slice(&v.to_le_bytes());
+                }
+                // Only after the disk figures: the decoder finds it by what is left.
+                if let (Some(_), Some(cpu)) = (&s.disk, s.cpu_us) {
+                    b.extend_from_slice(&cpu.to_le_bytes());
                 }
             }
             Msg::Error { code, message } => {

@@ -47,6 +47,7 @@ pub mod conflict;
 pub mod journal;
 pub mod sums;
 
+mod discard;
 mod disk;
 mod files;
 mod resume;
@@ -186,6 +187,10 @@ pub struct Receive {
     fsync: Fsync,
     /// Where the writers' and receivers' time went (disk.rs).
     disk: DiskTimes,
+    /// A bench session (discard.rs): blocks are checked, counted and dropped.
+    discard: bool,
+    /// CPU microseconds the session's receiver threads used (a bench reports it).
+    cpu_us: AtomicU64,
 }
 
 /// Permission bits a receiver sets by default: all but setuid and setgid (0o6000), which from
@@ -298,6 +303,8 @@ impl Receive {
             idle_timeout,
             fsync,
             disk: DiskTimes::default(),
+            discard: false,
+            cpu_us: AtomicU64::new(0),
         });
         if let Err(e) = recv.make_tree().and_then(|()| recv.finish_carried()) {
             recv.discard_temps();

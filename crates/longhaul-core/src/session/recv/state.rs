@@ -263,6 +263,7 @@ impl Receive {
             micros: self.started.elapsed().as_micros() as u64,
             verified: self.digests.verified.load(Ordering::Relaxed),
             disk: Some(self.disk.stats()),
+            cpu_us: self.discard.then(|| self.cpu_us.load(Ordering::Relaxed)),
         })
     }
 }

@@ -91,7 +91,8 @@ impl Receive {
             Some(tx) => tx,
             None => return,
         };
-        match self.stream_loop(&mut sock, &tx) {
+        let cpu_at_start = crate::sys::cputime::thread_cpu_us();
+        match self.stream_loop(&mut sock, &tx, cpu_at_start) {
             Ok(StreamExit::End) => {}
             Ok(StreamExit::Closed) if self.resume.journal.is_some() => self.life.stream_closed(),
             Ok(StreamExit::Closed) => self.life.fail_unless_explained(closed_early()),
@@ -106,7 +107,7 @@ impl Receive {
         }
     }
 
-    fn stream_loop(&self, sock: &mut TcpStream, tx: &Sender<WriteJob>) -> Result<StreamExit> {
+    fn stream_loop(&self, sock: &mut TcpStream, tx: &Sender<WriteJob>, cpu_at_start: u64) -> Result<StreamExit> {
         loop {
             if self.life.stop.load(Ordering::Relaxed) {
                 return Ok(StreamExit::End);
@@ -116,17 +117,27 @@ impl Receive {
                 None => return Ok(StreamExit::Closed),
                 Some(Msg::Block { offset, len, xxh3: want }) => {
                     let buf = self.receive_block(sock, offset, len, want, None)?;
+                    if self.discard {
+                        continue;
+                    }
                     if self.queue(tx, WriteJob { buf, offset, hash: want }).is_err() {
                         return Ok(StreamExit::End);
                     }
                 }
                 Some(Msg::BlockB3 { offset, len, xxh3: want, blake3 }) => {
                     let buf = self.receive_block(sock, offset, len, want, Some(&blake3))?;
+                    if self.discard {
+                        continue;
+                    }
                     if self.queue(tx, WriteJob { buf, offset, hash: want }).is_err() {
                         return Ok(StreamExit::End);
                     }
                 }
                 Some(Msg::StreamEnd { .. }) => {
+                    // Counted before the stream is seen ended: the summary is made right after
+                    // the last one, and must include this thread's time.
+                    let used = crate::sys::cputime::thread_cpu_us().saturating_sub(cpu_at_start);
+                    self.cpu_us.fetch_add(used, Ordering::Relaxed);
                     // The last of a gone sender's streams may end rather than close.
                     self.life.update_state(|st| st.ended += 1);
                     return Ok(StreamExit::End);

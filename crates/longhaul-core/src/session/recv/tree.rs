@@ -52,6 +52,10 @@ impl Receive {
                 "transfer ended with {got} of {expect} bytes received (sender reported {client_bytes:?})"
             )));
         }
+        // A bench session made no files: all there is to check is that every byte came.
+        if self.discard {
+            return Ok(());
+        }
         let entries = self.index.entries();
         let mut dirs = DirCache::default();
         for (i, e) in entries.iter().enumerate() {

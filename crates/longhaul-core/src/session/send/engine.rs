@@ -35,8 +35,27 @@ use super::summary::ThreadPin;
 
 /// A block ready to send. A sendfile block's `entry` is the index entry of the one file it lies in.
 pub(super) enum Prepared {
-    Sendfile { file: File, entry: usize, file_offset: u64, offset: u64, len: u32, hash: u64 },
-    Packed { buf: PoolBuf, offset: u64, hash: u64, blake3: Option<[u8; 32]> },
+    Sendfile {
+        file: File,
+        entry: usize,
+        file_offset: u64,
+        offset: u64,
+        len: u32,
+        hash: u64,
+    },
+    Packed {
+        buf: PoolBuf,
+        offset: u64,
+        hash: u64,
+        blake3: Option<[u8; 32]>,
+    },
+    /// A bench block: the first `len` bytes of the engine's pattern (`generated`).
+    Generated {
+        offset: u64,
+        len: u32,
+        hash: u64,
+        blake3: Option<[u8; 32]>,
+    },
 }
 
 #[derive(Default)]
@@ -80,6 +99,9 @@ pub(super) struct Engine<'a> {
     /// again (`recheck_in_flight`) while the receiver may still be reading them, so it can
     /// explain the bad block it reports.
     pub(super) in_flight: Mutex<VecDeque<(usize, File)>>,
+    /// A bench's data, one block of it made once: every block is sent from here, and hashed
+    /// like a block read from a file (no disk read, no copy into a pool buffer).
+    pub(super) generated: Option<Vec<u8>>,
 }
 
 /// Files per stream whose pages may still wait in the socket's queue after sendfile returned
@@ -113,6 +135,11 @@ impl Engine<'_> {
     fn read_block_with(&self, b: u64, dirs: &mut DirCache) -> Result<Prepared> {
         let plan = self.feed.plan();
         let (offset, len) = (plan.offset(b), plan.len(b));
+        if self.generated.is_some() {
+            self.counters.packed_blocks.fetch_add(1, Ordering::Relaxed);
+            self.counters.packed_bytes.fetch_add(len, Ordering::Relaxed);
+            return Ok(Prepared::Generated { offset, len: len as u32, hash: 0, blake3: None });
+        }
         let mut pieces = self.index.pieces(offset, len);
         let first = pieces.next().ok_or_else(|| Error::Index("a block maps to no file".into()))?;
         if self.sendfile && self.digest == Digest::None && first.len == len {
@@ -177,6 +204,8 @@ impl Engine<'_> {
     /// that is no longer what the scan found, as the changed source it is (a sendfile block
     /// whose file changed after the check that follows its send, or whose check never ran).
     pub(super) fn changed_source(&self) -> Option<Error> {
+        // A bench has no source files: its blocks never change.
+        self.generated.as_ref()?;
         let plan = self.feed.plan();
         let mut dirs = DirCache::default();
         let mut last = usize::MAX;
@@ -198,11 +227,17 @@ impl Engine<'_> {
 
     /// PROCESS: checksums of a buffered block (a sendfile block was hashed when read).
     fn process_block(&self, p: &mut Prepared) {
-        if let Prepared::Packed { buf, hash, blake3, .. } = p {
-            *hash = xxh3(buf);
-            if self.digest == Digest::Blake3 {
-                *blake3 = Some(*blake3::hash(buf).as_bytes());
-            }
+        let (data, hash, blake3): (&[u8], _, _) = match p {
+            Prepared::Packed { buf, hash, blake3, .. } => (buf, hash, blake3),
+            Prepared::Generated { len, hash, blake3, .. } => match &self.generated {
+                Some(pattern) => (&pattern[..*len as usize], hash, blake3),
+                None => return,
+            },
+            Prepared::Sendfile { .. } => return,
+        };
+        *hash = xxh3(data);
+        if self.digest == Digest::Blake3 {
+            *blake3 = Some(*blake3::hash(data).as_bytes());
         }
     }
 
@@ -212,6 +247,7 @@ impl Engine<'_> {
         let block_len = match &p {
             Prepared::Sendfile { len, .. } => *len as u64,
             Prepared::Packed { buf, .. } => buf.len() as u64,
+            Prepared::Generated { len, .. } => *len as u64,
         };
         if !self.throttle.is_unlimited() {
             let _w = self.gauges.instead(Busy::Sending, Wait::Rate);
@@ -242,6 +278,16 @@ impl Engine<'_> {
                 net::send_header(sock, &hdr).map_err(Error::net("sending a block"))?;
                 net::write_all(sock, buf).map_err(Error::net("sending a block"))?;
                 (*offset, buf.len() as u64)
+            }
+            Prepared::Generated { offset, len, hash, blake3 } => {
+                let data = &self.generated.as_deref().unwrap_or_default()[..*len as usize];
+                let hdr = match blake3 {
+                    Some(b3) => Msg::BlockB3 { offset: *offset, len: *len, xxh3: *hash, blake3: *b3 }.encode(),
+                    None => Msg::Block { offset: *offset, len: *len, xxh3: *hash }.encode(),
+                };
+                net::send_header(sock, &hdr).map_err(Error::net("sending a block"))?;
+                net::write_all(sock, data).map_err(Error::net("sending a block"))?;
+                (*offset, *len as u64)
             }
         };
         if let Prepared::Sendfile { file, entry, .. } = p {

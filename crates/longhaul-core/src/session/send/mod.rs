@@ -16,6 +16,7 @@
 
 mod digests;
 mod engine;
+mod generated;
 mod options;
 mod run;
 mod summary;
@@ -52,6 +53,7 @@ use crate::wire::frame::{self, Msg};
 
 use digests::file_digests;
 use engine::{Counters, Engine, RECHECK_EVERY};
+pub use generated::send_generated;
 pub(crate) use options::pool_shape;
 use options::thread_counts;
 pub use options::{Digest, SchedulerKind, SendOptions, Verify, DEFAULT_BLOCK_SIZE, DEFAULT_STREAMS};
@@ -130,7 +132,8 @@ fn send_scanned(src: Scanned, addr: &str, dest: &[u8], opts: &SendOptions, watch
     };
     // Change detection is the node's, and only with resume: without it every file is sent.
     let detect = if opts.resume { frame::FEATURE_CHECKSUM } else { 0 };
-    let wanted = crate::session::handshake::wanted(opts.resume, opts.verify == Verify::Full) | detect;
+    let bench = if opts.generated { frame::FEATURE_DISCARD } else { 0 };
+    let wanted = crate::session::handshake::wanted(opts.resume, opts.verify == Verify::Full) | detect | bench;
     let (mut control, peer, hello) = crate::session::handshake::open(&dial, wanted)?;
     let mut required = 0;
     if opts.checksum && opts.resume {
@@ -142,6 +145,7 @@ fn send_scanned(src: Scanned, addr: &str, dest: &[u8], opts: &SendOptions, watch
     if opts.verify == Verify::Full {
         required |= frame::FEATURE_VERIFY_FULL;
     }
+    required |= bench;
     crate::session::handshake::require(&hello, required)?;
     let limits = hello.limits;
     if opts.block_size > limits.max_block {
@@ -239,7 +243,7 @@ pub(crate) fn transmit(
     let pool = Pool::new_near(buf_size, pool_buffers, placement.cpu_for(Role::Disk, 0))?;
     let sendfile = probe::sendfile();
     let fast_paths = FastPaths {
-        sendfile: sendfile.is_ok() && opts.digest == Digest::None,
+        sendfile: sendfile.is_ok() && opts.digest == Digest::None && !opts.generated,
         sendfile_fallback: match (sendfile, opts.digest) {
             (Err(e), _) => Some(e),
             (Ok(()), Digest::Blake3) => Some("a BLAKE3 digest needs every block in a buffer".into()),
@@ -278,6 +282,7 @@ pub(crate) fn transmit(
         pinned: Mutex::new(Vec::new()),
         throttle,
         in_flight: Mutex::new(VecDeque::new()),
+        generated: opts.generated.then(|| generated::pattern(opts.block_size as usize)),
     };
     let data_ends: Vec<u64> = index.data_file_ends().collect();
     let files_total = index.count(Kind::File) as u64;

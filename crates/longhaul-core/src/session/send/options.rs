@@ -123,6 +123,9 @@ pub struct SendOptions {
     /// Bytes per second for all the transfer's streams together (a client's `--rate`); a
     /// node sending for a pull applies its own limits instead.
     pub rate: Option<u64>,
+    /// A bench (`client::bench`): blocks come from a pattern in memory, not from the source's
+    /// files, and the node (FEATURE_DISCARD) checks and discards them.
+    pub generated: bool,
 }
 
 impl Default for SendOptions {
@@ -155,6 +158,7 @@ impl Default for SendOptions {
             confine: None,
             filter: Filter::default(),
             rate: None,
+            generated: false,
         }
     }
 }

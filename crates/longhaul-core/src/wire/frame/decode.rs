@@ -138,6 +138,7 @@ impl Msg {
                         rate_us: r.u64()?,
                     })
                 },
+                cpu_us: if r.left() == 0 { None } else { Some(r.u64()?) },
             }),
             FrameType::Sums => {
                 let mode = r.u8()?;

@@ -1,0 +1,69 @@
+//! The sending half of a bench (`longhaul bench`): a session like any push, whose one "file"
+//! is `size` bytes of a pattern made once in memory. No directory is scanned and no file is
+//! read; the node, asked for FEATURE_DISCARD, checks every block and keeps none.
+
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use rustix::fs::{Mode, OFlags};
+
+use super::{send_scanned, Scanned, SendOptions, SendSummary};
+use crate::error::{Error, Result};
+use crate::session::progress::Watch;
+use crate::vfile::index::{Entry, Index, Kind};
+use crate::vfile::scan::{Scan, Stamp};
+
+/// The name of the one entry a bench's index holds: the node never makes it.
+const NAME: &[u8] = b"bench";
+
+/// One block of bench data: bytes from a xorshift generator, so that nothing on the path (a
+/// compressing link, a deduplicating NIC) sees a run of zeros it could shortcut.
+pub(super) fn pattern(len: usize) -> Vec<u8> {
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// Sends `size` bytes of generated data to the node at `addr`, which discards them.
+/// `opts.generated` must be set; change detection, resume and whole-file verification have no
+/// files to work on and are refused.
+pub fn send_generated(size: u64, addr: &str, opts: &SendOptions, watch: Watch) -> Result<SendSummary> {
+    if !opts.generated {
+        return Err(Error::Usage("a bench sends generated data (generated: true)".into()));
+    }
+    if size == 0 {
+        return Err(Error::Usage("--size must be at least 1 byte".into()));
+    }
+    if opts.resume || opts.checksum || opts.verify == super::Verify::Full {
+        return Err(Error::Usage("a bench has no files to resume, compare or read back (no --resume, --checksum, --verify full)".into()));
+    }
+    let started = Instant::now();
+    let entry = Entry { path: NAME.into(), kind: Kind::File, mode: 0o600, mtime_ns: 0, size, offset: 0, target: Box::default() };
+    let index = Index::from_entries(vec![entry])?;
+    // The engine holds a base directory for its files; a bench opens nothing beneath it.
+    let base = PathBuf::from("/");
+    let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let base_fd: OwnedFd = rustix::fs::open(&base, flags, Mode::empty()).map_err(|e| Error::io("open", b"/", e.into()))?;
+    let scan =
+        Scan { index, base, base_fd, skipped: Vec::new(), excluded: 0, hard_links: 0, sparse_files: 0, stamps: vec![Stamp::default()] };
+    send_scanned(Scanned { scan: &scan, started, scan_seconds: 0.0, digests: None }, addr, b"", opts, watch)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_pattern_has_the_length_asked_and_is_not_constant() {
+        let p = super::pattern(1 << 20);
+        assert_eq!(p.len(), 1 << 20);
+        assert!(p.windows(2).any(|w| w[0] != w[1]));
+        assert_eq!(super::pattern(13).len(), 13);
+    }
+}
