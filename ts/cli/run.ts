@@ -4,6 +4,7 @@
 // register all of them (the list, or commander's "did you mean").
 import { CommanderError } from 'commander';
 
+import * as bench from './commands/bench.js';
 import * as compare from './commands/compare.js';
 import * as config from './commands/config.js';
 import * as copy from './commands/copy.js';
@@ -19,7 +20,7 @@ import { fail } from './output.js';
 import { program } from './program.js';
 
 // In this order in `longhaul --help`.
-const COMMANDS: Record<string, { register(): void }> = { serve, send, get, copy, ls, readv, stats, compare, doctor, demo, config };
+const COMMANDS: Record<string, { register(): void }> = { serve, send, get, copy, ls, readv, stats, bench, compare, doctor, demo, config };
 
 /** The commands to register: the one named (`longhaul --debug send …`, `longhaul help send`), else all. */
 function commandsFor(args: string[]): string[] {

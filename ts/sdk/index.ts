@@ -447,6 +447,7 @@ async function sendOnce(
     };
   });
 }
+export { bench, BENCH_SIZE, type BenchCpu, type BenchOptions, type BenchSummary } from './bench.js';
 export { nodeRegistry, serveMetrics, type MetricsServer } from './metrics.js';
 
 /** A send's filter rules, checked: `filters` then `exclude` as `- PATTERN` rules. */

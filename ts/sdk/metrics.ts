@@ -52,7 +52,7 @@ export function nodeRegistry(node: StorageNode): Registry {
     for (const p of s.peers) c.inc({ peer: p.peer }, p.bytesOut);
   });
   gauge('longhaul_active_transfers', 'Transfers running now, by direction', ['direction'], (g, s) => {
-    for (const d of ['in', 'out', 'copy']) g.set({ direction: d }, s.transfers.filter((t) => t.direction === d).length);
+    for (const d of ['in', 'out', 'copy', 'bench']) g.set({ direction: d }, s.transfers.filter((t) => t.direction === d).length);
   });
   counter('longhaul_transfers_total', 'Finished transfers by outcome', ['outcome'], (c, s) => {
     c.inc({ outcome: 'ok' }, s.completed);

@@ -91,6 +91,12 @@ export interface ServeOptions extends AuthOptions {
    */
   keepSetid?: boolean;
   /**
+   * Accept bench sessions (`longhaul bench`: generated data whose blocks are checked and thrown
+   * away; nothing is stored or counted against the capacity). Default true: a bench costs the node
+   * what a push of the same bytes costs, minus the disk. False refuses them with E_DENIED.
+   */
+  bench?: boolean;
+  /**
    * TLS on every connection (TLS 1.3); a plaintext client is refused with E_TLS. Without
    * `tlsCert`/`tlsKey` the node makes a self-signed certificate at start: clients pin its
    * `tlsFingerprint`.
@@ -124,7 +130,7 @@ export interface TransferInfo {
   id: number;
   peer: string;
   /** `in`: a client pushed; `out`: a client pulled; `copy`: this node pushed to another for a client. */
-  direction: 'in' | 'out' | 'copy';
+  direction: 'in' | 'out' | 'copy' | 'bench';
   path: string;
   bytesDone: number;
   bytesTotal: number;

@@ -84,6 +84,7 @@ impl From<SendSummary> for BindingSendSummary {
             seconds: s.seconds,
             scan_seconds: s.scan_seconds,
             receiver_seconds: s.receiver.micros as f64 / 1e6,
+            receiver_cpu_seconds: s.receiver.cpu_us.map(|us| us as f64 / 1e6),
             receiver: s.receiver.disk.as_ref().map(|d| {
                 let secs = |us: u64| us as f64 / 1e6;
                 BindingReceiverDisk {

@@ -5,7 +5,7 @@ use napi::bindgen_prelude::*;
 
 use crate::cancel::BindingCancel;
 use crate::convert::{client_tls, filter, millis, opt_u16, rate, secret};
-use crate::error::usage;
+use crate::error::{usage, usage_error};
 use crate::progress::{Forwarder, ProgressFn};
 use crate::promise::spawn_promise;
 use crate::types::{BindingSendOptions, BindingSendSummary};
@@ -22,8 +22,49 @@ pub fn send<'env>(
     cancel: &BindingCancel,
     #[napi(ts_arg_type = "((progress: BindingProgress) => void) | undefined | null")] on_progress: Option<ProgressFn>,
 ) -> crate::error::Result<Object<'env>> {
+    let opts = send_options(&options)?;
+    let source = PathBuf::from(options.source);
+    let (address, dest) = (options.address, options.dest.into_bytes());
+    let flag = cancel.flag.clone();
+    let forwarder = Forwarder::new(on_progress, opts.progress_interval);
+    spawn_promise(
+        env,
+        "send",
+        move || longhaul_core::send(&source, &address, &dest, &opts, &flag, &|p| forwarder.forward(p)),
+        BindingSendSummary::from,
+    )
+}
+
+/// Sends `size` bytes of generated data to the node at `options.address`, which checks and
+/// discards them (`longhaul bench`); `source` and `dest` are not used. The summary's
+/// `receiverCpuSeconds` is the node's CPU time for it.
+#[napi(ts_return_type = "Promise<BindingSendSummary>")]
+pub fn bench<'env>(
+    env: &'env Env,
+    options: BindingSendOptions,
+    size: f64,
+    cancel: &BindingCancel,
+    #[napi(ts_arg_type = "((progress: BindingProgress) => void) | undefined | null")] on_progress: Option<ProgressFn>,
+) -> crate::error::Result<Object<'env>> {
+    if !(size.is_finite() && size >= 1.0 && size.fract() == 0.0) {
+        return Err(usage_error(format!("size must be a whole number of bytes, at least 1, not {size}")));
+    }
+    let opts = send_options(&options)?;
+    let address = options.address;
+    let flag = cancel.flag.clone();
+    let forwarder = Forwarder::new(on_progress, opts.progress_interval);
+    spawn_promise(
+        env,
+        "bench",
+        move || longhaul_core::bench(&address, size as u64, &opts, &flag, &|p| forwarder.forward(p)),
+        BindingSendSummary::from,
+    )
+}
+
+/// The engine's send options from the binding's (shared by `send` and `bench`).
+fn send_options(options: &BindingSendOptions) -> crate::error::Result<longhaul_core::SendOptions> {
     let defaults = longhaul_core::SendOptions::default();
-    let opts = longhaul_core::SendOptions {
+    Ok(longhaul_core::SendOptions {
         streams: opt_u16(options.streams, "streams", defaults.streams)?,
         block_size: options.block_size.unwrap_or(defaults.block_size),
         pool_buffers: options.pool_buffers.unwrap_or(0) as usize,
@@ -46,15 +87,5 @@ pub fn send<'env>(
         filter: filter(options.filters.as_deref())?,
         rate: rate(options.rate)?,
         ..defaults
-    };
-    let source = PathBuf::from(options.source);
-    let (address, dest) = (options.address, options.dest.into_bytes());
-    let flag = cancel.flag.clone();
-    let forwarder = Forwarder::new(on_progress, opts.progress_interval);
-    spawn_promise(
-        env,
-        "send",
-        move || longhaul_core::send(&source, &address, &dest, &opts, &flag, &|p| forwarder.forward(p)),
-        BindingSendSummary::from,
-    )
+    })
 }

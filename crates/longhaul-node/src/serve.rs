@@ -92,6 +92,7 @@ pub fn serve(options: BindingServeOptions) -> Result<BindingServer> {
         memory: options.memory.map_or(Ok(defaults.memory), |m| whole(m, "memory"))?,
         copy_to: options.copy_to.unwrap_or_default(),
         keep_setid: options.keep_setid.unwrap_or(defaults.keep_setid),
+        bench: options.bench.unwrap_or(defaults.bench),
         resume_ttl: match options.resume_ttl_ms {
             None => defaults.resume_ttl,
             Some(ms) if ms.is_finite() && (1.0..9.0e15).contains(&ms) => Duration::from_millis(ms as u64),

@@ -17,6 +17,8 @@ pub struct BindingSendSummary {
     pub receiver_seconds: f64,
     /// The node's disk writers and their waits; absent from a node that does not report them.
     pub receiver: Option<BindingReceiverDisk>,
+    /// CPU seconds the node's threads spent on the session; a bench only (`longhaul bench`).
+    pub receiver_cpu_seconds: Option<f64>,
     pub streams: u32,
     pub per_stream_bytes: Vec<f64>,
     /// Blocks that left with sendfile (zero copy), and their bytes.

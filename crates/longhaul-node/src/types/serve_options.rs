@@ -64,6 +64,8 @@ pub struct BindingServeOptions {
     pub copy_to: Option<Vec<String>>,
     /// Give pushed files and directories the setuid and setgid bits their sender's index asks for (default false: cleared).
     pub keep_setid: Option<bool>,
+    /// Accept bench sessions (`longhaul bench`: generated data checked and discarded); false refuses them with E_DENIED. Default true.
+    pub bench: Option<bool>,
     /// Milliseconds the temporary files a failed push keeps for its resume stay after its last block (default 86,400,000: 24 h); then the node removes them.
     pub resume_ttl_ms: Option<f64>,
 }

@@ -1,0 +1,88 @@
+// `longhaul bench HOST:PORT`: generated data sent to a node that checks and discards it (no disk
+// at either end), with the rate, both ends' CPU per GiB and what limited the run.
+import { bench, BENCH_SIZE, LonghaulError, type BenchSummary } from '../../sdk/index.js';
+import * as fmt from '../format.js';
+import { credentials, intArg, settings, sizeArg, withConfig } from '../options.js';
+import { fail, reporterFor, silentReporter, type OutputFlags, type Reporter } from '../output.js';
+import { program } from '../program.js';
+
+function cpuText(c: { seconds: number; perGiB: number } | null): string {
+  return c ? `${c.seconds.toFixed(2)} s (${c.perGiB.toFixed(3)} s/GiB)` : 'not reported (an older node)';
+}
+
+function benchLines(s: BenchSummary): string[] {
+  const digest = s.digest === 'blake3' ? 'XXH3 and BLAKE3' : 'XXH3';
+  return [
+    `bench: ${fmt.bytes(s.bytes)} in ${fmt.duration(s.seconds)}, ${fmt.rate(s.bytesPerSecond)} (${s.gbitPerSecond.toFixed(2)} Gbit/s), ${fmt.plural(s.streams, 'stream')}, ${s.congestion}; ${digest} of every block made here and checked by the node, nothing read or written on disk`,
+    `cpu: client ${cpuText(s.clientCpu)}, node ${cpuText(s.nodeCpu)}`,
+    `limited by: ${s.verdict.limit} (${s.verdict.evidence})`,
+  ];
+}
+
+export function register(): void {
+  // The node's credentials (token file, TLS) come from the config as for `stats`; the bench's
+  // own settings are flags only, so a config file written for `send` does not change a bench.
+  withConfig(
+    program
+      .command('bench')
+      .description('send generated data to a node that checks and discards it: the engine and the network without disks')
+      .argument('<target>', 'HOST[:PORT] of the node')
+      .option('--size <bytes>', `bytes to send, e.g. 512M or 10G (default ${fmt.bytes(BENCH_SIZE)})`, sizeArg)
+      .option('--streams <n>', 'parallel TCP data streams (default 2, as send)', intArg(1, 1024))
+      .option('--block-size <bytes>', 'block size (default 1M, as send)', sizeArg)
+      .option('--digest <name>', 'none, or blake3: a BLAKE3 of every block besides its XXH3, checked by the node')
+      .option('--scheduler <name>', 'pipelined, adaptive or auto (default auto)')
+      .option('--congestion <name>', 'TCP congestion control of the data streams: auto (default), system, or a name such as cubic')
+      .option('--rate <bytes>', 'bytes per second for all streams together, e.g. 200M (default no limit)', sizeArg)
+      .option('--json', 'print progress and the summary as JSON lines')
+      .option('-q, --quiet', 'print nothing on success (errors still go to stderr)'),
+    'stats',
+  ).action(
+    async (
+      target: string,
+      o: Record<string, unknown> &
+        OutputFlags & {
+          size?: number;
+          streams?: number;
+          blockSize?: number;
+          digest?: string;
+          scheduler?: string;
+          congestion?: string;
+          rate?: number;
+        },
+    ) => {
+      const json = Boolean(o.json);
+      let reporter: Reporter = silentReporter;
+      try {
+        if (o.digest !== undefined && o.digest !== 'none' && o.digest !== 'blake3')
+          throw new LonghaulError('E_USAGE', `--digest must be none or blake3, not ${JSON.stringify(o.digest)}`);
+        if (o.scheduler !== undefined && !['pipelined', 'adaptive', 'auto'].includes(o.scheduler))
+          throw new LonghaulError('E_USAGE', `--scheduler must be pipelined, adaptive or auto, not ${JSON.stringify(o.scheduler)}`);
+        if (o.size !== undefined && o.size < 1) throw new LonghaulError('E_USAGE', '--size must be at least 1 byte');
+        const c = settings(o, 'stats').values;
+        const abort = new AbortController();
+        process.once('SIGINT', () => abort.abort());
+        reporter = await reporterFor(json, Boolean(o.quiet), false);
+        const s = await bench(target, {
+          size: o.size,
+          streams: o.streams,
+          blockSize: o.blockSize,
+          digest: o.digest as 'none' | 'blake3' | undefined,
+          scheduler: o.scheduler as 'pipelined' | 'adaptive' | 'auto' | undefined,
+          congestion: o.congestion,
+          rate: o.rate,
+          signal: abort.signal,
+          onProgress: (p) => reporter.progress(p),
+          progressIntervalMs: json || !process.stderr.isTTY ? 500 : 100,
+          ...credentials(c),
+        });
+        reporter.done();
+        if (json || (!o.quiet && !process.stdout.isTTY)) process.stdout.write(`${JSON.stringify({ type: 'summary', ...s })}\n`);
+        if (!json && !o.quiet) for (const line of benchLines(s)) for (const part of fmt.wrap(line)) process.stderr.write(`${part}\n`);
+      } catch (err) {
+        reporter.done();
+        fail(err, json);
+      }
+    },
+  );
+}
