@@ -147,7 +147,8 @@ const FIXES: Record<ErrorCode, string> = {
   E_AUTH: 'use the same token on both sides (--token-file, LONGHAUL_TOKEN or LONGHAUL_TOKEN_FILE)',
   E_BUSY:
     "retry later (after the time the node names, if it does), or raise the node's --max-transfers or --memory (or --max-connections / --max-per-peer)",
-  E_DENIED: "copy to a target the node allows, or have its operator add it to --copy-to (copyTo in the node's config)",
+  E_DENIED:
+    "copy to a target the node allows, or have its operator add it to --copy-to (copyTo in the node's config); a bench needs a node started without --no-bench",
   E_TLS:
     "match TLS on both ends: --tls-pin with the fingerprint 'serve --tls' prints (or --tls-ca for a CA-signed node); a node without TLS takes no TLS client",
   E_CAPACITY: 'free space on the node or raise its --capacity',
