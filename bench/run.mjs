@@ -14,6 +14,7 @@ const benches = {
   blocksize: 'the default block size: sizes interleaved on the workloads of compare (blocksize.mjs)',
   wan: 'over an emulated WAN (lh-netem): longhaul against iperf3 (the limit), rsync and tar | nc, under BBR and CUBIC (wan.mjs; --check validates the emulator)',
   hostmem: 'memory the VM hands back to its host: first-touch cost and the spread it puts into runs (hostmem.mjs)',
+  net: 'network-only: longhaul bench (generated data, discarded) vs iperf3 -P 1 and GridFTP /dev/zero to /dev/null over loopback, CPU s/GiB of both ends (net.mjs)',
   startup: 'start-up time: node -e 0, --version, send of 1 byte, globus-url-copy of 1 byte, interleaved (startup.mjs)',
 };
 const args = process.argv.slice(2);
