@@ -99,8 +99,9 @@ pub(super) struct Engine<'a> {
     /// again (`recheck_in_flight`) while the receiver may still be reading them, so it can
     /// explain the bad block it reports.
     pub(super) in_flight: Mutex<VecDeque<(usize, File)>>,
-    /// A bench's data, one block of it made once: every block is sent from here, and hashed
-    /// like a block read from a file (no disk read, no copy into a pool buffer).
+    /// A bench's data, made once (`generated::PIECE` bytes): every block is this, repeated,
+    /// sent from here and hashed like a block read from a file (no disk read, no copy into a
+    /// pool buffer).
     pub(super) generated: Option<Vec<u8>>,
 }
 
@@ -227,17 +228,27 @@ impl Engine<'_> {
 
     /// PROCESS: checksums of a buffered block (a sendfile block was hashed when read).
     fn process_block(&self, p: &mut Prepared) {
-        let (data, hash, blake3): (&[u8], _, _) = match p {
-            Prepared::Packed { buf, hash, blake3, .. } => (buf, hash, blake3),
-            Prepared::Generated { len, hash, blake3, .. } => match &self.generated {
-                Some(pattern) => (&pattern[..*len as usize], hash, blake3),
-                None => return,
-            },
-            Prepared::Sendfile { .. } => return,
-        };
-        *hash = xxh3(data);
-        if self.digest == Digest::Blake3 {
-            *blake3 = Some(*blake3::hash(data).as_bytes());
+        match p {
+            Prepared::Packed { buf, hash, blake3, .. } => {
+                *hash = xxh3(buf);
+                if self.digest == Digest::Blake3 {
+                    *blake3 = Some(*blake3::hash(buf).as_bytes());
+                }
+            }
+            Prepared::Generated { len, hash, blake3, .. } => {
+                let Some(pattern) = &self.generated else { return };
+                let mut h = Xxh3::new();
+                let mut b3 = (self.digest == Digest::Blake3).then(blake3::Hasher::new);
+                for piece in generated_pieces(pattern, *len) {
+                    h.update(piece);
+                    if let Some(b) = b3.as_mut() {
+                        b.update(piece);
+                    }
+                }
+                *hash = h.finish();
+                *blake3 = b3.map(|b| *b.finalize().as_bytes());
+            }
+            Prepared::Sendfile { .. } => {}
         }
     }
 
@@ -280,13 +291,14 @@ impl Engine<'_> {
                 (*offset, buf.len() as u64)
             }
             Prepared::Generated { offset, len, hash, blake3 } => {
-                let data = &self.generated.as_deref().unwrap_or_default()[..*len as usize];
                 let hdr = match blake3 {
                     Some(b3) => Msg::BlockB3 { offset: *offset, len: *len, xxh3: *hash, blake3: *b3 }.encode(),
                     None => Msg::Block { offset: *offset, len: *len, xxh3: *hash }.encode(),
                 };
                 net::send_header(sock, &hdr).map_err(Error::net("sending a block"))?;
-                net::write_all(sock, data).map_err(Error::net("sending a block"))?;
+                for piece in generated_pieces(self.generated.as_deref().unwrap_or_default(), *len) {
+                    net::write_all(sock, piece).map_err(Error::net("sending a block"))?;
+                }
                 (*offset, *len as u64)
             }
         };
@@ -383,4 +395,11 @@ pub(super) fn check_unchanged(index: &Index, stamps: &[Stamp], file: &File, i: u
     } else {
         Err(Error::SourceChanged { path: lossy(&e.path), why: CHANGED_WHILE_READ })
     }
+}
+
+/// A generated block of `len` bytes as the pieces it is sent and hashed in: `pattern` over and
+/// over (the last piece cut short), so the source of every copy stays in the CPU's cache.
+fn generated_pieces(pattern: &[u8], len: u32) -> impl Iterator<Item = &[u8]> {
+    let step = pattern.len().max(1);
+    (0..len as usize).step_by(step).map(move |at| &pattern[..step.min(len as usize - at)])
 }

@@ -282,7 +282,7 @@ pub(crate) fn transmit(
         pinned: Mutex::new(Vec::new()),
         throttle,
         in_flight: Mutex::new(VecDeque::new()),
-        generated: opts.generated.then(|| generated::pattern(opts.block_size as usize)),
+        generated: opts.generated.then(|| generated::pattern(generated::PIECE)),
     };
     let data_ends: Vec<u64> = index.data_file_ends().collect();
     let files_total = index.count(Kind::File) as u64;

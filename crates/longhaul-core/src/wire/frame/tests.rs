@@ -161,6 +161,17 @@ fn encoding_matches_the_vectors() {
     }
 }
 
+/// Issue 31: a bench's SUMMARY carries the node's CPU time after the disk figures, and decodes
+/// to it; without it the frame is the one the vectors hold.
+#[test]
+fn issue_31_a_bench_summary_carries_the_nodes_cpu_after_the_disk_figures() {
+    let Msg::Summary(plain) = message("summary_disk") else { unreachable!() };
+    let bench = Msg::Summary(SummaryMsg { cpu_us: Some(1_234_567), ..plain.clone() });
+    let bytes = bench.encode();
+    assert_eq!(bytes.len(), Msg::Summary(plain).encode().len() + 8);
+    assert_eq!(read_msg(&mut &bytes[..], 1 << 20).unwrap().unwrap(), bench);
+}
+
 #[test]
 fn decoding_the_vectors_gives_the_messages() {
     for (name, bytes) in vectors() {
