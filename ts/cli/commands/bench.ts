@@ -76,7 +76,21 @@ export function register(): void {
           progressIntervalMs: json || !process.stderr.isTTY ? 500 : 100,
           ...credentials(c),
         });
-        reporter.done();
+        // The bar ends full: the one "file" is the bench's bytes.
+        reporter.done({
+          bytes: s.bytes,
+          bytesMoved: s.bytes,
+          bytesAlready: 0,
+          files: 1,
+          dirs: 0,
+          symlinks: 0,
+          blocks: s.blocks,
+          seconds: s.seconds,
+          receiverSeconds: 0,
+          bytesPerSecond: s.bytesPerSecond,
+          verify: 'block',
+          verifiedFiles: 0,
+        });
         if (json || (!o.quiet && !process.stdout.isTTY)) process.stdout.write(`${JSON.stringify({ type: 'summary', ...s })}\n`);
         if (!json && !o.quiet) for (const line of benchLines(s)) for (const part of fmt.wrap(line)) process.stderr.write(`${part}\n`);
       } catch (err) {
