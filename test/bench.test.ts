@@ -135,6 +135,17 @@ describe('issue 31: longhaul bench, network-only mode', () => {
     expect(tree(join(work, 'open')).filter((p) => !p.startsWith('.longhaul'))).toEqual([]);
   });
 
+  it('runs through the same session as a send: its --rate holds it and the verdict says so', async () => {
+    const node = await startNode(join(work, 'rated'));
+    const r = await runCli(['bench', node.addr, '--size', '12M', '--rate', '8M', '--json', '--token-file', tokenFile]);
+    expect(r.status, r.stderr).toBe(0);
+    const s = JSON.parse(r.stdout.split('\n').filter(Boolean).at(-1)!) as Record<string, any>;
+    expect(s.type).toBe('summary');
+    expect(s.bytes).toBe(12 * 2 ** 20);
+    expect(s.verdict.limit).toBe('rate limit');
+    expect(s.verdict.evidence).toMatch(/--rate/);
+  });
+
   it('refuses a path after HOST:PORT and a size of zero before connecting', async () => {
     const path = await runCli(['bench', '127.0.0.1:1/some/dir', '--size', '1M']);
     expect(path.status).toBe(2);
