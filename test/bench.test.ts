@@ -146,12 +146,15 @@ describe('issue 31: longhaul bench, network-only mode', () => {
     expect(s.verdict.evidence).toMatch(/--rate/);
   });
 
-  it('refuses a path after HOST:PORT and a size of zero before connecting', async () => {
+  it('refuses a path after HOST:PORT, a size of zero and a block size out of bounds before connecting', async () => {
     const path = await runCli(['bench', '127.0.0.1:1/some/dir', '--size', '1M']);
     expect(path.status).toBe(2);
     expect(path.stderr).toMatch(/^longhaul: E_USAGE: .*HOST:PORT/m);
     const zero = await runCli(['bench', '127.0.0.1:1', '--size', '0']);
     expect(zero.status).toBe(2);
     expect(zero.stderr).toMatch(/^longhaul: E_USAGE: --size/m);
+    const block = await runCli(['bench', '127.0.0.1:1', '--block-size', '1K']);
+    expect(block.status).toBe(2);
+    expect(block.stderr).toMatch(/^longhaul: E_USAGE: --block-size must be in/m);
   });
 });

@@ -1,6 +1,7 @@
 // `longhaul bench HOST:PORT`: generated data sent to a node that checks and discards it (no disk
 // at either end), with the rate, both ends' CPU per GiB and what limited the run.
 import { bench, BENCH_SIZE, LonghaulError, type BenchSummary } from '../../sdk/index.js';
+import { LIMITS } from '../../sdk/defaults.js';
 import * as fmt from '../format.js';
 import { credentials, intArg, settings, sizeArg, withConfig } from '../options.js';
 import { fail, reporterFor, silentReporter, type OutputFlags, type Reporter } from '../output.js';
@@ -28,7 +29,7 @@ export function register(): void {
       .description('send generated data to a node that checks and discards it: the engine and the network without disks')
       .argument('<target>', 'HOST[:PORT] of the node')
       .option('--size <bytes>', `bytes to send, e.g. 512M or 10G (default ${fmt.bytes(BENCH_SIZE)})`, sizeArg)
-      .option('--streams <n>', 'parallel TCP data streams (default 2, as send)', intArg(1, 1024))
+      .option('--streams <n>', 'parallel TCP data streams (default 2, as send)', intArg(LIMITS.streams.min, LIMITS.streams.max))
       .option('--block-size <bytes>', 'block size (default 1M, as send)', sizeArg)
       .option('--digest <name>', 'none, or blake3: a BLAKE3 of every block besides its XXH3, checked by the node')
       .option('--scheduler <name>', 'pipelined, adaptive or auto (default auto)')
@@ -59,6 +60,9 @@ export function register(): void {
         if (o.scheduler !== undefined && !['pipelined', 'adaptive', 'auto'].includes(o.scheduler))
           throw new LonghaulError('E_USAGE', `--scheduler must be pipelined, adaptive or auto, not ${JSON.stringify(o.scheduler)}`);
         if (o.size !== undefined && o.size < 1) throw new LonghaulError('E_USAGE', '--size must be at least 1 byte');
+        const bs = LIMITS.blockSize;
+        if (o.blockSize !== undefined && (o.blockSize < bs.min || o.blockSize > bs.max))
+          throw new LonghaulError('E_USAGE', `--block-size must be in ${fmt.bytes(bs.min)}..${fmt.bytes(bs.max)}, not ${o.blockSize}`);
         const c = settings(o, 'stats').values;
         const abort = new AbortController();
         process.once('SIGINT', () => abort.abort());
