@@ -78,7 +78,8 @@ export interface BenchSummary {
   clientCpu: BenchCpu;
   /**
    * The node's CPU for the session, counted by the threads that did its work (receiving and
-   * checking every block, the control connection); null from a node that does not report it.
+   * checking every block, the control connection; under TLS not its relay threads, which
+   * decrypt); null from a node that does not report it.
    */
   nodeCpu: BenchCpu | null;
   /** Control round trips of the session. */
