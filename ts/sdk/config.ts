@@ -262,6 +262,14 @@ const SPECS = {
     default: DEFAULTS.serve.keepSetid,
     commands: ['serve', 'get'],
   },
+  bench: {
+    schema: bool,
+    description:
+      'accept bench sessions (longhaul bench: generated data checked and discarded, nothing stored); --no-bench refuses them with E_DENIED',
+    arg: '',
+    default: DEFAULTS.serve.bench,
+    commands: ['serve'],
+  },
   retries: {
     schema: intIn(0, RETRY.maxRetries),
     description: 'after a broken connection, a timeout, a bad block or a busy node, send again (resuming) this many times',

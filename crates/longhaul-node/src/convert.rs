@@ -316,6 +316,7 @@ pub fn defaults() -> BindingDefaults {
             pin: pin_name(serve.pin).to_owned(),
             keep_setid: serve.keep_setid,
             congestion: serve.congestion.name().to_owned(),
+            bench: serve.bench,
         },
         get: BindingGetDefaults {
             streams: get.streams as u32,

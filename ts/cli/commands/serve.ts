@@ -18,10 +18,9 @@ export function register(): void {
       .option('--no-auth', 'serve without authentication (loopback only unless --open)')
       .option('--open', 'allow --no-auth on a non-loopback address')
       .option('--rescan', 'recount stored bytes by walking the root')
-      .option('--no-bench', 'refuse bench sessions (longhaul bench) with E_DENIED; by default they are accepted and store nothing')
       .option('--json', 'print events as JSON lines on stdout'),
     'serve',
-  ).action(async (o: Record<string, unknown> & { auth: boolean; bench: boolean; open?: boolean; rescan?: boolean; json?: boolean }) => {
+  ).action(async (o: Record<string, unknown> & { auth: boolean; open?: boolean; rescan?: boolean; json?: boolean }) => {
     const json = Boolean(o.json);
     try {
       const c = settings(o, 'serve').values;
@@ -47,7 +46,7 @@ export function register(): void {
         openRemote: o.open,
         capacity: c.capacity,
         rescan: o.rescan,
-        bench: o.bench,
+        bench: c.bench,
         rate: c.rate,
         peerRates: c.peerRates,
         maxTransfers: c.maxTransfers,

@@ -42,6 +42,8 @@ pub struct BindingServeDefaults {
     pub pin: String,
     pub keep_setid: bool,
     pub congestion: String,
+    /// Bench sessions accepted (`longhaul bench`).
+    pub bench: bool,
 }
 
 /// `get`'s defaults (`GetOptions::default()`); `copy` takes `send`'s streams and block size.
