@@ -135,6 +135,23 @@ describe('issue 31: longhaul bench, network-only mode', () => {
     expect(tree(join(work, 'open')).filter((p) => !p.startsWith('.longhaul'))).toEqual([]);
   });
 
+  it('--verify none sends blocks with no checksum, and says so', async () => {
+    const node = await startNode(join(work, 'unchecked'));
+    const r = await runCli(['bench', node.addr, '--size', '20M', '--verify', 'none', '--json', '--token-file', tokenFile]);
+    expect(r.status, r.stderr).toBe(0);
+    const s = JSON.parse(r.stdout.split('\n').filter(Boolean).at(-1)!) as Record<string, any>;
+    expect(s).toMatchObject({ type: 'summary', bytes: 20 * 2 ** 20, verify: 'none' });
+    const human = await runCli(['bench', node.addr, '--size', '4M', '--verify', 'none', '--token-file', tokenFile]);
+    expect(human.status, human.stderr).toBe(0);
+    expect(human.stderr).toMatch(/no checksum made or checked \(--verify none\)/);
+    const both = await runCli(['bench', node.addr, '--verify', 'none', '--digest', 'blake3', '--token-file', tokenFile]);
+    expect(both.status).toBe(2);
+    expect(both.stderr).toMatch(/^longhaul: E_USAGE: --verify none makes no digest/m);
+    // A send has no such mode: its config refuses it before anything connects.
+    const send = await runCli(['send', work, `${node.addr}/x`, '--verify', 'none', '--token-file', tokenFile]);
+    expect(send.status).toBe(2);
+  });
+
   it('runs through the same session as a send: its --rate holds it and the verdict says so', async () => {
     const node = await startNode(join(work, 'rated'));
     const r = await runCli(['bench', node.addr, '--size', '12M', '--rate', '8M', '--json', '--token-file', tokenFile]);

@@ -36,6 +36,12 @@ export interface BenchOptions extends AuthOptions, TlsOptions {
   scheduler?: 'pipelined' | 'adaptive' | 'auto';
   /** Processing besides XXH3: `blake3` adds a BLAKE3 of every block, checked by the node (default `none`). */
   digest?: 'none' | 'blake3';
+  /**
+   * `block` (default): an XXH3 of every block, made by the client and checked by the node, as in
+   * every transfer. `none`: no checksum at either end, to measure the path without the hashing
+   * (a bench's alone: files are always checked).
+   */
+  verify?: 'block' | 'none';
   /** TCP congestion control of the data streams, as `send`'s `congestion`. */
   congestion?: string;
   /** Bytes per second for all streams together (`200M`, or a number); default no limit. */
@@ -67,8 +73,10 @@ export interface BenchSummary {
   perStreamBytes: number[];
   blockSize: number;
   blocks: number;
-  /** Besides the XXH3 of every block (always, both ends): `none` or `blake3`. */
+  /** Besides the XXH3 of every block: `none` or `blake3`. */
   digest: string;
+  /** `block` (every block's XXH3 made and checked) or `none` (no checksum at either end). */
+  verify: 'block' | 'none';
   congestion: string;
   scheduler: string;
   /**
@@ -103,6 +111,10 @@ export async function bench(target: string | Target, options: BenchOptions = {})
     );
   checkIn('streams', options.streams, LIMITS.streams);
   checkIn('blockSize', options.blockSize, LIMITS.blockSize);
+  if (options.verify !== undefined && options.verify !== 'block' && options.verify !== 'none')
+    throw new LonghaulError('E_USAGE', `verify must be block or none for a bench, not ${JSON.stringify(options.verify)}`);
+  if (options.verify === 'none' && options.digest === 'blake3')
+    throw new LonghaulError('E_USAGE', 'a bench with verify none makes no digest: drop digest blake3');
   const size = parseSize(options.size ?? BENCH_SIZE, 'size');
   if (size < 1) throw new LonghaulError('E_USAGE', 'size must be at least 1 byte');
   const rate = options.rate === undefined ? undefined : parseSize(options.rate, 'rate');
@@ -117,6 +129,7 @@ export async function bench(target: string | Target, options: BenchOptions = {})
         blockSize: options.blockSize,
         scheduler: options.scheduler,
         digest: options.digest,
+        verify: options.verify,
         congestion: options.congestion,
         rate,
         resume: false,
@@ -146,6 +159,7 @@ export async function bench(target: string | Target, options: BenchOptions = {})
     blockSize: options.blockSize ?? DEFAULTS.send.blockSize,
     blocks: s.blocks,
     digest: s.digest,
+    verify: s.verify === 'none' ? 'none' : 'block',
     congestion: s.congestion,
     scheduler: s.scheduler.used,
     clientCpu: { seconds: clientSeconds, perGiB: clientSeconds / gib },

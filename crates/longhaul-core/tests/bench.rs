@@ -33,6 +33,10 @@ fn issue_31_a_bench_moves_the_size_asked_and_leaves_nothing_under_the_root() {
         assert!(s.receiver.cpu_us.is_some_and(|us| us > 0), "the node reports its CPU: {:?}", s.receiver.cpu_us);
         assert_eq!(s.receiver.disk.as_ref().map(|d| d.bytes_written), Some(0), "nothing written");
     }
+    // --verify none: BLOCK_RAW, nothing hashed, every byte still counted by the node.
+    let opts = SendOptions { verify: longhaul_core::Verify::None, ..Default::default() };
+    let s = bench(&n.local_addr().to_string(), size, &opts, &cancel, &|_| {}).unwrap();
+    assert_eq!((s.bytes, s.receiver.bytes, s.verify), (size, size, longhaul_core::Verify::None));
     assert_eq!(listing(&root), before, "a bench makes nothing under the root");
     let stats = n.stats();
     assert_eq!(stats.stored, 0, "a bench is not stored");
@@ -47,4 +51,17 @@ fn issue_31_a_node_that_refuses_benches_answers_e_denied() {
     let cancel = AtomicBool::new(false);
     let e = bench(&n.local_addr().to_string(), 1 << 20, &SendOptions::default(), &cancel, &|_| {}).unwrap_err();
     assert_eq!(e.code(), "E_DENIED", "{e}");
+}
+
+#[test]
+fn issue_31_verify_none_is_for_a_bench_only() {
+    let base = common::scratch("bench", "unchecked-send");
+    fs::create_dir_all(base.join("src")).unwrap();
+    fs::write(base.join("src/f"), b"x").unwrap();
+    let n = Server::start(ServeOptions { root: base.join("root"), ..Default::default() }).unwrap();
+    let cancel = AtomicBool::new(false);
+    let opts = SendOptions { verify: longhaul_core::Verify::None, ..Default::default() };
+    let e = longhaul_core::send(&base.join("src"), &n.local_addr().to_string(), b"in", &opts, &cancel, &|_| {}).unwrap_err();
+    assert_eq!(e.code(), "E_USAGE", "{e}");
+    assert!(!base.join("root/in").exists());
 }

@@ -36,12 +36,13 @@ pub fn send<'env>(
 }
 
 /// Sends `size` bytes of generated data to the node at `options.address`, which checks and
-/// discards them (`longhaul bench`); `source` and `dest` are not used. The summary's
+/// discards them (`longhaul bench`); `source` and `dest` are not used, `verify` may also be
+/// "none" (no checksum on either end). The summary's
 /// `receiverCpuSeconds` is the node's CPU time for it.
 #[napi(ts_return_type = "Promise<BindingSendSummary>")]
 pub fn bench<'env>(
     env: &'env Env,
-    options: BindingSendOptions,
+    mut options: BindingSendOptions,
     size: f64,
     cancel: &BindingCancel,
     #[napi(ts_arg_type = "((progress: BindingProgress) => void) | undefined | null")] on_progress: Option<ProgressFn>,
@@ -49,7 +50,15 @@ pub fn bench<'env>(
     if !(size.is_finite() && size >= 1.0 && size.fract() == 0.0) {
         return Err(usage_error(format!("size must be a whole number of bytes, at least 1, not {size}")));
     }
-    let opts = send_options(&options)?;
+    // "none" is a bench's alone (BLOCK_RAW): `Verify::parse`, shared with `send`, refuses it.
+    let unchecked = options.verify.as_deref() == Some("none");
+    if unchecked {
+        options.verify = None;
+    }
+    let mut opts = send_options(&options)?;
+    if unchecked {
+        opts.verify = Verify::None;
+    }
     let address = options.address;
     let flag = cancel.flag.clone();
     let forwarder = Forwarder::new(on_progress, opts.progress_interval);

@@ -12,9 +12,12 @@ function cpuText(c: { seconds: number; perGiB: number } | null): string {
 }
 
 function benchLines(s: BenchSummary): string[] {
-  const digest = s.digest === 'blake3' ? 'XXH3 and BLAKE3' : 'XXH3';
+  const checked =
+    s.verify === 'none'
+      ? 'no checksum made or checked (--verify none)'
+      : `${s.digest === 'blake3' ? 'XXH3 and BLAKE3' : 'XXH3'} of every block made here and checked by the node`;
   return [
-    `bench: ${fmt.bytes(s.bytes)} in ${fmt.duration(s.seconds)}, ${fmt.rate(s.bytesPerSecond)} (${s.gbitPerSecond.toFixed(2)} Gbit/s), ${fmt.plural(s.streams, 'stream')}, ${s.congestion}; ${digest} of every block made here and checked by the node, nothing read or written on disk`,
+    `bench: ${fmt.bytes(s.bytes)} in ${fmt.duration(s.seconds)}, ${fmt.rate(s.bytesPerSecond)} (${s.gbitPerSecond.toFixed(2)} Gbit/s), ${fmt.plural(s.streams, 'stream')}, ${s.congestion}; ${checked}, nothing read or written on disk`,
     `cpu: client ${cpuText(s.clientCpu)}, node ${cpuText(s.nodeCpu)}`,
     `limited by: ${s.verdict.limit} (${s.verdict.evidence})`,
   ];
@@ -32,6 +35,7 @@ export function register(): void {
       .option('--streams <n>', 'parallel TCP data streams (default 2, as send)', intArg(LIMITS.streams.min, LIMITS.streams.max))
       .option('--block-size <bytes>', 'block size (default 1M, as send)', sizeArg)
       .option('--digest <name>', 'none, or blake3: a BLAKE3 of every block besides its XXH3, checked by the node')
+      .option('--verify <mode>', 'block (an XXH3 of every block, made here and checked by the node) or none (no checksum at all)')
       .option('--scheduler <name>', 'pipelined, adaptive or auto (default auto)')
       .option('--congestion <name>', 'TCP congestion control of the data streams: auto (default), system, or a name such as cubic')
       .option('--rate <bytes>', 'bytes per second for all streams together, e.g. 200M (default no limit)', sizeArg)
@@ -47,6 +51,7 @@ export function register(): void {
           streams?: number;
           blockSize?: number;
           digest?: string;
+          verify?: string;
           scheduler?: string;
           congestion?: string;
           rate?: number;
@@ -57,6 +62,10 @@ export function register(): void {
       try {
         if (o.digest !== undefined && o.digest !== 'none' && o.digest !== 'blake3')
           throw new LonghaulError('E_USAGE', `--digest must be none or blake3, not ${JSON.stringify(o.digest)}`);
+        if (o.verify !== undefined && o.verify !== 'block' && o.verify !== 'none')
+          throw new LonghaulError('E_USAGE', `--verify must be block or none, not ${JSON.stringify(o.verify)}`);
+        if (o.verify === 'none' && o.digest === 'blake3')
+          throw new LonghaulError('E_USAGE', '--verify none makes no digest: drop --digest blake3');
         if (o.scheduler !== undefined && !['pipelined', 'adaptive', 'auto'].includes(o.scheduler))
           throw new LonghaulError('E_USAGE', `--scheduler must be pipelined, adaptive or auto, not ${JSON.stringify(o.scheduler)}`);
         if (o.size !== undefined && o.size < 1) throw new LonghaulError('E_USAGE', '--size must be at least 1 byte');
@@ -72,6 +81,7 @@ export function register(): void {
           streams: o.streams,
           blockSize: o.blockSize,
           digest: o.digest as 'none' | 'blake3' | undefined,
+          verify: o.verify as 'block' | 'none' | undefined,
           scheduler: o.scheduler as 'pipelined' | 'adaptive' | 'auto' | undefined,
           congestion: o.congestion,
           rate: o.rate,

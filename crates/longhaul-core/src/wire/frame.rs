@@ -93,6 +93,7 @@ pub enum FrameType {
     FileDigests = 0x1a,
     Sums = 0x1b,
     Unchanged = 0x1c,
+    BlockRaw = 0x78,
     Error = 0x7f,
 }
 
@@ -125,6 +126,7 @@ impl FrameType {
             0x1a => FileDigests,
             0x1b => Sums,
             0x1c => Unchanged,
+            0x78 => BlockRaw,
             0x7f => Error,
             _ => return None,
         })
@@ -320,6 +322,12 @@ pub enum Msg {
         len: u32,
         xxh3: u64,
     },
+    /// A block header without a checksum (`longhaul bench --verify none`); `len` raw bytes
+    /// follow. Only in a bench session (FEATURE_DISCARD): anywhere else it is E_PROTOCOL.
+    BlockRaw {
+        offset: u64,
+        len: u32,
+    },
     /// A block header that also carries the block's BLAKE3; `len` raw bytes follow.
     BlockB3 {
         offset: u64,
@@ -370,6 +378,7 @@ impl Msg {
             Msg::Plan { .. } => FrameType::Plan,
             Msg::DataHello { .. } => FrameType::DataHello,
             Msg::Block { .. } => FrameType::Block,
+            Msg::BlockRaw { .. } => FrameType::BlockRaw,
             Msg::BlockB3 { .. } => FrameType::BlockB3,
             Msg::Auth { .. } => FrameType::Auth,
             Msg::AuthOk { .. } => FrameType::AuthOk,
@@ -507,6 +516,10 @@ impl Msg {
                 b.extend_from_slice(&offset.to_le_bytes());
                 b.extend_from_slice(&len.to_le_bytes());
                 b.extend_from_slice(&xxh3.to_le_bytes());
+            }
+            Msg::BlockRaw { offset, len } => {
+                b.extend_from_slice(&offset.to_le_bytes());
+                b.extend_from_slice(&len.to_le_bytes());
             }
             Msg::BlockB3 { offset, len, xxh3, blake3 } => {
                 b.extend_from_slice(&offset.to_le_bytes());

@@ -116,7 +116,7 @@ impl Receive {
             match msg? {
                 None => return Ok(StreamExit::Closed),
                 Some(Msg::Block { offset, len, xxh3: want }) => {
-                    let buf = self.receive_block(sock, offset, len, want, None)?;
+                    let buf = self.receive_block(sock, offset, len, Some(want), None)?;
                     if self.discard {
                         continue;
                     }
@@ -125,13 +125,17 @@ impl Receive {
                     }
                 }
                 Some(Msg::BlockB3 { offset, len, xxh3: want, blake3 }) => {
-                    let buf = self.receive_block(sock, offset, len, want, Some(&blake3))?;
+                    let buf = self.receive_block(sock, offset, len, Some(want), Some(&blake3))?;
                     if self.discard {
                         continue;
                     }
                     if self.queue(tx, WriteJob { buf, offset, hash: want }).is_err() {
                         return Ok(StreamExit::End);
                     }
+                }
+                // Unchecked blocks are a bench's (`--verify none`): dropped unhashed.
+                Some(Msg::BlockRaw { offset, len }) if self.discard => {
+                    self.receive_block(sock, offset, len, None, None)?;
                 }
                 Some(Msg::StreamEnd { .. }) => {
                     // Counted before the stream is seen ended: the summary is made right after
@@ -156,7 +160,9 @@ impl Receive {
         }
     }
 
-    fn receive_block(&self, sock: &mut TcpStream, offset: u64, len: u32, want: u64, blake3: Option<&[u8; 32]>) -> Result<PoolBuf> {
+    /// Reads block `offset` into a pooled buffer, checking it against `want` (its XXH3) and
+    /// `blake3`; `want` None (BLOCK_RAW, a bench's) hashes nothing.
+    fn receive_block(&self, sock: &mut TcpStream, offset: u64, len: u32, want: Option<u64>, blake3: Option<&[u8; 32]>) -> Result<PoolBuf> {
         let plan = self.plan;
         if !offset.is_multiple_of(plan.block_size) || offset >= plan.total {
             return Err(Error::Protocol(format!("block offset {offset} is not a block of this transfer")));
@@ -182,7 +188,7 @@ impl Receive {
         // Each read is hashed as it lands, while it is still in the CPU's cache: hashing the
         // whole 4 MiB block afterwards read it back from memory (17% of the node's CPU on a
         // large file, against ~9% this way).
-        let mut sum = Xxh3::new();
+        let mut sum = want.map(|_| Xxh3::new());
         let mut b3 = blake3.map(|_| blake3::Hasher::new());
         let mut got = 0;
         let mut src = Deadline::new(sock, self.idle_timeout);
@@ -195,13 +201,17 @@ impl Receive {
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(Error::net("receiving a block")(e)),
             };
-            sum.update(&buf[got..got + n]);
+            if let Some(s) = sum.as_mut() {
+                s.update(&buf[got..got + n]);
+            }
             if let Some(h) = b3.as_mut() {
                 h.update(&buf[got..got + n]);
             }
             got += n;
         }
-        if sum.finish() != want || blake3.zip(b3).is_some_and(|(want, h)| h.finalize().as_bytes() != want) {
+        if sum.zip(want).is_some_and(|(s, want)| s.finish() != want)
+            || blake3.zip(b3).is_some_and(|(want, h)| h.finalize().as_bytes() != want)
+        {
             return Err(Error::Checksum { offset, len });
         }
         self.receipt.bytes.fetch_add(len as u64, Ordering::Relaxed);

@@ -103,6 +103,8 @@ pub(super) struct Engine<'a> {
     /// sent from here and hashed like a block read from a file (no disk read, no copy into a
     /// pool buffer).
     pub(super) generated: Option<Vec<u8>>,
+    /// A bench's `--verify none`: generated blocks go out as BLOCK_RAW, hashed by nobody.
+    pub(super) unchecked: bool,
 }
 
 /// Files per stream whose pages may still wait in the socket's queue after sendfile returned
@@ -235,6 +237,7 @@ impl Engine<'_> {
                     *blake3 = Some(*blake3::hash(buf).as_bytes());
                 }
             }
+            Prepared::Generated { .. } if self.unchecked => {}
             Prepared::Generated { len, hash, blake3, .. } => {
                 let Some(pattern) = &self.generated else { return };
                 let mut h = Xxh3::new();
@@ -292,6 +295,7 @@ impl Engine<'_> {
             }
             Prepared::Generated { offset, len, hash, blake3 } => {
                 let hdr = match blake3 {
+                    _ if self.unchecked => Msg::BlockRaw { offset: *offset, len: *len }.encode(),
                     Some(b3) => Msg::BlockB3 { offset: *offset, len: *len, xxh3: *hash, blake3: *b3 }.encode(),
                     None => Msg::Block { offset: *offset, len: *len, xxh3: *hash }.encode(),
                 };

@@ -51,6 +51,9 @@ pub fn send_generated(size: u64, addr: &str, opts: &SendOptions, watch: Watch) -
     if opts.resume || opts.checksum || opts.verify == super::Verify::Full {
         return Err(Error::Usage("a bench has no files to resume, compare or read back (no --resume, --checksum, --verify full)".into()));
     }
+    if opts.verify == super::Verify::None && opts.digest == super::Digest::Blake3 {
+        return Err(Error::Usage("--verify none makes no digest: drop --digest blake3".into()));
+    }
     let started = Instant::now();
     let entry = Entry { path: NAME.into(), kind: Kind::File, mode: 0o600, mtime_ns: 0, size, offset: 0, target: Box::default() };
     let index = Index::from_entries(vec![entry])?;

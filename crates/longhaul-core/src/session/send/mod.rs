@@ -115,6 +115,9 @@ fn send_scanned(src: Scanned, addr: &str, dest: &[u8], opts: &SendOptions, watch
     let scanned = src.scan;
     // Before the node hears of the transfer: a name the kernel refuses fails here.
     let cc = congestion::choose(&opts.congestion)?;
+    if opts.verify == Verify::None && !opts.generated {
+        return Err(Error::Usage("verify none is for a bench only: files are always checked".into()));
+    }
     if !dest.is_empty() {
         crate::vfile::index::check_path(dest)?;
     }
@@ -161,7 +164,7 @@ fn send_scanned(src: Scanned, addr: &str, dest: &[u8], opts: &SendOptions, watch
     let mode = match (opts.checksum, opts.verify) {
         (true, _) => frame::SUMS_CONTENT,
         (false, Verify::Full) => frame::SUMS_CONFIRM,
-        (false, Verify::Block) => frame::SUMS_STAMP,
+        (false, Verify::Block | Verify::None) => frame::SUMS_STAMP,
     };
     let computed = std::sync::OnceLock::new();
     let digests = || {
@@ -283,6 +286,7 @@ pub(crate) fn transmit(
         throttle,
         in_flight: Mutex::new(VecDeque::new()),
         generated: opts.generated.then(|| generated::pattern(generated::PIECE)),
+        unchecked: opts.verify == Verify::None,
     };
     let data_ends: Vec<u64> = index.data_file_ends().collect();
     let files_total = index.count(Kind::File) as u64;

@@ -55,6 +55,9 @@ pub enum Verify {
     /// (FILE_DIGESTS), and the receiver reads every file back after writing it and compares
     /// before the rename (GridFTP's `-verify-checksum`, xrdcp's `--cksum`).
     Full,
+    /// No checksum at all (BLOCK_RAW): a bench's `--verify none` only, to measure the path
+    /// without the hashing. `parse` does not take it: no transfer of files may go unchecked.
+    None,
 }
 
 impl Verify {
@@ -69,6 +72,7 @@ impl Verify {
         match self {
             Verify::Block => "block",
             Verify::Full => "full",
+            Verify::None => "none",
         }
     }
 }

@@ -97,13 +97,14 @@ fn message(name: &str) -> Msg {
         }
         "sums" => Msg::Sums { mode: SUMS_CONTENT, digests: vec![(2, core::array::from_fn(|i| 0x40 + i as u8))] },
         "unchanged" => Msg::Unchanged { files: 120, bytes: 480 << 20 },
+        "block_raw" => Msg::BlockRaw { offset: 3 << 20, len: 1 << 20 },
         "error" => Msg::Error { code: "E_PATH_ESCAPE".into(), message: "path escapes the destination root".into() },
         other => panic!("no message for vector {other}"),
     }
 }
 
 /// Every message name, in the order of docs/protocol-vectors.txt.
-const ALL: [&str; 28] = [
+const ALL: [&str; 29] = [
     "hello",
     "hello_ok",
     "auth",
@@ -132,6 +133,7 @@ const ALL: [&str; 28] = [
     "file_digests",
     "sums",
     "unchanged",
+    "block_raw",
 ];
 
 fn vectors() -> Vec<(&'static str, Vec<u8>)> {
