@@ -1,18 +1,18 @@
-//! A bench session (`longhaul bench`, FEATURE_DISCARD): a client sends generated data over a
-//! normal session (its streams, rate limits, placement and checksums), and this node checks
+//! A bench session (BENCH, FEATURE_DISCARD; `longhaul bench`): a client sends generated data
+//! over a normal session (its streams, rate limits, placement and checksums), and this node checks
 //! every block and throws it away (`Receive::discarding`). Nothing is stored, journaled or
 //! reserved from the capacity; the transfer is in the table and the log as `bench`, and the
 //! SUMMARY carries the CPU time the node spent on it.
 
-use super::budget;
 use super::path::check_session_shape;
 use super::state::Direction;
 use super::{node_placement, Caller};
 use crate::error::{Error, Result};
 use crate::session::exchange;
 use crate::session::recv::{Fsync, Receive, SessionParams};
+use crate::session::send::bench_index;
 use crate::sys::cputime::thread_cpu_us;
-use crate::vfile::index::{Index, Kind};
+use crate::vfile::index::Kind;
 use crate::wire::auth;
 use crate::wire::frame::{self, Msg};
 use std::net::TcpStream;
@@ -20,7 +20,7 @@ use std::os::fd::AsFd;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-pub(super) fn bench(caller: Caller<'_>, sock: &mut TcpStream, streams: u16, block_size: u32, encoded: &[u8]) -> Result<()> {
+pub(super) fn bench(caller: Caller<'_>, sock: &mut TcpStream, streams: u16, block_size: u32, size: u64) -> Result<()> {
     let Caller { inner, peer, features } = caller;
     let cpu_at_start = thread_cpu_us();
     if !inner.opts.bench {
@@ -28,8 +28,10 @@ pub(super) fn bench(caller: Caller<'_>, sock: &mut TcpStream, streams: u16, bloc
     }
     inner.admit()?;
     check_session_shape(&inner.limits(), streams, block_size)?;
-    let index = Index::decode(encoded)?;
-    let _memory = inner.memory.reserve(budget::index_share(encoded.len(), index.entries().len()))?;
+    if size == 0 {
+        return Err(Error::Protocol("a bench of 0 bytes".into()));
+    }
+    let index = bench_index(size)?;
     let active = inner.state.begin(peer, Direction::Bench, b"", index.total(), index.count(Kind::File) as u64, streams);
     let token = auth::random_bytes::<{ frame::TOKEN_LEN }>()?;
     let params = SessionParams {

@@ -242,10 +242,7 @@ pub(super) fn control(inner: &Arc<Inner>, sock: &mut TcpStream, peer: IpAddr, fe
         };
         let _ = sock.set_read_timeout(None);
         let answered = match msg {
-            // A connection that offered FEATURE_DISCARD at HELLO sends a bench, not a push.
-            Msg::Manifest { streams, block_size, index, .. } if features & frame::FEATURE_DISCARD != 0 => {
-                return bench::bench(caller, sock, streams, block_size, &index);
-            }
+            Msg::Bench { streams, block_size, size } => return bench::bench(caller, sock, streams, block_size, size),
             Msg::Manifest { dest, streams, block_size, index } => {
                 return push::push(caller, sock, dest, streams, block_size, &index);
             }

@@ -26,6 +26,8 @@ pub struct Offer<'a> {
     pub resume: bool,
     /// FEATURE_CHECKSUM was agreed: SUMS follow MANIFEST, UNCHANGED follows READY and PLAN.
     pub sums: Option<Sums<'a>>,
+    /// A bench: BENCH (the size alone: the node makes the one-entry index) instead of MANIFEST.
+    pub bench: bool,
 }
 
 /// What the offering side tells the receiver about change detection (SUMS): the mode
@@ -80,7 +82,12 @@ pub struct Accepted {
 pub fn offer(sock: &mut (impl Read + Write), o: Offer<'_>) -> Result<Accepted> {
     let sock = &mut Turns::new(sock);
     let (offered, nblocks) = (o.streams, BlockPlan::new(o.total, o.block_size as u64).count());
-    frame::write_msg(sock, &Msg::Manifest { dest: o.dest.to_vec(), streams: o.streams, block_size: o.block_size, index: o.index })?;
+    let first = if o.bench {
+        Msg::Bench { streams: o.streams, block_size: o.block_size, size: o.total }
+    } else {
+        Msg::Manifest { dest: o.dest.to_vec(), streams: o.streams, block_size: o.block_size, index: o.index }
+    };
+    frame::write_msg(sock, &first)?;
     if let Some(sums) = &o.sums {
         // The mode first, alone: the receiver starts hashing its own files while these are
         // computed.
@@ -263,7 +270,16 @@ mod tests {
         let mut receiver = Vec::new();
         accept(&mut receiver, [7; frame::TOKEN_LEN], 2, Some((3, vec![(0, 1)])), None).unwrap();
         let mut sender = Pipe { input: std::io::Cursor::new(receiver), output: Vec::new() };
-        let o = Offer { dest: b"d", streams: 4, block_size: 4096, index: vec![1, 2, 3], total: 3 * 4096 - 1, resume: true, sums: None };
+        let o = Offer {
+            dest: b"d",
+            streams: 4,
+            block_size: 4096,
+            index: vec![1, 2, 3],
+            total: 3 * 4096 - 1,
+            resume: true,
+            sums: None,
+            bench: false,
+        };
         let a = offer(&mut sender, o).unwrap();
         assert_eq!((a.token, a.streams, a.skip), ([7; frame::TOKEN_LEN], 2, vec![(0, 1)]));
         match frame::expect_msg(&mut std::io::Cursor::new(sender.output), 0).unwrap() {
@@ -276,7 +292,7 @@ mod tests {
 
     #[test]
     fn more_streams_than_offered_or_a_plan_of_another_size_is_a_protocol_error() {
-        let o = || Offer { dest: b"", streams: 2, block_size: 4096, index: vec![], total: 4096, resume: true, sums: None };
+        let o = || Offer { dest: b"", streams: 2, block_size: 4096, index: vec![], total: 4096, resume: true, sums: None, bench: false };
         let mut r = Vec::new();
         accept(&mut r, [1; frame::TOKEN_LEN], 3, None, None).unwrap();
         let e = offer(&mut Pipe { input: std::io::Cursor::new(r), output: vec![] }, o()).unwrap_err();
@@ -299,7 +315,7 @@ mod tests {
         // 1500 digests: more than one frame after the mode's.
         let digests = || Ok((0..1500u32).map(|i| (i, [i as u8; 32])).collect());
         let sums = Some(Sums { mode: frame::SUMS_CONTENT, digests: &digests });
-        let o = Offer { dest: b"d", streams: 1, block_size: 4096, index: vec![], total: 10, resume: true, sums };
+        let o = Offer { dest: b"d", streams: 1, block_size: 4096, index: vec![], total: 10, resume: true, sums, bench: false };
         let a = offer(&mut sender, o).unwrap();
         assert_eq!(a.unchanged, Some((2, 10)));
         let mut wire = Pipe { input: std::io::Cursor::new(sender.output), output: Vec::new() };

@@ -31,10 +31,11 @@ pub const FEATURE_DISK_STATS: u64 = 16;
 /// receiver already holds, and with BLAKE3 a digest of every file), and after READY and PLAN
 /// the receiver answers UNCHANGED (the files it found already there).
 pub const FEATURE_CHECKSUM: u64 = 32;
-/// Network-only sessions (`longhaul bench`): on a connection that offered it, a MANIFEST's blocks
-/// are checked and thrown away (no file, no journal, no capacity), and the SUMMARY ends with the
-/// node's CPU time for the session after its `DiskStats` (the client offers FEATURE_DISK_STATS
-/// too). A node that refuses bench sessions answers the MANIFEST with E_DENIED.
+/// Network-only sessions (`longhaul bench`): in HELLO_OK, "this node knows BENCH and BLOCK_RAW".
+/// A BENCH's blocks are checked and thrown away (no file, no journal, no capacity), and its
+/// SUMMARY ends with the node's CPU time for the session after the `DiskStats`. A node that
+/// refuses bench sessions answers BENCH with E_DENIED. Offering the bit changes nothing else:
+/// a MANIFEST is a push whatever the HELLO offered.
 pub const FEATURE_DISCARD: u64 = 8192;
 pub const FEATURES: u64 =
     FEATURE_XXH3 | FEATURE_BLAKE3 | FEATURE_RESUME | FEATURE_VERIFY_FULL | FEATURE_DISK_STATS | FEATURE_CHECKSUM | FEATURE_DISCARD;
@@ -94,6 +95,7 @@ pub enum FrameType {
     Sums = 0x1b,
     Unchanged = 0x1c,
     BlockRaw = 0x78,
+    Bench = 0x79,
     Error = 0x7f,
 }
 
@@ -127,6 +129,7 @@ impl FrameType {
             0x1b => Sums,
             0x1c => Unchanged,
             0x78 => BlockRaw,
+            0x79 => Bench,
             0x7f => Error,
             _ => return None,
         })
@@ -301,6 +304,13 @@ pub enum Msg {
         block_size: u32,
         index: Vec<u8>,
     },
+    /// A bench (`longhaul bench`, with FEATURE_DISCARD): `size` bytes of generated data on
+    /// `streams` data connections, which the node checks and discards; answered like MANIFEST.
+    Bench {
+        streams: u16,
+        block_size: u32,
+        size: u64,
+    },
     Ready {
         token: Token,
         streams: u16,
@@ -374,6 +384,7 @@ impl Msg {
             Msg::Hello { .. } => FrameType::Hello,
             Msg::HelloOk { .. } => FrameType::HelloOk,
             Msg::Manifest { .. } => FrameType::Manifest,
+            Msg::Bench { .. } => FrameType::Bench,
             Msg::Ready { .. } => FrameType::Ready,
             Msg::Plan { .. } => FrameType::Plan,
             Msg::DataHello { .. } => FrameType::DataHello,
@@ -516,6 +527,11 @@ impl Msg {
                 b.extend_from_slice(&offset.to_le_bytes());
                 b.extend_from_slice(&len.to_le_bytes());
                 b.extend_from_slice(&xxh3.to_le_bytes());
+            }
+            Msg::Bench { streams, block_size, size } => {
+                b.extend_from_slice(&streams.to_le_bytes());
+                b.extend_from_slice(&block_size.to_le_bytes());
+                b.extend_from_slice(&size.to_le_bytes());
             }
             Msg::BlockRaw { offset, len } => {
                 b.extend_from_slice(&offset.to_le_bytes());

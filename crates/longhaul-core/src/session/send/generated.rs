@@ -38,6 +38,13 @@ pub(super) fn pattern(len: usize) -> Vec<u8> {
     out
 }
 
+/// A bench's content index, the same at both ends (BENCH carries only the size): one file of
+/// `size` bytes, which the node never makes.
+pub(crate) fn bench_index(size: u64) -> Result<Index> {
+    let entry = Entry { path: NAME.into(), kind: Kind::File, mode: 0o600, mtime_ns: 0, size, offset: 0, target: Box::default() };
+    Index::from_entries(vec![entry])
+}
+
 /// Sends `size` bytes of generated data to the node at `addr`, which discards them.
 /// `opts.generated` must be set; change detection, resume and whole-file verification have no
 /// files to work on and are refused.
@@ -55,8 +62,7 @@ pub fn send_generated(size: u64, addr: &str, opts: &SendOptions, watch: Watch) -
         return Err(Error::Usage("--verify none makes no digest: drop --digest blake3".into()));
     }
     let started = Instant::now();
-    let entry = Entry { path: NAME.into(), kind: Kind::File, mode: 0o600, mtime_ns: 0, size, offset: 0, target: Box::default() };
-    let index = Index::from_entries(vec![entry])?;
+    let index = bench_index(size)?;
     // The engine holds a base directory for its files; a bench opens nothing beneath it.
     let base = PathBuf::from("/");
     let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;

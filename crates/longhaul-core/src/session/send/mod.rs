@@ -53,6 +53,7 @@ use crate::wire::frame::{self, Msg};
 
 use digests::file_digests;
 use engine::{Counters, Engine, RECHECK_EVERY};
+pub(crate) use generated::bench_index;
 pub use generated::send_generated;
 pub(crate) use options::pool_shape;
 use options::thread_counts;
@@ -181,6 +182,7 @@ fn send_scanned(src: Scanned, addr: &str, dest: &[u8], opts: &SendOptions, watch
         total: index.total(),
         resume: hello.features & frame::FEATURE_RESUME != 0,
         sums: (hello.features & frame::FEATURE_CHECKSUM != 0).then_some(crate::session::exchange::Sums { mode, digests: &digests }),
+        bench: opts.generated,
     };
     let crate::session::exchange::Accepted { token, streams, skip, round_trips, unchanged } =
         crate::session::exchange::offer(&mut control, offer)?;

@@ -110,6 +110,7 @@ impl Msg {
             FrameType::DataHello => Msg::DataHello { token: r.token()?, stream: r.u16()? },
             FrameType::Block => Msg::Block { offset: r.u64()?, len: r.u32()?, xxh3: r.u64()? },
             FrameType::BlockRaw => Msg::BlockRaw { offset: r.u64()?, len: r.u32()? },
+            FrameType::Bench => Msg::Bench { streams: r.u16()?, block_size: r.u32()?, size: r.u64()? },
             FrameType::BlockB3 => {
                 Msg::BlockB3 { offset: r.u64()?, len: r.u32()?, xxh3: r.u64()?, blake3: r.take(32)?.try_into().expect("32") }
             }

@@ -98,13 +98,14 @@ fn message(name: &str) -> Msg {
         "sums" => Msg::Sums { mode: SUMS_CONTENT, digests: vec![(2, core::array::from_fn(|i| 0x40 + i as u8))] },
         "unchanged" => Msg::Unchanged { files: 120, bytes: 480 << 20 },
         "block_raw" => Msg::BlockRaw { offset: 3 << 20, len: 1 << 20 },
+        "bench" => Msg::Bench { streams: 2, block_size: 1 << 20, size: 10 << 30 },
         "error" => Msg::Error { code: "E_PATH_ESCAPE".into(), message: "path escapes the destination root".into() },
         other => panic!("no message for vector {other}"),
     }
 }
 
 /// Every message name, in the order of docs/protocol-vectors.txt.
-const ALL: [&str; 29] = [
+const ALL: [&str; 30] = [
     "hello",
     "hello_ok",
     "auth",
@@ -134,6 +135,7 @@ const ALL: [&str; 29] = [
     "sums",
     "unchanged",
     "block_raw",
+    "bench",
 ];
 
 fn vectors() -> Vec<(&'static str, Vec<u8>)> {
