@@ -31,11 +31,8 @@ pub const FEATURE_DISK_STATS: u64 = 16;
 /// receiver already holds, and with BLAKE3 a digest of every file), and after READY and PLAN
 /// the receiver answers UNCHANGED (the files it found already there).
 pub const FEATURE_CHECKSUM: u64 = 32;
-/// Network-only sessions (`longhaul bench`): in HELLO_OK, "this node knows BENCH and BLOCK_RAW".
-/// A BENCH's blocks are checked and thrown away (no file, no journal, no capacity), and its
-/// SUMMARY ends with the node's CPU time for the session after the `DiskStats`. A node that
-/// refuses bench sessions answers BENCH with E_DENIED. Offering the bit changes nothing else:
-/// a MANIFEST is a push whatever the HELLO offered.
+/// `longhaul bench`: the node knows BENCH (blocks checked and discarded, its CPU time after the
+/// SUMMARY's `DiskStats`; E_DENIED where refused) and BLOCK_RAW. A MANIFEST is a push regardless.
 pub const FEATURE_DISCARD: u64 = 8192;
 pub const FEATURES: u64 =
     FEATURE_XXH3 | FEATURE_BLAKE3 | FEATURE_RESUME | FEATURE_VERIFY_FULL | FEATURE_DISK_STATS | FEATURE_CHECKSUM | FEATURE_DISCARD;
@@ -332,8 +329,7 @@ pub enum Msg {
         len: u32,
         xxh3: u64,
     },
-    /// A block header without a checksum (`longhaul bench --verify none`); `len` raw bytes
-    /// follow. Only in a bench session (FEATURE_DISCARD): anywhere else it is E_PROTOCOL.
+    /// A bench's block header without a checksum (`--verify none`); elsewhere E_PROTOCOL.
     BlockRaw {
         offset: u64,
         len: u32,
