@@ -11,7 +11,7 @@
 // transfer time where it reports one (longhaul's summary, iperf3's receiver) and over the process
 // wall time otherwise (GridFTP).
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -223,6 +223,9 @@ for (const r of rows)
 console.log('\ncommands:');
 for (const r of rows) console.log(`  ${r.name}: ${r.cmd}`);
 mkdirSync(join(import.meta.dirname, 'results'), { recursive: true });
-const file = join(import.meta.dirname, 'results', `${new Date().toISOString().slice(0, 10)}-net-${machine.cpus}vcpu.json`);
+// A run never overwrites an earlier one's raw figures: the second of the day is -2, and so on.
+const stem = join(import.meta.dirname, 'results', `${new Date().toISOString().slice(0, 10)}-net-${machine.cpus}vcpu`);
+let file = `${stem}.json`;
+for (let n = 2; existsSync(file); n++) file = `${stem}-${n}.json`;
 writeFileSync(file, `${JSON.stringify({ size: SIZE, rounds: ROUNDS, machine, rows }, null, 1)}\n`);
 console.log(`\nraw runs: ${file}`);
