@@ -28,7 +28,7 @@ export function register(): void {
         rate: c.rate,
         signal,
         onProgress: (p) => reporter.progress(p),
-        progressIntervalMs: o.json || !process.stderr.isTTY ? 500 : 100,
+        progressIntervalMs: !o.json && !o.quiet && process.stderr.isTTY ? 100 : 500,
       }),
     ),
   );
