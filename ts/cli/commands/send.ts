@@ -111,7 +111,7 @@ export function register(): void {
           if (o.timeline) {
             writeFileSync(
               o.timeline,
-              `${JSON.stringify({ scheduler: s.scheduler, placement: s.placement, samples: s.timeline }, null, 1)}\n`,
+              `${JSON.stringify({ scheduler: s.scheduler, placement: s.placement, samples: s.timeline, network: s.networkTimeline }, null, 1)}\n`,
             );
           }
           if (o.report && report && recorder)

@@ -38,7 +38,7 @@ use crate::place::placement::{Placement, Role};
 use crate::pool::Pool;
 use crate::rate::{Bucket, Throttle};
 use crate::sched::auto::drive;
-use crate::sched::timeline::{Gauges, Recorder};
+use crate::sched::timeline::{Gauges, NetRecorder, Recorder};
 use crate::sched::{Crew, Feed};
 use crate::session::progress::{every, Done, FastPaths, Progress, Watch};
 use crate::sys::congestion;
@@ -284,6 +284,7 @@ pub(crate) fn transmit(
     let transfer_started = Instant::now();
     let storage_read_at_start = crate::sys::procio::storage_read_bytes();
     let mut recorder = Recorder::new(opts.timeline_interval);
+    let mut net = NetRecorder::new(transfer_started, opts.timeline_interval);
 
     let driven = Done::default();
     let (reply, report) = std::thread::scope(|s| {
@@ -369,6 +370,7 @@ pub(crate) fn transmit(
                 run.fail(Error::Cancelled);
             }
             recorder.tick(&engine.gauges);
+            net.tick(&sockets);
             recheck(&mut last_recheck);
             if !run.stopped() && last_progress.elapsed() >= opts.progress_interval {
                 last_progress = Instant::now();
@@ -480,6 +482,7 @@ pub(crate) fn transmit(
     // Every byte has been acknowledged (the receiver's SUMMARY came): the kernel's account of
     // each stream is complete.
     let network: Vec<TcpStats> = sockets.iter().filter_map(|s| tcpinfo::read(s).ok()).collect();
+    let network_timeline = net.finish(&sockets);
     // A run that moved nothing had no limit: say that, not what the idle streams looked like.
     let verdict = if per_stream_bytes.iter().all(|&b| b == 0) && index.total() > 0 {
         Verdict { limit: "nothing to send", evidence: "every byte was at the destination already; nothing travelled".into() }
@@ -523,6 +526,7 @@ pub(crate) fn transmit(
         congestion_note: None,
         round_trips: 0,
         network,
+        network_timeline,
         verdict,
     })
 }
