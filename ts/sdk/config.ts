@@ -188,10 +188,10 @@ const SPECS = {
   checksum: {
     schema: bool,
     description:
-      'decide which files the node already holds by their BLAKE3 (both ends hash the files of the same size; only those that differ are sent) rather than by size and mtime',
+      'decide which files the destination already holds by their BLAKE3 (both ends hash the files of the same size; only those that differ are sent) rather than by size and mtime',
     arg: '',
     default: false,
-    commands: ['send'],
+    commands: ['send', 'get'],
   },
   keepSetid: {
     schema: bool,

@@ -26,6 +26,7 @@ export function register(): void {
         resume: c.resume,
         keepSetid: c.keepSetid,
         rate: c.rate,
+        checksum: c.checksum,
         signal,
         onProgress: (p) => reporter.progress(p),
         progressIntervalMs: !o.json && !o.quiet && process.stderr.isTTY ? 100 : 500,

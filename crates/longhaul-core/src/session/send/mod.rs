@@ -51,6 +51,7 @@ use crate::vfile::scan::{scan_within, Scan};
 use crate::wire::frame::{self, Msg};
 
 use digests::file_digests;
+pub(crate) use digests::summed;
 use engine::{Counters, Engine, RECHECK_EVERY};
 pub(crate) use options::pool_shape;
 use options::thread_counts;
@@ -160,12 +161,7 @@ fn send_scanned(src: Scanned, addr: &str, dest: &[u8], opts: &SendOptions, watch
         (false, Verify::Block) => frame::SUMS_STAMP,
     };
     let computed = std::sync::OnceLock::new();
-    let digests = || {
-        let all = file_digests(index, &scanned.stamps, scanned.base_fd.as_fd(), &|| watch.cancelled())?;
-        let summed = all.iter().filter(|&&(i, _)| index.entries()[i as usize].size > 0).copied().collect();
-        let _ = computed.set(all);
-        Ok(summed)
-    };
+    let digests = || digests::summed(scanned, &computed, &|| watch.cancelled());
     let offer = crate::session::exchange::Offer {
         dest,
         streams: opts.streams.min(limits.max_streams).max(1),
