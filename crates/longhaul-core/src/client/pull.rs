@@ -188,20 +188,13 @@ fn get_once(
     let unchanged = (checksum != 0 && resume).then(|| recv.unchanged());
     exchange::accept(&mut control, token, streams, resume.then(|| (recv.nblocks(), recv.plan())), unchanged)?;
     let carried = recv.carried_bytes();
-    let mut data = Vec::with_capacity(streams as usize);
-    for i in 0..streams {
-        let attach = net::connect(addr, opts.timeout, opts.tls.as_ref()).and_then(|mut s| {
-            frame::write_msg(&mut s, &Msg::DataHello { token, stream: i })?;
-            Ok(s)
-        });
-        match attach {
-            Ok(s) => data.push(s),
-            Err(e) => {
-                recv.fail(e);
-                return recv.wait_and_finish().map(|summary| Received { summary, bytes_total: total });
-            }
+    let data = match handshake::attach_streams(streams, token, &|| net::connect(addr, opts.timeout, opts.tls.as_ref())) {
+        Ok(data) => data,
+        Err(e) => {
+            recv.fail(e);
+            return recv.wait_and_finish().map(|summary| Received { summary, bytes_total: total });
         }
-    }
+    };
     control.set_read_timeout(None).map_err(Error::net("setting a timeout"))?;
     let finished = Done::default();
     let result = std::thread::scope(|s| {

@@ -174,13 +174,11 @@ fn send_scanned(src: Scanned, addr: &str, dest: &[u8], opts: &SendOptions, watch
     let crate::session::exchange::Accepted { token, streams, skip, round_trips, unchanged } =
         crate::session::exchange::offer(&mut control, offer)?;
 
-    let mut sockets = Vec::with_capacity(streams as usize);
-    for i in 0..streams {
-        let mut s = net::connect_data(addr, opts.connect_timeout, opts.tls.as_ref(), cc.set.as_deref())?;
+    let sockets = crate::session::handshake::attach_streams(streams, token, &|| {
+        let s = net::connect_data(addr, opts.connect_timeout, opts.tls.as_ref(), cc.set.as_deref())?;
         s.set_write_timeout(Some(opts.io_timeout)).map_err(Error::net("setting a timeout"))?;
-        frame::write_msg(&mut s, &Msg::DataHello { token, stream: i })?;
-        sockets.push(s);
-    }
+        Ok(s)
+    })?;
     // Read back from a data socket (the kernel's word); under TLS the engine holds the relay's
     // end, a Unix socket, and the choice is what was set on the TCP socket behind it.
     let running = sockets.first().and_then(|s| congestion::get(s).ok());
