@@ -27,18 +27,28 @@ pub struct Hello {
 /// first block (0.7 s for 8 streams at 100 ms). `connect` makes one connection; the sockets
 /// come back in stream order, or the first error.
 pub fn attach_streams(streams: u16, token: Token, connect: &(dyn Fn() -> Result<TcpStream> + Sync)) -> Result<Vec<TcpStream>> {
-    let attach = |stream: u16| {
-        let mut s = connect()?;
-        frame::write_msg(&mut s, &Msg::DataHello { token, stream })?;
-        Ok(s)
-    };
+    introduce(open_streams(streams, connect)?, token)
+}
+
+/// `attach_streams`' first half: the connections, opened at once, not yet introduced (a sender
+/// opens them while its manifest exchange runs, before it has the session's token).
+pub fn open_streams(streams: u16, connect: &(dyn Fn() -> Result<TcpStream> + Sync)) -> Result<Vec<TcpStream>> {
     if streams <= 1 {
-        return (0..streams).map(attach).collect();
+        return (0..streams).map(|_| connect()).collect();
     }
     std::thread::scope(|s| {
-        let opening: Vec<_> = (0..streams).map(|i| s.spawn(move || attach(i))).collect();
+        let opening: Vec<_> = (0..streams).map(|_| s.spawn(connect)).collect();
         opening.into_iter().map(|t| t.join().unwrap_or_else(|p| Err(crate::panic::from_payload("connect", p)))).collect()
     })
+}
+
+/// `attach_streams`' second half: DATA_HELLO with the session's token on each, stream i on the
+/// i-th.
+pub fn introduce(mut sockets: Vec<TcpStream>, token: Token) -> Result<Vec<TcpStream>> {
+    for (stream, s) in (0u16..).zip(sockets.iter_mut()) {
+        frame::write_msg(s, &Msg::DataHello { token, stream })?;
+    }
+    Ok(sockets)
 }
 
 /// The features a transfer asks for: block checksums always, BLAKE3 block digests (a node

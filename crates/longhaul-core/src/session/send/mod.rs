@@ -91,6 +91,11 @@ pub(crate) fn scan_and_send<G>(
     }
 }
 
+/// How long data connections opened during the manifest exchange may wait for their
+/// DATA_HELLO: well within a node's handshake timeout (30 s by default); a longer exchange
+/// opens new ones.
+const STILL_FRESH: Duration = Duration::from_secs(5);
+
 /// A source scanned for a transfer, and when the transfer began (its scan included).
 pub(crate) struct Scanned<'a> {
     pub scan: &'a crate::vfile::scan::Scan,
@@ -162,23 +167,40 @@ fn send_scanned(src: Scanned, addr: &str, dest: &[u8], opts: &SendOptions, watch
     };
     let computed = std::sync::OnceLock::new();
     let digests = || digests::summed(scanned, &computed, &|| watch.cancelled());
+    let offered = opts.streams.min(limits.max_streams).max(1);
     let offer = crate::session::exchange::Offer {
         dest,
-        streams: opts.streams.min(limits.max_streams).max(1),
+        streams: offered,
         block_size: opts.block_size,
         index: encoded,
         total: index.total(),
         resume: hello.features & frame::FEATURE_RESUME != 0,
         sums: (hello.features & frame::FEATURE_CHECKSUM != 0).then_some(crate::session::exchange::Sums { mode, digests: &digests }),
     };
-    let crate::session::exchange::Accepted { token, streams, skip, round_trips, unchanged } =
-        crate::session::exchange::offer(&mut control, offer)?;
-
-    let sockets = crate::session::handshake::attach_streams(streams, token, &|| {
+    let connect = || {
         let s = net::connect_data(addr, opts.connect_timeout, opts.tls.as_ref(), cc.set.as_deref())?;
         s.set_write_timeout(Some(opts.io_timeout)).map_err(Error::net("setting a timeout"))?;
         Ok(s)
-    })?;
+    };
+    // The data connections' handshakes (TCP, and TLS) run during the manifest exchange rather
+    // than after it: a round trip less before the first block. Not while the node may hash its
+    // files first (SUMS by content): connections idle past its handshake timeout are closed.
+    let overlap = mode == frame::SUMS_STAMP || hello.features & frame::FEATURE_CHECKSUM == 0;
+    let exchanged = Instant::now();
+    let (accepted, opened) = std::thread::scope(|s| {
+        let opening = overlap.then(|| s.spawn(|| crate::session::handshake::open_streams(offered, &connect)));
+        let accepted = crate::session::exchange::offer(&mut control, offer);
+        (accepted, opening.and_then(|t| t.join().ok()))
+    });
+    let crate::session::exchange::Accepted { token, streams, skip, round_trips, unchanged } = accepted?;
+    let sockets = match opened {
+        // Opened early and still fresh for the node's lobby; the node may take fewer streams.
+        Some(Ok(mut early)) if exchanged.elapsed() < STILL_FRESH => {
+            early.truncate(streams as usize);
+            crate::session::handshake::introduce(early, token)?
+        }
+        _ => crate::session::handshake::attach_streams(streams, token, &connect)?,
+    };
     // Read back from a data socket (the kernel's word); under TLS the engine holds the relay's
     // end, a Unix socket, and the choice is what was set on the TCP socket behind it.
     let running = sockets.first().and_then(|s| congestion::get(s).ok());
