@@ -74,4 +74,7 @@ pub struct SendSummary {
     pub network: Vec<crate::sys::tcpinfo::TcpStats>,
     /// What limited the transfer, with the evidence.
     pub verdict: super::Verdict,
+    /// With `delete`: what the node removed after the transfer verified (its counts, and the
+    /// first paths, deepest first).
+    pub deleted: Option<crate::session::mirror::Listed>,
 }
