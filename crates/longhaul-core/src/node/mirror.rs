@@ -27,7 +27,7 @@ use crate::sys::beneath::{self, DirCache};
 use crate::sys::net::Deadline;
 use crate::sys::state_dir::STATE_DIR;
 use crate::vfile::filter::Filter;
-use crate::vfile::index::{Index, Kind};
+use crate::vfile::index::{Entry, Index, Kind};
 use crate::wire::frame::{self, MARK_DELETE, MARK_NEW, MARK_UPDATE};
 
 /// The MIRROR that follows MANIFEST when the client offered FEATURE_DELETE or FEATURE_DRY_RUN
@@ -57,7 +57,7 @@ fn refused(path: &[u8], e: rustix::io::Errno) -> Error {
 /// What `dest` holds under the index's top directories and the index does not, deepest first:
 /// removed when `act`, else only listed (a dry run). Counted in the TALLY's `deleted_*`.
 pub(super) fn extra(dest: BorrowedFd<'_>, index: &Index, filter: &Filter, act: bool) -> Result<Listed> {
-    let kinds: HashMap<&[u8], Kind> = index.entries().iter().map(|e| (&e.path[..], e.kind)).collect();
+    let kinds: HashMap<&[u8], &Entry> = index.entries().iter().map(|e| (&e.path[..], e)).collect();
     let mut walk = Walk { kinds, filter, act, listed: Listed::default() };
     for top in index.entries().iter().filter(|e| e.kind == Kind::Dir && !e.path.contains(&b'/')) {
         let fd = match beneath::open_dir(dest, &top.path, refused) {
@@ -66,13 +66,13 @@ pub(super) fn extra(dest: BorrowedFd<'_>, index: &Index, filter: &Filter, act: b
             Err(_) if !act => continue,
             Err(e) => return Err(e),
         };
-        walk.mirrored(fd.as_fd(), &top.path, top.path.len() + 1)?;
+        walk.mirrored(fd.as_fd(), top, top.path.len() + 1)?;
     }
     Ok(walk.listed)
 }
 
 struct Walk<'a> {
-    kinds: HashMap<&'a [u8], Kind>,
+    kinds: HashMap<&'a [u8], &'a Entry>,
     filter: &'a Filter,
     act: bool,
     listed: Listed,
@@ -113,22 +113,31 @@ fn open_child(fd: BorrowedFd<'_>, name: &[u8], path: &[u8]) -> Result<OwnedFd> {
 
 impl Walk<'_> {
     /// A directory of the index: its entries the index does not name go (unless protected),
-    /// its subdirectories of the index are walked in turn.
-    fn mirrored(&mut self, fd: BorrowedFd<'_>, path: &[u8], below: usize) -> Result<()> {
+    /// its subdirectories of the index are walked in turn. A directory something was removed
+    /// from gets the index's mtime back, as the receiver gave it (rsync's result too).
+    fn mirrored(&mut self, fd: BorrowedFd<'_>, dir: &Entry, below: usize) -> Result<()> {
+        let path = &dir.path[..];
+        let mut removed = false;
         for (name, st) in entries(fd, path)? {
             let child = [path, b"/", &name].concat();
             match self.kinds.get(&child[..]) {
-                Some(Kind::Dir) if is_dir(&st) => {
+                Some(e) if e.kind == Kind::Dir && is_dir(&st) => {
                     let sub = open_child(fd, &name, &child)?;
-                    self.mirrored(sub.as_fd(), &child, below)?;
+                    self.mirrored(sub.as_fd(), e, below)?;
                 }
                 // The transfer made it what the index says (a dry run: it would).
                 Some(_) => {}
                 None if self.protected(&child, below, &name, &st, path.len() + 1 == below) => {}
-                None => {
-                    self.remove(fd, &name, &child, &st, below)?;
-                }
+                None => removed |= self.remove(fd, &name, &child, &st, below)?,
             }
+        }
+        if removed && self.act {
+            let t = rustix::fs::Timespec {
+                tv_sec: dir.mtime_ns.div_euclid(1_000_000_000),
+                tv_nsec: dir.mtime_ns.rem_euclid(1_000_000_000) as _,
+            };
+            let times = rustix::fs::Timestamps { last_access: t, last_modification: t };
+            rustix::fs::futimens(fd, &times).map_err(|e| Error::io("set the mtime of", path, e.into()))?;
         }
         Ok(())
     }
