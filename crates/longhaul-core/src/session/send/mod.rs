@@ -341,7 +341,7 @@ pub(crate) fn transmit(
         s.spawn(move || {
             let watched = panic::catch("control watcher", || {
                 let mut ctl = &run_ref.control;
-                let msg = mirror::before_summary(&mut ctl, &deleted);
+                let msg = mirror::before_summary(&mut ctl, deleted);
                 if let Ok(Msg::Error { code, message }) = &msg {
                     run_ref.explain(Error::remote(code, message));
                 }
