@@ -254,6 +254,29 @@ describe('issue 32: send --dry-run', () => {
   });
 });
 
+describe('issue 32: send --dry-run --checksum', () => {
+  it('finds a file edited in place (same size and mtime) only by content, as the real -c run then does', async () => {
+    const src = join(work, 'm4', 'src');
+    buildTree(src);
+    expect((await runCli(['send', src, `${addr}/m4`, '-q'])).status).toBe(0);
+    // Same length, same mtime, other bytes.
+    const t = lstatSync(join(src, 'a', 'one')).mtime;
+    writeFileSync(join(src, 'a', 'one'), 'ONE'.repeat(100));
+    utimesSync(join(src, 'a', 'one'), t, t);
+    const dest = join(root, 'm4');
+    const before = snapshot(dest);
+    const quick = lastJson((await runCli(['send', src, `${addr}/m4`, '-n', '--json'])).stdout);
+    expect(quick).toMatchObject({ type: 'plan', newFiles: 0, changedFiles: 0, changedPaths: [], deleted: null });
+    const byContent = lastJson((await runCli(['send', src, `${addr}/m4`, '-n', '-c', '--json'])).stdout);
+    expect(byContent).toMatchObject({ type: 'plan', newFiles: 0, changedFiles: 1, changedPaths: ['src/a/one'], changedBytes: 300 });
+    expect(snapshot(dest)).toEqual(before);
+    const real = await runCli(['send', src, `${addr}/m4`, '-c', '-q']);
+    expect(real.status, real.stderr).toBe(0);
+    const after = snapshot(dest);
+    expect([...after.keys()].filter((p) => !p.endsWith('/') && before.get(p) !== after.get(p))).toEqual(['src/a/one']);
+  });
+});
+
 describe('issue 32: mirrors and an older node', () => {
   it('--delete and --dry-run to a node that does not know them: E_VERSION naming the flag, before MANIFEST', async () => {
     // An older node: HELLO_OK with every feature up to change detection (bits 0-5), none of the mirror bits.
