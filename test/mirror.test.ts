@@ -202,6 +202,25 @@ describe('issue 32: send --delete', () => {
   });
 });
 
+describe('issue 32: send --delete lists are bounded', () => {
+  it('--json names the first 1,000 paths and counts them all; -v says how many more', async () => {
+    const src = join(work, 'm5', 'src');
+    mkdirSync(src, { recursive: true });
+    writeFileSync(join(src, 'keep'), 'k');
+    expect((await runCli(['send', src, `${addr}/m5`, '-q'])).status).toBe(0);
+    const many = join(root, 'm5', 'src', 'many');
+    mkdirSync(many);
+    for (let i = 0; i < 1200; i++) writeFileSync(join(many, `f${i}`), '');
+    const dry = await runCli(['send', src, `${addr}/m5`, '--delete', '-n', '-v']);
+    expect(dry.stderr).toMatch(/^\.\.\. and 201 more$/m);
+    const r = await runCli(['send', src, `${addr}/m5`, '--delete', '--json']);
+    expect(r.status, r.stderr).toBe(0);
+    const d = (lastJson(r.stdout) as { deleted: { files: number; dirs: number; paths: string[] } }).deleted;
+    expect({ files: d.files, dirs: d.dirs, listed: d.paths.length }).toEqual({ files: 1200, dirs: 1, listed: 1000 });
+    expect(readdirSync(join(root, 'm5', 'src'))).toEqual(['keep']);
+  });
+});
+
 describe('issue 32: send --dry-run', () => {
   it('writes nothing on the node and lists exactly what the real run then sends, updates and deletes', async () => {
     const src = join(work, 'm3', 'src');
