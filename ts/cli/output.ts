@@ -82,9 +82,11 @@ function headed(err: Error): string {
 export function printSummary(s: SendSummary, o: OutputFlags, extra: Record<string, unknown> = {}): void {
   const json = Boolean(o.json);
   if (json || (!o.quiet && !process.stdout.isTTY)) {
-    // The timeline can hold thousands of samples: --timeline FILE writes it, the summary counts it.
-    const { timeline, ...rest } = s;
-    process.stdout.write(`${JSON.stringify({ type: 'summary', ...rest, timelineSamples: timeline.length, ...extra })}\n`);
+    // The timelines can hold thousands of samples: --timeline FILE writes them, the summary counts them.
+    const { timeline, networkTimeline, ...rest } = s;
+    process.stdout.write(
+      `${JSON.stringify({ type: 'summary', ...rest, timelineSamples: timeline.length, networkSamples: networkTimeline.length, ...extra })}\n`,
+    );
   }
   if (!json && !o.quiet) printLines([...summaryLines(s, Boolean(o.verbose)), ...deletedLines(s.deleted, Boolean(o.verbose))]);
 }

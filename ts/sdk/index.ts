@@ -292,6 +292,25 @@ export interface StreamNet {
   sndbufLimitedUs: number;
 }
 
+/**
+ * One data stream's TCP figures at a moment of a send (`SendSummary.networkTimeline`): RTT in
+ * µs, window in segments, delivery rate in bytes/s; resent segments, bytes sent and busy times
+ * are totals so far.
+ */
+export interface NetSample {
+  /** Milliseconds since the transfer started. */
+  ms: number;
+  stream: number;
+  rttUs: number;
+  cwnd: number;
+  retransSegs: number;
+  bytesSent: number;
+  deliveryRate: number;
+  busyUs: number;
+  rwndLimitedUs: number;
+  sndbufLimitedUs: number;
+}
+
 export interface SchedulerReport {
   requested: string;
   used: string;
@@ -364,6 +383,8 @@ export interface SendSummary extends TransferTotals {
   roundTrips: number;
   /** The kernel's TCP_INFO of each data stream at the end (empty under TLS). */
   network: StreamNet[];
+  /** The same over the transfer: every stream sampled together every 20 ms or more (at most ~16k samples; empty under TLS). */
+  networkTimeline: NetSample[];
   /** What limited the send, with the evidence (`limited by:` in the CLI's summary). */
   verdict: Verdict;
   /** With `delete`: what the node deleted once the transfer verified; null without. */

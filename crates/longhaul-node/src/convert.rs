@@ -149,6 +149,22 @@ impl From<SendSummary> for BindingSendSummary {
                     sndbuf_limited_us: n.sndbuf_limited_us as f64,
                 })
                 .collect(),
+            network_timeline: s
+                .network_timeline
+                .iter()
+                .map(|n| BindingNetSample {
+                    ms: n.us as f64 / 1e3,
+                    stream: u32::from(n.stream),
+                    rtt_us: n.tcp.rtt_us,
+                    cwnd: n.tcp.cwnd,
+                    retrans_segs: n.tcp.retrans_segs,
+                    bytes_sent: n.tcp.bytes_sent as f64,
+                    delivery_rate: n.tcp.delivery_rate as f64,
+                    busy_us: n.tcp.busy_us as f64,
+                    rwnd_limited_us: n.tcp.rwnd_limited_us as f64,
+                    sndbuf_limited_us: n.tcp.sndbuf_limited_us as f64,
+                })
+                .collect(),
             verdict: BindingVerdict { limit: s.verdict.limit.to_owned(), evidence: s.verdict.evidence },
         }
     }

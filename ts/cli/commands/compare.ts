@@ -1,5 +1,6 @@
 // `longhaul compare`: two local trees (or files) compared as a transfer should leave them.
-import { stat } from 'node:fs/promises';
+// fs.promises, not node:fs/promises: that module is loaded when used, not at every start-up.
+import { promises as fs } from 'node:fs';
 
 import { compareTrees, LonghaulError } from '../../sdk/index.js';
 import * as fmt from '../format.js';
@@ -22,7 +23,7 @@ export function register(): void {
       try {
         // The roots may be symlinks (as with diff -r); entries below are not followed.
         for (const root of [expected, actual]) {
-          if (!(await stat(root).catch(() => undefined))) throw new LonghaulError('E_NOT_FOUND', `not found: ${JSON.stringify(root)}`);
+          if (!(await fs.stat(root).catch(() => undefined))) throw new LonghaulError('E_NOT_FOUND', `not found: ${JSON.stringify(root)}`);
         }
         // As diff and cmp: 0 the same, 1 different; errors keep their own statuses (docs/ERRORS.md).
         const diffs = await compareTrees(expected, actual, { dirMtimes: o.dirMtimes });

@@ -121,8 +121,9 @@ export function register(): void {
               reporter.progress(p);
             },
             // The report's throughput curve samples every 100 ms wherever it runs (cron, a pipe);
-            // without it, output off a terminal needs no more than two lines a second.
-            progressIntervalMs: o.report ? 100 : json || !process.stderr.isTTY ? 500 : 100,
+            // without it, output off a terminal needs no more than two lines a second. (-q first:
+            // asking stderr whether it is a terminal makes the stream, ~2 ms a quiet run skips.)
+            progressIntervalMs: o.report || (!json && !o.quiet && process.stderr.isTTY) ? 100 : 500,
             scheduler: c.scheduler,
             digest: c.digest,
             cores: c.coresIo ? { io: c.coresIo, other: c.coresOther } : undefined,
@@ -145,7 +146,7 @@ export function register(): void {
           if (o.timeline) {
             writeFileSync(
               o.timeline,
-              `${JSON.stringify({ scheduler: s.scheduler, placement: s.placement, samples: s.timeline }, null, 1)}\n`,
+              `${JSON.stringify({ scheduler: s.scheduler, placement: s.placement, samples: s.timeline, network: s.networkTimeline }, null, 1)}\n`,
             );
           }
           if (o.report && report && recorder)

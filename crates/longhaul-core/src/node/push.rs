@@ -60,10 +60,6 @@ pub(super) fn kept_bytes(inner: &Inner, dest: BorrowedFd<'_>, index: &Index, key
         .sum()
 }
 
-/// Bytes per second the slowest sender is allowed to hash its tree at (a disk that reads 8
-/// MiB/s): how long a `--checksum` push may keep the node waiting for its digests.
-const SLOWEST_HASHING: u64 = 8 << 20;
-
 /// A push: the client sends, this node receives into `dest` under its root. The session is
 /// journaled; with the resume feature the client gets a PLAN of what an earlier attempt left;
 /// with whole-file verification every file is read back and checked before its rename.
@@ -119,7 +115,7 @@ pub(super) fn push(caller: Caller<'_>, sock: &mut TcpStream, dest: Vec<u8>, stre
         // timeout, and all of them within the time hashing the tree can take at a slow disk's
         // pace: keepalives alone do not hold the node's slot and memory for ever.
         let _ = sock.set_read_timeout(Some(inner.opts.idle_timeout));
-        let until = Instant::now() + inner.opts.idle_timeout + Duration::from_secs(total / SLOWEST_HASHING);
+        let until = Instant::now() + inner.opts.idle_timeout + Duration::from_secs(total / sums::SLOWEST_HASHING);
         let (mode, theirs, ours) = exchange::expect_sums(sock, entries, &summed, until, &stop, ours)?;
         let _ = sock.set_read_timeout(None);
         let (ours, _memory) = ours?;

@@ -1,6 +1,6 @@
 //! `send`'s summary.
 
-use super::{BindingPlacement, BindingReceiverDisk, BindingSample, BindingScheduler, BindingStreamNet, BindingVerdict};
+use super::{BindingNetSample, BindingPlacement, BindingReceiverDisk, BindingSample, BindingScheduler, BindingStreamNet, BindingVerdict};
 
 /// The outcome of a completed `send`.
 #[napi(object)]
@@ -56,6 +56,8 @@ pub struct BindingSendSummary {
     pub round_trips: u32,
     /// TCP_INFO of each data stream at the end (none under TLS).
     pub network: Vec<BindingStreamNet>,
+    /// TCP_INFO of every data stream over the send, sampled together (at most ~16k samples).
+    pub network_timeline: Vec<BindingNetSample>,
     /// What limited the send, and the evidence.
     pub verdict: BindingVerdict,
     /// With delete: what the node removed once the transfer verified.

@@ -39,7 +39,7 @@ use crate::place::placement::{Placement, Role};
 use crate::pool::Pool;
 use crate::rate::{Bucket, Throttle};
 use crate::sched::auto::drive;
-use crate::sched::timeline::{Gauges, Recorder};
+use crate::sched::timeline::{Gauges, NetRecorder, Recorder};
 use crate::sched::{Crew, Feed};
 use crate::session::progress::{every, Done, FastPaths, Progress, Watch};
 use crate::sys::congestion;
@@ -52,6 +52,7 @@ use crate::vfile::scan::{scan_within, Scan};
 use crate::wire::frame::{self, Msg};
 
 use digests::file_digests;
+pub(crate) use digests::summed;
 use engine::{Counters, Engine, RECHECK_EVERY};
 pub(crate) use mirror::plan;
 pub(crate) use options::pool_shape;
@@ -178,12 +179,7 @@ fn session(src: Scanned, addr: &str, dest: &[u8], opts: &SendOptions, watch: Wat
         (false, Verify::Block) => frame::SUMS_STAMP,
     };
     let computed = std::sync::OnceLock::new();
-    let digests = || {
-        let all = file_digests(index, &scanned.stamps, scanned.base_fd.as_fd(), &|| watch.cancelled())?;
-        let summed = all.iter().filter(|&&(i, _)| index.entries()[i as usize].size > 0).copied().collect();
-        let _ = computed.set(all);
-        Ok(summed)
-    };
+    let digests = || digests::summed(scanned, &computed, &|| watch.cancelled());
     let offer = crate::session::exchange::Offer {
         dest,
         streams: opts.streams.min(limits.max_streams).max(1),
@@ -307,6 +303,7 @@ pub(crate) fn transmit(
     let transfer_started = Instant::now();
     let storage_read_at_start = crate::sys::procio::storage_read_bytes();
     let mut recorder = Recorder::new(opts.timeline_interval);
+    let mut net = NetRecorder::new(transfer_started, opts.timeline_interval);
 
     let driven = Done::default();
     // With `delete`, what the node removed comes before its SUMMARY.
@@ -395,6 +392,7 @@ pub(crate) fn transmit(
                 run.fail(Error::Cancelled);
             }
             recorder.tick(&engine.gauges);
+            net.tick(&sockets);
             recheck(&mut last_recheck);
             if !run.stopped() && last_progress.elapsed() >= opts.progress_interval {
                 last_progress = Instant::now();
@@ -506,6 +504,7 @@ pub(crate) fn transmit(
     // Every byte has been acknowledged (the receiver's SUMMARY came): the kernel's account of
     // each stream is complete.
     let network: Vec<TcpStats> = sockets.iter().filter_map(|s| tcpinfo::read(s).ok()).collect();
+    let network_timeline = net.finish(&sockets);
     // A run that moved nothing had no limit: say that, not what the idle streams looked like.
     let verdict = if per_stream_bytes.iter().all(|&b| b == 0) && index.total() > 0 {
         Verdict { limit: "nothing to send", evidence: "every byte was at the destination already; nothing travelled".into() }
@@ -549,6 +548,7 @@ pub(crate) fn transmit(
         congestion_note: None,
         round_trips: 0,
         network,
+        network_timeline,
         verdict,
         deleted: deleted.into_inner().expect("deleted lock"),
     })

@@ -72,6 +72,9 @@ pub struct SendSummary {
     pub round_trips: u32,
     /// The kernel's TCP_INFO of each data stream at the end (none under TLS).
     pub network: Vec<crate::sys::tcpinfo::TcpStats>,
+    /// The same over the transfer, every data stream sampled together (bounded: see
+    /// `NetRecorder`); the report draws each stream's RTT, window, rate and resends from it.
+    pub network_timeline: Vec<crate::sched::timeline::NetSample>,
     /// What limited the transfer, with the evidence.
     pub verdict: super::Verdict,
     /// With `delete`: what the node removed after the transfer verified (its counts, and the
