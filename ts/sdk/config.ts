@@ -193,6 +193,14 @@ const SPECS = {
     default: false,
     commands: ['send', 'get'],
   },
+  delete: {
+    schema: bool,
+    description:
+      'after the transfer verified, delete what the node holds under DEST/SRC and SRC does not (what --exclude leaves out is kept), as rsync -a --delete SRC DEST/',
+    arg: '',
+    default: false,
+    commands: ['send'],
+  },
   keepSetid: {
     schema: bool,
     description:

@@ -138,6 +138,8 @@ export interface TransferInfo {
   code: string | null;
   /** The error's message when failed (an E_IO names the path and the OS error); null otherwise. */
   message: string | null;
+  /** Entries a push with `delete` removed from its destination (files, symlinks, directories). */
+  deleted: number;
 }
 
 /** A connection the node refused in its handshake: a failed login (E_AUTH, E_TLS) or a handshake that timed out or broke the protocol. */

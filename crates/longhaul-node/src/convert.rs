@@ -131,6 +131,7 @@ impl From<SendSummary> for BindingSendSummary {
             congestion: s.congestion,
             congestion_note: s.congestion_note,
             round_trips: s.round_trips,
+            deleted: s.deleted.as_ref().map(deleted),
             network: s
                 .network
                 .iter()
@@ -220,6 +221,7 @@ fn row(r: TransferRow) -> BindingTransferRow {
         outcome: r.outcome.map(str::to_owned),
         code: r.code,
         message: r.message,
+        deleted: r.deleted as f64,
     }
 }
 
@@ -425,5 +427,42 @@ pub fn rate(r: Option<f64>) -> Result<Option<u64>> {
         None => Ok(None),
         Some(v) if v.is_finite() && v >= 1.0 => Ok(Some(v as u64)),
         Some(v) => Err(usage_error(format!("rate must be at least 1 byte per second, got {v}"))),
+    }
+}
+
+/// What `delete` removed, from the node's list.
+pub fn deleted(l: &longhaul_core::session::mirror::Listed) -> BindingDeleted {
+    BindingDeleted {
+        files: l.tally.deleted_files as f64,
+        dirs: l.tally.deleted_dirs as f64,
+        bytes: l.tally.deleted_bytes as f64,
+        paths: l.paths(longhaul_core::wire::frame::MARK_DELETE),
+    }
+}
+
+impl From<longhaul_core::session::mirror::Planned> for BindingPlan {
+    fn from(p: longhaul_core::session::mirror::Planned) -> Self {
+        use longhaul_core::wire::frame::{MARK_NEW, MARK_UPDATE};
+        let t = &p.plan.tally;
+        BindingPlan {
+            new_files: t.new_files as f64,
+            new_bytes: t.new_bytes as f64,
+            new_paths: p.plan.paths(MARK_NEW),
+            changed_files: t.changed_files as f64,
+            changed_bytes: t.changed_bytes as f64,
+            changed_paths: p.plan.paths(MARK_UPDATE),
+            unchanged_files: t.unchanged_files as f64,
+            unchanged_bytes: t.unchanged_bytes as f64,
+            deleted: p.delete.then(|| deleted(&p.plan)),
+            bytes: p.bytes as f64,
+            files: p.files as f64,
+            dirs: p.dirs as f64,
+            symlinks: p.symlinks as f64,
+            excluded: p.excluded as f64,
+            skipped: p.skipped.into_iter().map(|(path, why)| BindingSkipped { path, reason: why.to_owned() }).collect(),
+            seconds: p.seconds,
+            scan_seconds: p.scan_seconds,
+            round_trips: p.round_trips,
+        }
     }
 }

@@ -8,7 +8,7 @@ use crate::convert::{client_tls, filter, millis, opt_u16, rate, secret};
 use crate::error::usage;
 use crate::progress::{Forwarder, ProgressFn};
 use crate::promise::spawn_promise;
-use crate::types::{BindingSendOptions, BindingSendSummary};
+use crate::types::{BindingPlan, BindingSendOptions, BindingSendSummary};
 use longhaul_core::place::placement::{CoreSpec, PinMode};
 use longhaul_core::sys::congestion::Congestion;
 use longhaul_core::{Digest, SchedulerKind, Verify};
@@ -22,8 +22,34 @@ pub fn send<'env>(
     cancel: &BindingCancel,
     #[napi(ts_arg_type = "((progress: BindingProgress) => void) | undefined | null")] on_progress: Option<ProgressFn>,
 ) -> crate::error::Result<Object<'env>> {
+    let opts = core_options(&options)?;
+    let source = PathBuf::from(options.source);
+    let (address, dest) = (options.address, options.dest.into_bytes());
+    let flag = cancel.flag.clone();
+    let forwarder = Forwarder::new(on_progress, opts.progress_interval);
+    spawn_promise(
+        env,
+        "send",
+        move || longhaul_core::send(&source, &address, &dest, &opts, &flag, &|p| forwarder.forward(p)),
+        BindingSendSummary::from,
+    )
+}
+
+/// A dry run of `send`: the node's plan (what it would receive, update and, with `delete`,
+/// remove); nothing is sent or written.
+#[napi(ts_return_type = "Promise<BindingPlan>")]
+pub fn send_plan<'env>(env: &'env Env, options: BindingSendOptions, cancel: &BindingCancel) -> crate::error::Result<Object<'env>> {
+    let opts = longhaul_core::SendOptions { dry_run: true, ..core_options(&options)? };
+    let source = PathBuf::from(options.source);
+    let (address, dest) = (options.address, options.dest.into_bytes());
+    let flag = cancel.flag.clone();
+    spawn_promise(env, "sendPlan", move || longhaul_core::client::plan(&source, &address, &dest, &opts, &flag), BindingPlan::from)
+}
+
+/// The engine's options from the binding's.
+fn core_options(options: &BindingSendOptions) -> crate::error::Result<longhaul_core::SendOptions> {
     let defaults = longhaul_core::SendOptions::default();
-    let opts = longhaul_core::SendOptions {
+    Ok(longhaul_core::SendOptions {
         streams: opt_u16(options.streams, "streams", defaults.streams)?,
         block_size: options.block_size.unwrap_or(defaults.block_size),
         pool_buffers: options.pool_buffers.unwrap_or(0) as usize,
@@ -45,16 +71,8 @@ pub fn send<'env>(
         congestion: options.congestion.as_deref().map(Congestion::parse).transpose().map_err(usage)?.unwrap_or_default(),
         filter: filter(options.filters.as_deref())?,
         rate: rate(options.rate)?,
+        delete: options.delete.unwrap_or(defaults.delete),
+        force: options.force.unwrap_or(defaults.force),
         ..defaults
-    };
-    let source = PathBuf::from(options.source);
-    let (address, dest) = (options.address, options.dest.into_bytes());
-    let flag = cancel.flag.clone();
-    let forwarder = Forwarder::new(on_progress, opts.progress_interval);
-    spawn_promise(
-        env,
-        "send",
-        move || longhaul_core::send(&source, &address, &dest, &opts, &flag, &|p| forwarder.forward(p)),
-        BindingSendSummary::from,
-    )
+    })
 }

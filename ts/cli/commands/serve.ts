@@ -106,8 +106,9 @@ export function register(): void {
         else {
           // One line an operator can read alone: who, which way, what, how much, how fast, how it ended.
           const figures = `${fmt.bytes(t.bytesDone)} in ${fmt.duration(t.seconds)} (${fmt.rate(t.rate)})`;
-          const end = { ...fields, seconds: t.seconds, outcome: t.outcome };
-          if (t.outcome === 'ok') log.info(end, `${head} ok: ${figures}`);
+          const end = { ...fields, seconds: t.seconds, outcome: t.outcome, ...(t.deleted > 0 ? { deleted: t.deleted } : {}) };
+          const deleted = t.deleted > 0 ? `; deleted ${t.deleted}` : '';
+          if (t.outcome === 'ok') log.info(end, `${head} ok: ${figures}${deleted}`);
           else {
             const why = explain(t.message);
             log.warn(

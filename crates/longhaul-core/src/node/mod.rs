@@ -16,6 +16,7 @@ mod conn;
 pub mod conn_limit;
 mod copy;
 pub mod copy_to;
+mod mirror;
 mod options;
 mod path;
 mod pull;

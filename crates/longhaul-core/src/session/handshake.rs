@@ -77,6 +77,12 @@ pub fn require(hello: &Hello, features: u64) -> Result<()> {
     if missing & frame::FEATURE_CHECKSUM != 0 {
         return Err(Error::Unsupported { flag: "--checksum", what: "change detection by content" });
     }
+    if missing & frame::FEATURE_DELETE != 0 {
+        return Err(Error::Unsupported { flag: "--delete", what: "deleting what the source does not hold" });
+    }
+    if missing & frame::FEATURE_DRY_RUN != 0 {
+        return Err(Error::Unsupported { flag: "--dry-run", what: "a dry run" });
+    }
     if missing & frame::FEATURE_VERIFY_FULL != 0 {
         return Err(Error::Protocol("the node does not verify whole files (verify: full)".into()));
     }

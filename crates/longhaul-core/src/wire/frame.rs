@@ -8,8 +8,10 @@ use crate::error::{Error, Result};
 
 mod decode;
 mod io;
+mod mirror;
 
 pub use io::{expect_msg, expect_plan, expect_reply, read_msg, write_msg};
+pub use mirror::{Tally, MARK_DELETE, MARK_NEW, MARK_UPDATE};
 
 pub const MAGIC: [u8; 8] = *b"LONGHAUL";
 pub const VERSION_MIN: u16 = 1;
@@ -31,7 +33,16 @@ pub const FEATURE_DISK_STATS: u64 = 16;
 /// receiver already holds, and with BLAKE3 a digest of every file), and after READY and PLAN
 /// the receiver answers UNCHANGED (the files it found already there).
 pub const FEATURE_CHECKSUM: u64 = 32;
-pub const FEATURES: u64 = FEATURE_XXH3 | FEATURE_BLAKE3 | FEATURE_RESUME | FEATURE_VERIFY_FULL | FEATURE_DISK_STATS | FEATURE_CHECKSUM;
+/// Mirror deletion (`--delete`): MIRROR follows MANIFEST, and after the transfer verified the
+/// receiver removes what the destination holds and the index does not, then reports it
+/// (CHANGES, TALLY) before SUMMARY. A client offers it only when it asks for deletion.
+pub const FEATURE_DELETE: u64 = 64;
+/// Dry run (`--dry-run`): MIRROR follows MANIFEST, and the receiver answers with the plan
+/// (CHANGES, TALLY) instead of READY, writing nothing. Offered only for a dry run.
+pub const FEATURE_DRY_RUN: u64 = 128;
+const MIRROR_FEATURES: u64 = FEATURE_DELETE | FEATURE_DRY_RUN;
+pub const FEATURES: u64 =
+    FEATURE_XXH3 | FEATURE_BLAKE3 | FEATURE_RESUME | FEATURE_VERIFY_FULL | FEATURE_DISK_STATS | FEATURE_CHECKSUM | MIRROR_FEATURES;
 /// SUMS modes. By size and mtime alone (the default; no digests follow).
 pub const SUMS_STAMP: u8 = 0;
 /// By content: every file at the destination with the entry's size is hashed, and held when
@@ -87,6 +98,9 @@ pub enum FrameType {
     FileDigests = 0x1a,
     Sums = 0x1b,
     Unchanged = 0x1c,
+    Mirror = 0x60,
+    Changes = 0x61,
+    Tally = 0x62,
     Error = 0x7f,
 }
 
@@ -119,6 +133,9 @@ impl FrameType {
             0x1a => FileDigests,
             0x1b => Sums,
             0x1c => Unchanged,
+            0x60 => Mirror,
+            0x61 => Changes,
+            0x62 => Tally,
             0x7f => Error,
             _ => return None,
         })
@@ -340,6 +357,19 @@ pub enum Msg {
         files: u64,
         bytes: u64,
     },
+    /// With FEATURE_DELETE or FEATURE_DRY_RUN, right after MANIFEST: the sender's filter rules
+    /// (include?, pattern), which protect what they leave out from deletion.
+    Mirror {
+        delete: bool,
+        dry_run: bool,
+        rules: Vec<(bool, Vec<u8>)>,
+    },
+    /// Part of a list of (MARK_*, path below the destination) the receiver sends before TALLY.
+    Changes {
+        items: Vec<(u8, Vec<u8>)>,
+    },
+    /// The end of a plan (dry run) or of a deletion: what was (or would be) done, counted.
+    Tally(Tally),
     Done {
         blocks: u64,
         bytes: u64,
@@ -377,6 +407,9 @@ impl Msg {
             Msg::FileDigests { .. } => FrameType::FileDigests,
             Msg::Sums { .. } => FrameType::Sums,
             Msg::Unchanged { .. } => FrameType::Unchanged,
+            Msg::Mirror { .. } => FrameType::Mirror,
+            Msg::Changes { .. } => FrameType::Changes,
+            Msg::Tally(_) => FrameType::Tally,
             Msg::Done { .. } => FrameType::Done,
             Msg::Summary(_) => FrameType::Summary,
             Msg::Error { .. } => FrameType::Error,
@@ -521,6 +554,9 @@ impl Msg {
                 b.extend_from_slice(&files.to_le_bytes());
                 b.extend_from_slice(&bytes.to_le_bytes());
             }
+            Msg::Mirror { delete, dry_run, rules } => mirror::encode_rules(&mut b, *delete, *dry_run, rules),
+            Msg::Changes { items } => mirror::encode_items(&mut b, items),
+            Msg::Tally(t) => t.encode(&mut b),
             Msg::FileDigests { digests } => {
                 b.extend_from_slice(&(digests.len() as u32).to_le_bytes());
                 for (entry, d) in digests {

@@ -55,4 +55,8 @@ pub struct BindingSendOptions {
     pub filters: Option<Vec<String>>,
     /// Bytes per second for all streams together.
     pub rate: Option<f64>,
+    /// After the transfer verified, remove what the destination holds and the source does not (what the filters leave out is kept).
+    pub delete: Option<bool>,
+    /// With delete: proceed though the source lists nothing.
+    pub force: Option<bool>,
 }

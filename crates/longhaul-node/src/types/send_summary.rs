@@ -60,6 +60,8 @@ pub struct BindingSendSummary {
     pub network_timeline: Vec<BindingNetSample>,
     /// What limited the send, and the evidence.
     pub verdict: BindingVerdict,
+    /// With delete: what the node removed once the transfer verified.
+    pub deleted: Option<super::BindingDeleted>,
 }
 
 /// Which fast paths were used, and the reason for each fallback.

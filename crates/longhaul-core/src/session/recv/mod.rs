@@ -241,7 +241,7 @@ impl Receive {
                 let (journal, previous) = Journal::open(&r.dir, &r.key, dest, plan.count(), r.use_previous)?;
                 let tag = r.key[..12].to_owned();
                 let carried = if r.use_previous {
-                    carried_over(&index, dest_fd.as_fd(), &tag, plan, &previous, r.held.as_ref())
+                    carried_over(&index, dest_fd.as_fd(), &tag, plan, &previous, r.held.as_ref(), true)
                 } else {
                     Carried::default()
                 };
@@ -313,6 +313,11 @@ impl Receive {
         self.resume.carried.ranges.clone()
     }
 
+    /// The index the session receives.
+    pub fn index(&self) -> &Index {
+        &self.index
+    }
+
     pub fn nblocks(&self) -> u64 {
         self.plan.count()
     }
@@ -344,6 +349,15 @@ impl Receive {
     pub fn bytes_received(&self) -> u64 {
         self.receipt.bytes.load(Ordering::Relaxed)
     }
+}
+
+/// For a dry run: by entry, whether a receiver taking `index` into `dest` now would find the
+/// file already there and not receive it (what `prepare` decides with resume), deciding by
+/// `held` as it would. Nothing is written; no earlier attempt's journal is read.
+pub fn held_files(index: &Index, dest: BorrowedFd<'_>, block_size: u32, held: Option<&sums::Held>) -> Vec<bool> {
+    let plan = BlockPlan::new(index.total(), block_size as u64);
+    let carried = carried_over(index, dest, "", plan, &journal::Previous::default(), held, false);
+    carried.stages.iter().map(|&st| st == slot::STAGE_FINAL).collect()
 }
 
 /// How the receiver names a failed open under the destination: a component that is no longer a

@@ -152,6 +152,7 @@ impl Receive {
 /// With SUMS (`sums`) the sender's BLAKE3 decides instead: by content, a file of the entry's
 /// size with the sender's digest is complete whatever its mtime (which is then set to the
 /// index's, as rsync -c does); confirmed, the quick check must pass and the digest match too.
+/// A dry run (`touch` false) decides the same and sets no mtime.
 pub(super) fn carried_over(
     index: &Index,
     dest: BorrowedFd<'_>,
@@ -159,6 +160,7 @@ pub(super) fn carried_over(
     plan: BlockPlan,
     previous: &Previous,
     sums: Option<&Held>,
+    touch: bool,
 ) -> Carried {
     let entries = index.entries();
     let temp_name = |i: usize| format!(".lh-{tag}-{i}.part");
@@ -186,7 +188,7 @@ pub(super) fn carried_over(
                     // hashing, is sent again instead (the rename replaces the name, not the file).
                     let own = st.st_nlink == 1 && st.st_uid == rustix::process::geteuid().as_raw();
                     let same = quick && h.same[i] && (own || same_mtime(&st));
-                    if same && !same_mtime(&st) {
+                    if same && touch && !same_mtime(&st) {
                         let t = rustix::fs::Timespec {
                             tv_sec: e.mtime_ns.div_euclid(1_000_000_000),
                             tv_nsec: e.mtime_ns.rem_euclid(1_000_000_000) as _,

@@ -16,6 +16,7 @@
 
 mod digests;
 mod engine;
+mod mirror;
 mod options;
 mod run;
 mod summary;
@@ -53,6 +54,7 @@ use crate::wire::frame::{self, Msg};
 use digests::file_digests;
 pub(crate) use digests::summed;
 use engine::{Counters, Engine, RECHECK_EVERY};
+pub(crate) use mirror::plan;
 pub(crate) use options::pool_shape;
 use options::thread_counts;
 pub use options::{Digest, SchedulerKind, SendOptions, Verify, DEFAULT_BLOCK_SIZE, DEFAULT_STREAMS};
@@ -84,6 +86,7 @@ pub(crate) fn scan_and_send<G>(
         let scanned = scan_within(source, opts.scan_threads, opts.confine.as_deref(), &opts.filter)?;
         let scan_seconds = started.elapsed().as_secs_f64();
         let _admitted = admit(&scanned)?;
+        mirror::check_source(&scanned, opts)?;
         match send_scanned(Scanned { scan: &scanned, started, scan_seconds, digests: None }, addr, dest, opts, watch) {
             Err(Error::SourceChanged { why, .. }) if again && resendable(why) => again = false,
             r => return r,
@@ -116,6 +119,21 @@ pub(crate) struct Attached {
 
 /// One attempt: a session with the node for a source already scanned.
 fn send_scanned(src: Scanned, addr: &str, dest: &[u8], opts: &SendOptions, watch: Watch) -> Result<SendSummary> {
+    match session(src, addr, dest, opts, watch)? {
+        Outcome::Sent(s) => Ok(*s),
+        Outcome::Planned(..) => Err(Error::Protocol("a dry run's plan where a transfer was asked for".into())),
+    }
+}
+
+/// How a session ended: a transfer, or a dry run's plan (and its round trips).
+enum Outcome {
+    Sent(Box<SendSummary>),
+    Planned(crate::session::mirror::Listed, u32),
+}
+
+/// A session with the node for a source already scanned: the transfer, or with `dry_run`
+/// the node's plan for it (the same offer, answered where READY would come).
+fn session(src: Scanned, addr: &str, dest: &[u8], opts: &SendOptions, watch: Watch) -> Result<Outcome> {
     let scanned = src.scan;
     // Before the node hears of the transfer: a name the kernel refuses fails here.
     let cc = congestion::choose(&opts.congestion)?;
@@ -136,9 +154,9 @@ fn send_scanned(src: Scanned, addr: &str, dest: &[u8], opts: &SendOptions, watch
     };
     // Change detection is the node's, and only with resume: without it every file is sent.
     let detect = if opts.resume { frame::FEATURE_CHECKSUM } else { 0 };
-    let wanted = crate::session::handshake::wanted(opts.resume, opts.verify == Verify::Full) | detect;
+    let wanted = crate::session::handshake::wanted(opts.resume, opts.verify == Verify::Full) | detect | mirror::features(opts);
     let (mut control, peer, hello) = crate::session::handshake::open(&dial, wanted)?;
-    let mut required = 0;
+    let mut required = mirror::features(opts);
     if opts.checksum && opts.resume {
         required |= frame::FEATURE_CHECKSUM;
     }
@@ -176,7 +194,12 @@ fn send_scanned(src: Scanned, addr: &str, dest: &[u8], opts: &SendOptions, watch
         total: index.total(),
         resume: hello.features & frame::FEATURE_RESUME != 0,
         sums: (hello.features & frame::FEATURE_CHECKSUM != 0).then_some(crate::session::exchange::Sums { mode, digests: &digests }),
+        mirror: mirror::request(opts)?,
     };
+    if opts.dry_run {
+        let (plan, round_trips) = crate::session::exchange::offer_dry(&mut control, offer)?;
+        return Ok(Outcome::Planned(plan, hello.round_trips + round_trips));
+    }
     let connect = || {
         let s = net::connect_data(addr, opts.connect_timeout, opts.tls.as_ref(), cc.set.as_deref())?;
         s.set_write_timeout(Some(opts.io_timeout)).map_err(Error::net("setting a timeout"))?;
@@ -220,7 +243,7 @@ fn send_scanned(src: Scanned, addr: &str, dest: &[u8], opts: &SendOptions, watch
     // The handshake's and the exchange's, counted on the connection, and DONE answered by the
     // SUMMARY that came back: no wait per file or per block.
     summary.round_trips = hello.round_trips + round_trips + 1;
-    Ok(summary)
+    Ok(Outcome::Sent(Box::new(summary)))
 }
 
 /// A client's own limit (`rate`): one bucket all its streams share.
@@ -303,6 +326,8 @@ pub(crate) fn transmit(
     let mut net = NetRecorder::new(transfer_started, opts.timeline_interval);
 
     let driven = Done::default();
+    // With `delete`, what the node removed comes before its SUMMARY.
+    let deleted = Mutex::new(None);
     let (reply, report) = std::thread::scope(|s| {
         let engine = &engine;
         let driven = &driven;
@@ -329,10 +354,11 @@ pub(crate) fn transmit(
         // blocks are still flowing; a watcher stops the transfer at once when one arrives.
         let (reply_tx, reply_rx) = bounded::<Result<Msg>>(1);
         let run_ref = &run;
+        let deleted = &deleted;
         s.spawn(move || {
             let watched = panic::catch("control watcher", || {
                 let mut ctl = &run_ref.control;
-                let msg = frame::expect_msg(&mut ctl, 0);
+                let msg = mirror::before_summary(&mut ctl, deleted);
                 if let Ok(Msg::Error { code, message }) = &msg {
                     run_ref.explain(Error::remote(code, message));
                 }
@@ -544,5 +570,6 @@ pub(crate) fn transmit(
         network,
         network_timeline,
         verdict,
+        deleted: deleted.into_inner().expect("deleted lock"),
     })
 }

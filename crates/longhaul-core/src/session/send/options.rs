@@ -123,6 +123,13 @@ pub struct SendOptions {
     /// Bytes per second for all the transfer's streams together (a client's `--rate`); a
     /// node sending for a pull applies its own limits instead.
     pub rate: Option<u64>,
+    /// Remove what the destination holds and the source does not, once the transfer verified
+    /// (`--delete`; what `filter` leaves out is kept).
+    pub delete: bool,
+    /// Only ask the node what the transfer would do (`--dry-run`): nothing is sent or written.
+    pub dry_run: bool,
+    /// `--delete` from a source that lists nothing proceeds (`--force`); else it is refused.
+    pub force: bool,
 }
 
 impl Default for SendOptions {
@@ -155,6 +162,9 @@ impl Default for SendOptions {
             confine: None,
             filter: Filter::default(),
             rate: None,
+            delete: false,
+            dry_run: false,
+            force: false,
         }
     }
 }

@@ -77,4 +77,7 @@ pub struct SendSummary {
     pub network_timeline: Vec<crate::sched::timeline::NetSample>,
     /// What limited the transfer, with the evidence.
     pub verdict: super::Verdict,
+    /// With `delete`: what the node removed after the transfer verified (its counts, and the
+    /// first paths, deepest first).
+    pub deleted: Option<crate::session::mirror::Listed>,
 }

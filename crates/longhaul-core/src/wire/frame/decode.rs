@@ -147,6 +147,41 @@ impl Msg {
                 Msg::Sums { mode, digests: digest_list(&mut r, "SUMS")? }
             }
             FrameType::Unchanged => Msg::Unchanged { files: r.u64()?, bytes: r.u64()? },
+            FrameType::Mirror => {
+                let flags = r.u8()?;
+                if flags > 3 {
+                    return Err(Error::Protocol(format!("MIRROR flags {flags:#x} are unknown")));
+                }
+                let n = r.u16()? as usize;
+                // Each rule takes at least its flag and its 2-byte length.
+                if n * 3 > r.left() {
+                    return Err(Error::Protocol("MIRROR rule count exceeds the frame".into()));
+                }
+                let mut rules = Vec::with_capacity(n);
+                for _ in 0..n {
+                    rules.push((r.flag()?, r.bytes16()?.to_vec()));
+                }
+                Msg::Mirror { delete: flags & 1 != 0, dry_run: flags & 2 != 0, rules }
+            }
+            FrameType::Changes => {
+                let n = r.count(3)?;
+                let mut items = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let mark = r.u8()?;
+                    if ![MARK_NEW, MARK_UPDATE, MARK_DELETE].contains(&mark) {
+                        return Err(Error::Protocol(format!("CHANGES mark {mark:#04x} is unknown")));
+                    }
+                    items.push((mark, r.bytes16()?.to_vec()));
+                }
+                Msg::Changes { items }
+            }
+            FrameType::Tally => {
+                let mut v = [0u64; Tally::FIELDS];
+                for x in &mut v {
+                    *x = r.u64()?;
+                }
+                Msg::Tally(Tally::from_fields(v))
+            }
             FrameType::FileDigests => Msg::FileDigests { digests: digest_list(&mut r, "FILE_DIGESTS")? },
             FrameType::Error => {
                 let n = r.u8()? as usize;

@@ -95,13 +95,27 @@ fn message(name: &str) -> Msg {
         }
         "sums" => Msg::Sums { mode: SUMS_CONTENT, digests: vec![(2, core::array::from_fn(|i| 0x40 + i as u8))] },
         "unchanged" => Msg::Unchanged { files: 120, bytes: 480 << 20 },
+        "mirror" => Msg::Mirror { delete: true, dry_run: false, rules: vec![(true, b"keep.tmp".to_vec()), (false, b"*.tmp".to_vec())] },
+        "changes" => {
+            Msg::Changes { items: vec![(MARK_NEW, b"d/a".to_vec()), (MARK_UPDATE, b"d/b".to_vec()), (MARK_DELETE, b"d/old/".to_vec())] }
+        }
+        "tally" => Msg::Tally(Tally {
+            new_files: 1,
+            new_bytes: 10,
+            changed_files: 2,
+            changed_bytes: 20,
+            deleted_files: 3,
+            deleted_dirs: 1,
+            deleted_bytes: 30,
+            ..Tally::default()
+        }),
         "error" => Msg::Error { code: "E_PATH_ESCAPE".into(), message: "path escapes the destination root".into() },
         other => panic!("no message for vector {other}"),
     }
 }
 
 /// Every message name, in the order of docs/protocol-vectors.txt.
-const ALL: [&str; 28] = [
+const ALL: [&str; 31] = [
     "hello",
     "hello_ok",
     "auth",
@@ -130,6 +144,9 @@ const ALL: [&str; 28] = [
     "file_digests",
     "sums",
     "unchanged",
+    "mirror",
+    "changes",
+    "tally",
 ];
 
 fn vectors() -> Vec<(&'static str, Vec<u8>)> {
@@ -204,6 +221,16 @@ fn malformed_frames_are_protocol_errors() {
         ("plan range past the end", Msg::Plan { nblocks: 4, ranges: vec![(2, 5)] }.encode()),
         ("plan ranges unsorted", Msg::Plan { nblocks: 9, ranges: vec![(5, 6), (1, 2)] }.encode()),
         ("plan range empty", Msg::Plan { nblocks: 9, ranges: vec![(3, 3)] }.encode()),
+        (
+            "mirror with unknown flags",
+            Msg::Mirror { delete: true, dry_run: false, rules: vec![] }
+                .encode()
+                .into_iter()
+                .enumerate()
+                .map(|(i, b)| if i == 5 { 4 } else { b })
+                .collect(),
+        ),
+        ("changes with an unknown mark", Msg::Changes { items: vec![(b'?', b"x".to_vec())] }.encode()),
         ("hello without magic", vec![21, 0, 0, 0, 0x01, b'N', b'O', b'P', b'E', 0, 0, 0, 0, 1, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]),
     ];
     for (name, bytes) in cases {
