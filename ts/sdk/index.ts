@@ -285,7 +285,7 @@ export interface SendSummary extends TransferTotals {
   skipped: { path: string; reason: string }[];
   /** Entries the filter rules left out (a directory left out counts once: it was not walked). */
   excluded: number;
-  /** Files with more than one name: each sent as a file of its own (hard links are not kept yet). */
+  /** Names of multiply-linked files sent as files of their own (0 unless the node cannot make hard links). */
   hardLinks: number;
   /** Files with holes: sent and written with their holes as zeros (the sparse layout is not kept yet). */
   sparseFiles: number;

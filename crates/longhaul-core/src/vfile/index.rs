@@ -37,6 +37,9 @@ pub enum Kind {
     Dir = 1,
     File = 2,
     Symlink = 3,
+    /// Another name of a file listed earlier in the index (FEATURE_HARD_LINKS): no bytes of
+    /// its own in the stream; the receiver links it to that file once the file is final.
+    HardLink = 4,
 }
 
 impl Kind {
@@ -45,6 +48,7 @@ impl Kind {
             1 => Some(Kind::Dir),
             2 => Some(Kind::File),
             3 => Some(Kind::Symlink),
+            4 => Some(Kind::HardLink),
             _ => None,
         }
     }
@@ -63,7 +67,9 @@ pub struct Entry {
     pub mtime_ns: i64,
     /// Bytes in the stream; 0 for directories and symlinks.
     pub size: u64,
-    /// Start of this file in the virtual stream; 0 for directories and symlinks.
+    /// Start of this file in the virtual stream; 0 for directories and symlinks. For a hard
+    /// link: the position in the index of the file it is a name of (an earlier entry, always
+    /// a `File`); kept in this field so that an entry stays 64 bytes.
     pub offset: u64,
     /// Symlink target, kept as is (never followed); empty for other kinds.
     pub target: Box<[u8]>,
@@ -179,6 +185,8 @@ impl Index {
             if e.kind == Kind::File {
                 e.offset = cursor;
                 cursor = cursor.checked_add(e.size).ok_or_else(|| Error::Index("total size overflows".into()))?;
+            } else if e.kind == Kind::HardLink {
+                e.size = 0;
             } else {
                 e.size = 0;
                 e.offset = 0;
@@ -217,7 +225,7 @@ impl Index {
                 match ancestors.last().map(|&a| &entries[a]).filter(|a| *a.path == *parent).map(|a| a.kind) {
                     Some(Kind::Dir) => {}
                     Some(Kind::Symlink) => return Err(Error::PathEscape { path: lossy(&e.path), why: "parent is a symlink" }),
-                    Some(Kind::File) => return Err(Error::Index(format!("parent of {:?} is a file", lossy(&e.path)))),
+                    Some(Kind::File | Kind::HardLink) => return Err(Error::Index(format!("parent of {:?} is a file", lossy(&e.path)))),
                     None => return Err(Error::Index(format!("parent of {:?} is not in the index", lossy(&e.path)))),
                 }
             }
@@ -238,6 +246,16 @@ impl Index {
                     }
                     if e.size > 0 {
                         data_files.push(i as u32);
+                    }
+                }
+                Kind::HardLink => {
+                    // Linked to a file already made when the receiver reaches this entry.
+                    let to = usize::try_from(e.offset).ok().filter(|&k| k < i);
+                    if to.is_none_or(|k| entries[k].kind != Kind::File) {
+                        return Err(Error::Index(format!("hard link {:?} names entry {}, not a file before it", lossy(&e.path), e.offset)));
+                    }
+                    if e.size != 0 || !e.target.is_empty() {
+                        return Err(Error::Index(format!("hard link {:?} has a size or a target", lossy(&e.path))));
                     }
                 }
                 Kind::Dir | Kind::Symlink => {
@@ -280,6 +298,27 @@ impl Index {
 
     pub fn count(&self, kind: Kind) -> usize {
         self.entries.iter().filter(|e| e.kind == kind).count()
+    }
+
+    /// The same tree with every hard link made a file of its own (its target's size and
+    /// bytes, read from its own name), for a peer without FEATURE_HARD_LINKS. The entries keep
+    /// their positions; returns how many links became files.
+    pub fn without_hard_links(&self) -> Result<(Index, u64)> {
+        let mut n = 0;
+        let entries = self
+            .entries
+            .iter()
+            .map(|e| {
+                let mut e = e.clone();
+                if e.kind == Kind::HardLink {
+                    e.kind = Kind::File;
+                    e.size = self.entries[e.offset as usize].size;
+                    n += 1;
+                }
+                e
+            })
+            .collect();
+        Ok((Index::from_entries(entries)?, n))
     }
 
     /// The entry whose bytes hold stream offset `offset`, by binary search.
@@ -369,6 +408,7 @@ pub fn encode_entries(entries: &[Entry], total: u64) -> Vec<u8> {
                 put_varint(&mut out, e.target.len() as u64);
                 out.extend_from_slice(&e.target);
             }
+            Kind::HardLink => put_varint(&mut out, e.offset),
             Kind::Dir => {}
         }
         prev = &e.path;
@@ -446,6 +486,7 @@ fn decode_entries(buf: &[u8]) -> Result<(Vec<Entry>, u64)> {
                 }
                 target = r.bytes(n)?.to_vec();
             }
+            Kind::HardLink => offset = r.varint()?,
             Kind::Dir => {}
         }
         entries.push(Entry { path: path.into(), kind, mode: mode as u32, mtime_ns, size, offset, target: target.into() });

@@ -41,7 +41,9 @@ pub struct Scan {
     pub skipped: Vec<(String, &'static str)>,
     /// Entries the filter left out (a directory left out counts once: it was not walked).
     pub excluded: u64,
-    /// Files with more than one name (each is sent as a file of its own: links are not kept).
+    /// Names of files with more than one name that are sent as files of their own (the links
+    /// are not kept: the peer cannot make them). The scan keeps links as `HardLink` entries and
+    /// leaves this 0; `Index::without_hard_links` counts them where they are not kept.
     pub hard_links: u64,
     /// Files with holes (sent and written with their holes as zeros: the layout is not kept).
     pub sparse_files: u64,
@@ -64,6 +66,28 @@ impl Stamp {
     pub fn unchanged(&self, e: &Entry, st: &Stat) -> bool {
         let m = Meta::from(st);
         m.kind == FileType::RegularFile && m.ino == self.ino && m.ctime_ns == self.ctime_ns && m.size == e.size && m.mtime_ns == e.mtime_ns
+    }
+}
+
+impl Scan {
+    /// This scan for a peer that cannot make hard links: every link a file of its own
+    /// (counted in `hard_links`), read from its own name. `self` when it has none.
+    pub fn for_peer_without_links(&self) -> Result<Option<Scan>> {
+        if self.index.count(Kind::HardLink) == 0 {
+            return Ok(None);
+        }
+        let (index, n) = self.index.without_hard_links()?;
+        let base_fd = self.base_fd.try_clone().map_err(|e| Error::io("dup", self.base.as_os_str().as_bytes(), e))?;
+        Ok(Some(Scan {
+            index,
+            base: self.base.clone(),
+            base_fd,
+            skipped: self.skipped.clone(),
+            excluded: self.excluded,
+            hard_links: self.hard_links + n,
+            sparse_files: self.sparse_files,
+            stamps: self.stamps.clone(),
+        }))
     }
 }
 
@@ -105,13 +129,35 @@ pub fn scan_within(source: &Path, threads: usize, within: Option<&Path>, filter:
         collected.merge(walk(base_fd.as_fd(), abs, rel, threads.max(1), filter)?);
     }
     // The index sorts its entries: sorted here first, the stamps stay with theirs.
-    let Collected { entries, skipped, stamps, excluded, hard_links, sparse_files } = collected;
+    let Collected { entries, skipped, stamps, excluded, hard_links, sparse_files, inodes } = collected;
     let mut order: Vec<usize> = (0..entries.len()).collect();
     order.sort_unstable_by(|&a, &b| crate::vfile::index::path_cmp(&entries[a].path, &entries[b].path));
     let stamps = order.iter().map(|&i| stamps[i]).collect();
     let mut entries: Vec<Option<Entry>> = entries.into_iter().map(Some).collect();
-    let entries = order.iter().map(|&i| entries[i].take().expect("each entry once")).collect();
+    let mut entries: Vec<Entry> = order.iter().map(|&i| entries[i].take().expect("each entry once")).collect();
+    link_names(&mut entries, &order, &inodes);
     Ok(Scan { index: Index::from_entries(entries)?, base, base_fd, skipped, stamps, excluded, hard_links, sparse_files })
+}
+
+/// Makes every name of a multiply-linked file after its first in tree order (`entries`, with
+/// `order[j]` the position in `inodes` of entry j) a hard link to that first name. Only names
+/// the scan listed count: a link whose other names were excluded or lie outside the source
+/// stays a file.
+fn link_names(entries: &mut [Entry], order: &[usize], inodes: &[Option<(u64, u64)>]) {
+    let mut first: std::collections::HashMap<(u64, u64), usize> = std::collections::HashMap::new();
+    for (j, e) in entries.iter_mut().enumerate() {
+        let Some(key) = inodes.get(order[j]).copied().flatten() else { continue };
+        match first.entry(key) {
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(j);
+            }
+            std::collections::hash_map::Entry::Occupied(o) => {
+                e.kind = Kind::HardLink;
+                e.size = 0;
+                e.offset = *o.get() as u64;
+            }
+        }
+    }
 }
 
 /// Opens the scan's base directory (the source's canonical parent). Within `within` (a node's
@@ -148,6 +194,7 @@ struct Meta {
     ino: u64,
     ctime_ns: i64,
     nlink: u64,
+    dev: u64,
     /// Bytes allocated on disk (st_blocks of 512 bytes).
     allocated: u64,
 }
@@ -169,6 +216,7 @@ impl From<&Stat> for Meta {
             ino: st.st_ino,
             ctime_ns: st.st_ctime.saturating_mul(1_000_000_000).saturating_add(st.st_ctime_nsec as i64),
             nlink: st.st_nlink,
+            dev: st.st_dev,
             allocated: (st.st_blocks as u64).saturating_mul(512),
         }
     }
@@ -183,6 +231,8 @@ struct Collected {
     excluded: u64,
     hard_links: u64,
     sparse_files: u64,
+    /// One per entry: device and inode of a file with more than one name.
+    inodes: Vec<Option<(u64, u64)>>,
 }
 
 impl Collected {
@@ -193,6 +243,7 @@ impl Collected {
         self.excluded += other.excluded;
         self.hard_links += other.hard_links;
         self.sparse_files += other.sparse_files;
+        self.inodes.extend(other.inodes);
     }
 
     /// Records the entry `name` of directory `dir`, at relative path `rel`, from its own (not
@@ -200,7 +251,6 @@ impl Collected {
     fn add(&mut self, rel: Vec<u8>, meta: &Meta, dir: BorrowedFd<'_>, name: &CStr, path: impl FnOnce() -> PathBuf) -> Result<()> {
         let (kind, size, target) = match meta.kind {
             FileType::RegularFile => {
-                self.hard_links += u64::from(meta.nlink > 1);
                 // A page short at least: small files kept inline in their inode are not sparse.
                 self.sparse_files += u64::from(meta.allocated.saturating_add(4096) < meta.size);
                 (Kind::File, meta.size, Vec::new())
@@ -230,6 +280,7 @@ impl Collected {
             target: target.into(),
         });
         self.stamps.push(Stamp { ino: meta.ino, ctime_ns: meta.ctime_ns });
+        self.inodes.push((kind == Kind::File && meta.nlink > 1).then_some((meta.dev, meta.ino)));
         Ok(())
     }
 }
@@ -524,5 +575,47 @@ mod tests {
         assert_eq!(e.code(), "E_PATH_ESCAPE", "{e}");
         // A client sends what it was given, links on the way included.
         assert_eq!(ino(&open_base(&root.join("x/y"), None).unwrap()), meta(&d.join("outside/y")));
+    }
+
+    /// Issue 32: the second and later names of a file in tree order are links to the first
+    /// one the scan listed; a name whose other names were left out stays a file.
+    #[test]
+    fn hard_links_are_found_by_device_and_inode() {
+        use crate::vfile::filter::Rule;
+        let base = scratch("hard-links");
+        let root = base.join("src");
+        fs::create_dir_all(root.join("d")).unwrap();
+        fs::write(root.join("d/b"), b"shared").unwrap();
+        fs::hard_link(root.join("d/b"), root.join("a")).unwrap();
+        fs::hard_link(root.join("d/b"), root.join("z")).unwrap();
+        fs::write(root.join("x"), b"alone").unwrap();
+        fs::write(root.join("y1"), b"pair").unwrap();
+        fs::hard_link(root.join("y1"), root.join("y2")).unwrap();
+        for threads in [1, 4] {
+            let s = scan(&root, threads).unwrap();
+            let shape: Vec<(String, Kind, u64, u64)> =
+                s.index.entries().iter().map(|e| (lossy(&e.path), e.kind, e.size, e.offset)).collect();
+            assert_eq!(
+                shape,
+                [
+                    ("src".into(), Kind::Dir, 0, 0),
+                    ("src/a".into(), Kind::File, 6, 0),
+                    ("src/d".into(), Kind::Dir, 0, 0),
+                    ("src/d/b".into(), Kind::HardLink, 0, 1),
+                    ("src/x".into(), Kind::File, 5, 6),
+                    ("src/y1".into(), Kind::File, 4, 11),
+                    ("src/y2".into(), Kind::HardLink, 0, 5),
+                    ("src/z".into(), Kind::HardLink, 0, 1),
+                ],
+                "{threads} threads"
+            );
+            assert_eq!(s.hard_links, 0);
+            let flat = s.for_peer_without_links().unwrap().unwrap();
+            assert_eq!((flat.hard_links, flat.index.total(), flat.index.count(Kind::HardLink)), (3, 6 * 3 + 5 + 4 * 2, 0));
+        }
+        let filter = Filter::new(&[Rule::parse("- /y1")]).unwrap();
+        let s = scan_within(&root, 2, None, &filter).unwrap();
+        let y2 = s.index.entries().iter().find(|e| &*e.path == b"src/y2").unwrap();
+        assert_eq!((y2.kind, y2.size), (Kind::File, 4), "its other name excluded, a link is sent as a file");
     }
 }

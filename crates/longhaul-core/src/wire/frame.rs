@@ -31,7 +31,11 @@ pub const FEATURE_DISK_STATS: u64 = 16;
 /// receiver already holds, and with BLAKE3 a digest of every file), and after READY and PLAN
 /// the receiver answers UNCHANGED (the files it found already there).
 pub const FEATURE_CHECKSUM: u64 = 32;
-pub const FEATURES: u64 = FEATURE_XXH3 | FEATURE_BLAKE3 | FEATURE_RESUME | FEATURE_VERIFY_FULL | FEATURE_DISK_STATS | FEATURE_CHECKSUM;
+/// Index entries of kind 4 (a hard link to an earlier file entry). A sender whose peer lacks
+/// it sends every name of a file as a file of its own, and says so.
+pub const FEATURE_HARD_LINKS: u64 = 256;
+pub const FEATURES: u64 =
+    FEATURE_XXH3 | FEATURE_BLAKE3 | FEATURE_RESUME | FEATURE_VERIFY_FULL | FEATURE_DISK_STATS | FEATURE_CHECKSUM | FEATURE_HARD_LINKS;
 /// SUMS modes. By size and mtime alone (the default; no digests follow).
 pub const SUMS_STAMP: u8 = 0;
 /// By content: every file at the destination with the entry's size is hashed, and held when

@@ -29,7 +29,7 @@ pub struct BindingSendSummary {
     pub skipped: Vec<BindingSkipped>,
     /// Entries the filters left out (a directory left out counts once).
     pub excluded: f64,
-    /// Files with more than one name: each sent as a file of its own (hard links are not kept).
+    /// Names of multiply-linked files sent as files of their own (0 unless the node cannot make hard links).
     pub hard_links: f64,
     /// Files with holes: sent and written with the holes as zeros (the sparse layout is not kept).
     pub sparse_files: f64,

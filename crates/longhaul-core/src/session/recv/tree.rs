@@ -54,6 +54,7 @@ impl Receive {
         }
         let entries = self.index.entries();
         let mut dirs = DirCache::default();
+        let mut link_dirs = DirCache::default();
         for (i, e) in entries.iter().enumerate() {
             match e.kind {
                 Kind::File => {
@@ -89,6 +90,8 @@ impl Receive {
                     drop(held);
                     self.files.slots[i].stage.store(STAGE_FINAL, Ordering::SeqCst);
                 }
+                // Its file, an earlier entry, is final by now: this loop made it so or failed.
+                Kind::HardLink => self.link(i, &mut dirs, &mut link_dirs)?,
                 Kind::Dir => {}
             }
         }
@@ -103,6 +106,40 @@ impl Receive {
             super::disk::DiskTimes::timed(&self.disk.fsync_us, || rustix::fs::syncfs(&self.dest_fd))
                 .map_err(|err| Error::io("syncfs", b"destination", err.into()))?;
         }
+        Ok(())
+    }
+}
+
+impl Receive {
+    /// Makes hard link `i` another name of its file, both opened beneath the destination: a
+    /// new link under a temporary name renamed over whatever has the name (as a file is). A
+    /// name that is that file already (an earlier run's link) is left alone, since a rename
+    /// between two names of one inode does nothing and would leave the temporary name behind.
+    fn link(&self, i: usize, dirs: &mut DirCache, link_dirs: &mut DirCache) -> Result<()> {
+        use rustix::fs::AtFlags;
+        let e = &self.index.entries()[i];
+        let file = &self.index.entries()[e.offset as usize];
+        let (from_dir, from_name) = link_dirs.parent(self.dest_fd.as_fd(), &file.path, dest_refused)?;
+        let linked =
+            rustix::fs::statat(from_dir, from_name, AtFlags::SYMLINK_NOFOLLOW).map_err(|err| Error::io("stat", &file.path, err.into()))?;
+        let (dir, name) = dirs.parent(self.dest_fd.as_fd(), &e.path, dest_refused)?;
+        let held = self.name_lock(i);
+        let now = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).ok();
+        if now.is_some_and(|st| st.st_dev == linked.st_dev && st.st_ino == linked.st_ino) {
+            self.files.slots[i].stage.store(STAGE_FINAL, Ordering::SeqCst);
+            return Ok(());
+        }
+        let temp = self.temp_name(i);
+        let _ = rustix::fs::unlinkat(dir, temp.as_str(), AtFlags::empty());
+        rustix::fs::linkat(from_dir, from_name, dir, temp.as_str(), AtFlags::empty())
+            .map_err(|err| Error::io("link", &e.path, err.into()))?;
+        self.files.slots[i].stage.store(STAGE_TEMP, Ordering::SeqCst);
+        let old = self.replaced(dir, name);
+        rustix::fs::renameat(dir, temp.as_str(), dir, name).map_err(|err| Error::io("rename", &e.path, err.into()))?;
+        // A name, no new bytes: what it replaced leaves the account.
+        self.count_named(i, 0, old);
+        drop(held);
+        self.files.slots[i].stage.store(STAGE_FINAL, Ordering::SeqCst);
         Ok(())
     }
 }

@@ -110,7 +110,7 @@ pub(crate) struct Attached {
 
 /// One attempt: a session with the node for a source already scanned.
 fn send_scanned(src: Scanned, addr: &str, dest: &[u8], opts: &SendOptions, watch: Watch) -> Result<SendSummary> {
-    let scanned = src.scan;
+    let mut scanned = src.scan;
     // Before the node hears of the transfer: a name the kernel refuses fails here.
     let cc = congestion::choose(&opts.congestion)?;
     if !dest.is_empty() {
@@ -119,7 +119,6 @@ fn send_scanned(src: Scanned, addr: &str, dest: &[u8], opts: &SendOptions, watch
     if watch.cancelled() {
         return Err(Error::Cancelled);
     }
-    let index = &scanned.index;
 
     let dial = crate::session::handshake::Dial {
         addr,
@@ -143,6 +142,12 @@ fn send_scanned(src: Scanned, addr: &str, dest: &[u8], opts: &SendOptions, watch
         required |= frame::FEATURE_VERIFY_FULL;
     }
     crate::session::handshake::require(&hello, required)?;
+    let flat = if hello.features & frame::FEATURE_HARD_LINKS == 0 { scanned.for_peer_without_links()? } else { None };
+    if let Some(flat) = &flat {
+        scanned = flat;
+    }
+    let src = Scanned { scan: scanned, ..src };
+    let index = &scanned.index;
     let limits = hello.limits;
     if opts.block_size > limits.max_block {
         return Err(Error::Limit { what: "block size", limit: limits.max_block as u64, got: opts.block_size as u64 });

@@ -253,3 +253,51 @@ proptest! {
         let _ = Index::decode(&bytes);
     }
 }
+
+fn hard_link(p: &str, to: u64) -> Entry {
+    Entry { path: p.as_bytes().into(), kind: Kind::HardLink, mode: 0o644, mtime_ns: -5, size: 0, offset: to, target: Box::default() }
+}
+
+/// Issue 32: a hard link travels as the position of its file, owns no bytes of the stream,
+/// and survives the round trip; without the feature it becomes a file of its own again.
+#[test]
+fn hard_links_round_trip_without_bytes_and_flatten_to_files() {
+    let ix = Index::from_entries(vec![dir("t"), file("t/a", 5), hard_link("t/b", 1), file("t/c", 3), hard_link("t/d", 1)]).unwrap();
+    assert_eq!(ix.total(), 8);
+    assert_eq!(Index::decode(&ix.encode()).unwrap(), ix);
+    let owners: Vec<usize> = ix.pieces(0, 8).map(|p| p.entry).collect();
+    assert_eq!(owners, [1, 3], "links own no stream bytes");
+    let (flat, n) = ix.without_hard_links().unwrap();
+    assert_eq!(n, 2);
+    let shape: Vec<(Kind, u64, u64)> = flat.entries().iter().map(|e| (e.kind, e.size, e.offset)).collect();
+    assert_eq!(shape, [(Kind::Dir, 0, 0), (Kind::File, 5, 0), (Kind::File, 5, 5), (Kind::File, 3, 10), (Kind::File, 5, 13)]);
+    assert_eq!(flat.total(), 18);
+}
+
+/// Issue 32: the decoder refuses a link to itself, to a later or missing entry, to a
+/// directory, symlink or another link, before anything is made (a link's encoding has no size).
+#[test]
+fn hard_links_to_anything_but_an_earlier_file_are_refused() {
+    let t = || vec![dir("t"), file("t/a", 5), dir("t/d"), link("t/l", "x")];
+    for (name, to) in [("itself", 4), ("later", 5), ("missing", 99), ("a directory", 0), ("a symlink", 3), ("huge", u64::MAX)] {
+        let mut entries = t();
+        entries.push(hard_link("t/m", to));
+        if name == "later" {
+            entries.push(file("t/z", 1));
+        }
+        let mut shifted = entries.clone();
+        let mut cursor = 0;
+        for e in shifted.iter_mut().filter(|e| e.kind == Kind::File) {
+            e.offset = cursor;
+            cursor += e.size;
+        }
+        assert_eq!(code(decode_raw(shifted)), "E_INDEX", "a link to {name}");
+    }
+    let mut to_link = t();
+    to_link.push(hard_link("t/m", 1));
+    to_link.push(hard_link("t/n", 4));
+    assert_eq!(code(decode_raw(to_link)), "E_INDEX", "a link to a link");
+    let mut fine = t();
+    fine.push(hard_link("t/m", 1));
+    assert_eq!(code(decode_raw(fine)), "accepted");
+}

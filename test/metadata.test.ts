@@ -1,0 +1,103 @@
+// Metadata a mirror keeps (issue 32): hard links arrive as links, with rsync as the oracle,
+// against a node running as its own process.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { linkSync, mkdirSync, rmSync, statSync, symlinkSync, writeFileSync, chmodSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { CLI, freshDir, randomFile, runCli } from './helpers.js';
+
+let work: string;
+let root: string;
+let addr: string;
+const nodes: ChildProcess[] = [];
+
+async function startNode(dir: string): Promise<string> {
+  const child = spawn(
+    process.execPath,
+    [CLI, 'serve', '--root', dir, '--listen', '127.0.0.1:0', '--no-auth', '--json', '--log-level', 'warn'],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
+  nodes.push(child);
+  const first = await new Promise<string>((resolve) => createInterface({ input: child.stdout! }).once('line', resolve));
+  const ev = JSON.parse(first) as { host: string; port: number };
+  return `${ev.host}:${ev.port}`;
+}
+
+/** What rsync would still change to make `dest` equal `src` (empty: nothing). */
+function itemize(src: string, dest: string, flags: string[]): string {
+  const r = spawnSync('rsync', [...flags, '--checksum', '--dry-run', '--itemize-changes', `${src}/`, `${dest}/`], { encoding: 'utf8' });
+  expect(r.status, r.stderr).toBe(0);
+  return r.stdout;
+}
+
+const summaryOf = (stdout: string): Record<string, unknown> => JSON.parse(stdout.trim().split('\n').at(-1)!) as Record<string, unknown>;
+
+beforeAll(async () => {
+  work = freshDir('metadata');
+  root = join(work, 'root');
+  mkdirSync(root);
+  addr = await startNode(root);
+});
+
+afterAll(() => {
+  for (const n of nodes) n.kill('SIGKILL');
+});
+
+describe('issue 32: hard links are kept', () => {
+  it('three names of one file and a pair arrive sharing inodes; rsync -H finds nothing to change, on a second run too', async () => {
+    const src = join(work, 'links');
+    mkdirSync(join(src, 'sub'), { recursive: true });
+    randomFile(join(src, 'sub', 'big'), 3 << 20);
+    linkSync(join(src, 'sub', 'big'), join(src, 'a-big'));
+    linkSync(join(src, 'sub', 'big'), join(src, 'z-big'));
+    writeFileSync(join(src, 'pair1'), 'small pair');
+    linkSync(join(src, 'pair1'), join(src, 'pair2'));
+    writeFileSync(join(src, 'alone'), 'x'.repeat(5000));
+    chmodSync(join(src, 'alone'), 0o640);
+    symlinkSync('sub/big', join(src, 'sym'));
+
+    const r = await runCli(['send', src, `${addr}/h`, '--json']);
+    expect(r.status, r.stderr).toBe(0);
+    const s = summaryOf(r.stdout);
+    // The bytes of each file once: 3 MiB + 10 + 5000, not three copies of the big one.
+    expect(s.bytes).toBe((3 << 20) + 10 + 5000);
+    expect(s.hardLinks).toBe(0);
+    expect(r.stderr).not.toMatch(/not kept/);
+
+    const dest = join(root, 'h', 'links');
+    const ino = (p: string): number => statSync(join(dest, p)).ino;
+    expect(ino('a-big')).toBe(ino('sub/big'));
+    expect(ino('z-big')).toBe(ino('sub/big'));
+    expect(ino('pair2')).toBe(ino('pair1'));
+    expect(ino('alone')).not.toBe(ino('pair1'));
+    expect(statSync(join(dest, 'sub', 'big')).nlink).toBe(3);
+    expect(itemize(src, dest, ['-aH'])).toBe('');
+
+    // Again, with every file compared by content and read back: the links stay, nothing moves.
+    const again = await runCli(['send', src, `${addr}/h`, '--json', '--checksum', '--verify', 'full']);
+    expect(again.status, again.stderr).toBe(0);
+    expect(summaryOf(again.stdout).bytesMoved).toBe(0);
+    expect(statSync(join(dest, 'sub', 'big')).nlink).toBe(3);
+    expect(itemize(src, dest, ['-aH'])).toBe('');
+
+    // A name that was a separate file at the destination becomes a link.
+    rmSync(join(dest, 'pair2'));
+    writeFileSync(join(dest, 'pair2'), 'small pair');
+    expect(ino('pair2')).not.toBe(ino('pair1'));
+    const third = await runCli(['send', src, `${addr}/h`, '-q']);
+    expect(third.status, third.stderr).toBe(0);
+    expect(ino('pair2')).toBe(ino('pair1'));
+
+    // Pulled back, the client makes the same links.
+    const back = join(work, 'back');
+    const got = await runCli(['get', `${addr}/h/links`, back, '-q']);
+    expect(got.status, got.stderr).toBe(0);
+    expect(statSync(join(back, 'links', 'z-big')).ino).toBe(statSync(join(back, 'links', 'sub', 'big')).ino);
+    expect(itemize(src, join(back, 'links'), ['-aH'])).toBe('');
+  });
+});
