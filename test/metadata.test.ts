@@ -101,3 +101,66 @@ describe('issue 32: hard links are kept', () => {
     expect(itemize(src, join(back, 'links'), ['-aH'])).toBe('');
   });
 });
+
+/** A file of `size` bytes with 4 KiB of data at each of `at` and holes elsewhere (`truncate -s` + `dd conv=notrunc`). */
+function sparseFile(path: string, size: number, at: number[]): void {
+  expect(spawnSync('truncate', ['-s', String(size), path]).status).toBe(0);
+  for (const offset of at) {
+    const dd = spawnSync('dd', ['if=/dev/urandom', `of=${path}`, 'bs=4096', 'count=1', `seek=${offset / 4096}`, 'conv=notrunc'], {
+      encoding: 'utf8',
+    });
+    expect(dd.status, dd.stderr).toBe(0);
+  }
+}
+
+describe('issue 32: sparse files keep their holes', () => {
+  it('a 64 MiB file with two 4 KiB extents travels as its data and arrives with its holes; verified in full', async () => {
+    const src = join(work, 'sparse');
+    mkdirSync(src);
+    sparseFile(join(src, 'disk.img'), 64 << 20, [8 << 20, 40 << 20]);
+    // One that is all hole, and one whose data ends before a hole at its end.
+    sparseFile(join(src, 'empty.img'), 16 << 20, []);
+    sparseFile(join(src, 'head.img'), 32 << 20, [0]);
+    randomFile(join(src, 'dense'), 100_000);
+
+    const r = await runCli(['send', src, `${addr}/s`, '--json', '--verify', 'full']);
+    expect(r.status, r.stderr).toBe(0);
+    const s = summaryOf(r.stdout);
+    expect(s.bytes).toBe((64 << 20) + (16 << 20) + (32 << 20) + 100_000);
+    expect(s.sparseFiles).toBe(0);
+    expect(r.stderr).not.toMatch(/not kept/);
+    // Only the blocks that hold data travel (1 MiB blocks: at most two per extent, and the
+    // dense file's), far below the 112 MiB of the files.
+    expect(s.bytesMoved as number).toBeLessThan(8 << 20);
+    expect(s.holeBytes as number).toBeGreaterThan(100 << 20);
+    expect(s.verifiedFiles).toBe(4);
+
+    const dest = join(root, 's', 'sparse');
+    for (const f of ['disk.img', 'empty.img', 'head.img']) {
+      const st = statSync(join(dest, f));
+      expect(st.size).toBe(statSync(join(src, f)).size);
+      // Allocated: the data and what the file system rounds it to, not the holes.
+      expect(st.blocks * 512, f).toBeLessThan(1 << 20);
+    }
+    expect(itemize(src, dest, ['-aHS'])).toBe('');
+
+    // A second run moves nothing; a changed extent moves its block again.
+    const again = await runCli(['send', src, `${addr}/s`, '--json']);
+    expect(again.status, again.stderr).toBe(0);
+    expect(summaryOf(again.stdout).bytesMoved).toBe(0);
+    sparseFile(join(src, 'disk.img'), 64 << 20, [8 << 20]);
+    const third = await runCli(['send', src, `${addr}/s`, '--json', '--checksum']);
+    expect(third.status, third.stderr).toBe(0);
+    // The changed file travels again, as its data blocks only.
+    expect(summaryOf(third.stdout).bytesMoved as number).toBeLessThan(8 << 20);
+    expect(statSync(join(dest, 'disk.img')).blocks * 512).toBeLessThan(1 << 20);
+    expect(itemize(src, dest, ['-aHS'])).toBe('');
+
+    // Pulled back, the holes stay holes on the client too.
+    const back = join(work, 'sparse-back');
+    const got = await runCli(['get', `${addr}/s/sparse`, back, '-q']);
+    expect(got.status, got.stderr).toBe(0);
+    expect(statSync(join(back, 'sparse', 'disk.img')).blocks * 512).toBeLessThan(1 << 20);
+    expect(itemize(src, join(back, 'sparse'), ['-aHS'])).toBe('');
+  });
+});

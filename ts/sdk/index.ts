@@ -298,6 +298,8 @@ export interface SendSummary extends TransferTotals {
   /** Blocks and bytes the node already held (an earlier attempt's, or files already there) and so were not sent. */
   resumedBlocks: number;
   resumedBytes: number;
+  /** Bytes of blocks wholly in holes of sparse files: neither sent nor written (the node leaves them as holes). */
+  holeBytes: number;
   /**
    * Non-empty files the node found already there and so did not receive, and how it decided:
    * `size+mtime` (the default), `BLAKE3` (`checksum`), `size+mtime+BLAKE3` (`verify: full`:
@@ -427,9 +429,9 @@ async function sendOnce(
       congestionNote: s.congestionNote ?? undefined,
       unchanged: s.unchanged ? { ...s.unchanged, by: s.unchanged.by as Unchanged['by'] } : null,
       receiver: s.receiver ?? undefined,
-      bytesMoved: s.bytes - s.resumedBytes,
+      bytesMoved: s.bytes - s.resumedBytes - s.holeBytes,
       bytesAlready: s.resumedBytes,
-      bytesPerSecond: rateOf(s.bytes - s.resumedBytes, s.seconds),
+      bytesPerSecond: rateOf(s.bytes - s.resumedBytes - s.holeBytes, s.seconds),
       verify: s.verify as VerifyMode,
       fastPaths: {
         sendfile: s.fastPaths.sendfile,

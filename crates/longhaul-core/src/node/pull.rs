@@ -59,6 +59,10 @@ pub(super) fn pull(caller: Caller<'_>, sock: &mut TcpStream, path: &[u8], stream
         Some(flat) => flat,
         None => scanned,
     };
+    let scanned = match (features & frame::FEATURE_SPARSE == 0).then(|| scanned.for_peer_without_sparse()).transpose()?.flatten() {
+        Some(whole) => whole,
+        None => scanned,
+    };
     let scan_seconds = started.elapsed().as_secs_f64();
     let index = &scanned.index;
     let encoded = index.encode();

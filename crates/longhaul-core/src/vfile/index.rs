@@ -25,6 +25,11 @@ pub const MAX_COMPONENT: usize = 255;
 pub const MAX_TARGET: usize = 4096;
 /// 1 EiB: far above any dataset, far below u64 overflow when offsets are added.
 pub const MAX_TOTAL: u64 = 1 << 60;
+/// Data extents listed for one sparse file (FEATURE_SPARSE); a file with more is sent whole,
+/// its holes as zeros, so that a fragmented file cannot make the index grow without bound.
+pub const MAX_EXTENTS: usize = 1024;
+/// Header flag: a section of sparse files' data extents follows the entries.
+const FLAG_EXTENTS: u16 = 1;
 
 const HEADER_LEN: usize = 4 + 2 + 2 + 4 + 8;
 const TRAILER_LEN: usize = 8;
@@ -82,6 +87,17 @@ pub struct Index {
     total: u64,
     /// Entries that own stream bytes (files with size > 0), in stream order.
     data_files: Vec<u32>,
+    /// Sparse files (FEATURE_SPARSE), by entry, increasing: where their data is; the rest of
+    /// each is holes. Kept beside the entries rather than in them: few files are sparse.
+    sparse: Vec<Sparse>,
+}
+
+/// A sparse file's data extents: `(start, len)` in the file, increasing, not touching, each
+/// within the file's size. No extent at all is a file that is one hole.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sparse {
+    pub entry: u32,
+    pub extents: Box<[(u64, u64)]>,
 }
 
 /// A part of a stream range that falls in one file.
@@ -284,7 +300,82 @@ impl Index {
         if cursor != total {
             return Err(Error::Index(format!("file sizes add up to {cursor}, the header says {total}")));
         }
-        Ok(Index { entries, total, data_files })
+        Ok(Index { entries, total, data_files, sparse: Vec::new() })
+    }
+
+    /// This index with the data extents of its sparse files, checked: each names a file entry
+    /// once, in increasing order, with at most `MAX_EXTENTS` extents that are not empty, do not
+    /// overlap or touch, and end within the file.
+    pub fn with_sparse(mut self, sparse: Vec<Sparse>) -> Result<Index> {
+        let mut last: Option<u32> = None;
+        for s in &sparse {
+            let e = self.entries.get(s.entry as usize).filter(|e| e.kind == Kind::File);
+            let Some(e) = e else {
+                return Err(Error::Index(format!("extents name entry {}, which is not a file", s.entry)));
+            };
+            if last.is_some_and(|l| l >= s.entry) {
+                return Err(Error::Index(format!("extents of entry {} out of order or twice", s.entry)));
+            }
+            last = Some(s.entry);
+            if s.extents.len() > MAX_EXTENTS {
+                return Err(Error::Limit { what: "data extents of a file", limit: MAX_EXTENTS as u64, got: s.extents.len() as u64 });
+            }
+            let mut end = 0u64;
+            for (k, &(start, len)) in s.extents.iter().enumerate() {
+                let stop = start.checked_add(len).filter(|&x| x <= e.size);
+                if len == 0 || stop.is_none() || (k > 0 && start <= end) {
+                    return Err(Error::Index(format!(
+                        "extent {start}+{len} of {:?} is empty, overlaps another or runs past its size {}",
+                        lossy(&e.path),
+                        e.size
+                    )));
+                }
+                end = stop.unwrap_or(0);
+            }
+        }
+        self.sparse = sparse;
+        Ok(self)
+    }
+
+    /// The sparse files and their data extents.
+    pub fn sparse(&self) -> &[Sparse] {
+        &self.sparse
+    }
+
+    /// The data extents of entry `i` if it is a sparse file.
+    pub fn extents_of(&self, i: usize) -> Option<&[(u64, u64)]> {
+        let k = self.sparse.binary_search_by_key(&(i as u32), |s| s.entry).ok()?;
+        Some(&self.sparse[k].extents)
+    }
+
+    /// The blocks of `plan` that lie wholly in a hole of one sparse file, as `[first, end)`
+    /// ranges in order: neither side sends or receives them, and the receiver leaves them as
+    /// holes. Both ends compute them from the index alone.
+    pub fn hole_blocks(&self, plan: crate::vfile::blocks::BlockPlan) -> Vec<(u64, u64)> {
+        let mut out: Vec<(u64, u64)> = Vec::new();
+        for s in &self.sparse {
+            let e = &self.entries[s.entry as usize];
+            let mut at = 0;
+            let holes = s.extents.iter().map(|&(start, len)| {
+                let hole = (at, start);
+                at = start + len;
+                hole
+            });
+            let holes: Vec<(u64, u64)> = holes.collect();
+            for (from, to) in holes.into_iter().chain(std::iter::once((at, e.size))) {
+                // Whole blocks only: a block that also holds data (of this file or another)
+                // travels, its hole bytes as zeros the receiver does not write.
+                let first = (e.offset + from).div_ceil(plan.block_size);
+                let end = if e.offset + to == self.total { plan.count() } else { (e.offset + to) / plan.block_size };
+                if first < end {
+                    match out.last_mut() {
+                        Some((_, last)) if *last == first => *last = end,
+                        _ => out.push((first, end)),
+                    }
+                }
+            }
+        }
+        out
     }
 
     pub fn entries(&self) -> &[Entry] {
@@ -318,7 +409,7 @@ impl Index {
                 e
             })
             .collect();
-        Ok((Index::from_entries(entries)?, n))
+        Ok((Index::from_entries(entries)?.with_sparse(self.sparse.clone())?, n))
     }
 
     /// The entry whose bytes hold stream offset `offset`, by binary search.
@@ -347,12 +438,19 @@ impl Index {
     }
 
     pub fn encode(&self) -> Vec<u8> {
-        encode_entries(&self.entries, self.total)
+        encode_with_sparse(&self.entries, self.total, &self.sparse)
+    }
+
+    /// This index without its extents, for a peer without FEATURE_SPARSE (its sparse files
+    /// then travel whole); how many files lost them.
+    pub fn without_sparse(&self) -> (Index, u64) {
+        let n = self.sparse.len() as u64;
+        (Index { sparse: Vec::new(), ..self.clone() }, n)
     }
 
     pub fn decode(buf: &[u8]) -> Result<Index> {
-        let (entries, total) = decode_entries(buf)?;
-        Index::checked(entries, total)
+        let (entries, total, sparse) = decode_entries(buf)?;
+        Index::checked(entries, total)?.with_sparse(sparse)
     }
 }
 
@@ -384,10 +482,16 @@ impl Iterator for Pieces<'_> {
 /// Encodes entries as they are, without checking them: `Index::encode` for real use, and this
 /// for tests that need a hostile table.
 pub fn encode_entries(entries: &[Entry], total: u64) -> Vec<u8> {
+    encode_with_sparse(entries, total, &[])
+}
+
+/// As `encode_entries`, with a section of sparse files' extents when there are any (header
+/// flag 1, so that a decoder without FEATURE_SPARSE refuses it rather than misreads it).
+pub fn encode_with_sparse(entries: &[Entry], total: u64, sparse: &[Sparse]) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_LEN + TRAILER_LEN + entries.len() * 24);
     out.extend_from_slice(&INDEX_MAGIC);
     out.extend_from_slice(&INDEX_VERSION.to_le_bytes());
-    out.extend_from_slice(&0u16.to_le_bytes());
+    out.extend_from_slice(&(if sparse.is_empty() { 0 } else { FLAG_EXTENTS }).to_le_bytes());
     out.extend_from_slice(&(entries.len() as u32).to_le_bytes());
     out.extend_from_slice(&total.to_le_bytes());
     let mut prev: &[u8] = &[];
@@ -413,12 +517,23 @@ pub fn encode_entries(entries: &[Entry], total: u64) -> Vec<u8> {
         }
         prev = &e.path;
     }
+    if !sparse.is_empty() {
+        put_varint(&mut out, sparse.len() as u64);
+        for s in sparse {
+            put_varint(&mut out, s.entry as u64);
+            put_varint(&mut out, s.extents.len() as u64);
+            for &(start, len) in &*s.extents {
+                put_varint(&mut out, start);
+                put_varint(&mut out, len);
+            }
+        }
+    }
     let sum = xxh3(&out);
     out.extend_from_slice(&sum.to_le_bytes());
     out
 }
 
-fn decode_entries(buf: &[u8]) -> Result<(Vec<Entry>, u64)> {
+fn decode_entries(buf: &[u8]) -> Result<(Vec<Entry>, u64, Vec<Sparse>)> {
     if buf.len() < HEADER_LEN + TRAILER_LEN {
         return Err(Error::Index(format!("{} bytes is shorter than a header", buf.len())));
     }
@@ -435,7 +550,7 @@ fn decode_entries(buf: &[u8]) -> Result<(Vec<Entry>, u64)> {
         return Err(Error::Index(format!("unsupported index version {version}")));
     }
     let flags = u16::from_le_bytes([buf[6], buf[7]]);
-    if flags != 0 {
+    if flags & !FLAG_EXTENTS != 0 {
         return Err(Error::Index(format!("unknown flags {flags:#x}")));
     }
     let count = u32::from_le_bytes(buf[8..12].try_into().expect("4 bytes")) as u64;
@@ -491,10 +606,34 @@ fn decode_entries(buf: &[u8]) -> Result<(Vec<Entry>, u64)> {
         }
         entries.push(Entry { path: path.into(), kind, mode: mode as u32, mtime_ns, size, offset, target: target.into() });
     }
+    let mut sparse = Vec::new();
+    if flags & FLAG_EXTENTS != 0 {
+        // Counts checked against the bytes left (2 at least an item, 2 an extent) before
+        // anything is allocated in proportion to them.
+        let n = r.varint()?;
+        if n > entries.len() as u64 || n > (r.buf.len() - r.pos) as u64 / 2 {
+            return Err(Error::Index(format!("{n} sparse files cannot fit")));
+        }
+        for _ in 0..n {
+            let entry = r.varint()?;
+            let count = r.varint()?;
+            if entry >= entries.len() as u64 {
+                return Err(Error::Index(format!("extents name entry {entry}, past the last")));
+            }
+            if count > MAX_EXTENTS as u64 {
+                return Err(Error::Limit { what: "data extents of a file", limit: MAX_EXTENTS as u64, got: count });
+            }
+            if count > (r.buf.len() - r.pos) as u64 / 2 {
+                return Err(Error::Index(format!("{count} extents cannot fit")));
+            }
+            let extents = (0..count).map(|_| Ok((r.varint()?, r.varint()?))).collect::<Result<Vec<_>>>()?;
+            sparse.push(Sparse { entry: entry as u32, extents: extents.into() });
+        }
+    }
     if r.pos != r.buf.len() {
         return Err(Error::Index(format!("{} bytes left after the last entry", r.buf.len() - r.pos)));
     }
-    Ok((entries, total))
+    Ok((entries, total, sparse))
 }
 
 struct Reader<'a> {

@@ -27,7 +27,7 @@ use crate::error::{lossy, Error, Result};
 use crate::sys::beneath;
 use crate::sys::state_dir::STATE_DIR;
 use crate::vfile::filter::Filter;
-use crate::vfile::index::{Entry, Index, Kind};
+use crate::vfile::index::{Entry, Index, Kind, Sparse, MAX_EXTENTS};
 
 pub struct Scan {
     pub index: Index,
@@ -45,7 +45,9 @@ pub struct Scan {
     /// are not kept: the peer cannot make them). The scan keeps links as `HardLink` entries and
     /// leaves this 0; `Index::without_hard_links` counts them where they are not kept.
     pub hard_links: u64,
-    /// Files with holes (sent and written with their holes as zeros: the layout is not kept).
+    /// Files with holes sent whole, their holes as zeros: more than `MAX_EXTENTS` extents, a
+    /// file system that cannot list them, or a peer without FEATURE_SPARSE. The others are
+    /// in the index with their data extents.
     pub sparse_files: u64,
     /// What the scan saw of each entry (in the index's order) besides what the index carries:
     /// the sender checks every file against it (and the index's size and mtime) after reading
@@ -77,17 +79,31 @@ impl Scan {
             return Ok(None);
         }
         let (index, n) = self.index.without_hard_links()?;
+        Ok(Some(Scan { index, hard_links: self.hard_links + n, ..self.copy()? }))
+    }
+
+    /// This scan for a peer that cannot take data extents: sparse files sent whole (counted
+    /// in `sparse_files`). None when it has none.
+    pub fn for_peer_without_sparse(&self) -> Result<Option<Scan>> {
+        if self.index.sparse().is_empty() {
+            return Ok(None);
+        }
+        let (index, n) = self.index.without_sparse();
+        Ok(Some(Scan { index, sparse_files: self.sparse_files + n, ..self.copy()? }))
+    }
+
+    fn copy(&self) -> Result<Scan> {
         let base_fd = self.base_fd.try_clone().map_err(|e| Error::io("dup", self.base.as_os_str().as_bytes(), e))?;
-        Ok(Some(Scan {
-            index,
+        Ok(Scan {
+            index: self.index.clone(),
             base: self.base.clone(),
             base_fd,
             skipped: self.skipped.clone(),
             excluded: self.excluded,
-            hard_links: self.hard_links + n,
+            hard_links: self.hard_links,
             sparse_files: self.sparse_files,
             stamps: self.stamps.clone(),
-        }))
+        })
     }
 }
 
@@ -129,14 +145,21 @@ pub fn scan_within(source: &Path, threads: usize, within: Option<&Path>, filter:
         collected.merge(walk(base_fd.as_fd(), abs, rel, threads.max(1), filter)?);
     }
     // The index sorts its entries: sorted here first, the stamps stay with theirs.
-    let Collected { entries, skipped, stamps, excluded, hard_links, sparse_files, inodes } = collected;
+    let Collected { entries, skipped, stamps, excluded, hard_links, sparse_files, inodes, mut extents } = collected;
     let mut order: Vec<usize> = (0..entries.len()).collect();
     order.sort_unstable_by(|&a, &b| crate::vfile::index::path_cmp(&entries[a].path, &entries[b].path));
     let stamps = order.iter().map(|&i| stamps[i]).collect();
     let mut entries: Vec<Option<Entry>> = entries.into_iter().map(Some).collect();
     let mut entries: Vec<Entry> = order.iter().map(|&i| entries[i].take().expect("each entry once")).collect();
     link_names(&mut entries, &order, &inodes);
-    Ok(Scan { index: Index::from_entries(entries)?, base, base_fd, skipped, stamps, excluded, hard_links, sparse_files })
+    let sparse = order
+        .iter()
+        .enumerate()
+        .filter(|&(j, _)| entries[j].kind == Kind::File)
+        .filter_map(|(j, &i)| extents.get_mut(i).and_then(Option::take).map(|x| Sparse { entry: j as u32, extents: x }))
+        .collect();
+    let index = Index::from_entries(entries)?.with_sparse(sparse)?;
+    Ok(Scan { index, base, base_fd, skipped, stamps, excluded, hard_links, sparse_files })
 }
 
 /// Makes every name of a multiply-linked file after its first in tree order (`entries`, with
@@ -233,6 +256,8 @@ struct Collected {
     sparse_files: u64,
     /// One per entry: device and inode of a file with more than one name.
     inodes: Vec<Option<(u64, u64)>>,
+    /// One per entry: a sparse file's data extents.
+    extents: Vec<Option<Box<[(u64, u64)]>>>,
 }
 
 impl Collected {
@@ -244,15 +269,20 @@ impl Collected {
         self.hard_links += other.hard_links;
         self.sparse_files += other.sparse_files;
         self.inodes.extend(other.inodes);
+        self.extents.extend(other.extents);
     }
 
     /// Records the entry `name` of directory `dir`, at relative path `rel`, from its own (not
     /// followed) metadata; `path` makes its full path, needed only for a skipped entry's name.
     fn add(&mut self, rel: Vec<u8>, meta: &Meta, dir: BorrowedFd<'_>, name: &CStr, path: impl FnOnce() -> PathBuf) -> Result<()> {
+        let mut extents = None;
         let (kind, size, target) = match meta.kind {
             FileType::RegularFile => {
                 // A page short at least: small files kept inline in their inode are not sparse.
-                self.sparse_files += u64::from(meta.allocated.saturating_add(4096) < meta.size);
+                if meta.allocated.saturating_add(4096) < meta.size {
+                    extents = data_extents(dir, name, meta.size);
+                    self.sparse_files += u64::from(extents.is_none());
+                }
                 (Kind::File, meta.size, Vec::new())
             }
             FileType::Directory => (Kind::Dir, 0, Vec::new()),
@@ -281,8 +311,39 @@ impl Collected {
         });
         self.stamps.push(Stamp { ino: meta.ino, ctime_ns: meta.ctime_ns });
         self.inodes.push((kind == Kind::File && meta.nlink > 1).then_some((meta.dev, meta.ino)));
+        self.extents.push(extents);
         Ok(())
     }
+}
+
+/// The data extents of the sparse file `name` in `dir` (`size` bytes, as the scan saw it), by
+/// SEEK_DATA and SEEK_HOLE; None (the file is sent whole, its holes as zeros) where the file
+/// cannot be opened or the file system cannot say, or past `MAX_EXTENTS` extents. A file
+/// changed meanwhile is caught by the sender's stamp check, as any other.
+pub(crate) fn data_extents(dir: BorrowedFd<'_>, name: &CStr, size: u64) -> Option<Box<[(u64, u64)]>> {
+    use rustix::fs::SeekFrom;
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    let fd = rustix::fs::openat(dir, name, flags, Mode::empty()).ok()?;
+    let mut out = Vec::new();
+    let mut at = 0u64;
+    while at < size {
+        let start = match rustix::fs::seek(&fd, SeekFrom::Data(at)) {
+            Ok(s) => s.min(size),
+            // No data past `at`: the rest is a hole.
+            Err(Errno::NXIO) => break,
+            Err(_) => return None,
+        };
+        if start >= size {
+            break;
+        }
+        let end = rustix::fs::seek(&fd, SeekFrom::Hole(start)).ok()?.min(size);
+        if end <= start || out.len() == MAX_EXTENTS {
+            return None;
+        }
+        out.push((start, end - start));
+        at = end;
+    }
+    Some(out.into())
 }
 
 /// A directory still to list: where it is (for messages), and its path relative to the scan's
@@ -617,5 +678,34 @@ mod tests {
         let s = scan_within(&root, 2, None, &filter).unwrap();
         let y2 = s.index.entries().iter().find(|e| &*e.path == b"src/y2").unwrap();
         assert_eq!((y2.kind, y2.size), (Kind::File, 4), "its other name excluded, a link is sent as a file");
+    }
+
+    /// Issue 32: a sparse file's data extents by SEEK_DATA/SEEK_HOLE, in the index; a file
+    /// with no holes has none.
+    #[test]
+    fn sparse_files_are_listed_with_their_data_extents() {
+        use std::os::unix::fs::FileExt;
+        let base = scratch("sparse");
+        let root = base.join("src");
+        fs::create_dir_all(&root).unwrap();
+        let f = fs::File::create(root.join("s")).unwrap();
+        f.set_len(64 << 20).unwrap();
+        f.write_all_at(&[7u8; 4096], 1 << 20).unwrap();
+        f.write_all_at(&[9u8; 4096], 40 << 20).unwrap();
+        f.sync_all().unwrap();
+        fs::write(root.join("dense"), vec![1u8; 1 << 20]).unwrap();
+        let s = scan(&root, 2).unwrap();
+        let at = s.index.entries().iter().position(|e| &*e.path == b"src/s").unwrap();
+        let dense = s.index.entries().iter().position(|e| &*e.path == b"src/dense").unwrap();
+        let x = s.index.extents_of(at).expect("listed as sparse");
+        // The file system may round extents out to its blocks, never drop data.
+        assert_eq!(x.len(), 2, "{x:?}");
+        assert!(x[0].0 <= 1 << 20 && x[0].0 + x[0].1 >= (1 << 20) + 4096, "{x:?}");
+        assert!(x[1].0 <= 40 << 20 && x[1].0 + x[1].1 >= (40 << 20) + 4096, "{x:?}");
+        assert!(x.iter().map(|e| e.1).sum::<u64>() < 1 << 20);
+        assert_eq!(s.index.extents_of(dense), None);
+        assert_eq!(s.sparse_files, 0, "kept, so not counted as sent whole");
+        let whole = s.for_peer_without_sparse().unwrap().unwrap();
+        assert_eq!((whole.sparse_files, whole.index.sparse().len()), (1, 0));
     }
 }

@@ -34,8 +34,19 @@ pub const FEATURE_CHECKSUM: u64 = 32;
 /// Index entries of kind 4 (a hard link to an earlier file entry). A sender whose peer lacks
 /// it sends every name of a file as a file of its own, and says so.
 pub const FEATURE_HARD_LINKS: u64 = 256;
-pub const FEATURES: u64 =
-    FEATURE_XXH3 | FEATURE_BLAKE3 | FEATURE_RESUME | FEATURE_VERIFY_FULL | FEATURE_DISK_STATS | FEATURE_CHECKSUM | FEATURE_HARD_LINKS;
+/// Sparse files: the index carries their data extents (header flag 1), blocks wholly in a
+/// hole travel neither way, and the receiver leaves them as holes.
+pub const FEATURE_SPARSE: u64 = 512;
+// One bit a line, so that branches adding bits merge without conflict.
+#[rustfmt::skip]
+pub const FEATURES: u64 = FEATURE_XXH3
+    | FEATURE_BLAKE3
+    | FEATURE_RESUME
+    | FEATURE_VERIFY_FULL
+    | FEATURE_DISK_STATS
+    | FEATURE_CHECKSUM
+    | FEATURE_HARD_LINKS
+    | FEATURE_SPARSE;
 /// SUMS modes. By size and mtime alone (the default; no digests follow).
 pub const SUMS_STAMP: u8 = 0;
 /// By content: every file at the destination with the entry's size is hashed, and held when

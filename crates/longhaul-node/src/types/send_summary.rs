@@ -42,6 +42,8 @@ pub struct BindingSendSummary {
     /// Blocks and bytes the node already held from an earlier attempt, not sent again.
     pub resumed_blocks: f64,
     pub resumed_bytes: f64,
+    /// Bytes of blocks wholly in holes of sparse files: neither sent nor written, left as holes.
+    pub hole_bytes: f64,
     /// Files the node found already there and did not receive; null from a node too old to say.
     pub unchanged: Option<BindingUnchanged>,
     /// "block" or "full".

@@ -319,7 +319,9 @@ impl Receive {
                 continue;
             }
             let at = p.range_offset as usize;
+            let extents = self.index.extents_of(p.entry);
             if stage == STAGE_NONE
+                && extents.is_none()
                 && p.len == self.index.entries()[p.entry].size
                 && self.files.tmpfile.usable()
                 && self.write_whole(p.entry, &job.buf[at..at + p.len as usize], dirs)?
@@ -333,8 +335,16 @@ impl Receive {
             // rwsem_spin_on_owner). Waiting here sleeps instead and leaves the CPU to the
             // receiving threads. A file within one piece has no other writer.
             let _turn = (p.len < self.index.entries()[p.entry].size).then(|| self.files.slots[p.entry].writing.lock().expect("write lock"));
-            self.timed_write(&fd, &job.buf[at..at + p.len as usize], p.file_offset)
-                .map_err(|e| Error::io("write", &self.index.entries()[p.entry].path, e))?;
+            let piece = &job.buf[at..at + p.len as usize];
+            match extents {
+                None => self.timed_write(&fd, piece, p.file_offset),
+                // Only the data: what lies in a hole is zeros that stay a hole.
+                Some(x) => data_within(x, p.file_offset, p.len).try_for_each(|(from, len)| {
+                    let k = (from - p.file_offset) as usize;
+                    self.timed_write(&fd, &piece[k..k + len as usize], from)
+                }),
+            }
+            .map_err(|e| Error::io("write", &self.index.entries()[p.entry].path, e))?;
             drop(fd);
             if self.files.slots[p.entry].remaining.fetch_sub(p.len, Ordering::AcqRel) == p.len {
                 self.finalize(p.entry, dirs)?;
@@ -383,6 +393,10 @@ impl Receive {
             Some(f) => f,
             None => Arc::new(self.open_temp(i, dirs)?),
         };
+        if self.index.extents_of(i).is_some() {
+            // Its size whatever was written: a hole at its end is written by no one.
+            fd.set_len(e.size).map_err(|err| Error::io("truncate", &e.path, err))?;
+        }
         self.set_metadata(&fd, i, true)?;
         if self.digests.full {
             let digest = blake3_file(&fd, e.size).map_err(|err| Error::io("read back", &e.path, err))?;
@@ -419,5 +433,31 @@ impl Receive {
     pub(super) fn remove_temp(&self, i: usize, dirs: &mut DirCache) -> bool {
         dirs.parent(self.dest_fd.as_fd(), &self.index.entries()[i].path, dest_refused)
             .is_ok_and(|(dir, _)| rustix::fs::unlinkat(dir, self.temp_name(i).as_str(), rustix::fs::AtFlags::empty()).is_ok())
+    }
+}
+
+/// The parts of `[at, at + len)` of a file that lie in its data extents `extents` (sorted), as
+/// `(offset, len)` in the file.
+pub(super) fn data_within(extents: &[(u64, u64)], at: u64, len: u64) -> impl Iterator<Item = (u64, u64)> + '_ {
+    let end = at + len;
+    let first = extents.partition_point(|&(s, l)| s + l <= at);
+    extents[first..].iter().take_while(move |&&(s, _)| s < end).map(move |&(s, l)| {
+        let from = s.max(at);
+        (from, (s + l).min(end) - from)
+    })
+}
+
+#[cfg(test)]
+mod sparse_tests {
+    /// Issue 32: a piece of a sparse file is written only where it meets the file's data.
+    #[test]
+    fn only_the_data_of_a_piece_is_written() {
+        let x = [(100, 50), (1000, 10), (5000, 1)];
+        let got = |at, len| super::data_within(&x, at, len).collect::<Vec<_>>();
+        assert_eq!(got(0, 100), []);
+        assert_eq!(got(0, 4096), [(100, 50), (1000, 10)]);
+        assert_eq!(got(120, 885), [(120, 30), (1000, 5)]);
+        assert_eq!(got(4096, 4096), [(5000, 1)]);
+        assert_eq!(got(5001, 10), []);
     }
 }

@@ -248,6 +248,8 @@ impl Receive {
                 (tag, Some(journal), carried)
             }
         };
+        let mut carried = carried;
+        carried.add_holes(&index, plan);
         let slots = index
             .entries()
             .iter()
@@ -265,6 +267,9 @@ impl Receive {
             for b in first..end {
                 seen.insert(b);
             }
+        }
+        for &b in &carried.hole_blocks {
+            seen.insert(b);
         }
         let (tx, rx) = bounded::<WriteJob>(pool.count());
         // With verify_full a file waits for the sender's digest under a name.

@@ -24,7 +24,12 @@ impl Receive {
                     let (dir, name) = dirs.parent(self.dest_fd.as_fd(), &e.path, dest_refused)?;
                     drop(beneath::make_dir(dir, name, 0o777, &e.path, existing_refused)?);
                 }
-                Kind::File if e.size >= self.plan.block_size && self.files.slots[i].stage.load(Ordering::SeqCst) != STAGE_FINAL => {
+                // A sparse file keeps its holes: no space is reserved for it.
+                Kind::File
+                    if e.size >= self.plan.block_size
+                        && self.files.slots[i].stage.load(Ordering::SeqCst) != STAGE_FINAL
+                        && self.index.extents_of(i).is_none() =>
+                {
                     let f = self.open_temp(i, &mut dirs)?;
                     crate::sys::write::fallocate(f.as_fd(), e.size).map_err(|err| Error::io("fallocate", &e.path, err.into()))?;
                 }
@@ -43,10 +48,11 @@ impl Receive {
             return Ok(());
         }
         let got = self.receipt.bytes.load(Ordering::Relaxed);
-        let expect = self.index.total() - self.resume.carried.bytes;
+        let carried = &self.resume.carried;
+        let expect = self.index.total() - carried.bytes - carried.hole_bytes;
         if client_bytes != Some(expect)
             || got != expect
-            || self.receipt.blocks.load(Ordering::Relaxed) + self.resume.carried.blocks != self.plan.count()
+            || self.receipt.blocks.load(Ordering::Relaxed) + carried.blocks + carried.hole_blocks.len() as u64 != self.plan.count()
         {
             return Err(Error::Protocol(format!(
                 "transfer ended with {got} of {expect} bytes received (sender reported {client_bytes:?})"

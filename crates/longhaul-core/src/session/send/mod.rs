@@ -146,6 +146,10 @@ fn send_scanned(src: Scanned, addr: &str, dest: &[u8], opts: &SendOptions, watch
     if let Some(flat) = &flat {
         scanned = flat;
     }
+    let whole = if hello.features & frame::FEATURE_SPARSE == 0 { scanned.for_peer_without_sparse()? } else { None };
+    if let Some(whole) = &whole {
+        scanned = whole;
+    }
     let src = Scanned { scan: scanned, ..src };
     let index = &scanned.index;
     let limits = hello.limits;
@@ -262,8 +266,15 @@ pub(crate) fn transmit(
         control_write: Mutex::new(()),
     };
     let plan = BlockPlan::new(index.total(), opts.block_size as u64);
-    let feed = Feed::new(plan, skip);
+    // Blocks wholly in holes of sparse files travel neither as data nor as resumed ones: the
+    // receiver leaves them as holes (a block both in PLAN and in a hole counts as a hole).
+    let holes = index.hole_blocks(plan);
+    let (hole_blocks, hole_bytes) = Feed::new(plan, &holes).held();
+    let mut held = skip.to_vec();
+    held.extend_from_slice(&holes);
+    let feed = Feed::new(plan, &held);
     let (resumed_blocks, resumed_bytes) = feed.held();
+    let (resumed_blocks, resumed_bytes) = (resumed_blocks - hole_blocks, resumed_bytes - hole_bytes);
     let engine = Engine {
         index,
         stamps: &scanned.stamps,
@@ -348,7 +359,7 @@ pub(crate) fn transmit(
                 files_done
             };
             Progress {
-                bytes_done: resumed_bytes + moved,
+                bytes_done: resumed_bytes + hole_bytes + moved,
                 bytes_total: index.total(),
                 bytes_moved: moved,
                 files_done,
@@ -522,6 +533,7 @@ pub(crate) fn transmit(
         digest: opts.digest,
         resumed_blocks,
         resumed_bytes,
+        hole_bytes,
         unchanged: None,
         verify: opts.verify,
         congestion: String::new(),

@@ -58,6 +58,9 @@ pub struct SendSummary {
     /// sent again.
     pub resumed_blocks: u64,
     pub resumed_bytes: u64,
+    /// Bytes of the blocks wholly in holes of sparse files: neither sent nor written (the
+    /// node leaves them as holes).
+    pub hole_bytes: u64,
     /// Non-empty files the node found already there and did not receive, their bytes, and how
     /// it decided (`size+mtime`, `BLAKE3`, `size+mtime+BLAKE3`); `None` for a node too old
     /// to say.

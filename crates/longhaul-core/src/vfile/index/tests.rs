@@ -301,3 +301,69 @@ fn hard_links_to_anything_but_an_earlier_file_are_refused() {
     fine.push(hard_link("t/m", 1));
     assert_eq!(code(decode_raw(fine)), "accepted");
 }
+
+fn sparse(entry: u32, extents: &[(u64, u64)]) -> Sparse {
+    Sparse { entry, extents: extents.into() }
+}
+
+/// Issue 32: a sparse file's data extents travel in the index (flag 1) and decide which
+/// blocks are wholly holes; without them the index is what it was.
+#[test]
+fn sparse_extents_round_trip_and_name_the_hole_blocks() {
+    use crate::vfile::blocks::BlockPlan;
+    let base = Index::from_entries(vec![dir("t"), file("t/a", 100), file("t/s", 64 << 10), file("t/z", 10)]).unwrap();
+    // Data at [0, 4K) and [40K, 44K) of the 64 KiB file, which starts at stream offset 100.
+    let ix = base.clone().with_sparse(vec![sparse(2, &[(0, 4096), (40 << 10, 4096)])]).unwrap();
+    let bytes = ix.encode();
+    assert_eq!(u16::from_le_bytes([bytes[6], bytes[7]]), 1, "flag 1 marks the extents section");
+    assert_eq!(Index::decode(&bytes).unwrap(), ix);
+    assert_eq!(ix.extents_of(2), Some(&[(0, 4096), (40 << 10, 4096)][..]));
+    assert_eq!(ix.extents_of(1), None);
+    assert_eq!(base.encode()[6..8], [0, 0], "no sparse file, no flag");
+    // 4 KiB blocks: the file's bytes are stream [100, 65636); its holes [4196, 41060) and
+    // [45156, 65636) hold blocks 2..=9 and 12..=15 wholly; block 16 also holds t/z.
+    let plan = BlockPlan::new(ix.total(), 4096);
+    assert_eq!(ix.hole_blocks(plan), vec![(2, 10), (12, 16)]);
+    assert_eq!(ix.without_sparse(), (base, 1));
+    // A file that is one hole at the end of the stream: its last, short block is a hole too.
+    let tail = Index::from_entries(vec![file("a", 5000)]).unwrap().with_sparse(vec![sparse(0, &[])]).unwrap();
+    assert_eq!(tail.hole_blocks(BlockPlan::new(5000, 4096)), vec![(0, 2)]);
+}
+
+/// Issue 32: extents that overlap, touch, are empty, run past the size, name a non-file or
+/// come out of order, or a file with too many, are refused by the decoder.
+#[test]
+fn bad_extents_are_refused() {
+    let entries = Index::from_entries(vec![dir("t"), file("t/a", 100), file("t/b", 1000)]).unwrap().entries().to_vec();
+    let total = 1100;
+    let try_ = |s: Vec<Sparse>| code(Index::decode(&encode_with_sparse(&entries, total, &s)));
+    assert_eq!(try_(vec![sparse(2, &[(0, 10), (500, 500)])]), "accepted");
+    for (name, s) in [
+        ("overlapping", vec![sparse(2, &[(0, 100), (50, 10)])]),
+        ("touching", vec![sparse(2, &[(0, 100), (100, 10)])]),
+        ("backwards", vec![sparse(2, &[(500, 10), (0, 10)])]),
+        ("empty", vec![sparse(2, &[(0, 0)])]),
+        ("past the size", vec![sparse(2, &[(990, 11)])]),
+        ("overflowing", vec![sparse(2, &[(u64::MAX, 2)])]),
+        ("a directory", vec![sparse(0, &[(0, 1)])]),
+        ("a missing entry", vec![sparse(9, &[(0, 1)])]),
+        ("twice", vec![sparse(1, &[(0, 1)]), sparse(1, &[(5, 1)])]),
+        ("out of order", vec![sparse(2, &[(0, 1)]), sparse(1, &[(0, 1)])]),
+    ] {
+        assert_eq!(try_(s), "E_INDEX", "{name}");
+    }
+    let many: Vec<(u64, u64)> = (0..MAX_EXTENTS as u64 + 1).map(|k| (k * 2, 1)).collect();
+    let big = Index::from_entries(vec![dir("t"), file("t/a", 100), file("t/b", 1 << 20)]).unwrap().entries().to_vec();
+    let e = Index::decode(&encode_with_sparse(&big, 100 + (1 << 20), &[sparse(2, &many)])).unwrap_err();
+    assert_eq!(e.code(), "E_LIMIT");
+    // A count larger than the bytes left is refused before anything is allocated.
+    let mut lying = encode_with_sparse(&entries, total, &[sparse(2, &[(0, 10)])]);
+    // The section's last bytes are entry, count, start, len (one byte each): the count says 127.
+    let at = lying.len() - 8 - 3;
+    assert_eq!(lying[at], 1);
+    lying[at] = 0x7f;
+    let body = lying.len() - 8;
+    let sum = crate::hash::xxh3(&lying[..body]);
+    lying[body..].copy_from_slice(&sum.to_le_bytes());
+    assert_eq!(code(Index::decode(&lying)), "E_INDEX");
+}
