@@ -1,7 +1,7 @@
 // Metadata a mirror keeps (issue 32): hard links arrive as links, with rsync as the oracle,
 // against a node running as its own process.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { linkSync, mkdirSync, rmSync, statSync, symlinkSync, writeFileSync, chmodSync } from 'node:fs';
+import { chownSync, lchownSync, linkSync, lstatSync, mkdirSync, rmSync, statSync, symlinkSync, writeFileSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 
@@ -14,12 +14,14 @@ let root: string;
 let addr: string;
 const nodes: ChildProcess[] = [];
 
-async function startNode(dir: string): Promise<string> {
+/** A node process on a free port, running as `as` (uid and gid) when given. */
+async function startNode(dir: string, as: { uid?: number; gid?: number } = {}): Promise<string> {
   const child = spawn(
     process.execPath,
     [CLI, 'serve', '--root', dir, '--listen', '127.0.0.1:0', '--no-auth', '--json', '--log-level', 'warn'],
     {
       stdio: ['ignore', 'pipe', 'inherit'],
+      ...as,
     },
   );
   nodes.push(child);
@@ -162,5 +164,72 @@ describe('issue 32: sparse files keep their holes', () => {
     expect(got.status, got.stderr).toBe(0);
     expect(statSync(join(back, 'sparse', 'disk.img')).blocks * 512).toBeLessThan(1 << 20);
     expect(itemize(src, join(back, 'sparse'), ['-aHS'])).toBe('');
+  });
+});
+
+// The tests run as root (the CI container); elsewhere the owner cases cannot make files owned by another user.
+const root0 = process.getuid?.() === 0;
+
+describe('issue 32: -a keeps owners and groups, or names them', () => {
+  it.skipIf(!root0)('send -a: files of other users keep their numeric owner and group; rsync -aHS finds nothing to change', async () => {
+    const src = join(work, 'owned');
+    mkdirSync(join(src, 'd'), { recursive: true });
+    writeFileSync(join(src, 'd', 'f'), 'owned by 1234');
+    writeFileSync(join(src, 'g'), 'group only');
+    writeFileSync(join(src, 'setgid'), 'x');
+    symlinkSync('d/f', join(src, 'l'));
+    chownSync(join(src, 'd', 'f'), 1234, 2345);
+    chownSync(join(src, 'd'), 1234, 1234);
+    chownSync(join(src, 'g'), 0, 2345);
+    chownSync(join(src, 'setgid'), 1234, 2345);
+    chmodSync(join(src, 'setgid'), 0o2755);
+    lchownSync(join(src, 'l'), 4321, 4321);
+
+    const r = await runCli(['send', '-a', src, `${addr}/o`, '--json']);
+    expect(r.status, r.stderr).toBe(0);
+    expect(summaryOf(r.stdout).ownerNotKept).toBe(0);
+    expect(r.stderr).not.toMatch(/not kept/);
+    const dest = join(root, 'o', 'owned');
+    const ids = (p: string): number[] => {
+      const st = lstatSync(join(dest, p));
+      return [st.uid, st.gid];
+    };
+    expect(ids('d/f')).toEqual([1234, 2345]);
+    expect(ids('d')).toEqual([1234, 1234]);
+    expect(ids('g')).toEqual([0, 2345]);
+    expect(ids('l')).toEqual([4321, 4321]);
+    // The node's own rule on set-id bits still holds (it clears them unless --keep-setid), after the chown.
+    expect(lstatSync(join(dest, 'setgid')).mode & 0o7777).toBe(0o755);
+    const rs = itemize(src, dest, ['-aHS']).split('\n').filter(Boolean);
+    expect(rs).toEqual(['.f...p..... setgid']);
+
+    // Without -a the ids are not asked for: the node's own, as rsync without -o/-g.
+    const plain = await runCli(['send', src, `${addr}/plain`, '-q']);
+    expect(plain.status, plain.stderr).toBe(0);
+    expect(lstatSync(join(root, 'plain', 'owned', 'd', 'f')).uid).toBe(0);
+  });
+
+  it.skipIf(!root0)('a node that is not root names the owners it could not set; the transfer still succeeds', async () => {
+    const base = process.env.LONGHAUL_TEST_DIR!;
+    chmodSync(base, 0o755);
+    chmodSync(work, 0o755);
+    const nobodyRoot = join(work, 'nobody-root');
+    mkdirSync(nobodyRoot);
+    chownSync(nobodyRoot, 65534, 65534);
+    const nobody = await startNode(nobodyRoot, { uid: 65534, gid: 65534 });
+    const src = join(work, 'owned2');
+    mkdirSync(src);
+    for (const f of ['a', 'b', 'c']) {
+      writeFileSync(join(src, f), f);
+      chownSync(join(src, f), 1234, 2345);
+    }
+    const r = await runCli(['send', '--owner', '--group', src, `${nobody}/o`, '--json']);
+    expect(r.status, r.stderr).toBe(0);
+    // The three files and their directory.
+    expect(summaryOf(r.stdout)).toMatchObject({ ownerNotKept: 4, ownerNotKeptWhy: 'the node is not root' });
+    const human = await runCli(['send', '-a', src, `${nobody}/o2`]);
+    expect(human.status, human.stderr).toBe(0);
+    expect(human.stderr).toMatch(/^not kept: owner of 4 files: the node is not root$/m);
+    expect(lstatSync(join(nobodyRoot, 'o2', 'owned2', 'a')).uid).toBe(65534);
   });
 });

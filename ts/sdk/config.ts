@@ -254,6 +254,20 @@ const SPECS = {
     default: false,
     commands: ['send'],
   },
+  owner: {
+    schema: bool,
+    description: "keep every entry's numeric owner (a node running as root sets it; any other names it as not kept); -a turns it on",
+    arg: '',
+    default: false,
+    commands: ['send'],
+  },
+  group: {
+    schema: bool,
+    description: "keep every entry's numeric group (a node running as root sets it; any other names it as not kept); -a turns it on",
+    arg: '',
+    default: false,
+    commands: ['send'],
+  },
   keepSetid: {
     schema: bool,
     description:

@@ -131,6 +131,14 @@ export interface SendOptions extends AuthOptions, TlsOptions {
    */
   checksum?: boolean;
   /**
+   * Keep every entry's numeric owner (rsync `--owner`; default false). A node running as root
+   * sets it; any other names it as not kept (`ownerNotKept`). Files the node holds already
+   * (unchanged) keep the owner they have.
+   */
+  owner?: boolean;
+  /** Keep every entry's numeric group (rsync `--group`; default false), as `owner`. */
+  group?: boolean;
+  /**
    * `block` (default): an XXH3 of every block, checked on arrival. `full`: besides, a BLAKE3 of
    * every file, which the node checks on the file read back before it takes its final name
    * (costs a second read of every file at both ends: see docs/USAGE.md); files the node would
@@ -298,6 +306,9 @@ export interface SendSummary extends TransferTotals {
   /** Blocks and bytes the node already held (an earlier attempt's, or files already there) and so were not sent. */
   resumedBlocks: number;
   resumedBytes: number;
+  /** Entries whose owner or group (`owner`, `group`) was not kept, and why (empty when none). */
+  ownerNotKept: number;
+  ownerNotKeptWhy: string;
   /** Bytes of blocks wholly in holes of sparse files: neither sent nor written (the node leaves them as holes). */
   holeBytes: number;
   /**
@@ -418,6 +429,8 @@ async function sendOnce(
         rate,
         resume: options.resume,
         checksum: options.checksum,
+        owner: options.owner,
+        group: options.group,
         verify: options.verify,
         congestion: options.congestion,
       },

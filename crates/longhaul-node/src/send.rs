@@ -41,6 +41,8 @@ pub fn send<'env>(
         tls: client_tls(options.tls_pin.as_deref(), options.tls_ca.as_deref())?,
         resume: options.resume.unwrap_or(defaults.resume),
         checksum: options.checksum.unwrap_or(defaults.checksum),
+        owner: options.owner.unwrap_or(defaults.owner),
+        group: options.group.unwrap_or(defaults.group),
         verify: options.verify.as_deref().map(Verify::parse).transpose().map_err(usage)?.unwrap_or(defaults.verify),
         congestion: options.congestion.as_deref().map(Congestion::parse).transpose().map_err(usage)?.unwrap_or_default(),
         filter: filter(options.filters.as_deref())?,

@@ -47,6 +47,10 @@ export function register(): void {
       .option('--json', 'print progress and the summary as JSON lines')
       .option('-q, --quiet', 'print nothing on success (errors still go to stderr)')
       .option('-v, --verbose', 'also print the fast paths, scheduler, placement and what limited the run')
+      .option(
+        '-a, --archive',
+        'what a mirror keeps, as rsync -a: the tree, modes, mtimes, symlinks, hard links and sparse files (always kept) and also --owner and --group; what cannot be kept is named',
+      )
       // One list for the three, in the order given: the first rule that matches decides.
       .option('--exclude <pattern>', 'leave out what matches PATTERN, gitignore syntax below the source (repeatable)', rule('-'))
       .option('--include <pattern>', 'keep what matches PATTERN though a later --exclude matches it (repeatable)', rule('+'))
@@ -98,6 +102,8 @@ export function register(): void {
             ...credentials(c),
             resume: c.resume,
             checksum: c.checksum,
+            owner: c.owner || Boolean(o.archive),
+            group: c.group || Boolean(o.archive),
             rate: c.rate,
             filters: readRules(rules),
             verify: c.verify,

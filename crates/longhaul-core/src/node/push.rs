@@ -194,6 +194,9 @@ pub(super) fn push(caller: Caller<'_>, sock: &mut TcpStream, dest: Vec<u8>, stre
     if features & frame::FEATURE_DISK_STATS == 0 {
         summary.disk = None;
     }
+    if features & frame::FEATURE_OWNER == 0 {
+        summary.owner_not_kept = None;
+    }
     frame::write_msg(sock, &Msg::Summary(summary))
 }
 

@@ -30,6 +30,11 @@ pub const MAX_TOTAL: u64 = 1 << 60;
 pub const MAX_EXTENTS: usize = 1024;
 /// Header flag: a section of sparse files' data extents follows the entries.
 const FLAG_EXTENTS: u16 = 1;
+/// Header flag: a section of every entry's numeric owner and/or group follows (FEATURE_OWNER).
+const FLAG_OWNERS: u16 = 2;
+/// Which ids an owners section holds.
+pub const OWNER_UID: u8 = 1;
+pub const OWNER_GID: u8 = 2;
 
 const HEADER_LEN: usize = 4 + 2 + 2 + 4 + 8;
 const TRAILER_LEN: usize = 8;
@@ -90,6 +95,16 @@ pub struct Index {
     /// Sparse files (FEATURE_SPARSE), by entry, increasing: where their data is; the rest of
     /// each is holes. Kept beside the entries rather than in them: few files are sparse.
     sparse: Vec<Sparse>,
+    /// Each entry's numeric owner and group, when the sender asked for them to be kept.
+    owners: Option<Owners>,
+}
+
+/// Numeric ids of every entry, in index order; `which` says which of the two the receiver
+/// applies (`OWNER_UID`, `OWNER_GID`), the other is 0 and not sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Owners {
+    pub which: u8,
+    pub ids: Box<[(u32, u32)]>,
 }
 
 /// A sparse file's data extents: `(start, len)` in the file, increasing, not touching, each
@@ -300,7 +315,7 @@ impl Index {
         if cursor != total {
             return Err(Error::Index(format!("file sizes add up to {cursor}, the header says {total}")));
         }
-        Ok(Index { entries, total, data_files, sparse: Vec::new() })
+        Ok(Index { entries, total, data_files, sparse: Vec::new(), owners: None })
     }
 
     /// This index with the data extents of its sparse files, checked: each names a file entry
@@ -335,6 +350,21 @@ impl Index {
         }
         self.sparse = sparse;
         Ok(self)
+    }
+
+    /// This index with every entry's owner and group (`which`: what the receiver applies).
+    pub fn with_owners(mut self, owners: Option<Owners>) -> Result<Index> {
+        if let Some(o) = &owners {
+            if o.ids.len() != self.entries.len() || o.which == 0 || o.which & !(OWNER_UID | OWNER_GID) != 0 {
+                return Err(Error::Index(format!("owners section of {} entries, kind {}", o.ids.len(), o.which)));
+            }
+        }
+        self.owners = owners;
+        Ok(self)
+    }
+
+    pub fn owners(&self) -> Option<&Owners> {
+        self.owners.as_ref()
     }
 
     /// The sparse files and their data extents.
@@ -409,7 +439,7 @@ impl Index {
                 e
             })
             .collect();
-        Ok((Index::from_entries(entries)?.with_sparse(self.sparse.clone())?, n))
+        Ok((Index::from_entries(entries)?.with_sparse(self.sparse.clone())?.with_owners(self.owners.clone())?, n))
     }
 
     /// The entry whose bytes hold stream offset `offset`, by binary search.
@@ -438,7 +468,30 @@ impl Index {
     }
 
     pub fn encode(&self) -> Vec<u8> {
-        encode_with_sparse(&self.entries, self.total, &self.sparse)
+        let mut out = encode_with_sparse(&self.entries, self.total, &self.sparse);
+        if let Some(o) = &self.owners {
+            // The section goes before the checksum, which is made again.
+            out.truncate(out.len() - TRAILER_LEN);
+            let flags = u16::from_le_bytes([out[6], out[7]]) | FLAG_OWNERS;
+            out[6..8].copy_from_slice(&flags.to_le_bytes());
+            out.push(o.which);
+            for &(uid, gid) in &*o.ids {
+                if o.which & OWNER_UID != 0 {
+                    put_varint(&mut out, uid as u64);
+                }
+                if o.which & OWNER_GID != 0 {
+                    put_varint(&mut out, gid as u64);
+                }
+            }
+            let sum = xxh3(&out);
+            out.extend_from_slice(&sum.to_le_bytes());
+        }
+        out
+    }
+
+    /// This index without owners, for a peer without FEATURE_OWNER.
+    pub fn without_owners(&self) -> Index {
+        Index { owners: None, ..self.clone() }
     }
 
     /// This index without its extents, for a peer without FEATURE_SPARSE (its sparse files
@@ -449,8 +502,8 @@ impl Index {
     }
 
     pub fn decode(buf: &[u8]) -> Result<Index> {
-        let (entries, total, sparse) = decode_entries(buf)?;
-        Index::checked(entries, total)?.with_sparse(sparse)
+        let (entries, total, sparse, owners) = decode_entries(buf)?;
+        Index::checked(entries, total)?.with_sparse(sparse)?.with_owners(owners)
     }
 }
 
@@ -533,7 +586,7 @@ pub fn encode_with_sparse(entries: &[Entry], total: u64, sparse: &[Sparse]) -> V
     out
 }
 
-fn decode_entries(buf: &[u8]) -> Result<(Vec<Entry>, u64, Vec<Sparse>)> {
+fn decode_entries(buf: &[u8]) -> Result<(Vec<Entry>, u64, Vec<Sparse>, Option<Owners>)> {
     if buf.len() < HEADER_LEN + TRAILER_LEN {
         return Err(Error::Index(format!("{} bytes is shorter than a header", buf.len())));
     }
@@ -550,7 +603,7 @@ fn decode_entries(buf: &[u8]) -> Result<(Vec<Entry>, u64, Vec<Sparse>)> {
         return Err(Error::Index(format!("unsupported index version {version}")));
     }
     let flags = u16::from_le_bytes([buf[6], buf[7]]);
-    if flags & !FLAG_EXTENTS != 0 {
+    if flags & !(FLAG_EXTENTS | FLAG_OWNERS) != 0 {
         return Err(Error::Index(format!("unknown flags {flags:#x}")));
     }
     let count = u32::from_le_bytes(buf[8..12].try_into().expect("4 bytes")) as u64;
@@ -630,10 +683,27 @@ fn decode_entries(buf: &[u8]) -> Result<(Vec<Entry>, u64, Vec<Sparse>)> {
             sparse.push(Sparse { entry: entry as u32, extents: extents.into() });
         }
     }
+    let mut owners = None;
+    if flags & FLAG_OWNERS != 0 {
+        let which = r.u8()?;
+        if which == 0 || which & !(OWNER_UID | OWNER_GID) != 0 {
+            return Err(Error::Index(format!("owners section of kind {which}")));
+        }
+        let id =
+            |r: &mut Reader| -> Result<u32> { u32::try_from(r.varint()?).map_err(|_| Error::Index("an owner id past 32 bits".into())) };
+        // One byte an id at least: the count was checked against the bytes, so this is bounded.
+        let mut ids = Vec::with_capacity(entries.len());
+        for _ in 0..entries.len() {
+            let uid = if which & OWNER_UID != 0 { id(&mut r)? } else { 0 };
+            let gid = if which & OWNER_GID != 0 { id(&mut r)? } else { 0 };
+            ids.push((uid, gid));
+        }
+        owners = Some(Owners { which, ids: ids.into() });
+    }
     if r.pos != r.buf.len() {
         return Err(Error::Index(format!("{} bytes left after the last entry", r.buf.len() - r.pos)));
     }
-    Ok((entries, total, sparse))
+    Ok((entries, total, sparse, owners))
 }
 
 struct Reader<'a> {

@@ -61,6 +61,9 @@ pub struct Scan {
 pub struct Stamp {
     pub ino: u64,
     pub ctime_ns: i64,
+    /// The numeric owner and group, for `--owner`/`--group`.
+    pub uid: u32,
+    pub gid: u32,
 }
 
 impl Stamp {
@@ -90,6 +93,14 @@ impl Scan {
         }
         let (index, n) = self.index.without_sparse();
         Ok(Some(Scan { index, sparse_files: self.sparse_files + n, ..self.copy()? }))
+    }
+
+    /// This scan with every entry's owner and group in its index (`which`: `OWNER_UID`,
+    /// `OWNER_GID`, both), for `--owner`/`--group`.
+    pub fn with_owners(&self, which: u8) -> Result<Scan> {
+        let ids = self.stamps.iter().map(|s| (s.uid, s.gid)).collect();
+        let index = self.index.clone().with_owners(Some(crate::vfile::index::Owners { which, ids }))?;
+        Ok(Scan { index, ..self.copy()? })
     }
 
     fn copy(&self) -> Result<Scan> {
@@ -218,6 +229,8 @@ struct Meta {
     ctime_ns: i64,
     nlink: u64,
     dev: u64,
+    uid: u32,
+    gid: u32,
     /// Bytes allocated on disk (st_blocks of 512 bytes).
     allocated: u64,
 }
@@ -240,6 +253,8 @@ impl From<&Stat> for Meta {
             ctime_ns: st.st_ctime.saturating_mul(1_000_000_000).saturating_add(st.st_ctime_nsec as i64),
             nlink: st.st_nlink,
             dev: st.st_dev,
+            uid: st.st_uid,
+            gid: st.st_gid,
             allocated: (st.st_blocks as u64).saturating_mul(512),
         }
     }
@@ -309,7 +324,7 @@ impl Collected {
             offset: 0,
             target: target.into(),
         });
-        self.stamps.push(Stamp { ino: meta.ino, ctime_ns: meta.ctime_ns });
+        self.stamps.push(Stamp { ino: meta.ino, ctime_ns: meta.ctime_ns, uid: meta.uid, gid: meta.gid });
         self.inodes.push((kind == Kind::File && meta.nlink > 1).then_some((meta.dev, meta.ino)));
         self.extents.push(extents);
         Ok(())

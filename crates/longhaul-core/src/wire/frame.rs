@@ -37,6 +37,9 @@ pub const FEATURE_HARD_LINKS: u64 = 256;
 /// Sparse files: the index carries their data extents (header flag 1), blocks wholly in a
 /// hole travel neither way, and the receiver leaves them as holes.
 pub const FEATURE_SPARSE: u64 = 512;
+/// Owners: the index may carry numeric owners and groups (index flag 2), which a receiver
+/// running as root sets; SUMMARY then ends with how many it did not set.
+pub const FEATURE_OWNER: u64 = 1024;
 // One bit a line, so that branches adding bits merge without conflict.
 #[rustfmt::skip]
 pub const FEATURES: u64 = FEATURE_XXH3
@@ -46,7 +49,8 @@ pub const FEATURES: u64 = FEATURE_XXH3
     | FEATURE_DISK_STATS
     | FEATURE_CHECKSUM
     | FEATURE_HARD_LINKS
-    | FEATURE_SPARSE;
+    | FEATURE_SPARSE
+    | FEATURE_OWNER;
 /// SUMS modes. By size and mtime alone (the default; no digests follow).
 pub const SUMS_STAMP: u8 = 0;
 /// By content: every file at the destination with the entry's size is hashed, and held when
@@ -191,6 +195,9 @@ pub struct SummaryMsg {
     pub verified: u64,
     /// Where the receiver's time went; with FEATURE_DISK_STATS only.
     pub disk: Option<DiskStats>,
+    /// Entries whose owner or group the receiver was asked to set and did not (it is not
+    /// root); with FEATURE_OWNER, after the disk figures, and only with them.
+    pub owner_not_kept: Option<u64>,
 }
 
 /// A receiver's disk writers and their waits, over the session (times in microseconds, summed
@@ -549,6 +556,9 @@ impl Msg {
                 }
                 for v in s.disk.iter().flat_map(DiskStats::fields) {
                     b.extend_from_slice(&v.to_le_bytes());
+                }
+                if let (Some(_), Some(n)) = (&s.disk, s.owner_not_kept) {
+                    b.extend_from_slice(&n.to_le_bytes());
                 }
             }
             Msg::Error { code, message } => {

@@ -33,6 +33,9 @@ pub struct BindingSendSummary {
     pub hard_links: f64,
     /// Files with holes: sent and written with the holes as zeros (the sparse layout is not kept).
     pub sparse_files: f64,
+    /// Entries whose owner or group (`owner`/`group`) was not kept, and why ("" when none).
+    pub owner_not_kept: f64,
+    pub owner_not_kept_why: String,
     pub scheduler: BindingScheduler,
     pub placement: BindingPlacement,
     /// Thread states sampled every few milliseconds.

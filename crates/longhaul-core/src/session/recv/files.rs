@@ -49,6 +49,11 @@ pub(super) struct Files {
     pub(super) renamed: AtomicU64,
     /// The permission bits the index may set (`keep_setid`).
     pub(super) mode_mask: u32,
+    /// Whether the index's owners and groups (`--owner`/`--group`) may be set: the receiver
+    /// runs as root. Looked at once.
+    pub(super) chown: bool,
+    /// Entries whose owner or group was asked for and not set.
+    pub(super) owner_missed: AtomicU64,
     pub(super) space: Option<Arc<Grant>>,
     /// The destination directory's device and inode: what names it for the account's name
     /// locks, the same for every session writing into it.
@@ -156,6 +161,37 @@ impl Receive {
     /// The mode entry `e` is given: the index's bits, less setuid and setgid unless kept.
     pub(super) fn mode(&self, e: &crate::vfile::index::Entry) -> u32 {
         e.mode & self.files.mode_mask
+    }
+
+    /// Entry `i`'s owner and group as the index asks (`--owner`/`--group`); None: not asked.
+    fn owner_of(&self, i: usize) -> Option<(Option<rustix::fs::Uid>, Option<rustix::fs::Gid>)> {
+        use crate::vfile::index::{OWNER_GID, OWNER_UID};
+        let o = self.index.owners()?;
+        let (uid, gid) = o.ids[i];
+        // u32::MAX is chown's "leave it as it is": never a real id to set.
+        let uid = (o.which & OWNER_UID != 0 && uid != u32::MAX).then(|| rustix::fs::Uid::from_raw(uid));
+        let gid = (o.which & OWNER_GID != 0 && gid != u32::MAX).then(|| rustix::fs::Gid::from_raw(gid));
+        Some((uid, gid))
+    }
+
+    /// Gives the open file or directory `fd`, made by this receiver for entry `i`, the owner
+    /// and group the index asks for; counted as not kept where the receiver may not (not
+    /// root) or the file system refuses. By descriptor: nothing else can be chowned by a name
+    /// swapped meanwhile.
+    pub(super) fn chown_fd(&self, fd: std::os::fd::BorrowedFd<'_>, i: usize) {
+        let Some((uid, gid)) = self.owner_of(i) else { return };
+        if !(self.files.chown && rustix::fs::fchown(fd, uid, gid).is_ok()) {
+            self.files.owner_missed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// As `chown_fd`, for the symlink `name` in `dir` this receiver just made (not followed).
+    pub(super) fn chown_link(&self, dir: std::os::fd::BorrowedFd<'_>, name: &str, i: usize) {
+        let Some((uid, gid)) = self.owner_of(i) else { return };
+        let flags = rustix::fs::AtFlags::SYMLINK_NOFOLLOW;
+        if !(self.files.chown && rustix::fs::chownat(dir, name, uid, gid, flags).is_ok()) {
+            self.files.owner_missed.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// The name file `i` has in its directory until it is complete.
@@ -357,6 +393,9 @@ impl Receive {
     /// `file` policy: what a file needs before it takes its final name.
     fn set_metadata(&self, fd: &File, i: usize, chmod: bool) -> Result<()> {
         let e = &self.index.entries()[i];
+        // Before the mode: a chown clears the setuid and setgid bits.
+        self.chown_fd(fd.as_fd(), i);
+        let chmod = chmod || (self.index.owners().is_some() && self.mode(e) & 0o6000 != 0);
         if chmod {
             fd.set_permissions(fs::Permissions::from_mode(self.mode(e))).map_err(|err| Error::io("chmod", &e.path, err))?;
         }

@@ -293,6 +293,8 @@ impl Receive {
                 linked: AtomicU64::new(0),
                 renamed: AtomicU64::new(0),
                 mode_mask: if keep_setid { 0o7777 } else { SETID_CLEARED },
+                chown: rustix::process::geteuid().is_root(),
+                owner_missed: AtomicU64::new(0),
                 space,
                 dest_id,
             },

@@ -81,6 +81,7 @@ impl Receive {
                     let _ = rustix::fs::unlinkat(dir, temp.as_str(), rustix::fs::AtFlags::empty());
                     rustix::fs::symlinkat(OsStr::from_bytes(&e.target), dir, temp.as_str())
                         .map_err(|err| Error::io("symlink", &e.path, err.into()))?;
+                    self.chown_link(dir, temp.as_str(), i);
                     self.files.slots[i].stage.store(STAGE_TEMP, Ordering::SeqCst);
                     let t = timestamp(e.mtime_ns);
                     let _ = rustix::fs::utimensat(
@@ -101,8 +102,9 @@ impl Receive {
                 Kind::Dir => {}
             }
         }
-        for e in entries.iter().rev().filter(|e| e.kind == Kind::Dir) {
+        for (i, e) in entries.iter().enumerate().rev().filter(|(_, e)| e.kind == Kind::Dir) {
             let fd = beneath::open_dir(self.dest_fd.as_fd(), &e.path, dest_refused)?;
+            self.chown_fd(fd.as_fd(), i);
             rustix::fs::fchmod(&fd, Mode::from_raw_mode(self.mode(e))).map_err(|err| Error::io("chmod", &e.path, err.into()))?;
             let t = timestamp(e.mtime_ns);
             rustix::fs::futimens(&fd, &rustix::fs::Timestamps { last_access: t, last_modification: t })

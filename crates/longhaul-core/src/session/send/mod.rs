@@ -46,7 +46,7 @@ use crate::sys::net;
 use crate::sys::probe;
 use crate::sys::tcpinfo::{self, TcpStats};
 use crate::vfile::blocks::BlockPlan;
-use crate::vfile::index::Kind;
+use crate::vfile::index::{Kind, OWNER_GID, OWNER_UID};
 use crate::vfile::scan::{scan_within, Scan};
 use crate::wire::frame::{self, Msg};
 
@@ -150,6 +150,12 @@ fn send_scanned(src: Scanned, addr: &str, dest: &[u8], opts: &SendOptions, watch
     if let Some(whole) = &whole {
         scanned = whole;
     }
+    let which = u8::from(opts.owner) * OWNER_UID | u8::from(opts.group) * OWNER_GID;
+    let owners_unsent = which != 0 && hello.features & frame::FEATURE_OWNER == 0;
+    let owned = if which != 0 && !owners_unsent { Some(scanned.with_owners(which)?) } else { None };
+    if let Some(owned) = &owned {
+        scanned = owned;
+    }
     let src = Scanned { scan: scanned, ..src };
     let index = &scanned.index;
     let limits = hello.limits;
@@ -199,6 +205,10 @@ fn send_scanned(src: Scanned, addr: &str, dest: &[u8], opts: &SendOptions, watch
     let running = sockets.first().and_then(|s| congestion::get(s).ok());
     let src = Scanned { digests: computed.into_inner(), ..src };
     let mut summary = transmit(src, Attached { control, peer, sockets }, opts, client_throttle(opts), &skip, watch)?;
+    if owners_unsent {
+        summary.owner_not_kept = (index.entries().len() - index.count(Kind::HardLink)) as u64;
+        summary.owner_not_kept_why = "the node cannot set owners";
+    }
     summary.congestion = running.unwrap_or_else(|| cc.effective());
     summary.congestion_note = cc.note;
     summary.unchanged = unchanged.map(|(files, bytes)| Unchanged {
@@ -525,6 +535,8 @@ pub(crate) fn transmit(
         excluded: scanned.excluded,
         hard_links: scanned.hard_links,
         sparse_files: scanned.sparse_files,
+        owner_not_kept: receiver.owner_not_kept.unwrap_or(0),
+        owner_not_kept_why: "the node is not root",
         receiver,
         scheduler,
         pinned: engine.pinned.into_inner().expect("pinned lock"),

@@ -48,6 +48,9 @@ pub struct SendSummary {
     /// as files of their own) and sparse files (their holes sent as zeros).
     pub hard_links: u64,
     pub sparse_files: u64,
+    /// Entries whose owner or group (`--owner`/`--group`) was not kept, and why.
+    pub owner_not_kept: u64,
+    pub owner_not_kept_why: &'static str,
     pub receiver: SummaryMsg,
     pub scheduler: SchedulerReport,
     pub placement: Placement,

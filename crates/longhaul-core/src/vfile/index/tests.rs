@@ -367,3 +367,30 @@ fn bad_extents_are_refused() {
     lying[body..].copy_from_slice(&sum.to_le_bytes());
     assert_eq!(code(Index::decode(&lying)), "E_INDEX");
 }
+
+/// Issue 32: owners and groups travel in their own section (flag 2), only the ids asked for;
+/// a section of the wrong kind, or one cut short, is refused.
+#[test]
+fn owners_round_trip_and_bad_sections_are_refused() {
+    let base = Index::from_entries(vec![dir("t"), file("t/a", 5), link("t/l", "a")]).unwrap();
+    let ids: Box<[(u32, u32)]> = vec![(0, 0), (1234, 2345), (u32::MAX - 1, 7)].into();
+    for which in [OWNER_UID, OWNER_GID, OWNER_UID | OWNER_GID] {
+        let ix = base.clone().with_owners(Some(Owners { which, ids: ids.clone() })).unwrap();
+        let back = Index::decode(&ix.encode()).unwrap();
+        let kept: Vec<(u32, u32)> =
+            ids.iter().map(|&(u, g)| (if which & OWNER_UID != 0 { u } else { 0 }, if which & OWNER_GID != 0 { g } else { 0 })).collect();
+        assert_eq!(back.owners().map(|o| (o.which, o.ids.to_vec())), Some((which, kept)), "which {which}");
+        assert_eq!(back.without_owners(), base);
+    }
+    assert!(base.clone().with_owners(Some(Owners { which: 4, ids: ids.clone() })).is_err());
+    assert!(base.clone().with_owners(Some(Owners { which: 1, ids: ids[..2].into() })).is_err());
+    // Cut one id short, checksum made again: refused.
+    let ix = base.clone().with_owners(Some(Owners { which: 3, ids })).unwrap();
+    let mut bytes = ix.encode();
+    let body = bytes.len() - 8;
+    bytes.remove(body - 1);
+    let body = body - 1;
+    let sum = crate::hash::xxh3(&bytes[..body]);
+    bytes[body..].copy_from_slice(&sum.to_le_bytes());
+    assert_eq!(code(Index::decode(&bytes)), "E_INDEX");
+}
