@@ -233,3 +233,77 @@ describe('issue 32: -a keeps owners and groups, or names them', () => {
     expect(lstatSync(join(nobodyRoot, 'o2', 'owned2', 'a')).uid).toBe(65534);
   });
 });
+
+/** Sets extended attributes on `path` (not following a symlink): node has no API for them. */
+function setXattrs(path: string, attrs: Record<string, string>): void {
+  const py = `import os,sys,json\nfor k,v in json.loads(sys.argv[2]).items(): os.setxattr(sys.argv[1], k, v.encode(), follow_symlinks=False)`;
+  const r = spawnSync('python3', ['-c', py, path, JSON.stringify(attrs)], { encoding: 'utf8' });
+  expect(r.status, r.stderr).toBe(0);
+}
+
+function getXattr(path: string, name: string): string {
+  const r = spawnSync('python3', ['-c', 'import os,sys; print(os.getxattr(sys.argv[1], sys.argv[2]).decode())', path, name], {
+    encoding: 'utf8',
+  });
+  expect(r.status, r.stderr).toBe(0);
+  return r.stdout.trim();
+}
+
+describe('issue 32: -a keeps what rsync -aHAXS keeps', () => {
+  it.skipIf(!root0)(
+    'a tree of links, a sparse file, xattrs, modes, symlinks and other owners: rsync -aHAXS finds nothing to change',
+    async () => {
+      const src = join(work, 'mirror');
+      mkdirSync(join(src, 'sub'), { recursive: true });
+      randomFile(join(src, 'sub', 'data'), 300_000);
+      linkSync(join(src, 'sub', 'data'), join(src, 'data-link'));
+      linkSync(join(src, 'sub', 'data'), join(src, 'sub', 'data-link2'));
+      sparseFile(join(src, 'image'), 64 << 20, [4 << 20, 50 << 20]);
+      writeFileSync(join(src, 'tagged'), 'with attributes');
+      setXattrs(join(src, 'tagged'), { 'user.origin': 'lab 7', 'user.empty': '', 'trusted.audit': 'root only' });
+      setXattrs(join(src, 'sub'), { 'user.dir': 'a directory attribute' });
+      chmodSync(join(src, 'tagged'), 0o600);
+      symlinkSync('sub/data', join(src, 'link'));
+      chownSync(join(src, 'sub', 'data'), 1234, 2345);
+      chownSync(join(src, 'image'), 4321, 1);
+
+      const r = await runCli(['send', '-a', src, `${addr}/m`, '--json']);
+      expect(r.status, r.stderr).toBe(0);
+      const s = summaryOf(r.stdout);
+      expect(s).toMatchObject({ hardLinks: 0, sparseFiles: 0, ownerNotKept: 0, xattrsNotKept: 0 });
+      expect(s.bytesMoved as number).toBeLessThan(8 << 20);
+      expect(r.stderr).not.toMatch(/not kept/);
+      const dest = join(root, 'm', 'mirror');
+      expect(itemize(src, dest, ['-aHAXS'])).toBe('');
+      expect(statSync(join(dest, 'data-link')).ino).toBe(statSync(join(dest, 'sub', 'data')).ino);
+      expect(statSync(join(dest, 'image')).blocks * 512).toBeLessThan(1 << 20);
+      expect(getXattr(join(dest, 'tagged'), 'trusted.audit')).toBe('root only');
+
+      // Without -a: the node's owner and no attributes, as rsync without -o -g -X; said in the docs.
+      const plain = await runCli(['send', src, `${addr}/plain-m`, '-q']);
+      expect(plain.status, plain.stderr).toBe(0);
+      expect(itemize(src, join(root, 'plain-m', 'mirror'), ['-rlptHS'])).toBe('');
+    },
+  );
+
+  it.skipIf(!root0)('a node that is not root sets user.* attributes and names the files whose others it could not set', async () => {
+    const base = process.env.LONGHAUL_TEST_DIR!;
+    chmodSync(base, 0o755);
+    chmodSync(work, 0o755);
+    const nobodyRoot = join(work, 'nobody-x');
+    mkdirSync(nobodyRoot);
+    chownSync(nobodyRoot, 65534, 65534);
+    const nobody = await startNode(nobodyRoot, { uid: 65534, gid: 65534 });
+    const src = join(work, 'xsrc');
+    mkdirSync(src);
+    writeFileSync(join(src, 'u'), 'user only');
+    writeFileSync(join(src, 't'), 'trusted too');
+    setXattrs(join(src, 'u'), { 'user.a': '1' });
+    setXattrs(join(src, 't'), { 'user.b': '2', 'trusted.c': '3' });
+    const r = await runCli(['send', '--xattrs', src, `${nobody}/x`]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/^not kept: extended attributes of 1 file: the node sets only user\.\* unless it runs as root/m);
+    expect(getXattr(join(nobodyRoot, 'x', 'xsrc', 'u'), 'user.a')).toBe('1');
+    expect(getXattr(join(nobodyRoot, 'x', 'xsrc', 't'), 'user.b')).toBe('2');
+  });
+});

@@ -200,6 +200,7 @@ export function summaryLines(s: SendSummary, verbose = false): string[] {
     s.hardLinks > 0 ? `hard links of ${fmt.plural(s.hardLinks, 'file')} (the node cannot make them: each sent as a file of its own)` : '',
     s.sparseFiles > 0 ? `holes of ${fmt.plural(s.sparseFiles, 'sparse file')} (written as zeros)` : '',
     s.ownerNotKept > 0 ? `owner of ${fmt.plural(s.ownerNotKept, 'file')}: ${s.ownerNotKeptWhy}` : '',
+    s.xattrsNotKept > 0 ? `extended attributes of ${fmt.plural(s.xattrsNotKept, 'file')}: ${s.xattrsNotKeptWhy}` : '',
   ].filter(Boolean);
   if (notKept.length > 0) lines.push(`not kept: ${notKept.join('; ')}`);
   if (s.excluded > 0)

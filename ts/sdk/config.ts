@@ -268,6 +268,14 @@ const SPECS = {
     default: false,
     commands: ['send'],
   },
+  xattrs: {
+    schema: bool,
+    description:
+      'keep extended attributes: user.* always, the others (ACLs among them) where the node runs as root; what is not kept is named; -a turns it on',
+    arg: '',
+    default: false,
+    commands: ['send'],
+  },
   keepSetid: {
     schema: bool,
     description:

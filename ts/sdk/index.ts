@@ -139,6 +139,13 @@ export interface SendOptions extends AuthOptions, TlsOptions {
   /** Keep every entry's numeric group (rsync `--group`; default false), as `owner`. */
   group?: boolean;
   /**
+   * Keep extended attributes (rsync `-X`; default false): `user.*` always, the other
+   * namespaces (trusted, security, and ACLs as `system.posix_acl_*`) where the node runs as
+   * root; at most 64 KiB of names and values an entry. What is not kept is named
+   * (`xattrsNotKept`).
+   */
+  xattrs?: boolean;
+  /**
    * `block` (default): an XXH3 of every block, checked on arrival. `full`: besides, a BLAKE3 of
    * every file, which the node checks on the file read back before it takes its final name
    * (costs a second read of every file at both ends: see docs/USAGE.md); files the node would
@@ -309,6 +316,9 @@ export interface SendSummary extends TransferTotals {
   /** Entries whose owner or group (`owner`, `group`) was not kept, and why (empty when none). */
   ownerNotKept: number;
   ownerNotKeptWhy: string;
+  /** Entries whose extended attributes (`xattrs`) were not all kept, and why (empty when none). */
+  xattrsNotKept: number;
+  xattrsNotKeptWhy: string;
   /** Bytes of blocks wholly in holes of sparse files: neither sent nor written (the node leaves them as holes). */
   holeBytes: number;
   /**
@@ -431,6 +441,7 @@ async function sendOnce(
         checksum: options.checksum,
         owner: options.owner,
         group: options.group,
+        xattrs: options.xattrs,
         verify: options.verify,
         congestion: options.congestion,
       },

@@ -111,6 +111,8 @@ impl From<SendSummary> for BindingSendSummary {
             sparse_files: s.sparse_files as f64,
             owner_not_kept: s.owner_not_kept as f64,
             owner_not_kept_why: if s.owner_not_kept > 0 { s.owner_not_kept_why.to_owned() } else { String::new() },
+            xattrs_not_kept: s.xattrs_not_kept as f64,
+            xattrs_not_kept_why: if s.xattrs_not_kept > 0 { s.xattrs_not_kept_why.to_owned() } else { String::new() },
             scheduler: BindingScheduler {
                 requested: s.scheduler.requested.to_owned(),
                 used: s.scheduler.used.to_owned(),

@@ -43,6 +43,7 @@ pub fn send<'env>(
         checksum: options.checksum.unwrap_or(defaults.checksum),
         owner: options.owner.unwrap_or(defaults.owner),
         group: options.group.unwrap_or(defaults.group),
+        xattrs: options.xattrs.unwrap_or(defaults.xattrs),
         verify: options.verify.as_deref().map(Verify::parse).transpose().map_err(usage)?.unwrap_or(defaults.verify),
         congestion: options.congestion.as_deref().map(Congestion::parse).transpose().map_err(usage)?.unwrap_or_default(),
         filter: filter(options.filters.as_deref())?,

@@ -49,7 +49,7 @@ export function register(): void {
       .option('-v, --verbose', 'also print the fast paths, scheduler, placement and what limited the run')
       .option(
         '-a, --archive',
-        'what a mirror keeps, as rsync -a: the tree, modes, mtimes, symlinks, hard links and sparse files (always kept) and also --owner and --group; what cannot be kept is named',
+        'what a mirror keeps, as rsync -aHSX: the tree, modes, mtimes, symlinks, hard links and sparse files (always kept), and also --owner, --group and --xattrs; what cannot be kept is named',
       )
       // One list for the three, in the order given: the first rule that matches decides.
       .option('--exclude <pattern>', 'leave out what matches PATTERN, gitignore syntax below the source (repeatable)', rule('-'))
@@ -104,6 +104,7 @@ export function register(): void {
             checksum: c.checksum,
             owner: c.owner || Boolean(o.archive),
             group: c.group || Boolean(o.archive),
+            xattrs: c.xattrs || Boolean(o.archive),
             rate: c.rate,
             filters: readRules(rules),
             verify: c.verify,

@@ -197,6 +197,9 @@ pub(super) fn push(caller: Caller<'_>, sock: &mut TcpStream, dest: Vec<u8>, stre
     if features & frame::FEATURE_OWNER == 0 {
         summary.owner_not_kept = None;
     }
+    if features & frame::FEATURE_XATTRS == 0 {
+        summary.xattrs_not_kept = None;
+    }
     frame::write_msg(sock, &Msg::Summary(summary))
 }
 

@@ -31,7 +31,8 @@ pub fn wanted(resume: bool, verify_full: bool) -> u64 {
         | frame::FEATURE_DISK_STATS
         | frame::FEATURE_HARD_LINKS
         | frame::FEATURE_SPARSE
-        | frame::FEATURE_OWNER;
+        | frame::FEATURE_OWNER
+        | frame::FEATURE_XATTRS;
     if resume {
         f |= frame::FEATURE_RESUME;
     }

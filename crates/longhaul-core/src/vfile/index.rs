@@ -32,6 +32,11 @@ pub const MAX_EXTENTS: usize = 1024;
 const FLAG_EXTENTS: u16 = 1;
 /// Header flag: a section of every entry's numeric owner and/or group follows (FEATURE_OWNER).
 const FLAG_OWNERS: u16 = 2;
+/// Header flag: a section of entries' extended attributes follows (FEATURE_XATTRS).
+const FLAG_XATTRS: u16 = 4;
+/// Names and values of one entry's extended attributes together: an entry with more is sent
+/// without them (and named), so that no entry asks the receiver for much memory.
+pub const MAX_XATTR_BYTES: usize = 64 << 10;
 /// Which ids an owners section holds.
 pub const OWNER_UID: u8 = 1;
 pub const OWNER_GID: u8 = 2;
@@ -97,22 +102,8 @@ pub struct Index {
     sparse: Vec<Sparse>,
     /// Each entry's numeric owner and group, when the sender asked for them to be kept.
     owners: Option<Owners>,
-}
-
-/// Numeric ids of every entry, in index order; `which` says which of the two the receiver
-/// applies (`OWNER_UID`, `OWNER_GID`), the other is 0 and not sent.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Owners {
-    pub which: u8,
-    pub ids: Box<[(u32, u32)]>,
-}
-
-/// A sparse file's data extents: `(start, len)` in the file, increasing, not touching, each
-/// within the file's size. No extent at all is a file that is one hole.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Sparse {
-    pub entry: u32,
-    pub extents: Box<[(u64, u64)]>,
+    /// Entries' extended attributes, by entry, increasing (`--xattrs`).
+    xattrs: Vec<Xattrs>,
 }
 
 /// A part of a stream range that falls in one file.
@@ -315,97 +306,7 @@ impl Index {
         if cursor != total {
             return Err(Error::Index(format!("file sizes add up to {cursor}, the header says {total}")));
         }
-        Ok(Index { entries, total, data_files, sparse: Vec::new(), owners: None })
-    }
-
-    /// This index with the data extents of its sparse files, checked: each names a file entry
-    /// once, in increasing order, with at most `MAX_EXTENTS` extents that are not empty, do not
-    /// overlap or touch, and end within the file.
-    pub fn with_sparse(mut self, sparse: Vec<Sparse>) -> Result<Index> {
-        let mut last: Option<u32> = None;
-        for s in &sparse {
-            let e = self.entries.get(s.entry as usize).filter(|e| e.kind == Kind::File);
-            let Some(e) = e else {
-                return Err(Error::Index(format!("extents name entry {}, which is not a file", s.entry)));
-            };
-            if last.is_some_and(|l| l >= s.entry) {
-                return Err(Error::Index(format!("extents of entry {} out of order or twice", s.entry)));
-            }
-            last = Some(s.entry);
-            if s.extents.len() > MAX_EXTENTS {
-                return Err(Error::Limit { what: "data extents of a file", limit: MAX_EXTENTS as u64, got: s.extents.len() as u64 });
-            }
-            let mut end = 0u64;
-            for (k, &(start, len)) in s.extents.iter().enumerate() {
-                let stop = start.checked_add(len).filter(|&x| x <= e.size);
-                if len == 0 || stop.is_none() || (k > 0 && start <= end) {
-                    return Err(Error::Index(format!(
-                        "extent {start}+{len} of {:?} is empty, overlaps another or runs past its size {}",
-                        lossy(&e.path),
-                        e.size
-                    )));
-                }
-                end = stop.unwrap_or(0);
-            }
-        }
-        self.sparse = sparse;
-        Ok(self)
-    }
-
-    /// This index with every entry's owner and group (`which`: what the receiver applies).
-    pub fn with_owners(mut self, owners: Option<Owners>) -> Result<Index> {
-        if let Some(o) = &owners {
-            if o.ids.len() != self.entries.len() || o.which == 0 || o.which & !(OWNER_UID | OWNER_GID) != 0 {
-                return Err(Error::Index(format!("owners section of {} entries, kind {}", o.ids.len(), o.which)));
-            }
-        }
-        self.owners = owners;
-        Ok(self)
-    }
-
-    pub fn owners(&self) -> Option<&Owners> {
-        self.owners.as_ref()
-    }
-
-    /// The sparse files and their data extents.
-    pub fn sparse(&self) -> &[Sparse] {
-        &self.sparse
-    }
-
-    /// The data extents of entry `i` if it is a sparse file.
-    pub fn extents_of(&self, i: usize) -> Option<&[(u64, u64)]> {
-        let k = self.sparse.binary_search_by_key(&(i as u32), |s| s.entry).ok()?;
-        Some(&self.sparse[k].extents)
-    }
-
-    /// The blocks of `plan` that lie wholly in a hole of one sparse file, as `[first, end)`
-    /// ranges in order: neither side sends or receives them, and the receiver leaves them as
-    /// holes. Both ends compute them from the index alone.
-    pub fn hole_blocks(&self, plan: crate::vfile::blocks::BlockPlan) -> Vec<(u64, u64)> {
-        let mut out: Vec<(u64, u64)> = Vec::new();
-        for s in &self.sparse {
-            let e = &self.entries[s.entry as usize];
-            let mut at = 0;
-            let holes = s.extents.iter().map(|&(start, len)| {
-                let hole = (at, start);
-                at = start + len;
-                hole
-            });
-            let holes: Vec<(u64, u64)> = holes.collect();
-            for (from, to) in holes.into_iter().chain(std::iter::once((at, e.size))) {
-                // Whole blocks only: a block that also holds data (of this file or another)
-                // travels, its hole bytes as zeros the receiver does not write.
-                let first = (e.offset + from).div_ceil(plan.block_size);
-                let end = if e.offset + to == self.total { plan.count() } else { (e.offset + to) / plan.block_size };
-                if first < end {
-                    match out.last_mut() {
-                        Some((_, last)) if *last == first => *last = end,
-                        _ => out.push((first, end)),
-                    }
-                }
-            }
-        }
-        out
+        Ok(Index { entries, total, data_files, sparse: Vec::new(), owners: None, xattrs: Vec::new() })
     }
 
     pub fn entries(&self) -> &[Entry] {
@@ -439,7 +340,8 @@ impl Index {
                 e
             })
             .collect();
-        Ok((Index::from_entries(entries)?.with_sparse(self.sparse.clone())?.with_owners(self.owners.clone())?, n))
+        let index = Index::from_entries(entries)?.with_sparse(self.sparse.clone())?.with_owners(self.owners.clone())?;
+        Ok((index.with_xattrs(self.xattrs.clone())?, n))
     }
 
     /// The entry whose bytes hold stream offset `offset`, by binary search.
@@ -469,41 +371,13 @@ impl Index {
 
     pub fn encode(&self) -> Vec<u8> {
         let mut out = encode_with_sparse(&self.entries, self.total, &self.sparse);
-        if let Some(o) = &self.owners {
-            // The section goes before the checksum, which is made again.
-            out.truncate(out.len() - TRAILER_LEN);
-            let flags = u16::from_le_bytes([out[6], out[7]]) | FLAG_OWNERS;
-            out[6..8].copy_from_slice(&flags.to_le_bytes());
-            out.push(o.which);
-            for &(uid, gid) in &*o.ids {
-                if o.which & OWNER_UID != 0 {
-                    put_varint(&mut out, uid as u64);
-                }
-                if o.which & OWNER_GID != 0 {
-                    put_varint(&mut out, gid as u64);
-                }
-            }
-            let sum = xxh3(&out);
-            out.extend_from_slice(&sum.to_le_bytes());
-        }
+        self.encode_sections(&mut out);
         out
     }
 
-    /// This index without owners, for a peer without FEATURE_OWNER.
-    pub fn without_owners(&self) -> Index {
-        Index { owners: None, ..self.clone() }
-    }
-
-    /// This index without its extents, for a peer without FEATURE_SPARSE (its sparse files
-    /// then travel whole); how many files lost them.
-    pub fn without_sparse(&self) -> (Index, u64) {
-        let n = self.sparse.len() as u64;
-        (Index { sparse: Vec::new(), ..self.clone() }, n)
-    }
-
     pub fn decode(buf: &[u8]) -> Result<Index> {
-        let (entries, total, sparse, owners) = decode_entries(buf)?;
-        Index::checked(entries, total)?.with_sparse(sparse)?.with_owners(owners)
+        let (entries, total, sparse, owners, xattrs) = decode_entries(buf)?;
+        Index::checked(entries, total)?.with_sparse(sparse)?.with_owners(owners)?.with_xattrs(xattrs)
     }
 }
 
@@ -586,7 +460,9 @@ pub fn encode_with_sparse(entries: &[Entry], total: u64, sparse: &[Sparse]) -> V
     out
 }
 
-fn decode_entries(buf: &[u8]) -> Result<(Vec<Entry>, u64, Vec<Sparse>, Option<Owners>)> {
+type Sections = (Vec<Entry>, u64, Vec<Sparse>, Option<Owners>, Vec<Xattrs>);
+
+fn decode_entries(buf: &[u8]) -> Result<Sections> {
     if buf.len() < HEADER_LEN + TRAILER_LEN {
         return Err(Error::Index(format!("{} bytes is shorter than a header", buf.len())));
     }
@@ -603,7 +479,7 @@ fn decode_entries(buf: &[u8]) -> Result<(Vec<Entry>, u64, Vec<Sparse>, Option<Ow
         return Err(Error::Index(format!("unsupported index version {version}")));
     }
     let flags = u16::from_le_bytes([buf[6], buf[7]]);
-    if flags & !(FLAG_EXTENTS | FLAG_OWNERS) != 0 {
+    if flags & !(FLAG_EXTENTS | FLAG_OWNERS | FLAG_XATTRS) != 0 {
         return Err(Error::Index(format!("unknown flags {flags:#x}")));
     }
     let count = u32::from_le_bytes(buf[8..12].try_into().expect("4 bytes")) as u64;
@@ -659,51 +535,11 @@ fn decode_entries(buf: &[u8]) -> Result<(Vec<Entry>, u64, Vec<Sparse>, Option<Ow
         }
         entries.push(Entry { path: path.into(), kind, mode: mode as u32, mtime_ns, size, offset, target: target.into() });
     }
-    let mut sparse = Vec::new();
-    if flags & FLAG_EXTENTS != 0 {
-        // Counts checked against the bytes left (2 at least an item, 2 an extent) before
-        // anything is allocated in proportion to them.
-        let n = r.varint()?;
-        if n > entries.len() as u64 || n > (r.buf.len() - r.pos) as u64 / 2 {
-            return Err(Error::Index(format!("{n} sparse files cannot fit")));
-        }
-        for _ in 0..n {
-            let entry = r.varint()?;
-            let count = r.varint()?;
-            if entry >= entries.len() as u64 {
-                return Err(Error::Index(format!("extents name entry {entry}, past the last")));
-            }
-            if count > MAX_EXTENTS as u64 {
-                return Err(Error::Limit { what: "data extents of a file", limit: MAX_EXTENTS as u64, got: count });
-            }
-            if count > (r.buf.len() - r.pos) as u64 / 2 {
-                return Err(Error::Index(format!("{count} extents cannot fit")));
-            }
-            let extents = (0..count).map(|_| Ok((r.varint()?, r.varint()?))).collect::<Result<Vec<_>>>()?;
-            sparse.push(Sparse { entry: entry as u32, extents: extents.into() });
-        }
-    }
-    let mut owners = None;
-    if flags & FLAG_OWNERS != 0 {
-        let which = r.u8()?;
-        if which == 0 || which & !(OWNER_UID | OWNER_GID) != 0 {
-            return Err(Error::Index(format!("owners section of kind {which}")));
-        }
-        let id =
-            |r: &mut Reader| -> Result<u32> { u32::try_from(r.varint()?).map_err(|_| Error::Index("an owner id past 32 bits".into())) };
-        // One byte an id at least: the count was checked against the bytes, so this is bounded.
-        let mut ids = Vec::with_capacity(entries.len());
-        for _ in 0..entries.len() {
-            let uid = if which & OWNER_UID != 0 { id(&mut r)? } else { 0 };
-            let gid = if which & OWNER_GID != 0 { id(&mut r)? } else { 0 };
-            ids.push((uid, gid));
-        }
-        owners = Some(Owners { which, ids: ids.into() });
-    }
+    let (sparse, owners, xattrs) = meta::decode_sections(&mut r, flags, entries.len())?;
     if r.pos != r.buf.len() {
         return Err(Error::Index(format!("{} bytes left after the last entry", r.buf.len() - r.pos)));
     }
-    Ok((entries, total, sparse, owners))
+    Ok((entries, total, sparse, owners, xattrs))
 }
 
 struct Reader<'a> {
@@ -755,6 +591,9 @@ fn zigzag(v: i64) -> u64 {
 fn unzigzag(v: u64) -> i64 {
     ((v >> 1) as i64) ^ -((v & 1) as i64)
 }
+
+mod meta;
+pub use meta::{Owners, Sparse, Xattrs};
 
 #[cfg(test)]
 mod tests;

@@ -40,6 +40,9 @@ pub const FEATURE_SPARSE: u64 = 512;
 /// Owners: the index may carry numeric owners and groups (index flag 2), which a receiver
 /// running as root sets; SUMMARY then ends with how many it did not set.
 pub const FEATURE_OWNER: u64 = 1024;
+/// Extended attributes: the index may carry them (index flag 4), the receiver sets them
+/// (user.* always, others as root), and SUMMARY ends with how many entries it did not.
+pub const FEATURE_XATTRS: u64 = 2048;
 // One bit a line, so that branches adding bits merge without conflict.
 #[rustfmt::skip]
 pub const FEATURES: u64 = FEATURE_XXH3
@@ -50,7 +53,8 @@ pub const FEATURES: u64 = FEATURE_XXH3
     | FEATURE_CHECKSUM
     | FEATURE_HARD_LINKS
     | FEATURE_SPARSE
-    | FEATURE_OWNER;
+    | FEATURE_OWNER
+    | FEATURE_XATTRS;
 /// SUMS modes. By size and mtime alone (the default; no digests follow).
 pub const SUMS_STAMP: u8 = 0;
 /// By content: every file at the destination with the entry's size is hashed, and held when
@@ -198,6 +202,9 @@ pub struct SummaryMsg {
     /// Entries whose owner or group the receiver was asked to set and did not (it is not
     /// root); with FEATURE_OWNER, after the disk figures, and only with them.
     pub owner_not_kept: Option<u64>,
+    /// Entries with an extended attribute the receiver did not set; with FEATURE_XATTRS,
+    /// after `owner_not_kept` (0 there when that was not asked).
+    pub xattrs_not_kept: Option<u64>,
 }
 
 /// A receiver's disk writers and their waits, over the session (times in microseconds, summed
@@ -557,8 +564,11 @@ impl Msg {
                 for v in s.disk.iter().flat_map(DiskStats::fields) {
                     b.extend_from_slice(&v.to_le_bytes());
                 }
-                if let (Some(_), Some(n)) = (&s.disk, s.owner_not_kept) {
-                    b.extend_from_slice(&n.to_le_bytes());
+                if s.disk.is_some() && (s.owner_not_kept.is_some() || s.xattrs_not_kept.is_some()) {
+                    b.extend_from_slice(&s.owner_not_kept.unwrap_or(0).to_le_bytes());
+                    if let Some(n) = s.xattrs_not_kept {
+                        b.extend_from_slice(&n.to_le_bytes());
+                    }
                 }
             }
             Msg::Error { code, message } => {

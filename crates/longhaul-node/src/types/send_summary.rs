@@ -36,6 +36,9 @@ pub struct BindingSendSummary {
     /// Entries whose owner or group (`owner`/`group`) was not kept, and why ("" when none).
     pub owner_not_kept: f64,
     pub owner_not_kept_why: String,
+    /// Entries whose extended attributes (`xattrs`) were not all kept, and why ("" when none).
+    pub xattrs_not_kept: f64,
+    pub xattrs_not_kept_why: String,
     pub scheduler: BindingScheduler,
     pub placement: BindingPlacement,
     /// Thread states sampled every few milliseconds.

@@ -9,6 +9,7 @@
 use std::ffi::OsStr;
 use std::fs::{self, File};
 use std::os::fd::AsFd;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -54,6 +55,8 @@ pub(super) struct Files {
     pub(super) chown: bool,
     /// Entries whose owner or group was asked for and not set.
     pub(super) owner_missed: AtomicU64,
+    /// Entries with an extended attribute the index holds and the receiver did not set.
+    pub(super) xattrs_missed: AtomicU64,
     pub(super) space: Option<Arc<Grant>>,
     /// The destination directory's device and inode: what names it for the account's name
     /// locks, the same for every session writing into it.
@@ -183,6 +186,26 @@ impl Receive {
         if !(self.files.chown && rustix::fs::fchown(fd, uid, gid).is_ok()) {
             self.files.owner_missed.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Gives entry `i`, made by this receiver, the extended attributes the index holds:
+    /// `set` sets one. `user.*` always; the other namespaces (trusted, security, system: ACLs
+    /// as system.posix_acl_*) only as root. An entry with one not set is counted, once.
+    pub(super) fn set_xattrs(&self, i: usize, set: impl Fn(&OsStr, &[u8]) -> rustix::io::Result<()>) {
+        let Some(attrs) = self.index.xattrs_of(i) else { return };
+        let mut missed = false;
+        for (name, value) in attrs {
+            let allowed = name.starts_with(b"user.") || self.files.chown;
+            missed |= !(allowed && set(OsStr::from_bytes(name), value).is_ok());
+        }
+        if missed {
+            self.files.xattrs_missed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// `set_xattrs` on an open file or directory.
+    pub(super) fn set_xattrs_fd(&self, fd: std::os::fd::BorrowedFd<'_>, i: usize) {
+        self.set_xattrs(i, |n, v| rustix::fs::fsetxattr(fd, n, v, rustix::fs::XattrFlags::empty()));
     }
 
     /// As `chown_fd`, for the symlink `name` in `dir` this receiver just made (not followed).
@@ -395,6 +418,7 @@ impl Receive {
         let e = &self.index.entries()[i];
         // Before the mode: a chown clears the setuid and setgid bits.
         self.chown_fd(fd.as_fd(), i);
+        self.set_xattrs_fd(fd.as_fd(), i);
         let chmod = chmod || (self.index.owners().is_some() && self.mode(e) & 0o6000 != 0);
         if chmod {
             fd.set_permissions(fs::Permissions::from_mode(self.mode(e))).map_err(|err| Error::io("chmod", &e.path, err))?;

@@ -295,6 +295,7 @@ impl Receive {
                 mode_mask: if keep_setid { 0o7777 } else { SETID_CLEARED },
                 chown: rustix::process::geteuid().is_root(),
                 owner_missed: AtomicU64::new(0),
+                xattrs_missed: AtomicU64::new(0),
                 space,
                 dest_id,
             },

@@ -264,6 +264,7 @@ impl Receive {
             verified: self.digests.verified.load(Ordering::Relaxed),
             disk: Some(self.disk.stats()),
             owner_not_kept: self.index.owners().map(|_| self.files.owner_missed.load(Ordering::Relaxed)),
+            xattrs_not_kept: self.index.has_xattrs().then(|| self.files.xattrs_missed.load(Ordering::Relaxed)),
         })
     }
 }

@@ -82,6 +82,9 @@ impl Receive {
                     rustix::fs::symlinkat(OsStr::from_bytes(&e.target), dir, temp.as_str())
                         .map_err(|err| Error::io("symlink", &e.path, err.into()))?;
                     self.chown_link(dir, temp.as_str(), i);
+                    // Through the directory's descriptor, the link itself (never followed).
+                    let at = format!("/proc/self/fd/{}/{temp}", std::os::fd::AsRawFd::as_raw_fd(&dir));
+                    self.set_xattrs(i, |n, v| rustix::fs::lsetxattr(at.as_str(), n, v, rustix::fs::XattrFlags::empty()));
                     self.files.slots[i].stage.store(STAGE_TEMP, Ordering::SeqCst);
                     let t = timestamp(e.mtime_ns);
                     let _ = rustix::fs::utimensat(
@@ -105,6 +108,7 @@ impl Receive {
         for (i, e) in entries.iter().enumerate().rev().filter(|(_, e)| e.kind == Kind::Dir) {
             let fd = beneath::open_dir(self.dest_fd.as_fd(), &e.path, dest_refused)?;
             self.chown_fd(fd.as_fd(), i);
+            self.set_xattrs_fd(fd.as_fd(), i);
             rustix::fs::fchmod(&fd, Mode::from_raw_mode(self.mode(e))).map_err(|err| Error::io("chmod", &e.path, err.into()))?;
             let t = timestamp(e.mtime_ns);
             rustix::fs::futimens(&fd, &rustix::fs::Timestamps { last_access: t, last_modification: t })

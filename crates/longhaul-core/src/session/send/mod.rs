@@ -156,6 +156,23 @@ fn send_scanned(src: Scanned, addr: &str, dest: &[u8], opts: &SendOptions, watch
     if let Some(owned) = &owned {
         scanned = owned;
     }
+    // Read now, so that a node that cannot take them is told how many it misses.
+    let read = if opts.xattrs { Some(scanned.with_xattrs()?) } else { None };
+    let mut xattrs_not_kept = (0, "");
+    let with_xattrs = match read {
+        Some((s, left_out)) if hello.features & frame::FEATURE_XATTRS == 0 => {
+            xattrs_not_kept = (left_out + s.index.without_xattrs().1, "the node cannot set them");
+            None
+        }
+        Some((s, left_out)) => {
+            xattrs_not_kept = (left_out, "over 64 KiB or unreadable");
+            Some(s)
+        }
+        None => None,
+    };
+    if let Some(x) = &with_xattrs {
+        scanned = x;
+    }
     let src = Scanned { scan: scanned, ..src };
     let index = &scanned.index;
     let limits = hello.limits;
@@ -205,6 +222,12 @@ fn send_scanned(src: Scanned, addr: &str, dest: &[u8], opts: &SendOptions, watch
     let running = sockets.first().and_then(|s| congestion::get(s).ok());
     let src = Scanned { digests: computed.into_inner(), ..src };
     let mut summary = transmit(src, Attached { control, peer, sockets }, opts, client_throttle(opts), &skip, watch)?;
+    let on_node = summary.xattrs_not_kept;
+    if xattrs_not_kept.0 > 0 || on_node > 0 {
+        summary.xattrs_not_kept = xattrs_not_kept.0 + on_node;
+        summary.xattrs_not_kept_why =
+            if on_node > 0 { "the node sets only user.* unless it runs as root, or refused them" } else { xattrs_not_kept.1 };
+    }
     if owners_unsent {
         summary.owner_not_kept = (index.entries().len() - index.count(Kind::HardLink)) as u64;
         summary.owner_not_kept_why = "the node cannot set owners";
@@ -537,6 +560,8 @@ pub(crate) fn transmit(
         sparse_files: scanned.sparse_files,
         owner_not_kept: receiver.owner_not_kept.unwrap_or(0),
         owner_not_kept_why: "the node is not root",
+        xattrs_not_kept: receiver.xattrs_not_kept.unwrap_or(0),
+        xattrs_not_kept_why: "",
         receiver,
         scheduler,
         pinned: engine.pinned.into_inner().expect("pinned lock"),

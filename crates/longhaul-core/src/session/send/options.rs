@@ -114,6 +114,9 @@ pub struct SendOptions {
     /// running as root, named as not kept otherwise.
     pub owner: bool,
     pub group: bool,
+    /// Keep extended attributes (`--xattrs`): user.* always, the others (ACLs among them)
+    /// where the node runs as root; named as not kept otherwise.
+    pub xattrs: bool,
     pub verify: Verify,
     /// A node sending from its root (a pull, a copy) names the root here: the source must lie
     /// under it, and the directory holding it is opened from the root one component at a time
@@ -156,6 +159,7 @@ impl Default for SendOptions {
             checksum: false,
             owner: false,
             group: false,
+            xattrs: false,
             verify: Verify::Block,
             congestion: Congestion::Auto,
             confine: None,

@@ -51,6 +51,9 @@ pub struct SendSummary {
     /// Entries whose owner or group (`--owner`/`--group`) was not kept, and why.
     pub owner_not_kept: u64,
     pub owner_not_kept_why: &'static str,
+    /// Entries whose extended attributes (`--xattrs`) were not all kept, and why.
+    pub xattrs_not_kept: u64,
+    pub xattrs_not_kept_why: &'static str,
     pub receiver: SummaryMsg,
     pub scheduler: SchedulerReport,
     pub placement: Placement,

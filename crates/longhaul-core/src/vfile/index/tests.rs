@@ -394,3 +394,26 @@ fn owners_round_trip_and_bad_sections_are_refused() {
     bytes[body..].copy_from_slice(&sum.to_le_bytes());
     assert_eq!(code(Index::decode(&bytes)), "E_INDEX");
 }
+
+/// Issue 32: extended attributes travel in their own section (flag 4); a name with NUL, more
+/// than 64 KiB an entry, a hard link or an entry out of order is refused.
+#[test]
+fn xattrs_round_trip_and_bad_ones_are_refused() {
+    let base = Index::from_entries(vec![dir("t"), file("t/a", 5), hard_link("t/b", 1)]).unwrap();
+    let attr = |n: &str, v: &[u8]| -> (Box<[u8]>, Box<[u8]>) { (n.as_bytes().into(), v.into()) };
+    let x = vec![
+        Xattrs { entry: 0, attrs: vec![attr("user.dir", b"d")] },
+        Xattrs { entry: 1, attrs: vec![attr("user.a", b""), attr("trusted.b", &[0, 1, 2])] },
+    ];
+    let ix = base.clone().with_xattrs(x.clone()).unwrap();
+    let back = Index::decode(&ix.encode()).unwrap();
+    assert_eq!(back, ix);
+    assert_eq!(back.xattrs_of(1).map(|a| a.len()), Some(2));
+    assert_eq!(back.without_xattrs(), (base.clone(), 2));
+    let refused = |x: Vec<Xattrs>| base.clone().with_xattrs(x).err().map(|e| e.code().to_owned());
+    assert_eq!(refused(vec![Xattrs { entry: 2, attrs: vec![attr("user.a", b"")] }]).as_deref(), Some("E_INDEX"), "a hard link");
+    assert_eq!(refused(vec![x[1].clone(), x[0].clone()]).as_deref(), Some("E_INDEX"), "out of order");
+    assert_eq!(refused(vec![Xattrs { entry: 1, attrs: vec![attr("user.\0a", b"")] }]).as_deref(), Some("E_INDEX"), "NUL");
+    let big = vec![Xattrs { entry: 1, attrs: vec![attr("user.big", &vec![7; MAX_XATTR_BYTES])] }];
+    assert_eq!(refused(big).as_deref(), Some("E_LIMIT"));
+}

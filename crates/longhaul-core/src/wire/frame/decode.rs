@@ -139,6 +139,7 @@ impl Msg {
                     })
                 },
                 owner_not_kept: if r.left() == 0 { None } else { Some(r.u64()?) },
+                xattrs_not_kept: if r.left() == 0 { None } else { Some(r.u64()?) },
             }),
             FrameType::Sums => {
                 let mode = r.u8()?;

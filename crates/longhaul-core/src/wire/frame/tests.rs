@@ -70,6 +70,7 @@ fn message(name: &str) -> Msg {
             verified: 302,
             disk: None,
             owner_not_kept: None,
+            xattrs_not_kept: None,
         }),
         "summary_disk" => Msg::Summary(SummaryMsg {
             bytes: 20_000_000,
@@ -91,6 +92,7 @@ fn message(name: &str) -> Msg {
                 rate_us: 0,
             }),
             owner_not_kept: None,
+            xattrs_not_kept: None,
         }),
         "file_digests" => {
             Msg::FileDigests { digests: vec![(1, core::array::from_fn(|i| i as u8)), (4, core::array::from_fn(|i| 0xe0 + i as u8))] }
