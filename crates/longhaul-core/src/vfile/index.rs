@@ -593,7 +593,7 @@ fn unzigzag(v: u64) -> i64 {
 }
 
 mod meta;
-pub use meta::{Owners, Sparse, Xattrs};
+pub use meta::{Owners, Sparse, Xattr, Xattrs};
 
 #[cfg(test)]
 mod tests;

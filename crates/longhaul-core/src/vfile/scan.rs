@@ -321,7 +321,7 @@ struct Collected {
     /// One per entry: device and inode of a file with more than one name.
     inodes: Vec<Option<(u64, u64)>>,
     /// One per entry: a sparse file's data extents.
-    extents: Vec<Option<Box<[(u64, u64)]>>>,
+    extents: Vec<Option<Extents>>,
 }
 
 impl Collected {
@@ -384,7 +384,7 @@ impl Collected {
 /// SEEK_DATA and SEEK_HOLE; None (the file is sent whole, its holes as zeros) where the file
 /// cannot be opened or the file system cannot say, or past `MAX_EXTENTS` extents. A file
 /// changed meanwhile is caught by the sender's stamp check, as any other.
-pub(crate) fn data_extents(dir: BorrowedFd<'_>, name: &CStr, size: u64) -> Option<Box<[(u64, u64)]>> {
+pub(crate) fn data_extents(dir: BorrowedFd<'_>, name: &CStr, size: u64) -> Option<Extents> {
     use rustix::fs::SeekFrom;
     let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
     let fd = rustix::fs::openat(dir, name, flags, Mode::empty()).ok()?;
@@ -409,6 +409,9 @@ pub(crate) fn data_extents(dir: BorrowedFd<'_>, name: &CStr, size: u64) -> Optio
     }
     Some(out.into())
 }
+
+/// A sparse file's data extents, `(start, len)`.
+type Extents = Box<[(u64, u64)]>;
 
 /// A directory still to list: where it is (for messages), and its path relative to the scan's
 /// base (to open it).

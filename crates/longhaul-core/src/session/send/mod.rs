@@ -150,7 +150,7 @@ fn send_scanned(src: Scanned, addr: &str, dest: &[u8], opts: &SendOptions, watch
     if let Some(whole) = &whole {
         scanned = whole;
     }
-    let which = u8::from(opts.owner) * OWNER_UID | u8::from(opts.group) * OWNER_GID;
+    let which = (u8::from(opts.owner) * OWNER_UID) | (u8::from(opts.group) * OWNER_GID);
     let owners_unsent = which != 0 && hello.features & frame::FEATURE_OWNER == 0;
     let owned = if which != 0 && !owners_unsent { Some(scanned.with_owners(which)?) } else { None };
     if let Some(owned) = &owned {

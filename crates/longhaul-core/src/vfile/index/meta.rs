@@ -5,12 +5,15 @@
 
 use super::*;
 
+/// An extended attribute: its name and value.
+pub type Xattr = (Box<[u8]>, Box<[u8]>);
+
 /// One entry's extended attributes: `(name, value)`, names without NUL, at most
 /// `MAX_XATTR_BYTES` of names and values together.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Xattrs {
     pub entry: u32,
-    pub attrs: Vec<(Box<[u8]>, Box<[u8]>)>,
+    pub attrs: Vec<Xattr>,
 }
 
 /// Numeric ids of every entry, in index order; `which` says which of the two the receiver
@@ -103,7 +106,7 @@ impl Index {
     }
 
     /// The extended attributes of entry `i`, if it has any in the index.
-    pub fn xattrs_of(&self, i: usize) -> Option<&[(Box<[u8]>, Box<[u8]>)]> {
+    pub fn xattrs_of(&self, i: usize) -> Option<&[Xattr]> {
         let k = self.xattrs.binary_search_by_key(&(i as u32), |x| x.entry).ok()?;
         Some(&self.xattrs[k].attrs)
     }
@@ -176,7 +179,7 @@ impl Index {
                     put_varint(out, gid as u64);
                 }
             }
-            let sum = xxh3(&out);
+            let sum = xxh3(out);
             out.extend_from_slice(&sum.to_le_bytes());
         }
         if !self.xattrs.is_empty() {
@@ -194,7 +197,7 @@ impl Index {
                     out.extend_from_slice(value);
                 }
             }
-            let sum = xxh3(&out);
+            let sum = xxh3(out);
             out.extend_from_slice(&sum.to_le_bytes());
         }
     }
