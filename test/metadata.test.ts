@@ -204,8 +204,10 @@ describe('issue 32: -a keeps owners and groups, or names them', () => {
     expect(rs).toEqual(['.f...p..... setgid']);
 
     // Without -a the ids are not asked for: the node's own, as rsync without -o/-g.
-    const plain = await runCli(['send', src, `${addr}/plain`, '-q']);
+    // Said, not dropped in silence: d, d/f, g, setgid and l belong to others than the sender.
+    const plain = await runCli(['send', src, `${addr}/plain`]);
     expect(plain.status, plain.stderr).toBe(0);
+    expect(plain.stderr).toMatch(/^not kept: owner of 5 files: not asked for \(--owner, --group or -a keeps it\)$/m);
     expect(lstatSync(join(root, 'plain', 'owned', 'd', 'f')).uid).toBe(0);
   });
 

@@ -228,6 +228,13 @@ fn send_scanned(src: Scanned, addr: &str, dest: &[u8], opts: &SendOptions, watch
         summary.xattrs_not_kept_why =
             if on_node > 0 { "the node sets only user.* unless it runs as root, or refused them" } else { xattrs_not_kept.1 };
     }
+    if which == 0 {
+        // Not asked for, but said: entries of other users arrive as the node's.
+        let (uid, gid) = (rustix::process::geteuid().as_raw(), rustix::process::getegid().as_raw());
+        let others = index.entries().iter().zip(&scanned.stamps).filter(|(e, s)| e.kind != Kind::HardLink && (s.uid, s.gid) != (uid, gid));
+        summary.owner_not_kept = others.count() as u64;
+        summary.owner_not_kept_why = "not asked for (--owner, --group or -a keeps it)";
+    }
     if owners_unsent {
         summary.owner_not_kept = (index.entries().len() - index.count(Kind::HardLink)) as u64;
         summary.owner_not_kept_why = "the node cannot set owners";
