@@ -308,4 +308,30 @@ describe('issue 32: -a keeps what rsync -aHAXS keeps', () => {
     expect(getXattr(join(nobodyRoot, 'x', 'xsrc', 'u'), 'user.a')).toBe('1');
     expect(getXattr(join(nobodyRoot, 'x', 'xsrc', 't'), 'user.b')).toBe('2');
   });
+
+  it.skipIf(!root0)(
+    'a root node without --keep-setid sets no file capabilities (they grant privileges as setuid does) and names them',
+    async () => {
+      const src = join(work, 'caps');
+      mkdirSync(src);
+      writeFileSync(join(src, 'tool'), '#!/bin/sh\n');
+      chmodSync(join(src, 'tool'), 0o755);
+      // vfs_cap_data revision 2: CAP_SETUID permitted and effective.
+      const py = `import os,struct,sys\nos.setxattr(sys.argv[1], 'security.capability', struct.pack('<IIIII', 0x02000001, 1 << 7, 0, 0, 0))`;
+      const set = spawnSync('python3', ['-c', py, join(src, 'tool')], { encoding: 'utf8' });
+      expect(set.status, set.stderr).toBe(0);
+      setXattrs(join(src, 'tool'), { 'user.kept': 'yes' });
+      const r = await runCli(['send', '-a', src, `${addr}/caps`]);
+      expect(r.status, r.stderr).toBe(0);
+      // (Wrapped to the terminal's width.)
+      expect(r.stderr).toMatch(/^not kept: extended attributes of 1 file: .*file capabilities only with\s+--keep-setid/m);
+      const dest = join(root, 'caps', 'caps', 'tool');
+      expect(getXattr(dest, 'user.kept')).toBe('yes');
+      const cap = spawnSync('python3', ['-c', 'import os,sys; print(os.getxattr(sys.argv[1], "security.capability"))', dest], {
+        encoding: 'utf8',
+      });
+      expect(cap.status).not.toBe(0);
+      expect(cap.stderr).toMatch(/No data available/);
+    },
+  );
 });

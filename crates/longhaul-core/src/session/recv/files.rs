@@ -190,12 +190,16 @@ impl Receive {
 
     /// Gives entry `i`, made by this receiver, the extended attributes the index holds:
     /// `set` sets one. `user.*` always; the other namespaces (trusted, security, system: ACLs
-    /// as system.posix_acl_*) only as root. An entry with one not set is counted, once.
+    /// as system.posix_acl_*) only as root. File capabilities (`security.capability`) grant
+    /// privileges as a setuid bit does: set only where set-id bits are kept (`keep_setid`).
+    /// An entry with one not set is counted, once.
     pub(super) fn set_xattrs(&self, i: usize, set: impl Fn(&OsStr, &[u8]) -> rustix::io::Result<()>) {
         let Some(attrs) = self.index.xattrs_of(i) else { return };
+        let keep_setid = self.files.mode_mask & 0o6000 != 0;
         let mut missed = false;
         for (name, value) in attrs {
-            let allowed = name.starts_with(b"user.") || self.files.chown;
+            let privileged = &**name != b"security.capability" || keep_setid;
+            let allowed = name.starts_with(b"user.") || (self.files.chown && privileged);
             missed |= !(allowed && set(OsStr::from_bytes(name), value).is_ok());
         }
         if missed {
@@ -209,10 +213,17 @@ impl Receive {
     }
 
     /// As `chown_fd`, for the symlink `name` in `dir` this receiver just made (not followed).
+    /// Opened without following it, and checked to be a symlink, then chowned by that
+    /// descriptor: a name swapped meanwhile for a hard link to someone's file changes nothing.
     pub(super) fn chown_link(&self, dir: std::os::fd::BorrowedFd<'_>, name: &str, i: usize) {
+        use rustix::fs::{AtFlags, FileType};
         let Some((uid, gid)) = self.owner_of(i) else { return };
-        let flags = rustix::fs::AtFlags::SYMLINK_NOFOLLOW;
-        if !(self.files.chown && rustix::fs::chownat(dir, name, uid, gid, flags).is_ok()) {
+        let chowned = self.files.chown
+            && rustix::fs::openat(dir, name, OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty()).is_ok_and(|fd| {
+                rustix::fs::fstat(&fd).is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Symlink)
+                    && rustix::fs::chownat(&fd, "", uid, gid, AtFlags::EMPTY_PATH).is_ok()
+            });
+        if !chowned {
             self.files.owner_missed.fetch_add(1, Ordering::Relaxed);
         }
     }

@@ -225,8 +225,11 @@ fn send_scanned(src: Scanned, addr: &str, dest: &[u8], opts: &SendOptions, watch
     let on_node = summary.xattrs_not_kept;
     if xattrs_not_kept.0 > 0 || on_node > 0 {
         summary.xattrs_not_kept = xattrs_not_kept.0 + on_node;
-        summary.xattrs_not_kept_why =
-            if on_node > 0 { "the node sets only user.* unless it runs as root, or refused them" } else { xattrs_not_kept.1 };
+        summary.xattrs_not_kept_why = if on_node > 0 {
+            "the node sets only user.* unless it runs as root, file capabilities only with --keep-setid"
+        } else {
+            xattrs_not_kept.1
+        };
     }
     if which == 0 {
         // Not asked for, but said: entries of other users arrive as the node's.
