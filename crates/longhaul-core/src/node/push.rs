@@ -219,6 +219,12 @@ pub(super) fn push(caller: Caller<'_>, sock: &mut TcpStream, dest: Vec<u8>, stre
     if features & frame::FEATURE_DISK_STATS == 0 {
         summary.disk = None;
     }
+    if features & frame::FEATURE_OWNER == 0 {
+        summary.owner_not_kept = None;
+    }
+    if features & frame::FEATURE_XATTRS == 0 {
+        summary.xattrs_not_kept = None;
+    }
     if let Some(d) = deleted {
         d.write(sock)?;
     }
