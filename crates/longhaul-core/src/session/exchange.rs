@@ -110,6 +110,25 @@ pub fn offer_dry(sock: &mut (impl Read + Write), mut o: Offer<'_>) -> Result<(cr
 
 /// MANIFEST, MIRROR and SUMS out; the receiver's first answer that is not a keepalive back.
 fn propose(sock: &mut (impl Read + Write), o: &mut Offer<'_>) -> Result<Msg> {
+    if let Err(e) = send_offer(sock, o) {
+        // A receiver that refused (an ERROR, then closed) before reading the whole offer breaks
+        // the pipe under the writes: its ERROR, still there to read, says why; the write's
+        // error only when there is none.
+        return Err(match frame::expect_reply(sock, 0) {
+            Err(remote @ Error::Remote { .. }) => remote,
+            _ => e,
+        });
+    }
+    // While the receiver hashes its files it keeps the connection alive with empty SUMS.
+    loop {
+        match frame::expect_reply(sock, 0)? {
+            Msg::Sums { digests, .. } if o.sums.is_some() && digests.is_empty() => continue,
+            m => return Ok(m),
+        }
+    }
+}
+
+fn send_offer(sock: &mut (impl Read + Write), o: &mut Offer<'_>) -> Result<()> {
     frame::write_msg(
         sock,
         &Msg::Manifest { dest: o.dest.to_vec(), streams: o.streams, block_size: o.block_size, index: std::mem::take(&mut o.index) },
@@ -127,13 +146,7 @@ fn propose(sock: &mut (impl Read + Write), o: &mut Offer<'_>) -> Result<Msg> {
             }
         }
     }
-    // While the receiver hashes its files it keeps the connection alive with empty SUMS.
-    loop {
-        match frame::expect_reply(sock, 0)? {
-            Msg::Sums { digests, .. } if o.sums.is_some() && digests.is_empty() => continue,
-            m => return Ok(m),
-        }
-    }
+    Ok(())
 }
 
 /// The accepting side: READY, then the PLAN of what it holds when resume was agreed, then
