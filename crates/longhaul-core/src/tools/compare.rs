@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::error::{lossy, Error, Result};
+use crate::wire::frame::SumEntry;
 
 const THREADS: usize = 4;
 const CHUNK: usize = 256 << 10;
@@ -115,6 +116,141 @@ pub fn compare_trees(expected: &Path, actual: &Path, dir_mtimes: bool) -> Result
     extra.sort();
     diffs.extend(extra.into_iter().map(|p| Difference { path: lossy(p), what: What::Extra, expected: None, actual: None }));
     Ok(diffs)
+}
+
+/// One local entry for a comparison with a node's listing: its lstat, and its target or
+/// BLAKE3 where it is a symlink or a regular file.
+struct Local {
+    md: Metadata,
+    target: Option<PathBuf>,
+    digest: Option<[u8; 32]>,
+}
+
+/// As `compare_trees`, with `actual` a tree on a node: `fetch` brings its listing, each regular
+/// file hashed there (TREE_SUMS), and runs on a thread of its own while THREADS threads hash the
+/// local files, so the two ends hash at the same time. Contents compare by BLAKE3; the
+/// differences and their order are those `compare_trees` reports for the same two trees.
+pub fn compare_with_sums(
+    expected: &Path,
+    dir_mtimes: bool,
+    fetch: impl FnOnce() -> Result<Vec<SumEntry>> + Send,
+) -> Result<Vec<Difference>> {
+    let (local, remote) = std::thread::scope(|s| {
+        let r = s.spawn(fetch);
+        let l = local_sums(expected);
+        (l, r.join().expect("listing the node's tree"))
+    });
+    let (local, remote) = (local?, remote?);
+    let mut theirs: HashMap<Vec<u8>, SumEntry> = remote.into_iter().map(|e| (e.path.clone(), e)).collect();
+    let root = theirs.remove(&b""[..]).ok_or_else(|| Error::Protocol("TREE_SUMS answer without its root entry".into()))?;
+    let mut out = Vec::new();
+    let ours_root = &local[&b""[..]];
+    if !ours_root.md.is_dir() || root.kind != 1 {
+        let name = expected.file_name().map_or(&b""[..], |n| n.as_bytes());
+        compare_sum(name, ours_root, Some(&root), true, &mut out);
+        return Ok(out);
+    }
+    let mut paths: Vec<&Vec<u8>> = local.keys().filter(|p| !p.is_empty()).collect();
+    paths.sort();
+    for rel in paths {
+        compare_sum(rel, &local[rel], theirs.get(rel), dir_mtimes, &mut out);
+    }
+    let mut extra: Vec<&Vec<u8>> = theirs.keys().filter(|p| !local.contains_key(*p)).collect();
+    extra.sort();
+    out.extend(extra.into_iter().map(|p| Difference { path: lossy(p), what: What::Extra, expected: None, actual: None }));
+    Ok(out)
+}
+
+/// Every entry under `root` (the root itself under the empty name, followed if a symlink, as
+/// `compare_trees` does), each regular file hashed and each symlink's target read.
+fn local_sums(root: &Path) -> Result<HashMap<Vec<u8>, Local>> {
+    let top = fs::metadata(root).map_err(|e| io_error("stat", root, e))?;
+    let mut listed: Vec<(Vec<u8>, Metadata)> = if top.is_dir() { list_tree(root)?.into_iter().collect() } else { Vec::new() };
+    listed.push((Vec::new(), top));
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let parts: Vec<Result<Vec<(Vec<u8>, Local)>>> = std::thread::scope(|s| {
+        let threads: Vec<_> = (0..THREADS)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut found = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= listed.len() || failed.load(Ordering::Relaxed) {
+                            return Ok(found);
+                        }
+                        let (rel, md) = &listed[i];
+                        // Not join: "" would make `root/`, which a file root is not.
+                        let path = if rel.is_empty() { root.to_path_buf() } else { join(root, rel) };
+                        let mut l = Local { md: md.clone(), target: None, digest: None };
+                        let got = (|| {
+                            if md.file_type().is_symlink() {
+                                l.target = Some(fs::read_link(&path).map_err(|e| io_error("readlink", &path, e))?);
+                            } else if md.is_file() {
+                                let f = File::open(&path).map_err(|e| io_error("open", &path, e))?;
+                                l.digest = Some(crate::hash::blake3_file(&f, md.len()).map_err(|e| io_error("read", &path, e))?);
+                            }
+                            Ok(())
+                        })();
+                        if let Err(e) = got {
+                            failed.store(true, Ordering::Relaxed);
+                            return Err(e);
+                        }
+                        found.push((rel.clone(), l));
+                    }
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().expect("hashing files")).collect()
+    });
+    let mut out = HashMap::with_capacity(listed.len());
+    for p in parts {
+        out.extend(p?);
+    }
+    Ok(out)
+}
+
+/// As `compare_one`, the actual entry being the node's: contents by BLAKE3.
+fn compare_sum(rel: &[u8], ours: &Local, theirs: Option<&SumEntry>, dir_mtimes: bool, out: &mut Vec<Difference>) {
+    let diff = |what, expected: Option<String>, actual: Option<String>| Difference { path: lossy(rel), what, expected, actual };
+    let Some(t) = theirs else {
+        out.push(diff(What::Missing, None, None));
+        return;
+    };
+    let ka = kind_of(&ours.md);
+    let kb = match t.kind {
+        1 => "dir",
+        2 => "file",
+        3 => "symlink",
+        _ => "other",
+    };
+    if ka != kb {
+        out.push(diff(What::Kind, Some(ka.into()), Some(kb.into())));
+        return;
+    }
+    if ka == "symlink" {
+        let ta = ours.target.as_deref().unwrap_or(Path::new(""));
+        let tb = Path::new(std::ffi::OsStr::from_bytes(&t.target));
+        if ta != tb {
+            out.push(diff(What::Target, Some(ta.display().to_string()), Some(tb.display().to_string())));
+        }
+        return;
+    }
+    let (ma, mb) = (ours.md.permissions().mode() & 0o7777, t.mode & 0o7777);
+    if ma != mb {
+        out.push(diff(What::Mode, Some(format!("{ma:o}")), Some(format!("{mb:o}"))));
+    }
+    let (ta, tb) = (mtime_ns(&ours.md), t.mtime_ns as i128);
+    if (ka == "file" || dir_mtimes) && ta != tb {
+        out.push(diff(What::Mtime, Some(ta.to_string()), Some(tb.to_string())));
+    }
+    if ka == "file" {
+        if ours.md.len() != t.size {
+            out.push(diff(What::Size, Some(ours.md.len().to_string()), Some(t.size.to_string())));
+        } else if ours.digest != t.digest {
+            out.push(diff(What::Content, None, None));
+        }
+    }
 }
 
 fn join(root: &Path, rel: &[u8]) -> PathBuf {

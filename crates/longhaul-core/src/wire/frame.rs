@@ -41,8 +41,17 @@ pub const FEATURE_DELETE: u64 = 64;
 /// (CHANGES, TALLY) instead of READY, writing nothing. Offered only for a dry run.
 pub const FEATURE_DRY_RUN: u64 = 128;
 const MIRROR_FEATURES: u64 = FEATURE_DELETE | FEATURE_DRY_RUN;
-pub const FEATURES: u64 =
-    FEATURE_XXH3 | FEATURE_BLAKE3 | FEATURE_RESUME | FEATURE_VERIFY_FULL | FEATURE_DISK_STATS | FEATURE_CHECKSUM | MIRROR_FEATURES;
+/// TREE_SUMS: the node walks a tree under its root and answers each entry's metadata and,
+/// for a regular file, its BLAKE3 (`longhaul compare LOCAL HOST:PORT/PATH`).
+pub const FEATURE_REMOTE_SUMS: u64 = 4096;
+pub const FEATURES: u64 = FEATURE_XXH3
+    | FEATURE_BLAKE3
+    | FEATURE_RESUME
+    | FEATURE_VERIFY_FULL
+    | FEATURE_DISK_STATS
+    | FEATURE_CHECKSUM
+    | MIRROR_FEATURES
+    | FEATURE_REMOTE_SUMS;
 /// SUMS modes. By size and mtime alone (the default; no digests follow).
 pub const SUMS_STAMP: u8 = 0;
 /// By content: every file at the destination with the entry's size is hashed, and held when
@@ -53,6 +62,11 @@ pub const SUMS_CONTENT: u8 = 1;
 pub const SUMS_CONFIRM: u8 = 2;
 /// Digests in one FILE_DIGESTS frame (36 bytes each, within a control frame).
 pub const MAX_DIGESTS_PER_FRAME: usize = 1024;
+/// Entries in one TREE_SUMS_PART frame: the node sends a part when it has this many, ~60 KB of
+/// them, or TREE_SUMS_PART_BYTES of files hashed, whichever comes first.
+pub const MAX_TREE_SUMS_ENTRIES: usize = 512;
+/// File bytes hashed for one TREE_SUMS_PART: a client sees the walk advance at least this often.
+pub const TREE_SUMS_PART_BYTES: u64 = 256 << 20;
 /// Ranges in one PLAN frame (16 bytes each, within a control frame).
 pub const MAX_PLAN_RANGES: usize = 4000;
 /// Control frames other than MANIFEST: far more than any of them needs.
@@ -101,6 +115,8 @@ pub enum FrameType {
     Mirror = 0x60,
     Changes = 0x61,
     Tally = 0x62,
+    TreeSums = 0x70,
+    TreeSumsPart = 0x71,
     Error = 0x7f,
 }
 
@@ -136,6 +152,8 @@ impl FrameType {
             0x60 => Mirror,
             0x61 => Changes,
             0x62 => Tally,
+            0x70 => TreeSums,
+            0x71 => TreeSumsPart,
             0x7f => Error,
             _ => return None,
         })
@@ -163,6 +181,23 @@ pub struct ListEntry {
     pub mode: u32,
     pub size: u64,
     pub mtime_ns: i64,
+}
+
+/// One entry of a TREE_SUMS_PART.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SumEntry {
+    /// Relative to the path asked for, `/`-separated; empty for that path itself when it is
+    /// not a directory.
+    pub path: Vec<u8>,
+    /// As ListEntry's: 1 dir, 2 file, 3 symlink, 4 other.
+    pub kind: u8,
+    pub mode: u32,
+    pub size: u64,
+    pub mtime_ns: i64,
+    /// A symlink's target; empty for the others.
+    pub target: Vec<u8>,
+    /// A regular file's BLAKE3, as the node read it.
+    pub digest: Option<[u8; 32]>,
 }
 
 /// One segment of a READV request: `file` indexes the request's path table.
@@ -374,6 +409,17 @@ pub enum Msg {
         blocks: u64,
         bytes: u64,
     },
+    /// With FEATURE_REMOTE_SUMS: every entry under `path` (within the root), each regular
+    /// file hashed by the node; answered by TREE_SUMS_PART frames, or ERROR.
+    TreeSums {
+        path: Vec<u8>,
+    },
+    /// One part of a TREE_SUMS answer (at most MAX_TREE_SUMS_ENTRIES entries, in no particular
+    /// order); the last part has `last` set. An ERROR in place of a part ends the answer.
+    TreeSumsPart {
+        last: bool,
+        entries: Vec<SumEntry>,
+    },
     Summary(SummaryMsg),
     Error {
         code: String,
@@ -411,6 +457,8 @@ impl Msg {
             Msg::Changes { .. } => FrameType::Changes,
             Msg::Tally(_) => FrameType::Tally,
             Msg::Done { .. } => FrameType::Done,
+            Msg::TreeSums { .. } => FrameType::TreeSums,
+            Msg::TreeSumsPart { .. } => FrameType::TreeSumsPart,
             Msg::Summary(_) => FrameType::Summary,
             Msg::Error { .. } => FrameType::Error,
         }
@@ -562,6 +610,26 @@ impl Msg {
                 for (entry, d) in digests {
                     b.extend_from_slice(&entry.to_le_bytes());
                     b.extend_from_slice(d);
+                }
+            }
+            Msg::TreeSums { path } => put_bytes16(&mut b, path),
+            Msg::TreeSumsPart { last, entries } => {
+                b.push(*last as u8);
+                b.extend_from_slice(&(entries.len() as u32).to_le_bytes());
+                for e in entries {
+                    b.push(e.kind);
+                    put_bytes16(&mut b, &e.path);
+                    b.extend_from_slice(&e.mode.to_le_bytes());
+                    b.extend_from_slice(&e.size.to_le_bytes());
+                    b.extend_from_slice(&e.mtime_ns.to_le_bytes());
+                    put_bytes16(&mut b, &e.target);
+                    match &e.digest {
+                        Some(d) => {
+                            b.push(1);
+                            b.extend_from_slice(d);
+                        }
+                        None => b.push(0),
+                    }
                 }
             }
             Msg::Summary(s) => {

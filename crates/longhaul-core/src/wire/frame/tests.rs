@@ -109,13 +109,29 @@ fn message(name: &str) -> Msg {
             deleted_bytes: 30,
             ..Tally::default()
         }),
+        "tree_sums" => Msg::TreeSums { path: b"data".to_vec() },
+        "tree_sums_part" => Msg::TreeSumsPart {
+            last: true,
+            entries: vec![
+                SumEntry {
+                    path: b"d/f".to_vec(),
+                    kind: 2,
+                    mode: 0o644,
+                    size: 5,
+                    mtime_ns: 1_700_000_000_000_000_000,
+                    target: Vec::new(),
+                    digest: Some(core::array::from_fn(|i| 0x60 + i as u8)),
+                },
+                SumEntry { path: b"l".to_vec(), kind: 3, mode: 0o777, size: 0, mtime_ns: -1, target: b"d/f".to_vec(), digest: None },
+            ],
+        },
         "error" => Msg::Error { code: "E_PATH_ESCAPE".into(), message: "path escapes the destination root".into() },
         other => panic!("no message for vector {other}"),
     }
 }
 
 /// Every message name, in the order of docs/protocol-vectors.txt.
-const ALL: [&str; 31] = [
+const ALL: [&str; 33] = [
     "hello",
     "hello_ok",
     "auth",
@@ -147,6 +163,8 @@ const ALL: [&str; 31] = [
     "mirror",
     "changes",
     "tally",
+    "tree_sums",
+    "tree_sums_part",
 ];
 
 fn vectors() -> Vec<(&'static str, Vec<u8>)> {
