@@ -149,19 +149,19 @@ fn entry(dir: BorrowedFd<'_>, name: &OsStr, rel: Vec<u8>, st: &Stat, shown: &[u8
     match ft {
         FileType::Symlink => {
             e.target =
-                rustix::fs::readlinkat(dir, name, Vec::new()).map_err(|err| Error::io("readlink", &shown(), err.into()))?.into_bytes();
+                rustix::fs::readlinkat(dir, name, Vec::new()).map_err(|err| Error::io("readlink", shown(), err.into()))?.into_bytes();
         }
         FileType::RegularFile => {
             // O_NONBLOCK: a FIFO put in the file's place must not hold the open.
             let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
             let f = File::from(rustix::fs::openat(dir, name, flags, Mode::empty()).map_err(|err| beneath::root_refused(&shown(), err))?);
-            let now = rustix::fs::fstat(&f).map_err(|err| Error::io("stat", &shown(), err.into()))?;
+            let now = rustix::fs::fstat(&f).map_err(|err| Error::io("stat", shown(), err.into()))?;
             if FileType::from_raw_mode(now.st_mode) != FileType::RegularFile || now.st_size != st.st_size {
                 return Err(Error::SourceChanged { path: lossy(&shown()), why: "changed while it was compared" });
             }
             let d = crate::hash::blake3_file(&f, e.size).map_err(|err| match err.kind() {
                 std::io::ErrorKind::UnexpectedEof => Error::SourceChanged { path: lossy(&shown()), why: "shrank while it was hashed" },
-                _ => Error::io("read", &shown(), err),
+                _ => Error::io("read", shown(), err),
             })?;
             e.digest = Some(d);
         }

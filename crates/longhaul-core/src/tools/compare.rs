@@ -169,7 +169,8 @@ fn local_sums(root: &Path) -> Result<HashMap<Vec<u8>, Local>> {
     listed.push((Vec::new(), top));
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
-    let parts: Vec<Result<Vec<(Vec<u8>, Local)>>> = std::thread::scope(|s| {
+    type Found = Vec<(Vec<u8>, Local)>;
+    let parts: Vec<Result<Found>> = std::thread::scope(|s| {
         let threads: Vec<_> = (0..THREADS)
             .map(|_| {
                 s.spawn(|| {
@@ -388,6 +389,7 @@ fn read_full(f: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
 mod tests {
     use super::*;
     use crate::scratch::Scratch;
+    use std::os::unix::ffi::OsStringExt;
     use std::os::unix::fs::symlink;
 
     fn pair(name: &str) -> (Scratch, PathBuf, PathBuf) {
@@ -442,6 +444,63 @@ mod tests {
         assert!(whats(&d).contains(&("f".into(), "size")), "{d:?}");
         let d = compare_trees(&a.join("d"), &b.join("small"), true).unwrap();
         assert_eq!(whats(&d), vec![("d".into(), "kind")]);
+    }
+
+    /// What a node's TREE_SUMS would answer for `root`, made from this side's own listing.
+    fn sums_of(root: &Path) -> Result<Vec<SumEntry>> {
+        let kind = |md: &Metadata| match kind_of(md) {
+            "dir" => 1,
+            "file" => 2,
+            "symlink" => 3,
+            _ => 4,
+        };
+        Ok(local_sums(root)?
+            .into_iter()
+            .map(|(path, l)| SumEntry {
+                path,
+                kind: kind(&l.md),
+                mode: l.md.permissions().mode() & 0o7777,
+                size: if l.md.is_file() { l.md.len() } else { 0 },
+                mtime_ns: mtime_ns(&l.md) as i64,
+                target: l.target.map(|t| t.into_os_string().into_vec()).unwrap_or_default(),
+                digest: l.digest,
+            })
+            .collect())
+    }
+
+    #[test]
+    fn a_listing_with_digests_gives_the_differences_a_local_compare_gives() {
+        let (_t, a, b) = pair("compare-sums");
+        assert_eq!(compare_with_sums(&a, true, || sums_of(&b)).unwrap(), vec![]);
+        let mut bytes = fs::read(b.join("d/f")).unwrap();
+        bytes[CHUNK] ^= 1;
+        fs::write(b.join("d/f"), bytes).unwrap();
+        assert!(std::process::Command::new("touch").arg("-r").arg(a.join("d/f")).arg(b.join("d/f")).status().unwrap().success());
+        fs::set_permissions(b.join("small"), fs::Permissions::from_mode(0o600)).unwrap();
+        fs::remove_file(b.join("l")).unwrap();
+        symlink("d/g", b.join("l")).unwrap();
+        fs::write(b.join("new"), b"").unwrap();
+        fs::create_dir(b.join("sub")).unwrap();
+        for dir_mtimes in [false, true] {
+            let remote = compare_with_sums(&a, dir_mtimes, || sums_of(&b)).unwrap();
+            assert_eq!(remote, compare_trees(&a, &b, dir_mtimes).unwrap(), "dir_mtimes {dir_mtimes}");
+        }
+        assert_eq!(
+            whats(&compare_with_sums(&a, false, || sums_of(&b)).unwrap()),
+            vec![
+                ("d/f".into(), "content"),
+                ("l".into(), "target"),
+                ("small".into(), "mode"),
+                ("new".into(), "extra"),
+                ("sub".into(), "extra")
+            ]
+        );
+        // One entry where either side is not a directory, under the local name.
+        assert_eq!(compare_with_sums(&a.join("d/f"), true, || sums_of(&a.join("d/f"))).unwrap(), vec![]);
+        assert_eq!(whats(&compare_with_sums(&a.join("small"), true, || sums_of(&b.join("d"))).unwrap()), vec![("small".into(), "kind")]);
+        // The node's error is the comparison's.
+        let e = compare_with_sums(&a, true, || Err(Error::PathEscape { path: "x".into(), why: "through a symlink" })).unwrap_err();
+        assert_eq!(e.code(), "E_PATH_ESCAPE");
     }
 
     #[test]

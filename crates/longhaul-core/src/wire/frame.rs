@@ -9,9 +9,11 @@ use crate::error::{Error, Result};
 mod decode;
 mod io;
 mod mirror;
+mod tree_sums;
 
 pub use io::{expect_msg, expect_plan, expect_reply, read_msg, write_msg};
 pub use mirror::{Tally, MARK_DELETE, MARK_NEW, MARK_UPDATE};
+pub use tree_sums::SumEntry;
 
 pub const MAGIC: [u8; 8] = *b"LONGHAUL";
 pub const VERSION_MIN: u16 = 1;
@@ -181,23 +183,6 @@ pub struct ListEntry {
     pub mode: u32,
     pub size: u64,
     pub mtime_ns: i64,
-}
-
-/// One entry of a TREE_SUMS_PART.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SumEntry {
-    /// Relative to the path asked for, `/`-separated; empty for that path itself when it is
-    /// not a directory.
-    pub path: Vec<u8>,
-    /// As ListEntry's: 1 dir, 2 file, 3 symlink, 4 other.
-    pub kind: u8,
-    pub mode: u32,
-    pub size: u64,
-    pub mtime_ns: i64,
-    /// A symlink's target; empty for the others.
-    pub target: Vec<u8>,
-    /// A regular file's BLAKE3, as the node read it.
-    pub digest: Option<[u8; 32]>,
 }
 
 /// One segment of a READV request: `file` indexes the request's path table.
@@ -613,25 +598,7 @@ impl Msg {
                 }
             }
             Msg::TreeSums { path } => put_bytes16(&mut b, path),
-            Msg::TreeSumsPart { last, entries } => {
-                b.push(*last as u8);
-                b.extend_from_slice(&(entries.len() as u32).to_le_bytes());
-                for e in entries {
-                    b.push(e.kind);
-                    put_bytes16(&mut b, &e.path);
-                    b.extend_from_slice(&e.mode.to_le_bytes());
-                    b.extend_from_slice(&e.size.to_le_bytes());
-                    b.extend_from_slice(&e.mtime_ns.to_le_bytes());
-                    put_bytes16(&mut b, &e.target);
-                    match &e.digest {
-                        Some(d) => {
-                            b.push(1);
-                            b.extend_from_slice(d);
-                        }
-                        None => b.push(0),
-                    }
-                }
-            }
+            Msg::TreeSumsPart { last, entries } => tree_sums::encode_part(&mut b, *last, entries),
             Msg::Summary(s) => {
                 for v in [s.bytes, s.files, s.dirs, s.symlinks, s.blocks, s.micros, s.verified] {
                     b.extend_from_slice(&v.to_le_bytes());

@@ -217,6 +217,16 @@ fn limits_are_checked_before_allocation() {
 }
 
 #[test]
+fn a_tree_sums_part_over_its_entry_cap_is_refused() {
+    let e = SumEntry { path: b"f".to_vec(), kind: 2, mode: 0o644, size: 0, mtime_ns: 0, target: Vec::new(), digest: None };
+    let at_cap = Msg::TreeSumsPart { last: false, entries: vec![e.clone(); MAX_TREE_SUMS_ENTRIES] }.encode();
+    assert!(at_cap.len() < MAX_CONTROL_FRAME as usize);
+    assert!(read_msg(&mut &at_cap[..], 0).is_ok());
+    let over = Msg::TreeSumsPart { last: false, entries: vec![e; MAX_TREE_SUMS_ENTRIES + 1] }.encode();
+    assert_eq!(read_msg(&mut &over[..], 0).unwrap_err().code(), "E_PROTOCOL");
+}
+
+#[test]
 fn malformed_frames_are_protocol_errors() {
     let cases: &[(&str, Vec<u8>)] = &[
         ("unknown type", vec![1, 0, 0, 0, 0x42]),
