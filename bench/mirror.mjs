@@ -18,11 +18,15 @@
 // applied by writing new files (an edit is a new file renamed over the link), so `before` stays
 // as it was. Both stay in the page cache (warm reads for every tool alike).
 //
+// `--wan` runs every tool over the emulated link of the WAN bench instead of loopback (its
+// profile a: 1 Gbit/s, 50 ms RTT, 0.01% loss; lh-netem, two network namespaces, needs root):
+// the node and the rsync daemon in one namespace, the clients in the other, the disk shared.
+//
 // The ext4 here has no journal and creating files for minutes after mass deletions is ~10x
 // slower: every destination is fresh and everything is deleted at the end, in one batch.
 //
 //   node bench/mirror.mjs [--files 100000] [--mib 400] [--change 1] [--runs 3] [--dir /tmp]
-//                         [--tools longhaul,longhaul-c,rsync,rsync-c] [--no-write]
+//                         [--tools longhaul,longhaul-c,rsync,rsync-c] [--wan] [--no-write]
 import { spawn, spawnSync } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
 import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, unlinkSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
@@ -39,6 +43,7 @@ const args = benchOptions(import.meta.filename, {
   runs: { type: 'string', default: '3' },
   dir: { type: 'string', default: tmpdir() },
   tools: { type: 'string', default: 'longhaul,longhaul-c,rsync,rsync-c' },
+  wan: { type: 'boolean' },
   'no-write': { type: 'boolean' },
 });
 const FILES = Number(args.files);
@@ -124,9 +129,28 @@ function makeTrees(work) {
   return { before, after, change, bytes: sz.reduce((a, b) => a + b, 0) };
 }
 
-// ---- servers -------------------------------------------------------------------------------------
-function start(cmd, argv, ready) {
-  const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+// ---- the link (--wan) and servers ------------------------------------------------------------------
+const TOKEN = 'the mirror bench token, shared by both ends';
+/** The WAN bench's profile a, on lh-netem: `{ a: { netns, addr }, b: { netns, addr }, stop }`. */
+async function startLink() {
+  const netem = join(REPO, 'target', 'release', 'lh-netem');
+  if (spawnSync('cargo', ['build', '--release', '-q', '-p', 'longhaul-netem'], { cwd: REPO, stdio: 'inherit' }).status !== 0) throw new Error('building lh-netem failed');
+  const relay = spawn(netem, ['--rtt', '50ms', '--rate', '1gbit', '--loss', '0.01%', '--seed', '1'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  relay.stderr.on('data', (d) => (err += d));
+  const line = await new Promise((resolve, reject) => {
+    createInterface({ input: relay.stdout }).once('line', resolve);
+    relay.once('exit', (c) => reject(new Error(`lh-netem exited ${c}: ${err}`)));
+  });
+  return { ...JSON.parse(line), relay };
+}
+let link = null;
+/** argv in the link's namespace `side` ('a' the clients, 'b' the servers); as is on loopback. */
+const within = (side, cmd, argv) => (link ? ['ip', ['netns', 'exec', link[side].netns, cmd, ...argv]] : [cmd, argv]);
+
+function start(side, cmd0, argv0, ready) {
+  const [cmd, argv] = within(side, cmd0, argv0);
+  const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LONGHAUL_TOKEN: TOKEN } });
   let err = '';
   child.stderr.on('data', (d) => (err += d));
   return new Promise((resolve, reject) => {
@@ -143,10 +167,11 @@ async function stop(child) {
   if (child.exitCode === null) child.kill('SIGKILL');
 }
 
-function run(cmd, argv) {
+function run(cmd0, argv0) {
+  const [cmd, argv] = within('a', cmd0, argv0);
   return new Promise((resolve, reject) => {
     const t0 = process.hrtime.bigint();
-    const child = spawn(cmd, argv, { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(cmd, argv, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, LONGHAUL_TOKEN: TOKEN } });
     let err = '';
     child.stderr.on('data', (d) => (err += d));
     child.on('exit', (code) => {
@@ -165,16 +190,18 @@ const DELETE = /--delete\b/.test(sendHelp);
 const servers = [];
 try {
   const trees = makeTrees(work);
+  if (args.wan) link = await startLink();
+  const host = link ? link.b.addr : '127.0.0.1';
   const port = 20000 + Math.floor(Math.random() * 20000);
-  const node = `127.0.0.1:${port}`;
+  const node = `${host}:${port}`;
   servers.push(
-    await start(process.execPath, [CLI, 'serve', '--root', dst, '--listen', node, '--no-auth', '--json', '--log-level', 'warn'], (l) =>
+    await start('b', process.execPath, [CLI, 'serve', '--root', dst, '--listen', node, '--json', '--log-level', 'warn'], (l) =>
       l.includes('"port"'),
     ),
   );
   const cfg = join(work, 'rsyncd.conf');
   writeFileSync(cfg, `use chroot = no\n[bench]\n  path = ${dst}\n  read only = no\n  uid = root\n  gid = root\n`);
-  servers.push(await start('rsync', ['--daemon', '--no-detach', `--config=${cfg}`, `--port=${port + 1}`, '--address=127.0.0.1']));
+  servers.push(await start('b', 'rsync', ['--daemon', '--no-detach', `--config=${cfg}`, `--port=${port + 1}`, `--address=${host}`]));
 
   const del = DELETE ? ['--delete'] : [];
   const longhaul = (flags) => ({
@@ -186,7 +213,7 @@ try {
   });
   const rsync = (flags) => ({
     cmd: `rsync ${flags.join(' ')} SRC/ rsync://HOST:PORT/bench/DEST/`,
-    mirror: (src, dir) => run('rsync', [...flags, `${src}/`, `rsync://127.0.0.1:${port + 1}/bench/${dir}/`]),
+    mirror: (src, dir) => run('rsync', [...flags, `${src}/`, `rsync://${host}:${port + 1}/bench/${dir}/`]),
     lands: (dir) => join(dst, dir),
     deletes: true,
   });
@@ -230,7 +257,7 @@ try {
   const section = [
     `### Mirror, second run (${when} UTC)`,
     '',
-    `\`npm run bench -- mirror --files ${FILES} --mib ${args.mib} --change ${args.change} --runs ${RUNS}\` on ${cpus().length} x ${cpus()[0].model}, ${Math.round(totalmem() / 2 ** 30)} GiB, ${fs}${journal === '0' ? ' without a journal' : ''}, loopback; longhaul ${sh(`git -C ${REPO} rev-parse --short HEAD`).stdout.trim()}, ${sh('rsync --version').stdout.split('\n')[0].replace(/\s+/g, ' ')}.`,
+    `\`npm run bench -- mirror --files ${FILES} --mib ${args.mib} --change ${args.change} --runs ${RUNS}${link ? ' --wan' : ''}\` on ${cpus().length} x ${cpus()[0].model}, ${Math.round(totalmem() / 2 ** 30)} GiB, ${fs}${journal === '0' ? ' without a journal' : ''}, ${link ? 'over the emulated link of the WAN bench (lh-netem: 1 Gbit/s, 50 ms RTT, 0.01% loss)' : 'loopback'}; longhaul ${sh(`git -C ${REPO} rev-parse --short HEAD`).stdout.trim()}, ${sh('rsync --version').stdout.split('\n')[0].replace(/\s+/g, ' ')}.`,
     `A tree of ${FILES} files (${(trees.bytes / 2 ** 20).toFixed(0)} MiB, long-tailed sizes from 1 KiB) mirrored once, then ${c.edited} files edited (${(c.editedBytes / 2 ** 20).toFixed(1)} MiB), ${c.added} added (${(c.addedBytes / 2 ** 20).toFixed(1)} MiB) and ${c.deleted} deleted; the second mirror timed, median (min–max) of ${RUNS} interleaved rounds, seconds; after each, \`rsync -c -a --dry-run --itemize-changes${DELETE ? ' --delete' : ''} SRC/ DEST/\` printed nothing${DELETE ? '' : ' (longhaul send had no `--delete` on this build: deleted files stayed in its copy and are not part of the comparison)'}.`,
     '',
     '| tool | command | second run, s |',
@@ -242,17 +269,19 @@ try {
   console.log(section);
   if (!args['no-write']) {
     const stamp = new Date().toISOString().slice(0, 10);
-    const json = `bench/results/${stamp}-mirror-${FILES}.json`;
+    const json = `bench/results/${stamp}-mirror-${FILES}${link ? '-wan' : ''}.json`;
     writeFileSync(join(REPO, json), JSON.stringify({ when, files: FILES, bytes: trees.bytes, change: c, delete: DELETE, runs: RUNS, times }, null, 2) + '\n');
     const path = join(REPO, 'bench', 'RESULTS.md');
-    const [b, e] = ['<!-- mirror:begin -->', '<!-- mirror:end -->'];
+    const [b, e] = link ? ['<!-- mirror-wan:begin -->', '<!-- mirror-wan:end -->'] : ['<!-- mirror:begin -->', '<!-- mirror:end -->'];
     const doc = readFileSync(path, 'utf8');
-    const body = `${b}\n## Mirror: the second run of a nightly mirror (\`npm run bench -- mirror\`)\n\n${section}\n\nRaw figures: \`${json}\`.\n${e}`;
+    const title = `Mirror${link ? ' over the emulated 50 ms link' : ''}: the second run of a nightly mirror (\`npm run bench -- mirror${link ? ' --wan' : ''}\`)`;
+    const body = `${b}\n## ${title}\n\n${section}\n\nRaw figures: \`${json}\`.\n${e}`;
     writeFileSync(path, doc.includes(b) ? doc.slice(0, doc.indexOf(b)) + body + doc.slice(doc.indexOf(e) + e.length) : `${doc.trimEnd()}\n\n${body}\n`);
     log(`wrote ${json} and bench/RESULTS.md`);
   }
 } finally {
   for (const s of servers) await stop(s);
+  if (link) await stop(link.relay);
   // One batch at the end (see the top of the file).
   rmSync(work, { recursive: true, force: true });
 }
