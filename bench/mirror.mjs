@@ -167,16 +167,19 @@ async function stop(child) {
   if (child.exitCode === null) child.kill('SIGKILL');
 }
 
+/** Runs to the end; resolves to its wall seconds and its stdout. */
 function run(cmd0, argv0) {
   const [cmd, argv] = within('a', cmd0, argv0);
   return new Promise((resolve, reject) => {
     const t0 = process.hrtime.bigint();
-    const child = spawn(cmd, argv, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, LONGHAUL_TOKEN: TOKEN } });
+    const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LONGHAUL_TOKEN: TOKEN } });
+    let out = '';
     let err = '';
+    child.stdout.on('data', (d) => (out += d));
     child.stderr.on('data', (d) => (err += d));
     child.on('exit', (code) => {
       if (code !== 0) return reject(new Error(`${cmd} ${argv.join(' ')} exited ${code}: ${err.slice(-500)}`));
-      resolve(Number(process.hrtime.bigint() - t0) / 1e9);
+      resolve({ secs: Number(process.hrtime.bigint() - t0) / 1e9, out });
     });
   });
 }
@@ -207,13 +210,17 @@ try {
   const longhaul = (flags) => ({
     // A directory SRC arrives as DEST/SRC: both runs send a tree named `tree`.
     cmd: ['longhaul send', ...flags, ...del, 'SRC HOST:PORT/DEST'].join(' '),
-    mirror: (src, dir) => run(process.execPath, [CLI, 'send', '-q', ...flags, ...del, src, `${node}/${dir}`]),
+    mirror: (src, dir) => run(process.execPath, [CLI, 'send', '--json', ...flags, ...del, src, `${node}/${dir}`]),
+    // The summary's bytes moved: the file bytes its blocks carried (headers aside).
+    sent: (out) => JSON.parse(out.trim().split('\n').at(-1)).bytesMoved,
     lands: (dir) => join(dst, dir, 'tree'),
     deletes: DELETE,
   });
   const rsync = (flags) => ({
     cmd: `rsync ${flags.join(' ')} SRC/ rsync://HOST:PORT/bench/DEST/`,
-    mirror: (src, dir) => run('rsync', [...flags, `${src}/`, `rsync://${host}:${port + 1}/bench/${dir}/`]),
+    mirror: (src, dir) => run('rsync', [...flags, '--stats', `${src}/`, `rsync://${host}:${port + 1}/bench/${dir}/`]),
+    // Everything it wrote to the socket: file data, checksums and file lists.
+    sent: (out) => Number(/Total bytes sent: ([\d,.]+)/.exec(out)[1].replace(/[,.]/g, '')),
     lands: (dir) => join(dst, dir),
     deletes: true,
   });
@@ -230,24 +237,26 @@ try {
   if (!DELETE) log('longhaul send has no --delete on this build: deleted files stay in its copy and are left out of its check');
 
   const times = Object.fromEntries(chosen.map(([k]) => [k, []]));
+  const sent = Object.fromEntries(chosen.map(([k]) => [k, []]));
   for (let r = 1; r <= RUNS; r++) {
     for (const [k, t] of chosen) {
       const dir = `${k}-${r}`;
       await t.mirror(trees.before, dir);
-      const secs = await t.mirror(trees.after, dir);
+      const { secs, out } = await t.mirror(trees.after, dir);
+      sent[k].push(t.sent(out));
       // The same result on disk: rsync by checksum finds nothing to do (deletions aside when the
       // tool cannot delete).
       const check = sh(`rsync -c -a --dry-run --itemize-changes ${t.deletes ? '--delete' : ''} ${trees.after}/ ${t.lands(dir)}/`).stdout;
       if (check.trim()) throw new Error(`${t.name}, round ${r}: the copy differs from the source:\n${check.split('\n').slice(0, 20).join('\n')}`);
       times[k].push(secs);
-      log(`round ${r} ${t.name.padEnd(28)} ${secs.toFixed(2)} s  (check: identical)`);
+      log(`round ${r} ${t.name.padEnd(28)} ${secs.toFixed(2)} s, ${(sent[k].at(-1) / 2 ** 20).toFixed(1)} MiB sent  (check: identical)`);
     }
   }
 
   const med = Object.fromEntries(chosen.map(([k]) => [k, median(times[k])]));
   const rows = chosen.map(([k, t]) => {
     const xs = times[k];
-    return `| ${t.name} | \`${t.cmd}\` | ${med[k].toFixed(2)} (${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)}) |`;
+    return `| ${t.name} | \`${t.cmd}\` | ${med[k].toFixed(2)} (${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)}) | ${(median(sent[k]) / 2 ** 20).toFixed(1)} |`;
   });
   const ratio = (a, b) => (med[a] && med[b] ? `${(med[a] / med[b]).toFixed(1)}x` : 'n/a');
   const when = new Date().toISOString().slice(0, 16).replace('T', ' ');
@@ -260,8 +269,8 @@ try {
     `\`npm run bench -- mirror --files ${FILES} --mib ${args.mib} --change ${args.change} --runs ${RUNS}${link ? ' --wan' : ''}\` on ${cpus().length} x ${cpus()[0].model}, ${Math.round(totalmem() / 2 ** 30)} GiB, ${fs}${journal === '0' ? ' without a journal' : ''}, ${link ? 'over the emulated link of the WAN bench (lh-netem: 1 Gbit/s, 50 ms RTT, 0.01% loss)' : 'loopback'}; longhaul ${sh(`git -C ${REPO} rev-parse --short HEAD`).stdout.trim()}, ${sh('rsync --version').stdout.split('\n')[0].replace(/\s+/g, ' ')}.`,
     `A tree of ${FILES} files (${(trees.bytes / 2 ** 20).toFixed(0)} MiB, long-tailed sizes from 1 KiB) mirrored once, then ${c.edited} files edited (${(c.editedBytes / 2 ** 20).toFixed(1)} MiB), ${c.added} added (${(c.addedBytes / 2 ** 20).toFixed(1)} MiB) and ${c.deleted} deleted; the second mirror timed, median (min–max) of ${RUNS} interleaved rounds, seconds; after each, \`rsync -c -a --dry-run --itemize-changes${DELETE ? ' --delete' : ''} SRC/ DEST/\` printed nothing${DELETE ? '' : ' (longhaul send had no `--delete` on this build: deleted files stayed in its copy and are not part of the comparison)'}.`,
     '',
-    '| tool | command | second run, s |',
-    '| --- | --- | --- |',
+    '| tool | command | second run, s | MiB sent |',
+    '| --- | --- | --- | --- |',
     ...rows,
     '',
     `rsync -a / longhaul: ${ratio('rsync', 'longhaul')}; rsync -c / longhaul --checksum: ${ratio('rsync-c', 'longhaul-c')}.`,
@@ -270,7 +279,7 @@ try {
   if (!args['no-write']) {
     const stamp = new Date().toISOString().slice(0, 10);
     const json = `bench/results/${stamp}-mirror-${FILES}${link ? '-wan' : ''}.json`;
-    writeFileSync(join(REPO, json), JSON.stringify({ when, files: FILES, bytes: trees.bytes, change: c, delete: DELETE, runs: RUNS, times }, null, 2) + '\n');
+    writeFileSync(join(REPO, json), JSON.stringify({ when, files: FILES, bytes: trees.bytes, change: c, delete: DELETE, runs: RUNS, times, sent }, null, 2) + '\n');
     const path = join(REPO, 'bench', 'RESULTS.md');
     const [b, e] = link ? ['<!-- mirror-wan:begin -->', '<!-- mirror-wan:end -->'] : ['<!-- mirror:begin -->', '<!-- mirror:end -->'];
     const doc = readFileSync(path, 'utf8');
