@@ -152,6 +152,26 @@ describe('compare LOCAL HOST:PORT/PATH, the node hashing its side (issue 32)', (
     expect(noAuth.stderr).toMatch(/^longhaul: E_AUTH: /m);
   });
 
+  it('over TLS: --tls-pin compares as in the clear; without it E_TLS', async () => {
+    const tlsRoot = join(work, 'tls-root');
+    mkdirSync(tlsRoot);
+    expect(spawnSync('cp', ['-a', join(work, 'src'), join(tlsRoot, 'tree')]).status).toBe(0);
+    const child = spawn(
+      process.execPath,
+      [CLI, 'serve', '--root', tlsRoot, '--listen', '127.0.0.1:0', '--tls', '--token-file', tokenFile, '--json', '--log-level', 'warn'],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    nodes.push(child);
+    const first = await new Promise<string>((resolve) => createInterface({ input: child.stdout! }).once('line', resolve));
+    const ev = JSON.parse(first) as { host: string; port: number; tls: { fingerprint: string } };
+    const addr = `${ev.host}:${ev.port}`;
+    const ok = await runCli(['compare', join(work, 'src'), `${addr}/tree`, '--tls-pin', ev.tls.fingerprint, ...auth()]);
+    expect(ok.status, ok.stderr).toBe(0);
+    const plain = await runCli(['compare', join(work, 'src'), `${addr}/tree`, ...auth()]);
+    expect(plain.status).toBe(5);
+    expect(plain.stderr).toMatch(/^longhaul: E_TLS: /m);
+  });
+
   it('a node without TREE_SUMS (an older longhaul): E_VERSION, and no request sent', async () => {
     const frames: number[] = [];
     const older = createServer((sock) => {
