@@ -67,3 +67,32 @@ fn a_large_directory_comes_in_bounded_parts_with_every_file_hashed() {
     let one = c.tree_sums(b"t/f5").unwrap();
     assert_eq!((one.len(), one[0].path.as_slice(), one[0].size), (1, b"".as_slice(), 185));
 }
+
+#[test]
+fn a_large_file_keeps_parts_coming_while_it_is_hashed() {
+    let dir = common::scratch("tree-sums", "large");
+    let root = dir.join("root");
+    fs::create_dir_all(root.join("h")).unwrap();
+    // Sparse: 600 MiB of zeros that cost no disk.
+    let f = fs::File::create(root.join("h/huge")).unwrap();
+    f.set_len(600 << 20).unwrap();
+    let n = Server::start(ServeOptions { root: root.clone(), ..ServeOptions::default() }).unwrap();
+    let addr = n.local_addr().to_string();
+    let dial = Dial { addr: &addr, secret: None, tls: None, connect_timeout: T, io_timeout: T };
+    let (mut sock, _, _) = handshake::open(&dial, REQUEST_FEATURES).unwrap();
+    frame::write_msg(&mut sock, &Msg::TreeSums { path: b"h".to_vec() }).unwrap();
+    let mut parts = Vec::new();
+    loop {
+        match frame::expect_reply(&mut sock, 0).unwrap() {
+            Msg::TreeSumsPart { last, entries } => {
+                parts.push(entries.iter().map(|e| String::from_utf8_lossy(&e.path).into_owned()).collect::<Vec<_>>());
+                if last {
+                    break;
+                }
+            }
+            m => panic!("{m:?}"),
+        }
+    }
+    // After 256 MiB: the part held so far; after 512 MiB: an empty one; then the file.
+    assert_eq!(parts, vec![vec![String::new()], vec![], vec!["huge".to_owned()]]);
+}

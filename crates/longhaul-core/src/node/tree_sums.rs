@@ -82,11 +82,15 @@ fn walk(inner: &Inner, path: &[u8], parts: &mut Parts<'_>) -> Result<()> {
         // Following it could leave the root; listing it would compare a link with a tree.
         FileType::Symlink => return Err(Error::PathEscape { path: lossy(path), why: "through a symlink" }),
         FileType::Directory => {}
-        _ => return parts.push(entry(parent.as_fd(), name, Vec::new(), &st, dir)?),
+        _ => {
+            let e = entry(parent.as_fd(), name, Vec::new(), &st, dir, parts)?;
+            return parts.push(e);
+        }
     }
     // The path itself first, under the empty name: a client comparing it with a file sees a
     // directory, not nothing.
-    parts.push(entry(parent.as_fd(), name, Vec::new(), &st, dir)?)?;
+    let e = entry(parent.as_fd(), name, Vec::new(), &st, dir, parts)?;
+    parts.push(e)?;
     // Directories still to list, relative to `path`; each opened beneath the root again, so a
     // directory swapped for a symlink meanwhile is refused, not followed.
     let mut dirs: Vec<Vec<u8>> = vec![Vec::new()];
@@ -110,7 +114,8 @@ fn walk(inner: &Inner, path: &[u8], parts: &mut Parts<'_>) -> Result<()> {
             if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
                 dirs.push(sub.clone());
             }
-            parts.push(entry(d.as_fd(), OsStr::from_bytes(&n), sub, &st, &join(path, &rel))?)?;
+            let e = entry(d.as_fd(), OsStr::from_bytes(&n), sub, &st, &join(path, &rel), parts)?;
+            parts.push(e)?;
         }
     }
     Ok(())
@@ -128,7 +133,7 @@ fn join(a: &[u8], b: &[u8]) -> Vec<u8> {
 /// The entry `name` in `dir` (named `rel` in the answer, `shown` in errors): its target when a
 /// symlink, its BLAKE3 when a regular file (opened without following a link: one put in its
 /// place since the stat is refused, not read).
-fn entry(dir: BorrowedFd<'_>, name: &OsStr, rel: Vec<u8>, st: &Stat, shown: &[u8]) -> Result<SumEntry> {
+fn entry(dir: BorrowedFd<'_>, name: &OsStr, rel: Vec<u8>, st: &Stat, shown: &[u8], parts: &mut Parts<'_>) -> Result<SumEntry> {
     let ft = FileType::from_raw_mode(st.st_mode);
     let kind = match ft {
         FileType::Directory => 1,
@@ -159,7 +164,10 @@ fn entry(dir: BorrowedFd<'_>, name: &OsStr, rel: Vec<u8>, st: &Stat, shown: &[u8
             if FileType::from_raw_mode(now.st_mode) != FileType::RegularFile || now.st_size != st.st_size {
                 return Err(Error::SourceChanged { path: lossy(&shown()), why: "changed while it was compared" });
             }
-            let d = crate::hash::blake3_file(&f, e.size).map_err(|err| match err.kind() {
+            // A part (empty if need be) every TREE_SUMS_PART_BYTES hashed: a file of many
+            // gigabytes takes longer than the client waits for a reply.
+            let tick = || parts.flush(false).map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe));
+            let d = crate::hash::blake3_file_ticking(&f, e.size, TREE_SUMS_PART_BYTES, tick).map_err(|err| match err.kind() {
                 std::io::ErrorKind::UnexpectedEof => Error::SourceChanged { path: lossy(&shown()), why: "shrank while it was hashed" },
                 _ => Error::io("read", shown(), err),
             })?;
