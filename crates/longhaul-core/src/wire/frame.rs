@@ -9,11 +9,13 @@ use crate::error::{Error, Result};
 mod decode;
 mod io;
 mod mirror;
+mod requests;
 mod tree_sums;
 
 pub use io::{expect_msg, expect_plan, expect_reply, read_msg, write_msg};
 pub use mirror::{Tally, MARK_DELETE, MARK_NEW, MARK_UPDATE};
-pub use tree_sums::SumEntry;
+pub use requests::{ListEntry, Segment, SegmentResult};
+pub use tree_sums::{SumEntry, MAX_TREE_SUMS_ENTRIES, TREE_SUMS_PART_BYTES};
 
 pub const MAGIC: [u8; 8] = *b"LONGHAUL";
 pub const VERSION_MIN: u16 = 1;
@@ -64,11 +66,6 @@ pub const SUMS_CONTENT: u8 = 1;
 pub const SUMS_CONFIRM: u8 = 2;
 /// Digests in one FILE_DIGESTS frame (36 bytes each, within a control frame).
 pub const MAX_DIGESTS_PER_FRAME: usize = 1024;
-/// Entries in one TREE_SUMS_PART frame: the node sends a part when it has this many, ~60 KB of
-/// them, or TREE_SUMS_PART_BYTES of files hashed, whichever comes first.
-pub const MAX_TREE_SUMS_ENTRIES: usize = 512;
-/// File bytes hashed for one TREE_SUMS_PART: a client sees the walk advance at least this often.
-pub const TREE_SUMS_PART_BYTES: u64 = 256 << 20;
 /// Ranges in one PLAN frame (16 bytes each, within a control frame).
 pub const MAX_PLAN_RANGES: usize = 4000;
 /// Control frames other than MANIFEST: far more than any of them needs.
@@ -172,33 +169,6 @@ pub struct Limits {
     pub max_readv_segments: u32,
     /// Bytes in one READV segment.
     pub max_readv_segment: u32,
-}
-
-/// One entry of a LISTING.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ListEntry {
-    pub name: Vec<u8>,
-    /// 1 dir, 2 file, 3 symlink, 4 other.
-    pub kind: u8,
-    pub mode: u32,
-    pub size: u64,
-    pub mtime_ns: i64,
-}
-
-/// One segment of a READV request: `file` indexes the request's path table.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Segment {
-    pub file: u16,
-    pub offset: u64,
-    pub len: u32,
-}
-
-/// How one READV segment went: `len` bytes of it follow in the data (0 on error, fewer than
-/// asked at the end of the file); `code` is empty on success.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SegmentResult {
-    pub len: u32,
-    pub code: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
@@ -394,13 +364,11 @@ pub enum Msg {
         blocks: u64,
         bytes: u64,
     },
-    /// With FEATURE_REMOTE_SUMS: every entry under `path` (within the root), each regular
-    /// file hashed by the node; answered by TREE_SUMS_PART frames, or ERROR.
+    /// With FEATURE_REMOTE_SUMS: the tree at `path` listed, its files hashed by the node.
     TreeSums {
         path: Vec<u8>,
     },
-    /// One part of a TREE_SUMS answer (at most MAX_TREE_SUMS_ENTRIES entries, in no particular
-    /// order); the last part has `last` set. An ERROR in place of a part ends the answer.
+    /// One part of a TREE_SUMS answer; the last has `last` set, an ERROR in its place ends it.
     TreeSumsPart {
         last: bool,
         entries: Vec<SumEntry>,

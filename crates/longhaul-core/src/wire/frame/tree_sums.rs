@@ -2,11 +2,16 @@
 
 use super::put_bytes16;
 
+/// Entries in one TREE_SUMS_PART frame: the node sends a part when it has this many, ~60 KB of
+/// them, or TREE_SUMS_PART_BYTES of files hashed, whichever comes first.
+pub const MAX_TREE_SUMS_ENTRIES: usize = 512;
+/// File bytes hashed for one TREE_SUMS_PART: a client sees the walk advance at least this often.
+pub const TREE_SUMS_PART_BYTES: u64 = 256 << 20;
+
 /// One entry of a TREE_SUMS_PART.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SumEntry {
-    /// Relative to the path asked for, `/`-separated; empty for that path itself when it is
-    /// not a directory.
+    /// Relative to the path asked for, `/`-separated; empty for that path itself (sent first).
     pub path: Vec<u8>,
     /// As ListEntry's: 1 dir, 2 file, 3 symlink, 4 other.
     pub kind: u8,
