@@ -219,6 +219,19 @@ describe('issue 32: send --delete lists are bounded', () => {
     expect({ files: d.files, dirs: d.dirs, listed: d.paths.length }).toEqual({ files: 1200, dirs: 1, listed: 1000 });
     expect(readdirSync(join(root, 'm5', 'src'))).toEqual(['keep']);
   });
+
+  it('-v shows a control character in a name on the node as \\xNN, never raw to the terminal', async () => {
+    const src = join(work, 'm6', 'src');
+    mkdirSync(src, { recursive: true });
+    writeFileSync(join(src, 'keep'), 'k');
+    expect((await runCli(['send', src, `${addr}/m6`, '-q'])).status).toBe(0);
+    // A name someone on the node made: an escape sequence that would clear the user's screen.
+    writeFileSync(join(root, 'm6', 'src', 'x\u001b[2Jy'), '');
+    const r = await runCli(['send', src, `${addr}/m6`, '--delete', '-v']);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toContain('- src/x\\x1b[2Jy');
+    expect(r.stderr).not.toContain('\u001b');
+  });
 });
 
 describe('issue 32: send --dry-run', () => {

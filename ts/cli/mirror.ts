@@ -17,9 +17,14 @@ export function deletedLines(d: Deleted | null, verbose: boolean): string[] {
   return lines;
 }
 
-/** Marked paths, and how many more there were than the list holds. */
+/**
+ * Marked paths, and how many more there were than the list holds. The node names them (files
+ * anyone there could have made): a control character is shown as `\xNN`, never sent to the
+ * terminal, where an escape sequence could rewrite what the user reads.
+ */
 function listed(lines: string[], total: number): string[] {
-  return total > lines.length ? [...lines, `... and ${fmt.count(total - lines.length)} more`] : lines;
+  const shown = lines.map((l) => l.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`));
+  return total > shown.length ? [...shown, `... and ${fmt.count(total - shown.length)} more`] : shown;
 }
 
 /** The plan's summary line, and with -v its paths marked as rsync's --itemize-changes would. */

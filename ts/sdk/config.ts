@@ -201,6 +201,28 @@ const SPECS = {
     default: false,
     commands: ['send'],
   },
+  owner: {
+    schema: bool,
+    description: "keep every entry's numeric owner (a node running as root sets it; any other names it as not kept); -a turns it on",
+    arg: '',
+    default: false,
+    commands: ['send'],
+  },
+  group: {
+    schema: bool,
+    description: "keep every entry's numeric group (a node running as root sets it; any other names it as not kept); -a turns it on",
+    arg: '',
+    default: false,
+    commands: ['send'],
+  },
+  xattrs: {
+    schema: bool,
+    description:
+      'keep extended attributes: user.* always, the others (ACLs among them) where the node runs as root; what is not kept is named; -a turns it on',
+    arg: '',
+    default: false,
+    commands: ['send'],
+  },
   keepSetid: {
     schema: bool,
     description:

@@ -131,6 +131,21 @@ export interface SendOptions extends AuthOptions, TlsOptions {
    */
   checksum?: boolean;
   /**
+   * Keep every entry's numeric owner (rsync `--owner`; default false). A node running as root
+   * sets it; any other names it as not kept (`ownerNotKept`). Files the node holds already
+   * (unchanged) keep the owner they have.
+   */
+  owner?: boolean;
+  /** Keep every entry's numeric group (rsync `--group`; default false), as `owner`. */
+  group?: boolean;
+  /**
+   * Keep extended attributes (rsync `-X`; default false): `user.*` always, the other
+   * namespaces (trusted, security, and ACLs as `system.posix_acl_*`) where the node runs as
+   * root; at most 64 KiB of names and values an entry. What is not kept is named
+   * (`xattrsNotKept`).
+   */
+  xattrs?: boolean;
+  /**
    * `block` (default): an XXH3 of every block, checked on arrival. `full`: besides, a BLAKE3 of
    * every file, which the node checks on the file read back before it takes its final name
    * (costs a second read of every file at both ends: see docs/USAGE.md); files the node would
@@ -356,7 +371,7 @@ export interface SendSummary extends TransferTotals {
   skipped: { path: string; reason: string }[];
   /** Entries the filter rules left out (a directory left out counts once: it was not walked). */
   excluded: number;
-  /** Files with more than one name: each sent as a file of its own (hard links are not kept yet). */
+  /** Names of multiply-linked files sent as files of their own (0 unless the node cannot make hard links). */
   hardLinks: number;
   /** Files with holes: sent and written with their holes as zeros (the sparse layout is not kept yet). */
   sparseFiles: number;
@@ -369,6 +384,14 @@ export interface SendSummary extends TransferTotals {
   /** Blocks and bytes the node already held (an earlier attempt's, or files already there) and so were not sent. */
   resumedBlocks: number;
   resumedBytes: number;
+  /** Entries whose owner or group (`owner`, `group`) was not kept, and why (empty when none). */
+  ownerNotKept: number;
+  ownerNotKeptWhy: string;
+  /** Entries whose extended attributes (`xattrs`) were not all kept, and why (empty when none). */
+  xattrsNotKept: number;
+  xattrsNotKeptWhy: string;
+  /** Bytes of blocks wholly in holes of sparse files: neither sent nor written (the node leaves them as holes). */
+  holeBytes: number;
   /**
    * Non-empty files the node found already there and so did not receive, and how it decided:
    * `size+mtime` (the default), `BLAKE3` (`checksum`), `size+mtime+BLAKE3` (`verify: full`:
@@ -506,6 +529,9 @@ function bindingOptions(
     rate,
     resume: options.resume,
     checksum: options.checksum,
+    owner: options.owner,
+    group: options.group,
+    xattrs: options.xattrs,
     verify: options.verify,
     congestion: options.congestion,
     delete: options.delete,
@@ -527,9 +553,9 @@ async function sendOnce(
       unchanged: s.unchanged ? { ...s.unchanged, by: s.unchanged.by as Unchanged['by'] } : null,
       receiver: s.receiver ?? undefined,
       deleted: s.deleted ?? null,
-      bytesMoved: s.bytes - s.resumedBytes,
+      bytesMoved: s.bytes - s.resumedBytes - s.holeBytes,
       bytesAlready: s.resumedBytes,
-      bytesPerSecond: rateOf(s.bytes - s.resumedBytes, s.seconds),
+      bytesPerSecond: rateOf(s.bytes - s.resumedBytes - s.holeBytes, s.seconds),
       verify: s.verify as VerifyMode,
       fastPaths: {
         sendfile: s.fastPaths.sendfile,

@@ -109,6 +109,10 @@ impl From<SendSummary> for BindingSendSummary {
             excluded: s.excluded as f64,
             hard_links: s.hard_links as f64,
             sparse_files: s.sparse_files as f64,
+            owner_not_kept: s.owner_not_kept as f64,
+            owner_not_kept_why: if s.owner_not_kept > 0 { s.owner_not_kept_why.to_owned() } else { String::new() },
+            xattrs_not_kept: s.xattrs_not_kept as f64,
+            xattrs_not_kept_why: if s.xattrs_not_kept > 0 { s.xattrs_not_kept_why.to_owned() } else { String::new() },
             scheduler: BindingScheduler {
                 requested: s.scheduler.requested.to_owned(),
                 used: s.scheduler.used.to_owned(),
@@ -125,6 +129,7 @@ impl From<SendSummary> for BindingSendSummary {
             digest: digest_name(s.digest).to_owned(),
             resumed_blocks: s.resumed_blocks as f64,
             resumed_bytes: s.resumed_bytes as f64,
+            hole_bytes: s.hole_bytes as f64,
             unchanged: s.unchanged.map(|u| BindingUnchanged { files: u.files as f64, bytes: u.bytes as f64, by: u.by.to_owned() }),
             verify: s.verify.name().to_owned(),
             verified_files: s.receiver.verified as f64,

@@ -67,6 +67,10 @@ export function register(): void {
       )
       .option('-n, --dry-run', 'send nothing and write nothing: print what would be sent (+), updated (>) and with --delete deleted (-)')
       .option('--force', 'with --delete: proceed though SRC lists nothing (its copy on the node is emptied)')
+      .option(
+        '-a, --archive',
+        'what a mirror keeps, as rsync -aHSX: the tree, modes, mtimes, symlinks, hard links and sparse files (always kept), and also --owner, --group and --xattrs; what cannot be kept is named',
+      )
       // One list for the three, in the order given: the first rule that matches decides.
       .option('--exclude <pattern>', 'leave out what matches PATTERN, gitignore syntax below the source (repeatable)', rule('-'))
       .option('--include <pattern>', 'keep what matches PATTERN though a later --exclude matches it (repeatable)', rule('+'))
@@ -132,6 +136,9 @@ export function register(): void {
             ...credentials(c),
             resume: c.resume,
             checksum: c.checksum,
+            owner: c.owner || Boolean(o.archive),
+            group: c.group || Boolean(o.archive),
+            xattrs: c.xattrs || Boolean(o.archive),
             rate: c.rate,
             filters: readRules(rules),
             delete: c.delete,

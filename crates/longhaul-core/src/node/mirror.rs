@@ -54,11 +54,40 @@ fn refused(path: &[u8], e: rustix::io::Errno) -> Error {
     }
 }
 
+/// Directory levels the walk goes down, below a top directory of the index: deeper than any
+/// path an index may name (2,048 components with its destination), and what a walk on its own
+/// thread's stack (`WALK_STACK`) holds with room to spare. A deeper tree, which only a local
+/// user could have made, fails the deletion (`E_LIMIT`) rather than the node.
+pub(super) const MAX_WALK_DEPTH: usize = 4_096;
+
+/// What a walk holds beside the index, out of the node's memory budget: its map of the index's
+/// paths (a bucket and a control byte an entry, at most twice as many buckets as entries).
+pub(super) fn walk_share(index: &Index) -> u64 {
+    index.entries().len() as u64 * 2 * (std::mem::size_of::<(&[u8], &Entry)>() as u64 + 1)
+}
+
+/// The walk's own stack: each level holds a frame of a few hundred bytes.
+const WALK_STACK: usize = 16 << 20;
+
 /// What `dest` holds under the index's top directories and the index does not, deepest first:
-/// removed when `act`, else only listed (a dry run). Counted in the TALLY's `deleted_*`.
-pub(super) fn extra(dest: BorrowedFd<'_>, index: &Index, filter: &Filter, act: bool) -> Result<Listed> {
-    let kinds: HashMap<&[u8], &Entry> = index.entries().iter().map(|e| (&e.path[..], e)).collect();
-    let mut walk = Walk { kinds, filter, act, listed: Listed::default() };
+/// removed when `act`, else only listed (a dry run). Counted in the TALLY's `deleted_*`. A
+/// walk that fails part-way still says what it removed, beside the error: what went, went.
+pub(super) fn extra(dest: BorrowedFd<'_>, index: &Index, filter: &Filter, act: bool) -> (Listed, Option<Error>) {
+    std::thread::scope(|s| {
+        let walking = std::thread::Builder::new().name("lh-mirror".into()).stack_size(WALK_STACK).spawn_scoped(s, || {
+            let kinds: HashMap<&[u8], &Entry> = index.entries().iter().map(|e| (&e.path[..], e)).collect();
+            let mut walk = Walk { kinds, filter, act, listed: Listed::default() };
+            let stopped = walk_tops(&mut walk, dest, index, act).err();
+            (walk.listed, stopped)
+        });
+        match walking {
+            Ok(w) => w.join().unwrap_or_else(|p| (Listed::default(), Some(crate::panic::from_payload("mirror", p)))),
+            Err(e) => (Listed::default(), Some(Error::io("start", b"the --delete walk", e))),
+        }
+    })
+}
+
+fn walk_tops(walk: &mut Walk<'_>, dest: BorrowedFd<'_>, index: &Index, act: bool) -> Result<()> {
     for top in index.entries().iter().filter(|e| e.kind == Kind::Dir && !e.path.contains(&b'/')) {
         let fd = match beneath::open_dir(dest, &top.path, refused) {
             Ok(fd) => fd,
@@ -66,9 +95,9 @@ pub(super) fn extra(dest: BorrowedFd<'_>, index: &Index, filter: &Filter, act: b
             Err(_) if !act => continue,
             Err(e) => return Err(e),
         };
-        walk.mirrored(fd.as_fd(), top, top.path.len() + 1)?;
+        walk.mirrored(fd.as_fd(), top, top.path.len() + 1, 0)?;
     }
-    Ok(walk.listed)
+    Ok(())
 }
 
 struct Walk<'a> {
@@ -76,6 +105,14 @@ struct Walk<'a> {
     filter: &'a Filter,
     act: bool,
     listed: Listed,
+}
+
+fn too_deep(path: &[u8]) -> Error {
+    Error::Limit {
+        what: "directory levels below a --delete destination",
+        limit: MAX_WALK_DEPTH as u64,
+        got: crate::error::lossy(path).matches('/').count() as u64,
+    }
 }
 
 /// The entries of the directory at `fd` (not `.` and `..`) with their lstat.
@@ -115,20 +152,23 @@ impl Walk<'_> {
     /// A directory of the index: its entries the index does not name go (unless protected),
     /// its subdirectories of the index are walked in turn. A directory something was removed
     /// from gets the index's mtime back, as the receiver gave it (rsync's result too).
-    fn mirrored(&mut self, fd: BorrowedFd<'_>, dir: &Entry, below: usize) -> Result<()> {
+    fn mirrored(&mut self, fd: BorrowedFd<'_>, dir: &Entry, below: usize, depth: usize) -> Result<()> {
         let path = &dir.path[..];
+        if depth > MAX_WALK_DEPTH {
+            return Err(too_deep(path));
+        }
         let mut removed = false;
         for (name, st) in entries(fd, path)? {
             let child = [path, b"/", &name].concat();
             match self.kinds.get(&child[..]) {
                 Some(e) if e.kind == Kind::Dir && is_dir(&st) => {
                     let sub = open_child(fd, &name, &child)?;
-                    self.mirrored(sub.as_fd(), e, below)?;
+                    self.mirrored(sub.as_fd(), e, below, depth + 1)?;
                 }
                 // The transfer made it what the index says (a dry run: it would).
                 Some(_) => {}
                 None if self.protected(&child, below, &name, &st, path.len() + 1 == below) => {}
-                None => removed |= self.remove(fd, &name, &child, &st, below)?,
+                None => removed |= self.remove(fd, &name, &child, &st, below, depth + 1)?,
             }
         }
         if removed && self.act {
@@ -149,19 +189,30 @@ impl Walk<'_> {
 
     /// Removes `name` (at `fd`) and, for a directory, what it holds that is not protected.
     /// Whether it is gone (or, in a dry run, would be).
-    fn remove(&mut self, fd: BorrowedFd<'_>, name: &[u8], path: &[u8], st: &rustix::fs::Stat, below: usize) -> Result<bool> {
+    fn remove(&mut self, fd: BorrowedFd<'_>, name: &[u8], path: &[u8], st: &rustix::fs::Stat, below: usize, depth: usize) -> Result<bool> {
+        if depth > MAX_WALK_DEPTH {
+            return Err(too_deep(path));
+        }
         if !is_dir(st) {
             if self.act {
-                rustix::fs::unlinkat(fd, OsStr::from_bytes(name), AtFlags::empty()).map_err(|e| Error::io("delete", path, e.into()))?;
+                match rustix::fs::unlinkat(fd, OsStr::from_bytes(name), AtFlags::empty()) {
+                    // Gone meanwhile (another --delete of the same destination): nothing to do.
+                    Err(rustix::io::Errno::NOENT) => return Ok(true),
+                    r => r.map_err(|e| Error::io("delete", path, e.into()))?,
+                }
             }
             self.listed.tally.deleted_files += 1;
-            if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile {
+            // The bytes the deletion frees: a file with other names (hard links) frees none.
+            if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile && st.st_nlink == 1 {
                 self.listed.tally.deleted_bytes += st.st_size as u64;
             }
             self.listed.note(MARK_DELETE, path.to_vec());
             return Ok(true);
         }
-        let sub = open_child(fd, name, path)?;
+        let sub = match open_child(fd, name, path) {
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => return Ok(true),
+            r => r?,
+        };
         let mut emptied = true;
         for (child_name, child_st) in entries(sub.as_fd(), path)? {
             let child = [path, b"/", &child_name].concat();
@@ -169,7 +220,7 @@ impl Walk<'_> {
                 emptied = false;
                 continue;
             }
-            emptied &= self.remove(sub.as_fd(), &child_name, &child, &child_st, below)?;
+            emptied &= self.remove(sub.as_fd(), &child_name, &child, &child_st, below, depth + 1)?;
         }
         if !emptied {
             return Ok(false);
@@ -237,7 +288,10 @@ pub(super) fn plan(
         }
     }
     if let (Some(d), Some(filter)) = (dest, delete) {
-        let gone = extra(d, index, filter, false)?;
+        let (gone, stopped) = extra(d, index, filter, false);
+        if let Some(e) = stopped {
+            return Err(e);
+        }
         listed.tally.deleted_files = gone.tally.deleted_files;
         listed.tally.deleted_dirs = gone.tally.deleted_dirs;
         listed.tally.deleted_bytes = gone.tally.deleted_bytes;
@@ -254,6 +308,11 @@ mod tests {
     use crate::scratch::Scratch;
     use crate::vfile::filter::Rule;
     use std::fs;
+
+    fn walked((listed, stopped): (Listed, Option<Error>)) -> Listed {
+        assert!(stopped.is_none(), "{stopped:?}");
+        listed
+    }
 
     fn dir_fd(p: &std::path::Path) -> OwnedFd {
         rustix::fs::open(p, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()).unwrap()
@@ -285,9 +344,9 @@ mod tests {
         let filter = Filter::new(&[Rule::parse("- /cache/")]).unwrap();
         let fd = dir_fd(&dest);
 
-        let dry = extra(fd.as_fd(), &index, &filter, false).unwrap();
+        let dry = walked(extra(fd.as_fd(), &index, &filter, false));
         assert!(m.join("gone/deeper/f").exists() && m.join("escape").exists(), "a dry run removes nothing");
-        let done = extra(fd.as_fd(), &index, &filter, true).unwrap();
+        let done = walked(extra(fd.as_fd(), &index, &filter, true));
         assert_eq!(dry, done);
         let paths = done.paths(MARK_DELETE);
         assert_eq!(paths, ["src/escape", "src/gone/deeper/f", "src/gone/deeper/", "src/gone/", "src/stale"]);
@@ -298,5 +357,48 @@ mod tests {
         for kept in ["keep/a", "cache/c", "keep/.lh-0123456789ab-0.part", ".longhaul"] {
             assert!(m.join(kept).exists(), "{kept} stays");
         }
+    }
+
+    /// A tree deeper than the walk goes (only a local user can make one) fails the deletion
+    /// with E_LIMIT instead of the node's stack: the walk reaches MAX_WALK_DEPTH levels on its
+    /// own stack, then refuses. (A review found the node crashed at ~4,000 levels before.)
+    #[test]
+    fn issue_32_a_very_deep_tree_is_refused_not_a_crash() {
+        let t = Scratch::new("mirror-deep");
+        let src = t.join("src");
+        fs::create_dir_all(src.join("keep")).unwrap();
+        let index = crate::vfile::scan::scan(&src, 1).unwrap().index;
+        let dest = t.join("dest");
+        fs::create_dir_all(dest.join("src/keep")).unwrap();
+        // Made a level at a time from the deepest descriptor: paths this long do not fit PATH_MAX.
+        let mut fd = dir_fd(&dest.join("src"));
+        for _ in 0..MAX_WALK_DEPTH + 2 {
+            rustix::fs::mkdirat(&fd, "d", Mode::from_raw_mode(0o755)).unwrap();
+            fd = rustix::fs::openat(&fd, "d", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()).unwrap();
+        }
+        for act in [false, true] {
+            let e = extra(dir_fd(&dest).as_fd(), &index, &Filter::default(), act).1.expect("refused");
+            assert_eq!(e.code(), "E_LIMIT", "{e}");
+        }
+        assert!(dest.join("src/d").exists(), "a refused walk removed nothing on its way down");
+    }
+
+    /// The bytes a deletion frees: a file with another name frees none; the count still says it went.
+    #[test]
+    fn issue_32_a_hard_linked_file_frees_no_bytes() {
+        let t = Scratch::new("mirror-nlink");
+        let src = t.join("src");
+        fs::create_dir_all(&src).unwrap();
+        fs::write(src.join("kept"), b"k").unwrap();
+        let m = t.join("dest/src");
+        fs::create_dir_all(&m).unwrap();
+        fs::write(m.join("kept"), b"k").unwrap();
+        fs::write(m.join("alone"), b"12345").unwrap();
+        fs::write(m.join("linked"), b"1234567").unwrap();
+        fs::hard_link(m.join("linked"), t.join("other-name")).unwrap();
+        let index = crate::vfile::scan::scan(&src, 1).unwrap().index;
+        let done = walked(extra(dir_fd(&t.join("dest")).as_fd(), &index, &Filter::default(), true));
+        assert_eq!((done.tally.deleted_files, done.tally.deleted_bytes), (2, 5));
+        assert_eq!(fs::read(t.join("other-name")).unwrap(), b"1234567");
     }
 }

@@ -59,6 +59,14 @@ pub(super) fn pull(caller: Caller<'_>, sock: &mut TcpStream, path: &[u8], stream
     let source = resolve_source(&inner.root, path)?;
     let started = Instant::now();
     let scanned = scan_within(&source, 4, Some(&inner.root), &Default::default())?;
+    let scanned = match (features & frame::FEATURE_HARD_LINKS == 0).then(|| scanned.for_peer_without_links()).transpose()?.flatten() {
+        Some(flat) => flat,
+        None => scanned,
+    };
+    let scanned = match (features & frame::FEATURE_SPARSE == 0).then(|| scanned.for_peer_without_sparse()).transpose()?.flatten() {
+        Some(whole) => whole,
+        None => scanned,
+    };
     let scan_seconds = started.elapsed().as_secs_f64();
     let index = &scanned.index;
     let encoded = index.encode();

@@ -128,6 +128,7 @@ pub(super) fn push(caller: Caller<'_>, sock: &mut TcpStream, dest: Vec<u8>, stre
         crate::session::recv::check_state_dir(&dest, &index)?;
         crate::session::recv::conflict::check(inner.root_fd.as_fd(), &dest, &index)?;
         let dest = dest_dir.as_ref().map(|d| d.as_fd());
+        let _walk_memory = req.delete.then(|| inner.memory.reserve(mirror::walk_share(&index))).transpose()?;
         return mirror::plan(dest, &index, block_size, held.as_ref(), resume, req.delete.then_some(filter))?.write(sock);
     }
     // Decided by content, the SUMS say what is held; else size and mtime, one stat a file.
@@ -190,13 +191,16 @@ pub(super) fn push(caller: Caller<'_>, sock: &mut TcpStream, dest: Vec<u8>, stre
     // session counts as ended.
     let result = result.and_then(|summary| match mirror.as_ref().filter(|(r, _)| r.delete) {
         Some((_, filter)) => {
+            let _walk_memory = inner.memory.reserve(mirror::walk_share(recv.index()))?;
             let dest_dir = beneath::open_dir(inner.root_fd.as_fd(), &dest, beneath::root_refused)?;
-            let deleted = mirror::extra(dest_dir.as_fd(), recv.index(), filter, true);
+            let (gone, stopped) = mirror::extra(dest_dir.as_fd(), recv.index(), filter, true);
             // What went, went, whether or not the walk finished.
-            let gone = deleted.as_ref().map_or(0, |d| d.tally.deleted_bytes);
-            inner.state.release(gone);
-            active.deleted(deleted.as_ref().map_or(0, |d| d.tally.deleted_files + d.tally.deleted_dirs));
-            Ok((summary, Some(deleted?)))
+            inner.state.release(gone.tally.deleted_bytes);
+            active.deleted(gone.tally.deleted_files + gone.tally.deleted_dirs);
+            match stopped {
+                Some(e) => Err(e),
+                None => Ok((summary, Some(gone))),
+            }
         }
         None => Ok((summary, None)),
     });
@@ -214,6 +218,12 @@ pub(super) fn push(caller: Caller<'_>, sock: &mut TcpStream, dest: Vec<u8>, stre
     drop(journaled);
     if features & frame::FEATURE_DISK_STATS == 0 {
         summary.disk = None;
+    }
+    if features & frame::FEATURE_OWNER == 0 {
+        summary.owner_not_kept = None;
+    }
+    if features & frame::FEATURE_XATTRS == 0 {
+        summary.xattrs_not_kept = None;
     }
     if let Some(d) = deleted {
         d.write(sock)?;

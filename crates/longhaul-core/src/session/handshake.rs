@@ -55,7 +55,13 @@ pub fn introduce(mut sockets: Vec<TcpStream>, token: Token) -> Result<Vec<TcpStr
 /// offers them, the sender uses them when asked), the receiver's disk figures in SUMMARY, a resume only when `resume`, whole-file
 /// verification only when `verify_full`.
 pub fn wanted(resume: bool, verify_full: bool) -> u64 {
-    let mut f = frame::FEATURE_XXH3 | frame::FEATURE_BLAKE3 | frame::FEATURE_DISK_STATS;
+    let mut f = frame::FEATURE_XXH3
+        | frame::FEATURE_BLAKE3
+        | frame::FEATURE_DISK_STATS
+        | frame::FEATURE_HARD_LINKS
+        | frame::FEATURE_SPARSE
+        | frame::FEATURE_OWNER
+        | frame::FEATURE_XATTRS;
     if resume {
         f |= frame::FEATURE_RESUME;
     }

@@ -14,6 +14,18 @@ pub const LISTED: usize = 1000;
 /// Bytes of CHANGES items in one frame, well within a control frame.
 const ITEMS_PER_FRAME: usize = 48 * 1024;
 
+/// Filter rules a MIRROR may carry. The node matches every path of its walk that the index
+/// does not name against all of them: their number bounds the CPU a client's rules cost it
+/// per entry (the 64 KiB frame bounds their compilation).
+pub const MAX_RULES: usize = 1000;
+
+fn check_rules(n: usize) -> Result<()> {
+    if n > MAX_RULES {
+        return Err(Error::Limit { what: "filter rules with --delete or --dry-run", limit: MAX_RULES as u64, got: n as u64 });
+    }
+    Ok(())
+}
+
 /// What a sender asks of a push besides the transfer.
 #[derive(Clone, Debug, Default)]
 pub struct Request {
@@ -33,6 +45,7 @@ impl Request {
         if msg.encode().len() > frame::MAX_CONTROL_FRAME as usize {
             return Err(Error::Usage("the filter rules are too long to send with --delete or --dry-run (64 KiB at most)".into()));
         }
+        check_rules(self.rules.len())?;
         Ok(msg)
     }
 
@@ -45,6 +58,7 @@ impl Request {
             .map(|(include, p)| String::from_utf8(p).map(|pattern| Rule { include, pattern }))
             .collect::<std::result::Result<_, _>>()
             .map_err(|_| Error::Protocol("a MIRROR rule is not UTF-8".into()))?;
+        check_rules(rules.len())?;
         let filter = Filter::new(&rules)?;
         Ok((Request { delete, dry_run, rules }, filter))
     }
@@ -149,6 +163,20 @@ pub struct Planned {
 mod tests {
     use super::*;
     use crate::wire::frame::MARK_DELETE;
+
+    /// Each rule costs the node's walk a match per entry it meets: past MAX_RULES, E_LIMIT on
+    /// both ends (the sender before it sends, the node before it compiles).
+    #[test]
+    fn issue_32_mirror_rules_are_bounded() {
+        let rules: Vec<Rule> = (0..=MAX_RULES).map(|i| Rule::parse(&format!("- r{i}"))).collect();
+        let many = Request { delete: true, dry_run: false, rules };
+        assert_eq!(many.msg().unwrap_err().code(), "E_LIMIT");
+        let wire =
+            Msg::Mirror { delete: true, dry_run: false, rules: (0..=MAX_RULES).map(|i| (false, format!("r{i}").into_bytes())).collect() };
+        assert_eq!(Request::from_msg(wire).unwrap_err().code(), "E_LIMIT");
+        let fine = Request { delete: true, dry_run: false, rules: vec![Rule::parse("- *.tmp")] };
+        assert!(Request::from_msg(fine.msg().unwrap()).is_ok());
+    }
 
     #[test]
     fn issue_32_a_long_list_crosses_frames_and_is_bounded() {

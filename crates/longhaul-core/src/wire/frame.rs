@@ -7,14 +7,13 @@
 use crate::error::{Error, Result};
 
 mod decode;
+mod encode;
 mod io;
 mod mirror;
-mod requests;
 mod tree_sums;
 
 pub use io::{expect_msg, expect_plan, expect_reply, read_msg, write_msg};
 pub use mirror::{Tally, MARK_DELETE, MARK_NEW, MARK_UPDATE};
-pub use requests::{ListEntry, Segment, SegmentResult};
 pub use tree_sums::{SumEntry, MAX_TREE_SUMS_ENTRIES, TREE_SUMS_PART_BYTES};
 
 pub const MAGIC: [u8; 8] = *b"LONGHAUL";
@@ -44,17 +43,35 @@ pub const FEATURE_DELETE: u64 = 64;
 /// Dry run (`--dry-run`): MIRROR follows MANIFEST, and the receiver answers with the plan
 /// (CHANGES, TALLY) instead of READY, writing nothing. Offered only for a dry run.
 pub const FEATURE_DRY_RUN: u64 = 128;
-const MIRROR_FEATURES: u64 = FEATURE_DELETE | FEATURE_DRY_RUN;
+/// Index entries of kind 4 (a hard link to an earlier file entry). A sender whose peer lacks
+/// it sends every name of a file as a file of its own, and says so.
+pub const FEATURE_HARD_LINKS: u64 = 256;
+/// Sparse files: the index carries their data extents (header flag 1), blocks wholly in a
+/// hole travel neither way, and the receiver leaves them as holes.
+pub const FEATURE_SPARSE: u64 = 512;
+/// Owners: the index may carry numeric owners and groups (index flag 2), which a receiver
+/// running as root sets; SUMMARY then ends with how many it did not set.
+pub const FEATURE_OWNER: u64 = 1024;
+/// Extended attributes: the index may carry them (index flag 4), the receiver sets them
+/// (user.* always, others as root), and SUMMARY ends with how many entries it did not.
+pub const FEATURE_XATTRS: u64 = 2048;
 /// TREE_SUMS: the node walks a tree under its root and answers each entry's metadata and,
 /// for a regular file, its BLAKE3 (`longhaul compare LOCAL HOST:PORT/PATH`).
 pub const FEATURE_REMOTE_SUMS: u64 = 4096;
+// One bit a line, so that branches adding bits merge without conflict.
+#[rustfmt::skip]
 pub const FEATURES: u64 = FEATURE_XXH3
     | FEATURE_BLAKE3
     | FEATURE_RESUME
     | FEATURE_VERIFY_FULL
     | FEATURE_DISK_STATS
     | FEATURE_CHECKSUM
-    | MIRROR_FEATURES
+    | FEATURE_DELETE
+    | FEATURE_DRY_RUN
+    | FEATURE_HARD_LINKS
+    | FEATURE_SPARSE
+    | FEATURE_OWNER
+    | FEATURE_XATTRS
     | FEATURE_REMOTE_SUMS;
 /// SUMS modes. By size and mtime alone (the default; no digests follow).
 pub const SUMS_STAMP: u8 = 0;
@@ -171,6 +188,33 @@ pub struct Limits {
     pub max_readv_segment: u32,
 }
 
+/// One entry of a LISTING.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListEntry {
+    pub name: Vec<u8>,
+    /// 1 dir, 2 file, 3 symlink, 4 other.
+    pub kind: u8,
+    pub mode: u32,
+    pub size: u64,
+    pub mtime_ns: i64,
+}
+
+/// One segment of a READV request: `file` indexes the request's path table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Segment {
+    pub file: u16,
+    pub offset: u64,
+    pub len: u32,
+}
+
+/// How one READV segment went: `len` bytes of it follow in the data (0 on error, fewer than
+/// asked at the end of the file); `code` is empty on success.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SegmentResult {
+    pub len: u32,
+    pub code: String,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct SummaryMsg {
     pub bytes: u64,
@@ -183,6 +227,12 @@ pub struct SummaryMsg {
     pub verified: u64,
     /// Where the receiver's time went; with FEATURE_DISK_STATS only.
     pub disk: Option<DiskStats>,
+    /// Entries whose owner or group the receiver was asked to set and did not (it is not
+    /// root); with FEATURE_OWNER, after the disk figures, and only with them.
+    pub owner_not_kept: Option<u64>,
+    /// Entries with an extended attribute the receiver did not set; with FEATURE_XATTRS,
+    /// after `owner_not_kept` (0 there when that was not asked).
+    pub xattrs_not_kept: Option<u64>,
 }
 
 /// A receiver's disk writers and their waits, over the session (times in microseconds, summed
@@ -364,11 +414,13 @@ pub enum Msg {
         blocks: u64,
         bytes: u64,
     },
-    /// With FEATURE_REMOTE_SUMS: the tree at `path` listed, its files hashed by the node.
+    /// With FEATURE_REMOTE_SUMS: every entry under `path` (within the root), each regular
+    /// file hashed by the node; answered by TREE_SUMS_PART frames, or ERROR.
     TreeSums {
         path: Vec<u8>,
     },
-    /// One part of a TREE_SUMS answer; the last has `last` set, an ERROR in its place ends it.
+    /// One part of a TREE_SUMS answer (at most MAX_TREE_SUMS_ENTRIES entries, in no particular
+    /// order); the last part has `last` set. An ERROR in place of a part ends the answer.
     TreeSumsPart {
         last: bool,
         entries: Vec<SumEntry>,
@@ -428,171 +480,6 @@ impl Msg {
         }
         Msg::Error { code: e.code().to_owned(), message }
     }
-
-    /// The whole frame: length, type, body.
-    pub fn encode(&self) -> Vec<u8> {
-        let mut b = Vec::with_capacity(64);
-        b.extend_from_slice(&[0; 4]);
-        b.push(self.frame_type() as u8);
-        match self {
-            Msg::Hello { min, max, features, nonce } => {
-                b.extend_from_slice(&MAGIC);
-                b.extend_from_slice(&min.to_le_bytes());
-                b.extend_from_slice(&max.to_le_bytes());
-                b.extend_from_slice(&features.to_le_bytes());
-                b.extend_from_slice(nonce);
-            }
-            Msg::HelloOk { version, features, limits, auth, nonce } => {
-                b.extend_from_slice(&version.to_le_bytes());
-                b.extend_from_slice(&features.to_le_bytes());
-                b.extend_from_slice(&limits.max_streams.to_le_bytes());
-                b.extend_from_slice(&limits.max_block.to_le_bytes());
-                b.extend_from_slice(&limits.max_manifest.to_le_bytes());
-                b.extend_from_slice(&limits.max_readv_segments.to_le_bytes());
-                b.extend_from_slice(&limits.max_readv_segment.to_le_bytes());
-                b.push(*auth as u8);
-                b.extend_from_slice(nonce);
-            }
-            Msg::Auth { mac } | Msg::AuthOk { mac } => b.extend_from_slice(mac),
-            Msg::Get { path, streams, block_size } => {
-                put_bytes16(&mut b, path);
-                b.extend_from_slice(&streams.to_le_bytes());
-                b.extend_from_slice(&block_size.to_le_bytes());
-            }
-            Msg::List { path } => put_bytes16(&mut b, path),
-            Msg::Listing { last, entries } => {
-                b.push(*last as u8);
-                b.extend_from_slice(&(entries.len() as u32).to_le_bytes());
-                for e in entries {
-                    b.push(e.kind);
-                    put_bytes16(&mut b, &e.name);
-                    b.extend_from_slice(&e.mode.to_le_bytes());
-                    b.extend_from_slice(&e.size.to_le_bytes());
-                    b.extend_from_slice(&e.mtime_ns.to_le_bytes());
-                }
-            }
-            Msg::Readv { paths, segments } => {
-                b.extend_from_slice(&(paths.len() as u16).to_le_bytes());
-                for p in paths {
-                    put_bytes16(&mut b, p);
-                }
-                b.extend_from_slice(&(segments.len() as u32).to_le_bytes());
-                for s in segments {
-                    b.extend_from_slice(&s.file.to_le_bytes());
-                    b.extend_from_slice(&s.offset.to_le_bytes());
-                    b.extend_from_slice(&s.len.to_le_bytes());
-                }
-            }
-            Msg::ReadvData { results } => {
-                b.extend_from_slice(&(results.len() as u32).to_le_bytes());
-                for r in results {
-                    b.extend_from_slice(&r.len.to_le_bytes());
-                    b.push(r.code.len().min(255) as u8);
-                    b.extend_from_slice(&r.code.as_bytes()[..r.code.len().min(255)]);
-                }
-            }
-            Msg::Stats => {}
-            Msg::StatsOk { json } => b.extend_from_slice(json.as_bytes()),
-            Msg::Copy { to, src, dest, streams, block_size } => {
-                put_bytes16(&mut b, to.as_bytes());
-                put_bytes16(&mut b, src);
-                put_bytes16(&mut b, dest);
-                b.extend_from_slice(&streams.to_le_bytes());
-                b.extend_from_slice(&block_size.to_le_bytes());
-            }
-            Msg::CopyProgress { bytes_done, bytes_total, files_done, files_total } => {
-                for v in [bytes_done, bytes_total, files_done, files_total] {
-                    b.extend_from_slice(&v.to_le_bytes());
-                }
-            }
-            Msg::Manifest { dest, streams, block_size, index } => {
-                b.extend_from_slice(&(dest.len() as u16).to_le_bytes());
-                b.extend_from_slice(dest);
-                b.extend_from_slice(&streams.to_le_bytes());
-                b.extend_from_slice(&block_size.to_le_bytes());
-                b.extend_from_slice(index);
-            }
-            Msg::Ready { token, streams } => {
-                b.extend_from_slice(token);
-                b.extend_from_slice(&streams.to_le_bytes());
-            }
-            Msg::Plan { nblocks, ranges } => {
-                b.extend_from_slice(&nblocks.to_le_bytes());
-                b.extend_from_slice(&(ranges.len() as u32).to_le_bytes());
-                for (first, end) in ranges {
-                    b.extend_from_slice(&first.to_le_bytes());
-                    b.extend_from_slice(&end.to_le_bytes());
-                }
-            }
-            Msg::DataHello { token, stream } => {
-                b.extend_from_slice(token);
-                b.extend_from_slice(&stream.to_le_bytes());
-            }
-            Msg::Block { offset, len, xxh3 } => {
-                b.extend_from_slice(&offset.to_le_bytes());
-                b.extend_from_slice(&len.to_le_bytes());
-                b.extend_from_slice(&xxh3.to_le_bytes());
-            }
-            Msg::BlockB3 { offset, len, xxh3, blake3 } => {
-                b.extend_from_slice(&offset.to_le_bytes());
-                b.extend_from_slice(&len.to_le_bytes());
-                b.extend_from_slice(&xxh3.to_le_bytes());
-                b.extend_from_slice(blake3);
-            }
-            Msg::StreamEnd { blocks, bytes } | Msg::Done { blocks, bytes } => {
-                b.extend_from_slice(&blocks.to_le_bytes());
-                b.extend_from_slice(&bytes.to_le_bytes());
-            }
-            Msg::Sums { mode, digests } => {
-                b.push(*mode);
-                b.extend_from_slice(&(digests.len() as u32).to_le_bytes());
-                for (entry, d) in digests {
-                    b.extend_from_slice(&entry.to_le_bytes());
-                    b.extend_from_slice(d);
-                }
-            }
-            Msg::Unchanged { files, bytes } => {
-                b.extend_from_slice(&files.to_le_bytes());
-                b.extend_from_slice(&bytes.to_le_bytes());
-            }
-            Msg::Mirror { delete, dry_run, rules } => mirror::encode_rules(&mut b, *delete, *dry_run, rules),
-            Msg::Changes { items } => mirror::encode_items(&mut b, items),
-            Msg::Tally(t) => t.encode(&mut b),
-            Msg::FileDigests { digests } => {
-                b.extend_from_slice(&(digests.len() as u32).to_le_bytes());
-                for (entry, d) in digests {
-                    b.extend_from_slice(&entry.to_le_bytes());
-                    b.extend_from_slice(d);
-                }
-            }
-            Msg::TreeSums { path } => put_bytes16(&mut b, path),
-            Msg::TreeSumsPart { last, entries } => tree_sums::encode_part(&mut b, *last, entries),
-            Msg::Summary(s) => {
-                for v in [s.bytes, s.files, s.dirs, s.symlinks, s.blocks, s.micros, s.verified] {
-                    b.extend_from_slice(&v.to_le_bytes());
-                }
-                for v in s.disk.iter().flat_map(DiskStats::fields) {
-                    b.extend_from_slice(&v.to_le_bytes());
-                }
-            }
-            Msg::Error { code, message } => {
-                b.push(code.len().min(255) as u8);
-                b.extend_from_slice(&code.as_bytes()[..code.len().min(255)]);
-                let m = &message.as_bytes()[..message.len().min(MAX_ERROR_MESSAGE)];
-                b.extend_from_slice(&(m.len() as u16).to_le_bytes());
-                b.extend_from_slice(m);
-            }
-        }
-        let len = (b.len() - 4) as u32;
-        b[..4].copy_from_slice(&len.to_le_bytes());
-        b
-    }
-}
-
-fn put_bytes16(b: &mut Vec<u8>, bytes: &[u8]) {
-    let bytes = &bytes[..bytes.len().min(u16::MAX as usize)];
-    b.extend_from_slice(&(bytes.len() as u16).to_le_bytes());
-    b.extend_from_slice(bytes);
 }
 
 #[cfg(test)]

@@ -29,10 +29,16 @@ pub struct BindingSendSummary {
     pub skipped: Vec<BindingSkipped>,
     /// Entries the filters left out (a directory left out counts once).
     pub excluded: f64,
-    /// Files with more than one name: each sent as a file of its own (hard links are not kept).
+    /// Names of multiply-linked files sent as files of their own (0 unless the node cannot make hard links).
     pub hard_links: f64,
     /// Files with holes: sent and written with the holes as zeros (the sparse layout is not kept).
     pub sparse_files: f64,
+    /// Entries whose owner or group (`owner`/`group`) was not kept, and why ("" when none).
+    pub owner_not_kept: f64,
+    pub owner_not_kept_why: String,
+    /// Entries whose extended attributes (`xattrs`) were not all kept, and why ("" when none).
+    pub xattrs_not_kept: f64,
+    pub xattrs_not_kept_why: String,
     pub scheduler: BindingScheduler,
     pub placement: BindingPlacement,
     /// Thread states sampled every few milliseconds.
@@ -42,6 +48,8 @@ pub struct BindingSendSummary {
     /// Blocks and bytes the node already held from an earlier attempt, not sent again.
     pub resumed_blocks: f64,
     pub resumed_bytes: f64,
+    /// Bytes of blocks wholly in holes of sparse files: neither sent nor written, left as holes.
+    pub hole_bytes: f64,
     /// Files the node found already there and did not receive; null from a node too old to say.
     pub unchanged: Option<BindingUnchanged>,
     /// "block" or "full".

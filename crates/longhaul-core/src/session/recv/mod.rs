@@ -248,6 +248,8 @@ impl Receive {
                 (tag, Some(journal), carried)
             }
         };
+        let mut carried = carried;
+        carried.add_holes(&index, plan);
         let slots = index
             .entries()
             .iter()
@@ -265,6 +267,9 @@ impl Receive {
             for b in first..end {
                 seen.insert(b);
             }
+        }
+        for &b in &carried.hole_blocks {
+            seen.insert(b);
         }
         let (tx, rx) = bounded::<WriteJob>(pool.count());
         // With verify_full a file waits for the sender's digest under a name.
@@ -288,6 +293,9 @@ impl Receive {
                 linked: AtomicU64::new(0),
                 renamed: AtomicU64::new(0),
                 mode_mask: if keep_setid { 0o7777 } else { SETID_CLEARED },
+                chown: rustix::process::geteuid().is_root(),
+                owner_missed: AtomicU64::new(0),
+                xattrs_missed: AtomicU64::new(0),
                 space,
                 dest_id,
             },

@@ -263,6 +263,8 @@ impl Receive {
             micros: self.started.elapsed().as_micros() as u64,
             verified: self.digests.verified.load(Ordering::Relaxed),
             disk: Some(self.disk.stats()),
+            owner_not_kept: self.index.owners().map(|_| self.files.owner_missed.load(Ordering::Relaxed)),
+            xattrs_not_kept: self.index.has_xattrs().then(|| self.files.xattrs_missed.load(Ordering::Relaxed)),
         })
     }
 }

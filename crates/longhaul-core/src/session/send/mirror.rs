@@ -6,7 +6,8 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use super::{session, Outcome, Scanned, SendOptions};
+use super::push::{session, Outcome};
+use super::{Scanned, SendOptions};
 use crate::error::{Error, Result};
 use crate::session::mirror::{Listed, Planned, Request};
 use crate::session::progress::Watch;

@@ -18,6 +18,7 @@ mod digests;
 mod engine;
 mod mirror;
 mod options;
+mod push;
 mod run;
 mod summary;
 mod verdict;
@@ -47,7 +48,7 @@ use crate::sys::net;
 use crate::sys::probe;
 use crate::sys::tcpinfo::{self, TcpStats};
 use crate::vfile::blocks::BlockPlan;
-use crate::vfile::index::Kind;
+use crate::vfile::index::{Kind, OWNER_GID, OWNER_UID};
 use crate::vfile::scan::{scan_within, Scan};
 use crate::wire::frame::{self, Msg};
 
@@ -58,6 +59,7 @@ pub(crate) use mirror::plan;
 pub(crate) use options::pool_shape;
 use options::thread_counts;
 pub use options::{Digest, SchedulerKind, SendOptions, Verify, DEFAULT_BLOCK_SIZE, DEFAULT_STREAMS};
+use push::send_scanned;
 pub(crate) use run::resendable;
 use run::{is_checksum, Run};
 pub use summary::{SchedulerReport, SendSummary, ThreadPin, Unchanged};
@@ -94,11 +96,6 @@ pub(crate) fn scan_and_send<G>(
     }
 }
 
-/// How long data connections opened during the manifest exchange may wait for their
-/// DATA_HELLO: well within a node's handshake timeout (30 s by default); a longer exchange
-/// opens new ones.
-const STILL_FRESH: Duration = Duration::from_secs(5);
-
 /// A source scanned for a transfer, and when the transfer began (its scan included).
 pub(crate) struct Scanned<'a> {
     pub scan: &'a crate::vfile::scan::Scan,
@@ -115,140 +112,6 @@ pub(crate) struct Attached {
     pub control: TcpStream,
     pub peer: IpAddr,
     pub sockets: Vec<TcpStream>,
-}
-
-/// One attempt: a session with the node for a source already scanned.
-fn send_scanned(src: Scanned, addr: &str, dest: &[u8], opts: &SendOptions, watch: Watch) -> Result<SendSummary> {
-    match session(src, addr, dest, opts, watch)? {
-        Outcome::Sent(s) => Ok(*s),
-        Outcome::Planned(..) => Err(Error::Protocol("a dry run's plan where a transfer was asked for".into())),
-    }
-}
-
-/// How a session ended: a transfer, or a dry run's plan (and its round trips).
-enum Outcome {
-    Sent(Box<SendSummary>),
-    Planned(crate::session::mirror::Listed, u32),
-}
-
-/// A session with the node for a source already scanned: the transfer, or with `dry_run`
-/// the node's plan for it (the same offer, answered where READY would come).
-fn session(src: Scanned, addr: &str, dest: &[u8], opts: &SendOptions, watch: Watch) -> Result<Outcome> {
-    let scanned = src.scan;
-    // Before the node hears of the transfer: a name the kernel refuses fails here.
-    let cc = congestion::choose(&opts.congestion)?;
-    if !dest.is_empty() {
-        crate::vfile::index::check_path(dest)?;
-    }
-    if watch.cancelled() {
-        return Err(Error::Cancelled);
-    }
-    let index = &scanned.index;
-
-    let dial = crate::session::handshake::Dial {
-        addr,
-        secret: opts.secret.as_ref(),
-        tls: opts.tls.as_ref(),
-        connect_timeout: opts.connect_timeout,
-        io_timeout: opts.io_timeout,
-    };
-    // Change detection is the node's, and only with resume: without it every file is sent.
-    let detect = if opts.resume { frame::FEATURE_CHECKSUM } else { 0 };
-    let wanted = crate::session::handshake::wanted(opts.resume, opts.verify == Verify::Full) | detect | mirror::features(opts);
-    let (mut control, peer, hello) = crate::session::handshake::open(&dial, wanted)?;
-    let mut required = mirror::features(opts);
-    if opts.checksum && opts.resume {
-        required |= frame::FEATURE_CHECKSUM;
-    }
-    if opts.digest == Digest::Blake3 {
-        required |= frame::FEATURE_BLAKE3;
-    }
-    if opts.verify == Verify::Full {
-        required |= frame::FEATURE_VERIFY_FULL;
-    }
-    crate::session::handshake::require(&hello, required)?;
-    let limits = hello.limits;
-    if opts.block_size > limits.max_block {
-        return Err(Error::Limit { what: "block size", limit: limits.max_block as u64, got: opts.block_size as u64 });
-    }
-    let encoded = index.encode();
-    if encoded.len() as u64 > limits.max_manifest as u64 {
-        return Err(Error::Limit { what: "content index size", limit: limits.max_manifest as u64, got: encoded.len() as u64 });
-    }
-    // With SUMS the node decides what it holds by the digests of the source, computed here
-    // while it hashes its own files: by content with `checksum`, or its size and mtime check
-    // confirmed by them with `verify: full`, so that nothing is called verified that differs.
-    let mode = match (opts.checksum, opts.verify) {
-        (true, _) => frame::SUMS_CONTENT,
-        (false, Verify::Full) => frame::SUMS_CONFIRM,
-        (false, Verify::Block) => frame::SUMS_STAMP,
-    };
-    let computed = std::sync::OnceLock::new();
-    let digests = || digests::summed(scanned, &computed, &|| watch.cancelled());
-    let offered = opts.streams.min(limits.max_streams).max(1);
-    let offer = crate::session::exchange::Offer {
-        dest,
-        streams: offered,
-        block_size: opts.block_size,
-        index: encoded,
-        total: index.total(),
-        resume: hello.features & frame::FEATURE_RESUME != 0,
-        sums: (hello.features & frame::FEATURE_CHECKSUM != 0).then_some(crate::session::exchange::Sums { mode, digests: &digests }),
-        mirror: mirror::request(opts)?,
-    };
-    if opts.dry_run {
-        let (plan, round_trips) = crate::session::exchange::offer_dry(&mut control, offer)?;
-        return Ok(Outcome::Planned(plan, hello.round_trips + round_trips));
-    }
-    let connect = || {
-        let s = net::connect_data(addr, opts.connect_timeout, opts.tls.as_ref(), cc.set.as_deref())?;
-        s.set_write_timeout(Some(opts.io_timeout)).map_err(Error::net("setting a timeout"))?;
-        Ok(s)
-    };
-    // The data connections' handshakes (TCP, and TLS) run during the manifest exchange rather
-    // than after it: a round trip less before the first block. Not while the node may hash its
-    // files first (SUMS by content): connections idle past its handshake timeout are closed.
-    let overlap = mode == frame::SUMS_STAMP || hello.features & frame::FEATURE_CHECKSUM == 0;
-    let exchanged = Instant::now();
-    let (accepted, opened) = std::thread::scope(|s| {
-        let opening = overlap.then(|| s.spawn(|| crate::session::handshake::open_streams(offered, &connect)));
-        let accepted = crate::session::exchange::offer(&mut control, offer);
-        (accepted, opening.and_then(|t| t.join().ok()))
-    });
-    let crate::session::exchange::Accepted { token, streams, skip, round_trips, unchanged } = accepted?;
-    let sockets = match opened {
-        // Opened early and still fresh for the node's lobby; the node may take fewer streams.
-        Some(Ok(mut early)) if exchanged.elapsed() < STILL_FRESH => {
-            early.truncate(streams as usize);
-            crate::session::handshake::introduce(early, token)?
-        }
-        _ => crate::session::handshake::attach_streams(streams, token, &connect)?,
-    };
-    // Read back from a data socket (the kernel's word); under TLS the engine holds the relay's
-    // end, a Unix socket, and the choice is what was set on the TCP socket behind it.
-    let running = sockets.first().and_then(|s| congestion::get(s).ok());
-    let src = Scanned { digests: computed.into_inner(), ..src };
-    let mut summary = transmit(src, Attached { control, peer, sockets }, opts, client_throttle(opts), &skip, watch)?;
-    summary.congestion = running.unwrap_or_else(|| cc.effective());
-    summary.congestion_note = cc.note;
-    summary.unchanged = unchanged.map(|(files, bytes)| Unchanged {
-        files,
-        bytes,
-        by: match mode {
-            frame::SUMS_CONTENT => "BLAKE3",
-            frame::SUMS_CONFIRM => "size+mtime+BLAKE3",
-            _ => "size+mtime",
-        },
-    });
-    // The handshake's and the exchange's, counted on the connection, and DONE answered by the
-    // SUMMARY that came back: no wait per file or per block.
-    summary.round_trips = hello.round_trips + round_trips + 1;
-    Ok(Outcome::Sent(Box::new(summary)))
-}
-
-/// A client's own limit (`rate`): one bucket all its streams share.
-fn client_throttle(opts: &SendOptions) -> Throttle {
-    Throttle::new(opts.rate.map(Bucket::new).into_iter().collect())
 }
 
 /// Sends the blocks of a scanned source over data connections already attached to a session
@@ -296,8 +159,15 @@ pub(crate) fn transmit(
         control_write: Mutex::new(()),
     };
     let plan = BlockPlan::new(index.total(), opts.block_size as u64);
-    let feed = Feed::new(plan, skip);
+    // Blocks wholly in holes of sparse files travel neither as data nor as resumed ones: the
+    // receiver leaves them as holes (a block both in PLAN and in a hole counts as a hole).
+    let holes = index.hole_blocks(plan);
+    let (hole_blocks, hole_bytes) = Feed::new(plan, &holes).held();
+    let mut held = skip.to_vec();
+    held.extend_from_slice(&holes);
+    let feed = Feed::new(plan, &held);
     let (resumed_blocks, resumed_bytes) = feed.held();
+    let (resumed_blocks, resumed_bytes) = (resumed_blocks - hole_blocks, resumed_bytes - hole_bytes);
     let engine = Engine {
         index,
         stamps: &scanned.stamps,
@@ -386,7 +256,7 @@ pub(crate) fn transmit(
                 files_done
             };
             Progress {
-                bytes_done: resumed_bytes + moved,
+                bytes_done: resumed_bytes + hole_bytes + moved,
                 bytes_total: index.total(),
                 bytes_moved: moved,
                 files_done,
@@ -554,6 +424,10 @@ pub(crate) fn transmit(
         excluded: scanned.excluded,
         hard_links: scanned.hard_links,
         sparse_files: scanned.sparse_files,
+        owner_not_kept: receiver.owner_not_kept.unwrap_or(0),
+        owner_not_kept_why: "the node is not root",
+        xattrs_not_kept: receiver.xattrs_not_kept.unwrap_or(0),
+        xattrs_not_kept_why: "",
         receiver,
         scheduler,
         pinned: engine.pinned.into_inner().expect("pinned lock"),
@@ -562,6 +436,7 @@ pub(crate) fn transmit(
         digest: opts.digest,
         resumed_blocks,
         resumed_bytes,
+        hole_bytes,
         unchanged: None,
         verify: opts.verify,
         congestion: String::new(),

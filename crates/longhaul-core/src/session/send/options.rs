@@ -110,6 +110,13 @@ pub struct SendOptions {
     /// Decide what the node holds already by content (`--checksum`): both ends hash every file
     /// that could be equal and only those that differ are sent. Needs `resume`.
     pub checksum: bool,
+    /// Keep the numeric owner (`--owner`) and group (`--group`) of every entry: set by a node
+    /// running as root, named as not kept otherwise.
+    pub owner: bool,
+    pub group: bool,
+    /// Keep extended attributes (`--xattrs`): user.* always, the others (ACLs among them)
+    /// where the node runs as root; named as not kept otherwise.
+    pub xattrs: bool,
     pub verify: Verify,
     /// A node sending from its root (a pull, a copy) names the root here: the source must lie
     /// under it, and the directory holding it is opened from the root one component at a time
@@ -157,6 +164,9 @@ impl Default for SendOptions {
             summary_timeout: None,
             resume: true,
             checksum: false,
+            owner: false,
+            group: false,
+            xattrs: false,
             verify: Verify::Block,
             congestion: Congestion::Auto,
             confine: None,

@@ -138,6 +138,8 @@ impl Msg {
                         rate_us: r.u64()?,
                     })
                 },
+                owner_not_kept: if r.left() == 0 { None } else { Some(r.u64()?) },
+                xattrs_not_kept: if r.left() == 0 { None } else { Some(r.u64()?) },
             }),
             FrameType::Sums => {
                 let mode = r.u8()?;

@@ -1,7 +1,7 @@
 //! The mirror frames (`--delete`, `--dry-run`): MIRROR (the sender's filter rules), CHANGES
 //! (marked paths) and TALLY (the counts that close a list).
 
-use super::put_bytes16;
+use super::encode::put_bytes16;
 
 /// A CHANGES mark: a file the receiver does not hold (rsync's `+`).
 pub const MARK_NEW: u8 = b'+';

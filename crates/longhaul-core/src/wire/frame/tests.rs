@@ -69,6 +69,8 @@ fn message(name: &str) -> Msg {
             micros: 35_072,
             verified: 302,
             disk: None,
+            owner_not_kept: None,
+            xattrs_not_kept: None,
         }),
         "summary_disk" => Msg::Summary(SummaryMsg {
             bytes: 20_000_000,
@@ -89,6 +91,8 @@ fn message(name: &str) -> Msg {
                 pool_us: 0,
                 rate_us: 0,
             }),
+            owner_not_kept: None,
+            xattrs_not_kept: None,
         }),
         "file_digests" => {
             Msg::FileDigests { digests: vec![(1, core::array::from_fn(|i| i as u8)), (4, core::array::from_fn(|i| 0xe0 + i as u8))] }

@@ -1,6 +1,6 @@
-//! TREE_SUMS_PART's entry and its encoding, apart from the other frames' (frame.rs).
+//! TREE_SUMS_PART's entry, its caps and its encoding (encode.rs calls `encode_part`).
 
-use super::put_bytes16;
+use super::encode::put_bytes16;
 
 /// Entries in one TREE_SUMS_PART frame: the node sends a part when it has this many, ~60 KB of
 /// them, or TREE_SUMS_PART_BYTES of files hashed, whichever comes first.
