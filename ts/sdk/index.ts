@@ -71,7 +71,7 @@ export {
   type TransferOptions,
 } from './client.js';
 export { parseTarget, parseListen, formatAddress, type Target } from './target.js';
-export { compareTrees, type TreeDifference } from './verify.js';
+export { compareTrees, compareWithNode, type CompareOptions, type TreeDifference } from './verify.js';
 export type { Verdict } from './verdict.js';
 
 export type SchedulerName = 'pipelined' | 'adaptive' | 'auto';

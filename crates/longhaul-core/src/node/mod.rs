@@ -25,6 +25,7 @@ mod requests;
 pub mod state;
 pub mod stats;
 mod sweep;
+mod tree_sums;
 
 pub use options::ServeOptions;
 

@@ -71,8 +71,8 @@ pub fn wanted(resume: bool, verify_full: bool) -> u64 {
     f
 }
 
-/// What a connection for requests (LIST, READV, STATS) asks for.
-pub const REQUEST_FEATURES: u64 = frame::FEATURE_XXH3;
+/// What a connection for requests (LIST, READV, STATS, TREE_SUMS) asks for.
+pub const REQUEST_FEATURES: u64 = frame::FEATURE_XXH3 | frame::FEATURE_REMOTE_SUMS;
 
 /// Fails when the node does not offer a feature the transfer cannot go without.
 pub fn require(hello: &Hello, features: u64) -> Result<()> {

@@ -10,9 +10,11 @@ mod decode;
 mod encode;
 mod io;
 mod mirror;
+mod tree_sums;
 
 pub use io::{expect_msg, expect_plan, expect_reply, read_msg, write_msg};
 pub use mirror::{Tally, MARK_DELETE, MARK_NEW, MARK_UPDATE};
+pub use tree_sums::{SumEntry, MAX_TREE_SUMS_ENTRIES, TREE_SUMS_PART_BYTES};
 
 pub const MAGIC: [u8; 8] = *b"LONGHAUL";
 pub const VERSION_MIN: u16 = 1;
@@ -53,6 +55,9 @@ pub const FEATURE_OWNER: u64 = 1024;
 /// Extended attributes: the index may carry them (index flag 4), the receiver sets them
 /// (user.* always, others as root), and SUMMARY ends with how many entries it did not.
 pub const FEATURE_XATTRS: u64 = 2048;
+/// TREE_SUMS: the node walks a tree under its root and answers each entry's metadata and,
+/// for a regular file, its BLAKE3 (`longhaul compare LOCAL HOST:PORT/PATH`).
+pub const FEATURE_REMOTE_SUMS: u64 = 4096;
 // One bit a line, so that branches adding bits merge without conflict.
 #[rustfmt::skip]
 pub const FEATURES: u64 = FEATURE_XXH3
@@ -66,7 +71,8 @@ pub const FEATURES: u64 = FEATURE_XXH3
     | FEATURE_HARD_LINKS
     | FEATURE_SPARSE
     | FEATURE_OWNER
-    | FEATURE_XATTRS;
+    | FEATURE_XATTRS
+    | FEATURE_REMOTE_SUMS;
 /// SUMS modes. By size and mtime alone (the default; no digests follow).
 pub const SUMS_STAMP: u8 = 0;
 /// By content: every file at the destination with the entry's size is hashed, and held when
@@ -125,6 +131,8 @@ pub enum FrameType {
     Mirror = 0x60,
     Changes = 0x61,
     Tally = 0x62,
+    TreeSums = 0x70,
+    TreeSumsPart = 0x71,
     Error = 0x7f,
 }
 
@@ -160,6 +168,8 @@ impl FrameType {
             0x60 => Mirror,
             0x61 => Changes,
             0x62 => Tally,
+            0x70 => TreeSums,
+            0x71 => TreeSumsPart,
             0x7f => Error,
             _ => return None,
         })
@@ -404,6 +414,17 @@ pub enum Msg {
         blocks: u64,
         bytes: u64,
     },
+    /// With FEATURE_REMOTE_SUMS: every entry under `path` (within the root), each regular
+    /// file hashed by the node; answered by TREE_SUMS_PART frames, or ERROR.
+    TreeSums {
+        path: Vec<u8>,
+    },
+    /// One part of a TREE_SUMS answer (at most MAX_TREE_SUMS_ENTRIES entries, in no particular
+    /// order); the last part has `last` set. An ERROR in place of a part ends the answer.
+    TreeSumsPart {
+        last: bool,
+        entries: Vec<SumEntry>,
+    },
     Summary(SummaryMsg),
     Error {
         code: String,
@@ -441,6 +462,8 @@ impl Msg {
             Msg::Changes { .. } => FrameType::Changes,
             Msg::Tally(_) => FrameType::Tally,
             Msg::Done { .. } => FrameType::Done,
+            Msg::TreeSums { .. } => FrameType::TreeSums,
+            Msg::TreeSumsPart { .. } => FrameType::TreeSumsPart,
             Msg::Summary(_) => FrameType::Summary,
             Msg::Error { .. } => FrameType::Error,
         }

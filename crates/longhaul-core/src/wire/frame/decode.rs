@@ -184,6 +184,24 @@ impl Msg {
                 }
                 Msg::Tally(Tally::from_fields(v))
             }
+            FrameType::TreeSums => Msg::TreeSums { path: r.bytes16()?.to_vec() },
+            FrameType::TreeSumsPart => {
+                let last = r.flag()?;
+                let n = r.count(1 + 2 + 4 + 8 + 8 + 2 + 1)?;
+                if n > MAX_TREE_SUMS_ENTRIES {
+                    return Err(Error::Protocol(format!("TREE_SUMS_PART with {n} entries (at most {MAX_TREE_SUMS_ENTRIES})")));
+                }
+                let mut entries = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let kind = r.u8()?;
+                    let path = r.bytes16()?.to_vec();
+                    let (mode, size, mtime_ns) = (r.u32()?, r.u64()?, r.u64()? as i64);
+                    let target = r.bytes16()?.to_vec();
+                    let digest = if r.flag()? { Some(r.take(32)?.try_into().expect("32")) } else { None };
+                    entries.push(SumEntry { path, kind, mode, size, mtime_ns, target, digest });
+                }
+                Msg::TreeSumsPart { last, entries }
+            }
             FrameType::FileDigests => Msg::FileDigests { digests: digest_list(&mut r, "FILE_DIGESTS")? },
             FrameType::Error => {
                 let n = r.u8()? as usize;

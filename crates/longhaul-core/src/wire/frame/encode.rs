@@ -133,6 +133,8 @@ impl Msg {
             Msg::Mirror { delete, dry_run, rules } => mirror::encode_rules(&mut b, *delete, *dry_run, rules),
             Msg::Changes { items } => mirror::encode_items(&mut b, items),
             Msg::Tally(t) => t.encode(&mut b),
+            Msg::TreeSums { path } => put_bytes16(&mut b, path),
+            Msg::TreeSumsPart { last, entries } => tree_sums::encode_part(&mut b, *last, entries),
             Msg::FileDigests { digests } => {
                 b.extend_from_slice(&(digests.len() as u32).to_le_bytes());
                 for (entry, d) in digests {

@@ -113,13 +113,29 @@ fn message(name: &str) -> Msg {
             deleted_bytes: 30,
             ..Tally::default()
         }),
+        "tree_sums" => Msg::TreeSums { path: b"data".to_vec() },
+        "tree_sums_part" => Msg::TreeSumsPart {
+            last: true,
+            entries: vec![
+                SumEntry {
+                    path: b"d/f".to_vec(),
+                    kind: 2,
+                    mode: 0o644,
+                    size: 5,
+                    mtime_ns: 1_700_000_000_000_000_000,
+                    target: Vec::new(),
+                    digest: Some(core::array::from_fn(|i| 0x60 + i as u8)),
+                },
+                SumEntry { path: b"l".to_vec(), kind: 3, mode: 0o777, size: 0, mtime_ns: -1, target: b"d/f".to_vec(), digest: None },
+            ],
+        },
         "error" => Msg::Error { code: "E_PATH_ESCAPE".into(), message: "path escapes the destination root".into() },
         other => panic!("no message for vector {other}"),
     }
 }
 
 /// Every message name, in the order of docs/protocol-vectors.txt.
-const ALL: [&str; 31] = [
+const ALL: [&str; 33] = [
     "hello",
     "hello_ok",
     "auth",
@@ -151,6 +167,8 @@ const ALL: [&str; 31] = [
     "mirror",
     "changes",
     "tally",
+    "tree_sums",
+    "tree_sums_part",
 ];
 
 fn vectors() -> Vec<(&'static str, Vec<u8>)> {
@@ -200,6 +218,16 @@ fn limits_are_checked_before_allocation() {
     f[..4].copy_from_slice(&(2u32 << 20).to_le_bytes());
     f[4] = FrameType::Manifest as u8;
     assert_eq!(read_msg(&mut &f[..], 1 << 20).unwrap_err().code(), "E_LIMIT");
+}
+
+#[test]
+fn a_tree_sums_part_over_its_entry_cap_is_refused() {
+    let e = SumEntry { path: b"f".to_vec(), kind: 2, mode: 0o644, size: 0, mtime_ns: 0, target: Vec::new(), digest: None };
+    let at_cap = Msg::TreeSumsPart { last: false, entries: vec![e.clone(); MAX_TREE_SUMS_ENTRIES] }.encode();
+    assert!(at_cap.len() < MAX_CONTROL_FRAME as usize);
+    assert!(read_msg(&mut &at_cap[..], 0).is_ok());
+    let over = Msg::TreeSumsPart { last: false, entries: vec![e; MAX_TREE_SUMS_ENTRIES + 1] }.encode();
+    assert_eq!(read_msg(&mut &over[..], 0).unwrap_err().code(), "E_PROTOCOL");
 }
 
 #[test]
