@@ -15,6 +15,7 @@ const benches = {
   wan: 'over an emulated WAN (lh-netem): longhaul against iperf3 (the limit), rsync and tar | nc, under BBR and CUBIC (wan.mjs; --check validates the emulator)',
   hostmem: 'memory the VM hands back to its host: first-touch cost and the spread it puts into runs (hostmem.mjs)',
   net: 'network-only: longhaul bench (generated data, discarded) vs iperf3 -P 1 and GridFTP /dev/zero to /dev/null over loopback, CPU s/GiB of both ends (net.mjs)',
+  mirror: 'a nightly mirror\'s second run after 1% of a 100,000-file tree changed: longhaul send (and --checksum) against rsync daemon -a --delete and rsync -c (mirror.mjs; --files N, --mib M)',
   startup: 'start-up time: node -e 0, --version, send of 1 byte, globus-url-copy of 1 byte, interleaved (startup.mjs)',
 };
 const args = process.argv.slice(2);

@@ -8,15 +8,19 @@
 //   `longhaul --version`                 the CLI's start alone
 //   `longhaul send ONE 127.0.0.1:P/rN -q` a 1-byte file to a node started once (--no-auth on
 //                                        127.0.0.1, its root in a temp dir), a fresh DEST each run
+//   `node dist/cli.js send …`            the same through the README's in-repository entry (an ES
+//                                        module that loads the bin: Node's ES loader on top)
+// `longhaul` is the package's bin (package.json), run as an installed one is through its
+// `#!/usr/bin/env node` line: `/usr/bin/env node BIN`, this Node first on PATH.
 //   `globus-url-copy file:///ONE file:///DEST` the peer tool's 1-byte copy (file:// to file://)
 // With `--before DIR` (another checkout, built), its `--version` and `send` run interleaved too,
 // for a before/after in one run. Targets: send and --version <= 0.08 s.
 //
 //   node bench/startup.mjs [--runs 21] [--before DIR] [--no-write]
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 
 import { benchOptions } from './data.mjs';
@@ -28,8 +32,11 @@ const args = benchOptions(import.meta.filename, {
 });
 const RUNS = Number(args.runs);
 const REPO = join(import.meta.dirname, '..');
-const CLI = join(REPO, 'dist', 'cli.js');
-const BEFORE = args.before ? join(args.before, 'dist', 'cli.js') : null;
+const binOf = (dir) => join(dir, JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')).bin.longhaul);
+const CLI = binOf(REPO);
+const BEFORE = args.before ? binOf(args.before) : null;
+const bin = (file, argv) => ['/usr/bin/env', ['node', file, ...argv]];
+process.env.PATH = `${dirname(process.execPath)}:${process.env.PATH}`;
 const sh = (cmd) => spawnSync('bash', ['-c', cmd], { encoding: 'utf8' });
 
 const work = mkdtempSync(join(tmpdir(), 'longhaul-startup-'));
@@ -46,12 +53,16 @@ const { port } = JSON.parse(first);
 const haveGridftp = sh('command -v globus-url-copy').status === 0;
 const cases = [
   ['`node -e 0`', () => [process.execPath, ['-e', '0']]],
-  ['`longhaul --version`', () => [process.execPath, [CLI, '--version']]],
-  ['`longhaul send` 1 byte', (i) => [process.execPath, [CLI, 'send', one, `127.0.0.1:${port}/r${i}`, '-q']]],
+  ['`longhaul --version`', () => bin(CLI, ['--version'])],
+  ['`longhaul send` 1 byte', (i) => bin(CLI, ['send', one, `127.0.0.1:${port}/r${i}`, '-q'])],
+  [
+    '`node dist/cli.js send` 1 byte',
+    (i) => [process.execPath, [join(REPO, 'dist', 'cli.js'), 'send', one, `127.0.0.1:${port}/m${i}`, '-q']],
+  ],
   ...(BEFORE
     ? [
-        ['before: `longhaul --version`', () => [process.execPath, [BEFORE, '--version']]],
-        ['before: `longhaul send` 1 byte', (i) => [process.execPath, [BEFORE, 'send', one, `127.0.0.1:${port}/b${i}`, '-q']]],
+        ['before: `longhaul --version`', () => bin(BEFORE, ['--version'])],
+        ['before: `longhaul send` 1 byte', (i) => bin(BEFORE, ['send', one, `127.0.0.1:${port}/b${i}`, '-q'])],
       ]
     : []),
   ...(haveGridftp

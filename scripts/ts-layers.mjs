@@ -1,5 +1,5 @@
 // The TypeScript layers import downwards only: the CLI (ts/cli) is built on the SDK (ts/sdk),
-// and the SDK never imports the CLI, so the SDK stays usable without commander, zod's CLI
+// and the SDK never imports the CLI, so the SDK stays usable without commander, the CLI's
 // wiring or the terminal output. Run by `npm run lint`; exits 1 naming each import that
 // breaks the rule.
 import { readdirSync, readFileSync } from 'node:fs';

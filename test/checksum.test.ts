@@ -204,3 +204,38 @@ describe('issue 32: change detection (--checksum, --verify full)', () => {
     }
   });
 });
+
+describe('issue 32: get --checksum (the pulling side decides by content)', () => {
+  it('a local copy edited keeping size and mtime: kept by a default get, fetched by get -c, and only it travels', async () => {
+    const dir = freshDir('pull-sum');
+    const src = join(dir, 'src');
+    tree(src);
+    const target = `127.0.0.1:${node.address.port}/pulled`;
+    expect((await runCli(['send', '-q', src, target])).status).toBe(0);
+    const onNode = join(work, 'root', 'pulled', 'src');
+    const local = join(dir, 'restore');
+    const first = await runCli(['get', '-q', `${target}/src`, local]);
+    expect(first.status, first.stderr).toBe(0);
+    const copy = join(local, 'src');
+    expect(rsyncChanges(onNode, copy)).toBe('');
+
+    // The local copy drifts: same size, same mtime, other bytes (bit rot, an in-place edit).
+    editKeepingStamp(join(copy, 'a', 'one.bin'), 100, 1000);
+    const quick = await runCli(['get', '--json', `${target}/src`, local]);
+    expect(quick.status, quick.stderr).toBe(0);
+    const q = JSON.parse(quick.stdout.trim().split('\n').at(-1)!) as { bytesMoved: number };
+    expect(q.bytesMoved).toBe(0);
+    expect(same(join(onNode, 'a', 'one.bin'), join(copy, 'a', 'one.bin'))).toBe(false);
+
+    const sum = await runCli(['get', '-c', '--json', `${target}/src`, local]);
+    expect(sum.status, sum.stderr).toBe(0);
+    const s = JSON.parse(sum.stdout.trim().split('\n').at(-1)!) as { type: string; bytesMoved: number; bytes: number };
+    expect(s.type).toBe('summary');
+    // The drifted file came again, in the block(s) holding it; the 3 MiB file, equal by BLAKE3,
+    // did not.
+    expect(s.bytesMoved).toBeGreaterThanOrEqual(70_000);
+    expect(s.bytesMoved).toBeLessThan(s.bytes - (3 << 20) + (1 << 20));
+    expect(rsyncChanges(onNode, copy)).toBe('');
+    expect(same(join(onNode, 'a', 'one.bin'), join(copy, 'a', 'one.bin'))).toBe(true);
+  });
+});

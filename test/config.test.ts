@@ -1,5 +1,5 @@
 // Configuration: precedence (default < file < LONGHAUL_* < flag), each kind of bad value named
-// by its key, the JSON Schema in docs/ kept in step with the zod schema, and `longhaul config`.
+// by its key, the JSON Schema in docs/ kept in step with the checks, and `longhaul config`.
 import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -89,7 +89,7 @@ function rendered(file: string): { chart: string; series: number; drawn: number 
 }
 
 describe('send --report', () => {
-  it('writes a self-contained page whose four charts Chromium draws, with the summary and the fallbacks', async () => {
+  it('writes a self-contained page whose eight charts Chromium draws, with the summary and the fallbacks', async () => {
     const report = join(work, 'report.html');
     const r = await sendWithReport(report);
     expect(r.status, r.stderr).toBe(0);
@@ -106,7 +106,16 @@ describe('send --report', () => {
     expect(html).toMatch(/<h2>Placement<\/h2>/);
 
     const charts = rendered(report);
-    expect(charts.map((c) => c.chart)).toEqual(['throughput', 'streams', 'threads', 'queued']);
+    expect(charts.map((c) => c.chart)).toEqual([
+      'throughput',
+      'streams',
+      'threads',
+      'queued',
+      'net-rtt',
+      'net-cwnd',
+      'net-rate',
+      'net-resent',
+    ]);
     const byName = Object.fromEntries(charts.map((c) => [c.chart, c]));
     expect(byName.throughput!.drawn).toBe(1);
     expect(byName.streams).toEqual({ chart: 'streams', series: 3, drawn: 3 });
@@ -115,8 +124,49 @@ describe('send --report', () => {
     expect(byName.threads!.series).toBe(9);
     expect(byName.threads!.drawn).toBeGreaterThanOrEqual(3);
     expect(byName.queued!.drawn).toBe(1);
+    // The network over time: a line per stream in each of its charts.
+    for (const net of ['net-rtt', 'net-cwnd', 'net-rate', 'net-resent'])
+      expect(byName[net], net).toEqual({ chart: net, series: 3, drawn: 3 });
     expect(existsSync(join(work, 'report.png'))).toBe(true);
   });
+});
+
+describe('issue 31: the network seen, per stream and over time', () => {
+  it('samples TCP_INFO of every stream through the transfer, into --timeline and the report', async () => {
+    const report = join(work, 'r31.html');
+    const timeline = join(work, 'r31.json');
+    const run = await sendWithReport(report, ['--json', '--timeline', timeline], 'r31');
+    expect(run.status, run.stderr).toBe(0);
+    const summary = JSON.parse(run.stdout.trim().split('\n').at(-1)!) as {
+      seconds: number;
+      perStreamBytes: number[];
+      networkSamples: number;
+    };
+    type Net = { ms: number; stream: number; rttUs: number; cwnd: number; bytesSent: number; deliveryRate: number; retransSegs: number };
+    const net = (JSON.parse(readFileSync(timeline, 'utf8')) as { network: Net[] }).network;
+    expect(summary.networkSamples).toBe(net.length);
+    const byStream = [0, 1, 2].map((i) => net.filter((n) => n.stream === i));
+    for (const [i, list] of byStream.entries()) {
+      // The run lasts ~2 s (the node's --rate); samples come every 20 ms or more, so dozens.
+      expect(list.length, `stream ${i}`).toBeGreaterThanOrEqual(10);
+      expect(list.length).toBeLessThanOrEqual(Math.ceil((summary.seconds * 1000) / 20) + 2);
+      for (let j = 1; j < list.length; j++) {
+        expect(list[j]!.ms).toBeGreaterThan(list[j - 1]!.ms);
+        expect(list[j]!.bytesSent).toBeGreaterThanOrEqual(list[j - 1]!.bytesSent);
+        expect(list[j]!.retransSegs).toBeGreaterThanOrEqual(list[j - 1]!.retransSegs);
+      }
+      // The last sample follows the node's SUMMARY: everything the stream carried was sent.
+      expect(list.at(-1)!.bytesSent).toBeGreaterThanOrEqual(summary.perStreamBytes[i]!);
+      expect(list.some((n) => n.cwnd > 0 && n.rttUs > 0)).toBe(true);
+    }
+    const html = readFileSync(report, 'utf8');
+    expect(html).toMatch(/<span data-stream="0">[\s\S]*<span data-stream="2">/);
+    const m = /data-tips="([^"]*)"/.exec(dumpDom(report));
+    const tips = JSON.parse(unquote(m![1]!)) as Record<string, string>;
+    expect(tips['net-rtt']).toMatch(/^\d+\.\d\d s: stream 0 [\d.]+ ms, stream 1 [\d.]+ ms, stream 2 [\d.]+ ms$/);
+    expect(tips['net-cwnd']).toMatch(/^\d+\.\d\d s: stream 0 \d+ segments/);
+    expect(tips['net-rate']).toMatch(/^\d+\.\d\d s: stream 0 [\d.]+ MiB\/s/);
+  }, 120_000);
 });
 
 describe('issue 35: reports that answer questions', () => {

@@ -8,17 +8,18 @@
 // with commander, the SDK and the commands into one file (scripts/bundle-cli.mjs), since each
 // ES module costs a resolve, a read and a compile of its own.
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 import { dropOutputWhenReaderGone } from './stdio.js';
 
 dropOutputWhenReaderGone();
 const args = process.argv.slice(2);
 if (args.length === 1 && (args[0] === '--version' || args[0] === '-V')) {
-  // As commander prints it. Read relative to the bundle, dist/cli.js, which is what runs.
+  // As commander prints it. Read relative to the bundle, dist/longhaul.cjs, which is what runs.
   process.stdout.write(
-    `${(JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version}\n`,
+    `${(JSON.parse(readFileSync(join(import.meta.dirname, '..', 'package.json'), 'utf8')) as { version: string }).version}\n`,
   );
   process.exit(0);
 }
-const { run } = await import('./run.js');
-await run(args);
+// Not a top-level await: the bundle is CommonJS (scripts/bundle-cli.mjs).
+void import('./run.js').then(({ run }) => run(args));

@@ -1,6 +1,7 @@
 // What commands print: progress reporters, summaries, and the one-line error (with --debug, the
 // chain of causes) that ends a failed command with its documented exit status.
-import { exitCodeFor, fixFor, LonghaulError, type ReceiveSummary, type SendSummary } from '../sdk/index.js';
+import { exitCodeFor, fixFor, LonghaulError, type ReceiveSummary, type SendPlan, type SendSummary } from '../sdk/index.js';
+import { deletedLines, planLines } from './mirror.js';
 import { program } from './program.js';
 import * as fmt from './format.js';
 import { barReporter, jsonReporter, loadBars, movedLine, silentReporter, summaryLines, verifiedLine, type Reporter } from './progress.js';
@@ -81,11 +82,20 @@ function headed(err: Error): string {
 export function printSummary(s: SendSummary, o: OutputFlags, extra: Record<string, unknown> = {}): void {
   const json = Boolean(o.json);
   if (json || (!o.quiet && !process.stdout.isTTY)) {
-    // The timeline can hold thousands of samples: --timeline FILE writes it, the summary counts it.
-    const { timeline, ...rest } = s;
-    process.stdout.write(`${JSON.stringify({ type: 'summary', ...rest, timelineSamples: timeline.length, ...extra })}\n`);
+    // The timelines can hold thousands of samples: --timeline FILE writes them, the summary counts them.
+    const { timeline, networkTimeline, ...rest } = s;
+    process.stdout.write(
+      `${JSON.stringify({ type: 'summary', ...rest, timelineSamples: timeline.length, networkSamples: networkTimeline.length, ...extra })}\n`,
+    );
   }
-  if (!json && !o.quiet) printLines(summaryLines(s, Boolean(o.verbose)));
+  if (!json && !o.quiet) printLines([...summaryLines(s, Boolean(o.verbose)), ...deletedLines(s.deleted, Boolean(o.verbose))]);
+}
+
+/** A dry run's plan: a JSON line as a summary is, and the plan's lines (with -v, its paths). */
+export function printPlan(p: SendPlan, o: OutputFlags): void {
+  const json = Boolean(o.json);
+  if (json || (!o.quiet && !process.stdout.isTTY)) process.stdout.write(`${JSON.stringify({ type: 'plan', ...p })}\n`);
+  if (!json && !o.quiet) printLines(planLines(p, Boolean(o.verbose)));
 }
 
 export function printReceived(s: ReceiveSummary, what: string, o: OutputFlags): void {

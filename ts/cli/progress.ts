@@ -197,8 +197,10 @@ export function summaryLines(s: SendSummary, verbose = false): string[] {
     lines.push(`resumed: ${fmt.bytes(s.resumedBytes)} (${fmt.plural(s.resumedBlocks, 'block')}) already on the node, not sent again`);
   // What the transfer does not keep is said, never dropped in silence.
   const notKept = [
-    s.hardLinks > 0 ? `hard links of ${fmt.plural(s.hardLinks, 'file')} (each sent as a file of its own)` : '',
+    s.hardLinks > 0 ? `hard links of ${fmt.plural(s.hardLinks, 'file')} (the node cannot make them: each sent as a file of its own)` : '',
     s.sparseFiles > 0 ? `holes of ${fmt.plural(s.sparseFiles, 'sparse file')} (written as zeros)` : '',
+    s.ownerNotKept > 0 ? `owner of ${fmt.plural(s.ownerNotKept, 'file')}: ${s.ownerNotKeptWhy}` : '',
+    s.xattrsNotKept > 0 ? `extended attributes of ${fmt.plural(s.xattrsNotKept, 'file')}: ${s.xattrsNotKeptWhy}` : '',
   ].filter(Boolean);
   if (notKept.length > 0) lines.push(`not kept: ${notKept.join('; ')}`);
   if (s.excluded > 0)

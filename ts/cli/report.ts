@@ -9,7 +9,7 @@ import { writeFileSync } from 'node:fs';
 
 import type { Progress } from '../sdk/common.js';
 import * as fmt from './format.js';
-import type { ReceiverDisk, SendSummary, TimelineSample } from '../sdk/index.js';
+import type { NetSample, ReceiverDisk, SendSummary, TimelineSample } from '../sdk/index.js';
 import { verifiedLine } from './progress.js';
 
 export interface ProgressSample {
@@ -277,6 +277,70 @@ function timelineCharts(summary: SendSummary): string {
   return chart + queued;
 }
 
+const STREAM_COLOURS = ['#4e79a7', '#f28e2b', '#e15759', '#76b7b2', '#59a14f', '#edc948', '#b07aa1', '#ff9da7', '#9c755f', '#bab0ac'];
+
+/** The network's figures drawn per stream, each from a sample (the last two from totals so far). */
+const NET_SERIES: [chart: string, title: string, unit: string, value: (n: NetSample, prev?: NetSample) => number][] = [
+  ['net-rtt', 'Round-trip time per stream', 'ms', (n) => n.rttUs / 1000],
+  ['net-cwnd', 'Congestion window per stream', 'segments', (n) => n.cwnd],
+  ['net-rate', 'Delivery rate per stream (what TCP measured)', 'MiB/s', (n) => n.deliveryRate / 2 ** 20],
+  [
+    'net-resent',
+    'Segments resent per second, per stream (loss)',
+    'segments/s',
+    (n, prev) => (prev && n.ms > prev.ms ? Math.max(0, n.retransSegs - prev.retransSegs) / ((n.ms - prev.ms) / 1000) : 0),
+  ],
+];
+
+/** Every stream's samples in time order, at most `n` moments of each (evenly kept). */
+export function netSeries(samples: NetSample[], n = 400): NetSample[][] {
+  const streams: NetSample[][] = [];
+  for (const s of samples) (streams[s.stream] ??= []).push(s);
+  return streams.map((list = []) =>
+    list.length <= n ? list : Array.from({ length: n }, (_, i) => list[Math.floor((i * list.length) / n)]!),
+  );
+}
+
+/**
+ * TCP_INFO of each data stream over time (issue 31): RTT, congestion window, delivery rate and
+ * resends, one line per stream, named in the legend, each moment's values in its tooltip.
+ */
+function networkCharts(summary: SendSummary): string {
+  const streams = netSeries(summary.networkTimeline ?? []);
+  const moments = Math.max(0, ...streams.map((l) => l.length));
+  if (moments < 2)
+    return `<section><h2>The network over time</h2><p class="empty">${
+      summary.network.length
+        ? 'no TCP samples over time (the transfer was shorter than one sample)'
+        : 'no TCP figures (a TLS relay holds the data streams)'
+    }</p></section>`;
+  const colour = (i: number): string => STREAM_COLOURS[i % STREAM_COLOURS.length]!;
+  const legend = `<p class="legend">${streams.map((_, i) => `<span data-stream="${i}"><i style="background:${colour(i)}"></i>stream ${i}</span>`).join('')}</p>`;
+  const xMax = Math.max(summary.seconds, ...streams.map((l) => (l.at(-1)?.ms ?? 0) / 1000)) || 1;
+  const longest = streams.reduce((a, b) => (b.length > a.length ? b : a));
+  return NET_SERIES.map(([chart, title, unit, value], k) => {
+    const values = streams.map((l) => l.map((n, i) => value(n, l[i - 1])));
+    const a: Axes = { xMax, yMax: Math.max(...values.flat(), 0) * 1.1 || 1, xLabel: 'seconds', yLabel: unit };
+    const { x, y } = scaler(a);
+    const lines = streams
+      .map(
+        (l, i) =>
+          `<path class="series" data-stream="${i}" d="${l.map((n, j) => `${j === 0 ? 'M' : 'L'}${num(x(n.ms / 1000))},${num(y(values[i]![j]!))}`).join('')}" fill="none" stroke="${colour(i)}" stroke-width="1.3"/>`,
+      )
+      .join('');
+    const xs = longest.map((n) => n.ms / 1000);
+    const two = (v: number): string => (Math.round(v * 100) / 100).toString();
+    const cols = columnsAround(xs, xMax).map((c, j) => ({
+      ...c,
+      text: `${xs[j]!.toFixed(2)} s: ${streams
+        .map((l, i) => (values[i]![j] === undefined ? undefined : `stream ${i} ${two(values[i]![j]!)} ${unit}`))
+        .filter(Boolean)
+        .join(', ')}`,
+    }));
+    return frame(a, lines + hoverStrips(a, cols), chart, title, k === 0 ? legend : '', longest.length);
+  }).join('');
+}
+
 /** Thread-seconds in each state over the run: each sample's counts times the time to the next. */
 export function threadSeconds(samples: TimelineSample[]): Record<StateKey | 'blockedOther', number> {
   const out = Object.fromEntries([...STATES.map(([k]) => [k, 0]), ['blockedOther', 0]]) as Record<StateKey | 'blockedOther', number>;
@@ -404,6 +468,7 @@ ${endsSection(s)}
 <h2>Placement</h2>${placement}
 ${probes ? `<h2>Scheduler probes</h2>${probes}` : ''}
 <h2>Network (TCP_INFO of each data stream)</h2>${network}
+${networkCharts(s)}
 <h2>What limited the run</h2><p id="verdict"><b>${esc(s.verdict.limit)}</b>: ${esc(s.verdict.evidence)}</p>
 <script>
 // Records what the browser drew (chart, drawn series, their size), for the report's own test.

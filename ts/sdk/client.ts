@@ -207,6 +207,12 @@ export interface GetOptions extends TransferOptions {
   keepSetid?: boolean;
   /** Bytes per second for all streams together (`200M`, or a number); default no limit. */
   rate?: number | string;
+  /**
+   * Decide which files `dest` holds already by content: the node sends the BLAKE3 of its files
+   * while this side hashes its own of the same size, and only those that differ travel
+   * (default false: size and mtime decide). Needs `resume` (the default).
+   */
+  checksum?: boolean;
 }
 
 /** What the receiving side reported (for a copy: the receiving node). */
@@ -252,6 +258,7 @@ export async function get(source: string | Target, dest: string, options: GetOpt
           resume: options.resume,
           keepSetid: options.keepSetid,
           rate: options.rate === undefined ? undefined : parseSize(options.rate, 'rate'),
+          checksum: options.checksum,
           token: resolveToken(options),
           tlsPin: options.tlsPin,
           tlsCa: options.tlsCa,

@@ -109,7 +109,7 @@ export function checkVerify(v: string | undefined): void {
 
 /** What every finished transfer reports. */
 export interface TransferTotals {
-  /** Bytes of the whole tree, now at the destination: `bytesMoved + bytesAlready`. */
+  /** Bytes of the whole tree, now at the destination: `bytesMoved + bytesAlready` (+ the holes of sparse files a send left as holes). */
   bytes: number;
   /** Bytes that travelled in this run. */
   bytesMoved: number;

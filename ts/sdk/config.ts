@@ -1,4 +1,4 @@
-// Configuration: one zod schema for every option the CLI takes, read from a file
+// Configuration: one check (check.ts) for every option the CLI takes, read from a file
 // (`longhaul.config.json`, `--config FILE` or LONGHAUL_CONFIG), from LONGHAUL_* environment
 // variables and from flags, in that order of precedence (a flag beats the environment, which
 // beats the file, which beats the default). Every bad value is an E_CONFIG error that names the
@@ -6,135 +6,74 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 
-import { z } from 'zod';
-
+import { bool, converted, intIn, matching, nonEmpty, oneOf, sizeIn, stringWhere, type Check, type Output } from './check.js';
 import { parseSize } from './common.js';
 import { DEFAULTS, LIMITS, RETRY } from './defaults.js';
 import { LonghaulError } from './errors.js';
 import { parseListen } from './target.js';
 
-const intIn = (min: number, max: number) => {
-  const error = `expected an integer in ${min}..${max}`;
-  // The number branch carries the bounds for the JSON Schema; the pipe checks strings from flags and the environment.
-  return z
-    .union(
-      [z.number({ error }).int({ error }).min(min, { error }).max(max, { error }), z.string({ error }).regex(/^\s*\d+\s*$/, { error })],
-      { error },
-    )
-    .transform(Number)
-    .pipe(z.number().int().min(min, { error }).max(max, { error }));
-};
-
-const SIZE_PATTERN = /^\s*\d+(\.\d+)?\s*[kmgtpKMGTP]?(i?[bB])?\s*$/;
-
-const sizeIn = (min: number, max: number, example: string) => {
-  const allowed = `expected a size such as ${example} (K, M, G, T are powers of 1024)${min > 0 || max < Number.MAX_SAFE_INTEGER ? ` in ${fmtSize(min)}..${fmtSize(max)}` : ''}`;
-  return z
-    .union(
-      [
-        z.number({ error: allowed }).int({ error: allowed }).min(min, { error: allowed }).max(max, { error: allowed }),
-        z.string({ error: allowed }).regex(SIZE_PATTERN, { error: allowed }),
-      ],
-      { error: allowed },
-    )
-    .transform((v, ctx) => {
-      const n = parseSize(v);
-      if (n < min || n > max) {
-        ctx.addIssue({ code: 'custom', message: allowed });
-        return z.NEVER;
-      }
-      return n;
-    });
-};
-
-function fmtSize(n: number): string {
-  if (n >= Number.MAX_SAFE_INTEGER) return 'unlimited';
-  for (const [u, s] of [
-    ['T', 2 ** 40],
-    ['G', 2 ** 30],
-    ['M', 2 ** 20],
-    ['K', 2 ** 10],
-  ] as const)
-    if (n >= s && n % s === 0) return `${n / s}${u}`;
-  return String(n);
-}
-
-const oneOf = <const T extends readonly [string, ...string[]]>(values: T) =>
-  z.enum(values, { error: `expected one of ${values.join(', ')}` });
-
-const BOOL_ERROR = 'expected true or false';
-const bool = z
-  .union([z.boolean({ error: BOOL_ERROR }), z.enum(['true', 'false', '1', '0', 'yes', 'no'], { error: BOOL_ERROR })], {
-    error: BOOL_ERROR,
-  })
-  .transform((v) => v === true || v === 'true' || v === '1' || v === 'yes');
-
-const fileName = z.string().min(1, { error: 'expected a file name' });
+const fileName = nonEmpty('expected a file name');
 
 /** A certificate's SHA-256 as `serve --tls` prints it (`sha256:` optional, `:` between bytes allowed). */
-const fingerprint = z.string().regex(/^(sha256:)?([0-9a-fA-F]{2}:?){31}[0-9a-fA-F]{2}$/, { error: 'expected sha256: and 64 hex digits' });
+const fingerprint = matching(/^(sha256:)?([0-9a-fA-F]{2}:?){31}[0-9a-fA-F]{2}$/, 'expected sha256: and 64 hex digits');
 
-const cpuList = z.string().regex(/^\d+(-\d+)?(,\d+(-\d+)?)*$/, { error: 'expected a CPU list such as 0-3,8' });
+const cpuList = matching(/^\d+(-\d+)?(,\d+(-\d+)?)*$/, 'expected a CPU list such as 0-3,8');
 
-const hostPort = z.string().refine(
-  (v) => {
-    try {
-      parseListen(v);
-      return true;
-    } catch {
-      return false;
-    }
+const hostPort = stringWhere((v) => {
+  try {
+    parseListen(v);
+    return true;
+  } catch {
+    return false;
+  }
+}, 'expected HOST:PORT, e.g. 127.0.0.1:7878 ([::1]:7878 for IPv6)');
+
+const PEER_RATES_ERROR = 'expected PEER=RATE pairs, e.g. 10.0.0.7=200M,10.0.0.8=1G';
+const peerRates = converted(
+  {
+    anyOf: [
+      { type: 'string' },
+      { type: 'object', propertyNames: { type: 'string' }, additionalProperties: { type: ['number', 'string'] } },
+    ],
   },
-  { error: 'expected HOST:PORT, e.g. 127.0.0.1:7878 ([::1]:7878 for IPv6)' },
-);
-
-const peerRates = z
-  .union([z.string(), z.record(z.string(), z.union([z.number(), z.string()]))], {
-    error: 'expected PEER=RATE pairs, e.g. 10.0.0.7=200M,10.0.0.8=1G',
-  })
-  .transform((v, ctx) => {
-    // From a flag or the environment: `10.0.0.7=200M,10.0.0.8=1G`.
-    const entries =
-      typeof v === 'string'
-        ? v
-            .split(',')
-            .filter((s) => s.trim() !== '')
-            .map((s) => {
-              const i = s.lastIndexOf('=');
-              return i > 0 ? ([s.slice(0, i).trim(), s.slice(i + 1).trim()] as const) : ([s, ''] as const);
-            })
-        : Object.entries(v);
+  (v): Record<string, number> => {
+    // From a flag or the environment: `10.0.0.7=200M,10.0.0.8=1G`; from the file, an object.
+    let entries: (readonly [string, unknown])[];
+    if (typeof v === 'string')
+      entries = v
+        .split(',')
+        .filter((s) => s.trim() !== '')
+        .map((s) => {
+          const i = s.lastIndexOf('=');
+          return i > 0 ? ([s.slice(0, i).trim(), s.slice(i + 1).trim()] as const) : ([s, ''] as const);
+        });
+    else if (typeof v === 'object' && v !== null && !Array.isArray(v)) entries = Object.entries(v);
+    else throw new Error();
     const out: Record<string, number> = {};
     for (const [peer, rate] of entries) {
-      try {
-        if (peer === '' || rate === '') throw new Error();
-        out[peer] = parseSize(rate);
-      } catch {
-        ctx.addIssue({ code: 'custom', message: 'expected PEER=RATE pairs, e.g. 10.0.0.7=200M,10.0.0.8=1G' });
-        return z.NEVER;
-      }
+      if (peer === '' || rate === '' || (typeof rate !== 'string' && typeof rate !== 'number')) throw new Error();
+      out[peer] = parseSize(rate);
     }
     return out;
-  });
+  },
+  PEER_RATES_ERROR,
+);
 
-const COPY_TO_ERROR = 'expected HOST:PORT targets, e.g. 10.0.0.8:7878,node-b:7878 ([::1]:7878 for IPv6)';
-const copyTargets = z.union([z.string(), z.array(z.string())], { error: COPY_TO_ERROR }).transform((v, ctx) => {
-  // From a flag or the environment: `10.0.0.8:7878,node-b:7878`; from the file, a list too.
-  const list = (typeof v === 'string' ? v.split(',') : v).map((s) => s.trim()).filter((s) => s !== '');
-  for (const t of list) {
-    try {
-      if (parseListen(t).port === 0) throw new Error();
-    } catch {
-      ctx.addIssue({ code: 'custom', message: COPY_TO_ERROR });
-      return z.NEVER;
-    }
-  }
-  return list;
-});
+const copyTargets = converted(
+  { anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' } }] },
+  (v): string[] => {
+    // From a flag or the environment: `10.0.0.8:7878,node-b:7878`; from the file, a list too.
+    if (typeof v !== 'string' && !(Array.isArray(v) && v.every((s) => typeof s === 'string'))) throw new Error();
+    const list = (typeof v === 'string' ? v.split(',') : (v as string[])).map((s) => s.trim()).filter((s) => s !== '');
+    for (const t of list) if (parseListen(t).port === 0) throw new Error();
+    return list;
+  },
+  'expected HOST:PORT targets, e.g. 10.0.0.8:7878,node-b:7878 ([::1]:7878 for IPv6)',
+);
 
 /** What each option is, its flag and the commands that take it. */
 interface Spec {
-  schema: z.ZodType;
+  schema: Check<unknown>;
   description: string;
   /** The value's name in `--help`; '' for a switch (`--KEY` and `--no-KEY`). */
   arg: string;
@@ -203,7 +142,7 @@ const SPECS = {
     commands: TRANSFER,
   },
   congestion: {
-    schema: z.string().regex(/^(auto|system|[a-z0-9_]{1,15})$/, 'auto, system or an algorithm such as bbr or cubic'),
+    schema: matching(/^(auto|system|[a-z0-9_]{1,15})$/, 'auto, system or an algorithm such as bbr or cubic'),
     description:
       "TCP congestion control of the data streams: auto (BBR where the kernel allows), system (the host's default) or a name such as cubic",
     arg: 'name',
@@ -249,7 +188,37 @@ const SPECS = {
   checksum: {
     schema: bool,
     description:
-      'decide which files the node already holds by their BLAKE3 (both ends hash the files of the same size; only those that differ are sent) rather than by size and mtime',
+      'decide which files the destination already holds by their BLAKE3 (both ends hash the files of the same size; only those that differ are sent) rather than by size and mtime',
+    arg: '',
+    default: false,
+    commands: ['send', 'get'],
+  },
+  delete: {
+    schema: bool,
+    description:
+      'after the transfer verified, delete what the node holds under DEST/SRC and SRC does not (what --exclude leaves out is kept), as rsync -a --delete SRC DEST/',
+    arg: '',
+    default: false,
+    commands: ['send'],
+  },
+  owner: {
+    schema: bool,
+    description: "keep every entry's numeric owner (a node running as root sets it; any other names it as not kept); -a turns it on",
+    arg: '',
+    default: false,
+    commands: ['send'],
+  },
+  group: {
+    schema: bool,
+    description: "keep every entry's numeric group (a node running as root sets it; any other names it as not kept); -a turns it on",
+    arg: '',
+    default: false,
+    commands: ['send'],
+  },
+  xattrs: {
+    schema: bool,
+    description:
+      'keep extended attributes: user.* always, the others (ACLs among them) where the node runs as root; what is not kept is named; -a turns it on',
     arg: '',
     default: false,
     commands: ['send'],
@@ -343,7 +312,7 @@ const SPECS = {
     commands: ['serve'],
   },
   root: {
-    schema: z.string().min(1, { error: 'expected a directory' }),
+    schema: nonEmpty('expected a directory'),
     description: 'directory the node stores into (created if missing)',
     arg: 'dir',
     commands: ['serve'],
@@ -432,7 +401,7 @@ export type ConfigKey = keyof typeof SPECS;
 export const CONFIG_KEYS = Object.keys(SPECS) as ConfigKey[];
 
 /** The effective value of every option: parsed (sizes in bytes, counts as numbers). */
-export type Config = { -readonly [K in ConfigKey]?: z.output<(typeof SPECS)[K]['schema']> };
+export type Config = { -readonly [K in ConfigKey]?: Output<(typeof SPECS)[K]['schema']> };
 
 export type Source = { kind: 'default' } | { kind: 'file'; path: string } | { kind: 'env'; name: string } | { kind: 'flag'; name: string };
 
@@ -587,27 +556,29 @@ export function resolveConfig(input: ResolveInput = {}): ResolvedConfig {
   const values: Config = {};
   const sources: Partial<Record<ConfigKey, Source>> = {};
   for (const [key, { value, source }] of raw) {
-    const r = specOf(key).schema.safeParse(value);
-    if (!r.success) {
-      const why = r.error.issues[0]?.message ?? 'bad value';
+    const r = specOf(key).schema.parse(value);
+    if (!r.ok) {
+      const why = r.error;
       // A bad flag is a mistake on the command line (E_USAGE, docs/ERRORS.md); a bad value in
       // the file or the environment is E_CONFIG naming where it came from.
       if (source.kind === 'flag') throw new LonghaulError('E_USAGE', `${source.name} ${String(value)} is not valid: ${why}`);
       throw configError(`${key} = ${JSON.stringify(value)} (from ${describe(source)}) is not valid: ${why}`);
     }
     if (!keys.includes(key)) continue;
-    (values as Record<string, unknown>)[key] = r.data;
+    (values as Record<string, unknown>)[key] = r.value;
     sources[key] = source;
   }
   return { values, sources, file };
 }
 
-/** The config file's JSON Schema (docs/config.schema.json), generated from the same schema. */
+/** The config file's JSON Schema (docs/config.schema.json), generated from the same checks. */
 export function configJsonSchema(): Record<string, unknown> {
-  const shape = Object.fromEntries(CONFIG_KEYS.map((k) => [k, SPECS[k].schema.optional().describe(SPECS[k].description)]));
-  const schema = z
-    .object({ $schema: z.string().optional().describe('this schema, for editors'), ...shape })
-    .strict()
-    .describe('longhaul.config.json: options for the longhaul CLI; LONGHAUL_* variables and flags override them');
-  return z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
+  const properties = Object.fromEntries(CONFIG_KEYS.map((k) => [k, { description: SPECS[k].description, ...SPECS[k].schema.json }]));
+  return {
+    $schema: 'https://json-schema.org/draft/2020-12/schema',
+    type: 'object',
+    properties: { $schema: { description: 'this schema, for editors', type: 'string' }, ...properties },
+    additionalProperties: false,
+    description: 'longhaul.config.json: options for the longhaul CLI; LONGHAUL_* variables and flags override them',
+  };
 }

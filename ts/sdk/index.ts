@@ -16,7 +16,7 @@ import {
   type VerifyMode,
 } from './common.js';
 import { checkCount, checkIn, LIMITS, RETRY } from './defaults.js';
-import { native } from './native.js';
+import { native, type Binding } from './native.js';
 import type { Cores, PinMode } from './node.js';
 import { LonghaulError } from './errors.js';
 import { formatAddress, parseTarget, type Target } from './target.js';
@@ -71,7 +71,7 @@ export {
   type TransferOptions,
 } from './client.js';
 export { parseTarget, parseListen, formatAddress, type Target } from './target.js';
-export { compareTrees, type TreeDifference } from './verify.js';
+export { compareTrees, compareWithNode, type CompareOptions, type TreeDifference } from './verify.js';
 export type { Verdict } from './verdict.js';
 
 export type SchedulerName = 'pipelined' | 'adaptive' | 'auto';
@@ -131,6 +131,21 @@ export interface SendOptions extends AuthOptions, TlsOptions {
    */
   checksum?: boolean;
   /**
+   * Keep every entry's numeric owner (rsync `--owner`; default false). A node running as root
+   * sets it; any other names it as not kept (`ownerNotKept`). Files the node holds already
+   * (unchanged) keep the owner they have.
+   */
+  owner?: boolean;
+  /** Keep every entry's numeric group (rsync `--group`; default false), as `owner`. */
+  group?: boolean;
+  /**
+   * Keep extended attributes (rsync `-X`; default false): `user.*` always, the other
+   * namespaces (trusted, security, and ACLs as `system.posix_acl_*`) where the node runs as
+   * root; at most 64 KiB of names and values an entry. What is not kept is named
+   * (`xattrsNotKept`).
+   */
+  xattrs?: boolean;
+  /**
    * `block` (default): an XXH3 of every block, checked on arrival. `full`: besides, a BLAKE3 of
    * every file, which the node checks on the file read back before it takes its final name
    * (costs a second read of every file at both ends: see docs/USAGE.md); files the node would
@@ -162,6 +177,58 @@ export interface SendOptions extends AuthOptions, TlsOptions {
   exclude?: string[];
   /** Bytes per second for all streams together (`200M`, or a number); default no limit. */
   rate?: number | string;
+  /**
+   * Mirror (rsync `-a --delete SRC DEST/`): once the transfer verified, the node deletes what
+   * `DEST/SRC` holds and the source does not (files, symlinks as links, directories, deepest
+   * first), within it only; what the filter rules leave out is kept. A source directory that
+   * lists nothing is refused (E_USAGE) unless `force`; a file source too. Needs a node that knows
+   * it (else E_VERSION). The summary's `deleted` says what went.
+   */
+  delete?: boolean;
+  /** With `delete`: proceed though the source lists nothing (its copy on the node is emptied). */
+  force?: boolean;
+}
+
+/** What `delete` removed (or, in a plan, would remove). */
+export interface Deleted {
+  /** Regular files and symlinks. */
+  files: number;
+  dirs: number;
+  /** The regular files' sizes. */
+  bytes: number;
+  /** The first 1,000 paths below the node's DEST, deepest first; a directory's ends with `/`. */
+  paths: string[];
+}
+
+/**
+ * A dry run's plan (`sendPlan`): what `send` with the same options would do on the node, from the
+ * node's own decisions. Files are regular files and symlinks; each list holds its first 1,000
+ * paths below the node's DEST.
+ */
+export interface SendPlan {
+  /** Files the node does not hold: they would be sent. */
+  newFiles: number;
+  newBytes: number;
+  newPaths: string[];
+  /** Files the node holds with other contents, size or mtime (by content with `checksum`): sent again. */
+  changedFiles: number;
+  changedBytes: number;
+  changedPaths: string[];
+  /** Files the node holds already: not sent. */
+  unchangedFiles: number;
+  unchangedBytes: number;
+  /** With `delete`, what would be deleted; null without. */
+  deleted: Deleted | null;
+  /** The source as scanned. */
+  bytes: number;
+  files: number;
+  dirs: number;
+  symlinks: number;
+  excluded: number;
+  skipped: { path: string; reason: string }[];
+  seconds: number;
+  scanSeconds: number;
+  roundTrips: number;
 }
 
 export interface RetryEvent {
@@ -240,6 +307,25 @@ export interface StreamNet {
   sndbufLimitedUs: number;
 }
 
+/**
+ * One data stream's TCP figures at a moment of a send (`SendSummary.networkTimeline`): RTT in
+ * µs, window in segments, delivery rate in bytes/s; resent segments, bytes sent and busy times
+ * are totals so far.
+ */
+export interface NetSample {
+  /** Milliseconds since the transfer started. */
+  ms: number;
+  stream: number;
+  rttUs: number;
+  cwnd: number;
+  retransSegs: number;
+  bytesSent: number;
+  deliveryRate: number;
+  busyUs: number;
+  rwndLimitedUs: number;
+  sndbufLimitedUs: number;
+}
+
 export interface SchedulerReport {
   requested: string;
   used: string;
@@ -285,7 +371,7 @@ export interface SendSummary extends TransferTotals {
   skipped: { path: string; reason: string }[];
   /** Entries the filter rules left out (a directory left out counts once: it was not walked). */
   excluded: number;
-  /** Files with more than one name: each sent as a file of its own (hard links are not kept yet). */
+  /** Names of multiply-linked files sent as files of their own (0 unless the node cannot make hard links). */
   hardLinks: number;
   /** Files with holes: sent and written with their holes as zeros (the sparse layout is not kept yet). */
   sparseFiles: number;
@@ -298,6 +384,14 @@ export interface SendSummary extends TransferTotals {
   /** Blocks and bytes the node already held (an earlier attempt's, or files already there) and so were not sent. */
   resumedBlocks: number;
   resumedBytes: number;
+  /** Entries whose owner or group (`owner`, `group`) was not kept, and why (empty when none). */
+  ownerNotKept: number;
+  ownerNotKeptWhy: string;
+  /** Entries whose extended attributes (`xattrs`) were not all kept, and why (empty when none). */
+  xattrsNotKept: number;
+  xattrsNotKeptWhy: string;
+  /** Bytes of blocks wholly in holes of sparse files: neither sent nor written (the node leaves them as holes). */
+  holeBytes: number;
   /**
    * Non-empty files the node found already there and so did not receive, and how it decided:
    * `size+mtime` (the default), `BLAKE3` (`checksum`), `size+mtime+BLAKE3` (`verify: full`:
@@ -312,8 +406,12 @@ export interface SendSummary extends TransferTotals {
   roundTrips: number;
   /** The kernel's TCP_INFO of each data stream at the end (empty under TLS). */
   network: StreamNet[];
+  /** The same over the transfer: every stream sampled together every 20 ms or more (at most ~16k samples; empty under TLS). */
+  networkTimeline: NetSample[];
   /** What limited the send, with the evidence (`limited by:` in the CLI's summary). */
   verdict: Verdict;
+  /** With `delete`: what the node deleted once the transfer verified; null without. */
+  deleted: Deleted | null;
   /** Attempts it took (1 when nothing failed), and the error that ended each failed one. */
   attempts: number;
   retried: { code: string; message: string }[];
@@ -383,6 +481,64 @@ function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
   });
 }
 
+/**
+ * A dry run of `send` (rsync `--dry-run`): what sending `source` to `target` with these options
+ * would send (new), send again (changed), leave (unchanged) and, with `delete`, delete, decided by
+ * the node as the transfer itself would; nothing is sent or written at either end, nothing read
+ * but metadata (and with `checksum`, the files' digests). Needs a node that knows it (else E_VERSION).
+ */
+export async function sendPlan(source: string, target: string | Target, options: SendOptions = {}): Promise<SendPlan> {
+  const t = typeof target === 'string' ? parseTarget(target) : target;
+  checkVerify(options.verify);
+  const filters = filterRules(options);
+  return cancellable(options.signal, async (cancel) => {
+    const p = await native.sendPlan(bindingOptions(source, t, options, { filters }), cancel);
+    return { ...p, deleted: p.deleted ?? null };
+  });
+}
+
+/** The binding's options for a send from the SDK's. */
+function bindingOptions(
+  source: string,
+  t: Target,
+  options: SendOptions,
+  { rate, filters }: { rate?: number; filters?: string[] },
+): Binding.BindingSendOptions {
+  return {
+    source,
+    address: formatAddress(t.host, t.port),
+    dest: t.dest,
+    streams: options.streams,
+    blockSize: options.blockSize,
+    poolBuffers: options.poolBuffers,
+    readers: options.readers,
+    progressIntervalMs: options.progressIntervalMs,
+    scheduler: options.scheduler,
+    digest: options.digest,
+    coresIo: options.cores?.io,
+    coresOther: options.cores?.other,
+    pin: options.pin,
+    processors: options.processors,
+    workers: options.workers,
+    timelineIntervalMs: options.timelineIntervalMs,
+    ioTimeoutMs: options.ioTimeoutMs,
+    token: resolveToken(options),
+    tlsPin: options.tlsPin,
+    tlsCa: options.tlsCa,
+    filters,
+    rate,
+    resume: options.resume,
+    checksum: options.checksum,
+    owner: options.owner,
+    group: options.group,
+    xattrs: options.xattrs,
+    verify: options.verify,
+    congestion: options.congestion,
+    delete: options.delete,
+    force: options.force,
+  };
+}
+
 async function sendOnce(
   source: string,
   t: Target,
@@ -390,46 +546,16 @@ async function sendOnce(
   { rate, filters }: { rate?: number; filters?: string[] },
 ): Promise<Omit<SendSummary, 'attempts' | 'retried'>> {
   return cancellable(options.signal, async (cancel) => {
-    const s = await native.send(
-      {
-        source,
-        address: formatAddress(t.host, t.port),
-        dest: t.dest,
-        streams: options.streams,
-        blockSize: options.blockSize,
-        poolBuffers: options.poolBuffers,
-        readers: options.readers,
-        progressIntervalMs: options.progressIntervalMs,
-        scheduler: options.scheduler,
-        digest: options.digest,
-        coresIo: options.cores?.io,
-        coresOther: options.cores?.other,
-        pin: options.pin,
-        processors: options.processors,
-        workers: options.workers,
-        timelineIntervalMs: options.timelineIntervalMs,
-        ioTimeoutMs: options.ioTimeoutMs,
-        token: resolveToken(options),
-        tlsPin: options.tlsPin,
-        tlsCa: options.tlsCa,
-        filters,
-        rate,
-        resume: options.resume,
-        checksum: options.checksum,
-        verify: options.verify,
-        congestion: options.congestion,
-      },
-      cancel,
-      progressAdapter(options.onProgress),
-    );
+    const s = await native.send(bindingOptions(source, t, options, { rate, filters }), cancel, progressAdapter(options.onProgress));
     return {
       ...s,
       congestionNote: s.congestionNote ?? undefined,
       unchanged: s.unchanged ? { ...s.unchanged, by: s.unchanged.by as Unchanged['by'] } : null,
       receiver: s.receiver ?? undefined,
-      bytesMoved: s.bytes - s.resumedBytes,
+      deleted: s.deleted ?? null,
+      bytesMoved: s.bytes - s.resumedBytes - s.holeBytes,
       bytesAlready: s.resumedBytes,
-      bytesPerSecond: rateOf(s.bytes - s.resumedBytes, s.seconds),
+      bytesPerSecond: rateOf(s.bytes - s.resumedBytes - s.holeBytes, s.seconds),
       verify: s.verify as VerifyMode,
       fastPaths: {
         sendfile: s.fastPaths.sendfile,

@@ -1,7 +1,6 @@
 // The storage node: `serve()` starts one on the engine's threads and returns a StorageNode
 // with its statistics, its table of transfers and events for them.
 import { EventEmitter } from 'node:events';
-import { isIP } from 'node:net';
 
 import { parseSize, resolveToken, type AuthOptions } from './common.js';
 import { fromNative, LonghaulError } from './errors.js';
@@ -145,6 +144,8 @@ export interface TransferInfo {
   code: string | null;
   /** The error's message when failed (an E_IO names the path and the OS error); null otherwise. */
   message: string | null;
+  /** Entries a push with `delete` removed from its destination (files, symlinks, directories). */
+  deleted: number;
 }
 
 /** A connection the node refused in its handshake: a failed login (E_AUTH, E_TLS) or a handshake that timed out or broke the protocol. */
@@ -375,6 +376,9 @@ export async function serve(options: ServeOptions): Promise<StorageNode> {
       'a node needs a token (token, tokenFile or LONGHAUL_TOKEN), or auth: false to serve without authentication on loopback',
     );
   }
+  // Loaded here, not with the module: node:net and the streams under it are a few ms of every
+  // CLI command's start-up, and only a node needs them.
+  const { isIP } = await import('node:net');
   const peers = Object.entries(peerRates ?? {}).map(([peer, r]) => {
     if (!isIP(peer)) throw new LonghaulError('E_USAGE', `peer ${JSON.stringify(peer)} is not an IP address`);
     return { peer, rate: parseSize(r, `rate for ${peer}`) };

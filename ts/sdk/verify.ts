@@ -2,8 +2,11 @@
 // mtimes (to the nanosecond) and symlink targets. Behind `longhaul compare`; the demo and the
 // tests check every transfer with it. The work runs in the engine (crates/longhaul-core,
 // compare.rs) on threads of its own: each tree walked by one, the files compared by four.
+import type { ClientOptions } from './client.js';
+import { resolveToken } from './common.js';
 import { fromNative } from './errors.js';
-import { native } from './native.js';
+import { native, type Binding } from './native.js';
+import { formatAddress, parseTarget, type Target } from './target.js';
 
 export interface TreeDifference {
   path: string;
@@ -31,6 +34,44 @@ export async function compareTrees(expected: string, actual: string, opts: Compa
   } catch (err) {
     throw fromNative(err);
   }
+  return fromBinding(diffs);
+}
+
+/**
+ * As `compareTrees`, with the actual tree on a node (`HOST:PORT/PATH`): the node lists it and
+ * hashes each of its files (BLAKE3) while this process hashes the local files, so contents are
+ * compared by digest, not by reading the node's bytes over the network. The differences are
+ * those `compareTrees` reports for the same two trees. Rejects with E_VERSION when the node runs
+ * an older longhaul without the request, E_PATH_ESCAPE when PATH leaves the node's root (`..`,
+ * a symlink), E_NOT_FOUND when either side is missing.
+ */
+export async function compareWithNode(
+  expected: string,
+  url: string | Target,
+  opts: CompareOptions & ClientOptions = {},
+): Promise<TreeDifference[]> {
+  const t = typeof url === 'string' ? parseTarget(url) : url;
+  let diffs;
+  try {
+    diffs = await native.compareWithNode(
+      expected,
+      {
+        address: formatAddress(t.host, t.port),
+        token: resolveToken(opts),
+        tlsPin: opts.tlsPin,
+        tlsCa: opts.tlsCa,
+        timeoutMs: opts.timeoutMs,
+      },
+      t.dest,
+      opts.dirMtimes !== false,
+    );
+  } catch (err) {
+    throw fromNative(err);
+  }
+  return fromBinding(diffs);
+}
+
+function fromBinding(diffs: Binding.BindingDifference[]): TreeDifference[] {
   return diffs.map(
     (d) =>
       ({

@@ -17,16 +17,29 @@ thread_local! {
 /// BLAKE3 of the first `size` bytes of `file`, read with pread; `UnexpectedEof` if the file is
 /// shorter than `size`.
 pub fn blake3_file(file: &File, size: u64) -> std::io::Result<[u8; 32]> {
+    blake3_file_ticking(file, size, u64::MAX, || Ok(()))
+}
+
+/// As `blake3_file`, calling `tick` after every `every` bytes read (a node hashing a file of
+/// many gigabytes for TREE_SUMS tells its client it is still there); an error from `tick` ends
+/// the hash with it.
+pub fn blake3_file_ticking(file: &File, size: u64, every: u64, mut tick: impl FnMut() -> std::io::Result<()>) -> std::io::Result<[u8; 32]> {
     FILE_BUF.with(|b| {
         let mut buf = b.borrow_mut();
         buf.resize(FILE_CHUNK, 0);
         let mut h = blake3::Hasher::new();
         let mut done = 0u64;
+        let mut since = 0u64;
         while done < size {
             let n = (size - done).min(FILE_CHUNK as u64) as usize;
             file.read_exact_at(&mut buf[..n], done)?;
             h.update(&buf[..n]);
             done += n as u64;
+            since += n as u64;
+            if since >= every && done < size {
+                since = 0;
+                tick()?;
+            }
         }
         Ok(*h.finalize().as_bytes())
     })
@@ -55,5 +68,31 @@ impl Xxh3 {
 impl Default for Xxh3 {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ticking_hash_is_the_same_hash_and_ticks_between_pieces() {
+        let t = crate::scratch::Scratch::new("hash-ticking");
+        let path = t.join("f");
+        let bytes: Vec<u8> = (0..(FILE_CHUNK * 5 + 3)).map(|i| (i * 31 % 251) as u8).collect();
+        std::fs::write(&path, &bytes).unwrap();
+        let f = File::open(&path).unwrap();
+        let mut ticks = 0;
+        let d = blake3_file_ticking(&f, bytes.len() as u64, 2 * FILE_CHUNK as u64, || {
+            ticks += 1;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(d, *blake3::hash(&bytes).as_bytes());
+        assert_eq!(d, blake3_file(&f, bytes.len() as u64).unwrap());
+        // After 2 and 4 chunks; not at the end.
+        assert_eq!(ticks, 2);
+        let e = blake3_file_ticking(&f, bytes.len() as u64, FILE_CHUNK as u64, || Err(std::io::ErrorKind::BrokenPipe.into())).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe);
     }
 }

@@ -139,6 +139,7 @@ pub fn get<'env>(
         resume: options.resume.unwrap_or(defaults.resume),
         keep_setid: options.keep_setid.unwrap_or(defaults.keep_setid),
         rate: rate(options.rate)?,
+        checksum: options.checksum.unwrap_or(defaults.checksum),
     };
     let forwarder = Forwarder::new(on_progress, opts.progress_interval);
     let flag = cancel.flag.clone();

@@ -110,6 +110,10 @@ impl From<SendSummary> for BindingSendSummary {
             excluded: s.excluded as f64,
             hard_links: s.hard_links as f64,
             sparse_files: s.sparse_files as f64,
+            owner_not_kept: s.owner_not_kept as f64,
+            owner_not_kept_why: if s.owner_not_kept > 0 { s.owner_not_kept_why.to_owned() } else { String::new() },
+            xattrs_not_kept: s.xattrs_not_kept as f64,
+            xattrs_not_kept_why: if s.xattrs_not_kept > 0 { s.xattrs_not_kept_why.to_owned() } else { String::new() },
             scheduler: BindingScheduler {
                 requested: s.scheduler.requested.to_owned(),
                 used: s.scheduler.used.to_owned(),
@@ -126,12 +130,14 @@ impl From<SendSummary> for BindingSendSummary {
             digest: digest_name(s.digest).to_owned(),
             resumed_blocks: s.resumed_blocks as f64,
             resumed_bytes: s.resumed_bytes as f64,
+            hole_bytes: s.hole_bytes as f64,
             unchanged: s.unchanged.map(|u| BindingUnchanged { files: u.files as f64, bytes: u.bytes as f64, by: u.by.to_owned() }),
             verify: s.verify.name().to_owned(),
             verified_files: s.receiver.verified as f64,
             congestion: s.congestion,
             congestion_note: s.congestion_note,
             round_trips: s.round_trips,
+            deleted: s.deleted.as_ref().map(deleted),
             network: s
                 .network
                 .iter()
@@ -147,6 +153,22 @@ impl From<SendSummary> for BindingSendSummary {
                     busy_us: n.busy_us as f64,
                     rwnd_limited_us: n.rwnd_limited_us as f64,
                     sndbuf_limited_us: n.sndbuf_limited_us as f64,
+                })
+                .collect(),
+            network_timeline: s
+                .network_timeline
+                .iter()
+                .map(|n| BindingNetSample {
+                    ms: n.us as f64 / 1e3,
+                    stream: u32::from(n.stream),
+                    rtt_us: n.tcp.rtt_us,
+                    cwnd: n.tcp.cwnd,
+                    retrans_segs: n.tcp.retrans_segs,
+                    bytes_sent: n.tcp.bytes_sent as f64,
+                    delivery_rate: n.tcp.delivery_rate as f64,
+                    busy_us: n.tcp.busy_us as f64,
+                    rwnd_limited_us: n.tcp.rwnd_limited_us as f64,
+                    sndbuf_limited_us: n.tcp.sndbuf_limited_us as f64,
                 })
                 .collect(),
             verdict: BindingVerdict { limit: s.verdict.limit.to_owned(), evidence: s.verdict.evidence },
@@ -205,6 +227,7 @@ fn row(r: TransferRow) -> BindingTransferRow {
         outcome: r.outcome.map(str::to_owned),
         code: r.code,
         message: r.message,
+        deleted: r.deleted as f64,
     }
 }
 
@@ -411,5 +434,42 @@ pub fn rate(r: Option<f64>) -> Result<Option<u64>> {
         None => Ok(None),
         Some(v) if v.is_finite() && v >= 1.0 => Ok(Some(v as u64)),
         Some(v) => Err(usage_error(format!("rate must be at least 1 byte per second, got {v}"))),
+    }
+}
+
+/// What `delete` removed, from the node's list.
+pub fn deleted(l: &longhaul_core::session::mirror::Listed) -> BindingDeleted {
+    BindingDeleted {
+        files: l.tally.deleted_files as f64,
+        dirs: l.tally.deleted_dirs as f64,
+        bytes: l.tally.deleted_bytes as f64,
+        paths: l.paths(longhaul_core::wire::frame::MARK_DELETE),
+    }
+}
+
+impl From<longhaul_core::session::mirror::Planned> for BindingPlan {
+    fn from(p: longhaul_core::session::mirror::Planned) -> Self {
+        use longhaul_core::wire::frame::{MARK_NEW, MARK_UPDATE};
+        let t = &p.plan.tally;
+        BindingPlan {
+            new_files: t.new_files as f64,
+            new_bytes: t.new_bytes as f64,
+            new_paths: p.plan.paths(MARK_NEW),
+            changed_files: t.changed_files as f64,
+            changed_bytes: t.changed_bytes as f64,
+            changed_paths: p.plan.paths(MARK_UPDATE),
+            unchanged_files: t.unchanged_files as f64,
+            unchanged_bytes: t.unchanged_bytes as f64,
+            deleted: p.delete.then(|| deleted(&p.plan)),
+            bytes: p.bytes as f64,
+            files: p.files as f64,
+            dirs: p.dirs as f64,
+            symlinks: p.symlinks as f64,
+            excluded: p.excluded as f64,
+            skipped: p.skipped.into_iter().map(|(path, why)| BindingSkipped { path, reason: why.to_owned() }).collect(),
+            seconds: p.seconds,
+            scan_seconds: p.scan_seconds,
+            round_trips: p.round_trips,
+        }
     }
 }

@@ -8,7 +8,7 @@ use crate::convert::{client_tls, filter, millis, opt_u16, rate, secret};
 use crate::error::{usage, usage_error};
 use crate::progress::{Forwarder, ProgressFn};
 use crate::promise::spawn_promise;
-use crate::types::{BindingSendOptions, BindingSendSummary};
+use crate::types::{BindingPlan, BindingSendOptions, BindingSendSummary};
 use longhaul_core::place::placement::{CoreSpec, PinMode};
 use longhaul_core::sys::congestion::Congestion;
 use longhaul_core::{Digest, SchedulerKind, Verify};
@@ -22,7 +22,7 @@ pub fn send<'env>(
     cancel: &BindingCancel,
     #[napi(ts_arg_type = "((progress: BindingProgress) => void) | undefined | null")] on_progress: Option<ProgressFn>,
 ) -> crate::error::Result<Object<'env>> {
-    let opts = send_options(&options)?;
+    let opts = core_options(&options)?;
     let source = PathBuf::from(options.source);
     let (address, dest) = (options.address, options.dest.into_bytes());
     let flag = cancel.flag.clone();
@@ -33,6 +33,17 @@ pub fn send<'env>(
         move || longhaul_core::send(&source, &address, &dest, &opts, &flag, &|p| forwarder.forward(p)),
         BindingSendSummary::from,
     )
+}
+
+/// A dry run of `send`: the node's plan (what it would receive, update and, with `delete`,
+/// remove); nothing is sent or written.
+#[napi(ts_return_type = "Promise<BindingPlan>")]
+pub fn send_plan<'env>(env: &'env Env, options: BindingSendOptions, cancel: &BindingCancel) -> crate::error::Result<Object<'env>> {
+    let opts = longhaul_core::SendOptions { dry_run: true, ..core_options(&options)? };
+    let source = PathBuf::from(options.source);
+    let (address, dest) = (options.address, options.dest.into_bytes());
+    let flag = cancel.flag.clone();
+    spawn_promise(env, "sendPlan", move || longhaul_core::client::plan(&source, &address, &dest, &opts, &flag), BindingPlan::from)
 }
 
 /// Sends `size` bytes of generated data to the node at `options.address`, which checks and
@@ -55,7 +66,7 @@ pub fn bench<'env>(
     if unchecked {
         options.verify = None;
     }
-    let mut opts = send_options(&options)?;
+    let mut opts = core_options(&options)?;
     if unchecked {
         opts.verify = Verify::None;
     }
@@ -70,8 +81,8 @@ pub fn bench<'env>(
     )
 }
 
-/// The engine's send options from the binding's (shared by `send` and `bench`).
-fn send_options(options: &BindingSendOptions) -> crate::error::Result<longhaul_core::SendOptions> {
+/// The engine's options from the binding's (shared by `send`, `send_plan` and `bench`).
+fn core_options(options: &BindingSendOptions) -> crate::error::Result<longhaul_core::SendOptions> {
     let defaults = longhaul_core::SendOptions::default();
     Ok(longhaul_core::SendOptions {
         streams: opt_u16(options.streams, "streams", defaults.streams)?,
@@ -91,10 +102,15 @@ fn send_options(options: &BindingSendOptions) -> crate::error::Result<longhaul_c
         tls: client_tls(options.tls_pin.as_deref(), options.tls_ca.as_deref())?,
         resume: options.resume.unwrap_or(defaults.resume),
         checksum: options.checksum.unwrap_or(defaults.checksum),
+        owner: options.owner.unwrap_or(defaults.owner),
+        group: options.group.unwrap_or(defaults.group),
+        xattrs: options.xattrs.unwrap_or(defaults.xattrs),
         verify: options.verify.as_deref().map(Verify::parse).transpose().map_err(usage)?.unwrap_or(defaults.verify),
         congestion: options.congestion.as_deref().map(Congestion::parse).transpose().map_err(usage)?.unwrap_or_default(),
         filter: filter(options.filters.as_deref())?,
         rate: rate(options.rate)?,
+        delete: options.delete.unwrap_or(defaults.delete),
+        force: options.force.unwrap_or(defaults.force),
         ..defaults
     })
 }

@@ -17,6 +17,7 @@ pub fn encode_index_unchecked(entries: Vec<BindingRawEntry>, total: f64) -> Resu
                 "dir" => Kind::Dir,
                 "file" => Kind::File,
                 "symlink" => Kind::Symlink,
+                "hardlink" => Kind::HardLink,
                 k => return Err(Error::new(Status::InvalidArg, format!("unknown kind {k}"))),
             };
             Ok(Entry {

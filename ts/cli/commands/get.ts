@@ -26,9 +26,10 @@ export function register(): void {
         resume: c.resume,
         keepSetid: c.keepSetid,
         rate: c.rate,
+        checksum: c.checksum,
         signal,
         onProgress: (p) => reporter.progress(p),
-        progressIntervalMs: o.json || !process.stderr.isTTY ? 500 : 100,
+        progressIntervalMs: !o.json && !o.quiet && process.stderr.isTTY ? 100 : 500,
       }),
     ),
   );

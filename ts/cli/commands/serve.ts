@@ -1,5 +1,4 @@
 // `longhaul serve`: a storage node, its events logged as JSON lines (pino) on stderr.
-import { constants } from 'node:os';
 
 import type pinoType from 'pino';
 
@@ -32,6 +31,7 @@ export function register(): void {
           'a node needs a token: give --token-file FILE, LONGHAUL_TOKEN or LONGHAUL_TOKEN_FILE, or --no-auth to serve without authentication on loopback',
         );
       const { default: pino } = (await import('pino')) as { default: typeof pinoType }; // only `serve` logs
+      ({ getSystemErrorName } = await import('node:util')); // for explain(), loaded by `serve` alone
       const log = pino(
         { name: 'longhaul', level: c.logLevel ?? 'info', base: { pid: process.pid } },
         pino.destination({ fd: 2, sync: true }),
@@ -110,8 +110,9 @@ export function register(): void {
         else {
           // One line an operator can read alone: who, which way, what, how much, how fast, how it ended.
           const figures = `${fmt.bytes(t.bytesDone)} in ${fmt.duration(t.seconds)} (${fmt.rate(t.rate)})`;
-          const end = { ...fields, seconds: t.seconds, outcome: t.outcome };
-          if (t.outcome === 'ok') log.info(end, `${head} ok: ${figures}`);
+          const end = { ...fields, seconds: t.seconds, outcome: t.outcome, ...(t.deleted > 0 ? { deleted: t.deleted } : {}) };
+          const deleted = t.deleted > 0 ? `; deleted ${t.deleted}` : '';
+          if (t.outcome === 'ok') log.info(end, `${head} ok: ${figures}${deleted}`);
           else {
             const why = explain(t.message);
             log.warn(
@@ -158,8 +159,13 @@ export function register(): void {
   });
 }
 
-/** The OS error names by number (13 → EACCES). */
-const ERRNO = new Map(Object.entries(constants.errno).map(([name, n]) => [n, name]));
+let getSystemErrorName: ((errno: number) => string) | undefined;
+
+/** The OS error's name (13 → EACCES), or undefined for a number the OS does not know. */
+function errnoName(n: number): string | undefined {
+  const name = n > 0 && getSystemErrorName ? getSystemErrorName(-n) : '';
+  return /^E[A-Z0-9]+$/.test(name) ? name : undefined;
+}
 
 /**
  * A failed transfer's message for the log: the OS error as its name and text (`EACCES:
@@ -172,7 +178,7 @@ function explain(message: string | null): { text: string; fields: Record<string,
   if (message.length > 1024) message = `${message.slice(0, 1024)}…`;
   const fields: Record<string, string> = {};
   const text = message.replace(/([A-Za-z][^:()]*?) \(os error (\d+)\)/, (whole, what: string, n: string) => {
-    const name = ERRNO.get(Number(n));
+    const name = errnoName(Number(n));
     if (!name) return whole;
     fields.errno = name;
     return `${name}: ${what.charAt(0).toLowerCase()}${what.slice(1)}`;

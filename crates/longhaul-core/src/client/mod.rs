@@ -13,7 +13,7 @@ use crate::wire::frame::SummaryMsg;
 pub use bench::bench;
 pub use copy::{copy, CopyOptions};
 pub use pull::{get, GetOptions};
-pub use push::send;
+pub use push::{plan, send};
 pub use requests::{Connection, ReadRequest};
 
 /// What a pull or a copy reports: the receiving side's summary (the bytes it received this

@@ -14,7 +14,7 @@ use crate::pool::Pool;
 use crate::rate::{Bucket, Throttle};
 use crate::session::handshake::{self, Dial};
 use crate::session::progress::{every, Done, Progress};
-use crate::session::recv::{Receive, ResumeParams, SessionParams};
+use crate::session::recv::{sums, Receive, ResumeParams, SessionParams};
 use crate::session::send::{resendable, DEFAULT_BLOCK_SIZE, DEFAULT_STREAMS};
 use crate::session::{exchange, DEFAULT_WRITERS};
 use crate::sys::net;
@@ -47,6 +47,10 @@ pub struct GetOptions {
     pub keep_setid: bool,
     /// Bytes per second for all the pull's streams together (`--rate`); none by default.
     pub rate: Option<u64>,
+    /// Decide which files `dest` holds already by content (`--checksum`): the node sends the
+    /// BLAKE3 of its files (SUMS) while this side hashes its own of the same size; only the
+    /// differing ones travel. Needs `resume` (without it everything is fetched).
+    pub checksum: bool,
 }
 
 impl Default for GetOptions {
@@ -64,6 +68,7 @@ impl Default for GetOptions {
             // Off: trusting a node with data is not trusting it to make set-id programs here.
             keep_setid: false,
             rate: None,
+            checksum: false,
         }
     }
 }
@@ -102,9 +107,10 @@ fn get_once(
 ) -> Result<Received> {
     let started = Instant::now();
     let dial = Dial { addr, secret: opts.secret.as_ref(), tls: opts.tls.as_ref(), connect_timeout: opts.timeout, io_timeout: opts.timeout };
-    let wanted = handshake::wanted(opts.resume, opts.verify_full);
+    let checksum = if opts.checksum && opts.resume { frame::FEATURE_CHECKSUM } else { 0 };
+    let wanted = handshake::wanted(opts.resume, opts.verify_full) | checksum;
     let (mut control, _, hello) = handshake::open(&dial, wanted)?;
-    handshake::require(&hello, wanted & frame::FEATURE_VERIFY_FULL)?;
+    handshake::require(&hello, wanted & (frame::FEATURE_VERIFY_FULL | frame::FEATURE_CHECKSUM))?;
     let streams = opts.streams.min(hello.limits.max_streams);
     let block_size = opts.block_size.min(hello.limits.max_block);
     frame::write_msg(&mut control, &Msg::Get { path: path.to_vec(), streams, block_size })?;
@@ -124,6 +130,19 @@ fn get_once(
     // The journal under DEST/.longhaul/journal, which no entry of the pulled tree may name
     // (Receive::prepare checks it too; here before the journal's directories are made).
     crate::session::recv::check_state_dir(b"", &index)?;
+    // `--checksum`: the node's SUMS come now, while this side hashes its files of the same
+    // size; what they decide replaces the size and mtime check.
+    let held = if checksum != 0 && resume {
+        let stop = AtomicBool::new(false);
+        let summed = |i: usize| sums::summed(&index, i);
+        let stopped = || stop.load(Ordering::Relaxed) || cancel.load(Ordering::Relaxed);
+        let ours = |mode| sums::own_digests(Some(dest_fd.as_fd()), &index, mode, &stopped);
+        let until = Instant::now() + opts.timeout + Duration::from_secs(total / sums::SLOWEST_HASHING);
+        let (mode, theirs, ours) = exchange::expect_sums(&mut control, index.entries().len(), &summed, until, &stop, ours)?;
+        Some(sums::Held::matched(mode, &theirs, &ours))
+    } else {
+        None
+    };
     let journal = if resume {
         let state = StateDir::open(dest_fd.as_fd())?;
         let dir = Arc::new(state.journal_dir()?);
@@ -150,7 +169,7 @@ fn get_once(
             dir: Arc::clone(dir),
             key: crate::session::recv::journal::key(path, block_size, &encoded),
             use_previous: true,
-            held: None,
+            held,
         }),
         keep_setid: opts.keep_setid,
         space: None,
@@ -166,22 +185,16 @@ fn get_once(
             return Err(e);
         }
     };
-    exchange::accept(&mut control, token, streams, resume.then(|| (recv.nblocks(), recv.plan())), None)?;
+    let unchanged = (checksum != 0 && resume).then(|| recv.unchanged());
+    exchange::accept(&mut control, token, streams, resume.then(|| (recv.nblocks(), recv.plan())), unchanged)?;
     let carried = recv.carried_bytes();
-    let mut data = Vec::with_capacity(streams as usize);
-    for i in 0..streams {
-        let attach = net::connect(addr, opts.timeout, opts.tls.as_ref()).and_then(|mut s| {
-            frame::write_msg(&mut s, &Msg::DataHello { token, stream: i })?;
-            Ok(s)
-        });
-        match attach {
-            Ok(s) => data.push(s),
-            Err(e) => {
-                recv.fail(e);
-                return recv.wait_and_finish().map(|summary| Received { summary, bytes_total: total });
-            }
+    let data = match handshake::attach_streams(streams, token, &|| net::connect(addr, opts.timeout, opts.tls.as_ref())) {
+        Ok(data) => data,
+        Err(e) => {
+            recv.fail(e);
+            return recv.wait_and_finish().map(|summary| Received { summary, bytes_total: total });
         }
-    }
+    };
     control.set_read_timeout(None).map_err(Error::net("setting a timeout"))?;
     let finished = Done::default();
     let result = std::thread::scope(|s| {

@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::session::handshake::{self, Dial, Hello, REQUEST_FEATURES};
 use crate::sys::tls::ClientTls;
 use crate::wire::auth::Secret;
-use crate::wire::frame::{self, Limits, ListEntry, Msg, Segment, SegmentResult};
+use crate::wire::frame::{self, Limits, ListEntry, Msg, Segment, SegmentResult, SumEntry};
 
 /// One segment of a vectored read, as the caller names it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -55,6 +55,29 @@ impl Connection {
                     }
                 }
                 m => return Err(m.unexpected("LISTING")),
+            }
+        }
+    }
+
+    /// Every entry under `path` with its metadata and, for a regular file, the BLAKE3 the node
+    /// computed (TREE_SUMS); `E_VERSION` from a node without the request.
+    pub fn tree_sums(&mut self, path: &[u8]) -> Result<Vec<SumEntry>> {
+        if self.hello.features & frame::FEATURE_REMOTE_SUMS == 0 {
+            return Err(Error::Unsupported { flag: "compare against a node", what: "the node lists and hashes a tree" });
+        }
+        frame::write_msg(&mut self.sock, &Msg::TreeSums { path: path.to_vec() })?;
+        let mut out = Vec::new();
+        loop {
+            // The node hashes between parts: its time is bounded per part (TREE_SUMS_PART_BYTES),
+            // not by the request's size, so the reply timeout holds for each part.
+            match self.reply(0)? {
+                Msg::TreeSumsPart { last, entries } => {
+                    out.extend(entries);
+                    if last {
+                        return Ok(out);
+                    }
+                }
+                m => return Err(m.unexpected("TREE_SUMS_PART")),
             }
         }
     }

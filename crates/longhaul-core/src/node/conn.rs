@@ -251,6 +251,7 @@ pub(super) fn control(inner: &Arc<Inner>, sock: &mut TcpStream, peer: IpAddr, fe
             Msg::List { path } => requests::list(inner, sock, &path)?,
             Msg::Readv { paths, segments } => requests::readv(inner, sock, peer, &paths, &segments)?,
             Msg::Stats => frame::write_msg(sock, &Msg::StatsOk { json: stats(inner).to_json() }).map(Ok)?,
+            Msg::TreeSums { path } => super::tree_sums::tree_sums(inner, sock, &path)?,
             m => return Err(Error::Protocol(format!("unexpected {:?} frame on a control connection", m.frame_type()))),
         };
         // A refused request (a limit, a missing path) is answered and the connection goes on.

@@ -17,6 +17,7 @@ mod conn;
 pub mod conn_limit;
 mod copy;
 pub mod copy_to;
+mod mirror;
 mod options;
 mod path;
 mod pull;
@@ -25,6 +26,7 @@ mod requests;
 pub mod state;
 pub mod stats;
 mod sweep;
+mod tree_sums;
 
 pub use options::ServeOptions;
 

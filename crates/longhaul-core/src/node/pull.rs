@@ -10,7 +10,7 @@ use crate::session::exchange;
 use crate::session::progress::Progress;
 use crate::session::progress::Watch;
 use crate::session::send::{pool_shape, SchedulerKind, SendOptions, Verify};
-use crate::session::send::{transmit, Attached, Scanned};
+use crate::session::send::{summed, transmit, Attached, Scanned};
 use crate::sys::net::Deadline;
 use crate::vfile::index::Kind;
 use crate::vfile::scan::scan_within;
@@ -18,6 +18,7 @@ use crate::wire::frame;
 use crossbeam_channel::bounded;
 use std::net::TcpStream;
 use std::sync::atomic::Ordering;
+use std::sync::OnceLock;
 use std::time::Instant;
 
 /// Options for the sender engine when the node itself sends (pull, copy). When the client's
@@ -46,6 +47,9 @@ pub(super) fn node_send_options(inner: &Inner, streams: u16, block_size: u32, fe
     }
 }
 
+/// A file's number and BLAKE3 (`send::summed`), held while a `--checksum` pull runs.
+const DIGEST_BYTES: u64 = 4 + 32;
+
 /// A pull: this node sends `path` to the client over data connections the client opens.
 pub(super) fn pull(caller: Caller<'_>, sock: &mut TcpStream, path: &[u8], streams: u16, block_size: u32) -> Result<()> {
     let Caller { inner, peer, features } = caller;
@@ -55,6 +59,14 @@ pub(super) fn pull(caller: Caller<'_>, sock: &mut TcpStream, path: &[u8], stream
     let source = resolve_source(&inner.root, path)?;
     let started = Instant::now();
     let scanned = scan_within(&source, 4, Some(&inner.root), &Default::default())?;
+    let scanned = match (features & frame::FEATURE_HARD_LINKS == 0).then(|| scanned.for_peer_without_links()).transpose()?.flatten() {
+        Some(flat) => flat,
+        None => scanned,
+    };
+    let scanned = match (features & frame::FEATURE_SPARSE == 0).then(|| scanned.for_peer_without_sparse()).transpose()?.flatten() {
+        Some(whole) => whole,
+        None => scanned,
+    };
     let scan_seconds = started.elapsed().as_secs_f64();
     let index = &scanned.index;
     let encoded = index.encode();
@@ -63,6 +75,14 @@ pub(super) fn pull(caller: Caller<'_>, sock: &mut TcpStream, path: &[u8], stream
     let opts = node_send_options(inner, streams, block_size, features);
     let (buf, count) = pool_shape(&opts, streams, index.total());
     let _memory = inner.memory.reserve(buf as u64 * count as u64 + budget::index_share(encoded.len(), index.entries().len()))?;
+    // `get --checksum`: the client decides what it holds by content, from this node's BLAKE3 of
+    // each file (read once here; `verify: full` then sends them without reading the tree again)
+    // against its own. The digests are held for the pull: out of the node's memory too.
+    let checksum = features & frame::FEATURE_CHECKSUM != 0 && features & frame::FEATURE_RESUME != 0;
+    let _digest_memory = checksum.then(|| inner.memory.reserve(index.entries().len() as u64 * DIGEST_BYTES)).transpose()?;
+    let computed = OnceLock::new();
+    let stopped = || inner.closing.load(Ordering::Relaxed);
+    let digests = || summed(&scanned, &computed, &stopped);
     let offer = exchange::Offer {
         dest: path,
         streams,
@@ -70,7 +90,8 @@ pub(super) fn pull(caller: Caller<'_>, sock: &mut TcpStream, path: &[u8], stream
         index: encoded,
         total: index.total(),
         resume: features & frame::FEATURE_RESUME != 0,
-        sums: None,
+        sums: checksum.then_some(exchange::Sums { mode: frame::SUMS_CONTENT, digests: &digests }),
+        mirror: None,
         bench: false,
     };
     // READY (and the PLAN of what an earlier attempt left the client) within the handshake
@@ -103,7 +124,7 @@ pub(super) fn pull(caller: Caller<'_>, sock: &mut TcpStream, path: &[u8], stream
     let active = inner.state.begin(peer, Direction::Out, path, index.total(), index.count(Kind::File) as u64, streams);
     let control = sock.try_clone().map_err(Error::net("cloning a socket"))?;
     let progress = |p: &Progress| active.done.store(p.bytes_done, Ordering::Relaxed);
-    let src = Scanned { scan: &scanned, started, scan_seconds, digests: None };
+    let src = Scanned { scan: &scanned, started, scan_seconds, digests: computed.into_inner() };
     let watch = Watch { cancel: &inner.closing, on_progress: &progress };
     let result = transmit(src, Attached { control, peer, sockets }, &opts, inner.throttle(peer), &skip, watch);
     inner.state.count_bytes(peer, 0, active.done.load(Ordering::Relaxed));

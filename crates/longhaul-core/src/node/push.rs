@@ -2,6 +2,7 @@
 //! capacity reserved first and the session journaled for a resume.
 
 use super::budget;
+use super::mirror;
 use super::path::{check_request_path, check_session_shape, stat_in};
 use super::state::Direction;
 use super::{node_placement, Caller, Inner};
@@ -59,10 +60,6 @@ pub(super) fn kept_bytes(inner: &Inner, dest: BorrowedFd<'_>, index: &Index, key
         .sum()
 }
 
-/// Bytes per second the slowest sender is allowed to hash its tree at (a disk that reads 8
-/// MiB/s): how long a `--checksum` push may keep the node waiting for its digests.
-const SLOWEST_HASHING: u64 = 8 << 20;
-
 /// A push: the client sends, this node receives into `dest` under its root. The session is
 /// journaled; with the resume feature the client gets a PLAN of what an earlier attempt left;
 /// with whole-file verification every file is read back and checked before its rename.
@@ -72,6 +69,9 @@ pub(super) fn push(caller: Caller<'_>, sock: &mut TcpStream, dest: Vec<u8>, stre
     inner.admit()?;
     check_session_shape(&inner.limits(), streams, block_size)?;
     let index = Index::decode(encoded)?;
+    // MIRROR (the sender's rules, for --delete and --dry-run) comes right after MANIFEST.
+    let mirror = mirror::read_request(sock, features, inner.opts.handshake_timeout)?;
+    let dry_run = mirror.as_ref().is_some_and(|(r, _)| r.dry_run);
     // The pool is the node's, counted at start; the push's own share is its index.
     let _memory = inner.memory.reserve(budget::index_share(encoded.len(), index.entries().len()))?;
     // Checked before anything is created; Receive::prepare checks the rest of the path and the
@@ -115,7 +115,7 @@ pub(super) fn push(caller: Caller<'_>, sock: &mut TcpStream, dest: Vec<u8>, stre
         // timeout, and all of them within the time hashing the tree can take at a slow disk's
         // pace: keepalives alone do not hold the node's slot and memory for ever.
         let _ = sock.set_read_timeout(Some(inner.opts.idle_timeout));
-        let until = Instant::now() + inner.opts.idle_timeout + Duration::from_secs(total / SLOWEST_HASHING);
+        let until = Instant::now() + inner.opts.idle_timeout + Duration::from_secs(total / sums::SLOWEST_HASHING);
         let (mode, theirs, ours) = exchange::expect_sums(sock, entries, &summed, until, &stop, ours)?;
         let _ = sock.set_read_timeout(None);
         let (ours, _memory) = ours?;
@@ -123,6 +123,14 @@ pub(super) fn push(caller: Caller<'_>, sock: &mut TcpStream, dest: Vec<u8>, stre
     } else {
         None
     };
+    if let Some((req, filter)) = mirror.as_ref().filter(|_| dry_run) {
+        // Refused as the push would be, then the plan from the same decisions; nothing written.
+        crate::session::recv::check_state_dir(&dest, &index)?;
+        crate::session::recv::conflict::check(inner.root_fd.as_fd(), &dest, &index)?;
+        let dest = dest_dir.as_ref().map(|d| d.as_fd());
+        let _walk_memory = req.delete.then(|| inner.memory.reserve(mirror::walk_share(&index))).transpose()?;
+        return mirror::plan(dest, &index, block_size, held.as_ref(), resume, req.delete.then_some(filter))?.write(sock);
+    }
     // Decided by content, the SUMS say what is held; else size and mtime, one stat a file.
     let unchanged = match (&held, &dest_dir) {
         (Some(h), _) if resume && h.by_content() => h.bytes(&index),
@@ -139,7 +147,7 @@ pub(super) fn push(caller: Caller<'_>, sock: &mut TcpStream, dest: Vec<u8>, stre
         None => format!("{}; pinned", placement.reason),
     });
     let params = SessionParams {
-        dest,
+        dest: dest.clone(),
         streams,
         block_size,
         writers: inner.opts.writers,
@@ -179,6 +187,23 @@ pub(super) fn push(caller: Caller<'_>, sock: &mut TcpStream, dest: Vec<u8>, stre
         recv.watch_control(sock)?;
         recv.wait_and_finish()
     });
+    // Verified: what the destination holds and the source does not goes now, before the
+    // session counts as ended.
+    let result = result.and_then(|summary| match mirror.as_ref().filter(|(r, _)| r.delete) {
+        Some((_, filter)) => {
+            let _walk_memory = inner.memory.reserve(mirror::walk_share(recv.index()))?;
+            let dest_dir = beneath::open_dir(inner.root_fd.as_fd(), &dest, beneath::root_refused)?;
+            let (gone, stopped) = mirror::extra(dest_dir.as_fd(), recv.index(), filter, true);
+            // What went, went, whether or not the walk finished.
+            inner.state.release(gone.tally.deleted_bytes);
+            active.deleted(gone.tally.deleted_files + gone.tally.deleted_dirs);
+            match stopped {
+                Some(e) => Err(e),
+                None => Ok((summary, Some(gone))),
+            }
+        }
+        None => Ok((summary, None)),
+    });
     inner.sessions.lock().expect("sessions lock").remove(&token);
     let (linked, renamed) = recv.files_named();
     inner.files_linked.fetch_add(linked, Ordering::Relaxed);
@@ -189,10 +214,19 @@ pub(super) fn push(caller: Caller<'_>, sock: &mut TcpStream, dest: Vec<u8>, stre
     grant.finish();
     inner.state.save();
     inner.state.end(&active, result.as_ref().map(|_| ()));
-    let mut summary = result?;
+    let (mut summary, deleted) = result?;
     drop(journaled);
     if features & frame::FEATURE_DISK_STATS == 0 {
         summary.disk = None;
+    }
+    if features & frame::FEATURE_OWNER == 0 {
+        summary.owner_not_kept = None;
+    }
+    if features & frame::FEATURE_XATTRS == 0 {
+        summary.xattrs_not_kept = None;
+    }
+    if let Some(d) = deleted {
+        d.write(sock)?;
     }
     frame::write_msg(sock, &Msg::Summary(summary))
 }

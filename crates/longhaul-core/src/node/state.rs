@@ -62,6 +62,8 @@ pub struct Active {
     pub started_unix_ms: u64,
     started: Instant,
     pub done: Arc<AtomicU64>,
+    /// Entries a push with `--delete` removed from its destination.
+    deleted: AtomicU64,
 }
 
 /// A row of the table, live or finished.
@@ -84,9 +86,16 @@ pub struct TransferRow {
     pub code: Option<String>,
     /// The error's message, when failed.
     pub message: Option<String>,
+    /// Entries `--delete` removed (files, symlinks and directories).
+    pub deleted: u64,
 }
 
 impl Active {
+    /// Counts `n` entries removed by `--delete`.
+    pub fn deleted(&self, n: u64) {
+        self.deleted.fetch_add(n, Ordering::Relaxed);
+    }
+
     fn row(&self) -> TransferRow {
         let seconds = self.started.elapsed().as_secs_f64();
         let done = self.done.load(Ordering::Relaxed);
@@ -105,6 +114,7 @@ impl Active {
             outcome: None,
             code: None,
             message: None,
+            deleted: self.deleted.load(Ordering::Relaxed),
         }
     }
 }
@@ -238,6 +248,7 @@ impl NodeState {
             started_unix_ms: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0),
             started: Instant::now(),
             done: Arc::new(AtomicU64::new(0)),
+            deleted: AtomicU64::new(0),
         });
         self.active.lock().expect("active lock").push(Arc::clone(&a));
         a
@@ -438,7 +449,8 @@ pub fn row_json(j: &mut Json, r: &TransferRow) {
         .float("rate", r.rate)
         .opt_str("outcome", r.outcome)
         .opt_str("code", r.code.as_deref())
-        .opt_str("message", r.message.as_deref());
+        .opt_str("message", r.message.as_deref())
+        .num("deleted", r.deleted);
     j.raw("}");
 }
 

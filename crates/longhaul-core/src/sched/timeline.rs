@@ -5,8 +5,11 @@
 //! Each change is one relaxed atomic add: a sample costs a few loads, a state change nothing
 //! the hot path would notice.
 
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+use crate::sys::tcpinfo::{self, TcpStats};
 
 /// What a blocked thread waits for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -198,9 +201,111 @@ impl Recorder {
     }
 }
 
+/// One data stream's TCP_INFO at a moment of the transfer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NetSample {
+    /// Microseconds since the transfer started.
+    pub us: u64,
+    pub stream: u16,
+    pub tcp: TcpStats,
+}
+
+/// At most this many stream samples are kept (~1 MiB): when full, every other moment is
+/// dropped and the interval doubles, as the thread-state `Recorder` does.
+const MAX_NET_SAMPLES: usize = 16_384;
+
+/// The network seen over the transfer: the kernel's TCP_INFO of every data stream, read every
+/// `interval` (one getsockopt per stream: a few microseconds), so the report can draw each
+/// stream's RTT, congestion window, delivery rate and retransmissions over time, not only at
+/// the end. A socket with no TCP_INFO (TLS's relay end) gives no samples.
+pub struct NetRecorder {
+    start: Instant,
+    interval: Duration,
+    next: Instant,
+    samples: Vec<NetSample>,
+}
+
+impl NetRecorder {
+    /// The network changes more slowly than thread states: no finer than every 20 ms.
+    pub const MIN_INTERVAL: Duration = Duration::from_millis(20);
+
+    pub fn new(start: Instant, interval: Duration) -> NetRecorder {
+        NetRecorder { start, interval: interval.max(Self::MIN_INTERVAL), next: start, samples: Vec::new() }
+    }
+
+    /// Reads every stream if a sample is due.
+    pub fn tick<S: AsFd>(&mut self, sockets: &[S]) {
+        let now = Instant::now();
+        if now < self.next {
+            return;
+        }
+        self.next = now + self.interval;
+        let us = now.duration_since(self.start).as_micros() as u64;
+        for (i, s) in sockets.iter().enumerate() {
+            if let Ok(tcp) = tcpinfo::read(s) {
+                self.samples.push(NetSample { us, stream: i as u16, tcp });
+            }
+        }
+        if self.samples.len() >= MAX_NET_SAMPLES {
+            self.thin();
+        }
+    }
+
+    /// Keeps every other moment (all of its streams' samples), and samples half as often.
+    fn thin(&mut self) {
+        let mut moments = 0usize;
+        let mut last = None;
+        self.samples.retain(|s| {
+            if last != Some(s.us) {
+                last = Some(s.us);
+                moments += 1;
+            }
+            moments % 2 == 1
+        });
+        self.interval *= 2;
+    }
+
+    /// The samples, with a last one of every stream now.
+    pub fn finish<S: AsFd>(mut self, sockets: &[S]) -> Vec<NetSample> {
+        self.next = Instant::now();
+        self.tick(sockets);
+        self.samples
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn issue_31_the_network_recorder_samples_every_stream_and_stays_bounded() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let a = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let b = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (_ra, _) = l.accept().unwrap();
+        let (_rb, _) = l.accept().unwrap();
+        let sockets = [a, b];
+        let mut r = NetRecorder::new(Instant::now(), Duration::ZERO);
+        assert_eq!(r.interval, NetRecorder::MIN_INTERVAL, "never finer than the minimum");
+        r.interval = Duration::ZERO;
+        for _ in 0..(MAX_NET_SAMPLES + 8) {
+            r.tick(&sockets);
+        }
+        assert!(r.samples.len() < MAX_NET_SAMPLES, "thinned: {}", r.samples.len());
+        assert!(r.interval.is_zero(), "zero doubled is zero; the test drives the ticks");
+        let samples = r.finish(&sockets);
+        // Each moment holds both streams, in order, and the moments only move forward.
+        assert_eq!(samples.len() % 2, 0);
+        for pair in samples.chunks(2) {
+            assert_eq!((pair[0].stream, pair[1].stream), (0, 1));
+            assert_eq!(pair[0].us, pair[1].us);
+            assert!(pair[0].tcp.mss > 0);
+        }
+        assert!(samples.windows(2).all(|w| w[0].us <= w[1].us));
+        // A socket without TCP_INFO gives nothing rather than zeros.
+        let (u, _v) = std::os::unix::net::UnixStream::pair().unwrap();
+        assert!(NetRecorder::new(Instant::now(), Duration::ZERO).finish(&[u]).is_empty());
+    }
 
     #[test]
     fn guards_count_and_the_recorder_stays_bounded() {

@@ -26,6 +26,8 @@ pub struct Offer<'a> {
     pub resume: bool,
     /// FEATURE_CHECKSUM was agreed: SUMS follow MANIFEST, UNCHANGED follows READY and PLAN.
     pub sums: Option<Sums<'a>>,
+    /// FEATURE_DELETE or FEATURE_DRY_RUN was agreed: MIRROR follows MANIFEST.
+    pub mirror: Option<Msg>,
     /// A bench: BENCH (the size alone: the node makes the one-entry index) instead of MANIFEST.
     pub bench: bool,
 }
@@ -79,32 +81,10 @@ pub struct Accepted {
 }
 
 /// The offering side: sends MANIFEST and reads READY (and PLAN), or the receiver's ERROR.
-pub fn offer(sock: &mut (impl Read + Write), o: Offer<'_>) -> Result<Accepted> {
+pub fn offer(sock: &mut (impl Read + Write), mut o: Offer<'_>) -> Result<Accepted> {
     let sock = &mut Turns::new(sock);
     let (offered, nblocks) = (o.streams, BlockPlan::new(o.total, o.block_size as u64).count());
-    let first = if o.bench {
-        Msg::Bench { streams: o.streams, block_size: o.block_size, size: o.total }
-    } else {
-        Msg::Manifest { dest: o.dest.to_vec(), streams: o.streams, block_size: o.block_size, index: o.index }
-    };
-    frame::write_msg(sock, &first)?;
-    if let Some(sums) = &o.sums {
-        // The mode first, alone: the receiver starts hashing its own files while these are
-        // computed.
-        frame::write_msg(sock, &Msg::Sums { mode: sums.mode, digests: Vec::new() })?;
-        if sums.mode != frame::SUMS_STAMP {
-            for chunk in while_hashing(sock, sums.mode, || (sums.digests)())?.chunks(frame::MAX_DIGESTS_PER_FRAME) {
-                frame::write_msg(sock, &Msg::Sums { mode: sums.mode, digests: chunk.to_vec() })?;
-            }
-        }
-    }
-    // While the receiver hashes its files it keeps the connection alive with empty SUMS.
-    let ready = loop {
-        match frame::expect_reply(sock, 0)? {
-            Msg::Sums { digests, .. } if o.sums.is_some() && digests.is_empty() => continue,
-            m => break m,
-        }
-    };
+    let ready = propose(sock, &mut o)?;
     let (token, streams) = match ready {
         Msg::Ready { token, streams } if (1..=offered).contains(&streams) => (token, streams),
         Msg::Ready { streams, .. } => return Err(Error::Protocol(format!("READY for {streams} streams, {offered} were offered"))),
@@ -119,6 +99,60 @@ pub fn offer(sock: &mut (impl Read + Write), o: Offer<'_>) -> Result<Accepted> {
         },
     };
     Ok(Accepted { token, streams, skip, unchanged, round_trips: sock.count() })
+}
+
+/// A dry run's offer (MIRROR with `dry_run`): the receiver answers with its plan (CHANGES,
+/// TALLY) where READY would come, and the session ends there. The plan and the round trips.
+pub fn offer_dry(sock: &mut (impl Read + Write), mut o: Offer<'_>) -> Result<(crate::session::mirror::Listed, u32)> {
+    let sock = &mut Turns::new(sock);
+    let first = propose(sock, &mut o)?;
+    let plan = crate::session::mirror::Listed::read(first, sock)?;
+    Ok((plan, sock.count()))
+}
+
+/// MANIFEST, MIRROR and SUMS out; the receiver's first answer that is not a keepalive back.
+fn propose(sock: &mut (impl Read + Write), o: &mut Offer<'_>) -> Result<Msg> {
+    if let Err(e) = send_offer(sock, o) {
+        // A receiver that refused (an ERROR, then closed) before reading the whole offer breaks
+        // the pipe under the writes: its ERROR, still there to read, says why; the write's
+        // error only when there is none.
+        return Err(match frame::expect_reply(sock, 0) {
+            Err(remote @ Error::Remote { .. }) => remote,
+            _ => e,
+        });
+    }
+    // While the receiver hashes its files it keeps the connection alive with empty SUMS.
+    loop {
+        match frame::expect_reply(sock, 0)? {
+            Msg::Sums { digests, .. } if o.sums.is_some() && digests.is_empty() => continue,
+            m => return Ok(m),
+        }
+    }
+}
+
+fn send_offer(sock: &mut (impl Read + Write), o: &mut Offer<'_>) -> Result<()> {
+    if o.bench {
+        // A bench's offer is BENCH alone: no MIRROR, no SUMS.
+        return frame::write_msg(sock, &Msg::Bench { streams: o.streams, block_size: o.block_size, size: o.total });
+    }
+    frame::write_msg(
+        sock,
+        &Msg::Manifest { dest: o.dest.to_vec(), streams: o.streams, block_size: o.block_size, index: std::mem::take(&mut o.index) },
+    )?;
+    if let Some(m) = &o.mirror {
+        frame::write_msg(sock, m)?;
+    }
+    if let Some(sums) = &o.sums {
+        // The mode first, alone: the receiver starts hashing its own files while these are
+        // computed.
+        frame::write_msg(sock, &Msg::Sums { mode: sums.mode, digests: Vec::new() })?;
+        if sums.mode != frame::SUMS_STAMP {
+            for chunk in while_hashing(sock, sums.mode, || (sums.digests)())?.chunks(frame::MAX_DIGESTS_PER_FRAME) {
+                frame::write_msg(sock, &Msg::Sums { mode: sums.mode, digests: chunk.to_vec() })?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The accepting side: READY, then the PLAN of what it holds when resume was agreed, then
@@ -278,6 +312,7 @@ mod tests {
             total: 3 * 4096 - 1,
             resume: true,
             sums: None,
+            mirror: None,
             bench: false,
         };
         let a = offer(&mut sender, o).unwrap();
@@ -292,7 +327,17 @@ mod tests {
 
     #[test]
     fn more_streams_than_offered_or_a_plan_of_another_size_is_a_protocol_error() {
-        let o = || Offer { dest: b"", streams: 2, block_size: 4096, index: vec![], total: 4096, resume: true, sums: None, bench: false };
+        let o = || Offer {
+            dest: b"",
+            streams: 2,
+            block_size: 4096,
+            index: vec![],
+            total: 4096,
+            resume: true,
+            sums: None,
+            mirror: None,
+            bench: false,
+        };
         let mut r = Vec::new();
         accept(&mut r, [1; frame::TOKEN_LEN], 3, None, None).unwrap();
         let e = offer(&mut Pipe { input: std::io::Cursor::new(r), output: vec![] }, o()).unwrap_err();
@@ -315,7 +360,8 @@ mod tests {
         // 1500 digests: more than one frame after the mode's.
         let digests = || Ok((0..1500u32).map(|i| (i, [i as u8; 32])).collect());
         let sums = Some(Sums { mode: frame::SUMS_CONTENT, digests: &digests });
-        let o = Offer { dest: b"d", streams: 1, block_size: 4096, index: vec![], total: 10, resume: true, sums, bench: false };
+        let o =
+            Offer { dest: b"d", streams: 1, block_size: 4096, index: vec![], total: 10, resume: true, sums, mirror: None, bench: false };
         let a = offer(&mut sender, o).unwrap();
         assert_eq!(a.unchanged, Some((2, 10)));
         let mut wire = Pipe { input: std::io::Cursor::new(sender.output), output: Vec::new() };

@@ -11,7 +11,7 @@ use crate::session::turns::Turns;
 use crate::sys::net;
 use crate::sys::tls::ClientTls;
 use crate::wire::auth::{self, Secret};
-use crate::wire::frame::{self, Limits, Msg, Nonce};
+use crate::wire::frame::{self, Limits, Msg, Nonce, Token};
 
 /// What the node said at HELLO_OK, its features already cut to those the client asked for.
 #[derive(Clone, Copy, Debug)]
@@ -22,11 +22,46 @@ pub struct Hello {
     pub round_trips: u32,
 }
 
+/// Opens a session's `streams` data connections all at once and introduces each with
+/// DATA_HELLO: one after the other, a long link would cost a round trip per stream before the
+/// first block (0.7 s for 8 streams at 100 ms). `connect` makes one connection; the sockets
+/// come back in stream order, or the first error.
+pub fn attach_streams(streams: u16, token: Token, connect: &(dyn Fn() -> Result<TcpStream> + Sync)) -> Result<Vec<TcpStream>> {
+    introduce(open_streams(streams, connect)?, token)
+}
+
+/// `attach_streams`' first half: the connections, opened at once, not yet introduced (a sender
+/// opens them while its manifest exchange runs, before it has the session's token).
+pub fn open_streams(streams: u16, connect: &(dyn Fn() -> Result<TcpStream> + Sync)) -> Result<Vec<TcpStream>> {
+    if streams <= 1 {
+        return (0..streams).map(|_| connect()).collect();
+    }
+    std::thread::scope(|s| {
+        let opening: Vec<_> = (0..streams).map(|_| s.spawn(connect)).collect();
+        opening.into_iter().map(|t| t.join().unwrap_or_else(|p| Err(crate::panic::from_payload("connect", p)))).collect()
+    })
+}
+
+/// `attach_streams`' second half: DATA_HELLO with the session's token on each, stream i on the
+/// i-th.
+pub fn introduce(mut sockets: Vec<TcpStream>, token: Token) -> Result<Vec<TcpStream>> {
+    for (stream, s) in (0u16..).zip(sockets.iter_mut()) {
+        frame::write_msg(s, &Msg::DataHello { token, stream })?;
+    }
+    Ok(sockets)
+}
+
 /// The features a transfer asks for: block checksums always, BLAKE3 block digests (a node
 /// offers them, the sender uses them when asked), the receiver's disk figures in SUMMARY, a resume only when `resume`, whole-file
 /// verification only when `verify_full`.
 pub fn wanted(resume: bool, verify_full: bool) -> u64 {
-    let mut f = frame::FEATURE_XXH3 | frame::FEATURE_BLAKE3 | frame::FEATURE_DISK_STATS;
+    let mut f = frame::FEATURE_XXH3
+        | frame::FEATURE_BLAKE3
+        | frame::FEATURE_DISK_STATS
+        | frame::FEATURE_HARD_LINKS
+        | frame::FEATURE_SPARSE
+        | frame::FEATURE_OWNER
+        | frame::FEATURE_XATTRS;
     if resume {
         f |= frame::FEATURE_RESUME;
     }
@@ -36,8 +71,8 @@ pub fn wanted(resume: bool, verify_full: bool) -> u64 {
     f
 }
 
-/// What a connection for requests (LIST, READV, STATS) asks for.
-pub const REQUEST_FEATURES: u64 = frame::FEATURE_XXH3;
+/// What a connection for requests (LIST, READV, STATS, TREE_SUMS) asks for.
+pub const REQUEST_FEATURES: u64 = frame::FEATURE_XXH3 | frame::FEATURE_REMOTE_SUMS;
 
 /// Fails when the node does not offer a feature the transfer cannot go without.
 pub fn require(hello: &Hello, features: u64) -> Result<()> {
@@ -47,6 +82,12 @@ pub fn require(hello: &Hello, features: u64) -> Result<()> {
     }
     if missing & frame::FEATURE_CHECKSUM != 0 {
         return Err(Error::Unsupported { flag: "--checksum", what: "change detection by content" });
+    }
+    if missing & frame::FEATURE_DELETE != 0 {
+        return Err(Error::Unsupported { flag: "--delete", what: "deleting what the source does not hold" });
+    }
+    if missing & frame::FEATURE_DRY_RUN != 0 {
+        return Err(Error::Unsupported { flag: "--dry-run", what: "a dry run" });
     }
     if missing & frame::FEATURE_VERIFY_FULL != 0 {
         return Err(Error::Protocol("the node does not verify whole files (verify: full)".into()));

@@ -2,6 +2,7 @@
 
 pub mod exchange;
 pub mod handshake;
+pub mod mirror;
 pub mod progress;
 pub mod recv;
 pub mod send;

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::error::{lossy, Error, Result};
+use crate::wire::frame::SumEntry;
 
 const THREADS: usize = 4;
 const CHUNK: usize = 256 << 10;
@@ -115,6 +116,142 @@ pub fn compare_trees(expected: &Path, actual: &Path, dir_mtimes: bool) -> Result
     extra.sort();
     diffs.extend(extra.into_iter().map(|p| Difference { path: lossy(p), what: What::Extra, expected: None, actual: None }));
     Ok(diffs)
+}
+
+/// One local entry for a comparison with a node's listing: its lstat, and its target or
+/// BLAKE3 where it is a symlink or a regular file.
+struct Local {
+    md: Metadata,
+    target: Option<PathBuf>,
+    digest: Option<[u8; 32]>,
+}
+
+/// As `compare_trees`, with `actual` a tree on a node: `fetch` brings its listing, each regular
+/// file hashed there (TREE_SUMS), and runs on a thread of its own while THREADS threads hash the
+/// local files, so the two ends hash at the same time. Contents compare by BLAKE3; the
+/// differences and their order are those `compare_trees` reports for the same two trees.
+pub fn compare_with_sums(
+    expected: &Path,
+    dir_mtimes: bool,
+    fetch: impl FnOnce() -> Result<Vec<SumEntry>> + Send,
+) -> Result<Vec<Difference>> {
+    let (local, remote) = std::thread::scope(|s| {
+        let r = s.spawn(fetch);
+        let l = local_sums(expected);
+        (l, r.join().expect("listing the node's tree"))
+    });
+    let (local, remote) = (local?, remote?);
+    let mut theirs: HashMap<Vec<u8>, SumEntry> = remote.into_iter().map(|e| (e.path.clone(), e)).collect();
+    let root = theirs.remove(&b""[..]).ok_or_else(|| Error::Protocol("TREE_SUMS answer without its root entry".into()))?;
+    let mut out = Vec::new();
+    let ours_root = &local[&b""[..]];
+    if !ours_root.md.is_dir() || root.kind != 1 {
+        let name = expected.file_name().map_or(&b""[..], |n| n.as_bytes());
+        compare_sum(name, ours_root, Some(&root), true, &mut out);
+        return Ok(out);
+    }
+    let mut paths: Vec<&Vec<u8>> = local.keys().filter(|p| !p.is_empty()).collect();
+    paths.sort();
+    for rel in paths {
+        compare_sum(rel, &local[rel], theirs.get(rel), dir_mtimes, &mut out);
+    }
+    let mut extra: Vec<&Vec<u8>> = theirs.keys().filter(|p| !local.contains_key(*p)).collect();
+    extra.sort();
+    out.extend(extra.into_iter().map(|p| Difference { path: lossy(p), what: What::Extra, expected: None, actual: None }));
+    Ok(out)
+}
+
+/// Every entry under `root` (the root itself under the empty name, followed if a symlink, as
+/// `compare_trees` does), each regular file hashed and each symlink's target read.
+fn local_sums(root: &Path) -> Result<HashMap<Vec<u8>, Local>> {
+    let top = fs::metadata(root).map_err(|e| io_error("stat", root, e))?;
+    let mut listed: Vec<(Vec<u8>, Metadata)> = if top.is_dir() { list_tree(root)?.into_iter().collect() } else { Vec::new() };
+    listed.push((Vec::new(), top));
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    type Found = Vec<(Vec<u8>, Local)>;
+    let parts: Vec<Result<Found>> = std::thread::scope(|s| {
+        let threads: Vec<_> = (0..THREADS)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut found = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= listed.len() || failed.load(Ordering::Relaxed) {
+                            return Ok(found);
+                        }
+                        let (rel, md) = &listed[i];
+                        // Not join: "" would make `root/`, which a file root is not.
+                        let path = if rel.is_empty() { root.to_path_buf() } else { join(root, rel) };
+                        let mut l = Local { md: md.clone(), target: None, digest: None };
+                        let got = (|| {
+                            if md.file_type().is_symlink() {
+                                l.target = Some(fs::read_link(&path).map_err(|e| io_error("readlink", &path, e))?);
+                            } else if md.is_file() {
+                                let f = File::open(&path).map_err(|e| io_error("open", &path, e))?;
+                                l.digest = Some(crate::hash::blake3_file(&f, md.len()).map_err(|e| io_error("read", &path, e))?);
+                            }
+                            Ok(())
+                        })();
+                        if let Err(e) = got {
+                            failed.store(true, Ordering::Relaxed);
+                            return Err(e);
+                        }
+                        found.push((rel.clone(), l));
+                    }
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().expect("hashing files")).collect()
+    });
+    let mut out = HashMap::with_capacity(listed.len());
+    for p in parts {
+        out.extend(p?);
+    }
+    Ok(out)
+}
+
+/// As `compare_one`, the actual entry being the node's: contents by BLAKE3.
+fn compare_sum(rel: &[u8], ours: &Local, theirs: Option<&SumEntry>, dir_mtimes: bool, out: &mut Vec<Difference>) {
+    let diff = |what, expected: Option<String>, actual: Option<String>| Difference { path: lossy(rel), what, expected, actual };
+    let Some(t) = theirs else {
+        out.push(diff(What::Missing, None, None));
+        return;
+    };
+    let ka = kind_of(&ours.md);
+    let kb = match t.kind {
+        1 => "dir",
+        2 => "file",
+        3 => "symlink",
+        _ => "other",
+    };
+    if ka != kb {
+        out.push(diff(What::Kind, Some(ka.into()), Some(kb.into())));
+        return;
+    }
+    if ka == "symlink" {
+        let ta = ours.target.as_deref().unwrap_or(Path::new(""));
+        let tb = Path::new(std::ffi::OsStr::from_bytes(&t.target));
+        if ta != tb {
+            out.push(diff(What::Target, Some(ta.display().to_string()), Some(tb.display().to_string())));
+        }
+        return;
+    }
+    let (ma, mb) = (ours.md.permissions().mode() & 0o7777, t.mode & 0o7777);
+    if ma != mb {
+        out.push(diff(What::Mode, Some(format!("{ma:o}")), Some(format!("{mb:o}"))));
+    }
+    let (ta, tb) = (mtime_ns(&ours.md), t.mtime_ns as i128);
+    if (ka == "file" || dir_mtimes) && ta != tb {
+        out.push(diff(What::Mtime, Some(ta.to_string()), Some(tb.to_string())));
+    }
+    if ka == "file" {
+        if ours.md.len() != t.size {
+            out.push(diff(What::Size, Some(ours.md.len().to_string()), Some(t.size.to_string())));
+        } else if ours.digest != t.digest {
+            out.push(diff(What::Content, None, None));
+        }
+    }
 }
 
 fn join(root: &Path, rel: &[u8]) -> PathBuf {
@@ -252,6 +389,7 @@ fn read_full(f: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
 mod tests {
     use super::*;
     use crate::scratch::Scratch;
+    use std::os::unix::ffi::OsStringExt;
     use std::os::unix::fs::symlink;
 
     fn pair(name: &str) -> (Scratch, PathBuf, PathBuf) {
@@ -306,6 +444,63 @@ mod tests {
         assert!(whats(&d).contains(&("f".into(), "size")), "{d:?}");
         let d = compare_trees(&a.join("d"), &b.join("small"), true).unwrap();
         assert_eq!(whats(&d), vec![("d".into(), "kind")]);
+    }
+
+    /// What a node's TREE_SUMS would answer for `root`, made from this side's own listing.
+    fn sums_of(root: &Path) -> Result<Vec<SumEntry>> {
+        let kind = |md: &Metadata| match kind_of(md) {
+            "dir" => 1,
+            "file" => 2,
+            "symlink" => 3,
+            _ => 4,
+        };
+        Ok(local_sums(root)?
+            .into_iter()
+            .map(|(path, l)| SumEntry {
+                path,
+                kind: kind(&l.md),
+                mode: l.md.permissions().mode() & 0o7777,
+                size: if l.md.is_file() { l.md.len() } else { 0 },
+                mtime_ns: mtime_ns(&l.md) as i64,
+                target: l.target.map(|t| t.into_os_string().into_vec()).unwrap_or_default(),
+                digest: l.digest,
+            })
+            .collect())
+    }
+
+    #[test]
+    fn a_listing_with_digests_gives_the_differences_a_local_compare_gives() {
+        let (_t, a, b) = pair("compare-sums");
+        assert_eq!(compare_with_sums(&a, true, || sums_of(&b)).unwrap(), vec![]);
+        let mut bytes = fs::read(b.join("d/f")).unwrap();
+        bytes[CHUNK] ^= 1;
+        fs::write(b.join("d/f"), bytes).unwrap();
+        assert!(std::process::Command::new("touch").arg("-r").arg(a.join("d/f")).arg(b.join("d/f")).status().unwrap().success());
+        fs::set_permissions(b.join("small"), fs::Permissions::from_mode(0o600)).unwrap();
+        fs::remove_file(b.join("l")).unwrap();
+        symlink("d/g", b.join("l")).unwrap();
+        fs::write(b.join("new"), b"").unwrap();
+        fs::create_dir(b.join("sub")).unwrap();
+        for dir_mtimes in [false, true] {
+            let remote = compare_with_sums(&a, dir_mtimes, || sums_of(&b)).unwrap();
+            assert_eq!(remote, compare_trees(&a, &b, dir_mtimes).unwrap(), "dir_mtimes {dir_mtimes}");
+        }
+        assert_eq!(
+            whats(&compare_with_sums(&a, false, || sums_of(&b)).unwrap()),
+            vec![
+                ("d/f".into(), "content"),
+                ("l".into(), "target"),
+                ("small".into(), "mode"),
+                ("new".into(), "extra"),
+                ("sub".into(), "extra")
+            ]
+        );
+        // One entry where either side is not a directory, under the local name.
+        assert_eq!(compare_with_sums(&a.join("d/f"), true, || sums_of(&a.join("d/f"))).unwrap(), vec![]);
+        assert_eq!(whats(&compare_with_sums(&a.join("small"), true, || sums_of(&b.join("d"))).unwrap()), vec![("small".into(), "kind")]);
+        // The node's error is the comparison's.
+        let e = compare_with_sums(&a, true, || Err(Error::PathEscape { path: "x".into(), why: "through a symlink" })).unwrap_err();
+        assert_eq!(e.code(), "E_PATH_ESCAPE");
     }
 
     #[test]

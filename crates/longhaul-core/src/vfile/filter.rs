@@ -40,6 +40,8 @@ impl Rule {
 #[derive(Clone, Debug, Default)]
 pub struct Filter {
     matcher: Option<Gitignore>,
+    /// The rules as given: `--delete` sends them to the node, which protects what they leave out.
+    rules: Vec<Rule>,
 }
 
 impl Filter {
@@ -61,7 +63,11 @@ impl Filter {
             b.add_line(None, &line).map_err(|e| Error::Usage(format!("filter pattern {:?}: {e}", r.pattern)))?;
         }
         let matcher = b.build().map_err(|e| Error::Usage(format!("filter patterns: {e}")))?;
-        Ok(Filter { matcher: Some(matcher) })
+        Ok(Filter { matcher: Some(matcher), rules: rules.to_vec() })
+    }
+
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
     }
 
     /// Whether the entry at `path` (below the source, `/`-separated, no leading `/`) is left

@@ -25,6 +25,21 @@ pub const MAX_COMPONENT: usize = 255;
 pub const MAX_TARGET: usize = 4096;
 /// 1 EiB: far above any dataset, far below u64 overflow when offsets are added.
 pub const MAX_TOTAL: u64 = 1 << 60;
+/// Data extents listed for one sparse file (FEATURE_SPARSE); a file with more is sent whole,
+/// its holes as zeros, so that a fragmented file cannot make the index grow without bound.
+pub const MAX_EXTENTS: usize = 1024;
+/// Header flag: a section of sparse files' data extents follows the entries.
+const FLAG_EXTENTS: u16 = 1;
+/// Header flag: a section of every entry's numeric owner and/or group follows (FEATURE_OWNER).
+const FLAG_OWNERS: u16 = 2;
+/// Header flag: a section of entries' extended attributes follows (FEATURE_XATTRS).
+const FLAG_XATTRS: u16 = 4;
+/// Names and values of one entry's extended attributes together: an entry with more is sent
+/// without them (and named), so that no entry asks the receiver for much memory.
+pub const MAX_XATTR_BYTES: usize = 64 << 10;
+/// Which ids an owners section holds.
+pub const OWNER_UID: u8 = 1;
+pub const OWNER_GID: u8 = 2;
 
 const HEADER_LEN: usize = 4 + 2 + 2 + 4 + 8;
 const TRAILER_LEN: usize = 8;
@@ -37,6 +52,9 @@ pub enum Kind {
     Dir = 1,
     File = 2,
     Symlink = 3,
+    /// Another name of a file listed earlier in the index (FEATURE_HARD_LINKS): no bytes of
+    /// its own in the stream; the receiver links it to that file once the file is final.
+    HardLink = 4,
 }
 
 impl Kind {
@@ -45,6 +63,7 @@ impl Kind {
             1 => Some(Kind::Dir),
             2 => Some(Kind::File),
             3 => Some(Kind::Symlink),
+            4 => Some(Kind::HardLink),
             _ => None,
         }
     }
@@ -63,7 +82,9 @@ pub struct Entry {
     pub mtime_ns: i64,
     /// Bytes in the stream; 0 for directories and symlinks.
     pub size: u64,
-    /// Start of this file in the virtual stream; 0 for directories and symlinks.
+    /// Start of this file in the virtual stream; 0 for directories and symlinks. For a hard
+    /// link: the position in the index of the file it is a name of (an earlier entry, always
+    /// a `File`); kept in this field so that an entry stays 64 bytes.
     pub offset: u64,
     /// Symlink target, kept as is (never followed); empty for other kinds.
     pub target: Box<[u8]>,
@@ -76,6 +97,13 @@ pub struct Index {
     total: u64,
     /// Entries that own stream bytes (files with size > 0), in stream order.
     data_files: Vec<u32>,
+    /// Sparse files (FEATURE_SPARSE), by entry, increasing: where their data is; the rest of
+    /// each is holes. Kept beside the entries rather than in them: few files are sparse.
+    sparse: Vec<Sparse>,
+    /// Each entry's numeric owner and group, when the sender asked for them to be kept.
+    owners: Option<Owners>,
+    /// Entries' extended attributes, by entry, increasing (`--xattrs`).
+    xattrs: Vec<Xattrs>,
 }
 
 /// A part of a stream range that falls in one file.
@@ -179,6 +207,8 @@ impl Index {
             if e.kind == Kind::File {
                 e.offset = cursor;
                 cursor = cursor.checked_add(e.size).ok_or_else(|| Error::Index("total size overflows".into()))?;
+            } else if e.kind == Kind::HardLink {
+                e.size = 0;
             } else {
                 e.size = 0;
                 e.offset = 0;
@@ -217,7 +247,7 @@ impl Index {
                 match ancestors.last().map(|&a| &entries[a]).filter(|a| *a.path == *parent).map(|a| a.kind) {
                     Some(Kind::Dir) => {}
                     Some(Kind::Symlink) => return Err(Error::PathEscape { path: lossy(&e.path), why: "parent is a symlink" }),
-                    Some(Kind::File) => return Err(Error::Index(format!("parent of {:?} is a file", lossy(&e.path)))),
+                    Some(Kind::File | Kind::HardLink) => return Err(Error::Index(format!("parent of {:?} is a file", lossy(&e.path)))),
                     None => return Err(Error::Index(format!("parent of {:?} is not in the index", lossy(&e.path)))),
                 }
             }
@@ -238,6 +268,16 @@ impl Index {
                     }
                     if e.size > 0 {
                         data_files.push(i as u32);
+                    }
+                }
+                Kind::HardLink => {
+                    // Linked to a file already made when the receiver reaches this entry.
+                    let to = usize::try_from(e.offset).ok().filter(|&k| k < i);
+                    if to.is_none_or(|k| entries[k].kind != Kind::File) {
+                        return Err(Error::Index(format!("hard link {:?} names entry {}, not a file before it", lossy(&e.path), e.offset)));
+                    }
+                    if e.size != 0 || !e.target.is_empty() {
+                        return Err(Error::Index(format!("hard link {:?} has a size or a target", lossy(&e.path))));
                     }
                 }
                 Kind::Dir | Kind::Symlink => {
@@ -266,7 +306,7 @@ impl Index {
         if cursor != total {
             return Err(Error::Index(format!("file sizes add up to {cursor}, the header says {total}")));
         }
-        Ok(Index { entries, total, data_files })
+        Ok(Index { entries, total, data_files, sparse: Vec::new(), owners: None, xattrs: Vec::new() })
     }
 
     pub fn entries(&self) -> &[Entry] {
@@ -280,6 +320,28 @@ impl Index {
 
     pub fn count(&self, kind: Kind) -> usize {
         self.entries.iter().filter(|e| e.kind == kind).count()
+    }
+
+    /// The same tree with every hard link made a file of its own (its target's size and
+    /// bytes, read from its own name), for a peer without FEATURE_HARD_LINKS. The entries keep
+    /// their positions; returns how many links became files.
+    pub fn without_hard_links(&self) -> Result<(Index, u64)> {
+        let mut n = 0;
+        let entries = self
+            .entries
+            .iter()
+            .map(|e| {
+                let mut e = e.clone();
+                if e.kind == Kind::HardLink {
+                    e.kind = Kind::File;
+                    e.size = self.entries[e.offset as usize].size;
+                    n += 1;
+                }
+                e
+            })
+            .collect();
+        let index = Index::from_entries(entries)?.with_sparse(self.sparse.clone())?.with_owners(self.owners.clone())?;
+        Ok((index.with_xattrs(self.xattrs.clone())?, n))
     }
 
     /// The entry whose bytes hold stream offset `offset`, by binary search.
@@ -308,12 +370,14 @@ impl Index {
     }
 
     pub fn encode(&self) -> Vec<u8> {
-        encode_entries(&self.entries, self.total)
+        let mut out = encode_with_sparse(&self.entries, self.total, &self.sparse);
+        self.encode_sections(&mut out);
+        out
     }
 
     pub fn decode(buf: &[u8]) -> Result<Index> {
-        let (entries, total) = decode_entries(buf)?;
-        Index::checked(entries, total)
+        let (entries, total, sparse, owners, xattrs) = decode_entries(buf)?;
+        Index::checked(entries, total)?.with_sparse(sparse)?.with_owners(owners)?.with_xattrs(xattrs)
     }
 }
 
@@ -345,10 +409,16 @@ impl Iterator for Pieces<'_> {
 /// Encodes entries as they are, without checking them: `Index::encode` for real use, and this
 /// for tests that need a hostile table.
 pub fn encode_entries(entries: &[Entry], total: u64) -> Vec<u8> {
+    encode_with_sparse(entries, total, &[])
+}
+
+/// As `encode_entries`, with a section of sparse files' extents when there are any (header
+/// flag 1, so that a decoder without FEATURE_SPARSE refuses it rather than misreads it).
+pub fn encode_with_sparse(entries: &[Entry], total: u64, sparse: &[Sparse]) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_LEN + TRAILER_LEN + entries.len() * 24);
     out.extend_from_slice(&INDEX_MAGIC);
     out.extend_from_slice(&INDEX_VERSION.to_le_bytes());
-    out.extend_from_slice(&0u16.to_le_bytes());
+    out.extend_from_slice(&(if sparse.is_empty() { 0 } else { FLAG_EXTENTS }).to_le_bytes());
     out.extend_from_slice(&(entries.len() as u32).to_le_bytes());
     out.extend_from_slice(&total.to_le_bytes());
     let mut prev: &[u8] = &[];
@@ -369,16 +439,30 @@ pub fn encode_entries(entries: &[Entry], total: u64) -> Vec<u8> {
                 put_varint(&mut out, e.target.len() as u64);
                 out.extend_from_slice(&e.target);
             }
+            Kind::HardLink => put_varint(&mut out, e.offset),
             Kind::Dir => {}
         }
         prev = &e.path;
+    }
+    if !sparse.is_empty() {
+        put_varint(&mut out, sparse.len() as u64);
+        for s in sparse {
+            put_varint(&mut out, s.entry as u64);
+            put_varint(&mut out, s.extents.len() as u64);
+            for &(start, len) in &*s.extents {
+                put_varint(&mut out, start);
+                put_varint(&mut out, len);
+            }
+        }
     }
     let sum = xxh3(&out);
     out.extend_from_slice(&sum.to_le_bytes());
     out
 }
 
-fn decode_entries(buf: &[u8]) -> Result<(Vec<Entry>, u64)> {
+type Sections = (Vec<Entry>, u64, Vec<Sparse>, Option<Owners>, Vec<Xattrs>);
+
+fn decode_entries(buf: &[u8]) -> Result<Sections> {
     if buf.len() < HEADER_LEN + TRAILER_LEN {
         return Err(Error::Index(format!("{} bytes is shorter than a header", buf.len())));
     }
@@ -395,7 +479,7 @@ fn decode_entries(buf: &[u8]) -> Result<(Vec<Entry>, u64)> {
         return Err(Error::Index(format!("unsupported index version {version}")));
     }
     let flags = u16::from_le_bytes([buf[6], buf[7]]);
-    if flags != 0 {
+    if flags & !(FLAG_EXTENTS | FLAG_OWNERS | FLAG_XATTRS) != 0 {
         return Err(Error::Index(format!("unknown flags {flags:#x}")));
     }
     let count = u32::from_le_bytes(buf[8..12].try_into().expect("4 bytes")) as u64;
@@ -446,14 +530,16 @@ fn decode_entries(buf: &[u8]) -> Result<(Vec<Entry>, u64)> {
                 }
                 target = r.bytes(n)?.to_vec();
             }
+            Kind::HardLink => offset = r.varint()?,
             Kind::Dir => {}
         }
         entries.push(Entry { path: path.into(), kind, mode: mode as u32, mtime_ns, size, offset, target: target.into() });
     }
+    let (sparse, owners, xattrs) = meta::decode_sections(&mut r, flags, entries.len())?;
     if r.pos != r.buf.len() {
         return Err(Error::Index(format!("{} bytes left after the last entry", r.buf.len() - r.pos)));
     }
-    Ok((entries, total))
+    Ok((entries, total, sparse, owners, xattrs))
 }
 
 struct Reader<'a> {
@@ -505,6 +591,9 @@ fn zigzag(v: i64) -> u64 {
 fn unzigzag(v: u64) -> i64 {
     ((v >> 1) as i64) ^ -((v & 1) as i64)
 }
+
+mod meta;
+pub use meta::{Owners, Sparse, Xattr, Xattrs};
 
 #[cfg(test)]
 mod tests;

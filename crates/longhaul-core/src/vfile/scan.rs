@@ -27,7 +27,7 @@ use crate::error::{lossy, Error, Result};
 use crate::sys::beneath;
 use crate::sys::state_dir::STATE_DIR;
 use crate::vfile::filter::Filter;
-use crate::vfile::index::{Entry, Index, Kind};
+use crate::vfile::index::{Entry, Index, Kind, Sparse, MAX_EXTENTS};
 
 pub struct Scan {
     pub index: Index,
@@ -41,9 +41,13 @@ pub struct Scan {
     pub skipped: Vec<(String, &'static str)>,
     /// Entries the filter left out (a directory left out counts once: it was not walked).
     pub excluded: u64,
-    /// Files with more than one name (each is sent as a file of its own: links are not kept).
+    /// Names of files with more than one name that are sent as files of their own (the links
+    /// are not kept: the peer cannot make them). The scan keeps links as `HardLink` entries and
+    /// leaves this 0; `Index::without_hard_links` counts them where they are not kept.
     pub hard_links: u64,
-    /// Files with holes (sent and written with their holes as zeros: the layout is not kept).
+    /// Files with holes sent whole, their holes as zeros: more than `MAX_EXTENTS` extents, a
+    /// file system that cannot list them, or a peer without FEATURE_SPARSE. The others are
+    /// in the index with their data extents.
     pub sparse_files: u64,
     /// What the scan saw of each entry (in the index's order) besides what the index carries:
     /// the sender checks every file against it (and the index's size and mtime) after reading
@@ -57,6 +61,9 @@ pub struct Scan {
 pub struct Stamp {
     pub ino: u64,
     pub ctime_ns: i64,
+    /// The numeric owner and group, for `--owner`/`--group`.
+    pub uid: u32,
+    pub gid: u32,
 }
 
 impl Stamp {
@@ -64,6 +71,99 @@ impl Stamp {
     pub fn unchanged(&self, e: &Entry, st: &Stat) -> bool {
         let m = Meta::from(st);
         m.kind == FileType::RegularFile && m.ino == self.ino && m.ctime_ns == self.ctime_ns && m.size == e.size && m.mtime_ns == e.mtime_ns
+    }
+}
+
+impl Scan {
+    /// This scan for a peer that cannot make hard links: every link a file of its own
+    /// (counted in `hard_links`), read from its own name. `self` when it has none.
+    pub fn for_peer_without_links(&self) -> Result<Option<Scan>> {
+        if self.index.count(Kind::HardLink) == 0 {
+            return Ok(None);
+        }
+        let (index, n) = self.index.without_hard_links()?;
+        Ok(Some(Scan { index, hard_links: self.hard_links + n, ..self.copy()? }))
+    }
+
+    /// This scan for a peer that cannot take data extents: sparse files sent whole (counted
+    /// in `sparse_files`). None when it has none.
+    pub fn for_peer_without_sparse(&self) -> Result<Option<Scan>> {
+        if self.index.sparse().is_empty() {
+            return Ok(None);
+        }
+        let (index, n) = self.index.without_sparse();
+        Ok(Some(Scan { index, sparse_files: self.sparse_files + n, ..self.copy()? }))
+    }
+
+    /// This scan with every entry's owner and group in its index (`which`: `OWNER_UID`,
+    /// `OWNER_GID`, both), for `--owner`/`--group`.
+    pub fn with_owners(&self, which: u8) -> Result<Scan> {
+        let ids = self.stamps.iter().map(|s| (s.uid, s.gid)).collect();
+        let index = self.index.clone().with_owners(Some(crate::vfile::index::Owners { which, ids }))?;
+        Ok(Scan { index, ..self.copy()? })
+    }
+
+    /// This scan with every entry's extended attributes in its index (`--xattrs`), read
+    /// without following symlinks through the scan's base descriptor; and how many entries'
+    /// attributes are left out (more than `MAX_XATTR_BYTES`, or unreadable).
+    pub fn with_xattrs(&self) -> Result<(Scan, u64)> {
+        use crate::vfile::index::{Xattrs, MAX_XATTR_BYTES};
+        let base = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&self.base_fd));
+        let mut out = Vec::new();
+        let mut left_out = 0;
+        let mut names = vec![0u8; MAX_XATTR_BYTES];
+        let mut value = vec![0u8; MAX_XATTR_BYTES];
+        for (i, e) in self.index.entries().iter().enumerate() {
+            if e.kind == Kind::HardLink {
+                continue;
+            }
+            let mut path = base.clone().into_bytes();
+            path.push(b'/');
+            path.extend_from_slice(&e.path);
+            let path = std::ffi::OsStr::from_bytes(&path);
+            let listed = match rustix::fs::llistxattr(path, &mut names[..]) {
+                Ok(n) => n,
+                Err(Errno::NOTSUP) => 0,
+                Err(_) => {
+                    left_out += 1;
+                    continue;
+                }
+            };
+            let mut attrs = Vec::new();
+            let mut bytes = 0;
+            let mut whole = true;
+            for name in names[..listed].split(|&c| c == 0).filter(|n| !n.is_empty()) {
+                let cname = std::ffi::OsStr::from_bytes(name);
+                match rustix::fs::lgetxattr(path, cname, &mut value[..]) {
+                    Ok(n) if bytes + name.len() + n <= MAX_XATTR_BYTES => {
+                        bytes += name.len() + n;
+                        attrs.push((name.into(), value[..n].into()));
+                    }
+                    _ => whole = false,
+                }
+            }
+            if !whole {
+                left_out += 1;
+            } else if !attrs.is_empty() {
+                out.push(Xattrs { entry: i as u32, attrs });
+            }
+        }
+        let index = self.index.clone().with_xattrs(out)?;
+        Ok((Scan { index, ..self.copy()? }, left_out))
+    }
+
+    fn copy(&self) -> Result<Scan> {
+        let base_fd = self.base_fd.try_clone().map_err(|e| Error::io("dup", self.base.as_os_str().as_bytes(), e))?;
+        Ok(Scan {
+            index: self.index.clone(),
+            base: self.base.clone(),
+            base_fd,
+            skipped: self.skipped.clone(),
+            excluded: self.excluded,
+            hard_links: self.hard_links,
+            sparse_files: self.sparse_files,
+            stamps: self.stamps.clone(),
+        })
     }
 }
 
@@ -105,13 +205,42 @@ pub fn scan_within(source: &Path, threads: usize, within: Option<&Path>, filter:
         collected.merge(walk(base_fd.as_fd(), abs, rel, threads.max(1), filter)?);
     }
     // The index sorts its entries: sorted here first, the stamps stay with theirs.
-    let Collected { entries, skipped, stamps, excluded, hard_links, sparse_files } = collected;
+    let Collected { entries, skipped, stamps, excluded, hard_links, sparse_files, inodes, mut extents } = collected;
     let mut order: Vec<usize> = (0..entries.len()).collect();
     order.sort_unstable_by(|&a, &b| crate::vfile::index::path_cmp(&entries[a].path, &entries[b].path));
     let stamps = order.iter().map(|&i| stamps[i]).collect();
     let mut entries: Vec<Option<Entry>> = entries.into_iter().map(Some).collect();
-    let entries = order.iter().map(|&i| entries[i].take().expect("each entry once")).collect();
-    Ok(Scan { index: Index::from_entries(entries)?, base, base_fd, skipped, stamps, excluded, hard_links, sparse_files })
+    let mut entries: Vec<Entry> = order.iter().map(|&i| entries[i].take().expect("each entry once")).collect();
+    link_names(&mut entries, &order, &inodes);
+    let sparse = order
+        .iter()
+        .enumerate()
+        .filter(|&(j, _)| entries[j].kind == Kind::File)
+        .filter_map(|(j, &i)| extents.get_mut(i).and_then(Option::take).map(|x| Sparse { entry: j as u32, extents: x }))
+        .collect();
+    let index = Index::from_entries(entries)?.with_sparse(sparse)?;
+    Ok(Scan { index, base, base_fd, skipped, stamps, excluded, hard_links, sparse_files })
+}
+
+/// Makes every name of a multiply-linked file after its first in tree order (`entries`, with
+/// `order[j]` the position in `inodes` of entry j) a hard link to that first name. Only names
+/// the scan listed count: a link whose other names were excluded or lie outside the source
+/// stays a file.
+fn link_names(entries: &mut [Entry], order: &[usize], inodes: &[Option<(u64, u64)>]) {
+    let mut first: std::collections::HashMap<(u64, u64), usize> = std::collections::HashMap::new();
+    for (j, e) in entries.iter_mut().enumerate() {
+        let Some(key) = inodes.get(order[j]).copied().flatten() else { continue };
+        match first.entry(key) {
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(j);
+            }
+            std::collections::hash_map::Entry::Occupied(o) => {
+                e.kind = Kind::HardLink;
+                e.size = 0;
+                e.offset = *o.get() as u64;
+            }
+        }
+    }
 }
 
 /// Opens the scan's base directory (the source's canonical parent). Within `within` (a node's
@@ -148,6 +277,9 @@ struct Meta {
     ino: u64,
     ctime_ns: i64,
     nlink: u64,
+    dev: u64,
+    uid: u32,
+    gid: u32,
     /// Bytes allocated on disk (st_blocks of 512 bytes).
     allocated: u64,
 }
@@ -169,6 +301,9 @@ impl From<&Stat> for Meta {
             ino: st.st_ino,
             ctime_ns: st.st_ctime.saturating_mul(1_000_000_000).saturating_add(st.st_ctime_nsec as i64),
             nlink: st.st_nlink,
+            dev: st.st_dev,
+            uid: st.st_uid,
+            gid: st.st_gid,
             allocated: (st.st_blocks as u64).saturating_mul(512),
         }
     }
@@ -183,6 +318,10 @@ struct Collected {
     excluded: u64,
     hard_links: u64,
     sparse_files: u64,
+    /// One per entry: device and inode of a file with more than one name.
+    inodes: Vec<Option<(u64, u64)>>,
+    /// One per entry: a sparse file's data extents.
+    extents: Vec<Option<Extents>>,
 }
 
 impl Collected {
@@ -193,16 +332,21 @@ impl Collected {
         self.excluded += other.excluded;
         self.hard_links += other.hard_links;
         self.sparse_files += other.sparse_files;
+        self.inodes.extend(other.inodes);
+        self.extents.extend(other.extents);
     }
 
     /// Records the entry `name` of directory `dir`, at relative path `rel`, from its own (not
     /// followed) metadata; `path` makes its full path, needed only for a skipped entry's name.
     fn add(&mut self, rel: Vec<u8>, meta: &Meta, dir: BorrowedFd<'_>, name: &CStr, path: impl FnOnce() -> PathBuf) -> Result<()> {
+        let mut extents = None;
         let (kind, size, target) = match meta.kind {
             FileType::RegularFile => {
-                self.hard_links += u64::from(meta.nlink > 1);
                 // A page short at least: small files kept inline in their inode are not sparse.
-                self.sparse_files += u64::from(meta.allocated.saturating_add(4096) < meta.size);
+                if meta.allocated.saturating_add(4096) < meta.size {
+                    extents = data_extents(dir, name, meta.size);
+                    self.sparse_files += u64::from(extents.is_none());
+                }
                 (Kind::File, meta.size, Vec::new())
             }
             FileType::Directory => (Kind::Dir, 0, Vec::new()),
@@ -229,10 +373,45 @@ impl Collected {
             offset: 0,
             target: target.into(),
         });
-        self.stamps.push(Stamp { ino: meta.ino, ctime_ns: meta.ctime_ns });
+        self.stamps.push(Stamp { ino: meta.ino, ctime_ns: meta.ctime_ns, uid: meta.uid, gid: meta.gid });
+        self.inodes.push((kind == Kind::File && meta.nlink > 1).then_some((meta.dev, meta.ino)));
+        self.extents.push(extents);
         Ok(())
     }
 }
+
+/// The data extents of the sparse file `name` in `dir` (`size` bytes, as the scan saw it), by
+/// SEEK_DATA and SEEK_HOLE; None (the file is sent whole, its holes as zeros) where the file
+/// cannot be opened or the file system cannot say, or past `MAX_EXTENTS` extents. A file
+/// changed meanwhile is caught by the sender's stamp check, as any other.
+pub(crate) fn data_extents(dir: BorrowedFd<'_>, name: &CStr, size: u64) -> Option<Extents> {
+    use rustix::fs::SeekFrom;
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    let fd = rustix::fs::openat(dir, name, flags, Mode::empty()).ok()?;
+    let mut out = Vec::new();
+    let mut at = 0u64;
+    while at < size {
+        let start = match rustix::fs::seek(&fd, SeekFrom::Data(at)) {
+            Ok(s) => s.min(size),
+            // No data past `at`: the rest is a hole.
+            Err(Errno::NXIO) => break,
+            Err(_) => return None,
+        };
+        if start >= size {
+            break;
+        }
+        let end = rustix::fs::seek(&fd, SeekFrom::Hole(start)).ok()?.min(size);
+        if end <= start || out.len() == MAX_EXTENTS {
+            return None;
+        }
+        out.push((start, end - start));
+        at = end;
+    }
+    Some(out.into())
+}
+
+/// A sparse file's data extents, `(start, len)`.
+type Extents = Box<[(u64, u64)]>;
 
 /// A directory still to list: where it is (for messages), and its path relative to the scan's
 /// base (to open it).
@@ -359,170 +538,4 @@ impl Walk<'_> {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
-
-    use super::*;
-
-    /// Issue 29 (review): a node's source that resolves into `.longhaul` (a name swapped for a
-    /// symlink to it between the node's check and the scan) is refused, nothing of it listed.
-    #[test]
-    fn a_node_source_resolving_into_its_state_directory_is_refused() {
-        let scratch = crate::scratch::Scratch::new("scan-state-link");
-        // Canonical, as a node's root is: the refusal must be this check's, not a path outside.
-        let root = fs::canonicalize(&*scratch).unwrap();
-        fs::create_dir_all(root.join(".longhaul/journal")).unwrap();
-        fs::write(root.join(".longhaul/stored"), b"1 0 0\n").unwrap();
-        std::os::unix::fs::symlink(".longhaul", root.join("d")).unwrap();
-        std::os::unix::fs::symlink(".longhaul/journal", root.join("j")).unwrap();
-        for name in ["d", "j", ".longhaul"] {
-            let e = scan_within(&root.join(name), 1, Some(&root), &Filter::default()).map(|_| ()).unwrap_err();
-            assert_eq!(e.code(), "E_PATH_ESCAPE", "{name}: {e}");
-        }
-    }
-    use crate::scratch::Scratch;
-
-    fn scratch(name: &str) -> Scratch {
-        Scratch::new(&format!("scan-{name}"))
-    }
-
-    /// What a walk must find: every entry's path, kind, size, mode and link target.
-    fn listing(s: &Scan) -> Vec<(String, Kind, u64, u32, String)> {
-        s.index.entries().iter().map(|e| (crate::error::lossy(&e.path), e.kind, e.size, e.mode, crate::error::lossy(&e.target))).collect()
-    }
-
-    #[test]
-    fn a_tree_is_listed_whole_in_tree_order_with_any_number_of_threads() {
-        let base = scratch("tree");
-        let root = base.join("src");
-        let mut want = vec![("src".to_owned(), Kind::Dir, 0, 0o755, String::new())];
-        fs::create_dir(&root).unwrap();
-        fs::set_permissions(&root, fs::Permissions::from_mode(0o755)).unwrap();
-        // Deep and wide: 3 levels of 4 directories, 5 files each, one of them hidden.
-        for a in 0..4 {
-            for b in 0..4 {
-                let d = root.join(format!("d{a}")).join(format!("e{b}"));
-                fs::create_dir_all(&d).unwrap();
-                for f in 0..5 {
-                    let name = if f == 0 { ".hidden".to_owned() } else { format!("f{f}") };
-                    fs::write(d.join(&name), vec![b'x'; a * 100 + b * 10 + f]).unwrap();
-                    fs::set_permissions(d.join(&name), fs::Permissions::from_mode(0o600 + f as u32)).unwrap();
-                }
-            }
-        }
-        symlink("d0/e0/f1", root.join("link")).unwrap();
-        rustix::fs::mknodat(rustix::fs::CWD, root.join("fifo"), rustix::fs::FileType::Fifo, rustix::fs::Mode::from(0o600), 0).unwrap();
-        for a in 0..4 {
-            want.push((format!("src/d{a}"), Kind::Dir, 0, 0o755, String::new()));
-            for b in 0..4 {
-                want.push((format!("src/d{a}/e{b}"), Kind::Dir, 0, 0o755, String::new()));
-                for f in 0..5 {
-                    let name = if f == 0 { ".hidden".to_owned() } else { format!("f{f}") };
-                    want.push((
-                        format!("src/d{a}/e{b}/{name}"),
-                        Kind::File,
-                        (a * 100 + b * 10 + f) as u64,
-                        0o600 + f as u32,
-                        String::new(),
-                    ));
-                }
-            }
-        }
-        want.push(("src/link".to_owned(), Kind::Symlink, 0, 0o777, "d0/e0/f1".to_owned()));
-        want.sort_by(|a, b| crate::vfile::index::path_cmp(a.0.as_bytes(), b.0.as_bytes()));
-        // Directories made by create_dir_all carry the umask: read their modes back.
-        for w in want.iter_mut().filter(|w| w.1 == Kind::Dir) {
-            w.3 = fs::metadata(base.join(&w.0)).unwrap().mode() & 0o7777;
-        }
-        for threads in [1, 2, 8] {
-            let s = scan(&root, threads).unwrap();
-            assert_eq!(listing(&s), want, "{threads} threads");
-            assert_eq!(s.base, fs::canonicalize(&base).unwrap());
-            assert_eq!(s.skipped, vec![(root.join("fifo").display().to_string(), "FIFO")], "{threads} threads");
-        }
-    }
-
-    /// Issue 32: filters leave entries out in the walk; an excluded directory is not walked
-    /// (counted once), an include ahead of an exclude keeps its match, the source itself is
-    /// never filtered.
-    #[test]
-    fn filters_leave_entries_out_while_walking() {
-        use crate::vfile::filter::Rule;
-        let base = scratch("filtered");
-        let root = base.join("src");
-        fs::create_dir_all(root.join("build/deep")).unwrap();
-        fs::create_dir_all(root.join("keep/build")).unwrap();
-        for f in ["a.c", "a.o", "keep.o", "build/x", "build/deep/y", "keep/build/z", "keep/b.o"] {
-            fs::write(root.join(f), b"x").unwrap();
-        }
-        let rules: Vec<Rule> = ["+ keep.o", "- *.o", "- /build/"].iter().map(|l| Rule::parse(l)).collect();
-        let filter = Filter::new(&rules).unwrap();
-        for threads in [1, 4] {
-            let s = scan_within(&root, threads, None, &filter).unwrap();
-            let paths: Vec<String> = listing(&s).into_iter().map(|l| l.0).collect();
-            assert_eq!(paths, ["src", "src/a.c", "src/keep", "src/keep/build", "src/keep/build/z", "src/keep.o"], "{threads} threads");
-            // a.o, keep/b.o and the build directory (once, its contents never listed).
-            assert_eq!(s.excluded, 3);
-        }
-        let lone = scan_within(&root.join("a.o"), 1, None, &filter).unwrap();
-        assert_eq!(lone.index.entries().len(), 1, "a source named by the user is sent even if a rule matches it");
-    }
-
-    /// Issue 29, item 7: the stamps the sender checks files against stay with their entries
-    /// through the index's sort, whatever order the walkers found them in.
-    #[test]
-    fn every_entry_keeps_its_own_inode_and_ctime() {
-        let base = scratch("stamps");
-        for d in ["z", "a/b", "m"] {
-            fs::create_dir_all(base.join("src").join(d)).unwrap();
-            for f in ["9", "1", "x"] {
-                fs::write(base.join("src").join(d).join(f), d).unwrap();
-            }
-        }
-        let s = scan(&base.join("src"), 4).unwrap();
-        assert_eq!(s.stamps.len(), s.index.entries().len());
-        for (e, st) in s.index.entries().iter().zip(&s.stamps) {
-            let m = fs::symlink_metadata(base.join(std::ffi::OsStr::from_bytes(&e.path))).unwrap();
-            assert_eq!((st.ino, st.ctime_ns), (m.ino(), m.ctime() * 1_000_000_000 + m.ctime_nsec()), "{:?}", lossy(&e.path));
-        }
-    }
-
-    #[test]
-    fn a_source_symlink_is_followed_once_and_a_missing_source_is_not_found() {
-        let dir = scratch("single");
-        fs::write(dir.join("file"), b"12345").unwrap();
-        symlink("file", dir.join("alias")).unwrap();
-        let s = scan(&dir.join("alias"), 2).unwrap();
-        assert_eq!(
-            listing(&s),
-            vec![("file".to_owned(), Kind::File, 5, 0o644 & !crate::sys::probe::umask().unwrap_or(0o022), String::new())]
-        );
-        assert_eq!(scan(&dir.join("missing"), 2).err().map(|e| e.code().to_owned()).as_deref(), Some("E_NOT_FOUND"));
-    }
-
-    #[test]
-    fn a_node_opens_the_base_from_its_root_and_refuses_one_outside_or_through_a_symlink() {
-        let d = scratch("open-base");
-        fs::create_dir_all(d.join("root/x/y")).unwrap();
-        fs::create_dir_all(d.join("outside/y")).unwrap();
-        let root = fs::canonicalize(d.join("root")).unwrap();
-        let ino = |fd: &OwnedFd| rustix::fs::fstat(fd).unwrap().st_ino;
-        let meta = |p: &Path| std::os::unix::fs::MetadataExt::ino(&fs::metadata(p).unwrap());
-        assert_eq!(ino(&open_base(&root, Some(&root)).unwrap()), meta(&root));
-        assert_eq!(ino(&open_base(&root.join("x/y"), Some(&root)).unwrap()), meta(&root.join("x/y")));
-        // A scan that resolved to somewhere outside the root.
-        let e = open_base(&d.join("outside/y"), Some(&root)).unwrap_err();
-        assert_eq!(e.code(), "E_PATH_ESCAPE", "{e}");
-        // A component swapped for a symlink after the scan resolved the path.
-        fs::rename(root.join("x"), d.join("x.old")).unwrap();
-        std::os::unix::fs::symlink(d.join("outside"), root.join("x")).unwrap();
-        let e = open_base(&root.join("x/y"), Some(&root)).unwrap_err();
-        assert_eq!(e.code(), "E_PATH_ESCAPE", "{e}");
-        // A source named through that symlink resolves outside the root: refused before the
-        // walk lists anything.
-        let e = scan_within(&root.join("x/y"), 1, Some(&root), &Filter::default()).map(|_| ()).unwrap_err();
-        assert_eq!(e.code(), "E_PATH_ESCAPE", "{e}");
-        // A client sends what it was given, links on the way included.
-        assert_eq!(ino(&open_base(&root.join("x/y"), None).unwrap()), meta(&d.join("outside/y")));
-    }
-}
+mod tests;

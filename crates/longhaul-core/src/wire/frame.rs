@@ -7,9 +7,14 @@
 use crate::error::{Error, Result};
 
 mod decode;
+mod encode;
 mod io;
+mod mirror;
+mod tree_sums;
 
 pub use io::{expect_msg, expect_plan, expect_reply, read_msg, write_msg};
+pub use mirror::{Tally, MARK_DELETE, MARK_NEW, MARK_UPDATE};
+pub use tree_sums::{SumEntry, MAX_TREE_SUMS_ENTRIES, TREE_SUMS_PART_BYTES};
 
 pub const MAGIC: [u8; 8] = *b"LONGHAUL";
 pub const VERSION_MIN: u16 = 1;
@@ -31,11 +36,47 @@ pub const FEATURE_DISK_STATS: u64 = 16;
 /// receiver already holds, and with BLAKE3 a digest of every file), and after READY and PLAN
 /// the receiver answers UNCHANGED (the files it found already there).
 pub const FEATURE_CHECKSUM: u64 = 32;
-/// `longhaul bench`: the node knows BENCH (blocks checked and discarded, its CPU time after the
-/// SUMMARY's `DiskStats`; E_DENIED where refused) and BLOCK_RAW. A MANIFEST is a push regardless.
+/// Mirror deletion (`--delete`): MIRROR follows MANIFEST, and after the transfer verified the
+/// receiver removes what the destination holds and the index does not, then reports it
+/// (CHANGES, TALLY) before SUMMARY. A client offers it only when it asks for deletion.
+pub const FEATURE_DELETE: u64 = 64;
+/// Dry run (`--dry-run`): MIRROR follows MANIFEST, and the receiver answers with the plan
+/// (CHANGES, TALLY) instead of READY, writing nothing. Offered only for a dry run.
+pub const FEATURE_DRY_RUN: u64 = 128;
+/// Index entries of kind 4 (a hard link to an earlier file entry). A sender whose peer lacks
+/// it sends every name of a file as a file of its own, and says so.
+pub const FEATURE_HARD_LINKS: u64 = 256;
+/// Sparse files: the index carries their data extents (header flag 1), blocks wholly in a
+/// hole travel neither way, and the receiver leaves them as holes.
+pub const FEATURE_SPARSE: u64 = 512;
+/// Owners: the index may carry numeric owners and groups (index flag 2), which a receiver
+/// running as root sets; SUMMARY then ends with how many it did not set.
+pub const FEATURE_OWNER: u64 = 1024;
+/// Extended attributes: the index may carry them (index flag 4), the receiver sets them
+/// (user.* always, others as root), and SUMMARY ends with how many entries it did not.
+pub const FEATURE_XATTRS: u64 = 2048;
+/// TREE_SUMS: the node walks a tree under its root and answers each entry's metadata and,
+/// for a regular file, its BLAKE3 (`longhaul compare LOCAL HOST:PORT/PATH`).
+pub const FEATURE_REMOTE_SUMS: u64 = 4096;
+/// `longhaul bench`: the node knows BENCH (blocks checked and discarded, its CPU time last in
+/// the SUMMARY; E_DENIED where refused) and BLOCK_RAW. A MANIFEST is a push regardless.
 pub const FEATURE_DISCARD: u64 = 8192;
-pub const FEATURES: u64 =
-    FEATURE_XXH3 | FEATURE_BLAKE3 | FEATURE_RESUME | FEATURE_VERIFY_FULL | FEATURE_DISK_STATS | FEATURE_CHECKSUM | FEATURE_DISCARD;
+// One bit a line, so that branches adding bits merge without conflict.
+#[rustfmt::skip]
+pub const FEATURES: u64 = FEATURE_XXH3
+    | FEATURE_BLAKE3
+    | FEATURE_RESUME
+    | FEATURE_VERIFY_FULL
+    | FEATURE_DISK_STATS
+    | FEATURE_CHECKSUM
+    | FEATURE_DELETE
+    | FEATURE_DRY_RUN
+    | FEATURE_HARD_LINKS
+    | FEATURE_SPARSE
+    | FEATURE_OWNER
+    | FEATURE_XATTRS
+    | FEATURE_REMOTE_SUMS
+    | FEATURE_DISCARD;
 /// SUMS modes. By size and mtime alone (the default; no digests follow).
 pub const SUMS_STAMP: u8 = 0;
 /// By content: every file at the destination with the entry's size is hashed, and held when
@@ -91,6 +132,11 @@ pub enum FrameType {
     FileDigests = 0x1a,
     Sums = 0x1b,
     Unchanged = 0x1c,
+    Mirror = 0x60,
+    Changes = 0x61,
+    Tally = 0x62,
+    TreeSums = 0x70,
+    TreeSumsPart = 0x71,
     BlockRaw = 0x78,
     Bench = 0x79,
     Error = 0x7f,
@@ -125,6 +171,11 @@ impl FrameType {
             0x1a => FileDigests,
             0x1b => Sums,
             0x1c => Unchanged,
+            0x60 => Mirror,
+            0x61 => Changes,
+            0x62 => Tally,
+            0x70 => TreeSums,
+            0x71 => TreeSumsPart,
             0x78 => BlockRaw,
             0x79 => Bench,
             0x7f => Error,
@@ -184,8 +235,15 @@ pub struct SummaryMsg {
     pub verified: u64,
     /// Where the receiver's time went; with FEATURE_DISK_STATS only.
     pub disk: Option<DiskStats>,
-    /// The receiver's CPU time for the session (its threads', in microseconds); after `disk`,
-    /// in a bench session (FEATURE_DISCARD) only.
+    /// Entries whose owner or group the receiver was asked to set and did not (it is not
+    /// root); with FEATURE_OWNER, after the disk figures, and only with them.
+    pub owner_not_kept: Option<u64>,
+    /// Entries with an extended attribute the receiver did not set; with FEATURE_XATTRS,
+    /// after `owner_not_kept` (0 there when that was not asked).
+    pub xattrs_not_kept: Option<u64>,
+    /// The receiver's CPU time for the session (its threads', in microseconds); in a bench
+    /// session (FEATURE_DISCARD) only, last, after `xattrs_not_kept` (0 there, and 0 in
+    /// `owner_not_kept`, when those were not asked).
     pub cpu_us: Option<u64>,
 }
 
@@ -363,9 +421,33 @@ pub enum Msg {
         files: u64,
         bytes: u64,
     },
+    /// With FEATURE_DELETE or FEATURE_DRY_RUN, right after MANIFEST: the sender's filter rules
+    /// (include?, pattern), which protect what they leave out from deletion.
+    Mirror {
+        delete: bool,
+        dry_run: bool,
+        rules: Vec<(bool, Vec<u8>)>,
+    },
+    /// Part of a list of (MARK_*, path below the destination) the receiver sends before TALLY.
+    Changes {
+        items: Vec<(u8, Vec<u8>)>,
+    },
+    /// The end of a plan (dry run) or of a deletion: what was (or would be) done, counted.
+    Tally(Tally),
     Done {
         blocks: u64,
         bytes: u64,
+    },
+    /// With FEATURE_REMOTE_SUMS: every entry under `path` (within the root), each regular
+    /// file hashed by the node; answered by TREE_SUMS_PART frames, or ERROR.
+    TreeSums {
+        path: Vec<u8>,
+    },
+    /// One part of a TREE_SUMS answer (at most MAX_TREE_SUMS_ENTRIES entries, in no particular
+    /// order); the last part has `last` set. An ERROR in place of a part ends the answer.
+    TreeSumsPart {
+        last: bool,
+        entries: Vec<SumEntry>,
     },
     Summary(SummaryMsg),
     Error {
@@ -402,7 +484,12 @@ impl Msg {
             Msg::FileDigests { .. } => FrameType::FileDigests,
             Msg::Sums { .. } => FrameType::Sums,
             Msg::Unchanged { .. } => FrameType::Unchanged,
+            Msg::Mirror { .. } => FrameType::Mirror,
+            Msg::Changes { .. } => FrameType::Changes,
+            Msg::Tally(_) => FrameType::Tally,
             Msg::Done { .. } => FrameType::Done,
+            Msg::TreeSums { .. } => FrameType::TreeSums,
+            Msg::TreeSumsPart { .. } => FrameType::TreeSumsPart,
             Msg::Summary(_) => FrameType::Summary,
             Msg::Error { .. } => FrameType::Error,
         }
@@ -419,179 +506,6 @@ impl Msg {
         }
         Msg::Error { code: e.code().to_owned(), message }
     }
-
-    /// The whole frame: length, type, body.
-    pub fn encode(&self) -> Vec<u8> {
-        let mut b = Vec::with_capacity(64);
-        b.extend_from_slice(&[0; 4]);
-        b.push(self.frame_type() as u8);
-        match self {
-            Msg::Hello { min, max, features, nonce } => {
-                b.extend_from_slice(&MAGIC);
-                b.extend_from_slice(&min.to_le_bytes());
-                b.extend_from_slice(&max.to_le_bytes());
-                b.extend_from_slice(&features.to_le_bytes());
-                b.extend_from_slice(nonce);
-            }
-            Msg::HelloOk { version, features, limits, auth, nonce } => {
-                b.extend_from_slice(&version.to_le_bytes());
-                b.extend_from_slice(&features.to_le_bytes());
-                b.extend_from_slice(&limits.max_streams.to_le_bytes());
-                b.extend_from_slice(&limits.max_block.to_le_bytes());
-                b.extend_from_slice(&limits.max_manifest.to_le_bytes());
-                b.extend_from_slice(&limits.max_readv_segments.to_le_bytes());
-                b.extend_from_slice(&limits.max_readv_segment.to_le_bytes());
-                b.push(*auth as u8);
-                b.extend_from_slice(nonce);
-            }
-            Msg::Auth { mac } | Msg::AuthOk { mac } => b.extend_from_slice(mac),
-            Msg::Get { path, streams, block_size } => {
-                put_bytes16(&mut b, path);
-                b.extend_from_slice(&streams.to_le_bytes());
-                b.extend_from_slice(&block_size.to_le_bytes());
-            }
-            Msg::List { path } => put_bytes16(&mut b, path),
-            Msg::Listing { last, entries } => {
-                b.push(*last as u8);
-                b.extend_from_slice(&(entries.len() as u32).to_le_bytes());
-                for e in entries {
-                    b.push(e.kind);
-                    put_bytes16(&mut b, &e.name);
-                    b.extend_from_slice(&e.mode.to_le_bytes());
-                    b.extend_from_slice(&e.size.to_le_bytes());
-                    b.extend_from_slice(&e.mtime_ns.to_le_bytes());
-                }
-            }
-            Msg::Readv { paths, segments } => {
-                b.extend_from_slice(&(paths.len() as u16).to_le_bytes());
-                for p in paths {
-                    put_bytes16(&mut b, p);
-                }
-                b.extend_from_slice(&(segments.len() as u32).to_le_bytes());
-                for s in segments {
-                    b.extend_from_slice(&s.file.to_le_bytes());
-                    b.extend_from_slice(&s.offset.to_le_bytes());
-                    b.extend_from_slice(&s.len.to_le_bytes());
-                }
-            }
-            Msg::ReadvData { results } => {
-                b.extend_from_slice(&(results.len() as u32).to_le_bytes());
-                for r in results {
-                    b.extend_from_slice(&r.len.to_le_bytes());
-                    b.push(r.code.len().min(255) as u8);
-                    b.extend_from_slice(&r.code.as_bytes()[..r.code.len().min(255)]);
-                }
-            }
-            Msg::Stats => {}
-            Msg::StatsOk { json } => b.extend_from_slice(json.as_bytes()),
-            Msg::Copy { to, src, dest, streams, block_size } => {
-                put_bytes16(&mut b, to.as_bytes());
-                put_bytes16(&mut b, src);
-                put_bytes16(&mut b, dest);
-                b.extend_from_slice(&streams.to_le_bytes());
-                b.extend_from_slice(&block_size.to_le_bytes());
-            }
-            Msg::CopyProgress { bytes_done, bytes_total, files_done, files_total } => {
-                for v in [bytes_done, bytes_total, files_done, files_total] {
-                    b.extend_from_slice(&v.to_le_bytes());
-                }
-            }
-            Msg::Manifest { dest, streams, block_size, index } => {
-                b.extend_from_slice(&(dest.len() as u16).to_le_bytes());
-                b.extend_from_slice(dest);
-                b.extend_from_slice(&streams.to_le_bytes());
-                b.extend_from_slice(&block_size.to_le_bytes());
-                b.extend_from_slice(index);
-            }
-            Msg::Ready { token, streams } => {
-                b.extend_from_slice(token);
-                b.extend_from_slice(&streams.to_le_bytes());
-            }
-            Msg::Plan { nblocks, ranges } => {
-                b.extend_from_slice(&nblocks.to_le_bytes());
-                b.extend_from_slice(&(ranges.len() as u32).to_le_bytes());
-                for (first, end) in ranges {
-                    b.extend_from_slice(&first.to_le_bytes());
-                    b.extend_from_slice(&end.to_le_bytes());
-                }
-            }
-            Msg::DataHello { token, stream } => {
-                b.extend_from_slice(token);
-                b.extend_from_slice(&stream.to_le_bytes());
-            }
-            Msg::Block { offset, len, xxh3 } => {
-                b.extend_from_slice(&offset.to_le_bytes());
-                b.extend_from_slice(&len.to_le_bytes());
-                b.extend_from_slice(&xxh3.to_le_bytes());
-            }
-            Msg::Bench { streams, block_size, size } => {
-                b.extend_from_slice(&streams.to_le_bytes());
-                b.extend_from_slice(&block_size.to_le_bytes());
-                b.extend_from_slice(&size.to_le_bytes());
-            }
-            Msg::BlockRaw { offset, len } => {
-                b.extend_from_slice(&offset.to_le_bytes());
-                b.extend_from_slice(&len.to_le_bytes());
-            }
-            Msg::BlockB3 { offset, len, xxh3, blake3 } => {
-                b.extend_from_slice(&offset.to_le_bytes());
-                b.extend_from_slice(&len.to_le_bytes());
-                b.extend_from_slice(&xxh3.to_le_bytes());
-                b.extend_from_slice(blake3);
-            }
-            Msg::StreamEnd { blocks, bytes } | Msg::Done { blocks, bytes } => {
-                b.extend_from_slice(&blocks.to_le_bytes());
-                b.extend_from_slice(&bytes.to_le_bytes());
-            }
-            Msg::Sums { mode, digests } => {
-                b.push(*mode);
-                b.extend_from_slice(&(digests.len() as u32).to_le_bytes());
-                for (entry, d) in digests {
-                    b.extend_from_slice(&entry.to_le_bytes());
-                    b.extend_from_slice(d);
-                }
-            }
-            Msg::Unchanged { files, bytes } => {
-                b.extend_from_slice(&files.to_le_bytes());
-                b.extend_from_slice(&bytes.to_le_bytes());
-            }
-            Msg::FileDigests { digests } => {
-                b.extend_from_slice(&(digests.len() as u32).to_le_bytes());
-                for (entry, d) in digests {
-                    b.extend_from_slice(&entry.to_le_bytes());
-                    b.extend_from_slice(d);
-                }
-            }
-            Msg::Summary(s) => {
-                for v in [s.bytes, s.files, s.dirs, s.symlinks, s.blocks, s.micros, s.verified] {
-                    b.extend_from_slice(&v.to_le_bytes());
-                }
-                for v in s.disk.iter().flat_map(DiskStats::fields) {
-                    b.extend_from_slice(&v.to_le_bytes());
-                }
-                // Only after the disk figures: the decoder finds it by what is left.
-                if let (Some(_), Some(cpu)) = (&s.disk, s.cpu_us) {
-                    b.extend_from_slice(&cpu.to_le_bytes());
-                }
-            }
-            Msg::Error { code, message } => {
-                b.push(code.len().min(255) as u8);
-                b.extend_from_slice(&code.as_bytes()[..code.len().min(255)]);
-                let m = &message.as_bytes()[..message.len().min(MAX_ERROR_MESSAGE)];
-                b.extend_from_slice(&(m.len() as u16).to_le_bytes());
-                b.extend_from_slice(m);
-            }
-        }
-        let len = (b.len() - 4) as u32;
-        b[..4].copy_from_slice(&len.to_le_bytes());
-        b
-    }
-}
-
-fn put_bytes16(b: &mut Vec<u8>, bytes: &[u8]) {
-    let bytes = &bytes[..bytes.len().min(u16::MAX as usize)];
-    b.extend_from_slice(&(bytes.len() as u16).to_le_bytes());
-    b.extend_from_slice(bytes);
 }
 
 #[cfg(test)]

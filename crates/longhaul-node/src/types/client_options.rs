@@ -39,6 +39,8 @@ pub struct BindingGetOptions {
     pub keep_setid: Option<bool>,
     /// Bytes per second for all streams together.
     pub rate: Option<f64>,
+    /// Decide which files are here already by their BLAKE3 (the node's against this side's), not size and mtime (default false).
+    pub checksum: Option<bool>,
 }
 
 #[napi(object)]

@@ -18,6 +18,23 @@ pub struct BindingStreamNet {
     pub sndbuf_limited_us: f64,
 }
 
+/// One data stream's TCP figures at a moment of a send (`networkTimeline`): the report's
+/// per-stream charts. Counters (resent segments, bytes, busy times) are totals so far.
+#[napi(object)]
+pub struct BindingNetSample {
+    /// Milliseconds since the transfer started.
+    pub ms: f64,
+    pub stream: u32,
+    pub rtt_us: u32,
+    pub cwnd: u32,
+    pub retrans_segs: u32,
+    pub bytes_sent: f64,
+    pub delivery_rate: f64,
+    pub busy_us: f64,
+    pub rwnd_limited_us: f64,
+    pub sndbuf_limited_us: f64,
+}
+
 /// What limited a send, and the evidence.
 #[napi(object)]
 pub struct BindingVerdict {

@@ -112,6 +112,8 @@ pub struct BindingTransferRow {
     pub code: Option<String>,
     /// The error's message when failed (an E_IO names the path and the OS error).
     pub message: Option<String>,
+    /// Entries a push with --delete removed (files, symlinks, directories).
+    pub deleted: f64,
 }
 
 /// A connection the node refused in its handshake (a failed login).

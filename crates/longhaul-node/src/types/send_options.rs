@@ -47,6 +47,12 @@ pub struct BindingSendOptions {
     pub resume: Option<bool>,
     /// Decide which files the node already holds by content (default false: by size and mtime): both ends hash every file that could be equal, and only those that differ are sent.
     pub checksum: Option<bool>,
+    /// Keep every entry's numeric owner (rsync `--owner`; default false): set by a node running as root, named as not kept otherwise.
+    pub owner: Option<bool>,
+    /// Keep every entry's numeric group (rsync `--group`; default false), as `owner`.
+    pub group: Option<bool>,
+    /// Keep extended attributes (rsync `-X`; default false): user.* always, the others (ACLs among them) where the node runs as root; named as not kept otherwise.
+    pub xattrs: Option<bool>,
     /// "block" (default: XXH3 of every block on arrival) or "full" (also a BLAKE3 of every file, read back by the node before the rename).
     pub verify: Option<String>,
     /// TCP congestion control of the data streams: "auto" (default: BBR where the kernel lets this process use it), "system" (the host's default) or an algorithm's name ("cubic", "bbr", ...).
@@ -55,4 +61,8 @@ pub struct BindingSendOptions {
     pub filters: Option<Vec<String>>,
     /// Bytes per second for all streams together.
     pub rate: Option<f64>,
+    /// After the transfer verified, remove what the destination holds and the source does not (what the filters leave out is kept).
+    pub delete: Option<bool>,
+    /// With delete: proceed though the source lists nothing.
+    pub force: Option<bool>,
 }

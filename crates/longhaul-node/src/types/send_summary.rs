@@ -1,6 +1,6 @@
 //! `send`'s summary.
 
-use super::{BindingPlacement, BindingReceiverDisk, BindingSample, BindingScheduler, BindingStreamNet, BindingVerdict};
+use super::{BindingNetSample, BindingPlacement, BindingReceiverDisk, BindingSample, BindingScheduler, BindingStreamNet, BindingVerdict};
 
 /// The outcome of a completed `send`.
 #[napi(object)]
@@ -31,10 +31,16 @@ pub struct BindingSendSummary {
     pub skipped: Vec<BindingSkipped>,
     /// Entries the filters left out (a directory left out counts once).
     pub excluded: f64,
-    /// Files with more than one name: each sent as a file of its own (hard links are not kept).
+    /// Names of multiply-linked files sent as files of their own (0 unless the node cannot make hard links).
     pub hard_links: f64,
     /// Files with holes: sent and written with the holes as zeros (the sparse layout is not kept).
     pub sparse_files: f64,
+    /// Entries whose owner or group (`owner`/`group`) was not kept, and why ("" when none).
+    pub owner_not_kept: f64,
+    pub owner_not_kept_why: String,
+    /// Entries whose extended attributes (`xattrs`) were not all kept, and why ("" when none).
+    pub xattrs_not_kept: f64,
+    pub xattrs_not_kept_why: String,
     pub scheduler: BindingScheduler,
     pub placement: BindingPlacement,
     /// Thread states sampled every few milliseconds.
@@ -44,6 +50,8 @@ pub struct BindingSendSummary {
     /// Blocks and bytes the node already held from an earlier attempt, not sent again.
     pub resumed_blocks: f64,
     pub resumed_bytes: f64,
+    /// Bytes of blocks wholly in holes of sparse files: neither sent nor written, left as holes.
+    pub hole_bytes: f64,
     /// Files the node found already there and did not receive; null from a node too old to say.
     pub unchanged: Option<BindingUnchanged>,
     /// "block" or "full".
@@ -58,8 +66,12 @@ pub struct BindingSendSummary {
     pub round_trips: u32,
     /// TCP_INFO of each data stream at the end (none under TLS).
     pub network: Vec<BindingStreamNet>,
+    /// TCP_INFO of every data stream over the send, sampled together (at most ~16k samples).
+    pub network_timeline: Vec<BindingNetSample>,
     /// What limited the send, and the evidence.
     pub verdict: BindingVerdict,
+    /// With delete: what the node removed once the transfer verified.
+    pub deleted: Option<super::BindingDeleted>,
 }
 
 /// Which fast paths were used, and the reason for each fallback.

@@ -115,13 +115,13 @@ fn lookups(base: BorrowedFd<'_>, dest: &[u8], index: &Index) -> Result<u64> {
             (Kind::Dir, There::File) => {
                 Some(Error::Conflict { path: shown(&e.path), why: "the destination has a file where the tree has a directory" })
             }
-            (Kind::File, There::Dir) => {
+            (Kind::File | Kind::HardLink, There::Dir) => {
                 Some(Error::Conflict { path: shown(&e.path), why: "the destination has a directory where the tree has a file" })
             }
             (Kind::Symlink, There::Dir) => {
                 Some(Error::Conflict { path: shown(&e.path), why: "the destination has a directory where the tree has a symlink" })
             }
-            (Kind::File | Kind::Symlink, There::Missing | There::Symlink | There::File) => None,
+            (Kind::File | Kind::HardLink | Kind::Symlink, There::Missing | There::Symlink | There::File) => None,
         };
         if let Some(err) = refused {
             return Err(err);
@@ -160,7 +160,7 @@ mod tests {
         let (size, target) = match kind {
             Kind::File => (3, &b""[..]),
             Kind::Symlink => (0, &b"elsewhere"[..]),
-            Kind::Dir => (0, &b""[..]),
+            Kind::Dir | Kind::HardLink => (0, &b""[..]),
         };
         Entry { path: path.as_bytes().into(), kind, mode: 0o755, mtime_ns: 0, size, offset: 0, target: target.into() }
     }

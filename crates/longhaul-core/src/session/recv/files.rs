@@ -9,6 +9,7 @@
 use std::ffi::OsStr;
 use std::fs::{self, File};
 use std::os::fd::AsFd;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -49,6 +50,13 @@ pub(super) struct Files {
     pub(super) renamed: AtomicU64,
     /// The permission bits the index may set (`keep_setid`).
     pub(super) mode_mask: u32,
+    /// Whether the index's owners and groups (`--owner`/`--group`) may be set: the receiver
+    /// runs as root. Looked at once.
+    pub(super) chown: bool,
+    /// Entries whose owner or group was asked for and not set.
+    pub(super) owner_missed: AtomicU64,
+    /// Entries with an extended attribute the index holds and the receiver did not set.
+    pub(super) xattrs_missed: AtomicU64,
     pub(super) space: Option<Arc<Grant>>,
     /// The destination directory's device and inode: what names it for the account's name
     /// locks, the same for every session writing into it.
@@ -156,6 +164,68 @@ impl Receive {
     /// The mode entry `e` is given: the index's bits, less setuid and setgid unless kept.
     pub(super) fn mode(&self, e: &crate::vfile::index::Entry) -> u32 {
         e.mode & self.files.mode_mask
+    }
+
+    /// Entry `i`'s owner and group as the index asks (`--owner`/`--group`); None: not asked.
+    fn owner_of(&self, i: usize) -> Option<(Option<rustix::fs::Uid>, Option<rustix::fs::Gid>)> {
+        use crate::vfile::index::{OWNER_GID, OWNER_UID};
+        let o = self.index.owners()?;
+        let (uid, gid) = o.ids[i];
+        // u32::MAX is chown's "leave it as it is": never a real id to set.
+        let uid = (o.which & OWNER_UID != 0 && uid != u32::MAX).then(|| rustix::fs::Uid::from_raw(uid));
+        let gid = (o.which & OWNER_GID != 0 && gid != u32::MAX).then(|| rustix::fs::Gid::from_raw(gid));
+        Some((uid, gid))
+    }
+
+    /// Gives the open file or directory `fd`, made by this receiver for entry `i`, the owner
+    /// and group the index asks for; counted as not kept where the receiver may not (not
+    /// root) or the file system refuses. By descriptor: nothing else can be chowned by a name
+    /// swapped meanwhile.
+    pub(super) fn chown_fd(&self, fd: std::os::fd::BorrowedFd<'_>, i: usize) {
+        let Some((uid, gid)) = self.owner_of(i) else { return };
+        if !(self.files.chown && rustix::fs::fchown(fd, uid, gid).is_ok()) {
+            self.files.owner_missed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Gives entry `i`, made by this receiver, the extended attributes the index holds:
+    /// `set` sets one. `user.*` always; the other namespaces (trusted, security, system: ACLs
+    /// as system.posix_acl_*) only as root. File capabilities (`security.capability`) grant
+    /// privileges as a setuid bit does: set only where set-id bits are kept (`keep_setid`).
+    /// An entry with one not set is counted, once.
+    pub(super) fn set_xattrs(&self, i: usize, set: impl Fn(&OsStr, &[u8]) -> rustix::io::Result<()>) {
+        let Some(attrs) = self.index.xattrs_of(i) else { return };
+        let keep_setid = self.files.mode_mask & 0o6000 != 0;
+        let mut missed = false;
+        for (name, value) in attrs {
+            let privileged = &**name != b"security.capability" || keep_setid;
+            let allowed = name.starts_with(b"user.") || (self.files.chown && privileged);
+            missed |= !(allowed && set(OsStr::from_bytes(name), value).is_ok());
+        }
+        if missed {
+            self.files.xattrs_missed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// `set_xattrs` on an open file or directory.
+    pub(super) fn set_xattrs_fd(&self, fd: std::os::fd::BorrowedFd<'_>, i: usize) {
+        self.set_xattrs(i, |n, v| rustix::fs::fsetxattr(fd, n, v, rustix::fs::XattrFlags::empty()));
+    }
+
+    /// As `chown_fd`, for the symlink `name` in `dir` this receiver just made (not followed).
+    /// Opened without following it, and checked to be a symlink, then chowned by that
+    /// descriptor: a name swapped meanwhile for a hard link to someone's file changes nothing.
+    pub(super) fn chown_link(&self, dir: std::os::fd::BorrowedFd<'_>, name: &str, i: usize) {
+        use rustix::fs::{AtFlags, FileType};
+        let Some((uid, gid)) = self.owner_of(i) else { return };
+        let chowned = self.files.chown
+            && rustix::fs::openat(dir, name, OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty()).is_ok_and(|fd| {
+                rustix::fs::fstat(&fd).is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Symlink)
+                    && rustix::fs::chownat(&fd, "", uid, gid, AtFlags::EMPTY_PATH).is_ok()
+            });
+        if !chowned {
+            self.files.owner_missed.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// The name file `i` has in its directory until it is complete.
@@ -319,7 +389,9 @@ impl Receive {
                 continue;
             }
             let at = p.range_offset as usize;
+            let extents = self.index.extents_of(p.entry);
             if stage == STAGE_NONE
+                && extents.is_none()
                 && p.len == self.index.entries()[p.entry].size
                 && self.files.tmpfile.usable()
                 && self.write_whole(p.entry, &job.buf[at..at + p.len as usize], dirs)?
@@ -333,8 +405,16 @@ impl Receive {
             // rwsem_spin_on_owner). Waiting here sleeps instead and leaves the CPU to the
             // receiving threads. A file within one piece has no other writer.
             let _turn = (p.len < self.index.entries()[p.entry].size).then(|| self.files.slots[p.entry].writing.lock().expect("write lock"));
-            self.timed_write(&fd, &job.buf[at..at + p.len as usize], p.file_offset)
-                .map_err(|e| Error::io("write", &self.index.entries()[p.entry].path, e))?;
+            let piece = &job.buf[at..at + p.len as usize];
+            match extents {
+                None => self.timed_write(&fd, piece, p.file_offset),
+                // Only the data: what lies in a hole is zeros that stay a hole.
+                Some(x) => data_within(x, p.file_offset, p.len).try_for_each(|(from, len)| {
+                    let k = (from - p.file_offset) as usize;
+                    self.timed_write(&fd, &piece[k..k + len as usize], from)
+                }),
+            }
+            .map_err(|e| Error::io("write", &self.index.entries()[p.entry].path, e))?;
             drop(fd);
             if self.files.slots[p.entry].remaining.fetch_sub(p.len, Ordering::AcqRel) == p.len {
                 self.finalize(p.entry, dirs)?;
@@ -347,6 +427,10 @@ impl Receive {
     /// `file` policy: what a file needs before it takes its final name.
     fn set_metadata(&self, fd: &File, i: usize, chmod: bool) -> Result<()> {
         let e = &self.index.entries()[i];
+        // Before the mode: a chown clears the setuid and setgid bits.
+        self.chown_fd(fd.as_fd(), i);
+        self.set_xattrs_fd(fd.as_fd(), i);
+        let chmod = chmod || (self.index.owners().is_some() && self.mode(e) & 0o6000 != 0);
         if chmod {
             fd.set_permissions(fs::Permissions::from_mode(self.mode(e))).map_err(|err| Error::io("chmod", &e.path, err))?;
         }
@@ -383,6 +467,10 @@ impl Receive {
             Some(f) => f,
             None => Arc::new(self.open_temp(i, dirs)?),
         };
+        if self.index.extents_of(i).is_some() {
+            // Its size whatever was written: a hole at its end is written by no one.
+            fd.set_len(e.size).map_err(|err| Error::io("truncate", &e.path, err))?;
+        }
         self.set_metadata(&fd, i, true)?;
         if self.digests.full {
             let digest = blake3_file(&fd, e.size).map_err(|err| Error::io("read back", &e.path, err))?;
@@ -419,5 +507,31 @@ impl Receive {
     pub(super) fn remove_temp(&self, i: usize, dirs: &mut DirCache) -> bool {
         dirs.parent(self.dest_fd.as_fd(), &self.index.entries()[i].path, dest_refused)
             .is_ok_and(|(dir, _)| rustix::fs::unlinkat(dir, self.temp_name(i).as_str(), rustix::fs::AtFlags::empty()).is_ok())
+    }
+}
+
+/// The parts of `[at, at + len)` of a file that lie in its data extents `extents` (sorted), as
+/// `(offset, len)` in the file.
+pub(super) fn data_within(extents: &[(u64, u64)], at: u64, len: u64) -> impl Iterator<Item = (u64, u64)> + '_ {
+    let end = at + len;
+    let first = extents.partition_point(|&(s, l)| s + l <= at);
+    extents[first..].iter().take_while(move |&&(s, _)| s < end).map(move |&(s, l)| {
+        let from = s.max(at);
+        (from, (s + l).min(end) - from)
+    })
+}
+
+#[cfg(test)]
+mod sparse_tests {
+    /// Issue 32: a piece of a sparse file is written only where it meets the file's data.
+    #[test]
+    fn only_the_data_of_a_piece_is_written() {
+        let x = [(100, 50), (1000, 10), (5000, 1)];
+        let got = |at, len| super::data_within(&x, at, len).collect::<Vec<_>>();
+        assert_eq!(got(0, 100), []);
+        assert_eq!(got(0, 4096), [(100, 50), (1000, 10)]);
+        assert_eq!(got(120, 885), [(120, 30), (1000, 5)]);
+        assert_eq!(got(4096, 4096), [(5000, 1)]);
+        assert_eq!(got(5001, 10), []);
     }
 }

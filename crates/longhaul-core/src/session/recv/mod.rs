@@ -246,13 +246,15 @@ impl Receive {
                 let (journal, previous) = Journal::open(&r.dir, &r.key, dest, plan.count(), r.use_previous)?;
                 let tag = r.key[..12].to_owned();
                 let carried = if r.use_previous {
-                    carried_over(&index, dest_fd.as_fd(), &tag, plan, &previous, r.held.as_ref())
+                    carried_over(&index, dest_fd.as_fd(), &tag, plan, &previous, r.held.as_ref(), true)
                 } else {
                     Carried::default()
                 };
                 (tag, Some(journal), carried)
             }
         };
+        let mut carried = carried;
+        carried.add_holes(&index, plan);
         let slots = index
             .entries()
             .iter()
@@ -270,6 +272,9 @@ impl Receive {
             for b in first..end {
                 seen.insert(b);
             }
+        }
+        for &b in &carried.hole_blocks {
+            seen.insert(b);
         }
         let (tx, rx) = bounded::<WriteJob>(pool.count());
         // With verify_full a file waits for the sender's digest under a name.
@@ -293,6 +298,9 @@ impl Receive {
                 linked: AtomicU64::new(0),
                 renamed: AtomicU64::new(0),
                 mode_mask: if keep_setid { 0o7777 } else { SETID_CLEARED },
+                chown: rustix::process::geteuid().is_root(),
+                owner_missed: AtomicU64::new(0),
+                xattrs_missed: AtomicU64::new(0),
                 space,
                 dest_id,
             },
@@ -318,6 +326,11 @@ impl Receive {
     /// `[first, end)` ranges (PLAN).
     pub fn plan(&self) -> Vec<(u64, u64)> {
         self.resume.carried.ranges.clone()
+    }
+
+    /// The index the session receives.
+    pub fn index(&self) -> &Index {
+        &self.index
     }
 
     pub fn nblocks(&self) -> u64 {
@@ -351,6 +364,15 @@ impl Receive {
     pub fn bytes_received(&self) -> u64 {
         self.receipt.bytes.load(Ordering::Relaxed)
     }
+}
+
+/// For a dry run: by entry, whether a receiver taking `index` into `dest` now would find the
+/// file already there and not receive it (what `prepare` decides with resume), deciding by
+/// `held` as it would. Nothing is written; no earlier attempt's journal is read.
+pub fn held_files(index: &Index, dest: BorrowedFd<'_>, block_size: u32, held: Option<&sums::Held>) -> Vec<bool> {
+    let plan = BlockPlan::new(index.total(), block_size as u64);
+    let carried = carried_over(index, dest, "", plan, &journal::Previous::default(), held, false);
+    carried.stages.iter().map(|&st| st == slot::STAGE_FINAL).collect()
 }
 
 /// How the receiver names a failed open under the destination: a component that is no longer a

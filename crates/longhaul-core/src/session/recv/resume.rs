@@ -41,6 +41,42 @@ pub(super) struct Carried {
     /// Per file: bytes still to come.
     pub(super) remaining: Vec<u64>,
     pub(super) stages: Vec<u8>,
+    /// Blocks wholly in holes of sparse files (not in `ranges`): never sent, left as holes.
+    pub(super) hole_blocks: Vec<u64>,
+    pub(super) hole_bytes: u64,
+}
+
+impl Carried {
+    /// Takes the blocks wholly in holes of sparse files as held: the sender computes the
+    /// same from the index and never sends them, and the files' bytes still to come are less
+    /// them (a file that is holes only is complete from the start).
+    pub(super) fn add_holes(&mut self, index: &Index, plan: BlockPlan) {
+        let holes = index.hole_blocks(plan);
+        if holes.is_empty() {
+            return;
+        }
+        if self.remaining.is_empty() {
+            self.remaining = index.entries().iter().map(|e| e.size).collect();
+        }
+        let final_ = |i: usize| self.stages.get(i).is_some_and(|&s| s == STAGE_FINAL);
+        let mut remaining = std::mem::take(&mut self.remaining);
+        for (first, end) in holes {
+            for b in first..end {
+                let k = self.ranges.partition_point(|&(_, e)| e <= b);
+                if self.ranges.get(k).is_some_and(|&(f, _)| f <= b) {
+                    continue;
+                }
+                for p in index.pieces(plan.offset(b), plan.len(b)) {
+                    if !final_(p.entry) {
+                        remaining[p.entry] -= p.len;
+                    }
+                }
+                self.hole_blocks.push(b);
+                self.hole_bytes += plan.len(b);
+            }
+        }
+        self.remaining = remaining;
+    }
 }
 
 impl Receive {
@@ -48,7 +84,10 @@ impl Receive {
     pub(super) fn finish_carried(&self) -> Result<()> {
         let mut dirs = DirCache::default();
         for (i, slot) in self.files.slots.iter().enumerate() {
-            if slot.stage.load(Ordering::SeqCst) == STAGE_TEMP && slot.remaining.load(Ordering::SeqCst) == 0 {
+            let stage = slot.stage.load(Ordering::SeqCst);
+            // A sparse file that is holes only receives nothing: made here, at its size.
+            let holes_only = stage == STAGE_NONE && self.index.extents_of(i).is_some() && self.index.entries()[i].size > 0;
+            if (stage == STAGE_TEMP || holes_only) && slot.remaining.load(Ordering::SeqCst) == 0 {
                 self.finalize(i, &mut dirs)?;
             }
         }
@@ -152,6 +191,7 @@ impl Receive {
 /// With SUMS (`sums`) the sender's BLAKE3 decides instead: by content, a file of the entry's
 /// size with the sender's digest is complete whatever its mtime (which is then set to the
 /// index's, as rsync -c does); confirmed, the quick check must pass and the digest match too.
+/// A dry run (`touch` false) decides the same and sets no mtime.
 pub(super) fn carried_over(
     index: &Index,
     dest: BorrowedFd<'_>,
@@ -159,6 +199,7 @@ pub(super) fn carried_over(
     plan: BlockPlan,
     previous: &Previous,
     sums: Option<&Held>,
+    touch: bool,
 ) -> Carried {
     let entries = index.entries();
     let temp_name = |i: usize| format!(".lh-{tag}-{i}.part");
@@ -186,7 +227,7 @@ pub(super) fn carried_over(
                     // hashing, is sent again instead (the rename replaces the name, not the file).
                     let own = st.st_nlink == 1 && st.st_uid == rustix::process::geteuid().as_raw();
                     let same = quick && h.same[i] && (own || same_mtime(&st));
-                    if same && !same_mtime(&st) {
+                    if same && touch && !same_mtime(&st) {
                         let t = rustix::fs::Timespec {
                             tv_sec: e.mtime_ns.div_euclid(1_000_000_000),
                             tv_nsec: e.mtime_ns.rem_euclid(1_000_000_000) as _,
@@ -257,7 +298,7 @@ pub(super) fn carried_over(
         }
         bytes += plan.len(b);
     }
-    Carried { blocks: done.len() as u64, ranges, bytes, remaining, stages }
+    Carried { blocks: done.len() as u64, ranges, bytes, remaining, stages, ..Carried::default() }
 }
 
 /// Whether the directories that index paths name under `dest` exist: one open per directory

@@ -264,6 +264,8 @@ impl Receive {
             verified: self.digests.verified.load(Ordering::Relaxed),
             disk: Some(self.disk.stats()),
             cpu_us: self.discard.then(|| self.cpu_us.load(Ordering::Relaxed)),
+            owner_not_kept: self.index.owners().map(|_| self.files.owner_missed.load(Ordering::Relaxed)),
+            xattrs_not_kept: self.index.has_xattrs().then(|| self.files.xattrs_missed.load(Ordering::Relaxed)),
         })
     }
 }

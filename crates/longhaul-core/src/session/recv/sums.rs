@@ -16,6 +16,10 @@ use crate::sys::beneath::DirCache;
 use crate::vfile::index::{Index, Kind};
 use crate::wire::frame;
 
+/// Bytes per second the slowest side is allowed to hash its tree at (a disk that reads 8
+/// MiB/s): how long one end of a `--checksum` transfer may wait for the other's digests.
+pub const SLOWEST_HASHING: u64 = 8 << 20;
+
 /// What comparing costs a node per index entry while both sides' digests are held.
 pub const PER_ENTRY: u64 = 2 * std::mem::size_of::<Option<[u8; 32]>>() as u64;
 

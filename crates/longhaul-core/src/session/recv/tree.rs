@@ -24,7 +24,12 @@ impl Receive {
                     let (dir, name) = dirs.parent(self.dest_fd.as_fd(), &e.path, dest_refused)?;
                     drop(beneath::make_dir(dir, name, 0o777, &e.path, existing_refused)?);
                 }
-                Kind::File if e.size >= self.plan.block_size && self.files.slots[i].stage.load(Ordering::SeqCst) != STAGE_FINAL => {
+                // A sparse file keeps its holes: no space is reserved for it.
+                Kind::File
+                    if e.size >= self.plan.block_size
+                        && self.files.slots[i].stage.load(Ordering::SeqCst) != STAGE_FINAL
+                        && self.index.extents_of(i).is_none() =>
+                {
                     let f = self.open_temp(i, &mut dirs)?;
                     crate::sys::write::fallocate(f.as_fd(), e.size).map_err(|err| Error::io("fallocate", &e.path, err.into()))?;
                 }
@@ -43,10 +48,11 @@ impl Receive {
             return Ok(());
         }
         let got = self.receipt.bytes.load(Ordering::Relaxed);
-        let expect = self.index.total() - self.resume.carried.bytes;
+        let carried = &self.resume.carried;
+        let expect = self.index.total() - carried.bytes - carried.hole_bytes;
         if client_bytes != Some(expect)
             || got != expect
-            || self.receipt.blocks.load(Ordering::Relaxed) + self.resume.carried.blocks != self.plan.count()
+            || self.receipt.blocks.load(Ordering::Relaxed) + carried.blocks + carried.hole_blocks.len() as u64 != self.plan.count()
         {
             return Err(Error::Protocol(format!(
                 "transfer ended with {got} of {expect} bytes received (sender reported {client_bytes:?})"
@@ -58,6 +64,7 @@ impl Receive {
         }
         let entries = self.index.entries();
         let mut dirs = DirCache::default();
+        let mut link_dirs = DirCache::default();
         for (i, e) in entries.iter().enumerate() {
             match e.kind {
                 Kind::File => {
@@ -78,6 +85,10 @@ impl Receive {
                     let _ = rustix::fs::unlinkat(dir, temp.as_str(), rustix::fs::AtFlags::empty());
                     rustix::fs::symlinkat(OsStr::from_bytes(&e.target), dir, temp.as_str())
                         .map_err(|err| Error::io("symlink", &e.path, err.into()))?;
+                    self.chown_link(dir, temp.as_str(), i);
+                    // Not on symlinks: Linux takes no user.* there, and the others would be set
+                    // by name. Counted as not kept.
+                    self.set_xattrs(i, |_, _| Err(rustix::io::Errno::PERM));
                     self.files.slots[i].stage.store(STAGE_TEMP, Ordering::SeqCst);
                     let t = timestamp(e.mtime_ns);
                     let _ = rustix::fs::utimensat(
@@ -93,11 +104,15 @@ impl Receive {
                     drop(held);
                     self.files.slots[i].stage.store(STAGE_FINAL, Ordering::SeqCst);
                 }
+                // Its file, an earlier entry, is final by now: this loop made it so or failed.
+                Kind::HardLink => self.link(i, &mut dirs, &mut link_dirs)?,
                 Kind::Dir => {}
             }
         }
-        for e in entries.iter().rev().filter(|e| e.kind == Kind::Dir) {
+        for (i, e) in entries.iter().enumerate().rev().filter(|(_, e)| e.kind == Kind::Dir) {
             let fd = beneath::open_dir(self.dest_fd.as_fd(), &e.path, dest_refused)?;
+            self.chown_fd(fd.as_fd(), i);
+            self.set_xattrs_fd(fd.as_fd(), i);
             rustix::fs::fchmod(&fd, Mode::from_raw_mode(self.mode(e))).map_err(|err| Error::io("chmod", &e.path, err.into()))?;
             let t = timestamp(e.mtime_ns);
             rustix::fs::futimens(&fd, &rustix::fs::Timestamps { last_access: t, last_modification: t })
@@ -107,6 +122,40 @@ impl Receive {
             super::disk::DiskTimes::timed(&self.disk.fsync_us, || rustix::fs::syncfs(&self.dest_fd))
                 .map_err(|err| Error::io("syncfs", b"destination", err.into()))?;
         }
+        Ok(())
+    }
+}
+
+impl Receive {
+    /// Makes hard link `i` another name of its file, both opened beneath the destination: a
+    /// new link under a temporary name renamed over whatever has the name (as a file is). A
+    /// name that is that file already (an earlier run's link) is left alone, since a rename
+    /// between two names of one inode does nothing and would leave the temporary name behind.
+    fn link(&self, i: usize, dirs: &mut DirCache, link_dirs: &mut DirCache) -> Result<()> {
+        use rustix::fs::AtFlags;
+        let e = &self.index.entries()[i];
+        let file = &self.index.entries()[e.offset as usize];
+        let (from_dir, from_name) = link_dirs.parent(self.dest_fd.as_fd(), &file.path, dest_refused)?;
+        let linked =
+            rustix::fs::statat(from_dir, from_name, AtFlags::SYMLINK_NOFOLLOW).map_err(|err| Error::io("stat", &file.path, err.into()))?;
+        let (dir, name) = dirs.parent(self.dest_fd.as_fd(), &e.path, dest_refused)?;
+        let held = self.name_lock(i);
+        let now = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).ok();
+        if now.is_some_and(|st| st.st_dev == linked.st_dev && st.st_ino == linked.st_ino) {
+            self.files.slots[i].stage.store(STAGE_FINAL, Ordering::SeqCst);
+            return Ok(());
+        }
+        let temp = self.temp_name(i);
+        let _ = rustix::fs::unlinkat(dir, temp.as_str(), AtFlags::empty());
+        rustix::fs::linkat(from_dir, from_name, dir, temp.as_str(), AtFlags::empty())
+            .map_err(|err| Error::io("link", &e.path, err.into()))?;
+        self.files.slots[i].stage.store(STAGE_TEMP, Ordering::SeqCst);
+        let old = self.replaced(dir, name);
+        rustix::fs::renameat(dir, temp.as_str(), dir, name).map_err(|err| Error::io("rename", &e.path, err.into()))?;
+        // A name, no new bytes: what it replaced leaves the account.
+        self.count_named(i, 0, old);
+        drop(held);
+        self.files.slots[i].stage.store(STAGE_FINAL, Ordering::SeqCst);
         Ok(())
     }
 }

@@ -1,7 +1,8 @@
 //! `verify: full` on the sending side: a BLAKE3 of every whole file, read while the blocks flow.
 
-use std::os::fd::BorrowedFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
 
 use crate::error::Result;
 use crate::panic;
@@ -9,12 +10,24 @@ use crate::sched::cpus;
 use crate::sys::beneath::DirCache;
 use crate::sys::source::{open_source, source_read_error};
 use crate::vfile::index::{Index, Kind};
-use crate::vfile::scan::Stamp;
+use crate::vfile::scan::{Scan, Stamp};
 
 use super::engine::check_unchanged;
 
 /// A file entry's number and its BLAKE3.
 pub(crate) type FileDigest = (u32, [u8; 32]);
+
+/// What a sender offers as SUMS (`--checksum`, and `verify: full`'s confirmation): the BLAKE3 of
+/// every non-empty file of `scan` (an empty file needs none: its size says it all). Every
+/// file's digest is kept in `all`, so that `verify: full` sends them without reading the tree
+/// again. The client pushing and the node answering a pull both offer this way.
+pub(crate) fn summed(scan: &Scan, all: &OnceLock<Vec<FileDigest>>, stopped: &(dyn Fn() -> bool + Sync)) -> Result<Vec<FileDigest>> {
+    let every = file_digests(&scan.index, &scan.stamps, scan.base_fd.as_fd(), stopped)?;
+    let entries = scan.index.entries();
+    let non_empty = every.iter().filter(|&&(i, _)| entries[i as usize].size > 0).copied().collect();
+    let _ = all.set(every);
+    Ok(non_empty)
+}
 
 /// `verify: full`: the BLAKE3 of every regular file of the index, read from the source while
 /// the blocks flow (one thread per CPU, up to 4, taking files in turn). A file shorter than it

@@ -58,6 +58,9 @@ pub fn send_generated(size: u64, addr: &str, opts: &SendOptions, watch: Watch) -
     if opts.resume || opts.checksum || opts.verify == super::Verify::Full {
         return Err(Error::Usage("a bench has no files to resume, compare or read back (no --resume, --checksum, --verify full)".into()));
     }
+    if opts.delete || opts.dry_run {
+        return Err(Error::Usage("a bench writes nothing to delete or plan (no --delete, --dry-run)".into()));
+    }
     if opts.verify == super::Verify::None && opts.digest == super::Digest::Blake3 {
         return Err(Error::Usage("--verify none makes no digest: drop --digest blake3".into()));
     }

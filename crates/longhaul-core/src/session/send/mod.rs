@@ -17,7 +17,9 @@
 mod digests;
 mod engine;
 mod generated;
+mod mirror;
 mod options;
+mod push;
 mod run;
 mod summary;
 mod verdict;
@@ -39,7 +41,7 @@ use crate::place::placement::{Placement, Role};
 use crate::pool::Pool;
 use crate::rate::{Bucket, Throttle};
 use crate::sched::auto::drive;
-use crate::sched::timeline::{Gauges, Recorder};
+use crate::sched::timeline::{Gauges, NetRecorder, Recorder};
 use crate::sched::{Crew, Feed};
 use crate::session::progress::{every, Done, FastPaths, Progress, Watch};
 use crate::sys::congestion;
@@ -47,17 +49,20 @@ use crate::sys::net;
 use crate::sys::probe;
 use crate::sys::tcpinfo::{self, TcpStats};
 use crate::vfile::blocks::BlockPlan;
-use crate::vfile::index::Kind;
+use crate::vfile::index::{Kind, OWNER_GID, OWNER_UID};
 use crate::vfile::scan::{scan_within, Scan};
 use crate::wire::frame::{self, Msg};
 
 use digests::file_digests;
+pub(crate) use digests::summed;
 use engine::{Counters, Engine, RECHECK_EVERY};
 pub(crate) use generated::bench_index;
 pub use generated::send_generated;
+pub(crate) use mirror::plan;
 pub(crate) use options::pool_shape;
 use options::thread_counts;
 pub use options::{Digest, SchedulerKind, SendOptions, Verify, DEFAULT_BLOCK_SIZE, DEFAULT_STREAMS};
+use push::send_scanned;
 pub(crate) use run::resendable;
 use run::{is_checksum, Run};
 pub use summary::{SchedulerReport, SendSummary, ThreadPin, Unchanged};
@@ -86,6 +91,7 @@ pub(crate) fn scan_and_send<G>(
         let scanned = scan_within(source, opts.scan_threads, opts.confine.as_deref(), &opts.filter)?;
         let scan_seconds = started.elapsed().as_secs_f64();
         let _admitted = admit(&scanned)?;
+        mirror::check_source(&scanned, opts)?;
         match send_scanned(Scanned { scan: &scanned, started, scan_seconds, digests: None }, addr, dest, opts, watch) {
             Err(Error::SourceChanged { why, .. }) if again && resendable(why) => again = false,
             r => return r,
@@ -109,116 +115,6 @@ pub(crate) struct Attached {
     pub control: TcpStream,
     pub peer: IpAddr,
     pub sockets: Vec<TcpStream>,
-}
-
-/// One attempt: a session with the node for a source already scanned.
-fn send_scanned(src: Scanned, addr: &str, dest: &[u8], opts: &SendOptions, watch: Watch) -> Result<SendSummary> {
-    let scanned = src.scan;
-    // Before the node hears of the transfer: a name the kernel refuses fails here.
-    let cc = congestion::choose(&opts.congestion)?;
-    if opts.verify == Verify::None && !opts.generated {
-        return Err(Error::Usage("verify none is for a bench only: files are always checked".into()));
-    }
-    if !dest.is_empty() {
-        crate::vfile::index::check_path(dest)?;
-    }
-    if watch.cancelled() {
-        return Err(Error::Cancelled);
-    }
-    let index = &scanned.index;
-
-    let dial = crate::session::handshake::Dial {
-        addr,
-        secret: opts.secret.as_ref(),
-        tls: opts.tls.as_ref(),
-        connect_timeout: opts.connect_timeout,
-        io_timeout: opts.io_timeout,
-    };
-    // Change detection is the node's, and only with resume: without it every file is sent.
-    let detect = if opts.resume { frame::FEATURE_CHECKSUM } else { 0 };
-    let bench = if opts.generated { frame::FEATURE_DISCARD } else { 0 };
-    let wanted = crate::session::handshake::wanted(opts.resume, opts.verify == Verify::Full) | detect | bench;
-    let (mut control, peer, hello) = crate::session::handshake::open(&dial, wanted)?;
-    let mut required = 0;
-    if opts.checksum && opts.resume {
-        required |= frame::FEATURE_CHECKSUM;
-    }
-    if opts.digest == Digest::Blake3 {
-        required |= frame::FEATURE_BLAKE3;
-    }
-    if opts.verify == Verify::Full {
-        required |= frame::FEATURE_VERIFY_FULL;
-    }
-    required |= bench;
-    crate::session::handshake::require(&hello, required)?;
-    let limits = hello.limits;
-    if opts.block_size > limits.max_block {
-        return Err(Error::Limit { what: "block size", limit: limits.max_block as u64, got: opts.block_size as u64 });
-    }
-    let encoded = index.encode();
-    if encoded.len() as u64 > limits.max_manifest as u64 {
-        return Err(Error::Limit { what: "content index size", limit: limits.max_manifest as u64, got: encoded.len() as u64 });
-    }
-    // With SUMS the node decides what it holds by the digests of the source, computed here
-    // while it hashes its own files: by content with `checksum`, or its size and mtime check
-    // confirmed by them with `verify: full`, so that nothing is called verified that differs.
-    let mode = match (opts.checksum, opts.verify) {
-        (true, _) => frame::SUMS_CONTENT,
-        (false, Verify::Full) => frame::SUMS_CONFIRM,
-        (false, Verify::Block | Verify::None) => frame::SUMS_STAMP,
-    };
-    let computed = std::sync::OnceLock::new();
-    let digests = || {
-        let all = file_digests(index, &scanned.stamps, scanned.base_fd.as_fd(), &|| watch.cancelled())?;
-        let summed = all.iter().filter(|&&(i, _)| index.entries()[i as usize].size > 0).copied().collect();
-        let _ = computed.set(all);
-        Ok(summed)
-    };
-    let offer = crate::session::exchange::Offer {
-        dest,
-        streams: opts.streams.min(limits.max_streams).max(1),
-        block_size: opts.block_size,
-        index: encoded,
-        total: index.total(),
-        resume: hello.features & frame::FEATURE_RESUME != 0,
-        sums: (hello.features & frame::FEATURE_CHECKSUM != 0).then_some(crate::session::exchange::Sums { mode, digests: &digests }),
-        bench: opts.generated,
-    };
-    let crate::session::exchange::Accepted { token, streams, skip, round_trips, unchanged } =
-        crate::session::exchange::offer(&mut control, offer)?;
-
-    let mut sockets = Vec::with_capacity(streams as usize);
-    for i in 0..streams {
-        let mut s = net::connect_data(addr, opts.connect_timeout, opts.tls.as_ref(), cc.set.as_deref())?;
-        s.set_write_timeout(Some(opts.io_timeout)).map_err(Error::net("setting a timeout"))?;
-        frame::write_msg(&mut s, &Msg::DataHello { token, stream: i })?;
-        sockets.push(s);
-    }
-    // Read back from a data socket (the kernel's word); under TLS the engine holds the relay's
-    // end, a Unix socket, and the choice is what was set on the TCP socket behind it.
-    let running = sockets.first().and_then(|s| congestion::get(s).ok());
-    let src = Scanned { digests: computed.into_inner(), ..src };
-    let mut summary = transmit(src, Attached { control, peer, sockets }, opts, client_throttle(opts), &skip, watch)?;
-    summary.congestion = running.unwrap_or_else(|| cc.effective());
-    summary.congestion_note = cc.note;
-    summary.unchanged = unchanged.map(|(files, bytes)| Unchanged {
-        files,
-        bytes,
-        by: match mode {
-            frame::SUMS_CONTENT => "BLAKE3",
-            frame::SUMS_CONFIRM => "size+mtime+BLAKE3",
-            _ => "size+mtime",
-        },
-    });
-    // The handshake's and the exchange's, counted on the connection, and DONE answered by the
-    // SUMMARY that came back: no wait per file or per block.
-    summary.round_trips = hello.round_trips + round_trips + 1;
-    Ok(summary)
-}
-
-/// A client's own limit (`rate`): one bucket all its streams share.
-fn client_throttle(opts: &SendOptions) -> Throttle {
-    Throttle::new(opts.rate.map(Bucket::new).into_iter().collect())
 }
 
 /// Sends the blocks of a scanned source over data connections already attached to a session
@@ -266,8 +162,15 @@ pub(crate) fn transmit(
         control_write: Mutex::new(()),
     };
     let plan = BlockPlan::new(index.total(), opts.block_size as u64);
-    let feed = Feed::new(plan, skip);
+    // Blocks wholly in holes of sparse files travel neither as data nor as resumed ones: the
+    // receiver leaves them as holes (a block both in PLAN and in a hole counts as a hole).
+    let holes = index.hole_blocks(plan);
+    let (hole_blocks, hole_bytes) = Feed::new(plan, &holes).held();
+    let mut held = skip.to_vec();
+    held.extend_from_slice(&holes);
+    let feed = Feed::new(plan, &held);
     let (resumed_blocks, resumed_bytes) = feed.held();
+    let (resumed_blocks, resumed_bytes) = (resumed_blocks - hole_blocks, resumed_bytes - hole_bytes);
     let engine = Engine {
         index,
         stamps: &scanned.stamps,
@@ -295,8 +198,11 @@ pub(crate) fn transmit(
     let transfer_started = Instant::now();
     let storage_read_at_start = crate::sys::procio::storage_read_bytes();
     let mut recorder = Recorder::new(opts.timeline_interval);
+    let mut net = NetRecorder::new(transfer_started, opts.timeline_interval);
 
     let driven = Done::default();
+    // With `delete`, what the node removed comes before its SUMMARY.
+    let deleted = Mutex::new(None);
     let (reply, report) = std::thread::scope(|s| {
         let engine = &engine;
         let driven = &driven;
@@ -323,10 +229,11 @@ pub(crate) fn transmit(
         // blocks are still flowing; a watcher stops the transfer at once when one arrives.
         let (reply_tx, reply_rx) = bounded::<Result<Msg>>(1);
         let run_ref = &run;
+        let deleted = &deleted;
         s.spawn(move || {
             let watched = panic::catch("control watcher", || {
                 let mut ctl = &run_ref.control;
-                let msg = frame::expect_msg(&mut ctl, 0);
+                let msg = mirror::before_summary(&mut ctl, deleted);
                 if let Ok(Msg::Error { code, message }) = &msg {
                     run_ref.explain(Error::remote(code, message));
                 }
@@ -354,7 +261,7 @@ pub(crate) fn transmit(
                 files_done
             };
             Progress {
-                bytes_done: resumed_bytes + moved,
+                bytes_done: resumed_bytes + hole_bytes + moved,
                 bytes_total: index.total(),
                 bytes_moved: moved,
                 files_done,
@@ -380,6 +287,7 @@ pub(crate) fn transmit(
                 run.fail(Error::Cancelled);
             }
             recorder.tick(&engine.gauges);
+            net.tick(&sockets);
             recheck(&mut last_recheck);
             if !run.stopped() && last_progress.elapsed() >= opts.progress_interval {
                 last_progress = Instant::now();
@@ -491,6 +399,7 @@ pub(crate) fn transmit(
     // Every byte has been acknowledged (the receiver's SUMMARY came): the kernel's account of
     // each stream is complete.
     let network: Vec<TcpStats> = sockets.iter().filter_map(|s| tcpinfo::read(s).ok()).collect();
+    let network_timeline = net.finish(&sockets);
     // A run that moved nothing had no limit: say that, not what the idle streams looked like.
     let verdict = if per_stream_bytes.iter().all(|&b| b == 0) && index.total() > 0 {
         Verdict { limit: "nothing to send", evidence: "every byte was at the destination already; nothing travelled".into() }
@@ -520,6 +429,10 @@ pub(crate) fn transmit(
         excluded: scanned.excluded,
         hard_links: scanned.hard_links,
         sparse_files: scanned.sparse_files,
+        owner_not_kept: receiver.owner_not_kept.unwrap_or(0),
+        owner_not_kept_why: "the node is not root",
+        xattrs_not_kept: receiver.xattrs_not_kept.unwrap_or(0),
+        xattrs_not_kept_why: "",
         receiver,
         scheduler,
         pinned: engine.pinned.into_inner().expect("pinned lock"),
@@ -528,12 +441,15 @@ pub(crate) fn transmit(
         digest: opts.digest,
         resumed_blocks,
         resumed_bytes,
+        hole_bytes,
         unchanged: None,
         verify: opts.verify,
         congestion: String::new(),
         congestion_note: None,
         round_trips: 0,
         network,
+        network_timeline,
         verdict,
+        deleted: deleted.into_inner().expect("deleted lock"),
     })
 }

@@ -114,6 +114,13 @@ pub struct SendOptions {
     /// Decide what the node holds already by content (`--checksum`): both ends hash every file
     /// that could be equal and only those that differ are sent. Needs `resume`.
     pub checksum: bool,
+    /// Keep the numeric owner (`--owner`) and group (`--group`) of every entry: set by a node
+    /// running as root, named as not kept otherwise.
+    pub owner: bool,
+    pub group: bool,
+    /// Keep extended attributes (`--xattrs`): user.* always, the others (ACLs among them)
+    /// where the node runs as root; named as not kept otherwise.
+    pub xattrs: bool,
     pub verify: Verify,
     /// A node sending from its root (a pull, a copy) names the root here: the source must lie
     /// under it, and the directory holding it is opened from the root one component at a time
@@ -127,6 +134,13 @@ pub struct SendOptions {
     /// Bytes per second for all the transfer's streams together (a client's `--rate`); a
     /// node sending for a pull applies its own limits instead.
     pub rate: Option<u64>,
+    /// Remove what the destination holds and the source does not, once the transfer verified
+    /// (`--delete`; what `filter` leaves out is kept).
+    pub delete: bool,
+    /// Only ask the node what the transfer would do (`--dry-run`): nothing is sent or written.
+    pub dry_run: bool,
+    /// `--delete` from a source that lists nothing proceeds (`--force`); else it is refused.
+    pub force: bool,
     /// A bench (`client::bench`): blocks come from a pattern in memory, not from the source's
     /// files, and the node (FEATURE_DISCARD) checks and discards them.
     pub generated: bool,
@@ -157,11 +171,17 @@ impl Default for SendOptions {
             summary_timeout: None,
             resume: true,
             checksum: false,
+            owner: false,
+            group: false,
+            xattrs: false,
             verify: Verify::Block,
             congestion: Congestion::Auto,
             confine: None,
             filter: Filter::default(),
             rate: None,
+            delete: false,
+            dry_run: false,
+            force: false,
             generated: false,
         }
     }

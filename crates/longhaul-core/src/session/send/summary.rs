@@ -48,6 +48,12 @@ pub struct SendSummary {
     /// as files of their own) and sparse files (their holes sent as zeros).
     pub hard_links: u64,
     pub sparse_files: u64,
+    /// Entries whose owner or group (`--owner`/`--group`) was not kept, and why.
+    pub owner_not_kept: u64,
+    pub owner_not_kept_why: &'static str,
+    /// Entries whose extended attributes (`--xattrs`) were not all kept, and why.
+    pub xattrs_not_kept: u64,
+    pub xattrs_not_kept_why: &'static str,
     pub receiver: SummaryMsg,
     pub scheduler: SchedulerReport,
     pub placement: Placement,
@@ -58,6 +64,9 @@ pub struct SendSummary {
     /// sent again.
     pub resumed_blocks: u64,
     pub resumed_bytes: u64,
+    /// Bytes of the blocks wholly in holes of sparse files: neither sent nor written (the
+    /// node leaves them as holes).
+    pub hole_bytes: u64,
     /// Non-empty files the node found already there and did not receive, their bytes, and how
     /// it decided (`size+mtime`, `BLAKE3`, `size+mtime+BLAKE3`); `None` for a node too old
     /// to say.
@@ -72,6 +81,12 @@ pub struct SendSummary {
     pub round_trips: u32,
     /// The kernel's TCP_INFO of each data stream at the end (none under TLS).
     pub network: Vec<crate::sys::tcpinfo::TcpStats>,
+    /// The same over the transfer, every data stream sampled together (bounded: see
+    /// `NetRecorder`); the report draws each stream's RTT, window, rate and resends from it.
+    pub network_timeline: Vec<crate::sched::timeline::NetSample>,
     /// What limited the transfer, with the evidence.
     pub verdict: super::Verdict,
+    /// With `delete`: what the node removed after the transfer verified (its counts, and the
+    /// first paths, deepest first).
+    pub deleted: Option<crate::session::mirror::Listed>,
 }

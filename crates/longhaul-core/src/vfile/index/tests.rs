@@ -253,3 +253,167 @@ proptest! {
         let _ = Index::decode(&bytes);
     }
 }
+
+fn hard_link(p: &str, to: u64) -> Entry {
+    Entry { path: p.as_bytes().into(), kind: Kind::HardLink, mode: 0o644, mtime_ns: -5, size: 0, offset: to, target: Box::default() }
+}
+
+/// Issue 32: a hard link travels as the position of its file, owns no bytes of the stream,
+/// and survives the round trip; without the feature it becomes a file of its own again.
+#[test]
+fn hard_links_round_trip_without_bytes_and_flatten_to_files() {
+    let ix = Index::from_entries(vec![dir("t"), file("t/a", 5), hard_link("t/b", 1), file("t/c", 3), hard_link("t/d", 1)]).unwrap();
+    assert_eq!(ix.total(), 8);
+    assert_eq!(Index::decode(&ix.encode()).unwrap(), ix);
+    let owners: Vec<usize> = ix.pieces(0, 8).map(|p| p.entry).collect();
+    assert_eq!(owners, [1, 3], "links own no stream bytes");
+    let (flat, n) = ix.without_hard_links().unwrap();
+    assert_eq!(n, 2);
+    let shape: Vec<(Kind, u64, u64)> = flat.entries().iter().map(|e| (e.kind, e.size, e.offset)).collect();
+    assert_eq!(shape, [(Kind::Dir, 0, 0), (Kind::File, 5, 0), (Kind::File, 5, 5), (Kind::File, 3, 10), (Kind::File, 5, 13)]);
+    assert_eq!(flat.total(), 18);
+}
+
+/// Issue 32: the decoder refuses a link to itself, to a later or missing entry, to a
+/// directory, symlink or another link, before anything is made (a link's encoding has no size).
+#[test]
+fn hard_links_to_anything_but_an_earlier_file_are_refused() {
+    let t = || vec![dir("t"), file("t/a", 5), dir("t/d"), link("t/l", "x")];
+    for (name, to) in [("itself", 4), ("later", 5), ("missing", 99), ("a directory", 0), ("a symlink", 3), ("huge", u64::MAX)] {
+        let mut entries = t();
+        entries.push(hard_link("t/m", to));
+        if name == "later" {
+            entries.push(file("t/z", 1));
+        }
+        let mut shifted = entries.clone();
+        let mut cursor = 0;
+        for e in shifted.iter_mut().filter(|e| e.kind == Kind::File) {
+            e.offset = cursor;
+            cursor += e.size;
+        }
+        assert_eq!(code(decode_raw(shifted)), "E_INDEX", "a link to {name}");
+    }
+    let mut to_link = t();
+    to_link.push(hard_link("t/m", 1));
+    to_link.push(hard_link("t/n", 4));
+    assert_eq!(code(decode_raw(to_link)), "E_INDEX", "a link to a link");
+    let mut fine = t();
+    fine.push(hard_link("t/m", 1));
+    assert_eq!(code(decode_raw(fine)), "accepted");
+}
+
+fn sparse(entry: u32, extents: &[(u64, u64)]) -> Sparse {
+    Sparse { entry, extents: extents.into() }
+}
+
+/// Issue 32: a sparse file's data extents travel in the index (flag 1) and decide which
+/// blocks are wholly holes; without them the index is what it was.
+#[test]
+fn sparse_extents_round_trip_and_name_the_hole_blocks() {
+    use crate::vfile::blocks::BlockPlan;
+    let base = Index::from_entries(vec![dir("t"), file("t/a", 100), file("t/s", 64 << 10), file("t/z", 10)]).unwrap();
+    // Data at [0, 4K) and [40K, 44K) of the 64 KiB file, which starts at stream offset 100.
+    let ix = base.clone().with_sparse(vec![sparse(2, &[(0, 4096), (40 << 10, 4096)])]).unwrap();
+    let bytes = ix.encode();
+    assert_eq!(u16::from_le_bytes([bytes[6], bytes[7]]), 1, "flag 1 marks the extents section");
+    assert_eq!(Index::decode(&bytes).unwrap(), ix);
+    assert_eq!(ix.extents_of(2), Some(&[(0, 4096), (40 << 10, 4096)][..]));
+    assert_eq!(ix.extents_of(1), None);
+    assert_eq!(base.encode()[6..8], [0, 0], "no sparse file, no flag");
+    // 4 KiB blocks: the file's bytes are stream [100, 65636); its holes [4196, 41060) and
+    // [45156, 65636) hold blocks 2..=9 and 12..=15 wholly; block 16 also holds t/z.
+    let plan = BlockPlan::new(ix.total(), 4096);
+    assert_eq!(ix.hole_blocks(plan), vec![(2, 10), (12, 16)]);
+    assert_eq!(ix.without_sparse(), (base, 1));
+    // A file that is one hole at the end of the stream: its last, short block is a hole too.
+    let tail = Index::from_entries(vec![file("a", 5000)]).unwrap().with_sparse(vec![sparse(0, &[])]).unwrap();
+    assert_eq!(tail.hole_blocks(BlockPlan::new(5000, 4096)), vec![(0, 2)]);
+}
+
+/// Issue 32: extents that overlap, touch, are empty, run past the size, name a non-file or
+/// come out of order, or a file with too many, are refused by the decoder.
+#[test]
+fn bad_extents_are_refused() {
+    let entries = Index::from_entries(vec![dir("t"), file("t/a", 100), file("t/b", 1000)]).unwrap().entries().to_vec();
+    let total = 1100;
+    let try_ = |s: Vec<Sparse>| code(Index::decode(&encode_with_sparse(&entries, total, &s)));
+    assert_eq!(try_(vec![sparse(2, &[(0, 10), (500, 500)])]), "accepted");
+    for (name, s) in [
+        ("overlapping", vec![sparse(2, &[(0, 100), (50, 10)])]),
+        ("touching", vec![sparse(2, &[(0, 100), (100, 10)])]),
+        ("backwards", vec![sparse(2, &[(500, 10), (0, 10)])]),
+        ("empty", vec![sparse(2, &[(0, 0)])]),
+        ("past the size", vec![sparse(2, &[(990, 11)])]),
+        ("overflowing", vec![sparse(2, &[(u64::MAX, 2)])]),
+        ("a directory", vec![sparse(0, &[(0, 1)])]),
+        ("a missing entry", vec![sparse(9, &[(0, 1)])]),
+        ("twice", vec![sparse(1, &[(0, 1)]), sparse(1, &[(5, 1)])]),
+        ("out of order", vec![sparse(2, &[(0, 1)]), sparse(1, &[(0, 1)])]),
+    ] {
+        assert_eq!(try_(s), "E_INDEX", "{name}");
+    }
+    let many: Vec<(u64, u64)> = (0..MAX_EXTENTS as u64 + 1).map(|k| (k * 2, 1)).collect();
+    let big = Index::from_entries(vec![dir("t"), file("t/a", 100), file("t/b", 1 << 20)]).unwrap().entries().to_vec();
+    let e = Index::decode(&encode_with_sparse(&big, 100 + (1 << 20), &[sparse(2, &many)])).unwrap_err();
+    assert_eq!(e.code(), "E_LIMIT");
+    // A count larger than the bytes left is refused before anything is allocated.
+    let mut lying = encode_with_sparse(&entries, total, &[sparse(2, &[(0, 10)])]);
+    // The section's last bytes are entry, count, start, len (one byte each): the count says 127.
+    let at = lying.len() - 8 - 3;
+    assert_eq!(lying[at], 1);
+    lying[at] = 0x7f;
+    let body = lying.len() - 8;
+    let sum = crate::hash::xxh3(&lying[..body]);
+    lying[body..].copy_from_slice(&sum.to_le_bytes());
+    assert_eq!(code(Index::decode(&lying)), "E_INDEX");
+}
+
+/// Issue 32: owners and groups travel in their own section (flag 2), only the ids asked for;
+/// a section of the wrong kind, or one cut short, is refused.
+#[test]
+fn owners_round_trip_and_bad_sections_are_refused() {
+    let base = Index::from_entries(vec![dir("t"), file("t/a", 5), link("t/l", "a")]).unwrap();
+    let ids: Box<[(u32, u32)]> = vec![(0, 0), (1234, 2345), (u32::MAX - 1, 7)].into();
+    for which in [OWNER_UID, OWNER_GID, OWNER_UID | OWNER_GID] {
+        let ix = base.clone().with_owners(Some(Owners { which, ids: ids.clone() })).unwrap();
+        let back = Index::decode(&ix.encode()).unwrap();
+        let kept: Vec<(u32, u32)> =
+            ids.iter().map(|&(u, g)| (if which & OWNER_UID != 0 { u } else { 0 }, if which & OWNER_GID != 0 { g } else { 0 })).collect();
+        assert_eq!(back.owners().map(|o| (o.which, o.ids.to_vec())), Some((which, kept)), "which {which}");
+        assert_eq!(back.without_owners(), base);
+    }
+    assert!(base.clone().with_owners(Some(Owners { which: 4, ids: ids.clone() })).is_err());
+    assert!(base.clone().with_owners(Some(Owners { which: 1, ids: ids[..2].into() })).is_err());
+    // Cut one id short, checksum made again: refused.
+    let ix = base.clone().with_owners(Some(Owners { which: 3, ids })).unwrap();
+    let mut bytes = ix.encode();
+    let body = bytes.len() - 8;
+    bytes.remove(body - 1);
+    let body = body - 1;
+    let sum = crate::hash::xxh3(&bytes[..body]);
+    bytes[body..].copy_from_slice(&sum.to_le_bytes());
+    assert_eq!(code(Index::decode(&bytes)), "E_INDEX");
+}
+
+/// Issue 32: extended attributes travel in their own section (flag 4); a name with NUL, more
+/// than 64 KiB an entry, a hard link or an entry out of order is refused.
+#[test]
+fn xattrs_round_trip_and_bad_ones_are_refused() {
+    let base = Index::from_entries(vec![dir("t"), file("t/a", 5), hard_link("t/b", 1)]).unwrap();
+    let attr = |n: &str, v: &[u8]| -> (Box<[u8]>, Box<[u8]>) { (n.as_bytes().into(), v.into()) };
+    let x = vec![
+        Xattrs { entry: 0, attrs: vec![attr("user.dir", b"d")] },
+        Xattrs { entry: 1, attrs: vec![attr("user.a", b""), attr("trusted.b", &[0, 1, 2])] },
+    ];
+    let ix = base.clone().with_xattrs(x.clone()).unwrap();
+    let back = Index::decode(&ix.encode()).unwrap();
+    assert_eq!(back, ix);
+    assert_eq!(back.xattrs_of(1).map(|a| a.len()), Some(2));
+    assert_eq!(back.without_xattrs(), (base.clone(), 2));
+    let refused = |x: Vec<Xattrs>| base.clone().with_xattrs(x).err().map(|e| e.code().to_owned());
+    assert_eq!(refused(vec![Xattrs { entry: 2, attrs: vec![attr("user.a", b"")] }]).as_deref(), Some("E_INDEX"), "a hard link");
+    assert_eq!(refused(vec![x[1].clone(), x[0].clone()]).as_deref(), Some("E_INDEX"), "out of order");
+    assert_eq!(refused(vec![Xattrs { entry: 1, attrs: vec![attr("user.\0a", b"")] }]).as_deref(), Some("E_INDEX"), "NUL");
+    let big = vec![Xattrs { entry: 1, attrs: vec![attr("user.big", &vec![7; MAX_XATTR_BYTES])] }];
+    assert_eq!(refused(big).as_deref(), Some("E_LIMIT"));
+}

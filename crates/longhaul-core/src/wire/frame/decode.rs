@@ -140,6 +140,8 @@ impl Msg {
                         rate_us: r.u64()?,
                     })
                 },
+                owner_not_kept: if r.left() == 0 { None } else { Some(r.u64()?) },
+                xattrs_not_kept: if r.left() == 0 { None } else { Some(r.u64()?) },
                 cpu_us: if r.left() == 0 { None } else { Some(r.u64()?) },
             }),
             FrameType::Sums => {
@@ -150,6 +152,59 @@ impl Msg {
                 Msg::Sums { mode, digests: digest_list(&mut r, "SUMS")? }
             }
             FrameType::Unchanged => Msg::Unchanged { files: r.u64()?, bytes: r.u64()? },
+            FrameType::Mirror => {
+                let flags = r.u8()?;
+                if flags > 3 {
+                    return Err(Error::Protocol(format!("MIRROR flags {flags:#x} are unknown")));
+                }
+                let n = r.u16()? as usize;
+                // Each rule takes at least its flag and its 2-byte length.
+                if n * 3 > r.left() {
+                    return Err(Error::Protocol("MIRROR rule count exceeds the frame".into()));
+                }
+                let mut rules = Vec::with_capacity(n);
+                for _ in 0..n {
+                    rules.push((r.flag()?, r.bytes16()?.to_vec()));
+                }
+                Msg::Mirror { delete: flags & 1 != 0, dry_run: flags & 2 != 0, rules }
+            }
+            FrameType::Changes => {
+                let n = r.count(3)?;
+                let mut items = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let mark = r.u8()?;
+                    if ![MARK_NEW, MARK_UPDATE, MARK_DELETE].contains(&mark) {
+                        return Err(Error::Protocol(format!("CHANGES mark {mark:#04x} is unknown")));
+                    }
+                    items.push((mark, r.bytes16()?.to_vec()));
+                }
+                Msg::Changes { items }
+            }
+            FrameType::Tally => {
+                let mut v = [0u64; Tally::FIELDS];
+                for x in &mut v {
+                    *x = r.u64()?;
+                }
+                Msg::Tally(Tally::from_fields(v))
+            }
+            FrameType::TreeSums => Msg::TreeSums { path: r.bytes16()?.to_vec() },
+            FrameType::TreeSumsPart => {
+                let last = r.flag()?;
+                let n = r.count(1 + 2 + 4 + 8 + 8 + 2 + 1)?;
+                if n > MAX_TREE_SUMS_ENTRIES {
+                    return Err(Error::Protocol(format!("TREE_SUMS_PART with {n} entries (at most {MAX_TREE_SUMS_ENTRIES})")));
+                }
+                let mut entries = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let kind = r.u8()?;
+                    let path = r.bytes16()?.to_vec();
+                    let (mode, size, mtime_ns) = (r.u32()?, r.u64()?, r.u64()? as i64);
+                    let target = r.bytes16()?.to_vec();
+                    let digest = if r.flag()? { Some(r.take(32)?.try_into().expect("32")) } else { None };
+                    entries.push(SumEntry { path, kind, mode, size, mtime_ns, target, digest });
+                }
+                Msg::TreeSumsPart { last, entries }
+            }
             FrameType::FileDigests => Msg::FileDigests { digests: digest_list(&mut r, "FILE_DIGESTS")? },
             FrameType::Error => {
                 let n = r.u8()? as usize;

@@ -69,6 +69,8 @@ fn message(name: &str) -> Msg {
             micros: 35_072,
             verified: 302,
             disk: None,
+            owner_not_kept: None,
+            xattrs_not_kept: None,
             cpu_us: None,
         }),
         "summary_disk" => Msg::Summary(SummaryMsg {
@@ -90,6 +92,8 @@ fn message(name: &str) -> Msg {
                 pool_us: 0,
                 rate_us: 0,
             }),
+            owner_not_kept: None,
+            xattrs_not_kept: None,
             cpu_us: None,
         }),
         "file_digests" => {
@@ -97,6 +101,36 @@ fn message(name: &str) -> Msg {
         }
         "sums" => Msg::Sums { mode: SUMS_CONTENT, digests: vec![(2, core::array::from_fn(|i| 0x40 + i as u8))] },
         "unchanged" => Msg::Unchanged { files: 120, bytes: 480 << 20 },
+        "mirror" => Msg::Mirror { delete: true, dry_run: false, rules: vec![(true, b"keep.tmp".to_vec()), (false, b"*.tmp".to_vec())] },
+        "changes" => {
+            Msg::Changes { items: vec![(MARK_NEW, b"d/a".to_vec()), (MARK_UPDATE, b"d/b".to_vec()), (MARK_DELETE, b"d/old/".to_vec())] }
+        }
+        "tally" => Msg::Tally(Tally {
+            new_files: 1,
+            new_bytes: 10,
+            changed_files: 2,
+            changed_bytes: 20,
+            deleted_files: 3,
+            deleted_dirs: 1,
+            deleted_bytes: 30,
+            ..Tally::default()
+        }),
+        "tree_sums" => Msg::TreeSums { path: b"data".to_vec() },
+        "tree_sums_part" => Msg::TreeSumsPart {
+            last: true,
+            entries: vec![
+                SumEntry {
+                    path: b"d/f".to_vec(),
+                    kind: 2,
+                    mode: 0o644,
+                    size: 5,
+                    mtime_ns: 1_700_000_000_000_000_000,
+                    target: Vec::new(),
+                    digest: Some(core::array::from_fn(|i| 0x60 + i as u8)),
+                },
+                SumEntry { path: b"l".to_vec(), kind: 3, mode: 0o777, size: 0, mtime_ns: -1, target: b"d/f".to_vec(), digest: None },
+            ],
+        },
         "block_raw" => Msg::BlockRaw { offset: 3 << 20, len: 1 << 20 },
         "bench" => Msg::Bench { streams: 2, block_size: 1 << 20, size: 10 << 30 },
         "error" => Msg::Error { code: "E_PATH_ESCAPE".into(), message: "path escapes the destination root".into() },
@@ -105,7 +139,7 @@ fn message(name: &str) -> Msg {
 }
 
 /// Every message name, in the order of docs/protocol-vectors.txt.
-const ALL: [&str; 30] = [
+const ALL: [&str; 35] = [
     "hello",
     "hello_ok",
     "auth",
@@ -134,6 +168,11 @@ const ALL: [&str; 30] = [
     "file_digests",
     "sums",
     "unchanged",
+    "mirror",
+    "changes",
+    "tally",
+    "tree_sums",
+    "tree_sums_part",
     "block_raw",
     "bench",
 ];
@@ -165,15 +204,37 @@ fn encoding_matches_the_vectors() {
     }
 }
 
-/// Issue 31: a bench's SUMMARY carries the node's CPU time after the disk figures, and decodes
-/// to it; without it the frame is the one the vectors hold.
+/// Issue 31: a bench's SUMMARY carries the node's CPU time last, after the disk figures and the
+/// owner and xattr counts (0 there, a bench has no index), and decodes to it; without it the
+/// frame is the one the vectors hold.
 #[test]
 fn issue_31_a_bench_summary_carries_the_nodes_cpu_after_the_disk_figures() {
     let Msg::Summary(plain) = message("summary_disk") else { unreachable!() };
-    let bench = Msg::Summary(SummaryMsg { cpu_us: Some(1_234_567), ..plain.clone() });
-    let bytes = bench.encode();
-    assert_eq!(bytes.len(), Msg::Summary(plain).encode().len() + 8);
-    assert_eq!(read_msg(&mut &bytes[..], 1 << 20).unwrap().unwrap(), bench);
+    let bench = SummaryMsg { cpu_us: Some(1_234_567), ..plain.clone() };
+    let bytes = Msg::Summary(bench.clone()).encode();
+    assert_eq!(bytes.len(), Msg::Summary(plain).encode().len() + 24);
+    let decoded = SummaryMsg { owner_not_kept: Some(0), xattrs_not_kept: Some(0), ..bench };
+    assert_eq!(read_msg(&mut &bytes[..], 1 << 20).unwrap().unwrap(), Msg::Summary(decoded));
+}
+
+/// The SUMMARY's trailing counts come in one order (owner, xattrs, CPU), each there when a
+/// later one is: whichever of them a session has, they decode to what was sent.
+#[test]
+fn the_summarys_trailing_counts_decode_whichever_are_there() {
+    let Msg::Summary(plain) = message("summary_disk") else { unreachable!() };
+    let base = Msg::Summary(plain.clone()).encode().len();
+    for (owner, xattrs, cpu, extra) in [
+        (Some(3), None, None, 8),
+        (Some(3), Some(4), None, 16),
+        (Some(0), Some(4), None, 16),
+        (Some(3), Some(4), Some(5), 24),
+        (Some(0), Some(0), Some(5), 24),
+    ] {
+        let s = SummaryMsg { owner_not_kept: owner, xattrs_not_kept: xattrs, cpu_us: cpu, ..plain.clone() };
+        let bytes = Msg::Summary(s.clone()).encode();
+        assert_eq!(bytes.len(), base + extra, "{s:?}");
+        assert_eq!(read_msg(&mut &bytes[..], 1 << 20).unwrap().unwrap(), Msg::Summary(s));
+    }
 }
 
 #[test]
@@ -199,6 +260,16 @@ fn limits_are_checked_before_allocation() {
 }
 
 #[test]
+fn a_tree_sums_part_over_its_entry_cap_is_refused() {
+    let e = SumEntry { path: b"f".to_vec(), kind: 2, mode: 0o644, size: 0, mtime_ns: 0, target: Vec::new(), digest: None };
+    let at_cap = Msg::TreeSumsPart { last: false, entries: vec![e.clone(); MAX_TREE_SUMS_ENTRIES] }.encode();
+    assert!(at_cap.len() < MAX_CONTROL_FRAME as usize);
+    assert!(read_msg(&mut &at_cap[..], 0).is_ok());
+    let over = Msg::TreeSumsPart { last: false, entries: vec![e; MAX_TREE_SUMS_ENTRIES + 1] }.encode();
+    assert_eq!(read_msg(&mut &over[..], 0).unwrap_err().code(), "E_PROTOCOL");
+}
+
+#[test]
 fn malformed_frames_are_protocol_errors() {
     let cases: &[(&str, Vec<u8>)] = &[
         ("unknown type", vec![1, 0, 0, 0, 0x42]),
@@ -221,6 +292,16 @@ fn malformed_frames_are_protocol_errors() {
         ("plan range past the end", Msg::Plan { nblocks: 4, ranges: vec![(2, 5)] }.encode()),
         ("plan ranges unsorted", Msg::Plan { nblocks: 9, ranges: vec![(5, 6), (1, 2)] }.encode()),
         ("plan range empty", Msg::Plan { nblocks: 9, ranges: vec![(3, 3)] }.encode()),
+        (
+            "mirror with unknown flags",
+            Msg::Mirror { delete: true, dry_run: false, rules: vec![] }
+                .encode()
+                .into_iter()
+                .enumerate()
+                .map(|(i, b)| if i == 5 { 4 } else { b })
+                .collect(),
+        ),
+        ("changes with an unknown mark", Msg::Changes { items: vec![(b'?', b"x".to_vec())] }.encode()),
         ("hello without magic", vec![21, 0, 0, 0, 0x01, b'N', b'O', b'P', b'E', 0, 0, 0, 0, 1, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]),
     ];
     for (name, bytes) in cases {
