@@ -48,7 +48,7 @@ fn one_file(path: &str, size: u64) -> Vec<u8> {
 /// HELLO, HELLO_OK, MANIFEST on a raw control connection; returns it.
 fn open_session(n: &Server, dest: &[u8], streams: u16, block_size: u32, index: Vec<u8>) -> TcpStream {
     let mut ctl = TcpStream::connect(n.local_addr()).unwrap();
-    frame::write_msg(&mut ctl, &Msg::Hello { min: 1, max: 1, features: frame::FEATURES, nonce: [0; 16] }).unwrap();
+    frame::write_msg(&mut ctl, &Msg::Hello { min: 1, max: 1, features: common::PUSH_FEATURES, nonce: [0; 16] }).unwrap();
     assert!(matches!(frame::expect_msg(&mut ctl, 0).unwrap(), Msg::HelloOk { .. }));
     frame::write_msg(&mut ctl, &Msg::Manifest { dest: dest.to_vec(), streams, block_size, index }).unwrap();
     frame::write_msg(&mut ctl, &Msg::Sums { mode: frame::SUMS_STAMP, digests: vec![] }).unwrap();
@@ -60,7 +60,7 @@ fn issue_32_a_client_that_never_sends_its_sums_is_timed_out() {
     let base = scratch("nosums");
     let n = node(&base);
     let mut ctl = TcpStream::connect(n.local_addr()).unwrap();
-    frame::write_msg(&mut ctl, &Msg::Hello { min: 1, max: 1, features: frame::FEATURES, nonce: [0; 16] }).unwrap();
+    frame::write_msg(&mut ctl, &Msg::Hello { min: 1, max: 1, features: common::PUSH_FEATURES, nonce: [0; 16] }).unwrap();
     assert!(matches!(frame::expect_msg(&mut ctl, 0).unwrap(), Msg::HelloOk { .. }));
     let index = one_file("f", 10);
     frame::write_msg(&mut ctl, &Msg::Manifest { dest: b"in".to_vec(), streams: 1, block_size: 4096, index }).unwrap();
@@ -86,7 +86,7 @@ fn a_silent_client_is_timed_out() {
 fn a_client_sending_one_byte_at_a_time_is_timed_out() {
     let base = scratch("slowloris");
     let n = node(&base);
-    let hello = Msg::Hello { min: 1, max: 1, features: frame::FEATURES, nonce: [0; 16] }.encode();
+    let hello = Msg::Hello { min: 1, max: 1, features: common::PUSH_FEATURES, nonce: [0; 16] }.encode();
     let mut s = TcpStream::connect(n.local_addr()).unwrap();
     let t = Instant::now();
     // 25 bytes at one per 100 ms would take 2.5 s; each byte would reset a per-read timeout.

@@ -126,7 +126,7 @@ fn a_wrong_file_digest_keeps_the_file_out_and_answers_e_checksum() {
     let base = common::scratch("verify", "wrong");
     let n = node(&base.join("root"));
     let data = bytes(5, 300_000);
-    let mut ctl = raw_push(&n, "in", frame::FEATURES, &data);
+    let mut ctl = raw_push(&n, "in", common::PUSH_FEATURES, &data);
     let mut wrong = *blake3::hash(&data).as_bytes();
     wrong[31] ^= 1;
     frame::write_msg(&mut ctl, &Msg::FileDigests { digests: vec![(0, wrong)] }).unwrap();
@@ -139,7 +139,7 @@ fn a_wrong_file_digest_keeps_the_file_out_and_answers_e_checksum() {
     assert_eq!(fs::read_dir(base.join("root/in")).unwrap().count(), 0);
 
     // The same push with the right digest completes.
-    let mut ctl = raw_push(&n, "in", frame::FEATURES, &data);
+    let mut ctl = raw_push(&n, "in", common::PUSH_FEATURES, &data);
     frame::write_msg(&mut ctl, &Msg::FileDigests { digests: vec![(0, *blake3::hash(&data).as_bytes())] }).unwrap();
     frame::write_msg(&mut ctl, &Msg::Done { blocks: 1, bytes: data.len() as u64 }).unwrap();
     match answer(&mut ctl) {
@@ -156,7 +156,7 @@ fn file_digests_without_the_feature_or_for_a_missing_file_are_refused() {
     let data = bytes(6, 5_000);
     let d = *blake3::hash(&data).as_bytes();
     // Fresh destinations: a failed push keeps its journal, and the next one's PLAN would differ.
-    for (dest, features, digests) in [("a", frame::FEATURE_XXH3, vec![(0, d)]), ("b", frame::FEATURES, vec![(1, d)])] {
+    for (dest, features, digests) in [("a", frame::FEATURE_XXH3, vec![(0, d)]), ("b", common::PUSH_FEATURES, vec![(1, d)])] {
         let mut ctl = raw_push(&n, dest, features, &data);
         frame::write_msg(&mut ctl, &Msg::FileDigests { digests }).unwrap();
         frame::write_msg(&mut ctl, &Msg::Done { blocks: 1, bytes: data.len() as u64 }).unwrap();
@@ -175,7 +175,7 @@ fn file_digests_without_the_feature_or_for_a_missing_file_are_refused() {
         }
     }
     // And with verification agreed, DONE without any digest fails the same way.
-    let mut ctl = raw_push(&n, "c", frame::FEATURES, &data);
+    let mut ctl = raw_push(&n, "c", common::PUSH_FEATURES, &data);
     frame::write_msg(&mut ctl, &Msg::Done { blocks: 1, bytes: data.len() as u64 }).unwrap();
     match answer(&mut ctl) {
         Msg::Error { code, .. } => assert_eq!(code, "E_PROTOCOL"),

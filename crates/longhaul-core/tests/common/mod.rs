@@ -51,3 +51,9 @@ pub fn snapshot(root: &Path) -> Vec<(String, u32, i64, Vec<u8>)> {
     out.sort();
     out
 }
+
+/// Every feature a raw push offers at HELLO: all but deletion and a dry run, which a client
+/// offers only when asked for them (with either, MIRROR must follow MANIFEST).
+#[allow(dead_code)]
+pub const PUSH_FEATURES: u64 =
+    longhaul_core::wire::frame::FEATURES & !(longhaul_core::wire::frame::FEATURE_DELETE | longhaul_core::wire::frame::FEATURE_DRY_RUN);
