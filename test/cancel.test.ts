@@ -1,12 +1,12 @@
 // Cancelling with an AbortSignal halfway leaves no incomplete file under a final name, the
 // temporary files and journal a resume picks up, and a node that serves the next transfer.
-import { existsSync, mkdirSync, readdirSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { compareTrees, send, serve, type StorageNode } from '../dist/sdk/index.js';
-import { freshDir, smallTree } from './helpers.js';
+import { allocatedFile, freshDir, smallTree } from './helpers.js';
 
 let work: string;
 let src: string;
@@ -27,8 +27,8 @@ beforeAll(async () => {
   // Small files first in stream order ("a-…"), then a 1 GiB file ("z-…") that is cut midway.
   mkdirSync(join(src, 'a-small'), { recursive: true });
   smallTree(join(src, 'a-small'), 2000);
-  writeFileSync(join(src, 'z-big.bin'), '');
-  truncateSync(join(src, 'z-big.bin'), 1 << 30);
+  // Allocated, not sparse (a sparse file's holes would not travel: nothing to cut midway).
+  allocatedFile(join(src, 'z-big.bin'), 1 << 30);
   node = await serve({ root: join(work, 'root'), auth: false });
 });
 

@@ -1,14 +1,13 @@
 // Change detection (issue 32): size+mtime by default, --checksum by content, and --verify full
 // confirming the files it would skip, so that "verified" is never printed over different bytes.
 import { spawnSync } from 'node:child_process';
-import { createServer } from 'node:net';
 import { mkdirSync, openSync, readFileSync, statSync, writeFileSync, writeSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { send, serve, type StorageNode } from '../dist/sdk/index.js';
-import { frame, takeFrames, u16, u32, u64 } from './frames.js';
+import { olderNode } from './frames.js';
 import { freshDir, randomFile, runCli } from './helpers.js';
 
 let work: string;
@@ -157,48 +156,19 @@ describe('issue 32: change detection (--checksum, --verify full)', () => {
   });
 
   it('--checksum to a node that does not know it: E_VERSION naming the flag, before anything is sent', async () => {
-    // An older node: HELLO_OK with every feature but change detection (bit 4).
-    const frames: number[] = [];
-    const older = createServer((sock) => {
-      let buf = Buffer.alloc(0);
-      sock.on('data', (d) => {
-        const got = takeFrames(Buffer.concat([buf, d]));
-        buf = got.rest;
-        for (const f of got.frames) {
-          frames.push(f.type);
-          if (f.type === 0x01)
-            sock.write(
-              frame(
-                0x02,
-                Buffer.concat([
-                  u16(1),
-                  u64(15),
-                  u16(16),
-                  u32(4 << 20),
-                  u32(1 << 28),
-                  u32(1024),
-                  u32(2 << 20),
-                  Buffer.from([0]),
-                  Buffer.alloc(16),
-                ]),
-              ),
-            );
-        }
-      });
-      sock.on('error', () => {});
-    });
-    await new Promise<void>((r) => older.listen(0, '127.0.0.1', r));
+    // An older node: HELLO_OK with bits 0-3 only, no change detection (bit 5).
+    const older = await olderNode(15);
     try {
       const src = freshDir('older');
       writeFileSync(join(src, 'f'), 'x');
-      const port = (older.address() as { port: number }).port;
+      const port = older.port;
       const r = await runCli(['send', '--checksum', src, `127.0.0.1:${port}/d`]);
       expect(r.status).toBe(3);
       expect(r.stderr).toMatch(
         /^longhaul: E_VERSION: the node does not support --checksum .*older longhaul \(fix: upgrade the older end\)$/m,
       );
       // HELLO only: no MANIFEST went out.
-      expect(frames).toEqual([0x01]);
+      expect(older.frames).toEqual([0x01]);
     } finally {
       older.close();
     }

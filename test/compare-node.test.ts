@@ -3,13 +3,12 @@
 // compare reports for the same two trees, with the same exit statuses.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { frame, takeFrames, u16, u32, u64 } from './frames.js';
+import { olderNode } from './frames.js';
 import { CLI, freshDir, randomFile, runCli } from './helpers.js';
 
 let work: string;
@@ -173,45 +172,16 @@ describe('compare LOCAL HOST:PORT/PATH, the node hashing its side (issue 32)', (
   });
 
   it('a node without TREE_SUMS (an older longhaul): E_VERSION, and no request sent', async () => {
-    const frames: number[] = [];
-    const older = createServer((sock) => {
-      let buf = Buffer.alloc(0);
-      sock.on('data', (d) => {
-        const got = takeFrames(Buffer.concat([buf, d]));
-        buf = got.rest;
-        for (const f of got.frames) {
-          frames.push(f.type);
-          // HELLO_OK offering bits 0..5 (63): everything but TREE_SUMS.
-          if (f.type === 0x01)
-            sock.write(
-              frame(
-                0x02,
-                Buffer.concat([
-                  u16(1),
-                  u64(63),
-                  u16(16),
-                  u32(4 << 20),
-                  u32(1 << 28),
-                  u32(1024),
-                  u32(2 << 20),
-                  Buffer.from([0]),
-                  Buffer.alloc(16),
-                ]),
-              ),
-            );
-        }
-      });
-      sock.on('error', () => {});
-    });
-    await new Promise<void>((r) => older.listen(0, '127.0.0.1', r));
+    // HELLO_OK offering bits 0..5 (63): everything but TREE_SUMS.
+    const older = await olderNode(63);
     try {
-      const port = (older.address() as { port: number }).port;
+      const port = older.port;
       const r = await runCli(['compare', join(work, 'src'), `127.0.0.1:${port}/tree`]);
       expect(r.status).toBe(3);
       expect(r.stderr).toMatch(
         /^longhaul: E_VERSION: the node does not support compare against a node .*older longhaul \(fix: upgrade the older end\)$/m,
       );
-      expect(frames).toEqual([0x01]);
+      expect(older.frames).toEqual([0x01]);
     } finally {
       older.close();
     }

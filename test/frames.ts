@@ -47,3 +47,30 @@ export function takeFrames(buf: Buffer): { frames: { type: number; body: Buffer 
 
 /** The code of an ERROR frame's body. */
 export const errorCode = (body: Buffer): string => body.subarray(1, 1 + body[0]!).toString();
+
+/**
+ * A node of an older version on a loopback port: it answers HELLO with HELLO_OK offering only
+ * `features` (and everyday limits), then reads on without answering. `frames` lists the types
+ * of the frames it received, so a test can assert that nothing past HELLO went out.
+ */
+export async function olderNode(features: number): Promise<{ port: number; frames: number[]; close: () => void }> {
+  const { createServer } = await import('node:net');
+  const frames: number[] = [];
+  const server = createServer((sock) => {
+    let buf = Buffer.alloc(0);
+    sock.on('data', (d) => {
+      const got = takeFrames(Buffer.concat([buf, d]));
+      buf = got.rest;
+      for (const f of got.frames) {
+        frames.push(f.type);
+        // HELLO_OK: version 1, the features, max streams, block, manifest, connections and
+        // control frame, no token, a zero nonce.
+        const limits = [u16(16), u32(4 << 20), u32(1 << 28), u32(1024), u32(2 << 20)];
+        if (f.type === 0x01) sock.write(frame(0x02, Buffer.concat([u16(1), u64(features), ...limits, Buffer.from([0]), Buffer.alloc(16)])));
+      }
+    });
+    sock.on('error', () => {});
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { port: (server.address() as { port: number }).port, frames, close: () => server.close() };
+}

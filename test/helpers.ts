@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
 import { mkdirSync, mkdtempSync, openSync, closeSync, writeSync, writeFileSync, symlinkSync, chmodSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
@@ -27,6 +27,15 @@ export function freshDir(name: string): string {
   const base = process.env.LONGHAUL_TEST_DIR;
   if (!base) throw new Error('LONGHAUL_TEST_DIR is not set: run through vitest with test/global-setup.ts');
   return mkdtempSync(join(base, `${name}-`));
+}
+
+/**
+ * A file of `bytes` zeros whose blocks are allocated (`fallocate`): quick to make and not
+ * sparse, so a send moves every byte of it (a sparse file's holes do not travel).
+ */
+export function allocatedFile(path: string, bytes: number): void {
+  const r = spawnSync('fallocate', ['-l', String(bytes), path], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`fallocate ${path}: ${r.stderr}`);
 }
 
 /** A file of `bytes` random bytes. */

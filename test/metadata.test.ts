@@ -50,6 +50,16 @@ afterAll(() => {
   for (const n of nodes) n.kill('SIGKILL');
 });
 
+/** A node running as nobody (uid 65534), its root `work/name` its own; the test dirs made passable for it. */
+async function nodeAsNobody(name: string): Promise<{ nobodyRoot: string; nobody: Awaited<ReturnType<typeof startNode>> }> {
+  chmodSync(process.env.LONGHAUL_TEST_DIR!, 0o755);
+  chmodSync(work, 0o755);
+  const nobodyRoot = join(work, name);
+  mkdirSync(nobodyRoot);
+  chownSync(nobodyRoot, 65534, 65534);
+  return { nobodyRoot, nobody: await startNode(nobodyRoot, { uid: 65534, gid: 65534 }) };
+}
+
 describe('issue 32: hard links are kept', () => {
   it('three names of one file and a pair arrive sharing inodes; rsync -H finds nothing to change, on a second run too', async () => {
     const src = join(work, 'links');
@@ -212,13 +222,7 @@ describe('issue 32: -a keeps owners and groups, or names them', () => {
   });
 
   it.skipIf(!root0)('a node that is not root names the owners it could not set; the transfer still succeeds', async () => {
-    const base = process.env.LONGHAUL_TEST_DIR!;
-    chmodSync(base, 0o755);
-    chmodSync(work, 0o755);
-    const nobodyRoot = join(work, 'nobody-root');
-    mkdirSync(nobodyRoot);
-    chownSync(nobodyRoot, 65534, 65534);
-    const nobody = await startNode(nobodyRoot, { uid: 65534, gid: 65534 });
+    const { nobodyRoot, nobody } = await nodeAsNobody('nobody-root');
     const src = join(work, 'owned2');
     mkdirSync(src);
     for (const f of ['a', 'b', 'c']) {
@@ -289,13 +293,7 @@ describe('issue 32: -a keeps what rsync -aHAXS keeps', () => {
   );
 
   it.skipIf(!root0)('a node that is not root sets user.* attributes and names the files whose others it could not set', async () => {
-    const base = process.env.LONGHAUL_TEST_DIR!;
-    chmodSync(base, 0o755);
-    chmodSync(work, 0o755);
-    const nobodyRoot = join(work, 'nobody-x');
-    mkdirSync(nobodyRoot);
-    chownSync(nobodyRoot, 65534, 65534);
-    const nobody = await startNode(nobodyRoot, { uid: 65534, gid: 65534 });
+    const { nobodyRoot, nobody } = await nodeAsNobody('nobody-x');
     const src = join(work, 'xsrc');
     mkdirSync(src);
     writeFileSync(join(src, 'u'), 'user only');

@@ -16,12 +16,11 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { createServer } from 'node:net';
 import { createInterface } from 'node:readline';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { frame, takeFrames, u16, u32, u64 } from './frames.js';
+import { olderNode } from './frames.js';
 import { CLI, freshDir, runCli } from './helpers.js';
 
 let work: string;
@@ -312,25 +311,11 @@ describe('issue 32: send --dry-run --checksum', () => {
 describe('issue 32: mirrors and an older node', () => {
   it('--delete and --dry-run to a node that does not know them: E_VERSION naming the flag, before MANIFEST', async () => {
     // An older node: HELLO_OK with every feature up to change detection (bits 0-5), none of the mirror bits.
-    const frames: number[] = [];
-    const older = createServer((sock) => {
-      let buf = Buffer.alloc(0);
-      sock.on('data', (d) => {
-        const got = takeFrames(Buffer.concat([buf, d]));
-        buf = got.rest;
-        for (const f of got.frames) {
-          frames.push(f.type);
-          const limits = [u16(16), u32(4 << 20), u32(1 << 28), u32(1024), u32(2 << 20)];
-          if (f.type === 0x01) sock.write(frame(0x02, Buffer.concat([u16(1), u64(63), ...limits, Buffer.from([0]), Buffer.alloc(16)])));
-        }
-      });
-      sock.on('error', () => {});
-    });
-    await new Promise<void>((r) => older.listen(0, '127.0.0.1', r));
+    const older = await olderNode(63);
     try {
       const src = freshDir('older-mirror');
       writeFileSync(join(src, 'f'), 'x');
-      const port = (older.address() as { port: number }).port;
+      const port = older.port;
       for (const flag of ['--delete', '--dry-run']) {
         const r = await runCli(['send', flag, src, `127.0.0.1:${port}/d`]);
         expect(r.status, r.stderr).toBe(3);
@@ -339,7 +324,7 @@ describe('issue 32: mirrors and an older node', () => {
         );
       }
       // HELLO only, each time: no MANIFEST went out.
-      expect(frames).toEqual([0x01, 0x01]);
+      expect(older.frames).toEqual([0x01, 0x01]);
     } finally {
       older.close();
     }

@@ -2,7 +2,6 @@
 // Client answers E_CLOSED, the shipped typings compile under a strict user's settings, and the
 // node's Prometheus process metrics carry the names dashboards look for.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 
@@ -10,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { connect, exitCodeFor, fixFor, LonghaulError, send, serve, type StorageNode } from '../dist/sdk/index.js';
 import { native } from '../dist/sdk/native.js';
-import { CLI, freshDir } from './helpers.js';
+import { allocatedFile, CLI, freshDir } from './helpers.js';
 
 const ROOT = join(import.meta.dirname, '..');
 
@@ -20,9 +19,9 @@ const children: ChildProcess[] = [];
 
 beforeAll(async () => {
   work = freshDir('sdk-details');
-  // Sparse: big enough to be cut midway, costs no disk to make.
-  writeFileSync(join(work, 'big.bin'), '');
-  truncateSync(join(work, 'big.bin'), 1 << 30);
+  // Big enough to be cut midway; allocated, not sparse (holes would not travel), and quick to
+  // make: its blocks are reserved, not written (they read as zeros).
+  allocatedFile(join(work, 'big.bin'), 1 << 30);
   node = await serve({ root: join(work, 'root'), auth: false });
 });
 
