@@ -8,17 +8,11 @@ import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { compareTrees } from '../dist/sdk/index.js';
-import { CLI, freshDir, randomFile, runCli, smallTree } from './helpers.js';
+import { CLI, freshDir, jsonLines, randomFile, runCli, smallTree } from './helpers.js';
 
 let work: string;
 let tokenFile: string;
 const nodes: ChildProcess[] = [];
-
-const jsonLines = (s: string): Record<string, unknown>[] =>
-  s
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
 
 async function startNode(root: string, extra: string[] = []): Promise<string> {
   const child = spawn(

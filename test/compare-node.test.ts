@@ -9,19 +9,13 @@ import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { olderNode } from './frames.js';
-import { CLI, freshDir, randomFile, runCli } from './helpers.js';
+import { CLI, freshDir, jsonLines, randomFile, runCli } from './helpers.js';
 
 let work: string;
 let root: string;
 let node: string;
 let tokenFile: string;
 const nodes: ChildProcess[] = [];
-
-const jsonLines = (s: string): Record<string, unknown>[] =>
-  s
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
 
 async function startNode(dir: string): Promise<string> {
   const child = spawn(

@@ -38,6 +38,13 @@ export function allocatedFile(path: string, bytes: number): void {
   if (r.status !== 0) throw new Error(`fallocate ${path}: ${r.stderr}`);
 }
 
+/** The JSON objects of a command's output, one a line. */
+export const jsonLines = (s: string): Record<string, unknown>[] =>
+  s
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+
 /** A file of `bytes` random bytes. */
 export function randomFile(path: string, bytes: number): void {
   const chunk = Buffer.allocUnsafe(8 << 20);
