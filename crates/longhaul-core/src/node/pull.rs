@@ -93,6 +93,7 @@ pub(super) fn pull(caller: Caller<'_>, sock: &mut TcpStream, path: &[u8], stream
         sums: checksum.then_some(exchange::Sums { mode: frame::SUMS_CONTENT, digests: &digests }),
         mirror: None,
         bench: false,
+        proof: None,
     };
     // READY (and the PLAN of what an earlier attempt left the client) within the handshake
     // timeout; the client may take fewer streams than offered.
