@@ -17,8 +17,8 @@
 //   node bench/wan.mjs [--quick] [--check [--checks bbr,loss,rtt]] [--runs N] [--profiles a,b,c] [--cc bbr,cubic]
 //                      [--only BIG,LOSF,MIXED] [--tools a,b] [--no-write]
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 
@@ -46,7 +46,7 @@ const SRC = join(tmpdir(), `lh-wan-src${QUICK ? '-quick' : ''}`);
 const DST = join(tmpdir(), 'lh-wan-dst');
 const TOKEN = 'the wan bench token, shared by both ends';
 const MiB = 2 ** 20;
-const PORT = { longhaul: 7301, rsync: 7302, nc: 7303, iperf: 7304 };
+const PORT = { longhaul: 7301, rsync: 7302, nc: 7303, iperf: 7304, gridftp: 7305, xrootd: 7306 };
 const log = (...a) => console.error(...a);
 const sh = (cmd) => spawnSync('bash', ['-c', cmd], { encoding: 'utf8' });
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -157,6 +157,27 @@ function tools(link, cc) {
       return r;
     },
   });
+  const isDir = (src) => statSync(src).isDirectory();
+  // Both copy a directory's contents into the URL's directory, a file by its name.
+  const landed = (src, dest) => (isDir(src) ? join(DST, dest) : join(DST, dest, src.split('/').at(-1)));
+  const gridftp = (name, flags, only, once = false) => ({
+    name,
+    only,
+    once,
+    server: 'gridftp',
+    run: (src, dest) =>
+      timedIn(link.a.netns, ['globus-url-copy', ...flags, `file://${src}${isDir(src) ? '/' : ''}`, `ftp://${B}:${PORT.gridftp}${join(DST, dest)}/`], ccEnv(cc)),
+    landed,
+  });
+  const xrdcp = (name, flags, only, once = false) => ({
+    name,
+    only,
+    once,
+    server: 'xrootd',
+    run: (src, dest) => timedIn(link.a.netns, ['xrdcp', '-s', '-f', ...flags, isDir(src) ? `${src}/` : src, `root://${B}:${PORT.xrootd}/${join(DST, dest)}/`], ccEnv(cc)),
+    // xrdcp -r copies a directory by its name.
+    landed: (src, dest) => join(DST, dest, src.split('/').at(-1)),
+  });
   return [
     iperf('iperf3 -P 1', 1),
     iperf('iperf3 -P 8', 8),
@@ -164,6 +185,14 @@ function tools(link, cc) {
     longhaul('longhaul --streams 1', ['--streams', '1']),
     longhaul('longhaul --streams 8', ['--streams', '8']),
     ...(cc === 'cubic' ? [longhaul('longhaul --congestion system', ['--congestion', 'system'])] : []),
+    // GridFTP and XRootD, as their users run them on long links: parallel streams for one big
+    // file, concurrent files (and GridFTP's pipelining) for many. A run of GridFTP on 20,000
+    // small files takes minutes: the slow ones run once (`once`), the others every round.
+    ...['-p 1', '-p 8 -fast'].map((f) => gridftp(`GridFTP ${f}`, f.split(' '), ['BIG'])),
+    gridftp('GridFTP -r -cc 8 -pp -fast', ['-r', '-cc', '8', '-pp', '-fast'], ['LOSF', 'MIXED'], true),
+    xrdcp('xrdcp', [], ['BIG']),
+    xrdcp('xrdcp -S 8', ['-S', '8'], ['BIG']),
+    xrdcp('xrdcp -r --parallel 8', ['-r', '--parallel', '8'], ['LOSF', 'MIXED'], true),
     {
       name: 'rsync daemon -a -W',
       run: (src, dest) =>
@@ -234,13 +263,35 @@ async function runProfile(key, cc, loads) {
     const rsyncd = join(tmpdir(), 'lh-wan-rsyncd.conf');
     writeFileSync(rsyncd, `use chroot = no\n[bench]\n  path = ${DST}\n  read only = no\n  uid = root\n  gid = root\n`);
     servers.push(await server(link.b.netns, ['rsync', '--daemon', '--no-detach', `--config=${rsyncd}`, `--port=${PORT.rsync}`, `--address=${link.b.addr}`], env));
+    const wanted = new Set(tools(link, cc).map((t) => t.server));
+    if (wanted.has('gridftp')) {
+      // GridFTP resolves its own host name: each namespace names this host at its own address.
+      for (const side of [link.a, link.b]) {
+        mkdirSync(`/etc/netns/${side.netns}`, { recursive: true });
+        writeFileSync(`/etc/netns/${side.netns}/hosts`, `127.0.0.1 localhost\n${side.addr} ${hostname()}\n`);
+      }
+      const argv = ['globus-gridftp-server', '-aa', '-anonymous-user', 'nobody', '-anonymous-group', 'nogroup', '-p', String(PORT.gridftp)];
+      servers.push(await server(link.b.netns, [...argv, '-control-interface', link.b.addr, '-data-interface', link.b.addr, '-d', 'error'], env));
+    }
+    if (wanted.has('xrootd')) {
+      // xrootd will not run as root: as nobody, in the node's namespace.
+      const cfg = join(tmpdir(), 'lh-wan-xrootd.cfg');
+      const logs = join(tmpdir(), 'lh-wan-xrootd-log');
+      mkdirSync(logs, { recursive: true, mode: 0o777 });
+      chmodSync(logs, 0o777);
+      writeFileSync(cfg, `all.export ${DST}\nxrd.port ${PORT.xrootd}\n`);
+      servers.push(await server(link.b.netns, ['setpriv', '--reuid', 'nobody', '--regid', 'nogroup', '--clear-groups', 'xrootd', '-c', cfg, '-l', join(logs, 'xrootd.log')], env));
+    }
     for (const [name, w] of Object.entries(loads)) {
-      const ts = tools(link, cc);
+      const ts = tools(link, cc).filter((t) => !t.only || t.only.includes(name));
       const times = Object.fromEntries(ts.map((t) => [t.name, []]));
       for (let run = 0; run < RUNS; run++) {
         for (const t of ts) {
+          if (t.once && run > 0) continue;
           const dest = `r-${key}-${cc}-${name}-${run}-${t.name.replace(/[^a-z0-9]+/gi, '_')}`;
           mkdirSync(join(DST, dest), { recursive: true });
+          // GridFTP and xrootd write as nobody.
+          chmodSync(join(DST, dest), 0o777);
           const r = await t.run(w.path, dest);
           times[t.name].push(r.wall);
           if (run === 0 && t.landed) {
@@ -255,6 +306,7 @@ async function runProfile(key, cc, loads) {
     }
   } finally {
     for (const s of servers) s.kill('SIGKILL');
+    for (const side of [link.a, link.b]) rmSync(`/etc/netns/${side.netns}`, { recursive: true, force: true });
     log(`link counters: ${await link.stop()}`);
   }
   return { profile: p.what, cc, results };
