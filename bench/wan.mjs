@@ -17,7 +17,7 @@
 //   node bench/wan.mjs [--quick] [--check [--checks bbr,loss,rtt]] [--runs N] [--profiles a,b,c] [--cc bbr,cubic]
 //                      [--only BIG,LOSF,MIXED] [--tools a,b] [--no-write]
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -285,6 +285,7 @@ async function runProfile(key, cc, loads) {
     for (const [name, w] of Object.entries(loads)) {
       const ts = tools(link, cc).filter((t) => !t.only || t.only.includes(name));
       const times = Object.fromEntries(ts.map((t) => [t.name, []]));
+      const busy = Object.fromEntries(ts.map((t) => [t.name, []]));
       for (let run = 0; run < RUNS; run++) {
         for (const t of ts) {
           if (t.once && run > 0) continue;
@@ -292,8 +293,11 @@ async function runProfile(key, cc, loads) {
           mkdirSync(join(DST, dest), { recursive: true });
           // GridFTP and xrootd write as nobody.
           chmodSync(join(DST, dest), 0o777);
+          const before = cpuTicks();
           const r = await t.run(w.path, dest);
+          const after = cpuTicks();
           times[t.name].push(r.wall);
+          busy[t.name].push((after.busy - before.busy) / Math.max(1, after.total - before.total));
           if (run === 0 && t.landed) {
             const d = sh(`diff -r ${w.path} ${t.landed(w.path, dest)} > /dev/null && echo same`);
             if (!d.stdout.includes('same')) throw new Error(`${t.name}: the copy differs from ${w.path}`);
@@ -302,7 +306,7 @@ async function runProfile(key, cc, loads) {
           log(`${key}/${cc}/${name} run ${run + 1}: ${t.name} ${r.wall.toFixed(2)} s`);
         }
       }
-      results[name] = { what: w.what, bytes: bytesOf(w.path), times };
+      results[name] = { what: w.what, bytes: bytesOf(w.path), times, busy };
     }
   } finally {
     for (const s of servers) s.kill('SIGKILL');
@@ -319,14 +323,24 @@ function table({ profile, cc, results }) {
     const limits = Object.keys(med).filter((k) => k.startsWith('iperf3'));
     const limit = limits.length ? Math.min(...limits.map((k) => med[k])) : NaN;
     lines.push(`#### ${profile}, ${cc.toUpperCase()}: ${name} (${r.what}, ${(r.bytes / MiB).toFixed(0)} MiB)`, '');
-    lines.push('| tool | seconds, median (min–max) | MiB/s | x the limit |', '| --- | --- | ---: | ---: |');
+    lines.push('| tool | seconds, median (min–max) | MiB/s | x the limit | both CPUs busy |', '| --- | --- | ---: | ---: | ---: |');
     for (const [tool, v] of Object.entries(r.times)) {
       const m = med[tool];
-      lines.push(`| ${tool.startsWith('longhaul') ? `**${tool}**` : tool} | ${m.toFixed(2)} (${Math.min(...v).toFixed(2)}–${Math.max(...v).toFixed(2)}) | ${(r.bytes / MiB / m).toFixed(0)} | ${(limit / m).toFixed(2)} |`);
+      const cpu = r.busy?.[tool]?.length ? `${(100 * median(r.busy[tool])).toFixed(0)}%` : '';
+      lines.push(`| ${tool.startsWith('longhaul') ? `**${tool}**` : tool} | ${m.toFixed(2)} (${Math.min(...v).toFixed(2)}–${Math.max(...v).toFixed(2)}) | ${(r.bytes / MiB / m).toFixed(0)} | ${(limit / m).toFixed(2)} | ${cpu} |`);
     }
     lines.push('');
   }
   return lines.join('\n');
+}
+
+/** The machine's CPU time so far, in ticks, from /proc/stat: all of it, and all but idle and
+ * iowait. Over a run, busy / total is how much of both CPUs the relay, the two ends and their
+ * kernels used: near 100%, the run was CPU-bound here, whatever the link allowed. */
+function cpuTicks() {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  const total = f.reduce((a, b) => a + b, 0);
+  return { total, busy: total - f[3] - f[4] };
 }
 
 // ---- the emulator's own check ------------------------------------------------------------------
