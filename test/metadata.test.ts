@@ -1,7 +1,19 @@
 // Metadata a mirror keeps (issue 32): hard links arrive as links, with rsync as the oracle,
 // against a node running as its own process.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chownSync, lchownSync, linkSync, lstatSync, mkdirSync, rmSync, statSync, symlinkSync, writeFileSync, chmodSync } from 'node:fs';
+import {
+  chownSync,
+  lchownSync,
+  linkSync,
+  lstatSync,
+  mkdirSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+  chmodSync,
+  utimesSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 
@@ -330,6 +342,95 @@ describe('issue 32: -a keeps what rsync -aHAXS keeps', () => {
       });
       expect(cap.status).not.toBe(0);
       expect(cap.stderr).toMatch(/No data available/);
+    },
+  );
+});
+
+function removeXattr(path: string, name: string): void {
+  const r = spawnSync('python3', ['-c', 'import os,sys; os.removexattr(sys.argv[1], sys.argv[2])', path, name], { encoding: 'utf8' });
+  expect(r.status, r.stderr).toBe(0);
+}
+
+describe('issue 32: files found unchanged get the source metadata', () => {
+  it.skipIf(!root0)(
+    'a chmod, an xattr, a directory mode, an mtime (-c) and a chown at the source are applied by the next send -a; rsync -aHAXS finds nothing',
+    async () => {
+      const src = join(work, 'meta-sync');
+      mkdirSync(join(src, 'd'), { recursive: true });
+      writeFileSync(join(src, 'mode'), 'chmod me');
+      writeFileSync(join(src, 'tagged'), 'attributes change');
+      setXattrs(join(src, 'tagged'), { 'user.keep': 'same', 'user.change': 'before', 'user.drop': 'gone later' });
+      writeFileSync(join(src, 'touched'), 'only its mtime changes');
+      writeFileSync(join(src, 'd', 'owned'), 'chown me');
+      chownSync(join(src, 'd', 'owned'), 1234, 2345);
+      writeFileSync(join(src, 'other'), 'owned by another user, chmodded');
+      chownSync(join(src, 'other'), 1234, 2345);
+      writeFileSync(join(src, 'pair1'), 'a linked pair');
+      linkSync(join(src, 'pair1'), join(src, 'pair2'));
+      const first = await runCli(['send', '-a', '--delete', src, `${addr}/ms`, '-q']);
+      expect(first.status, first.stderr).toBe(0);
+      const dest = join(root, 'ms', 'meta-sync');
+      expect(itemize(src, dest, ['-aHAXS'])).toBe('');
+      const ino = (p: string): number => statSync(join(dest, p)).ino;
+      const before = Object.fromEntries(['mode', 'tagged', 'touched', 'd/owned', 'other', 'pair1'].map((p) => [p, ino(p)]));
+
+      // Metadata only: no byte of any file changes.
+      chmodSync(join(src, 'mode'), 0o600);
+      chmodSync(join(src, 'pair1'), 0o640);
+      setXattrs(join(src, 'tagged'), { 'user.change': 'after', 'user.new': 'added' });
+      removeXattr(join(src, 'tagged'), 'user.drop');
+      chmodSync(join(src, 'd'), 0o700);
+      utimesSync(join(src, 'touched'), new Date('2011-01-01T00:00:00Z'), new Date('2011-01-01T00:00:00.123Z'));
+      chownSync(join(src, 'd', 'owned'), 4321, 4321);
+      chmodSync(join(src, 'other'), 0o751);
+      expect(itemize(src, dest, ['-aHAXS'])).not.toBe('');
+
+      const r = await runCli(['send', '-a', '--delete', '--checksum', src, `${addr}/ms`, '--json']);
+      expect(r.status, r.stderr).toBe(0);
+      expect(summaryOf(r.stdout)).toMatchObject({ ownerNotKept: 0, xattrsNotKept: 0 });
+      expect(itemize(src, dest, ['-aHAXS'])).toBe('');
+      // Set in place where the file is the node's own or already has the owner asked for; a new
+      // owner comes with the file sent again, made and chowned by the node.
+      for (const p of ['mode', 'tagged', 'touched', 'other', 'pair1']) expect(ino(p), p).toBe(before[p]);
+      expect(ino('d/owned')).not.toBe(before['d/owned']);
+      expect(ino('pair2')).toBe(ino('pair1'));
+
+      // By size and mtime (no -c) as well: a chmod alone is applied.
+      chmodSync(join(src, 'mode'), 0o644);
+      const plain = await runCli(['send', '-a', src, `${addr}/ms`, '-q']);
+      expect(plain.status, plain.stderr).toBe(0);
+      expect(itemize(src, dest, ['-aHAXS'])).toBe('');
+      expect(ino('mode')).toBe(before['mode']);
+    },
+  );
+
+  it.skipIf(!root0)(
+    'a node that is not root applies modes, mtimes and user.* attributes, and names the owners it could not set, again',
+    async () => {
+      const { nobodyRoot, nobody } = await nodeAsNobody('nobody-sync');
+      const src = join(work, 'sync-nobody');
+      mkdirSync(join(src, 'sub'), { recursive: true });
+      writeFileSync(join(src, 'a'), 'a');
+      writeFileSync(join(src, 'b'), 'b');
+      writeFileSync(join(src, 'sub', 'c'), 'c');
+      setXattrs(join(src, 'b'), { 'user.v': '1' });
+      const first = await runCli(['send', '-a', src, `${nobody}/n`]);
+      expect(first.status, first.stderr).toBe(0);
+      // The three files and two directories belong to root here.
+      expect(first.stderr).toMatch(/^not kept: owner of 5 files: the node is not root$/m);
+      const dest = join(nobodyRoot, 'n', 'sync-nobody');
+      expect(itemize(src, dest, ['-rlptHSX'])).toBe('');
+
+      chmodSync(join(src, 'a'), 0o600);
+      setXattrs(join(src, 'b'), { 'user.v': '2' });
+      chmodSync(join(src, 'sub'), 0o750);
+      utimesSync(join(src, 'sub', 'c'), new Date('2012-02-02T00:00:00Z'), new Date('2012-02-02T00:00:00Z'));
+      const again = await runCli(['send', '-a', '-c', src, `${nobody}/n`]);
+      expect(again.status, again.stderr).toBe(0);
+      expect(again.stderr).toMatch(/^not kept: owner of 5 files: the node is not root$/m);
+      expect(again.stderr).not.toMatch(/extended attributes/);
+      expect(itemize(src, dest, ['-rlptHSX'])).toBe('');
+      expect(getXattr(join(dest, 'b'), 'user.v')).toBe('2');
     },
   );
 });

@@ -14,6 +14,7 @@ use rustix::fs::{Mode, OFlags};
 use super::journal::{Journal, Previous};
 use super::slot::{STAGE_FINAL, STAGE_NONE, STAGE_TEMP, STAGE_WRITTEN, UNCOUNTED};
 use super::sums::Held;
+use super::unchanged::{MetaSync, Outcome};
 use super::{dest_refused, Receive};
 use crate::error::Result;
 use crate::hash::xxh3;
@@ -191,7 +192,9 @@ impl Receive {
 /// With SUMS (`sums`) the sender's BLAKE3 decides instead: by content, a file of the entry's
 /// size with the sender's digest is complete whatever its mtime (which is then set to the
 /// index's, as rsync -c does); confirmed, the quick check must pass and the digest match too.
-/// A dry run (`touch` false) decides the same and sets no mtime.
+/// A file found complete gets the index's metadata (`meta`, unchanged.rs), or is received
+/// again where that cannot be done in place. A dry run (`meta` None) decides by the bytes and
+/// sets nothing.
 pub(super) fn carried_over(
     index: &Index,
     dest: BorrowedFd<'_>,
@@ -199,8 +202,9 @@ pub(super) fn carried_over(
     plan: BlockPlan,
     previous: &Previous,
     sums: Option<&Held>,
-    touch: bool,
+    mut meta: Option<&mut MetaSync>,
 ) -> Carried {
+    let touch = meta.is_some();
     let entries = index.entries();
     let temp_name = |i: usize| format!(".lh-{tag}-{i}.part");
     let mut stages = vec![STAGE_NONE; entries.len()];
@@ -239,6 +243,9 @@ pub(super) fn carried_over(
                 }
             }
         });
+        // Its bytes are the source's; its mode, owner, attributes and mtime are set now, or it
+        // comes again.
+        let complete = complete && meta.as_deref_mut().is_none_or(|m| m.file(index, i, dir, name) == Outcome::Held);
         stages[i] = if complete {
             STAGE_FINAL
         } else if stat(OsStr::new(&temp_name(i))).is_some_and(|st| own_part(&st) && st.st_size as u64 <= e.size) {
