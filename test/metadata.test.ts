@@ -19,7 +19,7 @@ import { createInterface } from 'node:readline';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { CLI, freshDir, randomFile, runCli } from './helpers.js';
+import { CLI, finish, freshDir, randomFile, runCli } from './helpers.js';
 
 let work: string;
 let root: string;
@@ -433,4 +433,83 @@ describe('issue 32: files found unchanged get the source metadata', () => {
       expect(getXattr(join(dest, 'b'), 'user.v')).toBe('2');
     },
   );
+});
+
+describe('issue 32: get -a keeps what send -a keeps', () => {
+  it.skipIf(!root0)(
+    'hard links, a sparse file, xattrs and owners pulled with get -a: rsync -aHAXS finds nothing; a metadata change at the node is applied by the next get',
+    async () => {
+      const tree = join(root, 'pull-src');
+      mkdirSync(join(tree, 'sub'), { recursive: true });
+      randomFile(join(tree, 'sub', 'data'), 200_000);
+      linkSync(join(tree, 'sub', 'data'), join(tree, 'data-link'));
+      sparseFile(join(tree, 'image'), 32 << 20, [4 << 20]);
+      writeFileSync(join(tree, 'tagged'), 'with attributes');
+      setXattrs(join(tree, 'tagged'), { 'user.origin': 'node', 'trusted.audit': 'root only' });
+      setXattrs(join(tree, 'sub'), { 'user.dir': 'a directory attribute' });
+      chmodSync(join(tree, 'tagged'), 0o640);
+      symlinkSync('sub/data', join(tree, 'link'));
+      chownSync(join(tree, 'sub', 'data'), 1234, 2345);
+      chownSync(join(tree, 'image'), 4321, 1);
+      lchownSync(join(tree, 'link'), 777, 778);
+      chownSync(join(tree, 'sub'), 1234, 1234);
+
+      const back = join(work, 'pulled');
+      const r = await runCli(['get', '-a', `${addr}/pull-src`, back, '--json']);
+      expect(r.status, r.stderr).toBe(0);
+      expect(summaryOf(r.stdout)).toMatchObject({ ownerNotKept: 0, xattrsNotKept: 0 });
+      const dest = join(back, 'pull-src');
+      expect(itemize(tree, dest, ['-aHAXS'])).toBe('');
+      expect(statSync(join(dest, 'data-link')).ino).toBe(statSync(join(dest, 'sub', 'data')).ino);
+      expect(statSync(join(dest, 'image')).blocks * 512).toBeLessThan(1 << 20);
+      expect(getXattr(join(dest, 'tagged'), 'trusted.audit')).toBe('root only');
+      expect(lstatSync(join(dest, 'link')).uid).toBe(777);
+
+      // Metadata only, at the node: the next get -a applies it without fetching the files again.
+      chmodSync(join(tree, 'tagged'), 0o600);
+      setXattrs(join(tree, 'tagged'), { 'user.origin': 'changed' });
+      chmodSync(join(tree, 'sub'), 0o750);
+      const before = statSync(join(dest, 'tagged')).ino;
+      const again = await runCli(['get', '-a', `${addr}/pull-src`, back, '-q']);
+      expect(again.status, again.stderr).toBe(0);
+      expect(itemize(tree, dest, ['-aHAXS'])).toBe('');
+      expect(statSync(join(dest, 'tagged')).ino).toBe(before);
+
+      // Without -a: this side's owner and no attributes, as rsync without -o -g -X.
+      const plain = join(work, 'pulled-plain');
+      const p = await runCli(['get', `${addr}/pull-src`, plain, '-q']);
+      expect(p.status, p.stderr).toBe(0);
+      expect(itemize(tree, join(plain, 'pull-src'), ['-rlptHS'])).toBe('');
+      expect(lstatSync(join(plain, 'pull-src', 'sub', 'data')).uid).toBe(0);
+    },
+  );
+
+  it.skipIf(!root0)('get -a by a user who is not root names the owners and attributes it could not set', async () => {
+    const tree = join(root, 'pull-nobody');
+    mkdirSync(tree);
+    for (const f of ['a', 'b']) {
+      writeFileSync(join(tree, f), f);
+      chownSync(join(tree, f), 1234, 2345);
+    }
+    setXattrs(join(tree, 'a'), { 'user.ok': '1', 'trusted.no': '2' });
+    chmodSync(process.env.LONGHAUL_TEST_DIR!, 0o755);
+    chmodSync(work, 0o755);
+    const back = join(work, 'pulled-by-nobody');
+    mkdirSync(back);
+    chownSync(back, 65534, 65534);
+    const child = spawn(process.execPath, [CLI, 'get', '-a', `${addr}/pull-nobody`, back], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      uid: 65534,
+      gid: 65534,
+      env: { ...process.env, HOME: back },
+    });
+    const r = await finish(child);
+    expect(r.status, r.stderr).toBe(0);
+    // The two files and their directory; the one file with a trusted.* attribute.
+    expect(r.stderr).toMatch(
+      /^not kept: owner of 3 files: not root here \(get keeps owners only as root\); extended attributes of 1 file: /m,
+    );
+    expect(getXattr(join(back, 'pull-nobody', 'a'), 'user.ok')).toBe('1');
+    expect(lstatSync(join(back, 'pull-nobody', 'a')).uid).toBe(65534);
+  });
 });
