@@ -19,6 +19,7 @@ import { createInterface } from 'node:readline';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
+import { olderNode } from './frames.js';
 import { CLI, finish, freshDir, randomFile, runCli } from './helpers.js';
 
 let work: string;
@@ -511,5 +512,40 @@ describe('issue 32: get -a keeps what send -a keeps', () => {
     );
     expect(getXattr(join(back, 'pull-nobody', 'a'), 'user.ok')).toBe('1');
     expect(lstatSync(join(back, 'pull-nobody', 'a')).uid).toBe(65534);
+  });
+});
+
+describe('issue 32: GET asks for metadata only from a node that knows FEATURE_META_SYNC', () => {
+  /** The body of the GET `get ARGS` sends to a node offering `features`; the get is then stopped. */
+  async function getBody(features: number, args: string[]): Promise<Buffer> {
+    const older = await olderNode(features);
+    try {
+      const child = spawn(process.execPath, [CLI, 'get', ...args, `127.0.0.1:${older.port}/data`, join(work, 'never')], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      for (let i = 0; i < 200 && !older.frames.includes(0x10); i++) await new Promise((r) => setTimeout(r, 25));
+      child.kill('SIGKILL');
+      await finish(child);
+      const at = older.frames.indexOf(0x10);
+      expect(at).toBeGreaterThan(0);
+      return older.bodies[at]!;
+    } finally {
+      older.close();
+    }
+  }
+  // u16 path_len, "data", u16 streams, u32 block_size: 12 bytes, then the keep byte if any.
+  const BASE = 15 | 256 | 512 | 1024 | 2048;
+
+  it('-a to a node offering bit 16: GET ends with keep 7 (owner, group, xattrs); --owner alone: 1', async () => {
+    const all = await getBody(BASE | 65536, ['-a']);
+    expect(all.length).toBe(13);
+    expect(all[12]).toBe(7);
+    expect((await getBody(BASE | 65536, ['--owner']))[12]).toBe(1);
+    // Nothing asked: no byte, as before the bit.
+    expect((await getBody(BASE | 65536, [])).length).toBe(12);
+  });
+
+  it('-a to an older node (no bit 16): the GET it knows, without the byte', async () => {
+    expect((await getBody(BASE, ['-a'])).length).toBe(12);
   });
 });
