@@ -358,6 +358,7 @@ describe('issue 32: files found unchanged get the source metadata', () => {
     async () => {
       const src = join(work, 'meta-sync');
       mkdirSync(join(src, 'd'), { recursive: true });
+      setXattrs(join(src, 'd'), { 'user.gone': 'removed later', 'user.stays': 'kept' });
       writeFileSync(join(src, 'mode'), 'chmod me');
       writeFileSync(join(src, 'tagged'), 'attributes change');
       setXattrs(join(src, 'tagged'), { 'user.keep': 'same', 'user.change': 'before', 'user.drop': 'gone later' });
@@ -381,6 +382,7 @@ describe('issue 32: files found unchanged get the source metadata', () => {
       setXattrs(join(src, 'tagged'), { 'user.change': 'after', 'user.new': 'added' });
       removeXattr(join(src, 'tagged'), 'user.drop');
       chmodSync(join(src, 'd'), 0o700);
+      removeXattr(join(src, 'd'), 'user.gone');
       utimesSync(join(src, 'touched'), new Date('2011-01-01T00:00:00Z'), new Date('2011-01-01T00:00:00.123Z'));
       chownSync(join(src, 'd', 'owned'), 4321, 4321);
       chmodSync(join(src, 'other'), 0o751);

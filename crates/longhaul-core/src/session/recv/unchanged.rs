@@ -168,3 +168,18 @@ impl MetaSync {
         (sets, removes, missed)
     }
 }
+
+/// Removes from directory `fd` (entry `i`, which the receiver has just given the index's
+/// attributes) those the index no longer has, among those the receiver manages (user.*, and as
+/// `root` the others but security.*): an attribute removed at the source, as rsync -X does.
+pub(super) fn remove_stale_xattrs(index: &Index, i: usize, fd: BorrowedFd<'_>, root: bool) {
+    let attrs = index.xattrs_of(i).unwrap_or(&[]);
+    let mut names = vec![0u8; crate::vfile::index::MAX_XATTR_BYTES];
+    let listed = rustix::fs::flistxattr(fd, &mut names[..]).unwrap_or(0);
+    for name in names[..listed].split(|&c| c == 0).filter(|n| !n.is_empty()) {
+        let managed = name.starts_with(b"user.") || (root && !name.starts_with(b"security."));
+        if managed && !attrs.iter().any(|(a, _)| &a[..] == name) {
+            let _ = rustix::fs::fremovexattr(fd, OsStr::from_bytes(name));
+        }
+    }
+}
