@@ -15,7 +15,7 @@ use std::ffi::OsStr;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
 
-use rustix::fs::{AtFlags, FileType, Mode, OFlags, Timestamps};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat, Timestamps};
 
 use super::tree::timestamp;
 use crate::vfile::index::{Index, Kind, OWNER_GID, OWNER_UID};
@@ -34,6 +34,9 @@ pub(super) struct MetaSync {
     pub(super) owner_missed: u64,
     /// Files with an attribute the receiver may not set.
     pub(super) xattrs_missed: u64,
+    /// Attribute names and a value, read back (buffers kept from file to file).
+    names_buf: Vec<u8>,
+    value_buf: Vec<u8>,
 }
 
 /// Attribute names.
@@ -57,14 +60,25 @@ impl MetaSync {
                 *n += 1;
             }
         }
-        MetaSync { mode_mask, root: rustix::process::geteuid().is_root(), apply, names, owner_missed: 0, xattrs_missed: 0 }
+        let root = rustix::process::geteuid().is_root();
+        let (names_buf, value_buf) = if index.has_xattrs() {
+            (vec![0u8; crate::vfile::index::MAX_XATTR_BYTES], vec![0u8; crate::vfile::index::MAX_XATTR_BYTES])
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        MetaSync { mode_mask, root, apply, names, owner_missed: 0, xattrs_missed: 0, names_buf, value_buf }
     }
 
     /// Brings file `i`, `name` in `dir` and found unchanged by its bytes, in line with the
     /// index's mode, mtime, owner (when the index carries owners) and attributes (when it
-    /// carries any), or says it must be sent again.
-    pub(super) fn file(&mut self, index: &Index, i: usize, dir: BorrowedFd<'_>, name: &OsStr) -> Outcome {
+    /// carries any), or says it must be sent again. `seen`: its stat by name, which decides
+    /// alone when nothing differs and the index carries no attributes (the common case: no
+    /// call more per file).
+    pub(super) fn file(&mut self, index: &Index, i: usize, dir: BorrowedFd<'_>, name: &OsStr, seen: &Stat) -> Outcome {
         let e = &index.entries()[i];
+        if !index.has_xattrs() && self.differs(index, i, seen) == (false, false, false) {
+            return Outcome::Held;
+        }
         let flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         let Ok(fd) = rustix::fs::openat(dir, name, flags, Mode::empty()) else { return Outcome::Resend };
         let Ok(st) = rustix::fs::fstat(&fd) else { return Outcome::Resend };
@@ -75,14 +89,8 @@ impl MetaSync {
         let at = format!("/proc/self/fd/{}", fd.as_raw_fd());
         let at = OsStr::new(&at);
 
-        let (want_uid, want_gid) = match index.owners() {
-            Some(o) => {
-                let (u, g) = o.ids[i];
-                ((o.which & OWNER_UID != 0 && u != u32::MAX).then_some(u), (o.which & OWNER_GID != 0 && g != u32::MAX).then_some(g))
-            }
-            None => (None, None),
-        };
-        let owner_differs = want_uid.is_some_and(|u| u != st.st_uid) || want_gid.is_some_and(|g| g != st.st_gid);
+        let want_uid = self.wanted(index, i).0;
+        let (owner_differs, mode_differs, mtime_differs) = self.differs(index, i, &st);
         let own = st.st_uid == rustix::process::geteuid().as_raw() || (self.root && want_uid == Some(st.st_uid));
         let safe = own && st.st_nlink == u64::from(self.names[i]);
         if owner_differs && self.root {
@@ -94,8 +102,6 @@ impl MetaSync {
         }
 
         let mode = e.mode & self.mode_mask;
-        let mode_differs = st.st_mode & 0o7777 != mode;
-        let mtime_differs = st.st_mtime as i128 * 1_000_000_000 + st.st_mtime_nsec as i128 != e.mtime_ns as i128;
         let (sets, removes, missed) = if index.has_xattrs() { self.xattr_changes(index, i, at) } else { (Vec::new(), Vec::new(), false) };
         if missed {
             self.xattrs_missed += 1;
@@ -111,16 +117,18 @@ impl MetaSync {
             return Outcome::Held;
         }
         let attrs = index.xattrs_of(i).unwrap_or(&[]);
+        // Refused (a file system without them, say): counted as not kept, as on a file made
+        // here; sending the file again would not change the answer.
+        let mut refused = false;
         for name in &sets {
             let value = attrs.iter().find(|(n, _)| n == name).map(|(_, v)| &v[..]).unwrap_or(&[]);
-            if rustix::fs::setxattr(at, OsStr::from_bytes(name), value, rustix::fs::XattrFlags::empty()).is_err() {
-                return Outcome::Resend;
-            }
+            refused |= rustix::fs::setxattr(at, OsStr::from_bytes(name), value, rustix::fs::XattrFlags::empty()).is_err();
         }
         for name in &removes {
-            if rustix::fs::removexattr(at, OsStr::from_bytes(name)).is_err() {
-                return Outcome::Resend;
-            }
+            refused |= rustix::fs::removexattr(at, OsStr::from_bytes(name)).is_err();
+        }
+        if refused && !missed {
+            self.xattrs_missed += 1;
         }
         if mode_differs && rustix::fs::chmod(at, Mode::from_raw_mode(mode)).is_err() {
             return Outcome::Resend;
@@ -134,15 +142,33 @@ impl MetaSync {
         Outcome::Held
     }
 
+    /// The owner and group the index asks entry `i` to have, where it asks.
+    fn wanted(&self, index: &Index, i: usize) -> (Option<u32>, Option<u32>) {
+        let Some(o) = index.owners() else { return (None, None) };
+        let (u, g) = o.ids[i];
+        // u32::MAX is chown's "leave it as it is": never a real id to set.
+        ((o.which & OWNER_UID != 0 && u != u32::MAX).then_some(u), (o.which & OWNER_GID != 0 && g != u32::MAX).then_some(g))
+    }
+
+    /// Whether `st`'s owner (as asked), mode and mtime differ from entry `i`'s.
+    fn differs(&self, index: &Index, i: usize, st: &Stat) -> (bool, bool, bool) {
+        let e = &index.entries()[i];
+        let (uid, gid) = self.wanted(index, i);
+        let owner = uid.is_some_and(|u| u != st.st_uid) || gid.is_some_and(|g| g != st.st_gid);
+        let mode = st.st_mode & 0o7777 != e.mode & self.mode_mask;
+        let mtime = st.st_mtime as i128 * 1_000_000_000 + st.st_mtime_nsec as i128 != e.mtime_ns as i128;
+        (owner, mode, mtime)
+    }
+
     /// The attributes file `at` lacks or holds with another value (set), those it holds and the
     /// index does not (removed), among those the receiver manages (user.*, and as root the
     /// others); and whether the index has one the receiver may not set.
-    fn xattr_changes(&self, index: &Index, i: usize, at: &OsStr) -> (Names, Names, bool) {
+    fn xattr_changes(&mut self, index: &Index, i: usize, at: &OsStr) -> (Names, Names, bool) {
         let keep_setid = self.mode_mask & 0o6000 != 0;
         let attrs = index.xattrs_of(i).unwrap_or(&[]);
-        let may = |n: &[u8]| n.starts_with(b"user.") || (self.root && (n != b"security.capability" || keep_setid));
-        let mut names = vec![0u8; crate::vfile::index::MAX_XATTR_BYTES];
-        let mut value = vec![0u8; crate::vfile::index::MAX_XATTR_BYTES];
+        let root = self.root;
+        let may = |n: &[u8]| n.starts_with(b"user.") || (root && (n != b"security.capability" || keep_setid));
+        let (names, value) = (&mut self.names_buf, &mut self.value_buf);
         // None (ENOTSUP) or unreadable: whatever the index has is set again.
         let listed = rustix::fs::listxattr(at, &mut names[..]).unwrap_or(0);
         let held: Vec<&[u8]> = names[..listed].split(|&c| c == 0).filter(|n| !n.is_empty()).collect();
