@@ -17,7 +17,6 @@ use std::os::unix::ffi::OsStrExt;
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat, Timestamps};
 
-use super::tree::timestamp;
 use crate::vfile::index::{Index, Kind, OWNER_GID, OWNER_UID};
 
 /// What a receiver applies to the files it finds unchanged, and what it could not.
@@ -133,7 +132,7 @@ impl MetaSync {
         if mode_differs && rustix::fs::chmod(at, Mode::from_raw_mode(mode)).is_err() {
             return Outcome::Resend;
         }
-        let t = timestamp(e.mtime_ns);
+        let t = rustix::fs::Timespec { tv_sec: e.mtime_ns.div_euclid(1_000_000_000), tv_nsec: e.mtime_ns.rem_euclid(1_000_000_000) as _ };
         if mtime_differs
             && rustix::fs::utimensat(rustix::fs::CWD, at, &Timestamps { last_access: t, last_modification: t }, AtFlags::empty()).is_err()
         {
