@@ -61,6 +61,15 @@ pub const FEATURE_REMOTE_SUMS: u64 = 4096;
 /// `longhaul bench`: the node knows BENCH (blocks checked and discarded, its CPU time last in
 /// the SUMMARY; E_DENIED where refused) and BLOCK_RAW. A MANIFEST is a push regardless.
 pub const FEATURE_DISCARD: u64 = 8192;
+/// A pull's metadata: GET ends with a byte of what the client keeps (`KEEP_*`: owners,
+/// groups, extended attributes), and the node's index carries them. Sent only to a node that
+/// offers the bit (an older one refuses the longer GET).
+pub const FEATURE_META_SYNC: u64 = 65536;
+/// GET's `keep`: the numeric owner (as the index's `OWNER_UID`), the group (`OWNER_GID`),
+/// extended attributes.
+pub const KEEP_OWNER: u8 = 1;
+pub const KEEP_GROUP: u8 = 2;
+pub const KEEP_XATTRS: u8 = 4;
 // One bit a line, so that branches adding bits merge without conflict.
 #[rustfmt::skip]
 pub const FEATURES: u64 = FEATURE_XXH3
@@ -76,7 +85,8 @@ pub const FEATURES: u64 = FEATURE_XXH3
     | FEATURE_OWNER
     | FEATURE_XATTRS
     | FEATURE_REMOTE_SUMS
-    | FEATURE_DISCARD;
+    | FEATURE_DISCARD
+    | FEATURE_META_SYNC;
 /// SUMS modes. By size and mtime alone (the default; no digests follow).
 pub const SUMS_STAMP: u8 = 0;
 /// By content: every file at the destination with the entry's size is hashed, and held when
@@ -315,6 +325,9 @@ pub enum Msg {
         path: Vec<u8>,
         streams: u16,
         block_size: u32,
+        /// With FEATURE_META_SYNC: the node's metadata the client keeps (`KEEP_*`), a byte
+        /// after `block_size`; 0 (not sent) keeps none.
+        keep: u8,
     },
     List {
         path: Vec<u8>,
