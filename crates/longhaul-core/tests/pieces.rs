@@ -147,24 +147,31 @@ fn issue_32_the_node_takes_the_piece_it_lacks_and_keeps_what_it_holds() {
     assert_eq!(fs::read(root.join("in/c")).unwrap(), bytes(3, 100));
 }
 
+/// What a hostile sender writes on the data connection.
+type Bad<'a> = Box<dyn Fn(&mut TcpStream) + 'a>;
+
 #[test]
 fn issue_32_hostile_pieces_are_protocol_errors() {
     let base = common::scratch("pieces", "hostile");
     let root = base.join("root");
     let n = node(&root);
     let b = bytes(2, 100);
-    let cases: Vec<(&str, Box<dyn Fn(&mut TcpStream)>, u64)> = vec![
+    let cases: Vec<(&str, Bad, u64)> = vec![
         ("covering a held file", Box::new(|s| piece(s, 0, &bytes(1, 200))), 200),
         ("overlapping the run", Box::new(|s| piece(s, 50, &bytes(1, 100))), 100),
         ("inside the run", Box::new(|s| piece(s, 120, &b[20..])), 80),
         ("shorter than the run", Box::new(|s| piece(s, 100, &b[..50])), 50),
         ("outside the block", Box::new(|s| piece(s, 8192, &b)), 100),
         ("twice", Box::new(|s| (0..2).for_each(|_| piece(s, 100, &b))), 200),
-        ("a whole block", Box::new(|s| {
-            let all = [bytes(1, 100), b.clone(), bytes(3, 100)].concat();
-            frame::write_msg(s, &Msg::Block { offset: 0, len: 300, xxh3: xxh3(&all) }).unwrap();
-            let _ = s.write_all(&all);
-        }), 300),
+        (
+            "a whole block",
+            Box::new(|s| {
+                let all = [bytes(1, 100), b.clone(), bytes(3, 100)].concat();
+                frame::write_msg(s, &Msg::Block { offset: 0, len: 300, xxh3: xxh3(&all) }).unwrap();
+                let _ = s.write_all(&all);
+            }),
+            300,
+        ),
         ("none: the bytes do not add up", Box::new(|_| {}), 100),
     ];
     for (i, (name, send_bad, bytes)) in cases.into_iter().enumerate() {

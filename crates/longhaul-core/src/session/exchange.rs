@@ -401,8 +401,18 @@ mod tests {
         // 1500 digests: more than one frame after the mode's.
         let digests = || Ok((0..1500u32).map(|i| (i, [i as u8; 32])).collect());
         let sums = Some(Sums { mode: frame::SUMS_CONTENT, digests: &digests });
-        let o =
-            Offer { dest: b"d", streams: 1, block_size: 4096, index: vec![], total: 10, resume: true, sums, mirror: None, bench: false, pieces: None };
+        let o = Offer {
+            dest: b"d",
+            streams: 1,
+            block_size: 4096,
+            index: vec![],
+            total: 10,
+            resume: true,
+            sums,
+            mirror: None,
+            bench: false,
+            pieces: None,
+        };
         let a = offer(&mut sender, o).unwrap();
         assert_eq!(a.unchanged, Some((2, 10)));
         let mut wire = Pipe { input: std::io::Cursor::new(sender.output), output: Vec::new() };

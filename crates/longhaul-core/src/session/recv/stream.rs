@@ -221,9 +221,10 @@ impl Receive {
             let w = pieces
                 .get_mut(&b)
                 .ok_or_else(|| Error::Protocol(format!("PIECE at {offset} is in no block the receiver holds in part")))?;
-            let k = w.runs.binary_search_by_key(&offset, |r| r.0).map_err(|_| {
-                Error::Protocol(format!("PIECE at {offset} does not start a part of block {b} the receiver needs"))
-            })?;
+            let k = w
+                .runs
+                .binary_search_by_key(&offset, |r| r.0)
+                .map_err(|_| Error::Protocol(format!("PIECE at {offset} does not start a part of block {b} the receiver needs")))?;
             if w.runs[k].1 != len as u64 {
                 return Err(Error::Protocol(format!("PIECE at {offset} has length {len}, the part needed has {}", w.runs[k].1)));
             }

@@ -51,7 +51,8 @@ pub(super) fn session(src: Scanned, addr: &str, dest: &[u8], opts: &SendOptions,
     let bench = if opts.generated { frame::FEATURE_DISCARD } else { 0 };
     // Pieces need a PLAN: only with resume.
     let pieces = if opts.resume && !opts.generated { frame::FEATURE_PIECES } else { 0 };
-    let wanted = crate::session::handshake::wanted(opts.resume, opts.verify == Verify::Full) | detect | bench | pieces | mirror::features(opts);
+    let wanted =
+        crate::session::handshake::wanted(opts.resume, opts.verify == Verify::Full) | detect | bench | pieces | mirror::features(opts);
     let (mut control, peer, hello) = crate::session::handshake::open(&dial, wanted)?;
     let mut required = mirror::features(opts) | bench;
     if opts.checksum && opts.resume {
@@ -126,7 +127,8 @@ pub(super) fn session(src: Scanned, addr: &str, dest: &[u8], opts: &SendOptions,
         sums: (hello.features & frame::FEATURE_CHECKSUM != 0).then_some(crate::session::exchange::Sums { mode, digests: &digests }),
         mirror: mirror::request(opts)?,
         bench: opts.generated,
-        pieces: (hello.features & frame::FEATURE_PIECES != 0 && hello.features & frame::FEATURE_RESUME != 0).then_some(index.entries().len()),
+        pieces: (hello.features & frame::FEATURE_PIECES != 0 && hello.features & frame::FEATURE_RESUME != 0)
+            .then_some(index.entries().len()),
     };
     if opts.dry_run {
         let (plan, round_trips) = crate::session::exchange::offer_dry(&mut control, offer)?;

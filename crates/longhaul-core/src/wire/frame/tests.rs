@@ -315,7 +315,10 @@ fn malformed_frames_are_protocol_errors() {
             v[5] = 2;
             v
         }),
-        ("held over its range cap", Msg::Held { last: true, ranges: (0..MAX_HELD_RANGES as u32 + 1).map(|i| (2 * i, 2 * i + 1)).collect() }.encode()),
+        (
+            "held over its range cap",
+            Msg::Held { last: true, ranges: (0..MAX_HELD_RANGES as u32 + 1).map(|i| (2 * i, 2 * i + 1)).collect() }.encode(),
+        ),
         ("empty piece", Msg::Piece { offset: 0, len: 0, xxh3: 0, blake3: None }.encode()),
         ("piece with part of a blake3", {
             let mut v = Msg::Piece { offset: 0, len: 1, xxh3: 0, blake3: None }.encode();
