@@ -94,6 +94,7 @@ pub(super) fn pull(caller: Caller<'_>, sock: &mut TcpStream, path: &[u8], stream
         mirror: None,
         bench: false,
         pieces: None,
+        proof: None,
     };
     // READY (and the PLAN of what an earlier attempt left the client) within the handshake
     // timeout; the client may take fewer streams than offered.

@@ -33,6 +33,9 @@ pub struct Offer<'a> {
     /// FEATURE_PIECES was agreed (with resume): HELD frames, for an index of this many
     /// entries, end the answer.
     pub pieces: Option<usize>,
+    /// The node's proof still to be read (handshake::open_pipelined): AUTH_OK comes before
+    /// the answer to the offer.
+    pub proof: Option<[u8; 32]>,
 }
 
 /// What the offering side tells the receiver about change detection (SUMS): the mode
@@ -151,7 +154,18 @@ pub fn offer_dry(sock: &mut (impl Read + Write), mut o: Offer<'_>) -> Result<(cr
 
 /// MANIFEST, MIRROR and SUMS out; the receiver's first answer that is not a keepalive back.
 fn propose(sock: &mut (impl Read + Write), o: &mut Offer<'_>) -> Result<Msg> {
-    if let Err(e) = send_offer(sock, o) {
+    let sent = send_offer(sock, o);
+    // The node's proof first: nothing it says is believed before it.
+    if let Some(proof) = &o.proof {
+        if let Err(e) = crate::session::handshake::confirm(sock, proof) {
+            return Err(match (e, sent) {
+                (remote @ Error::Remote { .. }, _) => remote,
+                (_, Err(e)) => e,
+                (e, Ok(())) => e,
+            });
+        }
+    }
+    if let Err(e) = sent {
         // A receiver that refused (an ERROR, then closed) before reading the whole offer breaks
         // the pipe under the writes: its ERROR, still there to read, says why; the write's
         // error only when there is none.
@@ -354,6 +368,7 @@ mod tests {
             mirror: None,
             bench: false,
             pieces: None,
+            proof: None,
         };
         let a = offer(&mut sender, o).unwrap();
         assert_eq!((a.token, a.streams, a.skip), ([7; frame::TOKEN_LEN], 2, vec![(0, 1)]));
@@ -378,6 +393,7 @@ mod tests {
             mirror: None,
             bench: false,
             pieces: None,
+            proof: None,
         };
         let mut r = Vec::new();
         accept(&mut r, [1; frame::TOKEN_LEN], 3, None, None).unwrap();
@@ -412,6 +428,7 @@ mod tests {
             mirror: None,
             bench: false,
             pieces: None,
+            proof: None,
         };
         let a = offer(&mut sender, o).unwrap();
         assert_eq!(a.unchanged, Some((2, 10)));
@@ -453,6 +470,7 @@ mod tests {
             mirror: None,
             bench: false,
             pieces: Some(pieces),
+            proof: None,
         };
         let mut receiver = Vec::new();
         accept(&mut receiver, [3; frame::TOKEN_LEN], 1, Some((1, vec![])), None).unwrap();

@@ -53,7 +53,7 @@ pub(super) fn session(src: Scanned, addr: &str, dest: &[u8], opts: &SendOptions,
     let pieces = if opts.resume && !opts.generated { frame::FEATURE_PIECES } else { 0 };
     let wanted =
         crate::session::handshake::wanted(opts.resume, opts.verify == Verify::Full) | detect | bench | pieces | mirror::features(opts);
-    let (mut control, peer, hello) = crate::session::handshake::open(&dial, wanted)?;
+    let (mut control, peer, hello) = crate::session::handshake::open_pipelined(&dial, wanted)?;
     let mut required = mirror::features(opts) | bench;
     if opts.checksum && opts.resume {
         required |= frame::FEATURE_CHECKSUM;
@@ -129,6 +129,7 @@ pub(super) fn session(src: Scanned, addr: &str, dest: &[u8], opts: &SendOptions,
         bench: opts.generated,
         pieces: (hello.features & frame::FEATURE_PIECES != 0 && hello.features & frame::FEATURE_RESUME != 0)
             .then_some(index.entries().len()),
+        proof: hello.proof,
     };
     if opts.dry_run {
         let (plan, round_trips) = crate::session::exchange::offer_dry(&mut control, offer)?;
