@@ -4,6 +4,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
+  chmodSync,
   lstatSync,
   mkdirSync,
   readdirSync,
@@ -305,6 +306,27 @@ describe('issue 32: send --dry-run --checksum', () => {
     expect(real.status, real.stderr).toBe(0);
     const after = snapshot(dest);
     expect([...after.keys()].filter((p) => !p.endsWith('/') && before.get(p) !== after.get(p))).toEqual(['src/a/one']);
+  });
+});
+
+describe('issue 32: send --dry-run and metadata', () => {
+  it('lists a file whose mode or mtime changed as an update of no bytes, changes nothing, and the real run then sets it', async () => {
+    const src = join(work, 'm6', 'src');
+    buildTree(src);
+    expect((await runCli(['send', src, `${addr}/m6`, '-q'])).status).toBe(0);
+    chmodSync(join(src, 'a', 'one'), 0o600);
+    const dest = join(root, 'm6');
+    const before = snapshot(dest);
+    const plan = lastJson((await runCli(['send', src, `${addr}/m6`, '-n', '--json'])).stdout);
+    expect(plan).toMatchObject({ type: 'plan', newFiles: 0, changedFiles: 1, changedPaths: ['src/a/one'], changedBytes: 0 });
+    expect(snapshot(dest)).toEqual(before);
+    const real = await runCli(['send', src, `${addr}/m6`, '--json']);
+    expect(real.status, real.stderr).toBe(0);
+    expect(lastJson(real.stdout)).toMatchObject({ type: 'summary', bytesMoved: 0 });
+    const after = snapshot(dest);
+    expect([...after.keys()].filter((p) => before.get(p) !== after.get(p))).toEqual(['src/a/one']);
+    expect(lstatSync(join(dest, 'src', 'a', 'one')).mode & 0o7777).toBe(0o600);
+    expect(rsyncPlan(`${src}/`, join(dest, 'src')).other).toEqual([]);
   });
 });
 

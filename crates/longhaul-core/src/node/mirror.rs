@@ -244,12 +244,13 @@ pub(super) fn plan(
     held: Option<&Held>,
     resume: bool,
     delete: Option<&Filter>,
+    keep_setid: bool,
 ) -> Result<Listed> {
     let entries = index.entries();
     let mut listed = Listed::default();
-    let same = match (dest, resume) {
-        (Some(d), true) => crate::session::recv::held_files(index, d, block_size, held),
-        _ => vec![false; entries.len()],
+    let (same, in_place) = match (dest, resume) {
+        (Some(d), true) => crate::session::recv::held_files(index, d, block_size, held, keep_setid),
+        _ => (vec![false; entries.len()], vec![false; entries.len()]),
     };
     let mut dirs = DirCache::default();
     for (i, e) in entries.iter().enumerate().filter(|(_, e)| e.kind != Kind::Dir) {
@@ -274,7 +275,11 @@ pub(super) fn plan(
             _ => false,
         };
         let t = &mut listed.tally;
-        if unchanged {
+        if unchanged && in_place[i] {
+            // Its bytes stay; its mode, mtime or attributes change: an update with no byte sent.
+            t.changed_files += 1;
+            listed.note(MARK_UPDATE, e.path.to_vec());
+        } else if unchanged {
             t.unchanged_files += 1;
             t.unchanged_bytes += e.size;
         } else if there.is_some() {

@@ -129,7 +129,8 @@ pub(super) fn push(caller: Caller<'_>, sock: &mut TcpStream, dest: Vec<u8>, stre
         crate::session::recv::conflict::check(inner.root_fd.as_fd(), &dest, &index)?;
         let dest = dest_dir.as_ref().map(|d| d.as_fd());
         let _walk_memory = req.delete.then(|| inner.memory.reserve(mirror::walk_share(&index))).transpose()?;
-        return mirror::plan(dest, &index, block_size, held.as_ref(), resume, req.delete.then_some(filter))?.write(sock);
+        return mirror::plan(dest, &index, block_size, held.as_ref(), resume, req.delete.then_some(filter), inner.opts.keep_setid)?
+            .write(sock);
     }
     // Decided by content, the SUMS say what is held; else size and mtime, one stat a file.
     let unchanged = match (&held, &dest_dir) {

@@ -389,11 +389,25 @@ impl Receive {
 
 /// For a dry run: by entry, whether a receiver taking `index` into `dest` now would find the
 /// file already there and not receive it (what `prepare` decides with resume), deciding by
-/// `held` as it would. Nothing is written; no earlier attempt's journal is read.
-pub fn held_files(index: &Index, dest: BorrowedFd<'_>, block_size: u32, held: Option<&sums::Held>) -> Vec<bool> {
+/// `held` and by its metadata as it would (a file it would chown is received again), and
+/// whether such a file's mode, mtime or attributes would be set in place. Nothing is written;
+/// no earlier attempt's journal is read.
+pub fn held_files(
+    index: &Index,
+    dest: BorrowedFd<'_>,
+    block_size: u32,
+    held: Option<&sums::Held>,
+    keep_setid: bool,
+) -> (Vec<bool>, Vec<bool>) {
     let plan = BlockPlan::new(index.total(), block_size as u64);
-    let carried = carried_over(index, dest, "", plan, &journal::Previous::default(), held, None);
-    carried.stages.iter().map(|&st| st == slot::STAGE_FINAL).collect()
+    let mode_mask = if keep_setid { 0o7777 } else { SETID_CLEARED };
+    let mut meta = unchanged::MetaSync::new(index, mode_mask, false);
+    let carried = carried_over(index, dest, "", plan, &journal::Previous::default(), held, Some(&mut meta));
+    let mut in_place = vec![false; index.entries().len()];
+    for &i in &meta.in_place {
+        in_place[i as usize] = true;
+    }
+    (carried.stages.iter().map(|&st| st == slot::STAGE_FINAL).collect(), in_place)
 }
 
 /// How the receiver names a failed open under the destination: a component that is no longer a

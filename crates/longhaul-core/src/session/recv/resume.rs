@@ -241,8 +241,8 @@ impl Receive {
 /// size with the sender's digest is complete whatever its mtime (which is then set to the
 /// index's, as rsync -c does); confirmed, the quick check must pass and the digest match too.
 /// A file found complete gets the index's metadata (`meta`, unchanged.rs), or is received
-/// again where that cannot be done in place. A dry run (`meta` None) decides by the bytes and
-/// sets nothing.
+/// again where that cannot be done in place. Without `meta` (a push not resumed) the bytes alone
+/// decide; a dry run's `meta` decides as the push would and sets nothing.
 pub(super) fn carried_over(
     index: &Index,
     dest: BorrowedFd<'_>,
@@ -252,7 +252,8 @@ pub(super) fn carried_over(
     sums: Option<&Held>,
     mut meta: Option<&mut MetaSync>,
 ) -> Carried {
-    let touch = meta.is_some();
+    // A dry run's `meta` decides and sets nothing.
+    let touch = meta.as_ref().is_some_and(|m| m.apply);
     let entries = index.entries();
     let temp_name = |i: usize| format!(".lh-{tag}-{i}.part");
     let mut stages = vec![STAGE_NONE; entries.len()];

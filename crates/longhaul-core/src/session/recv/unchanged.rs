@@ -33,6 +33,9 @@ pub(super) struct MetaSync {
     pub(super) owner_missed: u64,
     /// Files with an attribute the receiver may not set.
     pub(super) xattrs_missed: u64,
+    /// Files whose mode, mtime or attributes differ and are set in place (or, in a dry run,
+    /// would be): a run that sends no byte of them still changes them.
+    pub(super) in_place: Vec<u32>,
     /// Attribute names and a value, read back (buffers kept from file to file).
     names_buf: Vec<u8>,
     value_buf: Vec<u8>,
@@ -65,7 +68,7 @@ impl MetaSync {
         } else {
             (Vec::new(), Vec::new())
         };
-        MetaSync { mode_mask, root, apply, names, owner_missed: 0, xattrs_missed: 0, names_buf, value_buf }
+        MetaSync { mode_mask, root, apply, names, owner_missed: 0, xattrs_missed: 0, in_place: Vec::new(), names_buf, value_buf }
     }
 
     /// Brings file `i`, `name` in `dir` and found unchanged by its bytes, in line with the
@@ -112,6 +115,7 @@ impl MetaSync {
         if !safe || (privileged && st.st_uid != rustix::process::geteuid().as_raw()) {
             return Outcome::Resend;
         }
+        self.in_place.push(i as u32);
         if !self.apply {
             return Outcome::Held;
         }
