@@ -61,6 +61,9 @@ pub const FEATURE_REMOTE_SUMS: u64 = 4096;
 /// `longhaul bench`: the node knows BENCH (blocks checked and discarded, its CPU time last in
 /// the SUMMARY; E_DENIED where refused) and BLOCK_RAW. A MANIFEST is a push regardless.
 pub const FEATURE_DISCARD: u64 = 8192;
+/// `--streams auto`: MANIFEST's `streams` is a cap, the data connections may attach at any time
+/// before DONE, and STREAMS_OPENED before DONE says how many the sender opened in all.
+pub const FEATURE_STREAMS_AUTO: u64 = 16384;
 // One bit a line, so that branches adding bits merge without conflict.
 #[rustfmt::skip]
 pub const FEATURES: u64 = FEATURE_XXH3
@@ -76,7 +79,8 @@ pub const FEATURES: u64 = FEATURE_XXH3
     | FEATURE_OWNER
     | FEATURE_XATTRS
     | FEATURE_REMOTE_SUMS
-    | FEATURE_DISCARD;
+    | FEATURE_DISCARD
+    | FEATURE_STREAMS_AUTO;
 /// SUMS modes. By size and mtime alone (the default; no digests follow).
 pub const SUMS_STAMP: u8 = 0;
 /// By content: every file at the destination with the entry's size is hashed, and held when
@@ -139,6 +143,7 @@ pub enum FrameType {
     TreeSumsPart = 0x71,
     BlockRaw = 0x78,
     Bench = 0x79,
+    StreamsOpened = 0x7a,
     Error = 0x7f,
 }
 
@@ -178,6 +183,7 @@ impl FrameType {
             0x71 => TreeSumsPart,
             0x78 => BlockRaw,
             0x79 => Bench,
+            0x7a => StreamsOpened,
             0x7f => Error,
             _ => return None,
         })
@@ -438,6 +444,11 @@ pub enum Msg {
         blocks: u64,
         bytes: u64,
     },
+    /// With FEATURE_STREAMS_AUTO, on the control connection before DONE: how many data
+    /// connections the sender opened in all (at least 1, at most MANIFEST's `streams`).
+    StreamsOpened {
+        count: u16,
+    },
     /// With FEATURE_REMOTE_SUMS: every entry under `path` (within the root), each regular
     /// file hashed by the node; answered by TREE_SUMS_PART frames, or ERROR.
     TreeSums {
@@ -488,6 +499,7 @@ impl Msg {
             Msg::Changes { .. } => FrameType::Changes,
             Msg::Tally(_) => FrameType::Tally,
             Msg::Done { .. } => FrameType::Done,
+            Msg::StreamsOpened { .. } => FrameType::StreamsOpened,
             Msg::TreeSums { .. } => FrameType::TreeSums,
             Msg::TreeSumsPart { .. } => FrameType::TreeSumsPart,
             Msg::Summary(_) => FrameType::Summary,

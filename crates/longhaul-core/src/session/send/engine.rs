@@ -32,6 +32,7 @@ use crate::wire::frame::{self, Msg};
 use super::options::Digest;
 use super::run::Run;
 use super::summary::ThreadPin;
+use super::tune::Slots;
 
 /// A block ready to send. A sendfile block's `entry` is the index entry of the one file it lies in.
 pub(super) enum Prepared {
@@ -86,7 +87,7 @@ pub(super) struct Engine<'a> {
     pub(super) gauges: Gauges,
     pub(super) per_stream: Vec<AtomicU64>,
     pub(super) stream_blocks: Vec<AtomicU64>,
-    pub(super) sockets: &'a [TcpStream],
+    pub(super) sockets: &'a Slots,
     pub(super) placement: Placement,
     pub(super) pinned: Mutex<Vec<ThreadPin>>,
     /// Bandwidth limits a node applies to what it sends (pull); none for a client.
@@ -257,7 +258,9 @@ impl Engine<'_> {
 
     /// SEND: writes a processed block on stream `i`.
     fn send_block(&self, i: usize, p: Prepared) -> Result<()> {
-        let sock = &self.sockets[i];
+        let Some(sock) = self.sockets.get(i) else {
+            return Err(Error::Protocol(format!("a block for stream {i}, which is not open")));
+        };
         let block_len = match &p {
             Prepared::Sendfile { len, .. } => *len as u64,
             Prepared::Packed { buf, .. } => buf.len() as u64,
@@ -313,7 +316,7 @@ impl Engine<'_> {
                 let held = q.remove(k).expect("just found");
                 q.push_back(held);
             } else {
-                if q.len() >= IN_FLIGHT_PER_STREAM * self.sockets.len() {
+                if q.len() >= IN_FLIGHT_PER_STREAM * self.sockets.opened() {
                     q.pop_front();
                 }
                 q.push_back((entry, file));
@@ -344,9 +347,11 @@ impl Engine<'_> {
         }
     }
 
-    /// Ends every stream with its STREAM_END (after the last block); false if one failed.
+    /// Ends every stream with its STREAM_END (after the last block); false if one failed. No
+    /// stream joins after this.
     pub(super) fn end_streams(&self) -> bool {
-        for (i, sock) in self.sockets.iter().enumerate() {
+        self.sockets.seal();
+        for (i, sock) in self.sockets.open_now().into_iter().enumerate() {
             let end =
                 Msg::StreamEnd { blocks: self.stream_blocks[i].load(Ordering::Relaxed), bytes: self.per_stream[i].load(Ordering::Relaxed) };
             if let Err(err) = frame::write_msg(&mut &*sock, &end) {
@@ -373,7 +378,10 @@ impl Work for Engine<'_> {
         self.send_block(stream, p)
     }
     fn streams(&self) -> usize {
-        self.sockets.len()
+        self.sockets.cap()
+    }
+    fn usable(&self) -> usize {
+        self.sockets.opened()
     }
     fn stopped(&self) -> bool {
         self.run.stopped()

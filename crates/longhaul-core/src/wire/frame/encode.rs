@@ -123,6 +123,7 @@ impl Msg {
                 b.extend_from_slice(&xxh3.to_le_bytes());
                 b.extend_from_slice(blake3);
             }
+            Msg::StreamsOpened { count } => b.extend_from_slice(&count.to_le_bytes()),
             Msg::StreamEnd { blocks, bytes } | Msg::Done { blocks, bytes } => {
                 b.extend_from_slice(&blocks.to_le_bytes());
                 b.extend_from_slice(&bytes.to_le_bytes());
