@@ -163,6 +163,13 @@ function tools(link, cc) {
     longhaul('longhaul --streams 1', ['--streams', '1']),
     longhaul('longhaul --streams 8', ['--streams', '8']),
     ...(cc === 'cubic' ? [longhaul('longhaul --congestion system', ['--congestion', 'system'])] : []),
+    // The stream tuner alone (issue 31): CUBIC forced, streams auto (the default) against 2 fixed.
+    ...(cc === 'cubic'
+      ? [
+          longhaul('longhaul --congestion cubic', ['--congestion', 'cubic']),
+          longhaul('longhaul --congestion cubic --streams 2', ['--congestion', 'cubic', '--streams', '2']),
+        ]
+      : []),
     {
       name: 'rsync daemon -a -W',
       run: (src, dest) =>

@@ -40,6 +40,9 @@ pub trait Work: Sync {
     fn usable(&self) -> usize {
         self.streams()
     }
+    /// Waits, before a sender takes its next block, until stream `stream` can take it: a block
+    /// taken by a stream whose socket is full waits there while a faster stream could send it.
+    fn await_room(&self, _stream: usize) {}
     /// Whether the work failed or was cancelled: its threads then leave.
     fn stopped(&self) -> bool;
     /// Records a failure and stops the work; the first failure is the one reported.

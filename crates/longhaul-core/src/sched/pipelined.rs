@@ -77,6 +77,10 @@ pub fn run<W: Work>(work: &W, crew: &Crew<'_>) {
                 work.pin(Role::Net, i, &name);
                 guarded(work, || {
                     loop {
+                        {
+                            let _g = gauges.sending();
+                            work.await_room(i);
+                        }
                         let got = {
                             let _g = gauges.blocked(Wait::Input);
                             rx.recv()

@@ -383,6 +383,12 @@ impl Work for Engine<'_> {
     fn usable(&self) -> usize {
         self.sockets.opened()
     }
+    /// Only where streams differ much in speed: a lossy link's, which `--streams auto` grows.
+    fn await_room(&self, stream: usize) {
+        if let Some(sock) = self.sockets.get(stream).filter(|_| self.sockets.grows()) {
+            self.wait_for_room(sock);
+        }
+    }
     fn stopped(&self) -> bool {
         self.run.stopped()
     }

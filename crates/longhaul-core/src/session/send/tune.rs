@@ -1,7 +1,9 @@
 //! `--streams auto`: the data connections a push opens while it runs. It starts with
-//! `DEFAULT_STREAMS` and, only while its streams are held back by loss, opens more, doubling
-//! (2, 4, 8, 16: a 64 MiB push at 100 ms is over in a few seconds, too short for one stream at
-//! a time), for as long as each step still raised the goodput by `MEANINGFUL`.
+//! `DEFAULT_STREAMS` and, only while its streams are held back by loss, opens more: the first
+//! step to `FIRST_STEP` times as many at once, then doubling (2, 8, 16: a 64 MiB push at 100 ms
+//! is over in a few seconds, too short for one stream at a time, and new streams spend their
+//! first round trips in slow start), for as long as each step still raised the goodput by
+//! `MEANINGFUL`.
 //!
 //! Like FTS3's optimizer it moves the stream count by the throughput each step brought, and
 //! like the Falcon tuner it stops where one more step no longer pays; unlike both it opens
@@ -29,12 +31,17 @@ const MEANINGFUL: f64 = 0.15;
 /// A stream whose goodput is within this factor of its Mathis rate is held back by loss (CUBIC
 /// at 0.1% loss and 100 ms runs ~2-3x it; BBR at 0.01% loss tens of times it).
 const LOSS_BOUND: f64 = 5.0;
+/// The first step multiplies the streams by this: a loss-limited stream at 0.1% loss and 100 ms
+/// gets ~1% of a 1 Gbit/s link, so one doubling at a time spends most of a short push in
+/// steps.
+const FIRST_STEP: u16 = 4;
 
 /// A push's data connections: all of them for a fixed count; with `auto`, as many slots as the
 /// cap, filled in order while the transfer runs and sealed at its end.
 pub(crate) struct Slots {
     slots: Vec<OnceLock<TcpStream>>,
     open: AtomicUsize,
+    initial: usize,
     /// Set when the streams are ended: no stream may join after its STREAM_END went out.
     sealed: Mutex<bool>,
 }
@@ -49,7 +56,7 @@ impl Slots {
         let n = sockets.len();
         let mut slots: Vec<OnceLock<TcpStream>> = sockets.into_iter().map(OnceLock::from).collect();
         slots.resize_with(n.max(cap as usize), OnceLock::new);
-        Slots { slots, open: AtomicUsize::new(n), sealed: Mutex::new(false) }
+        Slots { slots, open: AtomicUsize::new(n), initial: n, sealed: Mutex::new(false) }
     }
 
     /// Stream `i`, if it is open.
@@ -60,6 +67,11 @@ impl Slots {
     /// Streams open now (a prefix of the slots).
     pub(crate) fn opened(&self) -> usize {
         self.open.load(Ordering::Acquire)
+    }
+
+    /// Whether streams may join during the run.
+    pub(crate) fn grows(&self) -> bool {
+        self.slots.len() > self.initial
     }
 
     /// The most streams there may be.
@@ -120,15 +132,17 @@ pub(crate) struct Tuner {
     before: Option<f64>,
     /// Intervals to let new streams out of slow start before the step is judged.
     settle: u8,
-    /// Each step's goodput change, in percent.
+    /// Each step's goodput change, in percent, once judged.
     pub gains: Vec<i64>,
+    /// Steps taken (the last may not be judged yet).
+    steps: u16,
     pub stopped: Option<&'static str>,
     pub held: &'static str,
 }
 
 impl Tuner {
     pub(crate) fn new(cap: u16) -> Tuner {
-        Tuner { cap, before: None, settle: 0, gains: Vec::new(), stopped: None, held: "no loss seen" }
+        Tuner { cap, before: None, settle: 0, gains: Vec::new(), steps: 0, stopped: None, held: "no loss seen" }
     }
 
     /// How many streams to open after interval `r`; 0 to wait.
@@ -160,17 +174,20 @@ impl Tuner {
         self.before = Some(r.goodput);
         // New streams start in slow start: one interval for that, the next one judges them.
         self.settle = 1;
-        r.streams.min(self.cap - r.streams)
+        self.steps += 1;
+        let times = if self.gains.is_empty() { FIRST_STEP } else { 2 };
+        (r.streams * (times - 1)).min(self.cap - r.streams)
     }
 
     /// The summary's account: `auto: goodput +61%, +34%, +4%: stopped ...`.
     pub(crate) fn reason(&self) -> String {
         let gains: Vec<String> = self.gains.iter().map(|g| format!("{g:+}%")).collect();
-        match (gains.is_empty(), self.stopped) {
-            (true, None) => format!("auto: {}, more streams would not help", self.held),
-            (true, Some(s)) => format!("auto: {s}"),
-            (false, None) => format!("auto: goodput {}, the transfer ended", gains.join(", ")),
-            (false, Some(s)) => format!("auto: goodput {}, {s}", gains.join(", ")),
+        let end = self.stopped.unwrap_or("the transfer ended");
+        match (self.steps, gains.is_empty()) {
+            (0, _) if self.stopped.is_some() => format!("auto: {end}"),
+            (0, _) => format!("auto: {}, more streams would not help", self.held),
+            (_, true) => format!("auto: streams held back by loss, {end} before a step was judged"),
+            (_, false) => format!("auto: goodput {}, {end}", gains.join(", ")),
         }
     }
 }
@@ -189,11 +206,11 @@ fn loss_limited(t: &TcpStats, rate: f64) -> bool {
     rate < LOSS_BOUND * mathis
 }
 
-/// The interval a reading spans: several round trips, so that a lossy CUBIC stream's sawtooth
-/// averages out, and never so long that a short push is over before a step is judged.
+/// The interval a reading spans: two round trips, so that a lossy CUBIC stream's sawtooth
+/// averages out somewhat, and never so long that a short push is over before a step is judged.
 fn interval(sockets: &[&TcpStream]) -> Duration {
     let rtt = sockets.iter().filter_map(|s| tcpinfo::read(s).ok()).map(|t| t.rtt_us).max().unwrap_or(0);
-    (Duration::from_micros(rtt as u64) * 3).clamp(Duration::from_millis(200), Duration::from_secs(1))
+    (Duration::from_micros(rtt as u64) * 2).clamp(Duration::from_millis(100), Duration::from_secs(1))
 }
 
 /// Runs the tuner until `done` says the transfer ended: readings every `interval`, and the
@@ -265,14 +282,22 @@ mod tests {
     #[test]
     fn issue_31_loss_limited_streams_double_while_each_step_pays_and_stop_when_one_does_not() {
         let mut t = Tuner::new(16);
-        assert_eq!(t.next(reading(2, 3e6, 2)), 2, "2 loss-limited streams: 2 more at once");
-        assert_eq!(t.next(reading(4, 4e6, 4)), 0, "the new streams settle first");
-        assert_eq!(t.next(reading(4, 5.7e6, 4)), 4, "+90%: double again");
-        assert_eq!(t.next(reading(8, 8e6, 8)), 0);
-        assert_eq!(t.next(reading(8, 6.0e6, 8)), 0, "+5%: stop");
+        assert_eq!(t.next(reading(2, 3e6, 2)), 6, "2 loss-limited streams: to 8 at once");
+        assert_eq!(t.next(reading(8, 4e6, 8)), 0, "the new streams settle first");
+        assert_eq!(t.next(reading(8, 5.7e6, 8)), 8, "+90%: double");
+        assert_eq!(t.next(reading(16, 8e6, 16)), 0);
+        assert_eq!(t.next(reading(16, 6.0e6, 16)), 0, "+5%: stop");
         assert_eq!(t.stopped, Some("stopped: the last step did not pay"));
-        assert_eq!(t.next(reading(8, 1e9, 8)), 0, "stopped stays stopped");
         assert_eq!(t.reason(), "auto: goodput +90%, +5%, stopped: the last step did not pay");
+        let mut t = Tuner::new(16);
+        t.next(reading(2, 3e6, 2));
+        t.next(reading(8, 1e6, 8));
+        assert_eq!(t.next(reading(8, 3.1e6, 8)), 0, "+3%: stop at once");
+        assert_eq!(t.next(reading(8, 1e9, 8)), 0, "stopped stays stopped");
+        assert_eq!(t.reason(), "auto: goodput +3%, stopped: the last step did not pay");
+        let mut t = Tuner::new(16);
+        t.next(reading(2, 3e6, 2));
+        assert_eq!(t.reason(), "auto: streams held back by loss, the transfer ended before a step was judged");
     }
 
     #[test]
@@ -289,13 +314,14 @@ mod tests {
 
     #[test]
     fn issue_31_the_cap_bounds_the_last_step() {
-        let mut t = Tuner::new(6);
-        assert_eq!(t.next(reading(2, 1e6, 2)), 2);
-        t.next(reading(4, 1e6, 4));
-        assert_eq!(t.next(reading(4, 2e6, 4)), 2, "to the cap, not past it");
-        t.next(reading(6, 1e6, 6));
-        assert_eq!(t.next(reading(6, 3e6, 6)), 0);
+        let mut t = Tuner::new(12);
+        assert_eq!(t.next(reading(2, 1e6, 2)), 6);
+        t.next(reading(8, 1e6, 8));
+        assert_eq!(t.next(reading(8, 2e6, 8)), 4, "to the cap, not past it");
+        t.next(reading(12, 1e6, 12));
+        assert_eq!(t.next(reading(12, 3e6, 12)), 0);
         assert_eq!(t.reason(), "auto: goodput +100%, +50%, at the cap");
+        assert_eq!(Tuner::new(4).next(reading(2, 1e6, 2)), 2, "a cap of 4: 2 more");
     }
 
     #[test]
