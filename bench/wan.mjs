@@ -161,6 +161,7 @@ function tools(link, cc) {
     iperf('iperf3 -P 8', 8),
     longhaul('longhaul (defaults)', []),
     longhaul('longhaul --streams 1', ['--streams', '1']),
+    longhaul('longhaul --streams 2', ['--streams', '2']),
     longhaul('longhaul --streams 8', ['--streams', '8']),
     ...(cc === 'cubic' ? [longhaul('longhaul --congestion system', ['--congestion', 'system'])] : []),
     // The stream tuner alone (issue 31): CUBIC forced, streams auto (the default) against 2 fixed.

@@ -328,6 +328,11 @@ impl Engine<'_> {
         Ok(())
     }
 
+    /// Blocks handed to a stream so far.
+    pub(super) fn handed(&self) -> u64 {
+        self.stream_blocks.iter().map(|b| b.load(Ordering::Relaxed)).sum()
+    }
+
     /// Waits, as blocked on the socket, while stream `sock` has no room, so the timeline tells a
     /// send held back by the network from one copying bytes. At most `SOCKET_WAIT`, and no
     /// longer than the socket's send timeout: the write that follows waits under that timeout
@@ -384,6 +389,10 @@ impl Work for Engine<'_> {
         self.sockets.opened()
     }
     /// Only where streams differ much in speed: a lossy link's, which `--streams auto` grows.
+    /// A block taken while the socket is full waits there, at that stream's pace, while a
+    /// faster stream could have sent it. (Leaving blocks to the fastest streams, by their
+    /// delivery rates, was tried: the streams left idle restart from slow start after their
+    /// idle time and the transfer took 3x as long.)
     fn await_room(&self, stream: usize) {
         if let Some(sock) = self.sockets.get(stream).filter(|_| self.sockets.grows()) {
             self.wait_for_room(sock);

@@ -249,9 +249,10 @@ pub(crate) fn transmit(
             std::thread::Builder::new()
                 .name("lh-tune".into())
                 .spawn_scoped(s, move || {
-                    // Nothing is gained by a stream that joins once every block is taken.
-                    let over = || run.stopped() || !driving.load(Ordering::Relaxed) || engine.feed.taken() >= engine.feed.count();
-                    tune::run(slots, g.token, g.open, &|s| run.adopt(s), &over)
+                    // Nothing is gained by a stream that joins once every block is on a stream.
+                    let over = || run.stopped() || !driving.load(Ordering::Relaxed) || engine.handed() >= engine.feed.count();
+                    let left = || engine.feed.count().saturating_sub(engine.handed()) as f64 * opts.block_size as f64;
+                    tune::run(slots, g.token, g.open, &|s| run.adopt(s), &over, &left)
                 })
                 .expect("spawning the tuner")
         });

@@ -122,6 +122,8 @@ pub(crate) struct Reading {
     /// Streams that ran within `LOSS_BOUND` of their Mathis rate, and streams that lost anything.
     pub loss_limited: u16,
     pub lossy: u16,
+    /// Bytes not yet on any stream.
+    pub left: f64,
 }
 
 /// The decisions, one interval at a time (pure: tested without sockets).
@@ -164,6 +166,11 @@ impl Tuner {
         }
         if r.streams >= self.cap {
             self.stopped = Some("at the cap");
+            return 0;
+        }
+        // Less left than a second at this pace: new streams would spend it in slow start,
+        // and the streams' rates, app-limited now, say nothing of loss.
+        if r.left < r.goodput {
             return 0;
         }
         // Most streams held back by loss: more streams add up. Else wait, as loss may come.
@@ -222,6 +229,7 @@ pub(crate) fn run(
     open: &(dyn Fn(u16) -> Result<Vec<TcpStream>> + Sync),
     keep: &dyn Fn(&TcpStream) -> bool,
     done: &dyn Fn() -> bool,
+    left: &dyn Fn() -> f64,
 ) -> String {
     let mut tuner = Tuner::new(slots.cap() as u16);
     let mut last: Vec<u64> = Vec::new();
@@ -241,7 +249,7 @@ pub(crate) fn run(
         at = Instant::now();
         let stats: Vec<TcpStats> = sockets.iter().map(|s| tcpinfo::read(s).unwrap_or_default()).collect();
         last.resize(stats.len(), 0);
-        let mut r = Reading { streams: stats.len() as u16, goodput: 0.0, loss_limited: 0, lossy: 0 };
+        let mut r = Reading { streams: stats.len() as u16, goodput: 0.0, loss_limited: 0, lossy: 0, left: left() };
         for (t, was) in stats.iter().zip(last.iter_mut()) {
             let rate = t.bytes_acked.saturating_sub(*was) as f64 / secs;
             *was = t.bytes_acked;
@@ -276,7 +284,7 @@ mod tests {
     use super::*;
 
     fn reading(streams: u16, goodput: f64, loss_limited: u16) -> Reading {
-        Reading { streams, goodput, loss_limited, lossy: loss_limited }
+        Reading { streams, goodput, loss_limited, lossy: loss_limited, left: 1e12 }
     }
 
     #[test]
@@ -308,7 +316,7 @@ mod tests {
         }
         assert_eq!(t.reason(), "auto: no loss seen, more streams would not help");
         let mut bbr = Tuner::new(16);
-        assert_eq!(bbr.next(Reading { streams: 2, goodput: 100e6, loss_limited: 0, lossy: 2 }), 0);
+        assert_eq!(bbr.next(Reading { lossy: 2, ..reading(2, 100e6, 0) }), 0);
         assert_eq!(bbr.reason(), "auto: streams run above what their loss allows, more streams would not help");
     }
 
@@ -322,6 +330,7 @@ mod tests {
         assert_eq!(t.next(reading(12, 3e6, 12)), 0);
         assert_eq!(t.reason(), "auto: goodput +100%, +50%, at the cap");
         assert_eq!(Tuner::new(4).next(reading(2, 1e6, 2)), 2, "a cap of 4: 2 more");
+        assert_eq!(Tuner::new(16).next(Reading { left: 0.5e6, ..reading(2, 1e6, 2) }), 0, "half a second left: nothing to gain");
     }
 
     #[test]
