@@ -124,6 +124,9 @@ pub(crate) struct Reading {
     pub lossy: u16,
     /// Bytes not yet on any stream.
     pub left: f64,
+    /// Whether the kernel's account of the streams could be read (not under TLS, whose relay
+    /// hands the engine a Unix socket).
+    pub seen: bool,
 }
 
 /// The decisions, one interval at a time (pure: tested without sockets).
@@ -175,7 +178,11 @@ impl Tuner {
         }
         // Most streams held back by loss: more streams add up. Else wait, as loss may come.
         if r.loss_limited * 2 < r.streams.max(1) {
-            self.held = if r.lossy == 0 { "no loss seen" } else { "streams run above what their loss allows" };
+            self.held = match (r.seen, r.lossy) {
+                (false, _) => "no TCP_INFO to judge by (TLS)",
+                (true, 0) => "no loss seen",
+                (true, _) => "streams run above what their loss allows",
+            };
             return 0;
         }
         self.before = Some(r.goodput);
@@ -247,9 +254,11 @@ pub(crate) fn run(
         let sockets = slots.open_now();
         let secs = at.elapsed().as_secs_f64().max(1e-3);
         at = Instant::now();
-        let stats: Vec<TcpStats> = sockets.iter().map(|s| tcpinfo::read(s).unwrap_or_default()).collect();
+        let read: Vec<Option<TcpStats>> = sockets.iter().map(|s| tcpinfo::read(s).ok()).collect();
+        let seen = read.iter().any(Option::is_some);
+        let stats: Vec<TcpStats> = read.into_iter().map(Option::unwrap_or_default).collect();
         last.resize(stats.len(), 0);
-        let mut r = Reading { streams: stats.len() as u16, goodput: 0.0, loss_limited: 0, lossy: 0, left: left() };
+        let mut r = Reading { streams: stats.len() as u16, goodput: 0.0, loss_limited: 0, lossy: 0, left: left(), seen };
         for (t, was) in stats.iter().zip(last.iter_mut()) {
             let rate = t.bytes_acked.saturating_sub(*was) as f64 / secs;
             *was = t.bytes_acked;
@@ -284,7 +293,7 @@ mod tests {
     use super::*;
 
     fn reading(streams: u16, goodput: f64, loss_limited: u16) -> Reading {
-        Reading { streams, goodput, loss_limited, lossy: loss_limited, left: 1e12 }
+        Reading { streams, goodput, loss_limited, lossy: loss_limited, left: 1e12, seen: true }
     }
 
     #[test]
@@ -318,6 +327,9 @@ mod tests {
         let mut bbr = Tuner::new(16);
         assert_eq!(bbr.next(Reading { lossy: 2, ..reading(2, 100e6, 0) }), 0);
         assert_eq!(bbr.reason(), "auto: streams run above what their loss allows, more streams would not help");
+        let mut tls = Tuner::new(16);
+        assert_eq!(tls.next(Reading { seen: false, ..reading(2, 0.0, 0) }), 0);
+        assert_eq!(tls.reason(), "auto: no TCP_INFO to judge by (TLS), more streams would not help");
     }
 
     #[test]
