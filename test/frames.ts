@@ -51,11 +51,13 @@ export const errorCode = (body: Buffer): string => body.subarray(1, 1 + body[0]!
 /**
  * A node of an older version on a loopback port: it answers HELLO with HELLO_OK offering only
  * `features` (and everyday limits), then reads on without answering. `frames` lists the types
- * of the frames it received, so a test can assert that nothing past HELLO went out.
+ * of the frames it received, so a test can assert that nothing past HELLO went out; `bodies`
+ * their bodies.
  */
-export async function olderNode(features: number): Promise<{ port: number; frames: number[]; close: () => void }> {
+export async function olderNode(features: number): Promise<{ port: number; frames: number[]; bodies: Buffer[]; close: () => void }> {
   const { createServer } = await import('node:net');
   const frames: number[] = [];
+  const bodies: Buffer[] = [];
   const server = createServer((sock) => {
     let buf = Buffer.alloc(0);
     sock.on('data', (d) => {
@@ -63,6 +65,7 @@ export async function olderNode(features: number): Promise<{ port: number; frame
       buf = got.rest;
       for (const f of got.frames) {
         frames.push(f.type);
+        bodies.push(f.body);
         // HELLO_OK: version 1, the features, max streams, block, manifest, connections and
         // control frame, no token, a zero nonce.
         const limits = [u16(16), u32(4 << 20), u32(1 << 28), u32(1024), u32(2 << 20)];
@@ -72,5 +75,5 @@ export async function olderNode(features: number): Promise<{ port: number; frame
     sock.on('error', () => {});
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { port: (server.address() as { port: number }).port, frames, close: () => server.close() };
+  return { port: (server.address() as { port: number }).port, frames, bodies, close: () => server.close() };
 }

@@ -1,13 +1,26 @@
 // Metadata a mirror keeps (issue 32): hard links arrive as links, with rsync as the oracle,
 // against a node running as its own process.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chownSync, lchownSync, linkSync, lstatSync, mkdirSync, rmSync, statSync, symlinkSync, writeFileSync, chmodSync } from 'node:fs';
+import {
+  chownSync,
+  lchownSync,
+  linkSync,
+  lstatSync,
+  mkdirSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+  chmodSync,
+  utimesSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { CLI, freshDir, randomFile, runCli } from './helpers.js';
+import { olderNode } from './frames.js';
+import { CLI, finish, freshDir, randomFile, runCli } from './helpers.js';
 
 let work: string;
 let root: string;
@@ -332,4 +345,209 @@ describe('issue 32: -a keeps what rsync -aHAXS keeps', () => {
       expect(cap.stderr).toMatch(/No data available/);
     },
   );
+});
+
+function removeXattr(path: string, name: string): void {
+  const r = spawnSync('python3', ['-c', 'import os,sys; os.removexattr(sys.argv[1], sys.argv[2])', path, name], { encoding: 'utf8' });
+  expect(r.status, r.stderr).toBe(0);
+}
+
+describe('issue 32: files found unchanged get the source metadata', () => {
+  it.skipIf(!root0)(
+    'a chmod, an xattr, a directory mode, an mtime (-c) and a chown at the source are applied by the next send -a; rsync -aHAXS finds nothing',
+    async () => {
+      const src = join(work, 'meta-sync');
+      mkdirSync(join(src, 'd'), { recursive: true });
+      setXattrs(join(src, 'd'), { 'user.gone': 'removed later', 'user.stays': 'kept' });
+      writeFileSync(join(src, 'mode'), 'chmod me');
+      writeFileSync(join(src, 'tagged'), 'attributes change');
+      setXattrs(join(src, 'tagged'), { 'user.keep': 'same', 'user.change': 'before', 'user.drop': 'gone later' });
+      writeFileSync(join(src, 'touched'), 'only its mtime changes');
+      writeFileSync(join(src, 'd', 'owned'), 'chown me');
+      chownSync(join(src, 'd', 'owned'), 1234, 2345);
+      writeFileSync(join(src, 'other'), 'owned by another user, chmodded');
+      chownSync(join(src, 'other'), 1234, 2345);
+      writeFileSync(join(src, 'pair1'), 'a linked pair');
+      linkSync(join(src, 'pair1'), join(src, 'pair2'));
+      const first = await runCli(['send', '-a', '--delete', src, `${addr}/ms`, '-q']);
+      expect(first.status, first.stderr).toBe(0);
+      const dest = join(root, 'ms', 'meta-sync');
+      expect(itemize(src, dest, ['-aHAXS'])).toBe('');
+      const ino = (p: string): number => statSync(join(dest, p)).ino;
+      const before = Object.fromEntries(['mode', 'tagged', 'touched', 'd/owned', 'other', 'pair1'].map((p) => [p, ino(p)]));
+
+      // Metadata only: no byte of any file changes.
+      chmodSync(join(src, 'mode'), 0o600);
+      chmodSync(join(src, 'pair1'), 0o640);
+      setXattrs(join(src, 'tagged'), { 'user.change': 'after', 'user.new': 'added' });
+      removeXattr(join(src, 'tagged'), 'user.drop');
+      chmodSync(join(src, 'd'), 0o700);
+      removeXattr(join(src, 'd'), 'user.gone');
+      utimesSync(join(src, 'touched'), new Date('2011-01-01T00:00:00Z'), new Date('2011-01-01T00:00:00.123Z'));
+      chownSync(join(src, 'd', 'owned'), 4321, 4321);
+      chmodSync(join(src, 'other'), 0o751);
+      expect(itemize(src, dest, ['-aHAXS'])).not.toBe('');
+
+      const r = await runCli(['send', '-a', '--delete', '--checksum', src, `${addr}/ms`, '--json']);
+      expect(r.status, r.stderr).toBe(0);
+      expect(summaryOf(r.stdout)).toMatchObject({ ownerNotKept: 0, xattrsNotKept: 0 });
+      expect(itemize(src, dest, ['-aHAXS'])).toBe('');
+      // Set in place where the file is the node's own or already has the owner asked for; a new
+      // owner comes with the file sent again, made and chowned by the node.
+      for (const p of ['mode', 'tagged', 'touched', 'other', 'pair1']) expect(ino(p), p).toBe(before[p]);
+      expect(ino('d/owned')).not.toBe(before['d/owned']);
+      expect(ino('pair2')).toBe(ino('pair1'));
+
+      // By size and mtime (no -c) as well: a chmod alone is applied.
+      chmodSync(join(src, 'mode'), 0o644);
+      const plain = await runCli(['send', '-a', src, `${addr}/ms`, '-q']);
+      expect(plain.status, plain.stderr).toBe(0);
+      expect(itemize(src, dest, ['-aHAXS'])).toBe('');
+      expect(ino('mode')).toBe(before['mode']);
+    },
+  );
+
+  it.skipIf(!root0)(
+    'a node that is not root applies modes, mtimes and user.* attributes, and names the owners it could not set, again',
+    async () => {
+      const { nobodyRoot, nobody } = await nodeAsNobody('nobody-sync');
+      const src = join(work, 'sync-nobody');
+      mkdirSync(join(src, 'sub'), { recursive: true });
+      writeFileSync(join(src, 'a'), 'a');
+      writeFileSync(join(src, 'b'), 'b');
+      writeFileSync(join(src, 'sub', 'c'), 'c');
+      setXattrs(join(src, 'b'), { 'user.v': '1' });
+      const first = await runCli(['send', '-a', src, `${nobody}/n`]);
+      expect(first.status, first.stderr).toBe(0);
+      // The three files and two directories belong to root here.
+      expect(first.stderr).toMatch(/^not kept: owner of 5 files: the node is not root$/m);
+      const dest = join(nobodyRoot, 'n', 'sync-nobody');
+      expect(itemize(src, dest, ['-rlptHSX'])).toBe('');
+
+      chmodSync(join(src, 'a'), 0o600);
+      setXattrs(join(src, 'b'), { 'user.v': '2' });
+      chmodSync(join(src, 'sub'), 0o750);
+      utimesSync(join(src, 'sub', 'c'), new Date('2012-02-02T00:00:00Z'), new Date('2012-02-02T00:00:00Z'));
+      const again = await runCli(['send', '-a', '-c', src, `${nobody}/n`]);
+      expect(again.status, again.stderr).toBe(0);
+      expect(again.stderr).toMatch(/^not kept: owner of 5 files: the node is not root$/m);
+      expect(again.stderr).not.toMatch(/extended attributes/);
+      expect(itemize(src, dest, ['-rlptHSX'])).toBe('');
+      expect(getXattr(join(dest, 'b'), 'user.v')).toBe('2');
+    },
+  );
+});
+
+describe('issue 32: get -a keeps what send -a keeps', () => {
+  it.skipIf(!root0)(
+    'hard links, a sparse file, xattrs and owners pulled with get -a: rsync -aHAXS finds nothing; a metadata change at the node is applied by the next get',
+    async () => {
+      const tree = join(root, 'pull-src');
+      mkdirSync(join(tree, 'sub'), { recursive: true });
+      randomFile(join(tree, 'sub', 'data'), 200_000);
+      linkSync(join(tree, 'sub', 'data'), join(tree, 'data-link'));
+      sparseFile(join(tree, 'image'), 32 << 20, [4 << 20]);
+      writeFileSync(join(tree, 'tagged'), 'with attributes');
+      setXattrs(join(tree, 'tagged'), { 'user.origin': 'node', 'trusted.audit': 'root only' });
+      setXattrs(join(tree, 'sub'), { 'user.dir': 'a directory attribute' });
+      chmodSync(join(tree, 'tagged'), 0o640);
+      symlinkSync('sub/data', join(tree, 'link'));
+      chownSync(join(tree, 'sub', 'data'), 1234, 2345);
+      chownSync(join(tree, 'image'), 4321, 1);
+      lchownSync(join(tree, 'link'), 777, 778);
+      chownSync(join(tree, 'sub'), 1234, 1234);
+
+      const back = join(work, 'pulled');
+      const r = await runCli(['get', '-a', `${addr}/pull-src`, back, '--json']);
+      expect(r.status, r.stderr).toBe(0);
+      expect(summaryOf(r.stdout)).toMatchObject({ ownerNotKept: 0, xattrsNotKept: 0 });
+      const dest = join(back, 'pull-src');
+      expect(itemize(tree, dest, ['-aHAXS'])).toBe('');
+      expect(statSync(join(dest, 'data-link')).ino).toBe(statSync(join(dest, 'sub', 'data')).ino);
+      expect(statSync(join(dest, 'image')).blocks * 512).toBeLessThan(1 << 20);
+      expect(getXattr(join(dest, 'tagged'), 'trusted.audit')).toBe('root only');
+      expect(lstatSync(join(dest, 'link')).uid).toBe(777);
+
+      // Metadata only, at the node: the next get -a applies it without fetching the files again.
+      chmodSync(join(tree, 'tagged'), 0o600);
+      setXattrs(join(tree, 'tagged'), { 'user.origin': 'changed' });
+      chmodSync(join(tree, 'sub'), 0o750);
+      const before = statSync(join(dest, 'tagged')).ino;
+      const again = await runCli(['get', '-a', `${addr}/pull-src`, back, '-q']);
+      expect(again.status, again.stderr).toBe(0);
+      expect(itemize(tree, dest, ['-aHAXS'])).toBe('');
+      expect(statSync(join(dest, 'tagged')).ino).toBe(before);
+
+      // Without -a: this side's owner and no attributes, as rsync without -o -g -X.
+      const plain = join(work, 'pulled-plain');
+      const p = await runCli(['get', `${addr}/pull-src`, plain, '-q']);
+      expect(p.status, p.stderr).toBe(0);
+      expect(itemize(tree, join(plain, 'pull-src'), ['-rlptHS'])).toBe('');
+      expect(lstatSync(join(plain, 'pull-src', 'sub', 'data')).uid).toBe(0);
+    },
+  );
+
+  it.skipIf(!root0)('get -a by a user who is not root names the owners and attributes it could not set', async () => {
+    const tree = join(root, 'pull-nobody');
+    mkdirSync(tree);
+    for (const f of ['a', 'b']) {
+      writeFileSync(join(tree, f), f);
+      chownSync(join(tree, f), 1234, 2345);
+    }
+    setXattrs(join(tree, 'a'), { 'user.ok': '1', 'trusted.no': '2' });
+    chmodSync(process.env.LONGHAUL_TEST_DIR!, 0o755);
+    chmodSync(work, 0o755);
+    const back = join(work, 'pulled-by-nobody');
+    mkdirSync(back);
+    chownSync(back, 65534, 65534);
+    const child = spawn(process.execPath, [CLI, 'get', '-a', `${addr}/pull-nobody`, back], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      uid: 65534,
+      gid: 65534,
+      env: { ...process.env, HOME: back },
+    });
+    const r = await finish(child);
+    expect(r.status, r.stderr).toBe(0);
+    // The two files and their directory; the one file with a trusted.* attribute.
+    expect(r.stderr).toMatch(
+      /^not kept: owner of 3 files: not root here \(get keeps owners only as root\); extended attributes of 1 file: /m,
+    );
+    expect(getXattr(join(back, 'pull-nobody', 'a'), 'user.ok')).toBe('1');
+    expect(lstatSync(join(back, 'pull-nobody', 'a')).uid).toBe(65534);
+  });
+});
+
+describe('issue 32: GET asks for metadata only from a node that knows FEATURE_META_SYNC', () => {
+  /** The body of the GET `get ARGS` sends to a node offering `features`; the get is then stopped. */
+  async function getBody(features: number, args: string[]): Promise<Buffer> {
+    const older = await olderNode(features);
+    try {
+      const child = spawn(process.execPath, [CLI, 'get', ...args, `127.0.0.1:${older.port}/data`, join(work, 'never')], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      for (let i = 0; i < 200 && !older.frames.includes(0x10); i++) await new Promise((r) => setTimeout(r, 25));
+      child.kill('SIGKILL');
+      await finish(child);
+      const at = older.frames.indexOf(0x10);
+      expect(at).toBeGreaterThan(0);
+      return older.bodies[at]!;
+    } finally {
+      older.close();
+    }
+  }
+  // u16 path_len, "data", u16 streams, u32 block_size: 12 bytes, then the keep byte if any.
+  const BASE = 15 | 256 | 512 | 1024 | 2048;
+
+  it('-a to a node offering bit 16: GET ends with keep 7 (owner, group, xattrs); --owner alone: 1', async () => {
+    const all = await getBody(BASE | 65536, ['-a']);
+    expect(all.length).toBe(13);
+    expect(all[12]).toBe(7);
+    expect((await getBody(BASE | 65536, ['--owner']))[12]).toBe(1);
+    // Nothing asked: no byte, as before the bit.
+    expect((await getBody(BASE | 65536, [])).length).toBe(12);
+  });
+
+  it('-a to an older node (no bit 16): the GET it knows, without the byte', async () => {
+    expect((await getBody(BASE, ['-a'])).length).toBe(12);
+  });
 });

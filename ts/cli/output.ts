@@ -108,6 +108,15 @@ export function printReceived(s: ReceiveSummary, what: string, o: OutputFlags): 
         ? [`${fmt.plural(s.blocks, 'block')}; the receiving side took ${fmt.duration(s.receiverSeconds)} from the index to its summary`]
         : []),
       verifiedLine(s),
+      // What the pull did not keep is said, never dropped in silence (as send's summary does).
+      ...[
+        [
+          s.ownerNotKept > 0 ? `owner of ${fmt.plural(s.ownerNotKept, 'file')}: ${s.ownerNotKeptWhy}` : '',
+          s.xattrsNotKept > 0 ? `extended attributes of ${fmt.plural(s.xattrsNotKept, 'file')}: ${s.xattrsNotKeptWhy}` : '',
+        ].filter(Boolean),
+      ]
+        .filter((l) => l.length > 0)
+        .map((l) => `not kept: ${l.join('; ')}`),
     ]);
 }
 

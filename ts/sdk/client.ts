@@ -213,10 +213,29 @@ export interface GetOptions extends TransferOptions {
    * (default false: size and mtime decide). Needs `resume` (the default).
    */
   checksum?: boolean;
+  /**
+   * Keep the node's numeric owner of every entry, set when this side runs as root; otherwise
+   * named in `ownerNotKept` (default false: files are this side's user's, as rsync without -o).
+   */
+  owner?: boolean;
+  /** Keep the node's numeric group of every entry, as `owner`. */
+  group?: boolean;
+  /**
+   * Keep extended attributes: user.* always, the others (ACLs among them) when this side runs
+   * as root, file capabilities only with `keepSetid`; what is not kept is named (`xattrsNotKept`).
+   */
+  xattrs?: boolean;
 }
 
 /** What the receiving side reported (for a copy: the receiving node). */
-export type ReceiveSummary = TransferTotals;
+export interface ReceiveSummary extends TransferTotals {
+  /** A pull's entries whose owner or group (`owner`, `group`) was not kept here, and why (empty when none; 0 for a copy). */
+  ownerNotKept: number;
+  ownerNotKeptWhy: string;
+  /** A pull's entries with an extended attribute (`xattrs`) not kept here, and why (empty when none; 0 for a copy). */
+  xattrsNotKept: number;
+  xattrsNotKeptWhy: string;
+}
 
 function summary(s: Binding.BindingReceived, verify: VerifyMode | undefined): ReceiveSummary {
   const { bytesTotal, ...rest } = s;
@@ -259,6 +278,9 @@ export async function get(source: string | Target, dest: string, options: GetOpt
           keepSetid: options.keepSetid,
           rate: options.rate === undefined ? undefined : parseSize(options.rate, 'rate'),
           checksum: options.checksum,
+          owner: options.owner,
+          group: options.group,
+          xattrs: options.xattrs,
           token: resolveToken(options),
           tlsPin: options.tlsPin,
           tlsCa: options.tlsCa,

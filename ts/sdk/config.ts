@@ -221,25 +221,27 @@ const SPECS = {
   },
   owner: {
     schema: bool,
-    description: "keep every entry's numeric owner (a node running as root sets it; any other names it as not kept); -a turns it on",
+    description:
+      "keep every entry's numeric owner (the receiving side sets it when it runs as root: the node for send, this side for get; otherwise it is named as not kept); -a turns it on",
     arg: '',
     default: false,
-    commands: ['send'],
+    commands: ['send', 'get'],
   },
   group: {
     schema: bool,
-    description: "keep every entry's numeric group (a node running as root sets it; any other names it as not kept); -a turns it on",
+    description:
+      "keep every entry's numeric group (the receiving side sets it when it runs as root: the node for send, this side for get; otherwise it is named as not kept); -a turns it on",
     arg: '',
     default: false,
-    commands: ['send'],
+    commands: ['send', 'get'],
   },
   xattrs: {
     schema: bool,
     description:
-      'keep extended attributes: user.* always, the others (ACLs among them) where the node runs as root; what is not kept is named; -a turns it on',
+      'keep extended attributes: user.* always, the others (ACLs among them) where the receiving side (the node for send, this side for get) runs as root; what is not kept is named; -a turns it on',
     arg: '',
     default: false,
-    commands: ['send'],
+    commands: ['send', 'get'],
   },
   keepSetid: {
     schema: bool,

@@ -140,6 +140,9 @@ pub fn get<'env>(
         keep_setid: options.keep_setid.unwrap_or(defaults.keep_setid),
         rate: rate(options.rate)?,
         checksum: options.checksum.unwrap_or(defaults.checksum),
+        owner: options.owner.unwrap_or(defaults.owner),
+        group: options.group.unwrap_or(defaults.group),
+        xattrs: options.xattrs.unwrap_or(defaults.xattrs),
     };
     let forwarder = Forwarder::new(on_progress, opts.progress_interval);
     let flag = cancel.flag.clone();

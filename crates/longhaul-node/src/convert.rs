@@ -190,6 +190,10 @@ impl BindingReceived {
             receiver_seconds: s.micros as f64 / 1e6,
             seconds,
             verified_files: s.verified as f64,
+            owner_not_kept: r.owner_not_kept.0 as f64,
+            owner_not_kept_why: if r.owner_not_kept.0 > 0 { r.owner_not_kept.1.to_owned() } else { String::new() },
+            xattrs_not_kept: r.xattrs_not_kept.0 as f64,
+            xattrs_not_kept_why: if r.xattrs_not_kept.0 > 0 { r.xattrs_not_kept.1.to_owned() } else { String::new() },
         }
     }
 }

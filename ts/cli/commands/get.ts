@@ -14,7 +14,11 @@ export function register(): void {
       .argument('<dest>', 'local directory (created if missing)')
       .option('--json', 'print progress and the summary as JSON lines')
       .option('-q, --quiet', 'print nothing on success (errors still go to stderr)')
-      .option('-v, --verbose', "also print the block count and the receiving side's time"),
+      .option('-v, --verbose', "also print the block count and the receiving side's time")
+      .option(
+        '-a, --archive',
+        'what a mirror keeps, as rsync -aHSX: the tree, modes, mtimes, symlinks, hard links and sparse files (always kept), and also --owner, --group and --xattrs; what cannot be kept is named',
+      ),
     'get',
   ).action((source: string, dest: string, o: Record<string, unknown> & OutputFlags) =>
     receiveAction('get', o, (c, reporter, signal) =>
@@ -27,6 +31,9 @@ export function register(): void {
         keepSetid: c.keepSetid,
         rate: c.rate,
         checksum: c.checksum,
+        owner: c.owner || Boolean(o.archive),
+        group: c.group || Boolean(o.archive),
+        xattrs: c.xattrs || Boolean(o.archive),
         signal,
         onProgress: (p) => reporter.progress(p),
         progressIntervalMs: !o.json && !o.quiet && process.stderr.isTTY ? 100 : 500,

@@ -97,9 +97,7 @@ pub fn copy(
                         per_stream_bytes: Vec::new(),
                     })
                 }
-                Ok(Msg::Summary(summary)) => {
-                    break Ok(Received { bytes_total: total.unwrap_or(summary.bytes).max(summary.bytes), summary })
-                }
+                Ok(Msg::Summary(summary)) => break Ok(Received::new(summary.clone(), total.unwrap_or(summary.bytes).max(summary.bytes))),
                 Ok(m) => break Err(m.unexpected("COPY_PROGRESS or SUMMARY")),
                 Err(_) if cancel.load(Ordering::Relaxed) => break Err(Error::Cancelled),
                 Err(e) => break Err(e),

@@ -23,4 +23,15 @@ pub use requests::{Connection, ReadRequest};
 pub struct Received {
     pub summary: SummaryMsg,
     pub bytes_total: u64,
+    /// A pull's entries whose owner or group was asked for (`--owner`, `--group`) and not
+    /// set here, and why; 0 and "" for a copy.
+    pub owner_not_kept: (u64, &'static str),
+    /// A pull's entries with an extended attribute (`--xattrs`) not set here, and why.
+    pub xattrs_not_kept: (u64, &'static str),
+}
+
+impl Received {
+    pub fn new(summary: SummaryMsg, bytes_total: u64) -> Received {
+        Received { summary, bytes_total, owner_not_kept: (0, ""), xattrs_not_kept: (0, "") }
+    }
 }

@@ -51,6 +51,12 @@ pub struct GetOptions {
     /// BLAKE3 of its files (SUMS) while this side hashes its own of the same size; only the
     /// differing ones travel. Needs `resume` (without it everything is fetched).
     pub checksum: bool,
+    /// Keep the node's numeric owners (`--owner`) and groups (`--group`), set when this side
+    /// runs as root, and its extended attributes (`--xattrs`: user.* always, the others as
+    /// root); what is not kept is counted in `Received`.
+    pub owner: bool,
+    pub group: bool,
+    pub xattrs: bool,
 }
 
 impl Default for GetOptions {
@@ -69,6 +75,9 @@ impl Default for GetOptions {
             keep_setid: false,
             rate: None,
             checksum: false,
+            owner: false,
+            group: false,
+            xattrs: false,
         }
     }
 }
@@ -108,16 +117,21 @@ fn get_once(
     let started = Instant::now();
     let dial = Dial { addr, secret: opts.secret.as_ref(), tls: opts.tls.as_ref(), connect_timeout: opts.timeout, io_timeout: opts.timeout };
     let checksum = if opts.checksum && opts.resume { frame::FEATURE_CHECKSUM } else { 0 };
-    let wanted = handshake::wanted(opts.resume, opts.verify_full) | checksum;
+    let wanted = handshake::wanted(opts.resume, opts.verify_full) | checksum | frame::FEATURE_META_SYNC;
     let (mut control, _, hello) = handshake::open(&dial, wanted)?;
     handshake::require(&hello, wanted & (frame::FEATURE_VERIFY_FULL | frame::FEATURE_CHECKSUM))?;
     let streams = opts.streams.min(hello.limits.max_streams);
     let block_size = opts.block_size.min(hello.limits.max_block);
-    frame::write_msg(&mut control, &Msg::Get { path: path.to_vec(), streams, block_size })?;
+    let flag = |on: bool, bit: u8| if on { bit } else { 0 };
+    let asked = flag(opts.owner, frame::KEEP_OWNER) | flag(opts.group, frame::KEEP_GROUP) | flag(opts.xattrs, frame::KEEP_XATTRS);
+    // An older node takes no `keep`: it sends neither, and the summary says so.
+    let keep = if hello.features & frame::FEATURE_META_SYNC != 0 { asked } else { 0 };
+    frame::write_msg(&mut control, &Msg::Get { path: path.to_vec(), streams, block_size, keep })?;
     let (streams, encoded) = exchange::expect_offer(&mut control, streams, block_size, 1 << 30)?;
     let index = Index::decode(&encoded)?;
     let resume = hello.features & frame::FEATURE_RESUME != 0;
     let (total, files_total) = (index.total(), index.count(Kind::File) as u64);
+    let entries = (index.entries().len() - index.count(Kind::HardLink)) as u64;
     // DEST is the user's own choice, made as named; everything under it is made through its
     // descriptor, never by path (a hostile node names the paths under it).
     std::fs::create_dir_all(dest).map_err(|e| Error::io("create", dest.as_os_str().as_encoded_bytes(), e))?;
@@ -192,7 +206,7 @@ fn get_once(
         Ok(data) => data,
         Err(e) => {
             recv.fail(e);
-            return recv.wait_and_finish().map(|summary| Received { summary, bytes_total: total });
+            return recv.wait_and_finish().map(|summary| Received::new(summary, total));
         }
     };
     control.set_read_timeout(None).map_err(Error::net("setting a timeout"))?;
@@ -255,5 +269,17 @@ fn get_once(
         seconds: started.elapsed().as_secs_f64(),
         per_stream_bytes: Vec::new(),
     });
-    Ok(Received { summary, bytes_total: total })
+    let mut received = Received::new(summary, total);
+    if asked & (frame::KEEP_OWNER | frame::KEEP_GROUP) != 0 {
+        received.owner_not_kept = match keep {
+            0 => (entries, "the node cannot send owners"),
+            _ => (received.summary.owner_not_kept.unwrap_or(0), "not root here (get keeps owners only as root)"),
+        };
+    }
+    // From an older node the attributes are not known, so not counted.
+    if keep & frame::KEEP_XATTRS != 0 {
+        let missed = received.summary.xattrs_not_kept.unwrap_or(0);
+        received.xattrs_not_kept = (missed, "this side sets only user.* unless it runs as root, file capabilities only with --keep-setid");
+    }
+    Ok(received)
 }

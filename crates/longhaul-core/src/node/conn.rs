@@ -246,7 +246,7 @@ pub(super) fn control(inner: &Arc<Inner>, sock: &mut TcpStream, peer: IpAddr, fe
             Msg::Manifest { dest, streams, block_size, index } => {
                 return push::push(caller, sock, dest, streams, block_size, &index);
             }
-            Msg::Get { path, streams, block_size } => return pull::pull(caller, sock, &path, streams, block_size),
+            Msg::Get { path, streams, block_size, keep } => return pull::pull(caller, sock, &path, streams, block_size, keep),
             Msg::Copy { to, src, dest, streams, block_size } => return copy::copy(caller, sock, &to, &src, &dest, streams, block_size),
             Msg::List { path } => requests::list(inner, sock, &path)?,
             Msg::Readv { paths, segments } => requests::readv(inner, sock, peer, &paths, &segments)?,

@@ -51,7 +51,8 @@ pub(super) fn node_send_options(inner: &Inner, streams: u16, block_size: u32, fe
 const DIGEST_BYTES: u64 = 4 + 32;
 
 /// A pull: this node sends `path` to the client over data connections the client opens.
-pub(super) fn pull(caller: Caller<'_>, sock: &mut TcpStream, path: &[u8], streams: u16, block_size: u32) -> Result<()> {
+/// `keep`: GET's `KEEP_*`, what of its metadata the client asked for (FEATURE_META_SYNC).
+pub(super) fn pull(caller: Caller<'_>, sock: &mut TcpStream, path: &[u8], streams: u16, block_size: u32, keep: u8) -> Result<()> {
     let Caller { inner, peer, features } = caller;
     inner.admit()?;
     inner.memory.check_room()?;
@@ -66,6 +67,17 @@ pub(super) fn pull(caller: Caller<'_>, sock: &mut TcpStream, path: &[u8], stream
     let scanned = match (features & frame::FEATURE_SPARSE == 0).then(|| scanned.for_peer_without_sparse()).transpose()?.flatten() {
         Some(whole) => whole,
         None => scanned,
+    };
+    let which = keep & (frame::KEEP_OWNER | frame::KEEP_GROUP);
+    let scanned = match which != 0 && features & frame::FEATURE_OWNER != 0 {
+        // KEEP_OWNER and KEEP_GROUP are the index's OWNER_UID and OWNER_GID.
+        true => scanned.with_owners(which)?,
+        false => scanned,
+    };
+    // Those over 64 KiB or unreadable here are left out: the file arrives without them.
+    let scanned = match keep & frame::KEEP_XATTRS != 0 && features & frame::FEATURE_XATTRS != 0 {
+        true => scanned.with_xattrs()?.0,
+        false => scanned,
     };
     let scan_seconds = started.elapsed().as_secs_f64();
     let index = &scanned.index;
@@ -93,6 +105,7 @@ pub(super) fn pull(caller: Caller<'_>, sock: &mut TcpStream, path: &[u8], stream
         sums: checksum.then_some(exchange::Sums { mode: frame::SUMS_CONTENT, digests: &digests }),
         mirror: None,
         bench: false,
+        proof: None,
     };
     // READY (and the PLAN of what an earlier attempt left the client) within the handshake
     // timeout; the client may take fewer streams than offered.

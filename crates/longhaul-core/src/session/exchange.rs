@@ -30,6 +30,9 @@ pub struct Offer<'a> {
     pub mirror: Option<Msg>,
     /// A bench: BENCH (the size alone: the node makes the one-entry index) instead of MANIFEST.
     pub bench: bool,
+    /// The node's proof still to be read (handshake::open_pipelined): AUTH_OK comes before
+    /// the answer to the offer.
+    pub proof: Option<[u8; 32]>,
 }
 
 /// What the offering side tells the receiver about change detection (SUMS): the mode
@@ -112,7 +115,18 @@ pub fn offer_dry(sock: &mut (impl Read + Write), mut o: Offer<'_>) -> Result<(cr
 
 /// MANIFEST, MIRROR and SUMS out; the receiver's first answer that is not a keepalive back.
 fn propose(sock: &mut (impl Read + Write), o: &mut Offer<'_>) -> Result<Msg> {
-    if let Err(e) = send_offer(sock, o) {
+    let sent = send_offer(sock, o);
+    // The node's proof first: nothing it says is believed before it.
+    if let Some(proof) = &o.proof {
+        if let Err(e) = crate::session::handshake::confirm(sock, proof) {
+            return Err(match (e, sent) {
+                (remote @ Error::Remote { .. }, _) => remote,
+                (_, Err(e)) => e,
+                (e, Ok(())) => e,
+            });
+        }
+    }
+    if let Err(e) = sent {
         // A receiver that refused (an ERROR, then closed) before reading the whole offer breaks
         // the pipe under the writes: its ERROR, still there to read, says why; the write's
         // error only when there is none.
@@ -314,6 +328,7 @@ mod tests {
             sums: None,
             mirror: None,
             bench: false,
+            proof: None,
         };
         let a = offer(&mut sender, o).unwrap();
         assert_eq!((a.token, a.streams, a.skip), ([7; frame::TOKEN_LEN], 2, vec![(0, 1)]));
@@ -337,6 +352,7 @@ mod tests {
             sums: None,
             mirror: None,
             bench: false,
+            proof: None,
         };
         let mut r = Vec::new();
         accept(&mut r, [1; frame::TOKEN_LEN], 3, None, None).unwrap();
@@ -360,8 +376,18 @@ mod tests {
         // 1500 digests: more than one frame after the mode's.
         let digests = || Ok((0..1500u32).map(|i| (i, [i as u8; 32])).collect());
         let sums = Some(Sums { mode: frame::SUMS_CONTENT, digests: &digests });
-        let o =
-            Offer { dest: b"d", streams: 1, block_size: 4096, index: vec![], total: 10, resume: true, sums, mirror: None, bench: false };
+        let o = Offer {
+            dest: b"d",
+            streams: 1,
+            block_size: 4096,
+            index: vec![],
+            total: 10,
+            resume: true,
+            sums,
+            mirror: None,
+            bench: false,
+            proof: None,
+        };
         let a = offer(&mut sender, o).unwrap();
         assert_eq!(a.unchanged, Some((2, 10)));
         let mut wire = Pipe { input: std::io::Cursor::new(sender.output), output: Vec::new() };

@@ -18,8 +18,12 @@ use crate::wire::frame::{self, Limits, Msg, Nonce, Token};
 pub struct Hello {
     pub features: u64,
     pub limits: Limits,
-    /// The round trips the handshake took: 1, or 2 with AUTH.
+    /// The round trips the handshake took: 1, or 2 with AUTH (1 when AUTH_OK is left to
+    /// `proof`'s reader).
     pub round_trips: u32,
+    /// With `open_pipelined` and a token: the proof the node's AUTH_OK must carry, still
+    /// unread; the caller reads it (`confirm`) before it trusts any other answer.
+    pub proof: Option<[u8; 32]>,
 }
 
 /// Opens a session's `streams` data connections all at once and introduces each with
@@ -101,6 +105,14 @@ pub fn require(hello: &Hello, features: u64) -> Result<()> {
 /// The client half. A client that holds a token insists that the node prove it holds it too,
 /// so a node that skips authentication cannot pose as the real one.
 pub fn client(sock: &mut TcpStream, secret: Option<&Secret>, features: u64) -> Result<Hello> {
+    shake(sock, secret, features, false)
+}
+
+/// `client` whose AUTH_OK is not waited for: the caller's next frames (a push's MANIFEST)
+/// follow AUTH at once, a round trip less, and it reads the node's proof with `confirm` before
+/// the node's answer to them. What goes before the proof is checked is the offer (names and
+/// sizes), never file data: docs/SECURITY.md says why that is no new exposure.
+fn shake(sock: &mut TcpStream, secret: Option<&Secret>, features: u64, pipelined: bool) -> Result<Hello> {
     let sock = &mut Turns::new(sock);
     let ours = auth::nonce()?;
     frame::write_msg(sock, &Msg::Hello { min: frame::VERSION_MIN, max: frame::VERSION_MAX, features, nonce: ours })?;
@@ -118,14 +130,24 @@ pub fn client(sock: &mut TcpStream, secret: Option<&Secret>, features: u64) -> R
         }
         (true, Some(s)) => {
             frame::write_msg(sock, &Msg::Auth { mac: s.client_proof(&ours, &theirs) })?;
-            match frame::expect_reply(sock, 0)? {
-                Msg::AuthOk { mac } if Secret::check(&s.node_proof(&ours, &theirs), &mac) => {}
-                Msg::AuthOk { .. } => return Err(Error::Auth("the node could not prove it holds the token")),
-                m => return Err(m.unexpected("AUTH_OK")),
+            let proof = s.node_proof(&ours, &theirs);
+            if pipelined {
+                return Ok(Hello { features: offered & features, limits, round_trips: sock.count(), proof: Some(proof) });
             }
+            confirm(sock, &proof)?;
         }
     }
-    Ok(Hello { features: offered & features, limits, round_trips: sock.count() })
+    Ok(Hello { features: offered & features, limits, round_trips: sock.count(), proof: None })
+}
+
+/// Reads AUTH_OK and checks the node's proof (or returns the node's ERROR, E_AUTH for a wrong
+/// token).
+pub fn confirm(sock: &mut impl std::io::Read, proof: &[u8; 32]) -> Result<()> {
+    match frame::expect_reply(sock, 0)? {
+        Msg::AuthOk { mac } if Secret::check(proof, &mac) => Ok(()),
+        Msg::AuthOk { .. } => Err(Error::Auth("the node could not prove it holds the token")),
+        m => Err(m.unexpected("AUTH_OK")),
+    }
 }
 
 /// How a client reaches a node.
@@ -142,10 +164,20 @@ pub struct Dial<'a> {
 /// Connects (over TLS when asked), shakes hands asking for `features`, and returns the
 /// control connection, the node's address and what it said.
 pub fn open(dial: &Dial<'_>, features: u64) -> Result<(TcpStream, IpAddr, Hello)> {
+    dial_node(dial, features, false)
+}
+
+/// `open` for a session whose next frames need no answer from the node first (a push's offer):
+/// AUTH_OK is left unread, `Hello::proof` holds what it must prove.
+pub fn open_pipelined(dial: &Dial<'_>, features: u64) -> Result<(TcpStream, IpAddr, Hello)> {
+    dial_node(dial, features, true)
+}
+
+fn dial_node(dial: &Dial<'_>, features: u64, pipelined: bool) -> Result<(TcpStream, IpAddr, Hello)> {
     let (mut sock, peer) = net::connect_to(dial.addr, dial.connect_timeout, dial.tls)?;
     sock.set_read_timeout(Some(dial.io_timeout)).map_err(Error::net("setting a timeout"))?;
     sock.set_write_timeout(Some(dial.io_timeout)).map_err(Error::net("setting a timeout"))?;
-    let hello = client(&mut sock, dial.secret, features)?;
+    let hello = shake(&mut sock, dial.secret, features, pipelined)?;
     Ok((sock, peer, hello))
 }
 
@@ -176,7 +208,7 @@ mod tests {
     #[test]
     fn issue_32_an_older_node_without_change_detection_is_a_version_error_naming_the_flag() {
         let limits = Limits { max_streams: 4, max_block: 1 << 20, max_manifest: 1 << 20, max_readv_segments: 1, max_readv_segment: 1 };
-        let older = Hello { features: frame::FEATURES & !frame::FEATURE_CHECKSUM, limits, round_trips: 1 };
+        let older = Hello { features: frame::FEATURES & !frame::FEATURE_CHECKSUM, limits, round_trips: 1, proof: None };
         let e = require(&older, frame::FEATURE_CHECKSUM).unwrap_err();
         assert_eq!(e.code(), "E_VERSION");
         assert!(e.to_string().contains("--checksum"), "{e}");

@@ -64,6 +64,15 @@ pub const FEATURE_DISCARD: u64 = 8192;
 /// `--streams auto`: MANIFEST's `streams` is a cap, the data connections may attach at any time
 /// before DONE, and STREAMS_OPENED before DONE says how many the sender opened in all.
 pub const FEATURE_STREAMS_AUTO: u64 = 16384;
+/// A pull's metadata: GET ends with a byte of what the client keeps (`KEEP_*`: owners,
+/// groups, extended attributes), and the node's index carries them. Sent only to a node that
+/// offers the bit (an older one refuses the longer GET).
+pub const FEATURE_META_SYNC: u64 = 65536;
+/// GET's `keep`: the numeric owner (as the index's `OWNER_UID`), the group (`OWNER_GID`),
+/// extended attributes.
+pub const KEEP_OWNER: u8 = 1;
+pub const KEEP_GROUP: u8 = 2;
+pub const KEEP_XATTRS: u8 = 4;
 // One bit a line, so that branches adding bits merge without conflict.
 #[rustfmt::skip]
 pub const FEATURES: u64 = FEATURE_XXH3
@@ -80,7 +89,8 @@ pub const FEATURES: u64 = FEATURE_XXH3
     | FEATURE_XATTRS
     | FEATURE_REMOTE_SUMS
     | FEATURE_DISCARD
-    | FEATURE_STREAMS_AUTO;
+    | FEATURE_STREAMS_AUTO
+    | FEATURE_META_SYNC;
 /// SUMS modes. By size and mtime alone (the default; no digests follow).
 pub const SUMS_STAMP: u8 = 0;
 /// By content: every file at the destination with the entry's size is hashed, and held when
@@ -321,6 +331,9 @@ pub enum Msg {
         path: Vec<u8>,
         streams: u16,
         block_size: u32,
+        /// With FEATURE_META_SYNC: the node's metadata the client keeps (`KEEP_*`), a byte
+        /// after `block_size`; 0 (not sent) keeps none.
+        keep: u8,
     },
     List {
         path: Vec<u8>,

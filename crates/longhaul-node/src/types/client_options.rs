@@ -41,6 +41,12 @@ pub struct BindingGetOptions {
     pub rate: Option<f64>,
     /// Decide which files are here already by their BLAKE3 (the node's against this side's), not size and mtime (default false).
     pub checksum: Option<bool>,
+    /// Keep the node's numeric owners, set when this side runs as root (default false).
+    pub owner: Option<bool>,
+    /// Keep the node's numeric groups, set when this side runs as root (default false).
+    pub group: Option<bool>,
+    /// Keep extended attributes: user.* always, the others when this side runs as root (default false).
+    pub xattrs: Option<bool>,
 }
 
 #[napi(object)]

@@ -17,4 +17,10 @@ pub struct BindingReceived {
     pub seconds: f64,
     /// Files read back and found with the sender's whole-file BLAKE3 (verify "full").
     pub verified_files: f64,
+    /// A pull's entries whose owner or group was asked for and not set here, and why ("" when none).
+    pub owner_not_kept: f64,
+    pub owner_not_kept_why: String,
+    /// A pull's entries with an extended attribute not set here, and why ("" when none).
+    pub xattrs_not_kept: f64,
+    pub xattrs_not_kept_why: String,
 }

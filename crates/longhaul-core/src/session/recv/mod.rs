@@ -57,6 +57,7 @@ mod stream;
 #[cfg(test)]
 mod tests;
 mod tree;
+mod unchanged;
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
@@ -240,13 +241,15 @@ impl Receive {
         let earlier = resume
             .as_ref()
             .is_some_and(|r| rustix::fs::statat(&*r.dir, format!("{}.jnl", r.key).as_str(), rustix::fs::AtFlags::SYMLINK_NOFOLLOW).is_ok());
+        let mode_mask = if keep_setid { 0o7777 } else { SETID_CLEARED };
+        let mut meta = unchanged::MetaSync::new(&index, mode_mask, true);
         let (tag, journal, carried) = match resume {
             None => (hex(&token)[..12].to_owned(), None, Carried::default()),
             Some(r) => {
                 let (journal, previous) = Journal::open(&r.dir, &r.key, dest, plan.count(), r.use_previous)?;
                 let tag = r.key[..12].to_owned();
                 let carried = if r.use_previous {
-                    carried_over(&index, dest_fd.as_fd(), &tag, plan, &previous, r.held.as_ref(), true)
+                    carried_over(&index, dest_fd.as_fd(), &tag, plan, &previous, r.held.as_ref(), Some(&mut meta))
                 } else {
                     Carried::default()
                 };
@@ -297,10 +300,10 @@ impl Receive {
                 tmpfile,
                 linked: AtomicU64::new(0),
                 renamed: AtomicU64::new(0),
-                mode_mask: if keep_setid { 0o7777 } else { SETID_CLEARED },
+                mode_mask,
                 chown: rustix::process::geteuid().is_root(),
-                owner_missed: AtomicU64::new(0),
-                xattrs_missed: AtomicU64::new(0),
+                owner_missed: AtomicU64::new(meta.owner_missed),
+                xattrs_missed: AtomicU64::new(meta.xattrs_missed),
                 space,
                 dest_id,
             },
@@ -371,7 +374,7 @@ impl Receive {
 /// `held` as it would. Nothing is written; no earlier attempt's journal is read.
 pub fn held_files(index: &Index, dest: BorrowedFd<'_>, block_size: u32, held: Option<&sums::Held>) -> Vec<bool> {
     let plan = BlockPlan::new(index.total(), block_size as u64);
-    let carried = carried_over(index, dest, "", plan, &journal::Previous::default(), held, false);
+    let carried = carried_over(index, dest, "", plan, &journal::Previous::default(), held, None);
     carried.stages.iter().map(|&st| st == slot::STAGE_FINAL).collect()
 }
 

@@ -14,6 +14,7 @@ use rustix::fs::{Mode, OFlags};
 use super::journal::{Journal, Previous};
 use super::slot::{STAGE_FINAL, STAGE_NONE, STAGE_TEMP, STAGE_WRITTEN, UNCOUNTED};
 use super::sums::Held;
+use super::unchanged::{MetaSync, Outcome};
 use super::{dest_refused, Receive};
 use crate::error::Result;
 use crate::hash::xxh3;
@@ -191,7 +192,9 @@ impl Receive {
 /// With SUMS (`sums`) the sender's BLAKE3 decides instead: by content, a file of the entry's
 /// size with the sender's digest is complete whatever its mtime (which is then set to the
 /// index's, as rsync -c does); confirmed, the quick check must pass and the digest match too.
-/// A dry run (`touch` false) decides the same and sets no mtime.
+/// A file found complete gets the index's metadata (`meta`, unchanged.rs), or is received
+/// again where that cannot be done in place. A dry run (`meta` None) decides by the bytes and
+/// sets nothing.
 pub(super) fn carried_over(
     index: &Index,
     dest: BorrowedFd<'_>,
@@ -199,8 +202,9 @@ pub(super) fn carried_over(
     plan: BlockPlan,
     previous: &Previous,
     sums: Option<&Held>,
-    touch: bool,
+    mut meta: Option<&mut MetaSync>,
 ) -> Carried {
+    let touch = meta.is_some();
     let entries = index.entries();
     let temp_name = |i: usize| format!(".lh-{tag}-{i}.part");
     let mut stages = vec![STAGE_NONE; entries.len()];
@@ -216,18 +220,19 @@ pub(super) fn carried_over(
         let stat = |name: &OsStr| rustix::fs::statat(dir, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW).ok();
         let regular = |st: &rustix::fs::Stat| rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile;
         let same_mtime = |st: &rustix::fs::Stat| st.st_mtime as i128 * 1_000_000_000 + st.st_mtime_nsec as i128 == e.mtime_ns as i128;
-        let complete = stat(name).is_some_and(|st| {
-            let quick = regular(&st) && st.st_size as u64 == e.size;
+        let found = stat(name);
+        let complete = found.as_ref().is_some_and(|st| {
+            let quick = regular(st) && st.st_size as u64 == e.size;
             match sums.filter(|h| h.by_content()) {
-                None => quick && same_mtime(&st),
-                Some(h) if h.mode == crate::wire::frame::SUMS_CONFIRM => quick && same_mtime(&st) && h.same[i],
+                None => quick && same_mtime(st),
+                Some(h) if h.mode == crate::wire::frame::SUMS_CONFIRM => quick && same_mtime(st) && h.same[i],
                 Some(h) => {
                     // Its mtime is set only on a file the receiver could have made: one name,
                     // its own user. A hard link to someone else's file, swapped in after the
                     // hashing, is sent again instead (the rename replaces the name, not the file).
                     let own = st.st_nlink == 1 && st.st_uid == rustix::process::geteuid().as_raw();
-                    let same = quick && h.same[i] && (own || same_mtime(&st));
-                    if same && touch && !same_mtime(&st) {
+                    let same = quick && h.same[i] && (own || same_mtime(st));
+                    if same && touch && !same_mtime(st) {
                         let t = rustix::fs::Timespec {
                             tv_sec: e.mtime_ns.div_euclid(1_000_000_000),
                             tv_nsec: e.mtime_ns.rem_euclid(1_000_000_000) as _,
@@ -239,6 +244,13 @@ pub(super) fn carried_over(
                 }
             }
         });
+        // Its bytes are the source's; its mode, owner, attributes and mtime are set now, or it
+        // comes again.
+        let complete = complete
+            && match (meta.as_deref_mut(), &found) {
+                (Some(m), Some(st)) => m.file(index, i, dir, name, st) == Outcome::Held,
+                _ => true,
+            };
         stages[i] = if complete {
             STAGE_FINAL
         } else if stat(OsStr::new(&temp_name(i))).is_some_and(|st| own_part(&st) && st.st_size as u64 <= e.size) {

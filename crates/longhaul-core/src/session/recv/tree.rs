@@ -113,6 +113,9 @@ impl Receive {
             let fd = beneath::open_dir(self.dest_fd.as_fd(), &e.path, dest_refused)?;
             self.chown_fd(fd.as_fd(), i);
             self.set_xattrs_fd(fd.as_fd(), i);
+            if self.index.has_xattrs() {
+                super::unchanged::remove_stale_xattrs(&self.index, i, fd.as_fd(), self.files.chown);
+            }
             rustix::fs::fchmod(&fd, Mode::from_raw_mode(self.mode(e))).map_err(|err| Error::io("chmod", &e.path, err.into()))?;
             let t = timestamp(e.mtime_ns);
             rustix::fs::futimens(&fd, &rustix::fs::Timestamps { last_access: t, last_modification: t })

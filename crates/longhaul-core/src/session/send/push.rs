@@ -52,7 +52,7 @@ pub(super) fn session(src: Scanned, addr: &str, dest: &[u8], opts: &SendOptions,
     let grows = if opts.streams_auto && !opts.generated { frame::FEATURE_STREAMS_AUTO } else { 0 };
     let wanted =
         crate::session::handshake::wanted(opts.resume, opts.verify == Verify::Full) | detect | bench | grows | mirror::features(opts);
-    let (mut control, peer, hello) = crate::session::handshake::open(&dial, wanted)?;
+    let (mut control, peer, hello) = crate::session::handshake::open_pipelined(&dial, wanted)?;
     let mut required = mirror::features(opts) | bench;
     if opts.checksum && opts.resume {
         required |= frame::FEATURE_CHECKSUM;
@@ -129,6 +129,7 @@ pub(super) fn session(src: Scanned, addr: &str, dest: &[u8], opts: &SendOptions,
         sums: (hello.features & frame::FEATURE_CHECKSUM != 0).then_some(crate::session::exchange::Sums { mode, digests: &digests }),
         mirror: mirror::request(opts)?,
         bench: opts.generated,
+        proof: hello.proof,
     };
     if opts.dry_run {
         let (plan, round_trips) = crate::session::exchange::offer_dry(&mut control, offer)?;

@@ -30,7 +30,12 @@ impl Msg {
             },
             FrameType::Auth => Msg::Auth { mac: r.take(32)?.try_into().expect("32") },
             FrameType::AuthOk => Msg::AuthOk { mac: r.take(32)?.try_into().expect("32") },
-            FrameType::Get => Msg::Get { path: r.bytes16()?.to_vec(), streams: r.u16()?, block_size: r.u32()? },
+            FrameType::Get => Msg::Get {
+                path: r.bytes16()?.to_vec(),
+                streams: r.u16()?,
+                block_size: r.u32()?,
+                keep: if r.left() > 0 { r.u8()? } else { 0 },
+            },
             FrameType::List => Msg::List { path: r.bytes16()?.to_vec() },
             FrameType::Listing => {
                 let last = r.flag()?;

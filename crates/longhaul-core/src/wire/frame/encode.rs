@@ -29,10 +29,13 @@ impl Msg {
                 b.extend_from_slice(nonce);
             }
             Msg::Auth { mac } | Msg::AuthOk { mac } => b.extend_from_slice(mac),
-            Msg::Get { path, streams, block_size } => {
+            Msg::Get { path, streams, block_size, keep } => {
                 put_bytes16(&mut b, path);
                 b.extend_from_slice(&streams.to_le_bytes());
                 b.extend_from_slice(&block_size.to_le_bytes());
+                if *keep != 0 {
+                    b.push(*keep);
+                }
             }
             Msg::List { path } => put_bytes16(&mut b, path),
             Msg::Listing { last, entries } => {

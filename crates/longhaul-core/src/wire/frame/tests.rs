@@ -32,7 +32,8 @@ fn message(name: &str) -> Msg {
         },
         "auth" => Msg::Auth { mac: core::array::from_fn(|i| 0x30 + i as u8) },
         "auth_ok" => Msg::AuthOk { mac: core::array::from_fn(|i| 0x50 + i as u8) },
-        "get" => Msg::Get { path: b"data".to_vec(), streams: 2, block_size: 4 << 20 },
+        "get" => Msg::Get { path: b"data".to_vec(), streams: 2, block_size: 4 << 20, keep: 0 },
+        "get_keep" => Msg::Get { path: b"data".to_vec(), streams: 2, block_size: 4 << 20, keep: KEEP_OWNER | KEEP_XATTRS },
         "list" => Msg::List { path: b"data".to_vec() },
         "listing" => Msg::Listing {
             last: true,
@@ -140,7 +141,7 @@ fn message(name: &str) -> Msg {
 }
 
 /// Every message name, in the order of docs/protocol-vectors.txt.
-const ALL: [&str; 35] = [
+const ALL: [&str; 36] = [
     "hello",
     "hello_ok",
     "auth",
@@ -156,6 +157,7 @@ const ALL: [&str; 35] = [
     "error",
     "hello_both",
     "get",
+    "get_keep",
     "list",
     "listing",
     "readv",
