@@ -184,6 +184,8 @@ fn get_once(
             key: crate::session::recv::journal::key(path, block_size, &encoded),
             use_previous: true,
             held,
+            // Pulls keep whole blocks.
+            pieces: false,
         }),
         keep_setid: opts.keep_setid,
         space: None,

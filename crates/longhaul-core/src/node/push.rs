@@ -158,7 +158,13 @@ pub(super) fn push(caller: Caller<'_>, sock: &mut TcpStream, dest: Vec<u8>, stre
         counter: Arc::clone(&active.done),
         fsync: inner.opts.fsync,
         verify_full: features & frame::FEATURE_VERIFY_FULL != 0,
-        resume: Some(ResumeParams { dir: Arc::clone(&inner.journal_dir), key: journaled.0.clone(), use_previous: resume, held }),
+        resume: Some(ResumeParams {
+            dir: Arc::clone(&inner.journal_dir),
+            key: journaled.0.clone(),
+            use_previous: resume,
+            held,
+            pieces: features & frame::FEATURE_PIECES != 0,
+        }),
         keep_setid: inner.opts.keep_setid,
         space: Some(Arc::clone(&grant)),
     };
@@ -186,7 +192,11 @@ pub(super) fn push(caller: Caller<'_>, sock: &mut TcpStream, dest: Vec<u8>, stre
         recv.fail(Error::Busy("the node is shutting down".into()));
     }
     let unchanged = (features & frame::FEATURE_CHECKSUM != 0).then(|| recv.unchanged());
+    let held = recv.held_ranges();
     let result = exchange::accept(sock, token, streams, resume.then(|| (recv.nblocks(), recv.plan())), unchanged).and_then(|()| {
+        if let Some(ranges) = &held {
+            exchange::send_held(sock, ranges)?;
+        }
         recv.watch_control(sock)?;
         recv.wait_and_finish()
     });

@@ -30,6 +30,9 @@ pub struct Offer<'a> {
     pub mirror: Option<Msg>,
     /// A bench: BENCH (the size alone: the node makes the one-entry index) instead of MANIFEST.
     pub bench: bool,
+    /// FEATURE_PIECES was agreed (with resume): HELD frames, for an index of this many
+    /// entries, end the answer.
+    pub pieces: Option<usize>,
     /// The node's proof still to be read (handshake::open_pipelined): AUTH_OK comes before
     /// the answer to the offer.
     pub proof: Option<[u8; 32]>,
@@ -81,6 +84,8 @@ pub struct Accepted {
     pub skip: Vec<(u64, u64)>,
     /// The receiver's UNCHANGED (files, bytes), when SUMS were sent.
     pub unchanged: Option<(u64, u64)>,
+    /// With pieces: by entry, whether the receiver holds the file whole (HELD).
+    pub held: Option<Vec<bool>>,
 }
 
 /// The offering side: sends MANIFEST and reads READY (and PLAN), or the receiver's ERROR.
@@ -101,7 +106,41 @@ pub fn offer(sock: &mut (impl Read + Write), mut o: Offer<'_>) -> Result<Accepte
             m => return Err(m.unexpected("UNCHANGED")),
         },
     };
-    Ok(Accepted { token, streams, skip, unchanged, round_trips: sock.count() })
+    let held = match o.pieces {
+        None => None,
+        Some(entries) => Some(expect_held(sock, entries)?),
+    };
+    Ok(Accepted { token, streams, skip, unchanged, held, round_trips: sock.count() })
+}
+
+/// HELD frames up to the last one: by entry, whether the receiver holds the file whole. A
+/// frame holds at most MAX_HELD_RANGES ranges, and they name each entry once at most, so the
+/// frames are bounded by the index the sender made.
+fn expect_held(sock: &mut impl Read, entries: usize) -> Result<Vec<bool>> {
+    let mut held = crate::vfile::held::HeldEntries::new(entries);
+    loop {
+        match frame::expect_reply(sock, 0)? {
+            Msg::Held { last, ranges } => {
+                held.add(&ranges)?;
+                if last {
+                    return Ok(held.into_held());
+                }
+            }
+            m => return Err(m.unexpected("HELD")),
+        }
+    }
+}
+
+/// The accepting side with pieces, after `accept`: the entries it holds whole, as HELD frames.
+pub fn send_held(sock: &mut impl Write, ranges: &[(u32, u32)]) -> Result<()> {
+    let mut chunks = ranges.chunks(frame::MAX_HELD_RANGES).peekable();
+    if chunks.peek().is_none() {
+        return frame::write_msg(sock, &Msg::Held { last: true, ranges: Vec::new() });
+    }
+    while let Some(c) = chunks.next() {
+        frame::write_msg(sock, &Msg::Held { last: chunks.peek().is_none(), ranges: c.to_vec() })?;
+    }
+    Ok(())
 }
 
 /// A dry run's offer (MIRROR with `dry_run`): the receiver answers with its plan (CHANGES,
@@ -328,6 +367,7 @@ mod tests {
             sums: None,
             mirror: None,
             bench: false,
+            pieces: None,
             proof: None,
         };
         let a = offer(&mut sender, o).unwrap();
@@ -352,6 +392,7 @@ mod tests {
             sums: None,
             mirror: None,
             bench: false,
+            pieces: None,
             proof: None,
         };
         let mut r = Vec::new();
@@ -386,6 +427,7 @@ mod tests {
             sums,
             mirror: None,
             bench: false,
+            pieces: None,
             proof: None,
         };
         let a = offer(&mut sender, o).unwrap();
@@ -410,6 +452,40 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.code(), "E_PROTOCOL");
+    }
+
+    /// Issue 32: with pieces, HELD frames (more than one when the ranges need it) end the
+    /// answer, and the sender has the entries they name; a range past the index is refused.
+    #[test]
+    fn issue_32_held_follows_unchanged_over_as_many_frames_as_it_takes() {
+        let ranges: Vec<(u32, u32)> = (0..5000).map(|i| (2 * i, 2 * i + 1)).collect();
+        let o = |pieces| Offer {
+            dest: b"d",
+            streams: 1,
+            block_size: 4096,
+            index: vec![],
+            total: 10,
+            resume: true,
+            sums: None,
+            mirror: None,
+            bench: false,
+            pieces: Some(pieces),
+            proof: None,
+        };
+        let mut receiver = Vec::new();
+        accept(&mut receiver, [3; frame::TOKEN_LEN], 1, Some((1, vec![])), None).unwrap();
+        send_held(&mut receiver, &ranges).unwrap();
+        let a = offer(&mut Pipe { input: std::io::Cursor::new(receiver.clone()), output: Vec::new() }, o(10_000)).unwrap();
+        let held = a.held.unwrap();
+        assert_eq!(held.iter().filter(|&&h| h).count(), 5000);
+        assert!(held[9998] && !held[9999]);
+        let e = offer(&mut Pipe { input: std::io::Cursor::new(receiver), output: Vec::new() }, o(9000)).unwrap_err();
+        assert_eq!(e.code(), "E_PROTOCOL");
+        let mut empty = Vec::new();
+        accept(&mut empty, [3; frame::TOKEN_LEN], 1, Some((1, vec![])), None).unwrap();
+        send_held(&mut empty, &[]).unwrap();
+        let a = offer(&mut Pipe { input: std::io::Cursor::new(empty), output: Vec::new() }, o(3)).unwrap();
+        assert_eq!(a.held, Some(vec![false; 3]));
     }
 
     #[test]

@@ -4,5 +4,6 @@
 pub mod blocks;
 pub mod blockset;
 pub mod filter;
+pub mod held;
 pub mod index;
 pub mod scan;

@@ -64,6 +64,10 @@ pub const FEATURE_DISCARD: u64 = 8192;
 /// `--streams auto`: MANIFEST's `streams` is a cap, the data connections may attach at any time
 /// before DONE, and STREAMS_OPENED before DONE says how many the sender opened in all.
 pub const FEATURE_STREAMS_AUTO: u64 = 16384;
+/// Pieces (issue 32): after PLAN the node sends HELD (the file entries it holds whole), and a
+/// block partly held travels as PIECEs, only its bytes in files the node does not hold. An
+/// older peer gets whole blocks.
+pub const FEATURE_PIECES: u64 = 32768;
 /// A pull's metadata: GET ends with a byte of what the client keeps (`KEEP_*`: owners,
 /// groups, extended attributes), and the node's index carries them. Sent only to a node that
 /// offers the bit (an older one refuses the longer GET).
@@ -90,6 +94,7 @@ pub const FEATURES: u64 = FEATURE_XXH3
     | FEATURE_REMOTE_SUMS
     | FEATURE_DISCARD
     | FEATURE_STREAMS_AUTO
+    | FEATURE_PIECES
     | FEATURE_META_SYNC;
 /// SUMS modes. By size and mtime alone (the default; no digests follow).
 pub const SUMS_STAMP: u8 = 0;
@@ -103,6 +108,8 @@ pub const SUMS_CONFIRM: u8 = 2;
 pub const MAX_DIGESTS_PER_FRAME: usize = 1024;
 /// Ranges in one PLAN frame (16 bytes each, within a control frame).
 pub const MAX_PLAN_RANGES: usize = 4000;
+/// Entry ranges in one HELD frame (8 bytes each, within a control frame).
+pub const MAX_HELD_RANGES: usize = 4000;
 /// Control frames other than MANIFEST: far more than any of them needs.
 pub const MAX_CONTROL_FRAME: u32 = 64 * 1024;
 /// Error messages are cut to this many bytes.
@@ -154,6 +161,8 @@ pub enum FrameType {
     BlockRaw = 0x78,
     Bench = 0x79,
     StreamsOpened = 0x7a,
+    Piece = 0x7c,
+    Held = 0x7d,
     Error = 0x7f,
 }
 
@@ -194,6 +203,8 @@ impl FrameType {
             0x78 => BlockRaw,
             0x79 => Bench,
             0x7a => StreamsOpened,
+            0x7c => Piece,
+            0x7d => Held,
             0x7f => Error,
             _ => return None,
         })
@@ -418,6 +429,22 @@ pub enum Msg {
         xxh3: u64,
         blake3: [u8; 32],
     },
+    /// With FEATURE_PIECES: a part of a block the receiver holds in part (`offset` and `len`
+    /// in the virtual stream, one run of the block's bytes in files it does not hold), checked
+    /// by its XXH3 and, where the sender adds it, its BLAKE3; `len` raw bytes follow.
+    Piece {
+        offset: u64,
+        len: u32,
+        xxh3: u64,
+        blake3: Option<[u8; 32]>,
+    },
+    /// With FEATURE_PIECES, after PLAN: the file entries the receiver holds whole, as sorted,
+    /// disjoint `[first, end)` ranges of entry numbers, over as many frames as it takes (the
+    /// last has `last` set).
+    Held {
+        last: bool,
+        ranges: Vec<(u32, u32)>,
+    },
     StreamEnd {
         blocks: u64,
         bytes: u64,
@@ -493,6 +520,8 @@ impl Msg {
             Msg::Block { .. } => FrameType::Block,
             Msg::BlockRaw { .. } => FrameType::BlockRaw,
             Msg::BlockB3 { .. } => FrameType::BlockB3,
+            Msg::Piece { .. } => FrameType::Piece,
+            Msg::Held { .. } => FrameType::Held,
             Msg::Auth { .. } => FrameType::Auth,
             Msg::AuthOk { .. } => FrameType::AuthOk,
             Msg::Get { .. } => FrameType::Get,

@@ -43,7 +43,13 @@ impl Receive {
             streams,
             pool,
             life: Life::new(),
-            receipt: Receipt { seen: Mutex::new(BlockSet::default()), bytes: counter, blocks: AtomicU64::new(0), throttle },
+            receipt: Receipt {
+                seen: Mutex::new(BlockSet::default()),
+                pieces: Mutex::default(),
+                bytes: counter,
+                blocks: AtomicU64::new(0),
+                throttle,
+            },
             writers: Writers { tx: Mutex::new(Some(tx)), handles: Mutex::new(Vec::new()), failed: AtomicBool::new(false) },
             files: Files {
                 slots: Vec::new(),
@@ -59,7 +65,7 @@ impl Receive {
                 dest_id: [0; 16],
             },
             digests: Digests::new(false, 0),
-            resume: Resume { journal: None, carried: Carried::default(), earlier: false },
+            resume: Resume { journal: None, carried: Carried::default(), earlier: false, pieces: false },
             started: Instant::now(),
             placement,
             idle_timeout,

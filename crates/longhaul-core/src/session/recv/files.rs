@@ -138,8 +138,9 @@ impl Receive {
                                 continue;
                             }
                             let (block, hash) = (r.plan.block_of(job.offset), job.hash);
+                            let journal = r.resume.journal.as_ref().filter(|_| job.journal);
                             let written = DiskTimes::timed(&disk.busy_us, || {
-                                r.write(job, &mut dirs).and_then(|()| r.resume.journal.as_ref().map_or(Ok(()), |j| j.record(block, hash)))
+                                r.write(job, &mut dirs).and_then(|()| journal.map_or(Ok(()), |j| j.record(block, hash)))
                             });
                             if let Err(e) = written {
                                 r.writers.failed.store(true, Ordering::Relaxed);

@@ -130,6 +130,9 @@ pub struct ResumeParams {
     /// BLAKE3 is the sender's, whatever its mtime; confirmed, when its size, mtime and BLAKE3
     /// are. None: by size and mtime.
     pub held: Option<sums::Held>,
+    /// FEATURE_PIECES: blocks the destination holds in part come as PIECEs of what it lacks,
+    /// and HELD tells the sender which files it holds.
+    pub pieces: bool,
 }
 
 /// What a MANIFEST asked for, once checked against the node's limits.
@@ -243,6 +246,7 @@ impl Receive {
             .is_some_and(|r| rustix::fs::statat(&*r.dir, format!("{}.jnl", r.key).as_str(), rustix::fs::AtFlags::SYMLINK_NOFOLLOW).is_ok());
         let mode_mask = if keep_setid { 0o7777 } else { SETID_CLEARED };
         let mut meta = unchanged::MetaSync::new(&index, mode_mask, true);
+        let pieces = resume.as_ref().is_some_and(|r| r.pieces && r.use_previous);
         let (tag, journal, carried) = match resume {
             None => (hex(&token)[..12].to_owned(), None, Carried::default()),
             Some(r) => {
@@ -258,6 +262,7 @@ impl Receive {
         };
         let mut carried = carried;
         carried.add_holes(&index, plan);
+        let pieced = if pieces { carried.add_pieces(&index, plan) } else { Default::default() };
         let slots = index
             .entries()
             .iter()
@@ -276,7 +281,7 @@ impl Receive {
                 seen.insert(b);
             }
         }
-        for &b in &carried.hole_blocks {
+        for &b in carried.hole_blocks.iter().chain(&carried.all_held) {
             seen.insert(b);
         }
         let (tx, rx) = bounded::<WriteJob>(pool.count());
@@ -292,7 +297,13 @@ impl Receive {
             streams,
             pool,
             life: Life::new(),
-            receipt: Receipt { seen: Mutex::new(seen), bytes: counter, blocks: AtomicU64::new(0), throttle },
+            receipt: Receipt {
+                seen: Mutex::new(seen),
+                pieces: Mutex::new(pieced.into_iter().map(|(b, runs)| (b, stream::Wanted::new(runs))).collect()),
+                bytes: counter,
+                blocks: AtomicU64::new(0),
+                throttle,
+            },
             writers: Writers { tx: Mutex::new(Some(tx)), handles: Mutex::new(Vec::new()), failed: AtomicBool::new(false) },
             files: Files {
                 slots,
@@ -308,7 +319,7 @@ impl Receive {
                 dest_id,
             },
             digests,
-            resume: Resume { journal, carried, earlier },
+            resume: Resume { journal, carried, earlier, pieces },
             started: Instant::now(),
             placement,
             idle_timeout,
@@ -329,6 +340,13 @@ impl Receive {
     /// `[first, end)` ranges (PLAN).
     pub fn plan(&self) -> Vec<(u64, u64)> {
         self.resume.carried.ranges.clone()
+    }
+
+    /// With pieces: the file entries the destination held whole when the session began, as
+    /// HELD's `[first, end)` ranges.
+    pub fn held_ranges(&self) -> Option<Vec<(u32, u32)>> {
+        let pieces = self.resume.pieces;
+        pieces.then(|| crate::vfile::held::held_ranges(&self.index, &self.resume.carried.held()))
     }
 
     /// The index the session receives.

@@ -3,6 +3,7 @@
 //! Owns `Resume` (the journal, what was carried over); `ExistingDirs` and `own_part` serve the
 //! node's stale-journal sweep too.
 
+use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs::File;
 use std::os::fd::{AsFd, BorrowedFd};
@@ -20,6 +21,7 @@ use crate::error::Result;
 use crate::hash::xxh3;
 use crate::sys::beneath::{self, DirCache};
 use crate::vfile::blocks::BlockPlan;
+use crate::vfile::held::needed_runs;
 use crate::vfile::index::{Index, Kind};
 
 /// What the session takes up of earlier attempts, and what it leaves for later ones.
@@ -30,6 +32,9 @@ pub(super) struct Resume {
     pub(super) carried: Carried,
     /// An earlier attempt's journal was there when the session began.
     pub(super) earlier: bool,
+    /// FEATURE_PIECES was agreed (with resume): HELD follows PLAN, and blocks held in part
+    /// come as PIECEs.
+    pub(super) pieces: bool,
 }
 
 /// What an earlier attempt left that this session will not receive again.
@@ -45,6 +50,9 @@ pub(super) struct Carried {
     /// Blocks wholly in holes of sparse files (not in `ranges`): never sent, left as holes.
     pub(super) hole_blocks: Vec<u64>,
     pub(super) hole_bytes: u64,
+    /// With pieces: blocks outside `ranges` made only of complete files (a PLAN cut at its
+    /// range limit), which the sender finds from HELD and does not send; counted in `blocks`.
+    pub(super) all_held: Vec<u64>,
 }
 
 impl Carried {
@@ -77,6 +85,46 @@ impl Carried {
             }
         }
         self.remaining = remaining;
+    }
+
+    /// With pieces (FEATURE_PIECES): of the blocks neither held nor holes, those that hold
+    /// complete files are received as their needed runs only (`needed_runs`, which the sender
+    /// computes alike from HELD), and those made only of complete files not at all. Their
+    /// held bytes count as carried, so that what is received adds up. The pieced blocks' runs.
+    pub(super) fn add_pieces(&mut self, index: &Index, plan: BlockPlan) -> HashMap<u64, Vec<(u64, u64)>> {
+        let held = self.held();
+        let mut pieced = HashMap::new();
+        if !held.contains(&true) {
+            return pieced;
+        }
+        let mut skip = vec![false; plan.count() as usize];
+        for &(first, end) in &self.ranges {
+            skip[first as usize..end as usize].iter_mut().for_each(|s| *s = true);
+        }
+        for &b in &self.hole_blocks {
+            skip[b as usize] = true;
+        }
+        for b in (0..plan.count()).filter(|&b| !skip[b as usize]) {
+            let runs = needed_runs(index, plan, &held, b);
+            let needed: u64 = runs.iter().map(|r| r.1).sum();
+            if needed == plan.len(b) {
+                continue;
+            }
+            self.bytes += plan.len(b) - needed;
+            if runs.is_empty() {
+                self.blocks += 1;
+                self.all_held.push(b);
+            } else {
+                pieced.insert(b, runs);
+            }
+        }
+        pieced
+    }
+
+    /// By entry, whether the destination held the file whole when the session began (what
+    /// HELD says).
+    pub(super) fn held(&self) -> Vec<bool> {
+        self.stages.iter().map(|&s| s == STAGE_FINAL).collect()
     }
 }
 

@@ -2,6 +2,7 @@
 //! the sender adds it), and the hand-over of verified blocks to the writers. Owns `Receipt` (blocks seen,
 //! bytes and blocks counted, the throttle).
 
+use std::collections::HashMap;
 use std::io::Read;
 use std::net::TcpStream;
 use std::sync::atomic::AtomicU64;
@@ -26,17 +27,37 @@ use crate::wire::frame::{self, Msg};
 pub(super) struct Receipt {
     /// Blocks received so far: a block twice is an error.
     pub(super) seen: Mutex<BlockSet>,
+    /// With pieces: the blocks held in part, by number, and the runs still to come of each.
+    pub(super) pieces: Mutex<HashMap<u64, Wanted>>,
     /// Bytes received and verified, shared with whoever watches progress.
     pub(super) bytes: Arc<AtomicU64>,
     pub(super) blocks: AtomicU64,
     pub(super) throttle: Throttle,
 }
 
-/// A verified block on its way to the writers.
+/// The runs of a block held in part that the receiver needs (`needed_runs`), each to come
+/// once as a PIECE; the block counts as received when the last one has.
+pub(super) struct Wanted {
+    runs: Vec<(u64, u64)>,
+    got: Vec<bool>,
+    left: usize,
+}
+
+impl Wanted {
+    pub(super) fn new(runs: Vec<(u64, u64)>) -> Wanted {
+        Wanted { got: vec![false; runs.len()], left: runs.len(), runs }
+    }
+}
+
+/// A verified block (or piece of one) on its way to the writers.
 pub(super) struct WriteJob {
     pub(super) buf: PoolBuf,
     pub(super) offset: u64,
     pub(super) hash: u64,
+    /// A whole block, journaled once written. A piece is not: the journal's record is a whole
+    /// block's XXH3, and what a later attempt needs of a block held in part it finds from the
+    /// files (complete ones are held again; the rest of the block is sent again).
+    pub(super) journal: bool,
 }
 
 pub(super) fn closed_early() -> Error {
@@ -123,7 +144,7 @@ impl Receive {
                     if self.discard {
                         continue;
                     }
-                    if self.queue(tx, WriteJob { buf, offset, hash: want }).is_err() {
+                    if self.queue(tx, WriteJob { buf, offset, hash: want, journal: true }).is_err() {
                         return Ok(StreamExit::End);
                     }
                 }
@@ -132,7 +153,13 @@ impl Receive {
                     if self.discard {
                         continue;
                     }
-                    if self.queue(tx, WriteJob { buf, offset, hash: want }).is_err() {
+                    if self.queue(tx, WriteJob { buf, offset, hash: want, journal: true }).is_err() {
+                        return Ok(StreamExit::End);
+                    }
+                }
+                Some(Msg::Piece { offset, len, xxh3: want, blake3 }) if !self.discard => {
+                    let buf = self.receive_piece(sock, offset, len, want, blake3.as_ref())?;
+                    if self.queue(tx, WriteJob { buf, offset, hash: want, journal: false }).is_err() {
                         return Ok(StreamExit::End);
                     }
                 }
@@ -175,9 +202,51 @@ impl Receive {
         if len as u64 != expect {
             return Err(Error::Protocol(format!("block at {offset} has length {len}, expected {expect}")));
         }
+        if self.receipt.pieces.lock().expect("pieces lock").contains_key(&b) {
+            return Err(Error::Protocol(format!("block at {offset} is held in part: only its pieces may come (HELD)")));
+        }
         if !self.receipt.seen.lock().expect("seen lock").insert(b) {
             return Err(Error::Protocol(format!("block at {offset} received twice")));
         }
+        let buf = self.read_checked(sock, offset, len, want, blake3)?;
+        self.receipt.blocks.fetch_add(1, Ordering::Relaxed);
+        Ok(buf)
+    }
+
+    /// Reads PIECE `offset`..`offset + len`: exactly one of the runs its block still needs
+    /// (anything else, a piece overlapping or outside them, one covering a held file, one of
+    /// another length or twice, is the sender's protocol error), checked against `want` and
+    /// `blake3`. Its block counts as received with its last piece.
+    fn receive_piece(&self, sock: &mut TcpStream, offset: u64, len: u32, want: u64, blake3: Option<&[u8; 32]>) -> Result<PoolBuf> {
+        let b = self.plan.block_of(offset);
+        let last = {
+            let mut pieces = self.receipt.pieces.lock().expect("pieces lock");
+            let w = pieces
+                .get_mut(&b)
+                .ok_or_else(|| Error::Protocol(format!("PIECE at {offset} is in no block the receiver holds in part")))?;
+            let k = w
+                .runs
+                .binary_search_by_key(&offset, |r| r.0)
+                .map_err(|_| Error::Protocol(format!("PIECE at {offset} does not start a part of block {b} the receiver needs")))?;
+            if w.runs[k].1 != len as u64 {
+                return Err(Error::Protocol(format!("PIECE at {offset} has length {len}, the part needed has {}", w.runs[k].1)));
+            }
+            if std::mem::replace(&mut w.got[k], true) {
+                return Err(Error::Protocol(format!("PIECE at {offset} received twice")));
+            }
+            w.left -= 1;
+            w.left == 0
+        };
+        let buf = self.read_checked(sock, offset, len, Some(want), blake3)?;
+        if last {
+            self.receipt.blocks.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(buf)
+    }
+
+    /// Reads `len` bytes at stream `offset` into a pooled buffer through the bandwidth limits,
+    /// checking them against `want` (their XXH3; None hashes nothing) and `blake3`.
+    fn read_checked(&self, sock: &mut TcpStream, offset: u64, len: u32, want: Option<u64>, blake3: Option<&[u8; 32]>) -> Result<PoolBuf> {
         if !self.receipt.throttle.is_unlimited()
             && !DiskTimes::timed(&self.disk.rate_us, || self.receipt.throttle.take(len as u64, &self.life.stop))
         {
@@ -218,7 +287,6 @@ impl Receive {
             return Err(Error::Checksum { offset, len });
         }
         self.receipt.bytes.fetch_add(len as u64, Ordering::Relaxed);
-        self.receipt.blocks.fetch_add(1, Ordering::Relaxed);
         Ok(buf)
     }
 }

@@ -25,6 +25,7 @@ use crate::sys::net;
 use crate::sys::sendfile::sendfile_all;
 use crate::sys::source::{open_source, read_exact_at, CHANGED_WHILE_READ, SHRANK};
 use crate::util::CHUNK;
+use crate::vfile::held::needed_runs;
 use crate::vfile::index::Index;
 use crate::vfile::scan::Stamp;
 use crate::wire::frame::{self, Msg};
@@ -50,6 +51,12 @@ pub(super) enum Prepared {
         hash: u64,
         blake3: Option<[u8; 32]>,
     },
+    /// The parts of a block the node holds in part (FEATURE_PIECES): `buf` holds the runs'
+    /// bytes one after the other, each sent as a PIECE with its own checksums.
+    Pieces {
+        buf: PoolBuf,
+        runs: Vec<PieceHeader>,
+    },
     /// A bench block: the first `len` bytes of the engine's pattern (`generated`).
     Generated {
         offset: u64,
@@ -57,6 +64,15 @@ pub(super) enum Prepared {
         hash: u64,
         blake3: Option<[u8; 32]>,
     },
+}
+
+/// One run of a `Prepared::Pieces`: where it lies in the stream, and its checksums once
+/// processed.
+pub(super) struct PieceHeader {
+    offset: u64,
+    len: u32,
+    hash: u64,
+    blake3: Option<[u8; 32]>,
 }
 
 #[derive(Default)]
@@ -80,6 +96,9 @@ pub(super) struct Engine<'a> {
     /// Blocks to send (those not in the node's PLAN), handed to the scheduler in order, and
     /// which blocks are done.
     pub(super) feed: Feed,
+    /// With pieces: by entry, the files the node holds whole (HELD); a block holding some of
+    /// them goes as the pieces the node lacks.
+    pub(super) held: Option<&'a [bool]>,
     pub(super) sendfile: bool,
     pub(super) digest: Digest,
     pub(super) counters: Counters,
@@ -144,6 +163,12 @@ impl Engine<'_> {
             self.counters.packed_bytes.fetch_add(len, Ordering::Relaxed);
             return Ok(Prepared::Generated { offset, len: len as u32, hash: 0, blake3: None });
         }
+        if let Some(held) = self.held {
+            let runs = needed_runs(self.index, plan, held, b);
+            if runs.iter().map(|r| r.1).sum::<u64>() != len {
+                return self.read_pieces(runs, dirs);
+            }
+        }
         let mut pieces = self.index.pieces(offset, len);
         let first = pieces.next().ok_or_else(|| Error::Index("a block maps to no file".into()))?;
         if self.sendfile && self.digest == Digest::None && first.len == len {
@@ -187,6 +212,35 @@ impl Engine<'_> {
         self.counters.packed_blocks.fetch_add(1, Ordering::Relaxed);
         self.counters.packed_bytes.fetch_add(len, Ordering::Relaxed);
         Ok(Prepared::Packed { buf, offset, hash: 0, blake3: None })
+    }
+
+    /// READ of a block the node holds in part: only `runs` (the bytes of the files it lacks),
+    /// packed one after the other into a pooled buffer.
+    fn read_pieces(&self, runs: Vec<(u64, u64)>, dirs: &mut DirCache) -> Result<Prepared> {
+        let mut buf = match self.pool.try_take() {
+            Some(b) => b,
+            None => {
+                let _w = self.gauges.instead(Busy::Reading, Wait::Pool);
+                self.pool.take(&self.run.stop)?
+            }
+        };
+        let total: u64 = runs.iter().map(|r| r.1).sum();
+        buf.set_len(total as usize);
+        let mut at = 0;
+        for &(offset, len) in &runs {
+            for p in self.index.pieces(offset, len) {
+                let rel = &self.index.entries()[p.entry].path;
+                let file = open_source(self.base, dirs, rel)?;
+                let k = at + p.range_offset as usize;
+                read_exact_at(&file, &mut buf[k..k + p.len as usize], p.file_offset, rel)?;
+                self.check_unchanged(&file, p.entry)?;
+            }
+            at += len as usize;
+        }
+        self.counters.packed_blocks.fetch_add(1, Ordering::Relaxed);
+        self.counters.packed_bytes.fetch_add(total, Ordering::Relaxed);
+        let runs = runs.into_iter().map(|(offset, len)| PieceHeader { offset, len: len as u32, hash: 0, blake3: None }).collect();
+        Ok(Prepared::Pieces { buf, runs })
     }
 
     /// Checks that the file of entry `i`, just read through `file`, is still the one the scan
@@ -238,6 +292,17 @@ impl Engine<'_> {
                     *blake3 = Some(*blake3::hash(buf).as_bytes());
                 }
             }
+            Prepared::Pieces { buf, runs } => {
+                let mut at = 0;
+                for r in runs {
+                    let bytes = &buf[at..at + r.len as usize];
+                    r.hash = xxh3(bytes);
+                    if self.digest == Digest::Blake3 {
+                        r.blake3 = Some(*blake3::hash(bytes).as_bytes());
+                    }
+                    at += r.len as usize;
+                }
+            }
             Prepared::Generated { .. } if self.unchecked => {}
             Prepared::Generated { len, hash, blake3, .. } => {
                 let Some(pattern) = &self.generated else { return };
@@ -263,7 +328,7 @@ impl Engine<'_> {
         };
         let block_len = match &p {
             Prepared::Sendfile { len, .. } => *len as u64,
-            Prepared::Packed { buf, .. } => buf.len() as u64,
+            Prepared::Packed { buf, .. } | Prepared::Pieces { buf, .. } => buf.len() as u64,
             Prepared::Generated { len, .. } => *len as u64,
         };
         if !self.throttle.is_unlimited() {
@@ -295,6 +360,16 @@ impl Engine<'_> {
                 net::send_header(sock, &hdr).map_err(Error::net("sending a block"))?;
                 net::write_all(sock, buf).map_err(Error::net("sending a block"))?;
                 (*offset, buf.len() as u64)
+            }
+            Prepared::Pieces { buf, runs } => {
+                let mut at = 0;
+                for r in runs {
+                    let hdr = Msg::Piece { offset: r.offset, len: r.len, xxh3: r.hash, blake3: r.blake3 }.encode();
+                    net::send_header(sock, &hdr).map_err(Error::net("sending a block"))?;
+                    net::write_all(sock, &buf[at..at + r.len as usize]).map_err(Error::net("sending a block"))?;
+                    at += r.len as usize;
+                }
+                (runs[0].offset, buf.len() as u64)
             }
             Prepared::Generated { offset, len, hash, blake3 } => {
                 let hdr = match blake3 {

@@ -19,6 +19,7 @@ mod engine;
 mod generated;
 mod mirror;
 mod options;
+mod pieces;
 mod push;
 mod run;
 mod summary;
@@ -137,6 +138,7 @@ pub(crate) fn transmit(
     opts: &SendOptions,
     throttle: Throttle,
     skip: &[(u64, u64)],
+    held: Option<&[bool]>,
     watch: Watch,
 ) -> Result<SendSummary> {
     let Scanned { scan: scanned, started, scan_seconds, digests: precomputed } = src;
@@ -184,11 +186,14 @@ pub(crate) fn transmit(
     // receiver leaves them as holes (a block both in PLAN and in a hole counts as a hole).
     let holes = index.hole_blocks(plan);
     let (hole_blocks, hole_bytes) = Feed::new(plan, &holes).held();
-    let mut held = skip.to_vec();
-    held.extend_from_slice(&holes);
-    let feed = Feed::new(plan, &held);
+    let mut not_sent = skip.to_vec();
+    not_sent.extend_from_slice(&holes);
+    // With pieces (HELD): a block made only of files the node holds is not sent either, and
+    // of a block it holds in part only the rest goes (`Engine::read_pieces`).
+    let held_in_part = held.map_or(0, |h| pieces::held_in_part(index, plan, h, &mut not_sent));
+    let feed = Feed::new(plan, &not_sent);
     let (resumed_blocks, resumed_bytes) = feed.held();
-    let (resumed_blocks, resumed_bytes) = (resumed_blocks - hole_blocks, resumed_bytes - hole_bytes);
+    let (resumed_blocks, resumed_bytes) = (resumed_blocks - hole_blocks, resumed_bytes - hole_bytes + held_in_part);
     let engine = Engine {
         index,
         stamps: &scanned.stamps,
@@ -196,6 +201,7 @@ pub(crate) fn transmit(
         dirs: Mutex::new(Vec::new()),
         pool,
         feed,
+        held,
         sendfile: fast_paths.sendfile,
         digest: opts.digest,
         counters: Counters::default(),

@@ -50,8 +50,14 @@ pub(super) fn session(src: Scanned, addr: &str, dest: &[u8], opts: &SendOptions,
     let detect = if opts.resume { frame::FEATURE_CHECKSUM } else { 0 };
     let bench = if opts.generated { frame::FEATURE_DISCARD } else { 0 };
     let grows = if opts.streams_auto && !opts.generated { frame::FEATURE_STREAMS_AUTO } else { 0 };
-    let wanted =
-        crate::session::handshake::wanted(opts.resume, opts.verify == Verify::Full) | detect | bench | grows | mirror::features(opts);
+    // Pieces need a PLAN: only with resume.
+    let pieces = if opts.resume && !opts.generated { frame::FEATURE_PIECES } else { 0 };
+    let wanted = crate::session::handshake::wanted(opts.resume, opts.verify == Verify::Full)
+        | detect
+        | bench
+        | pieces
+        | grows
+        | mirror::features(opts);
     let (mut control, peer, hello) = crate::session::handshake::open_pipelined(&dial, wanted)?;
     let mut required = mirror::features(opts) | bench;
     if opts.checksum && opts.resume {
@@ -129,6 +135,8 @@ pub(super) fn session(src: Scanned, addr: &str, dest: &[u8], opts: &SendOptions,
         sums: (hello.features & frame::FEATURE_CHECKSUM != 0).then_some(crate::session::exchange::Sums { mode, digests: &digests }),
         mirror: mirror::request(opts)?,
         bench: opts.generated,
+        pieces: (hello.features & frame::FEATURE_PIECES != 0 && hello.features & frame::FEATURE_RESUME != 0)
+            .then_some(index.entries().len()),
         proof: hello.proof,
     };
     if opts.dry_run {
@@ -150,7 +158,7 @@ pub(super) fn session(src: Scanned, addr: &str, dest: &[u8], opts: &SendOptions,
         let accepted = crate::session::exchange::offer(&mut control, offer);
         (accepted, opening.and_then(|t| t.join().ok()))
     });
-    let crate::session::exchange::Accepted { token, streams, skip, round_trips, unchanged } = accepted?;
+    let crate::session::exchange::Accepted { token, streams, skip, round_trips, unchanged, held } = accepted?;
     let sockets = match opened {
         // Opened early and still fresh for the node's lobby; the node may take fewer streams.
         Some(Ok(mut early)) if exchanged.elapsed() < STILL_FRESH => {
@@ -165,7 +173,7 @@ pub(super) fn session(src: Scanned, addr: &str, dest: &[u8], opts: &SendOptions,
     // end, a Unix socket, and the choice is what was set on the TCP socket behind it.
     let running = sockets.first().and_then(|s| congestion::get(s).ok());
     let src = Scanned { digests: computed.into_inner(), ..src };
-    let mut summary = transmit(src, Attached { control, peer, sockets, grow }, opts, client_throttle(opts), &skip, watch)?;
+    let mut summary = transmit(src, Attached { control, peer, sockets, grow }, opts, client_throttle(opts), &skip, held.as_deref(), watch)?;
     if opts.streams_auto && !auto && !opts.generated {
         summary.streams_reason = Some("auto: the node cannot add streams during a push (an older node): fixed".into());
     }

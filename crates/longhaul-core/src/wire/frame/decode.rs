@@ -119,6 +119,33 @@ impl Msg {
             FrameType::BlockB3 => {
                 Msg::BlockB3 { offset: r.u64()?, len: r.u32()?, xxh3: r.u64()?, blake3: r.take(32)?.try_into().expect("32") }
             }
+            FrameType::Piece => {
+                let (offset, len, xxh3) = (r.u64()?, r.u32()?, r.u64()?);
+                // As BLOCK, or as BLOCK_B3: the length says which.
+                let blake3 = if r.left() == 0 { None } else { Some(r.take(32)?.try_into().expect("32")) };
+                if len == 0 {
+                    return Err(Error::Protocol(format!("PIECE at {offset} is empty")));
+                }
+                Msg::Piece { offset, len, xxh3, blake3 }
+            }
+            FrameType::Held => {
+                let last = r.flag()?;
+                let n = r.count(8)?;
+                if n > MAX_HELD_RANGES {
+                    return Err(Error::Protocol(format!("HELD with {n} ranges (at most {MAX_HELD_RANGES})")));
+                }
+                let mut ranges = Vec::with_capacity(n);
+                let mut floor = 0;
+                for _ in 0..n {
+                    let (first, end) = (r.u32()?, r.u32()?);
+                    if first < floor || end <= first {
+                        return Err(Error::Protocol(format!("HELD range {first}..{end} is empty or unsorted")));
+                    }
+                    floor = end;
+                    ranges.push((first, end));
+                }
+                Msg::Held { last, ranges }
+            }
             FrameType::StreamEnd => Msg::StreamEnd { blocks: r.u64()?, bytes: r.u64()? },
             FrameType::Done => Msg::Done { blocks: r.u64()?, bytes: r.u64()? },
             FrameType::StreamsOpened => Msg::StreamsOpened { count: r.u16()? },

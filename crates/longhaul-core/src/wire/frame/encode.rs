@@ -127,6 +127,22 @@ impl Msg {
                 b.extend_from_slice(blake3);
             }
             Msg::StreamsOpened { count } => b.extend_from_slice(&count.to_le_bytes()),
+            Msg::Piece { offset, len, xxh3, blake3 } => {
+                b.extend_from_slice(&offset.to_le_bytes());
+                b.extend_from_slice(&len.to_le_bytes());
+                b.extend_from_slice(&xxh3.to_le_bytes());
+                if let Some(d) = blake3 {
+                    b.extend_from_slice(d);
+                }
+            }
+            Msg::Held { last, ranges } => {
+                b.push(u8::from(*last));
+                b.extend_from_slice(&(ranges.len() as u32).to_le_bytes());
+                for (first, end) in ranges {
+                    b.extend_from_slice(&first.to_le_bytes());
+                    b.extend_from_slice(&end.to_le_bytes());
+                }
+            }
             Msg::StreamEnd { blocks, bytes } | Msg::Done { blocks, bytes } => {
                 b.extend_from_slice(&blocks.to_le_bytes());
                 b.extend_from_slice(&bytes.to_le_bytes());

@@ -12,6 +12,7 @@ fn frame_limit(ty: u8, max_manifest: u32) -> u32 {
         Some(FrameType::Manifest) => max_manifest.saturating_add(1 + 2 + 2 + 4 + 4096),
         Some(FrameType::Block) => 1 + 20,
         Some(FrameType::BlockB3) => 1 + 52,
+        Some(FrameType::Piece) => 1 + 52,
         Some(FrameType::Readv) => MAX_READV_FRAME,
         Some(FrameType::ReadvData | FrameType::StatsOk) => MAX_REPLY_FRAME,
         _ => MAX_CONTROL_FRAME,

@@ -135,13 +135,16 @@ fn message(name: &str) -> Msg {
         },
         "block_raw" => Msg::BlockRaw { offset: 3 << 20, len: 1 << 20 },
         "bench" => Msg::Bench { streams: 2, block_size: 1 << 20, size: 10 << 30 },
+        "piece" => Msg::Piece { offset: (1 << 20) + 4096, len: 10, xxh3: 0x0123456789abcdef, blake3: None },
+        "piece_b3" => Msg::Piece { offset: 4096, len: 10, xxh3: 7, blake3: Some(core::array::from_fn(|i| 0xa0 + i as u8)) },
+        "held" => Msg::Held { last: true, ranges: vec![(0, 3), (5, 9)] },
         "error" => Msg::Error { code: "E_PATH_ESCAPE".into(), message: "path escapes the destination root".into() },
         other => panic!("no message for vector {other}"),
     }
 }
 
 /// Every message name, in the order of docs/protocol-vectors.txt.
-const ALL: [&str; 36] = [
+const ALL: [&str; 40] = [
     "hello",
     "hello_ok",
     "auth",
@@ -178,6 +181,10 @@ const ALL: [&str; 36] = [
     "tree_sums_part",
     "block_raw",
     "bench",
+    "piece",
+    "piece_b3",
+    "held",
+    "streams_opened",
 ];
 
 fn vectors() -> Vec<(&'static str, Vec<u8>)> {
@@ -304,6 +311,26 @@ fn malformed_frames_are_protocol_errors() {
                 .map(|(i, b)| if i == 5 { 4 } else { b })
                 .collect(),
         ),
+        ("held ranges unsorted", Msg::Held { last: true, ranges: vec![(5, 6), (1, 2)] }.encode()),
+        ("held range empty", Msg::Held { last: true, ranges: vec![(3, 3)] }.encode()),
+        ("held ranges overlapping", Msg::Held { last: false, ranges: vec![(1, 4), (3, 6)] }.encode()),
+        ("held with a bad last flag", {
+            let mut v = Msg::Held { last: true, ranges: vec![] }.encode();
+            v[5] = 2;
+            v
+        }),
+        (
+            "held over its range cap",
+            Msg::Held { last: true, ranges: (0..MAX_HELD_RANGES as u32 + 1).map(|i| (2 * i, 2 * i + 1)).collect() }.encode(),
+        ),
+        ("empty piece", Msg::Piece { offset: 0, len: 0, xxh3: 0, blake3: None }.encode()),
+        ("piece with part of a blake3", {
+            let mut v = Msg::Piece { offset: 0, len: 1, xxh3: 0, blake3: None }.encode();
+            v.extend_from_slice(&[0; 16]);
+            let n = (v.len() - 4) as u32;
+            v[..4].copy_from_slice(&n.to_le_bytes());
+            v
+        }),
         ("changes with an unknown mark", Msg::Changes { items: vec![(b'?', b"x".to_vec())] }.encode()),
         ("hello without magic", vec![21, 0, 0, 0, 0x01, b'N', b'O', b'P', b'E', 0, 0, 0, 0, 1, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]),
     ];
