@@ -183,8 +183,16 @@ function tools(link, cc) {
     iperf('iperf3 -P 8', 8),
     longhaul('longhaul (defaults)', []),
     longhaul('longhaul --streams 1', ['--streams', '1']),
+    longhaul('longhaul --streams 2', ['--streams', '2']),
     longhaul('longhaul --streams 8', ['--streams', '8']),
     ...(cc === 'cubic' ? [longhaul('longhaul --congestion system', ['--congestion', 'system'])] : []),
+    // The stream tuner alone (issue 31): CUBIC forced, streams auto (the default) against 2 fixed.
+    ...(cc === 'cubic'
+      ? [
+          longhaul('longhaul --congestion cubic', ['--congestion', 'cubic']),
+          longhaul('longhaul --congestion cubic --streams 2', ['--congestion', 'cubic', '--streams', '2']),
+        ]
+      : []),
     // GridFTP and XRootD, as their users run them on long links: parallel streams for one big
     // file, concurrent files (and GridFTP's pipelining) for many. A run of GridFTP on 20,000
     // small files takes minutes: the slow ones run once (`once`), the others every round.

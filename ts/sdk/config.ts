@@ -71,6 +71,24 @@ const copyTargets = converted(
   'expected HOST:PORT targets, e.g. 10.0.0.8:7878,node-b:7878 ([::1]:7878 for IPv6)',
 );
 
+/** `auto` or a stream count: `send` opens streams by measurement; `get` and `copy` take 2 for `auto`. */
+const streamsAutoOrCount = converted(
+  {
+    anyOf: [
+      { const: 'auto' },
+      { type: 'integer', minimum: LIMITS.streams.min, maximum: LIMITS.streams.max },
+      { type: 'string', pattern: '^\\s*\\d+\\s*$' },
+    ],
+  },
+  (v): number | 'auto' => {
+    if (v === 'auto') return 'auto';
+    const n = typeof v === 'number' ? v : typeof v === 'string' && /^\s*\d+\s*$/.test(v) ? Number(v) : NaN;
+    if (!Number.isInteger(n) || n < LIMITS.streams.min || n > LIMITS.streams.max) throw new Error();
+    return n;
+  },
+  `expected auto or an integer in ${LIMITS.streams.min}..${LIMITS.streams.max}`,
+);
+
 /** What each option is, its flag and the commands that take it. */
 interface Spec {
   schema: Check<unknown>;
@@ -89,10 +107,10 @@ const CLIENT = ['send', 'get', 'copy', 'ls', 'readv', 'stats'] as const;
 
 const SPECS = {
   streams: {
-    schema: intIn(LIMITS.streams.min, LIMITS.streams.max),
-    description: 'parallel TCP data streams',
-    arg: 'n',
-    default: DEFAULTS.send.streams,
+    schema: streamsAutoOrCount,
+    description: `parallel TCP data streams: auto (send starts with ${DEFAULTS.send.streams} and opens more while they raise the goodput, up to 16; get and copy take ${DEFAULTS.send.streams}) or a fixed count`,
+    arg: 'n|auto',
+    default: 'auto',
     commands: [...TRANSFER, 'demo'],
   },
   blockSize: {

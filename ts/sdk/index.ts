@@ -90,8 +90,12 @@ export function doctor(): Check[] {
 }
 
 export interface SendOptions extends AuthOptions, TlsOptions {
-  /** Parallel TCP data streams (default 2, chosen by measurement: see bench/RESULTS.md). */
-  streams?: number;
+  /**
+   * Parallel TCP data streams: `auto` (default) starts with 2 and, while a push runs, opens more
+   * (up to 16, or the node's maxStreams) while each step still raises the goodput, which only
+   * streams held back by loss do (CUBIC on a lossy link); a number fixes the count.
+   */
+  streams?: number | 'auto';
   /** Block size in bytes (default 1 MiB; at most the node's limit). */
   blockSize?: number;
   /** Buffers in the sender's pool (default 2 x streams + readers). */
@@ -362,6 +366,8 @@ export interface Unchanged {
 export interface SendSummary extends TransferTotals {
   scanSeconds: number;
   streams: number;
+  /** With `streams: 'auto'`: how the count was chosen, e.g. `auto: goodput +95%, +4%, stopped: the last step did not pay`; absent for a fixed count. */
+  streamsReason?: string;
   perStreamBytes: number[];
   sendfileBlocks: number;
   sendfileBytes: number;
@@ -423,7 +429,7 @@ export interface SendSummary extends TransferTotals {
  */
 export async function send(source: string, target: string | Target, options: SendOptions = {}): Promise<SendSummary> {
   const t = typeof target === 'string' ? parseTarget(target) : target;
-  checkIn('streams', options.streams, LIMITS.streams);
+  if (options.streams !== 'auto') checkIn('streams', options.streams, LIMITS.streams);
   checkIn('blockSize', options.blockSize, LIMITS.blockSize);
   checkIn('poolBuffers', options.poolBuffers, LIMITS.poolBuffers);
   checkIn('readers', options.readers, LIMITS.readers);
@@ -508,7 +514,8 @@ function bindingOptions(
     source,
     address: formatAddress(t.host, t.port),
     dest: t.dest,
-    streams: options.streams,
+    streams: options.streams === 'auto' ? undefined : options.streams,
+    streamsAuto: options.streams === undefined || options.streams === 'auto',
     blockSize: options.blockSize,
     poolBuffers: options.poolBuffers,
     readers: options.readers,
@@ -550,6 +557,7 @@ async function sendOnce(
     return {
       ...s,
       congestionNote: s.congestionNote ?? undefined,
+      streamsReason: s.streamsReason ?? undefined,
       unchanged: s.unchanged ? { ...s.unchanged, by: s.unchanged.by as Unchanged['by'] } : null,
       receiver: s.receiver ?? undefined,
       deleted: s.deleted ?? null,

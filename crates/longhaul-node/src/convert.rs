@@ -100,6 +100,7 @@ impl From<SendSummary> for BindingSendSummary {
                 }
             }),
             streams: s.streams as u32,
+            streams_reason: s.streams_reason,
             per_stream_bytes: s.per_stream_bytes.iter().map(|&b| b as f64).collect(),
             sendfile_blocks: s.sendfile_blocks as f64,
             sendfile_bytes: s.sendfile_bytes as f64,

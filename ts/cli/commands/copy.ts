@@ -19,7 +19,7 @@ export function register(): void {
   ).action((from: string, to: string, o: Record<string, unknown> & OutputFlags) =>
     receiveAction('copy', o, (c, reporter, signal) =>
       copy(from, to, {
-        streams: c.streams,
+        streams: c.streams === 'auto' ? undefined : c.streams,
         blockSize: c.blockSize,
         ...credentials(c),
         verify: c.verify,

@@ -22,7 +22,7 @@ export function register(): void {
   ).action(
     async (o: Record<string, unknown> & { files: number; big: number; dir?: string; keep?: boolean; report?: string; json?: boolean }) => {
       const json = Boolean(o.json);
-      let streams: number | undefined;
+      let streams: number | 'auto' | undefined;
       try {
         streams = settings(o, 'demo').values.streams;
       } catch (err) {

@@ -23,7 +23,7 @@ export function register(): void {
   ).action((source: string, dest: string, o: Record<string, unknown> & OutputFlags) =>
     receiveAction('get', o, (c, reporter, signal) =>
       get(source, dest, {
-        streams: c.streams,
+        streams: c.streams === 'auto' ? undefined : c.streams,
         blockSize: c.blockSize,
         ...credentials(c),
         verify: c.verify,

@@ -185,6 +185,9 @@ pub(super) fn push(caller: Caller<'_>, sock: &mut TcpStream, dest: Vec<u8>, stre
         Ok(()) => "files in one piece: O_TMPFILE + link; larger files: temporary name + rename".to_owned(),
         Err(why) => format!("temporary name + rename for every file: {why}"),
     });
+    if features & frame::FEATURE_STREAMS_AUTO != 0 {
+        recv.streams_auto();
+    }
     inner.sessions.lock().expect("sessions lock").insert(token, Arc::clone(&recv));
     if inner.closing.load(Ordering::SeqCst) {
         recv.fail(Error::Busy("the node is shutting down".into()));

@@ -23,7 +23,7 @@
 //! Here PROCESS also sends the block, on whichever stream is free (`Work::send`).
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
@@ -131,6 +131,8 @@ pub struct Scheduler<'a, W: Work> {
     gauges: &'a Gauges,
     /// Streams free for the next send, taken in turn (see `with_stream`).
     free_streams: Mutex<VecDeque<usize>>,
+    /// Streams handed to `free_streams` so far; streams opened during the run join it.
+    streams_known: AtomicUsize,
     stream_ready: Condvar,
 }
 
@@ -150,7 +152,8 @@ impl<'a, W: Work> Scheduler<'a, W> {
             wakeups: (0..threads).map(|_| Condvar::new()).collect(),
             stop,
             gauges,
-            free_streams: Mutex::new((0..work.streams()).collect()),
+            free_streams: Mutex::new((0..work.usable()).collect()),
+            streams_known: AtomicUsize::new(work.usable()),
             stream_ready: Condvar::new(),
         }
     }
@@ -337,6 +340,11 @@ impl<'a, W: Work> Scheduler<'a, W> {
             loop {
                 if self.stop.load(Ordering::Relaxed) {
                     return Err(Error::Cancelled);
+                }
+                let (known, open) = (self.streams_known.load(Ordering::Relaxed), self.work.usable());
+                if open > known {
+                    free.extend(known..open);
+                    self.streams_known.store(open, Ordering::Relaxed);
                 }
                 if let Some(i) = free.pop_front() {
                     break i;

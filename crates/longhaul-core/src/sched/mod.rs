@@ -35,6 +35,14 @@ pub trait Work: Sync {
     /// stream.
     fn send(&self, stream: usize, block: Self::Block) -> Result<()>;
     fn streams(&self) -> usize;
+    /// Streams open now, `0..usable()`: fewer than `streams()` while more may still open
+    /// during the run (`--streams auto`).
+    fn usable(&self) -> usize {
+        self.streams()
+    }
+    /// Waits, before a sender takes its next block, until stream `stream` can take it: a block
+    /// taken by a stream whose socket is full waits there while a faster stream could send it.
+    fn await_room(&self, _stream: usize) {}
     /// Whether the work failed or was cancelled: its threads then leave.
     fn stopped(&self) -> bool;
     /// Records a failure and stops the work; the first failure is the one reported.

@@ -2,6 +2,9 @@
 //! one sending thread per stream, joined by bounded queues as long as the pool, so a slow step
 //! holds the others back instead of growing memory.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
 use crossbeam_channel::{bounded, Receiver, Sender};
 
 use crate::place::placement::Role;
@@ -14,6 +17,8 @@ pub fn run<W: Work>(work: &W, crew: &Crew<'_>) {
     let cap = crew.buffers.max(2);
     let (read_tx, read_rx) = bounded::<W::Block>(cap);
     let (send_tx, send_rx) = bounded::<W::Block>(cap);
+    // Processors still running: while any is, blocks may still come for new streams.
+    let processing = &AtomicUsize::new(crew.processors);
     std::thread::scope(|s| {
         for i in 0..crew.readers {
             let tx = read_tx.clone();
@@ -42,6 +47,7 @@ pub fn run<W: Work>(work: &W, crew: &Crew<'_>) {
             let name = format!("lh-pr-{i}");
             spawn(s, name.clone(), "processor", work, move || {
                 work.pin(Role::Other, i, &name);
+                let _gone = Gone(processing);
                 loop {
                     let got = {
                         let _g = gauges.blocked(Wait::Input);
@@ -64,13 +70,17 @@ pub fn run<W: Work>(work: &W, crew: &Crew<'_>) {
         // Only the processors may hold the read queue's receiving end: once they are gone
         // (or the senders below), the queue disconnects and no thread waits on it forever.
         drop(read_rx);
-        for i in 0..work.streams() {
+        let sender = |i: usize| {
             let rx = send_rx.clone();
             let name = format!("lh-tx-{i}");
             spawn(s, name.clone(), "sender", work, move || {
                 work.pin(Role::Net, i, &name);
                 guarded(work, || {
                     loop {
+                        {
+                            let _g = gauges.sending();
+                            work.await_room(i);
+                        }
                         let got = {
                             let _g = gauges.blocked(Wait::Input);
                             rx.recv()
@@ -85,7 +95,25 @@ pub fn run<W: Work>(work: &W, crew: &Crew<'_>) {
                     Ok(())
                 })
             });
+        };
+        let mut senders = work.usable();
+        (0..senders).for_each(sender);
+        // Streams opened during the run (`--streams auto`) get their sender as they open.
+        while senders < work.streams() && processing.load(Ordering::Acquire) > 0 && !work.stopped() {
+            std::thread::sleep(Duration::from_millis(10));
+            let open = work.usable();
+            (senders..open).for_each(sender);
+            senders = open;
         }
         drop(send_rx);
     });
+}
+
+/// Counts a processor out when it ends, however it ends.
+struct Gone<'a>(&'a AtomicUsize);
+
+impl Drop for Gone<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Release);
+    }
 }

@@ -18,6 +18,8 @@ pub struct TcpStats {
     pub retrans_segs: u32,
     pub bytes_sent: u64,
     pub bytes_retrans: u64,
+    /// Bytes the peer acknowledged: what arrived, free of what still waits in the buffers.
+    pub bytes_acked: u64,
     pub delivery_rate: u64,
     /// Time with data in flight or waiting to be sent.
     pub busy_us: u64,
@@ -47,6 +49,7 @@ pub fn read(sock: impl AsFd) -> io::Result<TcpStats> {
         retrans_segs: ti.tcpi_total_retrans,
         bytes_sent: ti.tcpi_bytes_sent,
         bytes_retrans: ti.tcpi_bytes_retrans,
+        bytes_acked: ti.tcpi_bytes_acked,
         delivery_rate: ti.tcpi_delivery_rate,
         busy_us: ti.tcpi_busy_time,
         rwnd_limited_us: ti.tcpi_rwnd_limited,

@@ -61,6 +61,9 @@ pub const FEATURE_REMOTE_SUMS: u64 = 4096;
 /// `longhaul bench`: the node knows BENCH (blocks checked and discarded, its CPU time last in
 /// the SUMMARY; E_DENIED where refused) and BLOCK_RAW. A MANIFEST is a push regardless.
 pub const FEATURE_DISCARD: u64 = 8192;
+/// `--streams auto`: MANIFEST's `streams` is a cap, the data connections may attach at any time
+/// before DONE, and STREAMS_OPENED before DONE says how many the sender opened in all.
+pub const FEATURE_STREAMS_AUTO: u64 = 16384;
 /// Pieces (issue 32): after PLAN the node sends HELD (the file entries it holds whole), and a
 /// block partly held travels as PIECEs, only its bytes in files the node does not hold. An
 /// older peer gets whole blocks.
@@ -90,6 +93,7 @@ pub const FEATURES: u64 = FEATURE_XXH3
     | FEATURE_XATTRS
     | FEATURE_REMOTE_SUMS
     | FEATURE_DISCARD
+    | FEATURE_STREAMS_AUTO
     | FEATURE_PIECES
     | FEATURE_META_SYNC;
 /// SUMS modes. By size and mtime alone (the default; no digests follow).
@@ -156,6 +160,7 @@ pub enum FrameType {
     TreeSumsPart = 0x71,
     BlockRaw = 0x78,
     Bench = 0x79,
+    StreamsOpened = 0x7a,
     Piece = 0x7c,
     Held = 0x7d,
     Error = 0x7f,
@@ -197,6 +202,7 @@ impl FrameType {
             0x71 => TreeSumsPart,
             0x78 => BlockRaw,
             0x79 => Bench,
+            0x7a => StreamsOpened,
             0x7c => Piece,
             0x7d => Held,
             0x7f => Error,
@@ -478,6 +484,11 @@ pub enum Msg {
         blocks: u64,
         bytes: u64,
     },
+    /// With FEATURE_STREAMS_AUTO, on the control connection before DONE: how many data
+    /// connections the sender opened in all (at least 1, at most MANIFEST's `streams`).
+    StreamsOpened {
+        count: u16,
+    },
     /// With FEATURE_REMOTE_SUMS: every entry under `path` (within the root), each regular
     /// file hashed by the node; answered by TREE_SUMS_PART frames, or ERROR.
     TreeSums {
@@ -530,6 +541,7 @@ impl Msg {
             Msg::Changes { .. } => FrameType::Changes,
             Msg::Tally(_) => FrameType::Tally,
             Msg::Done { .. } => FrameType::Done,
+            Msg::StreamsOpened { .. } => FrameType::StreamsOpened,
             Msg::TreeSums { .. } => FrameType::TreeSums,
             Msg::TreeSumsPart { .. } => FrameType::TreeSumsPart,
             Msg::Summary(_) => FrameType::Summary,

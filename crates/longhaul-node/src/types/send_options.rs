@@ -11,6 +11,9 @@ pub struct BindingSendOptions {
     pub dest: String,
     /// Parallel TCP data streams (default 2).
     pub streams: Option<u32>,
+    /// Open more streams during a push while they raise the goodput, starting from `streams`
+    /// (default: when `streams` is not given).
+    pub streams_auto: Option<bool>,
     /// Block size in bytes (default 1 MiB).
     pub block_size: Option<u32>,
     /// Buffers in the sender's pool (default 2 * streams + readers).

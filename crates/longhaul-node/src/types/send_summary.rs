@@ -20,6 +20,9 @@ pub struct BindingSendSummary {
     /// CPU seconds the node's threads spent on the session; a bench only (`longhaul bench`).
     pub receiver_cpu_seconds: Option<f64>,
     pub streams: u32,
+    /// With `streams: "auto"`: how the count was chosen (`auto: goodput +95%, +40%, +3%,
+    /// stopped: the last step did not pay`); absent for a fixed count.
+    pub streams_reason: Option<String>,
     pub per_stream_bytes: Vec<f64>,
     /// Blocks that left with sendfile (zero copy), and their bytes.
     pub sendfile_blocks: f64,

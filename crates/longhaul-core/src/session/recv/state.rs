@@ -18,6 +18,9 @@ use crate::wire::frame::{self, Msg, SummaryMsg};
 /// How long a broken data connection waits for the sender's ERROR before failing the session
 /// with its own, less telling, error.
 const EXPLAIN_GRACE: Duration = Duration::from_secs(1);
+/// How long, after DONE, a data connection STREAMS_OPENED counted may take to attach: the
+/// lobby's grace for a token it does not know yet.
+const LATE_STREAM_GRACE: Duration = Duration::from_secs(5);
 
 #[derive(Default)]
 pub(super) struct State {
@@ -29,9 +32,23 @@ pub(super) struct State {
     pub(super) sender_gone: bool,
     pub(super) client_done: Option<u64>,
     pub(super) failure: Option<Error>,
+    /// FEATURE_STREAMS_AUTO: the sender may attach streams up to the agreed count at any time
+    /// before DONE, and says in STREAMS_OPENED how many it opened (`opened`).
+    pub(super) auto: bool,
+    pub(super) opened: Option<u16>,
 }
 
 impl State {
+    /// The data connections whose STREAM_END ends the session: with FEATURE_STREAMS_AUTO
+    /// those the sender said it opened (unknown until it says), else the agreed count.
+    fn expected(&self, agreed: u16) -> Option<u16> {
+        if self.auto {
+            self.opened
+        } else {
+            Some(agreed)
+        }
+    }
+
     /// The sender went away and every data connection it attached has closed or ended: nothing
     /// more will arrive, and the session fails (`Cancelled`) with what it has journaled.
     fn sender_finished(&self) -> bool {
@@ -101,10 +118,36 @@ impl Life {
         // DONE after a data connection closed without its STREAM_END: that stream's blocks
         // will never come.
         let early = st.closed > 0;
+        let uncounted = st.auto && st.opened.is_none();
         self.cond.notify_all();
         drop(st);
         if early {
             self.fail(closed_early());
+        } else if uncounted {
+            self.fail(Error::Protocol("DONE before STREAMS_OPENED: the data connections were never counted".into()));
+        }
+    }
+
+    /// The sender's STREAMS_OPENED: `count` data connections in all, of at most `agreed`.
+    /// Fewer than have attached already, or a second count, is an error.
+    pub(super) fn streams_opened(&self, count: u16, agreed: u16) {
+        let mut st = self.state.lock().expect("state lock");
+        let wrong = if !st.auto {
+            Some("STREAMS_OPENED without FEATURE_STREAMS_AUTO".to_owned())
+        } else if st.opened.is_some() || st.client_done.is_some() {
+            Some("STREAMS_OPENED twice, or after DONE".to_owned())
+        } else if count == 0 || count > agreed {
+            Some(format!("STREAMS_OPENED says {count} data connections, of 1 to {agreed}"))
+        } else if count < st.attached {
+            Some(format!("STREAMS_OPENED says {count} data connections, {} attached", st.attached))
+        } else {
+            st.opened = Some(count);
+            None
+        };
+        self.cond.notify_all();
+        drop(st);
+        if let Some(why) = wrong {
+            self.fail(Error::Protocol(why));
         }
     }
 
@@ -153,6 +196,12 @@ impl Receive {
         self.life.update_state(|st| st.sender_gone = true);
     }
 
+    /// FEATURE_STREAMS_AUTO: the agreed streams are a cap, attached at any time before DONE,
+    /// and STREAMS_OPENED says how many came. Before READY.
+    pub fn streams_auto(&self) {
+        self.life.update_state(|st| st.auto = true);
+    }
+
     /// The sender said DONE: it has sent `bytes` in all.
     pub fn client_done(&self, bytes: u64) {
         self.life.client_done(bytes)
@@ -178,6 +227,10 @@ impl Receive {
                             Err(e) => r.fail(e),
                         },
                         Ok(Some(Msg::Done { bytes, .. })) => r.client_done(bytes),
+                        Ok(Some(Msg::StreamsOpened { count })) => {
+                            r.life.streams_opened(count, r.streams);
+                            continue;
+                        }
                         // A cancel is the sender going away, said: its streams still deliver
                         // what they carry, for the resume, and the session ends E_CANCELLED.
                         Ok(Some(Msg::Error { code, .. })) if code == "E_CANCELLED" => r.sender_gone(),
@@ -206,7 +259,7 @@ impl Receive {
             let progress = |st: &State| (self.receipt.bytes.load(Ordering::Relaxed), st.attached, st.ended);
             let mut st = self.life.state.lock().expect("state lock");
             let mut last = (progress(&st), Instant::now());
-            while st.failure.is_none() && !(st.client_done.is_some() && st.ended == self.streams) {
+            while st.failure.is_none() && !(st.client_done.is_some() && st.expected(self.streams) == Some(st.ended)) {
                 st = self.life.cond.wait_timeout(st, Duration::from_millis(200)).expect("state lock").0;
                 let now = progress(&st);
                 if now != last.0 {
@@ -215,6 +268,15 @@ impl Receive {
                     drop(st);
                     self.fail(Error::Timeout("no data from the sender within the idle timeout"));
                     st = self.life.state.lock().expect("state lock");
+                } else if let Some(opened) = st.opened.filter(|&n| n > st.attached && st.client_done.is_some()) {
+                    // Said opened, and DONE, but not all here: a connection still in the lobby
+                    // gets the grace an unknown token gets there, then the count is wrong.
+                    if last.1.elapsed() >= LATE_STREAM_GRACE.min(self.idle_timeout) {
+                        let attached = st.attached;
+                        drop(st);
+                        self.fail(Error::Protocol(format!("STREAMS_OPENED said {opened} data connections, {attached} attached")));
+                        st = self.life.state.lock().expect("state lock");
+                    }
                 }
             }
         }

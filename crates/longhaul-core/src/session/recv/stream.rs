@@ -93,13 +93,16 @@ impl Receive {
     }
 
     fn stream(self: &Arc<Self>, mut sock: TcpStream) {
-        let attached = {
+        let (attached, opened) = {
             let mut st = self.life.state.lock().expect("state lock");
             st.attached += 1;
-            st.attached
+            (st.attached, st.opened)
         };
         if attached > self.streams {
             return self.fail(Error::Protocol(format!("more data connections than the {} agreed", self.streams)));
+        }
+        if let Some(n) = opened.filter(|&n| attached > n) {
+            return self.fail(Error::Protocol(format!("more data connections than the {n} STREAMS_OPENED said")));
         }
         let _ = rustix::thread::set_name(c"lh-rx");
         if let Some(cpu) = self.placement.cpu_for(Role::Net, attached as usize - 1) {

@@ -33,6 +33,7 @@ use crate::wire::frame::{self, Msg};
 use super::options::Digest;
 use super::run::Run;
 use super::summary::ThreadPin;
+use super::tune::Slots;
 
 /// A block ready to send. A sendfile block's `entry` is the index entry of the one file it lies in.
 pub(super) enum Prepared {
@@ -105,7 +106,7 @@ pub(super) struct Engine<'a> {
     pub(super) gauges: Gauges,
     pub(super) per_stream: Vec<AtomicU64>,
     pub(super) stream_blocks: Vec<AtomicU64>,
-    pub(super) sockets: &'a [TcpStream],
+    pub(super) sockets: &'a Slots,
     pub(super) placement: Placement,
     pub(super) pinned: Mutex<Vec<ThreadPin>>,
     /// Bandwidth limits a node applies to what it sends (pull); none for a client.
@@ -322,7 +323,9 @@ impl Engine<'_> {
 
     /// SEND: writes a processed block on stream `i`.
     fn send_block(&self, i: usize, p: Prepared) -> Result<()> {
-        let sock = &self.sockets[i];
+        let Some(sock) = self.sockets.get(i) else {
+            return Err(Error::Protocol(format!("a block for stream {i}, which is not open")));
+        };
         let block_len = match &p {
             Prepared::Sendfile { len, .. } => *len as u64,
             Prepared::Packed { buf, .. } | Prepared::Pieces { buf, .. } => buf.len() as u64,
@@ -388,7 +391,7 @@ impl Engine<'_> {
                 let held = q.remove(k).expect("just found");
                 q.push_back(held);
             } else {
-                if q.len() >= IN_FLIGHT_PER_STREAM * self.sockets.len() {
+                if q.len() >= IN_FLIGHT_PER_STREAM * self.sockets.opened() {
                     q.pop_front();
                 }
                 q.push_back((entry, file));
@@ -398,6 +401,11 @@ impl Engine<'_> {
         self.per_stream[i].fetch_add(len, Ordering::Relaxed);
         self.feed.sent(self.feed.plan().block_of(offset));
         Ok(())
+    }
+
+    /// Blocks handed to a stream so far.
+    pub(super) fn handed(&self) -> u64 {
+        self.stream_blocks.iter().map(|b| b.load(Ordering::Relaxed)).sum()
     }
 
     /// Waits, as blocked on the socket, while stream `sock` has no room, so the timeline tells a
@@ -419,9 +427,11 @@ impl Engine<'_> {
         }
     }
 
-    /// Ends every stream with its STREAM_END (after the last block); false if one failed.
+    /// Ends every stream with its STREAM_END (after the last block); false if one failed. No
+    /// stream joins after this.
     pub(super) fn end_streams(&self) -> bool {
-        for (i, sock) in self.sockets.iter().enumerate() {
+        self.sockets.seal();
+        for (i, sock) in self.sockets.open_now().into_iter().enumerate() {
             let end =
                 Msg::StreamEnd { blocks: self.stream_blocks[i].load(Ordering::Relaxed), bytes: self.per_stream[i].load(Ordering::Relaxed) };
             if let Err(err) = frame::write_msg(&mut &*sock, &end) {
@@ -448,7 +458,20 @@ impl Work for Engine<'_> {
         self.send_block(stream, p)
     }
     fn streams(&self) -> usize {
-        self.sockets.len()
+        self.sockets.cap()
+    }
+    fn usable(&self) -> usize {
+        self.sockets.opened()
+    }
+    /// Only where streams differ much in speed: a lossy link's, which `--streams auto` grows.
+    /// A block taken while the socket is full waits there, at that stream's pace, while a
+    /// faster stream could have sent it. (Leaving blocks to the fastest streams, by their
+    /// delivery rates, was tried: the streams left idle restart from slow start after their
+    /// idle time and the transfer took 3x as long.)
+    fn await_room(&self, stream: usize) {
+        if let Some(sock) = self.sockets.get(stream).filter(|_| self.sockets.grows()) {
+            self.wait_for_room(sock);
+        }
     }
     fn stopped(&self) -> bool {
         self.run.stopped()

@@ -23,6 +23,7 @@ mod pieces;
 mod push;
 mod run;
 mod summary;
+pub(crate) mod tune;
 mod verdict;
 
 use std::collections::VecDeque;
@@ -111,11 +112,20 @@ pub(crate) struct Scanned<'a> {
 }
 
 /// A session's connections once its data streams are attached: the control connection, the
-/// peer's address, and one data connection per stream.
-pub(crate) struct Attached {
+/// peer's address, and one data connection per stream; with `--streams auto`, how to open more.
+pub(crate) struct Attached<'a> {
     pub control: TcpStream,
     pub peer: IpAddr,
     pub sockets: Vec<TcpStream>,
+    pub grow: Option<Grow<'a>>,
+}
+
+/// How a push opens more data connections while it runs (`--streams auto`, a node with
+/// FEATURE_STREAMS_AUTO): up to `cap` in all, `open(n)` connecting n more (not introduced).
+pub(crate) struct Grow<'a> {
+    pub cap: u16,
+    pub token: frame::Token,
+    pub open: &'a (dyn Fn(u16) -> Result<Vec<TcpStream>> + Sync),
 }
 
 /// Sends the blocks of a scanned source over data connections already attached to a session
@@ -124,7 +134,7 @@ pub(crate) struct Attached {
 /// `[first, end)` ranges of `skip` (the node's PLAN) are not sent.
 pub(crate) fn transmit(
     src: Scanned,
-    link: Attached,
+    link: Attached<'_>,
     opts: &SendOptions,
     throttle: Throttle,
     skip: &[(u64, u64)],
@@ -132,11 +142,17 @@ pub(crate) fn transmit(
     watch: Watch,
 ) -> Result<SendSummary> {
     let Scanned { scan: scanned, started, scan_seconds, digests: precomputed } = src;
-    let Attached { control, peer, sockets } = link;
+    let Attached { control, peer, sockets, grow } = link;
     let Watch { cancel, on_progress } = watch;
     let index = &scanned.index;
     let source = &scanned.base;
+    // Threads and pool as for the streams open at the start: streams opened later are for a
+    // link held back by loss, where the socket buffers, not the pool, hold what is in flight.
     let streams = sockets.len() as u16;
+    let slots = match &grow {
+        Some(g) => tune::Slots::with_cap(sockets, g.cap),
+        None => tune::Slots::fixed(sockets),
+    };
     // From here the receiver may take as long as it needs to write and answer with SUMMARY.
     control.set_read_timeout(None).map_err(Error::net("setting a timeout"))?;
     let placement = Placement::for_peer(&opts.sysfs_root, peer, source, opts.cores.as_ref(), opts.pin)?;
@@ -159,7 +175,9 @@ pub(crate) fn transmit(
     let run = Run {
         stop: AtomicBool::new(false),
         failure: Mutex::new(None),
-        sockets: sockets.iter().map(|s| s.try_clone()).collect::<std::io::Result<_>>().map_err(Error::net("cloning a socket"))?,
+        sockets: Mutex::new(
+            slots.open_now().iter().map(|s| s.try_clone()).collect::<std::io::Result<_>>().map_err(Error::net("cloning a socket"))?,
+        ),
         control: control.try_clone().map_err(Error::net("cloning a socket"))?,
         control_write: Mutex::new(()),
     };
@@ -189,9 +207,9 @@ pub(crate) fn transmit(
         counters: Counters::default(),
         run: &run,
         gauges: Gauges::default(),
-        per_stream: (0..streams).map(|_| AtomicU64::new(0)).collect(),
-        stream_blocks: (0..streams).map(|_| AtomicU64::new(0)).collect(),
-        sockets: &sockets,
+        per_stream: (0..slots.cap()).map(|_| AtomicU64::new(0)).collect(),
+        stream_blocks: (0..slots.cap()).map(|_| AtomicU64::new(0)).collect(),
+        sockets: &slots,
         placement,
         pinned: Mutex::new(Vec::new()),
         throttle,
@@ -209,22 +227,41 @@ pub(crate) fn transmit(
     let driven = Done::default();
     // With `delete`, what the node removed comes before its SUMMARY.
     let deleted = Mutex::new(None);
-    let (reply, report) = std::thread::scope(|s| {
+    let driving = AtomicBool::new(true);
+    let (reply, report, tuned) = std::thread::scope(|s| {
         let engine = &engine;
         let driven = &driven;
+        let driving = &driving;
         let driver = std::thread::Builder::new()
             .name("lh-drive".into())
             .spawn_scoped(s, move || {
                 let _raise = driven.on_drop();
                 let crew =
                     Crew { readers, processors, workers, buffers: engine.pool.count(), stop: &engine.run.stop, gauges: &engine.gauges };
-                let driven = || Ok(drive(engine, &engine.feed, opts.scheduler, &crew).filter(|_| engine.end_streams()));
+                let driven = || {
+                    let report = drive(engine, &engine.feed, opts.scheduler, &crew);
+                    driving.store(false, Ordering::Relaxed);
+                    Ok(report.filter(|_| engine.end_streams()))
+                };
                 panic::catch("driver", driven).unwrap_or_else(|e| {
                     engine.run.fail(e);
                     None
                 })
             })
             .expect("spawning the driver");
+        let tuner = grow.as_ref().map(|g| {
+            let slots = &slots;
+            let run = &run;
+            std::thread::Builder::new()
+                .name("lh-tune".into())
+                .spawn_scoped(s, move || {
+                    // Nothing is gained by a stream that joins once every block is on a stream.
+                    let over = || run.stopped() || !driving.load(Ordering::Relaxed) || engine.handed() >= engine.feed.count();
+                    let left = || engine.feed.count().saturating_sub(engine.handed()) as f64 * opts.block_size as f64;
+                    tune::run(slots, g.token, g.open, &|s| run.adopt(s), &over, &left)
+                })
+                .expect("spawning the tuner")
+        });
         let digester = (opts.verify == Verify::Full && precomputed.is_none()).then(|| {
             std::thread::Builder::new()
                 .name("lh-digest".into())
@@ -255,7 +292,7 @@ pub(crate) fn transmit(
         let progress = |watermark: &mut u64| {
             *watermark = engine.feed.done_up_to(*watermark);
             let done_offset = plan.offset(*watermark).min(index.total());
-            let per: Vec<u64> = engine.per_stream.iter().map(|a| a.load(Ordering::Relaxed)).collect();
+            let per: Vec<u64> = engine.per_stream.iter().take(slots.opened()).map(|a| a.load(Ordering::Relaxed)).collect();
             let moved = per.iter().sum::<u64>();
             let files_done = data_ends.partition_point(|&e| e <= done_offset) as u64;
             // Files begun: those starting below the end of the last block handed out (blocks
@@ -293,7 +330,7 @@ pub(crate) fn transmit(
                 run.fail(Error::Cancelled);
             }
             recorder.tick(&engine.gauges);
-            net.tick(&sockets);
+            net.tick(&slots.open_now());
             recheck(&mut last_recheck);
             if !run.stopped() && last_progress.elapsed() >= opts.progress_interval {
                 last_progress = Instant::now();
@@ -323,6 +360,13 @@ pub(crate) fn transmit(
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => run.fail(e),
                 Err(p) => run.fail(panic::from_payload("digester", p)),
+            }
+        }
+        let tuned = tuner.map(|t| t.join().unwrap_or_else(|_| "auto: the tuner failed".to_owned()));
+        // The node waits for the streams the sender opened in all, sealed by now.
+        if grow.is_some() && !run.stopped() {
+            if let Err(e) = run.write_control(&Msg::StreamsOpened { count: slots.seal() as u16 }) {
+                run.fail(e);
             }
         }
         if !run.stopped() {
@@ -358,7 +402,7 @@ pub(crate) fn transmit(
                 Err(_) => recheck(&mut last_recheck),
             }
         };
-        (reply, report)
+        (reply, report, tuned)
     });
     let _ = control.shutdown(Shutdown::Both);
 
@@ -389,7 +433,8 @@ pub(crate) fn transmit(
     }
     let receiver = remote.ok_or_else(|| Error::Protocol("the node closed the session without a summary".into()))?;
     let scheduler = report.ok_or_else(|| Error::Protocol("the transfer ended without a scheduler report".into()))?;
-    let per_stream_bytes: Vec<u64> = engine.per_stream.iter().map(|a| a.load(Ordering::Relaxed)).collect();
+    let streams = slots.opened() as u16;
+    let per_stream_bytes: Vec<u64> = engine.per_stream.iter().take(streams as usize).map(|a| a.load(Ordering::Relaxed)).collect();
     on_progress(&Progress {
         bytes_done: index.total(),
         bytes_total: index.total(),
@@ -404,8 +449,8 @@ pub(crate) fn transmit(
     let timeline = recorder.finish(&engine.gauges);
     // Every byte has been acknowledged (the receiver's SUMMARY came): the kernel's account of
     // each stream is complete.
-    let network: Vec<TcpStats> = sockets.iter().filter_map(|s| tcpinfo::read(s).ok()).collect();
-    let network_timeline = net.finish(&sockets);
+    let network: Vec<TcpStats> = slots.open_now().iter().filter_map(|s| tcpinfo::read(s).ok()).collect();
+    let network_timeline = net.finish(&slots.open_now());
     // A run that moved nothing had no limit: say that, not what the idle streams looked like.
     let verdict = if per_stream_bytes.iter().all(|&b| b == 0) && index.total() > 0 {
         Verdict { limit: "nothing to send", evidence: "every byte was at the destination already; nothing travelled".into() }
@@ -425,6 +470,7 @@ pub(crate) fn transmit(
         seconds: started.elapsed().as_secs_f64(),
         scan_seconds,
         streams,
+        streams_reason: tuned,
         per_stream_bytes,
         sendfile_blocks: engine.counters.sendfile_blocks.load(Ordering::Relaxed),
         sendfile_bytes: engine.counters.sendfile_bytes.load(Ordering::Relaxed),

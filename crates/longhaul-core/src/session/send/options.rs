@@ -79,7 +79,11 @@ impl Verify {
 
 #[derive(Clone, Debug)]
 pub struct SendOptions {
+    /// The data streams; with `streams_auto`, those it starts with.
     pub streams: u16,
+    /// `--streams auto`: more streams opened during a push while they raise the goodput
+    /// (`tune.rs`); a pull, a copy and a bench keep `streams`.
+    pub streams_auto: bool,
     pub block_size: u32,
     /// Buffers in the sender's pool; 0 picks what the scheduler needs.
     pub pool_buffers: usize,
@@ -150,6 +154,7 @@ impl Default for SendOptions {
     fn default() -> Self {
         SendOptions {
             streams: DEFAULT_STREAMS,
+            streams_auto: false,
             block_size: DEFAULT_BLOCK_SIZE,
             pool_buffers: 0,
             readers: 0,

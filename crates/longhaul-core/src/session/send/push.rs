@@ -49,10 +49,15 @@ pub(super) fn session(src: Scanned, addr: &str, dest: &[u8], opts: &SendOptions,
     // Change detection is the node's, and only with resume: without it every file is sent.
     let detect = if opts.resume { frame::FEATURE_CHECKSUM } else { 0 };
     let bench = if opts.generated { frame::FEATURE_DISCARD } else { 0 };
+    let grows = if opts.streams_auto && !opts.generated { frame::FEATURE_STREAMS_AUTO } else { 0 };
     // Pieces need a PLAN: only with resume.
     let pieces = if opts.resume && !opts.generated { frame::FEATURE_PIECES } else { 0 };
-    let wanted =
-        crate::session::handshake::wanted(opts.resume, opts.verify == Verify::Full) | detect | bench | pieces | mirror::features(opts);
+    let wanted = crate::session::handshake::wanted(opts.resume, opts.verify == Verify::Full)
+        | detect
+        | bench
+        | pieces
+        | grows
+        | mirror::features(opts);
     let (mut control, peer, hello) = crate::session::handshake::open_pipelined(&dial, wanted)?;
     let mut required = mirror::features(opts) | bench;
     if opts.checksum && opts.resume {
@@ -116,7 +121,10 @@ pub(super) fn session(src: Scanned, addr: &str, dest: &[u8], opts: &SendOptions,
     };
     let computed = std::sync::OnceLock::new();
     let digests = || digests::summed(scanned, &computed, &|| watch.cancelled());
-    let offered = opts.streams.min(limits.max_streams).max(1);
+    let start = opts.streams.min(limits.max_streams).max(1);
+    // With `auto` and a node that takes streams during the session, MANIFEST offers the cap.
+    let auto = hello.features & frame::FEATURE_STREAMS_AUTO != 0;
+    let offered = if auto { tune::AUTO_CAP.min(limits.max_streams).max(start) } else { start };
     let offer = crate::session::exchange::Offer {
         dest,
         streams: offered,
@@ -146,7 +154,7 @@ pub(super) fn session(src: Scanned, addr: &str, dest: &[u8], opts: &SendOptions,
     let overlap = mode == frame::SUMS_STAMP || hello.features & frame::FEATURE_CHECKSUM == 0;
     let exchanged = Instant::now();
     let (accepted, opened) = std::thread::scope(|s| {
-        let opening = overlap.then(|| s.spawn(|| crate::session::handshake::open_streams(offered, &connect)));
+        let opening = overlap.then(|| s.spawn(|| crate::session::handshake::open_streams(start, &connect)));
         let accepted = crate::session::exchange::offer(&mut control, offer);
         (accepted, opening.and_then(|t| t.join().ok()))
     });
@@ -154,16 +162,21 @@ pub(super) fn session(src: Scanned, addr: &str, dest: &[u8], opts: &SendOptions,
     let sockets = match opened {
         // Opened early and still fresh for the node's lobby; the node may take fewer streams.
         Some(Ok(mut early)) if exchanged.elapsed() < STILL_FRESH => {
-            early.truncate(streams as usize);
+            early.truncate(start.min(streams) as usize);
             crate::session::handshake::introduce(early, token)?
         }
-        _ => crate::session::handshake::attach_streams(streams, token, &connect)?,
+        _ => crate::session::handshake::attach_streams(start.min(streams), token, &connect)?,
     };
+    let open_more = |n: u16| crate::session::handshake::open_streams(n, &connect);
+    let grow = auto.then_some(Grow { cap: streams, token, open: &open_more });
     // Read back from a data socket (the kernel's word); under TLS the engine holds the relay's
     // end, a Unix socket, and the choice is what was set on the TCP socket behind it.
     let running = sockets.first().and_then(|s| congestion::get(s).ok());
     let src = Scanned { digests: computed.into_inner(), ..src };
-    let mut summary = transmit(src, Attached { control, peer, sockets }, opts, client_throttle(opts), &skip, held.as_deref(), watch)?;
+    let mut summary = transmit(src, Attached { control, peer, sockets, grow }, opts, client_throttle(opts), &skip, held.as_deref(), watch)?;
+    if opts.streams_auto && !auto && !opts.generated {
+        summary.streams_reason = Some("auto: the node cannot add streams during a push (an older node): fixed".into());
+    }
     let on_node = summary.xattrs_not_kept;
     if xattrs_not_kept.0 > 0 || on_node > 0 {
         summary.xattrs_not_kept = xattrs_not_kept.0 + on_node;

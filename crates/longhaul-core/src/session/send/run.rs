@@ -13,7 +13,8 @@ use crate::wire::frame::{self, Msg};
 pub(super) struct Run {
     pub(super) stop: AtomicBool,
     pub(super) failure: Mutex<Option<Error>>,
-    pub(super) sockets: Vec<TcpStream>,
+    /// The data connections, shut at a failure (streams opened during the run join it).
+    pub(super) sockets: Mutex<Vec<TcpStream>>,
     pub(super) control: TcpStream,
     /// Held while a frame is written on `control`: the failing thread's ERROR and the main
     /// thread's DONE or FILE_DIGESTS must not interleave.
@@ -86,9 +87,21 @@ impl Run {
     }
     pub(super) fn halt(&self) {
         if !self.stop.swap(true, Ordering::SeqCst) {
-            for s in &self.sockets {
+            for s in self.sockets.lock().expect("sockets lock").iter() {
                 let _ = s.shutdown(Shutdown::Both);
             }
+        }
+    }
+    /// Takes a stream opened during the run into those a failure shuts; false if the run has
+    /// stopped already (under the same lock `halt` shuts them by).
+    pub(super) fn adopt(&self, sock: &TcpStream) -> bool {
+        let mut all = self.sockets.lock().expect("sockets lock");
+        match sock.try_clone() {
+            Ok(c) if !self.stopped() => {
+                all.push(c);
+                true
+            }
+            _ => false,
         }
     }
     pub(super) fn stopped(&self) -> bool {

@@ -79,6 +79,9 @@ pub struct SendSummary {
     /// Control round trips of the session: the handshake's, the manifest exchange's, and the
     /// end's. The same for one file or a million.
     pub round_trips: u32,
+    /// With `--streams auto`: how the stream count was chosen (`auto: goodput +95%, +4%,
+    /// stopped: ...`); `None` for a fixed count.
+    pub streams_reason: Option<String>,
     /// The kernel's TCP_INFO of each data stream at the end (none under TLS).
     pub network: Vec<crate::sys::tcpinfo::TcpStats>,
     /// The same over the transfer, every data stream sampled together (bounded: see

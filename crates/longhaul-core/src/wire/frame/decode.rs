@@ -148,6 +148,7 @@ impl Msg {
             }
             FrameType::StreamEnd => Msg::StreamEnd { blocks: r.u64()?, bytes: r.u64()? },
             FrameType::Done => Msg::Done { blocks: r.u64()?, bytes: r.u64()? },
+            FrameType::StreamsOpened => Msg::StreamsOpened { count: r.u16()? },
             FrameType::Summary => Msg::Summary(SummaryMsg {
                 bytes: r.u64()?,
                 files: r.u64()?,

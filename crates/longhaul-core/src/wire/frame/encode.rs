@@ -126,6 +126,7 @@ impl Msg {
                 b.extend_from_slice(&xxh3.to_le_bytes());
                 b.extend_from_slice(blake3);
             }
+            Msg::StreamsOpened { count } => b.extend_from_slice(&count.to_le_bytes()),
             Msg::Piece { offset, len, xxh3, blake3 } => {
                 b.extend_from_slice(&offset.to_le_bytes());
                 b.extend_from_slice(&len.to_le_bytes());

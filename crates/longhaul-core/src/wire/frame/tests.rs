@@ -61,6 +61,7 @@ fn message(name: &str) -> Msg {
         "block_b3" => Msg::BlockB3 { offset: 0, len: 4096, xxh3: 7, blake3: core::array::from_fn(|i| 0xa0 + i as u8) },
         "stream_end" => Msg::StreamEnd { blocks: 3, bytes: 12 << 20 },
         "done" => Msg::Done { blocks: 5, bytes: 20_000_000 },
+        "streams_opened" => Msg::StreamsOpened { count: 8 },
         "summary" => Msg::Summary(SummaryMsg {
             bytes: 20_000_000,
             files: 302,
@@ -143,7 +144,7 @@ fn message(name: &str) -> Msg {
 }
 
 /// Every message name, in the order of docs/protocol-vectors.txt.
-const ALL: [&str; 39] = [
+const ALL: [&str; 40] = [
     "hello",
     "hello_ok",
     "auth",
@@ -183,6 +184,7 @@ const ALL: [&str; 39] = [
     "piece",
     "piece_b3",
     "held",
+    "streams_opened",
 ];
 
 fn vectors() -> Vec<(&'static str, Vec<u8>)> {
