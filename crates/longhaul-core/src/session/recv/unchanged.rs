@@ -208,3 +208,40 @@ pub(super) fn remove_stale_xattrs(index: &Index, i: usize, fd: BorrowedFd<'_>, r
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+    use crate::vfile::index::Entry;
+
+    /// Issue 32, review: a file found unchanged by size and mtime alone holds whatever bytes
+    /// are under its name, which a local user who owns it may have put there. Set-id bits
+    /// (kept with `keep_setid`) are never added to it in place: it is sent again, so that the
+    /// bits land on the source's bytes. A plain mode change still happens in place.
+    #[test]
+    fn issue_32_setid_bits_are_not_added_in_place() {
+        let root = crate::scratch::Scratch::new("unchanged-setid");
+        let path = root.join("tool");
+        std::fs::write(&path, b"#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let st = rustix::fs::stat(&path).unwrap();
+        let mtime_ns = st.st_mtime as i64 * 1_000_000_000 + st.st_mtime_nsec as i64;
+        let entry = |mode| Entry { path: b"tool".to_vec().into(), kind: Kind::File, mode, mtime_ns, size: 10, offset: 0, target: Box::default() };
+        let dir = rustix::fs::open(&*root, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()).unwrap();
+        let mode_of = || std::fs::metadata(&path).unwrap().permissions().mode() & 0o7777;
+
+        for setid in [0o4755, 0o2755] {
+            let index = Index::from_entries(vec![entry(setid)]).unwrap();
+            let mut meta = MetaSync::new(&index, 0o7777, true);
+            assert_eq!(meta.file(&index, 0, dir.as_fd(), OsStr::new("tool"), &st), Outcome::Resend, "{setid:o}");
+            assert_eq!(mode_of(), 0o755, "{setid:o}");
+        }
+        let index = Index::from_entries(vec![entry(0o700)]).unwrap();
+        let mut meta = MetaSync::new(&index, 0o7777, true);
+        assert_eq!(meta.file(&index, 0, dir.as_fd(), OsStr::new("tool"), &st), Outcome::Held);
+        assert_eq!(mode_of(), 0o700);
+    }
+}
