@@ -109,7 +109,10 @@ impl MetaSync {
             return Outcome::Held;
         }
         let privileged = sets.iter().chain(&removes).any(|n| !n.starts_with(b"user."));
-        if !safe || (privileged && st.st_uid != rustix::process::geteuid().as_raw()) {
+        // Set-id bits the file lacks would go to bytes the quick check never read, which its
+        // owner may have put there (a setgid to a group they are not in): sent again instead.
+        let adds_setid = mode & 0o6000 & !st.st_mode != 0;
+        if !safe || adds_setid || (privileged && st.st_uid != rustix::process::geteuid().as_raw()) {
             return Outcome::Resend;
         }
         if !self.apply {
