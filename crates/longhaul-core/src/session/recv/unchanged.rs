@@ -247,4 +247,27 @@ mod tests {
         assert_eq!(meta.file(&index, 0, dir.as_fd(), OsStr::new("tool"), &st), Outcome::Held);
         assert_eq!(mode_of(), 0o700);
     }
+
+    /// Issue 32, review: a file with as many links as the index gives it names may still have
+    /// one outside the destination (a local user's link to a file the receiver owns, where
+    /// fs.protected_hardlinks is off), and the count alone cannot tell: a hard-linked file
+    /// whose metadata changed is sent again (its links made anew), never changed in place.
+    #[test]
+    fn issue_32_a_file_with_a_link_outside_the_tree_is_not_changed_in_place() {
+        let root = crate::scratch::Scratch::new("unchanged-links");
+        std::fs::create_dir(root.join("dest")).unwrap();
+        let path = root.join("dest/f");
+        std::fs::write(&path, b"0123456789").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::hard_link(&path, root.join("outside")).unwrap();
+        let st = rustix::fs::stat(&path).unwrap();
+        let mtime_ns = st.st_mtime as i64 * 1_000_000_000 + st.st_mtime_nsec as i64;
+        let f = Entry { path: b"f".to_vec().into(), kind: Kind::File, mode: 0o666, mtime_ns, size: 10, offset: 0, target: Box::default() };
+        let g = Entry { path: b"g".to_vec().into(), kind: Kind::HardLink, mode: 0o666, mtime_ns, size: 0, offset: 0, target: Box::default() };
+        let index = Index::from_entries(vec![f, g]).unwrap();
+        let dir = rustix::fs::open(&root.join("dest"), OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()).unwrap();
+        let mut meta = MetaSync::new(&index, 0o7777, true);
+        assert_eq!(meta.file(&index, 0, dir.as_fd(), OsStr::new("f"), &st), Outcome::Resend);
+        assert_eq!(std::fs::metadata(root.join("outside")).unwrap().permissions().mode() & 0o7777, 0o600);
+    }
 }
