@@ -4,12 +4,13 @@
 //! receiver, before it tells the sender what it holds.
 //!
 //! In place only on a file the receiver could have made (docs/SECURITY.md §8): a regular file
-//! with as many names as the index gives it, owned by the receiver's user or, for a root
+//! with one name (the index's only one), owned by the receiver's user or, for a root
 //! receiver keeping owners, by the owner the index asks for (a mode, an mtime or a user.*
 //! attribute then gives that user nothing they could not give themselves). Through a descriptor
 //! opened without following a symlink, never by a name a local user could swap meanwhile.
-//! Anything else (a new owner, an attribute outside user.* on a file not the receiver's own) is
-//! sent again instead: the new file is made and chowned by descriptor as any other is.
+//! Anything else (a new owner, an attribute outside user.* on a file not the receiver's own,
+//! set-id bits the file lacks) is sent again instead: the new file is made and chowned by
+//! descriptor as any other is.
 
 use std::ffi::OsStr;
 use std::os::fd::{AsRawFd, BorrowedFd};
@@ -91,7 +92,10 @@ impl MetaSync {
         let want_uid = self.wanted(index, i).0;
         let (owner_differs, mode_differs, mtime_differs) = self.differs(index, i, &st);
         let own = st.st_uid == rustix::process::geteuid().as_raw() || (self.root && want_uid == Some(st.st_uid));
-        let safe = own && st.st_nlink == u64::from(self.names[i]);
+        // One name, here: a link count matching the index's names may still count one outside
+        // the destination (a local user's link to a file the receiver owns), which a change in
+        // place would reach. A hard-linked file is received again, its links made anew.
+        let safe = own && st.st_nlink == 1 && self.names[i] == 1;
         if owner_differs && self.root {
             // A new owner is given by descriptor to a file this receiver makes.
             return Outcome::Resend;
