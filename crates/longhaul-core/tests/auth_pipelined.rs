@@ -143,4 +143,18 @@ fn issue_31_a_node_that_cannot_prove_the_token_gets_no_file_digests() {
     }
     assert_eq!(types.first(), Some(&FrameType::Manifest), "{types:?}");
     assert!(types.contains(&FrameType::Sums), "the SUMS mode goes with the offer: {types:?}");
+    drop(heard);
+
+    // A real node: a wrong token is E_AUTH, the right one sends (twice: the digests decide).
+    let root = dir.join("root");
+    let n = Server::start(ServeOptions { root: root.clone(), secret: Some(secret("the right token, long enough")), ..Default::default() })
+        .unwrap();
+    let node = n.local_addr().to_string();
+    let wrong = SendOptions { secret: Some(secret("a wrong token, also long enough")), ..opts.clone() };
+    assert_eq!(send(&src, &node, b"in", &wrong, &AtomicBool::new(false), &|_| {}).unwrap_err().code(), "E_AUTH");
+    assert!(!root.join("in").exists());
+    for _ in 0..2 {
+        send(&src, &node, b"in", &opts, &AtomicBool::new(false), &|_| {}).unwrap();
+    }
+    assert_eq!(std::fs::read(root.join("in/src/password.txt")).unwrap(), b"hunter2\n");
 }

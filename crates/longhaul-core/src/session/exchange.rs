@@ -154,9 +154,13 @@ pub fn offer_dry(sock: &mut (impl Read + Write), mut o: Offer<'_>) -> Result<(cr
 
 /// MANIFEST, MIRROR and SUMS out; the receiver's first answer that is not a keepalive back.
 fn propose(sock: &mut (impl Read + Write), o: &mut Offer<'_>) -> Result<Msg> {
-    let sent = send_offer(sock, o);
+    let mut confirmed = None;
+    let sent = send_offer(sock, o, &mut confirmed);
+    if let Some(Err(e)) = confirmed {
+        return Err(e);
+    }
     // The node's proof first: nothing it says is believed before it.
-    if let Some(proof) = &o.proof {
+    if let Some(proof) = o.proof.as_ref().filter(|_| confirmed.is_none()) {
         if let Err(e) = crate::session::handshake::confirm(sock, proof) {
             return Err(match (e, sent) {
                 (remote @ Error::Remote { .. }, _) => remote,
@@ -183,7 +187,10 @@ fn propose(sock: &mut (impl Read + Write), o: &mut Offer<'_>) -> Result<Msg> {
     }
 }
 
-fn send_offer(sock: &mut (impl Read + Write), o: &mut Offer<'_>) -> Result<()> {
+/// With the node's proof still unread (`o.proof`), SUMS digests wait for it (`confirmed`
+/// says how it went): a file's BLAKE3 tells whether it holds a guessed content, more than the
+/// names and sizes an impostor may read (docs/SECURITY.md §11).
+fn send_offer(sock: &mut (impl Read + Write), o: &mut Offer<'_>, confirmed: &mut Option<Result<()>>) -> Result<()> {
     if o.bench {
         // A bench's offer is BENCH alone: no MIRROR, no SUMS.
         return frame::write_msg(sock, &Msg::Bench { streams: o.streams, block_size: o.block_size, size: o.total });
@@ -200,7 +207,16 @@ fn send_offer(sock: &mut (impl Read + Write), o: &mut Offer<'_>) -> Result<()> {
         // computed.
         frame::write_msg(sock, &Msg::Sums { mode: sums.mode, digests: Vec::new() })?;
         if sums.mode != frame::SUMS_STAMP {
-            for chunk in while_hashing(sock, sums.mode, || (sums.digests)())?.chunks(frame::MAX_DIGESTS_PER_FRAME) {
+            let digests = while_hashing(sock, sums.mode, || (sums.digests)())?;
+            if let Some(proof) = &o.proof {
+                let proven = crate::session::handshake::confirm(sock, proof);
+                let failed = proven.is_err();
+                *confirmed = Some(proven);
+                if failed {
+                    return Ok(());
+                }
+            }
+            for chunk in digests.chunks(frame::MAX_DIGESTS_PER_FRAME) {
                 frame::write_msg(sock, &Msg::Sums { mode: sums.mode, digests: chunk.to_vec() })?;
             }
         }
