@@ -291,7 +291,14 @@ fn get_once(
 /// rewrite it) or attributes (`trusted.*`, `security.selinux` as root) that the user did not
 /// ask for are dropped, never applied.
 fn asked_only(index: Index, keep: u8) -> Result<Index> {
-    Ok(index)
+    // KEEP_OWNER and KEEP_GROUP are the index's OWNER_UID and OWNER_GID.
+    let owners = index.owners().map(|o| crate::vfile::index::Owners { which: o.which & keep, ids: o.ids.clone() });
+    let index = match owners {
+        Some(o) if o.which != 0 => index.with_owners(Some(o))?,
+        Some(_) => index.with_owners(None)?,
+        None => index,
+    };
+    Ok(if keep & frame::KEEP_XATTRS == 0 && index.has_xattrs() { index.without_xattrs().0 } else { index })
 }
 
 #[cfg(test)]
