@@ -307,7 +307,8 @@ mod tests {
     use crate::vfile::index::{Entry, Owners, Xattrs, OWNER_GID, OWNER_UID};
 
     fn index() -> Index {
-        let e = Entry { path: b"f".to_vec().into(), kind: Kind::File, mode: 0o644, mtime_ns: 0, size: 1, offset: 0, target: Box::default() };
+        let e =
+            Entry { path: b"f".to_vec().into(), kind: Kind::File, mode: 0o644, mtime_ns: 0, size: 1, offset: 0, target: Box::default() };
         Index::from_entries(vec![e])
             .unwrap()
             .with_owners(Some(Owners { which: OWNER_UID | OWNER_GID, ids: vec![(1234, 5678)].into() }))

@@ -236,7 +236,8 @@ mod tests {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
         let st = rustix::fs::stat(&path).unwrap();
         let mtime_ns = st.st_mtime as i64 * 1_000_000_000 + st.st_mtime_nsec as i64;
-        let entry = |mode| Entry { path: b"tool".to_vec().into(), kind: Kind::File, mode, mtime_ns, size: 10, offset: 0, target: Box::default() };
+        let entry =
+            |mode| Entry { path: b"tool".to_vec().into(), kind: Kind::File, mode, mtime_ns, size: 10, offset: 0, target: Box::default() };
         let dir = rustix::fs::open(&*root, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()).unwrap();
         let mode_of = || std::fs::metadata(&path).unwrap().permissions().mode() & 0o7777;
 
@@ -267,7 +268,8 @@ mod tests {
         let st = rustix::fs::stat(&path).unwrap();
         let mtime_ns = st.st_mtime as i64 * 1_000_000_000 + st.st_mtime_nsec as i64;
         let f = Entry { path: b"f".to_vec().into(), kind: Kind::File, mode: 0o666, mtime_ns, size: 10, offset: 0, target: Box::default() };
-        let g = Entry { path: b"g".to_vec().into(), kind: Kind::HardLink, mode: 0o666, mtime_ns, size: 0, offset: 0, target: Box::default() };
+        let g =
+            Entry { path: b"g".to_vec().into(), kind: Kind::HardLink, mode: 0o666, mtime_ns, size: 0, offset: 0, target: Box::default() };
         let index = Index::from_entries(vec![f, g]).unwrap();
         let dir = rustix::fs::open(&root.join("dest"), OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()).unwrap();
         let mut meta = MetaSync::new(&index, 0o7777, true);
