@@ -271,7 +271,7 @@ mod tests {
         let g =
             Entry { path: b"g".to_vec().into(), kind: Kind::HardLink, mode: 0o666, mtime_ns, size: 0, offset: 0, target: Box::default() };
         let index = Index::from_entries(vec![f, g]).unwrap();
-        let dir = rustix::fs::open(&root.join("dest"), OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()).unwrap();
+        let dir = rustix::fs::open(root.join("dest"), OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()).unwrap();
         let mut meta = MetaSync::new(&index, 0o7777, true);
         assert_eq!(meta.file(&index, 0, dir.as_fd(), OsStr::new("f"), &st), Outcome::Resend);
         assert_eq!(std::fs::metadata(root.join("outside")).unwrap().permissions().mode() & 0o7777, 0o600);
