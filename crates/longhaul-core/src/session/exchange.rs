@@ -470,6 +470,34 @@ mod tests {
         assert_eq!(e.code(), "E_PROTOCOL");
     }
 
+    /// Review: a HELD frame that names nothing and is not the last (which `send_held` never
+    /// sends) is the node's protocol error, so a hostile node cannot keep a pushing client
+    /// reading HELD frames for ever.
+    #[test]
+    fn issue_32_an_empty_held_frame_before_the_last_is_a_protocol_error() {
+        let mut receiver = Vec::new();
+        accept(&mut receiver, [3; frame::TOKEN_LEN], 1, Some((1, vec![])), None).unwrap();
+        for _ in 0..3 {
+            frame::write_msg(&mut receiver, &Msg::Held { last: false, ranges: Vec::new() }).unwrap();
+        }
+        frame::write_msg(&mut receiver, &Msg::Held { last: true, ranges: Vec::new() }).unwrap();
+        let o = Offer {
+            dest: b"d",
+            streams: 1,
+            block_size: 4096,
+            index: vec![],
+            total: 10,
+            resume: true,
+            sums: None,
+            mirror: None,
+            bench: false,
+            pieces: Some(3),
+            proof: None,
+        };
+        let e = offer(&mut Pipe { input: std::io::Cursor::new(receiver), output: Vec::new() }, o).unwrap_err();
+        assert_eq!(e.code(), "E_PROTOCOL");
+    }
+
     /// Issue 32: with pieces, HELD frames (more than one when the ranges need it) end the
     /// answer, and the sender has the entries they name; a range past the index is refused.
     #[test]
