@@ -121,6 +121,10 @@ fn expect_held(sock: &mut impl Read, entries: usize) -> Result<Vec<bool>> {
     loop {
         match frame::expect_reply(sock, 0)? {
             Msg::Held { last, ranges } => {
+                // Each frame but the last names something: the frames stay bounded.
+                if ranges.is_empty() && !last {
+                    return Err(Error::Protocol("an empty HELD frame before the last".into()));
+                }
                 held.add(&ranges)?;
                 if last {
                     return Ok(held.into_held());
