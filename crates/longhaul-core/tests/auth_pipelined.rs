@@ -100,3 +100,61 @@ fn issue_31_a_node_that_cannot_prove_the_token_gets_no_file_data() {
         }
     }
 }
+
+/// Review: with `--checksum` the offer carries every file's BLAKE3 (SUMS), which tells whoever
+/// reads it whether a file holds a guessed content. They go only after the node's proof: an
+/// impostor gets the SUMS mode frame (and keepalives) but no digest.
+#[test]
+fn issue_31_a_node_that_cannot_prove_the_token_gets_no_file_digests() {
+    let dir = common::scratch("auth_pipelined", "impostor-sums");
+    let src = dir.join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("password.txt"), b"hunter2\n").unwrap();
+
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let heard: Arc<Mutex<Vec<u8>>> = Arc::default();
+    let record = Arc::clone(&heard);
+    std::thread::spawn(move || {
+        let Ok((mut sock, _)) = listener.accept() else { return };
+        sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let Ok(Msg::Hello { .. }) = frame::expect_msg(&mut sock, 0) else { return };
+        let limits = Limits { max_streams: 8, max_block: 1 << 20, max_manifest: 64 << 20, max_readv_segments: 1, max_readv_segment: 1 };
+        let ok = Msg::HelloOk { version: frame::VERSION_MAX, features: frame::FEATURES, limits, auth: true, nonce: [3; 16] };
+        frame::write_msg(&mut sock, &ok).unwrap();
+        let Ok(Msg::Auth { .. }) = frame::expect_msg(&mut sock, 0) else { return };
+        frame::write_msg(&mut sock, &Msg::AuthOk { mac: [0; 32] }).unwrap();
+        let mut got = Vec::new();
+        let _ = sock.read_to_end(&mut got);
+        *record.lock().unwrap() = got;
+    });
+    let opts = SendOptions { secret: Some(secret("the right token, long enough")), resume: true, checksum: true, ..Default::default() };
+    let e = send(&src, &addr, b"in", &opts, &AtomicBool::new(false), &|_| {}).unwrap_err();
+    assert_eq!(e.code(), "E_AUTH", "{e}");
+    std::thread::sleep(Duration::from_millis(2500));
+    let heard = heard.lock().unwrap();
+    let mut frames = std::io::Cursor::new(&heard[..]);
+    let mut types = Vec::new();
+    while let Ok(Some(m)) = frame::read_msg(&mut frames, 64 << 20) {
+        if let Msg::Sums { digests, .. } = &m {
+            assert!(digests.is_empty(), "{} digests reached the impostor", digests.len());
+        }
+        types.push(m.frame_type());
+    }
+    assert_eq!(types.first(), Some(&FrameType::Manifest), "{types:?}");
+    assert!(types.contains(&FrameType::Sums), "the SUMS mode goes with the offer: {types:?}");
+    drop(heard);
+
+    // A real node: a wrong token is E_AUTH, the right one sends (twice: the digests decide).
+    let root = dir.join("root");
+    let n = Server::start(ServeOptions { root: root.clone(), secret: Some(secret("the right token, long enough")), ..Default::default() })
+        .unwrap();
+    let node = n.local_addr().to_string();
+    let wrong = SendOptions { secret: Some(secret("a wrong token, also long enough")), ..opts.clone() };
+    assert_eq!(send(&src, &node, b"in", &wrong, &AtomicBool::new(false), &|_| {}).unwrap_err().code(), "E_AUTH");
+    assert!(!root.join("in").exists());
+    for _ in 0..2 {
+        send(&src, &node, b"in", &opts, &AtomicBool::new(false), &|_| {}).unwrap();
+    }
+    assert_eq!(std::fs::read(root.join("in/src/password.txt")).unwrap(), b"hunter2\n");
+}

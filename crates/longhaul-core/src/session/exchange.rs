@@ -121,6 +121,10 @@ fn expect_held(sock: &mut impl Read, entries: usize) -> Result<Vec<bool>> {
     loop {
         match frame::expect_reply(sock, 0)? {
             Msg::Held { last, ranges } => {
+                // Each frame but the last names something: the frames stay bounded.
+                if ranges.is_empty() && !last {
+                    return Err(Error::Protocol("an empty HELD frame before the last".into()));
+                }
                 held.add(&ranges)?;
                 if last {
                     return Ok(held.into_held());
@@ -154,9 +158,13 @@ pub fn offer_dry(sock: &mut (impl Read + Write), mut o: Offer<'_>) -> Result<(cr
 
 /// MANIFEST, MIRROR and SUMS out; the receiver's first answer that is not a keepalive back.
 fn propose(sock: &mut (impl Read + Write), o: &mut Offer<'_>) -> Result<Msg> {
-    let sent = send_offer(sock, o);
+    let mut confirmed = None;
+    let sent = send_offer(sock, o, &mut confirmed);
+    if let Some(Err(e)) = confirmed {
+        return Err(e);
+    }
     // The node's proof first: nothing it says is believed before it.
-    if let Some(proof) = &o.proof {
+    if let Some(proof) = o.proof.as_ref().filter(|_| confirmed.is_none()) {
         if let Err(e) = crate::session::handshake::confirm(sock, proof) {
             return Err(match (e, sent) {
                 (remote @ Error::Remote { .. }, _) => remote,
@@ -183,7 +191,10 @@ fn propose(sock: &mut (impl Read + Write), o: &mut Offer<'_>) -> Result<Msg> {
     }
 }
 
-fn send_offer(sock: &mut (impl Read + Write), o: &mut Offer<'_>) -> Result<()> {
+/// With the node's proof still unread (`o.proof`), SUMS digests wait for it (`confirmed`
+/// says how it went): a file's BLAKE3 tells whether it holds a guessed content, more than the
+/// names and sizes an impostor may read (docs/SECURITY.md §11).
+fn send_offer(sock: &mut (impl Read + Write), o: &mut Offer<'_>, confirmed: &mut Option<Result<()>>) -> Result<()> {
     if o.bench {
         // A bench's offer is BENCH alone: no MIRROR, no SUMS.
         return frame::write_msg(sock, &Msg::Bench { streams: o.streams, block_size: o.block_size, size: o.total });
@@ -200,7 +211,16 @@ fn send_offer(sock: &mut (impl Read + Write), o: &mut Offer<'_>) -> Result<()> {
         // computed.
         frame::write_msg(sock, &Msg::Sums { mode: sums.mode, digests: Vec::new() })?;
         if sums.mode != frame::SUMS_STAMP {
-            for chunk in while_hashing(sock, sums.mode, || (sums.digests)())?.chunks(frame::MAX_DIGESTS_PER_FRAME) {
+            let digests = while_hashing(sock, sums.mode, || (sums.digests)())?;
+            if let Some(proof) = &o.proof {
+                let proven = crate::session::handshake::confirm(sock, proof);
+                let failed = proven.is_err();
+                *confirmed = Some(proven);
+                if failed {
+                    return Ok(());
+                }
+            }
+            for chunk in digests.chunks(frame::MAX_DIGESTS_PER_FRAME) {
                 frame::write_msg(sock, &Msg::Sums { mode: sums.mode, digests: chunk.to_vec() })?;
             }
         }
@@ -451,6 +471,34 @@ mod tests {
             |_| (),
         )
         .unwrap_err();
+        assert_eq!(e.code(), "E_PROTOCOL");
+    }
+
+    /// Review: a HELD frame that names nothing and is not the last (which `send_held` never
+    /// sends) is the node's protocol error, so a hostile node cannot keep a pushing client
+    /// reading HELD frames for ever.
+    #[test]
+    fn issue_32_an_empty_held_frame_before_the_last_is_a_protocol_error() {
+        let mut receiver = Vec::new();
+        accept(&mut receiver, [3; frame::TOKEN_LEN], 1, Some((1, vec![])), None).unwrap();
+        for _ in 0..3 {
+            frame::write_msg(&mut receiver, &Msg::Held { last: false, ranges: Vec::new() }).unwrap();
+        }
+        frame::write_msg(&mut receiver, &Msg::Held { last: true, ranges: Vec::new() }).unwrap();
+        let o = Offer {
+            dest: b"d",
+            streams: 1,
+            block_size: 4096,
+            index: vec![],
+            total: 10,
+            resume: true,
+            sums: None,
+            mirror: None,
+            bench: false,
+            pieces: Some(3),
+            proof: None,
+        };
+        let e = offer(&mut Pipe { input: std::io::Cursor::new(receiver), output: Vec::new() }, o).unwrap_err();
         assert_eq!(e.code(), "E_PROTOCOL");
     }
 

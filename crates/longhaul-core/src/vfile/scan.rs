@@ -108,18 +108,25 @@ impl Scan {
     /// attributes are left out (more than `MAX_XATTR_BYTES`, or unreadable).
     pub fn with_xattrs(&self) -> Result<(Scan, u64)> {
         use crate::vfile::index::{Xattrs, MAX_XATTR_BYTES};
-        let base = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&self.base_fd));
         let mut out = Vec::new();
         let mut left_out = 0;
         let mut names = vec![0u8; MAX_XATTR_BYTES];
         let mut value = vec![0u8; MAX_XATTR_BYTES];
+        // Each entry through its directory opened beneath the base (no symlink on the way), then
+        // by name without following it: a directory swapped for a symlink since the scan (a node
+        // reads these for a pull) leaves the entry's attributes out rather than reading another
+        // file's outside the tree.
+        let mut dirs = beneath::DirCache::default();
         for (i, e) in self.index.entries().iter().enumerate() {
             if e.kind == Kind::HardLink {
                 continue;
             }
-            let mut path = base.clone().into_bytes();
-            path.push(b'/');
-            path.extend_from_slice(&e.path);
+            let Ok((dir, name)) = dirs.parent(self.base_fd.as_fd(), &e.path, beneath::root_refused) else {
+                left_out += 1;
+                continue;
+            };
+            let mut path = format!("/proc/self/fd/{}/", std::os::fd::AsRawFd::as_raw_fd(&dir)).into_bytes();
+            path.extend_from_slice(name.as_bytes());
             let path = std::ffi::OsStr::from_bytes(&path);
             let listed = match rustix::fs::llistxattr(path, &mut names[..]) {
                 Ok(n) => n,

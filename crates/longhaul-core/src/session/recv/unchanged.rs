@@ -4,12 +4,13 @@
 //! receiver, before it tells the sender what it holds.
 //!
 //! In place only on a file the receiver could have made (docs/SECURITY.md §8): a regular file
-//! with as many names as the index gives it, owned by the receiver's user or, for a root
+//! with one name (the index's only one), owned by the receiver's user or, for a root
 //! receiver keeping owners, by the owner the index asks for (a mode, an mtime or a user.*
 //! attribute then gives that user nothing they could not give themselves). Through a descriptor
 //! opened without following a symlink, never by a name a local user could swap meanwhile.
-//! Anything else (a new owner, an attribute outside user.* on a file not the receiver's own) is
-//! sent again instead: the new file is made and chowned by descriptor as any other is.
+//! Anything else (a new owner, an attribute outside user.* on a file not the receiver's own,
+//! set-id bits the file lacks) is sent again instead: the new file is made and chowned by
+//! descriptor as any other is.
 
 use std::ffi::OsStr;
 use std::os::fd::{AsRawFd, BorrowedFd};
@@ -94,7 +95,10 @@ impl MetaSync {
         let want_uid = self.wanted(index, i).0;
         let (owner_differs, mode_differs, mtime_differs) = self.differs(index, i, &st);
         let own = st.st_uid == rustix::process::geteuid().as_raw() || (self.root && want_uid == Some(st.st_uid));
-        let safe = own && st.st_nlink == u64::from(self.names[i]);
+        // One name, here: a link count matching the index's names may still count one outside
+        // the destination (a local user's link to a file the receiver owns), which a change in
+        // place would reach. A hard-linked file is received again, its links made anew.
+        let safe = own && st.st_nlink == 1 && self.names[i] == 1;
         if owner_differs && self.root {
             // A new owner is given by descriptor to a file this receiver makes.
             return Outcome::Resend;
@@ -112,7 +116,10 @@ impl MetaSync {
             return Outcome::Held;
         }
         let privileged = sets.iter().chain(&removes).any(|n| !n.starts_with(b"user."));
-        if !safe || (privileged && st.st_uid != rustix::process::geteuid().as_raw()) {
+        // Set-id bits the file lacks would go to bytes the quick check never read, which its
+        // owner may have put there (a setgid to a group they are not in): sent again instead.
+        let adds_setid = mode & 0o6000 & !st.st_mode != 0;
+        if !safe || adds_setid || (privileged && st.st_uid != rustix::process::geteuid().as_raw()) {
             return Outcome::Resend;
         }
         self.in_place.push(i as u32);
@@ -210,5 +217,67 @@ pub(super) fn remove_stale_xattrs(index: &Index, i: usize, fd: BorrowedFd<'_>, r
         if managed && !attrs.iter().any(|(a, _)| &a[..] == name) {
             let _ = rustix::fs::fremovexattr(fd, OsStr::from_bytes(name));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+    use crate::vfile::index::Entry;
+
+    /// Issue 32, review: a file found unchanged by size and mtime alone holds whatever bytes
+    /// are under its name, which a local user who owns it may have put there. Set-id bits
+    /// (kept with `keep_setid`) are never added to it in place: it is sent again, so that the
+    /// bits land on the source's bytes. A plain mode change still happens in place.
+    #[test]
+    fn issue_32_setid_bits_are_not_added_in_place() {
+        let root = crate::scratch::Scratch::new("unchanged-setid");
+        let path = root.join("tool");
+        std::fs::write(&path, b"#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let st = rustix::fs::stat(&path).unwrap();
+        let mtime_ns = st.st_mtime as i64 * 1_000_000_000 + st.st_mtime_nsec as i64;
+        let entry =
+            |mode| Entry { path: b"tool".to_vec().into(), kind: Kind::File, mode, mtime_ns, size: 10, offset: 0, target: Box::default() };
+        let dir = rustix::fs::open(&*root, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()).unwrap();
+        let mode_of = || std::fs::metadata(&path).unwrap().permissions().mode() & 0o7777;
+
+        for setid in [0o4755, 0o2755] {
+            let index = Index::from_entries(vec![entry(setid)]).unwrap();
+            let mut meta = MetaSync::new(&index, 0o7777, true);
+            assert_eq!(meta.file(&index, 0, dir.as_fd(), OsStr::new("tool"), &st), Outcome::Resend, "{setid:o}");
+            assert_eq!(mode_of(), 0o755, "{setid:o}");
+        }
+        let index = Index::from_entries(vec![entry(0o700)]).unwrap();
+        let mut meta = MetaSync::new(&index, 0o7777, true);
+        assert_eq!(meta.file(&index, 0, dir.as_fd(), OsStr::new("tool"), &st), Outcome::Held);
+        assert_eq!(mode_of(), 0o700);
+    }
+
+    /// Issue 32, review: a file with as many links as the index gives it names may still have
+    /// one outside the destination (a local user's link to a file the receiver owns, where
+    /// fs.protected_hardlinks is off), and the count alone cannot tell: a hard-linked file
+    /// whose metadata changed is sent again (its links made anew), never changed in place.
+    #[test]
+    fn issue_32_a_file_with_a_link_outside_the_tree_is_not_changed_in_place() {
+        let root = crate::scratch::Scratch::new("unchanged-links");
+        std::fs::create_dir(root.join("dest")).unwrap();
+        let path = root.join("dest/f");
+        std::fs::write(&path, b"0123456789").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::hard_link(&path, root.join("outside")).unwrap();
+        let st = rustix::fs::stat(&path).unwrap();
+        let mtime_ns = st.st_mtime as i64 * 1_000_000_000 + st.st_mtime_nsec as i64;
+        let f = Entry { path: b"f".to_vec().into(), kind: Kind::File, mode: 0o666, mtime_ns, size: 10, offset: 0, target: Box::default() };
+        let g =
+            Entry { path: b"g".to_vec().into(), kind: Kind::HardLink, mode: 0o666, mtime_ns, size: 0, offset: 0, target: Box::default() };
+        let index = Index::from_entries(vec![f, g]).unwrap();
+        let dir = rustix::fs::open(root.join("dest"), OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()).unwrap();
+        let mut meta = MetaSync::new(&index, 0o7777, true);
+        assert_eq!(meta.file(&index, 0, dir.as_fd(), OsStr::new("f"), &st), Outcome::Resend);
+        assert_eq!(std::fs::metadata(root.join("outside")).unwrap().permissions().mode() & 0o7777, 0o600);
     }
 }

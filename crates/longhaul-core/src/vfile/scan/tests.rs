@@ -224,3 +224,34 @@ fn sparse_files_are_listed_with_their_data_extents() {
     let whole = s.for_peer_without_sparse().unwrap().unwrap();
     assert_eq!((whole.sparse_files, whole.index.sparse().len()), (1, 0));
 }
+
+/// Issue 32 (review): a node reads the attributes of what a pull sends (`get --xattrs`) after
+/// the scan, by path. A directory swapped for a symlink meanwhile (by a local user who may write
+/// under the root) must not hand the token holder the attributes of a file outside it: the
+/// entry's attributes are left out instead.
+#[test]
+fn issue_32_xattrs_are_not_read_through_a_directory_swapped_for_a_symlink() {
+    let base = scratch("xattrs-swap");
+    let root = fs::canonicalize(&*base).unwrap();
+    fs::create_dir_all(root.join("src/a")).unwrap();
+    fs::create_dir_all(root.join("outside")).unwrap();
+    fs::write(root.join("src/a/f"), b"inside").unwrap();
+    fs::write(root.join("outside/f"), b"secret").unwrap();
+    let set = |p: &Path, v: &[u8]| rustix::fs::setxattr(p, "user.lh_test", v, rustix::fs::XattrFlags::empty());
+    if set(&root.join("outside/f"), b"outside").is_err() {
+        eprintln!("skipped: no user.* attributes on {}", root.display());
+        return;
+    }
+    set(&root.join("src/a/f"), b"inside").unwrap();
+    let scanned = scan_within(&root.join("src"), 1, Some(&root), &Filter::default()).unwrap();
+    let f = scanned.index.entries().iter().position(|e| &e.path[..] == b"src/a/f").unwrap();
+    let (read, _) = scanned.with_xattrs().unwrap();
+    assert_eq!(read.index.xattrs_of(f).unwrap()[0].1.as_ref(), b"inside");
+
+    fs::rename(root.join("src/a"), root.join("src/a.old")).unwrap();
+    symlink(root.join("outside"), root.join("src/a")).unwrap();
+    let (read, left_out) = scanned.with_xattrs().unwrap();
+    let got = read.index.xattrs_of(f).map(|a| a.iter().map(|(_, v)| v.to_vec()).collect::<Vec<_>>());
+    assert_eq!(got, None, "read through the symlink");
+    assert_eq!(left_out, 1);
+}
