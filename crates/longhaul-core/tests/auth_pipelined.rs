@@ -29,6 +29,37 @@ fn long_named_tree(root: &Path, files: usize) {
     }
 }
 
+/// A node that asks for AUTH and answers it with a made-up proof, recording every byte each
+/// connection brings it (the control connection's after AUTH, the others' whole).
+fn impostor() -> (String, Arc<Mutex<Vec<Vec<u8>>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let heard: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
+    let record = Arc::clone(&heard);
+    std::thread::spawn(move || {
+        for (i, conn) in listener.incoming().enumerate() {
+            let Ok(mut sock) = conn else { return };
+            let record = Arc::clone(&record);
+            std::thread::spawn(move || {
+                sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+                if i == 0 {
+                    let Ok(Msg::Hello { .. }) = frame::expect_msg(&mut sock, 0) else { return };
+                    let limits =
+                        Limits { max_streams: 8, max_block: 1 << 20, max_manifest: 64 << 20, max_readv_segments: 1, max_readv_segment: 1 };
+                    let ok = Msg::HelloOk { version: frame::VERSION_MAX, features: frame::FEATURES, limits, auth: true, nonce: [3; 16] };
+                    frame::write_msg(&mut sock, &ok).unwrap();
+                    let Ok(Msg::Auth { .. }) = frame::expect_msg(&mut sock, 0) else { return };
+                    frame::write_msg(&mut sock, &Msg::AuthOk { mac: [0; 32] }).unwrap();
+                }
+                let mut got = Vec::new();
+                let _ = sock.read_to_end(&mut got);
+                record.lock().unwrap().push(got);
+            });
+        }
+    });
+    (addr, heard)
+}
+
 #[test]
 fn issue_31_a_wrong_token_is_still_e_auth_when_the_offer_follows_auth_and_nothing_is_written() {
     let dir = common::scratch("auth_pipelined", "wrong");
@@ -56,33 +87,7 @@ fn issue_31_a_node_that_cannot_prove_the_token_gets_no_file_data() {
     let marker = b"file data that must never reach an impostor".repeat(100);
     std::fs::write(src.join("secret.bin"), &marker).unwrap();
 
-    // The impostor: asks for AUTH, then answers it with a made-up proof, and records every
-    // byte every connection brings it.
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let heard: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
-    let record = Arc::clone(&heard);
-    std::thread::spawn(move || {
-        for (i, conn) in listener.incoming().enumerate() {
-            let Ok(mut sock) = conn else { return };
-            let record = Arc::clone(&record);
-            std::thread::spawn(move || {
-                sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-                if i == 0 {
-                    let Ok(Msg::Hello { .. }) = frame::expect_msg(&mut sock, 0) else { return };
-                    let limits =
-                        Limits { max_streams: 8, max_block: 1 << 20, max_manifest: 64 << 20, max_readv_segments: 1, max_readv_segment: 1 };
-                    let ok = Msg::HelloOk { version: frame::VERSION_MAX, features: frame::FEATURES, limits, auth: true, nonce: [3; 16] };
-                    frame::write_msg(&mut sock, &ok).unwrap();
-                    let Ok(Msg::Auth { .. }) = frame::expect_msg(&mut sock, 0) else { return };
-                    frame::write_msg(&mut sock, &Msg::AuthOk { mac: [0; 32] }).unwrap();
-                }
-                let mut got = Vec::new();
-                let _ = sock.read_to_end(&mut got);
-                record.lock().unwrap().push(got);
-            });
-        }
-    });
+    let (addr, heard) = impostor();
     let opts = SendOptions { secret: Some(secret("the right token, long enough")), ..Default::default() };
     let e = send(&src, &addr, b"in", &opts, &AtomicBool::new(false), &|_| {}).unwrap_err();
     assert_eq!(e.code(), "E_AUTH", "{e}");
@@ -111,29 +116,15 @@ fn issue_31_a_node_that_cannot_prove_the_token_gets_no_file_digests() {
     std::fs::create_dir_all(&src).unwrap();
     std::fs::write(src.join("password.txt"), b"hunter2\n").unwrap();
 
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let heard: Arc<Mutex<Vec<u8>>> = Arc::default();
-    let record = Arc::clone(&heard);
-    std::thread::spawn(move || {
-        let Ok((mut sock, _)) = listener.accept() else { return };
-        sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-        let Ok(Msg::Hello { .. }) = frame::expect_msg(&mut sock, 0) else { return };
-        let limits = Limits { max_streams: 8, max_block: 1 << 20, max_manifest: 64 << 20, max_readv_segments: 1, max_readv_segment: 1 };
-        let ok = Msg::HelloOk { version: frame::VERSION_MAX, features: frame::FEATURES, limits, auth: true, nonce: [3; 16] };
-        frame::write_msg(&mut sock, &ok).unwrap();
-        let Ok(Msg::Auth { .. }) = frame::expect_msg(&mut sock, 0) else { return };
-        frame::write_msg(&mut sock, &Msg::AuthOk { mac: [0; 32] }).unwrap();
-        let mut got = Vec::new();
-        let _ = sock.read_to_end(&mut got);
-        *record.lock().unwrap() = got;
-    });
+    let (addr, heard) = impostor();
     let opts = SendOptions { secret: Some(secret("the right token, long enough")), resume: true, checksum: true, ..Default::default() };
     let e = send(&src, &addr, b"in", &opts, &AtomicBool::new(false), &|_| {}).unwrap_err();
     assert_eq!(e.code(), "E_AUTH", "{e}");
     std::thread::sleep(Duration::from_millis(2500));
     let heard = heard.lock().unwrap();
-    let mut frames = std::io::Cursor::new(&heard[..]);
+    // The control connection is the first to have spoken.
+    let control = heard.iter().find(|b| !b.is_empty()).expect("the offer reached the impostor");
+    let mut frames = std::io::Cursor::new(&control[..]);
     let mut types = Vec::new();
     while let Ok(Some(m)) = frame::read_msg(&mut frames, 64 << 20) {
         if let Msg::Sums { digests, .. } = &m {
