@@ -170,7 +170,7 @@ describe('issue 35: errors name the right code, exit status and advice', () => {
     expect(streams.status).toBe(2);
     expect(parsed(streams.stderr)).toMatchObject({
       code: 'E_USAGE',
-      message: '--streams 0 is not valid: expected an integer in 1..256',
+      message: '--streams 0 is not valid: expected auto or an integer in 1..256',
       fix: 'see `longhaul send --help`',
     });
     const block = await runCli(['send', '--block-size', '3', '/etc/hostname', '127.0.0.1:1']);
