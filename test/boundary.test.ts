@@ -18,8 +18,7 @@ describe('issue 30: one table of defaults and limits', () => {
   it("the CLI's config defaults are the engine's", () => {
     const { values } = resolveConfig({ env: {}, cwd: freshDir('boundary-config') });
     expect(values).toMatchObject({
-      // The CLI's default is `auto` (issue 31), which starts at the engine's count below.
-      streams: 'auto',
+      streams: table.send.streams,
       blockSize: table.send.blockSize,
       scheduler: table.send.scheduler,
       digest: table.send.digest,

@@ -515,7 +515,7 @@ function bindingOptions(
     address: formatAddress(t.host, t.port),
     dest: t.dest,
     streams: options.streams === 'auto' ? undefined : options.streams,
-    streamsAuto: options.streams === undefined || options.streams === 'auto',
+    streamsAuto: options.streams === 'auto',
     blockSize: options.blockSize,
     poolBuffers: options.poolBuffers,
     readers: options.readers,
