@@ -1,4 +1,4 @@
-// Issue 31, item 4: `--streams auto` (opt-in for now) opens more data connections during a push
+// Issue 31, item 4: `--streams auto` (the default) opens more data connections during a push
 // while they still raise the goodput, which streams held back by loss do: through an emulated
 // lossy link with CUBIC forced it opens more than 2 and the tree arrives identical; over
 // loopback (no loss, CPU-bound) it stays at 2; the summary says what it chose and why, in
@@ -34,7 +34,7 @@ const summaryOf = (stdout: string): Record<string, unknown> => jsonLines(stdout)
 
 describe('issue 31: --streams auto', () => {
   it('over loopback stays at 2 streams or fewer and says why, in -v and in the JSON summary', async () => {
-    const r = await runCli(['send', src, `${node.url}/loop`, '--json', '--streams', 'auto']);
+    const r = await runCli(['send', src, `${node.url}/loop`, '--json']);
     expect(r.status, r.stderr).toBe(0);
     const s = summaryOf(r.stdout);
     expect(s.streams as number).toBeLessThanOrEqual(2);
@@ -71,17 +71,7 @@ describe('issue 31: --streams auto', () => {
       const n = wan.spawn(wan.b, env[0]!, [...env.slice(1), 'serve', '--root', root, '--listen', `${wan.b.addr}:${port}`, '--json']);
       await readyLine(n, (l) => l.includes('"port"'));
       const r = await finish(
-        wan.spawn(wan.a, env[0]!, [
-          ...env.slice(1),
-          'send',
-          src,
-          `${wan.b.addr}:${port}/wan`,
-          '--congestion',
-          'cubic',
-          '--streams',
-          'auto',
-          '--json',
-        ]),
+        wan.spawn(wan.a, env[0]!, [...env.slice(1), 'send', src, `${wan.b.addr}:${port}/wan`, '--congestion', 'cubic', '--json']),
       );
       expect(r.status, r.stderr).toBe(0);
       const s = summaryOf(r.stdout);

@@ -108,9 +108,9 @@ const CLIENT = ['send', 'get', 'copy', 'ls', 'readv', 'stats'] as const;
 const SPECS = {
   streams: {
     schema: streamsAutoOrCount,
-    description: `parallel TCP data streams: a fixed count, or auto (send starts with ${DEFAULTS.send.streams} and opens more while they raise the goodput, up to 16; get and copy take ${DEFAULTS.send.streams})`,
+    description: `parallel TCP data streams: auto (send starts with ${DEFAULTS.send.streams} and opens more while they raise the goodput, up to 16; get and copy take ${DEFAULTS.send.streams}) or a fixed count`,
     arg: 'n|auto',
-    default: DEFAULTS.send.streams,
+    default: 'auto',
     commands: [...TRANSFER, 'demo'],
   },
   blockSize: {

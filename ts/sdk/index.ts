@@ -91,9 +91,9 @@ export function doctor(): Check[] {
 
 export interface SendOptions extends AuthOptions, TlsOptions {
   /**
-   * Parallel TCP data streams: a number fixes the count (default 2); `auto` (opt-in) starts with
-   * 2 and, while a push runs, opens more (up to 16, or the node's maxStreams) while each step
-   * still raises the goodput, which only streams held back by loss do (CUBIC on a lossy link).
+   * Parallel TCP data streams: `auto` (default) starts with 2 and, while a push runs, opens more
+   * (up to 16, or the node's maxStreams) while each step still raises the goodput, which only
+   * streams held back by loss do (CUBIC on a lossy link); a number fixes the count.
    */
   streams?: number | 'auto';
   /** Block size in bytes (default 1 MiB; at most the node's limit). */
@@ -515,7 +515,7 @@ function bindingOptions(
     address: formatAddress(t.host, t.port),
     dest: t.dest,
     streams: options.streams === 'auto' ? undefined : options.streams,
-    streamsAuto: options.streams === 'auto',
+    streamsAuto: options.streams === undefined || options.streams === 'auto',
     blockSize: options.blockSize,
     poolBuffers: options.poolBuffers,
     readers: options.readers,

@@ -86,7 +86,7 @@ fn core_options(options: &BindingSendOptions) -> crate::error::Result<longhaul_c
     let defaults = longhaul_core::SendOptions::default();
     Ok(longhaul_core::SendOptions {
         streams: opt_u16(options.streams, "streams", defaults.streams)?,
-        streams_auto: options.streams_auto.unwrap_or(false),
+        streams_auto: options.streams_auto.unwrap_or(options.streams.is_none()),
         block_size: options.block_size.unwrap_or(defaults.block_size),
         pool_buffers: options.pool_buffers.unwrap_or(0) as usize,
         readers: options.readers.unwrap_or(0) as usize,

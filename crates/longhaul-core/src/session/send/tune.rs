@@ -207,13 +207,20 @@ impl Tuner {
 }
 
 /// Whether a stream ran within `LOSS_BOUND` of what TCP's loss response allows it, by its whole
-/// life's loss rate and its goodput `rate` (bytes per second) in the interval.
-fn loss_limited(t: &TcpStats, rate: f64) -> bool {
+/// life's loss rate and its goodput `rate` (bytes per second) in the interval from `was` to `t`.
+/// A stream that moved nothing in the interval, or was held back mostly by the receiver's window,
+/// is not held back by loss whatever it lost: a stalled path or a slow receiver is not helped by
+/// more streams (and a stall's zero rate would pass any Mathis bound).
+fn loss_limited(was: &TcpStats, t: &TcpStats, rate: f64) -> bool {
     let mss = t.mss.max(536) as f64;
     let segments = (t.bytes_sent as f64 / mss).max(1.0);
     let loss = t.retrans_segs as f64 / segments;
     let rtt = t.rtt_us.max(1) as f64 / 1e6;
-    if t.retrans_segs == 0 || loss <= 0.0 {
+    if t.retrans_segs == 0 || loss <= 0.0 || t.bytes_acked <= was.bytes_acked {
+        return false;
+    }
+    let busy = t.busy_us.saturating_sub(was.busy_us);
+    if t.rwnd_limited_us.saturating_sub(was.rwnd_limited_us) * 2 > busy {
         return false;
     }
     let mathis = mss / rtt * 1.22 / loss.sqrt();
@@ -239,7 +246,7 @@ pub(crate) fn run(
     left: &dyn Fn() -> f64,
 ) -> String {
     let mut tuner = Tuner::new(slots.cap() as u16);
-    let mut last: Vec<u64> = Vec::new();
+    let mut last: Vec<TcpStats> = Vec::new();
     let mut at = Instant::now();
     let nap = Duration::from_millis(20);
     'run: while !done() {
@@ -257,14 +264,14 @@ pub(crate) fn run(
         let read: Vec<Option<TcpStats>> = sockets.iter().map(|s| tcpinfo::read(s).ok()).collect();
         let seen = read.iter().any(Option::is_some);
         let stats: Vec<TcpStats> = read.into_iter().map(Option::unwrap_or_default).collect();
-        last.resize(stats.len(), 0);
+        last.resize(stats.len(), TcpStats::default());
         let mut r = Reading { streams: stats.len() as u16, goodput: 0.0, loss_limited: 0, lossy: 0, left: left(), seen };
         for (t, was) in stats.iter().zip(last.iter_mut()) {
-            let rate = t.bytes_acked.saturating_sub(*was) as f64 / secs;
-            *was = t.bytes_acked;
+            let rate = t.bytes_acked.saturating_sub(was.bytes_acked) as f64 / secs;
             r.goodput += rate;
             r.lossy += u16::from(t.retrans_segs > 0);
-            r.loss_limited += u16::from(loss_limited(t, rate));
+            r.loss_limited += u16::from(loss_limited(was, t, rate));
+            *was = *t;
         }
         let more = tuner.next(r);
         if more > 0 {
@@ -348,11 +355,42 @@ mod tests {
     #[test]
     fn issue_31_a_cubic_stream_at_its_loss_rate_is_loss_limited_and_bbr_far_above_it_is_not() {
         // 0.1% of segments lost, 100 ms: Mathis allows ~560 KB/s.
-        let cubic = TcpStats { mss: 1448, rtt_us: 100_000, bytes_sent: 1448 * 100_000, retrans_segs: 100, ..TcpStats::default() };
-        assert!(loss_limited(&cubic, 1.5e6));
+        let was = TcpStats { busy_us: 1_000_000, ..TcpStats::default() };
+        let cubic = TcpStats {
+            mss: 1448,
+            rtt_us: 100_000,
+            bytes_sent: 1448 * 100_000,
+            bytes_acked: 1448 * 99_000,
+            retrans_segs: 100,
+            busy_us: 2_000_000,
+            ..TcpStats::default()
+        };
+        assert!(loss_limited(&was, &cubic, 1.5e6));
         // 0.01% at 50 ms allows ~3.5 MB/s; BBR runs at 60 MB/s.
         let bbr = TcpStats { rtt_us: 50_000, retrans_segs: 10, ..cubic };
-        assert!(!loss_limited(&bbr, 60e6));
-        assert!(!loss_limited(&TcpStats { retrans_segs: 0, ..cubic }, 1e3), "no loss: not held back by it");
+        assert!(!loss_limited(&was, &bbr, 60e6));
+        assert!(!loss_limited(&was, &TcpStats { retrans_segs: 0, ..cubic }, 1e3), "no loss: not held back by it");
+    }
+
+    #[test]
+    fn issue_31_a_stalled_stream_or_one_held_by_the_receivers_window_is_not_loss_limited() {
+        let was = TcpStats { bytes_acked: 1448 * 99_000, busy_us: 1_000_000, ..TcpStats::default() };
+        let lossy = TcpStats {
+            mss: 1448,
+            rtt_us: 100_000,
+            bytes_sent: 1448 * 100_000,
+            bytes_acked: 1448 * 99_000,
+            retrans_segs: 100,
+            busy_us: 2_000_000,
+            ..TcpStats::default()
+        };
+        // Nothing acknowledged in the interval: a rate of 0 is under any Mathis bound, yet a
+        // stalled path gains nothing from more streams (it made `auto` open 6 through a stalled
+        // relay, whose new connections then swallowed the rest of the push).
+        assert!(!loss_limited(&was, &lossy, 0.0), "stalled");
+        let moving = TcpStats { bytes_acked: 1448 * 99_500, ..lossy };
+        assert!(loss_limited(&was, &moving, 0.7e6));
+        let held_by_receiver = TcpStats { rwnd_limited_us: 600_000, ..moving };
+        assert!(!loss_limited(&was, &held_by_receiver, 0.7e6), "the receiver's window, not loss");
     }
 }
