@@ -423,25 +423,7 @@ pub fn encode_with_sparse(entries: &[Entry], total: u64, sparse: &[Sparse]) -> V
     out.extend_from_slice(&total.to_le_bytes());
     let mut prev: &[u8] = &[];
     for e in entries {
-        let shared = prev.iter().zip(&e.path).take_while(|(a, b)| a == b).count();
-        out.push(e.kind as u8);
-        put_varint(&mut out, shared as u64);
-        put_varint(&mut out, (e.path.len() - shared) as u64);
-        out.extend_from_slice(&e.path[shared..]);
-        put_varint(&mut out, e.mode as u64);
-        put_varint(&mut out, zigzag(e.mtime_ns));
-        match e.kind {
-            Kind::File => {
-                put_varint(&mut out, e.size);
-                put_varint(&mut out, e.offset);
-            }
-            Kind::Symlink => {
-                put_varint(&mut out, e.target.len() as u64);
-                out.extend_from_slice(&e.target);
-            }
-            Kind::HardLink => put_varint(&mut out, e.offset),
-            Kind::Dir => {}
-        }
+        put_entry(&mut out, e, prev, false);
         prev = &e.path;
     }
     if !sparse.is_empty() {
@@ -497,43 +479,8 @@ fn decode_entries(buf: &[u8]) -> Result<Sections> {
     let mut r = Reader { buf: &body[HEADER_LEN..], pos: 0 };
     let mut entries: Vec<Entry> = Vec::with_capacity(count as usize);
     for _ in 0..count {
-        let kind = r.u8()?;
-        let kind = Kind::from_u8(kind).ok_or_else(|| Error::Index(format!("unknown entry kind {kind}")))?;
-        let shared = r.varint()? as usize;
-        let suffix_len = r.varint()? as usize;
-        let prev = entries.last().map(|e| &*e.path).unwrap_or(&[]);
-        if shared > prev.len() {
-            return Err(Error::Index("shared prefix longer than the previous path".into()));
-        }
-        if shared.saturating_add(suffix_len) > MAX_PATH {
-            return Err(Error::Limit { what: "path length", limit: MAX_PATH as u64, got: shared as u64 + suffix_len as u64 });
-        }
-        let suffix = r.bytes(suffix_len)?;
-        let mut path = Vec::with_capacity(shared + suffix_len);
-        path.extend_from_slice(&prev[..shared]);
-        path.extend_from_slice(suffix);
-        let mode = r.varint()?;
-        if mode > 0o7777 {
-            return Err(Error::Index(format!("mode {mode:o} has bits beyond 0o7777")));
-        }
-        let mtime_ns = unzigzag(r.varint()?);
-        let (mut size, mut offset, mut target) = (0, 0, Vec::new());
-        match kind {
-            Kind::File => {
-                size = r.varint()?;
-                offset = r.varint()?;
-            }
-            Kind::Symlink => {
-                let n = r.varint()? as usize;
-                if n > MAX_TARGET {
-                    return Err(Error::Limit { what: "symlink target length", limit: MAX_TARGET as u64, got: n as u64 });
-                }
-                target = r.bytes(n)?.to_vec();
-            }
-            Kind::HardLink => offset = r.varint()?,
-            Kind::Dir => {}
-        }
-        entries.push(Entry { path: path.into(), kind, mode: mode as u32, mtime_ns, size, offset, target: target.into() });
+        let e = read_entry(&mut r, entries.last().map(|e| &*e.path).unwrap_or(&[]), false)?;
+        entries.push(e);
     }
     let (sparse, owners, xattrs) = meta::decode_sections(&mut r, flags, entries.len())?;
     if r.pos != r.buf.len() {
@@ -542,55 +489,8 @@ fn decode_entries(buf: &[u8]) -> Result<Sections> {
     Ok((entries, total, sparse, owners, xattrs))
 }
 
-struct Reader<'a> {
-    buf: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn u8(&mut self) -> Result<u8> {
-        let b = *self.buf.get(self.pos).ok_or_else(|| Error::Index("truncated".into()))?;
-        self.pos += 1;
-        Ok(b)
-    }
-    fn bytes(&mut self, n: usize) -> Result<&'a [u8]> {
-        let end = self.pos.checked_add(n).filter(|&e| e <= self.buf.len()).ok_or_else(|| Error::Index("truncated".into()))?;
-        let s = &self.buf[self.pos..end];
-        self.pos = end;
-        Ok(s)
-    }
-    fn varint(&mut self) -> Result<u64> {
-        let mut v = 0u64;
-        for shift in (0..64).step_by(7) {
-            let b = self.u8()?;
-            let bits = (b & 0x7f) as u64;
-            if shift == 63 && bits > 1 {
-                return Err(Error::Index("varint overflows 64 bits".into()));
-            }
-            v |= bits << shift;
-            if b & 0x80 == 0 {
-                return Ok(v);
-            }
-        }
-        Err(Error::Index("varint longer than 10 bytes".into()))
-    }
-}
-
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-fn zigzag(v: i64) -> u64 {
-    ((v << 1) ^ (v >> 63)) as u64
-}
-
-fn unzigzag(v: u64) -> i64 {
-    ((v >> 1) as i64) ^ -((v & 1) as i64)
-}
+mod codec;
+pub(crate) use codec::{put_entry, put_varint, read_entry, Reader};
 
 mod meta;
 pub use meta::{Owners, Sparse, Xattr, Xattrs};
