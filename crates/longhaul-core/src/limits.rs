@@ -47,6 +47,14 @@ pub const MAX_PER_PEER: Bounds = Bounds { min: 1, max: 1_000_000 };
 /// A node's memory budget: at least one largest block (4 MiB), so a push pool of one fits.
 pub const MEMORY: Bounds = Bounds { min: 4 << 20, max: MAX_SAFE_INTEGER };
 
+/// A content index segment (protocol v2, `vfile::segment`), the unit a receiver checks and
+/// holds while its blocks are in flight: at most this many entries and encoded bytes, so a
+/// window of segments costs a known amount whatever the tree. 1 MiB holds over a hundred of the
+/// largest entries (a 4096-byte path and a 4096-byte link target); 8,192 entries decoded are
+/// about 1 MiB at 64 bytes an entry and a 64-byte path.
+pub const SEGMENT_ENTRIES: Bounds = Bounds { min: 1, max: 8192 };
+pub const SEGMENT_BYTES: Bounds = Bounds { min: 16 << 10, max: 1 << 20 };
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,3 +7,4 @@ pub mod filter;
 pub mod held;
 pub mod index;
 pub mod scan;
+pub mod segment;
