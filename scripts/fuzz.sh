@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 seconds="${1:-60}"
 cargo fuzz build -s none -O
-for target in frame index readv; do
+for target in frame index readv segment; do
   work="$(mktemp -d)"
   cp -r "corpus/$target/." "$work/"
   log="$work.log"

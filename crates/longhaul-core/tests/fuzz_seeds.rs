@@ -1,10 +1,11 @@
-//! Writes the fuzz targets' seed corpus (fuzz/corpus/{frame,index,readv}) from the protocol
-//! vectors and a small index: `cargo test --release -p longhaul-core --test fuzz_seeds -- --ignored`.
+//! Writes the fuzz targets' seed corpus (fuzz/corpus/{frame,index,readv,segment}) from the
+//! protocol vectors and a small index: `cargo test --release -p longhaul-core --test fuzz_seeds -- --ignored`.
 //! Run by hand when a frame or the index format changes; the corpus is committed.
 
 use std::path::Path;
 
 use longhaul_core::vfile::index::{Entry, Index, Kind};
+use longhaul_core::vfile::segment::{encode_segments, entries_of};
 use longhaul_core::wire::frame::{FrameType, Msg, Segment};
 
 fn unhex(s: &str) -> Vec<u8> {
@@ -70,5 +71,22 @@ fn write_fuzz_seeds() {
     for (name, bytes) in [("small-tree", index.encode()), ("empty", Index::from_entries(Vec::new()).unwrap().encode())] {
         write(&root.join("index"), &format!("{name}-whole"), &[&[1u8][..], &bytes].concat());
         write(&root.join("index"), &format!("{name}-body"), &[&[0u8][..], &bytes[..bytes.len() - 8]].concat());
+    }
+    // The segment target reads a mode byte, then segments as a u16 length and bytes (even: the
+    // target appends each checksum). The same tree as a stream of segments of 1, 3 and all.
+    let mut linked = index.entries().to_vec();
+    linked.push(entry("zz", Kind::HardLink, 0, 6, ""));
+    let linked = Index::from_entries(linked).unwrap();
+    for per in [1u64, 3, 100] {
+        let segments = encode_segments(entries_of(&linked), per, 1 << 20).unwrap();
+        for (mode, name) in [(1u8, "whole"), (0, "body")] {
+            let mut seed = vec![mode | ((per as u8 - 1) << 1)];
+            for s in &segments {
+                let s = if mode == 1 { &s[..] } else { &s[..s.len() - 8] };
+                seed.extend_from_slice(&(s.len() as u16).to_le_bytes());
+                seed.extend_from_slice(s);
+            }
+            write(&root.join("segment"), &format!("tree-by-{per}-{name}"), &seed);
+        }
     }
 }
