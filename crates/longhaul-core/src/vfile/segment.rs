@@ -65,8 +65,9 @@ impl Segment {
     /// Decodes and checks one segment alone: its size first (`E_LIMIT` past `SEGMENT_BYTES`),
     /// the checksum, magic, version and flags, its entry count against `SEGMENT_ENTRIES` and
     /// against the bytes present (before allocating entries), every entry's path and kind rules
-    /// as version 1's, and its files' offsets consecutive from `start`, adding up to `len`.
-    /// What depends on the segments before (order, parents, contiguity) is `Validator`'s.
+    /// as version 1's, its entries in strictly increasing order, and its files' offsets
+    /// consecutive from `start`, adding up to `len`. What depends on the segments before
+    /// (order across them, parents, contiguity) is `Validator`'s.
     pub fn decode(buf: &[u8]) -> Result<Segment> {
         if buf.len() as u64 > SEGMENT_BYTES.max {
             return Err(Error::Limit { what: "index segment bytes", limit: SEGMENT_BYTES.max, got: buf.len() as u64 });
@@ -114,6 +115,15 @@ impl Segment {
         for _ in 0..count {
             let e = read_entry(&mut r, entries.last().map(|e| &*e.path).unwrap_or(&[]), true)?;
             check_alone(&e)?;
+            // The validator checks the order again across segments; here it keeps a segment
+            // accepted alone one whose own encoding decodes (a repeated path encodes shorter).
+            if let Some(prev) = entries.last() {
+                match path_cmp(&prev.path, &e.path) {
+                    Ordering::Less => {}
+                    Ordering::Equal => return Err(Error::Duplicate { path: lossy(&e.path) }),
+                    Ordering::Greater => return Err(Error::Index(format!("entries out of order at {:?}", lossy(&e.path)))),
+                }
+            }
             if e.kind == Kind::File {
                 if e.offset != cursor {
                     return Err(Error::Index(format!("offset of {:?} is {} where {} was expected", lossy(&e.path), e.offset, cursor)));
