@@ -414,9 +414,28 @@ proptest! {
     /// checked before its entries' parents, so a path both repeated and without parent may be
     /// `E_DUPLICATE` rather than `E_INDEX`).
     #[test]
-    fn prop_segments_decide_as_version_1(mut entries in arb_entries(), sorted in any::<bool>(), cut in 1usize..5) {
-        if sorted {
+    fn prop_segments_decide_as_version_1(mut entries in arb_entries(), how in 0u8..5, cut in 1usize..5, pick in any::<usize>()) {
+        // As drawn (mostly refused), sorted, or made a tree: every ancestor listed first as a
+        // directory, sorted (stable: the directory first), one entry a path; then perhaps one
+        // entry of the tree made a file (a directory with children: refused) or dropped.
+        if how >= 2 {
+            let ancestors: Vec<Entry> = entries
+                .iter()
+                .flat_map(|e| e.path.iter().enumerate().filter(|&(_, &c)| c == b'/').map(|(i, _)| dir(&lossy(&e.path[..i]))))
+                .collect();
+            entries.splice(0..0, ancestors);
+        }
+        if how > 0 {
             entries.sort_by(|a, b| path_cmp(&a.path, &b.path));
+        }
+        if how >= 2 {
+            entries.dedup_by(|a, b| a.path == b.path);
+        }
+        let k = pick % entries.len();
+        if how == 3 {
+            entries[k] = file(&lossy(&entries[k].path), 1);
+        } else if how == 4 {
+            entries.remove(k);
         }
         let mut cursor = 0;
         for e in entries.iter_mut().filter(|e| e.kind == Kind::File) {
