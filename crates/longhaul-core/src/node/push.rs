@@ -188,6 +188,9 @@ pub(super) fn push(caller: Caller<'_>, sock: &mut TcpStream, dest: Vec<u8>, stre
     if features & frame::FEATURE_STREAMS_AUTO != 0 {
         recv.streams_auto();
     }
+    if features & frame::FEATURE_ENDGAME != 0 {
+        recv.endgame();
+    }
     inner.sessions.lock().expect("sessions lock").insert(token, Arc::clone(&recv));
     if inner.closing.load(Ordering::SeqCst) {
         recv.fail(Error::Busy("the node is shutting down".into()));

@@ -12,6 +12,7 @@ const PER_CHUNK: u64 = (WORDS * 64) as u64;
 #[derive(Default)]
 pub struct BlockSet {
     chunks: HashMap<u64, Box<[u64; WORDS]>>,
+    len: u64,
 }
 
 impl BlockSet {
@@ -22,7 +23,45 @@ impl BlockSet {
         let (w, m) = ((bit / 64) as usize, 1u64 << (bit % 64));
         let fresh = chunk[w] & m == 0;
         chunk[w] |= m;
+        self.len += u64::from(fresh);
         fresh
+    }
+
+    pub fn contains(&self, block: u64) -> bool {
+        let bit = block % PER_CHUNK;
+        self.chunks.get(&(block / PER_CHUNK)).is_some_and(|c| c[(bit / 64) as usize] & (1u64 << (bit % 64)) != 0)
+    }
+
+    /// Distinct blocks in the set.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// The XXH3 of each block received whole, by block number (end-game: a block's second copy must
+/// be its first). Allocated as blocks arrive, 8 KiB per 1,024 blocks, like `BlockSet`.
+#[derive(Default)]
+pub struct BlockSums {
+    chunks: HashMap<u64, Box<[u64; SUMS_PER_CHUNK]>>,
+}
+
+const SUMS_PER_CHUNK: usize = 1024;
+
+impl BlockSums {
+    /// Records `sum` as block `block`'s (a sum of 0 is kept as 1: 0 means "none here").
+    pub fn set(&mut self, block: u64, sum: u64) {
+        let chunk = self.chunks.entry(block / SUMS_PER_CHUNK as u64).or_insert_with(|| Box::new([0; SUMS_PER_CHUNK]));
+        chunk[(block % SUMS_PER_CHUNK as u64) as usize] = sum.max(1);
+    }
+
+    /// Whether `sum` is the one recorded for `block`; false when none is.
+    pub fn matches(&self, block: u64, sum: u64) -> bool {
+        let got = self.chunks.get(&(block / SUMS_PER_CHUNK as u64)).map_or(0, |c| c[(block % SUMS_PER_CHUNK as u64) as usize]);
+        got != 0 && got == sum.max(1)
     }
 }
 
@@ -39,5 +78,17 @@ mod tests {
         }
         assert!(s.insert(2));
         assert_eq!(s.chunks.len(), 3);
+        assert_eq!(s.len(), 8);
+        assert!(s.contains(1 << 40) && !s.contains(3));
+    }
+
+    #[test]
+    fn a_block_sum_matches_only_what_was_recorded() {
+        let mut s = BlockSums::default();
+        assert!(!s.matches(5, 0) && !s.matches(5, 9));
+        s.set(5, 9);
+        s.set(70_000, 0);
+        assert!(s.matches(5, 9) && !s.matches(5, 8) && !s.matches(6, 9));
+        assert!(s.matches(70_000, 0));
     }
 }

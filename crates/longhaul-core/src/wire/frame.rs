@@ -72,6 +72,17 @@ pub const FEATURE_PIECES: u64 = 32768;
 /// groups, extended attributes), and the node's index carries them. Sent only to a node that
 /// offers the bit (an older one refuses the longer GET).
 pub const FEATURE_META_SYNC: u64 = 65536;
+/// End-game (issue 31): once every block is on a stream, a push may send a block still in
+/// flight on a slow stream once more on an idle one. The node keeps the first verified copy and
+/// drops a later one whose checksum is the first's (at most `endgame_duplicates` of them), and
+/// completes once every block is here and DONE came, without waiting for the STREAM_END of a
+/// data connection the sender shut because all it still carried had arrived on others.
+pub const FEATURE_ENDGAME: u64 = 131072;
+/// The most blocks a push may send twice in end-game, for `streams` data connections: a few
+/// socket buffers' worth of blocks per stream; more is the sender's protocol error.
+pub fn endgame_duplicates(streams: u16) -> u64 {
+    64 * streams.max(1) as u64
+}
 /// GET's `keep`: the numeric owner (as the index's `OWNER_UID`), the group (`OWNER_GID`),
 /// extended attributes.
 pub const KEEP_OWNER: u8 = 1;
@@ -95,7 +106,8 @@ pub const FEATURES: u64 = FEATURE_XXH3
     | FEATURE_DISCARD
     | FEATURE_STREAMS_AUTO
     | FEATURE_PIECES
-    | FEATURE_META_SYNC;
+    | FEATURE_META_SYNC
+    | FEATURE_ENDGAME;
 /// SUMS modes. By size and mtime alone (the default; no digests follow).
 pub const SUMS_STAMP: u8 = 0;
 /// By content: every file at the destination with the entry's size is hashed, and held when

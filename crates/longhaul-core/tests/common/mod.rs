@@ -55,9 +55,11 @@ pub fn snapshot(root: &Path) -> Vec<(String, u32, i64, Vec<u8>)> {
 /// Every feature a raw push offers at HELLO: all but deletion and a dry run, which a client
 /// offers only when asked for them (with either, MIRROR must follow MANIFEST), pieces, which
 /// add HELD frames to the node's answer (tests/pieces.rs asks for them), and streams opened
-/// during the session (`--streams auto`: then STREAMS_OPENED must come before DONE).
+/// during the session (`--streams auto`: then STREAMS_OPENED must come before DONE), and
+/// end-game (a block twice is then no error: tests/endgame.rs asks for it).
 #[allow(dead_code)]
 pub const PUSH_FEATURES: u64 = longhaul_core::wire::frame::FEATURES
     & !(longhaul_core::wire::frame::FEATURE_DELETE | longhaul_core::wire::frame::FEATURE_DRY_RUN)
     & !longhaul_core::wire::frame::FEATURE_PIECES
-    & !longhaul_core::wire::frame::FEATURE_STREAMS_AUTO;
+    & !longhaul_core::wire::frame::FEATURE_STREAMS_AUTO
+    & !longhaul_core::wire::frame::FEATURE_ENDGAME;

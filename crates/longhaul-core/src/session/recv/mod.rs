@@ -303,6 +303,7 @@ impl Receive {
                 bytes: counter,
                 blocks: AtomicU64::new(0),
                 throttle,
+                twice: Default::default(),
             },
             writers: Writers { tx: Mutex::new(Some(tx)), handles: Mutex::new(Vec::new()), failed: AtomicBool::new(false) },
             files: Files {

@@ -36,6 +36,11 @@ pub(super) struct State {
     /// before DONE, and says in STREAMS_OPENED how many it opened (`opened`).
     pub(super) auto: bool,
     pub(super) opened: Option<u16>,
+    /// FEATURE_ENDGAME: the session ends at DONE once every block is here (`all_here`), whether
+    /// or not every stream sent its STREAM_END (the sender shuts those whose blocks all
+    /// arrived on others).
+    pub(super) endgame: bool,
+    pub(super) all_here: bool,
 }
 
 impl State {
@@ -53,6 +58,18 @@ impl State {
     /// more will arrive, and the session fails (`Cancelled`) with what it has journaled.
     fn sender_finished(&self) -> bool {
         self.sender_gone && self.closed + self.ended >= self.attached
+    }
+
+    /// Whether the session is over: DONE came, and every stream ended (or, end-game, every
+    /// block is here).
+    fn complete(&self, agreed: u16) -> bool {
+        self.client_done.is_some() && (self.expected(agreed) == Some(self.ended) || (self.endgame && self.all_here))
+    }
+
+    /// End-game: DONE came and some stream closed without STREAM_END, every stream has closed or
+    /// ended, and blocks are still missing: they will never come.
+    fn short(&self) -> bool {
+        self.endgame && self.closed > 0 && !self.all_here && self.client_done.is_some() && self.closed + self.ended >= self.attached
     }
 }
 
@@ -84,7 +101,13 @@ impl Life {
     pub(super) fn stream_closed(&self) {
         let mut st = self.state.lock().expect("state lock");
         st.closed += 1;
-        let failure = if st.client_done.is_some() {
+        let failure = if st.endgame {
+            if st.short() {
+                Some(closed_early())
+            } else {
+                st.sender_finished().then_some(Error::Cancelled)
+            }
+        } else if st.client_done.is_some() {
             Some(closed_early())
         } else if st.sender_finished() {
             Some(Error::Cancelled)
@@ -104,10 +127,13 @@ impl Life {
         let mut st = self.state.lock().expect("state lock");
         change(&mut st);
         let finished = st.sender_finished();
+        let short = st.short();
         self.cond.notify_all();
         drop(st);
         if finished {
             self.fail(Error::Cancelled);
+        } else if short {
+            self.fail(closed_early());
         }
     }
 
@@ -116,8 +142,8 @@ impl Life {
         let mut st = self.state.lock().expect("state lock");
         st.client_done = Some(bytes);
         // DONE after a data connection closed without its STREAM_END: that stream's blocks
-        // will never come.
-        let early = st.closed > 0;
+        // will never come (end-game: unless they came on others).
+        let early = if st.endgame { st.short() } else { st.closed > 0 };
         let uncounted = st.auto && st.opened.is_none();
         self.cond.notify_all();
         drop(st);
@@ -202,6 +228,20 @@ impl Receive {
         self.life.update_state(|st| st.auto = true);
     }
 
+    /// FEATURE_ENDGAME: a block may come twice (stream.rs, `Twice`), and the session ends at
+    /// DONE once every block is here. Before READY.
+    pub fn endgame(&self) {
+        let twice = &self.receipt.twice;
+        twice.limit.store(crate::wire::frame::endgame_duplicates(self.streams), Ordering::Relaxed);
+        twice.on.store(true, Ordering::Relaxed);
+        // A transfer whose blocks are all held already is all here from the start.
+        let here = self.receipt.seen.lock().expect("seen lock").len() >= self.plan.count();
+        self.life.update_state(|st| {
+            st.endgame = true;
+            st.all_here = here;
+        });
+    }
+
     /// The sender said DONE: it has sent `bytes` in all.
     pub fn client_done(&self, bytes: u64) {
         self.life.client_done(bytes)
@@ -259,7 +299,7 @@ impl Receive {
             let progress = |st: &State| (self.receipt.bytes.load(Ordering::Relaxed), st.attached, st.ended);
             let mut st = self.life.state.lock().expect("state lock");
             let mut last = (progress(&st), Instant::now());
-            while st.failure.is_none() && !(st.client_done.is_some() && st.expected(self.streams) == Some(st.ended)) {
+            while st.failure.is_none() && !st.complete(self.streams) {
                 st = self.life.cond.wait_timeout(st, Duration::from_millis(200)).expect("state lock").0;
                 let now = progress(&st);
                 if now != last.0 {
@@ -278,6 +318,13 @@ impl Receive {
                         st = self.life.state.lock().expect("state lock");
                     }
                 }
+            }
+        }
+        // End-game: streams the sender shut may still be delivering copies nobody needs; their
+        // threads hold the writers' queue open until their reads return.
+        if self.life.state.lock().expect("state lock").all_here {
+            for s in self.life.sockets.lock().expect("sockets lock").iter() {
+                let _ = s.shutdown(std::net::Shutdown::Both);
             }
         }
         // No more jobs: let the writers drain what is queued, then wait for them.

@@ -20,7 +20,7 @@ use crate::pool::PoolBuf;
 use crate::rate::Throttle;
 use crate::sys::net::Deadline;
 use crate::util::CHUNK;
-use crate::vfile::blockset::BlockSet;
+use crate::vfile::blockset::{BlockSet, BlockSums};
 use crate::wire::frame::{self, Msg};
 
 /// What the data connections have delivered, and the bandwidth limits it passes through.
@@ -33,6 +33,23 @@ pub(super) struct Receipt {
     pub(super) bytes: Arc<AtomicU64>,
     pub(super) blocks: AtomicU64,
     pub(super) throttle: Throttle,
+    /// FEATURE_ENDGAME: blocks that may come twice.
+    pub(super) twice: Twice,
+}
+
+/// End-game (FEATURE_ENDGAME): the sender may send a block still in flight on a slow stream
+/// once more on another. A block counts when its first copy has arrived whole and verified;
+/// a later copy is read and verified too, must carry the first's checksum, and is dropped (never
+/// written over the first); at most `frame::endgame_duplicates` of them. Without the feature
+/// a block twice stays the protocol error it was.
+#[derive(Default)]
+pub(super) struct Twice {
+    pub(super) on: std::sync::atomic::AtomicBool,
+    /// The XXH3 of every block received whole, to hold a second copy to.
+    sums: Mutex<BlockSums>,
+    /// Second copies dropped so far.
+    pub(super) dropped: AtomicU64,
+    pub(super) limit: AtomicU64,
 }
 
 /// The runs of a block held in part that the receiver needs (`needed_runs`), each to come
@@ -116,8 +133,13 @@ impl Receive {
             None => return,
         };
         let cpu_at_start = crate::sys::cputime::thread_cpu_us();
+        let endgame = self.receipt.twice.on.load(Ordering::Relaxed);
         match self.stream_loop(&mut sock, &tx, cpu_at_start) {
             Ok(StreamExit::End) => {}
+            // The sender shuts a stream whose every block arrived on another: the session ends
+            // once all are here, and fails only if DONE comes and some never did.
+            Ok(StreamExit::Closed) if endgame => self.life.stream_closed(),
+            Err(e) if endgame && broken(&e) => self.life.stream_closed(),
             Ok(StreamExit::Closed) if self.resume.journal.is_some() => self.life.stream_closed(),
             Ok(StreamExit::Closed) => self.life.fail_unless_explained(closed_early()),
             // A bad block may be the sender's file changing between its hash and its send
@@ -140,28 +162,31 @@ impl Receive {
             match msg? {
                 None => return Ok(StreamExit::Closed),
                 Some(Msg::Block { offset, len, xxh3: want }) => {
-                    let buf = self.receive_block(sock, offset, len, Some(want), None)?;
+                    let Some(buf) = self.receive_block(sock, offset, len, Some(want), None)? else { continue };
                     if self.discard {
                         continue;
                     }
                     if self.queue(tx, WriteJob { buf, offset, hash: want, journal: true }).is_err() {
                         return Ok(StreamExit::End);
                     }
+                    self.all_here();
                 }
                 Some(Msg::BlockB3 { offset, len, xxh3: want, blake3 }) => {
-                    let buf = self.receive_block(sock, offset, len, Some(want), Some(&blake3))?;
+                    let Some(buf) = self.receive_block(sock, offset, len, Some(want), Some(&blake3))? else { continue };
                     if self.discard {
                         continue;
                     }
                     if self.queue(tx, WriteJob { buf, offset, hash: want, journal: true }).is_err() {
                         return Ok(StreamExit::End);
                     }
+                    self.all_here();
                 }
                 Some(Msg::Piece { offset, len, xxh3: want, blake3 }) if !self.discard => {
                     let buf = self.receive_piece(sock, offset, len, want, blake3.as_ref())?;
                     if self.queue(tx, WriteJob { buf, offset, hash: want, journal: false }).is_err() {
                         return Ok(StreamExit::End);
                     }
+                    self.all_here();
                 }
                 // Unchecked blocks are a bench's (`--verify none`): dropped unhashed.
                 Some(Msg::BlockRaw { offset, len }) if self.discard => {
@@ -191,8 +216,16 @@ impl Receive {
     }
 
     /// Reads block `offset` into a pooled buffer, checking it against `want` (its XXH3) and
-    /// `blake3`; `want` None (BLOCK_RAW, a bench's) hashes nothing.
-    fn receive_block(&self, sock: &mut TcpStream, offset: u64, len: u32, want: Option<u64>, blake3: Option<&[u8; 32]>) -> Result<PoolBuf> {
+    /// `blake3`; `want` None (BLOCK_RAW, a bench's) hashes nothing. None: an end-game's second
+    /// copy, verified and dropped.
+    fn receive_block(
+        &self,
+        sock: &mut TcpStream,
+        offset: u64,
+        len: u32,
+        want: Option<u64>,
+        blake3: Option<&[u8; 32]>,
+    ) -> Result<Option<PoolBuf>> {
         let plan = self.plan;
         if !offset.is_multiple_of(plan.block_size) || offset >= plan.total {
             return Err(Error::Protocol(format!("block offset {offset} is not a block of this transfer")));
@@ -205,12 +238,63 @@ impl Receive {
         if self.receipt.pieces.lock().expect("pieces lock").contains_key(&b) {
             return Err(Error::Protocol(format!("block at {offset} is held in part: only its pieces may come (HELD)")));
         }
+        if self.receipt.twice.on.load(Ordering::Relaxed) {
+            return self.receive_copy(sock, b, offset, len, want, blake3);
+        }
         if !self.receipt.seen.lock().expect("seen lock").insert(b) {
             return Err(Error::Protocol(format!("block at {offset} received twice")));
         }
         let buf = self.read_checked(sock, offset, len, want, blake3)?;
+        self.receipt.bytes.fetch_add(len as u64, Ordering::Relaxed);
         self.receipt.blocks.fetch_add(1, Ordering::Relaxed);
-        Ok(buf)
+        Ok(Some(buf))
+    }
+
+    /// End-game: block `b` counts once its copy has arrived whole and verified, as two copies
+    /// may be on their way at once; a later copy must be the first's, and is dropped. A block
+    /// the receiver holds from before (no checksum recorded) may not come at all.
+    fn receive_copy(
+        &self,
+        sock: &mut TcpStream,
+        b: u64,
+        offset: u64,
+        len: u32,
+        want: Option<u64>,
+        blake3: Option<&[u8; 32]>,
+    ) -> Result<Option<PoolBuf>> {
+        let twice = &self.receipt.twice;
+        let sum = want.unwrap_or(0);
+        let held_before = |seen: &BlockSet| seen.contains(b) && !twice.sums.lock().expect("sums lock").matches(b, sum);
+        if held_before(&self.receipt.seen.lock().expect("seen lock")) {
+            return Err(Error::Protocol(format!("block at {offset} received twice, and the copies differ")));
+        }
+        let buf = self.read_checked(sock, offset, len, want, blake3)?;
+        let mut seen = self.receipt.seen.lock().expect("seen lock");
+        if seen.insert(b) {
+            twice.sums.lock().expect("sums lock").set(b, sum);
+            drop(seen);
+            self.receipt.bytes.fetch_add(len as u64, Ordering::Relaxed);
+            self.receipt.blocks.fetch_add(1, Ordering::Relaxed);
+            return Ok(Some(buf));
+        }
+        if held_before(&seen) {
+            return Err(Error::Protocol(format!("block at {offset} received twice, and the copies differ")));
+        }
+        drop(seen);
+        let dropped = twice.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+        let limit = twice.limit.load(Ordering::Relaxed);
+        if dropped > limit {
+            return Err(Error::Protocol(format!("more than {limit} blocks received twice (end-game)")));
+        }
+        Ok(None)
+    }
+
+    /// End-game: once every block of the plan is here (and queued for the writers), the session
+    /// may end without the STREAM_END of streams the sender shut.
+    fn all_here(&self) {
+        if self.receipt.twice.on.load(Ordering::Relaxed) && self.receipt.seen.lock().expect("seen lock").len() >= self.plan.count() {
+            self.life.update_state(|st| st.all_here = true);
+        }
     }
 
     /// Reads PIECE `offset`..`offset + len`: exactly one of the runs its block still needs
@@ -238,14 +322,18 @@ impl Receive {
             w.left == 0
         };
         let buf = self.read_checked(sock, offset, len, Some(want), blake3)?;
+        self.receipt.bytes.fetch_add(len as u64, Ordering::Relaxed);
         if last {
             self.receipt.blocks.fetch_add(1, Ordering::Relaxed);
+            // Counted among the blocks here (end-game's `all_here`); never sent as a block.
+            self.receipt.seen.lock().expect("seen lock").insert(b);
         }
         Ok(buf)
     }
 
     /// Reads `len` bytes at stream `offset` into a pooled buffer through the bandwidth limits,
-    /// checking them against `want` (their XXH3; None hashes nothing) and `blake3`.
+    /// checking them against `want` (their XXH3; None hashes nothing) and `blake3`; the caller
+    /// counts them.
     fn read_checked(&self, sock: &mut TcpStream, offset: u64, len: u32, want: Option<u64>, blake3: Option<&[u8; 32]>) -> Result<PoolBuf> {
         if !self.receipt.throttle.is_unlimited()
             && !DiskTimes::timed(&self.disk.rate_us, || self.receipt.throttle.take(len as u64, &self.life.stop))
@@ -286,7 +374,6 @@ impl Receive {
         {
             return Err(Error::Checksum { offset, len });
         }
-        self.receipt.bytes.fetch_add(len as u64, Ordering::Relaxed);
         Ok(buf)
     }
 }
