@@ -194,6 +194,10 @@ export function summaryLines(s: SendSummary, verbose = false): string[] {
   const unchanged = unchangedLine(s);
   if (unchanged) lines.push(unchanged);
   // The first line says what was there already; -v says in how many blocks.
+  if (verbose && s.endgameBlocks > 0)
+    lines.push(
+      `end-game: ${fmt.plural(s.endgameBlocks, 'block')} (${fmt.bytes(s.endgameBytes)}) sent again on idle streams while slow ones still carried them; the node kept the first copy`,
+    );
   if (verbose && s.resumedBytes > 0)
     lines.push(`resumed: ${fmt.bytes(s.resumedBytes)} (${fmt.plural(s.resumedBlocks, 'block')}) already on the node, not sent again`);
   // What the transfer does not keep is said, never dropped in silence.

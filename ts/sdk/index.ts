@@ -399,6 +399,13 @@ export interface SendSummary extends TransferTotals {
   /** Bytes of blocks wholly in holes of sparse files: neither sent nor written (the node leaves them as holes). */
   holeBytes: number;
   /**
+   * Blocks the end-game sent a second time, on an idle stream while the first copy was slow
+   * on another (the node keeps the first to arrive), and their bytes: counted in
+   * `perStreamBytes`, not in `bytes`. 0 from a node too old to take them.
+   */
+  endgameBlocks: number;
+  endgameBytes: number;
+  /**
    * Non-empty files the node found already there and so did not receive, and how it decided:
    * `size+mtime` (the default), `BLAKE3` (`checksum`), `size+mtime+BLAKE3` (`verify: full`:
    * each confirmed by its digest). Null from a node too old to say, or with `resume: false`.

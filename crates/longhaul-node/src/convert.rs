@@ -132,6 +132,8 @@ impl From<SendSummary> for BindingSendSummary {
             resumed_blocks: s.resumed_blocks as f64,
             resumed_bytes: s.resumed_bytes as f64,
             hole_bytes: s.hole_bytes as f64,
+            endgame_blocks: s.endgame_blocks as f64,
+            endgame_bytes: s.endgame_bytes as f64,
             unchanged: s.unchanged.map(|u| BindingUnchanged { files: u.files as f64, bytes: u.bytes as f64, by: u.by.to_owned() }),
             verify: s.verify.name().to_owned(),
             verified_files: s.receiver.verified as f64,

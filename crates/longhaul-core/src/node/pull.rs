@@ -140,7 +140,8 @@ pub(super) fn pull(caller: Caller<'_>, sock: &mut TcpStream, path: &[u8], stream
     let progress = |p: &Progress| active.done.store(p.bytes_done, Ordering::Relaxed);
     let src = Scanned { scan: &scanned, started, scan_seconds, digests: computed.into_inner() };
     let watch = Watch { cancel: &inner.closing, on_progress: &progress };
-    let result = transmit(src, Attached { control, peer, sockets, grow: None }, &opts, inner.throttle(peer), &skip, None, watch);
+    let result =
+        transmit(src, Attached { control, peer, sockets, grow: None, endgame: false }, &opts, inner.throttle(peer), &skip, None, watch);
     inner.state.count_bytes(peer, 0, active.done.load(Ordering::Relaxed));
     inner.state.end(&active, result.as_ref().map(|_| ()));
     result.map(|_| ())

@@ -57,6 +57,39 @@ pub fn read(sock: impl AsFd) -> io::Result<TcpStats> {
     })
 }
 
+/// Bytes written to a TCP socket that the peer has not acknowledged yet (SIOCOUTQ): with
+/// `bytes_acked`, where in what was written the peer has got to.
+pub fn unacked(sock: impl AsFd) -> io::Result<u64> {
+    let mut n: libc::c_int = 0;
+    // SAFETY: a live descriptor and an int the call writes, outliving it.
+    let r = unsafe { libc::ioctl(sock.as_fd().as_raw_fd(), libc::TIOCOUTQ, &mut n) };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n.max(0) as u64)
+}
+
+/// Caps the bytes a TCP socket holds written but not yet sent (TCP_NOTSENT_LOWAT): a write
+/// waits while more than `bytes` wait there, so a slow connection takes no more data than it is
+/// about to send.
+pub fn limit_unsent(sock: impl AsFd, bytes: u32) -> io::Result<()> {
+    let v = bytes as libc::c_int;
+    // SAFETY: a live descriptor and an int option value with its size, outliving the call.
+    let r = unsafe {
+        libc::setsockopt(
+            sock.as_fd().as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_NOTSENT_LOWAT,
+            (&v as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use std::io::{Read, Write};
@@ -79,6 +112,9 @@ mod tests {
         let t = super::read(&s).unwrap();
         assert!(t.bytes_sent >= 1 << 20, "{t:?}");
         assert!(t.rtt_us > 0 && t.cwnd > 0 && t.mss > 0, "{t:?}");
+        // All acknowledged (the FIN's sequence number is no byte).
+        assert_eq!(super::unacked(&s).unwrap(), 0);
+        assert!(t.bytes_acked >= 1 << 20, "{t:?}");
         // A Unix socket has no TCP_INFO.
         let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
         assert!(super::read(&a).is_err());

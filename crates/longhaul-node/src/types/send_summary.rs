@@ -55,6 +55,11 @@ pub struct BindingSendSummary {
     pub resumed_bytes: f64,
     /// Bytes of blocks wholly in holes of sparse files: neither sent nor written, left as holes.
     pub hole_bytes: f64,
+    /// Blocks sent a second time by the end-game (on an idle stream while the first copy was
+    /// slow on another; the node kept the first to arrive), and their bytes: counted in
+    /// per_stream_bytes, not in bytes.
+    pub endgame_blocks: f64,
+    pub endgame_bytes: f64,
     /// Files the node found already there and did not receive; null from a node too old to say.
     pub unchanged: Option<BindingUnchanged>,
     /// "block" or "full".

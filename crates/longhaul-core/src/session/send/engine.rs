@@ -30,6 +30,7 @@ use crate::vfile::index::Index;
 use crate::vfile::scan::Stamp;
 use crate::wire::frame::{self, Msg};
 
+use super::endgame::{Resend, Tail};
 use super::options::Digest;
 use super::run::Run;
 use super::summary::ThreadPin;
@@ -125,6 +126,8 @@ pub(super) struct Engine<'a> {
     pub(super) generated: Option<Vec<u8>>,
     /// A bench's `--verify none`: generated blocks go out as BLOCK_RAW, hashed by nobody.
     pub(super) unchecked: bool,
+    /// Each stream's blocks until acknowledged, and the end-game's re-sends (endgame.rs).
+    pub(super) tail: Tail,
 }
 
 /// Files per stream whose pages may still wait in the socket's queue after sendfile returned
@@ -321,11 +324,64 @@ impl Engine<'_> {
         }
     }
 
+    /// The end-game's re-send of a block on another stream: read and prepared again (a
+    /// sendfile block is hashed again, so a file changed since is still caught), unless the
+    /// streams are ending.
+    pub(super) fn resend(&self, r: Resend) -> Result<()> {
+        let mut p = self.read_block(r.block)?;
+        self.process_block(&mut p);
+        let _w = self.tail.writing(r.stream);
+        if self.tail.sealed() || self.tail.abandoned(r.stream) {
+            return Ok(());
+        }
+        self.send_locked(r.stream, p)
+    }
+
     /// SEND: writes a processed block on stream `i`.
     fn send_block(&self, i: usize, p: Prepared) -> Result<()> {
+        let _w = self.tail.writing(i);
+        self.send_locked(i, p)
+    }
+
+    /// Bytes block `p` takes on a stream, its headers included.
+    fn wire_len(&self, p: &Prepared) -> u64 {
+        let block = |b3: bool| match b3 {
+            true => Msg::BlockB3 { offset: 0, len: 0, xxh3: 0, blake3: [0; 32] }.encode().len() as u64,
+            false => Msg::Block { offset: 0, len: 0, xxh3: 0 }.encode().len() as u64,
+        };
+        match p {
+            Prepared::Sendfile { len, .. } => block(false) + *len as u64,
+            Prepared::Packed { buf, blake3, .. } => block(blake3.is_some()) + buf.len() as u64,
+            Prepared::Pieces { buf, runs } => {
+                let heads: u64 =
+                    runs.iter().map(|r| Msg::Piece { offset: 0, len: 0, xxh3: 0, blake3: r.blake3 }.encode().len() as u64).sum();
+                heads + buf.len() as u64
+            }
+            Prepared::Generated { len, blake3, .. } => block(blake3.is_some()) + *len as u64,
+        }
+    }
+
+    /// SEND, with stream `i`'s writing lock held. A write failing on a stream the end-game
+    /// shut loses nothing: every block had arrived on another.
+    fn send_locked(&self, i: usize, p: Prepared) -> Result<()> {
         let Some(sock) = self.sockets.get(i) else {
             return Err(Error::Protocol(format!("a block for stream {i}, which is not open")));
         };
+        let plan = self.feed.plan();
+        let (block, resendable) = match &p {
+            Prepared::Sendfile { offset, .. } | Prepared::Packed { offset, .. } | Prepared::Generated { offset, .. } => {
+                (plan.block_of(*offset), true)
+            }
+            Prepared::Pieces { runs, .. } => (plan.block_of(runs[0].offset), false),
+        };
+        self.tail.placing(i, sock, block, self.wire_len(&p), resendable);
+        match self.write_block(i, sock, p) {
+            Err(_) if self.tail.abandoned(i) => Ok(()),
+            r => r,
+        }
+    }
+
+    fn write_block(&self, i: usize, sock: &TcpStream, p: Prepared) -> Result<()> {
         let block_len = match &p {
             Prepared::Sendfile { len, .. } => *len as u64,
             Prepared::Packed { buf, .. } | Prepared::Pieces { buf, .. } => buf.len() as u64,
@@ -399,7 +455,9 @@ impl Engine<'_> {
         }
         self.stream_blocks[i].fetch_add(1, Ordering::Relaxed);
         self.per_stream[i].fetch_add(len, Ordering::Relaxed);
-        self.feed.sent(self.feed.plan().block_of(offset));
+        let block = self.feed.plan().block_of(offset);
+        self.tail.written(block, len);
+        self.feed.sent(block);
         Ok(())
     }
 
@@ -430,8 +488,14 @@ impl Engine<'_> {
     /// Ends every stream with its STREAM_END (after the last block); false if one failed. No
     /// stream joins after this.
     pub(super) fn end_streams(&self) -> bool {
+        self.tail.seal();
         self.sockets.seal();
         for (i, sock) in self.sockets.open_now().into_iter().enumerate() {
+            // After a re-send under way; a stream the end-game shut gets none.
+            let _w = self.tail.writing(i);
+            if self.tail.abandoned(i) {
+                continue;
+            }
             let end =
                 Msg::StreamEnd { blocks: self.stream_blocks[i].load(Ordering::Relaxed), bytes: self.per_stream[i].load(Ordering::Relaxed) };
             if let Err(err) = frame::write_msg(&mut &*sock, &end) {

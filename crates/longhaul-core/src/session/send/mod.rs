@@ -15,6 +15,7 @@
 //! Threads are bound to CPUs when the placement says so (`placement.rs`).
 
 mod digests;
+mod endgame;
 mod engine;
 mod generated;
 mod mirror;
@@ -118,6 +119,8 @@ pub(crate) struct Attached<'a> {
     pub peer: IpAddr,
     pub sockets: Vec<TcpStream>,
     pub grow: Option<Grow<'a>>,
+    /// The node takes a block twice in end-game (FEATURE_ENDGAME, endgame.rs).
+    pub endgame: bool,
 }
 
 /// How a push opens more data connections while it runs (`--streams auto`, a node with
@@ -142,7 +145,7 @@ pub(crate) fn transmit(
     watch: Watch,
 ) -> Result<SendSummary> {
     let Scanned { scan: scanned, started, scan_seconds, digests: precomputed } = src;
-    let Attached { control, peer, sockets, grow } = link;
+    let Attached { control, peer, sockets, grow, endgame } = link;
     let Watch { cancel, on_progress } = watch;
     let index = &scanned.index;
     let source = &scanned.base;
@@ -194,6 +197,13 @@ pub(crate) fn transmit(
     let feed = Feed::new(plan, &not_sent);
     let (resumed_blocks, resumed_bytes) = feed.held();
     let (resumed_blocks, resumed_bytes) = (resumed_blocks - hole_blocks, resumed_bytes - hole_bytes + held_in_part);
+    let tail = endgame::Tail::new(
+        endgame && !opts.generated,
+        slots.grows(),
+        slots.cap(),
+        feed.count(),
+        frame::endgame_duplicates(slots.cap() as u16),
+    );
     let engine = Engine {
         index,
         stamps: &scanned.stamps,
@@ -216,6 +226,7 @@ pub(crate) fn transmit(
         in_flight: Mutex::new(VecDeque::new()),
         generated: opts.generated.then(|| generated::pattern(generated::PIECE)),
         unchecked: opts.verify == Verify::None,
+        tail,
     };
     let data_ends: Vec<u64> = index.data_file_ends().collect();
     let files_total = index.count(Kind::File) as u64;
@@ -241,6 +252,9 @@ pub(crate) fn transmit(
                 let driven = || {
                     let report = drive(engine, &engine.feed, opts.scheduler, &crew);
                     driving.store(false, Ordering::Relaxed);
+                    while !engine.tail.finished() && !engine.run.stopped() {
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
                     Ok(report.filter(|_| engine.end_streams()))
                 };
                 panic::catch("driver", driven).unwrap_or_else(|e| {
@@ -261,6 +275,31 @@ pub(crate) fn transmit(
                     tune::run(slots, g.token, g.open, &|s| run.adopt(s), &over, &left)
                 })
                 .expect("spawning the tuner")
+        });
+        let ender = engine.tail.on().then(|| {
+            let slots = &slots;
+            std::thread::Builder::new()
+                .name("lh-endgame".into())
+                .spawn_scoped(s, move || {
+                    // Runs on after the scheduler is done while a re-send may still gain: the
+                    // streams end (and DONE goes) when this does.
+                    let ended = panic::catch("end-game", || {
+                        while !engine.run.stopped() {
+                            match engine.tail.step(&slots.open_now()) {
+                                endgame::Step::Over => break,
+                                endgame::Step::Resend(r) => engine.resend(r)?,
+                                endgame::Step::Wait { worth } if !worth && !driving.load(Ordering::Relaxed) => break,
+                                endgame::Step::Wait { .. } => std::thread::sleep(Duration::from_millis(5)),
+                            }
+                        }
+                        Ok(())
+                    });
+                    engine.tail.finish();
+                    if let Err(e) = ended {
+                        engine.run.fail(e);
+                    }
+                })
+                .expect("spawning the end-game")
         });
         let digester = (opts.verify == Verify::Full && precomputed.is_none()).then(|| {
             std::thread::Builder::new()
@@ -293,7 +332,7 @@ pub(crate) fn transmit(
             *watermark = engine.feed.done_up_to(*watermark);
             let done_offset = plan.offset(*watermark).min(index.total());
             let per: Vec<u64> = engine.per_stream.iter().take(slots.opened()).map(|a| a.load(Ordering::Relaxed)).collect();
-            let moved = per.iter().sum::<u64>();
+            let moved = per.iter().sum::<u64>().saturating_sub(engine.tail.twice_bytes.load(Ordering::Relaxed));
             let files_done = data_ends.partition_point(|&e| e <= done_offset) as u64;
             // Files begun: those starting below the end of the last block handed out (blocks
             // go out in plan order, so the highest taken is the last one).
@@ -363,6 +402,9 @@ pub(crate) fn transmit(
             }
         }
         let tuned = tuner.map(|t| t.join().unwrap_or_else(|_| "auto: the tuner failed".to_owned()));
+        if let Some(e) = ender {
+            let _ = e.join();
+        }
         // The node waits for the streams the sender opened in all, sealed by now.
         if grow.is_some() && !run.stopped() {
             if let Err(e) = run.write_control(&Msg::StreamsOpened { count: slots.seal() as u16 }) {
@@ -370,7 +412,8 @@ pub(crate) fn transmit(
             }
         }
         if !run.stopped() {
-            let sent: u64 = engine.per_stream.iter().map(|a| a.load(Ordering::Relaxed)).sum();
+            // Each block's bytes once: a copy the end-game sent again is not more data.
+            let sent = engine.tail.unique_bytes.load(Ordering::Relaxed);
             if let Err(e) = run.write_control(&Msg::Done { blocks: engine.feed.count(), bytes: sent }) {
                 run.fail(e);
             }
@@ -494,6 +537,8 @@ pub(crate) fn transmit(
         resumed_blocks,
         resumed_bytes,
         hole_bytes,
+        endgame_blocks: engine.tail.twice_blocks.load(Ordering::Relaxed),
+        endgame_bytes: engine.tail.twice_bytes.load(Ordering::Relaxed),
         unchanged: None,
         verify: opts.verify,
         congestion: String::new(),

@@ -50,6 +50,8 @@ pub(super) fn session(src: Scanned, addr: &str, dest: &[u8], opts: &SendOptions,
     let detect = if opts.resume { frame::FEATURE_CHECKSUM } else { 0 };
     let bench = if opts.generated { frame::FEATURE_DISCARD } else { 0 };
     let grows = if opts.streams_auto && !opts.generated { frame::FEATURE_STREAMS_AUTO } else { 0 };
+    // A bench's node discards: nothing there to keep a first copy of.
+    let endgame = if opts.generated { 0 } else { frame::FEATURE_ENDGAME };
     // Pieces need a PLAN: only with resume.
     let pieces = if opts.resume && !opts.generated { frame::FEATURE_PIECES } else { 0 };
     let wanted = crate::session::handshake::wanted(opts.resume, opts.verify == Verify::Full)
@@ -57,6 +59,7 @@ pub(super) fn session(src: Scanned, addr: &str, dest: &[u8], opts: &SendOptions,
         | bench
         | pieces
         | grows
+        | endgame
         | mirror::features(opts);
     let (mut control, peer, hello) = crate::session::handshake::open_pipelined(&dial, wanted)?;
     let mut required = mirror::features(opts) | bench;
@@ -173,7 +176,15 @@ pub(super) fn session(src: Scanned, addr: &str, dest: &[u8], opts: &SendOptions,
     // end, a Unix socket, and the choice is what was set on the TCP socket behind it.
     let running = sockets.first().and_then(|s| congestion::get(s).ok());
     let src = Scanned { digests: computed.into_inner(), ..src };
-    let mut summary = transmit(src, Attached { control, peer, sockets, grow }, opts, client_throttle(opts), &skip, held.as_deref(), watch)?;
+    let mut summary = transmit(
+        src,
+        Attached { control, peer, sockets, grow, endgame: hello.features & frame::FEATURE_ENDGAME != 0 },
+        opts,
+        client_throttle(opts),
+        &skip,
+        held.as_deref(),
+        watch,
+    )?;
     if opts.streams_auto && !auto && !opts.generated {
         summary.streams_reason = Some("auto: the node cannot add streams during a push (an older node): fixed".into());
     }

@@ -67,6 +67,10 @@ pub struct SendSummary {
     /// Bytes of the blocks wholly in holes of sparse files: neither sent nor written (the
     /// node leaves them as holes).
     pub hole_bytes: u64,
+    /// Blocks the end-game (FEATURE_ENDGAME) sent a second time, on an idle stream while the
+    /// first copy was slow on another, and their bytes: in `per_stream_bytes`, not in `bytes`.
+    pub endgame_blocks: u64,
+    pub endgame_bytes: u64,
     /// Non-empty files the node found already there and did not receive, their bytes, and how
     /// it decided (`size+mtime`, `BLAKE3`, `size+mtime+BLAKE3`); `None` for a node too old
     /// to say.
