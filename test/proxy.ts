@@ -1,7 +1,8 @@
 // A TCP relay on loopback for fault tests: it forwards every connection to an upstream address
 // (which may change, as when a node restarts on another port), counts the bytes going up, and
 // can damage that traffic once: flip one bit, stall (stop forwarding, keep the sockets open) or
-// drop every connection, when the upstream byte count reaches a mark.
+// drop every connection, when the upstream byte count reaches a mark; and can hold one
+// connection to a slow pace throughout (`slow`: a data stream far slower than the others).
 import { createServer, connect, type Server, type Socket } from 'node:net';
 
 export type Fault = { kind: 'flip' | 'stall' | 'drop'; atByte: number };
@@ -19,6 +20,8 @@ export interface Relay {
   fault: Fault | undefined;
   /** Faults that happened, in order. */
   happened: Fault[];
+  /** The `connection`-th connection accepted (from 1) is read at `bytesPerSecond` at most. */
+  slow: { connection: number; bytesPerSecond: number } | undefined;
   close(): Promise<void>;
 }
 
@@ -32,6 +35,7 @@ export async function relay(upstream: string): Promise<Relay> {
     connections: 0,
     fault: undefined,
     happened: [],
+    slow: undefined,
     close: () =>
       new Promise((resolve) => {
         for (const s of sockets) s.destroy();
@@ -45,6 +49,7 @@ export async function relay(upstream: string): Promise<Relay> {
   };
   const server: Server = createServer((client) => {
     r.connections++;
+    const pace = r.slow?.connection === r.connections ? r.slow.bytesPerSecond : 0;
     track(client);
     const [host, port] = splitHostPort(r.upstream);
     const up = connect(port, host);
@@ -75,6 +80,13 @@ export async function relay(upstream: string): Promise<Relay> {
         }
       }
       r.bytesUp += d.length;
+      if (pace > 0) {
+        // Read no more than the pace allows: the sender's TCP sees its window fill.
+        client.pause();
+        up.write(d);
+        setTimeout(() => client.resume(), (d.length / pace) * 1000);
+        return;
+      }
       if (!up.write(d)) client.pause();
     });
     up.on('drain', () => client.resume());
