@@ -16,6 +16,9 @@
 //
 //   node bench/wan.mjs [--quick] [--check [--checks bbr,loss,rtt]] [--runs N] [--profiles a,b,c] [--cc bbr,cubic]
 //                      [--only BIG,LOSF,MIXED] [--tools a,b] [--no-write]
+//
+// LH_WAN_BASELINE_CLI=OTHER/dist/cli.js adds "baseline longhaul --congestion cubic --streams auto":
+// another build's sender against this build's node, interleaved with the rest (a before and after).
 import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
@@ -141,9 +144,9 @@ function bytesOf(path) {
 
 function tools(link, cc) {
   const B = link.b.addr;
-  const longhaul = (name, extra) => ({
+  const longhaul = (name, extra, cli = CLI) => ({
     name,
-    run: (src, dest) => timedIn(link.a.netns, [process.execPath, CLI, 'send', src, `${B}:${PORT.longhaul}/${dest}`, '-q', ...extra], ccEnv(cc)),
+    run: (src, dest) => timedIn(link.a.netns, [process.execPath, cli, 'send', src, `${B}:${PORT.longhaul}/${dest}`, '-q', ...extra], ccEnv(cc)),
     landed: (src, dest) => join(DST, dest, src.split('/').at(-1)),
   });
   const iperf = (name, streams) => ({
@@ -191,6 +194,12 @@ function tools(link, cc) {
       ? [
           longhaul('longhaul --congestion cubic', ['--congestion', 'cubic']),
           longhaul('longhaul --congestion cubic --streams 2', ['--congestion', 'cubic', '--streams', '2']),
+          longhaul('longhaul --congestion cubic --streams auto', ['--congestion', 'cubic', '--streams', 'auto']),
+          // Another build's sender against this one's node (LH_WAN_BASELINE_CLI: its dist/cli.js),
+          // for a before-and-after in one interleaved run.
+          ...(process.env.LH_WAN_BASELINE_CLI
+            ? [longhaul('baseline longhaul --congestion cubic --streams auto', ['--congestion', 'cubic', '--streams', 'auto'], process.env.LH_WAN_BASELINE_CLI)]
+            : []),
         ]
       : []),
     // GridFTP and XRootD, as their users run them on long links: parallel streams for one big
