@@ -400,8 +400,9 @@ export interface SendSummary extends TransferTotals {
   holeBytes: number;
   /**
    * Blocks the end-game sent a second time, on an idle stream while the first copy was slow
-   * on another (the node keeps the first to arrive), and their bytes: counted in
-   * `perStreamBytes`, not in `bytes`. 0 from a node too old to take them.
+   * on another (the node keeps the first to arrive), and their bytes: in neither
+   * `perStreamBytes` (a block counts once, on the stream whose copy was written first) nor
+   * `bytes`. 0 from a node too old to take them.
    */
   endgameBlocks: number;
   endgameBytes: number;

@@ -56,8 +56,8 @@ pub struct BindingSendSummary {
     /// Bytes of blocks wholly in holes of sparse files: neither sent nor written, left as holes.
     pub hole_bytes: f64,
     /// Blocks sent a second time by the end-game (on an idle stream while the first copy was
-    /// slow on another; the node kept the first to arrive), and their bytes: counted in
-    /// per_stream_bytes, not in bytes.
+    /// slow on another; the node kept the first to arrive), and their bytes: in neither
+    /// per_stream_bytes (a block counts once) nor bytes.
     pub endgame_blocks: f64,
     pub endgame_bytes: f64,
     /// Files the node found already there and did not receive; null from a node too old to say.

@@ -30,6 +30,10 @@ use crate::vfile::blockset::BlockSet;
 /// stream's data, so it never runs dry waiting for its sender.
 const UNSENT: u32 = 512 << 10;
 
+/// The least a re-send must gain, in seconds: on a short path (loopback, a LAN) a block's wait
+/// behind a busy receiver is not worth a second copy.
+const MIN_GAIN: f64 = 0.05;
+
 /// What one stream carried: where the engine's bytes began in what was written on it (bytes
 /// acknowledged and unacknowledged when the engine first wrote), how many it wrote since, and
 /// its blocks not yet acknowledged, in order.
@@ -108,8 +112,6 @@ pub(super) struct Tail {
     /// Blocks the push has to send.
     count: u64,
     limit: u64,
-    /// Bytes of the blocks written whole, each counted once (DONE's bytes).
-    pub(super) unique_bytes: AtomicU64,
     /// Copies written whole after a first, and their bytes.
     pub(super) twice_blocks: AtomicU64,
     pub(super) twice_bytes: AtomicU64,
@@ -129,7 +131,6 @@ impl Tail {
             finished: AtomicBool::new(!(on && streams > 1)),
             count,
             limit,
-            unique_bytes: AtomicU64::new(0),
             twice_blocks: AtomicU64::new(0),
             twice_bytes: AtomicU64::new(0),
         }
@@ -191,15 +192,15 @@ impl Tail {
         log.pending.push_back(Copy { block, end, len, resendable });
     }
 
-    /// Block `block`'s copy on a stream was written whole, `len` bytes of data.
-    pub(super) fn written(&self, block: u64, len: u64) {
+    /// Block `block`'s copy on a stream was written whole, `len` bytes of data; false if a copy
+    /// was before (this one is counted as sent twice).
+    pub(super) fn written(&self, block: u64, len: u64) -> bool {
         let first = self.books.lock().expect("books lock").written.insert(block);
-        if first {
-            self.unique_bytes.fetch_add(len, Ordering::Relaxed);
-        } else {
+        if !first {
             self.twice_blocks.fetch_add(1, Ordering::Relaxed);
             self.twice_bytes.fetch_add(len, Ordering::Relaxed);
         }
+        first
     }
 
     /// One look at the streams (`sockets`, those open): which blocks have arrived; once every
@@ -249,7 +250,7 @@ impl Tail {
         for (k, log) in books.logs.iter().enumerate() {
             let Some(Some(nk)) = now.get(k) else { continue };
             for c in log.pending.iter().filter(|c| !books.arrived.contains(c.block)) {
-                let late = c.end.saturating_sub(nk.acked) as f64 / nk.rate - 2.0 * nk.rtt;
+                let late = c.end.saturating_sub(nk.acked) as f64 / nk.rate - (2.0 * nk.rtt).max(MIN_GAIN);
                 let s = soonest.entry(c.block).or_insert(late);
                 *s = s.min(late);
             }
@@ -283,7 +284,7 @@ impl Tail {
                 continue;
             }
             let there = (unacked + len) as f64 / n.rate + n.rtt;
-            if there < eta && choice.is_none_or(|(t, _)| there < t) {
+            if there + MIN_GAIN < eta && choice.is_none_or(|(t, _)| there < t) {
                 choice = Some((there, j));
             }
         }
@@ -301,12 +302,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn written_copies_count_once_in_the_bytes_and_again_as_sent_twice() {
+    fn a_copy_written_after_the_first_counts_as_sent_twice() {
         let t = Tail::new(true, false, 2, 2, 8);
-        t.written(0, 100);
-        t.written(1, 50);
-        t.written(0, 100);
-        assert_eq!(t.unique_bytes.load(Ordering::Relaxed), 150);
+        assert!(t.written(0, 100));
+        assert!(t.written(1, 50));
+        assert!(!t.written(0, 100));
         assert_eq!((t.twice_blocks.load(Ordering::Relaxed), t.twice_bytes.load(Ordering::Relaxed)), (1, 100));
     }
 

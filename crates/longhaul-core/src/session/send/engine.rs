@@ -454,9 +454,12 @@ impl Engine<'_> {
             }
         }
         self.stream_blocks[i].fetch_add(1, Ordering::Relaxed);
-        self.per_stream[i].fetch_add(len, Ordering::Relaxed);
         let block = self.feed.plan().block_of(offset);
-        self.tail.written(block, len);
+        // A block's bytes count once, on the stream whose copy was written first: an
+        // end-game's second copy is counted apart (`Tail::twice_bytes`), not as more data.
+        if self.tail.written(block, len) {
+            self.per_stream[i].fetch_add(len, Ordering::Relaxed);
+        }
         self.feed.sent(block);
         Ok(())
     }

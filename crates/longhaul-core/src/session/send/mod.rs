@@ -332,7 +332,7 @@ pub(crate) fn transmit(
             *watermark = engine.feed.done_up_to(*watermark);
             let done_offset = plan.offset(*watermark).min(index.total());
             let per: Vec<u64> = engine.per_stream.iter().take(slots.opened()).map(|a| a.load(Ordering::Relaxed)).collect();
-            let moved = per.iter().sum::<u64>().saturating_sub(engine.tail.twice_bytes.load(Ordering::Relaxed));
+            let moved = per.iter().sum::<u64>();
             let files_done = data_ends.partition_point(|&e| e <= done_offset) as u64;
             // Files begun: those starting below the end of the last block handed out (blocks
             // go out in plan order, so the highest taken is the last one).
@@ -412,8 +412,7 @@ pub(crate) fn transmit(
             }
         }
         if !run.stopped() {
-            // Each block's bytes once: a copy the end-game sent again is not more data.
-            let sent = engine.tail.unique_bytes.load(Ordering::Relaxed);
+            let sent: u64 = engine.per_stream.iter().map(|a| a.load(Ordering::Relaxed)).sum();
             if let Err(e) = run.write_control(&Msg::Done { blocks: engine.feed.count(), bytes: sent }) {
                 run.fail(e);
             }

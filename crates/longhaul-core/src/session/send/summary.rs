@@ -68,7 +68,8 @@ pub struct SendSummary {
     /// node leaves them as holes).
     pub hole_bytes: u64,
     /// Blocks the end-game (FEATURE_ENDGAME) sent a second time, on an idle stream while the
-    /// first copy was slow on another, and their bytes: in `per_stream_bytes`, not in `bytes`.
+    /// first copy was slow on another, and their bytes: neither in `per_stream_bytes` (a block
+    /// counts once, on the stream whose copy was written first) nor in `bytes`.
     pub endgame_blocks: u64,
     pub endgame_bytes: u64,
     /// Non-empty files the node found already there and did not receive, their bytes, and how
