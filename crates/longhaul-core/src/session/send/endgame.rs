@@ -166,6 +166,12 @@ impl Tail {
         self.finished.load(Ordering::SeqCst)
     }
 
+    /// Blocks with a copy the peer acknowledged: while it grows, the end-game is getting
+    /// somewhere.
+    pub(super) fn arrived(&self) -> u64 {
+        self.books.lock().expect("books lock").arrived.len()
+    }
+
     /// Block `block` is about to be written on stream `i` (`sock`), `len` bytes with its headers.
     pub(super) fn placing(&self, i: usize, sock: &TcpStream, block: u64, len: u64, resendable: bool) {
         let mut books = self.books.lock().expect("books lock");

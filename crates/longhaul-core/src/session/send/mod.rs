@@ -283,13 +283,22 @@ pub(crate) fn transmit(
                 .spawn_scoped(s, move || {
                     // Runs on after the scheduler is done while a re-send may still gain: the
                     // streams end (and DONE goes) when this does.
+                    // A path that stopped acknowledging anything for the I/O timeout once the
+                    // scheduler is done is left to the waits after DONE, which time out.
                     let ended = panic::catch("end-game", || {
+                        let mut moved = (engine.tail.arrived(), Instant::now());
                         while !engine.run.stopped() {
+                            let driven = !driving.load(Ordering::Relaxed);
                             match engine.tail.step(&slots.open_now()) {
                                 endgame::Step::Over => break,
                                 endgame::Step::Resend(r) => engine.resend(r)?,
-                                endgame::Step::Wait { worth } if !worth && !driving.load(Ordering::Relaxed) => break,
+                                endgame::Step::Wait { worth } if !worth && driven => break,
+                                endgame::Step::Wait { .. } if driven && moved.1.elapsed() > opts.io_timeout => break,
                                 endgame::Step::Wait { .. } => std::thread::sleep(Duration::from_millis(5)),
+                            }
+                            let now = engine.tail.arrived();
+                            if now != moved.0 || !driven {
+                                moved = (now, Instant::now());
                             }
                         }
                         Ok(())
