@@ -35,6 +35,9 @@ const LOSS_BOUND: f64 = 5.0;
 /// gets ~1% of a 1 Gbit/s link, so one doubling at a time spends most of a short push in
 /// steps.
 const FIRST_STEP: u16 = 4;
+/// A path at least this long (minimum RTT, µs) holds a loss-based stream's slow-start overshoot
+/// for seconds after its first loss (see `held_by_loss`).
+const LONG_PATH_US: u32 = 20_000;
 
 /// A push's data connections: all of them for a fixed count; with `auto`, as many slots as the
 /// cap, filled in order while the transfer runs and sealed at its end.
@@ -227,6 +230,17 @@ fn loss_limited(was: &TcpStats, t: &TcpStats, rate: f64) -> bool {
     rate < LOSS_BOUND * mathis
 }
 
+/// `loss_limited`, or a loss-based congestion control (CUBIC, Reno: not BBR) that has lost
+/// segments on a long path: it settles at its loss rate once its slow start's overshoot has
+/// decayed, which takes seconds at 100 ms (issue 31, profile b: the first step came 1.5-3 s
+/// into a 3 s push while the rate fell to 5x Mathis); judged by its first loss, the first
+/// step comes while the push is young.
+/// (`loss_limited` at a rate of 0 is its other conditions alone: segments lost, bytes
+/// acknowledged in the interval, the receiver's window not holding it.)
+fn held_by_loss(was: &TcpStats, t: &TcpStats, rate: f64, loss_based: bool) -> bool {
+    loss_limited(was, t, rate) || (loss_based && t.min_rtt_us >= LONG_PATH_US && loss_limited(was, t, 0.0))
+}
+
 /// The interval a reading spans: two round trips, so that a lossy CUBIC stream's sawtooth
 /// averages out somewhat, and never so long that a short push is over before a step is judged.
 fn interval(sockets: &[&TcpStream]) -> Duration {
@@ -266,11 +280,12 @@ pub(crate) fn run(
         let stats: Vec<TcpStats> = read.into_iter().map(Option::unwrap_or_default).collect();
         last.resize(stats.len(), TcpStats::default());
         let mut r = Reading { streams: stats.len() as u16, goodput: 0.0, loss_limited: 0, lossy: 0, left: left(), seen };
+        let loss_based = sockets.first().and_then(|s| crate::sys::congestion::get(s).ok()).is_some_and(|cc| cc != "bbr");
         for (t, was) in stats.iter().zip(last.iter_mut()) {
             let rate = t.bytes_acked.saturating_sub(was.bytes_acked) as f64 / secs;
             r.goodput += rate;
             r.lossy += u16::from(t.retrans_segs > 0);
-            r.loss_limited += u16::from(loss_limited(was, t, rate));
+            r.loss_limited += u16::from(held_by_loss(was, t, rate, loss_based));
             *was = *t;
         }
         let more = tuner.next(r);
@@ -392,5 +407,30 @@ mod tests {
         assert!(loss_limited(&was, &moving, 0.7e6));
         let held_by_receiver = TcpStats { rwnd_limited_us: 600_000, ..moving };
         assert!(!loss_limited(&was, &held_by_receiver, 0.7e6), "the receiver's window, not loss");
+    }
+
+    #[test]
+    fn issue_31_a_loss_based_stream_on_a_long_path_is_held_back_by_loss_from_its_first_loss() {
+        let was = TcpStats { busy_us: 1_000_000, ..TcpStats::default() };
+        // In slow start's overshoot, 20x its Mathis rate: not yet within LOSS_BOUND.
+        let cubic = TcpStats {
+            mss: 1448,
+            rtt_us: 100_000,
+            min_rtt_us: 100_000,
+            bytes_sent: 1448 * 1000,
+            bytes_acked: 1448 * 900,
+            retrans_segs: 1,
+            busy_us: 2_000_000,
+            ..TcpStats::default()
+        };
+        assert!(!loss_limited(&was, &cubic, 20e6));
+        assert!(held_by_loss(&was, &cubic, 20e6, true));
+        assert!(!held_by_loss(&was, &cubic, 20e6, false), "BBR: judged by its rate alone");
+        assert!(!held_by_loss(&was, &TcpStats { retrans_segs: 0, ..cubic }, 20e6, true), "no loss yet");
+        assert!(!held_by_loss(&was, &TcpStats { min_rtt_us: 2_000, ..cubic }, 20e6, true), "a short path");
+        // The stall and the receiver's window still count as they do for `loss_limited`.
+        let stalled = TcpStats { bytes_acked: 1448 * 900, ..was };
+        assert!(!held_by_loss(&stalled, &cubic, 0.0, true), "nothing acknowledged: stalled");
+        assert!(!held_by_loss(&was, &TcpStats { rwnd_limited_us: 600_000, ..cubic }, 20e6, true), "the receiver's window");
     }
 }
