@@ -10,9 +10,9 @@
 //! nothing on a path where streams cannot help. The gate is TCP's own account (TCP_INFO): a
 //! loss-based congestion control (CUBIC) on a lossy path runs near the rate its loss response
 //! allows, about MSS / RTT × 1.22 / √loss (Mathis et al.), and N such streams get about N
-//! times that; a stream well above that rate (BBR, which does not back off at random loss) or
-//! one that loses nothing (a clean path, loopback, where streams only cost CPU) is not held
-//! back by loss, and more streams would not add up.
+//! times that; a stream under BBR (which does not back off at random loss), one well above
+//! that rate, or one that loses nothing (a clean path, loopback, where streams only cost CPU)
+//! is not held back by loss, and more streams would not add up.
 
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -237,8 +237,12 @@ fn loss_limited(was: &TcpStats, t: &TcpStats, rate: f64) -> bool {
 /// step comes while the push is young.
 /// (`loss_limited` at a rate of 0 is its other conditions alone: segments lost, bytes
 /// acknowledged in the interval, the receiver's window not holding it.)
+/// A stream under BBR (or any congestion control that is not loss-based) never is: BBR does not
+/// cut its rate at random loss, so more streams do not add up as loss-limited ones do, and in a
+/// short push its start-up's burst of losses and recovery made one interval's rate look like
+/// one (a LOSF push on profile a, BBR, clean, opened 8 streams).
 fn held_by_loss(was: &TcpStats, t: &TcpStats, rate: f64, loss_based: bool) -> bool {
-    loss_limited(was, t, rate) || (loss_based && t.min_rtt_us >= LONG_PATH_US && loss_limited(was, t, 0.0))
+    loss_based && (loss_limited(was, t, rate) || (t.min_rtt_us >= LONG_PATH_US && loss_limited(was, t, 0.0)))
 }
 
 /// The interval a reading spans: two round trips, so that a lossy CUBIC stream's sawtooth
@@ -425,7 +429,8 @@ mod tests {
         };
         assert!(!loss_limited(&was, &cubic, 20e6));
         assert!(held_by_loss(&was, &cubic, 20e6, true));
-        assert!(!held_by_loss(&was, &cubic, 20e6, false), "BBR: judged by its rate alone");
+        assert!(!held_by_loss(&was, &cubic, 20e6, false), "BBR: never");
+        assert!(loss_limited(&was, &cubic, 0.5e5) && !held_by_loss(&was, &cubic, 0.5e5, false), "BBR, even at a loss-limited rate");
         assert!(!held_by_loss(&was, &TcpStats { retrans_segs: 0, ..cubic }, 20e6, true), "no loss yet");
         assert!(!held_by_loss(&was, &TcpStats { min_rtt_us: 2_000, ..cubic }, 20e6, true), "a short path");
         // The stall and the receiver's window still count as they do for `loss_limited`.
