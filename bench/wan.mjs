@@ -313,6 +313,7 @@ async function runProfile(key, cc, loads) {
           // GridFTP and xrootd write as nobody.
           chmodSync(join(DST, dest), 0o777);
           const before = cpuTicks();
+          const tunBefore = tunDrops(link.a.netns);
           const r = await t.run(w.path, dest);
           const after = cpuTicks();
           times[t.name].push(r.wall);
@@ -322,7 +323,7 @@ async function runProfile(key, cc, loads) {
             if (!d.stdout.includes('same')) throw new Error(`${t.name}: the copy differs from ${w.path}`);
           }
           rmSync(join(DST, dest), { recursive: true, force: true });
-          log(`${key}/${cc}/${name} run ${run + 1}: ${t.name} ${r.wall.toFixed(2)} s`);
+          log(`${key}/${cc}/${name} run ${run + 1}: ${t.name} ${r.wall.toFixed(2)} s, ${tunDrops(link.a.netns) - tunBefore} packets dropped before the relay`);
         }
       }
       results[name] = { what: w.what, bytes: bytesOf(w.path), times, busy };
@@ -360,6 +361,15 @@ function cpuTicks() {
   const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
   const total = f.reduce((a, b) => a + b, 0);
   return { total, busy: total - f[3] - f[4] };
+}
+
+/** Packets the sender's side of the link dropped before the relay read them (the TUN device's
+ * queue, 500 packets, full when the relay falls behind: on 2 cores, when the two ends take the
+ * CPU it needs). They are lost as the relay's own queue's drops are, but are no part of the
+ * emulated link. */
+function tunDrops(ns) {
+  const out = sh(`ip netns exec ${ns} ip -s link`).stdout.split('\n');
+  return out.reduce((n, l, i) => (l.trim().startsWith('TX:') ? n + Number(out[i + 1]?.trim().split(/\s+/)[3] ?? 0) : n), 0);
 }
 
 // ---- the emulator's own check ------------------------------------------------------------------
