@@ -364,9 +364,9 @@ function cpuTicks() {
 }
 
 /** Packets the sender's side of the link dropped before the relay read them (the TUN device's
- * queue, 500 packets, full when the relay falls behind: on 2 cores, when the two ends take the
- * CPU it needs). They are lost as the relay's own queue's drops are, but are no part of the
- * emulated link. */
+ * queue, 500 packets, full when the relay falls behind: it shares the machine's CPUs with both
+ * ends). TCP loses them as it loses the relay's own queue's drops, but they are no part of the
+ * emulated link: a run with many of them measured the rig as well as the tool. */
 function tunDrops(ns) {
   const out = sh(`ip netns exec ${ns} ip -s link`).stdout.split('\n');
   return out.reduce((n, l, i) => (l.trim().startsWith('TX:') ? n + Number(out[i + 1]?.trim().split(/\s+/)[3] ?? 0) : n), 0);
