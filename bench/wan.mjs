@@ -14,8 +14,11 @@
 // stream on a lossy link against the Mathis estimate, and the TCP handshake time against the
 // set RTT.
 //
+// `--before DIR` adds "longhaul (defaults) before": DIR's build (its dist/cli.js) as sender and
+// as a second node beside this one, interleaved with it, for a before/after in one run.
+//
 //   node bench/wan.mjs [--quick] [--check [--checks bbr,loss,rtt]] [--runs N] [--profiles a,b,c] [--cc bbr,cubic]
-//                      [--only BIG,LOSF,MIXED] [--tools a,b] [--no-write]
+//                      [--only BIG,LOSF,MIXED] [--tools a,b] [--before DIR] [--no-write]
 //
 // LH_WAN_BASELINE_CLI=OTHER/dist/cli.js adds "baseline longhaul --congestion cubic --streams auto":
 // another build's sender against this build's node, interleaved with the rest (a before and after).
@@ -38,18 +41,20 @@ const args = benchOptions(import.meta.filename, {
   only: { type: 'string', default: 'BIG,LOSF,MIXED' },
   tools: { type: 'string', default: '' },
   'no-write': { type: 'boolean' },
+  before: { type: 'string' },
 });
 const QUICK = Boolean(args.quick);
 const RUNS = Number(args.runs ?? (QUICK ? 1 : 5));
 const REPO = join(import.meta.dirname, '..');
 const CLI = join(REPO, 'dist', 'cli.js');
+const BEFORE_CLI = args.before ? join(args.before, 'dist', 'cli.js') : null;
 const NETEM = join(REPO, 'target', 'release', 'lh-netem');
 const SHIM = join(tmpdir(), 'lh-cc-shim.so');
 const SRC = join(tmpdir(), `lh-wan-src${QUICK ? '-quick' : ''}`);
 const DST = join(tmpdir(), 'lh-wan-dst');
 const TOKEN = 'the wan bench token, shared by both ends';
 const MiB = 2 ** 20;
-const PORT = { longhaul: 7301, rsync: 7302, nc: 7303, iperf: 7304, gridftp: 7305, xrootd: 7306 };
+const PORT = { longhaul: 7301, rsync: 7302, nc: 7303, iperf: 7304, gridftp: 7305, xrootd: 7306, before: 7307 };
 const log = (...a) => console.error(...a);
 const sh = (cmd) => spawnSync('bash', ['-c', cmd], { encoding: 'utf8' });
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -66,6 +71,7 @@ function build() {
   if (spawnSync('cc', ['-shared', '-fPIC', '-O2', '-o', SHIM, join(import.meta.dirname, 'cc-shim.c'), '-ldl'], { stdio: 'inherit' }).status !== 0)
     throw new Error('building bench/cc-shim.c failed');
   if (!existsSync(CLI)) throw new Error('build first: npm run build');
+  if (BEFORE_CLI && !existsSync(BEFORE_CLI)) throw new Error(`build ${args.before} first: npm run build there`);
 }
 
 // Relays still running when the bench ends (an error): stopped, so their namespaces go too.
@@ -144,9 +150,9 @@ function bytesOf(path) {
 
 function tools(link, cc) {
   const B = link.b.addr;
-  const longhaul = (name, extra, cli = CLI) => ({
+  const longhaul = (name, extra, cli = CLI, port = PORT.longhaul) => ({
     name,
-    run: (src, dest) => timedIn(link.a.netns, [process.execPath, cli, 'send', src, `${B}:${PORT.longhaul}/${dest}`, '-q', ...extra], ccEnv(cc)),
+    run: (src, dest) => timedIn(link.a.netns, [process.execPath, cli, 'send', src, `${B}:${port}/${dest}`, '-q', ...extra], ccEnv(cc)),
     landed: (src, dest) => join(DST, dest, src.split('/').at(-1)),
   });
   const iperf = (name, streams) => ({
@@ -185,6 +191,7 @@ function tools(link, cc) {
     iperf('iperf3 -P 1', 1),
     iperf('iperf3 -P 8', 8),
     longhaul('longhaul (defaults)', []),
+    ...(BEFORE_CLI ? [{ ...longhaul('longhaul (defaults) before', [], BEFORE_CLI, PORT.before), server: 'before' }] : []),
     longhaul('longhaul --streams 1', ['--streams', '1']),
     longhaul('longhaul --streams 2', ['--streams', '2']),
     longhaul('longhaul --streams 8', ['--streams', '8']),
@@ -281,6 +288,10 @@ async function runProfile(key, cc, loads) {
     writeFileSync(rsyncd, `use chroot = no\n[bench]\n  path = ${DST}\n  read only = no\n  uid = root\n  gid = root\n`);
     servers.push(await server(link.b.netns, ['rsync', '--daemon', '--no-detach', `--config=${rsyncd}`, `--port=${PORT.rsync}`, `--address=${link.b.addr}`], env));
     const wanted = new Set(tools(link, cc).map((t) => t.server));
+    if (wanted.has('before')) {
+      const argv = [process.execPath, BEFORE_CLI, 'serve', '--root', DST, '--listen', `${link.b.addr}:${PORT.before}`, '--json'];
+      servers.push(await server(link.b.netns, argv, env, (l) => l.includes('"port"')));
+    }
     if (wanted.has('gridftp')) {
       // GridFTP resolves its own host name: each namespace names this host at its own address.
       for (const side of [link.a, link.b]) {
@@ -311,6 +322,7 @@ async function runProfile(key, cc, loads) {
           // GridFTP and xrootd write as nobody.
           chmodSync(join(DST, dest), 0o777);
           const before = cpuTicks();
+          const tunBefore = tunDrops(link.a.netns);
           const r = await t.run(w.path, dest);
           const after = cpuTicks();
           times[t.name].push(r.wall);
@@ -320,7 +332,7 @@ async function runProfile(key, cc, loads) {
             if (!d.stdout.includes('same')) throw new Error(`${t.name}: the copy differs from ${w.path}`);
           }
           rmSync(join(DST, dest), { recursive: true, force: true });
-          log(`${key}/${cc}/${name} run ${run + 1}: ${t.name} ${r.wall.toFixed(2)} s`);
+          log(`${key}/${cc}/${name} run ${run + 1}: ${t.name} ${r.wall.toFixed(2)} s, ${tunDrops(link.a.netns) - tunBefore} packets dropped before the relay`);
         }
       }
       results[name] = { what: w.what, bytes: bytesOf(w.path), times, busy };
@@ -358,6 +370,15 @@ function cpuTicks() {
   const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
   const total = f.reduce((a, b) => a + b, 0);
   return { total, busy: total - f[3] - f[4] };
+}
+
+/** Packets the sender's side of the link dropped before the relay read them (the TUN device's
+ * queue, 500 packets, full when the relay falls behind: it shares the machine's CPUs with both
+ * ends). TCP loses them as it loses the relay's own queue's drops, but they are no part of the
+ * emulated link: a run with many of them measured the rig as well as the tool. */
+function tunDrops(ns) {
+  const out = sh(`ip netns exec ${ns} ip -s link`).stdout.split('\n');
+  return out.reduce((n, l, i) => (l.trim().startsWith('TX:') ? n + Number(out[i + 1]?.trim().split(/\s+/)[3] ?? 0) : n), 0);
 }
 
 // ---- the emulator's own check ------------------------------------------------------------------
