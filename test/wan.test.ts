@@ -2,6 +2,7 @@
 // user-space relay). A tree of small files and a large file cross a 30 ms, 100 Mbit/s link that
 // loses 0.5% of its packets and arrive identical; the session's control round trips are the
 // same for 200 files and for 2,000 (nothing waits on the far end per file or per block).
+import { execFileSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -54,9 +55,19 @@ describe('issue 31: over an emulated WAN (30 ms, 100 Mbit/s, 0.5% loss)', () => 
     // The relay dropped data packets at random on the way to the node, and TCP recovered.
     expect(counters.aToB.lost).toBeGreaterThan(0);
     expect(counters.aToB.bytes).toBeGreaterThan(20 * MiB);
+    // What the kernel dropped before the relay read it is counted apart from the link's loss.
+    expect(counters.aToB.tunDropped).toBeGreaterThanOrEqual(0);
+    expect(counters.bToA.tunDropped).toBeGreaterThanOrEqual(0);
     wan = await startWan({ rtt: '30ms', rate: '100mbit', loss: '0.5%', seed: 32 });
     const node = wan.spawn(wan.b, process.execPath, [CLI, 'serve', '--root', root, '--listen', `${wan.b.addr}:${PORT}`, '--json']);
     await readyLine(node, (l) => l.includes('"port"'));
+  });
+
+  it('manystreams: the TUN devices queue 20,000 packets for a late relay rather than the kernel default 500', () => {
+    for (const side of [wan.a, wan.b]) {
+      const link = execFileSync('ip', ['-n', side.netns, 'link', 'show', 'dev', side.dev], { encoding: 'utf8' });
+      expect(link).toContain('qlen 20000');
+    }
   });
 
   it('the control round trips are the same for 200 files and for 2,000', async () => {

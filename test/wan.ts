@@ -12,6 +12,8 @@ export const NETEM = join(ROOT, 'target', 'release', 'lh-netem');
 export interface WanSide {
   netns: string;
   addr: string;
+  /** The side's TUN device. */
+  dev: string;
 }
 
 export interface Wan {
@@ -28,6 +30,8 @@ export interface Counters {
   bytes: number;
   lost: number;
   dropped: number;
+  /** Dropped at the sending side's TUN device before the relay read them (its queue full). */
+  tunDropped: number;
 }
 
 /** Builds lh-netem (a no-op when it is up to date). */

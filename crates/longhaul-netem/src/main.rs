@@ -142,7 +142,7 @@ fn main() -> ExitCode {
         }
     };
     let line = format!(
-        "{{\"a\":{{\"netns\":\"{}\",\"dev\":\"{}\",\"addr\":\"{}\"}},\"b\":{{\"netns\":\"{}\",\"dev\":\"{}\",\"addr\":\"{}\"}},\"rttMs\":{},\"rateBps\":{},\"loss\":{},\"queueBytes\":{},\"seed\":{}}}",
+        "{{\"a\":{{\"netns\":\"{}\",\"dev\":\"{}\",\"addr\":\"{}\"}},\"b\":{{\"netns\":\"{}\",\"dev\":\"{}\",\"addr\":\"{}\"}},\"rttMs\":{},\"rateBps\":{},\"loss\":{},\"queueBytes\":{},\"tunQueue\":{},\"seed\":{}}}",
         sides.a.netns,
         sides.a.dev,
         setup::ADDR_A,
@@ -153,6 +153,7 @@ fn main() -> ExitCode {
         shape.rate_bps,
         shape.loss,
         shape.queue_bytes,
+        setup::TUN_QUEUE,
         args.seed
     );
     let mut out = std::io::stdout();
@@ -160,8 +161,10 @@ fn main() -> ExitCode {
     let _ = out.flush();
     setup::wait(&signals);
     stop.store(true, Ordering::Relaxed);
-    let ab = a_to_b.join().unwrap_or_default();
-    let ba = b_to_a.join().unwrap_or_default();
+    let mut ab = a_to_b.join().unwrap_or_default();
+    let mut ba = b_to_a.join().unwrap_or_default();
+    ab.tun_dropped = sides.a.tun_dropped().unwrap_or(0);
+    ba.tun_dropped = sides.b.tun_dropped().unwrap_or(0);
     eprintln!("{{\"aToB\":{},\"bToA\":{}}}", ab.json(), ba.json());
     sides.remove();
     ExitCode::SUCCESS

@@ -16,11 +16,17 @@ pub struct Counters {
     pub bytes: u64,
     pub lost: u64,
     pub dropped: u64,
+    /// Dropped by the kernel at the sending side's TUN device before the relay read them
+    /// (its queue full while the relay was late to run): loss the link model did not choose.
+    pub tun_dropped: u64,
 }
 
 impl Counters {
     pub fn json(&self) -> String {
-        format!("{{\"packets\":{},\"bytes\":{},\"lost\":{},\"dropped\":{}}}", self.packets, self.bytes, self.lost, self.dropped)
+        format!(
+            "{{\"packets\":{},\"bytes\":{},\"lost\":{},\"dropped\":{},\"tunDropped\":{}}}",
+            self.packets, self.bytes, self.lost, self.dropped, self.tun_dropped
+        )
     }
 }
 

@@ -17,6 +17,14 @@ use crate::relay::{self, Counters};
 pub const ADDR_A: &str = "10.77.0.1";
 pub const ADDR_B: &str = "10.77.0.2";
 const MTU: u32 = 1500;
+/// Packets a TUN device holds for the relay to read (the kernel's default is 500). The link's
+/// one queue is the relay's drop-tail queue; this one only covers the relay thread being late
+/// to run. At 500 (6 ms of a 1 Gbit/s link) a CPU shared with the transfer's own threads let
+/// it overflow: 40,000-110,000 packets of a 1 GiB push with 8 streams dropped there, on top of
+/// the link's loss, and 8,000-44,000 with 2 (bench/RESULTS.md, "--streams 8"). 20,000 (240 ms
+/// at 1 Gbit/s) dropped none in the same runs; a late relay now delays packets, as a busy
+/// router does, rather than losing them.
+pub const TUN_QUEUE: u32 = 20_000;
 const TUNSETIFF: u64 = 0x4004_54ca;
 const IFF_TUN: libc::c_short = 0x0001;
 const IFF_NO_PI: libc::c_short = 0x1000;
@@ -80,6 +88,17 @@ fn sysctl(ns: &str, setting: &str) -> io::Result<()> {
 }
 
 impl Side {
+    /// Packets the kernel dropped at this side's TUN device because its queue was full: lost
+    /// before the relay saw them (`ip -s` "TX dropped"). None if it cannot be read.
+    pub fn tun_dropped(&self) -> Option<u64> {
+        let out = Command::new("ip")
+            .args(["-n", &self.netns, "-j", "-s", "link", "show", "dev", &self.dev])
+            .stdin(Stdio::null())
+            .output()
+            .ok()?;
+        tx_dropped(&String::from_utf8_lossy(&out.stdout))
+    }
+
     /// The most TCP may autotune a socket's buffers to on this side (0: the kernel's default).
     /// A long fat link needs a bandwidth-delay product in flight, and the receive window is
     /// about half the buffer: hosts that move data over such links are tuned so (ESnet's
@@ -98,7 +117,7 @@ impl Side {
         ip(&["link", "set", &dev, "netns", &netns])?;
         ip(&["-n", &netns, "link", "set", "lo", "up"])?;
         ip(&["-n", &netns, "addr", "add", addr, "peer", peer, "dev", &dev])?;
-        ip(&["-n", &netns, "link", "set", &dev, "mtu", &MTU.to_string(), "up"])?;
+        ip(&["-n", &netns, "link", "set", &dev, "mtu", &MTU.to_string(), "txqueuelen", &TUN_QUEUE.to_string(), "up"])?;
         let dir = format!("/etc/netns/{netns}");
         std::fs::create_dir_all(&dir)?;
         std::fs::write(format!("{dir}/hosts"), format!("127.0.0.1 localhost\n{addr} {}\n", hostname()))?;
@@ -167,6 +186,14 @@ impl Sides {
     }
 }
 
+/// The TX "dropped" count of `ip -j -s link show`'s JSON.
+fn tx_dropped(json: &str) -> Option<u64> {
+    let tx = &json[json.find("\"tx\":{")?..];
+    let at = tx.find("\"dropped\":")? + "\"dropped\":".len();
+    let digits: String = tx[at..].chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
 /// Blocks SIGINT, SIGTERM and SIGHUP in this thread (and the threads it starts).
 pub fn block_signals() -> libc::sigset_t {
     // SAFETY: sigset_t is plain data; the libc calls initialise and fill it.
@@ -186,4 +213,16 @@ pub fn wait(set: &libc::sigset_t) {
     let mut sig = 0;
     // SAFETY: a valid signal set and a place for the signal number.
     unsafe { libc::sigwait(set, &mut sig) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tx_dropped_is_read_from_the_tx_counters_not_the_rx_ones() {
+        let json = r#"[{"ifindex":5,"ifname":"lht1a","txqlen":20000,"stats64":{"rx":{"bytes":10,"packets":1,"errors":0,"dropped":7,"over_errors":0,"multicast":0},"tx":{"bytes":20,"packets":2,"errors":0,"dropped":42,"carrier_errors":0,"collisions":0}}}]"#;
+        assert_eq!(tx_dropped(json), Some(42));
+        assert_eq!(tx_dropped("[]"), None);
+    }
 }

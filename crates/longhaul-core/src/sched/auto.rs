@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::Error;
 use crate::panic;
-use crate::sched::{adaptive, pipelined, Crew, Feed, SchedulerKind, SchedulerReport, Work};
+use crate::sched::{adaptive, cpus, pipelined, Crew, Feed, SchedulerKind, SchedulerReport, Work};
 
 /// Runs the blocks of `feed` through the scheduler `kind` (for `auto`: a probe of each first).
 /// `None` if the work failed or stopped, or the scheduler left blocks untaken.
@@ -26,7 +26,12 @@ pub fn drive<W: Work>(work: &W, feed: &Feed, kind: SchedulerKind, crew: &Crew<'_
             // Below 16 windows' worth the probe (a phase boundary and the loser's window)
             // would cost more than a wrong choice.
             let window = probe_window(nblocks, feed.plan().block_size);
-            if nblocks < 16 * window {
+            // The streams open now: `--streams auto` starts with few and is probed as before.
+            if let Some(reason) = adaptive_cannot_feed(work.usable(), cpus()) {
+                feed.open_to(nblocks);
+                run_phase(SchedulerKind::Pipelined);
+                SchedulerReport { requested: "auto", used: "pipelined", reason, probe: vec![] }
+            } else if nblocks < 16 * window {
                 feed.open_to(nblocks);
                 run_phase(SchedulerKind::Pipelined);
                 SchedulerReport {
@@ -72,6 +77,18 @@ pub fn drive<W: Work>(work: &W, feed: &Feed, kind: SchedulerKind, crew: &Crew<'_
         return None;
     }
     Some(report)
+}
+
+/// Why `auto` runs pipelined without a probe when there are more streams than adaptive can
+/// keep sending on: its workers send only while they PROCESS, and at most one per CPU does, so
+/// with more streams than CPUs some streams sit idle in turn, and an idle stream's congestion
+/// window starts over. With 8 streams on 2 CPUs over 50 ms the adaptive probe moved 36-42 MiB/s
+/// against 74-99 for 2 streams, and a push with `auto` took 10.5 s against 9.9 with
+/// `--scheduler pipelined` (bench/RESULTS.md, "--streams 8"). None when adaptive can take part.
+pub fn adaptive_cannot_feed(streams: usize, cpus: usize) -> Option<String> {
+    (streams > cpus).then(|| {
+        format!("{streams} streams, more than the {cpus} CPUs adaptive sends on at once: pipelined, one sender per stream, without a probe")
+    })
 }
 
 /// Blocks in each of `auto`'s probe windows: a twentieth of the transfer, at least 8 blocks
@@ -138,6 +155,16 @@ fn probe_phase<W: Work>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn more_streams_than_cpus_skip_the_adaptive_probe() {
+        assert_eq!(adaptive_cannot_feed(2, 2), None);
+        assert_eq!(adaptive_cannot_feed(1, 2), None);
+        assert_eq!(adaptive_cannot_feed(8, 16), None);
+        let why = adaptive_cannot_feed(8, 2).expect("8 streams on 2 CPUs");
+        assert!(why.starts_with("8 streams, more than the 2 CPUs"), "{why}");
+        assert!(adaptive_cannot_feed(3, 2).is_some());
+    }
 
     #[test]
     fn probe_windows_are_a_twentieth_within_8_blocks_and_128_mib() {
