@@ -1,8 +1,9 @@
 // The send summary's `firstByteSeconds` (issue 33): from the start of the send, scan included,
 // to the first data byte on a data socket. Today the whole index is scanned and sent first, so
 // it comes after the scan and before the end; a re-run with everything unchanged sends no block
-// and has none (absent from the JSON, "never" in -v's time line).
+// and has none (absent from the JSON, "never" in -v's time line). The HTML report says it too.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 
@@ -33,13 +34,15 @@ const summaryOf = (stdout: string) => jsonLines(stdout).find((e) => e.type === '
 
 describe('firstByteSeconds in the send summary (issue 33)', () => {
   it('comes after the scan and before the end; absent when nothing is sent', async () => {
-    const first = await runCli(['send', join(work, 'tree'), `${addr}/a`, '--json']);
+    const first = await runCli(['send', join(work, 'tree'), `${addr}/a`, '--json', '--report', join(work, 'report.html')]);
     expect(first.status, first.stderr).toBe(0);
     const s = summaryOf(first.stdout) as { files: number; seconds: number; scanSeconds: number; firstByteSeconds?: number };
     expect(s.files).toBeGreaterThanOrEqual(2000);
     expect(typeof s.firstByteSeconds).toBe('number');
     expect(s.firstByteSeconds!).toBeGreaterThan(s.scanSeconds);
     expect(s.firstByteSeconds!).toBeLessThan(s.seconds);
+    // The HTML report's time line carries the same figure.
+    expect(readFileSync(join(work, 'report.html'), 'utf8')).toContain(`first byte at ${s.firstByteSeconds!.toFixed(3)} s`);
 
     // Everything is there: no block leaves, so there is no first byte.
     const again = await runCli(['send', join(work, 'tree'), `${addr}/a`, '--json']);
