@@ -17,6 +17,7 @@ const benches = {
   net: 'network-only: longhaul bench (generated data, discarded) vs iperf3 -P 1 and GridFTP /dev/zero to /dev/null over loopback, CPU s/GiB of both ends (net.mjs)',
   mirror: 'a nightly mirror\'s second run after 1% of a 100,000-file tree changed: longhaul send (and --checksum) against rsync daemon -a --delete and rsync -c (mirror.mjs; --files N, --mib M)',
   startup: 'start-up time: node -e 0, --version, send of 1 byte, globus-url-copy of 1 byte, interleaved (startup.mjs)',
+  scale: 'many small files pushed to a node (issue 33): peak RSS of both ends against pool + 64 MiB, firstByteSeconds, files/s, for 20,000 and --files N (default 2,000,000) (scale.mjs)',
 };
 const args = process.argv.slice(2);
 const usage = `usage: npm run bench [-- --quick] | npm run bench -- NAME [options] | npm run bench -- NAME --help\n${Object.entries(benches).map(([k, v]) => `  ${k.padEnd(9)} ${v}`).join('\n')}`;

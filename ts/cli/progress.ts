@@ -183,6 +183,7 @@ export function summaryLines(s: SendSummary, verbose = false): string[] {
   const lines = [movedLine(s, 'sent', 'on the node', s.streams)];
   const detail = [
     `fast paths: ${paths.join('; ')}`,
+    `time: ${s.seconds.toFixed(3)} s, scan ${s.scanSeconds.toFixed(3)} s, first byte ${s.firstByteSeconds === undefined ? 'never (nothing to send)' : `at ${s.firstByteSeconds.toFixed(3)} s`}`,
     `streams: ${s.streams} (${s.streamsReason ?? 'fixed by --streams'})`,
     `scheduler: ${s.scheduler.used}${s.scheduler.requested === 'auto' ? ` (auto: ${s.scheduler.reason})` : ''}`,
     `placement: ${s.placement.reason}; ${s.placement.pinned ? `${s.placement.threads.length} threads pinned` : `not pinned: ${s.placement.fallback}`}`,

@@ -402,7 +402,10 @@ export function renderReport(r: ReportInput): string {
       'sent',
       `${fmt.bytes(s.bytes)} (${fmt.count(s.bytes)} bytes) in ${fmt.plural(s.files, 'file')}, ${fmt.plural(s.dirs, 'dir')}, ${fmt.plural(s.symlinks, 'symlink')}`,
     ],
-    ['time', `${s.seconds.toFixed(3)} s (scan ${s.scanSeconds.toFixed(3)} s, node ${s.receiverSeconds.toFixed(3)} s)`],
+    [
+      'time',
+      `${s.seconds.toFixed(3)} s (scan ${s.scanSeconds.toFixed(3)} s, first byte ${s.firstByteSeconds === undefined ? 'never: nothing to send' : `at ${s.firstByteSeconds.toFixed(3)} s`}, node ${s.receiverSeconds.toFixed(3)} s)`,
+    ],
     ['throughput', `${fmt.rate(s.bytesPerSecond)}, ${fmt.count(Math.round(s.files / Math.max(s.seconds, 1e-9)))} files/s`],
     ['streams', `${s.streams}`],
     ['blocks', `${fmt.count(s.blocks)} (${fmt.count(s.packedBlocks)} packed with small files, ${fmt.count(s.sendfileBlocks)} by sendfile)`],

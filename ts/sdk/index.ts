@@ -365,6 +365,8 @@ export interface Unchanged {
 
 export interface SendSummary extends TransferTotals {
   scanSeconds: number;
+  /** Seconds from the start of the send (as `seconds`, the scan included) to the first data byte handed to a data socket; absent when nothing was sent (everything resumed or unchanged). */
+  firstByteSeconds?: number;
   streams: number;
   /** With `streams: 'auto'`: how the count was chosen, e.g. `auto: goodput +95%, +4%, stopped: the last step did not pay`; absent for a fixed count. */
   streamsReason?: string;
@@ -566,6 +568,7 @@ async function sendOnce(
       ...s,
       congestionNote: s.congestionNote ?? undefined,
       streamsReason: s.streamsReason ?? undefined,
+      firstByteSeconds: s.firstByteSeconds ?? undefined,
       unchanged: s.unchanged ? { ...s.unchanged, by: s.unchanged.by as Unchanged['by'] } : null,
       receiver: s.receiver ?? undefined,
       deleted: s.deleted ?? null,

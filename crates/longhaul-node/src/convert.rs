@@ -83,6 +83,7 @@ impl From<SendSummary> for BindingSendSummary {
             blocks: s.blocks as f64,
             seconds: s.seconds,
             scan_seconds: s.scan_seconds,
+            first_byte_seconds: s.first_byte_seconds,
             receiver_seconds: s.receiver.micros as f64 / 1e6,
             receiver_cpu_seconds: s.receiver.cpu_us.map(|us| us as f64 / 1e6),
             receiver: s.receiver.disk.as_ref().map(|d| {

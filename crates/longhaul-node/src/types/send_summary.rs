@@ -13,6 +13,9 @@ pub struct BindingSendSummary {
     /// Wall time of the whole send, scan included.
     pub seconds: f64,
     pub scan_seconds: f64,
+    /// From the start of the send (as `seconds`, the scan included) to the first data byte
+    /// handed to a data socket; absent when nothing was sent (everything resumed or unchanged).
+    pub first_byte_seconds: Option<f64>,
     /// Time the node spent from MANIFEST to its summary.
     pub receiver_seconds: f64,
     /// The node's disk writers and their waits; absent from a node that does not report them.

@@ -10,8 +10,8 @@ use std::fs::File;
 use std::net::TcpStream;
 use std::os::fd::BorrowedFd;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use crate::error::{lossy, Error, Result};
 use crate::hash::{xxh3, Xxh3};
@@ -107,6 +107,10 @@ pub(super) struct Engine<'a> {
     pub(super) gauges: Gauges,
     pub(super) per_stream: Vec<AtomicU64>,
     pub(super) stream_blocks: Vec<AtomicU64>,
+    /// When the first block (or piece) was handed to a data socket: the summary's
+    /// `first_byte_seconds`, which shows how long the scan and the session's start kept data
+    /// from moving (issue 33).
+    pub(super) first_byte: OnceLock<Instant>,
     pub(super) sockets: &'a Slots,
     pub(super) placement: Placement,
     pub(super) pinned: Mutex<Vec<ThreadPin>>,
@@ -394,6 +398,7 @@ impl Engine<'_> {
             }
         }
         self.wait_for_room(sock);
+        self.first_byte.get_or_init(Instant::now);
         let (offset, len) = match &p {
             Prepared::Sendfile { offset, len, hash, file, entry, file_offset } => {
                 let hdr = Msg::Block { offset: *offset, len: *len, xxh3: *hash }.encode();

@@ -33,7 +33,7 @@ use std::ops::ControlFlow;
 use std::os::fd::AsFd;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::bounded;
@@ -219,6 +219,7 @@ pub(crate) fn transmit(
         gauges: Gauges::default(),
         per_stream: (0..slots.cap()).map(|_| AtomicU64::new(0)).collect(),
         stream_blocks: (0..slots.cap()).map(|_| AtomicU64::new(0)).collect(),
+        first_byte: OnceLock::new(),
         sockets: &slots,
         placement,
         pinned: Mutex::new(Vec::new()),
@@ -520,6 +521,7 @@ pub(crate) fn transmit(
         blocks: plan.count(),
         seconds: started.elapsed().as_secs_f64(),
         scan_seconds,
+        first_byte_seconds: engine.first_byte.get().map(|t| t.duration_since(started).as_secs_f64()),
         streams,
         streams_reason: tuned,
         per_stream_bytes,

@@ -34,6 +34,10 @@ pub struct SendSummary {
     pub blocks: u64,
     pub seconds: f64,
     pub scan_seconds: f64,
+    /// From the start of the send (as `seconds`, the scan included) to the first data byte
+    /// handed to a data socket; `None` when no block was sent (everything resumed or
+    /// unchanged).
+    pub first_byte_seconds: Option<f64>,
     pub streams: u16,
     pub per_stream_bytes: Vec<u64>,
     pub sendfile_blocks: u64,
