@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::bytes;
+use common::{attach, bytes};
 
 use std::fs;
 use std::io::Write;
@@ -16,7 +16,6 @@ use std::path::Path;
 use std::time::Duration;
 
 use longhaul_core::hash::xxh3;
-use longhaul_core::vfile::index::{Entry, Index, Kind};
 use longhaul_core::wire::frame::{self, Msg, Token};
 use longhaul_core::{ServeOptions, Server};
 
@@ -29,36 +28,9 @@ fn node(root: &Path) -> Server {
 /// HELLO (a push's features, FEATURE_ENDGAME when `endgame`), MANIFEST of one file of `data`
 /// in `BLOCK`-byte blocks over `streams` fixed streams, READY's token. No SUMS.
 fn offer(n: &Server, dest: &str, endgame: bool, streams: u16, data: &[u8]) -> (TcpStream, Token) {
-    let e = Entry {
-        path: b"f.bin".as_slice().into(),
-        kind: Kind::File,
-        mode: 0o644,
-        mtime_ns: 0,
-        size: data.len() as u64,
-        offset: 0,
-        target: Box::default(),
-    };
-    let index = Index::from_entries(vec![e]).unwrap().encode();
-    let mut features = common::PUSH_FEATURES & !(frame::FEATURE_RESUME | frame::FEATURE_CHECKSUM | frame::FEATURE_VERIFY_FULL);
-    if endgame {
-        features |= frame::FEATURE_ENDGAME;
-    }
-    let mut ctl = TcpStream::connect(n.local_addr()).unwrap();
-    ctl.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    frame::write_msg(&mut ctl, &Msg::Hello { min: 1, max: 1, features, nonce: [0; 16] }).unwrap();
-    match frame::expect_msg(&mut ctl, 0).unwrap() {
-        Msg::HelloOk { features: offered, .. } => assert_ne!(offered & frame::FEATURE_ENDGAME, 0, "the node offers the bit"),
-        m => panic!("expected HELLO_OK, got {m:?}"),
-    }
-    frame::write_msg(&mut ctl, &Msg::Manifest { dest: dest.as_bytes().to_vec(), streams, block_size: BLOCK as u32, index }).unwrap();
-    let Msg::Ready { token, .. } = frame::expect_msg(&mut ctl, 0).unwrap() else { panic!("no READY") };
+    let extra = if endgame { frame::FEATURE_ENDGAME } else { 0 };
+    let (ctl, token, _) = common::offer_one_file(n, dest, extra, streams, BLOCK, data);
     (ctl, token)
-}
-
-fn attach(n: &Server, token: Token, i: u16) -> TcpStream {
-    let mut s = TcpStream::connect(n.local_addr()).unwrap();
-    frame::write_msg(&mut s, &Msg::DataHello { token, stream: i }).unwrap();
-    s
 }
 
 /// Block `b` of `data` on `s`, its bytes `bytes` (`data`'s own unless a test changes them).

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{bytes, snapshot};
+use common::{attach, bytes, snapshot};
 
 use std::fs;
 use std::io::Write;
@@ -16,7 +16,6 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use longhaul_core::hash::xxh3;
-use longhaul_core::vfile::index::{Entry, Index, Kind};
 use longhaul_core::wire::frame::{self, Msg, Token};
 use longhaul_core::{send, SendOptions, ServeOptions, Server};
 
@@ -26,41 +25,13 @@ fn node(root: &Path) -> Server {
     Server::start(ServeOptions { root: root.to_path_buf(), ..Default::default() }).unwrap()
 }
 
-/// HELLO with `features` (a push's, and FEATURE_STREAMS_AUTO when `auto`), MANIFEST of one file
-/// of `data` in `BLOCK`-byte blocks offering `streams`, READY's token. No resume, no SUMS.
+/// HELLO (a push's features, and FEATURE_STREAMS_AUTO when `auto`), MANIFEST of one file of
+/// `data` in `BLOCK`-byte blocks offering `streams`, READY's token. No resume, no SUMS.
 fn offer(n: &Server, dest: &str, auto: bool, streams: u16, data: &[u8]) -> (TcpStream, Token) {
-    let e = Entry {
-        path: b"f.bin".as_slice().into(),
-        kind: Kind::File,
-        mode: 0o644,
-        mtime_ns: 0,
-        size: data.len() as u64,
-        offset: 0,
-        target: Box::default(),
-    };
-    let index = Index::from_entries(vec![e]).unwrap().encode();
-    let mut features = common::PUSH_FEATURES & !(frame::FEATURE_RESUME | frame::FEATURE_CHECKSUM | frame::FEATURE_VERIFY_FULL);
-    if auto {
-        features |= frame::FEATURE_STREAMS_AUTO;
-    }
-    let mut ctl = TcpStream::connect(n.local_addr()).unwrap();
-    ctl.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    frame::write_msg(&mut ctl, &Msg::Hello { min: 1, max: 1, features, nonce: [0; 16] }).unwrap();
-    match frame::expect_msg(&mut ctl, 0).unwrap() {
-        Msg::HelloOk { features: offered, .. } => assert_ne!(offered & frame::FEATURE_STREAMS_AUTO, 0, "the node offers the bit"),
-        m => panic!("expected HELLO_OK, got {m:?}"),
-    }
-    frame::write_msg(&mut ctl, &Msg::Manifest { dest: dest.as_bytes().to_vec(), streams, block_size: BLOCK as u32, index }).unwrap();
-    let Msg::Ready { token, streams: agreed } = frame::expect_msg(&mut ctl, 0).unwrap() else { panic!("no READY") };
+    let extra = if auto { frame::FEATURE_STREAMS_AUTO } else { 0 };
+    let (ctl, token, agreed) = common::offer_one_file(n, dest, extra, streams, BLOCK, data);
     assert_eq!(agreed, streams);
     (ctl, token)
-}
-
-/// A data connection, introduced as stream `i`.
-fn attach(n: &Server, token: Token, i: u16) -> TcpStream {
-    let mut s = TcpStream::connect(n.local_addr()).unwrap();
-    frame::write_msg(&mut s, &Msg::DataHello { token, stream: i }).unwrap();
-    s
 }
 
 /// Sends the blocks `which` of `data` on `s`, then its STREAM_END.

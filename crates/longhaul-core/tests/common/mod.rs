@@ -63,3 +63,50 @@ pub const PUSH_FEATURES: u64 = longhaul_core::wire::frame::FEATURES
     & !longhaul_core::wire::frame::FEATURE_PIECES
     & !longhaul_core::wire::frame::FEATURE_STREAMS_AUTO
     & !longhaul_core::wire::frame::FEATURE_ENDGAME;
+
+/// A raw push of one file, `f.bin` of `data` in `block`-byte blocks: HELLO with
+/// `PUSH_FEATURES` less resume, checksums and full verification, plus `extra` (which the node
+/// must offer back), MANIFEST offering `streams`; returns the control connection, READY's token
+/// and the streams it agreed to. No SUMS.
+#[allow(dead_code)]
+pub fn offer_one_file(
+    n: &longhaul_core::Server,
+    dest: &str,
+    extra: u64,
+    streams: u16,
+    block: usize,
+    data: &[u8],
+) -> (std::net::TcpStream, longhaul_core::wire::frame::Token, u16) {
+    use longhaul_core::vfile::index::{Entry, Index, Kind};
+    use longhaul_core::wire::frame::{self, Msg};
+    let e = Entry {
+        path: b"f.bin".as_slice().into(),
+        kind: Kind::File,
+        mode: 0o644,
+        mtime_ns: 0,
+        size: data.len() as u64,
+        offset: 0,
+        target: Box::default(),
+    };
+    let index = Index::from_entries(vec![e]).unwrap().encode();
+    let features = PUSH_FEATURES & !(frame::FEATURE_RESUME | frame::FEATURE_CHECKSUM | frame::FEATURE_VERIFY_FULL) | extra;
+    let mut ctl = std::net::TcpStream::connect(n.local_addr()).unwrap();
+    ctl.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
+    frame::write_msg(&mut ctl, &Msg::Hello { min: 1, max: 1, features, nonce: [0; 16] }).unwrap();
+    match frame::expect_msg(&mut ctl, 0).unwrap() {
+        Msg::HelloOk { features: offered, .. } => assert_eq!(offered & extra, extra, "the node offers the bits asked for"),
+        m => panic!("expected HELLO_OK, got {m:?}"),
+    }
+    frame::write_msg(&mut ctl, &Msg::Manifest { dest: dest.as_bytes().to_vec(), streams, block_size: block as u32, index }).unwrap();
+    let Msg::Ready { token, streams: agreed } = frame::expect_msg(&mut ctl, 0).unwrap() else { panic!("no READY") };
+    (ctl, token, agreed)
+}
+
+/// A data connection to `n`, introduced as stream `i` of the session `token`.
+#[allow(dead_code)]
+pub fn attach(n: &longhaul_core::Server, token: longhaul_core::wire::frame::Token, i: u16) -> std::net::TcpStream {
+    use longhaul_core::wire::frame::{self, Msg};
+    let mut s = std::net::TcpStream::connect(n.local_addr()).unwrap();
+    frame::write_msg(&mut s, &Msg::DataHello { token, stream: i }).unwrap();
+    s
+}
