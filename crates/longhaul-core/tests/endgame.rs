@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{attach, bytes};
+use common::{attach, bytes, protocol_error};
 
 use std::fs;
 use std::io::Write;
@@ -56,16 +56,6 @@ fn end(s: &mut TcpStream) {
 fn done(ctl: &mut TcpStream, data: &[u8]) -> Msg {
     frame::write_msg(ctl, &Msg::Done { blocks: data.len().div_ceil(BLOCK) as u64, bytes: data.len() as u64 }).unwrap();
     frame::expect_msg(ctl, 0).unwrap()
-}
-
-fn protocol_error(m: Msg, says: &str) {
-    match m {
-        Msg::Error { code, message } => {
-            assert_eq!(code, "E_PROTOCOL", "{message}");
-            assert!(message.contains(says), "{message}");
-        }
-        m => panic!("expected ERROR, got {m:?}"),
-    }
 }
 
 #[test]

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{attach, bytes, snapshot};
+use common::{attach, bytes, protocol_error, snapshot};
 
 use std::fs;
 use std::io::Write;
@@ -49,16 +49,6 @@ fn blocks(s: &mut TcpStream, data: &[u8], which: &[usize]) {
 fn done(ctl: &mut TcpStream, data: &[u8]) -> Msg {
     frame::write_msg(ctl, &Msg::Done { blocks: data.len().div_ceil(BLOCK) as u64, bytes: data.len() as u64 }).unwrap();
     frame::expect_msg(ctl, 0).unwrap()
-}
-
-fn protocol_error(m: Msg, says: &str) {
-    match m {
-        Msg::Error { code, message } => {
-            assert_eq!(code, "E_PROTOCOL", "{message}");
-            assert!(message.contains(says), "{message}");
-        }
-        m => panic!("expected ERROR, got {m:?}"),
-    }
 }
 
 #[test]

@@ -110,3 +110,15 @@ pub fn attach(n: &longhaul_core::Server, token: longhaul_core::wire::frame::Toke
     frame::write_msg(&mut s, &Msg::DataHello { token, stream: i }).unwrap();
     s
 }
+
+/// `m` is the node's E_PROTOCOL, its message saying `says`.
+#[allow(dead_code)]
+pub fn protocol_error(m: longhaul_core::wire::frame::Msg, says: &str) {
+    match m {
+        longhaul_core::wire::frame::Msg::Error { code, message } => {
+            assert_eq!(code, "E_PROTOCOL", "{message}");
+            assert!(message.contains(says), "{message}");
+        }
+        m => panic!("expected ERROR, got {m:?}"),
+    }
+}
