@@ -155,3 +155,33 @@ fn issue_31_with_endgame_blocks_missing_once_every_stream_closed_is_a_protocol_e
     b.shutdown(Shutdown::Write).unwrap();
     protocol_error(done(&mut ctl, &data), "closed before its STREAM_END");
 }
+
+/// A second reader's finding: a sender that attached fewer data connections than agreed and said
+/// DONE held the node's session (its slot, reservation and journal) for ever, the idle timeout
+/// no longer counting after DONE; with or without end-game. Now E_PROTOCOL after the grace a
+/// late connection gets, and the session ends.
+#[test]
+fn issue_31_fewer_connections_than_agreed_then_done_fails_instead_of_holding_the_session() {
+    for endgame in [false, true] {
+        let base = common::scratch("endgame", if endgame { "short-eg" } else { "short-plain" });
+        let n =
+            Server::start(ServeOptions { root: base.join("root"), idle_timeout: Duration::from_secs(2), ..Default::default() }).unwrap();
+        let data = bytes(400, 3 * BLOCK);
+        let (mut ctl, token) = offer(&n, "in", endgame, 2, &data);
+        let mut s = attach(&n, token, 0);
+        blocks(&mut s, &data, &[0, 1]);
+        end(&mut s);
+        frame::write_msg(&mut ctl, &Msg::Done { blocks: 3, bytes: data.len() as u64 }).unwrap();
+        let started = std::time::Instant::now();
+        protocol_error(frame::expect_msg(&mut ctl, 0).unwrap(), "MANIFEST agreed 2 data connections, 1 attached");
+        assert!(started.elapsed() < Duration::from_secs(10), "ended after {:?}", started.elapsed());
+        for _ in 0..50 {
+            if n.counts().active == 0 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert_eq!(n.counts().active, 0, "endgame {endgame}: the session still holds the node");
+        assert!(!base.join("root/in/f.bin").exists());
+    }
+}

@@ -308,18 +308,24 @@ impl Receive {
                     drop(st);
                     self.fail(Error::Timeout("no data from the sender within the idle timeout"));
                     st = self.life.state.lock().expect("state lock");
-                } else if let Some(opened) = st.opened.filter(|&n| n > st.attached && st.client_done.is_some()) {
-                    // Said opened, and DONE, but not all here: a connection still in the lobby
-                    // gets the grace an unknown token gets there, then the count is wrong.
+                } else if let Some(expected) = st.expected(self.streams).filter(|&n| n > st.attached && st.client_done.is_some()) {
+                    // Agreed (or said opened), and DONE, but not all here: a connection still in
+                    // the lobby gets the grace an unknown token gets there, then the count is
+                    // wrong. (Without this a sender that attached fewer than agreed held the
+                    // session, its reservation and its journal for ever after DONE.)
                     if last.1.elapsed() >= LATE_STREAM_GRACE.min(self.idle_timeout) {
-                        let attached = st.attached;
+                        let (attached, said) = (st.attached, if st.auto { "STREAMS_OPENED said" } else { "MANIFEST agreed" });
                         drop(st);
-                        self.fail(Error::Protocol(format!("STREAMS_OPENED said {opened} data connections, {attached} attached")));
+                        self.fail(Error::Protocol(format!("{said} {expected} data connections, {attached} attached")));
                         st = self.life.state.lock().expect("state lock");
                     }
                 }
             }
         }
+        // No more jobs: let the writers drain what is queued, then wait for them. Taken before
+        // the sockets are shut, so that a data connection attaching now finds no queue and
+        // ends, rather than registering after the shutdown and holding the writers open.
+        self.writers.tx.lock().expect("tx lock").take();
         // End-game: streams the sender shut may still be delivering copies nobody needs; their
         // threads hold the writers' queue open until their reads return.
         if self.life.state.lock().expect("state lock").all_here {
@@ -327,8 +333,6 @@ impl Receive {
                 let _ = s.shutdown(std::net::Shutdown::Both);
             }
         }
-        // No more jobs: let the writers drain what is queued, then wait for them.
-        self.writers.tx.lock().expect("tx lock").take();
         let handles = std::mem::take(&mut *self.writers.handles.lock().expect("writers lock"));
         for h in handles {
             if let Err(p) = h.join() {

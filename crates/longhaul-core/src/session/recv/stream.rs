@@ -57,12 +57,16 @@ pub(super) struct Twice {
 pub(super) struct Wanted {
     runs: Vec<(u64, u64)>,
     got: Vec<bool>,
+    /// Runs not yet claimed by a PIECE header, and runs not yet read whole and verified: the
+    /// block counts as here only when the second reaches 0 (another stream may still be reading
+    /// an earlier piece when the last one is claimed).
     left: usize,
+    unverified: usize,
 }
 
 impl Wanted {
     pub(super) fn new(runs: Vec<(u64, u64)>) -> Wanted {
-        Wanted { got: vec![false; runs.len()], left: runs.len(), runs }
+        Wanted { got: vec![false; runs.len()], left: runs.len(), unverified: runs.len(), runs }
     }
 }
 
@@ -303,7 +307,7 @@ impl Receive {
     /// `blake3`. Its block counts as received with its last piece.
     fn receive_piece(&self, sock: &mut TcpStream, offset: u64, len: u32, want: u64, blake3: Option<&[u8; 32]>) -> Result<PoolBuf> {
         let b = self.plan.block_of(offset);
-        let last = {
+        {
             let mut pieces = self.receipt.pieces.lock().expect("pieces lock");
             let w = pieces
                 .get_mut(&b)
@@ -319,10 +323,15 @@ impl Receive {
                 return Err(Error::Protocol(format!("PIECE at {offset} received twice")));
             }
             w.left -= 1;
-            w.left == 0
-        };
+        }
         let buf = self.read_checked(sock, offset, len, Some(want), blake3)?;
         self.receipt.bytes.fetch_add(len as u64, Ordering::Relaxed);
+        let last = {
+            let mut pieces = self.receipt.pieces.lock().expect("pieces lock");
+            let w = pieces.get_mut(&b).expect("a block's runs stay while the session lives");
+            w.unverified -= 1;
+            w.unverified == 0
+        };
         if last {
             self.receipt.blocks.fetch_add(1, Ordering::Relaxed);
             // Counted among the blocks here (end-game's `all_here`); never sent as a block.
