@@ -57,6 +57,20 @@ describe('issue 31: more streams than CPUs', () => {
     );
   });
 
+  it('--streams auto under CUBIC (streams may grow past the CPUs) runs pipelined; under BBR it probes', async () => {
+    const run = async (cc: string, dest: string): Promise<Record<string, unknown>> => {
+      const r = await runCli(['send', file, `${addr}/${dest}`, '--streams', 'auto', '--congestion', cc, '--block-size', '64K', '--json']);
+      expect(r.status, r.stderr).toBe(0);
+      expect(readFileSync(join(root, dest, 'nine.bin')).equals(readFileSync(file))).toBe(true);
+      return jsonLines(r.stdout).find((l) => l.type === 'summary')!.scheduler as Record<string, unknown>;
+    };
+    const cubic = await run('cubic', 'auto-cubic');
+    expect(cubic).toMatchObject({ requested: 'auto', used: 'pipelined', probe: [] });
+    expect(cubic.reason).toMatch(new RegExp(`^up to \\d+ streams, more than the ${cpus} CPUs adaptive sends on at once`));
+    const bbr = await run('bbr', 'auto-bbr');
+    expect((bbr.probe as { scheduler: string }[]).map((p) => p.scheduler)).toEqual(['adaptive', 'pipelined']);
+  });
+
   it('--streams 1 still probes both schedulers', async () => {
     const sched = await sendWith(1, 'one');
     expect((sched.probe as { scheduler: string }[]).map((p) => p.scheduler)).toEqual(['adaptive', 'pipelined']);

@@ -26,8 +26,11 @@ pub fn drive<W: Work>(work: &W, feed: &Feed, kind: SchedulerKind, crew: &Crew<'_
             // Below 16 windows' worth the probe (a phase boundary and the loser's window)
             // would cost more than a wrong choice.
             let window = probe_window(nblocks, feed.plan().block_size);
-            // The streams open now: `--streams auto` starts with few and is probed as before.
-            if let Some(reason) = adaptive_cannot_feed(work.usable(), cpus()) {
+            // The streams open now, or as many as may join: `--streams auto` under CUBIC grows
+            // to 8-16 during the run, and an adaptive choice made at 2 then starved them (a
+            // 256 MiB push on profile b: 128 s adaptive against 31 s pipelined).
+            let streams = if work.may_grow() { work.streams() } else { work.usable() };
+            if let Some(reason) = adaptive_cannot_feed(streams, cpus(), work.may_grow()) {
                 feed.open_to(nblocks);
                 run_phase(SchedulerKind::Pipelined);
                 SchedulerReport { requested: "auto", used: "pipelined", reason, probe: vec![] }
@@ -85,9 +88,12 @@ pub fn drive<W: Work>(work: &W, feed: &Feed, kind: SchedulerKind, crew: &Crew<'_
 /// window starts over. With 8 streams on 2 CPUs over 50 ms the adaptive probe moved 36-42 MiB/s
 /// against 74-99 for 2 streams, and a push with `auto` took 10.5 s against 9.9 with
 /// `--scheduler pipelined` (bench/RESULTS.md, "--streams 8"). None when adaptive can take part.
-pub fn adaptive_cannot_feed(streams: usize, cpus: usize) -> Option<String> {
+pub fn adaptive_cannot_feed(streams: usize, cpus: usize, growing: bool) -> Option<String> {
+    let up_to = if growing { "up to " } else { "" };
     (streams > cpus).then(|| {
-        format!("{streams} streams, more than the {cpus} CPUs adaptive sends on at once: pipelined, one sender per stream, without a probe")
+        format!(
+            "{up_to}{streams} streams, more than the {cpus} CPUs adaptive sends on at once: pipelined, one sender per stream, without a probe"
+        )
     })
 }
 
@@ -158,12 +164,14 @@ mod tests {
 
     #[test]
     fn more_streams_than_cpus_skip_the_adaptive_probe() {
-        assert_eq!(adaptive_cannot_feed(2, 2), None);
-        assert_eq!(adaptive_cannot_feed(1, 2), None);
-        assert_eq!(adaptive_cannot_feed(8, 16), None);
-        let why = adaptive_cannot_feed(8, 2).expect("8 streams on 2 CPUs");
+        assert_eq!(adaptive_cannot_feed(2, 2, false), None);
+        assert_eq!(adaptive_cannot_feed(1, 2, false), None);
+        assert_eq!(adaptive_cannot_feed(8, 16, false), None);
+        let why = adaptive_cannot_feed(8, 2, false).expect("8 streams on 2 CPUs");
         assert!(why.starts_with("8 streams, more than the 2 CPUs"), "{why}");
-        assert!(adaptive_cannot_feed(3, 2).is_some());
+        assert!(adaptive_cannot_feed(3, 2, false).is_some());
+        let growing = adaptive_cannot_feed(16, 2, true).expect("up to 16 streams on 2 CPUs");
+        assert!(growing.starts_with("up to 16 streams, more than the 2 CPUs"), "{growing}");
     }
 
     #[test]

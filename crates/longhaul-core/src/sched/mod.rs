@@ -40,6 +40,11 @@ pub trait Work: Sync {
     fn usable(&self) -> usize {
         self.streams()
     }
+    /// Whether streams may join during the run up to `streams()` (`--streams auto` under a
+    /// loss-based congestion control, the only kind its tuner adds streams for).
+    fn may_grow(&self) -> bool {
+        false
+    }
     /// Waits, before a sender takes its next block, until stream `stream` can take it: a block
     /// taken by a stream whose socket is full waits there while a faster stream could send it.
     fn await_room(&self, _stream: usize) {}

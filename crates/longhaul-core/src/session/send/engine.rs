@@ -535,6 +535,9 @@ impl Work for Engine<'_> {
     fn usable(&self) -> usize {
         self.sockets.opened()
     }
+    fn may_grow(&self) -> bool {
+        self.sockets.grows() && self.sockets.get(0).and_then(|s| crate::sys::congestion::get(s).ok()).is_some_and(|cc| cc != "bbr")
+    }
     /// Only where streams differ much in speed: a lossy link's, which `--streams auto` grows.
     /// A block taken while the socket is full waits there, at that stream's pace, while a
     /// faster stream could have sent it. (Leaving blocks to the fastest streams, by their
